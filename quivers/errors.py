@@ -1,0 +1,196 @@
+"""The error hierarchy of quivers.
+
+Every error a user can provoke with bad input is a :class:`QuiversError`.
+Messages name the offending object, shape or name in backticks and, where a
+fix is known, suggest it. Errors raised about QVR source carry a
+:class:`Span` and render the offending line with a caret under it.
+
+Examples
+--------
+>>> err = UnknownNameError("unknown object `KK`", name="KK", candidates=["K", "Item"])
+>>> print(err)
+unknown object `KK`; did you mean `K`?
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "Span",
+    "QuiversError",
+    "QVRSyntaxError",
+    "QuiversTypeError",
+    "ShapeError",
+    "CompositionError",
+    "UnknownNameError",
+    "EffectError",
+    "GraphError",
+    "DataError",
+    "InvalidValueError",
+    "did_you_mean",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of QVR source: 1-based line and column, end exclusive.
+
+    Examples
+    --------
+    >>> Span(3, 5, 3, 9)
+    Span(line=3, column=5, end_line=3, end_column=9)
+    """
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """Return the closest candidate to ``name``, or None when none is close.
+
+    Examples
+    --------
+    >>> did_you_mean("mu_kk", ["mu_k", "sd_k"])
+    'mu_k'
+    >>> did_you_mean("zzz", ["mu_k"]) is None
+    True
+    """
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def render_caret(source: str, span: Span) -> str:
+    """Show the source line of ``span`` with carets under the span."""
+    lines = source.splitlines()
+    if not 1 <= span.line <= len(lines):
+        return ""
+    text = lines[span.line - 1]
+    start = max(span.column - 1, 0)
+    if span.end_line == span.line and span.end_column > span.column:
+        width = span.end_column - span.column
+    else:
+        width = max(len(text) - start, 1)
+    return f"    {text}\n    {' ' * start}{'^' * width}"
+
+
+class QuiversError(Exception):
+    """Root of every error quivers raises about user input.
+
+    Parameters
+    ----------
+    message
+        What is wrong, naming the offending thing in backticks.
+    span
+        Where in QVR source the problem is, when it came from source.
+    source
+        The QVR source text, used to show the offending line.
+    hint
+        A suggested fix, appended to the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        span: Span | None = None,
+        source: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.span = span
+        self.source = source
+        self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        text = self.message
+        if self.hint:
+            text = f"{text}; {self.hint}"
+        if self.span is not None:
+            text = f"line {self.span.line}, column {self.span.column}: {text}"
+            if self.source is not None:
+                caret = render_caret(self.source, self.span)
+                if caret:
+                    text = f"{text}\n{caret}"
+        return text
+
+    def located(self, span: Span | None, source: str | None) -> QuiversError:
+        """Return a copy of this error that points at ``span`` in ``source``."""
+        if self.span is not None or span is None:
+            return self
+        err = type(self).__new__(type(self))
+        err.__dict__.update(self.__dict__)
+        err.span, err.source = span, source
+        QuiversError.__init__(err, self.message, span=span, source=source, hint=self.hint)
+        return err
+
+
+class QVRSyntaxError(QuiversError):
+    """Malformed QVR text: the parser could not read it."""
+
+
+class QuiversTypeError(QuiversError):
+    """A value of the wrong kind: wrong object, wrong family, wrong type."""
+
+
+class ShapeError(QuiversTypeError):
+    """A tensor whose shape does not fit the objects it is declared on."""
+
+
+class CompositionError(QuiversTypeError):
+    """Morphisms or programs that do not compose: codomain and domain differ,
+    or the semirings or effects do not match."""
+
+
+class UnknownNameError(QuiversTypeError):
+    """A name, object, family or option that is not in scope.
+
+    Parameters
+    ----------
+    name
+        The unknown name.
+    candidates
+        The names in scope; the closest is suggested.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str | None = None,
+        candidates: Iterable[str] = (),
+        span: Span | None = None,
+        source: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.name = name
+        self.candidates = tuple(candidates)
+        if hint is None and name is not None:
+            close = did_you_mean(name, self.candidates)
+            if close is not None:
+                hint = f"did you mean `{close}`?"
+        super().__init__(message, span=span, source=source, hint=hint)
+
+
+class EffectError(QuiversError):
+    """A program whose declared effects do not cover what its steps do."""
+
+
+class GraphError(QuiversError):
+    """A program whose dependency graph is not a DAG, or refers to steps
+    that do not exist."""
+
+
+class DataError(QuiversError):
+    """Observations or index maps that are missing, mis-shaped, out of
+    range, or not finite."""
+
+
+class InvalidValueError(QuiversError):
+    """A value outside its domain: a negative probability, a row of a
+    kernel that does not sum to one, a negative size."""
