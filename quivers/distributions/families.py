@@ -1,0 +1,414 @@
+"""Distribution families: a registry over :mod:`torch.distributions`.
+
+A :class:`FamilySpec` says what torch already knows about a family (its
+class, parameter constraints, support) plus the three facts quivers needs
+to place it on named plates: the event rank of each parameter, the event
+rank of its value, and whether it is discrete. A :class:`Family` is a spec
+applied to arguments; arguments may be numbers, tensors, or symbolic
+expressions of the program layer, which evaluates them before calling
+:meth:`Family.build`.
+
+Laws
+----
+- ``family(name, *args)`` binds positional arguments in the order torch
+  declares them; keyword arguments use torch's names.
+- A constant argument outside its constraint is rejected when the family is
+  built, naming the family and the parameter.
+- ``Categorical`` takes positive unnormalized ``weights`` (normalized along
+  the category axis) or ``logits``.
+
+Examples
+--------
+>>> import torch
+>>> fam = family("Normal", 0.0, 5.0)
+>>> fam
+Normal(loc=0.0, scale=5.0)
+>>> fam.build({"loc": torch.tensor(0.0), "scale": torch.tensor(5.0)}).mean
+tensor(0.)
+>>> family("Categorical", torch.tensor([1.0, 3.0])).build(
+...     {"weights": torch.tensor([1.0, 3.0])}).probs
+tensor([0.2500, 0.7500])
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.distributions import Distribution, constraints
+from torch.distributions import transforms as T
+
+from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
+
+__all__ = ["ParamSpec", "FamilySpec", "Family", "FAMILIES", "family", "register"]
+
+_real = constraints.real
+_positive = constraints.positive
+_weights = constraints.independent(constraints.greater_than_eq(0.0), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One parameter of a family.
+
+    ``event_rank`` counts the trailing axes that belong to one draw (a
+    Dirichlet concentration has rank 1, a covariance matrix rank 2).
+    """
+
+    name: str
+    constraint: constraints.Constraint = _real
+    event_rank: int = 0
+    default: float | None = None
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What quivers knows about one distribution family.
+
+    Parameters
+    ----------
+    name
+        The family's name in QVR and in :data:`FAMILIES`.
+    params
+        Positional parameters, in order.
+    make
+        Builds the torch distribution from a dict of tensors.
+    support
+        The support, as a function of the parameter tensors.
+    event_rank
+        Trailing axes of a value that form one draw.
+    alternatives
+        Groups of parameters of which exactly one must be given (the first
+        is positional), e.g. ``("weights", "logits")``.
+    discrete
+        Whether values are integers.
+    """
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    make: Callable[[dict[str, torch.Tensor]], Distribution]
+    support: Callable[[dict[str, torch.Tensor]], constraints.Constraint]
+    event_rank: int = 0
+    alternatives: tuple[tuple[ParamSpec, ...], ...] = ()
+    discrete: bool = False
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        names = [p.name for p in self.params]
+        for group in self.alternatives:
+            names.extend(p.name for p in group)
+        return tuple(names)
+
+    def param(self, name: str) -> ParamSpec:
+        for p in self.params + tuple(p for g in self.alternatives for p in g):
+            if p.name == name:
+                return p
+        raise UnknownNameError(
+            f"`{self.name}` has no parameter `{name}`",
+            name=name,
+            candidates=self.param_names,
+        )
+
+    @property
+    def static_support(self) -> bool:
+        """Whether the support is the same for every parameter value."""
+        return self.name not in {"Uniform", "Binomial", "Categorical"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family applied to arguments (numbers, tensors or expressions).
+
+    Examples
+    --------
+    >>> HalfNormal(1.0)
+    HalfNormal(scale=1.0)
+    >>> HalfNormal(-1.0)
+    Traceback (most recent call last):
+    ...
+    quivers.errors.InvalidValueError: `HalfNormal` parameter `scale` = -1.0 violates its constraint GreaterThan(lower_bound=0.0)
+    """
+
+    spec: FamilySpec
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def discrete(self) -> bool:
+        return self.spec.discrete
+
+    @property
+    def event_rank(self) -> int:
+        return self.spec.event_rank
+
+    def build(self, params: Mapping[str, torch.Tensor]) -> Distribution:
+        """The torch distribution for evaluated, broadcast parameters."""
+        return self.spec.make(dict(params))
+
+    def support(self, params: Mapping[str, torch.Tensor] | None = None) -> constraints.Constraint:
+        """The support; ``params`` are needed only for dependent supports."""
+        if params is None:
+            params = {k: _as_tensor(v) for k, v in self.args.items() if _is_constant(v)}
+            if not self.spec.static_support and len(params) < len(self.args):
+                raise QuiversTypeError(
+                    f"the support of `{self.name}` depends on non-constant parameters "
+                    f"{sorted(set(self.args) - set(params))}"
+                )
+        return self.spec.support(dict(params))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
+        return f"{self.name}({inner})"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return repr(value.item())
+    return repr(value)
+
+
+def _is_constant(value: Any) -> bool:
+    return isinstance(value, (numbers.Number, torch.Tensor))
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    return torch.tensor(float(value))
+
+
+def _check_constant(spec: FamilySpec, p: ParamSpec, value: Any) -> None:
+    if not _is_constant(value):
+        return
+    t = _as_tensor(value)
+    if torch.is_floating_point(t) and not torch.isfinite(t).all():
+        raise InvalidValueError(f"`{spec.name}` parameter `{p.name}` = {_short(value)} is not finite")
+    if p.event_rank and t.dim() < p.event_rank:
+        return  # scalars broadcast to the event axis of the site
+    ok = p.constraint.check(t)
+    if p.name == "weights":
+        ok = ok & (t.sum(-1) > 0) if t.dim() else ok
+    if not bool(torch.as_tensor(ok).all()):
+        raise InvalidValueError(
+            f"`{spec.name}` parameter `{p.name}` = {_short(value)} violates its constraint {p.constraint}"
+        )
+
+
+FAMILIES: dict[str, FamilySpec] = {}
+
+
+def register(spec: FamilySpec) -> FamilySpec:
+    """Add a family to :data:`FAMILIES` (later registrations replace earlier)."""
+    FAMILIES[spec.name] = spec
+    return spec
+
+
+def family(name: str, *args: Any, **kwargs: Any) -> Family:
+    """Apply the registered family ``name`` to arguments.
+
+    Positional arguments bind in the family's declared order; for families
+    with alternative parameterizations (``probs``/``logits``), a positional
+    argument binds to the first alternative.
+
+    Examples
+    --------
+    >>> family("Categorical", logits=[0.0, 1.0]).args.keys()
+    dict_keys(['logits'])
+    >>> family("Normall", 0.0, 1.0)
+    Traceback (most recent call last):
+    ...
+    quivers.errors.UnknownNameError: unknown distribution family `Normall`; did you mean `Normal`?
+    """
+    spec = FAMILIES.get(name)
+    if spec is None:
+        raise UnknownNameError(f"unknown distribution family `{name}`", name=name, candidates=FAMILIES)
+    positional = list(spec.params) + [g[0] for g in spec.alternatives]
+    if len(args) > len(positional):
+        raise QuiversTypeError(
+            f"`{name}` takes at most {len(positional)} positional arguments "
+            f"({', '.join(p.name for p in positional)}), got {len(args)}"
+        )
+    bound: dict[str, Any] = {}
+    for p, value in zip(positional, args):
+        bound[p.name] = value
+    for key, value in kwargs.items():
+        p = spec.param(key)
+        if p.name in bound:
+            raise QuiversTypeError(f"`{name}` got two values for parameter `{key}`")
+        bound[p.name] = value
+    for p in spec.params:
+        if p.name not in bound:
+            if p.default is None:
+                raise QuiversTypeError(
+                    f"`{name}` is missing parameter `{p.name}`; it takes "
+                    f"({', '.join(q.name for q in spec.params)})"
+                )
+            bound[p.name] = p.default
+    for group in spec.alternatives:
+        given = [p.name for p in group if p.name in bound]
+        if len(given) != 1:
+            raise QuiversTypeError(
+                f"`{name}` needs exactly one of {', '.join(f'`{p.name}`' for p in group)}, got {len(given)}"
+            )
+    for key, value in bound.items():
+        if isinstance(value, (list, tuple)):
+            bound[key] = value = torch.tensor(value, dtype=torch.get_default_dtype())
+        _check_constant(spec, spec.param(key), value)
+    order = [p.name for p in spec.params] + [n for g in spec.alternatives for n in (p.name for p in g)]
+    return Family(spec, {k: bound[k] for k in order if k in bound})
+
+
+def _simple(name: str, cls: type, params: tuple[ParamSpec, ...], **kw: Any) -> FamilySpec:
+    def make(p: dict[str, torch.Tensor]) -> Distribution:
+        return cls(**p, validate_args=False)
+
+    support = cls.support
+    return register(
+        FamilySpec(name, params, make, kw.pop("support_fn", lambda p: support), **kw)
+    )
+
+
+def _make_categorical(p: dict[str, torch.Tensor]) -> Distribution:
+    if "logits" in p:
+        return torch.distributions.Categorical(logits=p["logits"], validate_args=False)
+    return torch.distributions.Categorical(probs=p["weights"], validate_args=False)
+
+
+def _categorical_support(p: dict[str, torch.Tensor]) -> constraints.Constraint:
+    w = p.get("weights", p.get("logits"))
+    n = 1 if w is None or w.dim() == 0 else w.shape[-1]
+    return constraints.integer_interval(0, n - 1)
+
+
+def _with_probs(name: str, cls: type, params: tuple[ParamSpec, ...], support_fn: Callable) -> FamilySpec:
+    def make(p: dict[str, torch.Tensor]) -> Distribution:
+        return cls(**p, validate_args=False)
+
+    group = (ParamSpec("probs", constraints.unit_interval), ParamSpec("logits"))
+    return register(FamilySpec(name, params, make, support_fn, alternatives=(group,), discrete=True))
+
+
+def _make_lkj(p: dict[str, torch.Tensor]) -> Distribution:
+    dim = int(p["dim"].reshape(-1)[0].item()) if p["dim"].dim() else int(p["dim"].item())
+    return torch.distributions.LKJCholesky(dim, p["concentration"], validate_args=False)
+
+
+def _make_mvn(p: dict[str, torch.Tensor]) -> Distribution:
+    return torch.distributions.MultivariateNormal(**p, validate_args=False)
+
+
+def _bound_support(p: dict[str, torch.Tensor]) -> constraints.Constraint:
+    return constraints.interval(p["low"], p["high"])
+
+
+D = torch.distributions
+_loc, _scale = ParamSpec("loc"), ParamSpec("scale", _positive)
+_simple("Normal", D.Normal, (_loc, _scale))
+_simple("HalfNormal", D.HalfNormal, (_scale,), support_fn=lambda p: constraints.positive)
+_simple("LogNormal", D.LogNormal, (_loc, _scale))
+_simple("Exponential", D.Exponential, (ParamSpec("rate", _positive),), support_fn=lambda p: constraints.positive)
+_simple(
+    "Gamma",
+    D.Gamma,
+    (ParamSpec("concentration", _positive), ParamSpec("rate", _positive)),
+    support_fn=lambda p: constraints.positive,
+)
+_simple("InverseGamma", D.InverseGamma, (ParamSpec("concentration", _positive), ParamSpec("rate", _positive)))
+_simple("Beta", D.Beta, (ParamSpec("concentration1", _positive), ParamSpec("concentration0", _positive)))
+_simple("Dirichlet", D.Dirichlet, (ParamSpec("concentration", _positive, event_rank=1),), event_rank=1)
+_simple("StudentT", D.StudentT, (ParamSpec("df", _positive), ParamSpec("loc", default=0.0), ParamSpec("scale", _positive, default=1.0)))
+_simple("Cauchy", D.Cauchy, (_loc, _scale))
+_simple("HalfCauchy", D.HalfCauchy, (_scale,), support_fn=lambda p: constraints.positive)
+_simple("Laplace", D.Laplace, (_loc, _scale))
+_simple("Uniform", D.Uniform, (ParamSpec("low"), ParamSpec("high")), support_fn=_bound_support)
+_simple("Poisson", D.Poisson, (ParamSpec("rate", constraints.nonnegative),), discrete=True)
+register(
+    FamilySpec(
+        "Categorical",
+        (),
+        _make_categorical,
+        _categorical_support,
+        alternatives=((ParamSpec("weights", _weights, event_rank=1), ParamSpec("logits", event_rank=1)),),
+        discrete=True,
+    )
+)
+_with_probs("Bernoulli", D.Bernoulli, (), lambda p: constraints.boolean)
+_with_probs(
+    "Binomial",
+    D.Binomial,
+    (ParamSpec("total_count", constraints.nonnegative_integer),),
+    lambda p: constraints.integer_interval(0, int(p["total_count"].max()) if "total_count" in p else 0),
+)
+_with_probs(
+    "NegativeBinomial",
+    D.NegativeBinomial,
+    (ParamSpec("total_count", _positive),),
+    lambda p: constraints.nonnegative_integer,
+)
+register(
+    FamilySpec(
+        "MultivariateNormal",
+        (ParamSpec("loc", event_rank=1),),
+        _make_mvn,
+        lambda p: constraints.independent(constraints.real, 1),
+        event_rank=1,
+        alternatives=(
+            (
+                ParamSpec("covariance_matrix", constraints.positive_definite, event_rank=2),
+                ParamSpec("scale_tril", constraints.lower_cholesky, event_rank=2),
+                ParamSpec("precision_matrix", constraints.positive_definite, event_rank=2),
+            ),
+        ),
+    )
+)
+register(
+    FamilySpec(
+        "LKJCholesky",
+        (ParamSpec("concentration", _positive, default=1.0),),
+        _make_lkj,
+        lambda p: constraints.corr_cholesky,
+        event_rank=2,
+    )
+)
+
+
+def _constructor(name: str) -> Callable[..., Family]:
+    def make(*args: Any, **kwargs: Any) -> Family:
+        return family(name, *args, **kwargs)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = f"The `{name}` family; see :func:`family`."
+    return make
+
+
+Normal = _constructor("Normal")
+HalfNormal = _constructor("HalfNormal")
+LogNormal = _constructor("LogNormal")
+Exponential = _constructor("Exponential")
+Gamma = _constructor("Gamma")
+InverseGamma = _constructor("InverseGamma")
+Beta = _constructor("Beta")
+Dirichlet = _constructor("Dirichlet")
+Categorical = _constructor("Categorical")
+Bernoulli = _constructor("Bernoulli")
+Binomial = _constructor("Binomial")
+Poisson = _constructor("Poisson")
+NegativeBinomial = _constructor("NegativeBinomial")
+StudentT = _constructor("StudentT")
+Cauchy = _constructor("Cauchy")
+HalfCauchy = _constructor("HalfCauchy")
+Uniform = _constructor("Uniform")
+Laplace = _constructor("Laplace")
+MultivariateNormal = _constructor("MultivariateNormal")
+LKJCholesky = _constructor("LKJCholesky")
+
+
+def biject(constraint: constraints.Constraint) -> T.Transform:
+    """The bijection from unconstrained space onto ``constraint`` (torch's ``biject_to``)."""
+    return torch.distributions.biject_to(constraint)

@@ -1,0 +1,108 @@
+"""Validation of observations, index maps and latent values.
+
+Every entry point runs user data through :func:`prepare` before any torch
+arithmetic, so a missing observation, a wrong shape, an index out of range
+or a NaN becomes a :class:`~quivers.errors.QuiversError` naming the site and
+the first offending index rather than a broadcast error or a NaN loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from quivers.errors import DataError, QuiversTypeError, ShapeError, UnknownNameError
+from quivers.programs.named import Value
+from quivers.programs.sites import Site
+
+__all__ = ["as_tensor", "check_value", "check_index_map", "first_bad"]
+
+
+def as_tensor(name: str, value: Any) -> torch.Tensor:
+    """``value`` (tensor, number, list or array) as a tensor."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise QuiversTypeError(f"`{name}` must be a tensor or array of numbers, got {type(value).__name__}") from err
+    if torch.is_floating_point(t):
+        t = t.to(torch.get_default_dtype())
+    return t
+
+
+def first_bad(mask: torch.Tensor) -> tuple[int, ...]:
+    """The index of the first True entry of ``mask``."""
+    flat = int(torch.nonzero(mask.reshape(-1))[0, 0])
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), mask.shape))
+
+
+def check_value(site: Site, value: Any, what: str) -> Value:
+    """Check a latent's or an observation's value against its site.
+
+    The trailing axes must equal the site's shape; leading axes are batch.
+    Values must be finite and in the support when it is fixed.
+    """
+    t = as_tensor(site.name, value)
+    shape = tuple(site.shape)
+    if tuple(t.shape[t.dim() - len(shape):]) != shape or t.dim() < len(shape):
+        raise ShapeError(
+            f"{what} `{site.name}` has shape {tuple(t.shape)}; its site {site.dims} needs trailing shape {shape}",
+            hint="leading axes are batch axes" if shape else None,
+        )
+    if torch.is_floating_point(t) or torch.is_complex(t):
+        bad = ~torch.isfinite(t.detach())
+        if bool(bad.any()):
+            raise DataError(f"{what} `{site.name}` has a non-finite value at index {first_bad(bad)}")
+    fam = site.family
+    if fam is not None and fam.spec.static_support:
+        support = fam.support()
+        inside = support.check(t.detach())
+        if inside.dim() < t.dim():
+            inside = inside.reshape(inside.shape + (1,) * (t.dim() - inside.dim())).expand(t.shape)
+        if not bool(inside.all()):
+            raise DataError(
+                f"{what} `{site.name}` has a value outside the support of {fam.name} "
+                f"({support}) at index {first_bad(~inside)}"
+            )
+    return Value(t, site.dims, values_in=site.values_in)
+
+
+def check_index_map(site: Site, value: Any, cod_size: int) -> Value:
+    """Check an index map ``dom -> cod``: integers in ``[0, |cod|)``, one per
+    element of its domain (leading axes of size one are dropped)."""
+    t = as_tensor(site.name, value)
+    while t.dim() > 1 and t.shape[0] == 1:
+        t = t[0]
+    if tuple(t.shape) != tuple(site.shape):
+        raise ShapeError(
+            f"index map `{site.name}` has shape {tuple(t.shape)}; it needs one entry per element of "
+            f"`{site.dims[0]}`, shape {tuple(site.shape)}"
+        )
+    if torch.is_floating_point(t):
+        if not bool(torch.isfinite(t).all()):
+            raise DataError(f"index map `{site.name}` has a non-finite value at index {first_bad(~torch.isfinite(t))}")
+        frac = t != torch.round(t)
+        if bool(frac.any()):
+            raise DataError(f"index map `{site.name}` has a non-integer value at index {first_bad(frac)}")
+    elif t.dtype == torch.bool or torch.is_complex(t):
+        raise DataError(f"index map `{site.name}` must hold integers, got dtype {t.dtype}")
+    t = t.long()
+    out = (t < 0) | (t >= cod_size)
+    if bool(out.any()):
+        i = first_bad(out)
+        raise DataError(
+            f"index map `{site.name}` has value {int(t[i])} at index {i}, outside [0, {cod_size}) of `{site.values_in}`"
+        )
+    return Value(t, site.dims, values_in=site.values_in)
+
+
+def check_names(given: Mapping[str, Any], known: Mapping[str, Site], what: str) -> None:
+    """Unknown keys in a dict of data are errors with a suggestion."""
+    if not isinstance(given, Mapping):
+        raise QuiversTypeError(f"{what} must be a dict from site names to tensors, got {type(given).__name__}")
+    for name in given:
+        if name not in known:
+            raise UnknownNameError(f"{what} name `{name}` that is no site of the program", name=name, candidates=known)

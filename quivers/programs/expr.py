@@ -1,0 +1,344 @@
+"""Symbolic expressions: sympy trees compiled to torch on named values.
+
+An :class:`Expr` wraps a sympy expression over real symbols (the names of a
+program). Elementwise arithmetic stays sympy, so constant folding and
+simplification come for free, and each maximal elementwise subtree is
+compiled once by :func:`sympy.lambdify` into torch calls. Indexing
+(``mu_k[z]``) and reductions (``sum``, ``softmax``, ``sort``) are sympy
+function nodes that the compiler turns into named-axis operations.
+
+Examples
+--------
+>>> import torch
+>>> from quivers.programs.named import Value
+>>> mu, z = var("mu"), var("z")
+>>> e = 2 * mu[z] + 1 + mu[z]
+>>> e
+Expr(3*index(mu, z) + 1)
+>>> f = compile_expr(e)
+>>> env = {"mu": Value(torch.tensor([0.0, 10.0]), ("K",)),
+...        "z": Value(torch.arange(2), ("z",), values_in="K", enumerates=True)}
+>>> f(env).tensor
+tensor([ 1., 31.])
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sympy
+import torch
+
+from quivers.errors import QuiversTypeError, ShapeError, UnknownNameError
+from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum
+
+__all__ = ["Expr", "var", "const", "call", "FUNCTIONS", "compile_expr", "as_expr", "constant_tensors", "REF"]
+
+Env = Mapping[str, Value]
+
+INDEX = sympy.Function("index")
+_ELEMENTWISE_TORCH: dict[str, Callable[..., torch.Tensor]] = {
+    "exp": torch.exp,
+    "log": torch.log,
+    "sqrt": torch.sqrt,
+    "Abs": torch.abs,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "log1p": torch.log1p,
+    "expm1": torch.expm1,
+    "softplus": torch.nn.functional.softplus,
+    "logit": torch.logit,
+    "Max": torch.maximum,
+    "Min": torch.minimum,
+}
+_CUSTOM_ELEMENTWISE = {n: sympy.Function(n) for n in ("sigmoid", "log1p", "expm1", "softplus", "logit")}
+_REDUCTIONS = {n: sympy.Function(n) for n in ("sum", "mean", "softmax", "log_softmax", "sort", "logsumexp")}
+
+FUNCTIONS: dict[str, Callable[..., sympy.Basic]] = {
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "sqrt": sympy.sqrt,
+    "abs": sympy.Abs,
+    "tanh": sympy.tanh,
+    **_CUSTOM_ELEMENTWISE,
+    **_REDUCTIONS,
+}
+"""Functions an expression may call, by name."""
+
+_CONSTANTS: dict[str, torch.Tensor] = {}
+_fresh = itertools.count()
+
+
+def _sym(value: Any) -> sympy.Basic:
+    if isinstance(value, Expr):
+        return value.sympy
+    if isinstance(value, bool):
+        return sympy.Integer(int(value))
+    if isinstance(value, numbers.Integral):
+        return sympy.Integer(int(value))
+    if isinstance(value, numbers.Real):
+        return sympy.Float(float(value))
+    if isinstance(value, torch.Tensor):
+        if value.dim() == 0 and not value.requires_grad:
+            return _sym(value.item())
+        name = f"__const{next(_fresh)}"
+        _CONSTANTS[name] = value
+        return sympy.Symbol(name, real=True)
+    if isinstance(value, str):
+        return sympy.Symbol(value, real=True)
+    if isinstance(value, sympy.Basic):
+        return value
+    raise QuiversTypeError(f"cannot use {type(value).__name__} `{value!r}` in an expression")
+
+
+class Expr:
+    """A symbolic expression over a program's names.
+
+    Supports ``+ - * / **``, unary minus, and indexing ``x[i]``, ``x[i, j]``.
+    """
+
+    __slots__ = ("sympy",)
+
+    def __init__(self, expr: Any) -> None:
+        self.sympy = _sym(expr)
+
+    @classmethod
+    def from_sympy(cls, expr: sympy.Basic) -> Expr:
+        return cls(expr)
+
+    def names(self) -> frozenset[str]:
+        """The program names the expression reads."""
+        return frozenset(
+            s.name for s in self.sympy.free_symbols if not s.name.startswith("__const")
+        )
+
+    def __repr__(self) -> str:
+        return f"Expr({self.sympy})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expr) and self.sympy == other.sympy
+
+    def __hash__(self) -> int:
+        return hash(self.sympy)
+
+    def __getitem__(self, key: Any) -> Expr:
+        keys = key if isinstance(key, tuple) else (key,)
+        return Expr(INDEX(self.sympy, *(_sym(k) for k in keys)))
+
+    def __add__(self, o: Any) -> Expr:
+        return Expr(self.sympy + _sym(o))
+
+    def __radd__(self, o: Any) -> Expr:
+        return Expr(_sym(o) + self.sympy)
+
+    def __sub__(self, o: Any) -> Expr:
+        return Expr(self.sympy - _sym(o))
+
+    def __rsub__(self, o: Any) -> Expr:
+        return Expr(_sym(o) - self.sympy)
+
+    def __mul__(self, o: Any) -> Expr:
+        return Expr(self.sympy * _sym(o))
+
+    def __rmul__(self, o: Any) -> Expr:
+        return Expr(_sym(o) * self.sympy)
+
+    def __truediv__(self, o: Any) -> Expr:
+        return Expr(self.sympy / _sym(o))
+
+    def __rtruediv__(self, o: Any) -> Expr:
+        return Expr(_sym(o) / self.sympy)
+
+    def __pow__(self, o: Any) -> Expr:
+        return Expr(self.sympy ** _sym(o))
+
+    def __rpow__(self, o: Any) -> Expr:
+        return Expr(_sym(o) ** self.sympy)
+
+    def __neg__(self) -> Expr:
+        return Expr(-self.sympy)
+
+
+def var(name: str) -> Expr:
+    """The program name ``name`` as an expression."""
+    return Expr(sympy.Symbol(name, real=True))
+
+
+def const(value: Any) -> Expr:
+    """A constant (number or tensor) as an expression."""
+    return Expr(value)
+
+
+def as_expr(value: Any) -> Expr:
+    """``value`` as an :class:`Expr` (strings are names)."""
+    return value if isinstance(value, Expr) else Expr(value)
+
+
+def call(name: str, *args: Any) -> Expr:
+    """Apply the function ``name`` (one of :data:`FUNCTIONS`).
+
+    Examples
+    --------
+    >>> call("exp", var("x"))
+    Expr(exp(x))
+    >>> call("expp", var("x"))
+    Traceback (most recent call last):
+    ...
+    quivers.errors.UnknownNameError: unknown function `expp`; did you mean `exp`?
+    """
+    fn = FUNCTIONS.get(name)
+    if fn is None:
+        raise UnknownNameError(f"unknown function `{name}`", name=name, candidates=FUNCTIONS)
+    if len(args) != 1:
+        raise QuiversTypeError(f"`{name}` takes one argument, got {len(args)}")
+    return Expr(fn(_sym(args[0])))
+
+
+# ---------------------------------------------------------------- compiling
+
+Evaluator = Callable[[Env], Value]
+
+
+def compile_expr(expr: Any) -> Evaluator:
+    """Compile an expression into a function from an environment of
+    :class:`Value` s to a :class:`Value`."""
+    return _compile(as_expr(expr).sympy)
+
+
+def _compile(e: sympy.Basic) -> Evaluator:
+    if isinstance(e, sympy.Symbol):
+        return _lookup(e.name)
+    if e.is_Number:
+        c = float(e)
+        return lambda env: Value(_scalar(env, c))
+    if isinstance(e, sympy.Function) and e.func == INDEX:
+        return _compile_index(e)
+    if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS:
+        return _compile_reduction(e.func.__name__, _compile(e.args[0]))
+    return _compile_elementwise(e)
+
+
+REF = "__ref__"
+"""Environment key of a tensor whose dtype and device constants follow."""
+
+
+def _scalar(env: Env, c: float) -> torch.Tensor:
+    ref = env.get(REF) if env else None
+    if ref is not None:
+        return torch.tensor(c, dtype=ref.tensor.dtype, device=ref.tensor.device)
+    return torch.tensor(c)
+
+
+def constant_tensors(expr: Expr) -> dict[str, torch.Tensor]:
+    """The tensor constants an expression holds, by their symbol names."""
+    return {
+        s.name: _CONSTANTS[s.name] for s in expr.sympy.free_symbols if s.name in _CONSTANTS
+    }
+
+
+def _lookup(name: str) -> Evaluator:
+    def look(env: Env) -> Value:
+        try:
+            return env[name]
+        except KeyError:
+            if name in _CONSTANTS:
+                return Value(_CONSTANTS[name])
+            raise UnknownNameError(
+                f"name `{name}` is not defined",
+                name=name,
+                candidates=[k for k in env if not k.startswith("__")],
+            ) from None
+
+    return look
+
+
+def _compile_index(e: sympy.Basic) -> Evaluator:
+    base = _compile(e.args[0])
+    indices = [_compile(a) for a in e.args[1:]]
+
+    def index(env: Env) -> Value:
+        x = base(env)
+        ivals = [i(env) for i in indices]
+        free = [d for d in x.dims]
+        axes = []
+        for k, iv in enumerate(ivals):
+            if iv.values_in is not None and iv.values_in in free:
+                axis = iv.values_in
+            elif iv.values_in is None and free:
+                axis = free[0]
+            else:
+                raise ShapeError(
+                    f"cannot index `{e.args[0]}` (axes {list(x.dims)}) by `{e.args[k + 1]}`"
+                    + (f" (values in `{iv.values_in}`)" if iv.values_in else "")
+                )
+            free.remove(axis)
+            axes.append(axis)
+        for axis, iv in zip(axes, ivals):
+            x = gather(x, iv, axis)
+        return x
+
+    return index
+
+
+def _compile_reduction(name: str, arg: Evaluator) -> Evaluator:
+    def reduce(env: Env) -> Value:
+        v = arg(env)
+        if name == "sum":
+            return reduce_sum(v)
+        if name == "mean":
+            count = 1
+            for d in v.dims:
+                count *= v.size(d)
+            return Value(reduce_sum(v).tensor / count)
+        if name == "logsumexp":
+            for d in v.dims:
+                v = logsumexp(v, d)
+            return v
+        if not v.dims:
+            raise ShapeError(f"`{name}` needs a value with at least one axis")
+        if name == "softmax":
+            return Value(torch.softmax(v.tensor, -1), v.dims, v.values_in)
+        if name == "log_softmax":
+            return Value(torch.log_softmax(v.tensor, -1), v.dims, v.values_in)
+        return Value(torch.sort(v.tensor, -1).values, v.dims, v.values_in)
+
+    return reduce
+
+
+def _compile_elementwise(e: sympy.Basic) -> Evaluator:
+    leaves: dict[sympy.Basic, sympy.Symbol] = {}
+
+    def replace(node: sympy.Basic) -> sympy.Basic:
+        if isinstance(node, sympy.Symbol) or (
+            isinstance(node, sympy.Function)
+            and (node.func == INDEX or node.func.__name__ in _REDUCTIONS)
+        ):
+            if node not in leaves:
+                leaves[node] = sympy.Dummy(f"a{len(leaves)}", real=True)
+            return leaves[node]
+        if not node.args:
+            return node
+        return node.func(*(replace(a) for a in node.args))
+
+    body = replace(e)
+    names = list(leaves.values())
+    fn = sympy.lambdify(names, body, modules=[_ELEMENTWISE_TORCH, "math"])
+    parts = [_compile(leaf) for leaf in leaves]
+    if not parts:
+        c = float(body)
+        return lambda env: Value(_scalar(env, c))
+
+    def elementwise(env: Env) -> Value:
+        values = [p(env) for p in parts]
+        if len(values) == 1:
+            v = values[0]
+            out = fn(v.tensor if torch.is_floating_point(v.tensor) else v.tensor.to(torch.get_default_dtype()))
+            return Value(torch.as_tensor(out), v.dims)
+        tensors, dims, _ = align(values)
+        tensors = [t if torch.is_floating_point(t) else t.to(torch.get_default_dtype()) for t in tensors]
+        return Value(torch.as_tensor(fn(*tensors)), dims)
+
+    return elementwise

@@ -1,0 +1,188 @@
+"""Tensors with named trailing axes: the values a program computes with.
+
+A :class:`Value` is a torch tensor whose trailing axes are named by plates
+(finite sets such as ``Item``) or by enumerated latents (``z``), and whose
+leading axes are an unnamed batch (particles, chains, observation batches).
+Operations align named axes by name and batch axes from the right, so a
+K-indexed parameter meets an Item-indexed observation as a (K, Item) grid
+without the user writing a single ``unsqueeze``.
+
+Laws
+----
+- ``align`` is idempotent and order-insensitive up to a permutation of the
+  union of names.
+- Indexing ``x[i]`` where ``i`` enumerates the axis it indexes (``mu_k[z]``
+  for a marginalized ``z``) renames that axis; no gather is performed.
+- ``logsumexp`` over an axis of all ``-inf`` gives ``-inf`` with zero (not
+  NaN) gradients.
+
+Examples
+--------
+>>> import torch
+>>> mu = Value(torch.tensor([-2.0, 2.0]), ("K",))
+>>> y = Value(torch.tensor([0.0, 1.0, 3.0]), ("Item",))
+>>> (tensors, dims, batch) = align([mu, y])
+>>> dims, tensors[0].shape, tensors[1].shape
+(('K', 'Item'), torch.Size([2, 1]), torch.Size([1, 3]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from quivers.errors import ShapeError
+
+__all__ = ["Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "scatter_sum"]
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A tensor whose last ``len(dims)`` axes are named.
+
+    ``values_in`` names the finite set an integer-valued tensor takes its
+    values in (an index map ``Item -> G`` holds values in ``G``), which is
+    how ``x[group]`` knows to index ``x``'s ``G`` axis. ``enumerates`` is
+    set on the enumeration of a marginalized latent: it is ``arange`` along
+    its own axis.
+    """
+
+    tensor: torch.Tensor
+    dims: tuple[str, ...] = ()
+    values_in: str | None = None
+    enumerates: bool = False
+
+    @property
+    def batch_ndim(self) -> int:
+        return self.tensor.dim() - len(self.dims)
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return self.tensor.shape[: self.batch_ndim]
+
+    def size(self, dim: str) -> int:
+        return self.tensor.shape[self.batch_ndim + self.dims.index(dim)]
+
+    def sizes(self) -> dict[str, int]:
+        b = self.batch_ndim
+        return {d: self.tensor.shape[b + i] for i, d in enumerate(self.dims)}
+
+
+def _union(values: Sequence[Value]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for v in values:
+        for d in v.dims:
+            seen.setdefault(d, None)
+    return tuple(seen)
+
+
+def to_layout(v: Value, batch_ndim: int, dims: Sequence[str]) -> torch.Tensor:
+    """``v``'s tensor with ``batch_ndim`` batch axes and named axes ``dims``
+    (missing names become size-1 axes), ready to broadcast."""
+    t = v.tensor
+    b = v.batch_ndim
+    if b > batch_ndim:
+        raise ShapeError(f"value with batch shape {tuple(v.batch_shape)} has more batch axes than {batch_ndim}")
+    pos = {d: i for i, d in enumerate(dims)}
+    order = sorted(range(len(v.dims)), key=lambda i: pos[v.dims[i]])
+    if order != list(range(len(v.dims))):
+        t = t.permute(*range(b), *(b + i for i in order))
+    present = {v.dims[i]: t.shape[b + k] for k, i in enumerate(order)}
+    shape = [1] * (batch_ndim - b) + list(t.shape[:b]) + [present.get(d, 1) for d in dims]
+    return t.reshape(shape)
+
+
+def align(values: Sequence[Value]) -> tuple[list[torch.Tensor], tuple[str, ...], int]:
+    """Tensors of ``values`` laid out on the union of their names.
+
+    Returns the tensors, the union of names (first appearance order) and the
+    common number of batch axes.
+    """
+    dims = _union(values)
+    batch_ndim = max((v.batch_ndim for v in values), default=0)
+    return [to_layout(v, batch_ndim, dims) for v in values], dims, batch_ndim
+
+
+def rename(v: Value, old: str, new: str) -> Value:
+    """``v`` with axis ``old`` called ``new``."""
+    return Value(v.tensor, tuple(new if d == old else d for d in v.dims), v.values_in)
+
+
+def gather(x: Value, index: Value, axis: str) -> Value:
+    """Index ``x`` along its named ``axis`` by the integers in ``index``.
+
+    The result has ``x``'s names without ``axis``, together with
+    ``index``'s names.
+    """
+    if axis not in x.dims:
+        raise ShapeError(f"cannot index axis `{axis}`: value has axes {list(x.dims)}")
+    if index.enumerates and index.dims and index.values_in == axis:
+        if index.dims[0] in x.dims:
+            raise ShapeError(f"value already has axis `{index.dims[0]}`")
+        return rename(x, axis, index.dims[0])
+    size = x.size(axis)
+    if axis in index.dims:
+        # x[perm] for perm : A -> A: keep the input axis apart from the output one.
+        x = rename(x, axis, axis + "'")
+        axis = axis + "'"
+    rest = tuple(d for d in x.dims if d != axis)
+    dims = _union([Value(x.tensor, rest), index]) if rest else index.dims
+    b = max(x.batch_ndim, index.batch_ndim)
+    xt = to_layout(x, b, dims + (axis,))
+    it = to_layout(index, b, dims)
+    full = torch.broadcast_shapes(xt.shape[:-1], it.shape)
+    xt = xt.expand(*full, size)
+    it = it.long().expand(full).unsqueeze(-1)
+    return Value(torch.gather(xt, -1, it).squeeze(-1), dims)
+
+
+def reduce_sum(v: Value, dims: Sequence[str] | None = None) -> Value:
+    """Sum over the named axes ``dims`` (all named axes when None)."""
+    dims = v.dims if dims is None else tuple(dims)
+    if not dims:
+        return v
+    b = v.batch_ndim
+    axes = [b + v.dims.index(d) for d in dims]
+    return Value(v.tensor.sum(dim=axes), tuple(d for d in v.dims if d not in dims))
+
+
+class _SafeLogSumExp(torch.autograd.Function):
+    """logsumexp whose gradient is zero, not NaN, where every term is -inf."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor, dim: int) -> torch.Tensor:  # type: ignore[override]
+        out = torch.logsumexp(t, dim)
+        ctx.save_for_backward(t, out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        t, out = ctx.saved_tensors
+        w = torch.exp(t - out.unsqueeze(ctx.dim))
+        w = torch.nan_to_num(w, nan=0.0)
+        return grad.unsqueeze(ctx.dim) * w, None
+
+
+def logsumexp(v: Value, dim: str) -> Value:
+    """Log-sum-exp over the named axis ``dim``, safe for all ``-inf`` slices."""
+    axis = v.batch_ndim + v.dims.index(dim)
+    t = v.tensor
+    if t.requires_grad:
+        out = _SafeLogSumExp.apply(t, axis)
+    else:
+        out = torch.logsumexp(t, axis)
+    return Value(out, tuple(d for d in v.dims if d != dim))
+
+
+def scatter_sum(v: Value, dim: str, index: torch.Tensor, size: int, new_dim: str) -> Value:
+    """Sum the slices of ``v`` along ``dim`` into ``size`` groups given by
+    ``index`` (one group per slice): the right Kan extension in LOG of a
+    log-weight along the function ``index``."""
+    axis = v.batch_ndim + v.dims.index(dim)
+    shape = list(v.tensor.shape)
+    shape[axis] = size
+    out = v.tensor.new_zeros(shape).index_add(axis, index, v.tensor)
+    return Value(out, tuple(new_dim if d == dim else d for d in v.dims))

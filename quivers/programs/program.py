@@ -1,0 +1,353 @@
+"""Programs: stochastic morphisms ``dom -> cod`` built from steps.
+
+A :class:`Program` checks its steps when it is built (names, dependency
+graph, effects, shapes) and then offers the exact log density with every
+``marginalize`` block integrated out, ancestral draws, and the posterior of
+its marginalized latents.
+
+Examples
+--------
+>>> import torch
+>>> from quivers.categories.finset import FinSet
+>>> from quivers.distributions import Normal, HalfNormal, Categorical
+>>> from quivers.programs import sample, observe, marginalize, ret, var
+>>> Item, K = FinSet("Item", 3), FinSet("K", 2)
+>>> mu_k, sd_k, z = var("mu_k"), var("sd_k"), var("z")
+>>> gmm = Program("gmm", Item, Item, [
+...     sample("probs", K, HalfNormal(1.0)),
+...     sample("mu_k", K, Normal(0.0, 5.0)),
+...     sample("sd_k", K, HalfNormal(1.0)),
+...     marginalize("z", K, Categorical(var("probs")), [
+...         observe("y", Item, Normal(mu_k[z], sd_k[z]))]),
+...     ret("y")])
+>>> sorted(e.name for e in gmm.effects)
+['Marginal', 'Sample', 'Score']
+>>> latents = {"probs": torch.tensor([1.0, 1.0]), "mu_k": torch.tensor([-2.0, 2.0]),
+...            "sd_k": torch.tensor([1.0, 1.0])}
+>>> lj = gmm.log_joint(None, {"y": torch.tensor([-2.0, 2.0, 0.0])}, latents)
+>>> round(float(lj), 4)
+-14.2624
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+import torch
+from torch import nn
+
+from quivers.categories.finset import FinSet
+from quivers.errors import DataError, EffectError, QuiversError, QuiversTypeError, ShapeError, Span
+from quivers.programs import data as D
+from quivers.programs.effects import Effect
+from quivers.programs.expr import REF, Expr, compile_expr, constant_tensors
+from quivers.programs.graph import block_order, dependency_graph
+from quivers.programs.named import Value
+from quivers.programs.runtime import RETURN, Compiled, Run
+from quivers.programs.sites import Site, analyze
+from quivers.programs.steps import (
+    FactorStep,
+    LetStep,
+    MarginalizeStep,
+    ObserveStep,
+    ReturnStep,
+    SampleStep,
+    Step,
+)
+
+__all__ = ["Program"]
+
+
+class Program(nn.Module):
+    """A probabilistic program: a stochastic morphism ``dom -> cod``.
+
+    Parameters
+    ----------
+    name
+        The program's name.
+    dom, cod
+        Its domain and codomain (finite sets).
+    steps
+        Its body: steps built with :func:`sample`, :func:`observe`,
+        :func:`marginalize`, :func:`let`, :func:`factor`, :func:`ret` and
+        :func:`index_map`.
+    effects
+        Declared effects; they must cover the inferred ones. Inferred when
+        omitted.
+    span, source
+        Where the program was written in QVR, so that errors show the line.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        dom: FinSet,
+        cod: FinSet,
+        steps: Sequence[Step],
+        effects: Iterable[Effect | str] | None = None,
+        *,
+        span: Span | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.name, self.dom, self.cod = name, dom, cod
+        self.span, self.source = span, source
+        try:
+            self._build(tuple(steps), effects)
+        except QuiversError as err:
+            raise err.located(span, source) if err.span is None else _with_source(err, source) from None
+
+    # ------------------------------------------------------------ build
+
+    def _build(self, steps: tuple[Step, ...], effects) -> None:
+        for s in steps:
+            if not isinstance(s, Step):
+                raise QuiversTypeError(f"program `{self.name}` has `{s!r}` among its steps, which is not a step")
+        returns = [s for s in steps if isinstance(s, ReturnStep)]
+        if len(returns) > 1:
+            raise QuiversTypeError(f"program `{self.name}` has {len(returns)} return steps", span=returns[1].span)
+        for s in steps:
+            for t in s.walk():
+                if isinstance(t, ReturnStep) and t not in steps:
+                    raise QuiversTypeError("`return` must be at the top level of a program", span=t.span)
+        self.steps = steps
+        self.graph: nx.DiGraph = dependency_graph(steps)
+        analysis = analyze(steps)
+        self.sites: dict[str, Site] = analysis.sites
+        self.index_maps = analysis.index_maps
+        self._check_effects(effects)
+        self._compile(analysis)
+
+    def _check_effects(self, declared) -> None:
+        inferred = {t.effect for s in self.steps for t in s.walk()} - {Effect.Pure}
+        self.inferred_effects = frozenset(inferred) or frozenset({Effect.Pure})
+        if declared is None:
+            self.effects = self.inferred_effects
+            return
+        declared = Effect.parse(declared)
+        missing = inferred - declared
+        if missing:
+            offending = [
+                f"`{type(t).__name__.removesuffix('Step').lower()} {t.defines or ''}`".replace(" `", "`")
+                + f" ({t.effect.name})"
+                for s in self.steps
+                for t in s.walk()
+                if t.effect in missing
+            ]
+            first = next(t for s in self.steps for t in s.walk() if t.effect in missing)
+            raise EffectError(
+                f"program `{self.name}` declares effects [{', '.join(sorted(e.name for e in declared))}] "
+                f"but has {', '.join(sorted(e.name for e in missing))}: {', '.join(offending)}",
+                span=getattr(first, "span", None) or self.span,
+                hint=f"add {', '.join(sorted(e.name for e in missing))} to its effects",
+            )
+        self.effects = declared
+
+    def _compile(self, analysis) -> None:
+        order: dict[int, list[Step]] = {0: block_order(self.steps)}
+        params: dict[int, dict] = {}
+        exprs: dict[int, Any] = {}
+        self._constant_dims: dict[str, tuple[str, ...]] = {}
+        n_buffers = 0
+
+        def visit(block: Sequence[Step]) -> None:
+            nonlocal n_buffers
+            for s in block:
+                if isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
+                    fam = s.prior if isinstance(s, MarginalizeStep) else s.family
+                    target = self._param_target(s)
+                    params[id(s)] = {}
+                    for key, e in fam.args.items():
+                        params[id(s)][key] = compile_expr(e)
+                        self._register_constants(e, target, fam.spec.param(key).event_rank)
+                if isinstance(s, (LetStep, FactorStep, ReturnStep)):
+                    exprs[id(s)] = compile_expr(s.expr)
+                    self._register_constants(s.expr, None, 0)
+                if isinstance(s, MarginalizeStep):
+                    order[id(s)] = block_order(s.body)
+                    visit(s.body)
+
+        visit(self.steps)
+        self._compiled = Compiled(order, params, exprs, self.sites, self.index_maps, self.steps)
+        self._validated: dict[tuple, bool] = {}
+
+    def _param_target(self, s: Step) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        if isinstance(s, MarginalizeStep):
+            site = self.sites[s.name]
+            return site.dims + (s.support.name,), site.shape + (s.support.size,)
+        site = self.sites[s.name]
+        return site.dims, site.shape
+
+    def _register_constants(self, e: Expr, target, rank: int) -> None:
+        for sym, tensor in constant_tensors(e).items():
+            dims: tuple[str, ...] = ()
+            if target is not None and e.sympy.is_Symbol:
+                names, sizes = target
+                nd = tensor.dim() - (2 if rank == 2 else 0)
+                if nd > len(names) or tuple(tensor.shape[: tensor.dim() - (2 if rank == 2 else 0)][-nd:] if nd else ()) != tuple(sizes[len(sizes) - nd :]):
+                    raise ShapeError(
+                        f"constant of shape {tuple(tensor.shape)} does not fit the axes {list(names)} "
+                        f"of sizes {list(sizes)}"
+                    )
+                dims = names[len(names) - nd :] + (("__r", "__c") if rank == 2 else ())
+            buf = f"_const{len(self._constant_dims)}"
+            self.register_buffer(buf, tensor.detach().clone())
+            self._constant_dims[sym] = (buf, dims)
+
+    # ------------------------------------------------------------ sites
+
+    def latent_sites(self, observed_names: Iterable[str] = ()) -> list[Site]:
+        """The sampled latents a guide or MCMC must provide values for, in
+        topological order: every ``sample`` site that is neither an index
+        map nor among ``observed_names``."""
+        observed = set(observed_names)
+        order = [n for n in nx.topological_sort(self.graph)]
+        return [
+            self.sites[n]
+            for n in order
+            if n in self.sites and self.sites[n].kind == "latent" and n not in observed
+        ]
+
+    @property
+    def observed_sites(self) -> list[Site]:
+        return [s for s in self.sites.values() if s.kind == "observed"]
+
+    # ------------------------------------------------------------- data
+
+    def _env(self, observations, latents, mode: str) -> dict[str, Value]:
+        observations = {} if observations is None else observations
+        latents = {} if latents is None else latents
+        D.check_names(observations, self.sites, "observations")
+        D.check_names(latents, self.sites, "latents")
+        env: dict[str, Value] = {}
+        for name, site in self.sites.items():
+            if site.kind == "index":
+                if name not in observations:
+                    raise DataError(
+                        f"index map `{name}` ({site.dims[0]} -> {site.values_in}) is missing from the observations"
+                    )
+                cod = self.index_maps[name][1]
+                env[name] = self._cached(name, observations[name], lambda v: D.check_index_map(site, v, cod.size))
+            elif name in observations and site.kind in ("observed", "latent"):
+                env[name] = self._cached(name, observations[name], lambda v: D.check_value(site, v, "observation"))
+            elif name in latents and site.kind == "latent":
+                env[name] = D.check_value(site, latents[name], "latent")
+            elif site.kind == "observed" and mode == "density":
+                raise DataError(f"observation `{name}` is missing", hint="pass it in the observations dict")
+            elif site.kind == "latent" and mode == "density":
+                raise DataError(f"latent `{name}` has no value", hint="pass it in latents or in observations")
+        ref = next((v.tensor for v in env.values() if torch.is_floating_point(v.tensor)), None)
+        if ref is None:
+            buf = next(iter(self.buffers()), None)
+            ref = torch.zeros((), device=buf.device if buf is not None else None)
+        env[REF] = Value(ref.new_zeros(()))
+        for sym, (buf, dims) in self._constant_dims.items():
+            t = getattr(self, buf)
+            if torch.is_floating_point(t) and t.dtype != ref.dtype:
+                t = t.to(ref.dtype)
+            env[sym] = Value(t, dims)
+        return env
+
+    def _cached(self, name: str, value: Any, check) -> Value:
+        if not isinstance(value, torch.Tensor):
+            return check(value)
+        key = (name, id(value), value._version, value.data_ptr(), tuple(value.shape))
+        hit = self._validated.get(key)
+        if hit is not None:
+            return hit
+        out = check(value)
+        if len(self._validated) > 256:
+            self._validated.clear()
+        self._validated[key] = out
+        return out
+
+    def _run(self, observations, latents, mode: str = "density", **kw) -> Run:
+        env = self._env(observations, latents, mode)
+        try:
+            return Run(self._compiled, env, mode, **kw).execute()
+        except QuiversError as err:
+            raise _with_source(err, self.source) from None
+
+    # -------------------------------------------------------------- API
+
+    def log_joint(
+        self,
+        x: Any = None,
+        observations: Mapping[str, Any] | None = None,
+        latents: Mapping[str, Any] | None = None,
+    ) -> torch.Tensor:
+        """The exact log joint density, every marginalized latent summed out.
+
+        Returns a tensor of the batch shape of the latents and observations
+        (leading axes beyond each site's own shape).
+        """
+        return self._run(observations, latents).log_density
+
+    def pointwise_log_likelihood(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
+        """Log likelihood of each observed site that lies outside every
+        marginalize block, per element of its plate (for ArviZ's loo/waic)."""
+        run = self._run(observations, latents, pointwise=True)
+        return {
+            name: v.tensor
+            for name, v in run.site_terms.items()
+            if not self.sites[name].blocks
+        }
+
+    def posterior_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
+        """Exact posterior of each marginalized latent given the rest.
+
+        For a latent ``z : K`` the result has shape ``batch + rows + (|K|,)``
+        (rows: the per-row plate or the ``over`` plate) and sums to one over
+        its last axis. A nested latent's posterior is conditional on its
+        enclosing latents, whose values are extra axes before its own.
+        """
+        run = self._run(observations, latents, record=True)
+        out = {}
+        for name, v in run.responsibilities.items():
+            site = self.sites[name]
+            order = tuple(d for d in v.dims if d != name) + (name,)
+            from quivers.programs.named import to_layout
+
+            out[name] = to_layout(v, v.batch_ndim, order)
+            del site
+        return out
+
+    def map_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
+        """The most probable value of each marginalized latent given the rest."""
+        return {k: v.argmax(-1) for k, v in self.posterior_latents(x, observations, latents).items()}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        x: Any = None,
+        sample_shape: Sequence[int] | torch.Size = (),
+        latents: Mapping[str, Any] | None = None,
+        observations: Mapping[str, Any] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Ancestral draws of every site not given, marginalized latents
+        included. Index maps must be given in ``observations``."""
+        run = self._run(observations, latents, "sample", sample_shape=torch.Size(sample_shape))
+        return {
+            k: v.tensor
+            for k, v in run.env.items()
+            if k in self.sites and self.sites[k].kind != "index"
+        } | ({"_return": run.env[RETURN].tensor} if RETURN in run.env else {})
+
+    def forward(self, x: Any = None, observations=None, latents=None) -> torch.Tensor:
+        """The program's log joint density (as :meth:`log_joint`)."""
+        return self.log_joint(x, observations, latents)
+
+    def extra_repr(self) -> str:
+        effects = ", ".join(sorted(e.name for e in self.effects))
+        return f"{self.name} : {self.dom.name} -> {self.cod.name} [effects=[{effects}]]"
+
+
+def _with_source(err: QuiversError, source: str | None) -> QuiversError:
+    if err.span is not None and err.source is None and source is not None:
+        err2 = type(err).__new__(type(err))
+        err2.__dict__.update(err.__dict__)
+        QuiversError.__init__(err2, err.message, span=err.span, source=source, hint=err.hint)
+        return err2
+    return err

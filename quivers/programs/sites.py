@@ -1,0 +1,261 @@
+"""Static analysis of a program: its sites, index maps and marginal rows.
+
+A *site* is a named random quantity: a sampled latent, an observation, an
+index map supplied as data, a marginalized latent, or a deterministic
+``let``. Its named axes (``dims``) come from its index set, with two rules:
+
+- **Shape rule.** A sampled site used directly as the weights of a
+  ``Categorical`` prior for a latent ``z : K`` gets ``K`` appended when its
+  index set lacks it: ``sample probs : G <- HalfNormal(1.0)`` feeding
+  ``Categorical(probs) [over=G]`` has axes ``(G, K)``.
+- **Index maps.** A name used in ``via=`` (or declared with ``index_map``)
+  is an integer map ``dom -> cod`` read from the observations and never
+  scored; for the seed's idiom (declared with ``sample``), ``dom`` is its
+  index set and ``cod`` the ``over`` plate of the enclosing block.
+
+Marginalized latents live on their *rows*: per-row blocks on the plate of
+the observations in their body, grouped blocks on their ``over`` plate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from torch.distributions import constraints
+
+from quivers.categories.finset import FinSet
+from quivers.distributions import Family
+from quivers.errors import QuiversTypeError, ShapeError
+from quivers.programs.expr import Expr
+from quivers.programs.steps import (
+    FactorStep,
+    IndexMapStep,
+    LetStep,
+    MarginalizeStep,
+    ObserveStep,
+    SampleStep,
+    Step,
+)
+
+__all__ = ["Site", "analyze", "plate_dims"]
+
+
+def plate_dims(index_set: FinSet | None) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The named axes and sizes of a plate (products give several axes)."""
+    if index_set is None:
+        return (), ()
+    factors = tuple(index_set.factors)
+    return tuple(f.name for f in factors), tuple(f.size for f in factors)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A named random quantity of a program.
+
+    ``kind`` is one of ``"latent"``, ``"observed"``, ``"index"``,
+    ``"marginal"``, ``"deterministic"``. ``values_in`` names the finite set
+    an integer-valued site takes its values in. ``blocks`` lists the
+    marginalized latents whose body holds the site.
+    """
+
+    name: str
+    kind: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    step: Step = field(repr=False)
+    family: Family | None = field(default=None, repr=False)
+    values_in: str | None = None
+    blocks: tuple[str, ...] = ()
+
+    @property
+    def discrete(self) -> bool:
+        return self.kind in ("index", "marginal") or bool(self.family and self.family.discrete)
+
+    @property
+    def event_dims(self) -> tuple[str, ...]:
+        rank = self.family.event_rank if self.family is not None else 0
+        return self.dims[len(self.dims) - rank :] if rank else ()
+
+    def support(self) -> constraints.Constraint:
+        """The site's support (for latents fed to guides and MCMC)."""
+        if self.family is None:
+            return constraints.real
+        if self.family.name == "Categorical" and self.values_in is not None:
+            return constraints.integer_interval(0, self.shape[-1] - 1)
+        return self.family.support()
+
+
+@dataclass
+class Analysis:
+    sites: dict[str, Site]
+    index_maps: dict[str, tuple[FinSet, FinSet]]
+    rows: dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
+
+
+def _walk(steps: Sequence[Step], blocks: tuple[MarginalizeStep, ...] = ()) -> Iterator[tuple[Step, tuple[MarginalizeStep, ...]]]:
+    for s in steps:
+        yield s, blocks
+        if isinstance(s, MarginalizeStep):
+            yield from _walk(s.body, blocks + (s,))
+
+
+def _bare_name(e: object) -> str | None:
+    if isinstance(e, Expr):
+        names = e.names()
+        if len(names) == 1 and e.sympy.is_Symbol:
+            return next(iter(names))
+    return None
+
+
+def analyze(steps: Sequence[Step]) -> Analysis:
+    """Sites, index maps and marginal rows of a program's steps."""
+    walked = list(_walk(steps))
+    defining = {s.defines: s for s, _ in walked if s.defines is not None}
+    index_maps = _index_maps(walked, defining)
+    extra = _shape_rule(walked, defining)
+    rows = _rows(walked, index_maps)
+    sites: dict[str, Site] = {}
+    for s, blocks in walked:
+        names = tuple(b.name for b in blocks)
+        if isinstance(s, (SampleStep, ObserveStep)):
+            if s.name in index_maps:
+                dom, cod = index_maps[s.name]
+                sites[s.name] = Site(s.name, "index", (dom.name,), (dom.size,), s, None, cod.name, names)
+                continue
+            dims, shape = plate_dims(s.index_set)
+            if s.name in extra:
+                dims, shape = dims + (extra[s.name].name,), shape + (extra[s.name].size,)
+            _check_event(s, dims, shape)
+            kind = "latent" if isinstance(s, SampleStep) else "observed"
+            values_in = _categorical_axis(s, defining)
+            sites[s.name] = Site(s.name, kind, dims, shape, s, s.family, values_in, names)
+        elif isinstance(s, IndexMapStep):
+            sites[s.name] = Site(s.name, "index", (s.dom.name,), (s.dom.size,), s, None, s.cod.name, names)
+        elif isinstance(s, MarginalizeStep):
+            dims, shape = rows[s.name]
+            sites[s.name] = Site(s.name, "marginal", dims, shape, s, s.prior, s.support.name, names)
+        elif isinstance(s, LetStep):
+            sites[s.name] = Site(s.name, "deterministic", (), (), s, None, None, names)
+    return Analysis(sites, index_maps, rows)
+
+
+def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
+    maps: dict[str, tuple[FinSet, FinSet]] = {}
+    for s, _ in walked:
+        if isinstance(s, IndexMapStep):
+            maps[s.name] = (s.dom, s.cod)
+    for s, blocks in walked:
+        if not isinstance(s, ObserveStep) or s.via is None:
+            continue
+        grouped = [b for b in blocks if b.over is not None]
+        if not grouped:
+            raise QuiversTypeError(
+                f"observe `{s.name}` has [via={s.via}] but no enclosing marginalize has [over=...]",
+                span=s.span,
+                hint="add [over=G] to the marginalize block, or drop via for per-row marginalization",
+            )
+        over = grouped[-1].over
+        src = defining[s.via]
+        if isinstance(src, IndexMapStep):
+            dom, cod = src.dom, src.cod
+            if cod != over:
+                raise ShapeError(
+                    f"index map `{s.via}` maps into `{cod.name}`, but the block of `{s.name}` groups over `{over.name}`",
+                    span=s.span,
+                )
+        elif isinstance(src, SampleStep):
+            if src.index_set is None or len(src.index_set.factors) != 1:
+                raise ShapeError(
+                    f"index map `{s.via}` must be declared on one plate (its rows), got `{src.index_set}`",
+                    span=src.span,
+                )
+            dom, cod = src.index_set, over
+        else:
+            raise QuiversTypeError(
+                f"`{s.via}` in [via={s.via}] of `{s.name}` must be an index map or a sampled name, "
+                f"not a {type(src).__name__.removesuffix('Step').lower()}",
+                span=s.span,
+            )
+        obs_dims, _ = plate_dims(s.index_set)
+        if dom.name not in obs_dims:
+            raise ShapeError(
+                f"index map `{s.via}` has domain `{dom.name}`, but `{s.name}` is on `{s.index_set}`",
+                span=s.span,
+            )
+        if s.via in maps and maps[s.via] != (dom, cod):
+            raise ShapeError(f"index map `{s.via}` is used with two different shapes", span=s.span)
+        maps[s.via] = (dom, cod)
+    return maps
+
+
+def _shape_rule(walked, defining) -> dict[str, FinSet]:
+    extra: dict[str, FinSet] = {}
+    for s, _ in walked:
+        if not isinstance(s, MarginalizeStep):
+            continue
+        arg = next(iter(s.prior.args.values()))
+        name = _bare_name(arg)
+        src = defining.get(name) if name else None
+        if isinstance(src, SampleStep):
+            dims, _ = plate_dims(src.index_set)
+            if s.support.name not in dims:
+                if name in extra and extra[name] != s.support:
+                    raise ShapeError(f"`{name}` is the weights of latents on `{extra[name].name}` and `{s.support.name}`")
+                extra[name] = s.support
+    return extra
+
+
+def _rows(walked, index_maps) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    rows = {}
+    for s, _ in walked:
+        if not isinstance(s, MarginalizeStep):
+            continue
+        if s.over is not None:
+            rows[s.name] = plate_dims(s.over)
+            for t, blocks in _walk(s.body):
+                if isinstance(t, ObserveStep) and t.via is None:
+                    dims, _ = plate_dims(t.index_set)
+                    if not set(dims) <= {s.over.name}:
+                        raise ShapeError(
+                            f"observe `{t.name}` on `{t.index_set}` in a block grouped over `{s.over.name}` "
+                            f"needs [via=...] naming an index map into `{s.over.name}`",
+                            span=t.span,
+                        )
+            continue
+        plates = {}
+        for t, _ in _walk(s.body):
+            if isinstance(t, ObserveStep):
+                plates[plate_dims(t.index_set)] = t
+        if len(plates) > 1:
+            names = ", ".join(f"`{t.name}` on {list(d[0])}" for d, t in plates.items())
+            raise ShapeError(
+                f"per-row marginalize `{s.name}` has observations on different plates: {names}",
+                span=s.span,
+                hint="use [over=G] with a via map on each observe",
+            )
+        rows[s.name] = next(iter(plates), ((), ()))
+    return rows
+
+
+def _check_event(s: SampleStep | ObserveStep, dims, shape) -> None:
+    rank = s.family.event_rank
+    if rank > len(dims):
+        raise ShapeError(
+            f"`{s.name}` has a {s.family.name} value with {rank} event axes, "
+            f"but its index set `{s.index_set}` has {len(dims)}",
+            span=s.span,
+            hint=f"declare `{s.name}` on a plate whose last factor is the event axis",
+        )
+    if rank == 2 and shape[-1] != shape[-2]:
+        raise ShapeError(f"`{s.name}` needs square event axes, got {shape[-2:]}", span=s.span)
+
+
+def _categorical_axis(s: SampleStep | ObserveStep, defining) -> str | None:
+    if s.family.name != "Categorical":
+        return None
+    name = _bare_name(next(iter(s.family.args.values())))
+    src = defining.get(name) if name else None
+    if isinstance(src, SampleStep) and src.index_set is not None:
+        return src.index_set.factors[-1].name
+    return None

@@ -1,0 +1,267 @@
+"""The steps of a program, as frozen dataclasses, and their constructors.
+
+A program is a sequence of steps: ``sample`` (a latent per element of an
+index set), ``observe`` (a scored observation), ``marginalize`` (a discrete
+latent integrated out of its body), ``let`` (a deterministic value),
+``factor`` (an arbitrary log-density term), ``return`` and ``index_map`` (an
+integer map between finite sets supplied as data: a fibration).
+
+Every step knows the names it defines and reads, which is all the
+dependency graph needs, and its effect.
+
+Examples
+--------
+>>> from quivers.categories import FinSet
+>>> from quivers.distributions import Normal
+>>> K = FinSet("K", 2)
+>>> s = sample("mu_k", K, Normal(0.0, 5.0))
+>>> s.defines, sorted(s.reads), s.effect
+('mu_k', [], Effect.Sample)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from quivers.categories.finset import FinSet
+from quivers.distributions import Family
+from quivers.errors import QuiversTypeError, Span
+from quivers.programs.effects import Effect
+from quivers.programs.expr import Expr, as_expr
+
+__all__ = [
+    "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
+    "ReturnStep", "IndexMapStep",
+    "sample", "observe", "marginalize", "let", "factor", "ret", "index_map",
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """Base of all steps; ``span`` locates the step in QVR source."""
+
+    @property
+    def defines(self) -> str | None:
+        return None
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return frozenset()
+
+    @property
+    def effect(self) -> Effect:
+        return Effect.Pure
+
+    def walk(self) -> Iterable[Step]:
+        """This step and, for blocks, every step nested in it."""
+        yield self
+
+
+def _family_reads(fam: Family) -> frozenset[str]:
+    out: set[str] = set()
+    for v in fam.args.values():
+        if isinstance(v, Expr):
+            out |= v.names()
+    return frozenset(out)
+
+
+def _symbolic(fam: Family) -> Family:
+    if not isinstance(fam, Family):
+        raise QuiversTypeError(f"expected a distribution family, got `{fam!r}`")
+    return Family(fam.spec, {k: as_expr(v) for k, v in fam.args.items()})
+
+
+def _check_set(what: str, s: Any, allow_none: bool = True) -> None:
+    if s is None and allow_none:
+        return
+    if not isinstance(s, FinSet):
+        raise QuiversTypeError(f"{what} must be a FinSet, got `{s!r}`")
+
+
+@dataclass(frozen=True)
+class SampleStep(Step):
+    name: str
+    index_set: FinSet | None
+    family: Family
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def defines(self) -> str:
+        return self.name
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return _family_reads(self.family)
+
+    @property
+    def effect(self) -> Effect:
+        return Effect.Sample
+
+
+@dataclass(frozen=True)
+class ObserveStep(Step):
+    name: str
+    index_set: FinSet | None
+    family: Family
+    via: str | None = None
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def defines(self) -> str:
+        return self.name
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return _family_reads(self.family) | ({self.via} if self.via else set())
+
+    @property
+    def effect(self) -> Effect:
+        return Effect.Score
+
+
+@dataclass(frozen=True)
+class MarginalizeStep(Step):
+    name: str
+    support: FinSet
+    prior: Family
+    body: tuple[Step, ...]
+    over: FinSet | None = None
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def defines(self) -> str:
+        return self.name
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return _family_reads(self.prior)
+
+    @property
+    def effect(self) -> Effect:
+        return Effect.Marginal
+
+    def walk(self) -> Iterable[Step]:
+        yield self
+        for s in self.body:
+            yield from s.walk()
+
+
+@dataclass(frozen=True)
+class LetStep(Step):
+    name: str
+    expr: Expr
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def defines(self) -> str:
+        return self.name
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return self.expr.names()
+
+
+@dataclass(frozen=True)
+class FactorStep(Step):
+    expr: Expr
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return self.expr.names()
+
+    @property
+    def effect(self) -> Effect:
+        return Effect.Score
+
+
+@dataclass(frozen=True)
+class ReturnStep(Step):
+    expr: Expr
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return self.expr.names()
+
+
+@dataclass(frozen=True)
+class IndexMapStep(Step):
+    name: str
+    dom: FinSet
+    cod: FinSet
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def defines(self) -> str:
+        return self.name
+
+
+def sample(name: str, index_set: FinSet | None, family: Family, *, span: Span | None = None) -> SampleStep:
+    """Draw ``name`` from ``family``, one draw per element of ``index_set``
+    (a plate; ``None`` or a unit set for a single draw)."""
+    _check_set(f"the index set of `{name}`", index_set)
+    return SampleStep(name, index_set, _symbolic(family), span=span)
+
+
+def observe(
+    name: str,
+    index_set: FinSet | None,
+    family: Family,
+    via: str | None = None,
+    *,
+    span: Span | None = None,
+) -> ObserveStep:
+    """Score the observation ``name`` under ``family``; ``via`` names the
+    index map that fibres its rows over a grouping plate."""
+    _check_set(f"the index set of `{name}`", index_set)
+    return ObserveStep(name, index_set, _symbolic(family), via, span=span)
+
+
+def marginalize(
+    name: str,
+    support: FinSet,
+    prior: Family,
+    body: Sequence[Step],
+    over: FinSet | None = None,
+    *,
+    span: Span | None = None,
+) -> MarginalizeStep:
+    """Integrate the discrete latent ``name`` (values in ``support``, prior
+    ``prior``) out of ``body``; per row by default, per group with ``over``."""
+    _check_set(f"the support of `{name}`", support, allow_none=False)
+    _check_set(f"the grouping plate of `{name}`", over)
+    if not isinstance(prior, Family) or prior.name != "Categorical":
+        raise QuiversTypeError(
+            f"marginalize `{name}` needs a Categorical prior, got `{prior!r}`",
+            span=span,
+        )
+    body = tuple(body)
+    for s in body:
+        if not isinstance(s, Step):
+            raise QuiversTypeError(f"the body of marginalize `{name}` holds `{s!r}`, not a step")
+    return MarginalizeStep(name, support, _symbolic(prior), body, over, span=span)
+
+
+def let(name: str, expr: Any, *, span: Span | None = None) -> LetStep:
+    """Bind ``name`` to the value of ``expr``."""
+    return LetStep(name, as_expr(expr), span=span)
+
+
+def factor(expr: Any, *, span: Span | None = None) -> FactorStep:
+    """Add ``expr`` (summed over its axes) to the log density."""
+    return FactorStep(as_expr(expr), span=span)
+
+
+def ret(expr: Any, *, span: Span | None = None) -> ReturnStep:
+    """Return ``expr`` (a name or an expression) as the program's value."""
+    return ReturnStep(as_expr(expr), span=span)
+
+
+def index_map(name: str, dom: FinSet, cod: FinSet, *, span: Span | None = None) -> IndexMapStep:
+    """Declare ``name``, an integer map ``dom -> cod`` supplied as data."""
+    _check_set(f"the domain of `{name}`", dom, allow_none=False)
+    _check_set(f"the codomain of `{name}`", cod, allow_none=False)
+    return IndexMapStep(name, dom, cod, span=span)
