@@ -1,0 +1,474 @@
+"""The abstract syntax of QVR: frozen, slotted dataclasses.
+
+Every node carries the :class:`~quivers.errors.Span` of the source it was
+read from, as the keyword-only field ``span``. Spans take no part in
+equality, hashing or ``repr``, so two parses of differently formatted
+source are equal exactly when they say the same thing, and ``repr`` of a
+node is valid Python that rebuilds it.
+
+Laws
+----
+- ``parse(dumps(m)) == m`` for every module ``m`` (the printer and the
+  parser agree).
+- Children are tuples, never lists, so every node is hashable.
+- This module imports no torch: the syntax stands on its own.
+
+Examples
+--------
+>>> e = BinOp("+", Name("x"), Number(1))
+>>> e == BinOp("+", Name("x"), Number(1), span=Span(1, 1, 1, 6))
+True
+>>> e
+BinOp(op='+', left=Name(id='x'), right=Number(value=1))
+>>> eval(repr(e)) == e
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from quivers.errors import Span
+
+__all__ = [
+    "Span",
+    "Node",
+    # expressions
+    "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Expr", "BINARY_OPS",
+    # finite sets
+    "SetName", "SetProduct", "SetSum", "SetExpr",
+    # options and families
+    "OptionName", "OptionNumber", "OptionList", "OptionValue", "Option",
+    "Keyword", "FamilyCall",
+    # steps
+    "Sample", "Observe", "Marginalize", "Let", "Factor", "Return", "IndexMap", "Step",
+    # declarations
+    "ObjectDecl", "ObjectDef", "ProgramDecl", "Export", "Decl", "Module",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """Base of every syntax node: holds the source span."""
+
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+# ---------------------------------------------------------------- expressions
+
+BINARY_OPS = ("+", "-", "*", "/", "^")
+"""The binary operators, loosest binding first within each pair."""
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Node):
+    """A numeric literal; ``int`` when written without a point or exponent.
+
+    Examples
+    --------
+    >>> Number(2.5)
+    Number(value=2.5)
+    """
+
+    value: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Name(Node):
+    """A reference to a value defined by an earlier step.
+
+    Examples
+    --------
+    >>> Name("mu_k")
+    Name(id='mu_k')
+    """
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Node):
+    """``left op right`` for ``op`` in ``+ - * / ^`` (``^`` is power).
+
+    Examples
+    --------
+    >>> BinOp("^", Name("x"), Number(2)).op
+    '^'
+    """
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Neg(Node):
+    """Unary minus.
+
+    Examples
+    --------
+    >>> Neg(Name("x"))
+    Neg(operand=Name(id='x'))
+    """
+
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Subscript(Node):
+    """Indexing: ``mu_k[z]`` or ``a[i, j]``.
+
+    Examples
+    --------
+    >>> Subscript(Name("mu_k"), (Name("z"),)).indices
+    (Name(id='z'),)
+    """
+
+    base: Expr
+    indices: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    """A call of a built-in function such as ``exp`` or ``sort``.
+
+    Examples
+    --------
+    >>> Call("sort", (Name("mu_k"),))
+    Call(func='sort', args=(Name(id='mu_k'),))
+    """
+
+    func: str
+    args: tuple[Expr, ...]
+
+
+Expr = Union[Number, Name, BinOp, Neg, Subscript, Call]
+
+
+# ---------------------------------------------------------------- finite sets
+
+
+@dataclass(frozen=True, slots=True)
+class SetName(Node):
+    """A declared object, used as an index set.
+
+    Examples
+    --------
+    >>> SetName("K")
+    SetName(name='K')
+    """
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetProduct(Node):
+    """The product ``left * right`` of two finite sets.
+
+    Examples
+    --------
+    >>> SetProduct(SetName("G"), SetName("K")).right
+    SetName(name='K')
+    """
+
+    left: SetExpr
+    right: SetExpr
+
+
+@dataclass(frozen=True, slots=True)
+class SetSum(Node):
+    """The coproduct ``left + right`` of two finite sets.
+
+    Examples
+    --------
+    >>> SetSum(SetName("A"), SetName("B")).left
+    SetName(name='A')
+    """
+
+    left: SetExpr
+    right: SetExpr
+
+
+SetExpr = Union[SetName, SetProduct, SetSum]
+
+
+# ---------------------------------------------------------------- options
+
+
+@dataclass(frozen=True, slots=True)
+class OptionName(Node):
+    """A bare name as an option value: ``over=G``, ``via=group``.
+
+    Examples
+    --------
+    >>> OptionName("G")
+    OptionName(name='G')
+    """
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class OptionNumber(Node):
+    """A number as an option value.
+
+    Examples
+    --------
+    >>> OptionNumber(3)
+    OptionNumber(value=3)
+    """
+
+    value: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class OptionList(Node):
+    """A bracketed list as an option value: ``effects=[Sample, Score]``.
+
+    Examples
+    --------
+    >>> OptionList((OptionName("Sample"),)).items
+    (OptionName(name='Sample'),)
+    """
+
+    items: tuple[OptionValue, ...]
+
+
+OptionValue = Union[OptionName, OptionNumber, OptionList]
+
+
+@dataclass(frozen=True, slots=True)
+class Option(Node):
+    """One ``key=value`` entry of an option block.
+
+    Examples
+    --------
+    >>> Option("over", OptionName("G")).key
+    'over'
+    """
+
+    key: str
+    value: OptionValue
+
+
+# ---------------------------------------------------------------- families
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword(Node):
+    """A keyword argument of a family: ``scale=1.0``.
+
+    Examples
+    --------
+    >>> Keyword("scale", Number(1.0))
+    Keyword(name='scale', value=Number(value=1.0))
+    """
+
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyCall(Node):
+    """A distribution family applied to arguments: ``Normal(mu, scale=1.0)``.
+
+    Examples
+    --------
+    >>> FamilyCall("HalfNormal", (Number(1.0),)).name
+    'HalfNormal'
+    """
+
+    name: str
+    args: tuple[Expr, ...] = ()
+    kwargs: tuple[Keyword, ...] = ()
+
+
+# ---------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True, slots=True)
+class Sample(Node):
+    """``sample name : I <- Family(...)``: a latent per element of ``I``.
+
+    Examples
+    --------
+    >>> Sample("mu_k", SetName("K"), FamilyCall("Normal", (Number(0.0), Number(5.0)))).name
+    'mu_k'
+    """
+
+    name: str
+    index_set: SetExpr | None
+    family: FamilyCall
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Observe(Node):
+    """``observe name : I <- Family(...) [via=map]``: a scored observation.
+
+    Examples
+    --------
+    >>> Observe("y", SetName("Item"), FamilyCall("Normal", (Name("mu"), Number(1.0)))).index_set
+    SetName(name='Item')
+    """
+
+    name: str
+    index_set: SetExpr | None
+    family: FamilyCall
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Marginalize(Node):
+    """``marginalize z : K <- Categorical(w) [over=G]`` and its indented body.
+
+    Examples
+    --------
+    >>> m = Marginalize("z", SetName("K"), FamilyCall("Categorical", (Name("w"),)),
+    ...                 (), (Factor(Name("z")),))
+    >>> len(m.body)
+    1
+    """
+
+    name: str
+    support: SetExpr
+    prior: FamilyCall
+    options: tuple[Option, ...]
+    body: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Let(Node):
+    """``let name = expr``: a deterministic value.
+
+    Examples
+    --------
+    >>> Let("s", Call("sort", (Name("mu_k"),))).name
+    's'
+    """
+
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Factor(Node):
+    """``factor expr``: add ``expr`` to the log density.
+
+    Examples
+    --------
+    >>> Factor(Neg(Name("penalty")))
+    Factor(value=Neg(operand=Name(id='penalty')))
+    """
+
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Return(Node):
+    """``return expr``: the program's value.
+
+    Examples
+    --------
+    >>> Return(Name("y"))
+    Return(value=Name(id='y'))
+    """
+
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class IndexMap(Node):
+    """``index name : A -> B``: an integer map supplied as data (a fibration).
+
+    Examples
+    --------
+    >>> IndexMap("group", SetName("Item"), SetName("G")).cod
+    SetName(name='G')
+    """
+
+    name: str
+    dom: SetExpr
+    cod: SetExpr
+
+
+Step = Union[Sample, Observe, Marginalize, Let, Factor, Return, IndexMap]
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDecl(Node):
+    """``object Name : FinSet N``: a finite set of ``N`` elements.
+
+    Examples
+    --------
+    >>> ObjectDecl("K", 2)
+    ObjectDecl(name='K', size=2)
+    """
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDef(Node):
+    """``object Name : FinSet = A * B + C``: a product or coproduct object.
+
+    Examples
+    --------
+    >>> ObjectDef("GK", SetProduct(SetName("G"), SetName("K"))).name
+    'GK'
+    """
+
+    name: str
+    value: SetExpr
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramDecl(Node):
+    """``program name : A -> B [options]`` with its indented body.
+
+    Examples
+    --------
+    >>> p = ProgramDecl("p", SetName("K"), SetName("K"), (), (Return(Name("x")),))
+    >>> p.name, len(p.body)
+    ('p', 1)
+    """
+
+    name: str
+    dom: SetExpr
+    cod: SetExpr
+    options: tuple[Option, ...]
+    body: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Export(Node):
+    """``export name``: the program a loaded module exposes as ``.morphism``.
+
+    Examples
+    --------
+    >>> Export("gmm")
+    Export(name='gmm')
+    """
+
+    name: str
+
+
+Decl = Union[ObjectDecl, ObjectDef, ProgramDecl, Export]
+
+
+@dataclass(frozen=True, slots=True)
+class Module(Node):
+    """A whole QVR source: its declarations in order.
+
+    Examples
+    --------
+    >>> Module((ObjectDecl("K", 2), Export("p"))).items[0].name
+    'K'
+    """
+
+    items: tuple[Decl, ...]

@@ -1,0 +1,217 @@
+"""Writing a QVR AST back out as canonical source.
+
+The canonical form indents bodies by four spaces, puts one space around
+binary operators and after commas, writes a blank line around each
+program, and adds only the parentheses that precedence requires.
+Comments are not part of the AST and so are not written.
+
+Laws
+----
+- ``parse(dumps(m)) == m`` for every module ``m``.
+- ``dumps(parse(dumps(m))) == dumps(m)``: canonical source is a fixed point.
+
+Examples
+--------
+>>> from quivers.dsl.parser import parse
+>>> m = parse('''
+... object K:FinSet 2
+... program p:K->K [effects=[Sample]]
+...   sample mu:K<-Normal(0.0,(1.0))
+...   return -(mu^2)
+... ''')
+>>> print(dumps(m), end="")
+object K : FinSet 2
+<BLANKLINE>
+program p : K -> K [effects=[Sample]]
+    sample mu : K <- Normal(0.0, 1.0)
+    return -mu ^ 2
+"""
+
+from __future__ import annotations
+
+from quivers.dsl import ast
+
+__all__ = ["dumps", "dump_expr", "dump_set"]
+
+INDENT = "    "
+
+# Binding strength: larger binds tighter.
+_SUM, _PRODUCT, _UNARY, _POWER, _POSTFIX = 1, 2, 3, 4, 5
+_BINARY = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "^": _POWER}
+
+
+def _number(value: int | float) -> str:
+    return repr(value)
+
+
+def _strength(e: ast.Expr) -> int:
+    if isinstance(e, ast.Number) and _number(e.value).startswith("-"):
+        return _UNARY  # printed with a leading minus, so it binds like one
+    if isinstance(e, ast.BinOp):
+        return _BINARY[e.op]
+    if isinstance(e, ast.Neg):
+        return _UNARY
+    return _POSTFIX
+
+
+def _wrap(e: ast.Expr, needed: int) -> str:
+    text = dump_expr(e)
+    return f"({text})" if _strength(e) < needed else text
+
+
+def dump_expr(e: ast.Expr) -> str:
+    """An expression as QVR source, with the parentheses precedence needs.
+
+    ``+ - * /`` associate to the left and ``^`` to the right; unary minus
+    binds looser than ``^`` and tighter than ``*``, so ``-x ^ 2`` is
+    ``-(x ^ 2)``.
+
+    Examples
+    --------
+    >>> x, y = ast.Name("x"), ast.Name("y")
+    >>> dump_expr(ast.BinOp("-", x, ast.BinOp("-", y, ast.Number(1))))
+    'x - (y - 1)'
+    >>> dump_expr(ast.BinOp("^", ast.Neg(x), ast.BinOp("^", y, ast.Number(2))))
+    '(-x) ^ y ^ 2'
+    >>> dump_expr(ast.Subscript(ast.BinOp("+", x, y), (ast.Name("i"), ast.Name("j"))))
+    '(x + y)[i, j]'
+    """
+    if isinstance(e, ast.Number):
+        return _number(e.value)
+    if isinstance(e, ast.Name):
+        return e.id
+    if isinstance(e, ast.BinOp):
+        strength = _BINARY[e.op]
+        if e.op == "^":
+            # The base is a postfix term; the exponent may be any unary term.
+            return f"{_wrap(e.left, _POSTFIX)} ^ {_wrap(e.right, _UNARY)}"
+        return f"{_wrap(e.left, strength)} {e.op} {_wrap(e.right, strength + 1)}"
+    if isinstance(e, ast.Neg):
+        return f"-{_wrap(e.operand, _UNARY)}"
+    if isinstance(e, ast.Subscript):
+        indices = ", ".join(dump_expr(i) for i in e.indices)
+        return f"{_wrap(e.base, _POSTFIX)}[{indices}]"
+    if isinstance(e, ast.Call):
+        return f"{e.func}({', '.join(dump_expr(a) for a in e.args)})"
+    raise TypeError(f"not an expression node: {e!r}")
+
+
+def dump_set(s: ast.SetExpr) -> str:
+    """A finite-set expression as QVR source; ``*`` binds tighter than ``+``.
+
+    Examples
+    --------
+    >>> a, b, c = ast.SetName("A"), ast.SetName("B"), ast.SetName("C")
+    >>> dump_set(ast.SetProduct(ast.SetSum(a, b), c))
+    '(A + B) * C'
+    >>> dump_set(ast.SetSum(a, ast.SetSum(b, c)))
+    'A + (B + C)'
+    """
+    if isinstance(s, ast.SetName):
+        return s.name
+    if isinstance(s, ast.SetProduct):
+        left = dump_set(s.left)
+        right = dump_set(s.right)
+        if isinstance(s.left, ast.SetSum):
+            left = f"({left})"
+        if not isinstance(s.right, ast.SetName):
+            right = f"({right})"
+        return f"{left} * {right}"
+    if isinstance(s, ast.SetSum):
+        right = dump_set(s.right)
+        if isinstance(s.right, ast.SetSum):
+            right = f"({right})"
+        return f"{dump_set(s.left)} + {right}"
+    raise TypeError(f"not a set expression: {s!r}")
+
+
+def _option_value(v: ast.OptionValue) -> str:
+    if isinstance(v, ast.OptionName):
+        return v.name
+    if isinstance(v, ast.OptionNumber):
+        return _number(v.value)
+    if isinstance(v, ast.OptionList):
+        return "[" + ", ".join(_option_value(i) for i in v.items) + "]"
+    raise TypeError(f"not an option value: {v!r}")
+
+
+def _options(options: tuple[ast.Option, ...]) -> str:
+    if not options:
+        return ""
+    return " [" + ", ".join(f"{o.key}={_option_value(o.value)}" for o in options) + "]"
+
+
+def _family(f: ast.FamilyCall) -> str:
+    args = [dump_expr(a) for a in f.args] + [f"{k.name}={dump_expr(k.value)}" for k in f.kwargs]
+    return f"{f.name}({', '.join(args)})"
+
+
+def _index_set(s: ast.SetExpr | None) -> str:
+    return "" if s is None else f" : {dump_set(s)}"
+
+
+def _step(step: ast.Step, depth: int) -> list[str]:
+    pad = INDENT * depth
+    if isinstance(step, ast.Sample):
+        head = f"sample {step.name}{_index_set(step.index_set)} <- {_family(step.family)}"
+        return [pad + head + _options(step.options)]
+    if isinstance(step, ast.Observe):
+        head = f"observe {step.name}{_index_set(step.index_set)} <- {_family(step.family)}"
+        return [pad + head + _options(step.options)]
+    if isinstance(step, ast.Marginalize):
+        head = (
+            f"marginalize {step.name} : {dump_set(step.support)} <- {_family(step.prior)}"
+            + _options(step.options)
+        )
+        return [pad + head] + [line for s in step.body for line in _step(s, depth + 1)]
+    if isinstance(step, ast.Let):
+        return [f"{pad}let {step.name} = {dump_expr(step.value)}"]
+    if isinstance(step, ast.Factor):
+        return [f"{pad}factor {dump_expr(step.value)}"]
+    if isinstance(step, ast.Return):
+        return [f"{pad}return {dump_expr(step.value)}"]
+    if isinstance(step, ast.IndexMap):
+        return [f"{pad}index {step.name} : {dump_set(step.dom)} -> {dump_set(step.cod)}"]
+    raise TypeError(f"not a step: {step!r}")
+
+
+def _decl(d: ast.Decl) -> list[str]:
+    if isinstance(d, ast.ObjectDecl):
+        return [f"object {d.name} : FinSet {d.size}"]
+    if isinstance(d, ast.ObjectDef):
+        return [f"object {d.name} : FinSet = {dump_set(d.value)}"]
+    if isinstance(d, ast.ProgramDecl):
+        head = f"program {d.name} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"
+        return [head] + [line for s in d.body for line in _step(s, 1)]
+    if isinstance(d, ast.Export):
+        return [f"export {d.name}"]
+    raise TypeError(f"not a declaration: {d!r}")
+
+
+def dumps(node: ast.Module | ast.Decl | ast.Step) -> str:
+    """Pretty-print a module (or one declaration or step) as QVR source.
+
+    A module ends with a newline, as a file does; a declaration or step
+    does not.
+
+    Examples
+    --------
+    >>> print(dumps(ast.Module((ast.ObjectDecl("K", 2), ast.Export("p")))), end="")
+    object K : FinSet 2
+    export p
+    >>> dumps(ast.Let("s", ast.Call("sort", (ast.Name("mu_k"),))))
+    'let s = sort(mu_k)'
+    """
+    if isinstance(node, ast.Module):
+        out: list[str] = []
+        after_program = False
+        for d in node.items:
+            is_program = isinstance(d, ast.ProgramDecl)
+            if out and (is_program or after_program):
+                out.append("")
+            out.extend(_decl(d))
+            after_program = is_program
+        return "".join(line + "\n" for line in out)
+    if isinstance(node, ast.Step.__args__):
+        return "\n".join(_step(node, 0))
+    return "\n".join(_decl(node))

@@ -1,0 +1,229 @@
+"""From lark's parse tree to the QVR AST: one method per grammar rule.
+
+Each method receives the rule's position (``meta``) and its children,
+already transformed, and returns one frozen node of :mod:`quivers.dsl.ast`
+with its :class:`~quivers.errors.Span`. Statements (declarations and steps)
+get the span of their first line up to any comment, so a caret under a
+statement underlines what the author wrote and not the newline after it.
+
+The transformer also rejects what the grammar admits but the language does
+not: keywords used as names, fractional or non-finite object sizes, and
+numbers too large to be finite.
+
+Examples
+--------
+>>> from quivers.dsl.parser import parse
+>>> parse("export gmm").items[0].span
+Span(line=1, column=1, end_line=1, end_column=11)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lark import Token, Transformer, v_args
+
+from quivers.dsl import ast
+from quivers.errors import QVRSyntaxError, Span
+
+__all__ = ["KEYWORDS", "QVRTransformer"]
+
+KEYWORDS = frozenset(
+    {
+        "object", "FinSet", "program", "export",
+        "sample", "observe", "marginalize", "let", "factor", "return", "index",
+    }
+)
+"""Reserved words: none of them can name an object, program or value."""
+
+
+def _token_span(token: Token) -> Span:
+    return Span(token.line, token.column, token.end_line, token.end_column)
+
+
+def _number(token: Token, source: str) -> int | float:
+    text = str(token)
+    if not any(c in text for c in ".eE"):
+        return int(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise QVRSyntaxError(
+            f"number `{text}` is too large to represent", span=_token_span(token), source=source
+        )
+    return value
+
+
+@v_args(meta=True)
+class QVRTransformer(Transformer):
+    """Builds :mod:`quivers.dsl.ast` nodes; ``source`` is used for spans and errors."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(visit_tokens=True)
+        self.source = source
+        self._lines = source.splitlines()
+
+    # ------------------------------------------------------------ helpers
+
+    def _span(self, meta: Any) -> Span:
+        return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _line_span(self, meta: Any) -> Span:
+        """The span of a statement: its first line, without a trailing comment."""
+        text = self._lines[meta.line - 1] if meta.line <= len(self._lines) else ""
+        end = len(text.split("#", 1)[0].rstrip()) + 1
+        return Span(meta.line, meta.column, meta.line, max(end, meta.column + 1))
+
+    # ------------------------------------------------------------ tokens
+
+    @v_args(meta=False, inline=False)
+    def NAME(self, token: Token) -> Token:
+        if token in KEYWORDS:
+            raise QVRSyntaxError(
+                f"`{token}` is a keyword and cannot be used as a name",
+                span=_token_span(token),
+                source=self.source,
+                hint=f"rename it, e.g. `{token}_`",
+            )
+        return token
+
+    # ------------------------------------------------------------ module
+
+    def start(self, meta: Any, children: list) -> ast.Module:
+        span = self._span(meta) if not meta.empty else Span(1, 1, 1, 1)
+        return ast.Module(tuple(children), span=span)
+
+    def object_decl(self, meta: Any, children: list) -> ast.ObjectDecl:
+        name, size = children
+        value = _number(size, self.source)
+        if not isinstance(value, int):
+            raise QVRSyntaxError(
+                f"the size of object `{name}` must be a whole number, got `{size}`",
+                span=_token_span(size),
+                source=self.source,
+            )
+        return ast.ObjectDecl(str(name), value, span=self._line_span(meta))
+
+    def object_def(self, meta: Any, children: list) -> ast.ObjectDef:
+        name, value = children
+        return ast.ObjectDef(str(name), value, span=self._line_span(meta))
+
+    def program_decl(self, meta: Any, children: list) -> ast.ProgramDecl:
+        name, dom, cod, options, *body = children
+        return ast.ProgramDecl(
+            str(name), dom, cod, options or (), tuple(body), span=self._line_span(meta)
+        )
+
+    def export_decl(self, meta: Any, children: list) -> ast.Export:
+        (name,) = children
+        return ast.Export(str(name), span=self._line_span(meta))
+
+    # ------------------------------------------------------------ finite sets
+
+    def set_name(self, meta: Any, children: list) -> ast.SetName:
+        return ast.SetName(str(children[0]), span=self._span(meta))
+
+    def set_product(self, meta: Any, children: list) -> ast.SetProduct:
+        left, right = children
+        return ast.SetProduct(left, right, span=self._span(meta))
+
+    def set_sum(self, meta: Any, children: list) -> ast.SetSum:
+        left, right = children
+        return ast.SetSum(left, right, span=self._span(meta))
+
+    # ------------------------------------------------------------ steps
+
+    def index_set(self, meta: Any, children: list) -> ast.SetExpr:
+        return children[0]
+
+    def sample_step(self, meta: Any, children: list) -> ast.Sample:
+        name, index_set, family, options = children
+        return ast.Sample(str(name), index_set, family, options or (), span=self._line_span(meta))
+
+    def observe_step(self, meta: Any, children: list) -> ast.Observe:
+        name, index_set, family, options = children
+        return ast.Observe(str(name), index_set, family, options or (), span=self._line_span(meta))
+
+    def marginalize_step(self, meta: Any, children: list) -> ast.Marginalize:
+        name, support, prior, options, *body = children
+        return ast.Marginalize(
+            str(name), support, prior, options or (), tuple(body), span=self._line_span(meta)
+        )
+
+    def let_step(self, meta: Any, children: list) -> ast.Let:
+        name, value = children
+        return ast.Let(str(name), value, span=self._line_span(meta))
+
+    def factor_step(self, meta: Any, children: list) -> ast.Factor:
+        return ast.Factor(children[0], span=self._line_span(meta))
+
+    def return_step(self, meta: Any, children: list) -> ast.Return:
+        return ast.Return(children[0], span=self._line_span(meta))
+
+    def index_step(self, meta: Any, children: list) -> ast.IndexMap:
+        name, dom, cod = children
+        return ast.IndexMap(str(name), dom, cod, span=self._line_span(meta))
+
+    # ------------------------------------------------------------ options
+
+    def options(self, meta: Any, children: list) -> tuple[ast.Option, ...]:
+        return tuple(children)
+
+    def option(self, meta: Any, children: list) -> ast.Option:
+        key, value = children
+        return ast.Option(str(key), value, span=self._span(meta))
+
+    def option_name(self, meta: Any, children: list) -> ast.OptionName:
+        return ast.OptionName(str(children[0]), span=self._span(meta))
+
+    def option_number(self, meta: Any, children: list) -> ast.OptionNumber:
+        return ast.OptionNumber(_number(children[0], self.source), span=self._span(meta))
+
+    def option_list(self, meta: Any, children: list) -> ast.OptionList:
+        return ast.OptionList(tuple(children), span=self._span(meta))
+
+    # ------------------------------------------------------------ families
+
+    def family(self, meta: Any, children: list) -> ast.FamilyCall:
+        name, *arguments = children
+        args = tuple(a for a in arguments if not isinstance(a, ast.Keyword))
+        kwargs = tuple(a for a in arguments if isinstance(a, ast.Keyword))
+        return ast.FamilyCall(str(name), args, kwargs, span=self._span(meta))
+
+    def keyword(self, meta: Any, children: list) -> ast.Keyword:
+        name, value = children
+        return ast.Keyword(str(name), value, span=self._span(meta))
+
+    # ------------------------------------------------------------ expressions
+
+    def add(self, meta: Any, children: list) -> ast.BinOp:
+        return ast.BinOp("+", *children, span=self._span(meta))
+
+    def sub(self, meta: Any, children: list) -> ast.BinOp:
+        return ast.BinOp("-", *children, span=self._span(meta))
+
+    def mul(self, meta: Any, children: list) -> ast.BinOp:
+        return ast.BinOp("*", *children, span=self._span(meta))
+
+    def div(self, meta: Any, children: list) -> ast.BinOp:
+        return ast.BinOp("/", *children, span=self._span(meta))
+
+    def pow(self, meta: Any, children: list) -> ast.BinOp:
+        return ast.BinOp("^", *children, span=self._span(meta))
+
+    def neg(self, meta: Any, children: list) -> ast.Neg:
+        return ast.Neg(children[0], span=self._span(meta))
+
+    def subscript(self, meta: Any, children: list) -> ast.Subscript:
+        base, *indices = children
+        return ast.Subscript(base, tuple(indices), span=self._span(meta))
+
+    def call(self, meta: Any, children: list) -> ast.Call:
+        func, *args = children
+        return ast.Call(str(func), tuple(args), span=self._span(meta))
+
+    def number(self, meta: Any, children: list) -> ast.Number:
+        return ast.Number(_number(children[0], self.source), span=self._span(meta))
+
+    def name(self, meta: Any, children: list) -> ast.Name:
+        return ast.Name(str(children[0]), span=self._span(meta))

@@ -1,0 +1,100 @@
+"""Hypothesis strategies for QVR syntax trees, shared by the dsl tests.
+
+The trees drawn here are exactly those the parser can produce: names are
+never keywords, numbers are non-negative (a minus is a ``Neg`` node), and
+bodies are never empty. Spans are left out; they take no part in equality.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import strategies as st
+
+from quivers.dsl import ast
+from quivers.dsl.transformer import KEYWORDS
+
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True).filter(
+    lambda s: s not in KEYWORDS
+)
+
+numbers = st.one_of(
+    st.integers(min_value=0, max_value=10**12),
+    st.floats(min_value=0.0, max_value=1e300, allow_nan=False, allow_infinity=False).filter(
+        lambda x: math.copysign(1.0, x) > 0
+    ),
+)
+
+_leaves = st.one_of(st.builds(ast.Number, numbers), st.builds(ast.Name, names))
+
+
+def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
+    small = st.lists(children, min_size=1, max_size=3).map(tuple)
+    return st.one_of(
+        st.builds(ast.BinOp, st.sampled_from(ast.BINARY_OPS), children, children),
+        st.builds(ast.Neg, children),
+        st.builds(ast.Subscript, children, small),
+        st.builds(ast.Call, names, st.lists(children, max_size=3).map(tuple)),
+    )
+
+
+exprs = st.recursive(_leaves, _extend, max_leaves=12)
+
+set_exprs = st.recursive(
+    st.builds(ast.SetName, names),
+    lambda c: st.one_of(st.builds(ast.SetProduct, c, c), st.builds(ast.SetSum, c, c)),
+    max_leaves=5,
+)
+
+option_values = st.recursive(
+    st.one_of(st.builds(ast.OptionName, names), st.builds(ast.OptionNumber, numbers)),
+    lambda c: st.builds(ast.OptionList, st.lists(c, max_size=3).map(tuple)),
+    max_leaves=5,
+)
+
+options = st.lists(st.builds(ast.Option, names, option_values), max_size=2).map(tuple)
+
+families = st.builds(
+    ast.FamilyCall,
+    names,
+    st.lists(exprs, max_size=3).map(tuple),
+    st.lists(st.builds(ast.Keyword, names, exprs), max_size=2).map(tuple),
+)
+
+_simple_steps = st.one_of(
+    st.builds(ast.Sample, names, st.none() | set_exprs, families, options),
+    st.builds(ast.Observe, names, st.none() | set_exprs, families, options),
+    st.builds(ast.Let, names, exprs),
+    st.builds(ast.Factor, exprs),
+    st.builds(ast.Return, exprs),
+    st.builds(ast.IndexMap, names, set_exprs, set_exprs),
+)
+
+steps = st.recursive(
+    _simple_steps,
+    lambda body: st.builds(
+        ast.Marginalize,
+        names,
+        set_exprs,
+        families,
+        options,
+        st.lists(body, min_size=1, max_size=3).map(tuple),
+    ),
+    max_leaves=6,
+)
+
+decls = st.one_of(
+    st.builds(ast.ObjectDecl, names, st.integers(min_value=0, max_value=10**6)),
+    st.builds(ast.ObjectDef, names, set_exprs),
+    st.builds(
+        ast.ProgramDecl,
+        names,
+        set_exprs,
+        set_exprs,
+        options,
+        st.lists(steps, min_size=1, max_size=4).map(tuple),
+    ),
+    st.builds(ast.Export, names),
+)
+
+modules = st.builds(ast.Module, st.lists(decls, max_size=5).map(tuple))
