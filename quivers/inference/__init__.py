@@ -1,0 +1,19 @@
+"""Inference: automatic guides, ELBO, SVI, MCMC, predictive, diagnostics."""
+
+from quivers.inference.elbo import ELBO, Trace_ELBO
+from quivers.inference.guides import (
+    AutoDelta,
+    AutoGuide,
+    AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal,
+    AutoNormal,
+    AutoNormalGuide,
+    GuideDraw,
+)
+from quivers.inference.layout import Layout
+from quivers.inference.svi import SVI
+
+__all__ = [
+    "ELBO", "Trace_ELBO", "SVI", "Layout", "GuideDraw", "AutoGuide", "AutoNormalGuide", "AutoNormal",
+    "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
+]

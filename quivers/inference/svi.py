@@ -1,0 +1,71 @@
+"""Stochastic variational inference: gradient steps on the ELBO.
+
+``SVI(model, guide, optimizer, loss)`` follows Pyro's interface: each
+:meth:`SVI.step` estimates ``-ELBO``, back-propagates through the model's
+exact marginal density and the guide's reparameterized draws, takes one
+optimizer step and returns the loss as a float.
+
+Examples
+--------
+>>> import torch
+>>> from quivers.categories.finset import FinSet
+>>> from quivers.distributions import Normal
+>>> from quivers.programs import Program, sample, observe, var
+>>> from quivers.inference.guides import AutoNormalGuide
+>>> from quivers.inference.elbo import ELBO
+>>> I = FinSet("I", 1)
+>>> prog = Program("p", I, I, [sample("mu", None, Normal(0.0, 1.0)),
+...                            observe("y", I, Normal(var("mu"), 1.0))])
+>>> guide = AutoNormalGuide(prog, observed_names={"y"})
+>>> svi = SVI(prog, guide, torch.optim.Adam(guide.parameters(), lr=0.05), ELBO())
+>>> isinstance(svi.step(None, {"y": torch.tensor([1.0])}), float)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from quivers.errors import QuiversTypeError
+from quivers.inference.elbo import ELBO
+from quivers.programs import Program
+
+__all__ = ["SVI"]
+
+
+class SVI:
+    """Pyro-style SVI driver.
+
+    Parameters
+    ----------
+    model
+        The program (its own parameters, if any, are optimized too when
+        the optimizer holds them).
+    guide
+        An automatic guide.
+    optimizer
+        A ``torch.optim`` optimizer over the parameters to learn.
+    loss
+        An :class:`ELBO`.
+    """
+
+    def __init__(self, model: Program, guide: Any, optimizer: torch.optim.Optimizer, loss: ELBO) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise QuiversTypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if not hasattr(loss, "differentiable_loss"):
+            raise QuiversTypeError(f"loss must be an ELBO, got {type(loss).__name__}")
+        self.model, self.guide, self.optimizer, self.loss = model, guide, optimizer, loss
+
+    def step(self, x: Any = None, observations: Any = None, **kwargs: Any) -> float:
+        """One gradient step; returns the estimate of ``-ELBO`` before it."""
+        self.optimizer.zero_grad(set_to_none=True)
+        surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, **kwargs)
+        surrogate.backward()
+        self.optimizer.step()
+        return value
+
+    def evaluate_loss(self, x: Any = None, observations: Any = None) -> float:
+        """``-ELBO`` without a step."""
+        return self.loss.loss(self.model, self.guide, x, observations)
