@@ -11,9 +11,11 @@ from quivers.inference.guides import (
     GuideDraw,
 )
 from quivers.inference.layout import Layout
+from quivers.inference.predictive import DiscretePosterior, Predictive, infer_discrete
 from quivers.inference.svi import SVI
 
 __all__ = [
     "ELBO", "Trace_ELBO", "SVI", "Layout", "GuideDraw", "AutoGuide", "AutoNormalGuide", "AutoNormal",
     "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
+    "Predictive", "DiscretePosterior", "infer_discrete",
 ]
