@@ -107,7 +107,7 @@ class FamilySpec:
             if p.name == name:
                 return p
         raise UnknownNameError(
-            f"`{self.name}` has no parameter `{name}`",
+            f"`{self.name}` has no parameter `{name}`; it takes {', '.join(f'`{n}`' for n in self.param_names)}",
             name=name,
             candidates=self.param_names,
         )
@@ -183,21 +183,89 @@ def _as_tensor(value: Any) -> torch.Tensor:
     return torch.tensor(float(value))
 
 
+def _is_symbolic(value: Any) -> bool:
+    # Names (str) and expressions of the program layer, which sits above this
+    # one: anything carrying a sympy tree is evaluated later by the program.
+    return isinstance(value, str) or hasattr(value, "sympy") or type(value).__module__.startswith("sympy")
+
+
+def _bind_value(spec: FamilySpec, p: ParamSpec, value: Any) -> Any:
+    """``value`` as the family will hold it: numbers stay numbers, arrays and
+    lists become tensors (floating point unless the parameter counts), names
+    and expressions stay symbolic; anything else is an error."""
+    where = f"`{spec.name}` parameter `{p.name}`"
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise QuiversTypeError(f"{where} must be a number, got the boolean {value!r}")
+    if isinstance(value, numbers.Real):
+        return value.item() if hasattr(value, "item") else value  # numpy scalars become Python numbers
+    if _is_symbolic(value):
+        return value
+    if not isinstance(value, torch.Tensor):
+        if not isinstance(value, (list, tuple)) and not hasattr(value, "__array__"):
+            raise QuiversTypeError(
+                f"{where} must be a number, a tensor or an expression, got {type(value).__name__} `{value!r}`"
+            )
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise QuiversTypeError(f"{where} is not an array of numbers: {err}") from None
+    if torch.is_complex(value):
+        raise QuiversTypeError(f"{where} must be real, got dtype {value.dtype}")
+    counts = p.constraint in (constraints.nonnegative_integer, constraints.positive_integer)
+    if not torch.is_floating_point(value) and not counts:
+        value = value.to(torch.get_default_dtype())
+    elif torch.is_floating_point(value) and value.dtype not in (torch.float32, torch.float64):
+        value = value.to(torch.get_default_dtype())
+    return value
+
+
 def _check_constant(spec: FamilySpec, p: ParamSpec, value: Any) -> None:
     if not _is_constant(value):
         return
     t = _as_tensor(value)
+    where = f"`{spec.name}` parameter `{p.name}` = {_short(value)}"
+    if p.name == "logits":
+        # -inf is a legitimate logit (a category of probability zero).
+        if bool(torch.isnan(t).any()) or bool((t == float("inf")).any()):
+            raise InvalidValueError(f"{where} is not finite (logits may be -inf, never NaN or +inf)")
+        if t.dim() and t.shape[-1] and bool((t == float("-inf")).all(-1).any()):
+            raise InvalidValueError(f"{where} has a row of logits that are all -inf")
+        return
     if torch.is_floating_point(t) and not torch.isfinite(t).all():
-        raise InvalidValueError(f"`{spec.name}` parameter `{p.name}` = {_short(value)} is not finite")
-    if p.event_rank and t.dim() < p.event_rank:
-        return  # scalars broadcast to the event axis of the site
-    ok = p.constraint.check(t)
+        raise InvalidValueError(f"{where} is not finite")
+    if p.event_rank == 2 and t.dim() < 2:
+        raise InvalidValueError(f"{where} must be a matrix (a tensor with two trailing axes)")
     if p.name == "weights":
-        ok = ok & (t.sum(-1) > 0) if t.dim() else ok
+        ok = bool((t >= 0).all()) and (bool((t.sum(-1) > 0).all()) if t.dim() else bool(t > 0))
+        if not ok or (t.dim() and t.shape[-1] == 0):
+            raise InvalidValueError(
+                f"{where} must be non-negative with a positive sum along its last (category) axis"
+            )
+        return
+    constraint = p.constraint
+    if p.event_rank and t.dim() < p.event_rank:
+        # A scalar broadcasts to the event axis of the site: check it entrywise.
+        while isinstance(constraint, constraints.independent):
+            constraint = constraint.base_constraint
+    ok = constraint.check(t)
     if not bool(torch.as_tensor(ok).all()):
-        raise InvalidValueError(
-            f"`{spec.name}` parameter `{p.name}` = {_short(value)} violates its constraint {p.constraint}"
-        )
+        raise InvalidValueError(f"{where} violates its constraint {constraint}")
+
+
+def _check_dependent(spec: FamilySpec, bound: Mapping[str, Any]) -> None:
+    """Constraints that tie parameters together (a Uniform needs low < high)."""
+    if spec.name == "Uniform" and _is_constant(bound["low"]) and _is_constant(bound["high"]):
+        low, high = _as_tensor(bound["low"]), _as_tensor(bound["high"])
+        try:
+            ok = bool((low < high).all())
+        except RuntimeError:
+            raise QuiversTypeError(
+                f"`Uniform` parameters `low` {tuple(low.shape)} and `high` {tuple(high.shape)} do not broadcast"
+            ) from None
+        if not ok:
+            raise InvalidValueError(
+                f"`Uniform` needs `low` < `high`, got low={_short(bound['low'])}, high={_short(bound['high'])}"
+            )
 
 
 FAMILIES: dict[str, FamilySpec] = {}
@@ -225,6 +293,8 @@ def family(name: str, *args: Any, **kwargs: Any) -> Family:
     ...
     quivers.errors.UnknownNameError: unknown distribution family `Normall`; did you mean `Normal`?
     """
+    if not isinstance(name, str):
+        raise QuiversTypeError(f"a family name must be a string, got {type(name).__name__} `{name!r}`")
     spec = FAMILIES.get(name)
     if spec is None:
         raise UnknownNameError(f"unknown distribution family `{name}`", name=name, candidates=FAMILIES)
@@ -255,11 +325,13 @@ def family(name: str, *args: Any, **kwargs: Any) -> Family:
         if len(given) != 1:
             raise QuiversTypeError(
                 f"`{name}` needs exactly one of {', '.join(f'`{p.name}`' for p in group)}, got {len(given)}"
+                + (f" ({', '.join(f'`{g}`' for g in given)})" if given else "")
             )
-    for key, value in bound.items():
-        if isinstance(value, (list, tuple)):
-            bound[key] = value = torch.tensor(value, dtype=torch.get_default_dtype())
-        _check_constant(spec, spec.param(key), value)
+    for key in list(bound):
+        p = spec.param(key)
+        bound[key] = _bind_value(spec, p, bound[key])
+        _check_constant(spec, p, bound[key])
+    _check_dependent(spec, bound)
     order = [p.name for p in spec.params] + [n for g in spec.alternatives for n in (p.name for p in g)]
     return Family(spec, {k: bound[k] for k in order if k in bound})
 

@@ -23,17 +23,19 @@ from collections.abc import Sequence
 
 import networkx as nx
 
-from quivers.errors import GraphError, UnknownNameError
+from quivers.errors import GraphError, QuiversTypeError, UnknownNameError
 from quivers.programs.steps import MarginalizeStep, Step
 
-__all__ = ["node_name", "dependency_graph", "block_order", "scope_defines"]
+__all__ = ["node_name", "dependency_graph", "block_order", "scope_defines", "to_dot"]
 
 
-def node_name(step: Step, position: int) -> str:
-    """The graph node of ``step``, written at ``position`` of its block."""
+def node_name(step: Step, position: int, block: str | None = None) -> str:
+    """The graph node of ``step``, written at ``position`` of its block
+    (``block`` names the enclosing marginalized latent, if any)."""
     if step.defines is not None:
         return step.defines
-    return f"{type(step).__name__.removesuffix('Step').lower()}#{position}"
+    kind = type(step).__name__.removesuffix("Step").lower()
+    return f"{kind}#{position}" if block is None else f"{kind}#{block}.{position}"
 
 
 def scope_defines(step: Step) -> set[str]:
@@ -73,21 +75,26 @@ def dependency_graph(steps: Sequence[Step], outer: frozenset[str] = frozenset())
 
 def _add_block(g: nx.DiGraph, steps: Sequence[Step], outer: frozenset[str], blocks: tuple[str, ...]) -> None:
     defined: dict[str, Step] = {}
+    latents: set[str] = set()
     for s in steps:
         own = {s.defines} if s.defines is not None else set()
+        if isinstance(s, MarginalizeStep):
+            latents.add(s.name)
         for name in scope_defines(s) | own:
-            if name in defined or name in outer:
+            if name in defined or name in outer or name in g:
                 raise GraphError(f"`{name}` is defined twice", span=getattr(s, "span", None))
             defined[name] = s
+    block = blocks[-1] if blocks else None
     for i, s in enumerate(steps):
         kind = type(s).__name__.removesuffix("Step").lower()
-        g.add_node(node_name(s, i), step=s, blocks=blocks, kind=kind)
-    visible = frozenset(defined) | outer
+        g.add_node(node_name(s, i, block), step=s, blocks=blocks, kind=kind)
+    # A marginalized latent is visible in its body only, never to siblings.
+    visible = frozenset(set(defined) - latents) | outer
     for s in steps:
         if isinstance(s, MarginalizeStep):
             _add_block(g, s.body, (visible - scope_defines(s)) | {s.name}, blocks + (s.name,))
     for i, s in enumerate(steps):
-        node = node_name(s, i)
+        node = node_name(s, i, block)
         for name in sorted(s.reads):
             if name not in visible:
                 raise UnknownNameError(
@@ -120,3 +127,87 @@ def block_order(steps: Sequence[Step], outer: frozenset[str] = frozenset()) -> l
         names = " -> ".join(f"`{node_name(steps[a], a)}`" for a, _ in cycle)
         raise GraphError(f"the program's steps form a cycle: {names}") from None
     return [steps[i] for i in order]
+
+
+def _dot_id(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _label(step: Step, node: str) -> str:
+    kind = type(step).__name__.removesuffix("Step").lower()
+    index_set = getattr(step, "index_set", None)
+    plate = f" : {index_set.name}" if index_set is not None else ""
+    if kind in ("sample", "observe"):
+        via = f" [via={step.via}]" if getattr(step, "via", None) else ""
+        return f"{kind} {step.name}{plate} <- {step.family.name}{via}"
+    if kind == "indexmap":
+        return f"index_map {step.name} : {step.dom.name} -> {step.cod.name}"
+    if kind == "marginalize":
+        return f"marginalize {step.name} : {step.support.name}"
+    if kind == "let":
+        return f"let {step.name}"
+    return node.split("#")[0]
+
+
+def to_dot(program: object) -> str:
+    """DOT text of a program's dependency graph (a :class:`Program` or the
+    graph itself): one node per step, labelled with its kind, name, plate and
+    family; an edge per name read; each ``marginalize`` block a cluster
+    labelled with its latent, support and grouping plate, nested as the
+    blocks are. Render it with Graphviz (``dot -Tsvg``).
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Categorical, Normal
+    >>> from quivers.programs.steps import marginalize, observe, sample
+    >>> from quivers.programs.expr import var
+    >>> K, Item = FinSet("K", 2), FinSet("Item", 3)
+    >>> g = dependency_graph([
+    ...     sample("mu", K, Normal(0.0, 1.0)),
+    ...     marginalize("z", K, Categorical([1.0, 1.0]), [
+    ...         observe("y", Item, Normal(var("mu")[var("z")], 1.0))])])
+    >>> print(to_dot(g))
+    digraph program {
+      node [shape=box];
+      "mu" [label="sample mu : K <- Normal"];
+      subgraph "cluster_z" {
+        label="marginalize z : K";
+        style=rounded;
+        "z" [label="marginalize z : K", shape=diamond];
+        "y" [label="observe y : Item <- Normal"];
+      }
+      "mu" -> "y";
+      "z" -> "y";
+    }
+    """
+    g = program if isinstance(program, nx.DiGraph) else getattr(program, "graph", None)
+    if not isinstance(g, nx.DiGraph):
+        raise QuiversTypeError(f"to_dot needs a Program or its dependency graph, got {type(program).__name__}")
+    lines = ["digraph program {", "  node [shape=box];"]
+    children: dict[tuple[str, ...], list[str]] = {}
+    for node, data in g.nodes(data=True):
+        children.setdefault(data["blocks"], []).append(node)
+
+    def emit(blocks: tuple[str, ...], depth: int) -> None:
+        pad = "  " * depth
+        for node in children.get(blocks, []):
+            step = g.nodes[node]["step"]
+            shape = ", shape=diamond" if isinstance(step, MarginalizeStep) else ""
+            if isinstance(step, MarginalizeStep):
+                inner = blocks + (node,)
+                over = f" [over={step.over.name}]" if step.over is not None else ""
+                lines.append(f"{pad}subgraph {_dot_id('cluster_' + node)} {{")
+                lines.append(f"{pad}  label={_dot_id(f'marginalize {node} : {step.support.name}{over}')};")
+                lines.append(f"{pad}  style=rounded;")
+                lines.append(f"{pad}  {_dot_id(node)} [label={_dot_id(_label(step, node))}{shape}];")
+                emit(inner, depth + 1)
+                lines.append(f"{pad}}}")
+            else:
+                lines.append(f"{pad}{_dot_id(node)} [label={_dot_id(_label(step, node))}];")
+
+    emit((), 1)
+    for a, b in g.edges:
+        lines.append(f"  {_dot_id(a)} -> {_dot_id(b)};")
+    lines.append("}")
+    return "\n".join(lines)

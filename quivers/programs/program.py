@@ -8,7 +8,7 @@ its marginalized latents.
 Examples
 --------
 >>> import torch
->>> from quivers.categories.finset import FinSet
+>>> from quivers.categories import FinSet
 >>> from quivers.distributions import Normal, HalfNormal, Categorical
 >>> from quivers.programs import sample, observe, marginalize, ret, var
 >>> Item, K = FinSet("Item", 3), FinSet("K", 2)
@@ -38,7 +38,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from quivers.categories.finset import FinSet
+from quivers.categories import FinSet
 from quivers.errors import DataError, EffectError, QuiversError, QuiversTypeError, ShapeError, Span
 from quivers.programs import data as D
 from quivers.programs.effects import Effect

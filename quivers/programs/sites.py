@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from torch.distributions import constraints
 
-from quivers.categories.finset import FinSet
+from quivers.categories import FinSet
 from quivers.distributions import Family
 from quivers.errors import QuiversTypeError, ShapeError
 from quivers.programs.expr import Expr
@@ -55,8 +55,24 @@ class Site:
 
     ``kind`` is one of ``"latent"``, ``"observed"``, ``"index"``,
     ``"marginal"``, ``"deterministic"``. ``values_in`` names the finite set
-    an integer-valued site takes its values in. ``blocks`` lists the
-    marginalized latents whose body holds the site.
+    an integer-valued site takes its values in and ``num_values`` is its
+    size. ``blocks`` lists the marginalized latents whose body holds the
+    site.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Categorical, HalfNormal, Normal
+    >>> from quivers.programs import Program, marginalize, observe, sample, var
+    >>> Item, K = FinSet("Item", 3), FinSet("K", 2)
+    >>> p = Program("m", Item, Item, [
+    ...     sample("w", K, HalfNormal(1.0)),
+    ...     marginalize("z", K, Categorical(var("w")), [
+    ...         observe("y", Item, Normal(var("z") * 1.0, 1.0))])])
+    >>> p.sites["z"]
+    Site(name='z', kind='marginal', dims=('Item',), shape=(3,), values_in='K', blocks=(), num_values=2)
+    >>> p.sites["z"].support()
+    IntegerInterval(lower_bound=0, upper_bound=1)
     """
 
     name: str
@@ -67,6 +83,7 @@ class Site:
     family: Family | None = field(default=None, repr=False)
     values_in: str | None = None
     blocks: tuple[str, ...] = ()
+    num_values: int | None = None
 
     @property
     def discrete(self) -> bool:
@@ -79,10 +96,10 @@ class Site:
 
     def support(self) -> constraints.Constraint:
         """The site's support (for latents fed to guides and MCMC)."""
+        if self.num_values is not None:
+            return constraints.integer_interval(0, self.num_values - 1)
         if self.family is None:
             return constraints.real
-        if self.family.name == "Categorical" and self.values_in is not None:
-            return constraints.integer_interval(0, self.shape[-1] - 1)
         return self.family.support()
 
 
@@ -121,20 +138,25 @@ def analyze(steps: Sequence[Step]) -> Analysis:
         if isinstance(s, (SampleStep, ObserveStep)):
             if s.name in index_maps:
                 dom, cod = index_maps[s.name]
-                sites[s.name] = Site(s.name, "index", (dom.name,), (dom.size,), s, None, cod.name, names)
+                sites[s.name] = Site(s.name, "index", (dom.name,), (dom.size,), s, None, cod.name, names, cod.size)
                 continue
             dims, shape = plate_dims(s.index_set)
             if s.name in extra:
                 dims, shape = dims + (extra[s.name].name,), shape + (extra[s.name].size,)
             _check_event(s, dims, shape)
             kind = "latent" if isinstance(s, SampleStep) else "observed"
-            values_in = _categorical_axis(s, defining)
-            sites[s.name] = Site(s.name, kind, dims, shape, s, s.family, values_in, names)
+            axis = _categorical_axis(s, defining)
+            values_in, num = (axis.name, axis.size) if axis is not None else (None, None)
+            sites[s.name] = Site(s.name, kind, dims, shape, s, s.family, values_in, names, num)
         elif isinstance(s, IndexMapStep):
-            sites[s.name] = Site(s.name, "index", (s.dom.name,), (s.dom.size,), s, None, s.cod.name, names)
+            sites[s.name] = Site(
+                s.name, "index", (s.dom.name,), (s.dom.size,), s, None, s.cod.name, names, s.cod.size
+            )
         elif isinstance(s, MarginalizeStep):
             dims, shape = rows[s.name]
-            sites[s.name] = Site(s.name, "marginal", dims, shape, s, s.prior, s.support.name, names)
+            sites[s.name] = Site(
+                s.name, "marginal", dims, shape, s, s.prior, s.support.name, names, s.support.size
+            )
         elif isinstance(s, LetStep):
             sites[s.name] = Site(s.name, "deterministic", (), (), s, None, None, names)
     return Analysis(sites, index_maps, rows)
@@ -251,11 +273,11 @@ def _check_event(s: SampleStep | ObserveStep, dims, shape) -> None:
         raise ShapeError(f"`{s.name}` needs square event axes, got {shape[-2:]}", span=s.span)
 
 
-def _categorical_axis(s: SampleStep | ObserveStep, defining) -> str | None:
+def _categorical_axis(s: SampleStep | ObserveStep, defining) -> FinSet | None:
     if s.family.name != "Categorical":
         return None
     name = _bare_name(next(iter(s.family.args.values())))
     src = defining.get(name) if name else None
     if isinstance(src, SampleStep) and src.index_set is not None:
-        return src.index_set.factors[-1].name
+        return src.index_set.factors[-1]
     return None

@@ -25,9 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from quivers.categories.finset import FinSet
+from quivers.categories import FinSet
 from quivers.distributions import Family
-from quivers.errors import QuiversTypeError, Span
+from quivers.errors import InvalidValueError, QuiversTypeError, Span
 from quivers.programs.effects import Effect
 from quivers.programs.expr import Expr, as_expr
 
@@ -71,6 +71,17 @@ def _symbolic(fam: Family) -> Family:
     if not isinstance(fam, Family):
         raise QuiversTypeError(f"expected a distribution family, got `{fam!r}`")
     return Family(fam.spec, {k: as_expr(v) for k, v in fam.args.items()})
+
+
+def _check_name(name: Any, what: str = "a step") -> None:
+    """Names are identifiers; a leading double underscore is reserved for
+    the runtime (``__return__``, enumeration axes, constants)."""
+    if not isinstance(name, str):
+        raise QuiversTypeError(f"the name of {what} must be a string, got {type(name).__name__} `{name!r}`")
+    if not name.isidentifier() or name.startswith("__"):
+        raise QuiversTypeError(
+            f"`{name}` is not a valid name for {what}: use a Python identifier not starting with `__`"
+        )
 
 
 def _check_set(what: str, s: Any, allow_none: bool = True) -> None:
@@ -202,6 +213,7 @@ class IndexMapStep(Step):
 def sample(name: str, index_set: FinSet | None, family: Family, *, span: Span | None = None) -> SampleStep:
     """Draw ``name`` from ``family``, one draw per element of ``index_set``
     (a plate; ``None`` or a unit set for a single draw)."""
+    _check_name(name, "a sample step")
     _check_set(f"the index set of `{name}`", index_set)
     return SampleStep(name, index_set, _symbolic(family), span=span)
 
@@ -216,7 +228,10 @@ def observe(
 ) -> ObserveStep:
     """Score the observation ``name`` under ``family``; ``via`` names the
     index map that fibres its rows over a grouping plate."""
+    _check_name(name, "an observe step")
     _check_set(f"the index set of `{name}`", index_set)
+    if via is not None:
+        _check_name(via, f"the index map in [via=...] of `{name}`")
     return ObserveStep(name, index_set, _symbolic(family), via, span=span)
 
 
@@ -231,8 +246,21 @@ def marginalize(
 ) -> MarginalizeStep:
     """Integrate the discrete latent ``name`` (values in ``support``, prior
     ``prior``) out of ``body``; per row by default, per group with ``over``."""
+    _check_name(name, "a marginalized latent")
     _check_set(f"the support of `{name}`", support, allow_none=False)
     _check_set(f"the grouping plate of `{name}`", over)
+    if support.size == 0:
+        raise InvalidValueError(f"marginalize `{name}` sums over `{support.name}`, which is empty", span=span)
+    if len(support.factors) != 1:
+        raise QuiversTypeError(
+            f"the support of marginalize `{name}` must be a plain FinSet, not the product `{support.name}`",
+            span=span,
+        )
+    if over is not None and len(over.factors) != 1:
+        raise QuiversTypeError(
+            f"marginalize `{name}` groups over the product `{over.name}`; group over a plain FinSet",
+            span=span,
+        )
     if not isinstance(prior, Family) or prior.name != "Categorical":
         raise QuiversTypeError(
             f"marginalize `{name}` needs a Categorical prior, got `{prior!r}`",
@@ -247,6 +275,7 @@ def marginalize(
 
 def let(name: str, expr: Any, *, span: Span | None = None) -> LetStep:
     """Bind ``name`` to the value of ``expr``."""
+    _check_name(name, "a let step")
     return LetStep(name, as_expr(expr), span=span)
 
 
@@ -262,6 +291,9 @@ def ret(expr: Any, *, span: Span | None = None) -> ReturnStep:
 
 def index_map(name: str, dom: FinSet, cod: FinSet, *, span: Span | None = None) -> IndexMapStep:
     """Declare ``name``, an integer map ``dom -> cod`` supplied as data."""
+    _check_name(name, "an index map")
+    if len(getattr(dom, "factors", ())) > 1:
+        raise QuiversTypeError(f"the domain of index map `{name}` must be a plain FinSet, not `{dom}`")
     _check_set(f"the domain of `{name}`", dom, allow_none=False)
     _check_set(f"the codomain of `{name}`", cod, allow_none=False)
     return IndexMapStep(name, dom, cod, span=span)

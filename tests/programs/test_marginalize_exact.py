@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.distributions import HalfNormal, Normal
 
-from quivers.categories.finset import FinSet
+from quivers.categories import FinSet
 from quivers.distributions import Categorical, Dirichlet
 from quivers.distributions import HalfNormal as HN
 from quivers.distributions import Normal as N
