@@ -11,8 +11,17 @@ import textwrap
 
 import pytest
 
+from quivers.dsl import loads
 from quivers.dsl.parser import parse
-from quivers.errors import QuiversError, QVRSyntaxError
+from quivers.errors import (
+    EffectError,
+    InvalidValueError,
+    QuiversError,
+    QuiversTypeError,
+    QVRSyntaxError,
+    ShapeError,
+    UnknownNameError,
+)
 
 HEAD = "object K : FinSet 2\nprogram p : K -> K\n"
 
@@ -159,3 +168,392 @@ def test_syntax_errors_are_quivers_errors_not_lark_errors() -> None:
             parse(text)
         assert not isinstance(info.value, lark.exceptions.LarkError)
         assert info.value.span is not None
+
+
+# ---------------------------------------------------------------- checking
+
+OBJ = "object Item : FinSet 4\nobject K : FinSet 2\nobject G : FinSet 2\n"
+
+
+def prog(*lines: str, header: str = "program p : Item -> Item", tail: str = "export p\n") -> str:
+    """A module with the objects Item, K, G and one program with ``lines``."""
+    return OBJ + header + "\n" + "".join("    " + ln + "\n" for ln in lines) + tail
+
+
+CHECK_ERRORS = [
+    pytest.param(
+        prog("sample mu : KK <- Normal(0.0, 1.0)"),
+        UnknownNameError,
+        """
+        line 5, column 17: unknown object `KK` in `sample mu : KK`; objects in scope: Item, K, G; did you mean `K`?
+                sample mu : KK <- Normal(0.0, 1.0)
+                            ^^
+        """,
+        id="unknown-object",
+    ),
+    pytest.param(
+        "object P : FinSet = A * B\nobject A : FinSet 2\nobject B : FinSet 2\n",
+        UnknownNameError,
+        """
+        line 1, column 21: object `A` is used before it is declared in `object P : FinSet = A * B`; objects in scope: none
+            object P : FinSet = A * B
+                                ^
+        """,
+        id="object-before-decl",
+    ),
+    pytest.param(
+        prog("sample mu : p <- Normal(0.0, 1.0)"),
+        UnknownNameError,
+        """
+        line 5, column 17: `p` in `sample mu : p` is a program, not an object; objects in scope: Item, K, G
+                sample mu : p <- Normal(0.0, 1.0)
+                            ^
+        """,
+        id="program-as-object",
+    ),
+    pytest.param(
+        prog("sample mu_k : K <- Normal(0.0, 1.0)", "let m = mu_kk[0]"),
+        UnknownNameError,
+        """
+        line 6, column 13: unknown name `mu_kk` in program `p`; names in scope: mu_k; did you mean `mu_k`?
+                let m = mu_kk[0]
+                        ^^^^^
+        """,
+        id="unknown-name",
+    ),
+    pytest.param(
+        prog("let m = mu_k + 1", "sample mu_k : K <- Normal(0.0, 1.0)"),
+        UnknownNameError,
+        """
+        line 5, column 13: `mu_k` is used before it is defined on line 6; move its definition above this step
+                let m = mu_k + 1
+                        ^^^^
+        """,
+        id="before-defined",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0)", "factor z"),
+        QuiversTypeError,
+        """
+        line 8, column 12: `z` is marginalized out by the block on line 6 and is only in scope inside it
+                factor z
+                       ^
+        """,
+        id="latent-after-block",
+    ),
+    pytest.param(
+        prog("sample mu : K <- Normal(0.0, 1.0)", "let mu = 2"),
+        QuiversTypeError,
+        """
+        line 6, column 5: `mu` is defined twice in program `p`; it is already defined by `sample mu` on line 5
+                let mu = 2
+                ^^^^^^^^^^
+        """,
+        id="dup-name",
+    ),
+    pytest.param(
+        OBJ + "object K : FinSet 3\n",
+        QuiversTypeError,
+        """
+        line 4, column 1: `K` is declared twice; it is already declared on line 2; objects and programs share one namespace
+            object K : FinSet 3
+            ^^^^^^^^^^^^^^^^^^^
+        """,
+        id="dup-decl",
+    ),
+    pytest.param(
+        prog("sample mu : K <- Normall(0.0, 1.0)"),
+        UnknownNameError,
+        """
+        line 5, column 22: unknown distribution family `Normall`; did you mean `Normal`?
+                sample mu : K <- Normall(0.0, 1.0)
+                                 ^^^^^^^^^^^^^^^^^
+        """,
+        id="unknown-family",
+    ),
+    pytest.param(
+        prog("sample mu : K <- Normal(loc=0.0, scal=1.0)"),
+        UnknownNameError,
+        """
+        line 5, column 38: `Normal` has no parameter `scal`; its parameters are loc, scale; did you mean `scale`?
+                sample mu : K <- Normal(loc=0.0, scal=1.0)
+                                                 ^^^^^^^^
+        """,
+        id="unknown-kw",
+    ),
+    pytest.param(
+        prog("sample mu : K <- Normal(0.0)"),
+        QuiversTypeError,
+        """
+        line 5, column 22: `Normal` is missing parameter `scale`; it takes (loc, scale)
+                sample mu : K <- Normal(0.0)
+                                 ^^^^^^^^^^^
+        """,
+        id="missing-param",
+    ),
+    pytest.param(
+        prog("sample mu : K <- HalfNormal(1.0, 2.0)"),
+        QuiversTypeError,
+        """
+        line 5, column 22: `HalfNormal` takes at most 1 positional arguments (scale), got 2
+                sample mu : K <- HalfNormal(1.0, 2.0)
+                                 ^^^^^^^^^^^^^^^^^^^^
+        """,
+        id="too-many",
+    ),
+    pytest.param(
+        prog("sample mu : K <- HalfNormal(-1.0)"),
+        InvalidValueError,
+        """
+        line 5, column 22: `HalfNormal` parameter `scale` = -1.0 violates its constraint GreaterThan(lower_bound=0.0)
+                sample mu : K <- HalfNormal(-1.0)
+                                 ^^^^^^^^^^^^^^^^
+        """,
+        id="invalid-const",
+    ),
+    pytest.param(
+        prog("sample mu : K <- Normal(0.0, 1.0)", "let e = exq(mu)"),
+        UnknownNameError,
+        """
+        line 6, column 13: unknown function `exq`; functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, sum, mean, softmax, log_softmax, sort, logsumexp; did you mean `exp`?
+                let e = exq(mu)
+                        ^^^^^^^
+        """,
+        id="unknown-fn",
+    ),
+    pytest.param(
+        prog("sample mu : K <- Normal(0.0, 1.0)", "let e = Normal(mu)"),
+        UnknownNameError,
+        """
+        line 6, column 13: unknown function `Normal` (distribution families go after `<-`); functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, sum, mean, softmax, log_softmax, sort, logsumexp
+                let e = Normal(mu)
+                        ^^^^^^^^^^
+        """,
+        id="family-as-fn",
+    ),
+    pytest.param(
+        prog("sample mu : K <- Normal(0.0, 1.0)", "let e = exp(mu, 2)"),
+        QuiversTypeError,
+        """
+        line 6, column 13: `exp` takes one argument, got 2
+                let e = exp(mu, 2)
+                        ^^^^^^^^^^
+        """,
+        id="fn-arity",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [ovr=G]", "    observe y : Item <- Normal(z, 1.0)"),
+        UnknownNameError,
+        """
+        line 6, column 42: unknown option `ovr` for `marginalize`; known options: over; did you mean `over`?
+                marginalize z : K <- Categorical(w) [ovr=G]
+                                                     ^^^^^
+        """,
+        id="unknown-option",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0) [via=g]"),
+        UnknownNameError,
+        """
+        line 5, column 38: unknown option `via` for `sample`; `sample` takes no options
+                sample w : K <- HalfNormal(1.0) [via=g]
+                                                 ^^^^^
+        """,
+        id="sample-no-options",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G, over=G]", "    observe y : Item <- Normal(z, 1.0)"),
+        QuiversTypeError,
+        """
+        line 6, column 50: option `over` is given twice
+                marginalize z : K <- Categorical(w) [over=G, over=G]
+                                                             ^^^^^^
+        """,
+        id="dup-option",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", header="program p : Item -> Item [effects=Sample]"),
+        QuiversTypeError,
+        """
+        line 4, column 35: option `effects` takes a list of effect names, e.g. `effects=[Sample, Score]`
+            program p : Item -> Item [effects=Sample]
+                                              ^^^^^^
+        """,
+        id="effects-kind",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=[G]]", "    observe y : Item <- Normal(z, 1.0)"),
+        QuiversTypeError,
+        """
+        line 6, column 47: option `over` takes the name of an object, e.g. `over=G`
+                marginalize z : K <- Categorical(w) [over=[G]]
+                                                          ^^^
+        """,
+        id="over-kind",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=3]"),
+        QuiversTypeError,
+        """
+        line 7, column 49: option `via` takes the name of an index map, e.g. `via=group`
+                    observe y : Item <- Normal(z, 1.0) [via=3]
+                                                            ^
+        """,
+        id="via-kind",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", header="program p : Item -> Item [effects=[Sampel]]"),
+        UnknownNameError,
+        """
+        line 4, column 36: unknown effect `Sampel`; effects are Pure, Sample, Score, Marginal; did you mean `Sample`?
+            program p : Item -> Item [effects=[Sampel]]
+                                               ^^^^^^
+        """,
+        id="unknown-effect",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0)", header="program p : Item -> Item [effects=[Sample, Score]]"),
+        EffectError,
+        """
+        line 6, column 5: `marginalize z` has effect `Marginal`, but program `p` declares effects [Sample, Score]; add `Marginal` to its effects
+                marginalize z : K <- Categorical(w)
+                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+        """,
+        id="effect-missing",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", tail="export pp\n"),
+        UnknownNameError,
+        """
+        line 6, column 1: cannot export `pp`: it is not declared; programs: p; did you mean `p`?
+            export pp
+            ^^^^^^^^^
+        """,
+        id="unknown-export",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", tail="export K\n"),
+        UnknownNameError,
+        """
+        line 6, column 1: cannot export `K`: it is an object; programs: p
+            export K
+            ^^^^^^^^
+        """,
+        id="export-object",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", tail="export p\nexport p\n"),
+        QuiversTypeError,
+        """
+        line 7, column 1: a module exports one program, but `p` is already exported on line 6
+            export p
+            ^^^^^^^^
+        """,
+        id="two-exports",
+    ),
+    pytest.param(
+        prog("index g : Item -> G", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0) [via=g]"),
+        QuiversTypeError,
+        """
+        line 8, column 49: observe `y` has `via=g` but no enclosing marginalize has `over=...`; add [over=G] to the marginalize block, or drop via for per-row marginalization
+                    observe y : Item <- Normal(z, 1.0) [via=g]
+                                                            ^
+        """,
+        id="via-no-over",
+    ),
+    pytest.param(
+        prog("let g = 1", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=g]"),
+        QuiversTypeError,
+        """
+        line 8, column 49: `g` in `via=g` must be an index map (`index g : A -> B`) or a sampled name, not `let g`
+                    observe y : Item <- Normal(z, 1.0) [via=g]
+                                                            ^
+        """,
+        id="via-let",
+    ),
+    pytest.param(
+        prog("index g : Item -> K", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=g]"),
+        QuiversTypeError,
+        """
+        line 8, column 49: index map `g` maps into `K`, but the block of `y` groups over `G`
+                    observe y : Item <- Normal(z, 1.0) [via=g]
+                                                            ^
+        """,
+        id="via-cod",
+    ),
+    pytest.param(
+        prog("index group : Item -> G", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=grop]"),
+        UnknownNameError,
+        """
+        line 8, column 49: unknown name `grop` in program `p`; names in scope: group, w, z; did you mean `group`?
+                    observe y : Item <- Normal(z, 1.0) [via=grop]
+                                                            ^^^^
+        """,
+        id="via-unknown",
+    ),
+    pytest.param(
+        prog("marginalize z : K <- Normal(0.0, 1.0)", "    observe y : Item <- Normal(z, 1.0)"),
+        QuiversTypeError,
+        """
+        line 5, column 26: marginalize `z` needs a Categorical prior, got `Normal`
+                marginalize z : K <- Normal(0.0, 1.0)
+                                     ^^^^^^^^^^^^^^^^
+        """,
+        id="non-categorical",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "return w", "factor w"),
+        QuiversTypeError,
+        """
+        line 6, column 5: `return` must be the last step of program `p`
+                return w
+                ^^^^^^^^
+        """,
+        id="return-not-last",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0)", "    return y"),
+        QuiversTypeError,
+        """
+        line 8, column 9: `return` must be at the top level of a program
+                    return y
+                    ^^^^^^^^
+        """,
+        id="return-in-block",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=GG]", "    observe y : Item <- Normal(z, 1.0)"),
+        UnknownNameError,
+        """
+        line 6, column 47: unknown object `GG` in `over=GG`; objects in scope: Item, K, G; did you mean `G`?
+                marginalize z : K <- Categorical(w) [over=GG]
+                                                          ^^
+        """,
+        id="unknown-over",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0)", "    observe v : G <- Normal(z, 1.0)"),
+        ShapeError,
+        """
+        line 6, column 5: per-row marginalize `z` has observations on different plates: `y` on ['Item'], `v` on ['G']; use [over=G] with a via map on each observe
+                marginalize z : K <- Categorical(w)
+                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+        """,
+        id="runtime-plates",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "exc_type", "expected"), CHECK_ERRORS)
+def test_checking_and_building_errors(text: str, exc_type: type[QuiversError], expected: str) -> None:
+    with pytest.raises(QuiversError) as info:
+        loads(text)
+    assert type(info.value) is exc_type
+    assert str(info.value) == textwrap.dedent(expected).strip("\n")
+
+
+def test_unknown_names_carry_their_candidates() -> None:
+    with pytest.raises(UnknownNameError) as info:
+        loads(prog("sample mu : KK <- Normal(0.0, 1.0)"))
+    assert info.value.name == "KK"
+    assert set(info.value.candidates) == {"Item", "K", "G"}

@@ -1,0 +1,535 @@
+"""Static checks of a QVR module, before anything is built or run.
+
+The checker walks the AST once, in source order, and raises the first
+problem it finds as a :class:`~quivers.errors.QuiversError` located at the
+offending node, with the source line and a caret when the source is given.
+
+What it checks
+--------------
+- Objects: every object named in a set expression is declared earlier;
+  no name is declared twice (objects and programs share one namespace).
+- Programs: every name an expression reads is defined by an earlier step
+  of the same program (a marginalized latent only inside its block); no
+  step defines a name twice; ``return`` is the last top-level step.
+- Families and functions: the family is registered in
+  :data:`quivers.distributions.FAMILIES` and its keyword arguments are
+  among its parameters, with the right number of arguments; constant
+  arguments satisfy their constraints; a function is one of
+  :data:`quivers.programs.FUNCTIONS`, applied to one argument;
+  ``marginalize`` has a ``Categorical`` prior.
+- Options: each key is known where it is used (``effects`` on a program,
+  ``over`` on ``marginalize``, ``via`` on ``observe``) and occurs once;
+  each value has the right kind; effect names are effects; ``over`` names
+  an object; ``via`` names an index map (or a sampled name, the seed's
+  idiom) inside a block with ``over``.
+- Effects: a program that declares its effects declares every effect its
+  steps have.
+- Exports: at most one, naming a program.
+
+Examples
+--------
+>>> from quivers.dsl.parser import parse
+>>> text = "object K : FinSet 2\\nprogram p : K -> K\\n    sample mu : KK <- Normal(0.0, 1.0)\\n"
+>>> check(parse(text), text)
+Traceback (most recent call last):
+...
+quivers.errors.UnknownNameError: line 3, column 17: unknown object `KK` in `sample mu : KK`; objects in scope: K; did you mean `K`?
+        sample mu : KK <- Normal(0.0, 1.0)
+                    ^^
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from quivers.distributions import FAMILIES, family
+from quivers.dsl import ast
+from quivers.dsl.printer import dump_set
+from quivers.errors import EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
+from quivers.programs import FUNCTIONS, Effect, var
+
+__all__ = ["check", "CheckedModule", "OPTIONS", "STEP_EFFECTS"]
+
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "program": ("effects",),
+    "sample": (),
+    "observe": ("via",),
+    "marginalize": ("over",),
+}
+"""The option keys each construct accepts."""
+
+STEP_EFFECTS: dict[type, Effect] = {
+    ast.Sample: Effect.Sample,
+    ast.Observe: Effect.Score,
+    ast.Factor: Effect.Score,
+    ast.Marginalize: Effect.Marginal,
+}
+"""The effect of each kind of step; the others are pure."""
+
+
+@dataclass(frozen=True)
+class CheckedModule:
+    """What the checker learned: declarations by name, and the export.
+
+    Examples
+    --------
+    >>> from quivers.dsl.parser import parse
+    >>> info = check(parse("object K : FinSet 2"))
+    >>> list(info.objects), info.export
+    (['K'], None)
+    """
+
+    objects: Mapping[str, ast.ObjectDecl | ast.ObjectDef]
+    programs: Mapping[str, ast.ProgramDecl]
+    export: str | None = None
+    effects: Mapping[str, frozenset[Effect] | None] = field(default_factory=dict)
+
+
+def check(module: ast.Module, source: str | None = None) -> CheckedModule:
+    """Check ``module``; raise the first problem as a located QuiversError.
+
+    Parameters
+    ----------
+    module
+        A parsed module.
+    source
+        Its text, so that errors show the offending line with a caret.
+
+    Returns
+    -------
+    CheckedModule
+        The module's objects and programs by name, the exported program's
+        name, and each program's declared effects (None when inferred).
+
+    Examples
+    --------
+    >>> from quivers.dsl.parser import parse
+    >>> text = '''
+    ... object K : FinSet 2
+    ... program p : K -> K
+    ...     sample mu : K <- Normal(0.0, 1.0)
+    ...     return mu
+    ... export p
+    ... '''
+    >>> check(parse(text), text).export
+    'p'
+    """
+    return _Checker(source).module(module)
+
+
+# ---------------------------------------------------------------- the walk
+
+
+@dataclass
+class _Scope:
+    """The names a program's steps have defined so far."""
+
+    program: str
+    defined: dict[str, ast.Node] = field(default_factory=dict)
+    # Marginalized latents, by name, while their block is being walked.
+    latents: dict[str, ast.Marginalize] = field(default_factory=dict)
+    # Latents whose block has ended: reading one is a specific mistake.
+    closed: dict[str, ast.Marginalize] = field(default_factory=dict)
+    later: dict[str, ast.Node] = field(default_factory=dict)
+    blocks: list[ast.Marginalize] = field(default_factory=list)
+
+    def visible(self) -> list[str]:
+        return list(self.defined) + list(self.latents)
+
+
+class _Checker:
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self.objects: dict[str, ast.ObjectDecl | ast.ObjectDef] = {}
+        self.all_objects: dict[str, ast.ObjectDecl | ast.ObjectDef] = {}
+        self.programs: dict[str, ast.ProgramDecl] = {}
+        self.effects: dict[str, frozenset[Effect] | None] = {}
+
+    # ------------------------------------------------------------ errors
+
+    def _error(self, cls: type[QuiversError], message: str, node: ast.Node | Span | None, **kw) -> QuiversError:
+        span = node if isinstance(node, Span) or node is None else node.span
+        return cls(message, span=span, source=self.source, **kw)
+
+    def _unknown(self, message: str, name: str, candidates: Iterable[str], node: ast.Node) -> QuiversError:
+        return self._error(UnknownNameError, message, node, name=name, candidates=sorted(candidates))
+
+    def _line(self, span: Span | None) -> str:
+        return f" on line {span.line}" if span is not None else ""
+
+    def _text(self, start: Span | None, end: Span | None) -> str | None:
+        """The source from the start of ``start`` to the end of ``end``."""
+        if self.source is None or start is None or end is None or start.line != end.line:
+            return None
+        lines = self.source.splitlines()
+        if start.line > len(lines):
+            return None
+        return lines[start.line - 1][start.column - 1 : end.end_column - 1]
+
+    # ------------------------------------------------------------ module
+
+    def module(self, module: ast.Module) -> CheckedModule:
+        declared: dict[str, ast.Node] = {}
+        for d in module.items:
+            if isinstance(d, (ast.ObjectDecl, ast.ObjectDef, ast.ProgramDecl)):
+                previous = declared.get(d.name)
+                if previous is not None:
+                    raise self._error(
+                        QuiversTypeError,
+                        f"`{d.name}` is declared twice; it is already declared" + self._line(previous.span),
+                        d,
+                        hint="objects and programs share one namespace",
+                    )
+                declared[d.name] = d
+        self.all_objects = {
+            n: d for n, d in declared.items() if isinstance(d, (ast.ObjectDecl, ast.ObjectDef))
+        }
+        self.programs = {n: d for n, d in declared.items() if isinstance(d, ast.ProgramDecl)}
+        exports: list[ast.Export] = []
+        # Objects are declared before use, so they are checked in order;
+        # an export may name a program declared anywhere.
+        for d in module.items:
+            if isinstance(d, ast.ObjectDecl):
+                self.objects[d.name] = d
+            elif isinstance(d, ast.ObjectDef):
+                self._set(d.value, d, whole=True)
+                self.objects[d.name] = d
+            elif isinstance(d, ast.ProgramDecl):
+                self._program(d)
+            else:
+                exports.append(d)
+        for d in exports:
+            if d.name not in self.programs:
+                kind = "an object" if d.name in self.all_objects else "not declared"
+                raise self._unknown(
+                    f"cannot export `{d.name}`: it is {kind}; programs: "
+                    + (", ".join(self.programs) or "none"),
+                    d.name, self.programs, d,
+                )
+        if len(exports) > 1:
+            raise self._error(
+                QuiversTypeError,
+                f"a module exports one program, but `{exports[0].name}` is already exported"
+                + self._line(exports[0].span),
+                exports[1],
+            )
+        return CheckedModule(
+            dict(self.objects), dict(self.programs), exports[0].name if exports else None,
+            dict(self.effects),
+        )
+
+    # ------------------------------------------------------------ finite sets
+
+    def _set(self, s: ast.SetExpr, statement: ast.Node, whole: bool = False) -> None:
+        """Every object in ``s`` is declared before ``statement``; messages
+        quote ``statement`` up to the unknown name (all of it with ``whole``)."""
+        if isinstance(s, (ast.SetProduct, ast.SetSum)):
+            self._set(s.left, statement, whole)
+            self._set(s.right, statement, whole)
+            return
+        if s.name in self.objects:
+            return
+        where = self._text(statement.span, statement.span if whole else s.span)
+        inside = f" in `{where}`" if where else ""
+        if s.name in self.all_objects:
+            message = f"object `{s.name}` is used before it is declared{inside}"
+        elif s.name in self.programs:
+            message = f"`{s.name}`{inside} is a program, not an object"
+        else:
+            message = f"unknown object `{s.name}`{inside}"
+        message += "; objects in scope: " + (", ".join(self.objects) or "none")
+        raise self._unknown(message, s.name, self.objects, s)
+
+    # ------------------------------------------------------------ programs
+
+    def _program(self, p: ast.ProgramDecl) -> None:
+        self._set(p.dom, p)
+        self._set(p.cod, p)
+        opts = self._options(p.options, "program", p)
+        declared = self._effects(opts["effects"].value) if "effects" in opts else None
+        self.effects[p.name] = declared
+        scope = _Scope(p.name)
+        for later in _walk(p.body):
+            name = _defines(later)
+            if name is not None:
+                scope.later.setdefault(name, later)
+        for i, step in enumerate(p.body):
+            if isinstance(step, ast.Return) and i != len(p.body) - 1:
+                raise self._error(
+                    QuiversTypeError, f"`return` must be the last step of program `{p.name}`", step
+                )
+            self._step(step, scope, p, declared)
+
+    def _effects(self, value: ast.OptionValue) -> frozenset[Effect]:
+        known = [e.name for e in Effect]
+        if not isinstance(value, ast.OptionList) or not all(
+            isinstance(v, ast.OptionName) for v in value.items
+        ):
+            raise self._error(
+                QuiversTypeError,
+                "option `effects` takes a list of effect names, e.g. `effects=[Sample, Score]`",
+                value,
+            )
+        out = set()
+        for v in value.items:
+            if v.name not in known:
+                raise self._unknown(
+                    f"unknown effect `{v.name}`; effects are {', '.join(known)}", v.name, known, v
+                )
+            out.add(Effect[v.name])
+        return frozenset(out)
+
+    def _options(
+        self, options: tuple[ast.Option, ...], construct: str, owner: ast.Node
+    ) -> dict[str, ast.Option]:
+        known = OPTIONS[construct]
+        seen: dict[str, ast.Option] = {}
+        for o in options:
+            if o.key not in known:
+                listing = (
+                    f"known options: {', '.join(known)}" if known else f"`{construct}` takes no options"
+                )
+                raise self._unknown(
+                    f"unknown option `{o.key}` for `{construct}`; {listing}", o.key, known, o
+                )
+            if o.key in seen:
+                raise self._error(QuiversTypeError, f"option `{o.key}` is given twice", o)
+            seen[o.key] = o
+        return seen
+
+    # ------------------------------------------------------------ steps
+
+    def _step(
+        self, step: ast.Step, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
+    ) -> None:
+        effect = STEP_EFFECTS.get(type(step))
+        if declared is not None and effect is not None and effect not in declared:
+            listing = ", ".join(sorted(e.name for e in declared)) or "none"
+            raise self._error(
+                EffectError,
+                f"`{_describe(step)}` has effect `{effect.name}`, but program `{p.name}` declares "
+                f"effects [{listing}]",
+                step,
+                hint=f"add `{effect.name}` to its effects",
+            )
+        if isinstance(step, (ast.Sample, ast.Observe)):
+            if step.index_set is not None:
+                self._set(step.index_set, step)
+            self._family(step.family, scope)
+            construct = "sample" if isinstance(step, ast.Sample) else "observe"
+            opts = self._options(step.options, construct, step)
+            if "via" in opts:
+                self._via(opts["via"].value, step, scope)
+        elif isinstance(step, ast.Marginalize):
+            self._set(step.support, step)
+            self._family(step.prior, scope)
+            if step.prior.name != "Categorical":
+                raise self._error(
+                    QuiversTypeError,
+                    f"marginalize `{step.name}` needs a Categorical prior, got `{step.prior.name}`",
+                    step.prior,
+                )
+            opts = self._options(step.options, "marginalize", step)
+            if "over" in opts:
+                over = opts["over"].value
+                if not isinstance(over, ast.OptionName):
+                    raise self._error(
+                        QuiversTypeError, "option `over` takes the name of an object, e.g. `over=G`", over
+                    )
+                self._set(ast.SetName(over.name, span=over.span), opts["over"])
+            self._fresh(step.name, step, scope)
+            scope.latents[step.name] = step
+            scope.blocks.append(step)
+            for inner in step.body:
+                if isinstance(inner, ast.Return):
+                    raise self._error(
+                        QuiversTypeError, "`return` must be at the top level of a program", inner
+                    )
+                self._step(inner, scope, p, declared)
+            scope.blocks.pop()
+            del scope.latents[step.name]
+            scope.closed[step.name] = step
+            return
+        elif isinstance(step, ast.Let):
+            self._expr(step.value, scope)
+        elif isinstance(step, (ast.Factor, ast.Return)):
+            self._expr(step.value, scope)
+        elif isinstance(step, ast.IndexMap):
+            self._set(step.dom, step)
+            self._set(step.cod, step)
+        name = _defines(step)
+        if name is not None:
+            self._define(name, step, scope)
+
+    def _define(self, name: str, step: ast.Step, scope: _Scope) -> None:
+        self._fresh(name, step, scope)
+        scope.defined[name] = step
+
+    def _fresh(self, name: str, step: ast.Step, scope: _Scope) -> None:
+        previous = scope.defined.get(name) or scope.latents.get(name) or scope.closed.get(name)
+        if previous is not None:
+            raise self._error(
+                QuiversTypeError,
+                f"`{name}` is defined twice in program `{scope.program}`; "
+                f"it is already defined by `{_describe(previous)}`" + self._line(previous.span),
+                step,
+            )
+
+    def _via(self, value: ast.OptionValue, step: ast.Observe, scope: _Scope) -> None:
+        if not isinstance(value, ast.OptionName):
+            raise self._error(
+                QuiversTypeError, "option `via` takes the name of an index map, e.g. `via=group`", value
+            )
+        self._name(value.name, value, scope)
+        source = scope.defined.get(value.name)
+        if not isinstance(source, (ast.IndexMap, ast.Sample)):
+            raise self._error(
+                QuiversTypeError,
+                f"`{value.name}` in `via={value.name}` must be an index map "
+                f"(`index {value.name} : A -> B`) or a sampled name, not `{_describe(source)}`",
+                value,
+            )
+        grouped = [b for b in scope.blocks if _option(b.options, "over") is not None]
+        if not grouped:
+            raise self._error(
+                QuiversTypeError,
+                f"observe `{step.name}` has `via={value.name}` but no enclosing marginalize has `over=...`",
+                value,
+                hint="add [over=G] to the marginalize block, or drop via for per-row marginalization",
+            )
+        over = _option(grouped[-1].options, "over")
+        if isinstance(source, ast.IndexMap) and isinstance(over, ast.OptionName):
+            if source.cod != ast.SetName(over.name):
+                raise self._error(
+                    QuiversTypeError,
+                    f"index map `{value.name}` maps into `{dump_set(source.cod)}`, but the block of "
+                    f"`{step.name}` groups over `{over.name}`",
+                    value,
+                )
+
+    # ------------------------------------------------------------ families and expressions
+
+    def _family(self, f: ast.FamilyCall, scope: _Scope) -> None:
+        spec = FAMILIES.get(f.name)
+        if spec is None:
+            raise self._unknown(f"unknown distribution family `{f.name}`", f.name, FAMILIES, f)
+        for k in f.kwargs:
+            if k.name not in spec.param_names:
+                raise self._unknown(
+                    f"`{f.name}` has no parameter `{k.name}`; its parameters are "
+                    + ", ".join(spec.param_names),
+                    k.name, spec.param_names, k,
+                )
+        for e in f.args:
+            self._expr(e, scope)
+        for k in f.kwargs:
+            self._expr(k.value, scope)
+        # The registry decides arity, missing parameters and constant
+        # constraints; placeholders stand in for non-constant arguments.
+        args = [_constant(e) for e in f.args]
+        kwargs = {k.name: _constant(k.value) for k in f.kwargs}
+        try:
+            family(f.name, *args, **kwargs)
+        except QuiversError as err:
+            raise _relocate(err, f.span, self.source) from None
+
+    def _expr(self, e: ast.Expr, scope: _Scope) -> None:
+        if isinstance(e, ast.Name):
+            self._name(e.id, e, scope)
+        elif isinstance(e, ast.BinOp):
+            self._expr(e.left, scope)
+            self._expr(e.right, scope)
+        elif isinstance(e, ast.Neg):
+            self._expr(e.operand, scope)
+        elif isinstance(e, ast.Subscript):
+            self._expr(e.base, scope)
+            for i in e.indices:
+                self._expr(i, scope)
+        elif isinstance(e, ast.Call):
+            if e.func not in FUNCTIONS:
+                hint = " (distribution families go after `<-`)" if e.func in FAMILIES else ""
+                raise self._unknown(
+                    f"unknown function `{e.func}`{hint}; functions are {', '.join(FUNCTIONS)}",
+                    e.func, FUNCTIONS, e,
+                )
+            if len(e.args) != 1:
+                raise self._error(
+                    QuiversTypeError, f"`{e.func}` takes one argument, got {len(e.args)}", e
+                )
+            for a in e.args:
+                self._expr(a, scope)
+
+    def _name(self, name: str, node: ast.Node, scope: _Scope) -> None:
+        if name in scope.defined or name in scope.latents:
+            return
+        if name in scope.closed:
+            block = scope.closed[name]
+            raise self._error(
+                QuiversTypeError,
+                f"`{name}` is marginalized out by the block" + self._line(block.span)
+                + " and is only in scope inside it",
+                node,
+            )
+        if name in scope.later:
+            raise self._error(
+                UnknownNameError,
+                f"`{name}` is used before it is defined" + self._line(scope.later[name].span),
+                node,
+                name=name,
+                hint="move its definition above this step",
+            )
+        in_scope = scope.visible()
+        raise self._unknown(
+            f"unknown name `{name}` in program `{scope.program}`; names in scope: "
+            + (", ".join(in_scope) or "none"),
+            name, in_scope, node,
+        )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _constant(e: ast.Expr) -> object:
+    """A literal as its number; anything else as a symbolic placeholder."""
+    if isinstance(e, ast.Number):
+        return e.value
+    if isinstance(e, ast.Neg) and isinstance(e.operand, ast.Number):
+        return -e.operand.value
+    return var("__argument")
+
+
+def _relocate(err: QuiversError, span: Span | None, source: str | None) -> QuiversError:
+    if err.span is not None:
+        return err
+    return err.located(span, source)
+
+
+def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None:
+    for o in options:
+        if o.key == key:
+            return o.value
+    return None
+
+
+def _defines(step: ast.Step) -> str | None:
+    if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Marginalize)):
+        return step.name
+    return None
+
+
+def _walk(steps: tuple[ast.Step, ...]) -> Iterable[ast.Step]:
+    for s in steps:
+        yield s
+        if isinstance(s, ast.Marginalize):
+            yield from _walk(s.body)
+
+
+def _describe(step: ast.Node | None) -> str:
+    kinds = {
+        ast.Sample: "sample", ast.Observe: "observe", ast.Marginalize: "marginalize",
+        ast.Let: "let", ast.IndexMap: "index", ast.Factor: "factor", ast.Return: "return",
+    }
+    kind = kinds.get(type(step), type(step).__name__.lower())
+    name = _defines(step) if step is not None else None
+    return f"{kind} {name}" if name else kind

@@ -1,0 +1,172 @@
+"""Loaded QVR modules: the objects and programs of a source, by name.
+
+Examples
+--------
+>>> m = loads('''
+... object K : FinSet 2
+... program prior : K -> K
+...     sample mu : K <- Normal(0.0, 1.0)
+...     return mu
+... export prior
+... ''')
+>>> m.K
+FinSet('K', 2)
+>>> m.morphism is m.prior is m["prior"] is m.programs["prior"]
+True
+>>> m.priors
+Traceback (most recent call last):
+...
+AttributeError: QVR module has no object or program `priors`; did you mean `prior`?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+
+from quivers.categories import FinSet
+from quivers.dsl import ast
+from quivers.dsl.checker import check
+from quivers.dsl.compiler import compile_module
+from quivers.dsl.parser import parse
+from quivers.errors import DataError, QuiversError, UnknownNameError, did_you_mean
+from quivers.programs import Program
+
+__all__ = ["QVRModule", "loads", "load"]
+
+
+class QVRModule:
+    """The objects and programs of one QVR source.
+
+    Attributes
+    ----------
+    ast
+        The parsed module.
+    source
+        The QVR text it was read from.
+    objects
+        Finite sets by name, in declaration order.
+    programs
+        Programs (torch modules) by name, in declaration order.
+    export
+        The name of the exported program, or None.
+
+    Objects and programs are also attributes (``m.K``, ``m.gmm``) and items
+    (``m["K"]``).
+    """
+
+    def __init__(
+        self,
+        tree: ast.Module,
+        source: str,
+        objects: dict[str, FinSet],
+        programs: dict[str, Program],
+        export: str | None,
+    ) -> None:
+        self.ast = tree
+        self.source = source
+        self.objects = objects
+        self.programs = programs
+        self.export = export
+
+    @property
+    def morphism(self) -> Program:
+        """The exported program (the only program, when there is one and no export)."""
+        if self.export is not None:
+            return self.programs[self.export]
+        if len(self.programs) == 1:
+            return next(iter(self.programs.values()))
+        raise QuiversError(
+            "this module has no `export`, so it has no morphism; programs: "
+            + (", ".join(self.programs) or "none"),
+            hint="add `export <program>`",
+        )
+
+    def _names(self) -> dict[str, FinSet | Program]:
+        return {**self.objects, **self.programs}
+
+    def __getitem__(self, name: str) -> FinSet | Program:
+        names = self._names()
+        if name not in names:
+            raise UnknownNameError(
+                f"QVR module has no object or program `{name}`", name=name, candidates=names
+            )
+        return names[name]
+
+    def __getattr__(self, name: str) -> FinSet | Program:
+        if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export"}:
+            raise AttributeError(name)
+        names = self._names()
+        if name in names:
+            return names[name]
+        close = did_you_mean(name, names)
+        hint = f"; did you mean `{close}`?" if close else ""
+        raise AttributeError(f"QVR module has no object or program `{name}`{hint}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._names()))
+
+    def __repr__(self) -> str:
+        objects = ", ".join(self.objects)
+        programs = ", ".join(self.programs)
+        return f"<QVRModule objects=[{objects}] programs=[{programs}] export={self.export!r}>"
+
+
+def loads(text: str) -> QVRModule:
+    """Parse, check and compile QVR source.
+
+    Parameters
+    ----------
+    text
+        QVR source.
+
+    Returns
+    -------
+    QVRModule
+        Its objects and programs; ``.morphism`` is the exported program.
+
+    Raises
+    ------
+    QuiversError
+        A syntax error, a checking error, or an error the runtime raised
+        while building a program, each located at its QVR line.
+
+    Examples
+    --------
+    >>> m = loads("object K : FinSet 2\\nobject P : FinSet = K * K")
+    >>> m.P.size, m.morphism
+    Traceback (most recent call last):
+    ...
+    quivers.errors.QuiversError: this module has no `export`, so it has no morphism; programs: none; add `export <program>`
+    """
+    tree = parse(text)
+    info = check(tree, text)
+    objects, programs = compile_module(tree, text)
+    return QVRModule(tree, text, objects, programs, info.export)
+
+
+def load(path: str | PathLike[str]) -> QVRModule:
+    """Read and :func:`loads` the QVR file at ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = os.path.join(d, "k.qvr")
+    ...     _ = open(f, "w").write("object K : FinSet 3\\n")
+    ...     load(f).K.size
+    3
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DataError(f"cannot read QVR file `{p}`: {err.strerror or err}") from None
+    return loads(text)
