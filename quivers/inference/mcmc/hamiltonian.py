@@ -1,0 +1,142 @@
+"""Hamiltonian dynamics for a batch of chains with a diagonal metric.
+
+A batch of chains is a position ``z`` of shape ``(C, D)``, a momentum ``p``
+of the same shape, a per-chain step size of shape ``(C, 1)`` (its sign is
+the direction of integration) and a per-chain diagonal inverse mass matrix
+``inv_mass`` of shape ``(C, D)``. The Hamiltonian is
+``H(z, p) = U(z) + p^T M^{-1} p / 2``.
+
+Laws (up to rounding):
+
+- the leapfrog map is reversible: integrating from ``(z1, -p1)`` with the
+  same step returns ``(z0, -p0)``;
+- it conserves ``H`` to second order in the step size.
+
+Every potential evaluation is one call on the whole batch and one backward
+pass, whatever ``C`` is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from quivers.errors import QuiversTypeError, ShapeError
+
+__all__ = ["potential_and_grad", "kinetic_energy", "sample_momentum", "leapfrog", "finite_or_inf"]
+
+Potential = Callable[[Tensor], Tensor]
+
+
+def potential_and_grad(potential: Potential, z: Tensor) -> tuple[Tensor, Tensor]:
+    """Evaluate ``potential`` on the batch ``z`` and its gradient, detached.
+
+    Examples
+    --------
+    >>> u, g = potential_and_grad(lambda z: 0.5 * (z**2).sum(-1), torch.tensor([[1.0, 2.0]]))
+    >>> u, g
+    (tensor([2.5000]), tensor([[1., 2.]]))
+    """
+    with torch.enable_grad():
+        zg = z.detach().requires_grad_(True)
+        u = potential(zg)
+        if not isinstance(u, Tensor):
+            raise QuiversTypeError(
+                f"the potential returned {type(u).__name__}; expected a tensor of shape "
+                f"({z.shape[0]},), one negative log density per chain"
+            )
+        if u.shape != z.shape[:1]:
+            raise ShapeError(
+                f"the potential returned shape {tuple(u.shape)} for a batch of {z.shape[0]} "
+                f"chains; expected ({z.shape[0]},)",
+                hint="sum over the coordinates (the last axis) but keep the chain axis",
+            )
+        if u.requires_grad:
+            (g,) = torch.autograd.grad(u.sum(), zg, allow_unused=True)
+            if g is None:
+                g = torch.zeros_like(z)
+        else:
+            g = torch.zeros_like(z)
+    u = u.detach()
+    return (u if u.dtype == z.dtype else u.to(z.dtype)), g
+
+
+def finite_or_inf(h: Tensor) -> Tensor:
+    """Replace NaN and ``-inf`` energies by ``+inf``, the energy of an
+    impossible point, so that a bad evaluation reads as a divergence.
+
+    Examples
+    --------
+    >>> finite_or_inf(torch.tensor([1.0, float("nan"), -float("inf")]))
+    tensor([1., inf, inf])
+    """
+    return torch.nan_to_num(h, nan=torch.inf, posinf=torch.inf, neginf=torch.inf)
+
+
+def kinetic_energy(p: Tensor, inv_mass: Tensor) -> Tensor:
+    """``p^T M^{-1} p / 2`` per chain.
+
+    Examples
+    --------
+    >>> kinetic_energy(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.5]]))
+    tensor([1.5000])
+    """
+    return 0.5 * torch.linalg.vecdot(p, p * inv_mass)
+
+
+def sample_momentum(mass_sqrt: Tensor, generator: torch.Generator) -> Tensor:
+    """Draw ``p ~ N(0, M)`` per chain, given ``sqrt(M)`` of shape ``(C, D)``.
+
+    Examples
+    --------
+    >>> p = sample_momentum(torch.full((2, 3), 2.0), torch.Generator().manual_seed(0))
+    >>> p.shape
+    torch.Size([2, 3])
+    """
+    noise = torch.randn(
+        mass_sqrt.shape, generator=generator, dtype=mass_sqrt.dtype, device=mass_sqrt.device
+    )
+    return noise * mass_sqrt
+
+
+def leapfrog(
+    z: Tensor,
+    p: Tensor,
+    grad: Tensor,
+    half_step: Tensor,
+    drift: Tensor,
+    potential: Potential,
+    *,
+    valid: Tensor | None = None,
+    fallback: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One leapfrog step of every chain; returns ``(z, p, potential, grad)``.
+
+    ``half_step`` is half the signed step size, shape ``(C, 1)``; ``drift``
+    is the signed step size times the inverse mass, shape ``(C, D)``. Both
+    stay fixed along a trajectory, so callers compute them once. Where
+    ``valid`` (shape ``(C,)``) is False the potential is evaluated at
+    ``fallback`` instead of the new position: chains already known to have
+    diverged can hold NaN momenta, and the potential should only ever see
+    finite points. Their results are garbage that the caller masks out.
+
+    Examples
+    --------
+    >>> U = lambda z: 0.5 * (z**2).sum(-1)
+    >>> z0, p0 = torch.tensor([[1.0]]), torch.tensor([[0.5]])
+    >>> _, g0 = potential_and_grad(U, z0)
+    >>> half, drift = torch.tensor([[0.05]]), torch.tensor([[0.1]])
+    >>> z1, p1, _, g1 = leapfrog(z0, p0, g0, half, drift, U)
+    >>> z2, p2, _, _ = leapfrog(z1, -p1, g1, half, drift, U)
+    >>> torch.allclose(z2, z0), torch.allclose(-p2, p0)
+    (True, True)
+    """
+    p = torch.addcmul(p, half_step, grad, value=-1.0)
+    z = torch.addcmul(z, drift, p)
+    if valid is not None:
+        z = torch.where(valid.unsqueeze(-1), z, fallback)
+    u, grad = potential_and_grad(potential, z)
+    p = torch.addcmul(p, half_step, grad, value=-1.0)
+    return z, p, u, grad
