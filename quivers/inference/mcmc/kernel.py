@@ -1,0 +1,239 @@
+"""The part of every Hamiltonian kernel that is not its trajectory.
+
+:class:`HamiltonianKernel` holds the model adaptor, starts the chains
+(retrying non-finite starting points as Stan does), keeps the per-chain step
+sizes and diagonal inverse mass matrices, and runs Stan's warmup: dual
+averaging of the step size every iteration and, at the end of each slow
+window, a new mass matrix followed by a fresh step-size search. Subclasses
+(:class:`~quivers.inference.mcmc.hmc.HMC`,
+:class:`~quivers.inference.mcmc.nuts.NUTS`) only implement
+:meth:`HamiltonianKernel.transition`.
+
+The driver (:class:`~quivers.inference.mcmc.mcmc.MCMC`) calls, in order:
+``setup`` once, then per iteration ``transition`` and, during warmup,
+``adapt``; then ``end_warmup`` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError
+from quivers.inference.mcmc.adaptation import (
+    DualAveraging,
+    WarmupSchedule,
+    WelfordDiagonal,
+    find_reasonable_step_size,
+)
+from quivers.inference.mcmc.adaptor import ModelAdaptor, resolve_adaptor
+from quivers.inference.mcmc.hamiltonian import potential_and_grad
+
+__all__ = ["ChainState", "HamiltonianKernel"]
+
+_MAX_INIT_ATTEMPTS = 100
+
+
+class ChainState(NamedTuple):
+    """Where the chains are: positions ``(C, D)``, potentials ``(C,)``, gradients ``(C, D)``."""
+
+    z: Tensor
+    potential: Tensor
+    grad: Tensor
+
+
+def _positive(name: str, value: Any, *, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise InvalidValueError(f"`{name}` must be {what}, got {value!r}")
+
+
+class HamiltonianKernel:
+    """Base of the Hamiltonian Monte Carlo kernels; see :class:`~quivers.inference.mcmc.nuts.NUTS`.
+
+    Parameters
+    ----------
+    model
+        Any object implementing :class:`~quivers.inference.mcmc.adaptor.ModelAdaptor`
+        (or convertible by ``as_model_adaptor``).
+    potential_fn
+        A plain potential ``f(z (C, D), *args, **kwargs) -> (C,)`` instead of
+        ``model``; then ``dim`` or ``initial_params`` says where to start.
+    step_size
+        The initial step size (the search for a reasonable one starts there
+        when ``adapt_step_size``).
+    adapt_step_size, adapt_mass_matrix
+        Which parts of Stan's warmup to run.
+    target_accept
+        The mean acceptance statistic dual averaging aims at.
+    inverse_mass_matrix
+        The initial diagonal inverse mass matrix, ``(D,)`` or ``(C, D)``;
+        ones by default.
+    max_energy_error
+        A trajectory whose energy rises by more than this has diverged.
+    """
+
+    stat_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        model: Any = None,
+        potential_fn: Callable[..., Tensor] | None = None,
+        *,
+        step_size: float = 1.0,
+        adapt_step_size: bool = True,
+        adapt_mass_matrix: bool = True,
+        target_accept: float = 0.8,
+        inverse_mass_matrix: Tensor | None = None,
+        max_energy_error: float = 1000.0,
+        initial_params: Tensor | None = None,
+        dim: int | None = None,
+    ) -> None:
+        _positive("step_size", step_size)
+        _positive("max_energy_error", max_energy_error)
+        if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not (
+            0.0 < target_accept < 1.0
+        ):
+            raise InvalidValueError(
+                f"`target_accept` must lie strictly between 0 and 1, got {target_accept!r}"
+            )
+        self.adaptor: ModelAdaptor = resolve_adaptor(
+            model, potential_fn, dim=dim, initial_params=initial_params
+        )
+        self.initial_step_size = float(step_size)
+        self.adapt_step_size = bool(adapt_step_size)
+        self.adapt_mass_matrix = bool(adapt_mass_matrix)
+        self.target_accept = float(target_accept)
+        self.initial_inverse_mass_matrix = inverse_mass_matrix
+        self.max_energy_error = float(max_energy_error)
+        self.step_size: Tensor | None = None
+        self.inverse_mass_matrix: Tensor | None = None
+
+    # -- the potential -------------------------------------------------------------
+
+    def potential_and_grad(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The potential of each chain at ``z`` and its gradient, in one batched call."""
+        return potential_and_grad(self._potential, z)
+
+    # -- setup ---------------------------------------------------------------------
+
+    def setup(
+        self,
+        num_chains: int,
+        num_warmup: int,
+        generator: torch.Generator,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> ChainState:
+        """Start ``num_chains`` chains; ``generator`` is the run's CPU generator."""
+        kwargs = kwargs or {}
+        adaptor = self.adaptor
+        self._potential = lambda z: adaptor.potential(z, *args, **kwargs)
+        z = self._initial_points(num_chains, generator)
+        # Momenta and uniforms are drawn where the chains live; seeding this
+        # generator from the run's keeps a seed reproducible on any device.
+        self.generator = torch.Generator(device=z.device)
+        self.generator.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        u, g = self.potential_and_grad(z)
+        bad = ~(torch.isfinite(u) & torch.isfinite(g).all(-1))
+        for _ in range(_MAX_INIT_ATTEMPTS - 1):
+            if not bool(bad.any()):
+                break
+            fresh = self._initial_points(num_chains, generator)
+            z = torch.where(bad.unsqueeze(-1), fresh, z)
+            u, g = self.potential_and_grad(z)
+            bad = ~(torch.isfinite(u) & torch.isfinite(g).all(-1))
+        if bool(bad.any()):
+            chains = torch.nonzero(bad).flatten().tolist()
+            raise InvalidValueError(
+                f"the potential or its gradient is not finite at the initial point of chains "
+                f"{chains} (potential {u[bad].tolist()}) after {_MAX_INIT_ATTEMPTS} attempts",
+                hint="start inside the support, e.g. with `initial_params` where the density is positive",
+            )
+        self.step_size = torch.full((num_chains,), self.initial_step_size, dtype=z.dtype, device=z.device)
+        self.inverse_mass_matrix = self._initial_inverse_mass(z)
+        self._mass_changed()
+        state = ChainState(z, u, g)
+        if self.adapt_step_size:
+            self.step_size = self._find_step_size(state)
+        self._schedule = WarmupSchedule.stan(num_warmup)
+        self._welford = WelfordDiagonal()
+        self._dual = DualAveraging(self.step_size, self.target_accept)
+        return state
+
+    def _initial_points(self, num_chains: int, generator: torch.Generator) -> Tensor:
+        z = self.adaptor.init_unconstrained(num_chains, generator)
+        if not isinstance(z, Tensor):
+            raise QuiversTypeError(
+                f"`init_unconstrained` returned {type(z).__name__}; expected a tensor"
+            )
+        if z.dim() != 2 or z.shape[0] != num_chains or z.shape[1] == 0:
+            raise ShapeError(
+                f"the initial points have shape {tuple(z.shape)}; expected "
+                f"({num_chains}, D) with D >= 1, one row per chain"
+            )
+        if not z.is_floating_point():
+            z = z.to(torch.get_default_dtype())
+        return z.detach()
+
+    def _initial_inverse_mass(self, z: Tensor) -> Tensor:
+        init = self.initial_inverse_mass_matrix
+        if init is None:
+            return torch.ones_like(z)
+        init = torch.as_tensor(init, dtype=z.dtype, device=z.device)
+        if init.shape not in (z.shape[1:], z.shape):
+            raise ShapeError(
+                f"`inverse_mass_matrix` has shape {tuple(init.shape)}; expected the diagonal, "
+                f"({z.shape[1]},) or ({z.shape[0]}, {z.shape[1]})"
+            )
+        if not bool((init > 0).all() & torch.isfinite(init).all()):
+            raise InvalidValueError("`inverse_mass_matrix` must be finite and positive")
+        return init.expand_as(z).clone()
+
+    def _mass_changed(self) -> None:
+        self.mass_sqrt = self.inverse_mass_matrix.rsqrt()
+
+    def _find_step_size(self, state: ChainState) -> Tensor:
+        return find_reasonable_step_size(
+            state.z,
+            state.potential,
+            state.grad,
+            self.step_size,
+            self.inverse_mass_matrix,
+            self._potential,
+            self.generator,
+        )
+
+    # -- one iteration -------------------------------------------------------------
+
+    def transition(self, state: ChainState) -> tuple[ChainState, dict[str, Tensor]]:
+        """Move every chain once; return the new state and per-chain statistics."""
+        raise NotImplementedError
+
+    # -- warmup --------------------------------------------------------------------
+
+    def adapt(self, iteration: int, state: ChainState, stats: dict[str, Tensor]) -> None:
+        """Adapt after warmup iteration ``iteration`` (from 0), as Stan does."""
+        if self.adapt_step_size:
+            self.step_size = self._dual.update(stats["accept_prob"])
+        if not self.adapt_mass_matrix:
+            return
+        schedule = self._schedule
+        if schedule.in_window(iteration):
+            self._welford.update(state.z)
+        if iteration in schedule.window_ends:
+            self.inverse_mass_matrix = self._welford.variance()
+            self._welford.reset()
+            self._mass_changed()
+            if self.adapt_step_size:
+                self.step_size = self._find_step_size(state)
+                self._dual.restart(self.step_size)
+
+    def end_warmup(self) -> None:
+        """Fix the step size at its dual average."""
+        if self.adapt_step_size:
+            self.step_size = self._dual.final()

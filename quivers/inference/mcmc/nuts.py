@@ -1,0 +1,278 @@
+"""The No-U-Turn Sampler, iterative and vectorized across chains.
+
+This is Stan's NUTS (multinomial sampling of the trajectory, biased
+progressive sampling between subtrees, the generalized U-turn criterion on
+``M^{-1} p`` with Stan's extra checks across merged subtrees) written
+without recursion, so that every chain of a batch advances its leapfrog
+steps together: one batched potential call per leapfrog step, whatever the
+number of chains.
+
+How the recursion is unrolled. At tree depth ``j`` each chain doubles its
+trajectory with a subtree of ``2^j`` leaves, built leaf by leaf. A
+sub-subtree of size ``2^k`` ends at leaf ``n`` exactly when the ``k`` lowest
+bits of ``n`` are ones; its first leaf ``a`` was even, and ``a``'s momentum
+and the running momentum sum before ``a`` were stored in checkpoint slot
+``popcount(a)`` (the slots of sub-subtrees still open never collide). So
+at odd leaf ``n`` the U-turn checks of all sub-subtrees closing there read
+the contiguous slots ``popcount(n >> 1) - trailing_ones(n) + 1 ..
+popcount(n >> 1)`` in one batched operation (the scheme of NumPyro's and
+TFP's iterative NUTS). Within a subtree the proposal is drawn by
+progressive multinomial sampling, leaf by leaf, which selects each leaf with
+probability proportional to ``exp(-H)`` as Stan's recursive merge does.
+
+Per-chain masks carry what recursion would: a chain whose subtree turned or
+diverged stops contributing, its leapfrogs still run in the batch but their
+results are discarded, and the potential is fed a finite stand-in point
+instead of its (possibly NaN) position. The batch stops as soon as no chain
+is still building.
+
+Laws: the target is invariant (checked statistically in the tests); the
+number of potential calls in a transition is the largest ``n_steps`` among
+the chains, not their sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from quivers.inference.mcmc.hamiltonian import finite_or_inf, kinetic_energy, leapfrog, sample_momentum
+from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel, _positive
+
+__all__ = ["NUTS"]
+
+
+def _checkpoint_plan(num_leaves: int) -> list[tuple[int, int, int, int]]:
+    """For each leaf ``n`` of a subtree: ``(slot, lo, hi, closing)``.
+
+    An even leaf is stored in ``slot``. An odd leaf closes ``closing``
+    sub-subtrees (its trailing ones), of sizes ``2, 4, ..., 2^closing``;
+    their first leaves sit in slots ``lo..hi``, the largest first."""
+    plan = []
+    for n in range(num_leaves):
+        if n % 2 == 0:
+            plan.append((n.bit_count(), 0, -1, 0))
+        else:
+            hi = (n >> 1).bit_count()
+            closing = (~n & (n + 1)).bit_length() - 1
+            plan.append((-1, hi - closing + 1, hi, closing))
+    return plan
+
+
+def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
+    """Stan's generalized no-U-turn criterion fails for the span ``rho``
+    between ends with ``M^{-1} p`` equal to ``sharp_a`` and ``sharp_b``."""
+    return (torch.linalg.vecdot(sharp_a, rho) <= 0) | (torch.linalg.vecdot(sharp_b, rho) <= 0)
+
+
+class NUTS(HamiltonianKernel):
+    """The No-U-Turn Sampler (Stan's multinomial variant), vectorized over chains.
+
+    Parameters are those of :class:`~quivers.inference.mcmc.kernel.HamiltonianKernel`,
+    and ``max_tree_depth``: a trajectory has at most ``2^max_tree_depth - 1``
+    leapfrog steps.
+
+    Examples
+    --------
+    >>> from quivers.inference.mcmc import MCMC
+    >>> kernel = NUTS(potential_fn=lambda z: 0.5 * (z**2).sum(-1), dim=3)
+    >>> mcmc = MCMC(kernel, num_warmup=100, num_samples=100, num_chains=2, seed=1,
+    ...             progress_bar=False)
+    >>> mcmc.run()
+    >>> mcmc.get_samples(group_by_chain=True)["z"].shape
+    torch.Size([2, 100, 3])
+    >>> stats = mcmc.get_sample_stats()
+    >>> int(stats["tree_depth"].max()) <= 10, int(stats["diverging"].sum())
+    (True, 0)
+    """
+
+    stat_names = (
+        "accept_prob", "diverging", "energy", "lp", "n_steps", "step_size", "tree_depth",
+    )
+
+    def __init__(
+        self,
+        model: Any = None,
+        potential_fn: Callable[..., Tensor] | None = None,
+        *,
+        max_tree_depth: int = 10,
+        step_size: float = 1.0,
+        adapt_step_size: bool = True,
+        adapt_mass_matrix: bool = True,
+        target_accept: float = 0.8,
+        inverse_mass_matrix: Tensor | None = None,
+        max_energy_error: float = 1000.0,
+        initial_params: Tensor | None = None,
+        dim: int | None = None,
+    ) -> None:
+        _positive("max_tree_depth", max_tree_depth, integer=True)
+        super().__init__(
+            model,
+            potential_fn,
+            step_size=step_size,
+            adapt_step_size=adapt_step_size,
+            adapt_mass_matrix=adapt_mass_matrix,
+            target_accept=target_accept,
+            inverse_mass_matrix=inverse_mass_matrix,
+            max_energy_error=max_energy_error,
+            initial_params=initial_params,
+            dim=dim,
+        )
+        self.max_tree_depth = max_tree_depth
+        self._plan = _checkpoint_plan(2 ** (max_tree_depth - 1))
+
+    def transition(self, state: ChainState) -> tuple[ChainState, dict[str, Tensor]]:
+        """One NUTS trajectory per chain, all chains in lockstep."""
+        z0, u0, g0 = state
+        dim = z0.shape[1]
+        inv_mass = self.inverse_mass_matrix
+        eps = self.step_size.unsqueeze(-1)
+        self._checkpoints = torch.empty(
+            (5, self.max_tree_depth) + z0.shape, dtype=z0.dtype, device=z0.device
+        )
+        p0 = sample_momentum(self.mass_sqrt, self.generator)
+        h0 = u0 + kinetic_energy(p0, inv_mass)
+        # Packed rows, so that choosing per chain is one `where`: the ends of
+        # the trajectory are [z | p | grad], proposals [z | grad | U | H].
+        left = right = torch.cat([z0, p0, g0], -1)
+        proposal = torch.cat([z0, g0, u0.unsqueeze(-1), h0.unsqueeze(-1)], -1)
+        rho = p0
+        log_weight = torch.zeros_like(u0)  # log of sum exp(h0 - H) over the tree
+        active = torch.ones_like(u0, dtype=torch.bool)
+        tally = (
+            torch.zeros_like(u0, dtype=torch.long),  # leapfrog steps
+            torch.zeros_like(u0),  # sum of acceptance probabilities
+            torch.zeros_like(active),  # diverged
+        )
+        depth = torch.zeros_like(u0, dtype=torch.long)
+        for j in range(self.max_tree_depth):
+            draws = torch.rand(
+                (2**j + 2, z0.shape[0]), generator=self.generator, dtype=z0.dtype, device=z0.device
+            )
+            forward = (draws[0] < 0.5).unsqueeze(-1)
+            start = torch.where(forward, right, left)
+            far_p = torch.where(forward, left[:, dim : 2 * dim], right[:, dim : 2 * dim])
+            step = torch.where(forward, eps, -eps)
+            end, first_p, sub_proposal, sub_log_weight, sub_rho, valid = self._build_subtree(
+                j, start, step, h0, active, torch.log(draws[2:]), tally
+            )
+            # Biased progressive sampling: a heavier new subtree always wins.
+            take = valid & (torch.log(draws[1]) < sub_log_weight - log_weight)
+            proposal = torch.where(take.unsqueeze(-1), sub_proposal, proposal)
+            log_weight = torch.where(valid, torch.logaddexp(log_weight, sub_log_weight), log_weight)
+            merged = valid.unsqueeze(-1)
+            right = torch.where(merged & forward, end, right)
+            left = torch.where(merged & ~forward, end, left)
+            depth += valid
+            start_p, end_p = start[:, dim : 2 * dim], end[:, dim : 2 * dim]
+            tree_rho = rho + sub_rho
+            sharp_far, sharp_new = inv_mass * far_p, inv_mass * end_p
+            turned = (
+                _turning(sharp_far, sharp_new, tree_rho)
+                | _turning(sharp_far, inv_mass * first_p, rho + first_p)
+                | _turning(inv_mass * start_p, sharp_new, sub_rho + start_p)
+            )
+            rho = torch.where(merged, tree_rho, rho)
+            active = valid & ~turned
+            if not bool(active.any()):
+                break
+        z, g = proposal[:, :dim].contiguous(), proposal[:, dim : 2 * dim].contiguous()
+        u, h = proposal[:, 2 * dim], proposal[:, 2 * dim + 1]
+        n_steps, accept_sum, diverging = tally
+        stats = {
+            "accept_prob": accept_sum / n_steps,
+            "diverging": diverging,
+            "energy": h,
+            "lp": -u,
+            "n_steps": n_steps,
+            "step_size": self.step_size,
+            "tree_depth": depth,
+        }
+        return ChainState(z, u.contiguous(), g), stats
+
+    def _build_subtree(
+        self,
+        depth: int,
+        start: Tensor,
+        step: Tensor,
+        h0: Tensor,
+        building: Tensor,
+        log_uniform: Tensor,
+        tally: tuple[Tensor, Tensor, Tensor],
+    ) -> tuple[Tensor, ...]:
+        """Extend each chain in ``building`` by ``2^depth`` leaves from ``start``.
+
+        Returns the last leaf ``[z | p | grad]``, the first leaf's momentum,
+        the subtree's proposal ``[z | grad | U | H]``, its log weight, its
+        momentum sum and which chains built it without a U-turn or a
+        divergence. ``tally`` (steps, acceptance sum, divergences) is updated
+        in place.
+        """
+        dim = start.shape[1] // 3
+        inv_mass = self.inverse_mass_matrix
+        half, drift = 0.5 * step, step * inv_mass
+        # Checkpoints: at the first leaf a of every open sub-subtree, M^-1 p,
+        # p and the momentum sum before a; at the last leaf m of every left
+        # half still waiting for its right half, M^-1 p and the sum before m.
+        a_sharp, a_rho, a_p, m_sharp, m_rho = self._checkpoints
+        min_log_weight = -self.max_energy_error
+        z, p, g = start[:, :dim], start[:, dim : 2 * dim], start[:, 2 * dim :]
+        fallback = z
+        ok = building
+        rho = torch.zeros_like(z)
+        # Per-leaf log weights and whether the leaf counted, tallied once
+        # after the loop rather than leaf by leaf.
+        log_ws = torch.empty((2**depth,) + h0.shape, dtype=h0.dtype, device=h0.device)
+        counted = torch.empty(log_ws.shape, dtype=torch.bool, device=h0.device)
+        for n in range(2**depth):
+            z, p, u, g = leapfrog(z, p, g, half, drift, self._potential, valid=ok, fallback=fallback)
+            sharp = inv_mass * p
+            h = finite_or_inf(torch.add(u, torch.linalg.vecdot(p, sharp), alpha=0.5))
+            log_w = torch.sub(h0, h, out=log_ws[n])
+            counted[n] = ok
+            ok = ok & (log_w >= min_log_weight)
+            leaf = torch.cat([z, g, u.unsqueeze(-1), h.unsqueeze(-1)], -1)
+            if n == 0:
+                log_weight = torch.where(ok, log_w, -torch.inf)
+                proposal = leaf
+                first_p = p
+            else:
+                new_weight = torch.logaddexp(log_weight, log_w)
+                take = ok & (log_uniform[n] < log_w - new_weight)
+                log_weight = torch.where(ok, new_weight, log_weight)
+                proposal = torch.where(take.unsqueeze(-1), leaf, proposal)
+            slot, lo, hi, closing = self._plan[n]
+            if slot >= 0:
+                a_sharp[slot], a_rho[slot], a_p[slot] = sharp, rho, p
+                rho = rho + p
+            else:
+                rho_before, rho = rho, rho + p
+                # Every sub-subtree [a, n] closing here, one per stored a.
+                turned = _turning(a_sharp[lo : hi + 1], sharp, rho - a_rho[lo : hi + 1])
+                if closing > 1:
+                    # Stan's checks across the halves [a, m] + [m + 1, n] of
+                    # those of size >= 4, over [a, m + 1] and over [m, n]. The
+                    # first leaf m + 1 of a right half is the first leaf of
+                    # the next smaller closing sub-subtree: one slot up.
+                    across = a_rho[lo + 1 : hi + 1] + a_p[lo + 1 : hi + 1] - a_rho[lo:hi]
+                    turned = torch.cat(
+                        [
+                            turned,
+                            _turning(a_sharp[lo:hi], a_sharp[lo + 1 : hi + 1], across),
+                            _turning(m_sharp[: closing - 1], sharp, rho - m_rho[: closing - 1]),
+                        ]
+                    )
+                ok = ok & ~turned.any(0)
+                # n ends a left half whose right half closes 2^closing leaves on.
+                m_sharp[closing - 1], m_rho[closing - 1] = sharp, rho_before
+            if not bool(ok.any()):
+                break
+        log_ws, counted = log_ws[: n + 1], counted[: n + 1]
+        n_steps, accept_sum, diverging = tally
+        n_steps += counted.sum(0)
+        accept_sum += (log_ws.clamp(max=0.0).exp() * counted).sum(0)
+        diverging |= (counted & (log_ws < min_log_weight)).any(0)
+        return torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok
