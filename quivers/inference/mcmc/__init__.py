@@ -1,0 +1,51 @@
+"""Markov chain Monte Carlo on the unconstrained space, vectorized over chains.
+
+- :class:`NUTS` and :class:`HMC`: Hamiltonian kernels moving a batch of
+  chains ``z`` of shape ``(C, D)`` with one batched potential call per
+  leapfrog step.
+- :class:`MCMC`: the driver (Stan's warmup, draws, sample statistics,
+  ArviZ diagnostics).
+- :class:`ModelAdaptor`: what a kernel needs from a model (starting points,
+  potential, constraining map); :class:`PotentialAdaptor` adapts a plain
+  potential function, and :func:`as_model_adaptor` is the hook through which
+  other model types are converted.
+
+Examples
+--------
+>>> import torch
+>>> kernel = NUTS(potential_fn=lambda z: 0.5 * (z**2).sum(-1), dim=2)
+>>> mcmc = MCMC(kernel, num_warmup=50, num_samples=50, num_chains=4, seed=0,
+...             progress_bar=False)
+>>> mcmc.run()
+>>> mcmc.get_samples()["z"].shape
+torch.Size([200, 2])
+"""
+
+from __future__ import annotations
+
+from quivers.inference.mcmc.adaptation import (
+    DualAveraging,
+    WarmupSchedule,
+    WelfordDiagonal,
+    find_reasonable_step_size,
+)
+from quivers.inference.mcmc.adaptor import ModelAdaptor, PotentialAdaptor, as_model_adaptor
+from quivers.inference.mcmc.hmc import HMC
+from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel
+from quivers.inference.mcmc.mcmc import MCMC
+from quivers.inference.mcmc.nuts import NUTS
+
+__all__ = [
+    "MCMC",
+    "NUTS",
+    "HMC",
+    "HamiltonianKernel",
+    "ChainState",
+    "ModelAdaptor",
+    "PotentialAdaptor",
+    "as_model_adaptor",
+    "DualAveraging",
+    "WelfordDiagonal",
+    "WarmupSchedule",
+    "find_reasonable_step_size",
+]

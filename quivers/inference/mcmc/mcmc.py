@@ -1,0 +1,225 @@
+"""The MCMC driver: warmup, sampling, draws and their diagnostics.
+
+:class:`MCMC` runs a Hamiltonian kernel for ``num_warmup + num_samples``
+iterations on a batch of ``num_chains`` chains, adapting during warmup and
+recording the draws (on the unconstrained space; they are constrained by
+the model adaptor on request) and per-draw statistics after it.
+
+All randomness comes from one ``torch.Generator`` seeded by ``seed``:
+starting points, momenta and uniform draws. The same seed on the same
+machine gives bit-identical draws.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, ShapeError
+from quivers.inference.mcmc.kernel import HamiltonianKernel
+
+__all__ = ["MCMC"]
+
+_PROGRESS_UPDATES = 100  # postfix refreshes per run: each one syncs the device
+
+
+def _count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class MCMC:
+    """Run a Hamiltonian kernel on a batch of chains.
+
+    Parameters
+    ----------
+    kernel
+        A :class:`~quivers.inference.mcmc.nuts.NUTS` or
+        :class:`~quivers.inference.mcmc.hmc.HMC` kernel.
+    num_warmup
+        Adaptation iterations, discarded (Stan's windowed warmup).
+    num_samples
+        Kept draws per chain.
+    num_chains
+        Chains, run together as one batch.
+    seed
+        Seed of the run's generator; ``None`` draws a fresh one.
+    progress_bar
+        Show a tqdm bar (hidden anyway when stderr is not a terminal).
+
+    Examples
+    --------
+    >>> from quivers.inference.mcmc import NUTS
+    >>> kernel = NUTS(potential_fn=lambda z: 0.5 * ((z - 3.0) ** 2).sum(-1), dim=1)
+    >>> mcmc = MCMC(kernel, num_warmup=200, num_samples=500, num_chains=2, seed=0,
+    ...             progress_bar=False)
+    >>> mcmc.run()
+    >>> z = mcmc.get_samples()["z"]
+    >>> z.shape, abs(float(z.mean()) - 3.0) < 0.3
+    (torch.Size([1000, 1]), True)
+    >>> table = mcmc.summary(print_table=False)
+    >>> list(table.columns)
+    ['mean', 'sd', '5%', '50%', '95%', 'r_hat', 'ess_bulk', 'ess_tail']
+    """
+
+    def __init__(
+        self,
+        kernel: HamiltonianKernel,
+        num_warmup: int = 1000,
+        num_samples: int = 1000,
+        num_chains: int = 1,
+        seed: int | None = None,
+        progress_bar: bool = True,
+    ) -> None:
+        if not isinstance(kernel, HamiltonianKernel):
+            raise QuiversTypeError(
+                f"`kernel` must be an MCMC kernel such as NUTS or HMC, got {type(kernel).__name__}",
+                hint="wrap the model first, e.g. `MCMC(NUTS(model), ...)`",
+            )
+        self.kernel = kernel
+        self.num_warmup = _count("num_warmup", num_warmup, 0)
+        self.num_samples = _count("num_samples", num_samples, 1)
+        self.num_chains = _count("num_chains", num_chains, 1)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise InvalidValueError(f"`seed` must be an integer or None, got {seed!r}")
+        self.seed = seed
+        self.progress_bar = progress_bar
+        self._draws: Tensor | None = None
+        self._stats: dict[str, Tensor] = {}
+        self._samples: dict[str, Tensor] | None = None
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Warm up and sample; ``args`` and ``kwargs`` are passed to the potential."""
+        from tqdm.auto import tqdm
+
+        generator = torch.Generator()
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed)
+        kernel, num_warmup = self.kernel, self.num_warmup
+        total = num_warmup + self.num_samples
+        draws: list[Tensor] = []
+        stats: dict[str, list[Tensor]] = {name: [] for name in kernel.stat_names}
+        refresh = max(1, total // _PROGRESS_UPDATES)
+        bar = tqdm(
+            total=total,
+            desc="warmup" if num_warmup else "sample",
+            disable=None if self.progress_bar else True,
+            dynamic_ncols=True,
+        )
+        with torch.no_grad(), bar:
+            state = kernel.setup(self.num_chains, num_warmup, generator, args, kwargs)
+            accept_sum = torch.zeros_like(state.potential)
+            divergences = torch.zeros_like(state.potential, dtype=torch.long)
+            since_refresh = 0
+            for i in range(total):
+                state, step_stats = kernel.transition(state)
+                if i < num_warmup:
+                    kernel.adapt(i, state, step_stats)
+                    if i == num_warmup - 1:
+                        kernel.end_warmup()
+                        bar.set_description("sample")
+                else:
+                    draws.append(state.z)
+                    for name in stats:
+                        stats[name].append(step_stats[name])
+                if bar.disable:
+                    continue
+                accept_sum += step_stats["accept_prob"]
+                divergences += step_stats["diverging"]
+                since_refresh += 1
+                if since_refresh == refresh or i == total - 1:
+                    bar.set_postfix(
+                        step_size=f"{float(kernel.step_size.mean()):.3g}",
+                        accept=f"{float(accept_sum.mean()) / since_refresh:.2f}",
+                        divergences=int(divergences.sum()),
+                        refresh=False,
+                    )
+                    accept_sum.zero_()
+                    since_refresh = 0
+                bar.update(1)
+        self._draws = torch.stack(draws, dim=1)
+        self._stats = {name: torch.stack(values, dim=1) for name, values in stats.items()}
+        self._samples = None
+
+    # -- results -------------------------------------------------------------------
+
+    def _require_run(self) -> None:
+        if self._draws is None:
+            raise QuiversError("no draws yet: call `run` first")
+
+    @property
+    def unconstrained_draws(self) -> Tensor:
+        """The draws on the unconstrained space, shape ``(num_chains, num_samples, D)``."""
+        self._require_run()
+        return self._draws
+
+    def _constrained(self) -> dict[str, Tensor]:
+        if self._samples is None:
+            sites = self.kernel.adaptor.constrain(self._draws)
+            lead = self._draws.shape[:2]
+            if not isinstance(sites, dict):
+                raise QuiversTypeError(
+                    f"`constrain` returned {type(sites).__name__}; expected a dict of named sites"
+                )
+            for name, value in sites.items():
+                if not isinstance(value, Tensor) or value.shape[:2] != lead:
+                    shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                    raise ShapeError(
+                        f"`constrain` gave site `{name}` shape {shape}; expected leading "
+                        f"dimensions {tuple(lead)} (chains, draws)"
+                    )
+            self._samples = sites
+        return self._samples
+
+    def get_samples(self, group_by_chain: bool = False) -> dict[str, Tensor]:
+        """The draws by site name on the constrained space.
+
+        Shapes are ``(num_chains * num_samples, ...)``, chain after chain, or
+        ``(num_chains, num_samples, ...)`` when ``group_by_chain``.
+        """
+        self._require_run()
+        return _layout(self._constrained(), group_by_chain)
+
+    def get_sample_stats(self, group_by_chain: bool = False) -> dict[str, Tensor]:
+        """Per-draw statistics (``accept_prob``, ``diverging``, ``energy``,
+        ``lp``, ``n_steps``, ``step_size`` and for NUTS ``tree_depth``), laid
+        out as :meth:`get_samples`."""
+        self._require_run()
+        return _layout(self._stats, group_by_chain)
+
+    def to_inference_data(
+        self,
+        observed_data: dict[str, Any] | None = None,
+        log_likelihood: dict[str, Any] | None = None,
+    ) -> Any:
+        """The run as an ``arviz.InferenceData`` (posterior, sample_stats, and
+        the observed data and pointwise log likelihood when given)."""
+        from quivers.inference.diagnostics import to_inference_data
+
+        self._require_run()
+        return to_inference_data(
+            self._constrained(),
+            sample_stats=self._stats,
+            observed_data=observed_data,
+            log_likelihood=log_likelihood,
+        )
+
+    def summary(self, prob: float = 0.9, print_table: bool = True) -> Any:
+        """Print (and return) ArviZ's mean, sd, quantiles, R-hat and ESS per site."""
+        from quivers.inference.diagnostics import summary
+
+        table = summary(self.to_inference_data(), prob=prob)
+        if print_table:
+            print(table.to_string())
+        return table
+
+
+def _layout(values: dict[str, Tensor], group_by_chain: bool) -> dict[str, Tensor]:
+    if group_by_chain:
+        return dict(values)
+    return {name: v.reshape((-1,) + tuple(v.shape[2:])) for name, v in values.items()}
