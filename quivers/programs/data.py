@@ -15,9 +15,10 @@ import torch
 
 from quivers.errors import DataError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.named import Value
+from quivers.categories import FinFunction, FinSet
 from quivers.programs.sites import Site
 
-__all__ = ["as_tensor", "check_value", "check_index_map", "first_bad"]
+__all__ = ["as_tensor", "check_value", "check_index_map", "check_names", "common_batch", "first_bad"]
 
 
 def as_tensor(name: str, value: Any) -> torch.Tensor:
@@ -43,19 +44,35 @@ def check_value(site: Site, value: Any, what: str) -> Value:
     """Check a latent's or an observation's value against its site.
 
     The trailing axes must equal the site's shape; leading axes are batch.
-    Values must be finite and in the support when it is fixed.
+    Values must be finite, integers in ``[0, n)`` for a site taking values
+    in a finite set of size ``n`` (a marginalized latent, a Categorical on
+    declared weights), and in the support when it is fixed.
     """
     t = as_tensor(site.name, value)
     shape = tuple(site.shape)
-    if tuple(t.shape[t.dim() - len(shape):]) != shape or t.dim() < len(shape):
+    if t.dim() < len(shape) or tuple(t.shape[t.dim() - len(shape):]) != shape:
         raise ShapeError(
             f"{what} `{site.name}` has shape {tuple(t.shape)}; its site {site.dims} needs trailing shape {shape}",
             hint="leading axes are batch axes" if shape else None,
         )
-    if torch.is_floating_point(t) or torch.is_complex(t):
+    if t.dtype == torch.bool:
+        t = t.to(torch.get_default_dtype())
+    if torch.is_complex(t):
+        raise DataError(f"{what} `{site.name}` must be real, got dtype {t.dtype}")
+    if torch.is_floating_point(t):
         bad = ~torch.isfinite(t.detach())
         if bool(bad.any()):
             raise DataError(f"{what} `{site.name}` has a non-finite value at index {first_bad(bad)}")
+    if site.num_values is not None:
+        t = _integers(t, f"{what} `{site.name}`")
+        out = (t < 0) | (t >= site.num_values)
+        if bool(out.any()):
+            i = first_bad(out)
+            raise DataError(
+                f"{what} `{site.name}` has value {int(t[i])} at index {i}, "
+                f"outside [0, {site.num_values}) of `{site.values_in}`"
+            )
+        return Value(t, site.dims, values_in=site.values_in)
     fam = site.family
     if fam is not None and fam.spec.static_support:
         support = fam.support()
@@ -70,9 +87,18 @@ def check_value(site: Site, value: Any, what: str) -> Value:
     return Value(t, site.dims, values_in=site.values_in)
 
 
-def check_index_map(site: Site, value: Any, cod_size: int) -> Value:
+def _integers(t: torch.Tensor, what: str) -> torch.Tensor:
+    if torch.is_floating_point(t):
+        frac = t != torch.round(t)
+        if bool(frac.any()):
+            raise DataError(f"{what} has a non-integer value {float(t[first_bad(frac)])} at index {first_bad(frac)}")
+    return t.long()
+
+
+def check_index_map(site: Site, value: Any, dom: FinSet, cod: FinSet) -> tuple[Value, FinFunction]:
     """Check an index map ``dom -> cod``: integers in ``[0, |cod|)``, one per
-    element of its domain (leading axes of size one are dropped)."""
+    element of its domain (leading axes of size one are dropped). Returns
+    the value and the map as a :class:`~quivers.categories.FinFunction`."""
     t = as_tensor(site.name, value)
     while t.dim() > 1 and t.shape[0] == 1:
         t = t[0]
@@ -81,22 +107,33 @@ def check_index_map(site: Site, value: Any, cod_size: int) -> Value:
             f"index map `{site.name}` has shape {tuple(t.shape)}; it needs one entry per element of "
             f"`{site.dims[0]}`, shape {tuple(site.shape)}"
         )
-    if torch.is_floating_point(t):
-        if not bool(torch.isfinite(t).all()):
-            raise DataError(f"index map `{site.name}` has a non-finite value at index {first_bad(~torch.isfinite(t))}")
-        frac = t != torch.round(t)
-        if bool(frac.any()):
-            raise DataError(f"index map `{site.name}` has a non-integer value at index {first_bad(frac)}")
-    elif t.dtype == torch.bool or torch.is_complex(t):
+    if t.dtype == torch.bool or torch.is_complex(t):
         raise DataError(f"index map `{site.name}` must hold integers, got dtype {t.dtype}")
-    t = t.long()
-    out = (t < 0) | (t >= cod_size)
+    if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
+        raise DataError(f"index map `{site.name}` has a non-finite value at index {first_bad(~torch.isfinite(t))}")
+    t = _integers(t, f"index map `{site.name}`")
+    out = (t < 0) | (t >= cod.size)
     if bool(out.any()):
         i = first_bad(out)
         raise DataError(
-            f"index map `{site.name}` has value {int(t[i])} at index {i}, outside [0, {cod_size}) of `{site.values_in}`"
+            f"index map `{site.name}` has value {int(t[i])} at index {i}, outside [0, {cod.size}) of `{cod.name}`"
         )
-    return Value(t, site.dims, values_in=site.values_in)
+    return Value(t, site.dims, values_in=site.values_in), FinFunction(dom, cod, t)
+
+
+def common_batch(env: Mapping[str, Value], sites: Mapping[str, Site]) -> torch.Size:
+    """The broadcast of the batch shapes of the given values (index maps
+    carry none); values whose batches do not broadcast are an error naming
+    them."""
+    shapes = {n: v.batch_shape for n, v in env.items() if sites[n].kind != "index"}
+    try:
+        return torch.broadcast_shapes(*shapes.values()) if shapes else torch.Size()
+    except RuntimeError:
+        listed = ", ".join(f"`{n}` has batch shape {tuple(b)}" for n, b in shapes.items() if len(b))
+        raise ShapeError(
+            f"the batch axes of the given values do not broadcast: {listed}",
+            hint="leading (batch) axes must agree or be 1, aligned from the right",
+        ) from None
 
 
 def check_names(given: Mapping[str, Any], known: Mapping[str, Site], what: str) -> None:

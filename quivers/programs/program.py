@@ -8,7 +8,7 @@ its marginalized latents.
 Examples
 --------
 >>> import torch
->>> from quivers.categories import FinSet
+>>> from quivers.categories import FinFunction, FinSet
 >>> from quivers.distributions import Normal, HalfNormal, Categorical
 >>> from quivers.programs import sample, observe, marginalize, ret, var
 >>> Item, K = FinSet("Item", 3), FinSet("K", 2)
@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -44,8 +45,9 @@ from quivers.programs import data as D
 from quivers.programs.effects import Effect
 from quivers.programs.expr import REF, Expr, compile_expr, constant_tensors
 from quivers.programs.graph import block_order, dependency_graph
-from quivers.programs.named import Value
+from quivers.programs.named import Value, to_layout
 from quivers.programs.runtime import RETURN, Compiled, Run
+from quivers.programs.shapes import check_shapes, index_set_sizes
 from quivers.programs.sites import Site, analyze
 from quivers.programs.steps import (
     FactorStep,
@@ -120,23 +122,32 @@ class Program(nn.Module):
         self._check_effects(effects)
         self._compile(analysis)
 
+    def step_effect(self, step: Step) -> Effect:
+        """The effect of ``step`` in this program: a ``sample`` step that
+        declares an index map (the seed's idiom) reads data and is Pure."""
+        if isinstance(step, SampleStep) and self.sites[step.name].kind == "index":
+            return Effect.Pure
+        return step.effect
+
     def _check_effects(self, declared) -> None:
-        inferred = {t.effect for s in self.steps for t in s.walk()} - {Effect.Pure}
+        walked = [t for s in self.steps for t in s.walk()]
+        inferred = {self.step_effect(t) for t in walked} - {Effect.Pure}
         self.inferred_effects = frozenset(inferred) or frozenset({Effect.Pure})
         if declared is None:
             self.effects = self.inferred_effects
             return
+        if isinstance(declared, (str, Effect)):
+            declared = [declared]
         declared = Effect.parse(declared)
         missing = inferred - declared
         if missing:
             offending = [
                 f"`{type(t).__name__.removesuffix('Step').lower()} {t.defines or ''}`".replace(" `", "`")
-                + f" ({t.effect.name})"
-                for s in self.steps
-                for t in s.walk()
-                if t.effect in missing
+                + f" ({self.step_effect(t).name})"
+                for t in walked
+                if self.step_effect(t) in missing
             ]
-            first = next(t for s in self.steps for t in s.walk() if t.effect in missing)
+            first = next(t for t in walked if self.step_effect(t) in missing)
             raise EffectError(
                 f"program `{self.name}` declares effects [{', '.join(sorted(e.name for e in declared))}] "
                 f"but has {', '.join(sorted(e.name for e in missing))}: {', '.join(offending)}",
@@ -161,15 +172,26 @@ class Program(nn.Module):
                     params[id(s)] = {}
                     for key, e in fam.args.items():
                         params[id(s)][key] = compile_expr(e)
-                        self._register_constants(e, target, fam.spec.param(key).event_rank)
+                        kind = "marginalize" if isinstance(s, MarginalizeStep) else "step"
+                        where = f"{kind} `{s.name}`, parameter `{key}`"
+                        self._register_constants(e, target, fam.spec.param(key).event_rank, where)
                 if isinstance(s, (LetStep, FactorStep, ReturnStep)):
                     exprs[id(s)] = compile_expr(s.expr)
-                    self._register_constants(s.expr, None, 0)
+                    where = f"let `{s.name}`" if isinstance(s, LetStep) else type(s).__name__.removesuffix("Step").lower()
+                    self._register_constants(s.expr, None, 0, where)
                 if isinstance(s, MarginalizeStep):
                     order[id(s)] = block_order(s.body)
                     visit(s.body)
 
         visit(self.steps)
+        lets = check_shapes(
+            self.steps, order, self.sites, self.index_maps, {k: d for k, (_, d) in self._constant_dims.items()}
+        )
+        sizes = index_set_sizes(self.steps)
+        for name, axes in lets.items():
+            if all(d in sizes for d in axes.dims):
+                shape = tuple(sizes[d] for d in axes.dims)
+                self.sites[name] = dataclasses.replace(self.sites[name], dims=axes.dims, shape=shape)
         self._compiled = Compiled(order, params, exprs, self.sites, self.index_maps, self.steps)
         self._validated: dict[tuple, bool] = {}
 
@@ -180,18 +202,33 @@ class Program(nn.Module):
         site = self.sites[s.name]
         return site.dims, site.shape
 
-    def _register_constants(self, e: Expr, target, rank: int) -> None:
+    def _register_constants(self, e: Expr, target, rank: int, where: str) -> None:
+        """Give each tensor constant of ``e`` its named axes: its trailing
+        sizes must match the trailing axes of ``target`` (the site's axes;
+        for a marginalize prior, its rows and support), and a bare matrix
+        argument keeps its two matrix axes."""
         for sym, tensor in constant_tensors(e).items():
+            matrix = 2 if rank == 2 and e.sympy.is_Symbol else 0
+            if tensor.dim() < matrix:
+                raise ShapeError(f"{where}: the constant of shape {tuple(tensor.shape)} must be a matrix")
+            nd = tensor.dim() - matrix
             dims: tuple[str, ...] = ()
-            if target is not None and e.sympy.is_Symbol:
-                names, sizes = target
-                nd = tensor.dim() - (2 if rank == 2 else 0)
-                if nd > len(names) or tuple(tensor.shape[: tensor.dim() - (2 if rank == 2 else 0)][-nd:] if nd else ()) != tuple(sizes[len(sizes) - nd :]):
+            if nd:
+                if target is None:
                     raise ShapeError(
-                        f"constant of shape {tuple(tensor.shape)} does not fit the axes {list(names)} "
-                        f"of sizes {list(sizes)}"
+                        f"{where}: the tensor constant of shape {tuple(tensor.shape)} has no named axes",
+                        hint="pass it as a family argument of a site on its plate, or supply it as an observation",
                     )
-                dims = names[len(names) - nd :] + (("__r", "__c") if rank == 2 else ())
+                names, sizes = target
+                if nd > len(names) or tuple(tensor.shape[:nd]) != tuple(sizes[len(sizes) - nd :]):
+                    raise ShapeError(
+                        f"{where}: the constant of shape {tuple(tensor.shape)} does not fit the axes "
+                        f"{list(names)} of sizes {list(sizes)}",
+                        hint="its trailing sizes must match the trailing axes",
+                    )
+                dims = tuple(names[len(names) - nd :])
+            if matrix:
+                dims = dims + ("__r", "__c")
             buf = f"_const{len(self._constant_dims)}"
             self.register_buffer(buf, tensor.detach().clone())
             self._constant_dims[sym] = (buf, dims)
@@ -216,44 +253,64 @@ class Program(nn.Module):
 
     # ------------------------------------------------------------- data
 
-    def _env(self, observations, latents, mode: str) -> dict[str, Value]:
+    def _env(self, observations, latents, mode: str, check_latents: bool = True):
+        """Validate the data and build the environment of a run; returns
+        ``(env, maps, batch)``: the values, the index maps as
+        :class:`FinFunction` s, and the broadcast batch shape of the given
+        values. A name given both as an observation and as a latent is
+        conditioned on (the observation wins, as with Pyro's ``condition``)."""
         observations = {} if observations is None else observations
         latents = {} if latents is None else latents
         D.check_names(observations, self.sites, "observations")
         D.check_names(latents, self.sites, "latents")
         env: dict[str, Value] = {}
+        maps: dict[str, FinFunction] = {}
         for name, site in self.sites.items():
             if site.kind == "index":
                 if name not in observations:
+                    where = " (it was given in latents)" if name in latents else ""
                     raise DataError(
-                        f"index map `{name}` ({site.dims[0]} -> {site.values_in}) is missing from the observations"
+                        f"index map `{name}` ({site.dims[0]} -> {site.values_in}) is missing from the observations{where}",
+                        hint="index maps are data: pass them in the observations dict",
                     )
-                cod = self.index_maps[name][1]
-                env[name] = self._cached(name, observations[name], lambda v: D.check_index_map(site, v, cod.size))
-            elif name in observations and site.kind in ("observed", "latent"):
+                dom, cod = self.index_maps[name]
+                env[name], maps[name] = self._cached(
+                    name, observations[name], lambda v: D.check_index_map(site, v, dom, cod)
+                )
+            elif name in observations and site.kind in ("observed", "latent", "marginal"):
                 env[name] = self._cached(name, observations[name], lambda v: D.check_value(site, v, "observation"))
-            elif name in latents and site.kind == "latent":
-                env[name] = D.check_value(site, latents[name], "latent")
+            elif name in latents and site.kind in ("latent", "marginal"):
+                if check_latents or site.kind == "marginal":
+                    env[name] = D.check_value(site, latents[name], "latent")
+                else:  # values from an inference engine's own transforms
+                    env[name] = Value(latents[name], site.dims, values_in=site.values_in)
             elif site.kind == "observed" and mode == "density":
                 raise DataError(f"observation `{name}` is missing", hint="pass it in the observations dict")
             elif site.kind == "latent" and mode == "density":
                 raise DataError(f"latent `{name}` has no value", hint="pass it in latents or in observations")
+        batch = D.common_batch(env, self.sites)
         ref = next((v.tensor for v in env.values() if torch.is_floating_point(v.tensor)), None)
         if ref is None:
             buf = next(iter(self.buffers()), None)
             ref = torch.zeros((), device=buf.device if buf is not None else None)
+        for name, v in env.items():
+            if v.tensor.device != ref.device:
+                env[name] = dataclasses.replace(v, tensor=v.tensor.to(ref.device))
+        for name, f in maps.items():
+            if f.mapping.device != ref.device:
+                maps[name] = FinFunction(f.dom, f.cod, f.mapping.to(ref.device))
         env[REF] = Value(ref.new_zeros(()))
         for sym, (buf, dims) in self._constant_dims.items():
             t = getattr(self, buf)
             if torch.is_floating_point(t) and t.dtype != ref.dtype:
                 t = t.to(ref.dtype)
-            env[sym] = Value(t, dims)
-        return env
+            env[sym] = Value(t.to(ref.device), dims)
+        return env, maps, batch
 
-    def _cached(self, name: str, value: Any, check) -> Value:
+    def _cached(self, name: str, value: Any, check) -> Any:
         if not isinstance(value, torch.Tensor):
             return check(value)
-        key = (name, id(value), value._version, value.data_ptr(), tuple(value.shape))
+        key = (name, id(value), value._version, value.data_ptr(), tuple(value.shape), value.dtype)
         hit = self._validated.get(key)
         if hit is not None:
             return hit
@@ -263,10 +320,21 @@ class Program(nn.Module):
         self._validated[key] = out
         return out
 
-    def _run(self, observations, latents, mode: str = "density", **kw) -> Run:
-        env = self._env(observations, latents, mode)
+    def _run(
+        self,
+        observations,
+        latents,
+        mode: str = "density",
+        check_latents: bool = True,
+        sample_shape: torch.Size = torch.Size(),
+        **kw,
+    ) -> Run:
+        env, maps, batch = self._env(observations, latents, mode, check_latents)
         try:
-            return Run(self._compiled, env, mode, **kw).execute()
+            run = Run(self._compiled, env, mode, batch_shape=torch.Size(sample_shape) + batch, maps=maps, **kw)
+            if not check_latents:
+                run.diagnose = False
+            return run.execute()
         except QuiversError as err:
             raise _with_source(err, self.source) from None
 
@@ -277,23 +345,26 @@ class Program(nn.Module):
         x: Any = None,
         observations: Mapping[str, Any] | None = None,
         latents: Mapping[str, Any] | None = None,
+        *,
+        check_latents: bool = True,
     ) -> torch.Tensor:
         """The exact log joint density, every marginalized latent summed out.
 
         Returns a tensor of the batch shape of the latents and observations
-        (leading axes beyond each site's own shape).
+        (leading axes beyond each site's own shape). Inference engines that
+        produce latents through their own bijections pass
+        ``check_latents=False``: a non-finite density then signals a
+        divergence instead of raising.
         """
-        return self._run(observations, latents).log_density
+        return self._run(observations, latents, check_latents=check_latents).log_density
 
     def pointwise_log_likelihood(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
-        """Log likelihood of each observed site that lies outside every
-        marginalize block, per element of its plate (for ArviZ's loo/waic)."""
+        """Log likelihood of each observed site, per element of its plate
+        (for ArviZ's loo/waic): sites outside every marginalize block, and
+        the single observation of a top-level per-row block, whose pointwise
+        term is its row's mixture density ``log sum_k pi_k p(y_n | k)``."""
         run = self._run(observations, latents, pointwise=True)
-        return {
-            name: v.tensor
-            for name, v in run.site_terms.items()
-            if not self.sites[name].blocks
-        }
+        return {name: v.tensor for name, v in run.site_terms.items()}
 
     def posterior_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
         """Exact posterior of each marginalized latent given the rest.
@@ -306,12 +377,8 @@ class Program(nn.Module):
         run = self._run(observations, latents, record=True)
         out = {}
         for name, v in run.responsibilities.items():
-            site = self.sites[name]
             order = tuple(d for d in v.dims if d != name) + (name,)
-            from quivers.programs.named import to_layout
-
             out[name] = to_layout(v, v.batch_ndim, order)
-            del site
         return out
 
     def map_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
@@ -327,7 +394,15 @@ class Program(nn.Module):
         observations: Mapping[str, Any] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Ancestral draws of every site not given, marginalized latents
-        included. Index maps must be given in ``observations``."""
+        included; the program's value is returned under ``"_return"``.
+
+        Drawn sites get the batch shape ``sample_shape + batch``, where
+        ``batch`` is the broadcast batch shape of the given latents and
+        observations. Given values are kept. A marginalized latent whose
+        body has given observations is drawn from its exact posterior given
+        them (one value per row, or per group); otherwise from its prior.
+        Index maps must be given in ``observations``.
+        """
         run = self._run(observations, latents, "sample", sample_shape=torch.Size(sample_shape))
         return {
             k: v.tensor

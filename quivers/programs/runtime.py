@@ -7,27 +7,37 @@ latent to the enumeration of its support (a named axis, never a Python loop
 over values), collects its body's terms and combines them with the log
 prior weights:
 
-- per row: ``sum_n log sum_k exp(log pi_k + sum_{terms} l_{n,k})``;
-- grouped over ``G``: each observe's per-row terms are summed over the fibres
-  of its index map ``Item -> G`` (the right Kan extension in the log
-  semiring, a scatter-add) into a ``(G, K)`` accumulator first:
-  ``sum_g log sum_k exp(log pi_{g,k} + sum_{n: group(n)=g} l_{n,k})``.
+- per row: ``sum_n log sum_k exp(log pi_{n,k} + sum_{terms} l_{n,k})``;
+- grouped over ``G``: each observe's per-row terms are first carried along
+  its index map ``g : Item -> G`` by the right Kan extension in the log
+  semiring (:func:`quivers.categories.right_kan`: the sum over each fibre,
+  an empty fibre giving ``0 = log 1``) into a ``(G, K)`` accumulator:
+  ``sum_g log sum_k exp(log pi_{g,k} + sum_{n: g(n) = g} l_{n,k})``.
 
-In *sample* mode the same steps draw every site not already given, the
-marginalized latents included (one per row, or per group).
+Values on the grouping plate ``G`` that an ``observe ... [via=g]`` reads
+are pulled back along ``g`` (``x[g]``), the adjoint direction.
+
+A marginalized latent given a value (in the observations) is conditioned
+on instead: its block scores ``log pi[z] + body(z)``.
+
+In *sample* mode the same steps draw every site not already given. A
+marginalized latent is drawn from its prior, or, when observations in its
+body are given, from its exact posterior given them (Pyro's
+``infer_discrete``); one value per row, or per group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 
+from quivers.categories import LOG, FinFunction, right_kan
 from quivers.distributions import Family
-from quivers.errors import QuiversError, ShapeError
+from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeError, UnknownNameError
 from quivers.programs.expr import REF, Evaluator
-from quivers.programs.named import Value, align, logsumexp, reduce_sum, scatter_sum, to_layout
+from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, to_layout
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
     FactorStep,
@@ -40,7 +50,7 @@ from quivers.programs.steps import (
     Step,
 )
 
-__all__ = ["Compiled", "Run", "RETURN"]
+__all__ = ["Compiled", "Run", "RETURN", "place", "site_log_prob", "in_step"]
 
 RETURN = "__return__"
 _MATRIX = ("__row", "__col")
@@ -58,11 +68,29 @@ class Compiled:
     steps: tuple[Step, ...]
 
 
+def in_step(err: QuiversError, step: Step) -> QuiversError:
+    """``err`` located at ``step``: its span when it has one, else its name
+    prefixed to the message (unless the message names it already)."""
+    span = getattr(step, "span", None)
+    if span is not None:
+        return err.located(span, None)
+    name = getattr(step, "name", None) or type(step).__name__.removesuffix("Step").lower()
+    if f"`{name}`" in err.message or err.span is not None:
+        return err
+    out = type(err).__new__(type(err))
+    out.__dict__.update(err.__dict__)
+    QuiversError.__init__(out, f"step `{name}`: {err.message}", hint=err.hint)
+    return out
+
+
 @dataclass
 class Run:
     """One execution of a program over an environment.
 
-    ``mode`` is ``"density"`` or ``"sample"``. After :meth:`execute`,
+    ``mode`` is ``"density"`` or ``"sample"``. ``maps`` holds the index
+    maps as :class:`~quivers.categories.FinFunction` s. In sample mode every
+    drawn site gets the batch shape ``batch_shape`` (the sample shape
+    followed by the batch of the given values). After :meth:`execute`,
     ``env`` holds every value and, in density mode, ``log_density`` the
     batch-shaped total and ``responsibilities`` the posterior of each
     marginalized latent (when ``record`` is set).
@@ -71,34 +99,41 @@ class Run:
     compiled: Compiled
     env: dict[str, Value]
     mode: str = "density"
-    sample_shape: torch.Size = field(default_factory=torch.Size)
+    batch_shape: torch.Size = field(default_factory=torch.Size)
     record: bool = False
-    generator: torch.Generator | None = None
     pointwise: bool = False
+    maps: dict[str, FinFunction] = field(default_factory=dict)
     log_density: torch.Tensor | None = None
     responsibilities: dict[str, Value] = field(default_factory=dict)
     site_terms: dict[str, Value] = field(default_factory=dict)
+    diagnose: bool = True
+    _partial: bool = False  # scoring only what is given (a posterior draw)
 
     def execute(self) -> Run:
-        terms = self._block(self.compiled.steps, 0)
+        terms = self._block(0)
         total = None
         for v, _ in terms:
             t = reduce_sum(v).tensor
             total = t if total is None else total + t
         ref = self.env[REF].tensor
         self.log_density = total if total is not None else ref.new_zeros(())
+        if self.diagnose and self.mode == "density" and bool(torch.isnan(self.log_density.detach()).any()):
+            self._diagnose_nan()
         return self
 
     # ------------------------------------------------------------ blocks
 
-    def _block(self, steps, key: int) -> list[tuple[Value, str | None]]:
+    def _block(self, key: int) -> list[tuple[Value, str | None]]:
         terms: list[tuple[Value, str | None]] = []
         for s in self.compiled.order[key]:
             try:
                 self._step(s, terms)
             except QuiversError as err:
-                raise err.located(getattr(s, "span", None), None) from None
+                raise in_step(err, s) from None
         return terms
+
+    def _params(self, s: Step) -> dict[str, Value]:
+        return {k: f(self.env) for k, f in self.compiled.params[id(s)].items()}
 
     def _step(self, s: Step, terms: list) -> None:
         env, sites = self.env, self.compiled.sites
@@ -106,14 +141,19 @@ class Run:
             site = sites[s.name]
             if site.kind == "index":
                 return
-            params = {k: f(env) for k, f in self.compiled.params[id(s)].items()}
+            params = self._params(s)
+            via = getattr(s, "via", None)
+            if via is not None:
+                params = {k: self._pull_back(v, via) for k, v in params.items()}
             if self.mode == "sample" and s.name not in env:
                 env[s.name] = self._draw(site, params)
                 return
+            if self._partial and s.name not in env:
+                return  # not given: integrates to one in a posterior draw
             lp = site_log_prob(site, params, env[s.name])
             if self.pointwise and site.kind == "observed":
                 self.site_terms[s.name] = lp
-            terms.append((lp, getattr(s, "via", None)))
+            terms.append((lp, via))
         elif isinstance(s, LetStep):
             env[s.name] = self.compiled.exprs[id(s)](env)
         elif isinstance(s, FactorStep):
@@ -122,82 +162,176 @@ class Run:
         elif isinstance(s, ReturnStep):
             env[RETURN] = self.compiled.exprs[id(s)](env)
         elif isinstance(s, MarginalizeStep):
-            if self.mode == "sample":
+            if s.name in env:
+                terms.extend(self._conditioned(s))
+            elif self.mode == "sample":
                 self._draw_marginal(s)
-                self._block(s.body, id(s))
+                self._block(id(s))
             else:
                 terms.extend(self._marginalize(s))
         elif isinstance(s, IndexMapStep):
             return
 
+    def _pull_back(self, v: Value, via: str) -> Value:
+        """A value on the codomain ``G`` of the index map ``via`` seen from
+        its domain: ``v[via]`` along ``G`` (the pullback ``via*``)."""
+        cod = self.compiled.index_maps[via][1].name
+        if cod not in v.dims:
+            return v
+        return gather(v, self.env[via], cod)
+
     # ------------------------------------------------------- marginalize
 
-    def _log_weights(self, s: MarginalizeStep, enum_dim: str) -> Value:
-        (key, w), = self.compiled.params[id(s)].items()
+    def _log_weights(self, s: MarginalizeStep, axis_name: str) -> Value:
+        ((key, w),) = self.compiled.params[id(s)].items()
         v = w(self.env)
         k = s.support.name
-        if k not in v.dims:
-            raise ShapeError(
-                f"the weights of `{s.name}` have axes {list(v.dims)}, none of them `{k}`",
-                hint=f"declare the weights on `{k}` (or a product ending in `{k}`)",
-            )
-        if v.size(k) != s.support.size:
-            raise ShapeError(f"the weights of `{s.name}` have {v.size(k)} entries on `{k}`, not {s.support.size}")
+        if k not in v.dims:  # the shape checker rules this out at build time
+            raise ShapeError(f"the weights of `{s.name}` have axes {list(v.dims)}, none of them `{k}`")
         axis = v.batch_ndim + v.dims.index(k)
         t = v.tensor
         if key == "logits":
             lw = torch.log_softmax(t, axis)
         else:
             lw = torch.log(t) - torch.log(t.sum(axis, keepdim=True))
-        return Value(lw, tuple(enum_dim if d == k else d for d in v.dims))
+        return Value(lw, tuple(axis_name if d == k else d for d in v.dims))
 
-    def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
+    def _accumulate(self, s: MarginalizeStep) -> tuple[Value, set]:
+        """The ``(rows, z)`` accumulator of a block: log prior weights plus
+        the body's terms, observe terms of a grouped block carried to the
+        groups by the right Kan extension along their index maps."""
         z = s.name
         ref = self.env[REF].tensor
         self.env[z] = Value(
             torch.arange(s.support.size, device=ref.device), (z,), values_in=s.support.name, enumerates=True
         )
-        inner = self._block(s.body, id(s))
-        del self.env[z]
+        try:
+            inner = self._block(id(s))
+        finally:
+            del self.env[z]
         parts = [self._log_weights(s, z)]
         vias = {via for _, via in inner}
         for v, via in inner:
             if s.over is not None and via is not None:
-                dom, cod = self.compiled.index_maps[via]
-                index = self.env[via].tensor
-                v = scatter_sum(v, dom.name, index, cod.size, cod.name)
+                v = self._right_kan(v, via)
             parts.append(v)
         tensors, dims, _ = align(parts)
-        acc = Value(sum(tensors[1:], tensors[0]), dims)
+        return Value(sum(tensors[1:], tensors[0]), dims), vias
+
+    def _right_kan(self, v: Value, via: str) -> Value:
+        f = self.maps[via]
+        dom, cod = f.dom.name, f.cod.name
+        axis = v.batch_ndim + v.dims.index(dom)
+        out = right_kan(f, v.tensor.movedim(axis, 0), LOG).movedim(0, axis)
+        return Value(out, tuple(cod if d == dom else d for d in v.dims))
+
+    def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
+        acc, vias = self._accumulate(s)
+        z = s.name
         if self.record:
-            axis = acc.batch_ndim + dims.index(z)
-            self.responsibilities[z] = Value(torch.softmax(acc.tensor, axis), dims)
+            axis = acc.batch_ndim + acc.dims.index(z)
+            self.responsibilities[z] = Value(torch.softmax(acc.tensor, axis), acc.dims)
         out = logsumexp(acc, z)
         via = next(iter(vias)) if s.over is None and len(vias) == 1 else None
+        if self.pointwise and not self.compiled.sites[z].blocks and s.over is None:
+            observed = [t.name for t in s.body if isinstance(t, ObserveStep)]
+            if len(observed) == 1:
+                self.site_terms[observed[0]] = out
         return [(out, via)]
+
+    def _conditioned(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
+        """A marginalized latent with a given value: ``log pi[z] + body(z)``."""
+        inner = self._block(id(s))
+        if self.mode == "sample":
+            return []
+        lw = gather(self._log_weights(s, s.support.name), self.env[s.name], s.support.name)
+        return [(lw, None)] + inner
 
     # ------------------------------------------------------------ draws
 
     def _draw(self, site: Site, params: dict[str, Value]) -> Value:
-        dist, plate, batch = place(site, params, None)
+        dist, plate, _ = place(site, params, None)
         sizes = dict(zip(site.dims, site.shape))
-        full = dist.batch_shape[:batch] + torch.Size(sizes[d] for d in plate)
-        x = dist.expand(full).sample(self.sample_shape if batch == 0 else torch.Size())
+        full = self.batch_shape + torch.Size(sizes[d] for d in plate)
+        try:
+            x = dist.expand(full).sample()
+        except RuntimeError as err:
+            raise ShapeError(
+                f"cannot draw `{site.name}` with batch shape {tuple(self.batch_shape)}: its parameters have "
+                f"batch shape {tuple(dist.batch_shape)} ({err})"
+            ) from None
         return Value(x, plate + site.event_dims, values_in=site.values_in)
 
     def _draw_marginal(self, s: MarginalizeStep) -> None:
         site = self.compiled.sites[s.name]
-        lw = self._log_weights(s, "__k")
-        stray = [d for d in lw.dims if d != "__k" and d not in site.dims]
-        if stray:
+        if self._body_given(s):
+            logits = self._posterior_logits(s)
+        else:
+            logits = self._log_weights(s, "__k")
+        stray = [d for d in logits.dims if d != "__k" and d not in site.dims]
+        if stray:  # the shape checker rules this out at build time
             raise ShapeError(f"the weights of `{s.name}` vary over {stray}, but `{s.name}` lives on {list(site.dims)}")
-        b = lw.batch_ndim
-        logits = to_layout(lw, b, site.dims + ("__k",))
-        logits = logits.expand(*logits.shape[:b], *site.shape, logits.shape[-1])
-        x = torch.distributions.Categorical(logits=logits, validate_args=False).sample(
-            self.sample_shape if b == 0 else torch.Size()
-        )
+        t = to_layout(logits, logits.batch_ndim, site.dims + ("__k",))
+        full = self.batch_shape + torch.Size(site.shape) + t.shape[-1:]
+        try:
+            t = t.expand(full)
+        except RuntimeError:
+            raise ShapeError(
+                f"cannot draw `{s.name}` with batch shape {tuple(self.batch_shape)}: its weights have "
+                f"batch shape {tuple(t.shape[: t.dim() - len(site.shape) - 1])}"
+            ) from None
+        x = torch.distributions.Categorical(logits=t, validate_args=False).sample()
         self.env[s.name] = Value(x, site.dims, values_in=s.support.name)
+
+    def _body_given(self, s: MarginalizeStep) -> bool:
+        return any(
+            isinstance(t, ObserveStep) and t.name in self.env for b in s.body for t in b.walk()
+        )
+
+    def _posterior_logits(self, s: MarginalizeStep) -> Value:
+        """The log posterior of ``s``'s latent given what its body observes
+        (observes not given integrate to one and are left out)."""
+        mode, partial = self.mode, self._partial
+        self.mode, self._partial = "density", True
+        try:
+            acc, _ = self._accumulate(s)
+        except UnknownNameError as err:
+            raise DataError(
+                f"cannot draw `{s.name}` from its posterior: {err.message}",
+                hint="give every value its body's observations depend on, or none of them",
+            ) from None
+        finally:
+            self.mode, self._partial = mode, partial
+        return Value(acc.tensor, tuple("__k" if d == s.name else d for d in acc.dims))
+
+    # ------------------------------------------------------- diagnostics
+
+    def _diagnose_nan(self) -> None:
+        """A NaN log density comes from a parameter outside its constraint
+        (a negative scale computed by a ``let``) or from overflow. Name the
+        first parameter outside its constraint; leave overflow NaNs to the
+        caller (MCMC treats them as divergences)."""
+        for key in self.compiled.order:
+            for s in self.compiled.order[key]:
+                if not isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
+                    continue
+                fam = s.prior if isinstance(s, MarginalizeStep) else s.family
+                try:
+                    params = self._params(s)
+                except QuiversError:
+                    continue  # names bound only inside an enumeration
+                for name, v in params.items():
+                    spec = fam.spec.param(name)
+                    t = v.tensor.detach()
+                    if not torch.is_floating_point(t) or spec.event_rank:
+                        continue
+                    ok = spec.constraint.check(t) | ~torch.isfinite(t)
+                    if not bool(ok.all()):
+                        bad = tuple(int(i) for i in torch.nonzero(~ok)[0])
+                        raise InvalidValueError(
+                            f"parameter `{name}` of `{s.name}` is {float(t[bad])} at index {bad}, "
+                            f"outside its constraint {spec.constraint}; the log density is NaN"
+                        )
 
 
 def _param_event(site: Site, family: Family, name: str, v: Value, plate: tuple[str, ...]) -> tuple[Value, tuple[str, ...]]:
@@ -260,6 +394,29 @@ def place(site: Site, params: Mapping[str, Value], value: Value | None):
 
 def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Value:
     """The log density of ``value`` at ``site``, on the site's plate axes
-    and any enumerated axes its parameters carry."""
-    dist, axes, _, x = place(site, params, value)
+    and any enumerated axes its parameters carry.
+
+    For families whose support depends on their parameters (Categorical,
+    Binomial, Uniform) the value must lie in the support of at least one
+    enumerated component; otherwise it is a :class:`DataError` naming the
+    site and the first index.
+    """
+    dist, axes, batch, x = place(site, params, value)
+    if not site.family.spec.static_support:
+        _check_dependent_support(site, dist, axes, batch, x)
     return Value(dist.log_prob(x), axes)
+
+
+def _check_dependent_support(site: Site, dist, axes, batch: int, x: torch.Tensor) -> None:
+    inside = dist.support.check(x.detach())
+    inside = inside.expand(torch.broadcast_shapes(inside.shape, x.shape[: x.dim() - len(site.event_dims)]))
+    enumerated = [batch + i for i, d in enumerate(axes) if d not in site.dims]
+    if enumerated:
+        inside = inside.any(dim=enumerated, keepdim=True)
+    if not bool(inside.all()):
+        bad = tuple(int(i) for i in torch.nonzero(~inside)[0])
+        kind = {"observed": "observation", "latent": "latent"}.get(site.kind, "value of")
+        raise DataError(
+            f"{kind} `{site.name}` has a value outside the support of {site.family.name} "
+            f"({dist.support}) at index {bad}"
+        )

@@ -1,0 +1,273 @@
+"""Static shape checking: the named axes of every expression, at build time.
+
+The runtime aligns values by axis name, so a program whose shapes do not fit
+would otherwise fail (or, worse, broadcast silently) only when it first
+runs. This pass walks the steps in run order with the *names* of the axes
+each value carries, mirroring the runtime's rules, and rejects:
+
+- an index that cannot index its base (``mu_k[z]`` where ``mu_k`` has no
+  axis ``z`` takes values in), a non-integer index, a constant index out
+  of range;
+- a family parameter that varies over an axis its site is not declared on
+  (neither its plate, nor an enumerated latent in scope, nor, for an
+  ``observe ... [via=g]``, the codomain of ``g``, which is pulled back);
+- the weights of a ``Categorical`` without the latent's support axis, or
+  varying over axes the latent does not live on;
+- two finite sets of the same name but different sizes, and a
+  marginalized latent named like an index set (their axes would collide).
+
+Laws
+----
+For every program that builds, the axes computed here are the axes the
+runtime's values carry (up to order), so no evaluation raises a shape error
+that this pass could have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy
+
+from quivers.errors import QuiversTypeError, ShapeError, UnknownNameError
+from quivers.programs.expr import _REDUCTIONS, INDEX
+from quivers.programs.sites import Site
+from quivers.programs.steps import (
+    FactorStep,
+    IndexMapStep,
+    LetStep,
+    MarginalizeStep,
+    ObserveStep,
+    ReturnStep,
+    SampleStep,
+    Step,
+)
+
+__all__ = ["Axes", "check_shapes"]
+
+
+@dataclass(frozen=True)
+class Axes:
+    """What the checker knows about a value: its named axes, the set its
+    integers index (``values_in``), whether it enumerates a latent, whether
+    it is integer-valued, and its value when it is an integer constant."""
+
+    dims: tuple[str, ...] = ()
+    values_in: str | None = None
+    enumerates: bool = False
+    integer: bool = False
+    constant: int | None = field(default=None)
+
+
+def _union(*dims: Sequence[str]) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for ds in dims:
+        for d in ds:
+            out.setdefault(d, None)
+    return tuple(out)
+
+
+class _Checker:
+    def __init__(self, sites: Mapping[str, Site], index_maps, constant_dims, sizes) -> None:
+        self.sites = sites
+        self.index_maps = index_maps
+        self.constant_dims = constant_dims
+        self.sizes: dict[str, int] = sizes
+        self.scope: dict[str, Axes] = {}
+        self.let_axes: dict[str, Axes] = {}
+
+    # -------------------------------------------------------- expressions
+
+    def axes(self, e: sympy.Basic, where: str) -> Axes:
+        if isinstance(e, sympy.Symbol):
+            if e.name in self.scope:
+                return self.scope[e.name]
+            if e.name in self.constant_dims:
+                return Axes(self.constant_dims[e.name])
+            raise UnknownNameError(
+                f"{where} reads `{e.name}`, which is not defined here", name=e.name, candidates=self.scope
+            )
+        if e.is_Number:
+            return Axes((), integer=bool(e.is_Integer), constant=int(e) if e.is_Integer else None)
+        if isinstance(e, sympy.Function) and e.func == INDEX:
+            return self._index(e, where)
+        if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS:
+            arg = self.axes(e.args[0], where)
+            name = e.func.__name__
+            if name in ("sum", "mean", "logsumexp"):
+                return Axes(())
+            if not arg.dims:
+                raise ShapeError(f"{where}: `{name}` needs a value with at least one axis, `{e.args[0]}` has none")
+            return Axes(arg.dims, arg.values_in)
+        parts = [self.axes(a, where) for a in e.args]
+        return Axes(_union(*(p.dims for p in parts)))
+
+    def _index(self, e: sympy.Basic, where: str) -> Axes:
+        x = self.axes(e.args[0], where)
+        dims, free = list(x.dims), list(x.dims)
+        for k, arg in enumerate(e.args[1:]):
+            i = self.axes(arg, where)
+            if not i.integer:
+                raise QuiversTypeError(
+                    f"{where}: the index `{arg}` in `{e.args[0]}[...]` is not integer-valued",
+                    hint="index by a discrete site, an index map or a marginalized latent",
+                )
+            if i.values_in is not None and i.values_in in free:
+                axis = i.values_in
+            elif i.values_in is None and free:
+                axis = free[0]
+            else:
+                took = f" (values in `{i.values_in}`)" if i.values_in else ""
+                raise ShapeError(
+                    f"{where}: cannot index `{e.args[0]}` (axes {list(x.dims)}) by `{arg}`{took}"
+                )
+            free.remove(axis)
+            size = self.sizes.get(axis)
+            if i.constant is not None and size is not None and not 0 <= i.constant < size:
+                raise ShapeError(
+                    f"{where}: index {i.constant} in `{e.args[0]}[...]` is out of range for axis `{axis}` of size {size}"
+                )
+            if i.enumerates and i.values_in == axis and i.dims:
+                if i.dims[0] in dims:
+                    raise ShapeError(f"{where}: `{e.args[0]}` is indexed by `{i.dims[0]}` twice")
+                dims = [i.dims[0] if d == axis else d for d in dims]
+                continue
+            rest = [d for d in dims if d != axis]
+            dims = list(_union(rest, i.dims))
+        return Axes(tuple(dims))
+
+    # --------------------------------------------------------------- steps
+
+    def step(self, s: Step, order, enumerated: tuple[str, ...]) -> None:
+        if isinstance(s, (SampleStep, ObserveStep)):
+            site = self.sites[s.name]
+            if site.kind != "index":
+                self._family_step(s, site, enumerated)
+            self.scope[s.name] = self._site_axes(site)
+        elif isinstance(s, IndexMapStep):
+            self.scope[s.name] = self._site_axes(self.sites[s.name])
+        elif isinstance(s, MarginalizeStep):
+            self._marginalize(s, order, enumerated)
+        elif isinstance(s, LetStep):
+            ax = self.axes(s.expr.sympy, f"let `{s.name}`")
+            self.scope[s.name] = ax
+            if not enumerated:
+                self.let_axes[s.name] = ax
+        elif isinstance(s, FactorStep):
+            self.axes(s.expr.sympy, "factor")
+        elif isinstance(s, ReturnStep):
+            self.axes(s.expr.sympy, "return")
+
+    def _site_axes(self, site: Site) -> Axes:
+        return Axes(site.dims, site.values_in, integer=site.discrete)
+
+    def _family_step(self, s: SampleStep | ObserveStep, site: Site, enumerated: tuple[str, ...]) -> None:
+        kind = "sample" if isinstance(s, SampleStep) else "observe"
+        event = site.event_dims
+        plate = tuple(d for d in site.dims if d not in event)
+        allowed = set(plate) | set(enumerated)
+        via = getattr(s, "via", None)
+        if via is not None:
+            allowed.add(self.index_maps[via][1].name)
+        for key, arg in s.family.args.items():
+            where = f"step `{s.name}`, parameter `{key}`"
+            dims = self.axes(arg.sympy, where).dims
+            rank = s.family.spec.param(key).event_rank
+            if rank == 2:
+                dims = dims[:-2]
+            elif rank == 1 and event:
+                dims = tuple(d for d in dims if d != event[-1])
+            elif rank == 1:
+                candidates = [d for d in dims if d not in plate]
+                if not candidates:
+                    raise ShapeError(
+                        f"{where}: the weights of `{s.name}` need a category axis beyond its plate {list(plate)}, "
+                        f"got axes {list(dims)}",
+                        hint=f"declare the weights on the set `{s.name}` takes values in",
+                    )
+                cat = site.values_in if site.values_in in candidates else candidates[-1]
+                dims = tuple(d for d in dims if d != cat)
+            stray = [d for d in dims if d not in allowed]
+            if stray:
+                on = f"`{s.index_set.name}`" if s.index_set is not None else "no plate"
+                raise ShapeError(
+                    f"{where}: `{arg.sympy}` varies over {', '.join(f'`{d}`' for d in stray)}, "
+                    f"but {kind} `{s.name}` is declared on {on}",
+                    hint=f"declare `{s.name}` on a plate with {', '.join(f'`{d}`' for d in stray)}, "
+                    "or index the parameter so that it does not vary over it",
+                )
+
+    def _marginalize(self, s: MarginalizeStep, order, enumerated: tuple[str, ...]) -> None:
+        site = self.sites[s.name]
+        k = s.support.name
+        if s.name in self.sizes:
+            raise ShapeError(
+                f"marginalize `{s.name}`: the latent has the name of an index set; rename one of them"
+            )
+        ((key, arg),) = s.prior.args.items()
+        where = f"marginalize `{s.name}`, weights `{key}`"
+        dims = self.axes(arg.sympy, where).dims
+        if k not in dims:
+            raise ShapeError(
+                f"{where}: `{arg.sympy}` has axes {list(dims)}, none of them the support `{k}` of `{s.name}`",
+                hint=f"declare the weights on `{k}` (or a product ending in `{k}`)",
+            )
+        stray = [d for d in dims if d != k and d not in site.dims and d not in enumerated]
+        if stray:
+            rows = f"its rows {list(site.dims)}" if site.dims else "no plate"
+            raise ShapeError(
+                f"{where}: `{arg.sympy}` varies over {', '.join(f'`{d}`' for d in stray)}, but `{s.name}` lives on {rows}",
+                hint="per-row blocks live on the plate of their observations, grouped blocks on their `over` plate",
+            )
+        self.scope[s.name] = Axes((s.name,), k, enumerates=True, integer=True)
+        self.sizes[s.name] = s.support.size
+        for t in order[id(s)]:
+            self.step(t, order, enumerated + (s.name,))
+        del self.scope[s.name]
+        del self.sizes[s.name]
+
+
+def index_set_sizes(steps: Sequence[Step]) -> dict[str, int]:
+    """The size of every finite set the steps mention, by name; two sets
+    with one name and different sizes are an error."""
+    sizes: dict[str, int] = {}
+    seen: dict[str, str] = {}
+
+    def add(fs, where: str) -> None:
+        if fs is None:
+            return
+        for f in fs.factors:
+            if f.name in sizes and sizes[f.name] != f.size:
+                raise ShapeError(
+                    f"two index sets are named `{f.name}`: size {sizes[f.name]} in {seen[f.name]} "
+                    f"and size {f.size} in {where}"
+                )
+            sizes[f.name], seen[f.name] = f.size, where
+
+    for top in steps:
+        for s in top.walk():
+            name = getattr(s, "name", type(s).__name__)
+            add(getattr(s, "index_set", None), f"`{name}`")
+            add(getattr(s, "support", None), f"`{name}`")
+            add(getattr(s, "over", None), f"`{name}`")
+            add(getattr(s, "dom", None), f"`{name}`")
+            add(getattr(s, "cod", None), f"`{name}`")
+    return sizes
+
+
+def check_shapes(
+    steps: Sequence[Step],
+    order: Mapping[int, Sequence[Step]],
+    sites: Mapping[str, Site],
+    index_maps: Mapping,
+    constant_dims: Mapping[str, tuple[str, ...]],
+) -> dict[str, Axes]:
+    """Check the axes of every step (see the module docstring); return the
+    axes of the top-level ``let`` s."""
+    sizes = index_set_sizes(steps)
+    checker = _Checker(sites, index_maps, constant_dims, sizes)
+    for s in order[0]:
+        checker.step(s, order, ())
+    return checker.let_axes
+
