@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from quivers.errors import ShapeError
+from quivers.errors import DataError, ShapeError
 
 __all__ = ["Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "scatter_sum"]
 
@@ -134,7 +134,17 @@ def gather(x: Value, index: Value, axis: str) -> Value:
     it = to_layout(index, b, dims)
     full = torch.broadcast_shapes(xt.shape[:-1], it.shape)
     xt = xt.expand(*full, size)
-    it = it.long().expand(full).unsqueeze(-1)
+    it = it.long()
+    if index.values_in != axis.rstrip("'"):
+        # Integers of unchecked provenance (a Poisson draw, a let): a torch
+        # gather out of range would be an opaque RuntimeError.
+        bad = (it < 0) | (it >= size)
+        if bool(bad.any()):
+            where = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise DataError(
+                f"index value {int(it[where])} at {where} is out of range for axis `{axis.rstrip(chr(39))}` of size {size}"
+            )
+    it = it.expand(full).unsqueeze(-1)
     return Value(torch.gather(xt, -1, it).squeeze(-1), dims)
 
 
