@@ -7,6 +7,8 @@
 
 import os
 
+import torch
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -23,3 +25,8 @@ settings.register_profile(
     "slow", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# Tests run many small tensor ops; one intra-op thread avoids the
+# synchronization cost of a thread pool on tiny tensors and keeps runs
+# reproducible across machines.
+torch.set_num_threads(1)

@@ -12,10 +12,12 @@ from quivers.inference.guides import (
 )
 from quivers.inference.layout import Layout
 from quivers.inference.predictive import DiscretePosterior, Predictive, infer_discrete
+from quivers.inference.mcmc import HMC, MCMC, NUTS
+from quivers.inference.program_adaptor import ProgramAdaptor  # also registers NUTS(program)
 from quivers.inference.svi import SVI
 
 __all__ = [
     "ELBO", "Trace_ELBO", "SVI", "Layout", "GuideDraw", "AutoGuide", "AutoNormalGuide", "AutoNormal",
     "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
-    "Predictive", "DiscretePosterior", "infer_discrete",
+    "Predictive", "DiscretePosterior", "infer_discrete", "MCMC", "NUTS", "HMC", "ProgramAdaptor",
 ]
