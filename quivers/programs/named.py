@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from quivers.categories import LOG, FinFunction, right_kan
 from quivers.errors import DataError, ShapeError
 
 __all__ = ["Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "scatter_sum"]
@@ -187,12 +188,21 @@ def logsumexp(v: Value, dim: str) -> Value:
     return Value(out, tuple(d for d in v.dims if d != dim))
 
 
-def scatter_sum(v: Value, dim: str, index: torch.Tensor, size: int, new_dim: str) -> Value:
-    """Sum the slices of ``v`` along ``dim`` into ``size`` groups given by
-    ``index`` (one group per slice): the right Kan extension in LOG of a
-    log-weight along the function ``index``."""
-    axis = v.batch_ndim + v.dims.index(dim)
-    shape = list(v.tensor.shape)
-    shape[axis] = size
-    out = v.tensor.new_zeros(shape).index_add(axis, index, v.tensor)
-    return Value(out, tuple(new_dim if d == dim else d for d in v.dims))
+def scatter_sum(v: Value, f: FinFunction) -> Value:
+    """Carry the log-weight ``v`` along the function ``f : A -> B`` on its
+    named axis ``A``: the sum over each fibre, i.e. the right Kan extension
+    of :mod:`quivers.categories` in ``LOG``; the axis becomes ``B`` and an
+    empty fibre gives ``0`` (``log 1``).
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> f = FinFunction(FinSet("Item", 3), FinSet("G", 2), [1, 1, 1])
+    >>> out = scatter_sum(Value(torch.tensor([[-1.0, -2.0, -3.0]]), ("K", "Item")), f)
+    >>> out.dims, out.tensor
+    (('K', 'G'), tensor([[ 0., -6.]]))
+    """
+    dom, cod = f.dom.name, f.cod.name
+    axis = v.batch_ndim + v.dims.index(dom)
+    out = right_kan(f, v.tensor.movedim(axis, 0), LOG).movedim(0, axis)
+    return Value(out, tuple(cod if d == dom else d for d in v.dims))

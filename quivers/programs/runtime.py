@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from quivers.categories import LOG, FinFunction, right_kan
+from quivers.categories import FinFunction
 from quivers.distributions import Family
 from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeError, UnknownNameError
 from quivers.programs.expr import REF, Evaluator
-from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, to_layout
+from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, scatter_sum, to_layout
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
     FactorStep,
@@ -213,17 +213,10 @@ class Run:
         vias = {via for _, via in inner}
         for v, via in inner:
             if s.over is not None and via is not None:
-                v = self._right_kan(v, via)
+                v = scatter_sum(v, self.maps[via])
             parts.append(v)
         tensors, dims, _ = align(parts)
         return Value(sum(tensors[1:], tensors[0]), dims), vias
-
-    def _right_kan(self, v: Value, via: str) -> Value:
-        f = self.maps[via]
-        dom, cod = f.dom.name, f.cod.name
-        axis = v.batch_ndim + v.dims.index(dom)
-        out = right_kan(f, v.tensor.movedim(axis, 0), LOG).movedim(0, axis)
-        return Value(out, tuple(cod if d == dom else d for d in v.dims))
 
     def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
         acc, vias = self._accumulate(s)
