@@ -10,6 +10,7 @@ from quivers.inference.guides import (
     AutoNormalGuide,
     GuideDraw,
 )
+from quivers.inference.fit import GUIDES, FitResult, fit
 from quivers.inference.layout import Layout
 from quivers.inference.predictive import DiscretePosterior, Predictive, infer_discrete
 from quivers.inference.mcmc import HMC, MCMC, NUTS
@@ -20,4 +21,5 @@ __all__ = [
     "ELBO", "Trace_ELBO", "SVI", "Layout", "GuideDraw", "AutoGuide", "AutoNormalGuide", "AutoNormal",
     "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
     "Predictive", "DiscretePosterior", "infer_discrete", "MCMC", "NUTS", "HMC", "ProgramAdaptor",
+    "fit", "FitResult", "GUIDES",
 ]
