@@ -7,6 +7,7 @@ summed out.
 
 from quivers.programs.effects import Effect
 from quivers.programs.expr import FUNCTIONS, Expr, call, const, var
+from quivers.programs.graph import to_dot
 from quivers.programs.program import Program
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
@@ -33,5 +34,5 @@ __all__ = [
     "Program", "Effect", "Site", "Expr", "var", "const", "call", "FUNCTIONS",
     "sample", "observe", "marginalize", "let", "factor", "ret", "return_", "index_map",
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
-    "ReturnStep", "IndexMapStep",
+    "ReturnStep", "IndexMapStep", "to_dot",
 ]
