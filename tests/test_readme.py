@@ -1,0 +1,33 @@
+"""The README's two commands are the contract CI and newcomers rely on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [line.strip() for line in text.splitlines() if line.startswith("    pip install")]
+
+
+def test_readme_opens_with_main_job_and_test_command():
+    commands = readme_commands()
+    assert len(commands) >= 2
+    main, tests = commands[0], commands[1]
+    assert "examples/fit_gmm.py" in main
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = readme_commands()[1]
+    assert test_command in [line.strip() for line in ci.splitlines()]
+
+
+def test_main_job_loads_the_seed_program_from_qvr():
+    script = (ROOT / "examples" / "fit_gmm.py").read_text()
+    assert re.search(r'load\(HERE / "gmm\.qvr"\)', script)
+    assert (ROOT / "examples" / "gmm.qvr").exists()
