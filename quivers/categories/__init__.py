@@ -1,0 +1,79 @@
+"""Finite sets, semirings, morphisms, kernels and Kan extensions: the pure
+tensor algebra every other layer of quivers is written in.
+
+- :mod:`~quivers.categories.finset`: :class:`FinSet`, with products and
+  coproducts;
+- :mod:`~quivers.categories.semiring`: :class:`Semiring` values ``PROB``,
+  ``LOG``, ``BOOL``, ``MAX_PLUS``, ``MIN_PLUS``, ``MAX_TIMES``,
+  ``LUKASIEWICZ``, ``GODEL``;
+- :mod:`~quivers.categories.morphism`: :class:`Arrow` (``>>``, ``@``) and
+  :class:`Morphism`, a matrix over a semiring;
+- :mod:`~quivers.categories.kernel`: :class:`Kernel`, stochastic morphisms;
+- :mod:`~quivers.categories.function`: :class:`FinFunction` and the Markov
+  structure maps ``copy``, ``delete``, ``swap``, ``projections``.
+
+Examples
+--------
+>>> import torch
+>>> from quivers.categories import FinSet, Kernel, copy, delete, identity
+>>> A = FinSet("A", 2)
+>>> k = Kernel(A, A, torch.tensor([[0.9, 0.1], [0.5, 0.5]]))
+>>> (copy(A) >> (delete(A) @ k)).tensor
+tensor([[0.9000, 0.1000],
+        [0.5000, 0.5000]])
+"""
+
+from quivers.categories.finset import FinSet
+from quivers.categories.function import (
+    FinFunction,
+    copy,
+    delete,
+    identity,
+    injections,
+    projections,
+    swap,
+)
+from quivers.categories.kernel import KERNEL_SEMIRINGS, Kernel
+from quivers.categories.morphism import Arrow, Morphism, then
+from quivers.categories.semiring import (
+    BOOL,
+    GODEL,
+    LOG,
+    LUKASIEWICZ,
+    MAX_PLUS,
+    MAX_TIMES,
+    MIN_PLUS,
+    PROB,
+    SEMIRINGS,
+    Monoid,
+    Semiring,
+    logsumexp,
+)
+
+__all__ = [
+    "FinSet",
+    "Monoid",
+    "Semiring",
+    "PROB",
+    "LOG",
+    "BOOL",
+    "MAX_PLUS",
+    "MIN_PLUS",
+    "MAX_TIMES",
+    "LUKASIEWICZ",
+    "GODEL",
+    "SEMIRINGS",
+    "logsumexp",
+    "Arrow",
+    "Morphism",
+    "then",
+    "Kernel",
+    "KERNEL_SEMIRINGS",
+    "FinFunction",
+    "identity",
+    "copy",
+    "delete",
+    "swap",
+    "projections",
+    "injections",
+]

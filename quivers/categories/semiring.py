@@ -1,0 +1,460 @@
+"""Semirings as values: one code path for probability, log, Boolean,
+tropical and fuzzy algebras.
+
+A :class:`Semiring` is two commutative :class:`Monoid` values, ``plus`` and
+``times``, with the data a tensor program needs: the binary operations
+(``add``, ``mul``), their units (``zero``, ``one``), reductions along an
+axis (``sum``, ``prod``), reductions over the fibres of an index map
+(``fibre_sum``, ``fibre_prod``) and the matrix product ``contract``.
+
+Laws
+----
+For all ``a, b, c`` in the semiring's domain:
+
+- ``add`` and ``mul`` are associative and commutative, with units ``zero``
+  and ``one``;
+- ``mul`` distributes over ``add``: ``a * (b + c) == a * b + a * c``;
+- ``zero`` annihilates: ``zero * a == zero``.
+
+When ``add`` is idempotent (every semiring here except ``PROB`` and
+``LOG``), ``a <= b`` iff ``a + b == b`` is a partial order with ``add`` as
+its join; :meth:`Semiring.leq` computes it. When ``mul`` is idempotent too
+(``BOOL``, ``GODEL``) the semiring is a bounded distributive lattice and
+``mul`` is the meet.
+
+Numerics
+--------
+``PROB`` contracts with ``torch.matmul``. ``LOG`` contracts by
+``log(exp(a - max_a) @ exp(b - max_b)) + max_a + max_b`` and recomputes, per
+entry, the few outputs whose shifted sum fell below ``eps**2`` (where the
+separate shifts lose precision) with their own maximum; a row that is
+entirely ``-inf`` gives ``-inf`` with zero gradient, never NaN. The other
+semirings materialize an ``(..., n, m, k)`` tensor, which is meant for the
+small state spaces they are used on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from quivers.errors import InvalidValueError, QuiversTypeError
+
+__all__ = [
+    "Monoid",
+    "Semiring",
+    "PROB",
+    "LOG",
+    "BOOL",
+    "MAX_PLUS",
+    "MIN_PLUS",
+    "MAX_TIMES",
+    "LUKASIEWICZ",
+    "GODEL",
+    "SEMIRINGS",
+    "logsumexp",
+]
+
+_INF = math.inf
+
+
+def logsumexp(t: Tensor, dim: int) -> Tensor:
+    """``log(sum(exp(t), dim))``, shifted by the maximum, with zero (not NaN)
+    gradient where every entry along ``dim`` is ``-inf``.
+
+    ``torch.logsumexp`` returns ``-inf`` there too, but its gradient is
+    ``exp(-inf - -inf) = NaN``.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.0, 0.0], [-math.inf, -math.inf]], requires_grad=True)
+    >>> y = logsumexp(x, 1)
+    >>> y.detach()
+    tensor([0.6931,   -inf])
+    >>> y[1].backward(); x.grad
+    tensor([[0., 0.],
+            [0., 0.]])
+    """
+    if t.shape[dim] == 0:
+        return t.new_full(_drop(t.shape, dim), -_INF)
+    shift = t.detach().amax(dim, keepdim=True)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    total = (t - shift).exp().sum(dim)
+    return _log_or_neg_inf(total) + shift.squeeze(dim)
+
+
+def _log_or_neg_inf(total: Tensor) -> Tensor:
+    # log(0) = -inf is right, but its backward divides by zero; routing the
+    # zeros through a constant keeps their gradient at exactly zero.
+    empty = total == 0
+    return torch.where(empty, -_INF, torch.where(empty, torch.ones_like(total), total).log())
+
+
+def _drop(shape: torch.Size, dim: int) -> tuple[int, ...]:
+    dims = list(shape)
+    del dims[dim]
+    return tuple(dims)
+
+
+def _expand_index(index: Tensor, w: Tensor) -> Tensor:
+    return index.view(-1, *([1] * (w.dim() - 1))).expand_as(w)
+
+
+def _scatter_reduce(kind: str) -> Callable[[Tensor, Tensor, int, float], Tensor]:
+    def scatter(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+        out = w.new_full((groups, *w.shape[1:]), unit)
+        if kind == "sum":
+            return out.index_add(0, index, w)
+        return out.scatter_reduce(0, _expand_index(index, w), w, kind, include_self=True)
+
+    return scatter
+
+
+def _scatter_logsumexp(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+    shape = (groups, *w.shape[1:])
+    shift = w.new_full(shape, -_INF).scatter_reduce(
+        0, _expand_index(index, w), w.detach(), "amax", include_self=True
+    )
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    total = w.new_zeros(shape).index_add(0, index, (w - shift[index]).exp())
+    return _log_or_neg_inf(total) + shift
+
+
+def _scatter_any(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+    counts = torch.zeros((groups, *w.shape[1:]), dtype=torch.long, device=w.device)
+    return counts.index_add(0, index, w.long()) > 0
+
+
+def _scatter_all(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+    counts = torch.zeros((groups, *w.shape[1:]), dtype=torch.long, device=w.device)
+    return counts.index_add(0, index, (~w).long()) == 0
+
+
+def _lukasiewicz(a: Tensor, b: Tensor) -> Tensor:
+    return (a + b - 1).clamp(min=0)
+
+
+def _lukasiewicz_reduce(t: Tensor, dim: int) -> Tensor:
+    # max(0, a1 + ... + an - (n - 1)): once the running value clamps to 0 it
+    # stays there, because every further term is at most 1.
+    return ((t - 1).sum(dim) + 1).clamp(min=0)
+
+
+def _scatter_lukasiewicz(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+    return (w.new_zeros((groups, *w.shape[1:])).index_add(0, index, w - 1) + 1).clamp(min=0)
+
+
+def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
+    return logsumexp(torch.stack(torch.broadcast_tensors(a, b)), 0)
+
+
+@dataclass(frozen=True, repr=False)
+class Monoid:
+    """A commutative monoid on tensors: an elementwise operation, its unit,
+    and the reductions along an axis and over the fibres of an index map.
+
+    Parameters
+    ----------
+    name
+        Shown in reprs and messages.
+    op
+        The elementwise binary operation, broadcasting.
+    unit
+        Its unit, a Python scalar.
+    reduce_nonempty
+        ``reduce_nonempty(t, dim)`` folds ``op`` along a non-empty axis.
+    scatter
+        ``scatter(w, index, groups, unit)`` folds ``op`` over the rows of
+        ``w`` that ``index`` sends to each group (empty groups get ``unit``).
+    idempotent
+        Whether ``op(a, a) == a``.
+
+    Examples
+    --------
+    >>> MAX_PLUS.plus.reduce(torch.tensor([[1.0, 3.0], [2.0, 0.0]]), 0)
+    tensor([2., 3.])
+    >>> MAX_PLUS.plus.reduce(torch.zeros(0, 2), 0)
+    tensor([-inf, -inf])
+    """
+
+    name: str
+    op: Callable[[Tensor, Tensor], Tensor]
+    unit: float | bool
+    reduce_nonempty: Callable[[Tensor, int], Tensor]
+    scatter: Callable[[Tensor, Tensor, int, float], Tensor]
+    idempotent: bool = False
+
+    def reduce(self, t: Tensor, dim: int) -> Tensor:
+        """Fold ``op`` along ``dim``; an empty axis gives ``unit``."""
+        if t.shape[dim] == 0:
+            return t.new_full(_drop(t.shape, dim), self.unit)
+        return self.reduce_nonempty(t, dim)
+
+    def __repr__(self) -> str:
+        return f"<monoid {self.name}>"
+
+
+_SUM = Monoid("sum", torch.add, 0.0, torch.sum, _scatter_reduce("sum"))
+_PRODUCT = Monoid("product", torch.mul, 1.0, torch.prod, _scatter_reduce("prod"))
+_LOGSUMEXP = Monoid("logsumexp", _logaddexp, -_INF, logsumexp, _scatter_logsumexp)
+_OR = Monoid("or", torch.logical_or, False, torch.any, _scatter_any, idempotent=True)
+_AND = Monoid("and", torch.logical_and, True, torch.all, _scatter_all, idempotent=True)
+_LUKASIEWICZ_AND = Monoid(
+    "lukasiewicz", _lukasiewicz, 1.0, _lukasiewicz_reduce, _scatter_lukasiewicz
+)
+
+
+def _max(unit: float) -> Monoid:
+    return Monoid(f"max{unit:g}", torch.maximum, unit, torch.amax, _scatter_reduce("amax"), True)
+
+
+def _min(unit: float) -> Monoid:
+    return Monoid(f"min{unit:g}", torch.minimum, unit, torch.amin, _scatter_reduce("amin"), True)
+
+
+@dataclass(frozen=True, repr=False)
+class Semiring:
+    """A commutative semiring on tensors, given by its two monoids.
+
+    Parameters
+    ----------
+    name
+        The name of the module constant; ``repr`` returns it, so
+        ``eval(repr(S)) is S`` where the constants are imported.
+    plus, times
+        The additive and multiplicative monoids.
+    contains
+        ``contains(t)`` is the elementwise test for the semiring's domain.
+    domain
+        The domain in words, for error messages.
+    dtype
+        The tensor dtype the semiring needs (``torch.bool`` for ``BOOL``);
+        ``None`` means any floating dtype.
+    matmul
+        A specialized contraction; ``None`` materializes ``(..., n, m, k)``.
+
+    Examples
+    --------
+    >>> a = torch.tensor([[0.0, -1.0]])
+    >>> b = torch.tensor([[1.0], [5.0]])
+    >>> MAX_PLUS.contract(a, b)
+    tensor([[4.]])
+    >>> LOG.add(torch.tensor(0.0), torch.tensor(0.0))
+    tensor(0.6931)
+    >>> LOG
+    LOG
+    """
+
+    name: str
+    plus: Monoid
+    times: Monoid
+    contains: Callable[[Tensor], Tensor] = field(compare=False)
+    domain: str = field(compare=False)
+    dtype: torch.dtype | None = None
+    matmul: Callable[[Tensor, Tensor], Tensor] | None = field(default=None, compare=False)
+
+    @property
+    def add(self) -> Callable[[Tensor, Tensor], Tensor]:
+        """The elementwise semiring sum."""
+        return self.plus.op
+
+    @property
+    def mul(self) -> Callable[[Tensor, Tensor], Tensor]:
+        """The elementwise semiring product."""
+        return self.times.op
+
+    @property
+    def zero(self) -> float | bool:
+        """The unit of ``add``, which annihilates under ``mul``."""
+        return self.plus.unit
+
+    @property
+    def one(self) -> float | bool:
+        """The unit of ``mul``."""
+        return self.times.unit
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether ``add`` is idempotent, making ``leq`` a partial order."""
+        return self.plus.idempotent
+
+    @property
+    def is_lattice(self) -> bool:
+        """Whether ``add`` and ``mul`` are join and meet of a lattice."""
+        return self.plus.idempotent and self.times.idempotent
+
+    def sum(self, t: Tensor, dim: int) -> Tensor:
+        """Semiring sum along ``dim``; an empty axis gives ``zero``.
+
+        Examples
+        --------
+        >>> LOG.sum(torch.tensor([0.0, -math.inf]), 0)
+        tensor(0.)
+        """
+        return self.plus.reduce(t, dim)
+
+    def prod(self, t: Tensor, dim: int) -> Tensor:
+        """Semiring product along ``dim``; an empty axis gives ``one``.
+
+        Examples
+        --------
+        >>> LOG.prod(torch.tensor([-1.0, -2.0]), 0)
+        tensor(-3.)
+        """
+        return self.times.reduce(t, dim)
+
+    def fibre_sum(self, w: Tensor, index: Tensor, groups: int) -> Tensor:
+        """``out[g] = sum of w[a] over a with index[a] == g``; unchecked.
+
+        See :func:`quivers.categories.kan.fibre_sum` for the checked form.
+        """
+        return self.plus.scatter(w, index, groups, self.zero)
+
+    def fibre_prod(self, w: Tensor, index: Tensor, groups: int) -> Tensor:
+        """``out[g] = product of w[a] over a with index[a] == g``; unchecked.
+
+        See :func:`quivers.categories.kan.fibre_prod` for the checked form.
+        """
+        return self.times.scatter(w, index, groups, self.one)
+
+    def contract(self, a: Tensor, b: Tensor) -> Tensor:
+        """The semiring matrix product of ``(..., n, m)`` and ``(..., m, k)``,
+        broadcasting leading batch axes.
+
+        Examples
+        --------
+        >>> a = torch.tensor([[True, False]])
+        >>> b = torch.tensor([[False], [True]])
+        >>> BOOL.contract(a, b)
+        tensor([[False]])
+        """
+        if a.shape[-1] == 0:
+            batch = torch.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+            return a.new_full((*batch, a.shape[-2], b.shape[-1]), self.zero)
+        if self.matmul is not None:
+            return self.matmul(a, b)
+        return self.sum(self.mul(a.unsqueeze(-1), b.unsqueeze(-3)), -2)
+
+    def leq(self, a: Tensor, b: Tensor) -> Tensor:
+        """The natural order ``a <= b`` iff ``a + b == b``, elementwise.
+
+        Examples
+        --------
+        >>> MIN_PLUS.leq(torch.tensor(3.0), torch.tensor(1.0))
+        tensor(True)
+        """
+        if not self.idempotent:
+            raise InvalidValueError(
+                f"`{self.name}` has no natural order: its addition is not idempotent"
+            )
+        return self.add(a, b) == b
+
+    def check_dtype(self, t: object, what: str) -> Tensor:
+        """Return ``t`` if it is a tensor of a dtype this semiring accepts,
+        else raise a :class:`~quivers.errors.QuiversTypeError` about ``what``.
+
+        Examples
+        --------
+        >>> BOOL.check_dtype(torch.zeros(2), "the weight of `A`")
+        Traceback (most recent call last):
+        ...
+        quivers.errors.QuiversTypeError: the weight of `A` in `BOOL` must have dtype torch.bool, got torch.float32
+        """
+        if not isinstance(t, Tensor):
+            raise QuiversTypeError(f"{what} must be a torch.Tensor, got {type(t).__name__}")
+        if self.dtype is not None and t.dtype != self.dtype:
+            raise QuiversTypeError(f"{what} in `{self}` must have dtype {self.dtype}, got {t.dtype}")
+        if self.dtype is None and not t.is_floating_point():
+            raise QuiversTypeError(f"{what} in `{self}` must be floating point, got {t.dtype}")
+        return t
+
+    def full(self, shape: tuple[int, ...], value: float | bool, dtype: torch.dtype | None = None) -> Tensor:
+        """A tensor of ``shape`` filled with ``value`` in this semiring's dtype."""
+        return torch.full(shape, value, dtype=self.tensor_dtype(dtype))
+
+    def tensor_dtype(self, dtype: torch.dtype | None = None) -> torch.dtype:
+        """The dtype tensors of this semiring use, given a preference."""
+        if self.dtype is not None:
+            return self.dtype
+        return dtype if dtype is not None else torch.get_default_dtype()
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        # IPython's protocol, which hypothesis also follows: show the
+        # evaluable repr rather than the dataclass fields.
+        printer.text(repr(self))
+
+
+def _log_matmul(a: Tensor, b: Tensor) -> Tensor:
+    shift_a = a.detach().amax(-1, keepdim=True)
+    shift_a = torch.where(torch.isfinite(shift_a), shift_a, torch.zeros_like(shift_a))
+    shift_b = b.detach().amax(-2, keepdim=True)
+    shift_b = torch.where(torch.isfinite(shift_b), shift_b, torch.zeros_like(shift_b))
+    total = torch.matmul((a - shift_a).exp(), (b - shift_b).exp())
+    # Where the best (i, j) and (j, k) pairs are far from the row and column
+    # maxima the total underflows or its log is dominated by the shifts'
+    # rounding; those entries are redone with their own maximum below.
+    accurate = total >= torch.finfo(total.dtype).eps ** 2
+    out = torch.where(accurate, total, torch.ones_like(total)).log() + (shift_a + shift_b)
+    redo = ~accurate
+    if not bool(redo.any()):
+        return out
+    batch = out.shape[:-2]
+    where = redo.nonzero(as_tuple=True)
+    rows = a.expand(*batch, *a.shape[-2:])[where[:-1]]
+    cols = b.expand(*batch, *b.shape[-2:]).transpose(-1, -2)[(*where[:-2], where[-1])]
+    return out.index_put(where, logsumexp(rows + cols, -1))
+
+
+def _bool_matmul(a: Tensor, b: Tensor) -> Tensor:
+    # Counts of witnesses; rounding can never turn a positive count into 0.
+    return torch.matmul(a.float(), b.float()) > 0
+
+
+def _between_0_and_1(t: Tensor) -> Tensor:
+    return (t >= 0) & (t <= 1)
+
+
+PROB = Semiring(
+    "PROB", _SUM, _PRODUCT,
+    contains=lambda t: torch.isfinite(t) & (t >= 0),
+    domain="finite non-negative reals",
+    matmul=torch.matmul,
+)
+LOG = Semiring(
+    "LOG", _LOGSUMEXP, _SUM,
+    contains=lambda t: t < _INF,
+    domain="reals and -inf",
+    matmul=_log_matmul,
+)
+BOOL = Semiring(
+    "BOOL", _OR, _AND,
+    contains=lambda t: torch.ones_like(t, dtype=torch.bool),
+    domain="booleans",
+    dtype=torch.bool,
+    matmul=_bool_matmul,
+)
+MAX_PLUS = Semiring(
+    "MAX_PLUS", _max(-_INF), _SUM, contains=lambda t: t < _INF, domain="reals and -inf"
+)
+MIN_PLUS = Semiring(
+    "MIN_PLUS", _min(_INF), _SUM, contains=lambda t: t > -_INF, domain="reals and +inf"
+)
+MAX_TIMES = Semiring(
+    "MAX_TIMES", _max(0.0), _PRODUCT,
+    contains=lambda t: torch.isfinite(t) & (t >= 0),
+    domain="finite non-negative reals",
+)
+LUKASIEWICZ = Semiring(
+    "LUKASIEWICZ", _max(0.0), _LUKASIEWICZ_AND, contains=_between_0_and_1, domain="[0, 1]"
+)
+GODEL = Semiring("GODEL", _max(0.0), _min(1.0), contains=_between_0_and_1, domain="[0, 1]")
+
+SEMIRINGS: tuple[Semiring, ...] = (PROB, LOG, BOOL, MAX_PLUS, MIN_PLUS, MAX_TIMES, LUKASIEWICZ, GODEL)
+"""Every semiring constant, in a fixed order (for tests and lookups)."""
