@@ -10,7 +10,9 @@ tensor algebra every other layer of quivers is written in.
   :class:`Morphism`, a matrix over a semiring;
 - :mod:`~quivers.categories.kernel`: :class:`Kernel`, stochastic morphisms;
 - :mod:`~quivers.categories.function`: :class:`FinFunction` and the Markov
-  structure maps ``copy``, ``delete``, ``swap``, ``projections``.
+  structure maps ``copy``, ``delete``, ``swap``, ``projections``;
+- :mod:`~quivers.categories.kan`: ``left_kan`` and ``right_kan`` along a
+  function, i.e. grouped marginalization.
 
 Examples
 --------
@@ -33,6 +35,7 @@ from quivers.categories.function import (
     projections,
     swap,
 )
+from quivers.categories.kan import fibre_prod, fibre_sum, left_kan, right_kan
 from quivers.categories.kernel import KERNEL_SEMIRINGS, Kernel
 from quivers.categories.morphism import Arrow, Morphism, then
 from quivers.categories.semiring import (
@@ -76,4 +79,8 @@ __all__ = [
     "swap",
     "projections",
     "injections",
+    "left_kan",
+    "right_kan",
+    "fibre_sum",
+    "fibre_prod",
 ]

@@ -1,0 +1,171 @@
+"""Kan extensions along functions: their definition as folds over fibres,
+functoriality, the adjunctions Lan_f -| f* -| Ran_f where they hold, and
+the LOG case that grouped marginalization relies on."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quivers.categories import (
+    LOG,
+    MAX_PLUS,
+    PROB,
+    FinFunction,
+    FinSet,
+    fibre_prod,
+    fibre_sum,
+    left_kan,
+    right_kan,
+)
+from tests.categories.strategies import (
+    CASES,
+    IDEMPOTENT,
+    LATTICES,
+    Case,
+    assert_tensors_equal,
+    dtype_of,
+    finsets,
+    functions,
+    tensors,
+)
+
+every_semiring = pytest.mark.parametrize("case", CASES, ids=repr)
+INF = math.inf
+
+
+@st.composite
+def chain(draw, length: int):
+    """Objects X0 -> X1 -> ... with a function between each consecutive pair."""
+    objs = [draw(finsets())]
+    for _ in range(length):
+        objs.append(draw(finsets(min_size=1 if objs[-1].size else 0)))
+    return objs, [draw(functions(a, b)) for a, b in zip(objs, objs[1:])]
+
+
+def weights(data, case: Case, obj: FinSet):
+    trailing = data.draw(st.sampled_from([(), (2,)]))
+    return data.draw(tensors(case, (obj.size, *trailing)))
+
+
+def fibre_fold(op, unit, f: FinFunction, w: torch.Tensor, dtype) -> torch.Tensor:
+    """The definition: fold ``op`` over each fibre, in the order of ``f.dom``."""
+    out = []
+    for b in range(f.cod.size):
+        fibre = [w[a] for a in range(f.dom.size) if f(a) == b]
+        out.append(functools.reduce(op, fibre) if fibre else torch.full(w.shape[1:], unit, dtype=dtype))
+    return torch.stack(out) if out else torch.zeros((0, *w.shape[1:]), dtype=dtype)
+
+
+@every_semiring
+@given(data=st.data())
+def test_kan_extensions_fold_over_fibres(case, data):
+    (A, B), (f,) = data.draw(chain(1))
+    w = weights(data, case, A)
+    S, dtype = case.semiring, dtype_of(case.semiring)
+    assert_tensors_equal(case, left_kan(f, w, S), fibre_fold(S.add, S.zero, f, w, dtype))
+    assert_tensors_equal(case, right_kan(f, w, S), fibre_fold(S.mul, S.one, f, w, dtype))
+    assert_tensors_equal(case, fibre_sum(f.mapping, w, B.size, S), left_kan(f, w, S))
+    assert_tensors_equal(case, fibre_prod(f.mapping, w, B.size, S), right_kan(f, w, S))
+
+
+@every_semiring
+@given(data=st.data())
+def test_kan_extensions_are_functorial(case, data):
+    (A, _, _), (f, g) = data.draw(chain(2))
+    w = weights(data, case, A)
+    S = case.semiring
+    assert_tensors_equal(case, right_kan(f >> g, w, S), right_kan(g, right_kan(f, w, S), S))
+    assert_tensors_equal(case, left_kan(f >> g, w, S), left_kan(g, left_kan(f, w, S), S))
+    identity = FinFunction.id(A)
+    assert_tensors_equal(case, right_kan(identity, w, S), w)
+    assert_tensors_equal(case, left_kan(identity, w, S), w)
+
+
+def leq(case: Case, a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool(case.semiring.leq(a, b).all())
+
+
+@pytest.mark.parametrize("case", IDEMPOTENT, ids=repr)
+@given(data=st.data())
+def test_left_kan_is_left_adjoint_to_pullback(case, data):
+    (A, B), (f,) = data.draw(chain(1))
+    w, v = data.draw(tensors(case, (A.size,))), data.draw(tensors(case, (B.size,)))
+    S = case.semiring
+    lan = lambda x: left_kan(f, x, S)  # noqa: E731
+    # Lan_f(w) <= v  iff  w <= f*(v), checked on a random v and on the tight one.
+    for target in (v, lan(w), S.add(lan(w), v)):
+        assert leq(case, lan(w), target) == leq(case, w, f.pullback(target))
+    # unit and counit
+    assert leq(case, w, f.pullback(lan(w)))
+    assert leq(case, lan(f.pullback(v)), v)
+
+
+@pytest.mark.parametrize("case", LATTICES, ids=repr)
+@given(data=st.data())
+def test_right_kan_is_right_adjoint_to_pullback(case, data):
+    (A, B), (f,) = data.draw(chain(1))
+    w, v = data.draw(tensors(case, (A.size,))), data.draw(tensors(case, (B.size,)))
+    S = case.semiring
+    ran = lambda x: right_kan(f, x, S)  # noqa: E731
+    # f*(v) <= w  iff  v <= Ran_f(w)
+    for source in (v, ran(w), S.mul(ran(w), v)):
+        assert leq(case, f.pullback(source), w) == leq(case, source, ran(w))
+    assert leq(case, v, ran(f.pullback(v)))
+    assert leq(case, f.pullback(ran(w)), w)
+
+
+def test_right_kan_is_no_right_adjoint_where_mul_is_not_the_meet():
+    # Why the adjunction above is checked only in lattices: in MAX_PLUS the
+    # fibre product of (1, -1) is 0, so v = 0 <= Ran_f(w), yet f*(v) = (0, 0)
+    # is not <= w = (1, -1).
+    f = FinFunction(FinSet("A", 2), FinSet("B", 1), [0, 0])
+    w, v = torch.tensor([1.0, -1.0]), torch.tensor([0.0])
+    assert bool(MAX_PLUS.leq(v, right_kan(f, w, MAX_PLUS)).all())
+    assert not bool(MAX_PLUS.leq(f.pullback(v), w).all())
+
+
+@pytest.mark.parametrize("kan", [left_kan, right_kan])
+@given(data=st.data())
+def test_log_kan_extensions_match_prob_after_exp(kan, data):
+    # Kan extensions commute with the homomorphism exp: LOG -> PROB, so the
+    # LOG scatter-logsumexp / scatter-add are the probability computations.
+    (A, _), (f,) = data.draw(chain(1))
+    log_w = weights(data, next(c for c in CASES if c.semiring == LOG), A)
+    torch.testing.assert_close(kan(f, log_w, LOG).exp(), kan(f, log_w.exp(), PROB))
+
+
+def test_log_kan_extensions_on_empty_and_impossible_fibres():
+    # Item -> G with group 1 empty and group 2 holding only -inf rows.
+    f = FinFunction(FinSet("Item", 5), FinSet("G", 3), [0, 0, 2, 2, 0])
+    w = torch.tensor([-1.0, -2.0, -INF, -INF, 0.5], dtype=torch.float64, requires_grad=True)
+    right = right_kan(f, w, LOG)
+    left = left_kan(f, w, LOG)
+    assert right.tolist() == [-2.5, 0.0, -INF]
+    torch.testing.assert_close(left[0], torch.logsumexp(w[[0, 1, 4]].detach(), 0))
+    assert left[1].item() == -INF and left[2].item() == -INF
+    (grad,) = torch.autograd.grad(torch.where(torch.isfinite(left), left, 0).sum() + right[:2].sum(), w)
+    assert torch.isfinite(grad).all()
+    assert grad[2].item() == 0.0 and grad[3].item() == 0.0
+
+
+@pytest.mark.parametrize("kan", [left_kan, right_kan])
+def test_log_kan_extension_gradients(kan):
+    # gradcheck cannot perturb -inf, so the -inf entries are fixed by a mask
+    # inside the function while the finite ones are checked; -inf outputs
+    # (empty-by-impossibility fibres) are zeroed so the check sees their
+    # (zero) gradient rather than inf - inf.
+    f = FinFunction(FinSet("Item", 6), FinSet("G", 4), [0, 0, 2, 2, 0, 3])
+    impossible = torch.tensor([False, True, True, True, False, False])[:, None]
+    w = torch.randn(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+
+    def fn(x):
+        out = kan(f, x.masked_fill(impossible, -INF), LOG)
+        return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
+
+    assert torch.autograd.gradcheck(fn, (w,))
