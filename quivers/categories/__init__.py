@@ -12,7 +12,9 @@ tensor algebra every other layer of quivers is written in.
 - :mod:`~quivers.categories.function`: :class:`FinFunction` and the Markov
   structure maps ``copy``, ``delete``, ``swap``, ``projections``;
 - :mod:`~quivers.categories.kan`: ``left_kan`` and ``right_kan`` along a
-  function, i.e. grouped marginalization.
+  function, i.e. grouped marginalization;
+- :mod:`~quivers.categories.base_change`: semiring homomorphisms as
+  functors.
 
 Examples
 --------
@@ -25,6 +27,28 @@ tensor([[0.9000, 0.1000],
         [0.5000, 0.5000]])
 """
 
+from quivers.categories.base_change import (
+    BOOL_TO_GODEL,
+    BOOL_TO_LUKASIEWICZ,
+    BOOL_TO_MAX_PLUS,
+    BOOL_TO_MAX_TIMES,
+    BOOL_TO_MIN_PLUS,
+    GODEL_TO_BOOL,
+    HOMOMORPHISMS,
+    LOG_TO_BOOL,
+    LOG_TO_PROB,
+    MAX_PLUS_TO_BOOL,
+    MAX_PLUS_TO_MAX_TIMES,
+    MAX_PLUS_TO_MIN_PLUS,
+    MAX_TIMES_TO_BOOL,
+    MAX_TIMES_TO_MAX_PLUS,
+    MIN_PLUS_TO_BOOL,
+    MIN_PLUS_TO_MAX_PLUS,
+    PROB_TO_BOOL,
+    PROB_TO_LOG,
+    SemiringHom,
+    base_change,
+)
 from quivers.categories.finset import FinSet
 from quivers.categories.function import (
     FinFunction,
@@ -83,4 +107,24 @@ __all__ = [
     "right_kan",
     "fibre_sum",
     "fibre_prod",
+    "SemiringHom",
+    "base_change",
+    "HOMOMORPHISMS",
+    "LOG_TO_PROB",
+    "PROB_TO_LOG",
+    "PROB_TO_BOOL",
+    "LOG_TO_BOOL",
+    "MAX_PLUS_TO_MAX_TIMES",
+    "MAX_TIMES_TO_MAX_PLUS",
+    "MAX_PLUS_TO_MIN_PLUS",
+    "MIN_PLUS_TO_MAX_PLUS",
+    "MAX_PLUS_TO_BOOL",
+    "MIN_PLUS_TO_BOOL",
+    "MAX_TIMES_TO_BOOL",
+    "GODEL_TO_BOOL",
+    "BOOL_TO_MAX_PLUS",
+    "BOOL_TO_MIN_PLUS",
+    "BOOL_TO_MAX_TIMES",
+    "BOOL_TO_LUKASIEWICZ",
+    "BOOL_TO_GODEL",
 ]
