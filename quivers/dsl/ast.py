@@ -65,6 +65,10 @@ BINARY_OPS = ("+", "-", "*", "/", "^")
 class Number(Node):
     """A numeric literal; ``int`` when written without a point or exponent.
 
+    Literals are non-negative: the parser reads ``-1`` as ``Neg(Number(1))``.
+    The printer writes a negative value with a leading minus, which reads
+    back as that ``Neg``.
+
     Examples
     --------
     >>> Number(2.5)

@@ -10,7 +10,8 @@ What it checks
   no name is declared twice (objects and programs share one namespace).
 - Programs: every name an expression reads is defined by an earlier step
   of the same program (a marginalized latent only inside its block); no
-  step defines a name twice; ``return`` is the last top-level step.
+  step defines a name twice or a name that is an object's; ``return`` is
+  the last top-level step.
 - Families and functions: the family is registered in
   :data:`quivers.distributions.FAMILIES` and its keyword arguments are
   among its parameters, with the right number of arguments; constant
@@ -367,6 +368,16 @@ class _Checker:
         scope.defined[name] = step
 
     def _fresh(self, name: str, step: ast.Step, scope: _Scope) -> None:
+        if name in self.all_objects:
+            # Objects name the axes of values; a value of the same name
+            # would make `K` mean two things in one expression.
+            raise self._error(
+                QuiversTypeError,
+                f"`{name}` names an object" + self._line(self.all_objects[name].span)
+                + f", so `{_describe(step)}` cannot use it as a value name",
+                step,
+                hint=f"rename the value, e.g. `{name.lower()}_`",
+            )
         previous = scope.defined.get(name) or scope.latents.get(name) or scope.closed.get(name)
         if previous is not None:
             raise self._error(

@@ -13,7 +13,9 @@ Laws
 - Arithmetic becomes sympy through :class:`quivers.programs.Expr`, so
   ``2 * 0.5`` folds to ``1.0`` and ``x - x`` to ``0`` before anything runs;
   a family argument that folds to a number is passed as that number, so
-  the registry checks it against its constraint.
+  the registry checks it against its constraint, and an expression with a
+  part that folds to no finite real number (``log(0)``, ``1 / 0``) is an
+  :class:`~quivers.errors.InvalidValueError` at its QVR line.
 
 Examples
 --------
@@ -42,7 +44,8 @@ from quivers.categories import FinSet
 from quivers.distributions import Family, family
 from quivers.dsl import ast
 from quivers.dsl.checker import check
-from quivers.errors import QuiversError, Span
+from quivers.dsl.printer import dump_expr
+from quivers.errors import InvalidValueError, QuiversError, Span
 from quivers.programs import (
     Expr,
     Program,
@@ -93,6 +96,13 @@ def compile_module(
     QuiversError
         The first problem the checker finds, or an error the runtime raises
         while building a program, located at the QVR line.
+
+    Examples
+    --------
+    >>> from quivers.dsl.parser import parse
+    >>> objects, programs = compile_module(parse("object A : FinSet 2\\nobject P : FinSet = A * A"))
+    >>> objects["P"].shape, programs
+    ((2, 2), {})
     """
     check(module, source)
     objects: dict[str, FinSet] = {}
@@ -173,9 +183,25 @@ def _in_source(err: QuiversError, span: Span | None, source: str | None) -> Quiv
     return err
 
 
-def _argument(e: ast.Expr) -> Any:
-    """A family argument: a plain number when it folds to one, else an Expr."""
+_NOT_FINITE_REAL = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
+
+
+def _expr(e: ast.Expr, source: str | None) -> Expr:
+    """Compile ``e``, rejecting constants that fold to no finite real number."""
     expr = compile_expr(e)
+    bad = next((c for c in _NOT_FINITE_REAL if expr.sympy.has(c)), None)
+    if bad is not None:
+        raise InvalidValueError(
+            f"`{dump_expr(e)}` folds to `{expr.sympy}`, which is not finite and real",
+            span=e.span,
+            source=source,
+        )
+    return expr
+
+
+def _argument(e: ast.Expr, source: str | None) -> Any:
+    """A family argument: a plain number when it folds to one, else an Expr."""
+    expr = _expr(e, source)
     value = expr.sympy
     if isinstance(value, sympy.Integer):
         return int(value)
@@ -185,8 +211,8 @@ def _argument(e: ast.Expr) -> Any:
 
 
 def _family(f: ast.FamilyCall, source: str | None) -> Family:
-    args = [_argument(a) for a in f.args]
-    kwargs = {k.name: _argument(k.value) for k in f.kwargs}
+    args = [_argument(a, source) for a in f.args]
+    kwargs = {k.name: _argument(k.value, source) for k in f.kwargs}
     return _located(lambda: family(f.name, *args, **kwargs), f.span, source)
 
 
@@ -223,11 +249,11 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
             source,
         )
     if isinstance(s, ast.Let):
-        return let(s.name, compile_expr(s.value), span=s.span)
+        return let(s.name, _expr(s.value, source), span=s.span)
     if isinstance(s, ast.Factor):
-        return factor(compile_expr(s.value), span=s.span)
+        return factor(_expr(s.value, source), span=s.span)
     if isinstance(s, ast.Return):
-        return ret(compile_expr(s.value), span=s.span)
+        return ret(_expr(s.value, source), span=s.span)
     if isinstance(s, ast.IndexMap):
         return _located(
             lambda: index_map(s.name, compile_set(s.dom, objects), compile_set(s.cod, objects), span=s.span),

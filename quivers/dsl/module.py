@@ -27,7 +27,6 @@ from pathlib import Path
 
 from quivers.categories import FinSet
 from quivers.dsl import ast
-from quivers.dsl.checker import check
 from quivers.dsl.compiler import compile_module
 from quivers.dsl.parser import parse
 from quivers.errors import DataError, QuiversError, UnknownNameError, did_you_mean
@@ -54,6 +53,14 @@ class QVRModule:
 
     Objects and programs are also attributes (``m.K``, ``m.gmm``) and items
     (``m["K"]``).
+
+    Examples
+    --------
+    >>> m = loads("object K : FinSet 2\\nprogram p : K -> K\\n    sample x : K <- Normal(0.0, 1.0)\\n")
+    >>> m
+    <QVRModule objects=[K] programs=[p] export=None>
+    >>> list(m), "p" in m, m.morphism is m.p
+    (['K', 'p'], True, True)
     """
 
     def __init__(
@@ -147,9 +154,9 @@ def loads(text: str) -> QVRModule:
     quivers.errors.QuiversError: this module has no `export`, so it has no morphism; programs: none; add `export <program>`
     """
     tree = parse(text)
-    info = check(tree, text)
     objects, programs = compile_module(tree, text)
-    return QVRModule(tree, text, objects, programs, info.export)
+    export = next((d.name for d in tree.items if isinstance(d, ast.Export)), None)
+    return QVRModule(tree, text, objects, programs, export)
 
 
 def load(path: str | PathLike[str]) -> QVRModule:

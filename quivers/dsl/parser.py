@@ -50,7 +50,7 @@ from lark.lexer import PatternStr
 
 from quivers.dsl.ast import Module
 from quivers.dsl.transformer import QVRTransformer
-from quivers.errors import QuiversError, QVRSyntaxError, Span
+from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span
 
 __all__ = ["parse", "grammar_text"]
 
@@ -174,6 +174,8 @@ def parse(text: str) -> Module:
     >>> parse("object K : FinSet 3").items
     (ObjectDecl(name='K', size=3),)
     """
+    if not isinstance(text, str):
+        raise QuiversTypeError(f"QVR source must be a str, got {type(text).__name__}")
     parser = _parser()
     padded = text if text.endswith("\n") else text + "\n"
     try:

@@ -56,7 +56,15 @@ def _number(token: Token, source: str) -> int | float:
 
 @v_args(meta=True)
 class QVRTransformer(Transformer):
-    """Builds :mod:`quivers.dsl.ast` nodes; ``source`` is used for spans and errors."""
+    """Builds :mod:`quivers.dsl.ast` nodes; ``source`` is used for spans and errors.
+
+    Examples
+    --------
+    >>> from quivers.dsl.parser import _parser
+    >>> tree = _parser().parse("export p\\n")
+    >>> QVRTransformer("export p\\n").transform(tree)
+    Module(items=(Export(name='p'),))
+    """
 
     def __init__(self, source: str) -> None:
         super().__init__(visit_tokens=True)

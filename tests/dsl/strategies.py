@@ -98,3 +98,81 @@ decls = st.one_of(
 )
 
 modules = st.builds(ast.Module, st.lists(decls, max_size=5).map(tuple))
+
+
+# ---------------------------------------------------------------- fuzzing
+
+qvr_fragments = st.sampled_from([
+    "object", "program", "sample", "observe", "marginalize", "let", "factor", "return",
+    "index", "export", "FinSet", "K", "Item", "x", "z", "Normal", "Categorical", "exp",
+    "over", "via", "effects", "2", "1.5", "1e9", ":", "<-", "->", "=", "(", ")", "[", "]",
+    ",", "+", "-", "*", "/", "^", "\n", "\n    ", "\n        ", "\n  ", "# c", " ", "\t",
+    "@", "~",
+])
+"""Pieces of QVR, joined at random into mostly malformed source."""
+
+
+def _scoped_modules() -> st.SearchStrategy[ast.Module]:
+    """Modules over a small vocabulary, so that many get past the checker."""
+    objects = st.sampled_from(["K", "Item", "G"])
+    values = st.sampled_from(["x", "y", "z", "w"])
+    leaves = st.one_of(
+        st.builds(ast.Number, st.sampled_from([0, 1, 2, 0.5, 1.0])), st.builds(ast.Name, values)
+    )
+    small_exprs = st.recursive(
+        leaves,
+        lambda c: st.one_of(
+            st.builds(ast.BinOp, st.sampled_from(ast.BINARY_OPS), c, c),
+            st.builds(ast.Neg, c),
+            st.builds(ast.Subscript, c, st.lists(c, min_size=1, max_size=2).map(tuple)),
+            st.builds(
+                ast.Call,
+                st.sampled_from(["exp", "log", "sum", "sort", "softmax", "mean"]),
+                c.map(lambda a: (a,)),
+            ),
+        ),
+        max_leaves=6,
+    )
+    sets = st.recursive(
+        st.builds(ast.SetName, objects),
+        lambda c: st.builds(ast.SetProduct, c, c) | st.builds(ast.SetSum, c, c),
+        max_leaves=3,
+    )
+
+    def fam(name: str, arity: int) -> st.SearchStrategy[ast.FamilyCall]:
+        args = st.lists(small_exprs, min_size=arity, max_size=arity).map(tuple)
+        return st.builds(ast.FamilyCall, st.just(name), args)
+
+    families = fam("Normal", 2) | fam("HalfNormal", 1) | fam("Categorical", 1)
+    over = st.lists(
+        st.builds(ast.Option, st.just("over"), st.builds(ast.OptionName, objects)), max_size=1
+    ).map(tuple)
+    via = st.lists(
+        st.builds(ast.Option, st.just("via"), st.builds(ast.OptionName, values)), max_size=1
+    ).map(tuple)
+    simple = st.one_of(
+        st.builds(ast.Sample, values, st.none() | sets, families),
+        st.builds(ast.Observe, values, st.none() | sets, families, via),
+        st.builds(ast.Let, values, small_exprs),
+        st.builds(ast.Factor, small_exprs),
+        st.builds(ast.IndexMap, values, sets, sets),
+    )
+    body = st.recursive(
+        simple,
+        lambda b: st.builds(
+            ast.Marginalize, values, sets, families, over, st.lists(b, min_size=1, max_size=3).map(tuple)
+        ),
+        max_leaves=5,
+    )
+    program = st.builds(
+        ast.ProgramDecl, st.just("p"), sets, sets, st.just(()),
+        st.lists(body, min_size=1, max_size=5).map(tuple),
+    )
+    return program.map(
+        lambda p: ast.Module(
+            (ast.ObjectDecl("K", 2), ast.ObjectDecl("Item", 3), ast.ObjectDecl("G", 2), p, ast.Export("p"))
+        )
+    )
+
+
+scoped_modules = _scoped_modules()

@@ -10,10 +10,13 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from quivers.dsl import loads
+from quivers.dsl import ast, dumps, load, loads
 from quivers.dsl.parser import parse
 from quivers.errors import (
+    DataError,
     EffectError,
     InvalidValueError,
     QuiversError,
@@ -22,6 +25,8 @@ from quivers.errors import (
     ShapeError,
     UnknownNameError,
 )
+
+from .strategies import qvr_fragments, scoped_modules
 
 HEAD = "object K : FinSet 2\nprogram p : K -> K\n"
 
@@ -532,6 +537,26 @@ CHECK_ERRORS = [
         id="unknown-over",
     ),
     pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize G : K <- Categorical(w)", "    factor 1"),
+        QuiversTypeError,
+        """
+        line 6, column 5: `G` names an object on line 3, so `marginalize G` cannot use it as a value name; rename the value, e.g. `g_`
+                marginalize G : K <- Categorical(w)
+                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+        """,
+        id="value-named-like-an-object",
+    ),
+    pytest.param(
+        prog("sample x <- Normal(0.0, 1.0)", "factor x + log(0)"),
+        InvalidValueError,
+        """
+        line 6, column 12: `x + log(0)` folds to `zoo`, which is not finite and real
+                factor x + log(0)
+                       ^^^^^^^^^^
+        """,
+        id="constant-not-finite",
+    ),
+    pytest.param(
         prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0)", "    observe v : G <- Normal(z, 1.0)"),
         ShapeError,
         """
@@ -552,8 +577,41 @@ def test_checking_and_building_errors(text: str, exc_type: type[QuiversError], e
     assert str(info.value) == textwrap.dedent(expected).strip("\n")
 
 
+def test_source_that_is_not_text() -> None:
+    with pytest.raises(QuiversTypeError, match="QVR source must be a str, got bytes"):
+        parse(b"object K : FinSet 2")
+
+
+def test_unreadable_file(tmp_path) -> None:
+    missing = tmp_path / "missing.qvr"
+    with pytest.raises(DataError, match=f"cannot read QVR file `{missing}`: No such file"):
+        load(missing)
+
+
 def test_unknown_names_carry_their_candidates() -> None:
     with pytest.raises(UnknownNameError) as info:
         loads(prog("sample mu : KK <- Normal(0.0, 1.0)"))
     assert info.value.name == "KK"
     assert set(info.value.candidates) == {"Item", "K", "G"}
+
+
+# ---------------------------------------------------------------- no raw tracebacks
+
+
+@given(st.lists(qvr_fragments, max_size=40))
+def test_any_text_parses_or_raises_a_located_syntax_error(fragments: list[str]) -> None:
+    text = " ".join(fragments)
+    try:
+        parse(text)
+    except QVRSyntaxError as err:
+        assert err.span is not None and err.source == text
+
+
+@given(scoped_modules)
+def test_any_module_loads_or_raises_a_quivers_error(module: ast.Module) -> None:
+    text = dumps(module)
+    try:
+        loads(text)
+    except QuiversError as err:
+        assert err.span is not None
+        assert f"line {err.span.line}, column {err.span.column}: " in str(err)
