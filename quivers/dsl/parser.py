@@ -50,7 +50,7 @@ from lark.lexer import PatternStr
 
 from quivers.dsl.ast import Module
 from quivers.dsl.transformer import QVRTransformer
-from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span
+from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span, did_you_mean
 
 __all__ = ["parse", "grammar_text"]
 
@@ -325,6 +325,11 @@ def _syntax_error(err: UnexpectedInput, text: str, parser: Lark) -> QVRSyntaxErr
         hint = "write powers with `^`"
     elif str(token) in _STEP_KEYWORDS and _DECL_KEYWORDS[0] in {_literal(t, parser) for t in expected}:
         hint = "steps belong in the indented body of a `program`"
+    elif token.type == "NAME":
+        keywords = [w for w in (_literal(t, parser) for t in expected) if w and w.isidentifier()]
+        close = did_you_mean(str(token), keywords)
+        if close is not None:
+            hint = f"did you mean `{close}`?"
     return QVRSyntaxError(
         message, span=Span(line, column, line, column + max(width, 1)), source=text, hint=hint
     )

@@ -125,6 +125,14 @@ def test_dedent_to_no_enclosing_block() -> None:
     """)
 
 
+def test_misspelled_keyword_suggests_the_keyword() -> None:
+    _expect(QVRSyntaxError, HEAD + "    marginalise z : K <- Categorical(w)\n", """
+        line 3, column 5: unexpected name `marginalise`; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `return`, `index`); did you mean `marginalize`?
+                marginalise z : K <- Categorical(w)
+                ^^^^^^^^^^^
+    """)
+
+
 def test_step_outside_a_program() -> None:
     _expect(QVRSyntaxError, "object K : FinSet 2\nsample x : K <- Normal(0, 1)\n", """
         line 2, column 1: unexpected `sample`; expected a declaration (`object`, `program` or `export`); steps belong in the indented body of a `program`

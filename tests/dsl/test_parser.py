@@ -210,3 +210,23 @@ def test_layout_does_not_change_the_tree(text: str) -> None:
 def test_empty_source_is_an_empty_module() -> None:
     assert parse("") == Module(())
     assert parse("# only a comment\n\n") == Module(())
+
+
+def test_the_transformer_has_one_method_per_rule_and_no_others() -> None:
+    from lark import Transformer
+
+    from quivers.dsl.parser import _parser
+    from quivers.dsl.transformer import QVRTransformer
+
+    built = set()
+    for rule in _parser().rules:
+        name = rule.alias or rule.origin.name
+        # `?rule` alternatives without an alias are inlined, as are `_rule`s.
+        if name.startswith("_") or (rule.options.expand1 and rule.alias is None):
+            continue
+        built.add(str(name))
+    methods = {
+        m for m in vars(QVRTransformer)
+        if not m.startswith("_") and m not in vars(Transformer) and m.islower()
+    }
+    assert methods == built

@@ -38,6 +38,11 @@ def test_comments_and_blank_lines_change_nothing(module: ast.Module, data: st.Da
     assert parse("\n".join(noisy)) == module
 
 
+@given(modules)
+def test_repr_is_python_that_rebuilds_the_tree(module: ast.Module) -> None:
+    assert eval(repr(module), vars(ast)) == module
+
+
 @given(exprs)
 def test_expressions_round_trip_inside_a_let(e: ast.Expr) -> None:
     text = f"object K : FinSet 1\nprogram p : K -> K\n    let x = {dump_expr(e)}\n"
