@@ -154,7 +154,7 @@ class WarmupSchedule:
 
     Iterations are numbered from 0. Draws of iterations inside a window feed
     the variance estimate; at each window's last iteration the mass matrix
-    is updated.
+    is updated. Every window holds at least ``base_window`` draws.
 
     Examples
     --------
@@ -191,13 +191,19 @@ class WarmupSchedule:
         last = num_warmup - term_buffer - 1
         size = base_window
         end = init_buffer + size - 1
-        ends = [end]
-        while end != last:
-            size *= 2
-            end += size
-            if end != last and end + 2 * size >= num_warmup - term_buffer:
+        ends = []
+        while True:
+            # A window whose successor (twice its size) would not fit absorbs
+            # the rest. Stan skips this look-ahead for the first window, which
+            # can leave a last window of a single draw (151 iterations: the
+            # first window ends at 99, the last at 100); here it applies to all.
+            if end + 2 * size >= num_warmup - term_buffer:
                 end = last
             ends.append(end)
+            if end == last:
+                break
+            size *= 2
+            end += size
         return cls(num_warmup, init_buffer, term_buffer, base_window, tuple(ends))
 
     def in_window(self, iteration: int) -> bool:

@@ -38,7 +38,14 @@ _MAX_INIT_ATTEMPTS = 100
 
 
 class ChainState(NamedTuple):
-    """Where the chains are: positions ``(C, D)``, potentials ``(C,)``, gradients ``(C, D)``."""
+    """Where the chains are: positions ``(C, D)``, potentials ``(C,)``, gradients ``(C, D)``.
+
+    Examples
+    --------
+    >>> state = ChainState(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 3))
+    >>> state.z.shape, state.potential.shape
+    (torch.Size([2, 3]), torch.Size([2]))
+    """
 
     z: Tensor
     potential: Tensor
@@ -75,6 +82,21 @@ class HamiltonianKernel:
         ones by default.
     max_energy_error
         A trajectory whose energy rises by more than this has diverged.
+
+    Examples
+    --------
+    Driving a kernel by hand, as :class:`~quivers.inference.mcmc.mcmc.MCMC` does:
+
+    >>> from quivers.inference.mcmc import NUTS
+    >>> kernel = NUTS(potential_fn=lambda z: 0.5 * (z**2).sum(-1), dim=2)
+    >>> state = kernel.setup(num_chains=3, num_warmup=10, generator=torch.Generator().manual_seed(0))
+    >>> with torch.no_grad():
+    ...     for i in range(10):
+    ...         state, stats = kernel.transition(state)
+    ...         kernel.adapt(i, state, stats)
+    >>> kernel.end_warmup()
+    >>> state.z.shape, kernel.step_size.shape, sorted(stats)[:3]
+    (torch.Size([3, 2]), torch.Size([3]), ['accept_prob', 'diverging', 'energy'])
     """
 
     stat_names: tuple[str, ...] = ()

@@ -16,8 +16,12 @@ and the running momentum sum before ``a`` were stored in checkpoint slot
 at odd leaf ``n`` the U-turn checks of all sub-subtrees closing there read
 the contiguous slots ``popcount(n >> 1) - trailing_ones(n) + 1 ..
 popcount(n >> 1)`` in one batched operation (the scheme of NumPyro's and
-TFP's iterative NUTS). Within a subtree the proposal is drawn by
-progressive multinomial sampling, leaf by leaf, which selects each leaf with
+TFP's iterative NUTS). Stan's extra checks across the halves ``[a, m]`` and
+``[m + 1, n]`` of a closing sub-subtree need two more leaves: ``m + 1`` is
+the first leaf of the next smaller closing sub-subtree (one slot up), and
+the odd leaf ``m`` is kept in a second set of slots indexed by its number
+of trailing ones. Within a subtree the proposal is drawn by progressive
+multinomial sampling, leaf by leaf, which selects each leaf with
 probability proportional to ``exp(-H)`` as Stan's recursive merge does.
 
 Per-chain masks carry what recursion would: a chain whose subtree turned or
@@ -26,9 +30,11 @@ results are discarded, and the potential is fed a finite stand-in point
 instead of its (possibly NaN) position. The batch stops as soon as no chain
 is still building.
 
-Laws: the target is invariant (checked statistically in the tests); the
-number of potential calls in a transition is the largest ``n_steps`` among
-the chains, not their sum.
+Laws: given the same momentum and directions, each chain's tree depth,
+number of steps and divergence equal those of Stan's recursive algorithm
+(the tests transcribe it as an oracle); the target is invariant (checked
+against closed forms); the number of potential calls in a transition is
+the largest ``n_steps`` among the chains, not their sum.
 """
 
 from __future__ import annotations

@@ -1,0 +1,194 @@
+"""The iterative, vectorized NUTS tree against Stan's recursive one.
+
+Stan's ``base_nuts::transition`` and ``build_tree`` are transcribed below
+for a single chain, as the oracle. Given the same initial momentum and the
+same directions, tree depth, number of leapfrog steps and divergence are
+deterministic, so every chain of a batch must match the oracle exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quivers.inference.mcmc import NUTS
+from quivers.inference.mcmc.nuts import _checkpoint_plan
+
+
+def _stan_tree(potential, z0, p0, eps, inv_mass, forward, max_depth, max_delta_h=1000.0):
+    """Stan's multinomial NUTS trajectory for one chain: (depth, n_leapfrog, divergent)."""
+
+    def grad(z):
+        z = z.detach().clone().requires_grad_(True)
+        u = potential(z[None])[0]
+        (g,) = torch.autograd.grad(u, z)
+        return u.detach(), g
+
+    def criterion(p_sharp_minus, p_sharp_plus, rho):
+        return bool(p_sharp_plus @ rho > 0) and bool(p_sharp_minus @ rho > 0)
+
+    def sharp(p):
+        return inv_mass * p
+
+    u0, g0 = grad(z0)
+    h0 = float(u0 + 0.5 * (p0 * p0 * inv_mass).sum())
+    tally = {"n_leapfrog": 0, "divergent": False}
+
+    def build_tree(state, depth, sign):
+        """Returns (valid, rho, p_beg, p_end); ``state`` = [z, p, g] moves."""
+        if depth == 0:
+            z, p, g = state
+            p = p - 0.5 * sign * eps * g
+            z = z + sign * eps * inv_mass * p
+            u, g = grad(z)
+            p = p - 0.5 * sign * eps * g
+            state[:] = [z, p, g]
+            tally["n_leapfrog"] += 1
+            h = float(u + 0.5 * (p * p * inv_mass).sum())
+            if math.isnan(h):
+                h = math.inf
+            if h - h0 > max_delta_h:
+                tally["divergent"] = True
+            return not tally["divergent"], p.clone(), p, p
+        valid, rho_init, p_beg, p_init_end = build_tree(state, depth - 1, sign)
+        if not valid:
+            return False, None, None, None
+        valid, rho_final, p_final_beg, p_end = build_tree(state, depth - 1, sign)
+        if not valid:
+            return False, None, None, None
+        rho = rho_init + rho_final
+        persist = criterion(sharp(p_beg), sharp(p_end), rho)
+        persist &= criterion(sharp(p_beg), sharp(p_final_beg), rho_init + p_final_beg)
+        persist &= criterion(sharp(p_init_end), sharp(p_end), rho_final + p_init_end)
+        return persist, rho, p_beg, p_end
+
+    fwd_state, bck_state = [z0, p0, g0], [z0, p0, g0]
+    p_fwd_fwd = p_fwd_bck = p_bck_fwd = p_bck_bck = p0
+    rho, depth = p0, 0
+    while depth < max_depth:
+        if forward[depth]:
+            rho_bck, p_bck_fwd = rho, p_fwd_fwd
+            valid, rho_fwd, p_fwd_bck, p_fwd_fwd = build_tree(fwd_state, depth, 1.0)
+        else:
+            rho_fwd, p_fwd_bck = rho, p_bck_bck
+            valid, rho_bck, p_bck_fwd, p_bck_bck = build_tree(bck_state, depth, -1.0)
+        if not valid:
+            break
+        depth += 1
+        rho = rho_bck + rho_fwd
+        persist = criterion(sharp(p_bck_bck), sharp(p_fwd_fwd), rho)
+        persist &= criterion(sharp(p_bck_bck), sharp(p_fwd_bck), rho_bck + p_fwd_bck)
+        persist &= criterion(sharp(p_bck_fwd), sharp(p_fwd_fwd), rho_fwd + p_bck_fwd)
+        if not persist:
+            break
+    return depth, tally["n_leapfrog"], tally["divergent"]
+
+
+def _gaussian(scales):
+    scales = torch.as_tensor(scales, dtype=torch.float64)
+    return lambda z: 0.5 * ((z / scales) ** 2).sum(-1)
+
+
+def _ridge(z):
+    # Non-Gaussian: a curved ridge, so that trajectories are not ellipses.
+    return 0.5 * z[:, 0] ** 2 + 2.0 * (z[:, 1] - 0.5 * z[:, 0] ** 2) ** 2 + 0.5 * (z[:, 2:] ** 2).sum(-1)
+
+
+CASES = {
+    # name: (potential, dim, step size, max tree depth)
+    "normal-small-steps": (_gaussian([1.0, 1.0, 1.0]), 3, 0.15, 7),
+    "capped": (_gaussian([1.0, 1.0, 1.0]), 3, 0.03, 4),
+    "normal-anisotropic": (_gaussian([1.0, 3.0, 0.5, 2.0]), 4, 0.4, 6),
+    "ridge": (_ridge, 3, 0.3, 6),
+    "divergent": (_gaussian([1.0, 0.01]), 2, 0.35, 5),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_vectorized_tree_matches_stan_recursion(case):
+    potential, dim, eps, max_depth = CASES[case]
+    num_chains = 8
+    gen = torch.Generator().manual_seed(7)
+    inv_mass = 0.5 + torch.rand(num_chains, dim, generator=gen, dtype=torch.float64)
+    kernel = NUTS(
+        potential_fn=potential,
+        initial_params=torch.randn(num_chains, dim, generator=gen, dtype=torch.float64),
+        step_size=eps,
+        max_tree_depth=max_depth,
+        adapt_step_size=False,
+        adapt_mass_matrix=False,
+        inverse_mass_matrix=inv_mass,
+    )
+    state = kernel.setup(num_chains, 0, torch.Generator().manual_seed(0))
+    seen_divergence = seen_max_depth = False
+    for _ in range(15):
+        # Replay the kernel's draws (momentum, then one block per depth with
+        # the direction in row 0) to hand the oracle the same directions.
+        replay = torch.Generator()
+        replay.set_state(kernel.generator.get_state())
+        new_state, stats = kernel.transition(state)
+        p0 = torch.randn(num_chains, dim, generator=replay, dtype=torch.float64) * kernel.mass_sqrt
+        blocks = [
+            torch.rand((2**j + 2, num_chains), generator=replay, dtype=torch.float64)
+            for j in range(max_depth)
+        ]
+        for c in range(num_chains):
+            forward = [bool(block[0, c] < 0.5) for block in blocks]
+            expected = _stan_tree(
+                potential, state.z[c], p0[c], eps, inv_mass[c], forward, max_depth
+            )
+            got = (
+                int(stats["tree_depth"][c]),
+                int(stats["n_steps"][c]),
+                bool(stats["diverging"][c]),
+            )
+            assert got == expected, (c, got, expected)
+            seen_divergence |= expected[2]
+            seen_max_depth |= expected[0] == max_depth
+        state = new_state
+    if case == "divergent":
+        assert seen_divergence
+    if case == "capped":
+        assert seen_max_depth
+
+
+def test_tree_statistics_are_consistent():
+    kernel = NUTS(potential_fn=_gaussian([1.0, 2.0]), dim=2, step_size=0.05, max_tree_depth=4,
+                  adapt_step_size=False)
+    state = kernel.setup(16, 0, torch.Generator().manual_seed(3))
+    for _ in range(5):
+        state, stats = kernel.transition(state)
+        depth, n_steps = stats["tree_depth"], stats["n_steps"]
+        # A tree of depth d holds 2^d - 1 steps, plus at most one rejected
+        # subtree of 2^d more.
+        assert bool(((2**depth - 1 <= n_steps) & (n_steps <= 2 ** (depth + 1) - 1)).all())
+        assert bool((depth <= 4).all()) and bool((n_steps <= 15).all())
+        assert bool((depth == 4).any())
+        assert bool(((stats["accept_prob"] > 0.99) & (stats["accept_prob"] <= 1.0)).all())
+
+
+@given(st.integers(min_value=1, max_value=11))
+def test_checkpoint_plan_finds_the_first_leaf_of_every_closing_subtree(depth):
+    """Law of the plan: at odd leaf n, slots lo..hi hold (largest first) the
+    first leaves of the sub-subtrees of sizes 2^closing, ..., 2 ending at n,
+    the slots m-1.. of the left-half last leaves are not overwritten before
+    use, and nothing is read that was not written."""
+    a_slots: dict[int, int] = {}
+    m_slots: dict[int, int] = {}
+    for n, (slot, lo, hi, closing) in enumerate(_checkpoint_plan(2**depth)):
+        if n % 2 == 0:
+            assert slot >= 0 and closing == 0
+            a_slots[slot] = n
+            continue
+        sizes = [2**k for k in range(closing, 0, -1)]
+        assert closing == len(bin(n + 1)) - len(bin(n + 1).rstrip("0"))
+        assert [a_slots[s] for s in range(lo, hi + 1)] == [n - size + 1 for size in sizes]
+        # Last leaves of the left halves of the sub-subtrees of size >= 4.
+        assert [m_slots[k - 2] for k in range(2, closing + 1)] == [
+            n - 2 ** (k - 1) for k in range(2, closing + 1)
+        ]
+        m_slots[closing - 1] = n
