@@ -70,17 +70,19 @@ _simple_steps = st.one_of(
     st.builds(ast.IndexMap, names, set_exprs, set_exprs),
 )
 
-steps = st.recursive(
-    _simple_steps,
-    lambda body: st.builds(
-        ast.Marginalize,
-        names,
-        set_exprs,
-        families,
-        options,
+
+
+def _marginalize(body: st.SearchStrategy) -> st.SearchStrategy[ast.Marginalize]:
+    return st.builds(
+        ast.Marginalize, names, set_exprs, families, options,
         st.lists(body, min_size=1, max_size=3).map(tuple),
-    ),
-    max_leaves=6,
+    )
+
+
+# Two levels of nesting, spelled out: st.recursive over steps whose leaves
+# are themselves recursive strategies is several times slower to draw.
+steps = st.one_of(
+    _simple_steps, _marginalize(st.one_of(_simple_steps, _marginalize(_simple_steps)))
 )
 
 decls = st.one_of(
