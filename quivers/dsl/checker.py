@@ -247,7 +247,7 @@ class _Checker:
     def _program(self, p: ast.ProgramDecl) -> None:
         self._set(p.dom, p)
         self._set(p.cod, p)
-        opts = self._options(p.options, "program", p)
+        opts = self._options(p.options, "program")
         declared = self._effects(opts["effects"].value) if "effects" in opts else None
         self.effects[p.name] = declared
         scope = _Scope(p.name)
@@ -281,9 +281,7 @@ class _Checker:
             out.add(Effect[v.name])
         return frozenset(out)
 
-    def _options(
-        self, options: tuple[ast.Option, ...], construct: str, owner: ast.Node
-    ) -> dict[str, ast.Option]:
+    def _options(self, options: tuple[ast.Option, ...], construct: str) -> dict[str, ast.Option]:
         known = OPTIONS[construct]
         seen: dict[str, ast.Option] = {}
         for o in options:
@@ -319,7 +317,7 @@ class _Checker:
                 self._set(step.index_set, step)
             self._family(step.family, scope)
             construct = "sample" if isinstance(step, ast.Sample) else "observe"
-            opts = self._options(step.options, construct, step)
+            opts = self._options(step.options, construct)
             if "via" in opts:
                 self._via(opts["via"].value, step, scope)
         elif isinstance(step, ast.Marginalize):
@@ -331,7 +329,7 @@ class _Checker:
                     f"marginalize `{step.name}` needs a Categorical prior, got `{step.prior.name}`",
                     step.prior,
                 )
-            opts = self._options(step.options, "marginalize", step)
+            opts = self._options(step.options, "marginalize")
             if "over" in opts:
                 over = opts["over"].value
                 if not isinstance(over, ast.OptionName):
