@@ -70,9 +70,16 @@ class ELBO:
         guide: Any,
         x: Any = None,
         observations: Mapping[str, Any] | None = None,
-        scale: Mapping[str, float] | None = None,
+        subsample: Mapping[str, int] | None = None,
     ) -> tuple[torch.Tensor, float]:
-        """A surrogate loss to differentiate, and the value of ``-ELBO``."""
+        """A surrogate loss to differentiate, and the value of ``-ELBO``.
+
+        With ``subsample={"Item": b}`` the observations hold a mini-batch of
+        ``b`` rows of the plate ``Item`` and the likelihood is rescaled by
+        ``N / b`` (see :meth:`quivers.programs.Program.subsample`).
+        """
+        if subsample:
+            model = model.subsample(subsample)
         draw = guide(self.num_particles)
         log_joint = model.log_joint(x, observations, draw.latents)
         if log_joint.dim() > 1:

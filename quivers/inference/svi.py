@@ -58,10 +58,15 @@ class SVI:
             raise QuiversTypeError(f"loss must be an ELBO, got {type(loss).__name__}")
         self.model, self.guide, self.optimizer, self.loss = model, guide, optimizer, loss
 
-    def step(self, x: Any = None, observations: Any = None, **kwargs: Any) -> float:
-        """One gradient step; returns the estimate of ``-ELBO`` before it."""
+    def step(self, x: Any = None, observations: Any = None, subsample: Any = None) -> float:
+        """One gradient step; returns the estimate of ``-ELBO`` before it.
+
+        ``subsample={"Item": b}`` marks the observations as a mini-batch of
+        ``b`` rows of the plate ``Item``; the likelihood is rescaled so the
+        loss stays an unbiased estimate of the full ``-ELBO``.
+        """
         self.optimizer.zero_grad(set_to_none=True)
-        surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, **kwargs)
+        surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, subsample)
         surrogate.backward()
         self.optimizer.step()
         return value

@@ -95,6 +95,8 @@ class Program(nn.Module):
     ) -> None:
         super().__init__()
         self.name, self.dom, self.cod = name, dom, cod
+        self.term_scales: dict[str, float] = {}  # plate -> N / b, for mini-batches (subsample)
+        self._subsampled: dict[tuple, Program] = {}
         self.span, self.source = span, source
         try:
             self._build(tuple(steps), effects)
@@ -331,7 +333,10 @@ class Program(nn.Module):
     ) -> Run:
         env, maps, batch = self._env(observations, latents, mode, check_latents)
         try:
-            run = Run(self._compiled, env, mode, batch_shape=torch.Size(sample_shape) + batch, maps=maps, **kw)
+            run = Run(
+                self._compiled, env, mode, batch_shape=torch.Size(sample_shape) + batch, maps=maps,
+                scales=self.term_scales, **kw,
+            )
             if not check_latents:
                 run.diagnose = False
             return run.execute()
@@ -339,6 +344,17 @@ class Program(nn.Module):
             raise _with_source(err, self.source) from None
 
     # -------------------------------------------------------------- API
+
+    def subsample(self, sizes: Mapping[str, int]) -> Program:
+        """This program on mini-batches: each plate in ``sizes`` cut to that
+        many rows, its terms scaled by ``N / b`` (see
+        :func:`quivers.programs.subsample.subsample`). Cached per sizes."""
+        from quivers.programs.subsample import subsample
+
+        key = tuple(sorted(sizes.items()))
+        if key not in self._subsampled:
+            self._subsampled[key] = subsample(self, sizes)
+        return self._subsampled[key]
 
     def log_joint(
         self,

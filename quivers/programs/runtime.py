@@ -107,6 +107,7 @@ class Run:
     responsibilities: dict[str, Value] = field(default_factory=dict)
     site_terms: dict[str, Value] = field(default_factory=dict)
     diagnose: bool = True
+    scales: dict[str, float] = field(default_factory=dict)  # plate -> N / b on mini-batches
     _partial: bool = False  # scoring only what is given (a posterior draw)
 
     def execute(self) -> Run:
@@ -114,6 +115,9 @@ class Run:
         total = None
         for v, _ in terms:
             t = reduce_sum(v).tensor
+            for d in v.dims:
+                if d in self.scales:
+                    t = t * self.scales[d]
             total = t if total is None else total + t
         ref = self.env[REF].tensor
         self.log_density = total if total is not None else ref.new_zeros(())
