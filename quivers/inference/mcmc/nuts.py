@@ -185,8 +185,10 @@ class NUTS(HamiltonianKernel):
             active = valid & ~turned
             if not bool(active.any()):
                 break
-        z, g = proposal[:, :dim].contiguous(), proposal[:, dim : 2 * dim].contiguous()
-        u, h = proposal[:, 2 * dim], proposal[:, 2 * dim + 1]
+        # Copies, not views: the run keeps every draw and statistic, and a
+        # view would keep the whole packed row alive with it.
+        z, g = proposal[:, :dim].clone(), proposal[:, dim : 2 * dim].clone()
+        u, h = proposal[:, 2 * dim].clone(), proposal[:, 2 * dim + 1].clone()
         n_steps, accept_sum, diverging = tally
         stats = {
             "accept_prob": accept_sum / n_steps,
@@ -197,7 +199,7 @@ class NUTS(HamiltonianKernel):
             "step_size": self.step_size,
             "tree_depth": depth,
         }
-        return ChainState(z, u.contiguous(), g), stats
+        return ChainState(z, u, g), stats
 
     def _build_subtree(
         self,
