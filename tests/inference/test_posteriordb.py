@@ -89,7 +89,7 @@ def test_nuts_recovers_kidiq():
     from quivers.inference.program_adaptor import ProgramAdaptor
 
     prog, obs = kidiq()
-    mcmc = MCMC(NUTS(ProgramAdaptor(prog, observed_names={"mom_iq"})), num_warmup=600, num_samples=1000,
+    mcmc = MCMC(NUTS(ProgramAdaptor(prog, observed_names={"mom_iq"})), num_warmup=500, num_samples=600,
                 num_chains=4, seed=0, progress_bar=False)
     mcmc.run(None, obs)
     s = {k: v.numpy() for k, v in mcmc.get_samples(group_by_chain=True).items()}
@@ -103,10 +103,15 @@ def test_full_rank_svi_recovers_kidiq_means():
     guide = AutoMultivariateNormal(prog, observed_names={"kid_score", "mom_iq"})
     with torch.no_grad():  # start near the data's scale: slopes of order one, intercept of order ten
         guide.loc.copy_(torch.tensor([20.0, 0.5, 3.0]))
-    opt = torch.optim.Adam(guide.parameters(), lr=0.02)
+    # The intercept and slope correlate at -0.99 (mom_iq is not centred): a
+    # large step finds the ridge, a small one settles the ELBO's noise.
+    steps = 6000
+    opt = torch.optim.Adam(guide.parameters(), lr=0.05)
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 if i < 0.7 * steps else 0.1)
     svi = SVI(prog, guide, opt, ELBO(num_particles=16))
-    for _ in range(4000):
+    for _ in range(steps):
         svi.step(None, obs)
+        decay.step()
     post = {k: v.numpy() for k, v in guide.sample_posterior(20000).items()}
     draws = R.stan_names(post, "beta", "beta", 1) | {"sigma": post["sigma"]}
     assert R.check_variational(draws, "kidiq-kidscore_momiq") == []
