@@ -3,6 +3,8 @@ tensor algebra every other layer of quivers is written in.
 
 - :mod:`~quivers.categories.finset`: :class:`FinSet`, with products and
   coproducts;
+- :mod:`~quivers.categories.monoid`: :class:`Monoid`, the halves of a
+  semiring, and a ``logsumexp`` with safe gradients;
 - :mod:`~quivers.categories.semiring`: :class:`Semiring` values ``PROB``,
   ``LOG``, ``BOOL``, ``MAX_PLUS``, ``MIN_PLUS``, ``MAX_TIMES``,
   ``LUKASIEWICZ``, ``GODEL``;
@@ -62,6 +64,7 @@ from quivers.categories.function import (
 from quivers.categories.kan import fibre_prod, fibre_sum, left_kan, right_kan
 from quivers.categories.kernel import KERNEL_SEMIRINGS, Kernel
 from quivers.categories.morphism import Arrow, Morphism, then
+from quivers.categories.monoid import Monoid, logsumexp
 from quivers.categories.semiring import (
     BOOL,
     GODEL,
@@ -72,9 +75,7 @@ from quivers.categories.semiring import (
     MIN_PLUS,
     PROB,
     SEMIRINGS,
-    Monoid,
     Semiring,
-    logsumexp,
 )
 
 __all__ = [

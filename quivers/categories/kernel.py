@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from quivers.categories.finset import FinSet
 from quivers.categories.morphism import Morphism, _check_objects, _check_tensor
-from quivers.categories.semiring import LOG, PROB, Semiring, logsumexp
+from quivers.categories.monoid import logsumexp
+from quivers.categories.semiring import LOG, PROB, Semiring
 from quivers.errors import InvalidValueError, QuiversTypeError
 
 __all__ = ["Kernel", "KERNEL_SEMIRINGS"]

@@ -42,10 +42,23 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from quivers.categories.monoid import (
+    AND,
+    LOGSUMEXP,
+    LUKASIEWICZ_AND,
+    OR,
+    PRODUCT,
+    SUM,
+    Monoid,
+    logsumexp,
+    max_monoid,
+    min_monoid,
+)
 from quivers.errors import InvalidValueError, QuiversTypeError
 
+_INF = math.inf
+
 __all__ = [
-    "Monoid",
     "Semiring",
     "PROB",
     "LOG",
@@ -56,164 +69,7 @@ __all__ = [
     "LUKASIEWICZ",
     "GODEL",
     "SEMIRINGS",
-    "logsumexp",
 ]
-
-_INF = math.inf
-
-
-def logsumexp(t: Tensor, dim: int) -> Tensor:
-    """``log(sum(exp(t), dim))``, shifted by the maximum, with zero (not NaN)
-    gradient where every entry along ``dim`` is ``-inf``.
-
-    ``torch.logsumexp`` returns ``-inf`` there too, but its gradient is
-    ``exp(-inf - -inf) = NaN``.
-
-    Examples
-    --------
-    >>> x = torch.tensor([[0.0, 0.0], [-math.inf, -math.inf]], requires_grad=True)
-    >>> y = logsumexp(x, 1)
-    >>> y.detach()
-    tensor([0.6931,   -inf])
-    >>> y[1].backward(); x.grad
-    tensor([[0., 0.],
-            [0., 0.]])
-    """
-    if t.shape[dim] == 0:
-        return t.new_full(_drop(t.shape, dim), -_INF)
-    shift = t.detach().amax(dim, keepdim=True)
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-    total = (t - shift).exp().sum(dim)
-    return _log_or_neg_inf(total) + shift.squeeze(dim)
-
-
-def _log_or_neg_inf(total: Tensor) -> Tensor:
-    # log(0) = -inf is right, but its backward divides by zero; routing the
-    # zeros through a constant keeps their gradient at exactly zero.
-    empty = total == 0
-    return torch.where(empty, -_INF, torch.where(empty, torch.ones_like(total), total).log())
-
-
-def _drop(shape: torch.Size, dim: int) -> tuple[int, ...]:
-    dims = list(shape)
-    del dims[dim]
-    return tuple(dims)
-
-
-def _expand_index(index: Tensor, w: Tensor) -> Tensor:
-    return index.view(-1, *([1] * (w.dim() - 1))).expand_as(w)
-
-
-def _scatter_reduce(kind: str) -> Callable[[Tensor, Tensor, int, float], Tensor]:
-    def scatter(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
-        out = w.new_full((groups, *w.shape[1:]), unit)
-        if kind == "sum":
-            return out.index_add(0, index, w)
-        return out.scatter_reduce(0, _expand_index(index, w), w, kind, include_self=True)
-
-    return scatter
-
-
-def _scatter_logsumexp(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
-    shape = (groups, *w.shape[1:])
-    shift = w.new_full(shape, -_INF).scatter_reduce(
-        0, _expand_index(index, w), w.detach(), "amax", include_self=True
-    )
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-    total = w.new_zeros(shape).index_add(0, index, (w - shift[index]).exp())
-    return _log_or_neg_inf(total) + shift
-
-
-def _scatter_any(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
-    counts = torch.zeros((groups, *w.shape[1:]), dtype=torch.long, device=w.device)
-    return counts.index_add(0, index, w.long()) > 0
-
-
-def _scatter_all(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
-    counts = torch.zeros((groups, *w.shape[1:]), dtype=torch.long, device=w.device)
-    return counts.index_add(0, index, (~w).long()) == 0
-
-
-def _lukasiewicz(a: Tensor, b: Tensor) -> Tensor:
-    return (a + b - 1).clamp(min=0)
-
-
-def _lukasiewicz_reduce(t: Tensor, dim: int) -> Tensor:
-    # max(0, a1 + ... + an - (n - 1)): once the running value clamps to 0 it
-    # stays there, because every further term is at most 1.
-    return ((t - 1).sum(dim) + 1).clamp(min=0)
-
-
-def _scatter_lukasiewicz(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
-    return (w.new_zeros((groups, *w.shape[1:])).index_add(0, index, w - 1) + 1).clamp(min=0)
-
-
-def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
-    return logsumexp(torch.stack(torch.broadcast_tensors(a, b)), 0)
-
-
-@dataclass(frozen=True, repr=False)
-class Monoid:
-    """A commutative monoid on tensors: an elementwise operation, its unit,
-    and the reductions along an axis and over the fibres of an index map.
-
-    Parameters
-    ----------
-    name
-        Shown in reprs and messages.
-    op
-        The elementwise binary operation, broadcasting.
-    unit
-        Its unit, a Python scalar.
-    reduce_nonempty
-        ``reduce_nonempty(t, dim)`` folds ``op`` along a non-empty axis.
-    scatter
-        ``scatter(w, index, groups, unit)`` folds ``op`` over the rows of
-        ``w`` that ``index`` sends to each group (empty groups get ``unit``).
-    idempotent
-        Whether ``op(a, a) == a``.
-
-    Examples
-    --------
-    >>> MAX_PLUS.plus.reduce(torch.tensor([[1.0, 3.0], [2.0, 0.0]]), 0)
-    tensor([2., 3.])
-    >>> MAX_PLUS.plus.reduce(torch.zeros(0, 2), 0)
-    tensor([-inf, -inf])
-    """
-
-    name: str
-    op: Callable[[Tensor, Tensor], Tensor]
-    unit: float | bool
-    reduce_nonempty: Callable[[Tensor, int], Tensor]
-    scatter: Callable[[Tensor, Tensor, int, float], Tensor]
-    idempotent: bool = False
-
-    def reduce(self, t: Tensor, dim: int) -> Tensor:
-        """Fold ``op`` along ``dim``; an empty axis gives ``unit``."""
-        if t.shape[dim] == 0:
-            return t.new_full(_drop(t.shape, dim), self.unit)
-        return self.reduce_nonempty(t, dim)
-
-    def __repr__(self) -> str:
-        return f"<monoid {self.name}>"
-
-
-_SUM = Monoid("sum", torch.add, 0.0, torch.sum, _scatter_reduce("sum"))
-_PRODUCT = Monoid("product", torch.mul, 1.0, torch.prod, _scatter_reduce("prod"))
-_LOGSUMEXP = Monoid("logsumexp", _logaddexp, -_INF, logsumexp, _scatter_logsumexp)
-_OR = Monoid("or", torch.logical_or, False, torch.any, _scatter_any, idempotent=True)
-_AND = Monoid("and", torch.logical_and, True, torch.all, _scatter_all, idempotent=True)
-_LUKASIEWICZ_AND = Monoid(
-    "lukasiewicz", _lukasiewicz, 1.0, _lukasiewicz_reduce, _scatter_lukasiewicz
-)
-
-
-def _max(unit: float) -> Monoid:
-    return Monoid(f"max{unit:g}", torch.maximum, unit, torch.amax, _scatter_reduce("amax"), True)
-
-
-def _min(unit: float) -> Monoid:
-    return Monoid(f"min{unit:g}", torch.minimum, unit, torch.amin, _scatter_reduce("amin"), True)
 
 
 @dataclass(frozen=True, repr=False)
@@ -372,10 +228,6 @@ class Semiring:
             raise QuiversTypeError(f"{what} in `{self}` must be floating point, got {t.dtype}")
         return t
 
-    def full(self, shape: tuple[int, ...], value: float | bool, dtype: torch.dtype | None = None) -> Tensor:
-        """A tensor of ``shape`` filled with ``value`` in this semiring's dtype."""
-        return torch.full(shape, value, dtype=self.tensor_dtype(dtype))
-
     def tensor_dtype(self, dtype: torch.dtype | None = None) -> torch.dtype:
         """The dtype tensors of this semiring use, given a preference."""
         if self.dtype is not None:
@@ -422,39 +274,39 @@ def _between_0_and_1(t: Tensor) -> Tensor:
 
 
 PROB = Semiring(
-    "PROB", _SUM, _PRODUCT,
+    "PROB", SUM, PRODUCT,
     contains=lambda t: torch.isfinite(t) & (t >= 0),
     domain="finite non-negative reals",
     matmul=torch.matmul,
 )
 LOG = Semiring(
-    "LOG", _LOGSUMEXP, _SUM,
+    "LOG", LOGSUMEXP, SUM,
     contains=lambda t: t < _INF,
     domain="reals and -inf",
     matmul=_log_matmul,
 )
 BOOL = Semiring(
-    "BOOL", _OR, _AND,
+    "BOOL", OR, AND,
     contains=lambda t: torch.ones_like(t, dtype=torch.bool),
     domain="booleans",
     dtype=torch.bool,
     matmul=_bool_matmul,
 )
 MAX_PLUS = Semiring(
-    "MAX_PLUS", _max(-_INF), _SUM, contains=lambda t: t < _INF, domain="reals and -inf"
+    "MAX_PLUS", max_monoid(-_INF), SUM, contains=lambda t: t < _INF, domain="reals and -inf"
 )
 MIN_PLUS = Semiring(
-    "MIN_PLUS", _min(_INF), _SUM, contains=lambda t: t > -_INF, domain="reals and +inf"
+    "MIN_PLUS", min_monoid(_INF), SUM, contains=lambda t: t > -_INF, domain="reals and +inf"
 )
 MAX_TIMES = Semiring(
-    "MAX_TIMES", _max(0.0), _PRODUCT,
+    "MAX_TIMES", max_monoid(0.0), PRODUCT,
     contains=lambda t: torch.isfinite(t) & (t >= 0),
     domain="finite non-negative reals",
 )
 LUKASIEWICZ = Semiring(
-    "LUKASIEWICZ", _max(0.0), _LUKASIEWICZ_AND, contains=_between_0_and_1, domain="[0, 1]"
+    "LUKASIEWICZ", max_monoid(0.0), LUKASIEWICZ_AND, contains=_between_0_and_1, domain="[0, 1]"
 )
-GODEL = Semiring("GODEL", _max(0.0), _min(1.0), contains=_between_0_and_1, domain="[0, 1]")
+GODEL = Semiring("GODEL", max_monoid(0.0), min_monoid(1.0), contains=_between_0_and_1, domain="[0, 1]")
 
 SEMIRINGS: tuple[Semiring, ...] = (PROB, LOG, BOOL, MAX_PLUS, MIN_PLUS, MAX_TIMES, LUKASIEWICZ, GODEL)
 """Every semiring constant, in a fixed order (for tests and lookups)."""
