@@ -73,16 +73,31 @@ class FitResult:
     def flat_samples(self) -> dict[str, torch.Tensor]:
         return {k: v.reshape((-1,) + tuple(v.shape[2:])) for k, v in self.samples.items()}
 
-    def to_inference_data(self) -> Any:
-        """The posterior as ``arviz.InferenceData``."""
+    def to_inference_data(self, log_likelihood: bool = True) -> Any:
+        """The posterior as ``arviz.InferenceData``: posterior, sample
+        statistics (NUTS), observed data, and the pointwise log likelihood
+        of each observed site (per row; a per-row mixture's row density),
+        which ArviZ's ``loo`` and ``waic`` read."""
         from quivers.inference.diagnostics import to_inference_data
 
         observed = {
             k: v for k, v in self.observations.items()
             if k in self.model.sites and self.model.sites[k].kind == "observed"
         }
-        stats = self.mcmc._stats if self.mcmc is not None else None
-        return to_inference_data(self.samples, sample_stats=stats, observed_data=observed)
+        stats = self.mcmc.get_sample_stats(group_by_chain=True) if self.mcmc is not None else None
+        pointwise = None
+        if log_likelihood:
+            lead = next(iter(self.samples.values())).shape[:2]
+            with torch.no_grad():
+                terms = self.model.pointwise_log_likelihood(self.x, self.observations, self.flat_samples())
+            pointwise = {}
+            for name, t in terms.items():
+                site = self.model.sites[name]
+                t = t.reshape((-1,) + tuple(t.shape[t.dim() - len(site.shape) :]))
+                pointwise[name] = t.reshape(tuple(lead) + tuple(t.shape[1:]))
+        return to_inference_data(
+            self.samples, sample_stats=stats, observed_data=observed, log_likelihood=pointwise
+        )
 
     def summary(self, prob: float = 0.9) -> Any:
         """ArviZ's summary table (a pandas DataFrame). For SVI the draws are

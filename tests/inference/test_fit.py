@@ -52,6 +52,12 @@ def test_fit_nuts_reports_rhat_and_ess():
     assert result.samples["mu_k"].shape == (2, 150, 2)
     table = result.summary()
     assert {"r_hat", "ess_bulk", "ess_tail"} <= set(table.columns)
+    idata = result.to_inference_data()
+    assert set(idata.groups()) >= {"posterior", "sample_stats", "observed_data", "log_likelihood"}
+    assert dict(idata.log_likelihood["y"].sizes)["chain"] == 2
+    import arviz as az
+
+    assert az.loo(idata).elpd_loo < 0  # ArviZ reads the per-row mixture densities
 
 
 def test_fit_bad_input():
