@@ -32,7 +32,7 @@ from typing import Any
 import sympy
 import torch
 
-from quivers.errors import QuiversTypeError, ShapeError, UnknownNameError
+from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum
 
 __all__ = ["Expr", "var", "const", "call", "FUNCTIONS", "compile_expr", "as_expr", "constant_tensors", "REF"]
@@ -205,7 +205,13 @@ Evaluator = Callable[[Env], Value]
 def compile_expr(expr: Any) -> Evaluator:
     """Compile an expression into a function from an environment of
     :class:`Value` s to a :class:`Value`."""
-    return _compile(as_expr(expr).sympy)
+    e = as_expr(expr).sympy
+    if e.has(sympy.zoo, sympy.nan, sympy.I):
+        raise InvalidValueError(
+            f"expression `{e}` has no finite real value (it folds to a complex number, an "
+            "undefined value or a complex infinity, e.g. log(0), 1/0 or sqrt(-1))"
+        )
+    return _compile(e)
 
 
 def _compile(e: sympy.Basic) -> Evaluator:

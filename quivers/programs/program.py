@@ -46,7 +46,7 @@ from quivers.programs.effects import Effect
 from quivers.programs.expr import REF, Expr, compile_expr, constant_tensors
 from quivers.programs.graph import block_order, dependency_graph
 from quivers.programs.named import Value, to_layout
-from quivers.programs.runtime import RETURN, Compiled, Run
+from quivers.programs.runtime import RETURN, Compiled, Run, in_step
 from quivers.programs.shapes import check_shapes, index_set_sizes
 from quivers.programs.sites import Site, analyze
 from quivers.programs.steps import (
@@ -168,22 +168,28 @@ class Program(nn.Module):
         def visit(block: Sequence[Step]) -> None:
             nonlocal n_buffers
             for s in block:
-                if isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
-                    fam = s.prior if isinstance(s, MarginalizeStep) else s.family
-                    target = self._param_target(s)
-                    params[id(s)] = {}
-                    for key, e in fam.args.items():
-                        params[id(s)][key] = compile_expr(e)
-                        kind = "marginalize" if isinstance(s, MarginalizeStep) else "step"
-                        where = f"{kind} `{s.name}`, parameter `{key}`"
-                        self._register_constants(e, target, fam.spec.param(key).event_rank, where)
-                if isinstance(s, (LetStep, FactorStep, ReturnStep)):
-                    exprs[id(s)] = compile_expr(s.expr)
-                    where = f"let `{s.name}`" if isinstance(s, LetStep) else type(s).__name__.removesuffix("Step").lower()
-                    self._register_constants(s.expr, None, 0, where)
-                if isinstance(s, MarginalizeStep):
-                    order[id(s)] = block_order(s.body)
-                    visit(s.body)
+                try:
+                    compile_step(s)
+                except QuiversError as err:
+                    raise in_step(err, s) from None
+
+        def compile_step(s: Step) -> None:
+            if isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
+                fam = s.prior if isinstance(s, MarginalizeStep) else s.family
+                target = self._param_target(s)
+                params[id(s)] = {}
+                for key, e in fam.args.items():
+                    params[id(s)][key] = compile_expr(e)
+                    kind = "marginalize" if isinstance(s, MarginalizeStep) else "step"
+                    where = f"{kind} `{s.name}`, parameter `{key}`"
+                    self._register_constants(e, target, fam.spec.param(key).event_rank, where)
+            if isinstance(s, (LetStep, FactorStep, ReturnStep)):
+                exprs[id(s)] = compile_expr(s.expr)
+                where = f"let `{s.name}`" if isinstance(s, LetStep) else type(s).__name__.removesuffix("Step").lower()
+                self._register_constants(s.expr, None, 0, where)
+            if isinstance(s, MarginalizeStep):
+                order[id(s)] = block_order(s.body)
+                visit(s.body)
 
         visit(self.steps)
         lets = check_shapes(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from quivers.errors import QuiversTypeError, ShapeError, UnknownNameError
+from quivers.errors import QuiversError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.expr import _REDUCTIONS, INDEX
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
@@ -140,6 +140,13 @@ class _Checker:
     # --------------------------------------------------------------- steps
 
     def step(self, s: Step, order, enumerated: tuple[str, ...]) -> None:
+        try:
+            self._step(s, order, enumerated)
+        except QuiversError as err:
+            # the innermost step that has a span is where the user looks
+            raise err.located(getattr(s, "span", None), None) from None
+
+    def _step(self, s: Step, order, enumerated: tuple[str, ...]) -> None:
         if isinstance(s, (SampleStep, ObserveStep)):
             site = self.sites[s.name]
             if site.kind != "index":

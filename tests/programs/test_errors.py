@@ -363,3 +363,27 @@ def test_junk_data_gives_quivers_errors_only(name, value, as_observation, method
                 getattr(prog, method)(None, o, la)
         except QuiversError:
             pass
+
+
+def test_expression_folding_to_no_real_value_is_named():
+    from quivers.programs import call, const, let
+
+    I = FinSet("I", 2)
+    with pytest.raises(InvalidValueError, match=r"step `x`.*no finite real value"):
+        Program("p", I, I, [let("x", call("log", const(0)))])
+
+
+def test_build_time_shape_errors_point_at_the_step_line():
+    from quivers.dsl import loads
+
+    src = (
+        "object I : FinSet 3\n"
+        "object K : FinSet 2\n"
+        "program p : I -> I\n"
+        "    sample mu : K <- Normal(0.0, 1.0)\n"
+        "    observe y : I <- Normal(mu, 1.0)\n"
+        "export p\n"
+    )
+    with pytest.raises(QuiversError) as info:
+        loads(src)
+    assert info.value.span is not None and info.value.span.line == 5
