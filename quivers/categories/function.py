@@ -149,7 +149,8 @@ class FinFunction(Arrow):
             pairs = self.mapping[:, None] * other.cod.size + other.mapping[None, :]
             return FinFunction._trusted(self.dom * other.dom, self.cod * other.cod, pairs.reshape(-1))
         if isinstance(other, Morphism):
-            return self.as_morphism(other.semiring, other.tensor.dtype).par(other)
+            theirs = other.tensor
+            return self.as_morphism(other.semiring, theirs.dtype, theirs.device).par(other)
         raise QuiversTypeError(
             f"cannot tensor `{self.dom} -> {self.cod}` with {type(other).__name__} {other!r}"
         )
@@ -163,7 +164,9 @@ class FinFunction(Arrow):
             first.dom, self.cod, pushed.movedim(0, -1), first.semiring
         )
 
-    def as_morphism(self, semiring: Semiring, dtype: torch.dtype | None = None) -> Morphism:
+    def as_morphism(
+        self, semiring: Semiring, dtype: torch.dtype | None = None, device: torch.device | None = None
+    ) -> Morphism:
         """The matrix of this function in ``semiring``: a :class:`Kernel` in
         ``PROB`` and ``LOG``, a :class:`Morphism` elsewhere.
 
@@ -175,9 +178,10 @@ class FinFunction(Arrow):
                 [True]])
         """
         dtype = semiring.tensor_dtype(dtype)
-        hits = self.mapping[:, None] == torch.arange(self.cod.size)[None, :]
-        one = torch.tensor(semiring.one, dtype=dtype)
-        zero = torch.tensor(semiring.zero, dtype=dtype)
+        mapping = self.mapping.to(device)
+        hits = mapping[:, None] == torch.arange(self.cod.size, device=mapping.device)[None, :]
+        one = torch.tensor(semiring.one, dtype=dtype, device=mapping.device)
+        zero = torch.tensor(semiring.zero, dtype=dtype, device=mapping.device)
         cls = Kernel if semiring in KERNEL_SEMIRINGS else Morphism
         return cls._trusted(self.dom, self.cod, torch.where(hits, one, zero), semiring)
 
@@ -237,7 +241,12 @@ def _check_range(index: Tensor, cod: FinSet, under: str, of: str) -> None:
         )
 
 
-def identity(obj: FinSet, semiring: Semiring = PROB, dtype: torch.dtype | None = None) -> Morphism:
+def identity(
+    obj: FinSet,
+    semiring: Semiring = PROB,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> Morphism:
     """The identity morphism on ``obj`` in ``semiring`` (a Kernel in PROB
     and LOG).
 
@@ -249,7 +258,8 @@ def identity(obj: FinSet, semiring: Semiring = PROB, dtype: torch.dtype | None =
             [-inf, 0.]])
     """
     _check_objects("identity", obj, obj, semiring)
-    return FinFunction.id(obj).as_morphism(semiring, dtype)
+    kind = Kernel if semiring in KERNEL_SEMIRINGS else Morphism
+    return kind.id(obj, semiring, dtype, device)
 
 
 def copy(obj: FinSet) -> FinFunction:

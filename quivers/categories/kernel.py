@@ -145,7 +145,13 @@ class Kernel(Morphism):
         return self.logits.log_softmax(-1)
 
     @classmethod
-    def id(cls, obj: FinSet, semiring: Semiring = PROB, dtype: torch.dtype | None = None) -> Kernel:
+    def id(
+        cls,
+        obj: FinSet,
+        semiring: Semiring = PROB,
+        dtype: torch.dtype | None = None,
+        device: torch.device | None = None,
+    ) -> Kernel:
         """The identity kernel on ``obj``.
 
         Examples
@@ -155,7 +161,7 @@ class Kernel(Morphism):
                 [0., 1.]])
         """
         _check_kernel_semiring(semiring, obj, obj)
-        return super().id(obj, semiring, dtype)  # type: ignore[return-value]
+        return super().id(obj, semiring, dtype, device)  # type: ignore[return-value]
 
     @property
     def is_stochastic(self) -> bool:

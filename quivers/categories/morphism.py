@@ -56,8 +56,11 @@ class Arrow(ABC):
         """``self`` beside ``other``, written ``self @ other``."""
 
     @abstractmethod
-    def as_morphism(self, semiring: Semiring) -> Morphism:
-        """This arrow as a matrix over ``semiring``."""
+    def as_morphism(
+        self, semiring: Semiring, dtype: torch.dtype | None = None, device: torch.device | None = None
+    ) -> Morphism:
+        """This arrow as a matrix over ``semiring``, on ``device`` in ``dtype``
+        where given."""
 
     @property
     def is_stochastic(self) -> bool:
@@ -75,13 +78,13 @@ class Arrow(ABC):
     def __rshift__(self, other: Arrow) -> Arrow:
         return self.then(other)
 
+    def __matmul__(self, other: Arrow) -> Arrow:
+        return self.par(other)
+
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         # IPython's protocol, which hypothesis also follows: show the
         # evaluable repr rather than the dataclass fields.
         printer.text(repr(self))
-
-    def __matmul__(self, other: Arrow) -> Arrow:
-        return self.par(other)
 
     def _check_composable(self, other: object) -> None:
         if not isinstance(other, Arrow):
@@ -188,7 +191,13 @@ class Morphism(Arrow):
         return self.tensor.shape[:-2]
 
     @classmethod
-    def id(cls, obj: FinSet, semiring: Semiring = PROB, dtype: torch.dtype | None = None) -> Morphism:
+    def id(
+        cls,
+        obj: FinSet,
+        semiring: Semiring = PROB,
+        dtype: torch.dtype | None = None,
+        device: torch.device | None = None,
+    ) -> Morphism:
         """The identity on ``obj``: ``one`` on the diagonal, ``zero`` off it.
 
         Examples
@@ -199,19 +208,24 @@ class Morphism(Arrow):
                 [-inf, 0.]])
         """
         dtype = semiring.tensor_dtype(dtype)
-        eye = torch.eye(obj.size, dtype=torch.bool)
-        one = torch.tensor(semiring.one, dtype=dtype)
-        zero = torch.tensor(semiring.zero, dtype=dtype)
+        eye = torch.eye(obj.size, dtype=torch.bool, device=device)
+        one = torch.tensor(semiring.one, dtype=dtype, device=device)
+        zero = torch.tensor(semiring.zero, dtype=dtype, device=device)
         return cls._trusted(obj, obj, torch.where(eye, one, zero), semiring)
 
-    def as_morphism(self, semiring: Semiring) -> Morphism:
-        """``self``, after checking that it lives in ``semiring``."""
+    def as_morphism(
+        self, semiring: Semiring, dtype: torch.dtype | None = None, device: torch.device | None = None
+    ) -> Morphism:
+        """``self`` (moved to ``dtype`` and ``device`` where given), after
+        checking that it lives in ``semiring``."""
         if semiring != self.semiring:
             raise CompositionError(
                 f"`{self.dom} -> {self.cod}` is a morphism in `{self.semiring}`, not in "
                 f"`{semiring}`; base-change it first (see quivers.categories.base_change)"
             )
-        return self
+        if dtype is None and device is None:
+            return self
+        return type(self)._trusted(self.dom, self.cod, self.tensor.to(device, dtype), semiring)
 
     def then(self, other: Arrow) -> Arrow:
         """Compose: the semiring matrix product of the two tensors."""
@@ -230,12 +244,14 @@ class Morphism(Arrow):
             )
         if isinstance(other, Morphism):
             _check_same_semiring("tensor", self, other)
-        other_m = other.as_morphism(self.semiring)
+            other_m = other
+        else:
+            ours = self.tensor
+            other_m = other.as_morphism(self.semiring, ours.dtype, ours.device)
         a, b = _broadcast(self, other_m)
-        n, k = a.shape[-2:]
-        m, l = b.shape[-2:]
+        rows, cols = a.shape[-2] * b.shape[-2], a.shape[-1] * b.shape[-1]
         tensor = self.semiring.mul(a[..., :, None, :, None], b[..., None, :, None, :])
-        tensor = tensor.reshape(*tensor.shape[:-4], n * m, k * l)
+        tensor = tensor.reshape(*tensor.shape[:-4], rows, cols)
         return self._result_type(other)._trusted(
             self.dom * other.dom, self.cod * other.cod, tensor, self.semiring
         )
@@ -281,6 +297,10 @@ def _broadcast(f: Morphism, g: Morphism) -> tuple[Tensor, Tensor]:
     """The two tensors with their batch axes broadcast against each other."""
     # Read each tensor once: a kernel built from logits recomputes it.
     a, b = f.tensor, g.tensor
+    if a.device != b.device:
+        raise QuiversTypeError(
+            f"`{f.dom} -> {f.cod}` is on {a.device} but `{g.dom} -> {g.cod}` is on {b.device}"
+        )
     if a.dtype != b.dtype:
         # Mixed precisions meet at the wider one, as torch's arithmetic does.
         dtype = torch.promote_types(a.dtype, b.dtype)
