@@ -62,8 +62,9 @@ def test_homomorphism_laws(hom, data):
 def test_base_change_is_a_functor(hom, data):
     source, target = cases(hom)
     A, B, C = (data.draw(finsets()) for _ in range(3))
-    f, g = data.draw(morphisms(source, A, B)), data.draw(morphisms(source, B, C))
-    h = data.draw(morphisms(source, C, A))
+    # Batches are left out here: how they broadcast is the category tests' job.
+    f, g = data.draw(morphisms(source, A, B, False)), data.draw(morphisms(source, B, C, False))
+    h = data.draw(morphisms(source, C, A, False))
     assert_tensors_equal(target, hom(f >> g).tensor, (hom(f) >> hom(g)).tensor)
     assert_tensors_equal(target, hom(f @ h).tensor, (hom(f) @ hom(h)).tensor)
     image = hom(identity(A, hom.source, DTYPE))

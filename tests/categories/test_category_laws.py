@@ -34,6 +34,7 @@ from tests.categories.strategies import (
     kernels,
     matrix,
     morphisms,
+    tensors,
 )
 
 every_semiring = pytest.mark.parametrize("case", CASES, ids=repr)
@@ -130,15 +131,14 @@ def test_functions_act_as_their_matrices(case, data):
 @given(data=st.data())
 def test_batches_broadcast_like_separate_morphisms(case, data):
     A, B, C = objects(data, 3)
-    f = Morphism(A, B, torch.stack([data.draw(morphisms(case, A, B, batch=False)).tensor for _ in range(2)]), case.semiring)
+    f = Morphism(A, B, data.draw(tensors(case, (2, A.size, B.size))), case.semiring)
     g = data.draw(morphisms(case, B, C, batch=False))
     h = data.draw(morphisms(case, C, A, batch=False))
     composite, product = f >> g, f @ h
     assert composite.batch_shape == product.batch_shape == (2,)
-    for i in range(2):
-        fi = Morphism(A, B, f.tensor[i], case.semiring)
-        assert_tensors_equal(case, composite.tensor[i], (fi >> g).tensor)
-        assert_tensors_equal(case, product.tensor[i], (fi @ h).tensor)
+    slices = [Morphism(A, B, f.tensor[i], case.semiring) for i in range(2)]
+    assert_tensors_equal(case, composite.tensor, torch.stack([(fi >> g).tensor for fi in slices]))
+    assert_tensors_equal(case, product.tensor, torch.stack([(fi @ h).tensor for fi in slices]))
 
 
 @every_semiring
