@@ -1,0 +1,64 @@
+"""Peak memory of the largest case, each implementation in a fresh process.
+
+``python -m benchmarks.memory IMPL`` builds the GMM at N=100,000, K=32 with
+``IMPL`` (``quivers`` or ``torch``), records the process's peak resident
+set size (``ru_maxrss``), runs a few SVI steps and prints, as JSON, the
+peak before the steps, after them, and the growth: the memory one SVI
+step needs on top of the data and the model.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.report import Row
+
+__all__ = ["run", "measure"]
+
+ROOT = Path(__file__).resolve().parents[1]
+N, K = 100_000, 32
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+
+
+def measure(impl: str) -> dict:
+    import torch
+
+    from benchmarks import gmm
+    from benchmarks import models as M
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    y = M.simulate_gmm(N, K)
+    q, guide = gmm.quivers_step(y, K)
+    step = q if impl == "quivers" else gmm.torch_step(y, K, guide)
+    before = _peak_mib()
+    for _ in range(3):
+        step()
+    after = _peak_mib()
+    return {"impl": impl, "peak_before_mib": before, "peak_after_mib": after, "step_mib": after - before}
+
+
+def _in_subprocess(impl: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", impl], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(opts) -> list[Row]:
+    q, t = _in_subprocess("quivers"), _in_subprocess("torch")
+    return [Row("peak memory, GMM SVI step", f"N={N:,} K={K}", 1, "quivers", q["step_mib"], "torch by hand",
+                t["step_mib"], "MiB", q["step_mib"] / t["step_mib"] if t["step_mib"] > 0 else None, "rss",
+                None, None, f"peak RSS quivers {q['peak_after_mib']:.0f} MiB, torch {t['peak_after_mib']:.0f} MiB",
+                {"quivers": q, "torch": t})]
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1])))

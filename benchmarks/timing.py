@@ -1,0 +1,148 @@
+"""Timing for the benchmarks: alternating runs, medians, thread settings.
+
+Every comparison times its implementations in the same process, one call
+of each in turn (the order rotating every round so that none always runs
+first), after a warm-up, and reports the median of each. Both clocks are
+kept: wall time (``perf_counter``) and the process's CPU time
+(``process_time``). On a machine shared with other work the scheduler
+preempts long calls more often than short ones, which inflates wall-clock
+medians unevenly; a single-threaded call's CPU time is what its wall time
+would be on an idle machine, so single-threaded rows are judged on CPU time
+and multi-threaded rows, where CPU time counts every core, on wall time
+(``--clock`` overrides this).
+
+Examples
+--------
+>>> stats = compare({"a": lambda: sum(range(100)), "b": lambda: sum(range(10))}, rounds=5, warmup=1)
+>>> sorted(stats), stats["a"].rounds
+(['a', 'b'], 5)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Options", "Stats", "compare", "threads", "DEFAULT_THREADS", "judge_clock", "ratio", "pyro_or_none"]
+
+DEFAULT_THREADS = torch.get_num_threads()
+"""Torch's intra-op threads when the suite started: the default-threaded rows."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the suite runs: ``quick`` shrinks rounds and sizes for a smoke
+    run, ``clock`` is ``auto``, ``wall`` or ``cpu``, ``thread_counts`` the
+    torch thread settings of the rows, ``budget_s`` the most wall time one
+    comparison may take."""
+
+    quick: bool = False
+    clock: str = "auto"
+    thread_counts: tuple[int, ...] = (1, DEFAULT_THREADS)
+    budget_s: float = 20.0
+
+    @property
+    def rounds(self) -> int:
+        return 7 if self.quick else 31
+
+
+def pyro_or_none():
+    """Pyro, imported lazily, or None when it is not installed (its rows are then skipped)."""
+    try:
+        import pyro
+    except ImportError:
+        return None
+    return pyro
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Medians (seconds) of one implementation's calls."""
+
+    wall: float
+    cpu: float
+    wall_min: float
+    rounds: int
+
+    def to_json(self) -> dict:
+        return {
+            "wall_median_ms": self.wall * 1e3,
+            "cpu_median_ms": self.cpu * 1e3,
+            "wall_min_ms": self.wall_min * 1e3,
+            "rounds": self.rounds,
+        }
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def compare(
+    fns: Mapping[str, Callable[[], object]],
+    rounds: int = 30,
+    warmup: int = 3,
+    budget_s: float | None = None,
+) -> dict[str, Stats]:
+    """Time each function of ``fns`` alternately and return their medians.
+
+    ``rounds`` calls of each are timed after ``warmup`` untimed ones; with
+    ``budget_s`` the rounds stop early once that much wall time has passed
+    (at least five rounds are always run). The garbage collector is off
+    while a call is timed, as in :mod:`timeit`.
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    start = time.perf_counter()
+    enabled = gc.isenabled()
+    try:
+        for r in range(rounds):
+            order = names[r % len(names):] + names[: r % len(names)]
+            for name in order:
+                gc.collect()
+                gc.disable()
+                c0, w0 = time.process_time(), time.perf_counter()
+                fns[name]()
+                w1, c1 = time.perf_counter(), time.process_time()
+                gc.enable()
+                wall[name].append(w1 - w0)
+                cpu[name].append(c1 - c0)
+            if budget_s is not None and r >= 4 and time.perf_counter() - start > budget_s:
+                break
+    finally:
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+    return {
+        n: Stats(statistics.median(wall[n]), statistics.median(cpu[n]), min(wall[n]), len(wall[n]))
+        for n in names
+    }
+
+
+def judge_clock(clock: str, n_threads: int) -> str:
+    """The clock a row is judged on: ``"cpu"`` or ``"wall"``."""
+    if clock != "auto":
+        return clock
+    return "cpu" if n_threads == 1 else "wall"
+
+
+def ratio(a: Stats, b: Stats, clock: str) -> float:
+    """``a / b`` on the chosen clock."""
+    return (a.cpu / b.cpu) if clock == "cpu" else (a.wall / b.wall)
