@@ -48,9 +48,9 @@ def gmm(n: int) -> Program:
 
 def test_nuts_on_marginalized_mixture_recovers_components():
     torch.manual_seed(0)
-    z = torch.bernoulli(torch.full((200,), 0.6)).long()
-    y = torch.randn(200) * torch.tensor([0.5, 0.7])[z] + torch.tensor([-2.0, 2.0])[z]
-    mcmc = MCMC(NUTS(gmm(200)), num_warmup=200, num_samples=200, num_chains=2, seed=3, progress_bar=False)
+    z = torch.bernoulli(torch.full((150,), 0.6)).long()
+    y = torch.randn(150) * torch.tensor([0.5, 0.7])[z] + torch.tensor([-2.0, 2.0])[z]
+    mcmc = MCMC(NUTS(gmm(150)), num_warmup=150, num_samples=150, num_chains=2, seed=3, progress_bar=False)
     mcmc.run(None, {"y": y})
     s = mcmc.get_samples(group_by_chain=True)
     for c in range(2):  # each chain settles in one labelling
