@@ -159,7 +159,7 @@ class FinFunction(Arrow):
         # m >> f sums each row of m over the fibres of f: the left Kan
         # extension along f, applied to the codomain axis.
         columns = first.tensor.movedim(-1, 0)
-        pushed = first.semiring.fibre_sum(columns, self.mapping.to(columns.device), self.cod.size)
+        pushed = first.semiring.fibre_sum(self.mapping.to(columns.device), columns, self.cod.size)
         return first._result_type(self)._trusted(
             first.dom, self.cod, pushed.movedim(0, -1), first.semiring
         )

@@ -71,7 +71,7 @@ def left_kan(f: FinFunction, w: Tensor, semiring: Semiring) -> Tensor:
     tensor([ 0.6931,    -inf, -1.0000])
     """
     w = _check_weight(f, w, semiring, "left")
-    return semiring.fibre_sum(w, f.mapping.to(w.device), f.cod.size)
+    return semiring.fibre_sum(f.mapping.to(w.device), w, f.cod.size)
 
 
 def right_kan(f: FinFunction, w: Tensor, semiring: Semiring) -> Tensor:
@@ -99,7 +99,7 @@ def right_kan(f: FinFunction, w: Tensor, semiring: Semiring) -> Tensor:
     tensor([-3.,  0., -inf])
     """
     w = _check_weight(f, w, semiring, "right")
-    return semiring.fibre_prod(w, f.mapping.to(w.device), f.cod.size)
+    return semiring.fibre_prod(f.mapping.to(w.device), w, f.cod.size)
 
 
 def fibre_sum(index: Tensor, w: Tensor, num_groups: int, semiring: Semiring) -> Tensor:
@@ -116,7 +116,7 @@ def fibre_sum(index: Tensor, w: Tensor, num_groups: int, semiring: Semiring) -> 
     quivers.errors.InvalidValueError: image of element 1 of the weight's leading axis under `index` is 3, out of range for `groups` (size 3)
     """
     index, w, groups = _check_index(index, w, num_groups, semiring)
-    return semiring.fibre_sum(w, index, groups)
+    return semiring.fibre_sum(index, w, groups)
 
 
 def fibre_prod(index: Tensor, w: Tensor, num_groups: int, semiring: Semiring) -> Tensor:
@@ -129,7 +129,7 @@ def fibre_prod(index: Tensor, w: Tensor, num_groups: int, semiring: Semiring) ->
     tensor([-3., -3.,  0.])
     """
     index, w, groups = _check_index(index, w, num_groups, semiring)
-    return semiring.fibre_prod(w, index, groups)
+    return semiring.fibre_prod(index, w, groups)
 
 
 def _check_weight(f: object, w: object, semiring: object, side: str) -> Tensor:

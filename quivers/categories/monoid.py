@@ -83,7 +83,7 @@ def _expand_index(index: Tensor, w: Tensor) -> Tensor:
 
 
 def _scatter_reduce(kind: str) -> Callable[[Tensor, Tensor, int, float], Tensor]:
-    def scatter(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+    def scatter(index: Tensor, w: Tensor, groups: int, unit: float) -> Tensor:
         out = w.new_full((groups, *w.shape[1:]), unit)
         if kind == "sum":
             return out.index_add(0, index, w)
@@ -92,7 +92,7 @@ def _scatter_reduce(kind: str) -> Callable[[Tensor, Tensor, int, float], Tensor]
     return scatter
 
 
-def _scatter_logsumexp(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+def _scatter_logsumexp(index: Tensor, w: Tensor, groups: int, unit: float) -> Tensor:
     shape = (groups, *w.shape[1:])
     shift = w.new_full(shape, -_INF).scatter_reduce(
         0, _expand_index(index, w), w.detach(), "amax", include_self=True
@@ -102,12 +102,12 @@ def _scatter_logsumexp(w: Tensor, index: Tensor, groups: int, unit: float) -> Te
     return _log_or_neg_inf(total) + shift
 
 
-def _scatter_any(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+def _scatter_any(index: Tensor, w: Tensor, groups: int, unit: float) -> Tensor:
     counts = torch.zeros((groups, *w.shape[1:]), dtype=torch.long, device=w.device)
     return counts.index_add(0, index, w.long()) > 0
 
 
-def _scatter_all(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+def _scatter_all(index: Tensor, w: Tensor, groups: int, unit: float) -> Tensor:
     counts = torch.zeros((groups, *w.shape[1:]), dtype=torch.long, device=w.device)
     return counts.index_add(0, index, (~w).long()) == 0
 
@@ -122,7 +122,7 @@ def _lukasiewicz_reduce(t: Tensor, dim: int) -> Tensor:
     return ((t - 1).sum(dim) + 1).clamp(min=0)
 
 
-def _scatter_lukasiewicz(w: Tensor, index: Tensor, groups: int, unit: float) -> Tensor:
+def _scatter_lukasiewicz(index: Tensor, w: Tensor, groups: int, unit: float) -> Tensor:
     return (w.new_zeros((groups, *w.shape[1:])).index_add(0, index, w - 1) + 1).clamp(min=0)
 
 
@@ -146,7 +146,7 @@ class Monoid:
     reduce_nonempty
         ``reduce_nonempty(t, dim)`` folds ``op`` along a non-empty axis.
     scatter
-        ``scatter(w, index, groups, unit)`` folds ``op`` over the rows of
+        ``scatter(index, w, groups, unit)`` folds ``op`` over the rows of
         ``w`` that ``index`` sends to each group (empty groups get ``unit``).
     idempotent
         Whether ``op(a, a) == a``.
@@ -158,7 +158,7 @@ class Monoid:
     tensor([2., 3.])
     >>> top.reduce(torch.zeros(0, 2), 0)
     tensor([-inf, -inf])
-    >>> top.scatter(torch.tensor([4.0, 5.0, 6.0]), torch.tensor([1, 1, 0]), 3, top.unit)
+    >>> top.scatter(torch.tensor([1, 1, 0]), torch.tensor([4.0, 5.0, 6.0]), 3, top.unit)
     tensor([6., 5., -inf])
     """
 

@@ -163,19 +163,19 @@ class Semiring:
         """
         return self.times.reduce(t, dim)
 
-    def fibre_sum(self, w: Tensor, index: Tensor, groups: int) -> Tensor:
+    def fibre_sum(self, index: Tensor, w: Tensor, num_groups: int) -> Tensor:
         """``out[g] = sum of w[a] over a with index[a] == g``; unchecked.
 
         See :func:`quivers.categories.kan.fibre_sum` for the checked form.
         """
-        return self.plus.scatter(w, index, groups, self.zero)
+        return self.plus.scatter(index, w, num_groups, self.zero)
 
-    def fibre_prod(self, w: Tensor, index: Tensor, groups: int) -> Tensor:
+    def fibre_prod(self, index: Tensor, w: Tensor, num_groups: int) -> Tensor:
         """``out[g] = product of w[a] over a with index[a] == g``; unchecked.
 
         See :func:`quivers.categories.kan.fibre_prod` for the checked form.
         """
-        return self.times.scatter(w, index, groups, self.one)
+        return self.times.scatter(index, w, num_groups, self.one)
 
     def contract(self, a: Tensor, b: Tensor) -> Tensor:
         """The semiring matrix product of ``(..., n, m)`` and ``(..., m, k)``,
