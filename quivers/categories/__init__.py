@@ -16,7 +16,10 @@ tensor algebra every other layer of quivers is written in.
 - :mod:`~quivers.categories.kan`: ``left_kan`` and ``right_kan`` along a
   function, i.e. grouped marginalization;
 - :mod:`~quivers.categories.base_change`: semiring homomorphisms as
-  functors.
+  functors;
+- :mod:`~quivers.categories.markov`: Markov chains as composites of
+  kernels: associative scans in a semiring, the forward algorithm,
+  forward-backward, Viterbi and FFBS.
 
 Examples
 --------
@@ -63,6 +66,7 @@ from quivers.categories.function import (
 )
 from quivers.categories.kan import fibre_prod, fibre_sum, left_kan, right_kan
 from quivers.categories.kernel import KERNEL_SEMIRINGS, Kernel
+from quivers.categories.markov import associative_scan, semiring_product, semiring_scan
 from quivers.categories.morphism import Arrow, Morphism, then
 from quivers.categories.monoid import Monoid, logsumexp
 from quivers.categories.semiring import (
@@ -108,6 +112,9 @@ __all__ = [
     "right_kan",
     "fibre_sum",
     "fibre_prod",
+    "associative_scan",
+    "semiring_scan",
+    "semiring_product",
     "SemiringHom",
     "base_change",
     "HOMOMORPHISMS",
