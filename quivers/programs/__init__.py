@@ -5,6 +5,7 @@ exact log density with every discrete latent of a ``marginalize`` block
 summed out.
 """
 
+from quivers.programs.chain import MarkovStep, markov
 from quivers.programs.effects import Effect
 from quivers.programs.expr import FUNCTIONS, Expr, call, const, var
 from quivers.programs.graph import to_dot
@@ -32,7 +33,8 @@ return_ = ret
 
 __all__ = [
     "Program", "Effect", "Site", "Expr", "var", "const", "call", "FUNCTIONS",
-    "sample", "observe", "marginalize", "let", "factor", "ret", "return_", "index_map",
+    "sample", "observe", "marginalize", "markov", "let", "factor", "ret", "return_", "index_map",
+    "MarkovStep",
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
     "ReturnStep", "IndexMapStep", "to_dot",
 ]

@@ -42,6 +42,7 @@ from torch import nn
 from quivers.categories import FinSet
 from quivers.errors import DataError, EffectError, QuiversError, QuiversTypeError, ShapeError, Span
 from quivers.programs import data as D
+from quivers.programs.chain import MarkovStep
 from quivers.programs.effects import Effect
 from quivers.programs.expr import REF, Expr, compile_expr, constant_tensors
 from quivers.programs.graph import block_order, dependency_graph
@@ -183,6 +184,12 @@ class Program(nn.Module):
                     kind = "marginalize" if isinstance(s, MarginalizeStep) else "step"
                     where = f"{kind} `{s.name}`, parameter `{key}`"
                     self._register_constants(e, target, fam.spec.param(key).event_rank, where)
+            if isinstance(s, MarkovStep) and s.init is not None:
+                site, k = self.sites[s.name], s.support
+                target = (site.dims[:-1] + (k.name,), site.shape[:-1] + (k.size,))
+                params[id(s.init)] = {key: compile_expr(e) for key, e in s.init.args.items()}
+                for key, e in s.init.args.items():
+                    self._register_constants(e, target, 0, f"markov `{s.name}`, initial law `{key}`")
             if isinstance(s, (LetStep, FactorStep, ReturnStep)):
                 exprs[id(s)] = compile_expr(s.expr)
                 where = f"let `{s.name}`" if isinstance(s, LetStep) else type(s).__name__.removesuffix("Step").lower()
@@ -204,6 +211,9 @@ class Program(nn.Module):
         self._validated: dict[tuple, bool] = {}
 
     def _param_target(self, s: Step) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        if isinstance(s, MarkovStep):  # a transition: rows the state before, columns the state after
+            site, k = self.sites[s.name], s.support
+            return site.dims + (k.name, k.name + "'"), site.shape + (k.size, k.size)
         if isinstance(s, MarginalizeStep):
             site = self.sites[s.name]
             return site.dims + (s.support.name,), site.shape + (s.support.size,)
@@ -404,8 +414,14 @@ class Program(nn.Module):
         return out
 
     def map_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
-        """The most probable value of each marginalized latent given the rest."""
-        return {k: v.argmax(-1) for k, v in self.posterior_latents(x, observations, latents).items()}
+        """The most probable value of each marginalized latent given the rest;
+        for a Markov latent its most probable path (Viterbi), which need not
+        be the argmax of each step's marginal."""
+        out = {k: v.argmax(-1) for k, v in self.posterior_latents(x, observations, latents).items()}
+        if any(isinstance(self.sites[k].step, MarkovStep) for k in out):
+            run = self._run(observations, latents, record_paths=True)
+            out.update({k: v.tensor for k, v in run.paths.items()})
+        return out
 
     @torch.no_grad()
     def sample(

@@ -39,6 +39,7 @@ from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeErro
 from quivers.programs.expr import REF, Evaluator
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, scatter_sum, to_layout
 from quivers.programs.sites import Site
+from quivers.programs.chain import MarkovStep, run_markov
 from quivers.programs.steps import (
     FactorStep,
     IndexMapStep,
@@ -105,6 +106,8 @@ class Run:
     maps: dict[str, FinFunction] = field(default_factory=dict)
     log_density: torch.Tensor | None = None
     responsibilities: dict[str, Value] = field(default_factory=dict)
+    record_paths: bool = False  # Viterbi paths of Markov latents, into ``paths``
+    paths: dict[str, Value] = field(default_factory=dict)
     site_terms: dict[str, Value] = field(default_factory=dict)
     diagnose: bool = True
     scales: dict[str, float] = field(default_factory=dict)  # plate -> N / b on mini-batches
@@ -165,6 +168,8 @@ class Run:
                 terms.append((self.compiled.exprs[id(s)](env), None))
         elif isinstance(s, ReturnStep):
             env[RETURN] = self.compiled.exprs[id(s)](env)
+        elif isinstance(s, MarkovStep):
+            run_markov(self, s, terms)
         elif isinstance(s, MarginalizeStep):
             if s.name in env:
                 terms.extend(self._conditioned(s))

@@ -33,6 +33,7 @@ import sympy
 from quivers.errors import QuiversError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.expr import _REDUCTIONS, INDEX
 from quivers.programs.sites import Site
+from quivers.programs.chain import MarkovStep
 from quivers.programs.steps import (
     FactorStep,
     IndexMapStep,
@@ -154,6 +155,8 @@ class _Checker:
             self.scope[s.name] = self._site_axes(site)
         elif isinstance(s, IndexMapStep):
             self.scope[s.name] = self._site_axes(self.sites[s.name])
+        elif isinstance(s, MarkovStep):
+            self._markov(s, order, enumerated)
         elif isinstance(s, MarginalizeStep):
             self._marginalize(s, order, enumerated)
         elif isinstance(s, LetStep):
@@ -227,6 +230,39 @@ class _Checker:
                 f"{where}: `{arg.sympy}` varies over {', '.join(f'`{d}`' for d in stray)}, but `{s.name}` lives on {rows}",
                 hint="per-row blocks live on the plate of their observations, grouped blocks on their `over` plate",
             )
+        self.scope[s.name] = Axes((s.name,), k, enumerates=True, integer=True)
+        self.sizes[s.name] = s.support.size
+        for t in order[id(s)]:
+            self.step(t, order, enumerated + (s.name,))
+        del self.scope[s.name]
+        del self.sizes[s.name]
+
+    def _markov(self, s: MarkovStep, order, enumerated: tuple[str, ...]) -> None:
+        """A chain's weights: the transition on ``K`` (the previous state) and
+        ``K'`` (the next), the path's axes allowed; the initial law on ``K``
+        and the sequence plates. Then its body, with the latent enumerated."""
+        site = self.sites[s.name]
+        k, seq = s.support.name, site.dims[:-1]
+        if s.name in self.sizes:
+            raise ShapeError(f"markov `{s.name}`: the latent has the name of an index set; rename one of them")
+        laws = [(s.prior, "transition", {k, k + "'"} | set(site.dims), f"`{k}` or `{k}'`")]
+        if s.init is not None:
+            laws.append((s.init, "initial law", {k} | set(seq), f"`{k}`"))
+        for fam, what, allowed, need in laws:
+            ((key, arg),) = fam.args.items()
+            where = f"markov `{s.name}`, {what} `{key}`"
+            dims = self.axes(arg.sympy, where).dims
+            if not ({k, k + "'"} & set(dims)) or (what == "initial law" and k not in dims):
+                raise ShapeError(
+                    f"{where}: `{arg.sympy}` has axes {list(dims)}, none of them {need}",
+                    hint=f"a transition lies on `{k} * {k}` (rows: the state before), an initial law on `{k}`",
+                )
+            stray = [d for d in dims if d not in allowed]
+            if stray:
+                raise ShapeError(
+                    f"{where}: `{arg.sympy}` varies over {', '.join(f'`{d}`' for d in stray)}, but the "
+                    f"{what} of `{s.name}` may vary over {', '.join(f'`{d}`' for d in sorted(allowed))} only",
+                )
         self.scope[s.name] = Axes((s.name,), k, enumerates=True, integer=True)
         self.sizes[s.name] = s.support.size
         for t in order[id(s)]:

@@ -27,6 +27,7 @@ from torch.distributions import constraints
 from quivers.categories import FinSet
 from quivers.distributions import Family
 from quivers.errors import QuiversTypeError, ShapeError
+from quivers.programs.chain import MarkovStep, markov_rows
 from quivers.programs.expr import Expr
 from quivers.programs.steps import (
     FactorStep,
@@ -42,11 +43,17 @@ __all__ = ["Site", "analyze", "plate_dims"]
 
 
 def plate_dims(index_set: FinSet | None) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """The named axes and sizes of a plate (products give several axes)."""
+    """The named axes and sizes of a plate (products give several axes).
+
+    A set that occurs more than once in a product names its later copies
+    with primes, so that every axis has its own name: ``K * K`` (a
+    transition matrix) has the axes ``K`` and ``K'``.
+    """
     if index_set is None:
         return (), ()
     factors = tuple(index_set.factors)
-    return tuple(f.name for f in factors), tuple(f.size for f in factors)
+    names = [f.name + "'" * [g.name for g in factors[:i]].count(f.name) for i, f in enumerate(factors)]
+    return tuple(names), tuple(f.size for f in factors)
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,7 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
 def _shape_rule(walked, defining) -> dict[str, FinSet]:
     extra: dict[str, FinSet] = {}
     for s, _ in walked:
-        if not isinstance(s, MarginalizeStep):
+        if not isinstance(s, MarginalizeStep) or isinstance(s, MarkovStep):
             continue
         arg = next(iter(s.prior.args.values()))
         name = _bare_name(arg)
@@ -230,8 +237,11 @@ def _shape_rule(walked, defining) -> dict[str, FinSet]:
 
 def _rows(walked, index_maps) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
     rows = {}
-    for s, _ in walked:
+    for s, blocks in walked:
         if not isinstance(s, MarginalizeStep):
+            continue
+        if isinstance(s, MarkovStep):
+            rows[s.name] = markov_rows(s, blocks, index_maps)
             continue
         if s.over is not None:
             rows[s.name] = plate_dims(s.over)

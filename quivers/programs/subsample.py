@@ -37,6 +37,7 @@ from collections.abc import Mapping
 
 from quivers.categories import FinSet
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
+from quivers.programs.chain import MarkovStep
 from quivers.programs.steps import IndexMapStep, MarginalizeStep, ObserveStep, SampleStep, Step
 
 __all__ = ["subsample"]
@@ -60,11 +61,13 @@ def _step(step: Step, sizes: Mapping[str, int]) -> Step:
     if isinstance(step, IndexMapStep):
         return dataclasses.replace(step, dom=_resize(step.dom, sizes), cod=_resize(step.cod, sizes))
     if isinstance(step, MarginalizeStep):
+        path = {"index_set": _resize(step.index_set, sizes)} if isinstance(step, MarkovStep) else {}
         return dataclasses.replace(
             step,
             support=_resize(step.support, sizes),
             over=_resize(step.over, sizes),
             body=tuple(_step(t, sizes) for t in step.body),
+            **path,
         )
     return step
 
@@ -82,6 +85,12 @@ def subsample(program, sizes: Mapping[str, int]):
         if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= plates[name]:
             raise InvalidValueError(f"a subsample of `{name}` needs between 1 and {plates[name]} rows, got {b!r}")
         scales[name] = plates[name] / b
+    for top in program.steps:
+        if isinstance(top, MarkovStep) and top.time.name in sizes:
+            raise QuiversTypeError(
+                f"markov `{top.name}` runs along `{top.time.name}`; a chain's likelihood needs all of its steps",
+                hint="subsample the plate of independent sequences instead",
+            )
     for site in program.sites.values():
         on = [d for d in site.dims if d in sizes]
         if on and site.kind == "latent":

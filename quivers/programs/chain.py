@@ -1,0 +1,403 @@
+"""Markov chains of discrete latents: a ``marginalize`` block whose latent
+is a path.
+
+``markov("z", T, K, Categorical(A), body)`` declares a latent path
+``z : T -> K``, the state at each step of the time object ``T``, with
+
+- ``z[0] ~ init`` (a law on ``K``; uniform when omitted), and
+- ``z[t] | z[t-1] ~ Categorical(A[z[t-1]])`` for ``t >= 1``,
+
+and sums it out of its body exactly. Inside the body ``z`` is, as in every
+``marginalize`` block, the enumeration of ``K`` (a named axis), so
+``Normal(mu[z], 1.0)`` observed on ``T`` gives emission weights on
+``(T, z)``. The block contributes the log likelihood of the body's
+observations with the path summed out: the composite of the step kernels
+in the log semiring, computed by :func:`quivers.categories.markov.forward`
+(a balanced product, depth ``O(log T)``).
+
+Axes
+----
+The transition weights are a matrix on ``K * K``, whose axes are ``K``
+(rows: the state at ``t - 1``) and ``K'`` (columns: the state at ``t``);
+``A[i, j] = p(z[t] = j | z[t-1] = i)`` up to normalization of each row.
+They may also vary over ``T`` (``A[t]`` is the kernel from ``t - 1`` to
+``t``; at ``t = 0`` it is unused) and over the sequence plates; weights
+with the axis ``K`` only (no ``K'``) are one law for every previous state.
+``init`` lies on ``K`` and may vary over the sequence plates. As for every
+``Categorical``, weights are positive and normalized along their last
+axis, ``logits`` are normalized by a softmax.
+
+A path over ``S * T`` is one chain per element of ``S`` (independent
+sequences): the body's observations lie on ``S * T``. ``until=last``
+names an index map ``last : S -> T`` (data) that ends sequence ``s`` at
+step ``last[s]``; later steps are identities of the chain, so nothing
+observed there counts.
+
+The path is a latent of kind ``marginal``: guides and MCMC never see it.
+Given a value (in the observations or latents) it is conditioned on:
+the block scores ``log p(path) + body(path)``.
+:meth:`~quivers.programs.Program.posterior_latents` gives its
+forward-backward marginals, :meth:`~quivers.programs.Program.map_latents`
+its Viterbi path, :meth:`~quivers.programs.Program.sample` draws paths
+(from the prior, or by forward filtering, backward sampling when the
+body's observations are given).
+
+Examples
+--------
+>>> import torch
+>>> from quivers.categories import FinSet
+>>> from quivers.distributions import Categorical, Dirichlet, Normal
+>>> from quivers.programs import Program, observe, sample, var
+>>> T, K = FinSet("T", 4), FinSet("K", 2)
+>>> mu, z = var("mu"), var("z")
+>>> hmm = Program("hmm", T, T, [
+...     sample("A", K * K, Dirichlet(1.0)),
+...     sample("mu", K, Normal(0.0, 5.0)),
+...     markov("z", T, K, Categorical(var("A")), [observe("y", T, Normal(mu[z], 1.0))]),
+... ])
+>>> hmm.sites["A"].dims, hmm.sites["z"].dims
+(('K', "K'"), ('T',))
+>>> given = {"A": torch.tensor([[0.9, 0.1], [0.2, 0.8]]), "mu": torch.tensor([-2.0, 2.0])}
+>>> y = torch.tensor([-2.1, -1.7, 2.2, 1.9])
+>>> hmm.map_latents(None, {"y": y}, given)["z"]
+tensor([0, 0, 1, 1])
+>>> hmm.posterior_latents(None, {"y": y}, given)["z"].shape
+torch.Size([4, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from quivers.categories import FinSet
+from quivers.categories.markov import forward, forward_backward, ffbs, path_score, viterbi
+from quivers.distributions import Family
+from quivers.errors import QuiversTypeError, ShapeError, Span
+from quivers.programs.named import Value, align, to_layout
+from quivers.programs.steps import MarginalizeStep, ObserveStep, Step, _check_name, _check_set, _family_reads, _symbolic
+
+__all__ = ["MarkovStep", "markov", "markov_rows", "run_markov"]
+
+
+@dataclass(frozen=True)
+class MarkovStep(MarginalizeStep):
+    """A ``marginalize`` block whose latent is a path ``index_set -> support``
+    with a Markov prior: ``init`` at the first step, ``prior`` (the
+    transition) after. Built with :func:`markov`."""
+
+    index_set: FinSet | None = None
+    init: Family | None = None
+    until: str | None = None
+
+    @property
+    def time(self) -> FinSet:
+        """The time object: the last factor of the path's domain."""
+        assert self.index_set is not None
+        return self.index_set.factors[-1]
+
+    @property
+    def reads(self) -> frozenset[str]:
+        out = _family_reads(self.prior)
+        if self.init is not None:
+            out |= _family_reads(self.init)
+        return out | ({self.until} if self.until else set())
+
+
+def _categorical(fam: Any, what: str, span: Span | None) -> Family:
+    if not isinstance(fam, Family) or fam.name != "Categorical":
+        raise QuiversTypeError(f"{what} must be a Categorical, got `{fam!r}`", span=span)
+    return _symbolic(fam)
+
+
+def markov(
+    name: str,
+    index_set: FinSet,
+    support: FinSet,
+    trans: Family,
+    body: Sequence[Step],
+    *,
+    init: Family | None = None,
+    until: str | None = None,
+    span: Span | None = None,
+) -> MarkovStep:
+    """Sum the latent path ``name : index_set -> support``, a Markov chain
+    along the last factor of ``index_set``, out of ``body``.
+
+    Parameters
+    ----------
+    name
+        The latent; inside ``body`` it is the enumeration of ``support``.
+    index_set
+        The path's domain: the time object ``T``, or ``S * T`` for one
+        chain per element of ``S``.
+    support
+        The states ``K`` (a plain finite set).
+    trans
+        ``Categorical(A)`` (or ``Categorical(logits=...)``): weights on
+        ``K * K`` (axes ``K``, the previous state, and ``K'``, the next),
+        possibly varying over ``T`` and the sequence plates.
+    body
+        Steps whose observations lie on ``index_set``.
+    init
+        ``Categorical(pi)`` with ``pi`` on ``K``; uniform when omitted.
+    until
+        An index map ``S -> T`` (declared with ``index_map``) giving the
+        last step of each sequence.
+
+    Examples
+    --------
+    >>> from quivers.distributions import Categorical, Normal
+    >>> from quivers.programs import observe, var
+    >>> T, K = FinSet("T", 100), FinSet("K", 2)
+    >>> s = markov("z", T, K, Categorical(var("A")), [observe("y", T, Normal(var("mu")[var("z")], 1.0))])
+    >>> s.time, sorted(s.reads), s.effect
+    (FinSet('T', 100), ['A'], Effect.Marginal)
+    """
+    _check_name(name, "a Markov latent")
+    _check_set(f"the path domain of `{name}`", index_set, allow_none=False)
+    _check_set(f"the states of `{name}`", support, allow_none=False)
+    if len(support.factors) != 1:
+        raise QuiversTypeError(f"the states of markov `{name}` must be a plain FinSet, not `{support.name}`", span=span)
+    if support.size == 0:
+        raise QuiversTypeError(f"markov `{name}` has no states: `{support.name}` is empty", span=span)
+    factors = index_set.factors
+    if factors[-1].size == 0:
+        raise QuiversTypeError(f"markov `{name}` runs along `{factors[-1].name}`, which is empty", span=span)
+    clash = [f.name for f in factors if f.name in (support.name, support.name + "'")]
+    if clash:
+        raise QuiversTypeError(
+            f"markov `{name}`: the path domain `{index_set.name}` contains the states `{clash[0]}`", span=span
+        )
+    trans = _categorical(trans, f"the transition of markov `{name}`", span)
+    init = None if init is None else _categorical(init, f"the initial law of markov `{name}`", span)
+    if until is not None:
+        _check_name(until, f"the index map in until= of `{name}`")
+        if len(factors) != 2:
+            raise QuiversTypeError(
+                f"markov `{name}` has until={until}, which ends each sequence of a path over `S * T`, "
+                f"but its path is over `{index_set.name}`",
+                span=span,
+            )
+    body = tuple(body)
+    for s in body:
+        if not isinstance(s, Step):
+            raise QuiversTypeError(f"the body of markov `{name}` holds `{s!r}`, not a step", span=span)
+        for t in s.walk():
+            if isinstance(t, MarkovStep):
+                raise QuiversTypeError(
+                    f"markov `{t.name}` is nested in the body of markov `{name}`; chains do not nest",
+                    span=t.span or span,
+                )
+    return MarkovStep(name, support, trans, body, None, span=span, index_set=index_set, init=init, until=until)
+
+
+def markov_rows(s: MarkovStep, blocks: tuple, index_maps) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The axes of the latent path of ``s`` (its domain's), after checking
+    where ``s`` stands, where its body observes and what ``until`` names."""
+    from quivers.programs.sites import plate_dims
+
+    if blocks:
+        raise QuiversTypeError(
+            f"markov `{s.name}` is inside the block of `{blocks[-1].name}`; a chain must stand at the "
+            "top level of a program",
+            span=s.span,
+        )
+    assert s.index_set is not None
+    dims = plate_dims(s.index_set)
+    for b in s.body:
+        for t in b.walk():
+            if isinstance(t, ObserveStep) and plate_dims(t.index_set)[0] != dims[0]:
+                on = f"`{t.index_set.name}`" if t.index_set is not None else "no plate"
+                raise ShapeError(
+                    f"observe `{t.name}` in the body of markov `{s.name}` is on {on}, but the path is "
+                    f"over `{s.index_set.name}`",
+                    span=t.span or s.span,
+                    hint=f"observe on `{s.index_set.name}`: each step scores its own state",
+                )
+    if s.until is not None:
+        seq, time = s.index_set.factors
+        if s.until not in index_maps:
+            raise QuiversTypeError(
+                f"until={s.until} of markov `{s.name}` must name an index map `{seq.name} -> {time.name}`",
+                span=s.span,
+                hint=f"declare it with index_map({s.until!r}, {seq.name}, {time.name}) and pass it as data",
+            )
+        dom, cod = index_maps[s.until]
+        if (dom, cod) != (seq, time):
+            raise ShapeError(
+                f"until={s.until} of markov `{s.name}` is an index map `{dom.name} -> {cod.name}`, "
+                f"but the path needs `{seq.name} -> {time.name}` (the last step of each sequence)",
+                span=s.span,
+            )
+    return dims
+
+
+# ---------------------------------------------------------------- runtime
+
+
+def _prime(k: str) -> str:
+    return k + "'"
+
+
+def _normalized(v: Value, key: str, cat: str, layout: tuple[str, ...], nb: int) -> torch.Tensor:
+    """Log weights of ``v`` (weights or logits) laid out on ``layout`` whose
+    last axis is ``cat``, normalized along it."""
+    t = to_layout(v, nb, layout)
+    if key == "logits":
+        return torch.log_softmax(t, -1)
+    return torch.log(t) - torch.log(t.sum(-1, keepdim=True))
+
+
+def _rename(v: Value, old: str, new: str) -> Value:
+    return Value(v.tensor, tuple(new if d == old else d for d in v.dims))
+
+
+def _stray(v: Value, allowed: set[str], what: str, s: MarkovStep) -> None:
+    stray = [d for d in v.dims if d not in allowed]
+    if stray:  # the shape checker rules this out at build time
+        raise ShapeError(f"{what} of markov `{s.name}` vary over {stray}, which it does not allow")
+
+
+class _Inputs:
+    """The chain's log weights, laid out for :mod:`quivers.categories.markov`."""
+
+    def __init__(self, run, s: MarkovStep, emissions: list[Value]) -> None:
+        site = run.compiled.sites[s.name]
+        self.site = site
+        self.seq, self.time = site.dims[:-1], site.dims[-1]
+        k = s.support.name
+        ((tkey, tw),) = run.compiled.params[id(s)].items()
+        trans = tw(run.env)
+        _stray(trans, set(site.dims) | {k, _prime(k)}, "the transition weights", s)
+        if _prime(k) in trans.dims:
+            trans = _rename(_rename(trans, k, "__row"), _prime(k), "__cat")
+        else:
+            trans = _rename(trans, k, "__cat")
+        values = [trans] + emissions
+        init = None
+        if s.init is not None:
+            ((ikey, iw),) = run.compiled.params[id(s.init)].items()
+            init = iw(run.env)
+            _stray(init, set(self.seq) | {k}, "the initial weights", s)
+            values.append(init)
+        nb = max(v.batch_ndim for v in values)
+        self.nb = nb
+        self.trans = _normalized(trans, tkey, "__cat", self.seq + (self.time, "__row", "__cat"), nb)
+        self.init = None if init is None else _normalized(init, ikey, k, self.seq + (k,), nb)
+        z, sizes = s.name, dict(zip(site.dims, site.shape))
+        shape = [1] * nb + [sizes[d] for d in site.dims] + [s.support.size]
+        emit = self.trans.new_zeros(shape)
+        for v in emissions:
+            _stray(v, set(site.dims) | {z}, "the body's terms", s)
+            emit = emit + to_layout(v, nb, site.dims + (z,))
+        self.emit = emit
+        self.lengths = None
+        if s.until is not None:
+            last = run.env[s.until]
+            self.lengths = to_layout(last, nb, self.seq) + 1
+
+    def mask(self, v: Value) -> Value:
+        """``v`` with the steps past each sequence's end set to zero."""
+        if self.lengths is None or not set(self.seq + (self.time,)) <= set(v.dims):
+            return v
+        steps = torch.arange(self.site.shape[-1], device=v.tensor.device)
+        live = Value(steps < self.lengths.unsqueeze(-1), self.seq + (self.time,))
+        (t, m), dims, _ = align([v, live])
+        return Value(torch.where(m, t, torch.zeros_like(t)), dims)
+
+
+def _body(run, s: MarkovStep, partial: bool) -> list:
+    """The body's terms with ``s``'s latent enumerated (in density mode;
+    with ``partial``, observations not given are left out)."""
+    site = run.compiled.sites[s.name]
+    z = s.name
+    mode, was_partial = run.mode, run._partial
+    run.mode, run._partial = "density", partial or was_partial
+    ref = run.env["__ref__"].tensor
+    run.env[z] = Value(torch.arange(s.support.size, device=ref.device), (z,), values_in=site.values_in, enumerates=True)
+    try:
+        return run._block(id(s))
+    finally:
+        del run.env[z]
+        run.mode, run._partial = mode, was_partial
+
+
+def _split(s: MarkovStep, terms: list, time: str) -> tuple[list[Value], list[Value]]:
+    """Emission terms (those on the latent's axis) and the rest."""
+    emissions, rest = [], []
+    for v, _ in terms:
+        if s.name in v.dims:
+            if time not in v.dims:
+                raise ShapeError(
+                    f"a term of the body of markov `{s.name}` depends on `{s.name}` but not on the time `{time}`",
+                    hint=f"observe on the path's domain so that each step scores its own state",
+                )
+            emissions.append(v)
+        else:
+            rest.append(v)
+    return emissions, rest
+
+
+def run_markov(run, s: MarkovStep, terms: list) -> None:
+    """Run the block ``s`` in ``run`` (a :class:`~quivers.programs.runtime.Run`):
+    in density mode append its terms to ``terms``; in sample mode draw its
+    path and then its body."""
+    if s.name in run.env:
+        terms.extend(_conditioned(run, s))
+    elif run.mode == "sample":
+        _draw(run, s)
+        run._block(id(s))
+    else:
+        terms.extend(_marginal(run, s))
+
+
+def _marginal(run, s: MarkovStep) -> list:
+    site = run.compiled.sites[s.name]
+    emissions, rest = _split(s, _body(run, s, partial=False), site.dims[-1])
+    c = _Inputs(run, s, emissions)
+    rows = c.seq
+    if run.record_paths:
+        best = viterbi(c.init, c.trans, c.emit, c.lengths, check=False)
+        run.paths[s.name] = Value(best.path, site.dims, values_in=site.values_in)
+    if run.record and not run.record_paths:
+        fb = forward_backward(c.init, c.trans, c.emit, c.lengths, check=False)
+        run.responsibilities[s.name] = Value(fb.marginals, site.dims + (s.name,))
+    log_z = Value(forward(c.init, c.trans, c.emit, c.lengths, check=False), rows)
+    observed = [t.name for b in s.body for t in b.walk() if isinstance(t, ObserveStep)]
+    for name in observed:
+        run.site_terms.pop(name, None)
+    if run.pointwise and len(observed) == 1:
+        run.site_terms[observed[0]] = log_z
+    return [(log_z, None)] + [(c.mask(v), None) for v in rest]
+
+
+def _conditioned(run, s: MarkovStep) -> list:
+    """The path given: ``log p(path)`` plus the body's terms at the path."""
+    inner = run._block(id(s))
+    if run.mode == "sample":
+        return []
+    c = _Inputs(run, s, [])
+    path = run.env[s.name]
+    laid = to_layout(path, max(c.nb, path.batch_ndim), c.seq + (c.time,))
+    prior = Value(path_score(c.init, c.trans, laid, lengths=c.lengths, check=False), c.seq)
+    return [(prior, None)] + [(c.mask(v), None) for v, _ in inner]
+
+
+def _draw(run, s: MarkovStep) -> None:
+    site = run.compiled.sites[s.name]
+    given = any(isinstance(t, ObserveStep) and t.name in run.env for b in s.body for t in b.walk())
+    emissions = _split(s, _body(run, s, partial=True), site.dims[-1])[0] if given else []
+    c = _Inputs(run, s, emissions)
+    batch = tuple(run.batch_shape)
+    if c.nb > len(batch):
+        raise ShapeError(
+            f"cannot draw `{s.name}` with batch shape {batch}: its weights have {c.nb} batch axes"
+        )
+    lead, target = batch[: len(batch) - c.nb], batch[len(batch) - c.nb :]
+    emit = c.emit.expand(*target, *c.emit.shape[c.nb :])
+    path = ffbs(c.init, c.trans, emit, c.lengths, sample_shape=lead, check=False)
+    run.env[s.name] = Value(path, site.dims, values_in=site.values_in)
