@@ -349,7 +349,9 @@ def _simple(name: str, cls: type, params: tuple[ParamSpec, ...], **kw: Any) -> F
 def _make_categorical(p: dict[str, torch.Tensor]) -> Distribution:
     if "logits" in p:
         return torch.distributions.Categorical(logits=p["logits"], validate_args=False)
-    return torch.distributions.Categorical(probs=p["weights"], validate_args=False)
+    # From log weights, not probs=: torch clamps probs to [eps, 1 - eps], so a
+    # zero weight would get log probability log(eps) instead of -inf.
+    return torch.distributions.Categorical(logits=torch.log(p["weights"]), validate_args=False)
 
 
 def _categorical_support(p: dict[str, torch.Tensor]) -> constraints.Constraint:

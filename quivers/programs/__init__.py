@@ -2,18 +2,21 @@
 
 Build a program from steps and get a torch module whose ``log_joint`` is the
 exact log density with every discrete latent of a ``marginalize`` block
-summed out.
+summed out. Programs with an input compose like morphisms (``>>``, ``@``,
+:mod:`~quivers.programs.compose`) and, when discrete, have an exact kernel
+in any of several semirings (:mod:`~quivers.programs.kernels`).
 """
 
 from quivers.programs.chain import MarkovStep, markov
 from quivers.programs.effects import Effect
-from quivers.programs.expr import FUNCTIONS, Expr, call, const, var
+from quivers.programs.expr import FUNCTIONS, Expr, apply, call, const, pair, var
 from quivers.programs.graph import to_dot
 from quivers.programs.program import Program
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
     FactorStep,
     IndexMapStep,
+    InputStep,
     LetStep,
     MarginalizeStep,
     ObserveStep,
@@ -28,6 +31,8 @@ from quivers.programs.steps import (
     ret,
     sample,
 )
+from quivers.programs.compose import identity, lift, rename, tensor, then
+from quivers.programs.kernels import program_kernel
 
 return_ = ret
 
@@ -36,5 +41,6 @@ __all__ = [
     "sample", "observe", "marginalize", "markov", "let", "factor", "ret", "return_", "index_map",
     "MarkovStep",
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
-    "ReturnStep", "IndexMapStep", "to_dot",
+    "ReturnStep", "IndexMapStep", "InputStep", "to_dot",
+    "apply", "pair", "then", "tensor", "identity", "lift", "rename", "program_kernel",
 ]

@@ -32,10 +32,14 @@ from typing import Any
 import sympy
 import torch
 
-from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
+from quivers.categories import FinFunction, FinSet
+from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum
 
-__all__ = ["Expr", "var", "const", "call", "FUNCTIONS", "compile_expr", "as_expr", "constant_tensors", "REF"]
+__all__ = [
+    "Expr", "var", "const", "call", "apply", "pair", "FUNCTIONS", "compile_expr", "as_expr",
+    "constant_tensors", "constant_axes", "index_function", "IndexFunction", "REF",
+]
 
 Env = Mapping[str, Value]
 
@@ -69,6 +73,7 @@ FUNCTIONS: dict[str, Callable[..., sympy.Basic]] = {
 """Functions an expression may call, by name."""
 
 _CONSTANTS: dict[str, torch.Tensor] = {}
+_CONSTANT_AXES: dict[str, tuple[FinSet, ...]] = {}
 _fresh = itertools.count()
 
 
@@ -167,9 +172,114 @@ def var(name: str) -> Expr:
     return Expr(sympy.Symbol(name, real=True))
 
 
-def const(value: Any) -> Expr:
-    """A constant (number or tensor) as an expression."""
-    return Expr(value)
+def const(value: Any, over: FinSet | None = None) -> Expr:
+    """A constant (number or tensor) as an expression.
+
+    ``over`` names the axes of a tensor: its shape must be ``over.shape``
+    and its axes are the factors of ``over``, so ``const(w, A * B)[a]``
+    indexes the ``A`` axis by an element ``a`` of ``A`` whatever the site
+    it appears in (a conditional probability table).
+
+    Examples
+    --------
+    >>> A, B = FinSet("A", 2), FinSet("B", 3)
+    >>> e = const(torch.ones(2, 3), A * B)[var("a")]
+    >>> sorted(constant_axes(e).values())
+    [(FinSet('A', 2), FinSet('B', 3))]
+    """
+    if over is None:
+        return Expr(value)
+    if not isinstance(over, FinSet):
+        raise QuiversTypeError(f"`over` of a constant must be a FinSet, got `{over!r}`")
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+    if tuple(value.shape) != over.shape:
+        raise ShapeError(
+            f"a constant of shape {tuple(value.shape)} does not fit `{over.name}`, of shape {over.shape}"
+        )
+    name = f"__const{next(_fresh)}"
+    _CONSTANTS[name] = value
+    _CONSTANT_AXES[name] = over.factors
+    return Expr(sympy.Symbol(name, real=True))
+
+
+def constant_axes(expr: Expr) -> dict[str, tuple[FinSet, ...]]:
+    """The named axes of the constants built with ``const(value, over)``
+    that ``expr`` holds, by their symbol names."""
+    return {s.name: _CONSTANT_AXES[s.name] for s in expr.sympy.free_symbols if s.name in _CONSTANT_AXES}
+
+
+# ------------------------------------------------------- index functions
+
+
+class IndexFunction:
+    """A function between finite sets applied to integer values.
+
+    Argument ``i`` is an element of ``sets[i]``; together they index the
+    row-major product of ``sets``, and ``table`` maps that index to an
+    element of ``cod``. The result carries ``values_in=cod.name``, so it
+    indexes ``cod``-axes by name.
+    """
+
+    __slots__ = ("sets", "cod", "table")
+
+    def __init__(self, sets: tuple[FinSet, ...], cod: FinSet, table: torch.Tensor) -> None:
+        self.sets, self.cod, self.table = sets, cod, table
+
+
+_INDEX_FUNCTIONS: dict[str, IndexFunction] = {}
+
+
+def _index_call(fn: IndexFunction, *args: Any) -> Expr:
+    name = f"__map{next(_fresh)}"
+    _INDEX_FUNCTIONS[name] = fn
+    return Expr(sympy.Function(name)(*(_sym(a) for a in args)))
+
+
+def index_function(e: sympy.Basic) -> IndexFunction | None:
+    """The :class:`IndexFunction` a sympy node applies, or None."""
+    if isinstance(e, sympy.Function):
+        return _INDEX_FUNCTIONS.get(e.func.__name__)
+    return None
+
+
+def apply(f: FinFunction, x: Any) -> Expr:
+    """The image ``f(x)`` of an element ``x`` of ``f.dom``: an element of
+    ``f.cod``. An argument not known to lie in ``f.dom`` is range-checked
+    when the expression runs.
+
+    Examples
+    --------
+    >>> from quivers.programs.named import Value
+    >>> f = FinFunction(FinSet("A", 3), FinSet("B", 2), [1, 0, 1])
+    >>> v = compile_expr(apply(f, var("a")))({"a": Value(torch.tensor([0, 1, 2]), ("I",))})
+    >>> v.tensor, v.values_in
+    (tensor([1, 0, 1]), 'B')
+    """
+    if not isinstance(f, FinFunction):
+        raise QuiversTypeError(f"`apply` takes a FinFunction, got `{f!r}`")
+    return _index_call(IndexFunction((f.dom,), f.cod, f.mapping), x)
+
+
+def pair(x: Any, y: Any, left: FinSet, right: FinSet) -> Expr:
+    """The element ``(x, y)`` of ``left * right``, at the row-major index
+    ``x * |right| + y``.
+
+    Examples
+    --------
+    >>> from quivers.programs.named import Value
+    >>> A, B = FinSet("A", 2), FinSet("B", 3)
+    >>> env = {"a": Value(torch.tensor(1)), "b": Value(torch.tensor(2))}
+    >>> v = compile_expr(pair(var("a"), var("b"), A, B))(env)
+    >>> int(v.tensor), v.values_in
+    (5, 'A*B')
+    """
+    for s in (left, right):
+        if not isinstance(s, FinSet):
+            raise QuiversTypeError(f"`pair` takes two FinSets, got `{s!r}`")
+    whole = left * right
+    flat = FinSet(whole.name, whole.size)  # one axis over the pairs, not one per factor
+    return _index_call(IndexFunction((left, right), flat, torch.arange(whole.size)), x, y)
 
 
 def as_expr(value: Any) -> Expr:
@@ -224,7 +334,38 @@ def _compile(e: sympy.Basic) -> Evaluator:
         return _compile_index(e)
     if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS:
         return _compile_reduction(e.func.__name__, _compile(e.args[0]))
+    fn = index_function(e)
+    if fn is not None:
+        return _compile_index_function(fn, [_compile(a) for a in e.args])
     return _compile_elementwise(e)
+
+
+def _elements(v: Value, t: torch.Tensor, s: FinSet) -> torch.Tensor:
+    """``t`` (laid out from ``v``) as elements of ``s``: integers, checked
+    to lie in ``s`` unless ``v`` is known to take values in it."""
+    if torch.is_floating_point(t):
+        frac = t != torch.round(t)
+        if bool(frac.any()):
+            raise DataError(f"value {float(t[frac][0])} is not an element of `{s.name}`: it is not an integer")
+    t = t.long()
+    if v.values_in != s.name:
+        bad = (t < 0) | (t >= s.size)
+        if bool(bad.any()):
+            raise DataError(f"value {int(t[bad][0])} is not an element of `{s.name}` (size {s.size})")
+    return t
+
+
+def _compile_index_function(fn: IndexFunction, parts: list[Evaluator]) -> Evaluator:
+    def evaluate(env: Env) -> Value:
+        values = [p(env) for p in parts]
+        tensors, dims, _ = align(values)
+        flat = None
+        for v, t, s in zip(values, tensors, fn.sets):
+            t = _elements(v, t, s)
+            flat = t if flat is None else flat * s.size + t
+        return Value(fn.table.to(flat.device)[flat], dims, values_in=fn.cod.name)
+
+    return evaluate
 
 
 REF = "__ref__"
@@ -320,7 +461,7 @@ def _compile_elementwise(e: sympy.Basic) -> Evaluator:
     def replace(node: sympy.Basic) -> sympy.Basic:
         if isinstance(node, sympy.Symbol) or (
             isinstance(node, sympy.Function)
-            and (node.func == INDEX or node.func.__name__ in _REDUCTIONS)
+            and (node.func == INDEX or node.func.__name__ in _REDUCTIONS or index_function(node) is not None)
         ):
             if node not in leaves:
                 leaves[node] = sympy.Dummy(f"a{len(leaves)}", real=True)

@@ -44,7 +44,7 @@ from quivers.errors import DataError, EffectError, QuiversError, QuiversTypeErro
 from quivers.programs import data as D
 from quivers.programs.chain import MarkovStep
 from quivers.programs.effects import Effect
-from quivers.programs.expr import REF, Expr, compile_expr, constant_tensors
+from quivers.programs.expr import REF, Expr, compile_expr, constant_axes, constant_tensors
 from quivers.programs.graph import block_order, dependency_graph
 from quivers.programs.named import Value, to_layout
 from quivers.programs.runtime import RETURN, Compiled, Run, in_step
@@ -52,12 +52,14 @@ from quivers.programs.shapes import check_shapes, index_set_sizes
 from quivers.programs.sites import Site, analyze
 from quivers.programs.steps import (
     FactorStep,
+    InputStep,
     LetStep,
     MarginalizeStep,
     ObserveStep,
     ReturnStep,
     SampleStep,
     Step,
+    _check_name,
 )
 
 __all__ = ["Program"]
@@ -79,6 +81,14 @@ class Program(nn.Module):
     effects
         Declared effects; they must cover the inferred ones. Inferred when
         omitted.
+    input
+        The name bound to the program's input, one element of ``dom`` (an
+        integer in ``[0, |dom|)`` that indexes ``dom``-axes by name), given
+        as ``x`` to :meth:`log_joint`, :meth:`sample` and the others. A
+        program without one ignores ``x``. With an input and a ``return``
+        of an element of ``cod``, a program is a stochastic map
+        ``dom -> cod`` that composes with ``>>`` and ``@`` (see
+        :mod:`quivers.programs.compose`).
     span, source
         Where the program was written in QVR, so that errors show the line.
     """
@@ -91,6 +101,7 @@ class Program(nn.Module):
         steps: Sequence[Step],
         effects: Iterable[Effect | str] | None = None,
         *,
+        input: str | None = None,
         span: Span | None = None,
         source: str | None = None,
     ) -> None:
@@ -100,7 +111,7 @@ class Program(nn.Module):
         self._subsampled: dict[tuple, Program] = {}
         self.span, self.source = span, source
         try:
-            self._build(tuple(steps), effects)
+            self._build(_with_input(name, dom, input, tuple(steps), span), effects)
         except QuiversError as err:
             raise err.located(span, source) if err.span is None else _with_source(err, source) from None
 
@@ -164,6 +175,7 @@ class Program(nn.Module):
         params: dict[int, dict] = {}
         exprs: dict[int, Any] = {}
         self._constant_dims: dict[str, tuple[str, ...]] = {}
+        self._constant_sizes: dict[str, int] = {}
         n_buffers = 0
 
         def visit(block: Sequence[Step]) -> None:
@@ -200,13 +212,20 @@ class Program(nn.Module):
 
         visit(self.steps)
         lets = check_shapes(
-            self.steps, order, self.sites, self.index_maps, {k: d for k, (_, d) in self._constant_dims.items()}
+            self.steps, order, self.sites, self.index_maps, {k: d for k, (_, d) in self._constant_dims.items()},
+            self._constant_sizes,
         )
-        sizes = index_set_sizes(self.steps)
+        sizes = {**self._constant_sizes, **index_set_sizes(self.steps)}
         for name, axes in lets.items():
             if all(d in sizes for d in axes.dims):
                 shape = tuple(sizes[d] for d in axes.dims)
-                self.sites[name] = dataclasses.replace(self.sites[name], dims=axes.dims, shape=shape)
+                # A let of an element of a finite set (or a Categorical on
+                # weights over a set) takes its values in that set.
+                values_in = axes.values_in if axes.values_in in sizes else None
+                self.sites[name] = dataclasses.replace(
+                    self.sites[name], dims=axes.dims, shape=shape, values_in=values_in,
+                    num_values=sizes.get(values_in) if values_in is not None else None,
+                )
         self._compiled = Compiled(order, params, exprs, self.sites, self.index_maps, self.steps)
         self._validated: dict[tuple, bool] = {}
 
@@ -225,7 +244,19 @@ class Program(nn.Module):
         sizes must match the trailing axes of ``target`` (the site's axes;
         for a marginalize prior, its rows and support), and a bare matrix
         argument keeps its two matrix axes."""
+        named = constant_axes(e)
         for sym, tensor in constant_tensors(e).items():
+            if sym in named:  # const(value, over): its axes are named by `over`
+                factors = named[sym]
+                # a repeated factor is primed, as on plates: K * K has axes K, K'
+                dims = tuple(f.name + "'" * [g.name for g in factors[:i]].count(f.name) for i, f in enumerate(factors))
+                for d, f in zip(dims, factors):
+                    if self._constant_sizes.setdefault(d, f.size) != f.size:
+                        raise ShapeError(f"{where}: two constants lie on sets named `{f.name}` of different sizes")
+                buf = self._constant_dims[sym][0] if sym in self._constant_dims else f"_const{len(self._constant_dims)}"
+                self.register_buffer(buf, tensor.detach().clone())
+                self._constant_dims[sym] = (buf, dims)
+                continue
             matrix = 2 if rank == 2 and e.sympy.is_Symbol else 0
             if tensor.dim() < matrix:
                 raise ShapeError(f"{where}: the constant of shape {tuple(tensor.shape)} must be a matrix")
@@ -247,7 +278,7 @@ class Program(nn.Module):
                 dims = tuple(names[len(names) - nd :])
             if matrix:
                 dims = dims + ("__r", "__c")
-            buf = f"_const{len(self._constant_dims)}"
+            buf = self._constant_dims[sym][0] if sym in self._constant_dims else f"_const{len(self._constant_dims)}"
             self.register_buffer(buf, tensor.detach().clone())
             self._constant_dims[sym] = (buf, dims)
 
@@ -271,7 +302,7 @@ class Program(nn.Module):
 
     # ------------------------------------------------------------- data
 
-    def _env(self, observations, latents, mode: str, check_latents: bool = True):
+    def _env(self, observations, latents, mode: str, check_latents: bool = True, x: Any = None):
         """Validate the data and build the environment of a run; returns
         ``(env, maps, batch)``: the values, the index maps as
         :class:`FinFunction` s, and the broadcast batch shape of the given
@@ -295,6 +326,13 @@ class Program(nn.Module):
                 env[name], maps[name] = self._cached(
                     name, observations[name], lambda v: D.check_index_map(site, v, dom, cod)
                 )
+            elif site.kind == "input":
+                if x is None:
+                    raise DataError(
+                        f"program `{self.name}` takes an input `{name}` in `{self.dom.name}`, but x is None",
+                        hint=f"pass an element of `{self.dom.name}` (an integer in [0, {self.dom.size})) as x",
+                    )
+                env[name] = D.check_value(site, x, "input")
             elif name in observations and site.kind in ("observed", "latent", "marginal"):
                 env[name] = self._cached(name, observations[name], lambda v: D.check_value(site, v, "observation"))
             elif name in latents and site.kind in ("latent", "marginal"):
@@ -345,9 +383,10 @@ class Program(nn.Module):
         mode: str = "density",
         check_latents: bool = True,
         sample_shape: torch.Size = torch.Size(),
+        x: Any = None,
         **kw,
     ) -> Run:
-        env, maps, batch = self._env(observations, latents, mode, check_latents)
+        env, maps, batch = self._env(observations, latents, mode, check_latents, x)
         try:
             run = Run(
                 self._compiled, env, mode, batch_shape=torch.Size(sample_shape) + batch, maps=maps,
@@ -388,14 +427,14 @@ class Program(nn.Module):
         ``check_latents=False``: a non-finite density then signals a
         divergence instead of raising.
         """
-        return self._run(observations, latents, check_latents=check_latents).log_density
+        return self._run(observations, latents, check_latents=check_latents, x=x).log_density
 
     def pointwise_log_likelihood(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
         """Log likelihood of each observed site, per element of its plate
         (for ArviZ's loo/waic): sites outside every marginalize block, and
         the single observation of a top-level per-row block, whose pointwise
         term is its row's mixture density ``log sum_k pi_k p(y_n | k)``."""
-        run = self._run(observations, latents, pointwise=True)
+        run = self._run(observations, latents, pointwise=True, x=x)
         return {name: v.tensor for name, v in run.site_terms.items()}
 
     def posterior_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
@@ -406,7 +445,7 @@ class Program(nn.Module):
         its last axis. A nested latent's posterior is conditional on its
         enclosing latents, whose values are extra axes before its own.
         """
-        run = self._run(observations, latents, record=True)
+        run = self._run(observations, latents, record=True, x=x)
         out = {}
         for name, v in run.responsibilities.items():
             order = tuple(d for d in v.dims if d != name) + (name,)
@@ -441,7 +480,7 @@ class Program(nn.Module):
         them (one value per row, or per group); otherwise from its prior.
         Index maps must be given in ``observations``.
         """
-        run = self._run(observations, latents, "sample", sample_shape=torch.Size(sample_shape))
+        run = self._run(observations, latents, "sample", sample_shape=torch.Size(sample_shape), x=x)
         return {
             k: v.tensor
             for k, v in run.env.items()
@@ -454,7 +493,51 @@ class Program(nn.Module):
 
     def extra_repr(self) -> str:
         effects = ", ".join(sorted(e.name for e in self.effects))
-        return f"{self.name} : {self.dom.name} -> {self.cod.name} [effects=[{effects}]]"
+        head = self.name if self.input is None else f"{self.name}({self.input})"
+        return f"{head} : {self.dom.name} -> {self.cod.name} [effects=[{effects}]]"
+
+    @property
+    def input(self) -> str | None:
+        """The name bound to the program's input, or None."""
+        first = self.steps[0] if self.steps else None
+        return first.name if isinstance(first, InputStep) else None
+
+    @property
+    def returns(self) -> Expr | None:
+        """The expression the program returns, or None."""
+        return next((s.expr for s in self.steps if isinstance(s, ReturnStep)), None)
+
+    # ------------------------------------------------------- composition
+
+    def __rshift__(self, other: Program) -> Program:
+        """``self >> other``: Kleisli composition (see :func:`quivers.programs.compose.then`)."""
+        from quivers.programs.compose import then
+
+        return then(self, other)
+
+    def __matmul__(self, other: Program) -> Program:
+        """``self @ other``: side by side (see :func:`quivers.programs.compose.tensor`)."""
+        from quivers.programs.compose import tensor
+
+        return tensor(self, other)
+
+
+def _with_input(name: str, dom: FinSet, input: str | None, steps: tuple, span: Span | None) -> tuple:
+    """The steps with the input binding first: an :class:`InputStep` for
+    ``input``, or the one already among ``steps`` (a rebuilt program)."""
+    given = [s for s in steps if isinstance(s, InputStep)]
+    if input is not None:
+        if given:
+            raise QuiversTypeError(f"program `{name}` is given `input={input}` and an input step `{given[0].name}`")
+        _check_name(input, f"the input of program `{name}`")
+        return (InputStep(input, dom, span=span),) + steps
+    if len(given) > 1 or (given and steps[0] is not given[0]):
+        raise QuiversTypeError(f"program `{name}` has its input step `{given[0].name}` elsewhere than first, or twice")
+    if given and given[0].dom != dom:
+        raise QuiversTypeError(
+            f"the input `{given[0].name}` of program `{name}` is in `{given[0].dom.name}`, not in its domain `{dom.name}`"
+        )
+    return steps
 
 
 def _with_source(err: QuiversError, source: str | None) -> QuiversError:

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 import sympy
 
 from quivers.errors import QuiversError, QuiversTypeError, ShapeError, UnknownNameError
-from quivers.programs.expr import _REDUCTIONS, INDEX
+from quivers.programs.expr import _REDUCTIONS, INDEX, index_function
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep
 from quivers.programs.steps import (
     FactorStep,
     IndexMapStep,
+    InputStep,
     LetStep,
     MarginalizeStep,
     ObserveStep,
@@ -77,6 +78,8 @@ class _Checker:
         self.sizes: dict[str, int] = sizes
         self.scope: dict[str, Axes] = {}
         self.let_axes: dict[str, Axes] = {}
+        # Categorical sites whose category set is read off their weights.
+        self.categories: dict[str, Axes] = {}
 
     # -------------------------------------------------------- expressions
 
@@ -101,6 +104,16 @@ class _Checker:
             if not arg.dims:
                 raise ShapeError(f"{where}: `{name}` needs a value with at least one axis, `{e.args[0]}` has none")
             return Axes(arg.dims, arg.values_in)
+        fn = index_function(e)
+        if fn is not None:
+            parts = [self.axes(a, where) for a in e.args]
+            for a, p in zip(e.args, parts):
+                if not p.integer:
+                    raise QuiversTypeError(
+                        f"{where}: `{a}` is not integer-valued, so it is no element of a finite set",
+                        hint="pass a discrete site, an input or a marginalized latent",
+                    )
+            return Axes(_union(*(p.dims for p in parts)), fn.cod.name, integer=True)
         parts = [self.axes(a, where) for a in e.args]
         return Axes(_union(*(p.dims for p in parts)))
 
@@ -152,8 +165,8 @@ class _Checker:
             site = self.sites[s.name]
             if site.kind != "index":
                 self._family_step(s, site, enumerated)
-            self.scope[s.name] = self._site_axes(site)
-        elif isinstance(s, IndexMapStep):
+            self.scope[s.name] = self.categories.get(s.name) or self._site_axes(site)
+        elif isinstance(s, (IndexMapStep, InputStep)):
             self.scope[s.name] = self._site_axes(self.sites[s.name])
         elif isinstance(s, MarkovStep):
             self._markov(s, order, enumerated)
@@ -198,6 +211,11 @@ class _Checker:
                     )
                 cat = site.values_in if site.values_in in candidates else candidates[-1]
                 dims = tuple(d for d in dims if d != cat)
+                if s.family.name == "Categorical" and site.values_in is None and cat in self.sizes:
+                    # a primed axis (the K' of a K * K table) holds elements of K
+                    base = cat.rstrip("'") if cat.rstrip("'") in self.sizes and cat.rstrip("'") not in candidates else cat
+                    if cat not in enumerated:
+                        self.categories[s.name] = Axes(site.dims, base, integer=True)
             stray = [d for d in dims if d not in allowed]
             if stray:
                 on = f"`{s.index_set.name}`" if s.index_set is not None else "no plate"
@@ -305,12 +323,20 @@ def check_shapes(
     sites: Mapping[str, Site],
     index_maps: Mapping,
     constant_dims: Mapping[str, tuple[str, ...]],
+    constant_sizes: Mapping[str, int] | None = None,
 ) -> dict[str, Axes]:
     """Check the axes of every step (see the module docstring); return the
-    axes of the top-level ``let`` s."""
+    axes of the top-level ``let`` s and of each ``Categorical`` site whose
+    category set (``values_in``) is read off the axes of its weights.
+    ``constant_sizes`` are the sizes of the sets named constants lie on."""
     sizes = index_set_sizes(steps)
+    for name, size in (constant_sizes or {}).items():
+        if sizes.setdefault(name, size) != size:
+            raise ShapeError(
+                f"two index sets are named `{name}`: size {sizes[name]} in the steps and size {size} in a constant"
+            )
     checker = _Checker(sites, index_maps, constant_dims, sizes)
     for s in order[0]:
         checker.step(s, order, ())
-    return checker.let_axes
+    return {**checker.categories, **checker.let_axes}
 

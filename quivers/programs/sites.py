@@ -32,6 +32,7 @@ from quivers.programs.expr import Expr
 from quivers.programs.steps import (
     FactorStep,
     IndexMapStep,
+    InputStep,
     LetStep,
     MarginalizeStep,
     ObserveStep,
@@ -61,7 +62,8 @@ class Site:
     """A named random quantity of a program.
 
     ``kind`` is one of ``"latent"``, ``"observed"``, ``"index"``,
-    ``"marginal"``, ``"deterministic"``. ``values_in`` names the finite set
+    ``"marginal"``, ``"deterministic"``, ``"input"`` (the program's input,
+    one element of its domain). ``values_in`` names the finite set
     an integer-valued site takes its values in and ``num_values`` is its
     size. ``blocks`` lists the marginalized latents whose body holds the
     site.
@@ -94,7 +96,7 @@ class Site:
 
     @property
     def discrete(self) -> bool:
-        return self.kind in ("index", "marginal") or bool(self.family and self.family.discrete)
+        return self.kind in ("index", "marginal", "input") or bool(self.family and self.family.discrete)
 
     @property
     def event_dims(self) -> tuple[str, ...]:
@@ -159,6 +161,8 @@ def analyze(steps: Sequence[Step]) -> Analysis:
             sites[s.name] = Site(
                 s.name, "index", (s.dom.name,), (s.dom.size,), s, None, s.cod.name, names, s.cod.size
             )
+        elif isinstance(s, InputStep):
+            sites[s.name] = Site(s.name, "input", (), (), s, None, s.dom.name, names, s.dom.size)
         elif isinstance(s, MarginalizeStep):
             dims, shape = rows[s.name]
             sites[s.name] = Site(

@@ -33,7 +33,7 @@ from quivers.programs.expr import Expr, as_expr
 
 __all__ = [
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
-    "ReturnStep", "IndexMapStep",
+    "ReturnStep", "IndexMapStep", "InputStep",
     "sample", "observe", "marginalize", "let", "factor", "ret", "index_map",
 ]
 
@@ -203,6 +203,22 @@ class IndexMapStep(Step):
     name: str
     dom: FinSet
     cod: FinSet
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def defines(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class InputStep(Step):
+    """The input of a program ``dom -> cod``: ``name`` is bound to one
+    element of ``dom`` (an integer in ``[0, |dom|)``), supplied as ``x``.
+    :class:`~quivers.programs.Program` puts it first when built with
+    ``input=name``."""
+
+    name: str
+    dom: FinSet
     span: Span | None = field(default=None, compare=False, repr=False)
 
     @property
