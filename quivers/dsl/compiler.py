@@ -35,6 +35,8 @@ Normal(loc=Expr(0.0), scale=Expr(1.00000000000000))
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -150,15 +152,77 @@ def compile_expr(e: ast.Expr) -> Expr:
     if isinstance(e, ast.Name):
         return var(e.id)
     if isinstance(e, ast.BinOp):
-        return _BINARY[e.op](compile_expr(e.left), compile_expr(e.right))
+        left, right = compile_expr(e.left), compile_expr(e.right)
+        if e.op == "^":
+            _check_power(left, right, e)
+        return _in_range(_BINARY[e.op](left, right), e)
     if isinstance(e, ast.Neg):
         return -compile_expr(e.operand)
     if isinstance(e, ast.Subscript):
         indices = tuple(compile_expr(i) for i in e.indices)
         return compile_expr(e.base)[indices if len(indices) > 1 else indices[0]]
     if isinstance(e, ast.Call):
-        return call(e.func, *(compile_expr(a) for a in e.args))
+        return _in_range(call(e.func, *(compile_expr(a) for a in e.args)), e)
     raise TypeError(f"not an expression node: {e!r}")
+
+
+# ------------------------------------------------------------ constant folding
+
+_FLOAT_RANGE = (math.log10(sys.float_info.min * sys.float_info.epsilon), math.log10(sys.float_info.max))
+"""Decimal exponents of the smallest (subnormal) and the largest float."""
+
+
+def _too_far(e: ast.Expr, magnitude: float, shown: str) -> InvalidValueError:
+    low, high = _FLOAT_RANGE
+    size = "large" if magnitude > 0 else "small"
+    return InvalidValueError(
+        f"`{dump_expr(e)}` folds to {shown}, too {size} for floating point "
+        f"(floats reach 1e{low:.0f} to 1e{high:.0f})",
+        span=e.span,
+    )
+
+
+def _log10_abs(n: sympy.Number) -> float:
+    """``log10 |n|`` of a nonzero sympy number of any size (Python integers
+    have an exact ``log10``; a sympy Float carries an unbounded exponent)."""
+    if n.is_Integer:
+        return math.log10(abs(int(n)))
+    if n.is_Rational:
+        return math.log10(abs(int(n.p))) - math.log10(int(n.q))
+    return float(sympy.log(abs(n), 10).evalf())
+
+
+def _check_power(base: Expr, exponent: Expr, e: ast.BinOp) -> None:
+    """Refuse to fold a constant power outside the range of floating point
+    before sympy computes it: sympy raises integers to integer powers
+    exactly, so ``9 ^ 9 ^ 9`` would take hours and gigabytes."""
+    b, x = base.sympy, exponent.sympy
+    if not (b.is_Number and x.is_Number) or b.is_zero or x.is_zero or abs(b) == 1:
+        return
+    magnitude = float(x) * _log10_abs(b)
+    low, high = _FLOAT_RANGE
+    if not low <= magnitude <= high:
+        raise _too_far(e, magnitude, f"about 1e{magnitude:.0f}")
+
+
+def _in_range(result: Expr, e: ast.Expr) -> Expr:
+    """``result``, checked: a constant it folds to lies in the range of
+    floating point. Checked at every node, so no later fold starts from a
+    number beyond it (``exp`` of a huge sympy Float never ends)."""
+    n = result.sympy
+    if not n.is_number or n.has(*_NOT_FINITE_REAL):
+        return result  # not constant, or left to the "not finite and real" check
+    try:
+        v = n if n.is_Number else n.evalf()
+    except (OverflowError, ValueError):
+        raise _too_far(e, math.inf, f"`{n}`") from None
+    if not v.is_Number or v.is_zero or v in _NOT_FINITE_REAL:
+        return result  # cannot evaluate (a reduction), exactly 0, or left to the check
+    magnitude = _log10_abs(v)
+    low, high = _FLOAT_RANGE
+    if not low <= magnitude <= high:
+        raise _too_far(e, magnitude, f"about 1e{magnitude:.0f}")
+    return result
 
 
 # ---------------------------------------------------------------- programs
@@ -188,7 +252,7 @@ _NOT_FINITE_REAL = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
 
 def _expr(e: ast.Expr, source: str | None) -> Expr:
     """Compile ``e``, rejecting constants that fold to no finite real number."""
-    expr = compile_expr(e)
+    expr = _located(lambda: compile_expr(e), e.span, source)
     bad = next((c for c in _NOT_FINITE_REAL if expr.sympy.has(c)), None)
     if bad is not None:
         raise InvalidValueError(

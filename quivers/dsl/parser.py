@@ -37,7 +37,7 @@ import functools
 from collections.abc import Iterable, Iterator
 from importlib import resources
 
-from lark import Lark, Token
+from lark import Lark, Token, Tree
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -184,6 +184,7 @@ def parse(text: str) -> Module:
         raise _bad_indent(err, text) from None
     except UnexpectedInput as err:
         raise _syntax_error(err, text, parser) from None
+    _check_depth(tree, text)
     try:
         return QVRTransformer(text).transform(tree)
     except VisitError as err:
@@ -193,6 +194,31 @@ def parse(text: str) -> Module:
 
 
 # ---------------------------------------------------------------- errors
+
+
+MAX_DEPTH = 100
+"""How deeply the parse tree may nest (operators, calls, subscripts, blocks).
+The transformer, checker, compiler and sympy all recurse over the tree, so
+a deeper one would exhaust Python's stack; no program a person writes
+comes near it."""
+
+
+def _check_depth(tree: Tree, text: str) -> None:
+    """Raise a located QVRSyntaxError at the first node nested deeper than
+    :data:`MAX_DEPTH`. Iterative, so that it cannot itself overflow."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            line, column = getattr(meta, "line", 1), getattr(meta, "column", 1)
+            raise QVRSyntaxError(
+                f"this is nested more than {MAX_DEPTH} levels deep (operators, calls, subscripts, blocks)",
+                span=Span(line, column, line, column + 1),
+                source=text,
+                hint="break it up with `let` steps",
+            )
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
 
 
 def _bad_indent(err: _BadIndent, text: str) -> QVRSyntaxError:

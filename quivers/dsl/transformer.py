@@ -20,6 +20,7 @@ Span(line=1, column=1, end_line=1, end_column=11)
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -42,14 +43,26 @@ def _token_span(token: Token) -> Span:
     return Span(token.line, token.column, token.end_line, token.end_column)
 
 
+_MAX_SIZE = 2**63 - 1
+_MAX_INT_DIGITS = len(str(int(sys.float_info.max)))
+
+
 def _number(token: Token, source: str) -> int | float:
     text = str(token)
     if not any(c in text for c in ".eE"):
-        return int(text)
-    value = float(text)
+        # Past the largest float an integer cannot be a value of a density;
+        # checking the digits first also keeps clear of Python's limit on
+        # converting long digit strings.
+        digits = text.lstrip("0")
+        if len(digits) <= _MAX_INT_DIGITS and int(digits or "0") <= sys.float_info.max:
+            return int(digits or "0")
+        value = math.inf
+    else:
+        value = float(text)
     if not math.isfinite(value):
+        shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]}"
         raise QVRSyntaxError(
-            f"number `{text}` is too large to represent", span=_token_span(token), source=source
+            f"number `{shown}` is too large to represent", span=_token_span(token), source=source
         )
     return value
 
@@ -107,6 +120,12 @@ class QVRTransformer(Transformer):
         if not isinstance(value, int):
             raise QVRSyntaxError(
                 f"the size of object `{name}` must be a whole number, got `{size}`",
+                span=_token_span(size),
+                source=self.source,
+            )
+        if value > _MAX_SIZE:
+            raise QVRSyntaxError(
+                f"the size of object `{name}` is {value}, more than a tensor axis can hold ({_MAX_SIZE})",
                 span=_token_span(size),
                 source=self.source,
             )
