@@ -30,6 +30,7 @@ __all__ = [
     "GraphError",
     "DataError",
     "InvalidValueError",
+    "UnsupportedError",
     "did_you_mean",
 ]
 
@@ -194,3 +195,8 @@ class DataError(QuiversError):
 class InvalidValueError(QuiversError):
     """A value outside its domain: a negative probability, a row of a
     kernel that does not sum to one, a negative size."""
+
+
+class UnsupportedError(QuiversError):
+    """A valid program that a backend cannot express: a construct that Stan
+    emission (:mod:`quivers.emit`) has no faithful translation for."""

@@ -1,0 +1,725 @@
+"""Stan programs equivalent to quivers programs, for cross-checking.
+
+:func:`to_stan` writes a Stan program with the same posterior as a
+:class:`~quivers.programs.Program`, and :func:`stan_data` the data dict to
+run it with. The translation:
+
+- ``data``: the size of every finite set the program uses (``int<lower=0>
+  K;``), every index map (``array[Item] int<lower=1, upper=G> group;``,
+  1-based), every observation, every ``sample`` site supplied as data
+  (``given``), and every tensor constant of a family argument.
+- ``parameters``: the other ``sample`` sites, with the constraint of their
+  family's support (``vector<lower=0>[K] sd_k;``, ``simplex[K]``).
+- ``transformed parameters`` / ``transformed data``: top-level ``let``s.
+- ``model``: one sampling statement per ``sample`` and ``observe``
+  (vectorized where the expression allows, a loop otherwise), ``target +=``
+  for each ``factor``, and each ``marginalize`` block as its exact sum:
+  per row, ``target += log_sum_exp(log_softmax(lw) + ll)`` over the
+  latent's values; grouped (``over=G``), the body's terms accumulated into
+  a per-group ``ll[group[i], k]`` before the same ``log_sum_exp`` per group
+  (the right Kan extension along the index map, written as a loop).
+
+Laws
+----
+- The emitted program's log density differs from ``Program.log_joint`` by
+  a constant (Stan's ``~`` drops normalizing constants), so both have the
+  same posterior. A half-normal or half-Cauchy term inside a mixture adds
+  its ``log(2)`` explicitly.
+- Nothing is emitted silently wrong: discrete parameters, nested grouped
+  blocks, unknown steps or families, data-dependent bounds and anything else
+  without a faithful translation raise
+  :class:`~quivers.errors.UnsupportedError` naming the step.
+
+Examples
+--------
+>>> from quivers.dsl import loads
+>>> m = loads('''
+... object Item : FinSet 3
+... object K : FinSet 2
+... program gmm : Item -> Item
+...     sample probs : K <- HalfNormal(1.0)
+...     sample mu_k : K <- Normal(0.0, 5.0)
+...     sample sd_k : K <- HalfNormal(1.0)
+...     marginalize z : K <- Categorical(probs)
+...         observe y : Item <- Normal(mu_k[z], sd_k[z])
+...     return y
+... ''')
+>>> print(to_stan(m.morphism), end="")
+// Stan program emitted by quivers from `gmm : Item -> Item`.
+data {
+  int<lower=0> Item;
+  int<lower=0> K;
+  vector[Item] y;
+}
+parameters {
+  vector<lower=0>[K] probs;
+  vector[K] mu_k;
+  vector<lower=0>[K] sd_k;
+}
+model {
+  probs ~ normal(0, 1.0);
+  mu_k ~ normal(0.0, 5.0);
+  sd_k ~ normal(0, 1.0);
+  // marginalize z : K, one latent per row of Item
+  for (i in 1:Item) {
+    vector[K] lw_z;
+    vector[K] ll_z;
+    for (k in 1:K) {
+      lw_z[k] = log(probs[k]);
+      ll_z[k] = normal_lpdf(y[i] | mu_k[k], sd_k[k]);
+    }
+    target += log_sum_exp(log_softmax(lw_z) + ll_z);
+  }
+}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+import torch
+from torch.distributions import constraints as C
+
+from quivers.errors import DataError, QuiversError, QuiversTypeError, ShapeError, UnsupportedError
+from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
+from quivers.programs import Program
+from quivers.programs.graph import block_order
+from quivers.programs.steps import (
+    FactorStep,
+    IndexMapStep,
+    LetStep,
+    MarginalizeStep,
+    ObserveStep,
+    ReturnStep,
+    SampleStep,
+    Step,
+)
+
+__all__ = ["to_stan", "stan_data", "STAN_FAMILIES", "STAN_RESERVED"]
+
+STAN_RESERVED = frozenset(
+    """for in while repeat until if then else true false target functions model data parameters
+    quantities transformed generated int real complex vector row_vector matrix simplex ordered
+    positive_ordered unit_vector sum_to_zero_vector cholesky_factor_corr cholesky_factor_cov
+    corr_matrix cov_matrix complex_vector complex_row_vector complex_matrix array tuple void return
+    break continue print reject fatal_error lower upper offset multiplier struct typedef export auto
+    extern var static profile get_lp lp__ e pi""".split()
+)
+"""Words a Stan identifier may not be."""
+
+
+@dataclass(frozen=True)
+class _Dist:
+    """A quivers family as a Stan distribution: its name (and the name for
+    ``logits``), and its arguments as parameter names or literal code."""
+
+    stan: str
+    args: tuple[str, ...]
+    logit_stan: str | None = None
+    half: bool = False
+
+
+STAN_FAMILIES: dict[str, _Dist] = {
+    "Normal": _Dist("normal", ("loc", "scale")),
+    "HalfNormal": _Dist("normal", ("=0", "scale"), half=True),
+    "LogNormal": _Dist("lognormal", ("loc", "scale")),
+    "Exponential": _Dist("exponential", ("rate",)),
+    "Gamma": _Dist("gamma", ("concentration", "rate")),
+    "InverseGamma": _Dist("inv_gamma", ("concentration", "rate")),
+    "Beta": _Dist("beta", ("concentration1", "concentration0")),
+    "StudentT": _Dist("student_t", ("df", "loc", "scale")),
+    "Cauchy": _Dist("cauchy", ("loc", "scale")),
+    "HalfCauchy": _Dist("cauchy", ("=0", "scale"), half=True),
+    "Laplace": _Dist("double_exponential", ("loc", "scale")),
+    "Uniform": _Dist("uniform", ("low", "high")),
+    "Poisson": _Dist("poisson", ("rate",)),
+    "Bernoulli": _Dist("bernoulli", ("probs",), "bernoulli_logit"),
+    "Binomial": _Dist("binomial", ("total_count", "probs"), "binomial_logit"),
+    "NegativeBinomial": _Dist("neg_binomial", ("total_count", "probs"), "neg_binomial"),
+    "Categorical": _Dist("categorical", ("weights",), "categorical_logit"),
+    "Dirichlet": _Dist("dirichlet", ("concentration",)),
+}
+"""The families Stan emission translates, by quivers name."""
+
+
+def to_stan(program: Program, *, given: Iterable[str] = ()) -> str:
+    """A Stan program with the same posterior as ``program``.
+
+    Parameters
+    ----------
+    program
+        A built program (from QVR or the combinators).
+    given
+        Names of ``sample`` sites supplied as data (covariates, known
+        scales): they are declared in ``data`` instead of ``parameters``,
+        and their sampling statements are kept.
+
+    Raises
+    ------
+    UnsupportedError
+        For a construct with no faithful Stan translation, naming the step.
+    """
+    if not isinstance(program, Program):
+        raise QuiversTypeError(f"to_stan needs a quivers Program, got {type(program).__name__}")
+    return _Emitter(program, frozenset(given)).emit()
+
+
+def stan_data(program: Program, observations: Mapping[str, Any], *, given: Iterable[str] | None = None) -> dict:
+    """The data dict (JSON-ready) for :func:`to_stan`'s program.
+
+    Sizes of the finite sets, index maps and Categorical values shifted to
+    1-based, integer data as ints, tensor constants, and every observed or
+    ``given`` site. ``given`` defaults to the ``sample`` sites present in
+    ``observations``. Leading batch axes of size one are dropped.
+    """
+    if given is None:
+        given = [k for k in observations if k in program.sites and program.sites[k].kind == "latent"]
+    emitter = _Emitter(program, frozenset(given))
+    emitter.check()
+    out: dict[str, Any] = dict(emitter.sizes)
+    for name, (stan, dims, tensor) in emitter.constants.items():
+        out[stan] = tensor.detach().cpu().tolist()
+    for name in emitter.data_sites():
+        site = program.sites[name]
+        if name not in observations:
+            raise DataError(f"`{name}` is missing from the observations", hint="Stan needs every data value")
+        t = observations[name]
+        t = t if isinstance(t, torch.Tensor) else torch.as_tensor(t)
+        while t.dim() > len(site.shape) and t.shape[0] == 1:
+            t = t[0]
+        if tuple(t.shape) != tuple(site.shape):
+            raise ShapeError(f"`{name}` has shape {tuple(t.shape)}; Stan data needs {tuple(site.shape)}")
+        if emitter.one_based(name):
+            t = t.long() + 1
+        elif emitter.integer(name):
+            t = t.long()
+        out[name] = t.tolist()
+    return out
+
+
+# ---------------------------------------------------------------- emitter
+
+
+class _Emitter:
+    def __init__(self, program: Program, given: frozenset[str]) -> None:
+        self.p = program
+        self.sites = program.sites
+        self.given = given
+        self.sizes: dict[str, int] = {}
+        self.constants: dict[str, tuple[str, tuple[str, ...], torch.Tensor]] = {}
+        self.taken: set[str] = set()
+
+    # ------------------------------------------------------------ facts
+
+    def fail(self, message: str, step: Step | None = None, hint: str | None = None) -> UnsupportedError:
+        return UnsupportedError(
+            f"cannot emit Stan for program `{self.p.name}`: {message}",
+            span=getattr(step, "span", None),
+            source=self.p.source,
+            hint=hint,
+        )
+
+    def one_based(self, name: str) -> bool:
+        site = self.sites[name]
+        return site.kind in ("index", "marginal") or (site.family is not None and site.family.name == "Categorical")
+
+    def integer(self, name: str) -> bool:
+        site = self.sites[name]
+        return site.kind in ("index", "marginal") or bool(site.family is not None and site.family.discrete)
+
+    def data_sites(self) -> list[str]:
+        return [
+            n for n, s in self.sites.items()
+            if s.kind in ("index", "observed") or (s.kind == "latent" and n in self.given)
+        ]
+
+    def walk(self, steps: Iterable[Step], depth: int = 0):
+        for s in steps:
+            yield s, depth
+            if isinstance(s, MarginalizeStep):
+                yield from self.walk(s.body, depth + 1)
+
+    def check(self) -> None:
+        """Gather sizes and constants; reject what Stan cannot say."""
+        known = (SampleStep, ObserveStep, MarginalizeStep, LetStep, FactorStep, ReturnStep, IndexMapStep)
+        for site in self.sites.values():
+            for d, n in zip(site.dims, site.shape):
+                self.sizes.setdefault(d, n)
+        for s, depth in self.walk(self.p.steps):
+            if type(s) not in known:  # exact: a subclass (a Markov chain block) means something else
+                raise self.fail(f"the step `{getattr(s, 'name', type(s).__name__)}` ({type(s).__name__}) has no Stan translation", s)
+            if isinstance(s, (SampleStep, ObserveStep)) and self.sites[s.name].kind != "index":
+                fam = s.family
+                if fam.name not in STAN_FAMILIES:
+                    raise self.fail(f"`{s.name}` has the family {fam.name}, which Stan emission does not translate", s,
+                                    hint=f"families it translates: {', '.join(STAN_FAMILIES)}")
+                if isinstance(s, SampleStep) and s.name not in self.given and fam.discrete:
+                    raise self.fail(
+                        f"`{s.name}` is a discrete latent ({fam.name}); Stan has no discrete parameters", s,
+                        hint="marginalize it, or supply it as data with `given`",
+                    )
+                if isinstance(s, SampleStep) and depth and s.name not in self.given:
+                    raise self.fail(f"`{s.name}` is sampled inside a marginalize block", s)
+            if isinstance(s, MarginalizeStep):
+                if s.name in self.given:
+                    raise self.fail(f"the marginalized latent `{s.name}` is given as data", s)
+                self.sizes.setdefault(s.support.name, s.support.size)
+                if s.over is not None:
+                    self.sizes.setdefault(s.over.name, s.over.size)
+        for name in self.given:
+            if name not in self.sites or self.sites[name].kind != "latent":
+                raise QuiversTypeError(f"`given` names `{name}`, which is no sampled site of `{self.p.name}`")
+        for name, (dom, cod) in self.p.index_maps.items():
+            self.sizes.setdefault(dom.name, dom.size)
+            self.sizes.setdefault(cod.name, cod.size)
+        self._constants()
+        first = [f.name for s in (self.p.dom, self.p.cod) for f in getattr(s, "factors", ()) if f.name in self.sizes]
+        self.sizes = {n: self.sizes[n] for n in dict.fromkeys(first + list(self.sizes))}
+        self._names()
+
+    def _constants(self) -> None:
+        dims_of = getattr(self.p, "_constant_dims", {})
+        for s, _ in self.walk(self.p.steps):
+            if isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
+                fam = s.prior if isinstance(s, MarginalizeStep) else s.family
+                exprs = {f"{s.name}_{k}": v for k, v in fam.args.items()}
+            elif isinstance(s, (LetStep, FactorStep)):
+                exprs = {f"{getattr(s, 'name', 'factor')}_const": s.expr}
+            else:
+                continue
+            for base, e in exprs.items():
+                syms = sorted(n.name for n in getattr(e, "sympy", sympy.S.Zero).free_symbols if n.name.startswith("__const"))
+                for j, sym in enumerate(syms):
+                    if sym in self.constants:
+                        continue
+                    buf, dims = dims_of.get(sym, (None, None))
+                    if buf is None or any(d.startswith("__") for d in dims):
+                        raise self.fail(f"the tensor constant in `{base}` has no named axes Stan can declare", s)
+                    stan = base if len(syms) == 1 else f"{base}_{j + 1}"
+                    tensor = getattr(self.p, buf)
+                    for d, n in zip(dims, tensor.shape[tensor.dim() - len(dims):]):
+                        self.sizes.setdefault(d, int(n))
+                    self.constants[sym] = (stan, tuple(dims), tensor)
+
+    def _names(self) -> None:
+        names = list(self.sizes) + list(self.sites) + [c[0] for c in self.constants.values()]
+        seen: set[str] = set()
+        for n in names:
+            if n in STAN_RESERVED or n.endswith("__") or not n.isidentifier() or n.startswith("_"):
+                raise self.fail(f"`{n}` is not a valid Stan identifier", hint="rename it")
+            if n in seen:
+                raise self.fail(f"`{n}` names both a finite set and a value, which Stan cannot tell apart",
+                                hint="rename one of them")
+            seen.add(n)
+        self.taken = set(seen)
+
+    def fresh(self, base: str, used: set[str]) -> str:
+        stem = base[:1].lower() if base[:1].isalpha() else "i"
+        name, n = stem, 1
+        while name in self.taken or name in used or name in STAN_RESERVED:
+            name, n = f"{stem}{n}", n + 1
+        used.add(name)
+        return name
+
+    # ------------------------------------------------------------ types
+
+    def _bounds(self, name: str, step: Step) -> tuple[str, str]:
+        """``(kind, bounds)``: kind ``real``, ``int`` or ``simplex``."""
+        site = self.sites[name]
+        if self.integer(name):
+            if self.one_based(name):
+                return "int", f"<lower=1, upper={site.values_in}>" if site.values_in else "<lower=1>"
+            if site.family is not None and site.family.name == "Bernoulli":
+                return "int", "<lower=0, upper=1>"
+            return "int", "<lower=0>"
+        try:
+            fam = site.family
+            consts = {k: torch.tensor(float(v.sympy)) for k, v in fam.args.items()
+                      if getattr(getattr(v, "sympy", None), "is_Number", False)}
+            if not fam.spec.static_support and len(consts) < len(fam.args):
+                raise QuiversTypeError("dependent support")
+            support = fam.spec.support(consts) if not fam.spec.static_support else fam.support()
+        except QuiversError:
+            raise self.fail(f"the support of `{name}` depends on other values", step,
+                            hint="Stan bounds here must be constants") from None
+        while isinstance(support, C.independent):
+            support = support.base_constraint
+        if isinstance(support, C.simplex.__class__):
+            return "simplex", ""
+        if support is C.real or type(support) is type(C.real):
+            return "real", ""
+        lower = getattr(support, "lower_bound", None)
+        upper = getattr(support, "upper_bound", None)
+        if isinstance(support, (type(C.positive), type(C.nonnegative), type(C.unit_interval), type(C.half_open_interval(0.0, 1.0)))):
+            parts = []
+            if lower is not None:
+                parts.append(f"lower={self._bound(lower, name, step)}")
+            if upper is not None:
+                parts.append(f"upper={self._bound(upper, name, step)}")
+            return "real", f"<{', '.join(parts)}>"
+        raise self.fail(f"`{name}` has the support {support}, which Stan emission cannot declare", step)
+
+    def _bound(self, value: Any, name: str, step: Step) -> str:
+        t = torch.as_tensor(value)
+        if t.numel() != 1 and not bool((t == t.reshape(-1)[0]).all()):
+            raise self.fail(f"the bounds of `{name}` vary across its elements", step)
+        v = float(t.reshape(-1)[0])
+        return number(int(v) if v.is_integer() else v)
+
+    def declare(self, name: str, step: Step) -> str:
+        site = self.sites[name]
+        kind, bounds = self._bounds(name, step)
+        dims = list(site.dims)
+        if kind == "simplex":
+            if not dims:
+                raise self.fail(f"`{name}` is a simplex without an event axis", step)
+            inner = f"simplex[{dims[-1]}]"
+            return f"array[{', '.join(dims[:-1])}] {inner} {name};" if len(dims) > 1 else f"{inner} {name};"
+        return f"{self._container(kind, bounds, dims)} {name};"
+
+    @staticmethod
+    def _container(kind: str, bounds: str, dims: list[str]) -> str:
+        if kind == "int":
+            return f"array[{', '.join(dims)}] int{bounds}" if dims else f"int{bounds}"
+        if not dims:
+            return f"real{bounds}"
+        if len(dims) == 1:
+            return f"vector{bounds}[{dims[0]}]"
+        head = f"array[{', '.join(dims[:-2])}] " if len(dims) > 2 else ""
+        return f"{head}matrix{bounds}[{dims[-2]}, {dims[-1]}]"
+
+    # ------------------------------------------------------------ emit
+
+    def emit(self) -> str:
+        self.check()
+        leaves: dict[str, Leaf] = {}
+        for name, site in self.sites.items():
+            if site.kind == "marginal":
+                continue
+            leaves[name] = Leaf(
+                name, tuple(site.dims), site.values_in,
+                self.integer(name) if site.kind != "deterministic" else False,
+                self.one_based(name) if site.kind != "deterministic" else False,
+            )
+        for sym, (stan, dims, _) in self.constants.items():
+            leaves[sym] = Leaf(stan, dims)
+        self.leaves = leaves
+        order = block_order(self.p.steps)
+        data = [f"int<lower=0> {n};" for n in self.sizes]
+        data += [f"{self._container('real', '', list(d))} {stan};" for stan, d, _ in self.constants.values()]
+        data += [self.declare(n, self.sites[n].step) for n in self.data_sites()]
+        params = [self.declare(s.name, s) for s, _ in self.walk(order)
+                  if isinstance(s, SampleStep) and self.sites[s.name].kind == "latent" and s.name not in self.given]
+        tdata, tparams, model = self._lets(order)
+        for s in order:
+            model += self._top(s)
+        out = [f"// Stan program emitted by quivers from `{self.p.name} : {self.p.dom.name} -> {self.p.cod.name}`."]
+        for block, lines in (("data", data), ("transformed data", tdata), ("parameters", params),
+                             ("transformed parameters", tparams), ("model", model)):
+            if lines or block in ("data", "model"):
+                out.append(f"{block} {{")
+                out += ["  " + line if line else "" for line in lines]
+                out.append("}")
+        return "\n".join(out) + "\n"
+
+    def _lets(self, order: list[Step]) -> tuple[list[str], list[str], list[str]]:
+        """Top-level lets: declared in transformed data when they read only
+        data, else in transformed parameters; declarations come first."""
+        data_names = set(self.data_sites()) | {s for s in self.constants}
+        decl = {"tdata": [], "tparams": []}
+        body = {"tdata": [], "tparams": []}
+        for s in order:
+            if not isinstance(s, LetStep):
+                continue
+            reads = {n.name for n in s.expr.sympy.free_symbols}
+            where = "tdata" if reads <= data_names else "tparams"
+            if where == "tdata":
+                data_names.add(s.name)
+            dims = list(self.sites[s.name].dims)
+            decl[where].append(f"{self._container('real', '', dims)} {s.name};")
+            body[where] += self._assign(s, dims)
+        return decl["tdata"] + body["tdata"], decl["tparams"] + body["tparams"], []
+
+    def translator(self, extra: Mapping[str, Leaf] = {}, inline: Mapping[str, sympy.Basic] = {}) -> Translator:
+        return Translator({**self.leaves, **extra}, inline)
+
+    def _assign(self, s: LetStep, dims: list[str]) -> list[str]:
+        t = self.translator()
+        if len(dims) <= 1:
+            try:
+                return [f"{s.name} = {t.code(s.expr.sympy, {d: VECTOR for d in dims})};"]
+            except NotVectorizable:
+                pass
+        return self._loops(dims, lambda bind: [f"{s.name}{_idx(dims, bind)} = {t.code(s.expr.sympy, bind)};"], s)
+
+    def _loops(self, dims: list[str], inner, step: Step, bind: dict[str, str] | None = None,
+               names: Mapping[str, str] | None = None, reserved: Iterable[str] = ()) -> list[str]:
+        """``inner(bind)`` inside one loop per axis of ``dims`` not bound yet
+        (loop variables from ``names`` where given, fresh otherwise, never
+        one of ``reserved``)."""
+        bind = dict(bind or {})
+        names = dict(names or {})
+        used = set(bind.values()) | set(names.values()) | set(reserved)
+        heads = []
+        for d in dims:
+            if d in bind:
+                continue
+            v = names[d] if d in names else self.fresh(d, used)
+            bind[d] = v
+            heads.append("  " * len(heads) + f"for ({v} in 1:{d}) {{")
+        try:
+            lines = inner(bind)
+        except UnsupportedError as err:
+            raise self.fail(err.message, step) from None
+        pad = "  " * len(heads)
+        return heads + [pad + line for line in lines] + ["  " * i + "}" for i in reversed(range(len(heads)))]
+
+    # ------------------------------------------------------------ statements
+
+    def _args(self, fam, t: Translator, bind: Mapping[str, str], step: Step, site) -> tuple[str, list[str]]:
+        spec = STAN_FAMILIES[fam.name]
+        stan = spec.stan
+        args = dict(fam.args)
+        if "logits" in args:
+            stan = spec.logit_stan
+        out = []
+        for a in spec.args:
+            if a.startswith("="):
+                out.append(a[1:])
+                continue
+            key = "logits" if a in ("probs", "weights") and "logits" in args else a
+            e = args[key].sympy
+            if fam.name in ("Categorical", "Dirichlet"):
+                out.append(self._event_vector(fam, key, e, t, bind, site, step))
+            elif fam.name == "NegativeBinomial" and key == "probs":
+                p = t.code(e, bind)
+                out.append(f"(1 - {p}) / {p}" if _atomic(p) else f"(1 - ({p})) / ({p})")
+            elif fam.name == "NegativeBinomial" and key == "logits":
+                code = t.code(e, bind)
+                out.append(f"exp(-{code})" if _atomic(code) else f"exp(-({code}))")
+            else:
+                out.append(t.code(e, bind))
+        return stan, out
+
+    def _event_vector(self, fam, key, e, t: Translator, bind, site, step) -> str:
+        """A vector argument along the event or category axis."""
+        axis = site.dims[-1] if fam.name == "Dirichlet" else (site.values_in or None)
+        dims = t.dims(e)
+        if fam.name == "Dirichlet" and axis not in dims:
+            return f"rep_vector({t.code(e, {k: v for k, v in bind.items() if k != axis})}, {axis})"
+        if axis is None:
+            axis = next((d for d in dims if d not in bind), None)
+        if axis is None or not isinstance(e, sympy.Symbol):
+            raise self.fail(f"the {key} of `{site.name}` must be a named vector for Stan emission", step)
+        inner = {k: v for k, v in bind.items() if k != axis}
+        leaf = t.leaf(e.name)
+        if any(inner.get(d) == VECTOR for d in leaf.dims):
+            raise NotVectorizable(e.name)
+        idx = [inner[d] for d in leaf.dims if d != axis]
+        if any(d not in inner for d in leaf.dims if d != axis) or leaf.dims[-1] != axis:
+            raise self.fail(f"the {key} of `{site.name}` must have its category axis last", step)
+        code = f"{leaf.stan}[{', '.join(idx)}]" if idx else leaf.stan
+        if idx and len(leaf.dims) == 2:
+            code = f"{code}'"  # a matrix row is a row_vector
+        if key == "weights":
+            return f"{code} / sum({code})"
+        return code
+
+    def _top(self, s: Step) -> list[str]:
+        if isinstance(s, (SampleStep, ObserveStep)):
+            if self.sites[s.name].kind == "index":
+                return []
+            return self._sampling(s)
+        if isinstance(s, FactorStep):
+            return self._factor(s)
+        if isinstance(s, MarginalizeStep):
+            return self._marginalize(s)
+        return []
+
+    def _sampling(self, s: SampleStep | ObserveStep) -> list[str]:
+        site = self.sites[s.name]
+        t = self.translator()
+        plate = [d for d in site.dims if d not in site.event_dims]
+        event = site.family.event_rank > 0
+        if len(plate) <= 1 and not (event and plate):
+            try:
+                stan, args = self._args(s.family, t, {d: VECTOR for d in plate}, s, site)
+                return [f"{s.name} ~ {stan}({', '.join(args)});"]
+            except NotVectorizable:
+                pass
+            except UnsupportedError as err:
+                raise self.fail(err.message, s) from None
+        if len(plate) == 2 and not event and not self.integer(s.name):
+            try:  # arguments constant across the matrix: one vectorized statement
+                stan, args = self._args(s.family, t, {}, s, site)
+                return [f"to_vector({s.name}) ~ {stan}({', '.join(args)});"]
+            except UnsupportedError:
+                pass
+        def body(bind):
+            stan, args = self._args(s.family, t, bind, s, site)
+            return [f"{s.name}{_idx(plate, bind)} ~ {stan}({', '.join(args)});"]
+        return self._loops(plate, body, s)
+
+    def _factor(self, s: FactorStep) -> list[str]:
+        t = self.translator()
+        dims = list(t.dims(s.expr.sympy))
+        if len(dims) <= 1:
+            try:
+                code = t.code(s.expr.sympy, {d: VECTOR for d in dims})
+                return [f"target += {'sum(' + code + ')' if dims else code};"]
+            except NotVectorizable:
+                pass
+            except UnsupportedError as err:
+                raise self.fail(err.message, s) from None
+        return self._loops(dims, lambda bind: [f"target += {t.code(s.expr.sympy, bind)};"], s)
+
+    # ------------------------------------------------------------ marginalize
+
+    def _lpdf(self, s: Step, t: Translator, bind: Mapping[str, str]) -> str:
+        if isinstance(s, FactorStep):
+            return t.code(s.expr.sympy, bind)
+        site = self.sites[s.name]
+        stan, args = self._args(s.family, t, bind, s, site)
+        suffix = "_lpmf" if site.family.discrete else "_lpdf"
+        plate = [d for d in site.dims if d not in site.event_dims]
+        term = f"{stan}{suffix}({s.name}{_idx(plate, bind)} | {', '.join(args)})"
+        return f"{term} + log2()" if STAN_FAMILIES[site.family.name].half else term
+
+    def _prior(self, s: MarginalizeStep, t: Translator, bind: Mapping[str, str]) -> str:
+        ((key, w),) = s.prior.args.items()
+        code = t.code(w.sympy, bind)
+        return code if key == "logits" else f"log({code})"
+
+    def _body(self, s: MarginalizeStep, lets: dict[str, sympy.Basic]) -> tuple[list[Step], list[MarginalizeStep]]:
+        """The scored steps and nested blocks of a block body; its lets are
+        added to ``lets``, to be inlined where they are read."""
+        terms, nested = [], []
+        for b in block_order(s.body):
+            if isinstance(b, LetStep):
+                lets[b.name] = b.expr.sympy
+            elif isinstance(b, (ObserveStep, FactorStep, SampleStep)):
+                terms.append(b)
+            elif isinstance(b, MarginalizeStep):
+                nested.append(b)
+            else:
+                raise self.fail(f"`{type(b).__name__}` inside a marginalize block has no Stan translation", b)
+        return terms, nested
+
+    def _marginalize(self, s: MarginalizeStep) -> list[str]:
+        if s.over is not None:
+            return self._grouped(s)
+        rows = list(self.sites[s.name].dims)
+        lines = [f"// marginalize {s.name} : {s.support.name}, "
+                 + (f"one latent per row of {' * '.join(rows)}" if rows else "a single latent")]
+        return lines + self._loops(rows, lambda bind: self._per_row(s, bind, {}, {}, None), s)
+
+    def _per_row(self, s: MarginalizeStep, bind: dict[str, str], enums: dict[str, Leaf],
+                 lets: dict[str, sympy.Basic], into: str | None) -> list[str]:
+        """Lines that add the block's row term (rows bound in ``bind``) to
+        ``target`` or, for a nested block, to ``into``."""
+        K, z = s.support.name, s.name
+        for d in self.sites[z].dims:
+            if d not in bind:
+                raise self.fail(f"the nested block `{z}` has rows `{d}` its enclosing block does not", s)
+        used = set(bind.values())
+        k = self.fresh(K, used)
+        enums = {**enums, z: Leaf(k, (), K, True, True, loop=k)}
+        lets = dict(lets)
+        terms, nested = self._body(s, lets)
+        t = self.translator(enums, lets)
+        for b in terms:
+            if isinstance(b, SampleStep):
+                raise self.fail(f"`{b.name}` is sampled inside the marginalize block `{z}`", b)
+            if isinstance(b, ObserveStep) and b.via is not None:
+                raise self.fail(f"observe `{b.name}` has via= outside a grouped block", b)
+        lw, ll = f"lw_{z}", f"ll_{z}"
+        inner_bind = {**bind, z: k}
+        prior = self._located(lambda: self._prior(s, t, {**bind, K: k}), s)
+        body = [f"{lw}[{k}] = {prior};"]
+        first = True
+        for b in terms:
+            term = self._located(lambda b=b: self._lpdf(b, t, inner_bind), b)
+            body.append(f"{ll}[{k}] {'=' if first else '+='} {term};")
+            first = False
+        for n in nested:
+            if n.over is not None:
+                raise self.fail(f"the grouped block `{n.name}` is nested in `{z}`", n)
+            if first:
+                body.append(f"{ll}[{k}] = 0;")
+                first = False
+            body += ["{"] + ["  " + line for line in self._per_row(n, inner_bind, enums, lets, f"{ll}[{k}]")] + ["}"]
+        if first:
+            body.append(f"{ll}[{k}] = 0;")
+        total = f"log_sum_exp(log_softmax({lw}) + {ll})"
+        return [f"vector[{K}] {lw};", f"vector[{K}] {ll};", f"for ({k} in 1:{K}) {{"] + ["  " + b for b in body] + [
+            "}", f"{into} += {total};" if into else f"target += {total};"]
+
+    def _grouped(self, s: MarginalizeStep) -> list[str]:
+        K, z, G = s.support.name, s.name, s.over.name
+        used: set[str] = set()
+        g, k = self.fresh(G, used), self.fresh(K, used)
+        enums = {z: Leaf(k, (), K, True, True, loop=k)}
+        lets: dict[str, sympy.Basic] = {}
+        terms, nested = self._body(s, lets)
+        t = self.translator(enums, lets)
+        if nested:
+            raise self.fail(f"the block `{nested[0].name}` is nested in the grouped block `{z}`", nested[0])
+        lw, ll = f"lw_{z}", f"ll_{z}"
+        prior = self._located(lambda: self._prior(s, t, {G: g, K: k}), s)
+        lines = [
+            f"// marginalize {z} : {K}, one latent per group of {G}: each row's terms",
+            f"// are summed into its group (ll_{z}[group, k]) before the log-sum-exp",
+            "{",
+            f"  array[{G}] vector[{K}] {lw};",
+            f"  array[{G}] vector[{K}] {ll} = rep_array(rep_vector(0, {K}), {G});",
+            f"  for ({g} in 1:{G}) {{",
+            f"    for ({k} in 1:{K}) {{",
+            f"      {lw}[{g}, {k}] = {prior};",
+            "    }",
+            "  }",
+        ]
+        for b in terms:
+            if isinstance(b, SampleStep):
+                raise self.fail(f"`{b.name}` is sampled inside the marginalize block `{z}`", b)
+            dims = list(self.sites[b.name].dims) if isinstance(b, ObserveStep) else [
+                d for d in t.dims(b.expr.sympy) if d != z]
+            via = getattr(b, "via", None)
+            if via is None and not set(dims) <= {G}:
+                raise self.fail(f"`{getattr(b, 'name', 'factor')}` in the grouped block `{z}` is not on `{G}`", b)
+            def add(bind, b=b, via=via):
+                bind = {**bind, z: k}
+                if via is not None:
+                    vleaf = self.leaves[via]
+                    bind[G] = f"{via}[{', '.join(bind[d] for d in vleaf.dims)}]"
+                term = self._located(lambda: self._lpdf(b, t, bind), b)
+                return [f"for ({k} in 1:{K}) {{", f"  {ll}[{bind[G]}, {k}] += {term};", "}"]
+            loop_dims = dims if via is not None else [G] + [d for d in dims if d != G]
+            names = {G: g} if via is None else {}
+            taken = {k} | ({g} if via is not None else set())
+            inner = self._loops(loop_dims, add, b, names=names, reserved=taken)
+            lines += ["  " + line for line in inner]
+        lines += [f"  for ({g} in 1:{G}) {{",
+                  f"    target += log_sum_exp(log_softmax({lw}[{g}]) + {ll}[{g}]);",
+                  "  }", "}"]
+        return lines
+
+    def _located(self, build, step: Step) -> str:
+        try:
+            return build()
+        except NotVectorizable as err:
+            raise self.fail(f"`{err}` cannot be written in Stan here", step) from None
+        except UnsupportedError as err:
+            if err.message.startswith("cannot emit"):
+                raise
+            raise self.fail(err.message, step) from None
+
+
+def _idx(dims: list[str], bind: Mapping[str, str]) -> str:
+    return f"[{', '.join(bind[d] for d in dims)}]" if dims else ""
+
+
+def _atomic(code: str) -> bool:
+    return code.replace("_", "").replace(".", "").isalnum() or (code.endswith("]") and " " not in code)
