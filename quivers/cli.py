@@ -1,0 +1,542 @@
+"""``qvr``: check, format, draw, fit, sample and emit QVR programs.
+
+Every command reads QVR files; an error in one is printed as
+``FILE:LINE:COL: message`` with the offending line and a caret under it, and
+the command exits with status 1. A wrong flag or a missing file is one line
+on stderr (status 2 for flags, 1 for files), never a traceback.
+
+Commands
+--------
+``qvr check FILE...``
+    Parse and check; prints ``FILE: ok`` and each program's signature.
+``qvr fmt FILE... [--check | --write]``
+    Print the canonical form (comments kept); ``--check`` exits 1 when a
+    file is not canonical; ``--write`` rewrites files in place.
+``qvr graph FILE [--program NAME] [-o OUT]``
+    The dependency graph: DOT text on stdout or to ``OUT.dot``, a drawing
+    with plates and marginalize blocks marked to ``OUT.png``/``.svg``/``.pdf``.
+``qvr fit FILE --data DATA [--method svi|nuts] ...``
+    Fit to data (JSON or CSV), print the summary table, optionally write the
+    ArviZ results (``--out results.nc``) and plots (``--plots DIR``).
+``qvr sample FILE [--num N] [--data DATA] [--out draws.json]``
+    Prior predictive draws, summarized.
+``qvr emit --stan FILE [-o model.stan] [--data DATA --data-out DATA.json]``
+    An equivalent Stan program (see :mod:`quivers.emit`).
+
+Examples
+--------
+>>> import io
+>>> err = io.StringIO()
+>>> main(["check", "no/such/file.qvr"], err=err), err.getvalue()
+(1, 'qvr check: cannot read `no/such/file.qvr`: No such file or directory\\n')
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+__all__ = ["main", "read_data", "format_error", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class CLIError(Exception):
+    """An error the command reports in one line and exits 1 for."""
+
+
+# ---------------------------------------------------------------- errors
+
+
+def format_error(err: Exception, path: str | Path, source: str | None = None) -> str:
+    """A QuiversError as ``FILE:LINE:COL: message`` with the source line and
+    a caret; an error without a location as ``FILE: message``.
+
+    Examples
+    --------
+    >>> from quivers.dsl import loads
+    >>> from quivers.errors import QuiversError
+    >>> text = "object K : FinSet 2\\nprogram p : K -> K\\n    sample mu : KK <- Normal(0.0, 1.0)\\n"
+    >>> try:
+    ...     loads(text)
+    ... except QuiversError as err:
+    ...     print(format_error(err, "m.qvr", text))
+    m.qvr:3:17: unknown object `KK` in `sample mu : KK`; objects in scope: K; did you mean `K`?
+            sample mu : KK <- Normal(0.0, 1.0)
+                        ^^
+    """
+    from quivers.errors import QuiversError, render_caret
+
+    if not isinstance(err, QuiversError):
+        return f"{path}: {err}"
+    message = err.message + (f"; {err.hint}" if err.hint else "")
+    if err.span is None:
+        return f"{path}: {message}"
+    head = f"{path}:{err.span.line}:{err.span.column}: {message}"
+    text = source if source is not None else err.source
+    caret = render_caret(text, err.span) if text is not None else ""
+    return f"{head}\n{caret}" if caret else head
+
+
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise CLIError(f"cannot read `{path}`: {reason}") from None
+
+
+def _load(path: str | Path) -> Any:
+    from quivers.dsl import loads
+
+    return loads(_read(path))
+
+
+def _program(module: Any, name: str | None) -> Any:
+    from quivers.errors import UnknownNameError
+
+    if name is not None:
+        if name not in module.programs:
+            raise UnknownNameError(f"no program `{name}` in this module", name=name, candidates=module.programs)
+        return module.programs[name]
+    if module.export is None and len(module.programs) != 1:
+        names = ", ".join(module.programs) or "none"
+        raise CLIError(f"this module exports no program; pass --program NAME (programs: {names})")
+    return module.morphism
+
+
+# ---------------------------------------------------------------- data
+
+
+def _number(text: str, column: str, row: int, path: Path) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise CLIError(f"{path}: column `{column}`, row {row}: `{text}` is not a number") from None
+
+
+def read_data(path: str | Path) -> dict[str, Any]:
+    """Observations from a JSON object of arrays or a CSV file.
+
+    A CSV file has one column per site, named by the site; a column may be
+    shorter than the others (trailing cells left empty), so sites on plates
+    of different sizes fit in one file. Index maps are integer columns.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = os.path.join(d, "data.csv")
+    ...     _ = open(f, "w").write("y,group\\n0.5,0\\n1.5,1\\n2.5,\\n")
+    ...     read_data(f)
+    {'y': [0.5, 1.5, 2.5], 'group': [0, 1]}
+    """
+    path = Path(path)
+    text = _read(path)
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CLIError(f"{path}:{err.lineno}:{err.colno}: not JSON: {err.msg}") from None
+        if not isinstance(data, dict):
+            raise CLIError(f"{path}: the data must be a JSON object mapping site names to arrays")
+        return data
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.reader(text.splitlines()))
+        if not rows:
+            raise CLIError(f"{path}: the CSV file is empty; its first row names the sites")
+        header = [h.strip() for h in rows[0]]
+        columns: dict[str, list] = {h: [] for h in header}
+        ended: dict[str, int] = {}
+        for r, row in enumerate(rows[1:], start=2):
+            if len(row) > len(header):
+                raise CLIError(f"{path}: row {r} has {len(row)} cells, the header {len(header)}")
+            for c, name in enumerate(header):
+                cell = row[c].strip() if c < len(row) else ""
+                if not cell:
+                    ended.setdefault(name, r)
+                    continue
+                if name in ended:
+                    raise CLIError(f"{path}: column `{name}` has an empty cell at row {ended[name]} before a value at row {r}")
+                columns[name].append(_number(cell, name, r, path))
+        return columns
+    raise CLIError(f"{path}: data must be a .json or .csv file")
+
+
+def _observations(program: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Data as tensors: integers for discrete sites and index maps, floats otherwise."""
+    import torch
+
+    out = {}
+    for name, value in data.items():
+        site = program.sites.get(name)
+        try:
+            t = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise CLIError(f"`{name}` must be a number or an array of numbers") from None
+        if site is not None and (site.kind in ("index", "marginal") or site.discrete):
+            out[name] = t
+        else:
+            out[name] = t.to(torch.get_default_dtype()) if not torch.is_floating_point(t) else t
+    return out
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from quivers.errors import QuiversError
+
+    status = 0
+    for path in args.files:
+        try:
+            text = _read(path)
+        except CLIError as e:
+            print(f"qvr check: {e}", file=err)
+            status = 1
+            continue
+        try:
+            from quivers.dsl import loads
+
+            module = loads(text)
+        except QuiversError as e:
+            print(format_error(e, path, text), file=err)
+            status = 1
+            continue
+        sigs = "; ".join(p.extra_repr() for p in module.programs.values())
+        print(f"{path}: ok" + (f": {sigs}" if sigs else ""), file=out)
+    return status
+
+
+def _fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from quivers.dsl.format import format_source
+    from quivers.errors import QuiversError
+
+    status = 0
+    for path in args.files:
+        try:
+            text = _read(path)
+        except CLIError as e:
+            print(f"qvr fmt: {e}", file=err)
+            status = 1
+            continue
+        try:
+            formatted = format_source(text)
+        except QuiversError as e:
+            print(format_error(e, path, text), file=err)
+            status = 1
+            continue
+        if args.check:
+            if formatted != text:
+                print(f"{path}: not formatted (run `qvr fmt --write {path}`)", file=out)
+                status = 1
+        elif args.write:
+            if formatted != text:
+                Path(path).write_text(formatted, encoding="utf-8")
+                print(f"{path}: reformatted", file=out)
+        else:
+            out.write(formatted)
+    return status
+
+
+def _graph(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from quivers.programs import to_dot
+
+    program = _program(_load(args.file), args.program)
+    if args.output is None:
+        out.write(to_dot(program) + "\n")
+        return 0
+    target = Path(args.output)
+    suffix = target.suffix.lower()
+    if suffix in (".dot", ".gv"):
+        target.write_text(to_dot(program) + "\n", encoding="utf-8")
+    elif suffix in (".png", ".svg", ".pdf"):
+        from quivers.programs.draw import draw_program
+
+        draw_program(program).savefig(target, dpi=120, bbox_inches="tight")
+    else:
+        raise CLIError(f"cannot write a graph as `{suffix or target.name}`; use .dot, .png, .svg or .pdf")
+    print(f"wrote {target}", file=out)
+    return 0
+
+
+def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import pandas as pd
+
+    from quivers.errors import QuiversError
+    from quivers.inference import fit
+
+    program = _program(_load(args.file), args.program)
+    observations = _observations(program, read_data(args.data))
+    kwargs: dict[str, Any] = dict(method=args.method, seed=args.seed, progress_bar=not args.no_progress,
+                                  num_samples=args.samples)
+    if args.method == "svi":
+        kwargs.update(steps=args.steps, lr=args.lr, guide=args.guide)
+    else:
+        kwargs.update(num_warmup=args.warmup, num_chains=args.chains)
+    result = _with_data(args.data, lambda: fit(program, observations, **kwargs))
+    if args.method == "svi":
+        print(f"{program.name}: {args.steps} SVI steps, final loss (-ELBO) {result.losses[-1]:.4g}", file=out)
+        note = "independent draws from the guide, so no R-hat or ESS"
+    else:
+        chains, draws = next(iter(result.samples.values())).shape[:2]
+        print(f"{program.name}: NUTS, {chains} chains x {draws} draws", file=out)
+        note = None
+    from quivers.inference.diagnostics import summary
+
+    if args.method == "svi":  # one chain of guide draws: ArviZ's chain-count warning does not apply
+        import logging
+
+        logging.getLogger("arviz").setLevel(logging.ERROR)
+    table = summary(result.to_inference_data(log_likelihood=False))
+    if args.method == "svi":
+        table = table.drop(columns=["r_hat", "ess_bulk", "ess_tail"])
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"), file=out)
+    if note:
+        print(f"({note})", file=out)
+    for name, post in _with_data(args.data, lambda: result.discrete_posterior(seed=args.seed)).items():
+        counts = post.map.reshape(-1).bincount(minlength=post.probs.shape[-1]).tolist()
+        site = program.sites[name]
+        print(f"{name} : {site.values_in}, most probable value per row of {' * '.join(site.dims) or 'the program'}: "
+              + ", ".join(f"{k}: {c}" for k, c in enumerate(counts)), file=out)
+    if args.out is not None:
+        try:
+            idata = result.to_inference_data()
+        except (RuntimeError, QuiversError) as e:  # the pointwise log likelihood is optional
+            print(f"qvr fit: writing {args.out} without the pointwise log likelihood ({e})", file=err)
+            idata = result.to_inference_data(log_likelihood=False)
+        idata.to_netcdf(str(args.out), engine="h5netcdf")
+        print(f"wrote {args.out}", file=out)
+    if args.plots is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: never open a window
+        from quivers.inference.plots import save_plots
+
+        for path in save_plots(result, args.plots):
+            print(f"wrote {path}", file=out)
+    return 0
+
+
+def _with_data(path: str | Path, run):
+    from quivers.errors import QuiversError
+
+    try:
+        return run()
+    except QuiversError as e:
+        if e.span is None:
+            raise CLIError(f"{path}: {format_error(e, path).split(': ', 1)[1]}") from None
+        raise
+
+
+def _sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import torch
+
+    from quivers.inference import Predictive
+
+    program = _program(_load(args.file), args.program)
+    data = _observations(program, read_data(args.data)) if args.data else {}
+    torch.manual_seed(args.seed)
+    draws = _with_data(args.data or args.file, lambda: Predictive(program, num_samples=args.num)(None, data))
+    print(f"{program.name}: {args.num} prior predictive draws", file=out)
+    rows = []
+    for name, t in draws.items():
+        kind = program.sites[name].kind if name in program.sites else "return"
+        x = t.double()
+        q = torch.quantile(x.reshape(-1)[:100000], torch.tensor([0.05, 0.95], dtype=torch.float64)).tolist()
+        rows.append((name, kind, "x".join(map(str, t.shape[1:])) or "scalar",
+                     f"{x.mean():.3f}", f"{x.std():.3f}" if x.numel() > 1 else "nan", f"{q[0]:.3f}", f"{q[1]:.3f}"))
+    header = ("site", "kind", "shape", "mean", "sd", "5%", "95%")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+    if args.out is not None:
+        target = Path(args.out)
+        if target.suffix.lower() == ".json":
+            target.write_text(json.dumps({k: v.tolist() for k, v in draws.items()}), encoding="utf-8")
+        elif target.suffix.lower() == ".nc":
+            import arviz as az
+
+            prior = {k: v.unsqueeze(0).numpy() for k, v in draws.items() if not k.startswith("_")}
+            az.from_dict(prior=prior).to_netcdf(str(target), engine="h5netcdf")
+        else:
+            raise CLIError(f"cannot write draws as `{target.suffix or target.name}`; use .json or .nc")
+        print(f"wrote {target}", file=out)
+    return 0
+
+
+def _emit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from quivers.emit import stan_data, to_stan
+
+    program = _program(_load(args.file), args.program)
+    given = [g for g in (args.given or "").split(",") if g]
+    data = None
+    if args.data is not None:
+        data = _observations(program, read_data(args.data))
+        given += [k for k in data if k in program.sites and program.sites[k].kind == "latent" and k not in given]
+    code = to_stan(program, given=given)
+    if args.output is None:
+        out.write(code)
+    else:
+        Path(args.output).write_text(code, encoding="utf-8")
+        print(f"wrote {args.output}", file=out)
+    if args.data_out is not None:
+        if data is None:
+            raise CLIError("--data-out needs --data, the observations to convert")
+        payload = _with_data(args.data, lambda: stan_data(program, data, given=given))
+        Path(args.data_out).write_text(json.dumps(payload), encoding="utf-8")
+        print(f"wrote {args.data_out}", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``qvr`` argument parser, one subcommand per command."""
+    parser = _Parser(
+        prog="qvr",
+        description="Check, format, draw, fit, sample and emit QVR programs (quivers).",
+        epilog="Run `qvr COMMAND --help` for the options of a command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    parser.set_defaults(commands=sub.choices)
+
+    p = sub.add_parser("check", help="parse and check QVR files",
+                       description="Parse and check each file; errors are FILE:LINE:COL: message with the "
+                                   "offending line. Exit status 1 when any file has an error.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="QVR files")
+    p.set_defaults(run=_check)
+
+    p = sub.add_parser("fmt", help="print QVR in canonical form",
+                       description="Print each file in canonical form, comments kept.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="QVR files")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 when a file is not in canonical form")
+    mode.add_argument("--write", action="store_true", help="rewrite the files in place")
+    p.set_defaults(run=_fmt)
+
+    def program_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--program", metavar="NAME", help="the program to use (default: the exported one)")
+
+    p = sub.add_parser("graph", help="draw a program's dependency graph",
+                       description="The dependency graph: DOT on stdout, or written to OUT (.dot, or a "
+                                   "drawing with plates and marginalize blocks marked: .png, .svg, .pdf).")
+    p.add_argument("file", metavar="FILE", help="a QVR file")
+    program_arg(p)
+    p.add_argument("-o", "--output", metavar="OUT", help="where to write the graph")
+    p.set_defaults(run=_graph)
+
+    p = sub.add_parser("fit", help="fit a program to data (SVI or NUTS)",
+                       description="Fit the program to data and print the posterior summary (mean, sd, "
+                                   "quantiles; R-hat and ESS for NUTS). DATA is a JSON object of arrays or a "
+                                   "CSV file with one column per site (index maps as integer columns).")
+    p.add_argument("file", metavar="FILE", help="a QVR file")
+    program_arg(p)
+    p.add_argument("--data", required=True, metavar="DATA", help="observations: data.json or data.csv")
+    p.add_argument("--method", choices=("svi", "nuts"), default="svi", help="inference method (default svi)")
+    p.add_argument("--steps", type=_positive, default=3000, metavar="N", help="SVI steps (default 3000)")
+    p.add_argument("--lr", type=float, default=1e-2, help="SVI learning rate (default 0.01)")
+    p.add_argument("--guide", choices=("normal", "delta", "mvn", "lowrank"), default="normal",
+                   help="SVI guide (default normal)")
+    p.add_argument("--samples", type=_positive, default=1000, metavar="S",
+                   help="posterior draws (per chain for NUTS; default 1000)")
+    p.add_argument("--warmup", type=_positive, default=1000, metavar="W", help="NUTS warmup (default 1000)")
+    p.add_argument("--chains", type=_positive, default=4, metavar="C", help="NUTS chains (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", metavar="RESULTS.nc", help="write the ArviZ InferenceData (netCDF)")
+    p.add_argument("--plots", metavar="DIR", help="write trace, posterior, pair and ppc PNGs to DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_fit)
+
+    p = sub.add_parser("sample", help="draw from the prior predictive",
+                       description="Prior predictive draws of every site, summarized; index maps come from --data.")
+    p.add_argument("file", metavar="FILE", help="a QVR file")
+    program_arg(p)
+    p.add_argument("--num", type=_positive, default=100, metavar="N", help="number of draws (default 100)")
+    p.add_argument("--data", metavar="DATA", help="values to condition on (index maps, covariates)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", metavar="DRAWS", help="write the draws (.json or .nc)")
+    p.set_defaults(run=_sample)
+
+    p = sub.add_parser("emit", help="write an equivalent program in another language",
+                       description="Write a Stan program with the same posterior, to cross-check in Stan.")
+    p.add_argument("--stan", action="store_true", required=True, help="emit Stan (the one target)")
+    p.add_argument("file", metavar="FILE", help="a QVR file")
+    program_arg(p)
+    p.add_argument("-o", "--output", metavar="OUT", help="write the Stan program here (default stdout)")
+    p.add_argument("--given", metavar="A,B", help="sample sites supplied as data")
+    p.add_argument("--data", metavar="DATA", help="observations; their sample sites become Stan data")
+    p.add_argument("--data-out", metavar="JSON", help="write the Stan data dict converted from --data")
+    p.set_defaults(run=_emit)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"`{text}` must be positive")
+    return value
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run ``qvr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    from quivers.errors import QuiversError
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    parser = build_parser()
+    try:
+        old = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err  # argparse prints help and errors there
+        try:
+            args, extra = parser.parse_known_args(argv)
+            if extra:
+                args.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+        finally:
+            sys.stdout, sys.stderr = old
+    except SystemExit as e:
+        return int(e.code or 0)
+    command = f"qvr {args.command}"
+    try:
+        return args.run(args, out, err)
+    except CLIError as e:
+        print(f"{command}: {e}", file=err)
+    except QuiversError as e:
+        path = getattr(args, "file", None) or ""
+        source = None
+        if e.span is not None and path:
+            try:
+                source = Path(path).read_text(encoding="utf-8")
+            except OSError:
+                source = None
+        print(format_error(e, path, source), file=err)
+    except OSError as e:
+        print(f"{command}: {e.strerror or e}: `{e.filename}`" if e.filename else f"{command}: {e}", file=err)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=err)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
