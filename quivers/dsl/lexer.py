@@ -71,7 +71,7 @@ class QVRLexer(RegexLexer):
     """Lexer for QVR, the modeling language of quivers (``*.qvr``)."""
 
     name = "QVR"
-    aliases = ["qvr"]
+    aliases = ["qvr", "qvr-error"]
     filenames = ["*.qvr"]
     mimetypes = ["text/x-qvr"]
 
