@@ -40,6 +40,7 @@ import torch
 
 from quivers.errors import DataError, QuiversTypeError
 from quivers.programs import Program
+from quivers.programs.data import check_one_data_set
 
 __all__ = ["ELBO", "Trace_ELBO"]
 
@@ -80,6 +81,7 @@ class ELBO:
         """
         if subsample:
             model = model.subsample(subsample)
+        check_one_data_set(observations, model.sites, "the particles of SVI")
         draw = guide(self.num_particles)
         log_joint = model.log_joint(x, observations, draw.latents)
         if log_joint.dim() > 1:

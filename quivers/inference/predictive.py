@@ -36,14 +36,23 @@ import torch
 
 from quivers.errors import QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs import Program
+from quivers.programs.data import check_names, check_one_data_set, check_value
 
 __all__ = ["Predictive", "DiscretePosterior", "infer_discrete"]
 
 
 def _keep_non_observed(model: Program, observations: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The data a predictive draw conditions on. Observations of observed
+    sites are redrawn, not used, but are still checked: bad data is an
+    error wherever it is passed."""
     if observations is None:
         return {}
-    return {k: v for k, v in observations.items() if k in model.sites and model.sites[k].kind != "observed"}
+    check_names(observations, model.sites, "observations")
+    check_one_data_set(observations, model.sites, "the posterior draws of Predictive")
+    for k, v in observations.items():
+        if model.sites[k].kind == "observed":
+            check_value(model.sites[k], v, "observation")
+    return {k: v for k, v in observations.items() if model.sites[k].kind != "observed"}
 
 
 def _num_draws(samples: Mapping[str, torch.Tensor]) -> int:
@@ -144,6 +153,7 @@ def infer_discrete(
     of the sampled latents (``posterior_samples``, leading draw axis)."""
     latents = {k: v for k, v in posterior_samples.items() if k in model.sites and model.sites[k].kind == "latent"}
     n = _num_draws(latents) if latents else 1
+    check_one_data_set(observations, model.sites, "the posterior draws of infer_discrete")
     resp = model.posterior_latents(x, observations, latents)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     out = {}

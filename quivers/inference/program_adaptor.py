@@ -33,6 +33,7 @@ from quivers.errors import QuiversTypeError
 from quivers.inference.layout import Layout
 from quivers.inference.mcmc.adaptor import as_model_adaptor
 from quivers.programs import Program
+from quivers.programs.data import check_one_data_set
 
 __all__ = ["ProgramAdaptor"]
 
@@ -87,6 +88,7 @@ class ProgramAdaptor:
                 f"{clash} are sampled by the kernel but also given in the observations",
                 hint=f"pass observed_names={clash} to condition on them: NUTS(ProgramAdaptor(model, observed_names=...))",
             )
+        check_one_data_set(observations, self.program.sites, "the chains of MCMC")
         values, logdet = self.layout.unpack(z)
         return -(self.program.log_joint(x, observations, values, check_latents=False) + logdet)
 

@@ -18,7 +18,9 @@ from quivers.programs.named import Value
 from quivers.categories import FinFunction, FinSet
 from quivers.programs.sites import Site
 
-__all__ = ["as_tensor", "check_value", "check_index_map", "check_names", "common_batch", "first_bad"]
+__all__ = [
+    "as_tensor", "check_value", "check_index_map", "check_names", "check_one_data_set", "common_batch", "first_bad",
+]
 
 
 def as_tensor(name: str, value: Any) -> torch.Tensor:
@@ -134,6 +136,44 @@ def common_batch(env: Mapping[str, Value], sites: Mapping[str, Site]) -> torch.S
             f"the batch axes of the given values do not broadcast: {listed}",
             hint="leading (batch) axes must agree or be 1, aligned from the right",
         ) from None
+
+
+def check_one_data_set(observations: Mapping[str, Any] | None, sites: Mapping[str, Site], against: str) -> None:
+    """Inference conditions on one data set: an observation may have
+    leading axes of size one (the seed's ``(1, N)``) but no batch of data
+    sets, which would be broadcast against ``against`` (the particles,
+    chains or draws of an engine: chain ``c`` paired with data set ``c``,
+    or the data counted twice). Names that are no site, and trailing shapes
+    that do not fit, are left to :func:`check_names` and :func:`check_value`.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Normal
+    >>> from quivers.programs import Program, observe
+    >>> Item = FinSet("Item", 3)
+    >>> p = Program("p", Item, Item, [observe("y", Item, Normal(0.0, 1.0))])
+    >>> check_one_data_set({"y": torch.zeros(1, 3)}, p.sites, "the chains of MCMC")
+    >>> check_one_data_set({"y": torch.zeros(2, 3)}, p.sites, "the chains of MCMC")
+    Traceback (most recent call last):
+    ...
+    quivers.errors.DataError: observation `y` has shape (2, 3): its leading axes (2,) would be broadcast against the chains of MCMC, which condition on one data set; pass shape (3,), or fit each data set on its own
+    """
+    if not isinstance(observations, Mapping):
+        return
+    for name, value in observations.items():
+        site = sites.get(name)
+        if site is None or site.kind == "index":
+            continue
+        shape = tuple(as_tensor(name, value).shape)
+        lead = len(shape) - len(site.shape)
+        if lead <= 0 or shape[lead:] != tuple(site.shape) or all(n == 1 for n in shape[:lead]):
+            continue
+        raise DataError(
+            f"observation `{name}` has shape {shape}: its leading axes {shape[:lead]} would be broadcast "
+            f"against {against}, which condition on one data set",
+            hint=f"pass shape {tuple(site.shape)}, or fit each data set on its own",
+        )
 
 
 def check_names(given: Mapping[str, Any], known: Mapping[str, Site], what: str) -> None:
