@@ -6,13 +6,16 @@ The entry points are ``Program.log_joint``, ``SVI.step``, ``MCMC.run``,
 on the seed's two mixtures with each kind of bad data: a missing
 observation or index map, a wrong shape, a batch of data sets where
 inference takes one, a wrong dtype, an index map out of range, NaN and
-infinite values, an unknown name. (There is no CLI yet; when there is, it
-belongs in ``ENTRY_POINTS``.)
+infinite values, an unknown name. ``qvr fit`` on the command line gets
+the same data as JSON and must print the same messages.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import re
 from collections.abc import Callable
 
 import pytest
@@ -214,3 +217,59 @@ def test_every_error_is_a_quivers_error() -> None:
     catches every bad-data case at every entry point."""
     for _, _, error, _ in BAD.values():
         assert issubclass(error, QuiversError)
+
+
+# ---------------------------------------------------------------- the command line
+
+CLI_SOURCES = {
+    "gmm": qvr_programs()[0].replace("FinSet 500", f"FinSet {N}"),
+    "seed_grouped": qvr_programs()[2].replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 3"),
+}
+CLI_BAD = [b for b in BAD if b not in ("complex", "string")]  # JSON has neither complex numbers nor, here, strings
+
+
+def run_cli(tmp_path, kind: str, obs: dict, method: str = "svi") -> tuple[int, str]:
+    """``qvr fit`` on the seed's QVR with ``obs`` written as JSON (NaN and
+    Infinity are JSON tokens Python reads and writes)."""
+    from quivers.cli import main
+
+    qvr, data = tmp_path / "model.qvr", tmp_path / "data.json"
+    qvr.write_text(CLI_SOURCES[kind])
+    data.write_text(json.dumps({k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in obs.items()}))
+    runs = ["--steps", "2", "--samples", "4"] if method == "svi" else ["--warmup", "2", "--samples", "2", "--chains", "2"]
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["fit", str(qvr), "--data", str(data), "--method", method, "--no-progress", *runs], out=out, err=err)
+    return status, err.getvalue()
+
+
+@pytest.mark.parametrize("kind", CLI_SOURCES)
+def test_good_data_fits_from_the_command_line(tmp_path, kind: str) -> None:
+    status, err = run_cli(tmp_path, kind, good_data(kind))
+    assert status == 0, err
+
+
+def cli_cases():
+    for bad in CLI_BAD:
+        for kind in CLI_SOURCES:
+            if BAD[bad][0] == "both" or kind in GROUPED:
+                yield pytest.param(kind, bad, id=f"{kind}-{bad}")
+
+
+@pytest.mark.parametrize("kind, bad", list(cli_cases()))
+def test_bad_data_on_the_command_line_is_one_located_line(tmp_path, kind: str, bad: str) -> None:
+    """``qvr fit`` exits 1 with the same message as the Python API, naming
+    the data file, the site and the first offending index; no traceback."""
+    _, edit, _, pattern = BAD[bad]
+    status, err = run_cli(tmp_path, kind, edit(good_data(kind)))
+    assert status == 1, err
+    assert "Traceback" not in err
+    assert re.search(pattern, err), err
+    assert "data.json" in err
+
+
+@pytest.mark.parametrize("method", ["svi", "nuts"])
+def test_missing_or_batched_data_on_the_command_line(tmp_path, method: str) -> None:
+    status, err = run_cli(tmp_path, "gmm", {}, method)
+    assert status == 1 and "observation `y` is missing" in err, err
+    status, err = run_cli(tmp_path, "gmm", {"y": torch.stack([Y, Y])}, method)
+    assert status == 1 and re.search(r"observation `y` has shape \(2, 6\).*one data set", err), err
