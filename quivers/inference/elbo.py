@@ -33,14 +33,15 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from quivers.errors import DataError, QuiversTypeError
+from quivers.errors import DataError, QuiversError, QuiversTypeError
 from quivers.programs import Program
-from quivers.programs.data import check_one_data_set
+from quivers.programs.data import check_one_data_set, first_bad
 
 __all__ = ["ELBO", "Trace_ELBO"]
 
@@ -92,6 +93,11 @@ class ELBO:
             raise DataError(
                 "the ELBO is NaN; check the observations and the model's parameters for invalid values"
             )
+        if value == math.inf:  # a zero-probability draw: the gradient would be NaN
+            raise DataError(
+                f"the ELBO is -inf: {_zero_probability(model, x, observations, draw.latents)}",
+                hint="check the data against the model's supports, or start the guide elsewhere",
+            )
         surrogate = elbo
         if guide.discrete_sites:
             signal = elbo.detach()
@@ -110,6 +116,23 @@ class ELBO:
 
     def __call__(self, model, guide, x=None, observations=None) -> torch.Tensor:
         return self.differentiable_loss(model, guide, x, observations)[0]
+
+
+def _zero_probability(model: Program, x: Any, observations: Any, latents: Mapping[str, torch.Tensor]) -> str:
+    """Where the log joint is -inf at the guide's draws: the first
+    observation with zero probability, by its index after the particle
+    axis, when the pointwise terms show one."""
+    try:
+        with torch.no_grad():
+            terms = model.pointwise_log_likelihood(x, observations, latents)
+    except QuiversError:
+        terms = {}
+    for name, t in terms.items():
+        bad = t == -math.inf
+        if bool(bad.any()):
+            i = first_bad(bad)
+            return f"observation `{name}` has zero probability at index {i[1:]} (under particle {i[0]})"
+    return "the log joint density is -inf at a draw of the guide"
 
 
 Trace_ELBO = ELBO

@@ -202,7 +202,7 @@ class Run:
         if key == "logits":
             lw = torch.log_softmax(t, axis)
         else:
-            lw = torch.log(t) - torch.log(t.sum(axis, keepdim=True))
+            lw = _log_weight(t) - torch.log(t.sum(axis, keepdim=True))
         return Value(lw, tuple(axis_name if d == k else d for d in v.dims))
 
     def _accumulate(self, s: MarginalizeStep) -> tuple[Value, set]:
@@ -282,6 +282,11 @@ class Run:
                 f"cannot draw `{s.name}` with batch shape {tuple(self.batch_shape)}: its weights have "
                 f"batch shape {tuple(t.shape[: t.dim() - len(site.shape) - 1])}"
             ) from None
+        nan = torch.isnan(t)
+        if bool(nan.any()):  # torch's sampler would fail with a bare RuntimeError
+            _check_weights(s, self._params(s))
+            bad = tuple(int(i) for i in torch.nonzero(nan)[0][:-1])
+            raise InvalidValueError(f"cannot draw `{s.name}`: its log weights are NaN at index {bad}")
         x = torch.distributions.Categorical(logits=t, validate_args=False).sample()
         self.env[s.name] = Value(x, site.dims, values_in=s.support.name)
 
@@ -322,6 +327,8 @@ class Run:
                     params = self._params(s)
                 except QuiversError:
                     continue  # names bound only inside an enumeration
+                if isinstance(s, MarginalizeStep):
+                    _check_weights(s, params)
                 for name, v in params.items():
                     spec = fam.spec.param(name)
                     t = v.tensor.detach()
@@ -334,6 +341,42 @@ class Run:
                             f"parameter `{name}` of `{s.name}` is {float(t[bad])} at index {bad}, "
                             f"outside its constraint {spec.constraint}; the log density is NaN"
                         )
+
+
+def _log_weight(t: torch.Tensor) -> torch.Tensor:
+    """``log t`` for mixture weights. A weight that underflowed to exactly 0
+    (``exp`` or ``softmax`` of a very negative number) has log ``-inf``; its
+    gradient there is taken as 0 rather than ``1 / 0``, which times the zero
+    gradient a ``-inf`` term receives from the logsumexp would be NaN. The
+    true gradient, a multiple of the weight, is 0 to working precision."""
+    if not t.requires_grad:
+        return torch.log(t)
+    zero = t == 0
+    return torch.where(zero, -torch.inf, torch.log(torch.where(zero, torch.ones_like(t), t)))
+
+
+def _check_weights(s: MarginalizeStep, params: Mapping[str, Value]) -> None:
+    """Name the row of a marginalize step's weights that has no finite log
+    normalizer: a negative weight, or weights that sum to zero."""
+    if "logits" in params:
+        return
+    ((_, v),) = params.items()
+    t = v.tensor.detach()
+    axis = v.batch_ndim + v.dims.index(s.support.name)
+    negative = t < 0
+    if bool(negative.any()):
+        bad = tuple(int(i) for i in torch.nonzero(negative)[0])
+        raise InvalidValueError(
+            f"the weights of `{s.name}` have a negative entry {float(t[bad])} at index {bad}; the log density is NaN"
+        )
+    empty = t.sum(axis) == 0
+    if bool(empty.any()):
+        bad = tuple(int(i) for i in torch.nonzero(empty)[0])
+        raise InvalidValueError(
+            f"the weights of `{s.name}` sum to zero at index {bad} (axes {list(v.dims)} without "
+            f"`{s.support.name}`); the log density is NaN",
+            hint="give every row a positive weight, or use logits",
+        )
 
 
 def _param_event(site: Site, family: Family, name: str, v: Value, plate: tuple[str, ...]) -> tuple[Value, tuple[str, ...]]:
