@@ -45,6 +45,8 @@ __all__ = [
     "Sample", "Observe", "Marginalize", "Let", "Factor", "Return", "IndexMap", "Step",
     # declarations
     "ObjectDecl", "ObjectDef", "ProgramDecl", "Export", "Decl", "Module",
+    # composite programs
+    "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
 ]
 
 
@@ -433,13 +435,14 @@ class ObjectDef(Node):
 
 @dataclass(frozen=True, slots=True)
 class ProgramDecl(Node):
-    """``program name : A -> B [options]`` with its indented body.
+    """``program name : A -> B [options]`` with its indented body;
+    ``program name(a) : A -> B`` binds ``a`` to the input, an element of ``A``.
 
     Examples
     --------
-    >>> p = ProgramDecl("p", SetName("K"), SetName("K"), (), (Return(Name("x")),))
-    >>> p.name, len(p.body)
-    ('p', 1)
+    >>> p = ProgramDecl("p", SetName("K"), SetName("K"), (), (Return(Name("x")),), "x")
+    >>> p.name, len(p.body), p.input
+    ('p', 1, 'x')
     """
 
     name: str
@@ -447,6 +450,7 @@ class ProgramDecl(Node):
     cod: SetExpr
     options: tuple[Option, ...]
     body: tuple[Step, ...]
+    input: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +466,82 @@ class Export(Node):
     name: str
 
 
-Decl = Union[ObjectDecl, ObjectDef, ProgramDecl, Export]
+# ---------------------------------------------------------------- composite programs
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramRef(Node):
+    """A declared program, used in a composite.
+
+    Examples
+    --------
+    >>> ProgramRef("prior")
+    ProgramRef(name='prior')
+    """
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramIdentity(Node):
+    """``identity(A)``: the program that returns its input.
+
+    Examples
+    --------
+    >>> ProgramIdentity(SetName("A")).obj
+    SetName(name='A')
+    """
+
+    obj: SetExpr
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramThen(Node):
+    """``left >> right``: ``right`` consumes ``left``'s value.
+
+    Examples
+    --------
+    >>> ProgramThen(ProgramRef("p"), ProgramRef("q")).right
+    ProgramRef(name='q')
+    """
+
+    left: ProgramExpr
+    right: ProgramExpr
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramTensor(Node):
+    """``left @ right``: the two side by side, on product objects.
+
+    Examples
+    --------
+    >>> ProgramTensor(ProgramRef("p"), ProgramIdentity(SetName("A"))).left
+    ProgramRef(name='p')
+    """
+
+    left: ProgramExpr
+    right: ProgramExpr
+
+
+ProgramExpr = Union[ProgramRef, ProgramIdentity, ProgramThen, ProgramTensor]
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeDecl(Node):
+    """``program name = p >> q @ r [options]``: a program built from others.
+
+    Examples
+    --------
+    >>> CompositeDecl("h", ProgramThen(ProgramRef("p"), ProgramRef("q"))).name
+    'h'
+    """
+
+    name: str
+    value: ProgramExpr
+    options: tuple[Option, ...] = ()
+
+
+Decl = Union[ObjectDecl, ObjectDef, ProgramDecl, CompositeDecl, Export]
 
 
 @dataclass(frozen=True, slots=True)

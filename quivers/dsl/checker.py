@@ -25,6 +25,11 @@ What it checks
   idiom) inside a block with ``over``.
 - Effects: a program that declares its effects declares every effect its
   steps have.
+- Composite programs (``program h = p >> q @ identity(A)``): every
+  program named is declared earlier; ``>>`` joins a codomain to an equal
+  domain (the message names both operands and objects); ``@`` is always
+  defined. A program's input (``program q(b) : B -> C``) is in scope in its
+  body.
 - Exports: at most one, naming a program.
 
 Examples
@@ -44,10 +49,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
-from quivers.dsl.printer import dump_set
-from quivers.errors import EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
+from quivers.dsl.printer import dump_program, dump_set
+from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import FUNCTIONS, Effect, var
 
 __all__ = ["check", "CheckedModule", "OPTIONS", "STEP_EFFECTS"]
@@ -82,7 +88,7 @@ class CheckedModule:
     """
 
     objects: Mapping[str, ast.ObjectDecl | ast.ObjectDef]
-    programs: Mapping[str, ast.ProgramDecl]
+    programs: Mapping[str, ast.ProgramDecl | ast.CompositeDecl]
     export: str | None = None
     effects: Mapping[str, frozenset[Effect] | None] = field(default_factory=dict)
 
@@ -144,7 +150,10 @@ class _Checker:
         self.source = source
         self.objects: dict[str, ast.ObjectDecl | ast.ObjectDef] = {}
         self.all_objects: dict[str, ast.ObjectDecl | ast.ObjectDef] = {}
-        self.programs: dict[str, ast.ProgramDecl] = {}
+        self.programs: dict[str, ast.ProgramDecl | ast.CompositeDecl] = {}
+        # The objects and the signatures (dom, cod) of the programs checked so far.
+        self.finsets: dict[str, FinSet] = {}
+        self.signatures: dict[str, tuple[FinSet, FinSet]] = {}
         self.effects: dict[str, frozenset[Effect] | None] = {}
 
     # ------------------------------------------------------------ errors
@@ -173,7 +182,7 @@ class _Checker:
     def module(self, module: ast.Module) -> CheckedModule:
         declared: dict[str, ast.Node] = {}
         for d in module.items:
-            if isinstance(d, (ast.ObjectDecl, ast.ObjectDef, ast.ProgramDecl)):
+            if isinstance(d, (ast.ObjectDecl, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl)):
                 previous = declared.get(d.name)
                 if previous is not None:
                     raise self._error(
@@ -186,18 +195,27 @@ class _Checker:
         self.all_objects = {
             n: d for n, d in declared.items() if isinstance(d, (ast.ObjectDecl, ast.ObjectDef))
         }
-        self.programs = {n: d for n, d in declared.items() if isinstance(d, ast.ProgramDecl)}
+        self.programs = {
+            n: d for n, d in declared.items() if isinstance(d, (ast.ProgramDecl, ast.CompositeDecl))
+        }
         exports: list[ast.Export] = []
         # Objects are declared before use, so they are checked in order;
         # an export may name a program declared anywhere.
         for d in module.items:
             if isinstance(d, ast.ObjectDecl):
                 self.objects[d.name] = d
+                self.finsets[d.name] = FinSet(d.name, d.size)
             elif isinstance(d, ast.ObjectDef):
                 self._set(d.value, d, whole=True)
                 self.objects[d.name] = d
+                self.finsets[d.name] = self._finset(d.value)
             elif isinstance(d, ast.ProgramDecl):
                 self._program(d)
+                self.signatures[d.name] = (self._finset(d.dom), self._finset(d.cod))
+            elif isinstance(d, ast.CompositeDecl):
+                opts = self._options(d.options, "program")
+                self.effects[d.name] = self._effects(opts["effects"].value) if "effects" in opts else None
+                self.signatures[d.name] = self._composite(d.value, d)
             else:
                 exports.append(d)
         for d in exports:
@@ -242,6 +260,47 @@ class _Checker:
         message += "; objects in scope: " + (", ".join(self.objects) or "none")
         raise self._unknown(message, s.name, self.objects, s)
 
+    def _finset(self, s: ast.SetExpr) -> FinSet:
+        """The finite set a checked set expression denotes."""
+        if isinstance(s, ast.SetProduct):
+            return self._finset(s.left) * self._finset(s.right)
+        if isinstance(s, ast.SetSum):
+            return self._finset(s.left) + self._finset(s.right)
+        return self.finsets[s.name]
+
+    # ------------------------------------------------------------ composites
+
+    def _composite(self, e: ast.ProgramExpr, d: ast.CompositeDecl) -> tuple[FinSet, FinSet]:
+        """The signature ``(dom, cod)`` of a composite program expression."""
+        if isinstance(e, ast.ProgramIdentity):
+            self._set(e.obj, d)
+            obj = self._finset(e.obj)
+            return obj, obj
+        if isinstance(e, ast.ProgramRef):
+            if e.name in self.signatures:
+                return self.signatures[e.name]
+            if e.name in self.programs:
+                message = f"program `{e.name}` is used before it is declared" + self._line(self.programs[e.name].span)
+            elif e.name in self.all_objects:
+                message = f"`{e.name}` is an object, not a program; use `identity({e.name})` for its identity"
+            else:
+                message = f"unknown program `{e.name}` in `{d.name}`"
+            known = [n for n in self.signatures]
+            raise self._unknown(message + "; programs: " + (", ".join(known) or "none"), e.name, known, e)
+        left, right = self._composite(e.left, d), self._composite(e.right, d)
+        if isinstance(e, ast.ProgramTensor):
+            return left[0] * right[0], left[1] * right[1]
+        if left[1] != right[0]:
+            ltext, rtext = dump_program(e.left), dump_program(e.right)
+            raise self._error(
+                CompositionError,
+                f"cannot compose `{ltext} : {left[0].name} -> {left[1].name}` with "
+                f"`{rtext} : {right[0].name} -> {right[1].name}`: the codomain `{left[1].name}` of "
+                f"`{ltext}` is not the domain `{right[0].name}` of `{rtext}`",
+                e,
+            )
+        return left[0], right[1]
+
     # ------------------------------------------------------------ programs
 
     def _program(self, p: ast.ProgramDecl) -> None:
@@ -251,6 +310,9 @@ class _Checker:
         declared = self._effects(opts["effects"].value) if "effects" in opts else None
         self.effects[p.name] = declared
         scope = _Scope(p.name)
+        if p.input is not None:
+            self._fresh(p.input, p, scope)
+            scope.defined[p.input] = p
         for later in _walk(p.body):
             name = _defines(later)
             if name is not None:
@@ -539,6 +601,8 @@ def _describe(step: ast.Node | None) -> str:
         ast.Sample: "sample", ast.Observe: "observe", ast.Marginalize: "marginalize",
         ast.Let: "let", ast.IndexMap: "index", ast.Factor: "factor", ast.Return: "return",
     }
+    if isinstance(step, ast.ProgramDecl):
+        return f"input {step.input} of program {step.name}"
     kind = kinds.get(type(step), type(step).__name__.lower())
     name = _defines(step) if step is not None else None
     return f"{kind} {name}" if name else kind

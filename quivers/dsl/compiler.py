@@ -63,6 +63,7 @@ from quivers.programs import (
     var,
 )
 from quivers.programs import Step as RuntimeStep
+from quivers.programs.compose import identity, rename, tensor, then
 
 __all__ = ["compile_module", "compile_expr", "compile_set"]
 
@@ -116,6 +117,8 @@ def compile_module(
             objects[d.name] = _located(lambda d=d: compile_set(d.value, objects), d.span, source)
         elif isinstance(d, ast.ProgramDecl):
             programs[d.name] = _program(d, objects, source)
+        elif isinstance(d, ast.CompositeDecl):
+            programs[d.name] = _composite(d, objects, programs, source)
     return objects, programs
 
 
@@ -338,9 +341,64 @@ def _program(p: ast.ProgramDecl, objects: dict[str, FinSet], source: str | None)
             compile_set(p.cod, objects),
             steps,
             effects=names,
+            input=p.input,
             span=p.span,
             source=source,
         ),
         p.span,
         source,
     )
+
+
+def _composite(
+    d: ast.CompositeDecl, objects: dict[str, FinSet], programs: dict[str, Program], source: str | None
+) -> Program:
+    """A composite through :func:`then`, :func:`tensor`, :func:`identity`
+    and :func:`rename`. The sites of a program that an earlier operand
+    already uses are renamed with the prefix ``{name}{k}_`` (``k = 2, 3,
+    ...``), so that ``p >> p`` composes a program with itself; a program
+    ``q(b)`` after one that returns its site ``b`` reads that site."""
+    effects = _option(d.options, "effects")
+    names = [v.name for v in effects.items] if isinstance(effects, ast.OptionList) else None
+    taken: set[str] = set()
+
+    def fresh(name: str, program: Program, passes: str | None) -> Program:
+        exempt = {program.input} if program.input is not None and program.input == passes else set()
+        clash = (set(program.sites) - exempt) & taken
+        k = 1
+        while clash:
+            k += 1
+            mapping = {n: f"{name}{k}_{n}" for n in clash}
+            if not set(mapping.values()) & (taken | set(program.sites)):
+                program = rename(program, mapping)
+                break
+        taken.update(program.sites)
+        return program
+
+    def build(e: ast.ProgramExpr, passes: str | None = None) -> Program:
+        if isinstance(e, ast.ProgramRef):
+            return fresh(e.name, programs[e.name], passes)
+        if isinstance(e, ast.ProgramIdentity):
+            program = identity(compile_set(e.obj, objects))
+            taken.update(program.sites)
+            return program
+        if isinstance(e, ast.ProgramThen):
+            left = build(e.left, passes)
+            returned = left.returns.sympy if left.returns is not None else None
+            right = build(e.right, returned.name if isinstance(returned, sympy.Symbol) else None)
+            combine = then
+        else:
+            left, right = build(e.left), build(e.right)
+            combine = tensor
+        top = e is d.value
+        return _located(
+            lambda: combine(left, right, **({"name": d.name, "effects": names} if top else {})), e.span, source
+        )
+
+    if isinstance(d.value, (ast.ProgramRef, ast.ProgramIdentity)):
+        # an alias `program h = p` is `p >> identity(cod)`: same kernel, own name and effects
+        single = build(d.value)
+        return _located(
+            lambda: then(single, identity(single.cod), name=d.name, effects=names), d.span, source
+        )
+    return build(d.value)

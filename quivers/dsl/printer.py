@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from quivers.dsl import ast
 
-__all__ = ["dumps", "dump_expr", "dump_set"]
+__all__ = ["dumps", "dump_expr", "dump_set", "dump_program"]
 
 INDENT = "    "
 
@@ -125,6 +125,38 @@ def dump_set(s: ast.SetExpr) -> str:
     raise TypeError(f"not a set expression: {s!r}")
 
 
+def dump_program(e: ast.ProgramExpr) -> str:
+    """A composite program as QVR source: ``@`` binds tighter than ``>>``
+    and both associate to the left, so only a right operand of the same
+    operator, or a ``>>`` inside ``@``, needs parentheses.
+
+    Examples
+    --------
+    >>> p, q, r = ast.ProgramRef("p"), ast.ProgramRef("q"), ast.ProgramRef("r")
+    >>> dump_program(ast.ProgramThen(ast.ProgramTensor(p, q), ast.ProgramThen(q, r)))
+    'p @ q >> (q >> r)'
+    >>> dump_program(ast.ProgramTensor(ast.ProgramThen(p, q), ast.ProgramIdentity(ast.SetName("A"))))
+    '(p >> q) @ identity(A)'
+    """
+    if isinstance(e, ast.ProgramRef):
+        return e.name
+    if isinstance(e, ast.ProgramIdentity):
+        return f"identity({dump_set(e.obj)})"
+    if isinstance(e, ast.ProgramThen):
+        right = dump_program(e.right)
+        if isinstance(e.right, ast.ProgramThen):
+            right = f"({right})"
+        return f"{dump_program(e.left)} >> {right}"
+    if isinstance(e, ast.ProgramTensor):
+        left, right = dump_program(e.left), dump_program(e.right)
+        if isinstance(e.left, ast.ProgramThen):
+            left = f"({left})"
+        if isinstance(e.right, (ast.ProgramThen, ast.ProgramTensor)):
+            right = f"({right})"
+        return f"{left} @ {right}"
+    raise TypeError(f"not a program expression: {e!r}")
+
+
 def _option_value(v: ast.OptionValue) -> str:
     if isinstance(v, ast.OptionName):
         return v.name
@@ -181,8 +213,11 @@ def _decl(d: ast.Decl) -> list[str]:
     if isinstance(d, ast.ObjectDef):
         return [f"object {d.name} : FinSet = {dump_set(d.value)}"]
     if isinstance(d, ast.ProgramDecl):
-        head = f"program {d.name} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"
+        bound = f"({d.input})" if d.input is not None else ""
+        head = f"program {d.name}{bound} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"
         return [head] + [line for s in d.body for line in _step(s, 1)]
+    if isinstance(d, ast.CompositeDecl):
+        return [f"program {d.name} = {dump_program(d.value)}{_options(d.options)}"]
     if isinstance(d, ast.Export):
         return [f"export {d.name}"]
     raise TypeError(f"not a declaration: {d!r}")

@@ -136,10 +136,39 @@ class QVRTransformer(Transformer):
         return ast.ObjectDef(str(name), value, span=self._line_span(meta))
 
     def program_decl(self, meta: Any, children: list) -> ast.ProgramDecl:
-        name, dom, cod, options, *body = children
+        name, input_, dom, cod, options, *body = children
         return ast.ProgramDecl(
-            str(name), dom, cod, options or (), tuple(body), span=self._line_span(meta)
+            str(name), dom, cod, options or (), tuple(body),
+            None if input_ is None else str(input_), span=self._line_span(meta),
         )
+
+    def composite_decl(self, meta: Any, children: list) -> ast.CompositeDecl:
+        name, value, options = children
+        return ast.CompositeDecl(str(name), value, options or (), span=self._line_span(meta))
+
+    # ------------------------------------------------------------ composite programs
+
+    def program_then(self, meta: Any, children: list) -> ast.ProgramThen:
+        left, right = children
+        return ast.ProgramThen(left, right, span=self._span(meta))
+
+    def program_tensor(self, meta: Any, children: list) -> ast.ProgramTensor:
+        left, right = children
+        return ast.ProgramTensor(left, right, span=self._span(meta))
+
+    def program_ref(self, meta: Any, children: list) -> ast.ProgramRef:
+        return ast.ProgramRef(str(children[0]), span=self._span(meta))
+
+    def program_builtin(self, meta: Any, children: list) -> ast.ProgramIdentity:
+        name, obj = children
+        if name != "identity":
+            raise QVRSyntaxError(
+                f"unknown built-in program `{name}(...)`; the built-in is `identity(A)`",
+                span=_token_span(name),
+                source=self.source,
+                hint="a declared program is named without parentheses",
+            )
+        return ast.ProgramIdentity(obj, span=self._span(meta))
 
     def export_decl(self, meta: Any, children: list) -> ast.Export:
         (name,) = children

@@ -65,9 +65,9 @@ import sympy
 import torch
 
 from quivers.categories import FinFunction, FinSet
-from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError
-from quivers.programs.effects import Effect
 from quivers.distributions import Family
+from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, UnknownNameError
+from quivers.programs.effects import Effect
 from quivers.programs.expr import Expr, apply, pair, var
 from quivers.programs.program import Program
 from quivers.programs.steps import InputStep, MarginalizeStep, ObserveStep, ReturnStep, Step, let, ret
@@ -98,8 +98,10 @@ def _operand(p: Program, op: str, right: bool) -> str:
     inner = getattr(p, "_composite_op", None)
     if inner is None:
         return p.name
-    needs = inner == "then" if op == "tensor" or right else False
-    needs = needs or (right and op == "tensor" and inner == "tensor")
+    if op == "then":
+        needs = right and inner == "then"
+    else:
+        needs = inner == "then" or (right and inner == "tensor")
     return f"({p.name})" if needs else p.name
 
 
@@ -284,11 +286,7 @@ def tensor(p: Program, q: Program, *, name: str | None = None, effects=None) -> 
     if p.returns is not None:
         steps.append(ret(pair(p.returns, q.returns, p.cod, q.cod)))
     declared = _effects(p, q, effects, name)
-    h = _build(name, dom, cod, steps, declared, f"`{p.name}` @ `{q.name}`", "tensor")
-    for part in (p, q):
-        if part.input is not None and h.sites[part.input].dims:
-            raise CompositionError(f"in `{name}`: the input `{part.input}` of `{part.name}` got axes")
-    return h
+    return _build(name, dom, cod, steps, declared, f"`{p.name}` @ `{q.name}`", "tensor")
 
 
 def identity(obj: FinSet, *, name: str | None = None) -> Program:
@@ -345,8 +343,6 @@ def rename(program: Program, names: Mapping[str, str] | str, *, name: str | None
     mapping = {n: names + n for n in defined} if isinstance(names, str) else dict(names)
     unknown = sorted(set(mapping) - defined)
     if unknown:
-        from quivers.errors import UnknownNameError
-
         raise UnknownNameError(
             f"cannot rename `{unknown[0]}`: it is no site of `{program.name}`", name=unknown[0], candidates=defined
         )

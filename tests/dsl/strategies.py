@@ -85,6 +85,12 @@ steps = st.one_of(
     _simple_steps, _marginalize(st.one_of(_simple_steps, _marginalize(_simple_steps)))
 )
 
+program_exprs = st.recursive(
+    st.one_of(st.builds(ast.ProgramRef, names), st.builds(ast.ProgramIdentity, set_exprs)),
+    lambda c: st.one_of(st.builds(ast.ProgramThen, c, c), st.builds(ast.ProgramTensor, c, c)),
+    max_leaves=5,
+)
+
 decls = st.one_of(
     st.builds(ast.ObjectDecl, names, st.integers(min_value=0, max_value=10**6)),
     st.builds(ast.ObjectDef, names, set_exprs),
@@ -95,7 +101,9 @@ decls = st.one_of(
         set_exprs,
         options,
         st.lists(steps, min_size=1, max_size=4).map(tuple),
+        st.none() | names,
     ),
+    st.builds(ast.CompositeDecl, names, program_exprs, options),
     st.builds(ast.Export, names),
 )
 

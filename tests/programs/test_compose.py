@@ -8,6 +8,8 @@ evaluated in; the kernels themselves are checked against brute force.
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 from quivers.categories import BOOL, LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, FinFunction, FinSet, Kernel, Morphism
 from quivers.categories import identity as identity_morphism
-from quivers.distributions import Bernoulli, Categorical, HalfNormal, Normal
+from quivers.distributions import Bernoulli, Categorical, Normal
 from quivers.errors import CompositionError, DataError, EffectError, QuiversTypeError
 from quivers.programs import (
     Effect,
@@ -27,9 +29,8 @@ from quivers.programs import (
     identity,
     lift,
     marginalize,
-    rename,
-    observe,
     program_kernel,
+    rename,
     ret,
     sample,
     tensor,
@@ -40,6 +41,7 @@ from quivers.programs import (
 from .discrete import Spec, brute_kernel, build, objects, specs
 
 SEMIRINGS = [LOG, PROB, BOOL, MAX_PLUS, MAX_TIMES, MIN_PLUS]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_same(x: Morphism, y: Morphism) -> None:
@@ -357,3 +359,15 @@ def test_a_composite_samples_coherently():
     draws = (p @ shift).sample(torch.tensor([0, 5]), (4,))
     # (a=0, b'=0) -> (0, 1) = 1; (a=1, b'=2) -> (2, 0) = 6
     assert torch.equal(draws["_return"], torch.tensor([[1, 6]] * 4))
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_the_composition_page_runs():
+    text = (ROOT / "docs" / "composition.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/composition.md", "exec"), scope)
