@@ -29,6 +29,7 @@ __all__ = [
     "EffectError",
     "GraphError",
     "DataError",
+    "CheckpointError",
     "InvalidValueError",
     "UnsupportedError",
     "did_you_mean",
@@ -190,6 +191,11 @@ class GraphError(QuiversError):
 class DataError(QuiversError):
     """Observations or index maps that are missing, mis-shaped, out of
     range, or not finite."""
+
+
+class CheckpointError(QuiversError):
+    """A checkpoint that cannot be loaded: not a checkpoint, or saved from
+    another program, guide or optimizer than the one it is loaded into."""
 
 
 class InvalidValueError(QuiversError):

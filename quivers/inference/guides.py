@@ -161,8 +161,10 @@ class AutoGuide(nn.Module):
 
     @torch.no_grad()
     def median(self) -> dict[str, torch.Tensor]:
-        """The posterior median of each latent, constrained."""
-        out = self.layout.constrain(self._loc().detach())
+        """The posterior median of each latent, constrained (copies: a
+        real-valued site's median would otherwise be a view of the guide's
+        parameters, and change as training goes on)."""
+        out = {k: v.clone() for k, v in self.layout.constrain(self._loc().detach()).items()}
         for s in self.discrete_sites:
             out[s.name] = self.logits[s.name].argmax(-1)
         return out

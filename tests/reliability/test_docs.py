@@ -17,7 +17,7 @@ def blocks(text: str, lang: str) -> list[str]:
     return re.findall(rf"^```{lang}\n(.*?)^```$", text, flags=re.M | re.S)
 
 
-@pytest.mark.parametrize("page", ["reproducibility.md"])
+@pytest.mark.parametrize("page", ["reproducibility.md", "checkpoints.md"])
 def test_page_runs_and_prints_what_it_shows(page: str) -> None:
     text = (DOCS / page).read_text()
     code = blocks(text, "python")
