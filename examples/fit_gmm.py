@@ -4,10 +4,14 @@ Loads ``examples/gmm.qvr``, simulates the chapter's data (500 points, true
 means -2 and 2, sds 0.5 and 0.7, weight 0.6 on the second component), runs
 3000 SVI steps with a mean-field guide while the component indicator is
 integrated out exactly, and prints what it recovered.
+
+With ``QUIVERS_QUICK=1`` in the environment it runs 100 steps instead, so
+that the documentation tests can run every example quickly.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -28,7 +32,9 @@ def main() -> None:
     z_true = torch.bernoulli(torch.full((500,), 0.6)).long()
     y = (torch.randn(500) * true_sd[z_true] + true_mu[z_true]).unsqueeze(0)
 
-    result = fit(model, {"y": y}, steps=3000, lr=1e-2, num_samples=2000, seed=0)
+    quick = bool(os.environ.get("QUIVERS_QUICK"))
+    steps, draws = (100, 200) if quick else (3000, 2000)
+    result = fit(model, {"y": y}, steps=steps, lr=1e-2, num_samples=draws, seed=0)
     print(f"\nfinal loss (-ELBO): {result.losses[-1]:.2f}\n")
     print(result.summary().to_string())
 

@@ -348,3 +348,12 @@ def test_emit_refuses_what_stan_cannot_say_at_its_line(tmp_path):
     assert code == 1 and out == ""
     assert err.splitlines()[0] == f"{p}:6:9: cannot emit Stan for program `p`: `m` is sampled inside a marginalize block"
     assert err.splitlines()[1] == "            sample m : K <- Normal(0.0, 1.0)"
+
+
+def test_the_console_script_is_installed():
+    """`[project.scripts] qvr = "quivers.cli:main"`: pip puts `qvr` on the path."""
+    import shutil
+
+    exe = shutil.which("qvr") or str(Path(sys.executable).with_name("qvr"))
+    proc = subprocess.run([exe, "check", GMM], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"{GMM}: ok")
