@@ -39,7 +39,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from quivers.categories import FinSet
+from quivers.categories import FinFunction, FinSet
 from quivers.errors import DataError, EffectError, QuiversError, QuiversTypeError, ShapeError, Span
 from quivers.programs import data as D
 from quivers.programs.chain import MarkovStep
