@@ -42,7 +42,7 @@ __all__ = [
     "OptionName", "OptionNumber", "OptionList", "OptionValue", "Option",
     "Keyword", "FamilyCall",
     # steps
-    "Sample", "Observe", "Marginalize", "Let", "Factor", "Return", "IndexMap", "Step",
+    "Sample", "Observe", "Marginalize", "Markov", "Let", "Factor", "Return", "IndexMap", "Step",
     # declarations
     "ObjectDecl", "ObjectDef", "ProgramDecl", "Export", "Decl", "Module",
     # composite programs
@@ -345,6 +345,28 @@ class Marginalize(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Markov(Node):
+    """``marginalize z : T -> K <- Markov(init=pi, trans=A) [until=last]``
+    and its indented body: the latent is a path, a state of ``K`` for each
+    step of ``T`` (the last factor of ``index_set``), a Markov chain.
+
+    Examples
+    --------
+    >>> m = Markov("z", SetName("T"), SetName("K"),
+    ...            FamilyCall("Markov", (), (Keyword("trans", Name("A")),)), (), (Factor(Name("z")),))
+    >>> m.index_set, m.support
+    (SetName(name='T'), SetName(name='K'))
+    """
+
+    name: str
+    index_set: SetExpr
+    support: SetExpr
+    prior: FamilyCall
+    options: tuple[Option, ...]
+    body: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Let(Node):
     """``let name = expr``: a deterministic value.
 
@@ -399,7 +421,7 @@ class IndexMap(Node):
     cod: SetExpr
 
 
-Step = Union[Sample, Observe, Marginalize, Let, Factor, Return, IndexMap]
+Step = Union[Sample, Observe, Marginalize, Markov, Let, Factor, Return, IndexMap]
 
 
 # ---------------------------------------------------------------- declarations

@@ -18,6 +18,10 @@ What it checks
   arguments satisfy their constraints; a function is one of
   :data:`quivers.programs.FUNCTIONS`, applied to one argument;
   ``marginalize`` has a ``Categorical`` prior.
+- Markov chains (``marginalize z : T -> K <- Markov(init=pi, trans=A)``):
+  the prior is ``Markov`` with keywords among ``init``, ``init_logits``,
+  ``trans``, ``trans_logits`` (one transition, at most one initial law);
+  ``until`` names an index map; a chain stands at the top level.
 - Options: each key is known where it is used (``effects`` on a program,
   ``over`` on ``marginalize``, ``via`` on ``observe``) and occurs once;
   each value has the right kind; effect names are effects; ``over`` names
@@ -56,13 +60,17 @@ from quivers.dsl.printer import dump_program, dump_set
 from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import FUNCTIONS, Effect, var
 
-__all__ = ["check", "CheckedModule", "OPTIONS", "STEP_EFFECTS"]
+__all__ = ["check", "CheckedModule", "OPTIONS", "STEP_EFFECTS", "MARKOV_KEYWORDS"]
+
+MARKOV_KEYWORDS = ("init", "init_logits", "trans", "trans_logits")
+"""The keywords of ``Markov(...)``: initial law and transition, as weights or logits."""
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "program": ("effects",),
     "sample": (),
     "observe": ("via",),
     "marginalize": ("over",),
+    "markov": ("until",),
 }
 """The option keys each construct accepts."""
 
@@ -71,6 +79,7 @@ STEP_EFFECTS: dict[type, Effect] = {
     ast.Observe: Effect.Score,
     ast.Factor: Effect.Score,
     ast.Marginalize: Effect.Marginal,
+    ast.Markov: Effect.Marginal,
 }
 """The effect of each kind of step; the others are pure."""
 
@@ -382,8 +391,19 @@ class _Checker:
             opts = self._options(step.options, construct)
             if "via" in opts:
                 self._via(opts["via"].value, step, scope)
+        elif isinstance(step, ast.Markov):
+            self._markov(step, scope, p, declared)
+            return
         elif isinstance(step, ast.Marginalize):
             self._set(step.support, step)
+            if step.prior.name == "Markov":
+                raise self._error(
+                    QuiversTypeError,
+                    f"marginalize `{step.name}` has a Markov prior, but its latent is not a path",
+                    step.prior,
+                    hint=f"a chain's latent has one state per step: `marginalize {step.name} : T -> "
+                    f"{dump_set(step.support)} <- Markov(...)`",
+                )
             self._family(step.prior, scope)
             if step.prior.name != "Categorical":
                 raise self._error(
@@ -422,6 +442,87 @@ class _Checker:
         name = _defines(step)
         if name is not None:
             self._define(name, step, scope)
+
+    def _markov(
+        self, step: ast.Markov, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
+    ) -> None:
+        self._set(step.index_set, step)
+        self._set(step.support, step)
+        if scope.blocks:
+            raise self._error(
+                QuiversTypeError,
+                f"the chain `{step.name}` is inside the block of `{scope.blocks[-1].name}`; a chain must "
+                "stand at the top level of a program",
+                step,
+            )
+        self._markov_prior(step, scope)
+        opts = self._options(step.options, "markov")
+        if "until" in opts:
+            value = opts["until"].value
+            if not isinstance(value, ast.OptionName):
+                raise self._error(
+                    QuiversTypeError, "option `until` takes the name of an index map, e.g. `until=last`", value
+                )
+            self._name(value.name, value, scope)
+            source = scope.defined.get(value.name)
+            if not isinstance(source, ast.IndexMap):
+                raise self._error(
+                    QuiversTypeError,
+                    f"`{value.name}` in `until={value.name}` must be an index map "
+                    f"(`index {value.name} : S -> T`, the last step of each sequence), not "
+                    f"`{_describe(source)}`",
+                    value,
+                )
+        self._fresh(step.name, step, scope)
+        scope.latents[step.name] = step
+        scope.blocks.append(step)
+        for inner in step.body:
+            if isinstance(inner, ast.Return):
+                raise self._error(QuiversTypeError, "`return` must be at the top level of a program", inner)
+            self._step(inner, scope, p, declared)
+        scope.blocks.pop()
+        del scope.latents[step.name]
+        scope.closed[step.name] = step
+
+    def _markov_prior(self, step: ast.Markov, scope: _Scope) -> None:
+        f = step.prior
+        head = f"marginalize {step.name} : {dump_set(step.index_set)} -> {dump_set(step.support)}"
+        if f.name != "Markov":
+            raise self._error(
+                QuiversTypeError,
+                f"`{head}` is a latent path and needs a Markov prior, got `{f.name}`",
+                f,
+                hint="write `Markov(init=pi, trans=A)`, with A on `K * K`",
+            )
+        if f.args:
+            raise self._error(
+                QuiversTypeError, "`Markov` takes keyword arguments only: `Markov(init=pi, trans=A)`", f.args[0]
+            )
+        seen: dict[str, ast.Keyword] = {}
+        for k in f.kwargs:
+            if k.name not in MARKOV_KEYWORDS:
+                raise self._unknown(
+                    f"`Markov` has no parameter `{k.name}`; its parameters are " + ", ".join(MARKOV_KEYWORDS),
+                    k.name, MARKOV_KEYWORDS, k,
+                )
+            if k.name in seen:
+                raise self._error(QuiversTypeError, f"`Markov` is given `{k.name}` twice", k)
+            seen[k.name] = k
+            self._expr(k.value, scope)
+        for law, what in (("trans", "transition"), ("init", "initial law")):
+            both = [k for k in (law, law + "_logits") if k in seen]
+            if len(both) > 1:
+                raise self._error(
+                    QuiversTypeError, f"`Markov` is given its {what} twice, as `{both[0]}` and `{both[1]}`",
+                    seen[both[1]],
+                )
+        if "trans" not in seen and "trans_logits" not in seen:
+            raise self._error(
+                QuiversTypeError,
+                f"`Markov` needs its transition: `trans=A` (weights on `{dump_set(step.support)} * "
+                f"{dump_set(step.support)}`) or `trans_logits=...`",
+                f,
+            )
 
     def _define(self, name: str, step: ast.Step, scope: _Scope) -> None:
         self._fresh(name, step, scope)
@@ -584,7 +685,7 @@ def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None
 
 
 def _defines(step: ast.Step) -> str | None:
-    if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Marginalize)):
+    if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Marginalize, ast.Markov)):
         return step.name
     return None
 
@@ -592,13 +693,13 @@ def _defines(step: ast.Step) -> str | None:
 def _walk(steps: tuple[ast.Step, ...]) -> Iterable[ast.Step]:
     for s in steps:
         yield s
-        if isinstance(s, ast.Marginalize):
+        if isinstance(s, (ast.Marginalize, ast.Markov)):
             yield from _walk(s.body)
 
 
 def _describe(step: ast.Node | None) -> str:
     kinds = {
-        ast.Sample: "sample", ast.Observe: "observe", ast.Marginalize: "marginalize",
+        ast.Sample: "sample", ast.Observe: "observe", ast.Marginalize: "marginalize", ast.Markov: "marginalize",
         ast.Let: "let", ast.IndexMap: "index", ast.Factor: "factor", ast.Return: "return",
     }
     if isinstance(step, ast.ProgramDecl):

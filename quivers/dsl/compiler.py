@@ -57,6 +57,7 @@ from quivers.programs import (
     index_map,
     let,
     marginalize,
+    markov,
     observe,
     ret,
     sample,
@@ -315,6 +316,8 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
             s.span,
             source,
         )
+    if isinstance(s, ast.Markov):
+        return _markov(s, objects, source)
     if isinstance(s, ast.Let):
         return let(s.name, _expr(s.value, source), span=s.span)
     if isinstance(s, ast.Factor):
@@ -328,6 +331,30 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
             source,
         )
     raise TypeError(f"not a step: {s!r}")
+
+
+def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None) -> RuntimeStep:
+    """``Markov(init=pi, trans=A)`` as ``markov(..., Categorical(A), init=Categorical(pi))``
+    (``*_logits`` keywords give ``Categorical(logits=...)``)."""
+    given = {k.name: _argument(k.value, source) for k in s.prior.kwargs}
+
+    def law(key: str) -> Family | None:
+        for name, arg in ((key, "weights"), (key + "_logits", "logits")):
+            if name in given:
+                return _located(lambda: family("Categorical", **{arg: given[name]}), s.prior.span, source)
+        return None
+
+    trans, init = law("trans"), law("init")
+    body = [_step(t, objects, source) for t in s.body]
+    until = _option(s.options, "until")
+    return _located(
+        lambda: markov(
+            s.name, compile_set(s.index_set, objects), compile_set(s.support, objects), trans, body,
+            init=init, until=until.name if isinstance(until, ast.OptionName) else None, span=s.span,
+        ),
+        s.span,
+        source,
+    )
 
 
 def _program(p: ast.ProgramDecl, objects: dict[str, FinSet], source: str | None) -> Program:

@@ -196,6 +196,12 @@ def _step(step: ast.Step, depth: int) -> list[str]:
             + _options(step.options)
         )
         return [pad + head] + [line for s in step.body for line in _step(s, depth + 1)]
+    if isinstance(step, ast.Markov):
+        head = (
+            f"marginalize {step.name} : {dump_set(step.index_set)} -> {dump_set(step.support)} "
+            f"<- {_family(step.prior)}" + _options(step.options)
+        )
+        return [pad + head] + [line for s in step.body for line in _step(s, depth + 1)]
     if isinstance(step, ast.Let):
         return [f"{pad}let {step.name} = {dump_expr(step.value)}"]
     if isinstance(step, ast.Factor):

@@ -206,6 +206,12 @@ class QVRTransformer(Transformer):
             str(name), support, prior, options or (), tuple(body), span=self._line_span(meta)
         )
 
+    def markov_step(self, meta: Any, children: list) -> ast.Markov:
+        name, index_set, support, prior, options, *body = children
+        return ast.Markov(
+            str(name), index_set, support, prior, options or (), tuple(body), span=self._line_span(meta)
+        )
+
     def let_step(self, meta: Any, children: list) -> ast.Let:
         name, value = children
         return ast.Let(str(name), value, span=self._line_span(meta))

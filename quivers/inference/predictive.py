@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from quivers.errors import QuiversTypeError, ShapeError, UnknownNameError
-from quivers.programs import Program
+from quivers.programs import MarkovStep, Program
 from quivers.programs.data import check_names, check_one_data_set, check_value
 
 __all__ = ["Predictive", "DiscretePosterior", "infer_discrete"]
@@ -133,7 +133,8 @@ class DiscretePosterior:
 
     ``probs`` has shape ``rows + (|K|,)`` (averaged over posterior draws);
     ``map`` is its argmax; ``draws`` holds one exact draw of the latent per
-    posterior draw, shape ``(S,) + rows``.
+    posterior draw, shape ``(S,) + rows`` (for a Markov latent, a path
+    drawn by forward filtering, backward sampling).
     """
 
     probs: torch.Tensor
@@ -164,5 +165,18 @@ def infer_discrete(
         probs = r.mean(0)
         flat = r.reshape(-1, r.shape[-1]).to(torch.float64)
         draws = torch.multinomial(flat, 1, generator=gen).reshape(r.shape[:-1])
+        if isinstance(model.sites[name].step, MarkovStep):
+            draws = _paths(model, name, x, observations, latents, seed)
         out[name] = DiscretePosterior(probs, probs.argmax(-1), draws)
     return out
+
+
+def _paths(model: Program, name: str, x: Any, observations, latents, seed: int | None) -> torch.Tensor:
+    """One posterior path of the Markov latent ``name`` per posterior draw
+    (forward filtering, backward sampling): the states of a path are not
+    independent, so draws from each step's marginal would not be one."""
+    with torch.random.fork_rng():
+        if seed is not None:
+            torch.manual_seed(seed)
+        path = model.sample(x, latents=latents, observations=observations)[name]
+    return path if latents else path.unsqueeze(0)

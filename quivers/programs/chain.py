@@ -77,7 +77,8 @@ from quivers.categories import FinSet
 from quivers.categories.markov import forward, forward_backward, ffbs, path_score, viterbi
 from quivers.distributions import Family
 from quivers.errors import QuiversTypeError, ShapeError, Span
-from quivers.programs.named import Value, align, to_layout
+from quivers.programs.expr import REF
+from quivers.programs.named import Value, align, rename, to_layout
 from quivers.programs.steps import MarginalizeStep, ObserveStep, Step, _check_name, _check_set, _family_reads, _symbolic
 
 __all__ = ["MarkovStep", "markov", "markov_rows", "run_markov"]
@@ -243,17 +244,13 @@ def _prime(k: str) -> str:
     return k + "'"
 
 
-def _normalized(v: Value, key: str, cat: str, layout: tuple[str, ...], nb: int) -> torch.Tensor:
-    """Log weights of ``v`` (weights or logits) laid out on ``layout`` whose
-    last axis is ``cat``, normalized along it."""
+def _normalized(v: Value, key: str, layout: tuple[str, ...], nb: int) -> torch.Tensor:
+    """Log weights of ``v`` (weights or logits) laid out on ``layout``,
+    normalized along its last axis, the categories."""
     t = to_layout(v, nb, layout)
     if key == "logits":
         return torch.log_softmax(t, -1)
     return torch.log(t) - torch.log(t.sum(-1, keepdim=True))
-
-
-def _rename(v: Value, old: str, new: str) -> Value:
-    return Value(v.tensor, tuple(new if d == old else d for d in v.dims))
 
 
 def _stray(v: Value, allowed: set[str], what: str, s: MarkovStep) -> None:
@@ -274,9 +271,9 @@ class _Inputs:
         trans = tw(run.env)
         _stray(trans, set(site.dims) | {k, _prime(k)}, "the transition weights", s)
         if _prime(k) in trans.dims:
-            trans = _rename(_rename(trans, k, "__row"), _prime(k), "__cat")
+            trans = rename(rename(trans, k, "__row"), _prime(k), "__cat")
         else:
-            trans = _rename(trans, k, "__cat")
+            trans = rename(trans, k, "__cat")
         values = [trans] + emissions
         init = None
         if s.init is not None:
@@ -286,8 +283,9 @@ class _Inputs:
             values.append(init)
         nb = max(v.batch_ndim for v in values)
         self.nb = nb
-        self.trans = _normalized(trans, tkey, "__cat", self.seq + (self.time, "__row", "__cat"), nb)
-        self.init = None if init is None else _normalized(init, ikey, k, self.seq + (k,), nb)
+        trans = _normalized(trans, tkey, self.seq + (self.time, "__row", "__cat"), nb)
+        self.trans = trans.expand(*trans.shape[:-2], s.support.size, s.support.size)  # rows of a law on K only
+        self.init = None if init is None else _normalized(init, ikey, self.seq + (k,), nb)
         z, sizes = s.name, dict(zip(site.dims, site.shape))
         shape = [1] * nb + [sizes[d] for d in site.dims] + [s.support.size]
         emit = self.trans.new_zeros(shape)
@@ -317,7 +315,7 @@ def _body(run, s: MarkovStep, partial: bool) -> list:
     z = s.name
     mode, was_partial = run.mode, run._partial
     run.mode, run._partial = "density", partial or was_partial
-    ref = run.env["__ref__"].tensor
+    ref = run.env[REF].tensor
     run.env[z] = Value(torch.arange(s.support.size, device=ref.device), (z,), values_in=site.values_in, enumerates=True)
     try:
         return run._block(id(s))
@@ -367,11 +365,12 @@ def _marginal(run, s: MarkovStep) -> list:
         fb = forward_backward(c.init, c.trans, c.emit, c.lengths, check=False)
         run.responsibilities[s.name] = Value(fb.marginals, site.dims + (s.name,))
     log_z = Value(forward(c.init, c.trans, c.emit, c.lengths, check=False), rows)
-    observed = [t.name for b in s.body for t in b.walk() if isinstance(t, ObserveStep)]
-    for name in observed:
-        run.site_terms.pop(name, None)
-    if run.pointwise and len(observed) == 1:
-        run.site_terms[observed[0]] = log_z
+    # The chain's likelihood does not factor over its steps: its observations
+    # have no pointwise terms (the runtime recorded them per state).
+    for b in s.body:
+        for t in b.walk():
+            if isinstance(t, ObserveStep):
+                run.site_terms.pop(t.name, None)
     return [(log_z, None)] + [(c.mask(v), None) for v in rest]
 
 

@@ -458,7 +458,7 @@ class Program(nn.Module):
         be the argmax of each step's marginal."""
         out = {k: v.argmax(-1) for k, v in self.posterior_latents(x, observations, latents).items()}
         if any(isinstance(self.sites[k].step, MarkovStep) for k in out):
-            run = self._run(observations, latents, record_paths=True)
+            run = self._run(observations, latents, record_paths=True, x=x)
             out.update({k: v.tensor for k, v in run.paths.items()})
         return out
 

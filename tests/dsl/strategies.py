@@ -79,11 +79,17 @@ def _marginalize(body: st.SearchStrategy) -> st.SearchStrategy[ast.Marginalize]:
     )
 
 
+def _markov(body: st.SearchStrategy) -> st.SearchStrategy[ast.Markov]:
+    return st.builds(
+        ast.Markov, names, set_exprs, set_exprs, families, options,
+        st.lists(body, min_size=1, max_size=3).map(tuple),
+    )
+
+
 # Two levels of nesting, spelled out: st.recursive over steps whose leaves
 # are themselves recursive strategies is several times slower to draw.
-steps = st.one_of(
-    _simple_steps, _marginalize(st.one_of(_simple_steps, _marginalize(_simple_steps)))
-)
+_inner = st.one_of(_simple_steps, _marginalize(_simple_steps))
+steps = st.one_of(_simple_steps, _marginalize(_inner), _markov(_inner))
 
 program_exprs = st.recursive(
     st.one_of(st.builds(ast.ProgramRef, names), st.builds(ast.ProgramIdentity, set_exprs)),
@@ -173,6 +179,16 @@ def _scoped_modules() -> st.SearchStrategy[ast.Module]:
             ast.Marginalize, values, sets, families, over, st.lists(b, min_size=1, max_size=3).map(tuple)
         ),
         max_leaves=5,
+    )
+    laws = st.lists(
+        st.builds(ast.Keyword, st.sampled_from(["init", "trans", "trans_logits", "tran"]), small_exprs),
+        min_size=1, max_size=2,
+    ).map(lambda kws: ast.FamilyCall("Markov", (), tuple(kws)))
+    until = st.lists(
+        st.builds(ast.Option, st.just("until"), st.builds(ast.OptionName, values)), max_size=1
+    ).map(tuple)
+    body = body | st.builds(
+        ast.Markov, values, sets, sets, laws | families, until, st.lists(body, min_size=1, max_size=3).map(tuple)
     )
     program = st.builds(
         ast.ProgramDecl, st.just("p"), sets, sets, st.just(()),

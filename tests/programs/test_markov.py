@@ -146,6 +146,24 @@ def test_a_given_path_is_conditioned_on(c):
     assert math.isclose(float(got), expected, rel_tol=1e-9, abs_tol=1e-9)
 
 
+def test_a_transition_on_k_alone_draws_each_state_afresh():
+    # weights on K (no K' axis): one law for every previous state, so the
+    # chain with that law at the start too is a mixture at every step
+    T, K = FinSet("T", 4), FinSet("K", 3)
+    w = torch.tensor([0.2, 0.5, 0.3], dtype=F64)
+    law = Categorical(const(w))
+    prog = Program("iid", T, T, [
+        sample("mu", K, Normal(0.0, 3.0)),
+        markov("z", T, K, law, [observe("y", T, Normal(mu[z], 1.0))], init=law),
+    ]).double()
+    mus, y = [-1.0, 0.5, 2.0], [0.3, -1.2, 2.2, 0.9]
+    lat = {"mu": torch.tensor(mus, dtype=F64)}
+    expected = float(TorchNormal(torch.tensor(0.0, dtype=F64), 3.0).log_prob(lat["mu"]).sum())
+    expected += sum(lse([math.log(w[k]) + normal_lp(v, mus[k], 1.0) for k in range(3)]) for v in y)
+    got = prog.log_joint(None, {"y": torch.tensor(y, dtype=F64)}, lat)
+    assert math.isclose(float(got), expected, rel_tol=1e-9)
+
+
 def test_particles_batch_through_the_chain():
     g = torch.Generator().manual_seed(0)
     prog = hmm(5, 3)
@@ -289,26 +307,6 @@ def test_a_product_of_a_set_with_itself_names_its_second_copy_with_a_prime():
     rows = [lse([math.log(0.5 * A[k, i]) for k in range(2)]) for i in x.tolist()]
     expected = float(torch.distributions.Dirichlet(torch.ones(2)).log_prob(A).sum()) + sum(rows)
     assert math.isclose(float(got), expected, rel_tol=1e-6)
-
-
-# ---------------------------------------------------------------- inference
-
-
-def test_svi_and_nuts_see_no_markov_latent():
-    from quivers.inference import ELBO, SVI, AutoNormalGuide
-    from quivers.inference.mcmc import MCMC, NUTS
-
-    torch.manual_seed(0)
-    prog = hmm(8, 2)
-    y = {"y": torch.tensor([-1.0, -1.1, -0.9, 1.2, 1.0, 0.8, -1.0, 1.1])}
-    guide = AutoNormalGuide(prog, observed_names={"y"})
-    assert "z" not in [s.name for s in prog.latent_sites()]
-    svi = SVI(prog, guide, torch.optim.Adam(guide.parameters(), lr=0.05), ELBO(num_particles=2))
-    losses = [svi.step(None, y) for _ in range(30)]
-    assert all(math.isfinite(v) for v in losses)
-    mcmc = MCMC(NUTS(prog), num_warmup=15, num_samples=10, num_chains=2, seed=0, progress_bar=False)
-    mcmc.run(None, y)
-    assert mcmc.get_samples()["mu"].shape == (20, 2)
 
 
 # ---------------------------------------------------------------- errors

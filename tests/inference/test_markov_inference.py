@@ -1,0 +1,55 @@
+"""Markov latents in inference: SVI and NUTS see only the sampled latents
+(the path is summed out), and infer_discrete draws whole paths."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from quivers.categories import FinSet
+from quivers.distributions import Categorical, Dirichlet, Normal
+from quivers.inference import ELBO, SVI, AutoNormalGuide, infer_discrete
+from quivers.inference.mcmc import MCMC, NUTS
+from quivers.programs import Program, const, markov, observe, sample, var
+
+mu, z = var("mu"), var("z")
+
+
+def hmm(steps: int, trans=None) -> Program:
+    T, K = FinSet("T", steps), FinSet("K", 2)
+    first = [sample("A", K * K, Dirichlet(1.0))] if trans is None else []
+    weights = var("A") if trans is None else const(trans)
+    return Program("hmm", T, T, first + [
+        sample("mu", K, Normal(0.0, 3.0)),
+        markov("z", T, K, Categorical(weights), [observe("y", T, Normal(mu[z], 1.0))]),
+    ])
+
+
+def test_svi_and_nuts_see_no_markov_latent():
+    torch.manual_seed(0)
+    prog = hmm(8)
+    y = {"y": torch.tensor([-1.0, -1.1, -0.9, 1.2, 1.0, 0.8, -1.0, 1.1])}
+    assert [s.name for s in prog.latent_sites()] == ["A", "mu"]
+    guide = AutoNormalGuide(prog, observed_names={"y"})
+    svi = SVI(prog, guide, torch.optim.Adam(guide.parameters(), lr=0.05), ELBO(num_particles=2))
+    losses = [svi.step(None, y) for _ in range(30)]
+    assert all(math.isfinite(v) for v in losses)
+    mcmc = MCMC(NUTS(prog), num_warmup=15, num_samples=10, num_chains=2, seed=0, progress_bar=False)
+    mcmc.run(None, y)
+    assert set(mcmc.get_samples()) == {"A", "mu"}
+
+
+def test_infer_discrete_draws_whole_paths():
+    # A chain that flips its state at every step, with uninformative
+    # observations: each step's marginal is (1/2, 1/2), but every path
+    # alternates. Draws from the marginals, step by step, would not.
+    prog = hmm(6, trans=torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    draws = {"mu": torch.zeros(50, 2)}
+    out = infer_discrete(prog, draws, observations={"y": torch.zeros(6)}, seed=0)["z"]
+    torch.testing.assert_close(out.probs, torch.full((6, 2), 0.5))
+    assert out.draws.shape == (50, 6)
+    assert (out.draws[:, 1:] != out.draws[:, :-1]).all()
+    assert 0 < out.draws[:, 0].sum() < 50  # both starting states occur
+    again = infer_discrete(prog, draws, observations={"y": torch.zeros(6)}, seed=0)["z"]
+    assert torch.equal(out.draws, again.draws)
