@@ -21,7 +21,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import gc
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -100,8 +99,10 @@ def compare(
 
     ``rounds`` calls of each are timed after ``warmup`` untimed ones; with
     ``budget_s`` the rounds stop early once that much wall time has passed
-    (at least five rounds are always run). The garbage collector is off
-    while a call is timed, as in :mod:`timeit`.
+    (at least five rounds are always run). The garbage collector is left
+    as it is in use (unlike :mod:`timeit`): the collections a library's
+    allocations cause are part of its cost, and forcing one between calls
+    would time every call with cold caches.
     """
     names = list(fns)
     for _ in range(warmup):
@@ -110,26 +111,16 @@ def compare(
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
     start = time.perf_counter()
-    enabled = gc.isenabled()
-    try:
-        for r in range(rounds):
-            order = names[r % len(names):] + names[: r % len(names)]
-            for name in order:
-                gc.collect()
-                gc.disable()
-                c0, w0 = time.process_time(), time.perf_counter()
-                fns[name]()
-                w1, c1 = time.perf_counter(), time.process_time()
-                gc.enable()
-                wall[name].append(w1 - w0)
-                cpu[name].append(c1 - c0)
-            if budget_s is not None and r >= 4 and time.perf_counter() - start > budget_s:
-                break
-    finally:
-        if enabled:
-            gc.enable()
-        else:
-            gc.disable()
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            c0, w0 = time.process_time(), time.perf_counter()
+            fns[name]()
+            w1, c1 = time.perf_counter(), time.process_time()
+            wall[name].append(w1 - w0)
+            cpu[name].append(c1 - c0)
+        if budget_s is not None and r >= 4 and time.perf_counter() - start > budget_s:
+            break
     return {
         n: Stats(statistics.median(wall[n]), statistics.median(cpu[n]), min(wall[n]), len(wall[n]))
         for n in names

@@ -32,6 +32,7 @@ tensor([0.2500, 0.7500])
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions import transforms as T
 
+from quivers.distributions.densities import LOG_PROB
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
 
 __all__ = ["ParamSpec", "FamilySpec", "Family", "FAMILIES", "family", "register"]
@@ -85,6 +87,10 @@ class FamilySpec:
         is positional), e.g. ``("weights", "logits")``.
     discrete
         Whether values are integers.
+    log_prob
+        The log density written out (:mod:`quivers.distributions.densities`),
+        used instead of building the torch distribution to score a value;
+        None to always build it.
     """
 
     name: str
@@ -94,6 +100,7 @@ class FamilySpec:
     event_rank: int = 0
     alternatives: tuple[tuple[ParamSpec, ...], ...] = ()
     discrete: bool = False
+    log_prob: Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -450,6 +457,9 @@ register(
         event_rank=2,
     )
 )
+
+for _name, _log_prob in LOG_PROB.items():
+    FAMILIES[_name] = dataclasses.replace(FAMILIES[_name], log_prob=_log_prob)
 
 
 def _constructor(name: str) -> Callable[..., Family]:

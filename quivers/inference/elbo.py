@@ -84,11 +84,18 @@ class ELBO:
             model = model.subsample(subsample)
         check_one_data_set(observations, model.sites, "the particles of SVI")
         draw = guide(self.num_particles)
-        log_joint = model.log_joint(x, observations, draw.latents)
+        # The guide's draws come through its own bijections, so they lie in
+        # their supports unless they are not finite; the checks run only
+        # when the ELBO is not finite, to name the culprit.
+        log_joint = model.log_joint(x, observations, draw.latents, check_latents=False)
         if log_joint.dim() > 1:
             log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)
         elbo = log_joint - draw.log_q
-        value = -float(elbo.detach().mean())
+        loss = -elbo.mean()
+        value = loss.item()
+        if not math.isfinite(value):
+            with torch.no_grad():
+                model.log_joint(x, observations, draw.latents)
         if value != value:  # NaN: name the culprit instead of training on it
             raise DataError(
                 "the ELBO is NaN; check the observations and the model's parameters for invalid values"
@@ -98,15 +105,15 @@ class ELBO:
                 f"the ELBO is -inf: {_zero_probability(model, x, observations, draw.latents)}",
                 hint="check the data against the model's supports, or start the guide elsewhere",
             )
-        surrogate = elbo
-        if guide.discrete_sites:
-            signal = elbo.detach()
-            baseline = signal.mean() if self._baseline is None else torch.tensor(self._baseline, dtype=signal.dtype)
-            surrogate = elbo + draw.log_q_discrete * (signal - baseline)
-            mean = float(signal.mean())
-            self._baseline = mean if self._baseline is None else (
-                self.baseline_decay * self._baseline + (1 - self.baseline_decay) * mean
-            )
+        if not guide.discrete_sites:
+            return loss, value
+        signal = elbo.detach()
+        baseline = signal.mean() if self._baseline is None else torch.tensor(self._baseline, dtype=signal.dtype)
+        surrogate = elbo + draw.log_q_discrete * (signal - baseline)
+        mean = float(signal.mean())
+        self._baseline = mean if self._baseline is None else (
+            self.baseline_decay * self._baseline + (1 - self.baseline_decay) * mean
+        )
         return -surrogate.mean(), value
 
     def loss(self, model: Program, guide: Any, x: Any = None, observations=None) -> float:

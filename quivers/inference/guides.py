@@ -146,7 +146,9 @@ class AutoGuide(nn.Module):
             lp = cat.log_prob(z).reshape(num, -1).sum(-1)
             latents[s.name] = z
             log_q_discrete = log_q_discrete + lp
-        return GuideDraw(latents, log_q + log_q_discrete, log_q_discrete)
+        if self.discrete_sites:
+            log_q = log_q + log_q_discrete
+        return GuideDraw(latents, log_q, log_q_discrete)
 
     def forward(self, num_particles: int = 1) -> GuideDraw:
         """``num_particles`` reparameterized draws (one batched call)."""
@@ -189,6 +191,9 @@ class AutoGuide(nn.Module):
     def _marginal_scale(self) -> torch.Tensor:
         return self.base().variance.sqrt()
 
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
 def _softplus_inv(x: float) -> float:
     return math.log(math.expm1(x))
 
@@ -203,6 +208,16 @@ class AutoNormalGuide(AutoGuide):
     def base(self) -> Distribution:
         scale = F.softplus(self.raw_scale)
         return torch.distributions.Independent(torch.distributions.Normal(self.loc, scale), 1)
+
+    def forward(self, num_particles: int = 1) -> GuideDraw:
+        """As :meth:`AutoGuide.forward`, with the normal written out: the
+        draw is ``loc + eps * scale`` (the same draw as ``base().rsample``)
+        and its log density that of ``eps`` less ``sum log scale``."""
+        scale = F.softplus(self.raw_scale)
+        eps = torch.empty((num_particles, self.dim), dtype=self.loc.dtype, device=self.loc.device).normal_()
+        u = self.loc + eps * scale
+        log_q = -0.5 * (eps * eps).sum(-1) - (scale.log().sum() + self.dim * _HALF_LOG_2PI)
+        return self._transform_draws(u, log_q, num_particles)
 
     def _marginal_scale(self) -> torch.Tensor:
         return F.softplus(self.raw_scale)

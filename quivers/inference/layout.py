@@ -36,12 +36,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import Transform, biject_to
+from torch.distributions import AffineTransform, ComposeTransform, Transform, biject_to
 
 from quivers.errors import QuiversTypeError, ShapeError
 from quivers.programs import Site
 
 __all__ = ["Layout", "SiteSlice"]
+
+
+def _simplify(t: Transform) -> Transform:
+    """``t`` without its identity affine parts, a lone part unwrapped: the
+    same map with fewer operations per draw (torch's bijection onto the
+    positive reals is ``exp`` followed by ``x * 1 + 0``)."""
+    if not isinstance(t, ComposeTransform):
+        return t
+    parts = [
+        p for p in t.parts
+        if not (isinstance(p, AffineTransform) and p.event_dim == 0 and isinstance(p.loc, (int, float))
+                and isinstance(p.scale, (int, float)) and p.loc == 0 and p.scale == 1)
+    ]
+    if len(parts) == len(t.parts):
+        return t
+    return parts[0] if len(parts) == 1 else ComposeTransform(parts)
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,7 @@ class Layout:
                 support = site.support()
             except Exception as err:  # dependent supports come from torch as NotImplementedError
                 raise QuiversTypeError(f"the support of `{site.name}` is not fixed: {err}") from None
-            transform = biject_to(support)
+            transform = _simplify(biject_to(support))
             ushape = tuple(transform.inverse_shape(torch.Size(site.shape)))
             size = 1
             for n in ushape:
@@ -95,14 +111,21 @@ class Layout:
             raise ShapeError(f"unconstrained vector has {u.shape[-1]} coordinates, the layout needs {self.dim}")
         batch = u.shape[:-1]
         values: dict[str, torch.Tensor] = {}
-        logdet = u.new_zeros(batch)
+        logdet = None
         for s in self.slices:
-            part = u[..., s.start : s.start + s.size].reshape(batch + s.unconstrained_shape)
+            part = u[..., s.start : s.start + s.size]
+            shape = batch + s.unconstrained_shape
+            if part.shape != shape:
+                part = part.reshape(shape)
+            if isinstance(s.transform, ComposeTransform) and not s.transform.parts:
+                values[s.name] = part  # the identity: log |J| = 0
+                continue
             x = s.transform(part)
             ladj = s.transform.log_abs_det_jacobian(part, x)
-            logdet = logdet + ladj.reshape(batch + (-1,)).sum(-1)
+            ladj = (ladj if ladj.dim() == len(batch) + 1 else ladj.reshape(batch + (-1,))).sum(-1)
+            logdet = ladj if logdet is None else logdet + ladj
             values[s.name] = x
-        return values, logdet
+        return values, (u.new_zeros(batch) if logdet is None else logdet)
 
     def constrain(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Constrained values of ``u`` (without the Jacobian)."""

@@ -34,6 +34,7 @@ import torch
 
 from quivers.categories import FinFunction, FinSet
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
+from quivers.programs.lowering import lower
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum
 
 __all__ = [
@@ -329,7 +330,7 @@ def _compile(e: sympy.Basic) -> Evaluator:
         return _lookup(e.name)
     if e.is_Number:
         c = float(e)
-        return lambda env: Value(_scalar(env, c))
+        return lambda env: _scalar(env, c)
     if isinstance(e, sympy.Function) and e.func == INDEX:
         return _compile_index(e)
     if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS:
@@ -372,11 +373,21 @@ REF = "__ref__"
 """Environment key of a tensor whose dtype and device constants follow."""
 
 
-def _scalar(env: Env, c: float) -> torch.Tensor:
+_SCALARS: dict[tuple, Value] = {}
+
+
+def _scalar(env: Env, c: float) -> Value:
+    """The constant ``c`` as a value of the run's dtype and device, made
+    once: a program evaluates its numeric constants on every call."""
     ref = env.get(REF) if env else None
-    if ref is not None:
-        return torch.tensor(c, dtype=ref.tensor.dtype, device=ref.tensor.device)
-    return torch.tensor(c)
+    dtype, device = (ref.tensor.dtype, ref.tensor.device) if ref is not None else (torch.get_default_dtype(), None)
+    key = (c, dtype, device)
+    v = _SCALARS.get(key)
+    if v is None:
+        if len(_SCALARS) > 4096:
+            _SCALARS.clear()
+        v = _SCALARS[key] = Value(torch.tensor(c, dtype=dtype, device=device))
+    return v
 
 
 def constant_tensors(expr: Expr) -> dict[str, torch.Tensor]:
@@ -455,28 +466,36 @@ def _compile_reduction(name: str, arg: Evaluator) -> Evaluator:
     return reduce
 
 
+def _is_leaf(node: sympy.Basic) -> bool:
+    """A node an elementwise function takes as an argument: a name, an
+    indexing, a reduction or an index function, each compiled on its own."""
+    return isinstance(node, sympy.Symbol) or (
+        isinstance(node, sympy.Function)
+        and (node.func == INDEX or node.func.__name__ in _REDUCTIONS or index_function(node) is not None)
+    )
+
+
 def _compile_elementwise(e: sympy.Basic) -> Evaluator:
-    leaves: dict[sympy.Basic, sympy.Symbol] = {}
+    leaves: dict[sympy.Basic, None] = {}
 
-    def replace(node: sympy.Basic) -> sympy.Basic:
-        if isinstance(node, sympy.Symbol) or (
-            isinstance(node, sympy.Function)
-            and (node.func == INDEX or node.func.__name__ in _REDUCTIONS or index_function(node) is not None)
-        ):
-            if node not in leaves:
-                leaves[node] = sympy.Dummy(f"a{len(leaves)}", real=True)
-            return leaves[node]
-        if not node.args:
-            return node
-        return node.func(*(replace(a) for a in node.args))
+    def collect(node: sympy.Basic) -> None:
+        if _is_leaf(node):
+            leaves.setdefault(node, None)
+        else:
+            for a in node.args:
+                collect(a)
 
-    body = replace(e)
-    names = list(leaves.values())
-    fn = sympy.lambdify(names, body, modules=[_ELEMENTWISE_TORCH, "math"])
+    collect(e)
+    # One walk of the tree (quivers.programs.lowering); lambdify, which prints
+    # and execs source, only for the nodes that walk does not know.
+    fn = lower(list(leaves), e, _ELEMENTWISE_TORCH)
+    if fn is None:
+        dummies = {leaf: sympy.Dummy(f"a{i}", real=True) for i, leaf in enumerate(leaves)}
+        fn = sympy.lambdify(list(dummies.values()), e.xreplace(dummies), modules=[_ELEMENTWISE_TORCH, "math"])
     parts = [_compile(leaf) for leaf in leaves]
     if not parts:
-        c = float(body)
-        return lambda env: Value(_scalar(env, c))
+        c = float(e)
+        return lambda env: _scalar(env, c)
 
     def elementwise(env: Env) -> Value:
         values = [p(env) for p in parts]

@@ -65,6 +65,8 @@ def dependency_graph(steps: Sequence[Step], outer: frozenset[str] = frozenset())
     step, its enclosing marginalize latents (``blocks``) and its kind."""
     g = nx.DiGraph()
     _add_block(g, steps, outer, ())
+    if nx.is_directed_acyclic_graph(g):  # much cheaper than a search for a cycle that is not there
+        return g
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:

@@ -83,7 +83,9 @@ def to_layout(v: Value, batch_ndim: int, dims: Sequence[str]) -> torch.Tensor:
     """``v``'s tensor with ``batch_ndim`` batch axes and named axes ``dims``
     (missing names become size-1 axes), ready to broadcast."""
     t = v.tensor
-    b = v.batch_ndim
+    b = t.dim() - len(v.dims)
+    if b == batch_ndim and v.dims == tuple(dims):
+        return t
     if b > batch_ndim:
         raise ShapeError(f"value with batch shape {tuple(v.batch_shape)} has more batch axes than {batch_ndim}")
     pos = {d: i for i, d in enumerate(dims)}

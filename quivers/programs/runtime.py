@@ -33,10 +33,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from quivers.categories import FinFunction
+from quivers.categories import FinFunction, FinSet
 from quivers.distributions import Family
 from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeError, UnknownNameError
+from quivers.distributions import densities
 from quivers.programs.expr import REF, Evaluator
+from quivers.programs import fused
+from quivers.programs.fused import group_moments, grouped_normal_mixture, normal_mixture
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, scatter_sum, to_layout
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep, run_markov
@@ -67,6 +70,8 @@ class Compiled:
     sites: dict[str, Site]
     index_maps: dict[str, tuple]
     steps: tuple[Step, ...]
+    fusable: dict[int, ObserveStep | None] = field(default_factory=dict)  # id(block) -> its fusable observe
+    moments: dict[tuple, tuple] = field(default_factory=dict)  # per-group moments of data, per data tensor
 
 
 def in_step(err: QuiversError, step: Step) -> QuiversError:
@@ -117,7 +122,9 @@ class Run:
         terms = self._block(0)
         total = None
         for v, _ in terms:
-            t = reduce_sum(v).tensor
+            t = v.tensor
+            if v.dims:
+                t = t.sum(dim=tuple(range(t.dim() - len(v.dims), t.dim())))
             for d in v.dims:
                 if d in self.scales:
                     t = t * self.scales[d]
@@ -210,10 +217,7 @@ class Run:
         the body's terms, observe terms of a grouped block carried to the
         groups by the right Kan extension along their index maps."""
         z = s.name
-        ref = self.env[REF].tensor
-        self.env[z] = Value(
-            torch.arange(s.support.size, device=ref.device), (z,), values_in=s.support.name, enumerates=True
-        )
+        self.env[z] = _enumeration(z, s.support, self.env[REF].tensor.device)
         try:
             inner = self._block(id(s))
         finally:
@@ -228,6 +232,10 @@ class Run:
         return Value(sum(tensors[1:], tensors[0]), dims), vias
 
     def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
+        if fused.enabled() and not (self.record or self.pointwise or self._partial):
+            out = self._fused(s)
+            if out is not None:
+                return [(out, None)]
         acc, vias = self._accumulate(s)
         z = s.name
         if self.record:
@@ -240,6 +248,49 @@ class Run:
             if len(observed) == 1:
                 self.site_terms[observed[0]] = out
         return [(out, via)]
+
+    def _fused(self, s: MarginalizeStep) -> Value | None:
+        """The block's value from the kernels of :mod:`quivers.programs.fused`
+        when its body is one Normal observation of data whose parameters lie
+        on the latent's axis alone; None (the general path) otherwise,
+        including whenever anything would raise, so that errors keep their
+        place."""
+        fusable = self.compiled.fusable
+        if id(s) not in fusable:
+            fusable[id(s)] = _fusable_observe(s, self.compiled.sites)
+        o = fusable[id(s)]
+        y = self.env.get(o.name) if o is not None else None
+        if y is None or y.tensor.requires_grad or not torch.is_floating_point(y.tensor):
+            return None
+        z, rows = s.name, y.dims
+        try:
+            self.env[z] = _enumeration(z, s.support, y.tensor.device)
+            try:
+                params = self._params(o)
+            finally:
+                del self.env[z]
+            lw = self._log_weights(s, z)
+        except QuiversError:
+            return None
+        loc, scale = params["loc"], params["scale"]
+        group = () if s.over is None else (s.over.name,)
+        if any(d != z for d in loc.dims + scale.dims) or any(d != z and d not in group for d in lw.dims):
+            return None
+        b = max(v.batch_ndim for v in (loc, scale, lw, y))
+        loc_t, scale_t = to_layout(loc, b, (z,)), to_layout(scale, b, (z,))
+        if s.over is None:
+            out = normal_mixture(to_layout(lw, b, (z,)), loc_t, scale_t, to_layout(y, b, rows))
+            return Value(out, rows)
+        g = self.env[o.via].tensor
+        key = (id(y.tensor), y.tensor._version, id(g), g._version, s.over.size)
+        hit = self.compiled.moments.get(key)
+        if hit is None or hit[0] is not y.tensor or hit[1] is not g:
+            if len(self.compiled.moments) > 16:
+                self.compiled.moments.clear()
+            hit = (y.tensor, g, group_moments(to_layout(y, b, rows), g, s.over.size))
+            self.compiled.moments[key] = hit
+        out = grouped_normal_mixture(to_layout(lw, b, group + (z,)), loc_t, scale_t, hit[2])
+        return Value(out, group)
 
     def _conditioned(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
         """A marginalized latent with a given value: ``log pi[z] + body(z)``."""
@@ -400,11 +451,59 @@ def _param_event(site: Site, family: Family, name: str, v: Value, plate: tuple[s
     return v, (cats[0],)
 
 
+def _lay_out_scalars(site: Site, params: Mapping[str, Value], value: Value | None):
+    """:func:`_lay_out` for a family of scalars (no event axes): the
+    common case, on every call, without the event bookkeeping. A parameter
+    that is a 0-dimensional tensor broadcasts as it is."""
+    plate = axes = site.dims
+    batch = 0 if value is None else value.tensor.dim() - len(value.dims)
+    for v in params.values():
+        b = v.tensor.dim() - len(v.dims)
+        batch = b if b > batch else batch
+        for d in v.dims:
+            if d not in axes:
+                axes = axes + (d,)
+    tensors = {name: v.tensor if v.tensor.dim() == 0 else to_layout(v, batch, axes) for name, v in params.items()}
+    if value is None:
+        if axes != plate:
+            extra = [d for d in axes if d not in plate]
+            raise ShapeError(
+                f"the parameters of `{site.name}` vary over {extra}, which `{site.name}` is not declared on"
+            )
+        return tensors, plate, batch, None
+    return tensors, axes, batch, to_layout(value, batch, axes)
+
+
 def place(site: Site, params: Mapping[str, Value], value: Value | None):
     """Lay the parameters (and the value) of ``site`` out on common axes and
     build the torch distribution. Returns ``(dist, axes, batch_ndim)`` or,
     with a value, ``(dist, axes, batch_ndim, value_tensor)``."""
+    tensors, axes, batch, x = _lay_out(site, params, value)
+    dist = site.family.build(tensors)
+    if value is None:
+        return dist, axes, batch
+    return dist, axes, batch, x
+
+
+_SCALAR_FAMILIES: dict[int, bool] = {}
+
+
+def _scalar_family(spec) -> bool:
+    """Whether every parameter and the value of the family are scalars."""
+    hit = _SCALAR_FAMILIES.get(id(spec))
+    if hit is None:
+        ranks = [p.event_rank for p in spec.params] + [p.event_rank for g in spec.alternatives for p in g]
+        hit = _SCALAR_FAMILIES[id(spec)] = spec.event_rank == 0 and not any(ranks)
+    return hit
+
+
+def _lay_out(site: Site, params: Mapping[str, Value], value: Value | None):
+    """The parameter tensors of ``site`` on common axes, the axes, the
+    number of batch axes, and the value's tensor on them (None without a
+    value; then the axes are the site's plate)."""
     family = site.family
+    if _scalar_family(family.spec):
+        return _lay_out_scalars(site, params, value)
     event = site.event_dims
     plate = tuple(d for d in site.dims if d not in event)
     laid: dict[str, tuple[Value, tuple[str, ...]]] = {}
@@ -427,14 +526,43 @@ def place(site: Site, params: Mapping[str, Value], value: Value | None):
         tensors[name] = t
     if family.name == "LKJCholesky":
         tensors["dim"] = torch.tensor(site.shape[-1])
-    dist = family.build(tensors)
     if value is None:
         if extra:
             raise ShapeError(
                 f"the parameters of `{site.name}` vary over {list(extra)}, which `{site.name}` is not declared on"
             )
-        return dist, plate, batch
-    return dist, axes, batch, to_layout(value, batch, axes + event)
+        return tensors, plate, batch, None
+    return tensors, axes, batch, to_layout(value, batch, axes + event)
+
+
+_ENUMERATIONS: dict[tuple, Value] = {}
+
+
+def _enumeration(z: str, support: FinSet, device: torch.device) -> Value:
+    """The enumeration of a marginalized latent ``z``: ``arange`` along its
+    own axis. Made once per latent and device; values are never written."""
+    key = (z, support.name, support.size, device)
+    v = _ENUMERATIONS.get(key)
+    if v is None:
+        if len(_ENUMERATIONS) > 1024:
+            _ENUMERATIONS.clear()
+        v = _ENUMERATIONS[key] = Value(torch.arange(support.size, device=device), (z,), values_in=support.name, enumerates=True)
+    return v
+
+
+def _fusable_observe(s: MarginalizeStep, sites: Mapping[str, Site]) -> ObserveStep | None:
+    """The observation of a block that the fused kernels can score: the
+    block's whole body, a Normal on one plate, read through an index map
+    exactly when the block is grouped."""
+    if len(s.body) != 1 or not isinstance(s.body[0], ObserveStep):
+        return None
+    o = s.body[0]
+    site = sites.get(o.name)
+    if o.family.spec.log_prob is not densities.normal or site is None or site.kind != "observed":
+        return None
+    if len(site.dims) != 1 or (o.via is None) != (s.over is None):
+        return None
+    return o
 
 
 def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Value:
@@ -446,6 +574,11 @@ def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Valu
     enumerated component; otherwise it is a :class:`DataError` naming the
     site and the first index.
     """
+    spec = site.family.spec
+    if spec.log_prob is not None and spec.static_support:
+        # The log density written out: no torch distribution to build.
+        tensors, axes, _, x = _lay_out(site, params, value)
+        return Value(spec.log_prob(tensors, x), axes)
     dist, axes, batch, x = place(site, params, value)
     if not site.family.spec.static_support:
         _check_dependent_support(site, dist, axes, batch, x)

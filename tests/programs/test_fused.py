@@ -1,0 +1,211 @@
+"""The fused kernels of marginalize blocks equal the general path (float64).
+
+Each property runs a program twice on the same values, once as it runs by
+default (the fused kernel where the block qualifies) and once inside
+``use_fused(False)``, and compares log densities and gradients with
+respect to every latent.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quivers.categories import FinSet
+from quivers.distributions import Categorical, HalfNormal, Normal
+from quivers.programs import Program, let, marginalize, observe, sample, var
+from quivers.programs.fused import _NormalMixture, group_moments, grouped_normal_mixture, normal_mixture, use_fused
+
+from tests.programs import models
+
+F64 = torch.float64
+
+
+def _both(prog, obs, latents):
+    """(log density, gradients) fused and general; unchecked latents, so
+    that a weight may be exactly zero."""
+    out = []
+    for on in (True, False):
+        lat = {k: v.detach().clone().requires_grad_() for k, v in latents.items()}
+        with use_fused(on):
+            lj = prog.log_joint(None, obs, lat, check_latents=False)
+        grads = torch.autograd.grad(lj.sum(), list(lat.values()))
+        out.append((lj.detach(), grads))
+    return out
+
+
+def _graph_has(t: torch.Tensor, name: str) -> bool:
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        f = stack.pop()
+        if f is None or f in seen:
+            continue
+        seen.add(f)
+        if type(f).__name__ == name:
+            return True
+        stack.extend(n for n, _ in f.next_functions)
+    return False
+
+
+def _close(a, b):
+    (la, ga), (lb, gb) = a, b
+    torch.testing.assert_close(la, lb, rtol=1e-12, atol=1e-10)
+    for x, y in zip(ga, gb):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10, equal_nan=True)
+
+
+@st.composite
+def gmm_case(draw):
+    n, k = draw(st.integers(1, 12)), draw(st.integers(1, 4))
+    particles = draw(st.sampled_from([(), (1,), (3,)]))
+    vals = lambda shape, lo, hi: torch.tensor(
+        draw(st.lists(st.floats(lo, hi), min_size=math.prod(shape), max_size=math.prod(shape))), dtype=F64
+    ).reshape(shape)
+    probs = vals(particles + (k,), 0.05, 3.0)
+    if k > 1 and draw(st.booleans()):
+        probs[..., 0] = 0.0  # a component of weight zero: log weight -inf
+    lat = {"probs": probs, "mu_k": vals(particles + (k,), -4.0, 4.0), "sd_k": vals(particles + (k,), 0.2, 3.0)}
+    return n, k, lat, {"y": vals((n,), -8.0, 8.0)}
+
+
+@given(gmm_case())
+def test_per_row_block_equals_the_general_path(case):
+    n, k, lat, obs = case
+    prog = models.gmm(n, k)
+    fused, general = _both(prog, obs, lat)
+    _close(fused, general)
+
+
+def test_the_seed_mixture_takes_the_fused_kernel():
+    prog = models.gmm(5, 2)
+    lat = {"probs": torch.ones(2, requires_grad=True), "mu_k": torch.tensor([-1.0, 1.0]), "sd_k": torch.ones(2)}
+    y = {"y": torch.randn(5)}
+    assert _graph_has(prog.log_joint(None, y, lat), "_NormalMixtureBackward")
+    with use_fused(False):
+        assert not _graph_has(prog.log_joint(None, y, lat), "_NormalMixtureBackward")
+
+
+@st.composite
+def grouped_case(draw):
+    n, g, k = draw(st.integers(1, 15)), draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    particles = draw(st.sampled_from([(), (2,)]))
+    vals = lambda shape, lo, hi: torch.tensor(
+        draw(st.lists(st.floats(lo, hi), min_size=math.prod(shape), max_size=math.prod(shape))), dtype=F64
+    ).reshape(shape)
+    # Some groups may be empty: their fibre contributes log 1 = 0.
+    group = torch.tensor(draw(st.lists(st.integers(0, g - 1), min_size=n, max_size=n)))
+    lat = {"probs": vals(particles + (g, k), 0.05, 3.0), "mu_k": vals(particles + (k,), -4.0, 4.0),
+           "sd_k": vals(particles + (k,), 0.2, 3.0)}
+    return n, g, k, lat, {"y": vals((n,), -8.0, 8.0), "group": group}
+
+
+@given(grouped_case(), st.booleans())
+def test_grouped_block_equals_the_general_path(case, declared):
+    n, g, k, lat, obs = case
+    prog = models.grouped(n, g, k, declared=declared)
+    fused, general = _both(prog, obs, lat)
+    _close(fused, general)
+
+
+def test_group_moments_are_cached_per_data_tensor_and_follow_in_place_changes():
+    prog = models.grouped(6, 3, 2)
+    lat = {"probs": torch.ones(3, 2, dtype=F64), "mu_k": torch.tensor([-1.0, 1.0], dtype=F64),
+           "sd_k": torch.ones(2, dtype=F64)}
+    obs = {"y": torch.linspace(-2, 2, 6, dtype=F64), "group": torch.tensor([0, 0, 1, 1, 2, 2])}
+    first = prog.log_joint(None, obs, lat)
+    assert prog.log_joint(None, obs, lat) == first
+    obs["y"].mul_(2.0)  # the same tensor, changed in place
+    with use_fused(False):
+        expected = prog.log_joint(None, obs, lat)
+    torch.testing.assert_close(prog.log_joint(None, obs, lat), expected)
+
+
+def test_blocks_the_kernels_do_not_cover_take_the_general_path():
+    # The location varies per row (a let on Item): no fused kernel applies.
+    Item, K = FinSet("Item", 4), FinSet("K", 2)
+    mu, z = var("mu_k"), var("z")
+    prog = Program("shifted", Item, Item, [
+        sample("probs", K, HalfNormal(1.0)),
+        sample("mu_k", K, Normal(0.0, 5.0)),
+        sample("shift", Item, Normal(0.0, 1.0)),
+        marginalize("z", K, Categorical(var("probs")), [observe("y", Item, Normal(mu[z] + var("shift"), 1.0))]),
+    ])
+    lat = {"probs": torch.ones(2, dtype=F64), "mu_k": torch.tensor([-1.0, 1.0], dtype=F64),
+           "shift": torch.linspace(0, 1, 4, dtype=F64).requires_grad_()}
+    lj = prog.log_joint(None, {"y": torch.zeros(4, dtype=F64)}, lat)
+    assert not _graph_has(lj, "_NormalMixtureBackward")
+    fused, general = _both(prog, {"y": torch.zeros(4, dtype=F64)}, lat)
+    _close(fused, general)
+
+
+def test_kernel_broadcasts_batches_of_data_and_parameters():
+    torch.manual_seed(0)
+    logw = torch.log_softmax(torch.randn(3, 1, 4, dtype=F64), -1).requires_grad_()
+    loc = torch.randn(4, dtype=F64, requires_grad=True)
+    scale = (torch.rand(2, 4, dtype=F64) + 0.5).requires_grad_()
+    y = torch.randn(2, 7, dtype=F64)
+    got = normal_mixture(logw, loc, scale, y)
+    table = logw.unsqueeze(-2) + torch.distributions.Normal(loc, scale.unsqueeze(-2)).log_prob(y.unsqueeze(-1))
+    expected = table.logsumexp(-1)
+    assert got.shape == expected.shape == (3, 2, 7)
+    torch.testing.assert_close(got, expected)
+    for a, b in zip(torch.autograd.grad(got.sum(), [logw, loc, scale]),
+                    torch.autograd.grad(expected.sum(), [logw, loc, scale])):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b)
+
+
+def test_kernel_passes_gradcheck():
+    torch.manual_seed(1)
+    args = (torch.randn(2, 3, dtype=F64).requires_grad_(), torch.randn(2, 3, dtype=F64).requires_grad_(),
+            (torch.rand(2, 3, dtype=F64) + 0.5).requires_grad_())
+    y = torch.randn(5, dtype=F64)
+    assert torch.autograd.gradcheck(lambda a, b, c: normal_mixture(a, b, c, y), args)
+
+
+def test_a_row_of_zero_weights_is_minus_infinity_with_zero_gradients():
+    logw = torch.tensor([[-math.inf, -math.inf], [0.0, -1.0]], dtype=F64, requires_grad=True)
+    loc = torch.zeros(2, 2, dtype=F64, requires_grad=True)
+    scale = torch.ones(2, 2, dtype=F64, requires_grad=True)
+    out = normal_mixture(logw, loc, scale, torch.tensor([0.5], dtype=F64))
+    assert bool(torch.isneginf(out[0]).all()) and bool(torch.isfinite(out[1]).all())
+    for g in torch.autograd.grad(out.sum(), [logw, loc, scale]):
+        assert bool(torch.isfinite(g).all())
+        assert float(g[0].abs().sum()) == 0.0
+
+
+def test_grouped_kernel_matches_a_scatter_by_hand():
+    torch.manual_seed(2)
+    y, group = torch.randn(20, dtype=F64), torch.randint(0, 5, (20,))
+    group[group == 3] = 4  # group 3 is empty
+    logw = torch.log_softmax(torch.randn(5, 3, dtype=F64), -1)
+    loc, scale = torch.randn(3, dtype=F64), torch.rand(3, dtype=F64) + 0.5
+    table = logw.index_add(0, group, torch.distributions.Normal(loc, scale).log_prob(y[:, None]))
+    got = grouped_normal_mixture(logw, loc, scale, group_moments(y, group, 5))
+    torch.testing.assert_close(got, table.logsumexp(-1))
+    assert float(got[3]) == pytest.approx(0.0)  # an empty fibre: log sum_k pi_k = 0
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    logw, loc = torch.zeros(1, 2, dtype=F64, requires_grad=True), torch.zeros(1, 2, dtype=F64, requires_grad=True)
+    scale = torch.ones(1, 2, dtype=F64, requires_grad=True)
+    out = _NormalMixture.apply(logw, loc, scale, torch.tensor([0.3], dtype=F64)).sum()
+    (g,) = torch.autograd.grad(out, [loc], create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), [loc])
+
+
+def test_subsampled_programs_scale_the_fused_term():
+    prog = models.gmm(6, 2)
+    lat = {"probs": torch.ones(2, dtype=F64), "mu_k": torch.tensor([-1.0, 1.0], dtype=F64),
+           "sd_k": torch.ones(2, dtype=F64)}
+    y = {"y": torch.linspace(-1, 1, 3, dtype=F64)}
+    small = prog.subsample({"Item": 3})
+    fused = small.log_joint(None, y, lat)
+    with use_fused(False):
+        general = small.log_joint(None, y, lat)
+    torch.testing.assert_close(fused, general)
