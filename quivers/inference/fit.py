@@ -76,8 +76,11 @@ class FitResult:
     def to_inference_data(self, log_likelihood: bool = True) -> Any:
         """The posterior as ``arviz.InferenceData``: posterior, sample
         statistics (NUTS), observed data, and the pointwise log likelihood
-        of each observed site (per row; a per-row mixture's row density),
-        which ArviZ's ``loo`` and ``waic`` read."""
+        of each observed site, which ArviZ's ``loo`` and ``waic`` read: per
+        row; for a per-row mixture, each row's mixture density; for a
+        grouped mixture (``marginalize ... [over=G]``), one term per group,
+        the group's mixture density ``log sum_k pi_gk prod_{n in g} p(y_n | k)``
+        (its rows share the latent, so they are left out together)."""
         from quivers.inference.diagnostics import to_inference_data
 
         observed = {
@@ -87,14 +90,15 @@ class FitResult:
         stats = self.mcmc.get_sample_stats(group_by_chain=True) if self.mcmc is not None else None
         pointwise = None
         if log_likelihood:
-            lead = next(iter(self.samples.values())).shape[:2]
+            lead = tuple(next(iter(self.samples.values())).shape[:2])
             with torch.no_grad():
                 terms = self.model.pointwise_log_likelihood(self.x, self.observations, self.flat_samples())
             pointwise = {}
             for name, t in terms.items():
-                site = self.model.sites[name]
-                t = t.reshape((-1,) + tuple(t.shape[t.dim() - len(site.shape) :]))
-                pointwise[name] = t.reshape(tuple(lead) + tuple(t.shape[1:]))
+                rows = _likelihood_rows(self.model, name)
+                t = t.reshape((-1,) + tuple(t.shape[t.dim() - len(rows) :]))
+                t = t.expand((lead[0] * lead[1],) + tuple(t.shape[1:]))  # a term no draw changes
+                pointwise[name] = t.reshape(lead + tuple(t.shape[1:]))
         return to_inference_data(
             self.samples, sample_stats=stats, observed_data=observed, log_likelihood=pointwise
         )
@@ -113,6 +117,18 @@ class FitResult:
     def discrete_posterior(self, seed: int | None = None) -> dict[str, DiscretePosterior]:
         """The posterior of each marginalized latent, averaged over draws."""
         return infer_discrete(self.model, self.flat_samples(), self.x, self.observations, seed=seed)
+
+
+def _likelihood_rows(model: Program, name: str) -> tuple[int, ...]:
+    """The shape of the pointwise terms of observation ``name``: its plate,
+    or the ``over`` plate of a grouped block, whose likelihood factors over
+    groups, not rows (the latent is shared by every row of a group)."""
+    site = model.sites[name]
+    if site.blocks:
+        over = getattr(model.sites[site.blocks[0]].step, "over", None)
+        if over is not None:
+            return (over.size,)
+    return tuple(site.shape)
 
 
 def fit(

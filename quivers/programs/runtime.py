@@ -243,11 +243,22 @@ class Run:
             self.responsibilities[z] = Value(torch.softmax(acc.tensor, axis), acc.dims)
         out = logsumexp(acc, z)
         via = next(iter(vias)) if s.over is None and len(vias) == 1 else None
-        if self.pointwise and not self.compiled.sites[z].blocks and s.over is None:
-            observed = [t.name for t in s.body if isinstance(t, ObserveStep)]
-            if len(observed) == 1:
-                self.site_terms[observed[0]] = out
+        if self.pointwise and not self.compiled.sites[z].blocks:
+            self._block_pointwise(s, out)
         return [(out, via)]
+
+    def _block_pointwise(self, s: MarginalizeStep, out: Value) -> None:
+        """The pointwise term of a top-level block: the likelihood factors
+        over its rows (per row, or per group of ``over``), not over the rows
+        of its observations, so a lone observation's term is the block's
+        value, one per row or group. Observations that share a block with
+        others (or sit in a nested one) have no term of their own; the
+        per-component terms recorded inside the block are dropped."""
+        observed = [t.name for b in s.body for t in b.walk() if isinstance(t, ObserveStep)]
+        for name in observed:
+            self.site_terms.pop(name, None)
+        if len(observed) == 1 and all(not isinstance(t, MarginalizeStep) for t in s.body):
+            self.site_terms[observed[0]] = out
 
     def _fused(self, s: MarginalizeStep) -> Value | None:
         """The block's value from the kernels of :mod:`quivers.programs.fused`
