@@ -75,6 +75,7 @@ import torch
 
 from quivers.categories import FinSet
 from quivers.categories.markov import forward, forward_backward, ffbs, path_score, viterbi
+from quivers.categories.second_order import pair_path, second_order, state_marginals, states
 from quivers.distributions import Family
 from quivers.errors import QuiversTypeError, ShapeError, Span
 from quivers.programs.expr import REF
@@ -93,6 +94,13 @@ class MarkovStep(MarginalizeStep):
     index_set: FinSet | None = None
     init: Family | None = None
     until: str | None = None
+    first: Family | None = None
+
+    @property
+    def order(self) -> int:
+        """1, or 2 for a chain given ``first`` (its state at ``t`` depends
+        on ``t - 1`` and ``t - 2``)."""
+        return 1 if self.first is None else 2
 
     @property
     def time(self) -> FinSet:
@@ -103,8 +111,9 @@ class MarkovStep(MarginalizeStep):
     @property
     def reads(self) -> frozenset[str]:
         out = _family_reads(self.prior)
-        if self.init is not None:
-            out |= _family_reads(self.init)
+        for fam in (self.init, self.first):
+            if fam is not None:
+                out |= _family_reads(fam)
         return out | ({self.until} if self.until else set())
 
 
@@ -122,6 +131,7 @@ def markov(
     body: Sequence[Step],
     *,
     init: Family | None = None,
+    first: Family | None = None,
     until: str | None = None,
     span: Span | None = None,
 ) -> MarkovStep:
@@ -145,6 +155,11 @@ def markov(
         Steps whose observations lie on ``index_set``.
     init
         ``Categorical(pi)`` with ``pi`` on ``K``; uniform when omitted.
+    first
+        Makes the chain second order: ``Categorical(B)`` with ``B`` on
+        ``K * K`` is the law of ``z[1]`` given ``z[0]``, and ``trans`` lies
+        on ``K * K * K`` (axes ``K``, ``K'``, ``K''``: the states at
+        ``t - 2`` and ``t - 1``, and the state at ``t``).
     until
         An index map ``S -> T`` (declared with ``index_map``) giving the
         last step of each sequence.
@@ -175,6 +190,8 @@ def markov(
         )
     trans = _categorical(trans, f"the transition of markov `{name}`", span)
     init = None if init is None else _categorical(init, f"the initial law of markov `{name}`", span)
+    if first is not None:
+        first = _categorical(first, f"the first step (first=) of markov `{name}`", span)
     if until is not None:
         _check_name(until, f"the index map in until= of `{name}`")
         if len(factors) != 2:
@@ -193,7 +210,9 @@ def markov(
                     f"markov `{t.name}` is nested in the body of markov `{name}`; chains do not nest",
                     span=t.span or span,
                 )
-    return MarkovStep(name, support, trans, body, None, span=span, index_set=index_set, init=init, until=until)
+    return MarkovStep(
+        name, support, trans, body, None, span=span, index_set=index_set, init=init, until=until, first=first
+    )
 
 
 def markov_rows(s: MarkovStep, blocks: tuple, index_maps) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -260,21 +279,37 @@ def _stray(v: Value, allowed: set[str], what: str, s: MarkovStep) -> None:
 
 
 class _Inputs:
-    """The chain's log weights, laid out for :mod:`quivers.categories.markov`."""
+    """The chain's log weights, laid out for :mod:`quivers.categories.markov`;
+    for a second-order chain, those of its chain on pairs
+    (:func:`~quivers.categories.second_order.second_order`), with
+    :meth:`states`, :meth:`marginals` and :meth:`pairs` to move between
+    pairs and states."""
 
     def __init__(self, run, s: MarkovStep, emissions: list[Value]) -> None:
         site = run.compiled.sites[s.name]
         self.site = site
         self.seq, self.time = site.dims[:-1], site.dims[-1]
         k = s.support.name
+        self.order, self.k = s.order, s.support.size
         ((tkey, tw),) = run.compiled.params[id(s)].items()
         trans = tw(run.env)
-        _stray(trans, set(site.dims) | {k, _prime(k)}, "the transition weights", s)
-        if _prime(k) in trans.dims:
-            trans = rename(rename(trans, k, "__row"), _prime(k), "__cat")
+        if s.order == 2:  # axes K, K', K'': the states at t - 2, t - 1 and t
+            _stray(trans, set(site.dims) | {k, _prime(k), _prime(_prime(k))}, "the transition weights", s)
+            trans = rename(rename(rename(trans, k, "__before"), _prime(k), "__row"), _prime(_prime(k)), "__cat")
         else:
-            trans = rename(trans, k, "__cat")
+            _stray(trans, set(site.dims) | {k, _prime(k)}, "the transition weights", s)
+            if _prime(k) in trans.dims:
+                trans = rename(rename(trans, k, "__row"), _prime(k), "__cat")
+            else:
+                trans = rename(trans, k, "__cat")
         values = [trans] + emissions
+        first = None
+        if s.first is not None:
+            ((fkey, fw),) = run.compiled.params[id(s.first)].items()
+            first = fw(run.env)
+            _stray(first, set(self.seq) | {k, _prime(k)}, "the first step's weights", s)
+            first = rename(rename(first, k, "__row"), _prime(k), "__cat")
+            values.append(first)
         init = None
         if s.init is not None:
             ((ikey, iw),) = run.compiled.params[id(s.init)].items()
@@ -283,8 +318,15 @@ class _Inputs:
             values.append(init)
         nb = max(v.batch_ndim for v in values)
         self.nb = nb
-        trans = _normalized(trans, tkey, self.seq + (self.time, "__row", "__cat"), nb)
-        self.trans = trans.expand(*trans.shape[:-2], s.support.size, s.support.size)  # rows of a law on K only
+        size = s.support.size
+        if s.order == 2:
+            trans = _normalized(trans, tkey, self.seq + (self.time, "__before", "__row", "__cat"), nb)
+            self.trans = trans.expand(*trans.shape[:-3], size, size, size)
+            first = _normalized(first, fkey, self.seq + ("__row", "__cat"), nb)
+            first = first.expand(*first.shape[:-2], size, size)
+        else:
+            trans = _normalized(trans, tkey, self.seq + (self.time, "__row", "__cat"), nb)
+            self.trans = trans.expand(*trans.shape[:-2], size, size)  # rows of a law on K only
         self.init = None if init is None else _normalized(init, ikey, self.seq + (k,), nb)
         z, sizes = s.name, dict(zip(site.dims, site.shape))
         shape = [1] * nb + [sizes[d] for d in site.dims] + [s.support.size]
@@ -297,6 +339,20 @@ class _Inputs:
         if s.until is not None:
             last = run.env[s.until]
             self.lengths = to_layout(last, nb, self.seq) + 1
+        if s.order == 2:
+            self.init, self.trans, self.emit = second_order(self.init, first, self.trans, self.emit, check=False)
+
+    def states(self, path: torch.Tensor) -> torch.Tensor:
+        """A path of the chain on states, from one of the chain computed."""
+        return states(path, self.k) if self.order == 2 else path
+
+    def marginals(self, m: torch.Tensor) -> torch.Tensor:
+        """Marginals of the states, from those of the chain computed."""
+        return state_marginals(m, self.k) if self.order == 2 else m
+
+    def pairs(self, path: torch.Tensor) -> torch.Tensor:
+        """A path of the chain computed, from one on states."""
+        return pair_path(path, self.k) if self.order == 2 else path
 
     def mask(self, v: Value) -> Value:
         """``v`` with the steps past each sequence's end set to zero."""
@@ -360,10 +416,10 @@ def _marginal(run, s: MarkovStep) -> list:
     rows = c.seq
     if run.record_paths:
         best = viterbi(c.init, c.trans, c.emit, c.lengths, check=False)
-        run.paths[s.name] = Value(best.path, site.dims, values_in=site.values_in)
+        run.paths[s.name] = Value(c.states(best.path), site.dims, values_in=site.values_in)
     if run.record and not run.record_paths:
         fb = forward_backward(c.init, c.trans, c.emit, c.lengths, check=False)
-        run.responsibilities[s.name] = Value(fb.marginals, site.dims + (s.name,))
+        run.responsibilities[s.name] = Value(c.marginals(fb.marginals), site.dims + (s.name,))
     log_z = Value(forward(c.init, c.trans, c.emit, c.lengths, check=False), rows)
     # The chain's likelihood does not factor over its steps: its observations
     # have no pointwise terms (the runtime recorded them per state).
@@ -382,7 +438,7 @@ def _conditioned(run, s: MarkovStep) -> list:
     c = _Inputs(run, s, [])
     path = run.env[s.name]
     laid = to_layout(path, max(c.nb, path.batch_ndim), c.seq + (c.time,))
-    prior = Value(path_score(c.init, c.trans, laid, lengths=c.lengths, check=False), c.seq)
+    prior = Value(path_score(c.init, c.trans, c.pairs(laid), lengths=c.lengths, check=False), c.seq)
     return [(prior, None)] + [(c.mask(v), None) for v, _ in inner]
 
 
@@ -399,4 +455,4 @@ def _draw(run, s: MarkovStep) -> None:
     lead, target = batch[: len(batch) - c.nb], batch[len(batch) - c.nb :]
     emit = c.emit.expand(*target, *c.emit.shape[c.nb :])
     path = ffbs(c.init, c.trans, emit, c.lengths, sample_shape=lead, check=False)
-    run.env[s.name] = Value(path, site.dims, values_in=site.values_in)
+    run.env[s.name] = Value(c.states(path), site.dims, values_in=site.values_in)

@@ -196,12 +196,17 @@ class Program(nn.Module):
                     kind = "marginalize" if isinstance(s, MarginalizeStep) else "step"
                     where = f"{kind} `{s.name}`, parameter `{key}`"
                     self._register_constants(e, target, fam.spec.param(key).event_rank, where)
-            if isinstance(s, MarkovStep) and s.init is not None:
+            if isinstance(s, MarkovStep):
                 site, k = self.sites[s.name], s.support
-                target = (site.dims[:-1] + (k.name,), site.shape[:-1] + (k.size,))
-                params[id(s.init)] = {key: compile_expr(e) for key, e in s.init.args.items()}
-                for key, e in s.init.args.items():
-                    self._register_constants(e, target, 0, f"markov `{s.name}`, initial law `{key}`")
+                seq = (site.dims[:-1], site.shape[:-1])
+                laws = [(s.init, "initial law", (k.name,)), (s.first, "first step", (k.name, k.name + "'"))]
+                for law, what, axes in laws:
+                    if law is None:
+                        continue
+                    target = (seq[0] + axes, seq[1] + (k.size,) * len(axes))
+                    params[id(law)] = {key: compile_expr(e) for key, e in law.args.items()}
+                    for key, e in law.args.items():
+                        self._register_constants(e, target, 0, f"markov `{s.name}`, {what} `{key}`")
             if isinstance(s, (LetStep, FactorStep, ReturnStep)):
                 exprs[id(s)] = compile_expr(s.expr)
                 where = f"let `{s.name}`" if isinstance(s, LetStep) else type(s).__name__.removesuffix("Step").lower()
@@ -230,9 +235,10 @@ class Program(nn.Module):
         self._validated: dict[tuple, bool] = {}
 
     def _param_target(self, s: Step) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        if isinstance(s, MarkovStep):  # a transition: rows the state before, columns the state after
+        if isinstance(s, MarkovStep):  # a transition: rows the state(s) before, columns the state after
             site, k = self.sites[s.name], s.support
-            return site.dims + (k.name, k.name + "'"), site.shape + (k.size, k.size)
+            axes = (k.name, k.name + "'", k.name + "''")[: s.order + 1]
+            return site.dims + axes, site.shape + (k.size,) * len(axes)
         if isinstance(s, MarginalizeStep):
             site = self.sites[s.name]
             return site.dims + (s.support.name,), site.shape + (s.support.size,)

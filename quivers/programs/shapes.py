@@ -258,22 +258,35 @@ class _Checker:
     def _markov(self, s: MarkovStep, order, enumerated: tuple[str, ...]) -> None:
         """A chain's weights: the transition on ``K`` (the previous state) and
         ``K'`` (the next), the path's axes allowed; the initial law on ``K``
-        and the sequence plates. Then its body, with the latent enumerated."""
+        and the sequence plates. A second-order transition lies on ``K``,
+        ``K'`` and ``K''`` (the states at ``t - 2``, ``t - 1`` and ``t``), its
+        first step on ``K`` and ``K'``. Then its body, with the latent
+        enumerated."""
         site = self.sites[s.name]
         k, seq = s.support.name, site.dims[:-1]
         if s.name in self.sizes:
             raise ShapeError(f"markov `{s.name}`: the latent has the name of an index set; rename one of them")
-        laws = [(s.prior, "transition", {k, k + "'"} | set(site.dims), f"`{k}` or `{k}'`")]
+        # (family, what, the axes it may vary over, those of which it needs one)
+        if s.order == 2:
+            laws = [(s.prior, "transition", {k, k + "'", k + "''"} | set(site.dims), (k + "''",)),
+                    (s.first, "first step", {k, k + "'"} | set(seq), (k + "'",))]
+        else:
+            laws = [(s.prior, "transition", {k, k + "'"} | set(site.dims), (k, k + "'"))]
         if s.init is not None:
-            laws.append((s.init, "initial law", {k} | set(seq), f"`{k}`"))
+            laws.append((s.init, "initial law", {k} | set(seq), (k,)))
         for fam, what, allowed, need in laws:
             ((key, arg),) = fam.args.items()
             where = f"markov `{s.name}`, {what} `{key}`"
             dims = self.axes(arg.sympy, where).dims
-            if not ({k, k + "'"} & set(dims)) or (what == "initial law" and k not in dims):
+            if not set(need) & set(dims):
+                hint = f"a transition lies on `{k} * {k}` (rows: the state before), an initial law on `{k}`"
+                if s.order == 2:
+                    hint = (f"a second-order transition lies on `{k} * {k} * {k}` (the states at t-2, t-1, t), "
+                            f"the first step on `{k} * {k}`, an initial law on `{k}`")
                 raise ShapeError(
-                    f"{where}: `{arg.sympy}` has axes {list(dims)}, none of them {need}",
-                    hint=f"a transition lies on `{k} * {k}` (rows: the state before), an initial law on `{k}`",
+                    f"{where}: `{arg.sympy}` has axes {list(dims)}, none of them "
+                    + " or ".join(f"`{d}`" for d in need),
+                    hint=hint,
                 )
             stray = [d for d in dims if d not in allowed]
             if stray:
