@@ -20,7 +20,8 @@ What it checks
   ``marginalize`` has a ``Categorical`` prior.
 - Markov chains (``marginalize z : T -> K <- Markov(init=pi, trans=A)``):
   the prior is ``Markov`` with keywords among ``init``, ``init_logits``,
-  ``trans``, ``trans_logits`` (one transition, at most one initial law);
+  ``first``, ``first_logits``, ``trans``, ``trans_logits`` (one transition,
+  at most one initial law and one first step);
   ``until`` names an index map; a chain stands at the top level.
 - Options: each key is known where it is used (``effects`` on a program,
   ``over`` on ``marginalize``, ``via`` on ``observe``) and occurs once;
@@ -62,8 +63,9 @@ from quivers.programs import FUNCTIONS, Effect, var
 
 __all__ = ["check", "CheckedModule", "OPTIONS", "STEP_EFFECTS", "MARKOV_KEYWORDS"]
 
-MARKOV_KEYWORDS = ("init", "init_logits", "trans", "trans_logits")
-"""The keywords of ``Markov(...)``: initial law and transition, as weights or logits."""
+MARKOV_KEYWORDS = ("init", "init_logits", "first", "first_logits", "trans", "trans_logits")
+"""The keywords of ``Markov(...)``: initial law, first step (of a second-order
+chain) and transition, as weights or logits."""
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "program": ("effects",),
@@ -509,7 +511,7 @@ class _Checker:
                 raise self._error(QuiversTypeError, f"`Markov` is given `{k.name}` twice", k)
             seen[k.name] = k
             self._expr(k.value, scope)
-        for law, what in (("trans", "transition"), ("init", "initial law")):
+        for law, what in (("trans", "transition"), ("init", "initial law"), ("first", "first step")):
             both = [k for k in (law, law + "_logits") if k in seen]
             if len(both) > 1:
                 raise self._error(

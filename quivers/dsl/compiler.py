@@ -335,7 +335,8 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
 
 def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None) -> RuntimeStep:
     """``Markov(init=pi, trans=A)`` as ``markov(..., Categorical(A), init=Categorical(pi))``
-    (``*_logits`` keywords give ``Categorical(logits=...)``)."""
+    (``*_logits`` keywords give ``Categorical(logits=...)``; ``first=B`` gives
+    ``first=Categorical(B)``, a second-order chain)."""
     given = {k.name: _argument(k.value, source) for k in s.prior.kwargs}
 
     def law(key: str) -> Family | None:
@@ -344,13 +345,13 @@ def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None) -> Ru
                 return _located(lambda: family("Categorical", **{arg: given[name]}), s.prior.span, source)
         return None
 
-    trans, init = law("trans"), law("init")
+    trans, init, first = law("trans"), law("init"), law("first")
     body = [_step(t, objects, source) for t in s.body]
     until = _option(s.options, "until")
     return _located(
         lambda: markov(
             s.name, compile_set(s.index_set, objects), compile_set(s.support, objects), trans, body,
-            init=init, until=until.name if isinstance(until, ast.OptionName) else None, span=s.span,
+            init=init, first=first, until=until.name if isinstance(until, ast.OptionName) else None, span=s.span,
         ),
         s.span,
         source,

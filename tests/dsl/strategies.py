@@ -181,7 +181,7 @@ def _scoped_modules() -> st.SearchStrategy[ast.Module]:
         max_leaves=5,
     )
     laws = st.lists(
-        st.builds(ast.Keyword, st.sampled_from(["init", "trans", "trans_logits", "tran"]), small_exprs),
+        st.builds(ast.Keyword, st.sampled_from(["init", "first", "trans", "trans_logits", "tran"]), small_exprs),
         min_size=1, max_size=2,
     ).map(lambda kws: ast.FamilyCall("Markov", (), tuple(kws)))
     until = st.lists(

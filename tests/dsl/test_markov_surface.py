@@ -106,7 +106,7 @@ def load_error(body: str) -> QuiversError:
     ("""\
      marginalize z : T -> K <- Markov(tran=A)
          observe y : T <- Normal(mu[z], 1.0)
-     """, UnknownNameError, "`Markov` has no parameter `tran`; its parameters are init, init_logits, trans, trans_logits; did you mean `trans`?"),
+     """, UnknownNameError, "`Markov` has no parameter `tran`; its parameters are init, init_logits, first, first_logits, trans, trans_logits; did you mean `trans`?"),
     ("""\
      marginalize z : T -> K <- Markov(trans=A, trans_logits=A)
          observe y : T <- Normal(mu[z], 1.0)
@@ -161,3 +161,61 @@ def test_a_transition_on_a_single_state_axis_is_one_law_for_every_state():
     obs, lat = data()
     prog = loads(src).morphism
     assert torch.isfinite(prog.log_joint(None, obs, lat))
+
+
+SECOND_ORDER = """\
+object T : FinSet 6
+object K : FinSet 2
+
+program h2 : T -> T
+    sample C : K * K * K <- Dirichlet(1.0)
+    sample B : K * K <- Dirichlet(1.0)
+    sample mu : K <- Normal(0.0, 5.0)
+    marginalize z : T -> K <- Markov(first=B, trans=C)
+        observe y : T <- Normal(mu[z], 1.0)
+
+export h2
+"""
+
+
+def test_first_makes_a_second_order_chain():
+    T, K = FinSet("T", 6), FinSet("K", 2)
+    mu, z = var("mu"), var("z")
+    hand = Program("h2", T, T, [
+        sample("C", K * K * K, Dirichlet(1.0)),
+        sample("B", K * K, Dirichlet(1.0)),
+        sample("mu", K, Normal(0.0, 5.0)),
+        markov("z", T, K, Categorical(var("C")), [observe("y", T, Normal(mu[z], 1.0))], first=Categorical(var("B"))),
+    ])
+    m = loads(SECOND_ORDER)
+    assert dumps(parse(SECOND_ORDER)) == SECOND_ORDER
+    prog = m.morphism
+    assert prog.steps[-1] == hand.steps[-1] and prog.steps[-1].order == 2
+    assert prog.sites["C"].dims == ("K", "K'", "K''")
+    g = torch.Generator().manual_seed(0)
+    lat = {"C": torch.rand(2, 2, 2, generator=g) + 0.1, "B": torch.rand(2, 2, generator=g) + 0.1,
+           "mu": torch.tensor([-1.0, 1.0])}
+    lat = {k: v / v.sum(-1, keepdim=True) if k != "mu" else v for k, v in lat.items()}
+    obs = {"y": torch.randn(6, generator=g)}
+    torch.testing.assert_close(prog.log_joint(None, obs, lat), hand.log_joint(None, obs, lat))
+    assert torch.equal(prog.map_latents(None, obs, lat)["z"], hand.map_latents(None, obs, lat)["z"])
+    src = SECOND_ORDER.replace("Markov(first=B, trans=C)", "Markov(first_logits=B, trans_logits=C)")
+    step = loads(src).morphism.steps[-1]
+    assert set(step.prior.args) == {"logits"} and set(step.first.args) == {"logits"}
+
+
+@pytest.mark.parametrize("chain, kind, message", [
+    ("Markov(first=B, first_logits=B, trans=C)", QuiversTypeError,
+     "`Markov` is given its first step twice, as `first` and `first_logits`"),
+    ("Markov(first=B, trans=B)", ShapeError,
+     "markov `z`, transition `weights`: `B` has axes ['K', \"K'\"], none of them `K''`"),
+    ("Markov(first=C, trans=C)", ShapeError,
+     "markov `z`, first step `weights`: `C` varies over `K''`"),
+])
+def test_bad_second_order_chains_get_located_errors(chain, kind, message):
+    with pytest.raises(QuiversError) as info:
+        loads(SECOND_ORDER.replace("Markov(first=B, trans=C)", chain))
+    err = info.value
+    assert isinstance(err, kind), (type(err), err)
+    assert err.span is not None and "\n" in str(err)
+    assert message in str(err), str(err)
