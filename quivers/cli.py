@@ -177,17 +177,53 @@ def read_data(path: str | Path) -> dict[str, Any]:
     raise CLIError(f"{path}: data must be a .json or .csv file")
 
 
-def _observations(program: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """Data as tensors: integers for discrete sites and index maps, floats otherwise."""
+def _first_non_number(value: Any, index: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The shape of a JSON number or nested list of numbers; a CLIError
+    naming the first entry that is no number, or the first row whose length
+    differs from the first row's.
+
+    Examples
+    --------
+    >>> _first_non_number([[1, 2], [3, 4.5]])
+    (2, 2)
+    >>> _first_non_number([1.0, None, "a"])
+    Traceback (most recent call last):
+    ...
+    quivers.cli.CLIError: null at index (1,)
+    >>> _first_non_number([[1, 2], [3]])
+    Traceback (most recent call last):
+    ...
+    quivers.cli.CLIError: a row of length 1 at index (1,), where index (0,) is a row of length 2
+    """
+    if isinstance(value, (int, float)):  # JSON true and false are ints too
+        return ()
+    if not isinstance(value, list):
+        what = "null" if value is None else f"the {'string' if isinstance(value, str) else 'object'} {json.dumps(value)[:40]}"
+        raise CLIError(f"{what} at index {index}" if index else f"got {what}")
+    shapes = [_first_non_number(v, (*index, i)) for i, v in enumerate(value)]
+    for i, shape in enumerate(shapes[1:], start=1):
+        if shape != shapes[0]:
+            def entry(s: tuple[int, ...]) -> str:
+                return f"a row of length {s[0]}" if s else "a number"
+
+            raise CLIError(f"{entry(shape)} at index {(*index, i)}, where index {(*index, 0)} is {entry(shapes[0])}")
+    return (len(value), *(shapes[0] if shapes else ()))
+
+
+def _observations(program: Any, data: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Data as tensors: integers for discrete sites and index maps, floats
+    otherwise. A value that is no number or (nested, rectangular) array of
+    numbers is an error naming the site and its first offending entry."""
     import torch
 
     out = {}
     for name, value in data.items():
         site = program.sites.get(name)
         try:
-            t = torch.as_tensor(value)
-        except (TypeError, ValueError, RuntimeError):
-            raise CLIError(f"`{name}` must be a number or an array of numbers") from None
+            _first_non_number(value)
+        except CLIError as e:
+            raise CLIError(f"{path}: `{name}` must be a number or an array of numbers; {e}") from None
+        t = torch.as_tensor(value)
         if site is not None and (site.kind in ("index", "marginal") or site.discrete):
             out[name] = t
         else:
@@ -281,7 +317,7 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from quivers.inference import fit
 
     program = _program(_load(args.file), args.program)
-    observations = _observations(program, read_data(args.data))
+    observations = _observations(program, read_data(args.data), args.data)
     kwargs: dict[str, Any] = dict(method=args.method, seed=args.seed, progress_bar=not args.no_progress,
                                   num_samples=args.samples)
     if args.method == "svi":
@@ -350,7 +386,7 @@ def _sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from quivers.inference import Predictive
 
     program = _program(_load(args.file), args.program)
-    data = _observations(program, read_data(args.data)) if args.data else {}
+    data = _observations(program, read_data(args.data), args.data) if args.data else {}
     torch.manual_seed(args.seed)
     draws = _with_data(args.data or args.file, lambda: Predictive(program, num_samples=args.num)(None, data))
     print(f"{program.name}: {args.num} prior predictive draws", file=out)
@@ -387,7 +423,7 @@ def _emit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     given = [g for g in (args.given or "").split(",") if g]
     data = None
     if args.data is not None:
-        data = _observations(program, read_data(args.data))
+        data = _observations(program, read_data(args.data), args.data)
         given += [k for k in data if k in program.sites and program.sites[k].kind == "latent" and k not in given]
     code = to_stan(program, given=given)
     if args.output is None:
