@@ -92,6 +92,20 @@ def test_chapter_has_two_programs():
     assert names == ["gmm", "gmm", "grouped_mixture"]
 
 
+@pytest.mark.parametrize("block", ["gmm", "snippet", "grouped_mixture"])
+def test_what_runs_is_the_chapter_text_with_only_indentation_restored(block):
+    """Verbatim: with the restored indentation stripped again, the block
+    that the tests run is a contiguous run of the chapter's lines, from its
+    first line to its last; nothing was dropped, added or reworded."""
+    text = {"gmm": qvr_programs()[0], "snippet": python_snippet(), "grouped_mixture": qvr_programs()[2]}[block]
+    ran = [line.lstrip() for line in text.splitlines()]
+    chapter = chapter_lines()
+    starts = [i for i in range(len(chapter)) if chapter[i : i + len(ran)] == ran]
+    assert starts, f"the {block} block that runs is not the chapter's text"
+    assert ran[0] in ("object Item : FinSet 500", "object Item : FinSet 1000", "import torch")
+    assert ran[-1] in ("export gmm", "export grouped_mixture", "svi.step(x_tensor, observations)")
+
+
 @pytest.mark.parametrize("index", [0, 2])
 def test_chapter_programs_parse_check_and_compile(index):
     module = loads(qvr_programs()[index])
