@@ -77,7 +77,7 @@ from quivers.categories import FinSet
 from quivers.categories.markov import forward, forward_backward, ffbs, path_score, viterbi
 from quivers.categories.second_order import pair_path, second_order, state_marginals, states
 from quivers.distributions import Family
-from quivers.errors import QuiversTypeError, ShapeError, Span
+from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, Span
 from quivers.programs.expr import REF
 from quivers.programs.named import Value, align, rename, to_layout
 from quivers.programs.steps import MarginalizeStep, ObserveStep, Step, _check_name, _check_set, _family_reads, _symbolic
@@ -263,13 +263,40 @@ def _prime(k: str) -> str:
     return k + "'"
 
 
-def _normalized(v: Value, key: str, layout: tuple[str, ...], nb: int) -> torch.Tensor:
+def _normalized(v: Value, key: str, layout: tuple[str, ...], nb: int, what: str, s: MarkovStep) -> torch.Tensor:
     """Log weights of ``v`` (weights or logits) laid out on ``layout``,
-    normalized along its last axis, the categories."""
+    normalized along its last axis, the categories. A row with no law
+    (negative weights, weights that sum to zero, infinite ones) is named
+    rather than let through as NaN."""
     t = to_layout(v, nb, layout)
     if key == "logits":
-        return torch.log_softmax(t, -1)
-    return torch.log(t) - torch.log(t.sum(-1, keepdim=True))
+        out = torch.log_softmax(t, -1)
+    else:
+        out = torch.log(t) - torch.log(t.sum(-1, keepdim=True))
+    nan = torch.isnan(out.detach())
+    if bool(nan.any()):
+        where = tuple(int(i) for i in torch.nonzero(nan)[0][:-1])
+        row = t.detach()[where]
+        k = s.support.name
+        names = {"__before": k, "__row": k if "__before" not in layout else _prime(k), "__cat": k}
+        axes = ["(batch)"] * nb + [names.get(d, d) for d in layout[:-1]]
+        kept = [i for i, n in enumerate(t.shape[:-1]) if n > 1]  # axes it varies over
+        where, axes = tuple(where[i] for i in kept), [axes[i] for i in kept]
+        if key == "logits":
+            why = "logits that are NaN, +inf or all -inf"
+        elif bool((row < 0).any()):
+            why = f"a negative weight {float(row[row < 0][0]):g}"
+        elif bool(torch.isnan(row).any()):
+            why = "a NaN weight"
+        elif float(row.sum()) == 0:
+            why = "weights that sum to zero"
+        else:
+            why = "an infinite weight"
+        raise InvalidValueError(
+            f"{what} of markov `{s.name}` have no law at index {where} (axes {axes}): {why}",
+            hint="a law needs nonnegative weights with a positive sum, or finite logits",
+        )
+    return out
 
 
 def _stray(v: Value, allowed: set[str], what: str, s: MarkovStep) -> None:
@@ -320,14 +347,15 @@ class _Inputs:
         self.nb = nb
         size = s.support.size
         if s.order == 2:
-            trans = _normalized(trans, tkey, self.seq + (self.time, "__before", "__row", "__cat"), nb)
+            trans = _normalized(trans, tkey, self.seq + (self.time, "__before", "__row", "__cat"), nb,
+                                "the transition weights", s)
             self.trans = trans.expand(*trans.shape[:-3], size, size, size)
-            first = _normalized(first, fkey, self.seq + ("__row", "__cat"), nb)
+            first = _normalized(first, fkey, self.seq + ("__row", "__cat"), nb, "the first step's weights", s)
             first = first.expand(*first.shape[:-2], size, size)
         else:
-            trans = _normalized(trans, tkey, self.seq + (self.time, "__row", "__cat"), nb)
+            trans = _normalized(trans, tkey, self.seq + (self.time, "__row", "__cat"), nb, "the transition weights", s)
             self.trans = trans.expand(*trans.shape[:-2], size, size)  # rows of a law on K only
-        self.init = None if init is None else _normalized(init, ikey, self.seq + (k,), nb)
+        self.init = None if init is None else _normalized(init, ikey, self.seq + (k,), nb, "the initial weights", s)
         z, sizes = s.name, dict(zip(site.dims, site.shape))
         shape = [1] * nb + [sizes[d] for d in site.dims] + [s.support.size]
         emit = self.trans.new_zeros(shape)

@@ -53,3 +53,29 @@ def test_infer_discrete_draws_whole_paths():
     assert 0 < out.draws[:, 0].sum() < 50  # both starting states occur
     again = infer_discrete(prog, draws, observations={"y": torch.zeros(6)}, seed=0)["z"]
     assert torch.equal(out.draws, again.draws)
+
+
+def test_svi_and_nuts_fit_a_second_order_chain():
+    # z[t] depends on z[t-1] and z[t-2]: C on K * K * K, B on K * K for z[1]
+    torch.manual_seed(0)
+    T, K = FinSet("T", 10), FinSet("K", 2)
+    prog = Program("h2", T, T, [
+        sample("C", K * K * K, Dirichlet(1.0)),
+        sample("mu", K, Normal(0.0, 3.0)),
+        markov("z", T, K, Categorical(var("C")), [observe("y", T, Normal(mu[z], 0.5))],
+               first=Categorical(const(torch.full((2, 2), 0.5)))),
+    ])
+    y = {"y": torch.tensor([-1.0, -1.1, 1.2, 1.0, -0.9, -1.0, 1.1, 0.9, -1.2, -0.8])}  # period 4: 0 0 1 1
+    assert [s.name for s in prog.latent_sites()] == ["C", "mu"]
+    guide = AutoNormalGuide(prog, observed_names={"y"})
+    svi = SVI(prog, guide, torch.optim.Adam(guide.parameters(), lr=0.05), ELBO(num_particles=2))
+    losses = [svi.step(None, y) for _ in range(60)]
+    assert all(math.isfinite(v) for v in losses)
+    assert sum(losses[-10:]) < sum(losses[:10])
+    mcmc = MCMC(NUTS(prog), num_warmup=40, num_samples=40, num_chains=1, seed=0, progress_bar=False)
+    mcmc.run(None, y)
+    draws = mcmc.get_samples()
+    assert set(draws) == {"C", "mu"} and draws["C"].shape == (40, 2, 2, 2)
+    # the data alternate in pairs, so after (0, 0) comes 1: C[0, 0, 1] is large
+    assert float(draws["C"][:, 0, 0, 1].mean()) > 0.6
+    assert torch.isfinite(prog.log_joint(None, y, {k: v[-1] for k, v in draws.items()}))

@@ -17,8 +17,8 @@ from torch.distributions import Normal as TorchNormal
 
 from quivers.categories import FinSet
 from quivers.distributions import Categorical, HalfNormal, Normal
-from quivers.errors import QuiversTypeError, ShapeError
-from quivers.programs import Program, index_map, markov, observe, sample, var
+from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError
+from quivers.programs import Program, const, index_map, markov, observe, sample, var
 from tests.programs.test_markov import lse, normal_lp
 
 F64 = torch.float64
@@ -249,3 +249,35 @@ def test_second_order_weights_on_the_wrong_axes_are_shape_errors():
         build(K2 * K2 * K2, T4 * K2 * K2)
     with pytest.raises(QuiversTypeError, match=r"the first step \(first=\) of markov `z` must be a Categorical"):
         markov("z", T4, K2, Categorical(var("c")), body, first=Normal(0.0, 1.0))
+
+
+@pytest.mark.parametrize("rows, why", [
+    ([[0.5, 0.5], [0.0, 0.0]], "weights that sum to zero"),
+    ([[0.5, 0.5], [-1.0, 2.0]], "a negative weight -1"),
+    ([[0.5, 0.5], [math.inf, 2.0]], "an infinite weight"),
+])
+def test_transition_rows_with_no_law_are_named_not_nan(rows, why):
+    prog = Program("p", T4, T4, [
+        sample("mu", K2, Normal(0.0, 1.0)),
+        markov("z", T4, K2, Categorical(const(torch.tensor(rows))), [observe("y", T4, Normal(mu[z], 1.0))]),
+    ])
+    with pytest.raises(InvalidValueError, match=rf"the transition weights of markov `z` have no law at index \(1,\) \(axes \['K'\]\): {why}"):
+        prog.log_joint(None, {"y": torch.zeros(4)}, {"mu": torch.zeros(2)})
+
+
+def test_a_second_order_row_with_no_law_is_named():
+    c = torch.full((2, 2, 2), 0.5)
+    c[1, 0] = torch.tensor([0.0, 0.0])
+    prog = Program("p", T4, T4, [
+        sample("mu", K2, Normal(0.0, 1.0)),
+        markov("z", T4, K2, Categorical(logits=const(torch.zeros(2, 2, 2))), [observe("y", T4, Normal(mu[z], 1.0))],
+               first=Categorical(const(torch.full((2, 2), 0.5)))),
+    ])
+    assert torch.isfinite(prog.log_joint(None, {"y": torch.zeros(4)}, {"mu": torch.zeros(2)}))
+    prog = Program("p", T4, T4, [
+        sample("mu", K2, Normal(0.0, 1.0)),
+        markov("z", T4, K2, Categorical(const(c)), [observe("y", T4, Normal(mu[z], 1.0))],
+               first=Categorical(const(torch.full((2, 2), 0.5)))),
+    ])
+    with pytest.raises(InvalidValueError, match=r"the transition weights of markov `z` have no law at index \(1, 0\) \(axes \['K', \"K'\"\]\): weights that sum to zero"):
+        prog.log_joint(None, {"y": torch.zeros(4)}, {"mu": torch.zeros(2)})
