@@ -281,3 +281,18 @@ def test_a_second_order_row_with_no_law_is_named():
     ])
     with pytest.raises(InvalidValueError, match=r"the transition weights of markov `z` have no law at index \(1, 0\) \(axes \['K', \"K'\"\]\): weights that sum to zero"):
         prog.log_joint(None, {"y": torch.zeros(4)}, {"mu": torch.zeros(2)})
+
+
+def test_particles_batch_through_a_second_order_chain():
+    g = torch.Generator().manual_seed(0)
+    prog = second_order_hmm(5, 3, varying=False, init=True)
+    lat = {"c": torch.rand(4, 3, 3, 3, generator=g) + 0.1, "b": torch.rand(3, 3, generator=g) + 0.1,
+           "pi": torch.rand(4, 3, generator=g) + 0.1, "mu": torch.randn(4, 3, generator=g)}
+    y = {"y": torch.randn(5, generator=g)}
+    batched = prog.log_joint(None, y, lat)
+    assert batched.shape == (4,)
+    for i in range(4):
+        torch.testing.assert_close(batched[i], prog.log_joint(None, y, {k: v if k == "b" else v[i] for k, v in lat.items()}))
+    assert prog.posterior_latents(None, y, lat)["z"].shape == (4, 5, 3)
+    assert prog.map_latents(None, y, lat)["z"].shape == (4, 5)
+    assert prog.sample(None, (7,), latents=lat, observations=y)["z"].shape == (7, 4, 5)
