@@ -151,6 +151,38 @@ def test_constant_weights_with_a_zero_and_logits_of_minus_infinity(dtype):
         torch.testing.assert_close(lat["mu_k"].grad[2], torch.tensor(0.0), **TOL[dtype])
 
 
+def dead_component_mixture() -> Program:
+    """Three components, the third of log weight -inf."""
+    Item, K = FinSet("Item", 4), FinSet("K", 3)
+    return Program("p", Item, Item, [
+        sample("mu_k", K, Normal(0.0, 5.0)),
+        marginalize("z", K, Categorical(logits=torch.tensor([0.0, 0.0, -math.inf])),
+                    [observe("y", Item, Normal(var("mu_k")[var("z")], 1.0))]),
+    ])
+
+
+def test_svi_and_nuts_with_a_component_of_log_weight_minus_infinity():
+    """Inference, not only the density: every SVI loss and gradient is
+    finite, and NUTS's draws of the dead component's location follow its
+    prior Normal(0, 5), which is all the data say about it."""
+    y = {"y": torch.tensor([-2.0, -1.5, 2.2, 1.9])}
+    torch.manual_seed(0)
+    p = dead_component_mixture()
+    guide = AutoNormalGuide(p, observed_names={"y"})
+    svi = SVI(p, guide, torch.optim.Adam(guide.parameters(), lr=0.05), ELBO(num_particles=2))
+    for _ in range(30):
+        loss = svi.step(None, y)
+        assert math.isfinite(loss)
+        assert all(q.grad is None or torch.isfinite(q.grad).all() for q in guide.parameters())
+    mcmc = MCMC(NUTS(p), num_warmup=100, num_samples=200, num_chains=2, seed=0, progress_bar=False)
+    mcmc.run(None, y)
+    dead = mcmc.get_samples()["mu_k"][:, 2]
+    assert torch.isfinite(mcmc.get_samples()["mu_k"]).all()
+    # 400 draws of N(0, 5): the mean within ~4 standard errors, the sd within 25%.
+    assert abs(float(dead.mean())) < 1.5, dead.mean()
+    assert 3.75 < float(dead.std()) < 6.25, dead.std()
+
+
 def test_weights_that_all_underflow_are_a_named_error(dtype):
     """No finite answer: every weight of the row is 0, so the normalizer is
     log 0 and the density NaN; the error names the latent."""
