@@ -294,6 +294,14 @@ def _read(path: str | PathLike[str]) -> dict[str, Any]:
 
 def _model(record: dict[str, Any], given: Program | str | None) -> Program:
     saved_source, saved_hash = record["source"], record["source_sha256"]
+    if saved_source is not None and saved_hash is not None and source_hash(saved_source) != saved_hash:
+        # Otherwise an edited stored source loads silently into the program
+        # it was saved from (whose hash matches), and alone it is reported
+        # as "a different QVR source" that differs in nothing.
+        raise CheckpointError(
+            "the checkpoint's QVR source does not match the SHA-256 saved with it: the file was altered or is corrupt",
+            hint="save the fit again from its program",
+        )
     if given is None:
         if saved_source is None:
             raise CheckpointError(

@@ -182,6 +182,18 @@ def test_a_changed_source_is_refused_with_the_changed_line(tmp_path):
         load(path, SOURCE.replace("\n", "  \n"))
 
 
+def test_a_checkpoint_whose_own_source_was_altered_is_refused(tmp_path):
+    """The stored source no longer matches the hash stored beside it: the
+    file is corrupt, whatever program it is loaded into."""
+    path, _, _ = saved(tmp_path)
+    record = torch.load(path, weights_only=True)
+    record["source"] = record["source"].replace("Normal(0.0, 5.0)", "Normal(0.0, 10.0)")
+    torch.save(record, path)
+    for target in (None, SOURCE, loads(SOURCE).morphism):
+        with pytest.raises(CheckpointError, match="does not match the SHA-256 saved with it: the file was altered or is corrupt"):
+            load(path, target)
+
+
 def test_changed_site_shapes_are_refused_saying_which(tmp_path):
     path, _, _ = saved(tmp_path, gmm(N))
     with pytest.raises(CheckpointError, match=r"its dom was \['Item', 30\] and is now \['Item', 31\].*site `y` had shape \[30\] and now has \[31\]"):
