@@ -136,14 +136,14 @@ def _row(n: int, values=_weights) -> st.SearchStrategy[tuple]:
 
 
 @st.composite
-def specs(draw, prefix: str, dom: FinSet, cod: FinSet, marginal: bool = True) -> Spec:
+def specs(draw, prefix: str, dom: FinSet, cod: FinSet) -> Spec:
     """A random :class:`Spec` ``dom -> cod`` whose names start with ``prefix``."""
     k = draw(st.integers(1, 3), label=f"{prefix}|U|")
     takes_input = draw(st.booleans(), label=f"{prefix} takes its input")
     W = tuple(draw(_row(k)) for _ in range(dom.size if takes_input else 1))
     P = tuple(draw(st.lists(_probs, min_size=k, max_size=k))) if draw(st.booleans()) else None
     M = L = None
-    if marginal and draw(st.booleans()):
+    if draw(st.booleans()):
         z = draw(st.integers(1, 2))
         M = tuple(draw(_row(z)) for _ in range(k))
         L = tuple(tuple(draw(st.lists(_logs, min_size=k, max_size=k))) for _ in range(z))
