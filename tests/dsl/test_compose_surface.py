@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quivers.categories import BOOL, LOG, PROB, FinSet, identity
+from quivers.categories import BOOL, LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, FinSet, identity
 from quivers.dsl import ast, dumps, loads, parse
 from quivers.dsl.printer import dump_program
 from quivers.errors import CompositionError, EffectError, QuiversTypeError, QVRSyntaxError, UnknownNameError
@@ -191,3 +191,73 @@ def test_sampling_a_composite_is_coherent(a, b, c):
     m = loads(SOURCE)
     draw = m.h.sample(torch.tensor(a), latents={"b": torch.tensor(float(b)), "c": torch.tensor(float(c))})
     assert int(draw["_return"]) == c
+
+
+# ---------------------------------------------------------------- random composites
+
+PARTS = """
+object A : FinSet 2
+object B : FinSet 2
+
+program flip(a) : A -> B
+    sample b <- Bernoulli(0.2 + 0.6 * a)
+    return b
+
+program noisy(b) : B -> A
+    sample c <- Bernoulli(0.1 + 0.8 * b)
+    return c
+
+program coin : A -> B
+    sample c <- Bernoulli(0.3)
+    return c
+
+program tilt(a) : A -> A
+    factor 0.5 * a - 1.0
+    return a
+"""
+
+# `coin` and `noisy` both define `c`, and `flip` returns the site `noisy` reads:
+# random trees meet the compiler's renaming and input passing in every position.
+_parts = st.sampled_from(["flip", "noisy", "coin", "tilt"]).map(ast.ProgramRef)
+_identities = st.sampled_from(["A", "B"]).map(lambda n: ast.ProgramIdentity(ast.SetName(n)))
+random_composites = st.recursive(
+    _parts | _identities,
+    lambda c: st.builds(ast.ProgramThen, c, c) | st.builds(ast.ProgramTensor, c, c),
+    max_leaves=5,
+)
+
+
+def _denotation(e: ast.ProgramExpr, parts, S):
+    """The kernel and effects of a composite, from its parts' by the core's
+    algebra alone (``>>`` and ``@`` of morphisms), never compiling ``e``."""
+    if isinstance(e, ast.ProgramRef):
+        return program_kernel(parts[e.name], S), parts[e.name].effects - {Effect.Pure}
+    if isinstance(e, ast.ProgramIdentity):
+        return identity(FinSet(e.obj.name, 2), S), frozenset()
+    (kl, el), (kr, er) = _denotation(e.left, parts, S), _denotation(e.right, parts, S)
+    return (kl >> kr if isinstance(e, ast.ProgramThen) else kl @ kr), el | er
+
+
+@pytest.mark.parametrize("S", [LOG, PROB, BOOL, MAX_PLUS, MAX_TIMES, MIN_PLUS], ids=repr)
+@given(random_composites)
+def test_a_random_qvr_composite_denotes_the_algebra_of_its_parts(S, e):
+    source = PARTS + f"\nprogram h = {dump_program(e)}\nexport h\n"
+    parts = loads(PARTS)
+    parts = {n: getattr(parts, n) for n in ("flip", "noisy", "coin", "tilt")}
+    try:
+        expected, effects = _denotation(e, parts, S)
+    except CompositionError:
+        # the objects do not meet somewhere: the checker says so at the line
+        with pytest.raises(CompositionError, match=r"cannot compose `.+ : .+ -> .+` with `.+ : .+ -> .+`") as info:
+            loads(source)
+        assert info.value.span is not None and info.value.span.line == source.count("\n") - 1
+        return
+    h = loads(source).morphism
+    assert (h.name, h.dom, h.cod) == ("h", expected.dom, expected.cod)
+    assert h.effects == (effects or {Effect.Pure})
+    got = program_kernel(h, S)
+    assert got.semiring == S
+    if S == BOOL:
+        assert torch.equal(got.tensor, expected.tensor)
+    else:
+        torch.testing.assert_close(got.tensor.double(), expected.tensor.double(), atol=1e-5, rtol=1e-5)
