@@ -5,11 +5,13 @@ The entry points are ``Program.log_joint``, ``SVI.step``, ``MCMC.run``,
 ``fit`` (SVI and NUTS), ``Predictive``, ``infer_discrete`` and ``qvr fit``
 on the command line (SVI and NUTS, data as JSON). One test runs each of
 them on the seed's mixtures (flat, grouped with a declared index map, and
-grouped as the chapter writes it) with each kind of bad data: a missing
-observation or index map, a wrong shape, a scalar, a batch of data sets
-where inference takes one, a wrong dtype (complex, string, boolean map,
-fractional map), a ragged array or a null entry, an index map out of
-range, NaN and infinite values, an unknown name. The command line must
+grouped as the chapter writes it) and on a program with discrete
+observations, with each kind of bad data: a missing observation or index
+map, a wrong shape, a scalar, a batch of data sets where inference takes
+one, a wrong dtype (complex, string, boolean map, fractional map or
+category), a ragged array or a null entry, an index map or a category
+out of range, a count outside its support, NaN and infinite values, an
+unknown name. The command line must
 print the API's message (in its own words where JSON data are lists, not
 tensors), naming the data file, on one line. CSV data get the same checks
 where CSV can carry the fault."""
@@ -38,11 +40,29 @@ from tests.spec.test_seed_chapter import qvr_programs
 N = 6
 Y = torch.tensor([-2.1, 1.9, -1.8, 2.2, 0.1, -2.0])
 GROUP = torch.tensor([0, 0, 2, 2, 1, 2])
-KINDS = ["gmm", "grouped", "seed_grouped"]
+C = torch.tensor([0, 1, 2, 1, 0, 2])
+COUNTS = torch.tensor([0.0, 1.0, 3.0, 2.0, 0.0, 4.0])
+MIXTURES = ("gmm", "grouped", "seed_grouped")
 """The seed's flat mixture, its grouped mixture with a declared index map,
 and the grouped mixture as the chapter writes it in QVR (the index map
 declared as ``sample group : Item <- HalfNormal(1.0)``)."""
 GROUPED = ("grouped", "seed_grouped")
+KINDS = [*MIXTURES, "counts"]
+"""The mixtures, and a program with discrete observations (categories
+and counts), whose values have a support to fall outside of."""
+COUNTS_SRC = f"""\
+object Item : FinSet {N}
+object K : FinSet 3
+
+program counts : Item -> Item
+    sample w : K <- HalfNormal(1.0)
+    sample rate <- HalfNormal(1.0)
+    observe c : Item <- Categorical(w)
+    observe n : Item <- Poisson(rate)
+    return n
+
+export counts
+"""
 
 
 def model(kind: str) -> Program:
@@ -50,14 +70,22 @@ def model(kind: str) -> Program:
         return gmm(N)
     if kind == "grouped":
         return grouped(N, declared=True)
+    if kind == "counts":
+        return loads(COUNTS_SRC).morphism
     return loads(qvr_programs()[2].replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 3")).morphism
 
 
+def observed(kind: str) -> set[str]:
+    return {"c", "n"} if kind == "counts" else {"y"}
+
+
 def latents(kind: str) -> dict[str, torch.Tensor]:
-    return {s.name: torch.ones(s.shape) for s in model(kind).latent_sites({"y"})}
+    return {s.name: torch.ones(s.shape) for s in model(kind).latent_sites(observed(kind))}
 
 
 def good_data(kind: str) -> dict[str, torch.Tensor]:
+    if kind == "counts":
+        return {"c": C.clone(), "n": COUNTS.clone()}
     return {"y": Y.clone()} | ({"group": GROUP.clone()} if kind in GROUPED else {})
 
 
@@ -73,7 +101,7 @@ def run_log_joint(p: Program, kind: str, obs) -> None:
 
 
 def run_svi_step(p: Program, kind: str, obs) -> None:
-    guide = AutoNormalGuide(p, observed_names={"y"})
+    guide = AutoNormalGuide(p, observed_names=observed(kind))
     svi = SVI(p, guide, torch.optim.Adam(guide.parameters(), lr=0.01), ELBO(num_particles=2))
     svi.step(None, obs)
 
@@ -119,7 +147,7 @@ batch of data sets by design: its leading axes are batch axes)."""
 def with_value(name: str, index: int, value: float) -> Callable[[dict], dict]:
     def edit(obs: dict) -> dict:
         t = obs[name].clone()
-        t = t.double() if not torch.is_floating_point(t) and math.isnan(value) else t
+        t = t.double() if not torch.is_floating_point(t) and not float(value).is_integer() else t  # NaN, 1.5
         t[index] = value
         return obs | {name: t}
 
@@ -137,7 +165,7 @@ class Fault:
     edit: Callable[[dict], dict]
     error: type[QuiversError]
     pattern: str
-    kinds: tuple[str, ...] = tuple(KINDS)
+    kinds: tuple[str, ...] = MIXTURES
     not_at: tuple[str, ...] = ()
     cli_pattern: str | None = None
 
@@ -178,6 +206,16 @@ BAD = {
                        r"index map `group` has shape \(4,\); it needs one entry per element of `Item`", kinds=GROUPED),
     "map_missing": Fault(lambda o: {"y": o["y"]}, DataError,
                          r"index map `group` \(Item -> G\) is missing from the observations", kinds=GROUPED),
+    "category_out_of_range": Fault(with_value("c", 4, 3), DataError,
+                                   r"observation `c` has value 3 at index \(4,\), outside \[0, 3\) of `K`", kinds=("counts",)),
+    "category_fraction": Fault(with_value("c", 2, 1.5), DataError,
+                               r"observation `c` has a non-integer value 1.5 at index \(2,\)", kinds=("counts",)),
+    "count_negative": Fault(with_value("n", 3, -1.0), DataError,
+                            r"observation `n` has a value outside the support of Poisson .* at index \(3,\)", kinds=("counts",)),
+    "count_fraction": Fault(with_value("n", 1, 0.5), DataError,
+                            r"observation `n` has a value outside the support of Poisson .* at index \(1,\)", kinds=("counts",)),
+    "counts_missing": Fault(lambda o: {"c": o["c"]}, DataError, r"observation `n` is missing", kinds=("counts",),
+                            not_at=("predictive",)),
 }
 
 
@@ -188,7 +226,8 @@ CLI_SOURCES = {
     "seed_grouped": qvr_programs()[2].replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 3"),
 }
 CLI_SOURCES["grouped"] = CLI_SOURCES["seed_grouped"].replace("sample group : Item <- HalfNormal(1.0)", "index group : Item -> G")
-"""The three mixtures in QVR; ``grouped`` declares its index map with ``index``."""
+CLI_SOURCES["counts"] = COUNTS_SRC
+"""Every kind in QVR; ``grouped`` declares its index map with ``index``."""
 
 
 def run_cli(tmp_path, kind: str, obs: dict, method: str = "svi") -> tuple[int, str]:
@@ -254,7 +293,9 @@ def test_every_entry_point_meets_every_fault() -> None:
     is not observed, log_joint evaluates a batch of data sets, and JSON has
     no complex numbers."""
     excluded = {(e, b) for b, f in BAD.items() for e in f.not_at}
-    assert excluded == {("predictive", "missing"), ("log_joint", "batch"), ("cli_svi", "complex"), ("cli_nuts", "complex")}
+    assert excluded == {("predictive", "missing"), ("predictive", "counts_missing"), ("log_joint", "batch"),
+                        ("cli_svi", "complex"), ("cli_nuts", "complex")}
+    assert set(KINDS) == {k for f in BAD.values() for k in f.kinds}
 
 
 def test_predictive_draws_a_missing_observation() -> None:
