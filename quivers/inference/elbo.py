@@ -4,7 +4,10 @@
 call and scores them with one call of the model's exact ``log_joint`` (every
 marginalize block integrated out), so the estimator has no Monte Carlo
 variance from marginalized latents. Sampled discrete latents contribute a
-score-function (REINFORCE) term with a moving-average baseline.
+score-function (REINFORCE) term with a moving-average baseline, or, with
+``discrete="relaxed"``, are drawn from the Gumbel-softmax relaxation of the
+guide's categorical and differentiated through (for large ``K``, where
+marginalizing costs ``K`` runs of the body; see the seed chapter's table).
 
 Laws
 ----
@@ -13,6 +16,12 @@ Laws
 - The loss returned is ``-ELBO``; its gradient is unbiased for the
   reparameterized part and, with the score-function term, for discrete
   guide parameters.
+- With ``discrete="relaxed"`` the loss is the relaxed objective
+  ``-(E[log p~(x, theta, y)] - E[log q(theta)] + H(q_z))``, where ``y`` is
+  a relaxed one-hot draw of each discrete latent ``z``, ``p~`` reads it as
+  :mod:`quivers.programs.relaxed` says and ``H(q_z)`` is the exact entropy
+  of the guide's categorical; it is differentiable in the guide's logits
+  and tends to ``-ELBO`` as the temperature goes to zero.
 
 Examples
 --------
@@ -42,6 +51,7 @@ import torch
 from quivers.errors import DataError, QuiversError, QuiversTypeError
 from quivers.programs import Program
 from quivers.programs.data import check_one_data_set, first_bad
+from quivers.programs.relaxed import Relaxed
 
 __all__ = ["ELBO", "Trace_ELBO"]
 
@@ -55,16 +65,94 @@ class ELBO:
         Guide draws per estimate (one batched model call).
     baseline_decay
         Decay of the moving-average baseline of the score-function term.
+    discrete
+        How sampled (not marginalized) discrete latents get gradients:
+        ``"score"`` (the default), the score-function estimator with a
+        baseline, unbiased but noisy; or ``"relaxed"``, the Gumbel-softmax
+        (Concrete) relaxation of each Categorical latent: the guide draws
+        ``y ~ RelaxedOneHotCategorical(temperature, logits)`` by
+        reparameterization, the model indexes by ``y`` as a convex
+        combination (``mu[z]`` is ``sum_k y_k mu_k``) and scores it as
+        ``sum_k y_k log pi_k``, and the guide's categorical contributes its
+        exact entropy. Biased for a positive temperature, with low-variance
+        gradients; only Categorical latents can be relaxed.
+    temperature
+        The relaxation's temperature (``discrete="relaxed"`` only; default
+        0.5), a finite positive number. Lower is closer to the discrete
+        model and noisier; it may be annealed during training by setting
+        ``elbo.temperature``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from quivers.categories.finset import FinSet
+    >>> from quivers.distributions import Categorical, Normal
+    >>> from quivers.programs import Program, const, observe, sample, var
+    >>> from quivers.inference.guides import AutoNormalGuide
+    >>> K, I = FinSet("K", 50), FinSet("I", 1)
+    >>> mu = const(torch.linspace(-5.0, 5.0, 50), K)
+    >>> prog = Program("p", I, I, [sample("z", None, Categorical(const(torch.ones(50), K))),
+    ...                            observe("y", I, Normal(mu[var("z")], 0.5))])
+    >>> guide = AutoNormalGuide(prog, observed_names={"y"})
+    >>> elbo = ELBO(num_particles=16, discrete="relaxed", temperature=0.5)
+    >>> surrogate, value = elbo.differentiable_loss(prog, guide, None, {"y": torch.tensor([1.2])})
+    >>> surrogate.backward()
+    >>> bool(guide.logits["z"].grad.abs().sum() > 0)  # through the relaxed draw
+    True
+    >>> ELBO(discrete="relaxed", temperature=0.0)
+    Traceback (most recent call last):
+    ...
+    quivers.errors.QuiversTypeError: temperature must be a finite positive number, got 0.0
     """
 
-    def __init__(self, num_particles: int = 1, baseline_decay: float = 0.9) -> None:
+    def __init__(
+        self,
+        num_particles: int = 1,
+        baseline_decay: float = 0.9,
+        *,
+        discrete: str = "score",
+        temperature: float | None = None,
+    ) -> None:
         if int(num_particles) != num_particles or num_particles < 1:
             raise QuiversTypeError(f"num_particles must be a positive integer, got {num_particles!r}")
         if not 0.0 <= baseline_decay < 1.0:
             raise QuiversTypeError(f"baseline_decay must lie in [0, 1), got {baseline_decay}")
+        if discrete not in ("score", "relaxed"):
+            raise QuiversTypeError(
+                f"unknown discrete estimator `{discrete}`; estimators are `score` and `relaxed`"
+            )
+        if discrete == "score" and temperature is not None:
+            raise QuiversTypeError(
+                "temperature applies to relaxed discrete latents only",
+                hint='pass discrete="relaxed" to relax them',
+            )
         self.num_particles = int(num_particles)
         self.baseline_decay = baseline_decay
+        self.discrete = discrete
+        self._temperature: float | None = None
+        if discrete == "relaxed":
+            self.temperature = 0.5 if temperature is None else temperature
         self._baseline: float | None = None
+
+    @property
+    def temperature(self) -> float | None:
+        """The relaxation's temperature (None unless ``discrete="relaxed"``)."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if self.discrete != "relaxed":
+            raise QuiversTypeError(
+                "temperature applies to relaxed discrete latents only",
+                hint='build the ELBO with discrete="relaxed"',
+            )
+        try:
+            t = float(value)
+        except (TypeError, ValueError):
+            raise QuiversTypeError(f"temperature must be a finite positive number, got {value!r}") from None
+        if not (math.isfinite(t) and t > 0):
+            raise QuiversTypeError(f"temperature must be a finite positive number, got {value!r}")
+        self._temperature = t
 
     def differentiable_loss(
         self,
@@ -84,6 +172,9 @@ class ELBO:
             model = model.subsample(subsample)
         check_one_data_set(observations, model.sites, "the particles of SVI")
         draw = guide(self.num_particles)
+        relaxed = self.discrete == "relaxed" and bool(guide.discrete_sites)
+        if relaxed:
+            draw = _relax(guide, draw, self.num_particles, self._temperature)
         # The guide's draws come through its own bijections, so they lie in
         # their supports unless they are not finite; the checks run only
         # when the ELBO is not finite, to name the culprit.
@@ -105,7 +196,7 @@ class ELBO:
                 f"the ELBO is -inf: {_zero_probability(model, x, observations, draw.latents)}",
                 hint="check the data against the model's supports, or start the guide elsewhere",
             )
-        if not guide.discrete_sites:
+        if not guide.discrete_sites or relaxed:
             return loss, value
         signal = elbo.detach()
         baseline = signal.mean() if self._baseline is None else torch.tensor(self._baseline, dtype=signal.dtype)
@@ -123,6 +214,31 @@ class ELBO:
 
     def __call__(self, model, guide, x=None, observations=None) -> torch.Tensor:
         return self.differentiable_loss(model, guide, x, observations)[0]
+
+
+def _relax(guide: Any, draw: Any, num: int, temperature: float) -> Any:
+    """``draw`` with each discrete latent redrawn from the Gumbel-softmax
+    relaxation of the guide's categorical (by ``rsample``, so gradients
+    reach the logits through the draw), and its categorical's log density
+    replaced by the exact entropy: ``log_q`` becomes the continuous part
+    less ``H(q)``, whose expectation the discrete part's log density has."""
+    latents = dict(draw.latents)
+    entropy = draw.log_q.new_zeros(())
+    for s in guide.discrete_sites:
+        logits = guide.logits[s.name]
+        if s.family is None or s.family.name != "Categorical":
+            raise QuiversTypeError(
+                f"latent `{s.name}` has a {s.family.name if s.family else 'non-family'} prior; "
+                "only Categorical latents can be relaxed",
+                hint=f'marginalize `{s.name}`, or use discrete="score"',
+            )
+        t = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
+        # validate_args=False: the guide's logits are finite by construction
+        y = torch.distributions.RelaxedOneHotCategorical(t, logits=logits, validate_args=False).rsample((num,))
+        latents[s.name] = Relaxed(y)
+        entropy = entropy + torch.distributions.Categorical(logits=logits, validate_args=False).entropy().sum()
+    log_q = draw.log_q - draw.log_q_discrete - entropy
+    return type(draw)(latents, log_q, torch.zeros_like(log_q))
 
 
 def _zero_probability(model: Program, x: Any, observations: Any, latents: Mapping[str, torch.Tensor]) -> str:

@@ -36,6 +36,7 @@ from quivers.categories import FinFunction, FinSet
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.lowering import lower
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum
+from quivers.programs.relaxed import RelaxedValue, soft_index
 
 __all__ = [
     "Expr", "var", "const", "call", "apply", "pair", "FUNCTIONS", "compile_expr", "as_expr",
@@ -397,10 +398,13 @@ def constant_tensors(expr: Expr) -> dict[str, torch.Tensor]:
     }
 
 
-def _lookup(name: str) -> Evaluator:
+def _lookup(name: str, relaxed: bool = False) -> Evaluator:
+    """Read ``name``; a relaxed value only where ``relaxed`` (as an index,
+    the one use with a convex reading: see :mod:`quivers.programs.relaxed`)."""
+
     def look(env: Env) -> Value:
         try:
-            return env[name]
+            v = env[name]
         except KeyError:
             if name in _CONSTANTS:
                 return Value(_CONSTANTS[name])
@@ -409,13 +413,20 @@ def _lookup(name: str) -> Evaluator:
                 name=name,
                 candidates=[k for k in env if not k.startswith("__")],
             ) from None
+        if not relaxed and type(v) is RelaxedValue:
+            raise QuiversTypeError(
+                f"`{name}` has a relaxed (one-hot) value, which can only index an axis of its values "
+                f"(as in `x[{name}]`)",
+                hint=f"index by `{name}` only, or give `{name}` an integer value",
+            )
+        return v
 
     return look
 
 
 def _compile_index(e: sympy.Basic) -> Evaluator:
     base = _compile(e.args[0])
-    indices = [_compile(a) for a in e.args[1:]]
+    indices = [_lookup(a.name, relaxed=True) if isinstance(a, sympy.Symbol) else _compile(a) for a in e.args[1:]]
 
     def index(env: Env) -> Value:
         x = base(env)
@@ -435,7 +446,7 @@ def _compile_index(e: sympy.Basic) -> Evaluator:
             free.remove(axis)
             axes.append(axis)
         for axis, iv in zip(axes, ivals):
-            x = gather(x, iv, axis)
+            x = soft_index(x, iv, axis) if type(iv) is RelaxedValue else gather(x, iv, axis)
         return x
 
     return index

@@ -47,6 +47,7 @@ from quivers.programs.effects import Effect
 from quivers.programs.expr import REF, Expr, compile_expr, constant_axes, constant_tensors
 from quivers.programs.graph import block_order, dependency_graph
 from quivers.programs.named import Value, to_layout
+from quivers.programs.relaxed import Relaxed, relaxed_value
 from quivers.programs.runtime import RETURN, Compiled, Run, in_step
 from quivers.programs.shapes import check_shapes, index_set_sizes
 from quivers.programs.sites import Site, analyze
@@ -341,6 +342,8 @@ class Program(nn.Module):
                 env[name] = D.check_value(site, x, "input")
             elif name in observations and site.kind in ("observed", "latent", "marginal"):
                 env[name] = self._cached(name, observations[name], lambda v: D.check_value(site, v, "observation"))
+            elif name in latents and isinstance(latents[name], Relaxed):
+                env[name] = relaxed_value(site, latents[name], check_latents)
             elif name in latents and site.kind in ("latent", "marginal"):
                 if check_latents or site.kind == "marginal":
                     env[name] = D.check_value(site, latents[name], "latent")

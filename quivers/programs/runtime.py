@@ -41,6 +41,7 @@ from quivers.programs.expr import REF, Evaluator
 from quivers.programs import fused
 from quivers.programs.fused import group_moments, grouped_normal_mixture, normal_mixture
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, scatter_sum, to_layout
+from quivers.programs.relaxed import RelaxedValue, relaxed_log_prob
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep, run_markov
 from quivers.programs.steps import (
@@ -585,6 +586,10 @@ def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Valu
     enumerated component; otherwise it is a :class:`DataError` naming the
     site and the first index.
     """
+    if type(value) is RelaxedValue:  # sum_k y_k log pi_k (quivers.programs.relaxed)
+        hard = Value(value.tensor.argmax(-1), site.dims, values_in=value.values_in)
+        dist, axes, batch, _ = place(site, params, hard)
+        return relaxed_log_prob(site, dist.logits, axes, batch, value)
     spec = site.family.spec
     if spec.log_prob is not None and spec.static_support:
         # The log density written out: no torch distribution to build.
