@@ -83,9 +83,10 @@ import sympy
 import torch
 from torch.distributions import constraints as C
 
-from quivers.errors import DataError, QuiversError, QuiversTypeError, ShapeError, UnsupportedError
+from quivers.errors import DataError, QuiversError, QuiversTypeError, UnsupportedError
 from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
 from quivers.programs import Program
+from quivers.programs.data import check_index_map, check_names, check_value
 from quivers.programs.graph import block_order
 from quivers.programs.steps import (
     FactorStep,
@@ -177,6 +178,7 @@ def stan_data(program: Program, observations: Mapping[str, Any], *, given: Itera
     """
     if given is None:
         given = [k for k in observations if k in program.sites and program.sites[k].kind == "latent"]
+    check_names(observations, program.sites, "observations")
     emitter = _Emitter(program, frozenset(given))
     emitter.check()
     out: dict[str, Any] = dict(emitter.sizes)
@@ -184,14 +186,25 @@ def stan_data(program: Program, observations: Mapping[str, Any], *, given: Itera
         out[stan] = tensor.detach().cpu().tolist()
     for name in emitter.data_sites():
         site = program.sites[name]
+        what = {"index": "index map", "observed": "observation"}.get(site.kind, "given latent")
         if name not in observations:
-            raise DataError(f"`{name}` is missing from the observations", hint="Stan needs every data value")
-        t = observations[name]
-        t = t if isinstance(t, torch.Tensor) else torch.as_tensor(t)
+            maps = f" ({site.dims[0]} -> {site.values_in})" if site.kind == "index" else ""
+            raise DataError(f"{what} `{name}`{maps} is missing from the observations", hint="Stan needs every data value")
+        # The values are checked as every inference entry point checks them:
+        # without it, .long() below would turn a count of 0.5 into 0, a
+        # category of 1.5 into 1 and NaN into garbage, silently.
+        if site.kind == "index":
+            t = check_index_map(site, observations[name], *program.index_maps[name])[0].tensor
+        else:
+            t = check_value(site, observations[name], what).tensor
         while t.dim() > len(site.shape) and t.shape[0] == 1:
             t = t[0]
-        if tuple(t.shape) != tuple(site.shape):
-            raise ShapeError(f"`{name}` has shape {tuple(t.shape)}; Stan data needs {tuple(site.shape)}")
+        if tuple(t.shape) != tuple(site.shape):  # the trailing axes fit (checked above): a batch of data sets
+            raise DataError(
+                f"{what} `{name}` has shape {tuple(t.shape)}: its leading axes {tuple(t.shape[: t.dim() - len(site.shape)])} "
+                "are a batch of data sets, and a Stan program conditions on one data set",
+                hint=f"pass shape {tuple(site.shape)}",
+            )
         if emitter.one_based(name):
             t = t.long() + 1
         elif emitter.integer(name):

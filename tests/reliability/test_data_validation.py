@@ -2,8 +2,9 @@
 for bad values, the first offending index; nothing is silently broadcast.
 
 The entry points are ``Program.log_joint``, ``SVI.step``, ``MCMC.run``,
-``fit`` (SVI and NUTS), ``Predictive``, ``infer_discrete`` and ``qvr fit``
-on the command line (SVI and NUTS, data as JSON). One test runs each of
+``fit`` (SVI and NUTS), ``Predictive``, ``infer_discrete``, ``stan_data``,
+and on the command line ``qvr fit`` (SVI and NUTS) and ``qvr emit --stan
+--data-out``, with the data as JSON. One test runs each of
 them on the seed's mixtures (flat, grouped with a declared index map, and
 grouped as the chapter writes it) and on a program with discrete
 observations, with each kind of bad data: a missing observation or index
@@ -29,6 +30,7 @@ import pytest
 import torch
 
 from quivers.dsl import loads
+from quivers.emit import stan_data
 from quivers.errors import DataError, QuiversError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.inference import ELBO, MCMC, NUTS, SVI, AutoNormalGuide, Predictive, fit, infer_discrete
 from quivers.inference.program_adaptor import ProgramAdaptor
@@ -127,6 +129,10 @@ def run_infer_discrete(p: Program, kind: str, obs) -> None:
     infer_discrete(p, posterior_draws(kind), None, obs, seed=0)
 
 
+def run_stan_data(p: Program, kind: str, obs) -> None:
+    stan_data(p, obs)
+
+
 ENTRY_POINTS: dict[str, Callable[[Program, str, dict], None]] = {
     "log_joint": run_log_joint,
     "svi_step": run_svi_step,
@@ -135,8 +141,9 @@ ENTRY_POINTS: dict[str, Callable[[Program, str, dict], None]] = {
     "fit_nuts": run_fit_nuts,
     "predictive": run_predictive,
     "infer_discrete": run_infer_discrete,
+    "stan_data": run_stan_data,
 }
-INFERENCE = [e for e in ENTRY_POINTS if e != "log_joint"]
+INFERENCE = [e for e in ENTRY_POINTS if e not in ("log_joint", "stan_data")]
 """Entry points that condition on one data set (log_joint evaluates a
 batch of data sets by design: its leading axes are batch axes)."""
 
@@ -183,7 +190,7 @@ BAD = {
     "matrix_shape": Fault(lambda o: o | {"y": Y.reshape(2, 3)}, ShapeError, r"observation `y` has shape \(2, 3\)"),
     "scalar": Fault(lambda o: o | {"y": torch.tensor(0.5)}, ShapeError, r"observation `y` has shape \(\); its site"),
     "complex": Fault(lambda o: o | {"y": Y.to(torch.complex64)}, DataError, r"observation `y` must be real",
-                     not_at=("cli_svi", "cli_nuts")),  # JSON has no complex numbers
+                     not_at=("cli_svi", "cli_nuts", "cli_emit")),  # JSON has no complex numbers
     "string": Fault(lambda o: o | {"y": "-2.1 1.9"}, QuiversTypeError, r"`y` must be a tensor or array of numbers, got str",
                     cli_pattern=r'`y` must be a number or an array of numbers; got the string "-2.1 1.9"'),
     "ragged": Fault(lambda o: o | {"y": [[1.0, 2.0], [3.0]]}, QuiversTypeError, r"`y` must be a tensor or array of numbers",
@@ -231,21 +238,28 @@ CLI_SOURCES["counts"] = COUNTS_SRC
 
 
 def run_cli(tmp_path, kind: str, obs: dict, method: str = "svi") -> tuple[int, str]:
-    """``qvr fit`` on the mixture's QVR with ``obs`` written as JSON (NaN and
-    Infinity are JSON tokens Python reads and writes)."""
+    """``qvr fit`` (``method`` svi or nuts) or ``qvr emit --stan --data-out``
+    (``method`` emit) on the program's QVR with ``obs`` written as JSON (NaN
+    and Infinity are JSON tokens Python reads and writes)."""
     from quivers.cli import main
 
     qvr, data = tmp_path / "model.qvr", tmp_path / "data.json"
     qvr.write_text(CLI_SOURCES[kind])
     data.write_text(json.dumps({k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in obs.items()}))
-    runs = ["--steps", "2", "--samples", "4"] if method == "svi" else ["--warmup", "2", "--samples", "2", "--chains", "2"]
+    if method == "emit":
+        argv = ["emit", "--stan", str(qvr), "-o", str(tmp_path / "model.stan"), "--data", str(data),
+                "--data-out", str(tmp_path / "stan_data.json")]
+    else:
+        runs = ["--steps", "2", "--samples", "4"] if method == "svi" else ["--warmup", "2", "--samples", "2", "--chains", "2"]
+        argv = ["fit", str(qvr), "--data", str(data), "--method", method, "--no-progress", *runs]
     out, err = io.StringIO(), io.StringIO()
-    status = main(["fit", str(qvr), "--data", str(data), "--method", method, "--no-progress", *runs], out=out, err=err)
+    status = main(argv, out=out, err=err)
     return status, err.getvalue()
 
 
-CLI = {"cli_svi": "svi", "cli_nuts": "nuts"}
-"""``qvr fit`` with each method, as entry points of their own."""
+CLI = {"cli_svi": "svi", "cli_nuts": "nuts", "cli_emit": "emit"}
+"""``qvr fit`` with each method, and ``qvr emit --stan`` converting the
+data for Stan, as entry points of their own."""
 
 
 # ---------------------------------------------------------------- entry points x faults
@@ -294,7 +308,7 @@ def test_every_entry_point_meets_every_fault() -> None:
     no complex numbers."""
     excluded = {(e, b) for b, f in BAD.items() for e in f.not_at}
     assert excluded == {("predictive", "missing"), ("predictive", "counts_missing"), ("log_joint", "batch"),
-                        ("cli_svi", "complex"), ("cli_nuts", "complex")}
+                        ("cli_svi", "complex"), ("cli_nuts", "complex"), ("cli_emit", "complex")}
     assert set(KINDS) == {k for f in BAD.values() for k in f.kinds}
 
 
