@@ -141,6 +141,8 @@ def fit(
     steps: int = 3000,
     lr: float = 1e-2,
     num_particles: int = 1,
+    discrete: str = "score",
+    temperature: float | None = None,
     num_samples: int = 1000,
     num_warmup: int = 1000,
     num_chains: int = 4,
@@ -157,6 +159,9 @@ def fit(
         For SVI: ``"normal"``, ``"delta"``, ``"mvn"``, ``"lowrank"`` or a guide.
     steps, lr, num_particles
         SVI's number of Adam steps, learning rate and particles per step.
+    discrete, temperature
+        SVI's estimator for sampled discrete latents: ``"score"`` or
+        ``"relaxed"`` with its temperature (see :class:`ELBO`).
     num_samples, num_warmup, num_chains
         Posterior draws to keep (per chain for NUTS), warmup iterations,
         chains.
@@ -169,7 +174,13 @@ def fit(
         raise QuiversTypeError(f"observations must be a dict of site names to data, got {type(observations).__name__}")
     observed = {k for k in observations if k in model.sites and model.sites[k].kind in ("observed", "latent")}
     if method == "svi":
-        return _fit_svi(model, observations, x, guide, observed, steps, lr, num_particles, num_samples, seed, progress_bar)
+        elbo = ELBO(num_particles=num_particles, discrete=discrete, temperature=temperature)
+        return _fit_svi(model, observations, x, guide, observed, steps, lr, elbo, num_samples, seed, progress_bar)
+    if discrete != "score" or temperature is not None:
+        raise QuiversTypeError(
+            f"`discrete` and `temperature` are options of SVI, not of `{method}`",
+            hint="NUTS marginalizes discrete latents; sampled ones need SVI",
+        )
     if method == "nuts":
         kernel = NUTS(ProgramAdaptor(model, observed_names=observed))
         mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
@@ -179,7 +190,7 @@ def fit(
     raise QuiversTypeError(f"unknown method `{method}`; methods are `svi` and `nuts`")
 
 
-def _fit_svi(model, observations, x, guide, observed, steps, lr, num_particles, num_samples, seed, progress_bar):
+def _fit_svi(model, observations, x, guide, observed, steps, lr, elbo, num_samples, seed, progress_bar):
     from tqdm.auto import tqdm
 
     if int(steps) <= 0:
@@ -191,7 +202,7 @@ def _fit_svi(model, observations, x, guide, observed, steps, lr, num_particles, 
             raise UnknownNameError(f"unknown guide `{guide}`", name=guide, candidates=GUIDES)
         guide = GUIDES[guide](model, observed_names=observed)
     optimizer = torch.optim.Adam(list(model.parameters()) + list(guide.parameters()), lr=lr)
-    svi = SVI(model, guide, optimizer, ELBO(num_particles=num_particles))
+    svi = SVI(model, guide, optimizer, elbo)
     losses = []
     bar = tqdm(range(int(steps)), desc="svi", disable=None if progress_bar else True, dynamic_ncols=True)
     for i in bar:

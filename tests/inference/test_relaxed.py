@@ -235,3 +235,18 @@ def test_relaxed_values_are_checked():
         model.log_joint(None, {"y": Y}, {"z": Relaxed(torch.full((N, K), 0.5, dtype=F64))})
     with pytest.raises(QuiversTypeError, match="must be a tensor"):
         Relaxed([0.5, 0.5])
+
+
+def test_fit_takes_the_relaxed_estimator():
+    from quivers.inference import fit
+
+    post = marginalized().posterior_latents(None, {"y": Y})["z"]
+    model = sampled()
+    result = fit(model, {"y": Y}, steps=400, lr=0.05, num_particles=16, discrete="relaxed", temperature=0.1,
+                 num_samples=50, seed=0, progress_bar=False)
+    learned = torch.softmax(result.guide.logits["z"].detach(), -1)
+    assert float((learned - post.to(learned.dtype)).abs().max()) < 0.15
+    with pytest.raises(QuiversTypeError, match="temperature must be a finite positive number"):
+        fit(model, {"y": Y}, steps=1, discrete="relaxed", temperature=-1.0, progress_bar=False)
+    with pytest.raises(QuiversTypeError, match="options of SVI"):
+        fit(marginalized(), {"y": Y}, method="nuts", discrete="relaxed")
