@@ -3,8 +3,8 @@ for bad values, the first offending index; nothing is silently broadcast.
 
 The entry points are ``Program.log_joint``, ``SVI.step``, ``MCMC.run``,
 ``fit`` (SVI and NUTS), ``Predictive``, ``infer_discrete``, ``stan_data``,
-and on the command line ``qvr fit`` (SVI and NUTS) and ``qvr emit --stan
---data-out``, with the data as JSON. One test runs each of
+and on the command line ``qvr fit`` (SVI and NUTS), ``qvr sample`` and
+``qvr emit --stan --data-out``, with the data as JSON. One test runs each of
 them on the seed's mixtures (flat, grouped with a declared index map, and
 grouped as the chapter writes it) and on a program with discrete
 observations, with each kind of bad data: a missing observation or index
@@ -179,7 +179,7 @@ class Fault:
 
 BAD = {
     "missing": Fault(lambda o: {k: v for k, v in o.items() if k != "y"}, DataError, r"observation `y` is missing",
-                     not_at=("predictive",)),  # Predictive draws what is not observed
+                     not_at=("predictive", "cli_sample")),  # Predictive draws what is not observed
     "batch": Fault(lambda o: o | {"y": torch.stack([Y, Y])}, DataError, r"observation `y` has shape \(2, 6\).*one data set",
                    not_at=("log_joint",)),  # log_joint evaluates a batch of data sets by design
     "nan": Fault(with_value("y", 3, math.nan), DataError, r"observation `y` has a non-finite value at index \(3,\)"),
@@ -190,7 +190,7 @@ BAD = {
     "matrix_shape": Fault(lambda o: o | {"y": Y.reshape(2, 3)}, ShapeError, r"observation `y` has shape \(2, 3\)"),
     "scalar": Fault(lambda o: o | {"y": torch.tensor(0.5)}, ShapeError, r"observation `y` has shape \(\); its site"),
     "complex": Fault(lambda o: o | {"y": Y.to(torch.complex64)}, DataError, r"observation `y` must be real",
-                     not_at=("cli_svi", "cli_nuts", "cli_emit")),  # JSON has no complex numbers
+                     not_at=("cli_svi", "cli_nuts", "cli_emit", "cli_sample")),  # JSON has no complex numbers
     "string": Fault(lambda o: o | {"y": "-2.1 1.9"}, QuiversTypeError, r"`y` must be a tensor or array of numbers, got str",
                     cli_pattern=r'`y` must be a number or an array of numbers; got the string "-2.1 1.9"'),
     "ragged": Fault(lambda o: o | {"y": [[1.0, 2.0], [3.0]]}, QuiversTypeError, r"`y` must be a tensor or array of numbers",
@@ -222,7 +222,7 @@ BAD = {
     "count_fraction": Fault(with_value("n", 1, 0.5), DataError,
                             r"observation `n` has a value outside the support of Poisson .* at index \(1,\)", kinds=("counts",)),
     "counts_missing": Fault(lambda o: {"c": o["c"]}, DataError, r"observation `n` is missing", kinds=("counts",),
-                            not_at=("predictive",)),
+                            not_at=("predictive", "cli_sample")),
 }
 
 
@@ -238,8 +238,8 @@ CLI_SOURCES["counts"] = COUNTS_SRC
 
 
 def run_cli(tmp_path, kind: str, obs: dict, method: str = "svi") -> tuple[int, str]:
-    """``qvr fit`` (``method`` svi or nuts) or ``qvr emit --stan --data-out``
-    (``method`` emit) on the program's QVR with ``obs`` written as JSON (NaN
+    """``qvr fit`` (``method`` svi or nuts), ``qvr sample`` or ``qvr emit
+    --stan --data-out`` (``method`` sample or emit) on the program's QVR with ``obs`` written as JSON (NaN
     and Infinity are JSON tokens Python reads and writes)."""
     from quivers.cli import main
 
@@ -249,6 +249,8 @@ def run_cli(tmp_path, kind: str, obs: dict, method: str = "svi") -> tuple[int, s
     if method == "emit":
         argv = ["emit", "--stan", str(qvr), "-o", str(tmp_path / "model.stan"), "--data", str(data),
                 "--data-out", str(tmp_path / "stan_data.json")]
+    elif method == "sample":
+        argv = ["sample", str(qvr), "--num", "3", "--data", str(data), "--out", str(tmp_path / "draws.json")]
     else:
         runs = ["--steps", "2", "--samples", "4"] if method == "svi" else ["--warmup", "2", "--samples", "2", "--chains", "2"]
         argv = ["fit", str(qvr), "--data", str(data), "--method", method, "--no-progress", *runs]
@@ -257,9 +259,10 @@ def run_cli(tmp_path, kind: str, obs: dict, method: str = "svi") -> tuple[int, s
     return status, err.getvalue()
 
 
-CLI = {"cli_svi": "svi", "cli_nuts": "nuts", "cli_emit": "emit"}
-"""``qvr fit`` with each method, and ``qvr emit --stan`` converting the
-data for Stan, as entry points of their own."""
+CLI = {"cli_svi": "svi", "cli_nuts": "nuts", "cli_sample": "sample", "cli_emit": "emit"}
+"""``qvr fit`` with each method, ``qvr sample`` (predictive draws given
+data) and ``qvr emit --stan`` converting the data for Stan, as entry
+points of their own."""
 
 
 # ---------------------------------------------------------------- entry points x faults
@@ -308,7 +311,8 @@ def test_every_entry_point_meets_every_fault() -> None:
     no complex numbers."""
     excluded = {(e, b) for b, f in BAD.items() for e in f.not_at}
     assert excluded == {("predictive", "missing"), ("predictive", "counts_missing"), ("log_joint", "batch"),
-                        ("cli_svi", "complex"), ("cli_nuts", "complex"), ("cli_emit", "complex")}
+                        ("cli_sample", "missing"), ("cli_sample", "counts_missing"),
+                        ("cli_svi", "complex"), ("cli_nuts", "complex"), ("cli_sample", "complex"), ("cli_emit", "complex")}
     assert set(KINDS) == {k for f in BAD.values() for k in f.kinds}
 
 
