@@ -530,6 +530,19 @@ class Program(nn.Module):
 
         return tensor(self, other)
 
+    def __rrshift__(self, other: Any) -> Program:
+        """``other >> self`` where ``other`` is no program: ``then`` names
+        what it got instead of Python's bare ``TypeError``."""
+        from quivers.programs.compose import then
+
+        return then(other, self)
+
+    def __rmatmul__(self, other: Any) -> Program:
+        """``other @ self`` where ``other`` is no program (see :meth:`__rrshift__`)."""
+        from quivers.programs.compose import tensor
+
+        return tensor(other, self)
+
 
 def _with_input(name: str, dom: FinSet, input: str | None, steps: tuple, span: Span | None) -> tuple:
     """The steps with the input binding first: an :class:`InputStep` for

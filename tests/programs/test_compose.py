@@ -270,6 +270,13 @@ def test_mismatched_objects_name_both_programs_and_objects():
         identity(B) >> p
     with pytest.raises(QuiversTypeError, match="cannot compose a program with Kernel"):
         then(p, Kernel.id(B))
+    # A non-program on either side of the operators: a named error, not Python's TypeError.
+    with pytest.raises(QuiversTypeError, match=r"cannot compose a program with int `3` \(left operand\)"):
+        3 >> p
+    with pytest.raises(QuiversTypeError, match=r"cannot tensor a program with str `'a'` \(left operand\)"):
+        "a" @ p
+    with pytest.raises(QuiversTypeError, match=r"cannot compose a program with int `3` \(right operand\)"):
+        p >> 3
 
 
 def test_names_must_not_clash():
