@@ -32,6 +32,8 @@ from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 
 from quivers.dsl import loads
+from quivers.dsl.format import format_source
+from quivers.dsl.parser import parse
 from quivers.errors import InvalidValueError, QuiversError, QVRSyntaxError
 
 from .strategies import SEEDS, _deep, mutated_sources, valid_sources
@@ -113,6 +115,24 @@ def test_mutated_sources_load_or_raise_located_errors(text: str) -> None:
 @given(st.text(max_size=60))
 def test_arbitrary_text_loads_or_raises_located_errors(text: str) -> None:
     loads_or_located_error(text)
+
+
+@given(st.one_of(mutated_sources(), valid_sources))
+def test_formatting_fuzzed_sources_keeps_their_meaning(text: str) -> None:
+    """``qvr fmt`` reads the same text as the parser: it either raises a
+    located error, or writes a fixed point of itself that parses to the
+    same syntax tree and loads (or fails to load) as the original did."""
+    try:
+        with time_bound():
+            out = format_source(text)
+    except QuiversError as err:
+        assert err.span is not None and f"line {err.span.line}, column {err.span.column}: " in str(err), err
+        return
+    with time_bound():
+        assert format_source(out) == out
+        assert parse(out) == parse(text)
+    before, after = loads_or_located_error(text), loads_or_located_error(out)  # each under its own bound
+    assert type(before) is type(after), (before, after)
 
 
 def test_the_slow_profile_runs_ten_thousand_mutated_sources_and_ci_fewer() -> None:
