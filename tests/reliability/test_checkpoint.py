@@ -20,6 +20,7 @@ from quivers.inference import (
     AutoLowRankMultivariateNormal,
     AutoMultivariateNormal,
     AutoNormalGuide,
+    fit,
 )
 from quivers.programs import Program, marginalize, observe, sample, var
 
@@ -111,6 +112,19 @@ def test_round_trip_of_a_program_built_with_combinators(tmp_path):
     continue_both(tmp_path, model, guide, optimizer, elbo, svi, data(), model_or_source=gmm(N))
     with pytest.raises(CheckpointError, match="holds no QVR source"):
         load(tmp_path / "fit.qvrck")
+
+
+@pytest.mark.parametrize("guide", ["normal", "mvn"])
+def test_the_result_of_fit_round_trips(tmp_path, guide):
+    """What users hold after ``fit``: its model (with the QVR source) and
+    guide save to one file and load back into a bit-identical guide."""
+    result = fit(loads(SOURCE).morphism, data(), steps=20, guide=guide, num_samples=5, seed=0, progress_bar=False)
+    save(tmp_path / "fit.qvrck", result.model, result.guide)
+    ck = load(tmp_path / "fit.qvrck")
+    assert ck.source == SOURCE and ck.source_sha256 == source_hash(SOURCE)
+    assert type(ck.guide) is type(result.guide)
+    assert_bit_identical(ck.guide.state_dict(), result.guide.state_dict())
+    assert_bit_identical(ck.guide.median(), result.guide.median())
 
 
 def test_the_score_function_baseline_round_trips(tmp_path):
