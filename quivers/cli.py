@@ -203,11 +203,12 @@ def _first_non_number(value: Any, index: tuple[int, ...] = ()) -> tuple[int, ...
     shapes = [_first_non_number(v, (*index, i)) for i, v in enumerate(value)]
     for i, shape in enumerate(shapes[1:], start=1):
         if shape != shapes[0]:
-            def entry(s: tuple[int, ...]) -> str:
-                return f"a row of length {s[0]}" if s else "a number"
-
-            raise CLIError(f"{entry(shape)} at index {(*index, i)}, where index {(*index, 0)} is {entry(shapes[0])}")
+            raise CLIError(f"{_entry(shape)} at index {(*index, i)}, where index {(*index, 0)} is {_entry(shapes[0])}")
     return (len(value), *(shapes[0] if shapes else ()))
+
+
+def _entry(shape: tuple[int, ...]) -> str:
+    return f"a row of length {shape[0]}" if shape else "a number"
 
 
 def _observations(program: Any, data: dict[str, Any], path: str | Path) -> dict[str, Any]:
