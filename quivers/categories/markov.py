@@ -238,6 +238,16 @@ class ViterbiPath(NamedTuple):
     path: Tensor
 
 
+def _emissions(emit: object) -> tuple[Tensor, int, int]:
+    """The emission log weights ``(..., T, K)``, with ``T`` and ``K``."""
+    emit = _log_weights(emit, "emit")
+    if emit.dim() < 2 or 0 in emit.shape[-2:]:
+        raise ShapeError(
+            f"`emit` has shape {tuple(emit.shape)}; it must be (..., T, K) with at least one step and one state"
+        )
+    return emit, *emit.shape[-2:]
+
+
 def _log_weights(x: object, what: str) -> Tensor:
     """A tensor of log weights; a Kernel or Morphism in PROB is logged."""
     if isinstance(x, Morphism):
@@ -310,12 +320,7 @@ def _chain(
 ) -> _Chain:
     if semiring not in (LOG, MAX_PLUS):
         raise QuiversTypeError(f"chains are scored in LOG or MAX_PLUS (log weights), not in `{semiring!r}`")
-    emit = _log_weights(emit, "emit")
-    if emit.dim() < 2 or 0 in emit.shape[-2:]:
-        raise ShapeError(
-            f"`emit` has shape {tuple(emit.shape)}; it must be (..., T, K) with at least one step and one state"
-        )
-    steps, k = emit.shape[-2:]
+    emit, steps, k = _emissions(emit)
     trans = _log_weights(trans, "trans")
     if trans.dim() < 2 or tuple(trans.shape[-2:]) != (k, k):
         raise ShapeError(

@@ -56,7 +56,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from quivers.categories.markov import _check_law, _log_weights, _where
+from quivers.categories.markov import _check_law, _emissions, _log_weights, _where
 from quivers.categories.monoid import logsumexp
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError
 
@@ -123,12 +123,7 @@ def second_order(
             [0.5000, 0.5000],
             [0.5000, 0.5000]])
     """
-    emit = _log_weights(emit, "emit")
-    if emit.dim() < 2 or 0 in emit.shape[-2:]:
-        raise ShapeError(
-            f"`emit` has shape {tuple(emit.shape)}; it must be (..., T, K) with at least one step and one state"
-        )
-    steps, k = emit.shape[-2:]
+    emit, steps, k = _emissions(emit)
     trans = _log_weights(trans, "trans")
     if trans.dim() < 3 or tuple(trans.shape[-3:]) != (k, k, k):
         raise ShapeError(
