@@ -76,6 +76,16 @@ def use_fused(on: bool) -> Iterator[None]:
         _ENABLED = old
 
 _HALF_LOG_2PI = math.log(math.sqrt(2 * math.pi))
+_LOG_TINY: dict[torch.dtype, float] = {}
+
+
+def _log_tiny(dtype: torch.dtype) -> float:
+    """``log`` of the smallest normal number of ``dtype``, rounded up to an
+    integer (exp is slow at the exact value too)."""
+    v = _LOG_TINY.get(dtype)
+    if v is None:
+        v = _LOG_TINY[dtype] = float(math.ceil(math.log(torch.finfo(dtype).tiny)))
+    return v
 
 
 def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
@@ -104,12 +114,17 @@ class _NormalMixture(torch.autograd.Function):
         t = torch.addcmul((logw - scale.log() - _HALF_LOG_2PI).unsqueeze(-2), d, d, value=-0.5)
         # Shift by the row maximum; a row whose every component has log
         # density -inf (weights of zero) stays -inf with zero gradients.
-        top = t.amax(-1, keepdim=True).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-        t.sub_(top).exp_()
+        top = t.amax(-1, keepdim=True)
+        # Terms below the smallest normal number are raised to it before
+        # exp: torch's vectorized exp takes a path ten times slower for
+        # arguments that underflow, which well-separated components produce
+        # on most of the table; each such term is then below the rounding
+        # of a total of at least 1 (the largest term is exp(0)).
+        t.sub_(top.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).clamp_(min=_log_tiny(t.dtype)).exp_()
         total = t.sum(-1)
-        # The largest term of a finite row is exp(0) = 1, so a total below 1
-        # is a row of zeros: dividing by 1 keeps its gradients at zero.
-        ctx.save_for_backward(t, total.clamp_min(1.0), d, scale)
+        # A total below 1 is a row whose every term is -inf: dividing by
+        # inf gives it gradients of exactly zero.
+        ctx.save_for_backward(t, total.where(total >= 1.0, math.inf), d, scale)
         return total.log().add_(top.squeeze(-1))
 
     @staticmethod

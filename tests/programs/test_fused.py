@@ -167,6 +167,25 @@ def test_kernel_passes_gradcheck():
     assert torch.autograd.gradcheck(lambda a, b, c: normal_mixture(a, b, c, y), args)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_terms_that_underflow_change_neither_value_nor_gradients(dtype):
+    # Components so far apart that most terms of the table lie below the
+    # smallest normal number (the kernel raises them to it before exp).
+    k = 6
+    logw = torch.log_softmax(torch.randn(k, dtype=dtype), -1).requires_grad_()
+    loc = torch.linspace(-3000.0, 3000.0, k, dtype=dtype).requires_grad_()
+    scale = torch.linspace(0.5, 2.0, k, dtype=dtype).requires_grad_()
+    y = loc.detach()[torch.arange(40) % k] + torch.randn(40, dtype=dtype)
+    table = logw + torch.distributions.Normal(loc, scale).log_prob(y[:, None])
+    assert float((table - table.amax(-1, keepdim=True) < math.log(torch.finfo(dtype).tiny)).double().mean()) > 0.5
+    expected = table.logsumexp(-1)
+    got = normal_mixture(logw, loc, scale, y)
+    torch.testing.assert_close(got, expected)
+    for a, b in zip(torch.autograd.grad(got.sum(), [logw, loc, scale]),
+                    torch.autograd.grad(expected.sum(), [logw, loc, scale])):
+        torch.testing.assert_close(a, b)
+
+
 def test_a_row_of_zero_weights_is_minus_infinity_with_zero_gradients():
     logw = torch.tensor([[-math.inf, -math.inf], [0.0, -1.0]], dtype=F64, requires_grad=True)
     loc = torch.zeros(2, 2, dtype=F64, requires_grad=True)
