@@ -123,13 +123,29 @@ def check_index_map(site: Site, value: Any, dom: FinSet, cod: FinSet) -> tuple[V
     return Value(t, site.dims, values_in=site.values_in), FinFunction(dom, cod, t)
 
 
+def _broadcast(shapes: set[torch.Size]) -> torch.Size:
+    """``torch.broadcast_shapes`` of a few short shapes, in plain Python:
+    every run of a program calls this, and torch's version costs more than
+    the arithmetic of a small model."""
+    if len(shapes) <= 1:
+        return next(iter(shapes), torch.Size())
+    out = [1] * max(len(b) for b in shapes)
+    for b in shapes:
+        for i, n in enumerate(b, len(out) - len(b)):
+            if n != 1:
+                if out[i] not in (1, n):
+                    raise RuntimeError(f"shapes {sorted(map(tuple, shapes))} do not broadcast")
+                out[i] = n
+    return torch.Size(out)
+
+
 def common_batch(env: Mapping[str, Value], sites: Mapping[str, Site]) -> torch.Size:
     """The broadcast of the batch shapes of the given values (index maps
     carry none); values whose batches do not broadcast are an error naming
     them."""
     shapes = {n: v.batch_shape for n, v in env.items() if sites[n].kind != "index"}
     try:
-        return torch.broadcast_shapes(*shapes.values()) if shapes else torch.Size()
+        return _broadcast(set(shapes.values()))
     except RuntimeError:
         listed = ", ".join(f"`{n}` has batch shape {tuple(b)}" for n, b in shapes.items() if len(b))
         raise ShapeError(

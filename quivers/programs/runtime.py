@@ -415,6 +415,8 @@ def _log_weight(t: torch.Tensor) -> torch.Tensor:
     if not t.requires_grad:
         return torch.log(t)
     zero = t == 0
+    if not bool(zero.any()):  # the usual case: two operations and one node of autograd, not five and three
+        return torch.log(t)
     return torch.where(zero, -torch.inf, torch.log(torch.where(zero, torch.ones_like(t), t)))
 
 

@@ -6,12 +6,16 @@
   ``base().rsample`` and the same log density.
 - The ELBO scores the guide's draws unchecked and runs the checks only
   when the ELBO is not finite: a bad parameter is still named.
+- A run's common batch shape is broadcast in plain Python: the same shape,
+  or the same refusal, as ``torch.broadcast_shapes``.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch.distributions import biject_to, constraints
 
 from quivers.categories import FinSet
@@ -20,6 +24,7 @@ from quivers.errors import InvalidValueError
 from quivers.inference import ELBO, SVI, AutoNormalGuide
 from quivers.inference.layout import Layout, _simplify
 from quivers.programs import Program, let, observe, sample, var
+from quivers.programs.data import _broadcast
 
 F64 = torch.float64
 
@@ -93,3 +98,14 @@ def test_a_parameter_outside_its_constraint_is_still_named_by_the_elbo():
     svi = SVI(prog, guide, torch.optim.Adam(guide.parameters()), ELBO())
     with pytest.raises(InvalidValueError, match="parameter `scale` of `y`"):
         svi.step(None, {"y": torch.zeros(2)})
+
+
+@given(st.sets(st.lists(st.integers(1, 3), max_size=3).map(lambda s: torch.Size(s)), max_size=4))
+def test_batch_shapes_broadcast_as_torch_broadcasts_them(shapes):
+    try:
+        expected = torch.broadcast_shapes(*shapes)
+    except RuntimeError:
+        with pytest.raises(RuntimeError):
+            _broadcast(shapes)
+    else:
+        assert _broadcast(shapes) == expected
