@@ -248,7 +248,11 @@ class _Checker:
                 f"{where}: `{arg.sympy}` varies over {', '.join(f'`{d}`' for d in stray)}, but `{s.name}` lives on {rows}",
                 hint="per-row blocks live on the plate of their observations, grouped blocks on their `over` plate",
             )
-        self.scope[s.name] = Axes((s.name,), k, enumerates=True, integer=True)
+        self._body(s, order, enumerated)
+
+    def _body(self, s: MarginalizeStep | MarkovStep, order, enumerated: tuple[str, ...]) -> None:
+        """The body of a block, its latent enumerated on its own axis."""
+        self.scope[s.name] = Axes((s.name,), s.support.name, enumerates=True, integer=True)
         self.sizes[s.name] = s.support.size
         for t in order[id(s)]:
             self.step(t, order, enumerated + (s.name,))
@@ -294,12 +298,7 @@ class _Checker:
                     f"{where}: `{arg.sympy}` varies over {', '.join(f'`{d}`' for d in stray)}, but the "
                     f"{what} of `{s.name}` may vary over {', '.join(f'`{d}`' for d in sorted(allowed))} only",
                 )
-        self.scope[s.name] = Axes((s.name,), k, enumerates=True, integer=True)
-        self.sizes[s.name] = s.support.size
-        for t in order[id(s)]:
-            self.step(t, order, enumerated + (s.name,))
-        del self.scope[s.name]
-        del self.sizes[s.name]
+        self._body(s, order, enumerated)
 
 
 def index_set_sizes(steps: Sequence[Step]) -> dict[str, int]:
