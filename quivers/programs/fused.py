@@ -103,13 +103,20 @@ class _NormalMixture(torch.autograd.Function):
 
     ``logw``, ``loc`` and ``scale`` have shape ``(*B, K)``, ``y`` has
     shape ``(*B', N)``; the result has shape ``broadcast(B, B') + (N,)``.
+    With ``weights`` set, the first argument holds unnormalized weights
+    ``w`` and ``logw = log w - log sum_k w_k`` is taken here, where its
+    backward costs two operations instead of four nodes of autograd.
     The forward keeps the standardized residuals ``d = (y - loc) / scale``
     and the unnormalized responsibilities ``e``; the backward is the
     closed form, three weighted sums over the table, in place.
     """
 
     @staticmethod
-    def forward(ctx, logw: Tensor, loc: Tensor, scale: Tensor, y: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, logw: Tensor, loc: Tensor, scale: Tensor, y: Tensor, weights: bool = False) -> Tensor:  # type: ignore[override]
+        w = None
+        if weights:  # the same operations as the general path's log weights
+            w, w_total = logw, logw.sum(-1, keepdim=True)
+            logw = torch.log(w) - torch.log(w_total)
         d = (y.unsqueeze(-1) - loc.unsqueeze(-2)).div_(scale.unsqueeze(-2))
         t = torch.addcmul((logw - scale.log() - _HALF_LOG_2PI).unsqueeze(-2), d, d, value=-0.5)
         # Shift by the row maximum; a row whose every component has log
@@ -124,31 +131,40 @@ class _NormalMixture(torch.autograd.Function):
         total = t.sum(-1)
         # A total below 1 is a row whose every term is -inf: dividing by
         # inf gives it gradients of exactly zero.
-        ctx.save_for_backward(t, total.where(total >= 1.0, math.inf), d, scale)
+        ctx.save_for_backward(t, total.where(total >= 1.0, math.inf), d, scale, w, w_total if weights else None)
         return total.log().add_(top.squeeze(-1))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        e, total, d, scale = ctx.saved_tensors
-        w = e * (grad / total).unsqueeze(-1)  # g_n r_nk (a new table: backward may run again)
-        g0 = w.sum(-2)  # sum_n w
-        w.mul_(d)
-        g1 = w.sum(-2)  # sum_n w d
-        g2 = torch.linalg.vecdot(w, d, dim=-2)  # sum_n w d^2
+        e, total, d, scale, w, w_total = ctx.saved_tensors
+        r = e * (grad / total).unsqueeze(-1)  # g_n r_nk (a new table: backward may run again)
+        g0 = r.sum(-2)  # sum_n r
+        r.mul_(d)
+        g1 = r.sum(-2)  # sum_n r d
+        g2 = torch.linalg.vecdot(r, d, dim=-2)  # sum_n r d^2
         shape = scale.shape
-        return _sum_to(g0, shape), _sum_to(g1 / scale, shape), _sum_to((g2 - g0) / scale, shape), None
+        g_loc, g_scale = _sum_to(g1 / scale, shape), _sum_to((g2 - g0) / scale, shape)
+        g0 = _sum_to(g0, shape)
+        if w is not None:
+            # d/dw_k of log w_k - log sum w: g0_k / w_k - sum_j g0_j / sum w.
+            # A zero weight has log -inf, responsibility 0 and gradient 0
+            # (as in the general path), not 0 / 0.
+            g0 = torch.where(w > 0, g0 / w, 0.0) - g0.sum(-1, keepdim=True) / w_total
+        return g0, g_loc, g_scale, None, None
 
 
-def normal_mixture(logw: Tensor, loc: Tensor, scale: Tensor, y: Tensor) -> Tensor:
+def normal_mixture(logw: Tensor, loc: Tensor, scale: Tensor, y: Tensor, *, weights: bool = False) -> Tensor:
     """Per-row log mixture density ``log sum_k exp(logw_k + log N(y_n | loc_k, scale_k))``.
 
     ``logw``, ``loc`` and ``scale`` broadcast to ``(*B, K)``; ``y`` is
-    ``(*B', N)`` and is not differentiated (it is data).
+    ``(*B', N)`` and is not differentiated (it is data). With
+    ``weights=True`` the first argument holds unnormalized weights ``w``
+    (a Categorical's ``probs``) and ``logw`` is ``log w - log sum_k w_k``.
     """
     if not logw.shape == loc.shape == scale.shape:
         logw, loc, scale = torch.broadcast_tensors(logw, loc, scale)
-    return _NormalMixture.apply(logw, loc, scale, y.detach())
+    return _NormalMixture.apply(logw, loc, scale, y.detach(), weights)
 
 
 def group_moments(y: Tensor, group: Tensor, groups: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -65,6 +65,18 @@ from quivers.programs.steps import (
 
 __all__ = ["Program"]
 
+_REFERENCES: dict[tuple[torch.dtype, torch.device], Value] = {}
+
+
+def _reference(dtype: torch.dtype, device: torch.device) -> Value:
+    """The run's reference value (a zero of the dtype and device its
+    constants follow; read, never written), made once per pair."""
+    v = _REFERENCES.get((dtype, device))
+    if v is None:
+        with torch.inference_mode(False):
+            v = _REFERENCES[(dtype, device)] = Value(torch.zeros((), dtype=dtype, device=device))
+    return v
+
 
 class Program(nn.Module):
     """A probabilistic program: a stochastic morphism ``dom -> cod``.
@@ -364,7 +376,7 @@ class Program(nn.Module):
         for name, f in maps.items():
             if f.mapping.device != ref.device:
                 maps[name] = FinFunction(f.dom, f.cod, f.mapping.to(ref.device))
-        env[REF] = Value(ref.new_zeros(()))
+        env[REF] = _reference(ref.dtype, ref.device)
         for sym, (buf, dims) in self._constant_dims.items():
             t = getattr(self, buf)
             if torch.is_floating_point(t) and t.dtype != ref.dtype:

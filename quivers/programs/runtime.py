@@ -199,19 +199,26 @@ class Run:
 
     # ------------------------------------------------------- marginalize
 
-    def _log_weights(self, s: MarginalizeStep, axis_name: str) -> Value:
+    def _weights(self, s: MarginalizeStep, axis_name: str) -> tuple[str, Value, int]:
+        """The prior of a block as given: its parameter's name (``logits``
+        or ``probs``), its value with the latent's axis named
+        ``axis_name``, and that axis's position."""
         ((key, w),) = self.compiled.params[id(s)].items()
         v = w(self.env)
         k = s.support.name
         if k not in v.dims:  # the shape checker rules this out at build time
             raise ShapeError(f"the weights of `{s.name}` have axes {list(v.dims)}, none of them `{k}`")
         axis = v.batch_ndim + v.dims.index(k)
+        return key, Value(v.tensor, tuple(axis_name if d == k else d for d in v.dims)), axis
+
+    def _log_weights(self, s: MarginalizeStep, axis_name: str) -> Value:
+        key, v, axis = self._weights(s, axis_name)
         t = v.tensor
         if key == "logits":
             lw = torch.log_softmax(t, axis)
         else:
             lw = _log_weight(t) - torch.log(t.sum(axis, keepdim=True))
-        return Value(lw, tuple(axis_name if d == k else d for d in v.dims))
+        return Value(lw, v.dims)
 
     def _accumulate(self, s: MarginalizeStep) -> tuple[Value, set]:
         """The ``(rows, z)`` accumulator of a block: log prior weights plus
@@ -281,7 +288,10 @@ class Run:
                 params = self._params(o)
             finally:
                 del self.env[z]
-            lw = self._log_weights(s, z)
+            if s.over is None:  # the kernel normalizes and logs the weights itself
+                key, lw, _ = self._weights(s, z)
+            else:
+                key, lw = "logits", self._log_weights(s, z)
         except QuiversError:
             return None
         loc, scale = params["loc"], params["scale"]
@@ -291,7 +301,10 @@ class Run:
         b = max(v.batch_ndim for v in (loc, scale, lw, y))
         loc_t, scale_t = to_layout(loc, b, (z,)), to_layout(scale, b, (z,))
         if s.over is None:
-            out = normal_mixture(to_layout(lw, b, (z,)), loc_t, scale_t, to_layout(y, b, rows))
+            w = to_layout(lw, b, (z,))
+            if key == "logits":
+                w = torch.log_softmax(w, -1)
+            out = normal_mixture(w, loc_t, scale_t, to_layout(y, b, rows), weights=key != "logits")
             return Value(out, rows)
         g = self.env[o.via].tensor
         key = (id(y.tensor), y.tensor._version, id(g), g._version, s.over.size)

@@ -23,7 +23,9 @@ def normal_normal(n: int) -> Program:
 def test_kernels_recover_conjugate_posterior(kernel):
     torch.manual_seed(0)
     y = torch.randn(10) + 1.0
-    extra = {"num_steps": 10, "step_size": 0.2} if kernel is HMC else {}
+    # Jitter: a fixed trajectory resonates with this Gaussian target once
+    # the mass matrix is adapted (r_hat 1.05 to 1.13 on seeds 2 and 3 without it)
+    extra = {"num_steps": 10, "step_size": 0.2, "step_size_jitter": 0.2} if kernel is HMC else {}
     mcmc = MCMC(kernel(normal_normal(10), **extra), num_warmup=300, num_samples=500, num_chains=4, seed=1,
                 progress_bar=False)
     mcmc.run(None, {"y": y})
