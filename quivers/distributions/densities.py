@@ -8,17 +8,18 @@ written with the same torch operations, in the same order, as the
 ``log_prob`` of the torch class, so the two agree to the last bit (up to
 broadcasting, which happens here inside the arithmetic);
 ``torch.distributions`` stays the source of truth, and the tests compare
-the two. One exception buys speed: a scale that is a constant scalar (a
-literal of the program, as in ``HalfNormal(1.0)``) has the constant part
-of the Normal and Cauchy families folded once, ``c - x^2 / (2 s^2)``
-becoming one ``addcmul``, which agrees with torch to rounding.
+the two. One exception buys speed: a scale that is fixed (not learned: a literal
+of the program, as in ``HalfNormal(1.0)``, or data) has the constant
+parts of the Normal and Cauchy families folded once, ``c - k x^2`` with
+``k = 1 / (2 s^2)`` (one ``addcmul`` for a scalar scale), which agrees
+with torch to rounding.
 
 Laws
 ----
 - ``LOG_PROB[name](params, x) == FAMILIES[name].build(params).log_prob(x)``
   for parameters inside their constraints and any value (``-inf`` outside
-  the support of the half families); to rounding when the scale is a
-  constant scalar.
+  the support of the half families); to rounding when the scale is
+  fixed (does not require grad).
 
 Examples
 --------
@@ -45,58 +46,77 @@ _LOG_PI = math.log(math.pi)
 
 
 _FOLDED: dict[tuple, tuple] = {}
+_FOLD_LIMIT = 1024  # elements: a fixed scale with more is not kept
 
 
-def _constant(t: Tensor | float) -> bool:
-    """Whether ``t`` is a constant scalar: 0-dimensional, not learned (a
-    program's literal, or a fixed scalar given as data)."""
-    return isinstance(t, Tensor) and t.dim() == 0 and not t.requires_grad and not t.is_inference()
+def _fixed(t: Tensor) -> bool:
+    """Whether the terms derived from ``t`` may be kept: a small tensor
+    that is not learned (a program's literal, a constant, fixed data)."""
+    return not t.requires_grad and t.numel() <= _FOLD_LIMIT and not t.is_inference()
 
 
-def _folded(t: Tensor, shift: float, make: Callable[[float, float], float]) -> tuple[float, Tensor]:
-    """``(1 / (2 t^2) or 1 / t, c)`` with ``c = make(float(t), shift)`` as a
-    0-dimensional tensor of ``t``'s dtype and device: the constant part of a
-    density with scale ``t``, computed once per constant scalar.
+def _folded(t: Tensor, shift: float, family: str) -> tuple[float | Tensor, Tensor]:
+    """``(k, c)``, the constant parts of a density with the fixed scale
+    ``t``, made once per tensor (a tensor written in place is seen by its
+    version): for ``"normal"`` the log density is ``c - k x^2``, with
+    ``k = 1 / (2 t^2)`` and ``c = shift - log t - log sqrt(2 pi)``; for
+    ``"cauchy"`` it is ``c - log1p((k x)^2)``, with ``k = 1 / t`` and
+    ``c = shift - log pi - log t``. ``k`` is a float for a scalar ``t``.
 
     A program's numeric constants are 0-dimensional tensors made once (see
     :func:`quivers.programs.expr._scalar`), so a prior such as
     ``HalfNormal(1.0)`` would otherwise repeat the operations on its scale
-    in every call. A tensor written in place is seen by its version.
+    in every call; fixed data (the ``sigma`` of eight schools) likewise.
     """
-    key = (id(t), t._version, shift, make)
+    key = (_where(t), shift, family)
     hit = _FOLDED.get(key)
-    if hit is None or hit[0] is not t:
-        if len(_FOLDED) > 256:
-            _FOLDED.clear()
-        v = float(t)
-        k, c = make(v, shift)
-        hit = _FOLDED[key] = (t, k, torch.tensor(c, dtype=t.dtype, device=t.device))
+    if hit is None:
+        base = _HALF_LOG_2PI if family == "normal" else _LOG_PI
+        with torch.no_grad():
+            c = shift - base - t.log()
+            k = 1.0 / (2.0 * t * t) if family == "normal" else 1.0 / t
+        hit = _keep(key, t, float(k) if t.dim() == 0 else k, c)
     return hit[1], hit[2]
 
 
-def _gaussian(v: float, shift: float) -> tuple[float, float]:
-    return (1.0 / (2.0 * v * v) if v > 0 else math.nan), (-math.log(v) - _HALF_LOG_2PI + shift if v > 0 else math.nan)
+def _where(t: Tensor) -> tuple:
+    """The memory ``t`` reads and its version: a view laid out anew on
+    every call of a program has the same key as long as its values are
+    the same (the entry holds the tensor, so the memory is not reused)."""
+    return (t.data_ptr(), t.shape, t.stride(), t.dtype, t.device, t._version)
 
 
-def _lorentzian(v: float, shift: float) -> tuple[float, float]:
-    return (1.0 / v if v > 0 else math.nan), (-_LOG_PI - math.log(v) + shift if v > 0 else math.nan)
+def _keep(key: tuple, t: Tensor, *terms) -> tuple:
+    """Keep ``terms`` of ``t`` under ``key``, unless ``t`` is a view into
+    much larger memory, which the entry would keep alive."""
+    entry = (t, *terms)
+    if t.untyped_storage().nbytes() <= 8 * _FOLD_LIMIT:
+        if len(_FOLDED) > 256:
+            _FOLDED.clear()
+        _FOLDED[key] = entry
+    return entry
 
 
-def _is_zero(t: Tensor | float) -> bool:
-    return _constant(t) and _folded(t, 0.0, _zero)[0] == 1.0
-
-
-def _zero(v: float, shift: float) -> tuple[float, float]:
-    return float(v == 0.0), 0.0
+def _is_zero(t: Tensor) -> bool:
+    """Whether ``t`` is a fixed scalar zero (a location that is no shift)."""
+    if t.dim() != 0 or not _fixed(t):
+        return False
+    key = (_where(t), 0.0, "zero")
+    hit = _FOLDED.get(key)
+    if hit is None:
+        hit = _keep(key, t, bool(t == 0))
+    return hit[1]
 
 
 def _normal(loc: Tensor | None, scale: Tensor, x: Tensor, shift: float = 0.0) -> Tensor:
     """Normal's log density plus the constant ``shift``."""
     if loc is not None and not _is_zero(loc):
         x = x - loc  # x - 0 is x, to the bit: a constant zero is skipped
-    if _constant(scale):  # c - x^2 / (2 s^2) in one operation
-        k, c = _folded(scale, shift, _gaussian)
-        return torch.addcmul(c, x, x, value=-k)
+    if _fixed(scale):  # c - k x^2: one or two operations
+        k, c = _folded(scale, shift, "normal")
+        if isinstance(k, float):
+            return torch.addcmul(c, x, x, value=-k)
+        return c - k * x.square()
     lp = -(x**2) / (2 * scale**2) - scale.log() - _HALF_LOG_2PI
     return lp + shift if shift else lp
 
@@ -130,8 +150,8 @@ def _cauchy(loc: Tensor | None, scale: Tensor, x: Tensor, shift: float = 0.0) ->
     """Cauchy's log density plus the constant ``shift``."""
     if loc is not None and not _is_zero(loc):
         x = x - loc
-    if _constant(scale):  # c - log1p((x / s)^2)
-        k, c = _folded(scale, shift, _lorentzian)
+    if _fixed(scale):  # c - log1p((k x)^2)
+        k, c = _folded(scale, shift, "cauchy")
         return c - (x * k).square().log1p()
     lp = -_LOG_PI - scale.log() - ((x / scale) ** 2).log1p()
     return lp + shift if shift else lp

@@ -99,6 +99,7 @@ class Layout:
             self.slices.append(SiteSlice(site, transform, start, size, ushape))
             start += size
         self.dim = start
+        self._sizes = [s.size for s in self.slices]
 
     @property
     def names(self) -> list[str]:
@@ -112,8 +113,9 @@ class Layout:
         batch = u.shape[:-1]
         values: dict[str, torch.Tensor] = {}
         logdet = None
-        for s in self.slices:
-            part = u[..., s.start : s.start + s.size]
+        # one split (one node of autograd) rather than a slice per site
+        parts = u.split(self._sizes, -1) if len(self.slices) > 1 else (u,)
+        for s, part in zip(self.slices, parts):
             shape = batch + s.unconstrained_shape
             if part.shape != shape:
                 part = part.reshape(shape)
@@ -122,7 +124,8 @@ class Layout:
                 continue
             x = s.transform(part)
             ladj = s.transform.log_abs_det_jacobian(part, x)
-            ladj = (ladj if ladj.dim() == len(batch) + 1 else ladj.reshape(batch + (-1,))).sum(-1)
+            if ladj.dim() > len(batch):  # a scalar site's is already one per draw
+                ladj = (ladj if ladj.dim() == len(batch) + 1 else ladj.reshape(batch + (-1,))).sum(-1)
             logdet = ladj if logdet is None else logdet + ladj
             values[s.name] = x
         return values, (u.new_zeros(batch) if logdet is None else logdet)

@@ -49,12 +49,14 @@ def test_closed_form_equals_torch_distributions(name, data):
     expected = spec.make(dict(params)).log_prob(x)
     got = spec.log_prob(params, x)
     assert got.shape == expected.shape
-    if any(t.dim() == 0 for t in params.values()):
-        # a constant scalar scale is folded once (its log, its square), so
-        # the operations differ from torch's: the same value to rounding
+    if "scale" in params:
+        # a fixed scale is folded once (its log, its square), so the
+        # operations differ from torch's: the same value to rounding
         torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13)
     else:
         torch.testing.assert_close(got, expected, rtol=0.0, atol=0.0)  # the same operations: the same bits
+    learned = {k: v.clone().requires_grad_() for k, v in params.items()}
+    torch.testing.assert_close(spec.log_prob(learned, x), spec.make(dict(learned)).log_prob(x), rtol=0.0, atol=0.0)
 
 
 @pytest.mark.parametrize("name", ["Normal", "HalfNormal", "Cauchy", "HalfCauchy", "LogNormal"])

@@ -56,15 +56,21 @@ def _program() -> Program:
 def test_layout_unpacks_as_the_raw_transforms_do():
     prog = _program()
     layout = Layout(prog.latent_sites({"y"}))
-    u = torch.randn(4, layout.dim, dtype=F64)
+    u = torch.randn(4, layout.dim, dtype=F64, requires_grad=True)
     values, logdet = layout.unpack(u)
     expected = torch.zeros(4, dtype=F64)
+    raw = []
     for s in layout.slices:
         t = biject_to(s.site.support())
         part = u[:, s.start: s.start + s.size].reshape((4,) + s.unconstrained_shape)
         torch.testing.assert_close(values[s.name], t(part))
+        raw.append(t(part))
         expected = expected + t.log_abs_det_jacobian(part, t(part)).reshape(4, -1).sum(-1)
     torch.testing.assert_close(logdet, expected)
+    # the gradients through the one split equal those through a slice per site
+    (got,) = torch.autograd.grad(logdet.sum() + sum(v.sum() for v in values.values()), u)
+    (want,) = torch.autograd.grad(expected.sum() + sum(v.sum() for v in raw), u)
+    torch.testing.assert_close(got, want)
 
 
 def test_auto_normal_draws_and_scores_as_its_base_distribution():
