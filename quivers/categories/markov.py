@@ -208,8 +208,13 @@ def semiring_product(mats: Tensor, semiring: Semiring = LOG) -> Tensor:
         return eye.expand(*mats.shape[:-3], *eye.shape).clone()
     while x.shape[0] > 1:
         n = x.shape[0]
-        head = _contract(semiring, x[0 : n - 1 : 2], x[1::2])
-        x = torch.cat([head, x[n - 1 :]]) if n % 2 else head
+        # pairs by a reshape and an unbind, the odd last matrix by a split:
+        # strided slices would each cost a zero-filled copy of the whole
+        # stack in the backward pass
+        even, last = x.split([n - n % 2, n % 2]) if n % 2 else (x, None)
+        left, right = even.reshape(n // 2, 2, *x.shape[1:]).unbind(1)
+        head = _contract(semiring, left, right)
+        x = head if last is None else torch.cat([head, last])
     return x[0]
 
 

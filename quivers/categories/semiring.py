@@ -244,19 +244,19 @@ class Semiring:
 
 
 def _log_matmul(a: Tensor, b: Tensor) -> Tensor:
-    shift_a = a.detach().amax(-1, keepdim=True)
-    shift_a = torch.where(torch.isfinite(shift_a), shift_a, torch.zeros_like(shift_a))
-    shift_b = b.detach().amax(-2, keepdim=True)
-    shift_b = torch.where(torch.isfinite(shift_b), shift_b, torch.zeros_like(shift_b))
+    # shifts by the row and column maxima; an infinite maximum shifts by 0
+    shift_a = a.detach().amax(-1, keepdim=True).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    shift_b = b.detach().amax(-2, keepdim=True).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     total = torch.matmul((a - shift_a).exp(), (b - shift_b).exp())
     # Where the best (i, j) and (j, k) pairs are far from the row and column
     # maxima the total underflows or its log is dominated by the shifts'
     # rounding; those entries are redone with their own maximum below.
-    accurate = total >= torch.finfo(total.dtype).eps ** 2
-    out = torch.where(accurate, total, torch.ones_like(total)).log() + (shift_a + shift_b)
-    redo = ~accurate
-    if not bool(redo.any()):
-        return out
+    tiny = torch.finfo(total.dtype).eps ** 2
+    if total.numel() == 0 or bool(total.amin() >= tiny):  # amin is NaN if any entry is
+        # the usual case: one pass to check, no mask, no node of autograd for it
+        return total.log() + (shift_a + shift_b)
+    redo = ~(total >= tiny)
+    out = torch.where(redo, torch.ones_like(total), total).log() + (shift_a + shift_b)
     batch = out.shape[:-2]
     where = redo.nonzero(as_tuple=True)
     rows = a.expand(*batch, *a.shape[-2:])[where[:-1]]
