@@ -128,11 +128,12 @@ def normal(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
 def _on_half_line(x: Tensor, lp: Tensor) -> Tensor:
     """``lp`` where ``x >= 0`` and ``-inf`` elsewhere (NaN included), as the
     half families of torch write it. The mask is applied only when some
-    value is off the half line: a check without autograd costs less than
-    the ``where`` node every call would otherwise carry, and inference
-    engines, whose draws come through ``exp``, never take it."""
+    value is off the half line: on the CPU a check without autograd costs
+    less than the ``where`` node every call would otherwise carry, and
+    inference engines, whose draws come through ``exp``, never take it. On
+    an accelerator the check would wait for the device; the mask does not."""
     inside = x >= 0
-    if bool(inside.all()):
+    if x.device.type == "cpu" and bool(inside.all()):
         return lp
     return torch.where(inside, lp, -math.inf)
 

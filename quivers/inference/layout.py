@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import AffineTransform, ComposeTransform, Transform, biject_to
+from torch.distributions import AffineTransform, ComposeTransform, ExpTransform, Transform, biject_to
 
 from quivers.errors import QuiversTypeError, ShapeError
 from quivers.programs import Site
@@ -73,6 +73,11 @@ class SiteSlice:
     @property
     def name(self) -> str:
         return self.site.name
+
+    @property
+    def exp(self) -> bool:
+        """Whether the bijection is ``exp`` (log |J| is the input itself)."""
+        return type(self.transform) is ExpTransform
 
 
 class Layout:
@@ -119,11 +124,14 @@ class Layout:
             shape = batch + s.unconstrained_shape
             if part.shape != shape:
                 part = part.reshape(shape)
-            if isinstance(s.transform, ComposeTransform) and not s.transform.parts:
+            if s.exp:  # the commonest bijection, without the Transform's call machinery
+                x, ladj = part.exp(), part
+            elif isinstance(s.transform, ComposeTransform) and not s.transform.parts:
                 values[s.name] = part  # the identity: log |J| = 0
                 continue
-            x = s.transform(part)
-            ladj = s.transform.log_abs_det_jacobian(part, x)
+            else:
+                x = s.transform(part)
+                ladj = s.transform.log_abs_det_jacobian(part, x)
             if ladj.dim() > len(batch):  # a scalar site's is already one per draw
                 ladj = (ladj if ladj.dim() == len(batch) + 1 else ladj.reshape(batch + (-1,))).sum(-1)
             logdet = ladj if logdet is None else logdet + ladj

@@ -113,12 +113,13 @@ class _NormalMixture(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logw: Tensor, loc: Tensor, scale: Tensor, y: Tensor, weights: bool = False) -> Tensor:  # type: ignore[override]
-        w = None
-        if weights:  # the same operations as the general path's log weights
+        w = w_total = None
+        if weights:
             w, w_total = logw, logw.sum(-1, keepdim=True)
-            logw = torch.log(w) - torch.log(w_total)
+            logw = torch.log(w / w_total)
+        base = logw - (scale.log() + _HALF_LOG_2PI)
         d = (y.unsqueeze(-1) - loc.unsqueeze(-2)).div_(scale.unsqueeze(-2))
-        t = torch.addcmul((logw - scale.log() - _HALF_LOG_2PI).unsqueeze(-2), d, d, value=-0.5)
+        t = torch.addcmul(base.unsqueeze(-2), d, d, value=-0.5)
         # Shift by the row maximum; a row whose every component has log
         # density -inf (weights of zero) stays -inf with zero gradients.
         top = t.amax(-1, keepdim=True)
@@ -131,7 +132,7 @@ class _NormalMixture(torch.autograd.Function):
         total = t.sum(-1)
         # A total below 1 is a row whose every term is -inf: dividing by
         # inf gives it gradients of exactly zero.
-        ctx.save_for_backward(t, total.where(total >= 1.0, math.inf), d, scale, w, w_total if weights else None)
+        ctx.save_for_backward(t, total.where(total >= 1.0, math.inf), d, scale, w, w_total)
         return total.log().add_(top.squeeze(-1))
 
     @staticmethod
