@@ -41,7 +41,10 @@ def test_nuts_recovers_eight_schools_noncentered():
     torch.set_default_dtype(torch.float64)
     try:
         prog, obs = eight_schools()
-        s, mcmc = run_nuts(prog, obs)
+        # 2,500 draws a chain: tau's heavy right tail makes the sd of 1,000
+        # a noisy estimate (a seed missed the 10% criterion by 2 points with
+        # a log density exact to 1e-14); the mean criterion is MCSE-aware
+        s, mcmc = run_nuts(prog, obs, samples=2500)
         theta = s["mu"][..., None] + s["tau"][..., None] * s["theta_trans"]
         draws = {"mu": s["mu"], "tau": s["tau"]} | R.stan_names({"theta": theta}, "theta", "theta", 1)
         assert R.check_nuts(draws, "eight_schools-eight_schools_noncentered") == []
