@@ -133,7 +133,7 @@ def _on_half_line(x: Tensor, lp: Tensor) -> Tensor:
     inference engines, whose draws come through ``exp``, never take it. On
     an accelerator the check would wait for the device; the mask does not."""
     inside = x >= 0
-    if x.device.type == "cpu" and bool(inside.all()):
+    if x.is_cpu and bool(inside.all()):
         return lp
     return torch.where(inside, lp, -math.inf)
 

@@ -181,8 +181,8 @@ class ELBO:
         log_joint = model.log_joint(x, observations, draw.latents, check_latents=False)
         if log_joint.dim() > 1:
             log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)
-        elbo = log_joint - draw.log_q
-        loss = -elbo.mean()
+        neg_elbo = draw.log_q - log_joint  # -ELBO per particle: no negation node
+        loss = neg_elbo.mean()
         value = loss.item()
         if not math.isfinite(value):
             with torch.no_grad():
@@ -198,6 +198,7 @@ class ELBO:
             )
         if not guide.discrete_sites or relaxed:
             return loss, value
+        elbo = -neg_elbo
         signal = elbo.detach()
         baseline = signal.mean() if self._baseline is None else torch.tensor(self._baseline, dtype=signal.dtype)
         surrogate = elbo + draw.log_q_discrete * (signal - baseline)

@@ -31,13 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import sympy
 import torch
 
 from quivers.categories import FinFunction, FinSet
 from quivers.distributions import Family
 from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeError, UnknownNameError
 from quivers.distributions import densities
-from quivers.programs.expr import REF, Evaluator
+from quivers.programs.expr import INDEX, REF, Evaluator
 from quivers.programs import fused
 from quivers.programs.fused import group_moments, grouped_normal_mixture, normal_mixture
 from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, scatter_sum, to_layout
@@ -277,17 +278,19 @@ class Run:
         fusable = self.compiled.fusable
         if id(s) not in fusable:
             fusable[id(s)] = _fusable_observe(s, self.compiled.sites)
-        o = fusable[id(s)]
+        o, direct = fusable[id(s)]
         y = self.env.get(o.name) if o is not None else None
         if y is None or y.tensor.requires_grad or not torch.is_floating_point(y.tensor):
             return None
         z, rows = s.name, y.dims
         try:
-            self.env[z] = _enumeration(z, s.support, y.tensor.device)
-            try:
-                params = self._params(o)
-            finally:
-                del self.env[z]
+            params = self._direct_params(s, direct) if direct else None
+            if params is None:
+                self.env[z] = _enumeration(z, s.support, y.tensor.device)
+                try:
+                    params = self._params(o)
+                finally:
+                    del self.env[z]
             if s.over is None:  # the kernel normalizes and logs the weights itself
                 key, lw, _ = self._weights(s, z)
             else:
@@ -316,6 +319,21 @@ class Run:
             self.compiled.moments[key] = hit
         out = grouped_normal_mixture(to_layout(lw, b, group + (z,)), loc_t, scale_t, hit[2])
         return Value(out, group)
+
+    def _direct_params(self, s: MarginalizeStep, direct: Mapping[str, str]) -> dict[str, Value] | None:
+        """The parameters ``a[z]`` of a fused block's observation read
+        straight from the environment: indexing ``a``'s axis ``K`` by the
+        enumeration of ``z : K`` renames that axis ``z``. None (the
+        evaluators then run, and raise where they should) for anything
+        else: a name that is not a value, or a value without the axis."""
+        k, z = s.support.name, s.name
+        out = {}
+        for key, name in direct.items():
+            v = self.env.get(name)
+            if v is None or type(v) is not Value or k not in v.dims or z in v.dims:
+                return None
+            out[key] = Value(v.tensor, tuple(z if d == k else d for d in v.dims))
+        return out
 
     def _conditioned(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
         """A marginalized latent with a given value: ``log pi[z] + body(z)``."""
@@ -577,19 +595,28 @@ def _enumeration(z: str, support: FinSet, device: torch.device) -> Value:
     return v
 
 
-def _fusable_observe(s: MarginalizeStep, sites: Mapping[str, Site]) -> ObserveStep | None:
-    """The observation of a block that the fused kernels can score: the
+def _fusable_observe(s: MarginalizeStep, sites: Mapping[str, Site]) -> tuple[ObserveStep | None, dict[str, str]]:
+    """The observation of a block that the fused kernels can score (the
     block's whole body, a Normal on one plate, read through an index map
-    exactly when the block is grouped."""
+    exactly when the block is grouped) or None, and the names ``a`` of its
+    parameters written ``a[z]`` with ``z`` the block's latent, when all
+    are (empty otherwise)."""
     if len(s.body) != 1 or not isinstance(s.body[0], ObserveStep):
-        return None
+        return None, {}
     o = s.body[0]
     site = sites.get(o.name)
     if o.family.spec.log_prob is not densities.normal or site is None or site.kind != "observed":
-        return None
+        return None, {}
     if len(site.dims) != 1 or (o.via is None) != (s.over is None):
-        return None
-    return o
+        return None, {}
+    direct = {}
+    for key, e in o.family.args.items():
+        e = getattr(e, "sympy", None)
+        if not (isinstance(e, sympy.Function) and e.func == INDEX and len(e.args) == 2
+                and all(isinstance(a, sympy.Symbol) for a in e.args) and e.args[1].name == s.name):
+            return o, {}
+        direct[key] = e.args[0].name
+    return o, direct
 
 
 def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Value:

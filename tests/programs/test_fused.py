@@ -124,6 +124,34 @@ def test_group_moments_are_cached_per_data_tensor_and_follow_in_place_changes():
     torch.testing.assert_close(prog.log_joint(None, obs, lat), expected)
 
 
+@pytest.mark.parametrize("form", ["direct", "expression", "let", "batched"])
+def test_parameters_read_directly_or_evaluated_give_the_same_block(form):
+    """``Normal(mu[z], sd[z])`` is read straight from the environment
+    (with or without a batch axis); the same parameters written otherwise
+    (an expression, a let) go through the evaluators: the same block."""
+    Item, K = FinSet("Item", 5), FinSet("K", 3)
+    mu, sd, z = var("mu_k"), var("sd_k"), var("z")
+    loc, scale = {
+        "direct": (mu[z], sd[z]),
+        "expression": (mu[z] + 0.0, sd[z] * 1.0),
+        "let": (var("m")[z], sd[z]),
+        "batched": (mu[z], sd[z]),
+    }[form]
+    body = [observe("y", Item, Normal(loc, scale))]
+    steps = [sample("probs", K, HalfNormal(1.0)), sample("mu_k", K, Normal(0.0, 5.0)),
+             sample("sd_k", K, HalfNormal(1.0)), let("m", mu * 2.0)]
+    prog = Program("p", Item, Item, steps + [marginalize("z", K, Categorical(var("probs")), body)])
+    lat = {"probs": torch.tensor([0.2, 0.0, 1.0], dtype=F64), "mu_k": torch.tensor([-1.0, 0.5, 2.0], dtype=F64),
+           "sd_k": torch.tensor([0.5, 1.0, 2.0], dtype=F64)}
+    if form == "batched":  # a particle axis before K: the shortcut renames K and keeps it
+        lat = {k: v.unsqueeze(0) for k, v in lat.items()}
+    obs = {"y": torch.linspace(-2.0, 3.0, 5, dtype=F64)}
+    fused, general = _both(prog, obs, lat)
+    _close(fused, general)
+    assert _graph_has(prog.log_joint(None, obs, {k: v.requires_grad_() for k, v in lat.items()},
+                                     check_latents=False), "_NormalMixtureBackward")
+
+
 def test_blocks_the_kernels_do_not_cover_take_the_general_path():
     # The location varies per row (a let on Item): no fused kernel applies.
     Item, K = FinSet("Item", 4), FinSet("K", 2)
