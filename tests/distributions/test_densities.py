@@ -72,6 +72,23 @@ def test_folded_constants_follow_a_scale_written_in_place(name):
     assert not torch.equal(before, spec.log_prob(params, x))
 
 
+@pytest.mark.parametrize("name", ["Normal", "HalfNormal", "Cauchy", "HalfCauchy", "LogNormal"])
+@pytest.mark.parametrize("shape", [(), (3,)])
+def test_folded_densities_have_torchs_gradient_in_the_value_and_location(name, shape):
+    spec = FAMILIES[name]
+    g = torch.Generator().manual_seed(0)
+    params = {p.name: (torch.rand(shape, generator=g, dtype=torch.float64) + 0.5) for p in spec.params}
+    loc = "loc" in params
+    if loc:
+        params["loc"] = params["loc"].clone().requires_grad_()  # learned: only the scale is folded
+    x = (torch.rand((2, 3), generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    wrt = [x] + ([params["loc"]] if loc else [])
+    got = torch.autograd.grad(spec.log_prob(params, x).sum(), wrt)
+    want = torch.autograd.grad(spec.make(dict(params)).log_prob(x).sum(), wrt)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_a_learned_scalar_scale_keeps_torchs_bits_and_gradient():
     scale = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
     x = torch.tensor([-0.3, 0.8], dtype=torch.float64)
