@@ -415,24 +415,9 @@ class _Checker:
                 )
             opts = self._options(step.options, "marginalize")
             if "over" in opts:
-                over = opts["over"].value
-                if not isinstance(over, ast.OptionName):
-                    raise self._error(
-                        QuiversTypeError, "option `over` takes the name of an object, e.g. `over=G`", over
-                    )
+                over = self._option_name(opts["over"], "over", "the name of an object, e.g. `over=G`")
                 self._set(ast.SetName(over.name, span=over.span), opts["over"])
-            self._fresh(step.name, step, scope)
-            scope.latents[step.name] = step
-            scope.blocks.append(step)
-            for inner in step.body:
-                if isinstance(inner, ast.Return):
-                    raise self._error(
-                        QuiversTypeError, "`return` must be at the top level of a program", inner
-                    )
-                self._step(inner, scope, p, declared)
-            scope.blocks.pop()
-            del scope.latents[step.name]
-            scope.closed[step.name] = step
+            self._block(step, scope, p, declared)
             return
         elif isinstance(step, ast.Let):
             self._expr(step.value, scope)
@@ -460,11 +445,7 @@ class _Checker:
         self._markov_prior(step, scope)
         opts = self._options(step.options, "markov")
         if "until" in opts:
-            value = opts["until"].value
-            if not isinstance(value, ast.OptionName):
-                raise self._error(
-                    QuiversTypeError, "option `until` takes the name of an index map, e.g. `until=last`", value
-                )
+            value = self._option_name(opts["until"], "until", "the name of an index map, e.g. `until=last`")
             self._name(value.name, value, scope)
             source = scope.defined.get(value.name)
             if not isinstance(source, ast.IndexMap):
@@ -475,6 +456,19 @@ class _Checker:
                     f"`{_describe(source)}`",
                     value,
                 )
+        self._block(step, scope, p, declared)
+
+    def _option_name(self, option: ast.Option, key: str, takes: str) -> ast.OptionName:
+        """The name an option ``key=name`` gives, or an error saying what it takes."""
+        if not isinstance(option.value, ast.OptionName):
+            raise self._error(QuiversTypeError, f"option `{key}` takes {takes}", option.value)
+        return option.value
+
+    def _block(
+        self, step: ast.Marginalize | ast.Markov, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
+    ) -> None:
+        """Check the body of a marginalize or markov block: its latent is in
+        scope inside it only, and a ``return`` may not stand there."""
         self._fresh(step.name, step, scope)
         scope.latents[step.name] = step
         scope.blocks.append(step)

@@ -16,7 +16,7 @@ from quivers.programs import Effect, Program, program_kernel, rename
 
 from .strategies import program_exprs
 
-SOURCE = """
+BASE = """
 object A : FinSet 2
 object B : FinSet 2
 
@@ -27,7 +27,9 @@ program flip(a) : A -> B
 program noisy(b) : B -> A
     sample c <- Bernoulli(0.1 + 0.8 * b)
     return c
+"""
 
+SOURCE = BASE + """
 program h = flip >> noisy
 program both = flip @ identity(A)
 program loop = flip >> noisy >> flip
@@ -195,18 +197,7 @@ def test_sampling_a_composite_is_coherent(a, b, c):
 
 # ---------------------------------------------------------------- random composites
 
-PARTS = """
-object A : FinSet 2
-object B : FinSet 2
-
-program flip(a) : A -> B
-    sample b <- Bernoulli(0.2 + 0.6 * a)
-    return b
-
-program noisy(b) : B -> A
-    sample c <- Bernoulli(0.1 + 0.8 * b)
-    return c
-
+PARTS = BASE + """
 program coin : A -> B
     sample c <- Bernoulli(0.3)
     return c

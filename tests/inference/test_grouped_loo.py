@@ -16,25 +16,14 @@ from pathlib import Path
 import torch
 
 from quivers.categories.finset import FinSet
-from quivers.distributions import Categorical, HalfNormal, Normal
+from quivers.distributions import Categorical, Normal
 from quivers.dsl import load
 from quivers.inference import fit
 from quivers.programs import Program, marginalize, observe, sample, var
 
+from tests.programs import models
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def grouped(n: int, g: int, k: int) -> Program:
-    Item, G, K = FinSet("Item", n), FinSet("G", g), FinSet("K", k)
-    mu, sd, z = var("mu_k"), var("sd_k"), var("z")
-    return Program("grouped", Item, Item, [
-        sample("group", Item, HalfNormal(1.0)),
-        sample("probs", G, HalfNormal(1.0)),
-        sample("mu_k", K, Normal(0.0, 5.0)),
-        sample("sd_k", K, HalfNormal(1.0)),
-        marginalize("z", K, Categorical(var("probs")), [
-            observe("y", Item, Normal(mu[z], sd[z]), via="group")], over=G),
-    ])
 
 
 def brute_force(y, group, probs, mu, sd) -> torch.Tensor:
@@ -63,7 +52,7 @@ def data(n: int, g: int):
 
 def test_grouped_terms_are_the_groups_mixture_densities():
     y, group = data(24, 6)
-    model = grouped(24, 6, 2)
+    model = models.grouped(24, 6, 2)
     gen = torch.Generator().manual_seed(1)
     latents = {
         "probs": torch.rand(5, 6, 2, generator=gen, dtype=torch.float64) + 0.1,
@@ -92,7 +81,7 @@ def test_fit_exports_one_term_per_group_and_loo_runs():
     import arviz as az
 
     y, group = data(40, 8)
-    model = grouped(40, 8, 2)
+    model = models.grouped(40, 8, 2)
     obs = {"y": y, "group": group}
     result = fit(model, obs, steps=300, lr=0.05, num_samples=100, seed=0, progress_bar=False)
     idata = result.to_inference_data()
