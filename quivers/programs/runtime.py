@@ -41,7 +41,7 @@ from quivers.distributions import densities
 from quivers.programs.expr import INDEX, REF, Evaluator
 from quivers.programs import fused
 from quivers.programs.fused import group_moments, grouped_normal_mixture, normal_mixture
-from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, scatter_sum, to_layout
+from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, rename, scatter_sum, to_layout
 from quivers.programs.relaxed import RelaxedValue, relaxed_log_prob
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep, run_markov
@@ -72,7 +72,8 @@ class Compiled:
     sites: dict[str, Site]
     index_maps: dict[str, tuple]
     steps: tuple[Step, ...]
-    fusable: dict[int, ObserveStep | None] = field(default_factory=dict)  # id(block) -> its fusable observe
+    # id(block) -> its fusable observe (or None) and the names of its parameters written a[z]
+    fusable: dict[int, tuple[ObserveStep | None, dict[str, str]]] = field(default_factory=dict)
     moments: dict[tuple, tuple] = field(default_factory=dict)  # per-group moments of data, per data tensor
 
 
@@ -210,7 +211,7 @@ class Run:
         if k not in v.dims:  # the shape checker rules this out at build time
             raise ShapeError(f"the weights of `{s.name}` have axes {list(v.dims)}, none of them `{k}`")
         axis = v.batch_ndim + v.dims.index(k)
-        return key, Value(v.tensor, tuple(axis_name if d == k else d for d in v.dims)), axis
+        return key, rename(v, k, axis_name), axis
 
     def _log_weights(self, s: MarginalizeStep, axis_name: str) -> Value:
         key, v, axis = self._weights(s, axis_name)
@@ -332,7 +333,7 @@ class Run:
             v = self.env.get(name)
             if v is None or type(v) is not Value or k not in v.dims or z in v.dims:
                 return None
-            out[key] = Value(v.tensor, tuple(z if d == k else d for d in v.dims))
+            out[key] = rename(v, k, z)  # as gather renames for an enumeration
         return out
 
     def _conditioned(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
