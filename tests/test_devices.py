@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from quivers.categories import FinSet
+from quivers.checkpoint import load, save
 from quivers.distributions import Categorical, Dirichlet, Normal
 from quivers.dsl import loads
-from quivers.inference import ELBO, SVI, AutoNormalGuide, Predictive
+from quivers.inference import ELBO, SVI, AutoNormalGuide, Predictive, infer_discrete
 from quivers.inference.mcmc import MCMC, NUTS
-from quivers.programs import Program, markov, observe, sample, var
+from quivers.programs import Program, marginalize, markov, observe, sample, var
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64]
@@ -92,6 +93,31 @@ def hmm_inputs() -> tuple[dict, dict]:
     return {"y": y}, latents
 
 
+def nested_program() -> Program:
+    """Two marginalized latents per row, the inner one's law read from the outer's."""
+    Item, K1, K2 = FinSet("Item", 40), FinSet("K1", 2), FinSet("K2", 3)
+    z1, z2 = var("z1"), var("z2")
+    return Program("nested", Item, Item, [
+        sample("pi", K1, Dirichlet(1.0)),
+        sample("trans", K1 * K2, Dirichlet(1.0)),
+        sample("mu", K1 * K2, Normal(0.0, 5.0)),
+        marginalize("z1", K1, Categorical(var("pi")), [
+            marginalize("z2", K2, Categorical(var("trans")[z1]), [
+                observe("y", Item, Normal(var("mu")[z1, z2], 1.0)),
+            ]),
+        ]),
+    ])
+
+
+def nested_inputs() -> tuple[dict, dict]:
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn(40, generator=g, dtype=torch.float64) * 3.0
+    latents = {"pi": torch.tensor([0.3, 0.7], dtype=torch.float64),
+               "trans": torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], dtype=torch.float64),
+               "mu": torch.linspace(-4.0, 4.0, 6, dtype=torch.float64).reshape(2, 3)}
+    return {"y": y}, latents
+
+
 def moved(values: dict, device: str, dtype: torch.dtype) -> dict:
     return {k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device) for k, v in values.items()}
 
@@ -100,6 +126,7 @@ CASES = {
     "gmm": (lambda: loads(GMM).morphism, lambda: (gmm_data(), gmm_latents())),
     "grouped": (lambda: loads(GROUPED).morphism, grouped_inputs),
     "hmm": (hmm_program, hmm_inputs),
+    "nested": (nested_program, nested_inputs),
 }
 
 
@@ -146,3 +173,62 @@ def test_nuts_runs_on_the_device_of_the_data(device):
     samples = mcmc.get_samples()
     assert samples["mu"].device.type == device and samples["mu"].shape == (60, 2)
     assert bool(torch.isfinite(samples["mu"]).all())
+
+
+@pytest.mark.parametrize("case", ["gmm", "grouped", "nested"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_infer_discrete_on_the_device_matches_the_cpu(case, device):
+    """Responsibilities computed where the model is agree with the float64
+    CPU ones, and a seed draws the same latents on every device."""
+    build, inputs = CASES[case]
+    obs, latents = inputs()
+    draws = {k: torch.stack([v, v.flip(-1)]) for k, v in latents.items()}  # two posterior draws
+    reference = infer_discrete(build(), draws, observations=obs, seed=3)
+    model = build().to(device=device, dtype=torch.float64)
+    got = infer_discrete(model, moved(draws, device, torch.float64), observations=moved(obs, device, torch.float64),
+                         seed=3)
+    assert got.keys() == reference.keys()
+    for name, post in got.items():
+        assert post.probs.device.type == device and post.draws.device.type == device
+        torch.testing.assert_close(post.probs.cpu(), reference[name].probs, **TOLERANCE[torch.float64])
+        assert torch.equal(post.draws.cpu(), reference[name].draws)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_infer_discrete_draws_chain_paths_on_the_device(device):
+    obs, latents = hmm_inputs()
+    model = hmm_program().to(device=device, dtype=torch.float64)
+    draws = {k: v.unsqueeze(0).expand(4, *v.shape).to(device) for k, v in latents.items()}
+    post = infer_discrete(model, draws, observations=moved(obs, device, torch.float64), seed=0)["z"]
+    assert post.draws.shape == (4, 12) and post.draws.device.type == device
+    assert bool(((post.draws >= 0) & (post.draws < 2)).all())
+    # the clearly separated observations pin the path down
+    assert post.map.cpu().tolist() == [int(v > 1.5) for v in obs["y"]]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_checkpoint_saved_on_the_device_loads_on_the_cpu_and_back(tmp_path, device):
+    torch.manual_seed(0)
+    model = loads(GMM).morphism.to(device)
+    guide = AutoNormalGuide(model, observed_names={"y"}).to(device)
+    optimizer = torch.optim.Adam(guide.parameters(), lr=0.05)
+    obs = moved(gmm_data(), device, torch.float32)
+    svi = SVI(model, guide, optimizer, ELBO(num_particles=2))
+    for _ in range(5):
+        svi.step(None, obs)
+    path = tmp_path / "fit.qvrck"
+    save(path, model, guide, optimizer)
+    median = {k: v.cpu() for k, v in guide.median().items()}
+    on_cpu = load(path)
+    assert all(p.device.type == "cpu" for p in on_cpu.guide.parameters())
+    for k, v in on_cpu.guide.median().items():
+        assert torch.equal(v, median[k]), k
+    # back onto the device: the next step there is the original's next step
+    torch.manual_seed(1)
+    loss = svi.step(None, obs)
+    model2 = loads(GMM).morphism.to(device)
+    guide2 = AutoNormalGuide(model2, observed_names={"y"}).to(device)
+    back = load(path, model2, guide2, torch.optim.Adam(guide2.parameters(), lr=0.05))
+    assert all(p.device.type == device for p in back.guide.parameters())
+    torch.manual_seed(1)
+    assert SVI(back.model, back.guide, back.optimizer, ELBO(num_particles=2)).step(None, obs) == loss

@@ -163,8 +163,10 @@ def infer_discrete(
         r = r.reshape((-1,) + tuple(r.shape[r.dim() - len(rows) - 1 :])) if latents else r.unsqueeze(0)
         r = r.expand((n,) + tuple(r.shape[1:])) if r.shape[0] == 1 and n > 1 else r
         probs = r.mean(0)
-        flat = r.reshape(-1, r.shape[-1]).to(torch.float64)
-        draws = torch.multinomial(flat, 1, generator=gen).reshape(r.shape[:-1])
+        # Drawn on the CPU, where the seeded generator lives: the same seed
+        # then gives the same draws whichever device the model is on.
+        flat = r.reshape(-1, r.shape[-1]).to("cpu", torch.float64)
+        draws = torch.multinomial(flat, 1, generator=gen).reshape(r.shape[:-1]).to(r.device)
         if isinstance(model.sites[name].step, MarkovStep):
             draws = _paths(model, name, x, observations, latents, seed)
         out[name] = DiscretePosterior(probs, probs.argmax(-1), draws)
