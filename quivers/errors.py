@@ -204,5 +204,6 @@ class InvalidValueError(QuiversError):
 
 
 class UnsupportedError(QuiversError):
-    """A valid program that a backend cannot express: a construct that Stan
-    emission (:mod:`quivers.emit`) has no faithful translation for."""
+    """A valid program that a backend or an operation cannot carry out: a
+    construct that Stan emission (:mod:`quivers.emit`) has no faithful
+    translation for, or a draw from an improper prior (``Flat()``)."""

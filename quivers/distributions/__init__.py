@@ -9,6 +9,9 @@ from quivers.distributions.families import (
     Cauchy,
     Dirichlet,
     Exponential,
+    Flat,
+    HalfFlat,
+    ImproperFlat,
     Family,
     FamilySpec,
     Gamma,
@@ -35,5 +38,5 @@ __all__ = [
     "Normal", "HalfNormal", "LogNormal", "Exponential", "Gamma", "InverseGamma", "Beta",
     "Dirichlet", "Categorical", "Bernoulli", "Binomial", "Poisson", "NegativeBinomial",
     "StudentT", "Cauchy", "HalfCauchy", "Uniform", "Laplace", "MultivariateNormal",
-    "LKJCholesky",
+    "LKJCholesky", "Flat", "HalfFlat", "ImproperFlat",
 ]

@@ -188,6 +188,16 @@ def student_t(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
     return -0.5 * (df + 1.0) * torch.log1p(y**2.0 / df) - z
 
 
+def flat(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Stan's implicit prior: log density 0 everywhere (improper)."""
+    return torch.zeros_like(x)
+
+
+def half_flat(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """0 on the half line ``x >= 0``, ``-inf`` elsewhere (improper)."""
+    return _on_half_line(x, torch.zeros_like(x))
+
+
 LOG_PROB: dict[str, Callable[[Mapping[str, Tensor], Tensor], Tensor]] = {
     "Normal": normal,
     "HalfNormal": half_normal,
@@ -198,5 +208,7 @@ LOG_PROB: dict[str, Callable[[Mapping[str, Tensor], Tensor], Tensor]] = {
     "Exponential": exponential,
     "Gamma": gamma,
     "StudentT": student_t,
+    "Flat": flat,
+    "HalfFlat": half_flat,
 }
 """Closed-form log densities by family name."""

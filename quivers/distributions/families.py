@@ -42,10 +42,10 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions import transforms as T
 
-from quivers.distributions.densities import LOG_PROB
-from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
+from quivers.distributions.densities import LOG_PROB, flat, half_flat
+from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
 
-__all__ = ["ParamSpec", "FamilySpec", "Family", "FAMILIES", "family", "register"]
+__all__ = ["ParamSpec", "FamilySpec", "Family", "FAMILIES", "family", "register", "ImproperFlat"]
 
 _real = constraints.real
 _positive = constraints.positive
@@ -91,6 +91,9 @@ class FamilySpec:
         The log density written out (:mod:`quivers.distributions.densities`),
         used instead of building the torch distribution to score a value;
         None to always build it.
+    improper
+        Whether the density does not integrate to one (Stan's flat priors):
+        it scores values but cannot be drawn from.
     """
 
     name: str
@@ -101,6 +104,7 @@ class FamilySpec:
     alternatives: tuple[tuple[ParamSpec, ...], ...] = ()
     discrete: bool = False
     log_prob: Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor] | None = None
+    improper: bool = False
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -384,6 +388,42 @@ def _make_mvn(p: dict[str, torch.Tensor]) -> Distribution:
     return torch.distributions.MultivariateNormal(**p, validate_args=False)
 
 
+class ImproperFlat(Distribution):
+    """Stan's flat prior: log density 0 on the real line, or with ``half``
+    0 on the half line ``x >= 0`` and ``-inf`` off it. It is improper (its
+    integral is infinite), so :meth:`sample` raises.
+
+    Examples
+    --------
+    >>> d = ImproperFlat(half=True)
+    >>> d.log_prob(torch.tensor([2.0, -1.0]))
+    tensor([0., -inf])
+    >>> d.sample()
+    Traceback (most recent call last):
+    ...
+    quivers.errors.UnsupportedError: a flat prior is improper: there is no distribution to draw from
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, half: bool = False, batch_shape: torch.Size = torch.Size()) -> None:
+        self.half = half
+        super().__init__(torch.Size(batch_shape), validate_args=False)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        return constraints.positive if self.half else constraints.real
+
+    def expand(self, batch_shape, _instance=None) -> ImproperFlat:
+        return ImproperFlat(self.half, torch.Size(batch_shape))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return (half_flat if self.half else flat)({}, value)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        raise UnsupportedError("a flat prior is improper: there is no distribution to draw from")
+
+
 def _bound_support(p: dict[str, torch.Tensor]) -> constraints.Constraint:
     return constraints.interval(p["low"], p["high"])
 
@@ -448,6 +488,8 @@ register(
         ),
     )
 )
+register(FamilySpec("Flat", (), lambda p: ImproperFlat(), lambda p: constraints.real, improper=True))
+register(FamilySpec("HalfFlat", (), lambda p: ImproperFlat(half=True), lambda p: constraints.positive, improper=True))
 register(
     FamilySpec(
         "LKJCholesky",
@@ -491,6 +533,8 @@ Uniform = _constructor("Uniform")
 Laplace = _constructor("Laplace")
 MultivariateNormal = _constructor("MultivariateNormal")
 LKJCholesky = _constructor("LKJCholesky")
+Flat = _constructor("Flat")
+HalfFlat = _constructor("HalfFlat")
 
 
 def biject(constraint: constraints.Constraint) -> T.Transform:

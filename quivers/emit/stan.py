@@ -266,7 +266,9 @@ class _Emitter:
                 raise self.fail(f"the step `{getattr(s, 'name', type(s).__name__)}` ({type(s).__name__}) has no Stan translation", s)
             if isinstance(s, (SampleStep, ObserveStep)) and self.sites[s.name].kind != "index":
                 fam = s.family
-                if fam.name not in STAN_FAMILIES:
+                if fam.spec.improper and depth:
+                    raise self.fail(f"`{s.name}` has the improper family {fam.name} inside a marginalize block", s)
+                if fam.name not in STAN_FAMILIES and not fam.spec.improper:
                     raise self.fail(f"`{s.name}` has the family {fam.name}, which Stan emission does not translate", s,
                                     hint=f"families it translates: {', '.join(STAN_FAMILIES)}")
                 if isinstance(s, SampleStep) and s.name not in self.given and fam.discrete:
@@ -543,8 +545,8 @@ class _Emitter:
 
     def _top(self, s: Step) -> list[str]:
         if isinstance(s, (SampleStep, ObserveStep)):
-            if self.sites[s.name].kind == "index":
-                return []
+            if self.sites[s.name].kind == "index" or s.family.spec.improper:
+                return []  # Stan's implicit flat prior: the declaration's bounds say it all
             return self._sampling(s)
         if isinstance(s, FactorStep):
             return self._factor(s)

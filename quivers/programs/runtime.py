@@ -36,7 +36,7 @@ import torch
 
 from quivers.categories import FinFunction, FinSet
 from quivers.distributions import Family
-from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeError, UnknownNameError
+from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeError, UnknownNameError, UnsupportedError
 from quivers.distributions import densities
 from quivers.programs.expr import INDEX, REF, Evaluator
 from quivers.programs import fused
@@ -347,6 +347,12 @@ class Run:
     # ------------------------------------------------------------ draws
 
     def _draw(self, site: Site, params: dict[str, Value]) -> Value:
+        if site.family.spec.improper:
+            raise UnsupportedError(
+                f"cannot draw `{site.name}`: its prior {site.family.name}() is improper, so there is "
+                "no distribution to draw it from",
+                hint=f"give `{site.name}` a value (in latents, e.g. posterior draws), or a proper prior",
+            )
         dist, plate, _ = place(site, params, None)
         sizes = dict(zip(site.dims, site.shape))
         full = self.batch_shape + torch.Size(sizes[d] for d in plate)

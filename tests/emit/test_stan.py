@@ -327,3 +327,33 @@ def test_a_markov_chain_block_is_refused_not_emitted_as_a_mixture():
     ])
     with pytest.raises(UnsupportedError, match=r"the step `z` \(MarkovStep\) has no Stan translation"):
         to_stan(prog)
+
+
+FLAT = """
+object N : FinSet 5
+object K : FinSet 3
+program flat : N -> N
+    sample alpha <- Flat()
+    sample beta : K <- Flat()
+    sample sigma <- HalfFlat()
+    observe y : N <- Normal(alpha + sum(beta), sigma)
+"""
+
+
+def test_flat_priors_are_stans_implicit_prior():
+    code = blocks(to_stan(loads(FLAT).morphism))
+    assert code["parameters"] == ["real alpha;", "vector[K] beta;", "real<lower=0> sigma;"]
+    assert code["model"] == ["y ~ normal(alpha + sum(beta), sigma);"]
+
+
+def test_a_flat_prior_inside_a_block_is_refused():
+    source = """
+object N : FinSet 5
+object K : FinSet 2
+program p : N -> N
+    sample w : K <- HalfNormal(1.0)
+    marginalize z : K <- Categorical(w)
+        observe y : N <- HalfFlat()
+"""
+    with pytest.raises(UnsupportedError, match="`y` has the improper family HalfFlat inside a marginalize block"):
+        to_stan(loads(source).morphism)
