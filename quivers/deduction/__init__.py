@@ -1,0 +1,48 @@
+"""Weighted deduction and parsing in any semiring.
+
+- :mod:`~quivers.deduction.cky`: the tensorized inside pass of a grammar in
+  Chomsky normal form (:func:`inside`), batched over sentences;
+- :mod:`~quivers.deduction.parses`: :class:`Tree`, :func:`tree_weight`,
+  Viterbi parses with back-pointers (:func:`viterbi`) and posterior draws
+  (:func:`sample`);
+- :mod:`~quivers.deduction.outside`: outside weights, span posteriors and
+  expected rule counts by differentiating the inside pass;
+- :mod:`~quivers.deduction.agenda`: an agenda-based forward chainer for
+  general weighted rules over terms with variables (:func:`deduce`);
+- :mod:`~quivers.deduction.parsing`: category rules lifted to spans and a
+  lexicon of words: parsing by the agenda engine (:func:`parse`).
+
+This layer imports only from :mod:`quivers.categories` and below.
+"""
+
+from quivers.deduction.agenda import Derivations, Hyperedge, Rule, Var, deduce, depth, show
+from quivers.deduction.cky import Chart, inside, root_weights
+from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
+from quivers.deduction.parsing import Parse, lexical_axioms, parse, span_rules
+from quivers.deduction.parses import Parses, Tree, sample, tree_weight, viterbi
+
+__all__ = [
+    "Derivations",
+    "Hyperedge",
+    "Rule",
+    "Var",
+    "deduce",
+    "depth",
+    "show",
+    "Parse",
+    "lexical_axioms",
+    "parse",
+    "span_rules",
+    "Chart",
+    "inside",
+    "root_weights",
+    "Counts",
+    "expected_counts",
+    "outside",
+    "span_posteriors",
+    "Parses",
+    "Tree",
+    "sample",
+    "tree_weight",
+    "viterbi",
+]

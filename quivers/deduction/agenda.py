@@ -1,0 +1,464 @@
+"""Weighted deduction by forward chaining: rules ``premises |- conclusion``
+over terms with variables, in any semiring.
+
+A term is an atom (a ``str`` or an ``int``), a :class:`Var`, or a compound
+``(functor, arg, ...)``, a tuple whose first entry is a ``str``. A
+:class:`Rule` derives its conclusion from ground instances of its premises;
+a variable of the conclusion that no premise binds ranges over ``atoms``.
+Axioms are ground terms with weights.
+
+:func:`deduce` runs in two passes. The first chains forward from the axioms
+with an agenda: each item taken off it is matched against every premise of
+every rule, joined with the items already derived, and the conclusions not
+seen before go on the agenda. It records every instantiated rule (a
+hyperedge) and drops conclusions deeper than ``max_depth``. The second
+computes the weight of every item in the semiring: the sum, over its
+hyperedges, of the rule weight times the premises' weights (plus its axiom
+weight), in topological order. Cyclic derivations are summed exactly only in
+idempotent semirings, by relaxing to a fixed point.
+
+Laws
+----
+- The weight of an item is the semiring sum, over its derivations (trees of
+  hyperedges ending in axioms), of the product of their weights.
+- On the rules of a grammar in Chomsky normal form over spans, the weights
+  agree with the tensorized inside pass (:func:`quivers.deduction.inside`).
+
+Examples
+--------
+>>> import torch
+>>> from quivers.categories import PROB
+>>> X = Var("X"); Y = Var("Y"); Z = Var("Z")
+>>> rules = [Rule("step", (("edge", X, Y),), ("path", X, Y)),
+...          Rule("join", (("path", X, Y), ("edge", Y, Z)), ("path", X, Z))]
+>>> axioms = {("edge", "a", "b"): torch.tensor(0.5), ("edge", "b", "c"): torch.tensor(0.5)}
+>>> deduce(rules, axioms, PROB)[("path", "a", "c")]
+tensor(0.2500)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import product
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from quivers.categories.semiring import Semiring
+from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
+
+__all__ = ["Var", "Term", "Rule", "Hyperedge", "Derivations", "deduce", "show", "depth"]
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    """A variable of a rule.
+
+    Examples
+    --------
+    >>> Var("X")
+    Var(name='X')
+    """
+
+    name: str
+
+
+Term = Union[str, int, Var, tuple]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``premises |- conclusion``, named; its weight is given to :func:`deduce`.
+
+    Examples
+    --------
+    >>> print(Rule("fwd", (("/", Var("X"), Var("Y")), Var("Y")), Var("X")))
+    fwd : X/Y, Y |- X
+    """
+
+    name: str
+    premises: tuple[Term, ...]
+    conclusion: Term
+
+    def variables(self) -> set[Var]:
+        """Every variable of the rule."""
+        out: set[Var] = set()
+        for term in (*self.premises, self.conclusion):
+            out |= _variables(term)
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.name} : {', '.join(map(show, self.premises))} |- {show(self.conclusion)}"
+
+
+@dataclass(frozen=True)
+class Hyperedge:
+    """One instance of a rule: ground premises and conclusion."""
+
+    rule: str
+    premises: tuple[Term, ...]
+    conclusion: Term
+
+
+def show(term: Term) -> str:
+    """Write a term: slashes infix (``X/Y``, ``Y\\X``), compounds as calls.
+
+    Examples
+    --------
+    >>> show(("/", ("\\\\", "NP", "S"), "NP"))
+    '(NP\\\\S)/NP'
+    >>> show(("span", 0, 2, "S"))
+    'span(0, 2, S)'
+    """
+    if isinstance(term, Var):
+        return term.name
+    if isinstance(term, tuple):
+        functor, *args = term
+        if functor in ("/", "\\") and len(args) == 2:
+            return f"{_operand(args[0])}{functor}{_operand(args[1])}"
+        return f"{functor}({', '.join(map(show, args))})"
+    return str(term)
+
+
+def _operand(term: Term) -> str:
+    text = show(term)
+    return f"({text})" if isinstance(term, tuple) and term[0] in ("/", "\\") else text
+
+
+def depth(term: Term) -> int:
+    """Nesting depth: atoms and variables 0, a compound one more than its
+    deepest argument.
+
+    Examples
+    --------
+    >>> depth(("/", ("/", "S", "NP"), "NP"))
+    2
+    """
+    if isinstance(term, tuple):
+        return 1 + max((depth(a) for a in term[1:]), default=0)
+    return 0
+
+
+def _variables(term: Term) -> set[Var]:
+    if isinstance(term, Var):
+        return {term}
+    if isinstance(term, tuple):
+        out: set[Var] = set()
+        for a in term[1:]:
+            out |= _variables(a)
+        return out
+    return set()
+
+
+def _check_term(term: object, what: str) -> None:
+    if isinstance(term, Var) or (isinstance(term, (str, int)) and not isinstance(term, bool)):
+        return
+    if isinstance(term, tuple) and term and isinstance(term[0], str):
+        for a in term[1:]:
+            _check_term(a, what)
+        return
+    raise QuiversTypeError(
+        f"{what} `{term!r}` is not a term: use an atom (str or int), a Var, "
+        "or a tuple (functor, arg, ...) with a str functor"
+    )
+
+
+def _ground(term: Term) -> bool:
+    return not _variables(term)
+
+
+def match(pattern: Term, term: Term, binding: dict[Var, Term]) -> dict[Var, Term] | None:
+    """Extend ``binding`` so that ``pattern`` instantiates to the ground
+    ``term``, or return ``None``.
+
+    Examples
+    --------
+    >>> match(("/", Var("X"), Var("Y")), ("/", "S", "NP"), {})
+    {Var(name='X'): 'S', Var(name='Y'): 'NP'}
+    """
+    if isinstance(pattern, Var):
+        if pattern in binding:
+            return binding if binding[pattern] == term else None
+        return {**binding, pattern: term}
+    if isinstance(pattern, tuple):
+        if not isinstance(term, tuple) or len(term) != len(pattern) or term[0] != pattern[0]:
+            return None
+        for p, t in zip(pattern[1:], term[1:]):
+            binding = match(p, t, binding)
+            if binding is None:
+                return None
+        return binding
+    return binding if type(pattern) is type(term) and pattern == term else None
+
+
+def substitute(term: Term, binding: Mapping[Var, Term]) -> Term:
+    """Replace the bound variables of ``term``."""
+    if isinstance(term, Var):
+        return binding.get(term, term)
+    if isinstance(term, tuple):
+        return (term[0], *(substitute(a, binding) for a in term[1:]))
+    return term
+
+
+class _Index:
+    """The derived items, found by functor, arity and any atomic argument."""
+
+    def __init__(self) -> None:
+        self.every: list[Term] = []
+        self.by_key: dict[tuple, list[Term]] = defaultdict(list)
+
+    def add(self, item: Term) -> None:
+        self.every.append(item)
+        head = _head(item)
+        self.by_key[head].append(item)
+        if isinstance(item, tuple):
+            for i, a in enumerate(item[1:]):
+                if not isinstance(a, tuple):
+                    self.by_key[(*head, i, a)].append(item)
+
+    def candidates(self, pattern: Term) -> list[Term]:
+        if isinstance(pattern, Var):
+            return self.every
+        head = _head(pattern)
+        if isinstance(pattern, tuple):
+            for i, a in enumerate(pattern[1:]):
+                if not isinstance(a, (tuple, Var)):
+                    return self.by_key.get((*head, i, a), [])
+        return self.by_key.get(head, [])
+
+
+def _head(term: Term) -> tuple:
+    if isinstance(term, tuple):
+        return ("c", term[0], len(term))
+    return ("a", term)
+
+
+class Derivations:
+    """The result of :func:`deduce`: every derived item, its hyperedges and
+    its weight.
+
+    ``d[item]`` is the weight of a ground item (``zero`` if it was not
+    derived); ``item in d`` says whether it was; ``d.items`` lists them in
+    the order they were derived; ``d.edges[item]`` its hyperedges.
+    """
+
+    def __init__(self, items, edges, weights, semiring: Semiring, like: Tensor) -> None:
+        self.items: list[Term] = items
+        self.edges: dict[Term, list[Hyperedge]] = edges
+        self.weights: dict[Term, Tensor] = weights
+        self.semiring = semiring
+        self._like = like
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.weights
+
+    def __getitem__(self, item: Term) -> Tensor:
+        if item in self.weights:
+            return self.weights[item]
+        return self._like.new_tensor(self.semiring.zero)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def deduce(
+    rules: Sequence[Rule],
+    axioms: Mapping[Term, Tensor],
+    semiring: Semiring,
+    *,
+    weights: Mapping[str, Tensor] | None = None,
+    atoms: Iterable[Term] = (),
+    max_depth: int | None = None,
+    max_items: int = 100_000,
+) -> Derivations:
+    """Derive every item from ``axioms`` by ``rules`` and weigh it in ``semiring``.
+
+    Parameters
+    ----------
+    rules
+        The rules; a rule's weight is ``weights[rule.name]`` (``one`` when
+        absent).
+    axioms
+        Ground items and their weights.
+    atoms
+        What a conclusion's variables range over when no premise binds them.
+    max_depth
+        Conclusions deeper than this (see :func:`depth`) are not derived.
+    max_items
+        A bound on the number of items, against rules that derive forever.
+
+    Examples
+    --------
+    >>> from quivers.categories import MAX_PLUS
+    >>> X = Var("X")
+    >>> rules = [Rule("succ", (("n", X),), ("n", ("s", X)))]
+    >>> d = deduce(rules, {("n", "0"): torch.tensor(0.0)}, MAX_PLUS,
+    ...            weights={"succ": torch.tensor(-1.0)}, max_depth=3)
+    >>> d[("n", ("s", ("s", "0")))], len(d)
+    (tensor(-2.), 3)
+    """
+    weights = dict(weights or {})
+    names = {rule.name for rule in rules}
+    for name in weights:
+        if name not in names:
+            raise UnknownNameError(f"a weight is given for the unknown rule `{name}`", name=name,
+                                   candidates=sorted(names))
+    for rule in rules:
+        for term in (*rule.premises, rule.conclusion):
+            _check_term(term, f"in rule `{rule.name}`, the term")
+    for item in axioms:
+        _check_term(item, "the axiom")
+        if not _ground(item):
+            raise QuiversTypeError(f"the axiom `{show(item)}` has variables; axioms must be ground")
+    atoms = list(atoms)
+    items, edges = _chain(rules, list(axioms), atoms, max_depth, max_items)
+    like = next(iter(axioms.values())) if axioms else torch.zeros(())
+    values = _weigh(items, edges, axioms, weights, semiring, like)
+    return Derivations(items, edges, values, semiring, like)
+
+
+def _chain(rules, axioms, atoms, max_depth, max_items):
+    index = _Index()
+    seen: set[Term] = set()
+    order: list[Term] = []
+    edges: dict[Term, list[Hyperedge]] = defaultdict(list)
+    found: set[Hyperedge] = set()
+    agenda: deque[Term] = deque(axioms)
+    free = {rule.name: sorted(_variables(rule.conclusion) - set().union(*map(_variables, rule.premises)),
+                              key=lambda v: v.name) for rule in rules}
+    for rule in rules:
+        if free[rule.name] and not atoms:
+            raise InvalidValueError(
+                f"the conclusion of rule `{rule.name}` has variables no premise binds "
+                f"({', '.join(v.name for v in free[rule.name])}) and no atoms are declared for them"
+            )
+
+    def conclude(rule: Rule, binding: dict[Var, Term], premises: tuple[Term, ...]) -> None:
+        for values in product(atoms, repeat=len(free[rule.name])):
+            full = {**binding, **dict(zip(free[rule.name], values))}
+            conclusion = substitute(rule.conclusion, full)
+            if max_depth is not None and depth(conclusion) > max_depth:
+                continue
+            edge = Hyperedge(rule.name, premises, conclusion)
+            if edge in found:
+                continue
+            found.add(edge)
+            edges[conclusion].append(edge)
+            if conclusion not in seen:
+                agenda.append(conclusion)
+
+    for rule in rules:  # rules without premises fire once
+        if not rule.premises:
+            conclude(rule, {}, ())
+    while agenda:
+        item = agenda.popleft()
+        if item in seen:
+            continue
+        seen.add(item)
+        order.append(item)
+        if len(order) > max_items:
+            raise InvalidValueError(
+                f"deduction derived more than {max_items} items; bound it with `max_depth`",
+                hint="or raise `max_items`",
+            )
+        index.add(item)
+        for rule in rules:
+            for position, pattern in enumerate(rule.premises):
+                binding = match(pattern, item, {})
+                if binding is None:
+                    continue
+                for full, premises in _join(rule.premises, position, item, binding, index):
+                    conclude(rule, full, premises)
+    return order, dict(edges)
+
+
+def _join(premises, position, item, binding, index):
+    """Every way to match the other premises with derived items."""
+    chosen: list[Term] = [None] * len(premises)  # type: ignore[list-item]
+    chosen[position] = item
+    rest = [i for i in range(len(premises)) if i != position]
+
+    def go(k: int, binding: dict[Var, Term]):
+        if k == len(rest):
+            yield binding, tuple(chosen)
+            return
+        i = rest[k]
+        pattern = substitute(premises[i], binding)
+        for candidate in index.candidates(pattern):
+            extended = match(pattern, candidate, binding)
+            if extended is not None:
+                chosen[i] = candidate
+                yield from go(k + 1, extended)
+
+    yield from go(0, binding)
+
+
+def _weigh(items, edges, axioms, weights, semiring: Semiring, like: Tensor) -> dict[Term, Tensor]:
+    zero = like.new_tensor(semiring.zero)
+    one = like.new_tensor(semiring.one)
+    order = _topological(items, edges)
+    values: dict[Term, Tensor] = {}
+
+    def relax(item: Term) -> Tensor:
+        total = axioms[item] if item in axioms else zero
+        for edge in edges.get(item, ()):
+            term = weights.get(edge.rule, one)
+            for premise in edge.premises:
+                term = semiring.mul(term, values.get(premise, zero))
+            total = semiring.add(total, term)
+        return total
+
+    if order is not None:
+        for item in order:
+            values[item] = relax(item)
+        return values
+    if not semiring.idempotent:
+        raise UnsupportedError(
+            f"the derivations are cyclic, and `{semiring}` sums over infinitely many of them",
+            hint="use an idempotent semiring (BOOL, MAX_PLUS, ...) or rules without cycles",
+        )
+    for _ in range(len(items) + 1):
+        changed = False
+        for item in items:
+            new = relax(item)
+            if item not in values or not bool(torch.equal(new, values[item])):
+                changed = True
+            values[item] = new
+        if not changed:
+            return values
+    raise InvalidValueError(
+        f"the weights of cyclic derivations in `{semiring}` do not converge (a cycle improves "
+        "every time round)"
+    )
+
+
+def _topological(items, edges) -> list[Term] | None:
+    """Items with premises before conclusions, or ``None`` on a cycle."""
+    state: dict[Term, int] = {}
+    order: list[Term] = []
+    for start in items:
+        if start in state:
+            continue
+        stack = [(start, iter(_premises(edges, start)))]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if state.get(child) == 1:
+                    return None
+                if child not in state:
+                    state[child] = 1
+                    stack.append((child, iter(_premises(edges, child))))
+                    break
+            else:
+                stack.pop()
+                state[node] = 2
+                order.append(node)
+    return order
+
+
+def _premises(edges, item) -> list[Term]:
+    return [p for edge in edges.get(item, ()) for p in edge.premises]

@@ -1,0 +1,99 @@
+"""The agenda engine: agreement with the tensorized inside pass on random
+grammars in every semiring, cyclic rules, depth bounds and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+
+from quivers.categories import BOOL, LOG, MAX_PLUS, PROB
+from quivers.deduction import Rule, Var, deduce, inside, parse
+from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
+from tests.categories.strategies import assert_tensors_equal
+from tests.deduction.strategies import grammars
+
+
+def cnf_as_rules(g):
+    n_cat = g.binary.shape[0]
+    rules, weights = [], {}
+    for a in range(n_cat):
+        for b in range(n_cat):
+            for c in range(n_cat):
+                name = f"r{a}{b}{c}"
+                rules.append(Rule(name, (b, c), a))
+                weights[name] = g.binary[a, b, c]
+    lexicon = {w: [(a, g.lexical[a, w]) for a in range(n_cat)] for w in range(g.lexical.shape[1])}
+    start = {a: g.root[a] for a in range(n_cat)}
+    return rules, weights, lexicon, start
+
+
+@given(grammars(max_sentences=1))
+def test_the_agenda_engine_agrees_with_the_tensorized_inside_pass(g):
+    semiring = g.case.semiring
+    rules, weights, lexicon, start = cnf_as_rules(g)
+    (sentence,) = g.sentences
+    agenda = parse(rules, lexicon, list(sentence), semiring, start=start, weights=weights)
+    chart = inside(g.binary, g.lexical, torch.tensor([sentence]), root=g.root, semiring=semiring)
+    assert_tensors_equal(g.case, agenda.total, chart.total[0])
+    n = len(sentence)
+    for s in range(n):
+        for w in range(1, n - s + 1):
+            for a in range(g.binary.shape[0]):
+                assert_tensors_equal(g.case, agenda.derivations[("span", s, s + w, a)],
+                                     chart.cells[0, s, w - 1, a])
+
+
+X, Y, Z = Var("X"), Var("Y"), Var("Z")
+PATHS = [
+    Rule("step", (("edge", X, Y),), ("path", X, Y)),
+    Rule("join", (("path", X, Y), ("edge", Y, Z)), ("path", X, Z)),
+]
+
+
+def test_cycles_are_solved_in_idempotent_semirings_and_refused_in_others():
+    edges = {("edge", "a", "b"): torch.tensor(-1.0), ("edge", "b", "a"): torch.tensor(-2.0),
+             ("edge", "b", "c"): torch.tensor(-4.0)}
+    best = deduce(PATHS, edges, MAX_PLUS)
+    assert best[("path", "a", "c")] == -5.0
+    assert best[("path", "a", "a")] == -3.0
+    reach = deduce(PATHS, {k: torch.tensor(True) for k in edges}, BOOL)
+    assert bool(reach[("path", "c", "a")]) is False and bool(reach[("path", "b", "b")])
+    with pytest.raises(UnsupportedError, match="cyclic"):
+        deduce(PATHS, {k: v.exp() for k, v in edges.items()}, PROB)
+    with pytest.raises(InvalidValueError, match="converge"):
+        deduce(PATHS, {k: -v for k, v in edges.items()}, MAX_PLUS)
+
+
+def test_free_conclusion_variables_range_over_atoms_and_depth_bounds_terms():
+    rules = [Rule("intro", (), ("/", X, X)), Rule("nest", (("/", X, Y),), ("/", ("/", X, Y), Y))]
+    d = deduce(rules, {}, BOOL, atoms=["S", "NP"], max_depth=2)
+    assert ("/", "S", "S") in d and ("/", "NP", "NP") in d
+    assert ("/", ("/", "S", "S"), "S") in d
+    assert ("/", ("/", ("/", "S", "S"), "S"), "S") not in d
+    with pytest.raises(InvalidValueError, match="no atoms"):
+        deduce(rules, {}, BOOL)
+
+
+def test_agenda_weights_carry_gradients():
+    w = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    rules = [Rule("s", ("NP", "VP"), "S")]
+    lexicon = {"they": [("NP", torch.tensor(0.0, dtype=torch.float64))],
+               "run": [("VP", w)]}
+    total = parse(rules, lexicon, ["they", "run"], LOG, start="S",
+                  weights={"s": torch.tensor(-1.0, dtype=torch.float64)}).total
+    (grad,) = torch.autograd.grad(total, [w])
+    assert float(total.detach()) == pytest.approx(-0.7) and float(grad) == 1.0
+
+
+def test_bad_rules_axioms_and_words_raise_quivers_errors():
+    with pytest.raises(UnknownNameError, match="`stpe`"):
+        deduce(PATHS, {}, BOOL, weights={"stpe": torch.tensor(True)})
+    with pytest.raises(QuiversTypeError, match="not a term"):
+        deduce([Rule("bad", ([1, 2],), "x")], {}, BOOL)
+    with pytest.raises(QuiversTypeError, match="ground"):
+        deduce(PATHS, {("edge", X, "a"): torch.tensor(True)}, BOOL)
+    with pytest.raises(UnknownNameError, match="`dgo`.*`dog`"):
+        parse([], {"dog": [("N", torch.tensor(True))]}, ["dgo"], BOOL, start="N")
+    with pytest.raises(InvalidValueError, match="max_depth"):
+        deduce([Rule("grow", (X,), ("f", X))], {"a": torch.tensor(True)}, BOOL, max_items=50)
