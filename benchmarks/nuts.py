@@ -24,7 +24,7 @@ from benchmarks.timing import Options, pyro_or_none, threads
 
 __all__ = ["run", "eight_schools_data", "quivers_nuts", "pyro_nuts"]
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "posteriordb" / "eight_schools.data.json.zip"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "posteriordb" / "eight_schools.data.json.zip"
 
 
 def eight_schools_data() -> dict:

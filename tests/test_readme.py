@@ -31,3 +31,13 @@ def test_main_job_loads_the_seed_program_from_qvr():
     script = (ROOT / "examples" / "fit_gmm.py").read_text()
     assert re.search(r'load\(HERE / "gmm\.qvr"\)', script)
     assert (ROOT / "examples" / "gmm.qvr").exists()
+
+
+def test_ci_collects_a_fresh_clone_before_the_readme_command():
+    """A clone with nothing beside it collects: .ci/run proves it first, and
+    a failure there fails CI (``set -euo pipefail``)."""
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "set -euo pipefail" in lines
+    clone = next(i for i, line in enumerate(lines) if line.startswith("git clone -q . "))
+    collect = next(i for i, line in enumerate(lines) if "pytest --collect-only" in line)
+    assert clone < collect < lines.index(readme_commands()[1])

@@ -61,7 +61,7 @@ class Kernel(Morphism):
     >>> Kernel(A, A, torch.tensor([[0.9, 0.2], [0.2, 0.8]]))
     Traceback (most recent call last):
     ...
-    quivers.errors.InvalidValueError: row (0,) of kernel `A -> A` sums to 1.100000023841858, not 1
+    quivers.errors.InvalidValueError: row (0,) of kernel `A -> A` sums to 1.1, not 1
     """
 
     logits: Tensor | None
@@ -76,7 +76,7 @@ class Kernel(Morphism):
             where = tuple(int(i) for i in off.nonzero()[0])
             verb = "sums" if semiring == PROB else "log-sum-exps"
             raise InvalidValueError(
-                f"row {where} of kernel `{dom} -> {cod}` {verb} to {totals[where].item()!r}, "
+                f"row {where} of kernel `{dom} -> {cod}` {verb} to {totals[where].item():.6g}, "
                 f"not {target:g}"
                 + (f"; `{cod}` is empty, so no kernel into it exists" if cod.size == 0 else "")
             )

@@ -1,4 +1,4 @@
-"""posteriordb reference posteriors (../shared/posteriordb) and the README's
+"""posteriordb reference posteriors (tests/data/posteriordb/) and the README's
 criteria for a fit to count as recovering one."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 
-POSTERIORDB = Path(__file__).resolve().parents[2].parent / "shared" / "posteriordb"
+POSTERIORDB = Path(__file__).resolve().parents[1] / "data" / "posteriordb"
 
 
 def load(name: str) -> dict:

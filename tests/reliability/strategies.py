@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from quivers.dsl import dumps
 from tests.dsl.strategies import modules, qvr_fragments, scoped_modules
-from tests.spec.test_seed_chapter import qvr_programs
+from tests.spec import seed
 
 HANDWRITTEN = [
     """\
@@ -60,7 +60,7 @@ program nested : Item -> Item
     "",
 ]
 
-SEEDS = [qvr_programs()[0], qvr_programs()[2], *HANDWRITTEN]
+SEEDS = [seed.GMM, seed.GROUPED, *HANDWRITTEN]
 """Valid sources that compile: the seed's two programs and the handwritten ones."""
 
 valid_sources = st.one_of(

@@ -25,11 +25,11 @@ from quivers.inference import (
 from quivers.programs import Program, marginalize, observe, sample, var
 
 from tests.programs.models import gmm
-from tests.spec.test_seed_chapter import qvr_programs
+from tests.spec import seed
 
 N = 30
-SOURCE = qvr_programs()[0].replace("FinSet 500", f"FinSet {N}")
-GROUPED = qvr_programs()[2].replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 4")
+SOURCE = seed.GMM.replace("FinSet 500", f"FinSet {N}")
+GROUPED = seed.GROUPED.replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 4")
 
 
 def data() -> dict[str, torch.Tensor]:

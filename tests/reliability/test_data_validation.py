@@ -37,7 +37,7 @@ from quivers.inference.program_adaptor import ProgramAdaptor
 from quivers.programs import Program
 
 from tests.programs.models import gmm, grouped
-from tests.spec.test_seed_chapter import qvr_programs
+from tests.spec import seed
 
 N = 6
 Y = torch.tensor([-2.1, 1.9, -1.8, 2.2, 0.1, -2.0])
@@ -74,7 +74,7 @@ def model(kind: str) -> Program:
         return grouped(N, declared=True)
     if kind == "counts":
         return loads(COUNTS_SRC).morphism
-    return loads(qvr_programs()[2].replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 3")).morphism
+    return loads(seed.GROUPED.replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 3")).morphism
 
 
 def observed(kind: str) -> set[str]:
@@ -229,8 +229,8 @@ BAD = {
 # ---------------------------------------------------------------- the command line
 
 CLI_SOURCES = {
-    "gmm": qvr_programs()[0].replace("FinSet 500", f"FinSet {N}"),
-    "seed_grouped": qvr_programs()[2].replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 3"),
+    "gmm": seed.GMM.replace("FinSet 500", f"FinSet {N}"),
+    "seed_grouped": seed.GROUPED.replace("FinSet 1000", f"FinSet {N}").replace("FinSet 20", "FinSet 3"),
 }
 CLI_SOURCES["grouped"] = CLI_SOURCES["seed_grouped"].replace("sample group : Item <- HalfNormal(1.0)", "index group : Item -> G")
 CLI_SOURCES["counts"] = COUNTS_SRC

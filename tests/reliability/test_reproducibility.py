@@ -30,7 +30,7 @@ import torch
 from quivers.dsl import loads
 from quivers.inference import ELBO, MCMC, NUTS, SVI, AutoMultivariateNormal, AutoNormalGuide, fit, infer_discrete
 
-from tests.spec.test_seed_chapter import qvr_programs
+from tests.spec import seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ def data(n: int = 40) -> torch.Tensor:
 
 
 def gmm(n: int = 40):
-    return loads(qvr_programs()[0].replace("FinSet 500", f"FinSet {n}")).morphism
+    return loads(seed.GMM.replace("FinSet 500", f"FinSet {n}")).morphism
 
 
 def svi_run(seed: int, guide_cls=AutoNormalGuide, steps: int = 25):
@@ -160,7 +160,7 @@ def test_qvr_fit_with_a_seed_writes_the_same_draws(tmp_path, method):
     import arviz as az
 
     model, data_file = tmp_path / "gmm.qvr", tmp_path / "data.json"
-    model.write_text(qvr_programs()[0].replace("FinSet 500", "FinSet 40"))
+    model.write_text(seed.GMM.replace("FinSet 500", "FinSet 40"))
     data_file.write_text(json.dumps({"y": data().tolist()}))
     runs = ["--steps", "30", "--samples", "20"] if method == "svi" else ["--warmup", "10", "--samples", "10", "--chains", "2"]
 
@@ -181,7 +181,7 @@ def test_qvr_fit_with_a_seed_writes_the_same_draws(tmp_path, method):
 
 def test_qvr_sample_with_a_seed_writes_the_same_draws(tmp_path):
     model = tmp_path / "gmm.qvr"
-    model.write_text(qvr_programs()[0].replace("FinSet 500", "FinSet 40"))
+    model.write_text(seed.GMM.replace("FinSet 500", "FinSet 40"))
 
     def run(seed: int, name: str) -> dict:
         qvr(tmp_path, "sample", str(model), "--num", "5", "--seed", str(seed), "--out", str(tmp_path / name))

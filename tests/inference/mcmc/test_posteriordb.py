@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import zipfile
-from pathlib import Path
-
 import arviz as az
 import numpy as np
 import pytest
 import torch
 
 from quivers.inference.mcmc import MCMC, NUTS
+from tests.inference.reference import load as _read
 
-# The shared material sits beside the repository; a clone elsewhere finds it
-# at its usual place.
-_CANDIDATES = [Path(__file__).resolve().parents[4] / "shared" / "posteriordb",
-               Path("/work/shared/posteriordb")]
-POSTERIORDB = next((p for p in _CANDIDATES if p.exists()), _CANDIDATES[0])
-
-
-def _read(name):
-    with zipfile.ZipFile(POSTERIORDB / name) as z:
-        return json.loads(z.read(z.namelist()[0]))
 
 
 class EightSchools:
