@@ -7,6 +7,8 @@
   (:func:`sample`);
 - :mod:`~quivers.deduction.outside`: outside weights, span posteriors and
   expected rule counts by differentiating the inside pass;
+- :mod:`~quivers.deduction.grammar`: :class:`Grammar`, a weighted grammar
+  (a PCFG when normalized) as a torch module with learnable rule weights;
 - :mod:`~quivers.deduction.agenda`: an agenda-based forward chainer for
   general weighted rules over terms with variables (:func:`deduce`);
 - :mod:`~quivers.deduction.parsing`: category rules lifted to spans and a
@@ -17,6 +19,7 @@ This layer imports only from :mod:`quivers.categories` and below.
 
 from quivers.deduction.agenda import Derivations, Hyperedge, Rule, Var, deduce, depth, show
 from quivers.deduction.cky import Chart, inside, root_weights
+from quivers.deduction.grammar import Grammar, Production
 from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
 from quivers.deduction.parsing import Parse, lexical_axioms, parse, span_rules
 from quivers.deduction.parses import Parses, Tree, sample, tree_weight, viterbi
@@ -36,6 +39,8 @@ __all__ = [
     "Chart",
     "inside",
     "root_weights",
+    "Grammar",
+    "Production",
     "Counts",
     "expected_counts",
     "outside",
