@@ -65,6 +65,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from quivers.categories.monoid import logsumexp
 from quivers.categories.morphism import Morphism
@@ -88,6 +89,9 @@ __all__ = [
 # (..., n, m, k) tensor; stacks are contracted in pieces of at most this
 # many entries so that long chains with many states fit in memory.
 _CHUNK = 1 << 24
+
+FORWARD_BYTES = 1 << 30
+"""The step matrices :func:`forward` holds at once, at most, by default (1 GiB)."""
 
 
 # ---------------------------------------------------------------- scans
@@ -224,7 +228,30 @@ def semiring_product(mats: Tensor, semiring: Semiring = LOG) -> Tensor:
 class _Chain(NamedTuple):
     semiring: Semiring
     start: Tensor  # (..., K): init >> E_0
-    mats: Tensor  # (..., T - 1, K, K): M_1 ... M_{T-1}, identities past the end
+    step_trans: Tensor  # (..., 1 or T - 1, K, K): the kernels of steps 1 ... T-1
+    emit: Tensor  # (..., T, K)
+    batch: tuple[int, ...]
+    live: Tensor | None  # (..., T - 1): steps before each sequence's end
+
+    @property
+    def steps(self) -> int:
+        return self.emit.shape[-2]
+
+    def mats_between(self, a: int, b: int) -> Tensor:
+        """``M_{a+1} ... M_b``, ``(..., b - a, K, K)``: built on demand, so
+        that a long chain need not hold all its step matrices at once."""
+        k = self.emit.shape[-1]
+        trans = self.step_trans if self.step_trans.shape[-3] == 1 else self.step_trans[..., a:b, :, :]
+        mats = self.semiring.mul(trans, self.emit[..., a + 1 : b + 1, None, :]).expand(*self.batch, b - a, k, k)
+        if self.live is None:
+            return mats
+        live = self.live[..., a:b, None, None]
+        return torch.where(live, mats, _identity(self.semiring, k, mats))
+
+    @property
+    def mats(self) -> Tensor:
+        """``M_1 ... M_{T-1}``, identities past each sequence's end."""
+        return self.mats_between(0, self.steps - 1)
 
 
 class ForwardBackward(NamedTuple):
@@ -368,15 +395,13 @@ def _chain(
         step_trans = trans.unsqueeze(-3)
     else:  # its time axis: one kernel per step (the first unused) or one for all
         step_trans = trans[..., 1:, :, :] if trans.shape[-3] == steps else trans
-    mats = semiring.mul(step_trans, emit[..., 1:, None, :])
-    mats = mats.expand(*batch, steps - 1, k, k)
     start = start.expand(*batch, k)
+    live = None
     if lengths is not None:
         n = _lengths(lengths, batch, steps, emit.device)
         start = torch.where((n > 0)[..., None], start, init.expand(*batch, k))
         live = torch.arange(1, steps, device=emit.device) < n[..., None]
-        mats = torch.where(live[..., None, None], mats, _identity(semiring, k, mats))
-    return _Chain(semiring, start, mats)
+    return _Chain(semiring, start, step_trans, emit, tuple(batch), live)
 
 
 def _total(c: _Chain, product: Tensor) -> Tensor:
@@ -387,7 +412,7 @@ def _total(c: _Chain, product: Tensor) -> Tensor:
 def _alphas(c: _Chain) -> Tensor:
     """Forward messages ``start >> M_1 >> ... >> M_t`` for every ``t``: ``(..., T, K)``."""
     first = c.start.unsqueeze(-2)
-    if c.mats.shape[-3] == 0:
+    if c.steps == 1:
         return first
     prefix = semiring_scan(c.mats, c.semiring)
     rest = c.semiring.contract(c.start[..., None, None, :], prefix).squeeze(-2)
@@ -397,7 +422,7 @@ def _alphas(c: _Chain) -> Tensor:
 def _betas(c: _Chain) -> Tensor:
     """Backward messages ``M_{t+1} >> ... >> M_{T-1} >> delete`` for every ``t``: ``(..., T, K)``."""
     one = c.start.new_full((*c.start.shape[:-1], 1, c.start.shape[-1]), c.semiring.one)
-    if c.mats.shape[-3] == 0:
+    if c.steps == 1:
         return one
     suffix = semiring_scan(c.mats, c.semiring, reverse=True)
     return torch.cat([c.semiring.sum(suffix, -1), one], -2)
@@ -422,6 +447,7 @@ def forward(
     lengths: Tensor | Sequence[int] | None = None,
     semiring: Semiring = LOG,
     check: bool = True,
+    max_bytes: int = FORWARD_BYTES,
 ) -> Tensor:
     """The total weight of all paths of a chain, ``(...)``: in ``LOG`` the
     log likelihood of each sequence, in ``MAX_PLUS`` the best path's score.
@@ -441,6 +467,12 @@ def forward(
         Check that ``init`` and the rows of ``trans`` are laws (sum to one)
         and that ``emit`` has no NaN or ``+inf``; ``check=False`` skips it,
         for weights that are not kernels (a linear-chain CRF's potentials).
+    max_bytes
+        The most memory the step matrices ``(..., T - 1, K, K)`` may take at
+        once. Longer chains are folded in blocks of steps that fit, each
+        block's product recomputed in the backward pass (activation
+        checkpointing): the same value and gradient, at about one more
+        forward pass of work, in memory that does not grow with ``T``.
 
     Raises
     ------
@@ -460,7 +492,25 @@ def forward(
     tensor(0.3280)
     """
     c = _chain(init, trans, emit, lengths, semiring, check)
-    return _total(c, semiring_product(c.mats, semiring))
+    k = c.start.shape[-1]
+    size = math.prod(c.batch) * (c.steps - 1) * k * k * c.emit.element_size()
+    if size <= max_bytes:
+        return _total(c, semiring_product(c.mats, semiring))
+    # Too many step matrices to hold at once: a left fold over blocks of
+    # steps, each block's product recomputed in the backward pass instead
+    # of kept, so memory is one block's matrices and a message per block.
+    block = max(1, max_bytes // max(1, size // (c.steps - 1)))
+    alpha = c.start
+    for a in range(0, c.steps - 1, block):
+        b = min(a + block, c.steps - 1)
+        alpha = checkpoint(_advance, c, a, b, alpha, use_reentrant=False)
+    return semiring.sum(alpha, -1)
+
+
+def _advance(c: _Chain, a: int, b: int, alpha: Tensor) -> Tensor:
+    """The message ``alpha >> M_{a+1} >> ... >> M_b``."""
+    product = semiring_product(c.mats_between(a, b), c.semiring)
+    return c.semiring.contract(alpha.unsqueeze(-2), product).squeeze(-2)
 
 
 def forward_backward(
@@ -560,8 +610,7 @@ def ffbs(
     shape = tuple(sample_shape) + tuple(alphas.shape[:-2])
     k = alphas.shape[-1]
     last = (alphas[..., -1, :] + _gumbel((*shape, k), alphas, generator)).argmax(-1)
-    steps = c.mats.shape[-3]
-    noise = _gumbel((*shape, steps, k, k), alphas, generator)
+    noise = _gumbel((*shape, c.steps - 1, k, k), alphas, generator)
     pointers = (alphas[..., :-1, :, None] + c.mats + noise).argmax(-2)
     return _follow(pointers, last)
 

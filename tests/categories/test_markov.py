@@ -181,6 +181,53 @@ def test_forward_is_the_sum_over_all_paths(chain):
     assert got == expected == -INF or math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-9)
 
 
+@given(chains(max_steps=7), st.sampled_from([LOG, MAX_PLUS]), st.integers(1, 4), st.data())
+def test_forward_folded_in_blocks_is_the_sum_over_all_paths(chain, semiring, block, data):
+    """A memory bound small enough to split the chain into blocks of
+    ``block`` steps changes neither the value nor, in LOG, its gradient."""
+    init, trans, emit = chain
+    steps, k = emit.shape
+    lengths = torch.tensor(data.draw(st.lists(st.integers(0, steps), min_size=2, max_size=2)))
+    emits = torch.stack([emit, emit.flip(0)]).requires_grad_()
+    whole = forward(init, trans, emits, lengths, semiring)
+    blocked = forward(init, trans, emits, lengths, semiring, max_bytes=block * k * k * 8)
+    torch.testing.assert_close(blocked, whole, rtol=1e-9, atol=1e-9)
+    paths = brute(init, trans, emit)
+    pick = max if semiring is MAX_PLUS else lse
+    if int(lengths[0]) == steps:
+        expected = pick(list(paths.values()))
+        got = float(blocked[0].detach())
+        assert got == expected == -INF or math.isclose(got, expected, abs_tol=1e-9)
+    if semiring is LOG and bool(torch.isfinite(whole).all()):
+        (g_whole,) = torch.autograd.grad(whole.sum(), emits)
+        (g_blocked,) = torch.autograd.grad(blocked.sum(), emits)
+        torch.testing.assert_close(g_blocked, g_whole, rtol=1e-9, atol=1e-9)
+
+
+def test_forward_of_a_long_chain_fits_its_memory_bound():
+    """Blocks of steps are recomputed in the backward pass instead of kept:
+    the memory autograd saves stays near one block's matrices."""
+    steps, k = 4096, 8
+    g = torch.Generator().manual_seed(0)
+    trans = torch.randn(k, k, generator=g).log_softmax(-1)
+    emit = torch.randn(steps, k, generator=g).requires_grad_()
+    saved = []
+    bound = 64 * k * k * 4  # 64 steps' matrices in float32
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        value = forward(None, trans, emit, max_bytes=bound)
+    assert max(saved) <= bound
+    whole = forward(None, trans, emit)
+    torch.testing.assert_close(value, whole, rtol=1e-5, atol=1e-3)
+    (g1,) = torch.autograd.grad(value, emit)
+    (g2,) = torch.autograd.grad(whole, emit)
+    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-5)
+
+
 @given(chains())
 def test_forward_in_max_plus_is_the_best_path_and_viterbi_finds_one(chain):
     init, trans, emit = chain
