@@ -15,6 +15,7 @@ from quivers.distributions.families import (
     Family,
     FamilySpec,
     Gamma,
+    Geometric,
     HalfCauchy,
     HalfNormal,
     InverseGamma,
@@ -36,7 +37,7 @@ from quivers.distributions.families import (
 __all__ = [
     "FAMILIES", "Family", "FamilySpec", "ParamSpec", "family", "register", "biject",
     "Normal", "HalfNormal", "LogNormal", "Exponential", "Gamma", "InverseGamma", "Beta",
-    "Dirichlet", "Categorical", "Bernoulli", "Binomial", "Poisson", "NegativeBinomial",
+    "Dirichlet", "Categorical", "Bernoulli", "Binomial", "Poisson", "NegativeBinomial", "Geometric",
     "StudentT", "Cauchy", "HalfCauchy", "Uniform", "Laplace", "MultivariateNormal",
     "LKJCholesky", "Flat", "HalfFlat", "ImproperFlat",
 ]

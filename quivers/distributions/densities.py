@@ -1,4 +1,4 @@
-"""Closed-form log densities of the common continuous families.
+"""Closed-form log densities of the common families.
 
 Building a :class:`torch.distributions.Distribution` to score one value
 costs more than the arithmetic for small tensors (argument broadcasting,
@@ -14,12 +14,27 @@ parts of the Normal and Cauchy families folded once, ``c - k x^2`` with
 ``k = 1 / (2 s^2)`` (one ``addcmul`` for a scalar scale), which agrees
 with torch to rounding.
 
+The families whose parameters may sit on the edge of their constraint (a
+probability of 0 or 1, a Poisson rate of 0, a Beta value of 0 or 1) are
+written out for a second reason: torch clamps probabilities to ``[eps, 1 -
+eps]``, so an impossible value scores about ``-36`` instead of ``-inf``,
+and its gradients at the edge are ``0 / 0``. Here an impossible value has
+log density ``-inf`` exactly, and the gradient of every term is finite
+(``0`` on the branch that is ``-inf``), so that a zero-probability branch
+of a ``marginalize`` block (zero-inflation written ``probs * z``) adds
+nothing to the gradient instead of NaN.
+
 Laws
 ----
 - ``LOG_PROB[name](params, x) == FAMILIES[name].build(params).log_prob(x)``
   for parameters inside their constraints and any value (``-inf`` outside
   the support of the half families); to rounding when the scale is
-  fixed (does not require grad).
+  fixed (does not require grad), and for the families with probabilities.
+- A value outside the support of the family at its parameters (a success
+  of ``Bernoulli(0)``, ``Binomial(n, probs=1)`` below ``n``, a ``Uniform``
+  value outside ``[low, high]``, a Beta value outside ``[0, 1]``) has log
+  density ``-inf``; the gradient is finite wherever the parameters are
+  inside their constraints.
 
 Examples
 --------
@@ -28,6 +43,8 @@ Examples
 >>> x = torch.tensor([0.5, -1.0])
 >>> bool((LOG_PROB["Normal"](p, x) == torch.distributions.Normal(**p).log_prob(x)).all())
 True
+>>> LOG_PROB["Bernoulli"]({"probs": torch.tensor(0.0)}, torch.tensor([0.0, 1.0]))
+tensor([0., -inf])
 """
 
 from __future__ import annotations
@@ -36,9 +53,10 @@ import math
 from collections.abc import Callable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["LOG_PROB"]
+__all__ = ["LOG_PROB", "log_or_zero", "xlogy"]
 
 _HALF_LOG_2PI = math.log(math.sqrt(2 * math.pi))
 _LOG_2 = math.log(2)
@@ -198,6 +216,146 @@ def half_flat(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
     return _on_half_line(x, torch.zeros_like(x))
 
 
+# ------------------------------------------------- edges of the supports
+
+
+def log_or_zero(t: Tensor) -> Tensor:
+    """``log t``, ``-inf`` where ``t`` is 0, with gradient 0 there instead
+    of ``1 / 0``: on a branch whose term is ``-inf`` the upstream gradient
+    is 0 (a logsumexp gives it no weight), and ``0 * inf`` would be NaN. A
+    negative ``t`` (outside every constraint) stays NaN, for the caller to
+    name. Without autograd, or without a zero, it is ``torch.log``: the
+    check costs less than the two extra nodes of autograd.
+
+    Examples
+    --------
+    >>> w = torch.tensor([0.0, 2.0], requires_grad=True)
+    >>> log_or_zero(w)[0].item()
+    -inf
+    >>> torch.logsumexp(log_or_zero(w), 0).backward()
+    >>> w.grad
+    tensor([0.0000, 0.5000])
+    """
+    if not t.requires_grad:
+        return torch.log(t)
+    zero = t == 0
+    if not bool(zero.any()):
+        return torch.log(t)
+    return torch.where(zero, -math.inf, torch.log(torch.where(zero, torch.ones_like(t), t)))
+
+
+def xlogy(c: Tensor, p: Tensor) -> Tensor:
+    """``c * log p``, 0 where ``c`` is 0 (whatever ``p``), ``-inf`` (or
+    ``+inf`` for ``c < 0``) where ``p`` is 0 and ``c`` is not, with finite
+    gradients everywhere ``p >= 0``: torch's own ``xlogy`` differentiates
+    to ``c / p = 0 / 0`` at ``p = 0``.
+
+    Examples
+    --------
+    >>> p = torch.tensor([0.0, 0.0, 0.5], requires_grad=True)
+    >>> xlogy(torch.tensor([0.0, 2.0, 1.0]), p)
+    tensor([ 0.0000,    -inf, -0.6931], grad_fn=<WhereBackward0>)
+    >>> xlogy(torch.tensor([0.0, 0.0, 1.0]), p).sum().backward()
+    >>> p.grad
+    tensor([0., 0., 2.])
+    """
+    if not (c.requires_grad or p.requires_grad):
+        return torch.xlogy(c, p)
+    zero = p == 0
+    term = c * torch.log(torch.where(zero, torch.ones_like(p), p))
+    edge = torch.where(c > 0, -math.inf, math.inf)
+    return torch.where(zero, torch.where(c == 0, 0.0, edge), term)
+
+
+def _times(c: Tensor, t: Tensor) -> Tensor:
+    """``c * t`` with ``0 * inf = 0``: a count of zero times the log of an
+    impossible outcome (a logit of ``-inf``) contributes nothing."""
+    return torch.where(c == 0, 0.0, c * t)
+
+
+def _log_probs(p: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """``(log p, log (1 - p))`` of a family given ``probs`` or ``logits``,
+    as coefficients for :func:`xlogy` (then the first two are ``p`` and
+    ``1 - p``) or as log probabilities (``logits``: the last two)."""
+    if "logits" in p:
+        lg = p["logits"]
+        return None, None, F.logsigmoid(lg), F.logsigmoid(-lg)
+    q = p["probs"]
+    return q, 1 - q, None, None
+
+
+def _bernoulli_terms(p: Mapping[str, Tensor], k: Tensor, n: Tensor) -> Tensor:
+    """``k log p + n log(1 - p)`` for the counts ``k`` of successes and
+    ``n`` of failures, exact at ``p`` = 0 and 1."""
+    q, q1, lq, lq1 = _log_probs(p)
+    if q is not None:
+        return xlogy(k, q) + xlogy(n, q1)
+    return _times(k, lq) + _times(n, lq1)
+
+
+def bernoulli(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    return _bernoulli_terms(p, x, 1 - x)
+
+
+def binomial(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    n = p["total_count"]
+    inside = (x >= 0) & (x <= n)
+    rest = n - x
+    choose = torch.lgamma(n + 1) - torch.lgamma(x + 1) - torch.lgamma(rest.clamp(min=0) + 1)
+    return torch.where(inside, choose + _bernoulli_terms(p, x, rest.clamp(min=0)), -math.inf)
+
+
+def geometric(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Failures ``x`` before the first success of probability ``p``:
+    ``x log(1 - p) + log p``."""
+    q, q1, lq, lq1 = _log_probs(p)
+    if q is not None:
+        return xlogy(x, q1) + log_or_zero(q)
+    return _times(x, lq1) + lq
+
+
+def negative_binomial(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """torch's convention: ``r log(1 - p) + x log p`` plus the count of
+    orderings, ``x`` successes of probability ``p`` before ``r`` failures."""
+    r = p["total_count"]
+    norm = torch.lgamma(r + x) - torch.lgamma(x + 1) - torch.lgamma(r)
+    return _bernoulli_terms(p, x, r) + norm
+
+
+def poisson(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    rate = p["rate"]
+    return xlogy(x, rate) - rate - torch.lgamma(x + 1)
+
+
+def beta(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Beta's log density; ``-inf`` outside ``[0, 1]``, and at 0 (or 1)
+    ``-inf``, finite or ``+inf`` as the concentration there is above, at
+    or below 1 (the density's limit)."""
+    a, b = p["concentration1"], p["concentration0"]
+    inside = (x >= 0) & (x <= 1)
+    y = torch.where(inside, x, 0.5)
+    lp = xlogy(a - 1, y) + xlogy(b - 1, 1 - y) + torch.lgamma(a + b) - torch.lgamma(a) - torch.lgamma(b)
+    return torch.where(inside, lp, -math.inf)
+
+
+def dirichlet(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Dirichlet's log density, the Beta's rules at each coordinate: ``-inf``
+    off the simplex's closure (a negative coordinate)."""
+    a = p["concentration"]
+    inside = (x >= 0).all(-1)
+    y = torch.where(x >= 0, x, 1.0)
+    lp = xlogy(a - 1, y).sum(-1) + torch.lgamma(a.sum(-1)) - torch.lgamma(a).sum(-1)
+    return torch.where(inside, lp, -math.inf)
+
+
+def uniform(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """``-log(high - low)`` on the closed interval ``[low, high]`` (as
+    Stan's ``uniform``; torch's excludes ``high``), ``-inf`` outside."""
+    low, high = p["low"], p["high"]
+    inside = (x >= low) & (x <= high)
+    return torch.where(inside, -torch.log(high - low), -math.inf)
+
+
 LOG_PROB: dict[str, Callable[[Mapping[str, Tensor], Tensor], Tensor]] = {
     "Normal": normal,
     "HalfNormal": half_normal,
@@ -210,5 +368,13 @@ LOG_PROB: dict[str, Callable[[Mapping[str, Tensor], Tensor], Tensor]] = {
     "StudentT": student_t,
     "Flat": flat,
     "HalfFlat": half_flat,
+    "Bernoulli": bernoulli,
+    "Binomial": binomial,
+    "Geometric": geometric,
+    "NegativeBinomial": negative_binomial,
+    "Poisson": poisson,
+    "Beta": beta,
+    "Dirichlet": dirichlet,
+    "Uniform": uniform,
 }
 """Closed-form log densities by family name."""

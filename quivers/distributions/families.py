@@ -42,7 +42,7 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions import transforms as T
 
-from quivers.distributions.densities import LOG_PROB, flat, half_flat
+from quivers.distributions.densities import LOG_PROB, flat, half_flat, log_or_zero
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
 
 __all__ = ["ParamSpec", "FamilySpec", "Family", "FAMILIES", "family", "register", "ImproperFlat"]
@@ -361,8 +361,9 @@ def _make_categorical(p: dict[str, torch.Tensor]) -> Distribution:
     if "logits" in p:
         return torch.distributions.Categorical(logits=p["logits"], validate_args=False)
     # From log weights, not probs=: torch clamps probs to [eps, 1 - eps], so a
-    # zero weight would get log probability log(eps) instead of -inf.
-    return torch.distributions.Categorical(logits=torch.log(p["weights"]), validate_args=False)
+    # zero weight would get log probability log(eps) instead of -inf; and
+    # with a gradient of 0 there, not 1 / 0 (see log_or_zero).
+    return torch.distributions.Categorical(logits=log_or_zero(p["weights"]), validate_args=False)
 
 
 def _categorical_support(p: dict[str, torch.Tensor]) -> constraints.Constraint:
@@ -466,6 +467,7 @@ _with_probs(
     (ParamSpec("total_count", constraints.nonnegative_integer),),
     lambda p: constraints.integer_interval(0, int(p["total_count"].max()) if "total_count" in p else 0),
 )
+_with_probs("Geometric", D.Geometric, (), lambda p: constraints.nonnegative_integer)
 _with_probs(
     "NegativeBinomial",
     D.NegativeBinomial,
@@ -526,6 +528,7 @@ Bernoulli = _constructor("Bernoulli")
 Binomial = _constructor("Binomial")
 Poisson = _constructor("Poisson")
 NegativeBinomial = _constructor("NegativeBinomial")
+Geometric = _constructor("Geometric")
 StudentT = _constructor("StudentT")
 Cauchy = _constructor("Cauchy")
 HalfCauchy = _constructor("HalfCauchy")

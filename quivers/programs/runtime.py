@@ -219,7 +219,7 @@ class Run:
         if key == "logits":
             lw = torch.log_softmax(t, axis)
         else:
-            lw = _log_weight(t) - torch.log(t.sum(axis, keepdim=True))
+            lw = densities.log_or_zero(t) - torch.log(t.sum(axis, keepdim=True))
         return Value(lw, v.dims)
 
     def _accumulate(self, s: MarginalizeStep) -> tuple[Value, set]:
@@ -444,20 +444,6 @@ class Run:
                         )
 
 
-def _log_weight(t: torch.Tensor) -> torch.Tensor:
-    """``log t`` for mixture weights. A weight that underflowed to exactly 0
-    (``exp`` or ``softmax`` of a very negative number) has log ``-inf``; its
-    gradient there is taken as 0 rather than ``1 / 0``, which times the zero
-    gradient a ``-inf`` term receives from the logsumexp would be NaN. The
-    true gradient, a multiple of the weight, is 0 to working precision."""
-    if not t.requires_grad:
-        return torch.log(t)
-    zero = t == 0
-    if not bool(zero.any()):  # the usual case: two operations and one node of autograd, not five and three
-        return torch.log(t)
-    return torch.where(zero, -torch.inf, torch.log(torch.where(zero, torch.ones_like(t), t)))
-
-
 def _check_weights(s: MarginalizeStep, params: Mapping[str, Value]) -> None:
     """Name the row of a marginalize step's weights that has no finite log
     normalizer: a negative weight, or weights that sum to zero."""
@@ -630,22 +616,27 @@ def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Valu
     """The log density of ``value`` at ``site``, on the site's plate axes
     and any enumerated axes its parameters carry.
 
-    For families whose support depends on their parameters (Categorical,
-    Binomial, Uniform) the value must lie in the support of at least one
-    enumerated component; otherwise it is a :class:`DataError` naming the
-    site and the first index.
+    A value outside the support of the family at its parameters has log
+    density ``-inf`` (a ``Uniform`` value outside its bounds, a success of
+    ``Bernoulli(0)``). For the discrete families whose support depends on
+    their parameters (Categorical, Binomial) a value outside the support
+    of every enumerated component is a :class:`DataError` naming the site
+    and the first index: it is a count or an index that no parameter can
+    explain, as Stan raises.
     """
     if type(value) is RelaxedValue:  # sum_k y_k log pi_k (quivers.programs.relaxed)
         hard = Value(value.tensor.argmax(-1), site.dims, values_in=value.values_in)
         dist, axes, batch, _ = place(site, params, hard)
         return relaxed_log_prob(site, dist.logits, axes, batch, value)
     spec = site.family.spec
-    if spec.log_prob is not None and spec.static_support:
+    if spec.log_prob is not None:
         # The log density written out: no torch distribution to build.
-        tensors, axes, _, x = _lay_out(site, params, value)
+        tensors, axes, batch, x = _lay_out(site, params, value)
+        if not spec.static_support and spec.discrete:
+            _check_dependent_support(site, spec.make(tensors), axes, batch, x)
         return Value(spec.log_prob(tensors, x), axes)
     dist, axes, batch, x = place(site, params, value)
-    if not site.family.spec.static_support:
+    if not spec.static_support and spec.discrete:
         _check_dependent_support(site, dist, axes, batch, x)
     return Value(dist.log_prob(x), axes)
 
