@@ -49,7 +49,8 @@ class ProgramAdaptor:
         Sample sites that will be given in the observations (conditioned on)
         and so are not sampled.
     device, dtype
-        Where the chains run (by default, where the program's buffers are,
+        Where the chains run (by default, where the program's buffers are
+        or, for a program without buffers, where the data of the run is;
         in the default dtype).
     """
 
@@ -71,9 +72,21 @@ class ProgramAdaptor:
         self.layout = Layout(sites)
         if device is None:
             buf = next(iter(program.buffers()), None)
-            device = buf.device if buf is not None else torch.device("cpu")
-        self.device = torch.device(device)
+            device = buf.device if buf is not None else None
+        self._placed = device is not None
+        self.device = torch.device(device if device is not None else "cpu")
         self.dtype = dtype or torch.get_default_dtype()
+
+    def bind(self, x: Any = None, observations: Mapping[str, Any] | None = None) -> None:
+        """Called by a kernel with the run's data before the chains start: a
+        program that nothing placed runs its chains where the data is."""
+        if self._placed:
+            return
+        first = next((v for v in (observations or {}).values() if isinstance(v, Tensor)), None)
+        if first is None and isinstance(x, Tensor):
+            first = x
+        if first is not None:
+            self.device = first.device
 
     def init_unconstrained(self, num_chains: int, generator: torch.Generator) -> Tensor:
         """Stan's default: uniform in ``[-2, 2]`` on the unconstrained space."""

@@ -14,6 +14,10 @@ unconstrained space. Everything model-specific passes through a
 - ``constrain(z: Tensor (..., D)) -> dict[str, Tensor]``: named sites on the
   constrained space, each of shape ``(..., *site_shape)``.
 
+An adaptor may also have ``bind(*args, **kwargs)``, called with the run's
+arguments before the chains start (a program without buffers of its own
+runs its chains on the device of its data).
+
 Plain potential functions are wrapped in a :class:`PotentialAdaptor`.
 :func:`as_model_adaptor` turns whatever a kernel is given into an adaptor; it
 is a :func:`functools.singledispatch` function, so a layer above (programs)

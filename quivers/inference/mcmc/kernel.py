@@ -154,6 +154,9 @@ class HamiltonianKernel:
         """Start ``num_chains`` chains; ``generator`` is the run's CPU generator."""
         kwargs = kwargs or {}
         adaptor = self.adaptor
+        bind = getattr(adaptor, "bind", None)  # optional: lets an adaptor follow the run's data
+        if bind is not None:
+            bind(*args, **kwargs)
         self._potential = lambda z: adaptor.potential(z, *args, **kwargs)
         z = self._initial_points(num_chains, generator)
         # Momenta and uniforms are drawn where the chains live; seeding this
