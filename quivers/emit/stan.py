@@ -188,7 +188,7 @@ def stan_data(program: Program, observations: Mapping[str, Any], *, given: Itera
         site = program.sites[name]
         what = {"index": "index map", "observed": "observation"}.get(site.kind, "given latent")
         if name not in observations:
-            maps = f" ({site.dims[0]} -> {site.values_in})" if site.kind == "index" else ""
+            maps = f" ({program.index_maps[name][0].name} -> {site.values_in})" if site.kind == "index" else ""
             raise DataError(f"{what} `{name}`{maps} is missing from the observations", hint="Stan needs every data value")
         # The values are checked as every inference entry point checks them:
         # without it, .long() below would turn a count of 0.5 into 0, a
@@ -288,7 +288,8 @@ class _Emitter:
             if name not in self.sites or self.sites[name].kind != "latent":
                 raise QuiversTypeError(f"`given` names `{name}`, which is no sampled site of `{self.p.name}`")
         for name, (dom, cod) in self.p.index_maps.items():
-            self.sizes.setdefault(dom.name, dom.size)
+            for f in dom.factors:  # a map on M * T is an array[M, T]
+                self.sizes.setdefault(f.name, f.size)
             self.sizes.setdefault(cod.name, cod.size)
         self._constants()
         first = [f.name for s in (self.p.dom, self.p.cod) for f in getattr(s, "factors", ()) if f.name in self.sizes]

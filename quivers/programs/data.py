@@ -102,12 +102,12 @@ def check_index_map(site: Site, value: Any, dom: FinSet, cod: FinSet) -> tuple[V
     element of its domain (leading axes of size one are dropped). Returns
     the value and the map as a :class:`~quivers.categories.FinFunction`."""
     t = as_tensor(site.name, value)
-    while t.dim() > 1 and t.shape[0] == 1:
+    while t.dim() > len(site.shape) and t.shape[0] == 1:
         t = t[0]
     if tuple(t.shape) != tuple(site.shape):
         raise ShapeError(
             f"index map `{site.name}` has shape {tuple(t.shape)}; it needs one entry per element of "
-            f"`{site.dims[0]}`, shape {tuple(site.shape)}"
+            f"`{dom.name}`, shape {tuple(site.shape)}"
         )
     if t.dtype == torch.bool or torch.is_complex(t):
         raise DataError(f"index map `{site.name}` must hold integers, got dtype {t.dtype}")
@@ -120,7 +120,7 @@ def check_index_map(site: Site, value: Any, dom: FinSet, cod: FinSet) -> tuple[V
         raise DataError(
             f"index map `{site.name}` has value {int(t[i])} at index {i}, outside [0, {cod.size}) of `{cod.name}`"
         )
-    return Value(t, site.dims, values_in=site.values_in), FinFunction(dom, cod, t)
+    return Value(t, site.dims, values_in=site.values_in), FinFunction(dom, cod, t.reshape(-1))
 
 
 def _broadcast(shapes: set[torch.Size]) -> torch.Size:

@@ -95,7 +95,7 @@ def _label(program: Any, step: Step, node: str) -> str:
     kind = type(step).__name__.removesuffix("Step").lower()
     site = program.sites.get(node)
     if site is not None and site.kind == "index":
-        return f"index {node} : {site.dims[0]} -> {site.values_in}\n(data)"
+        return f"index {node} : {program.index_maps[node][0].name} -> {site.values_in}\n(data)"
     if isinstance(step, (SampleStep, ObserveStep)):
         plate = f" : {step.index_set.name}" if step.index_set is not None else ""
         via = f" [via={step.via}]" if getattr(step, "via", None) else ""

@@ -33,10 +33,32 @@ from dataclasses import dataclass
 
 import torch
 
-from quivers.categories import LOG, FinFunction, right_kan
+from quivers.categories import LOG, FinFunction, FinSet, right_kan
 from quivers.errors import DataError, ShapeError
 
-__all__ = ["Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "scatter_sum"]
+__all__ = [
+    "Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "scatter_sum", "plate_dims",
+]
+
+
+def plate_dims(index_set: FinSet | None) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The named axes and sizes of a plate (products give several axes).
+
+    A set that occurs more than once in a product names its later copies
+    with primes, so that every axis has its own name: ``K * K`` (a
+    transition matrix) has the axes ``K`` and ``K'``.
+
+    Examples
+    --------
+    >>> K, T = FinSet("K", 2), FinSet("T", 3)
+    >>> plate_dims(K * K * T)
+    (('K', "K'", 'T'), (2, 2, 3))
+    """
+    if index_set is None:
+        return (), ()
+    factors = tuple(index_set.factors)
+    names = [f.name + "'" * [g.name for g in factors[:i]].count(f.name) for i, f in enumerate(factors)]
+    return tuple(names), tuple(f.size for f in factors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +216,9 @@ def scatter_sum(v: Value, f: FinFunction) -> Value:
     """Carry the log-weight ``v`` along the function ``f : A -> B`` on its
     named axis ``A``: the sum over each fibre, i.e. the right Kan extension
     of :mod:`quivers.categories` in ``LOG``; the axis becomes ``B`` and an
-    empty fibre gives ``0`` (``log 1``).
+    empty fibre gives ``0`` (``log 1``). A product domain ``A = M * T`` is
+    read from the axes ``M`` and ``T`` of ``v`` (row-major, as the
+    elements of ``M * T`` are numbered), which become the one axis ``B``.
 
     Examples
     --------
@@ -204,7 +228,16 @@ def scatter_sum(v: Value, f: FinFunction) -> Value:
     >>> out.dims, out.tensor
     (('K', 'G'), tensor([[ 0., -6.]]))
     """
-    dom, cod = f.dom.name, f.cod.name
-    axis = v.batch_ndim + v.dims.index(dom)
-    out = right_kan(f, v.tensor.movedim(axis, 0), LOG).movedim(0, axis)
-    return Value(out, tuple(cod if d == dom else d for d in v.dims))
+    doms, cod = plate_dims(f.dom)[0], f.cod.name
+    missing = [d for d in doms if d not in v.dims]
+    if missing:
+        raise ShapeError(f"cannot carry a value on axes {list(v.dims)} along `{f.dom.name} -> {cod}`: no axis {missing}")
+    b = v.batch_ndim
+    axes = [b + v.dims.index(d) for d in doms]
+    t = v.tensor.movedim(axes, list(range(len(axes))))
+    t = t.reshape(f.dom.size, *t.shape[len(axes):])
+    first = min(axes)
+    rest = [d for d in v.dims if d not in doms]
+    out = right_kan(f, t, LOG).movedim(0, first)
+    at = first - b
+    return Value(out, tuple(rest[:at]) + (cod,) + tuple(rest[at:]))

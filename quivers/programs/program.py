@@ -338,7 +338,7 @@ class Program(nn.Module):
                 if name not in observations:
                     where = " (it was given in latents)" if name in latents else ""
                     raise DataError(
-                        f"index map `{name}` ({site.dims[0]} -> {site.values_in}) is missing from the observations{where}",
+                        f"index map `{name}` ({self.index_maps[name][0].name} -> {site.values_in}) is missing from the observations{where}",
                         hint="index maps are data: pass them in the observations dict",
                     )
                 dom, cod = self.index_maps[name]

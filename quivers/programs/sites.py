@@ -29,6 +29,7 @@ from quivers.distributions import Family
 from quivers.errors import QuiversTypeError, ShapeError
 from quivers.programs.chain import MarkovStep, markov_rows
 from quivers.programs.expr import Expr
+from quivers.programs.named import plate_dims
 from quivers.programs.steps import (
     FactorStep,
     IndexMapStep,
@@ -41,20 +42,6 @@ from quivers.programs.steps import (
 )
 
 __all__ = ["Site", "analyze", "plate_dims"]
-
-
-def plate_dims(index_set: FinSet | None) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """The named axes and sizes of a plate (products give several axes).
-
-    A set that occurs more than once in a product names its later copies
-    with primes, so that every axis has its own name: ``K * K`` (a
-    transition matrix) has the axes ``K`` and ``K'``.
-    """
-    if index_set is None:
-        return (), ()
-    factors = tuple(index_set.factors)
-    names = [f.name + "'" * [g.name for g in factors[:i]].count(f.name) for i, f in enumerate(factors)]
-    return tuple(names), tuple(f.size for f in factors)
 
 
 @dataclass(frozen=True)
@@ -158,9 +145,8 @@ def analyze(steps: Sequence[Step]) -> Analysis:
             values_in, num = (axis.name, axis.size) if axis is not None else (None, None)
             sites[s.name] = Site(s.name, kind, dims, shape, s, s.family, values_in, names, num)
         elif isinstance(s, IndexMapStep):
-            sites[s.name] = Site(
-                s.name, "index", (s.dom.name,), (s.dom.size,), s, None, s.cod.name, names, s.cod.size
-            )
+            dims, shape = plate_dims(s.dom)
+            sites[s.name] = Site(s.name, "index", dims, shape, s, None, s.cod.name, names, s.cod.size)
         elif isinstance(s, InputStep):
             sites[s.name] = Site(s.name, "input", (), (), s, None, s.dom.name, names, s.dom.size)
         elif isinstance(s, MarginalizeStep):
@@ -211,7 +197,7 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
                 span=s.span,
             )
         obs_dims, _ = plate_dims(s.index_set)
-        if dom.name not in obs_dims:
+        if not set(plate_dims(dom)[0]) <= set(obs_dims):
             raise ShapeError(
                 f"index map `{s.via}` has domain `{dom.name}`, but `{s.name}` is on `{s.index_set}`",
                 span=s.span,

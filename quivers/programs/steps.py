@@ -306,10 +306,12 @@ def ret(expr: Any, *, span: Span | None = None) -> ReturnStep:
 
 
 def index_map(name: str, dom: FinSet, cod: FinSet, *, span: Span | None = None) -> IndexMapStep:
-    """Declare ``name``, an integer map ``dom -> cod`` supplied as data."""
+    """Declare ``name``, an integer map ``dom -> cod`` supplied as data.
+
+    A product domain ``M * T`` is given as a tensor of shape ``(|M|, |T|)``
+    and groups observations on the plate ``M * T`` as they are.
+    """
     _check_name(name, "an index map")
-    if len(getattr(dom, "factors", ())) > 1:
-        raise QuiversTypeError(f"the domain of index map `{name}` must be a plain FinSet, not `{dom}`")
     _check_set(f"the domain of `{name}`", dom, allow_none=False)
     _check_set(f"the codomain of `{name}`", cod, allow_none=False)
     return IndexMapStep(name, dom, cod, span=span)

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from quivers.categories import FinSet
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
 from quivers.programs.chain import MarkovStep
+from quivers.programs.named import plate_dims
 from quivers.programs.steps import IndexMapStep, MarginalizeStep, ObserveStep, SampleStep, Step
 
 __all__ = ["subsample"]
@@ -99,9 +100,10 @@ def subsample(program, sizes: Mapping[str, int]):
                 hint="subsample only plates that hold observations and per-row marginalized latents",
             )
     for name, (dom, _) in program.index_maps.items():
-        if dom.name in sizes:
+        hit = [d for d in plate_dims(dom)[0] if d in sizes]
+        if hit:
             raise QuiversTypeError(
-                f"index map `{name}` groups rows of the subsampled plate `{dom.name}`; "
+                f"index map `{name}` groups rows of the subsampled plate `{hit[0]}`; "
                 "a group's likelihood needs all of its rows",
                 hint="fit grouped blocks on the full data",
             )

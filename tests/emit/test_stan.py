@@ -357,3 +357,24 @@ program p : N -> N
 """
     with pytest.raises(UnsupportedError, match="`y` has the improper family HalfFlat inside a marginalize block"):
         to_stan(loads(source).morphism)
+
+
+def test_an_index_map_on_a_product_domain_is_a_two_dimensional_array():
+    source = """
+object M : FinSet 3
+object T : FinSet 2
+object Animal : FinSet 4
+object K : FinSet 2
+program p : M -> M
+    index animal : M * T -> Animal
+    sample w : Animal <- HalfNormal(1.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    marginalize z : K <- Categorical(w) [over=Animal]
+        observe y : M * T <- Normal(mu[z], 1.0) [via=animal]
+"""
+    model = loads(source).morphism
+    code = to_stan(model)
+    assert "array[M, T] int<lower=1, upper=Animal> animal;" in blocks(code)["data"]
+    assert "ll_z[animal[m, t], k] += normal_lpdf(y[m, t] | mu[k], 1.0);" in blocks(code)["model"]
+    data = stan_data(model, {"y": torch.zeros(3, 2), "animal": torch.tensor([[0, 1], [1, 3], [0, 0]])})
+    assert data["animal"] == [[1, 2], [2, 4], [1, 1]] and (data["M"], data["T"]) == (3, 2)
