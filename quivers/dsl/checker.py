@@ -59,7 +59,7 @@ from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
 from quivers.dsl.printer import dump_program, dump_set
 from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
-from quivers.programs import FUNCTIONS, Effect, var
+from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
 
 __all__ = ["check", "CheckedModule", "OPTIONS", "STEP_EFFECTS", "MARKOV_KEYWORDS"]
 
@@ -614,12 +614,15 @@ class _Checker:
             self._expr(e.base, scope)
             for i in e.indices:
                 self._expr(i, scope)
+        elif isinstance(e, ast.Call) and e.func in BUILDERS:
+            self._builder(e, scope)
         elif isinstance(e, ast.Call):
             if e.func not in FUNCTIONS:
                 hint = " (distribution families go after `<-`)" if e.func in FAMILIES else ""
+                known = [*FUNCTIONS, *BUILDERS]
                 raise self._unknown(
-                    f"unknown function `{e.func}`{hint}; functions are {', '.join(FUNCTIONS)}",
-                    e.func, FUNCTIONS, e,
+                    f"unknown function `{e.func}`{hint}; functions are {', '.join(known)}",
+                    e.func, known, e,
                 )
             if len(e.args) != 1:
                 raise self._error(
@@ -627,6 +630,31 @@ class _Checker:
                 )
             for a in e.args:
                 self._expr(a, scope)
+
+    def _builder(self, e: ast.Call, scope: _Scope) -> None:
+        """``vector(K, a, b)`` and ``matrix(K, ...)``: the set comes first,
+        then one entry per element of ``K`` (of ``K * K`` for a matrix)."""
+        head = e.args[0] if e.args else None
+        if not isinstance(head, ast.Name) or head.id not in self.all_objects:
+            raise self._error(
+                QuiversTypeError,
+                f"`{e.func}` takes the object its entries run along first, e.g. `{e.func}(K, "
+                + ("a, b)`" if e.func == "vector" else "a, b, c, d)`") + (
+                    f"; `{head.id}` is not an object" if isinstance(head, ast.Name) else ""),
+                head or e,
+            )
+        self._set(ast.SetName(head.id, span=head.span), e)
+        size = self.finsets[head.id].size
+        need = size if e.func == "vector" else size * size
+        if len(e.args) - 1 != need:
+            shape = f"`{head.id}` (size {size})" if e.func == "vector" else f"`{head.id} * {head.id}` ({size} x {size})"
+            raise self._error(
+                QuiversTypeError,
+                f"`{e.func}({head.id}, ...)` needs {need} entries, one per element of {shape}, got {len(e.args) - 1}",
+                e,
+            )
+        for a in e.args[1:]:
+            self._expr(a, scope)
 
     def _name(self, name: str, node: ast.Node, scope: _Scope) -> None:
         if name in scope.defined or name in scope.latents:

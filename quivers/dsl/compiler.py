@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sympy
@@ -47,8 +47,9 @@ from quivers.distributions import Family, family
 from quivers.dsl import ast
 from quivers.dsl.checker import check
 from quivers.dsl.printer import dump_expr
-from quivers.errors import InvalidValueError, QuiversError, Span
+from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, Span
 from quivers.programs import (
+    BUILDERS,
     Expr,
     Program,
     call,
@@ -141,8 +142,9 @@ def compile_set(s: ast.SetExpr, objects: dict[str, FinSet]) -> FinSet:
     raise TypeError(f"not a set expression: {s!r}")
 
 
-def compile_expr(e: ast.Expr) -> Expr:
-    """An expression as a symbolic :class:`~quivers.programs.Expr`.
+def compile_expr(e: ast.Expr, objects: Mapping[str, FinSet] | None = None) -> Expr:
+    """An expression as a symbolic :class:`~quivers.programs.Expr`;
+    ``objects`` resolve the set of ``vector(K, ...)`` and ``matrix(K, ...)``.
 
     Examples
     --------
@@ -156,17 +158,23 @@ def compile_expr(e: ast.Expr) -> Expr:
     if isinstance(e, ast.Name):
         return var(e.id)
     if isinstance(e, ast.BinOp):
-        left, right = compile_expr(e.left), compile_expr(e.right)
+        left, right = compile_expr(e.left, objects), compile_expr(e.right, objects)
         if e.op == "^":
             _check_power(left, right, e)
         return _in_range(_BINARY[e.op](left, right), e)
     if isinstance(e, ast.Neg):
-        return -compile_expr(e.operand)
+        return -compile_expr(e.operand, objects)
     if isinstance(e, ast.Subscript):
-        indices = tuple(compile_expr(i) for i in e.indices)
-        return compile_expr(e.base)[indices if len(indices) > 1 else indices[0]]
+        indices = tuple(compile_expr(i, objects) for i in e.indices)
+        return compile_expr(e.base, objects)[indices if len(indices) > 1 else indices[0]]
+    if isinstance(e, ast.Call) and e.func in BUILDERS:
+        head = e.args[0].id if e.args and isinstance(e.args[0], ast.Name) else None
+        if head is None or objects is None or head not in objects:
+            raise QuiversTypeError(f"`{e.func}` needs an object declared in its module as its first argument", span=e.span)
+        over = objects[head]
+        return BUILDERS[e.func](over, *(compile_expr(a, objects) for a in e.args[1:]))
     if isinstance(e, ast.Call):
-        return _in_range(call(e.func, *(compile_expr(a) for a in e.args)), e)
+        return _in_range(call(e.func, *(compile_expr(a, objects) for a in e.args)), e)
     raise TypeError(f"not an expression node: {e!r}")
 
 
@@ -254,9 +262,9 @@ def _in_source(err: QuiversError, span: Span | None, source: str | None) -> Quiv
 _NOT_FINITE_REAL = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
 
 
-def _expr(e: ast.Expr, source: str | None) -> Expr:
+def _expr(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) -> Expr:
     """Compile ``e``, rejecting constants that fold to no finite real number."""
-    expr = _located(lambda: compile_expr(e), e.span, source)
+    expr = _located(lambda: compile_expr(e, objects), e.span, source)
     bad = next((c for c in _NOT_FINITE_REAL if expr.sympy.has(c)), None)
     if bad is not None:
         raise InvalidValueError(
@@ -267,9 +275,9 @@ def _expr(e: ast.Expr, source: str | None) -> Expr:
     return expr
 
 
-def _argument(e: ast.Expr, source: str | None) -> Any:
+def _argument(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) -> Any:
     """A family argument: a plain number when it folds to one, else an Expr."""
-    expr = _expr(e, source)
+    expr = _expr(e, source, objects)
     value = expr.sympy
     if isinstance(value, sympy.Integer):
         return int(value)
@@ -278,9 +286,9 @@ def _argument(e: ast.Expr, source: str | None) -> Any:
     return expr
 
 
-def _family(f: ast.FamilyCall, source: str | None) -> Family:
-    args = [_argument(a, source) for a in f.args]
-    kwargs = {k.name: _argument(k.value, source) for k in f.kwargs}
+def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet]) -> Family:
+    args = [_argument(a, source, objects) for a in f.args]
+    kwargs = {k.name: _argument(k.value, source, objects) for k in f.kwargs}
     return _located(lambda: family(f.name, *args, **kwargs), f.span, source)
 
 
@@ -293,10 +301,10 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
         return None if x is None else compile_set(x, objects)
 
     if isinstance(s, ast.Sample):
-        fam = _family(s.family, source)
+        fam = _family(s.family, source, objects)
         return _located(lambda: sample(s.name, index_set(s.index_set), fam, span=s.span), s.span, source)
     if isinstance(s, ast.Observe):
-        fam = _family(s.family, source)
+        fam = _family(s.family, source, objects)
         via = _option(s.options, "via")
         via_name = via.name if isinstance(via, ast.OptionName) else None
         return _located(
@@ -305,7 +313,7 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
             source,
         )
     if isinstance(s, ast.Marginalize):
-        prior = _family(s.prior, source)
+        prior = _family(s.prior, source, objects)
         body = [_step(t, objects, source) for t in s.body]
         over = _option(s.options, "over")
         over_set = objects[over.name] if isinstance(over, ast.OptionName) else None
@@ -319,11 +327,11 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
     if isinstance(s, ast.Markov):
         return _markov(s, objects, source)
     if isinstance(s, ast.Let):
-        return let(s.name, _expr(s.value, source), span=s.span)
+        return let(s.name, _expr(s.value, source, objects), span=s.span)
     if isinstance(s, ast.Factor):
-        return factor(_expr(s.value, source), span=s.span)
+        return factor(_expr(s.value, source, objects), span=s.span)
     if isinstance(s, ast.Return):
-        return ret(_expr(s.value, source), span=s.span)
+        return ret(_expr(s.value, source, objects), span=s.span)
     if isinstance(s, ast.IndexMap):
         return _located(
             lambda: index_map(s.name, compile_set(s.dom, objects), compile_set(s.cod, objects), span=s.span),
@@ -337,7 +345,7 @@ def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None) -> Ru
     """``Markov(init=pi, trans=A)`` as ``markov(..., Categorical(A), init=Categorical(pi))``
     (``*_logits`` keywords give ``Categorical(logits=...)``; ``first=B`` gives
     ``first=Categorical(B)``, a second-order chain)."""
-    given = {k.name: _argument(k.value, source) for k in s.prior.kwargs}
+    given = {k.name: _argument(k.value, source, objects) for k in s.prior.kwargs}
 
     def law(key: str) -> Family | None:
         for name, arg in ((key, "weights"), (key + "_logits", "logits")):

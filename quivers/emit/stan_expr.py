@@ -35,9 +35,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import itertools
+
 import sympy
 
 from quivers.errors import UnsupportedError
+from quivers.programs.expr import stack_set
+from quivers.programs.named import plate_dims
 
 __all__ = ["Translator", "VECTOR", "NotVectorizable", "Leaf", "number"]
 
@@ -159,6 +163,12 @@ class Translator:
             return tuple(base) + tuple(d for d in out if d not in base)
         if name in _REDUCE:
             return ()
+        over = stack_set(e)
+        if over is not None:
+            out = []
+            for a in e.args[1:]:
+                out += [d for d in self.dims(a) if d not in out]
+            return tuple(out) + plate_dims(over)[0]
         out = []
         for a in e.args:
             out += [d for d in self.dims(a) if d not in out]
@@ -264,7 +274,37 @@ class Translator:
             return self._reduce(_REDUCE[name], e.args[0], bind)
         if name in _ALONG_LAST:
             return self._along_last(_ALONG_LAST[name], e.args[0], bind)
+        if stack_set(e) is not None:
+            return self._stack(e, bind)
         raise UnsupportedError(f"`{e}` has no Stan translation")
+
+    def _stack(self, e: sympy.Basic, bind: dict[str, str]) -> _Code:
+        """One entry of ``vector(K, ...)`` / ``matrix(K, ...)``, the one its
+        bound indices select: directly for constant indices, else by Stan's
+        conditional operator on the loop variables."""
+        over = stack_set(e)
+        names, shape = plate_dims(over)
+        if any(bind.get(n) == VECTOR for n in names):
+            raise NotVectorizable(str(e))
+        if any(n not in bind for n in names):
+            raise UnsupportedError(
+                f"`{over.name}`-valued entries `{e}` are used whole; Stan emission writes a vector or "
+                "matrix built from entries only one entry at a time",
+                hint="use it where its axes are looped over (a marginalized latent's weights), or declare it as a site",
+            )
+        entries = [self._t(a, bind) for a in e.args[1:]]
+        index = [bind[n] for n in names]
+        if all(i.isdigit() for i in index):
+            flat = 0
+            for i, n in zip(index, shape):
+                flat = flat * n + int(i) - 1
+            return entries[flat]
+        text = entries[-1].text
+        cells = list(itertools.product(*(range(1, n + 1) for n in shape)))
+        for code, cell in reversed(list(zip(entries[:-1], cells[:-1]))):
+            test = " && ".join(f"{i} == {c}" for i, c in zip(index, cell))
+            text = f"{test} ? {code.text} : {text}"
+        return _Code(f"({text})", _ATOM, all(c.integer for c in entries), any(c.vector for c in entries))
 
     def _index(self, e: sympy.Basic, bind: dict[str, str]) -> _Code:
         base = e.args[0]

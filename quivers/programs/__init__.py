@@ -9,7 +9,7 @@ in any of several semirings (:mod:`~quivers.programs.kernels`).
 
 from quivers.programs.chain import MarkovStep, markov
 from quivers.programs.effects import Effect
-from quivers.programs.expr import FUNCTIONS, Expr, apply, call, const, pair, var
+from quivers.programs.expr import BUILDERS, FUNCTIONS, Expr, apply, call, const, matrix, pair, stack, var, vector
 from quivers.programs.graph import to_dot
 from quivers.programs.program import Program
 from quivers.programs.sites import Site
@@ -42,5 +42,5 @@ __all__ = [
     "MarkovStep",
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
     "ReturnStep", "IndexMapStep", "InputStep", "to_dot",
-    "apply", "pair", "then", "tensor", "identity", "lift", "rename", "program_kernel",
+    "apply", "pair", "stack", "vector", "matrix", "BUILDERS", "then", "tensor", "identity", "lift", "rename", "program_kernel",
 ]

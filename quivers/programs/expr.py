@@ -31,21 +31,26 @@ from typing import Any
 
 import sympy
 import torch
+from sympy.core.symbol import Str
 
 from quivers.categories import FinFunction, FinSet
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.lowering import lower
-from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum
+from quivers.programs.named import Value, align, gather, logsumexp, plate_dims, reduce_sum
 from quivers.programs.relaxed import RelaxedValue, soft_index
 
 __all__ = [
     "Expr", "var", "const", "call", "apply", "pair", "FUNCTIONS", "compile_expr", "as_expr",
     "constant_tensors", "constant_axes", "index_function", "IndexFunction", "REF",
+    "stack", "vector", "matrix", "stack_set", "STACK", "BUILDERS",
 ]
 
 Env = Mapping[str, Value]
 
 INDEX = sympy.Function("index")
+STACK = sympy.Function("stack")
+"""The head of a value built from entries (:func:`stack`); its first
+argument names the set the entries run along, the rest are the entries."""
 _ELEMENTWISE_TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "exp": torch.exp,
     "log": torch.log,
@@ -284,6 +289,82 @@ def pair(x: Any, y: Any, left: FinSet, right: FinSet) -> Expr:
     return _index_call(IndexFunction((left, right), flat, torch.arange(whole.size)), x, y)
 
 
+# ------------------------------------------------------- vectors and matrices
+
+
+def stack(over: FinSet, items: Any) -> Expr:
+    """A value along ``over`` built from its ``|over|`` entries, in the
+    row-major order of the elements of ``over``: the result has the axes of
+    ``over`` (``K``, or ``K`` and ``K'`` for ``K * K``) after those the
+    entries broadcast to, so entries on a plate give one vector per row.
+
+    Examples
+    --------
+    >>> from quivers.programs.named import Value
+    >>> K = FinSet("K", 2)
+    >>> w = stack(K, [var("theta"), 1 - var("theta")])
+    >>> v = compile_expr(w)({"theta": Value(torch.tensor([0.25, 0.5]), ("Item",))})
+    >>> v.dims, v.tensor
+    (('Item', 'K'), tensor([[0.2500, 0.7500],
+            [0.5000, 0.5000]]))
+    >>> stack(K, [1.0])
+    Traceback (most recent call last):
+    ...
+    quivers.errors.ShapeError: a value along `K` (size 2) needs 2 entries, got 1
+    """
+    if not isinstance(over, FinSet):
+        raise QuiversTypeError(f"`stack` runs along a FinSet, got `{over!r}`")
+    items = list(items)
+    if len(items) != over.size or over.size == 0:
+        raise ShapeError(f"a value along `{over.name}` (size {over.size}) needs {over.size} entries, got {len(items)}")
+    head = sympy.Tuple(*(sympy.Tuple(Str(f.name), sympy.Integer(f.size)) for f in over.factors))
+    return Expr(STACK(head, *(_sym(i) for i in items)))
+
+
+def vector(over: FinSet, *items: Any) -> Expr:
+    """The vector ``(items[0], ..., items[n-1])`` along ``over`` (``n = |over|``):
+    ``vector(K, theta, 1 - theta)`` is a pair of Categorical weights.
+
+    Examples
+    --------
+    >>> vector(FinSet("K", 2), var("theta"), 1 - var("theta"))
+    Expr(stack(((K, 2),), theta, 1 - theta))
+    """
+    return stack(over, items)
+
+
+def matrix(over: FinSet, *items: Any) -> Expr:
+    """The square matrix on ``over * over`` (axes ``K`` and ``K'``) with the
+    ``|over|^2`` entries given row by row: a 2 x 2 covariance is
+    ``matrix(K, s1 ^ 2, r * s1 * s2, r * s1 * s2, s2 ^ 2)``.
+
+    Examples
+    --------
+    >>> from quivers.programs.named import Value
+    >>> m = compile_expr(matrix(FinSet("K", 2), 1.0, var("r"), var("r"), 1.0))
+    >>> v = m({"r": Value(torch.tensor(0.5))})
+    >>> v.dims, v.tensor
+    (('K', "K'"), tensor([[1.0000, 0.5000],
+            [0.5000, 1.0000]]))
+    """
+    return stack(over * over, items)
+
+
+BUILDERS: dict[str, Callable[..., Expr]] = {"vector": vector, "matrix": matrix}
+"""Functions that build a value from entries, by name: their first argument
+is the finite set the entries run along."""
+
+
+def stack_set(e: sympy.Basic) -> FinSet | None:
+    """The set a :func:`stack` node runs along, or None for another node."""
+    if not (isinstance(e, sympy.Function) and e.func == STACK):
+        return None
+    out = FinSet.unit()
+    for name, size in e.args[0].args:
+        out = out * FinSet(str(name), int(size))
+    return out
+
+
 def as_expr(value: Any) -> Expr:
     """``value`` as an :class:`Expr` (strings are names)."""
     return value if isinstance(value, Expr) else Expr(value)
@@ -339,7 +420,26 @@ def _compile(e: sympy.Basic) -> Evaluator:
     fn = index_function(e)
     if fn is not None:
         return _compile_index_function(fn, [_compile(a) for a in e.args])
+    over = stack_set(e)
+    if over is not None:
+        return _compile_stack(over, [_compile(a) for a in e.args[1:]])
     return _compile_elementwise(e)
+
+
+def _compile_stack(over: FinSet, parts: list[Evaluator]) -> Evaluator:
+    names, shape = plate_dims(over)
+
+    def evaluate(env: Env) -> Value:
+        values = [p(env) for p in parts]
+        tensors, dims, _ = align(values)
+        clash = [d for d in names if d in dims]
+        if clash:
+            raise ShapeError(f"the entries of a value along `{over.name}` already have the axis `{clash[0]}`")
+        tensors = [t if torch.is_floating_point(t) else t.to(torch.get_default_dtype()) for t in tensors]
+        out = torch.stack(torch.broadcast_tensors(*tensors), -1)
+        return Value(out.reshape(*out.shape[:-1], *shape), dims + names)
+
+    return evaluate
 
 
 def _elements(v: Value, t: torch.Tensor, s: FinSet) -> torch.Tensor:
@@ -482,7 +582,7 @@ def _is_leaf(node: sympy.Basic) -> bool:
     indexing, a reduction or an index function, each compiled on its own."""
     return isinstance(node, sympy.Symbol) or (
         isinstance(node, sympy.Function)
-        and (node.func == INDEX or node.func.__name__ in _REDUCTIONS or index_function(node) is not None)
+        and (node.func in (INDEX, STACK) or node.func.__name__ in _REDUCTIONS or index_function(node) is not None)
     )
 
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import sympy
 
 from quivers.errors import QuiversError, QuiversTypeError, ShapeError, UnknownNameError
-from quivers.programs.expr import _REDUCTIONS, INDEX, index_function
+from quivers.programs.expr import _REDUCTIONS, INDEX, index_function, stack_set
+from quivers.programs.named import plate_dims
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep
 from quivers.programs.steps import (
@@ -104,6 +105,21 @@ class _Checker:
             if not arg.dims:
                 raise ShapeError(f"{where}: `{name}` needs a value with at least one axis, `{e.args[0]}` has none")
             return Axes(arg.dims, arg.values_in)
+        over = stack_set(e)
+        if over is not None:
+            names = plate_dims(over)[0]
+            parts = _union(*(self.axes(a, where).dims for a in e.args[1:]))
+            clash = [d for d in names if d in parts]
+            if clash:
+                raise ShapeError(
+                    f"{where}: the entries of a value along `{over.name}` already have the axis `{clash[0]}`"
+                )
+            for f in over.factors:
+                if self.sizes.setdefault(f.name, f.size) != f.size:
+                    raise ShapeError(
+                        f"{where}: a value along `{f.name}` of size {f.size}, but `{f.name}` has size {self.sizes[f.name]}"
+                    )
+            return Axes(parts + names)
         fn = index_function(e)
         if fn is not None:
             parts = [self.axes(a, where) for a in e.args]

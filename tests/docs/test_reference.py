@@ -11,7 +11,7 @@ import pytest
 from quivers.distributions import FAMILIES
 from quivers.dsl.checker import OPTIONS
 from quivers.dsl.parser import grammar_text
-from quivers.programs import FUNCTIONS, Effect
+from quivers.programs import BUILDERS, FUNCTIONS, Effect
 
 from tests.docs.blocks import DOCS
 
@@ -70,7 +70,7 @@ def test_every_family_is_documented(name):
     assert name in backticked(), f"docs/reference.md does not list the family `{name}`"
 
 
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+@pytest.mark.parametrize("name", sorted(FUNCTIONS) + sorted(BUILDERS))
 def test_every_function_is_documented(name):
     assert name in backticked(), f"docs/reference.md does not list the function `{name}`"
 

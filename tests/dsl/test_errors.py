@@ -328,7 +328,7 @@ CHECK_ERRORS = [
         prog("sample mu : K <- Normal(0.0, 1.0)", "let e = exq(mu)"),
         UnknownNameError,
         """
-        line 6, column 13: unknown function `exq`; functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, sum, mean, softmax, log_softmax, sort, logsumexp; did you mean `exp`?
+        line 6, column 13: unknown function `exq`; functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, sum, mean, softmax, log_softmax, sort, logsumexp, vector, matrix; did you mean `exp`?
                 let e = exq(mu)
                         ^^^^^^^
         """,
@@ -338,7 +338,7 @@ CHECK_ERRORS = [
         prog("sample mu : K <- Normal(0.0, 1.0)", "let e = Normal(mu)"),
         UnknownNameError,
         """
-        line 6, column 13: unknown function `Normal` (distribution families go after `<-`); functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, sum, mean, softmax, log_softmax, sort, logsumexp
+        line 6, column 13: unknown function `Normal` (distribution families go after `<-`); functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, sum, mean, softmax, log_softmax, sort, logsumexp, vector, matrix
                 let e = Normal(mu)
                         ^^^^^^^^^^
         """,

@@ -67,3 +67,19 @@ def test_precedence_needs_parentheses_only_where_it_binds_differently() -> None:
     }
     for tree, text in cases.items():
         assert dump_expr(tree) == text
+
+
+def test_the_issue_25_pieces_round_trip() -> None:
+    # vector/matrix builders, flat priors and an index map on a product domain
+    text = (
+        "object M : FinSet 3\nobject T : FinSet 2\nobject K : FinSet 2\n\n"
+        "program p : M -> M\n"
+        "    index cell : M * T -> K\n"
+        "    sample s <- HalfFlat()\n"
+        "    sample a <- Flat()\n"
+        "    let w = vector(K, s, 1 - s)\n"
+        "    let c = matrix(K, s ^ 2, a, a, 1.0)\n"
+    )
+    module = parse(text)
+    assert dumps(module) == text
+    assert parse(dumps(module)) == module

@@ -378,3 +378,41 @@ program p : M -> M
     assert "ll_z[animal[m, t], k] += normal_lpdf(y[m, t] | mu[k], 1.0);" in blocks(code)["model"]
     data = stan_data(model, {"y": torch.zeros(3, 2), "animal": torch.tensor([[0, 1], [1, 3], [0, 0]])})
     assert data["animal"] == [[1, 2], [2, 4], [1, 1]] and (data["M"], data["T"]) == (3, 2)
+
+
+def test_vector_weights_are_read_one_entry_at_a_time():
+    source = """
+object N : FinSet 4
+object K : FinSet 3
+program mix : N -> N
+    sample theta <- Beta(2.0, 2.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    marginalize z : K <- Categorical(vector(K, theta, 1 - theta, 0.5))
+        observe y : N <- Normal(mu[z], 1.0)
+"""
+    model = blocks(to_stan(loads(source).morphism))["model"]
+    assert "lw_z[k] = log((k == 1 ? theta : k == 2 ? 1 - theta : 0.5));" in model
+
+
+def test_a_vector_used_whole_is_refused_by_name():
+    source = """
+object N : FinSet 4
+object K : FinSet 2
+program p : N -> N
+    sample theta <- Beta(2.0, 2.0)
+    observe c : N <- Categorical(vector(K, theta, 1 - theta))
+"""
+    with pytest.raises(UnsupportedError, match="`c`"):
+        to_stan(loads(source).morphism)
+
+
+def test_a_matrix_entry_at_constant_indices_is_the_entry_itself():
+    from quivers.emit.stan_expr import Translator
+    from quivers.programs import matrix
+
+    K = FinSet("K", 2)
+    cov = matrix(K, var("a"), var("r"), 2 * var("r"), var("b")).sympy
+    t = Translator({n: (n, ()) for n in ("a", "b", "r")})
+    assert t.dims(cov) == ("K", "K'")
+    assert t.code(cov, {"K": "2", "K'": "1"}) == "2 * r"
+    assert t.code(cov, {"K": "i", "K'": "j"}) == "(i == 1 && j == 1 ? a : i == 1 && j == 2 ? r : i == 2 && j == 1 ? 2 * r : b)"
