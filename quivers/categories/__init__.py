@@ -64,7 +64,7 @@ from quivers.categories.function import (
     projections,
     swap,
 )
-from quivers.categories.kan import fibre_prod, fibre_sum, left_kan, right_kan
+from quivers.categories.kan import fibre_prod, fibre_sum, left_kan, pullback, right_kan
 from quivers.categories.kernel import KERNEL_SEMIRINGS, Kernel
 from quivers.categories.markov import associative_scan, semiring_product, semiring_scan
 from quivers.categories.morphism import Arrow, Morphism, then
@@ -112,6 +112,7 @@ __all__ = [
     "right_kan",
     "fibre_sum",
     "fibre_prod",
+    "pullback",
     "associative_scan",
     "semiring_scan",
     "semiring_product",

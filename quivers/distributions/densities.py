@@ -56,7 +56,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["LOG_PROB", "log_or_zero", "xlogy"]
+from quivers.categories.kan import pullback
+
+__all__ = ["LOG_PROB", "log_or_zero", "log_normalized", "xlogy"]
 
 _HALF_LOG_2PI = math.log(math.sqrt(2 * math.pi))
 _LOG_2 = math.log(2)
@@ -244,6 +246,37 @@ def log_or_zero(t: Tensor) -> Tensor:
     return torch.where(zero, -math.inf, torch.log(torch.where(zero, torch.ones_like(t), t)))
 
 
+def log_normalized(t: Tensor, key: str, axis: int = -1) -> Tensor:
+    """A Categorical's log probabilities along ``axis`` from its ``weights``
+    (nonnegative, unnormalized: ``log w - log sum w``, a zero weight
+    ``-inf`` through :func:`log_or_zero`) or its ``logits``
+    (``log_softmax``). The normalizer of the weights is the log of their
+    sum, not a logsumexp of their logs, so that every weight, a zero one
+    included, gets the normalizer's gradient ``-1 / sum w``.
+
+    Examples
+    --------
+    >>> log_normalized(torch.tensor([0.0, 1.0, 3.0]), "weights")
+    tensor([   -inf, -1.3863, -0.2877])
+    """
+    if key == "logits":
+        return torch.log_softmax(t, axis)
+    return log_or_zero(t) - torch.log(t.sum(axis, keepdim=True))
+
+
+def categorical(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Categorical's log probability of the integers ``x``, from ``weights``
+    or ``logits`` on the last axis. The table is normalized on its own
+    shape and the observed entries picked by
+    :func:`~quivers.categories.kan.pullback`, never by a gather on the
+    table expanded to the shape of ``x``: a table indexed by an enumerated
+    latent (``phi[z]``, ``(K, V)``) meets ``N`` observations at
+    ``O(N K + K V)``, not ``O(N K V)``. ``x`` must lie in ``[0, V)`` (the
+    caller checks the support)."""
+    key = "logits" if "logits" in p else "weights"
+    return pullback(log_normalized(p[key], key), x, check=False)
+
+
 def xlogy(c: Tensor, p: Tensor) -> Tensor:
     """``c * log p``, 0 where ``c`` is 0 (whatever ``p``), ``-inf`` (or
     ``+inf`` for ``c < 0``) where ``p`` is 0 and ``c`` is not, with finite
@@ -376,5 +409,6 @@ LOG_PROB: dict[str, Callable[[Mapping[str, Tensor], Tensor], Tensor]] = {
     "Beta": beta,
     "Dirichlet": dirichlet,
     "Uniform": uniform,
+    "Categorical": categorical,
 }
 """Closed-form log densities by family name."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from quivers.categories import LOG, FinFunction, FinSet, right_kan
+from quivers.categories import LOG, FinFunction, FinSet, pullback, right_kan
 from quivers.errors import DataError, ShapeError
 
 __all__ = [
@@ -156,10 +156,7 @@ def gather(x: Value, index: Value, axis: str) -> Value:
     dims = _union([Value(x.tensor, rest), index]) if rest else index.dims
     b = max(x.batch_ndim, index.batch_ndim)
     xt = to_layout(x, b, dims + (axis,))
-    it = to_layout(index, b, dims)
-    full = torch.broadcast_shapes(xt.shape[:-1], it.shape)
-    xt = xt.expand(*full, size)
-    it = it.long()
+    it = to_layout(index, b, dims).long()
     if index.values_in != axis.rstrip("'"):
         # Integers of unchecked provenance (a Poisson draw, a let): a torch
         # gather out of range would be an opaque RuntimeError.
@@ -169,8 +166,7 @@ def gather(x: Value, index: Value, axis: str) -> Value:
             raise DataError(
                 f"index value {int(it[where])} at {where} is out of range for axis `{axis.rstrip(chr(39))}` of size {size}"
             )
-    it = it.expand(full).unsqueeze(-1)
-    return Value(torch.gather(xt, -1, it).squeeze(-1), dims)
+    return Value(pullback(xt, it, check=False), dims)
 
 
 def reduce_sum(v: Value, dims: Sequence[str] | None = None) -> Value:

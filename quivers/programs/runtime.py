@@ -215,12 +215,7 @@ class Run:
 
     def _log_weights(self, s: MarginalizeStep, axis_name: str) -> Value:
         key, v, axis = self._weights(s, axis_name)
-        t = v.tensor
-        if key == "logits":
-            lw = torch.log_softmax(t, axis)
-        else:
-            lw = densities.log_or_zero(t) - torch.log(t.sum(axis, keepdim=True))
-        return Value(lw, v.dims)
+        return Value(densities.log_normalized(v.tensor, key, axis), v.dims)
 
     def _accumulate(self, s: MarginalizeStep) -> tuple[Value, set]:
         """The ``(rows, z)`` accumulator of a block: log prior weights plus
@@ -633,16 +628,16 @@ def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Valu
         # The log density written out: no torch distribution to build.
         tensors, axes, batch, x = _lay_out(site, params, value)
         if not spec.static_support and spec.discrete:
-            _check_dependent_support(site, spec.make(tensors), axes, batch, x)
+            _check_dependent_support(site, spec.support(tensors), axes, batch, x)
         return Value(spec.log_prob(tensors, x), axes)
     dist, axes, batch, x = place(site, params, value)
     if not spec.static_support and spec.discrete:
-        _check_dependent_support(site, dist, axes, batch, x)
+        _check_dependent_support(site, dist.support, axes, batch, x)
     return Value(dist.log_prob(x), axes)
 
 
-def _check_dependent_support(site: Site, dist, axes, batch: int, x: torch.Tensor) -> None:
-    inside = dist.support.check(x.detach())
+def _check_dependent_support(site: Site, support, axes, batch: int, x: torch.Tensor) -> None:
+    inside = support.check(x.detach())
     inside = inside.expand(torch.broadcast_shapes(inside.shape, x.shape[: x.dim() - len(site.event_dims)]))
     enumerated = [batch + i for i, d in enumerate(axes) if d not in site.dims]
     if enumerated:
@@ -652,5 +647,5 @@ def _check_dependent_support(site: Site, dist, axes, batch: int, x: torch.Tensor
         kind = {"observed": "observation", "latent": "latent"}.get(site.kind, "value of")
         raise DataError(
             f"{kind} `{site.name}` has a value outside the support of {site.family.name} "
-            f"({dist.support}) at index {bad}"
+            f"({support}) at index {bad}"
         )

@@ -21,8 +21,10 @@ from quivers.categories import (
     fibre_prod,
     fibre_sum,
     left_kan,
+    pullback,
     right_kan,
 )
+from quivers.errors import InvalidValueError
 from tests.categories.strategies import (
     CASES,
     IDEMPOTENT,
@@ -169,3 +171,47 @@ def test_log_kan_extension_gradients(kan):
         return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
     assert torch.autograd.gradcheck(fn, (w,))
+
+
+@st.composite
+def broadcasting_shapes(draw):
+    """A table's batch shape and an index's shape that broadcast: each axis
+    of size 1 in one, the other, or neither (a shared axis), and the
+    index's rank possibly smaller or larger than the table's."""
+    rank = draw(st.integers(0, 3))
+    rows, cols = [], []
+    for _ in range(rank):
+        size = draw(st.integers(1, 3))
+        owner = draw(st.sampled_from(["table", "index", "both", "neither"]))
+        rows.append(size if owner in ("table", "both") else 1)
+        cols.append(size if owner in ("index", "both") else 1)
+    drop = draw(st.integers(0, rank))
+    if draw(st.booleans()):
+        rows = rows[drop:]
+    else:
+        cols = cols[drop:]
+    return tuple(rows), tuple(cols)
+
+
+@given(shapes=broadcasting_shapes(), size=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+def test_pullback_is_a_gather_on_the_broadcast_table_gradient_included(shapes, size, seed):
+    rows, cols = shapes
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(*rows, size, generator=g, dtype=torch.float64).requires_grad_()
+    index = torch.randint(0, size, cols, generator=g)
+    full = torch.broadcast_shapes(rows, cols)
+    expected = torch.gather(table.expand(*full, size), -1, index.expand(full).unsqueeze(-1)).squeeze(-1)
+    got = pullback(table, index)
+    assert got.shape == expected.shape
+    assert torch.equal(got, expected)
+    upstream = torch.randn(full, generator=g, dtype=torch.float64)
+    (want,) = torch.autograd.grad(expected, table, upstream)
+    (have,) = torch.autograd.grad(got, table, upstream)
+    torch.testing.assert_close(have, want, rtol=1e-12, atol=1e-12)
+
+
+def test_pullback_reads_a_permuted_view_and_checks_the_range():
+    table = torch.arange(6.0).reshape(3, 2).t()  # (2, 3), not contiguous
+    assert torch.equal(pullback(table[:, None, :], torch.tensor([2, 0])), torch.tensor([[4.0, 0.0], [5.0, 1.0]]))
+    with pytest.raises(InvalidValueError, match=r"index -1 at \(1,\) is out of range for an axis of size 3"):
+        pullback(table, torch.tensor([0, -1]))

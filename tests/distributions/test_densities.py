@@ -36,6 +36,8 @@ def case(draw, name: str):
     outside it)."""
     spec = FAMILIES[name]
     value_shape = draw(st.sampled_from([(), (3,), (2, 3)]))
+    if name == "Categorical":
+        return draw(categorical_case(value_shape))
     params = {}
     given = list(spec.params) + [g[draw(st.integers(0, len(g) - 1))] for g in spec.alternatives]
     for p in given:
@@ -64,6 +66,23 @@ def case(draw, name: str):
     if name.startswith("Half") and value_shape:
         x = x * torch.tensor(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=value_shape[-1],
                                            max_size=value_shape[-1])), dtype=torch.float64)
+    return params, x
+
+
+@st.composite
+def categorical_case(draw, value_shape):
+    """Weights (zeros included, one positive per row) or logits on a table
+    whose rows broadcast against the values, and values in range."""
+    size = draw(st.integers(1, 4))
+    rows = draw(st.sampled_from([(), value_shape[-1:], (2, 1), (1,) + value_shape[-1:]]))
+    if draw(st.booleans()):
+        params = {"logits": _tensor(draw, REAL, rows + (size,))}
+    else:
+        table = _tensor(draw, st.one_of(st.just(0.0), POSITIVE), rows + (size,))
+        table[..., draw(st.integers(0, size - 1))] += 1.0
+        params = {"weights": table}
+    x = torch.tensor(draw(st.lists(st.integers(0, size - 1), min_size=math.prod(value_shape),
+                                   max_size=math.prod(value_shape)))).reshape(value_shape)
     return params, x
 
 
