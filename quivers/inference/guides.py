@@ -100,7 +100,7 @@ class AutoGuide(nn.Module):
         self._model = (model,)  # a tuple keeps the model's parameters out of the guide's
         sites = model.latent_sites(observed)
         self.discrete_sites = [s for s in sites if s.discrete]
-        self.layout = Layout([s for s in sites if not s.discrete])
+        self.layout = Layout([s for s in sites if not s.discrete], model.parameters_of)
         self.init_scale = init_scale
         self.logits = nn.ParameterDict(
             {s.name: nn.Parameter(torch.zeros(*s.shape, _num_values(s))) for s in self.discrete_sites}

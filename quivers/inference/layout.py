@@ -7,10 +7,18 @@ coordinates), into consecutive slices of that vector, and unpacks a batch
 of vectors into constrained values with the log absolute Jacobian of the
 map.
 
+A ``Uniform`` latent whose bounds read other latents (``Uniform(0, 1 -
+a)``, Stan's ``real<lower=0, upper=1 - a>``) is mapped by
+``low + (high - low) * sigmoid(u)``, its bounds evaluated from the values
+of the latents before it (the layout follows the program's order, so they
+are unpacked first); the log Jacobian is ``log(high - low) + log
+sigmoid'(u)``, the diagonal of a triangular Jacobian.
+
 Laws
 ----
 - ``pack(unpack(u)[0]) == u`` for every unconstrained ``u`` (up to float
   error), and ``unpack`` values lie in each site's support.
+- The log Jacobian of ``unpack`` is ``log |det d unpack(u) / du|``.
 
 Examples
 --------
@@ -32,13 +40,16 @@ tensor([[1., 1.],
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch.distributions import AffineTransform, ComposeTransform, ExpTransform, Transform, biject_to
+from torch.distributions import AffineTransform, ComposeTransform, ExpTransform, SigmoidTransform, Transform, biject_to
 
-from quivers.errors import QuiversTypeError, ShapeError
+import torch.nn.functional as F
+
+from quivers.errors import QuiversError, QuiversTypeError, ShapeError
 from quivers.programs import Site
 
 __all__ = ["Layout", "SiteSlice"]
@@ -69,6 +80,7 @@ class SiteSlice:
     start: int
     size: int
     unconstrained_shape: tuple[int, ...]
+    bounds: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
     @property
     def name(self) -> str:
@@ -81,9 +93,13 @@ class SiteSlice:
 
 
 class Layout:
-    """Flattened unconstrained coordinates of continuous latent sites."""
+    """Flattened unconstrained coordinates of continuous latent sites.
 
-    def __init__(self, sites: Sequence[Site]) -> None:
+    ``parameters`` (a program's :meth:`~quivers.programs.Program.parameters_of`)
+    lets a ``Uniform`` site's bounds read the latents laid out before it.
+    """
+
+    def __init__(self, sites: Sequence[Site], parameters: Callable[[str], tuple[tuple[str, ...], Any]] | None = None) -> None:
         self.slices: list[SiteSlice] = []
         start = 0
         for site in sites:
@@ -92,19 +108,39 @@ class Layout:
                     f"latent `{site.name}` is discrete; it has no unconstrained coordinates",
                     hint="marginalize it, or use a guide that handles discrete sites",
                 )
+            bounds = None
             try:
                 support = site.support()
-            except Exception as err:  # dependent supports come from torch as NotImplementedError
-                raise QuiversTypeError(f"the support of `{site.name}` is not fixed: {err}") from None
-            transform = _simplify(biject_to(support))
+                transform = _simplify(biject_to(support))
+            except QuiversError as err:
+                if parameters is None or site.family is None or site.family.name != "Uniform":
+                    raise QuiversTypeError(f"the support of `{site.name}` is not fixed: {err.message}") from None
+                bounds = self._bounds(site, parameters)
+                transform = SigmoidTransform()  # onto (0, 1); the bounds of each draw scale it
+            except NotImplementedError as err:  # torch has no bijection onto this support
+                raise QuiversTypeError(f"the support of `{site.name}` has no map from the real line: {err}") from None
             ushape = tuple(transform.inverse_shape(torch.Size(site.shape)))
             size = 1
             for n in ushape:
                 size *= n
-            self.slices.append(SiteSlice(site, transform, start, size, ushape))
+            self.slices.append(SiteSlice(site, transform, start, size, ushape, bounds))
             start += size
         self.dim = start
         self._sizes = [s.size for s in self.slices]
+
+    def _bounds(self, site: Site, parameters: Callable[[str], tuple[tuple[str, ...], Any]]) -> Callable:
+        """The evaluator of ``site``'s bounds, after checking that every
+        latent they read is laid out before it."""
+        reads, evaluate = parameters(site.name)
+        before = {s.name for s in self.slices}
+        missing = [n for n in reads if n not in before]
+        if missing:
+            raise QuiversTypeError(
+                f"the bounds of `{site.name}` read {missing}, which are not sampled before it "
+                "(given as observations, or placed after it)",
+                hint="a Uniform whose bounds read a value given as data needs that value's bounds to be constants",
+            )
+        return evaluate
 
     @property
     def names(self) -> list[str]:
@@ -124,7 +160,12 @@ class Layout:
             shape = batch + s.unconstrained_shape
             if part.shape != shape:
                 part = part.reshape(shape)
-            if s.exp:  # the commonest bijection, without the Transform's call machinery
+            if s.bounds is not None:  # onto (low, high), evaluated from the values before it
+                p = s.bounds(values)
+                width = p["high"] - p["low"]
+                x = p["low"] + width * torch.sigmoid(part)
+                ladj = torch.log(width) + F.logsigmoid(part) + F.logsigmoid(-part)
+            elif s.exp:  # the commonest bijection, without the Transform's call machinery
                 x, ladj = part.exp(), part
             elif isinstance(s.transform, ComposeTransform) and not s.transform.parts:
                 values[s.name] = part  # the identity: log |J| = 0
@@ -148,6 +189,9 @@ class Layout:
         batch = None
         for s in self.slices:
             x = torch.as_tensor(values[s.name])
+            if s.bounds is not None:
+                p = s.bounds(values)
+                x = (x - p["low"]) / (p["high"] - p["low"])
             u = s.transform.inv(x)
             b = u.shape[: u.dim() - len(s.unconstrained_shape)]
             batch = b if batch is None else batch

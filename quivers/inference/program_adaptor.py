@@ -69,7 +69,7 @@ class ProgramAdaptor:
                 hint="marginalize them with a marginalize block, or fit with SVI",
             )
         self.program = program
-        self.layout = Layout(sites)
+        self.layout = Layout(sites, program.parameters_of)
         if device is None:
             buf = next(iter(program.buffers()), None)
             device = buf.device if buf is not None else None

@@ -315,6 +315,74 @@ class Program(nn.Module):
             if n in self.sites and self.sites[n].kind == "latent" and n not in observed
         ]
 
+    def parameters_of(self, name: str) -> tuple[tuple[str, ...], Any]:
+        """The latents the family parameters of the sample site ``name``
+        read (directly or through ``let`` steps), in the program's order,
+        and a function that evaluates the parameters from values of those
+        latents: a dict of tensors laid out on the site's axes, after the
+        values' leading batch axes. Guides and MCMC use it for a support
+        that depends on other latents (``Uniform(0, 1 - a)``).
+
+        Parameters that read anything else (data, an index map, a
+        marginalized latent) are a :class:`QuiversTypeError` naming it.
+
+        Examples
+        --------
+        >>> from quivers.distributions import Uniform
+        >>> from quivers.programs import let, sample, var
+        >>> p = Program("p", FinSet("I", 1), FinSet("I", 1), [
+        ...     sample("a", None, Uniform(0.0, 1.0)), let("b", 1 - var("a")),
+        ...     sample("c", None, Uniform(0.0, var("b")))])
+        >>> reads, evaluate = p.parameters_of("c")
+        >>> reads
+        ('a',)
+        >>> evaluate({"a": torch.tensor([0.25, 0.5])})["high"]
+        tensor([0.7500, 0.5000])
+        """
+        site = self.sites.get(name)
+        if site is None or site.kind != "latent" or not isinstance(site.step, SampleStep):
+            raise QuiversTypeError(f"`{name}` is not a sampled latent of `{self.name}`")
+        step = site.step
+        lets = {s.name: s for s in self.steps if isinstance(s, LetStep)}
+        latents: set[str] = set()
+        needed: set[str] = set()
+        todo = list(step.reads)
+        while todo:
+            n = todo.pop()
+            if n in lets:
+                if n not in needed:
+                    needed.add(n)
+                    todo.extend(lets[n].reads)
+            elif n in self.sites and self.sites[n].kind == "latent":
+                latents.add(n)
+            else:
+                kind = self.sites[n].kind if n in self.sites else "unknown"
+                raise QuiversTypeError(
+                    f"the parameters of `{name}` read `{n}` ({kind}); a support that varies may depend only "
+                    "on sampled latents and constants",
+                    span=step.span,
+                )
+        order = [n for n in nx.topological_sort(self.graph) if n in latents or n in needed]
+        steps = [lets[n] for n in order if n in needed]
+        compiled = self._compiled
+
+        def evaluate(values: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            ref = next(iter(values.values()), None) if values else None
+            dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+            device = ref.device if ref is not None else None
+            env: dict[str, Value] = {n: Value(values[n], self.sites[n].dims) for n in latents}
+            env[REF] = _reference(dtype, device or torch.device("cpu"))
+            for sym, (buf, dims) in self._constant_dims.items():
+                t = getattr(self, buf)
+                env[sym] = Value(t.to(dtype) if torch.is_floating_point(t) else t, dims)
+            for s in steps:
+                env[s.name] = compiled.exprs[id(s)](env)
+            params = {k: f(env) for k, f in compiled.params[id(step)].items()}
+            batch = max(v.batch_ndim for v in params.values())
+            return {k: to_layout(v, batch, site.dims) for k, v in params.items()}
+
+        return tuple(n for n in order if n in latents), evaluate
+
     @property
     def observed_sites(self) -> list[Site]:
         return [s for s in self.sites.values() if s.kind == "observed"]

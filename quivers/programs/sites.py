@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import torch
 from torch.distributions import constraints
 
 from quivers.categories import FinSet
 from quivers.distributions import Family
 from quivers.errors import QuiversTypeError, ShapeError
 from quivers.programs.chain import MarkovStep, markov_rows
-from quivers.programs.expr import Expr
+from quivers.programs.expr import Expr, constant_tensors
 from quivers.programs.named import plate_dims
 from quivers.programs.steps import (
     FactorStep,
@@ -91,12 +92,44 @@ class Site:
         return self.dims[len(self.dims) - rank :] if rank else ()
 
     def support(self) -> constraints.Constraint:
-        """The site's support (for latents fed to guides and MCMC)."""
+        """The site's support (for latents fed to guides and MCMC).
+
+        A support that depends on parameters (``Uniform(low, high)``) is
+        fixed when they are constants, numbers or tensors, however written
+        (``Uniform(0.0, 1.0)`` holds the expressions ``0.0`` and ``1.0``);
+        bounds that read other names raise :class:`QuiversTypeError` naming
+        them (guides and MCMC then evaluate them per draw, see
+        :class:`quivers.inference.layout.Layout`).
+        """
         if self.num_values is not None:
             return constraints.integer_interval(0, self.num_values - 1)
         if self.family is None:
             return constraints.real
-        return self.family.support()
+        fam = self.family
+        if fam.spec.static_support:
+            return fam.support()
+        values = {k: _constant(v) for k, v in fam.args.items()}
+        free = sorted(k for k, v in values.items() if v is None)
+        if free:
+            reads = sorted({n for k in free for n in getattr(fam.args[k], "names", frozenset)()})
+            raise QuiversTypeError(
+                f"the support of `{self.name}` depends on its parameters {free}, which read {reads}"
+            )
+        return fam.spec.support(values)
+
+
+def _constant(value: object) -> torch.Tensor | None:
+    """The value of a family argument that reads no name (a number, or a
+    tensor constant), else None."""
+    if not isinstance(value, Expr):
+        return value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+    e = value.sympy
+    if e.is_number:
+        return torch.tensor(float(e))
+    tensors = constant_tensors(value)
+    if e.is_Symbol and e.name in tensors:
+        return tensors[e.name]
+    return None
 
 
 @dataclass
