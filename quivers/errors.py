@@ -203,6 +203,11 @@ class InvalidValueError(QuiversError):
     kernel that does not sum to one, a negative size."""
 
 
+class GradientError(QuiversError):
+    """A gradient that is not finite where the log density is: the error
+    names the latent and the step whose term breaks it, never the data."""
+
+
 class UnsupportedError(QuiversError):
     """A valid program that a backend or an operation cannot carry out: a
     construct that Stan emission (:mod:`quivers.emit`) has no faithful

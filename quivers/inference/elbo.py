@@ -178,6 +178,8 @@ class ELBO:
         # The guide's draws come through its own bijections, so they lie in
         # their supports unless they are not finite; the checks run only
         # when the ELBO is not finite, to name the culprit.
+        # kept (without their graph) to name the step of a non-finite gradient
+        self.last_latents = {k: v.detach() for k, v in draw.latents.items() if isinstance(v, torch.Tensor)}
         log_joint = model.log_joint(x, observations, draw.latents, check_latents=False)
         if log_joint.dim() > 1:
             log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)

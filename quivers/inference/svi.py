@@ -24,11 +24,12 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from quivers.errors import QuiversTypeError
+from quivers.errors import GradientError, QuiversTypeError
 from quivers.inference.elbo import ELBO
 from quivers.programs import Program
 
@@ -68,8 +69,41 @@ class SVI:
         self.optimizer.zero_grad(set_to_none=True)
         surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, subsample)
         surrogate.backward()
+        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        # one sum, one synchronization: NaN or inf anywhere makes it non-finite
+        if grads and not math.isfinite(float(sum(g.sum() for g in grads))):
+            self._check_gradients(x, observations, subsample)
         self.optimizer.step()
         return value
+
+    def _check_gradients(self, x: Any, observations: Any, subsample: Any) -> None:
+        """Raise a :class:`GradientError` naming the latent and the step
+        whose term has a non-finite gradient at the draw just taken (none
+        is raised when every gradient is finite after all: a sum that
+        overflowed)."""
+        bad = [
+            f"`{name}`" for name, p in self.guide.named_parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+        ]
+        bad += ["of the model" for p in self.model.parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        if not bad:
+            return
+        model = self.model.subsample(subsample) if subsample else self.model
+        latents = getattr(self.loss, "last_latents", None)
+        found = model.nonfinite_gradient(x, observations, latents) if latents else None
+        if found is None:
+            raise GradientError(
+                f"the gradient of the ELBO is not finite in the parameters {', '.join(sorted(set(bad)))}",
+                hint="the log density's terms have finite gradients at the draw; look at the guide's parameters",
+            )
+        name, step = found
+        kind = type(step).__name__.removesuffix("Step").lower()
+        what = f"`{kind} {step.name}`" if getattr(step, "name", None) else f"`{kind}`"
+        raise GradientError(
+            f"the gradient of the log density in `{name}` is not finite at a draw of the guide: "
+            f"it comes from the term of {what}",
+            hint="the density is finite there but its derivative is not: look for a sqrt, log, power or "
+            "division at 0 among that step's parameters",
+        ).located(getattr(step, "span", None), self.model.source)
 
     def evaluate_loss(self, x: Any = None, observations: Any = None) -> float:
         """``-ELBO`` without a step."""

@@ -518,6 +518,43 @@ class Program(nn.Module):
         """
         return self._run(observations, latents, check_latents=check_latents, x=x).log_density
 
+    def nonfinite_gradient(self, x: Any = None, observations=None, latents=None) -> tuple[str, Step] | None:
+        """Where the gradient of the log density in the ``latents`` is not
+        finite: the first latent and the step whose own term has it (the
+        steps of a block's body are tried before the block), or None when
+        every term's gradient is finite. The entries of a term that are
+        ``-inf`` take part with weight 0, as a logsumexp gives them, so a
+        branch of probability 0 whose gradient is ``0 * inf`` is found.
+
+        Examples
+        --------
+        >>> from quivers.distributions import HalfNormal, Normal
+        >>> from quivers.programs import call, observe, sample, var
+        >>> I = FinSet("I", 2)
+        >>> p = Program("p", I, I, [sample("s", None, HalfNormal(1.0)),
+        ...                         observe("y", I, Normal(call("sqrt", var("s")), 1.0))])
+        >>> name, step = p.nonfinite_gradient(None, {"y": torch.zeros(2)}, {"s": torch.tensor(0.0)})
+        >>> name, step.name
+        ('s', 'y')
+        """
+        leaves = {
+            k: torch.as_tensor(v).detach().clone().requires_grad_()
+            for k, v in (latents or {}).items()
+            if isinstance(v, torch.Tensor) and torch.is_floating_point(v)
+        }
+        names = list(leaves)
+        with torch.enable_grad():
+            run = self._run(observations, {**(latents or {}), **leaves}, check_latents=False, x=x, trace=[])
+            for step, terms in run.trace:
+                total = sum(torch.where(torch.isfinite(v.tensor), v.tensor, 0.0).sum() for v in terms)
+                if not total.requires_grad:
+                    continue
+                grads = torch.autograd.grad(total, [leaves[n] for n in names], allow_unused=True, retain_graph=True)
+                for name, g in zip(names, grads):
+                    if g is not None and not bool(torch.isfinite(g).all()):
+                        return name, step
+        return None
+
     def pointwise_log_likelihood(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
         """Log likelihood of each observed site, per element of its plate
         (for ArviZ's loo/waic): sites outside every marginalize block, and

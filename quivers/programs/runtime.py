@@ -119,6 +119,9 @@ class Run:
     site_terms: dict[str, Value] = field(default_factory=dict)
     diagnose: bool = True
     scales: dict[str, float] = field(default_factory=dict)  # plate -> N / b on mini-batches
+    # with ``trace``, the terms each step added, in the order the steps ran
+    # (a block's body before the block): to find where a gradient breaks
+    trace: list[tuple[Step, list[Value]]] | None = None
     _partial: bool = False  # scoring only what is given (a posterior draw)
 
     def execute(self) -> Run:
@@ -143,10 +146,13 @@ class Run:
     def _block(self, key: int) -> list[tuple[Value, str | None]]:
         terms: list[tuple[Value, str | None]] = []
         for s in self.compiled.order[key]:
+            before = len(terms)
             try:
                 self._step(s, terms)
             except QuiversError as err:
                 raise in_step(err, s) from None
+            if self.trace is not None and len(terms) > before:
+                self.trace.append((s, [v for v, _ in terms[before:]]))
         return terms
 
     def _params(self, s: Step) -> dict[str, Value]:
@@ -237,7 +243,7 @@ class Run:
         return Value(sum(tensors[1:], tensors[0]), dims), vias
 
     def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
-        if fused.enabled() and not (self.record or self.pointwise or self._partial):
+        if fused.enabled() and not (self.record or self.pointwise or self._partial or self.trace is not None):
             out = self._fused(s)
             if out is not None:
                 return [(out, None)]

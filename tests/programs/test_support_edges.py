@@ -218,3 +218,38 @@ export p
     prior = prior + 2 * math.lgamma(3.0)  # Dirichlet(1, 1, 1): the constant 2 on the simplex
     assert abs(lp.item() - (want + prior.item())) < 1e-10
     assert all(torch.isfinite(g).all() for g in torch.autograd.grad(lp, [theta, phi]))
+
+
+NAN_GRADIENT = """
+object Item : FinSet 5
+object Two : FinSet 2
+program p : Item -> Item
+    sample theta : Two <- Dirichlet(1.0)
+    sample a <- Normal(0.0, 1.0)
+    marginalize z : Two <- Categorical(theta)
+        observe y : Item <- Normal(sqrt(z * (a + 5)), 1.0)
+    return y
+export p
+"""
+
+
+def test_a_non_finite_gradient_names_the_latent_and_the_step_not_the_data():
+    """Issue 15, part 6: a density finite at z = 0 whose derivative is not
+    (sqrt at 0) is reported as a gradient error at its statement."""
+    from quivers.errors import DataError, GradientError
+    from quivers.inference import fit
+
+    prog = loads(NAN_GRADIENT).morphism
+    y = torch.tensor([0.0, 1.0, 0.5, 2.0, 0.0])
+    name, step = prog.nonfinite_gradient(None, {"y": y}, {"theta": torch.tensor([0.5, 0.5]), "a": torch.tensor(0.1)})
+    assert (name, step.name) == ("a", "y")
+    torch.manual_seed(0)
+    with pytest.raises(GradientError) as info:
+        fit(prog, {"y": y}, steps=5, progress_bar=False)
+    assert not isinstance(info.value, DataError)
+    message = str(info.value)
+    assert "line 8, column 9" in message and "in `a` is not finite" in message and "`observe y`" in message
+    # the same program with a finite derivative at 0 fits
+    fine = loads(NAN_GRADIENT.replace("sqrt(z * (a + 5))", "z * (a + 5)")).morphism
+    assert fine.nonfinite_gradient(None, {"y": y}, {"theta": torch.tensor([0.5, 0.5]), "a": torch.tensor(0.1)}) is None
+    fit(fine, {"y": y}, steps=5, progress_bar=False)
