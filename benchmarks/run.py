@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.report import Row, table, write_json  # noqa: E402
 from benchmarks.timing import DEFAULT_THREADS, Options  # noqa: E402
 
-CASES = ["gmm", "grouped", "hmm", "compile", "nuts", "memory"]
+CASES = ["gmm", "grouped", "hmm", "deduction", "compile", "nuts", "memory"]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

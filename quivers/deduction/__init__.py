@@ -11,6 +11,9 @@
   (a PCFG when normalized) as a torch module with learnable rule weights;
 - :mod:`~quivers.deduction.agenda`: an agenda-based forward chainer for
   general weighted rules over terms with variables (:func:`deduce`);
+- :mod:`~quivers.deduction.system`: :class:`Deduction`, rules over spans
+  with a lexicon and learnable weights: what a QVR ``deduction`` block
+  compiles to;
 - :mod:`~quivers.deduction.parsing`: category rules lifted to spans and a
   lexicon of words: parsing by the agenda engine (:func:`parse`).
 
@@ -22,6 +25,7 @@ from quivers.deduction.cky import Chart, inside, root_weights
 from quivers.deduction.grammar import Grammar, Production
 from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
 from quivers.deduction.parsing import Parse, lexical_axioms, parse, span_rules
+from quivers.deduction.system import SEMIRING_NAMES, Deduction, Entry
 from quivers.deduction.parses import Parses, Tree, sample, tree_weight, viterbi
 
 __all__ = [
@@ -33,6 +37,9 @@ __all__ = [
     "depth",
     "show",
     "Parse",
+    "Deduction",
+    "Entry",
+    "SEMIRING_NAMES",
     "lexical_axioms",
     "parse",
     "span_rules",

@@ -38,6 +38,7 @@ tensor(0.2500)
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class Rule:
 
     Examples
     --------
-    >>> print(Rule("fwd", (("/", Var("X"), Var("Y")), Var("Y")), Var("X")))
+    >>> print(Rule("fwd", (("Fwd", Var("X"), Var("Y")), Var("Y")), Var("X")))
     fwd : X/Y, Y |- X
     """
 
@@ -104,11 +105,13 @@ class Hyperedge:
 
 
 def show(term: Term) -> str:
-    """Write a term: slashes infix (``X/Y``, ``Y\\X``), compounds as calls.
+    """Write a term: the slash categories ``Fwd(X, Y)`` as ``X/Y`` and
+    ``Bwd(X, Y)`` as ``Y\\X`` (both an ``X`` missing a ``Y``, on the right
+    and on the left), other compounds as calls.
 
     Examples
     --------
-    >>> show(("/", ("\\\\", "NP", "S"), "NP"))
+    >>> show(("Fwd", ("Bwd", "S", "NP"), "NP"))
     '(NP\\\\S)/NP'
     >>> show(("span", 0, 2, "S"))
     'span(0, 2, S)'
@@ -117,15 +120,17 @@ def show(term: Term) -> str:
         return term.name
     if isinstance(term, tuple):
         functor, *args = term
-        if functor in ("/", "\\") and len(args) == 2:
-            return f"{_operand(args[0])}{functor}{_operand(args[1])}"
+        if functor == "Fwd" and len(args) == 2:
+            return f"{_operand(args[0])}/{_operand(args[1])}"
+        if functor == "Bwd" and len(args) == 2:
+            return f"{_operand(args[1])}\\{_operand(args[0])}"
         return f"{functor}({', '.join(map(show, args))})"
     return str(term)
 
 
 def _operand(term: Term) -> str:
     text = show(term)
-    return f"({text})" if isinstance(term, tuple) and term[0] in ("/", "\\") else text
+    return f"({text})" if isinstance(term, tuple) and term[0] in ("Fwd", "Bwd") else text
 
 
 def depth(term: Term) -> int:
@@ -134,7 +139,7 @@ def depth(term: Term) -> int:
 
     Examples
     --------
-    >>> depth(("/", ("/", "S", "NP"), "NP"))
+    >>> depth(("Fwd", ("Fwd", "S", "NP"), "NP"))
     2
     """
     if isinstance(term, tuple):
@@ -176,7 +181,7 @@ def match(pattern: Term, term: Term, binding: dict[Var, Term]) -> dict[Var, Term
 
     Examples
     --------
-    >>> match(("/", Var("X"), Var("Y")), ("/", "S", "NP"), {})
+    >>> match(("Fwd", Var("X"), Var("Y")), ("Fwd", "S", "NP"), {})
     {Var(name='X'): 'S', Var(name='Y'): 'NP'}
     """
     if isinstance(pattern, Var):
@@ -273,6 +278,7 @@ def deduce(
     atoms: Iterable[Term] = (),
     max_depth: int | None = None,
     max_items: int = 100_000,
+    tolerance: float | None = None,
 ) -> Derivations:
     """Derive every item from ``axioms`` by ``rules`` and weigh it in ``semiring``.
 
@@ -289,6 +295,10 @@ def deduce(
         Conclusions deeper than this (see :func:`depth`) are not derived.
     max_items
         A bound on the number of items, against rules that derive forever.
+    tolerance
+        Cyclic derivations in a semiring whose addition is not idempotent
+        are summed by iterating the weights until no item changes by more
+        than this (they are refused without it).
 
     Examples
     --------
@@ -316,7 +326,7 @@ def deduce(
     atoms = list(atoms)
     items, edges = _chain(rules, list(axioms), atoms, max_depth, max_items)
     like = next(iter(axioms.values())) if axioms else torch.zeros(())
-    values = _weigh(items, edges, axioms, weights, semiring, like)
+    values = _weigh(items, edges, axioms, weights, semiring, like, tolerance)
     return Derivations(items, edges, values, semiring, like)
 
 
@@ -396,7 +406,8 @@ def _join(premises, position, item, binding, index):
     yield from go(0, binding)
 
 
-def _weigh(items, edges, axioms, weights, semiring: Semiring, like: Tensor) -> dict[Term, Tensor]:
+def _weigh(items, edges, axioms, weights, semiring: Semiring, like: Tensor,
+           tolerance: float | None) -> dict[Term, Tensor]:
     zero = like.new_tensor(semiring.zero)
     one = like.new_tensor(semiring.one)
     order = _topological(items, edges)
@@ -415,24 +426,40 @@ def _weigh(items, edges, axioms, weights, semiring: Semiring, like: Tensor) -> d
         for item in order:
             values[item] = relax(item)
         return values
-    if not semiring.idempotent:
+    if not semiring.idempotent and tolerance is None:
         raise UnsupportedError(
             f"the derivations are cyclic, and `{semiring}` sums over infinitely many of them",
-            hint="use an idempotent semiring (BOOL, MAX_PLUS, ...) or rules without cycles",
+            hint="give a `tolerance` to sum them to a fixed point, use an idempotent semiring "
+            "(BOOL, MAX_PLUS, ...), or remove the cycle",
         )
-    for _ in range(len(items) + 1):
-        changed = False
+    rounds = len(items) + 1 if semiring.idempotent else _MAX_ROUNDS
+    for _ in range(rounds):
+        change = 0.0
         for item in items:
             new = relax(item)
-            if item not in values or not bool(torch.equal(new, values[item])):
-                changed = True
+            if item in values:
+                change = max(change, _distance(new, values[item]))
+            else:
+                change = math.inf
             values[item] = new
-        if not changed:
+        if change <= (tolerance or 0.0):
             return values
     raise InvalidValueError(
-        f"the weights of cyclic derivations in `{semiring}` do not converge (a cycle improves "
-        "every time round)"
+        f"the weights of cyclic derivations in `{semiring}` do not converge (a cycle adds "
+        "weight every time round)"
     )
+
+
+_MAX_ROUNDS = 10_000
+
+
+def _distance(a: Tensor, b: Tensor) -> float:
+    if a.dtype == torch.bool:
+        return 0.0 if bool(a == b) else math.inf
+    a, b = a.detach(), b.detach()
+    if bool(a == b):  # equal infinities too
+        return 0.0
+    return float((a - b).abs())
 
 
 def _topological(items, edges) -> list[Term] | None:

@@ -220,11 +220,16 @@ def _cells(
     rules = binary.reshape(n_cat, n_cat * n_cat).t()
     for w in range(2, n + 1):
         starts = n - w + 1
-        # Clones, because the chart is written in place below and a product
-        # may keep its operands for the backward pass.
-        left = by_start[:, :starts, : w - 1].transpose(-1, -2).clone()
+        # `left` is a view of the chart, which is written in place below: it
+        # is cloned (by `_balance`, or here) because a product may keep its
+        # operands for the backward pass.
+        left = by_start[:, :starts, : w - 1]
         right = by_end[:, w - 1 :, : w - 1].flip(2)
-        pairs = semiring.contract(left, right).reshape(batch, starts, n_cat * n_cat)
+        if semiring is LOG:
+            left, right = _balance(left, right)
+        else:
+            left = left.clone()
+        pairs = semiring.contract(left.transpose(-1, -2), right).reshape(batch, starts, n_cat * n_cat)
         new = semiring.contract(pairs, rules)
         if span_weights is not None:
             new = semiring.mul(new, span_weights[:, :starts, w - 1])
@@ -232,3 +237,20 @@ def _cells(
         by_end[:, w - 1 :, w - 1] = new
     return by_start
 
+
+
+def _balance(left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+    """Log weights ``left - c``, ``right + c`` with one shift ``c`` per split:
+    the same products, with the best category on each side of a split equal.
+
+    :meth:`Semiring.contract` in ``LOG`` shifts each row of ``left`` and
+    each column of ``right`` by its maximum over the splits. A long span's
+    weights fall with its width, so the split where the left part is best
+    is the one where the right part is worst, and the shifted products
+    underflow, which sends every entry to the slow exact path. After the
+    balance both maxima fall at the best split and the products are near
+    one there.
+    """
+    c = (left.detach().amax(-1, keepdim=True) - right.detach().amax(-1, keepdim=True)) / 2
+    c = c.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    return left - c, right + c

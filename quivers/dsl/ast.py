@@ -47,6 +47,9 @@ __all__ = [
     "ObjectDecl", "ObjectDef", "ProgramDecl", "Export", "Decl", "Module",
     # composite programs
     "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
+    # deductions
+    "TermName", "TermNumber", "TermCall", "TermSlash", "Term", "DeductionRule", "LexiconEntry",
+    "DeductionDecl",
 ]
 
 
@@ -563,7 +566,122 @@ class CompositeDecl(Node):
     options: tuple[Option, ...] = ()
 
 
-Decl = Union[ObjectDecl, ObjectDef, ProgramDecl, CompositeDecl, Export]
+# ---------------------------------------------------------------- deductions
+
+
+@dataclass(frozen=True, slots=True)
+class TermName(Node):
+    """An atom (when the deduction declares it in ``atoms``) or a variable.
+
+    Examples
+    --------
+    >>> TermName("NP")
+    TermName(name='NP')
+    """
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TermNumber(Node):
+    """A whole number in a term, such as a position in ``span(0, 1, X)``.
+
+    Examples
+    --------
+    >>> TermNumber(0)
+    TermNumber(value=0)
+    """
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class TermCall(Node):
+    """A compound term ``functor(arg, ...)``.
+
+    Examples
+    --------
+    >>> TermCall("span", (TermName("I"), TermName("J"), TermName("S"))).functor
+    'span'
+    """
+
+    functor: str
+    args: tuple[Term, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TermSlash(Node):
+    """A slash category as written: ``left/right`` (``op="/"``, the
+    category ``Fwd(left, right)``) or ``left\\right`` (``op="\\"``, the
+    category ``Bwd(right, left)``: a ``right`` missing a ``left`` on its left).
+
+    Examples
+    --------
+    >>> TermSlash("/", TermName("S"), TermName("NP")).op
+    '/'
+    """
+
+    op: str
+    left: Term
+    right: Term
+
+
+Term = Union[TermName, TermNumber, TermCall, TermSlash]
+
+
+@dataclass(frozen=True, slots=True)
+class DeductionRule(Node):
+    """``rule name : premise, ... |- conclusion #[annotation, ...]``.
+
+    Examples
+    --------
+    >>> DeductionRule("r", (TermName("A"),), TermName("B"), ("learnable",)).annotations
+    ('learnable',)
+    """
+
+    name: str
+    premises: tuple[Term, ...]
+    conclusion: Term
+    annotations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LexiconEntry(Node):
+    """``"word" : category = meaning #[annotation, ...]`` in a ``lexicon``.
+
+    Examples
+    --------
+    >>> LexiconEntry("dog", TermName("N"), "dog").word
+    'dog'
+    """
+
+    word: str
+    category: Term
+    meaning: str | None = None
+    annotations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeductionDecl(Node):
+    """``deduction name : A -> B [options]`` with its atoms, rules and lexicon.
+
+    Examples
+    --------
+    >>> d = DeductionDecl("D", SetName("T"), SetName("T"), (), ("S",), (), ())
+    >>> d.name, d.atoms
+    ('D', ('S',))
+    """
+
+    name: str
+    dom: SetExpr
+    cod: SetExpr
+    options: tuple[Option, ...]
+    atoms: tuple[str, ...]
+    rules: tuple[DeductionRule, ...]
+    lexicon: tuple[LexiconEntry, ...]
+
+
+Decl = Union[ObjectDecl, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl]
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,8 @@ class _Checker:
     def module(self, module: ast.Module) -> CheckedModule:
         declared: dict[str, ast.Node] = {}
         for d in module.items:
-            if isinstance(d, (ast.ObjectDecl, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl)):
+            if isinstance(d, (ast.ObjectDecl, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl,
+                              ast.DeductionDecl)):
                 previous = declared.get(d.name)
                 if previous is not None:
                     raise self._error(
@@ -227,6 +228,10 @@ class _Checker:
                 opts = self._options(d.options, "program")
                 self.effects[d.name] = self._effects(opts["effects"].value) if "effects" in opts else None
                 self.signatures[d.name] = self._composite(d.value, d)
+            elif isinstance(d, ast.DeductionDecl):
+                # the rules and lexicon are checked where they compile, in dsl/deductions.py
+                self._set(d.dom, d, whole=True)
+                self._set(d.cod, d, whole=True)
             else:
                 exports.append(d)
         for d in exports:

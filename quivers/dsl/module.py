@@ -27,7 +27,9 @@ from pathlib import Path
 
 from quivers.categories import FinSet
 from quivers.dsl import ast
+from quivers.deduction import Deduction
 from quivers.dsl.compiler import compile_module
+from quivers.dsl.deductions import compile_deductions
 from quivers.dsl.parser import parse
 from quivers.errors import DataError, QuiversError, UnknownNameError, did_you_mean
 from quivers.programs import Program
@@ -48,6 +50,8 @@ class QVRModule:
         Finite sets by name, in declaration order.
     programs
         Programs (torch modules) by name, in declaration order.
+    deductions
+        :class:`~quivers.deduction.Deduction` s (torch modules) by name.
     export
         The name of the exported program, or None.
 
@@ -70,12 +74,14 @@ class QVRModule:
         objects: dict[str, FinSet],
         programs: dict[str, Program],
         export: str | None,
+        deductions: dict[str, Deduction] | None = None,
     ) -> None:
         self.ast = tree
         self.source = source
         self.objects = objects
         self.programs = programs
         self.export = export
+        self.deductions = deductions or {}
 
     @property
     def morphism(self) -> Program:
@@ -90,8 +96,8 @@ class QVRModule:
             hint="add `export <program>`",
         )
 
-    def _names(self) -> dict[str, FinSet | Program]:
-        return {**self.objects, **self.programs}
+    def _names(self) -> dict[str, FinSet | Program | Deduction]:
+        return {**self.objects, **self.programs, **self.deductions}
 
     def __getitem__(self, name: str) -> FinSet | Program:
         names = self._names()
@@ -102,7 +108,8 @@ class QVRModule:
         return names[name]
 
     def __getattr__(self, name: str) -> FinSet | Program:
-        if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export"}:
+        if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export",
+                                             "deductions"}:
             raise AttributeError(name)
         names = self._names()
         if name in names:
@@ -156,7 +163,7 @@ def loads(text: str) -> QVRModule:
     tree = parse(text)
     objects, programs = compile_module(tree, text)
     export = next((d.name for d in tree.items if isinstance(d, ast.Export)), None)
-    return QVRModule(tree, text, objects, programs, export)
+    return QVRModule(tree, text, objects, programs, export, compile_deductions(tree, text))
 
 
 def load(path: str | PathLike[str]) -> QVRModule:

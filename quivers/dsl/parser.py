@@ -55,7 +55,7 @@ from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span,
 __all__ = ["parse", "grammar_text"]
 
 _STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "return", "index")
-_DECL_KEYWORDS = ("object", "program", "export")
+_DECL_KEYWORDS = ("object", "program", "export", "deduction")
 _OPERATORS = frozenset({"+", "-", "*", "/", "^", "["})
 _NAMED = {
     "NAME": "a name",
@@ -260,7 +260,7 @@ def _expected_words(expected: Iterable[str], parser: Lark) -> str:
         words.append("a step (" + ", ".join(f"`{k}`" for k in _STEP_KEYWORDS) + ")")
         rest = {t for t in rest if literals[t] not in _STEP_KEYWORDS}
     if set(_DECL_KEYWORDS) <= values:
-        words.append("a declaration (`object`, `program` or `export`)")
+        words.append("a declaration (`object`, `program`, `deduction` or `export`)")
         rest = {t for t in rest if literals[t] not in _DECL_KEYWORDS and t not in {"_NL", "$END"}}
     if {"NAME", "NUMBER"} <= rest and values >= {"(", "-"}:
         words.append("an expression")

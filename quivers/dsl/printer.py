@@ -226,7 +226,61 @@ def _decl(d: ast.Decl) -> list[str]:
         return [f"program {d.name} = {dump_program(d.value)}{_options(d.options)}"]
     if isinstance(d, ast.Export):
         return [f"export {d.name}"]
+    if isinstance(d, ast.DeductionDecl):
+        return _deduction(d)
     raise TypeError(f"not a declaration: {d!r}")
+
+
+def dump_term(t: ast.Term) -> str:
+    """Write a deduction term with the parentheses its slashes need.
+
+    Examples
+    --------
+    >>> np, s = ast.TermName("NP"), ast.TermName("S")
+    >>> dump_term(ast.TermSlash("/", ast.TermSlash("\\\\", np, s), np))
+    'NP\\\\S/NP'
+    >>> dump_term(ast.TermSlash("\\\\", ast.TermSlash("/", s, np), s))
+    '(S/NP)\\\\S'
+    """
+    if isinstance(t, ast.TermName):
+        return t.name
+    if isinstance(t, ast.TermNumber):
+        return str(t.value)
+    if isinstance(t, ast.TermCall):
+        return f"{t.functor}({', '.join(dump_term(a) for a in t.args)})"
+    if t.op == "/":
+        # left associative and loosest: only a `/` on the right needs parentheses
+        right = _term_wrapped(t.right, isinstance(t.right, ast.TermSlash) and t.right.op == "/")
+        return f"{dump_term(t.left)}/{right}"
+    # right associative and tighter: any slash on the left, a `/` on the right
+    left = _term_wrapped(t.left, isinstance(t.left, ast.TermSlash))
+    right = _term_wrapped(t.right, isinstance(t.right, ast.TermSlash) and t.right.op == "/")
+    return f"{left}\\{right}"
+
+
+def _term_wrapped(t: ast.Term, wrap: bool) -> str:
+    return f"({dump_term(t)})" if wrap else dump_term(t)
+
+
+def _annotations(names: tuple[str, ...]) -> str:
+    return f" #[{', '.join(names)}]" if names else ""
+
+
+def _deduction(d: ast.DeductionDecl) -> list[str]:
+    out = [f"deduction {d.name} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"]
+    if d.atoms:
+        out.append(f"{INDENT}atoms {', '.join(d.atoms)}")
+    for r in d.rules:
+        premises = ", ".join(dump_term(p) for p in r.premises)
+        out.append(f"{INDENT}rule {r.name} : {premises}{' ' if premises else ''}|- "
+                   f"{dump_term(r.conclusion)}{_annotations(r.annotations)}")
+    if d.lexicon:
+        out.append(f"{INDENT}lexicon")
+        for e in d.lexicon:
+            meaning = f" = {e.meaning}" if e.meaning is not None else ""
+            out.append(f'{INDENT * 2}"{e.word}" : {dump_term(e.category)}{meaning}'
+                       f"{_annotations(e.annotations)}")
+    return out
 
 
 def dumps(node: ast.Module | ast.Decl | ast.Step) -> str:

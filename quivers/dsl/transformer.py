@@ -28,15 +28,23 @@ from lark import Token, Transformer, v_args
 from quivers.dsl import ast
 from quivers.errors import QVRSyntaxError, Span
 
-__all__ = ["KEYWORDS", "QVRTransformer"]
+__all__ = ["KEYWORDS", "CONTEXTUAL_KEYWORDS", "ANNOTATIONS", "QVRTransformer"]
 
 KEYWORDS = frozenset(
     {
         "object", "FinSet", "program", "export",
         "sample", "observe", "marginalize", "let", "factor", "return", "index",
+        "deduction",
     }
 )
 """Reserved words: none of them can name an object, program or value."""
+
+CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon"})
+"""Words that start a line of a ``deduction`` body and are names anywhere
+else (the parser's lexer only expects them there)."""
+
+ANNOTATIONS = frozenset({"learnable"})
+"""What ``#[...]`` may say after a deduction rule or lexicon entry."""
 
 
 def _token_span(token: Token) -> Span:
@@ -289,3 +297,74 @@ class QVRTransformer(Transformer):
 
     def name(self, meta: Any, children: list) -> ast.Name:
         return ast.Name(str(children[0]), span=self._span(meta))
+
+    # ------------------------------------------------------------ deductions
+
+    def deduction_decl(self, meta: Any, children: list) -> ast.DeductionDecl:
+        name, dom, cod, options, *parts = children
+        found: dict[str, list] = {"atoms": [], "rule": [], "lexicon": []}
+        for kind, items in parts:
+            found[kind].extend(items)
+        return ast.DeductionDecl(
+            str(name), dom, cod, options or (), tuple(found["atoms"]), tuple(found["rule"]),
+            tuple(found["lexicon"]), span=self._line_span(meta),
+        )
+
+    def atoms_decl(self, meta: Any, children: list) -> tuple[str, tuple[str, ...]]:
+        return "atoms", tuple(str(c) for c in children)
+
+    def rule_decl(self, meta: Any, children: list) -> tuple[str, tuple[ast.DeductionRule]]:
+        name, premises, conclusion, annotation = children
+        rule = ast.DeductionRule(str(name), premises, conclusion, self._annotations(annotation),
+                                 span=self._line_span(meta))
+        return "rule", (rule,)
+
+    def premises(self, meta: Any, children: list) -> tuple[ast.Term, ...]:
+        return tuple(children)
+
+    def lexicon_decl(self, meta: Any, children: list) -> tuple[str, tuple[ast.LexiconEntry, ...]]:
+        return "lexicon", tuple(children)
+
+    def lexicon_entry(self, meta: Any, children: list) -> ast.LexiconEntry:
+        word, category, meaning, annotation = children
+        text = str(word)[1:-1]
+        if not text.strip():
+            raise QVRSyntaxError("a lexicon entry needs a word between its quotes",
+                                 span=_token_span(word), source=self.source)
+        return ast.LexiconEntry(text, category, None if meaning is None else str(meaning),
+                                self._annotations(annotation), span=self._line_span(meta))
+
+    def _annotations(self, token: Token | None) -> tuple[str, ...]:
+        if token is None:
+            return ()
+        names = tuple(a.strip() for a in str(token)[2:-1].split(",") if a.strip())
+        for a in names:
+            if a not in ANNOTATIONS:
+                raise QVRSyntaxError(
+                    f"unknown annotation `{a}` in `{token}`", span=_token_span(token),
+                    source=self.source, hint="the annotation a rule or entry takes is `#[learnable]`",
+                )
+        return names
+
+    def term_fwd(self, meta: Any, children: list) -> ast.TermSlash:
+        left, right = children
+        return ast.TermSlash("/", left, right, span=self._span(meta))
+
+    def term_bwd(self, meta: Any, children: list) -> ast.TermSlash:
+        left, right = children
+        return ast.TermSlash("\\", left, right, span=self._span(meta))
+
+    def term_name(self, meta: Any, children: list) -> ast.TermName:
+        return ast.TermName(str(children[0]), span=self._span(meta))
+
+    def term_number(self, meta: Any, children: list) -> ast.TermNumber:
+        (token,) = children
+        value = _number(token, self.source)
+        if not isinstance(value, int):
+            raise QVRSyntaxError(f"a number in a term must be whole, got `{token}`",
+                                 span=_token_span(token), source=self.source)
+        return ast.TermNumber(value, span=self._span(meta))
+
+    def term_call(self, meta: Any, children: list) -> ast.TermCall:
+        functor, *args = children
+        return ast.TermCall(str(functor), tuple(args), span=self._span(meta))

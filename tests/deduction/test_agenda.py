@@ -59,18 +59,25 @@ def test_cycles_are_solved_in_idempotent_semirings_and_refused_in_others():
     assert best[("path", "a", "a")] == -3.0
     reach = deduce(PATHS, {k: torch.tensor(True) for k in edges}, BOOL)
     assert bool(reach[("path", "c", "a")]) is False and bool(reach[("path", "b", "b")])
+    probs = {("edge", "a", "b"): torch.tensor(0.5, dtype=torch.float64),
+             ("edge", "b", "a"): torch.tensor(0.5, dtype=torch.float64),
+             ("edge", "b", "c"): torch.tensor(0.5, dtype=torch.float64)}
     with pytest.raises(UnsupportedError, match="cyclic"):
-        deduce(PATHS, {k: v.exp() for k, v in edges.items()}, PROB)
+        deduce(PATHS, probs, PROB)
+    summed = deduce(PATHS, probs, PROB, tolerance=1e-12)
+    # a -> b, then any number of round trips b -> a -> b: 0.5 / (1 - 0.25)
+    torch.testing.assert_close(summed[("path", "a", "b")], torch.tensor(2 / 3, dtype=torch.float64))
+    torch.testing.assert_close(summed[("path", "a", "c")], torch.tensor(1 / 3, dtype=torch.float64))
     with pytest.raises(InvalidValueError, match="converge"):
         deduce(PATHS, {k: -v for k, v in edges.items()}, MAX_PLUS)
 
 
 def test_free_conclusion_variables_range_over_atoms_and_depth_bounds_terms():
-    rules = [Rule("intro", (), ("/", X, X)), Rule("nest", (("/", X, Y),), ("/", ("/", X, Y), Y))]
+    rules = [Rule("intro", (), ("Fwd", X, X)), Rule("nest", (("Fwd", X, Y),), ("Fwd", ("Fwd", X, Y), Y))]
     d = deduce(rules, {}, BOOL, atoms=["S", "NP"], max_depth=2)
-    assert ("/", "S", "S") in d and ("/", "NP", "NP") in d
-    assert ("/", ("/", "S", "S"), "S") in d
-    assert ("/", ("/", ("/", "S", "S"), "S"), "S") not in d
+    assert ("Fwd", "S", "S") in d and ("Fwd", "NP", "NP") in d
+    assert ("Fwd", ("Fwd", "S", "S"), "S") in d
+    assert ("Fwd", ("Fwd", ("Fwd", "S", "S"), "S"), "S") not in d
     with pytest.raises(InvalidValueError, match="no atoms"):
         deduce(rules, {}, BOOL)
 

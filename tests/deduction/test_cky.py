@@ -192,3 +192,17 @@ def test_viterbi_in_max_plus_matches_the_gradient_argmax():
     for node in tree.nodes():
         expected[0, node.start, node.end - node.start - 1, node.label] = 1.0
     assert torch.equal(grad, expected)
+
+
+def test_long_sentences_in_float32_keep_their_precision():
+    # Span weights fall with width, so the best split for the left part is the
+    # worst for the right: shifted products underflow unless each split is
+    # balanced. The float32 pass must match float64.
+    gen = torch.Generator().manual_seed(4)
+    binary = torch.randn(5, 5, 5, generator=gen, dtype=torch.float64).log_softmax(0)
+    lexical = torch.randn(5, 50, generator=gen, dtype=torch.float64).log_softmax(1) - 3.0
+    words = torch.randint(0, 50, (2, 40), generator=gen)
+    exact = inside(binary, lexical, words).total
+    single = inside(binary.float(), lexical.float(), words).total
+    assert torch.isfinite(single).all()
+    torch.testing.assert_close(single.double(), exact, rtol=1e-5, atol=1e-3)

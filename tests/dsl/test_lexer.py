@@ -12,7 +12,7 @@ from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punc
 
 from quivers.dsl import dumps
 from quivers.dsl.lexer import EFFECT_NAMES, QVRLexer, grammar_keywords
-from quivers.dsl.transformer import KEYWORDS
+from quivers.dsl.transformer import CONTEXTUAL_KEYWORDS, KEYWORDS
 from quivers.programs import Effect
 
 from tests.dsl.strategies import modules
@@ -25,7 +25,7 @@ def lex(text: str) -> list[tuple[object, str]]:
 
 
 def test_keywords_are_the_grammars():
-    assert set(grammar_keywords()) == set(KEYWORDS)
+    assert set(grammar_keywords()) == set(KEYWORDS) | set(CONTEXTUAL_KEYWORDS)
 
 
 def test_effect_names_are_the_effects():

@@ -1,0 +1,233 @@
+"""A deduction system as a torch module: rules over ``span`` items, a
+lexicon, a start category and learnable weights.
+
+A :class:`Deduction` is what a QVR ``deduction`` block compiles to. Its
+rules are :class:`~quivers.deduction.agenda.Rule` values over items
+``span(i, j, category)``; its lexicon gives each word its categories, the
+axioms ``span(i, i + 1, category)``. A learnable rule or entry holds one
+log weight, a parameter starting at ``0``; the others weigh ``one``. The
+weights enter the semiring through :data:`FROM_LOG`: as they stand in
+``LOG`` and ``MAX_PLUS``, exponentiated in ``PROB`` and ``MAX_TIMES``, and
+as "is possible" in ``BOOL``. The weight of a sentence is the weight of
+``span(0, n, start)``, by the agenda engine, so gradients reach every
+learnable weight.
+
+Laws
+----
+- In ``LOG`` the weight of a sentence is the log of the sum, over its
+  derivations, of the exponentiated sum of their weights; in ``PROB`` with
+  no learnable weights it counts the derivations; in ``BOOL`` it says
+  whether there is one.
+
+Examples
+--------
+>>> from quivers.deduction.agenda import Var
+>>> I, J, K = Var("I"), Var("J"), Var("K")
+>>> rules = [Rule("s", (("span", I, K, "NP"), ("span", K, J, "VP")), ("span", I, J, "S"))]
+>>> lexicon = [Entry("she", "NP"), Entry("runs", "VP")]
+>>> d = Deduction("D", rules, lexicon, start="S", semiring=BOOL)
+>>> d.weight(["she", "runs"]), d.weight(["runs", "she"])
+(tensor(True), tensor(False))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from quivers.categories.semiring import (
+    BOOL, LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, SEMIRINGS, Semiring,
+)
+from quivers.deduction.agenda import Derivations, Rule, Term, deduce, show
+from quivers.deduction.parsing import lexical_axioms
+from quivers.errors import DataError, InvalidValueError, QuiversTypeError, UnknownNameError
+
+__all__ = ["Entry", "Deduction", "SEMIRING_NAMES", "FROM_LOG"]
+
+SEMIRING_NAMES: dict[str, Semiring] = {
+    "LogProb": LOG,
+    "Viterbi": MAX_PLUS,
+    "Boolean": BOOL,
+    "Counting": PROB,
+    **{s.name: s for s in SEMIRINGS},
+}
+"""The semirings a deduction names: the constants, and the aliases of the
+QVR ``semiring=`` option (``LogProb``, ``Viterbi``, ``Boolean``,
+``Counting``)."""
+
+FROM_LOG: dict[Semiring, Callable[[Tensor], Tensor]] = {
+    LOG: lambda t: t,
+    MAX_PLUS: lambda t: t,
+    MIN_PLUS: lambda t: -t,
+    PROB: torch.exp,
+    MAX_TIMES: torch.exp,
+    BOOL: lambda t: t > -math.inf,
+}
+"""How a log weight becomes a weight of each semiring that has learnable
+weights (``MIN_PLUS`` reads it as a cost, its negation)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A lexicon entry: ``word`` has ``category`` (and a ``meaning``, an atom
+    kept for the reader); ``learnable`` gives it a log weight.
+
+    Examples
+    --------
+    >>> Entry("the", ("Fwd", "NP", "N"), "the", learnable=True)
+    Entry(word='the', category=('Fwd', 'NP', 'N'), meaning='the', learnable=True)
+    """
+
+    word: str
+    category: Term
+    meaning: str | None = None
+    learnable: bool = False
+
+
+class Deduction(nn.Module):
+    """Weighted deduction over spans of a sentence.
+
+    Parameters
+    ----------
+    name
+        The name, for messages.
+    rules
+        Rules over ``span(i, j, category)`` items.
+    lexicon
+        The :class:`Entry` values.
+    start
+        The category of a whole sentence.
+    semiring
+        Where the weights live.
+    atoms
+        What unbound variables of a conclusion range over.
+    max_depth
+        Categories deeper than this are not derived (a ``span`` item is one
+        deeper than its category).
+    learnable
+        The names of the rules with a log weight.
+    tolerance
+        For cyclic rules in a semiring that adds (``LOG``, ``PROB``): the
+        weights are iterated until no item changes by more than this.
+
+    Examples
+    --------
+    >>> from quivers.deduction.agenda import Var
+    >>> X, I, J = Var("X"), Var("I"), Var("J")
+    >>> rules = [Rule("both", (("span", I, Var("K"), X), ("span", Var("K"), J, X)), ("span", I, J, X))]
+    >>> d = Deduction("D", rules, [Entry("a", "A")], start="A", semiring=PROB)
+    >>> int(d.weight(["a"] * 4))   # the 5 bracketings of four words
+    5
+    """
+
+    def __init__(
+        self,
+        name: str,
+        rules: Sequence[Rule],
+        lexicon: Sequence[Entry],
+        *,
+        start: Term,
+        semiring: Semiring = LOG,
+        atoms: Iterable[Term] = (),
+        max_depth: int | None = None,
+        learnable: Iterable[str] = (),
+        tolerance: float | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(semiring, Semiring):
+            raise QuiversTypeError(f"`semiring` of deduction `{name}` must be a Semiring, got {semiring!r}")
+        self.name = name
+        self.rules = tuple(rules)
+        self.lexicon = tuple(lexicon)
+        self.start = start
+        self.semiring = semiring
+        self.atoms = tuple(atoms)
+        self.max_depth = max_depth
+        self.tolerance = tolerance
+        names = [r.name for r in self.rules]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise InvalidValueError(f"deduction `{name}` has two rules named `{duplicate}`")
+        learnable = tuple(learnable)
+        for rule in learnable:
+            if rule not in names:
+                raise UnknownNameError(f"deduction `{name}` has no rule `{rule}` to learn",
+                                       name=rule, candidates=names)
+        learns = bool(learnable) or any(e.learnable for e in self.lexicon)
+        if learns and semiring not in FROM_LOG:
+            raise QuiversTypeError(
+                f"deduction `{name}` has learnable weights, which `{semiring}` cannot hold",
+                hint="use " + ", ".join(map(str, FROM_LOG)),
+            )
+        self.learnable = learnable
+        self.rule_logits = nn.ParameterDict(
+            {r: nn.Parameter(torch.zeros((), dtype=torch.float64)) for r in learnable}
+        )
+        self.entry_logits = nn.Parameter(torch.zeros(len(self.lexicon), dtype=torch.float64))
+        self._entry_learns = [e.learnable for e in self.lexicon]
+        self.words = tuple(dict.fromkeys(e.word for e in self.lexicon))
+
+    def _one(self) -> Tensor:
+        dtype = self.semiring.tensor_dtype(torch.float64)
+        return torch.tensor(self.semiring.one, dtype=dtype)
+
+    def rule_weights(self) -> dict[str, Tensor]:
+        """The weight of each learnable rule in the semiring."""
+        to = FROM_LOG.get(self.semiring)
+        return {r: to(w) for r, w in self.rule_logits.items()} if to else {}
+
+    def lexicon_weights(self) -> dict[str | int, list[tuple[Term, Tensor]]]:
+        """Each word's categories and their weights in the semiring."""
+        out: dict[str | int, list[tuple[Term, Tensor]]] = {}
+        to = FROM_LOG.get(self.semiring)
+        one = self._one()
+        for i, entry in enumerate(self.lexicon):
+            weight = to(self.entry_logits[i]) if entry.learnable and to else one
+            out.setdefault(entry.word, []).append((entry.category, weight))
+        return out
+
+    def derive(self, words: Sequence[str]) -> Derivations:
+        """Every item derivable from a sentence, with its weight."""
+        if isinstance(words, str) or not words:
+            raise DataError(f"deduction `{self.name}` parses a non-empty sequence of words, got {words!r}")
+        axioms = lexical_axioms(list(words), self.lexicon_weights(), self.semiring)
+        return deduce(
+            self.rules, axioms, self.semiring, weights=self.rule_weights(), atoms=self.atoms,
+            max_depth=None if self.max_depth is None else self.max_depth + 1,
+            tolerance=self.tolerance,
+        )
+
+    def goal(self, words: Sequence[str]) -> Term:
+        """The item of a whole sentence: ``span(0, n, start)``."""
+        return ("span", 0, len(words), self.start)
+
+    def weight(self, words: Sequence[str]) -> Tensor:
+        """The weight of a sentence: of every derivation of its goal item."""
+        return self.derive(words)[self.goal(words)]
+
+    def forward(self, sentences: Sequence[Sequence[str]]) -> Tensor:
+        """The weights of several sentences, stacked."""
+        return torch.stack([self.weight(s) for s in sentences])
+
+    def __repr__(self) -> str:
+        return (f"Deduction({self.name!r}, rules=[{', '.join(r.name for r in self.rules)}], "
+                f"words={len(self.words)}, start={show(self.start)}, semiring={self.semiring})")
+
+
+def check_semiring(name: str, where: str) -> Semiring:
+    """The semiring a deduction's ``semiring=`` option names.
+
+    Examples
+    --------
+    >>> check_semiring("Viterbi", "deduction `D`")
+    MAX_PLUS
+    """
+    if name not in SEMIRING_NAMES:
+        raise UnknownNameError(f"unknown semiring `{name}` for {where}", name=name,
+                               candidates=SEMIRING_NAMES)
+    return SEMIRING_NAMES[name]
+
