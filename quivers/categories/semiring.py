@@ -255,8 +255,16 @@ def _log_matmul(a: Tensor, b: Tensor) -> Tensor:
     if total.numel() == 0 or bool(total.amin() >= tiny):  # amin is NaN if any entry is
         # the usual case: one pass to check, no mask, no node of autograd for it
         return total.log() + (shift_a + shift_b)
-    redo = ~(total >= tiny)
-    out = torch.where(redo, torch.ones_like(total), total).log() + (shift_a + shift_b)
+    low = ~(total >= tiny)
+    # An entry whose every product is a zero of the semiring is exactly -inf
+    # (with zero gradient): only the others are worth an exact redo. Sparse
+    # weights (a grammar's absent rules) make many such entries.
+    support = torch.matmul((a > -_INF).to(total.dtype), (b > -_INF).to(total.dtype)) > 0
+    redo = low & support
+    out = torch.where(low, torch.ones_like(total), total).log() + (shift_a + shift_b)
+    out = torch.where(low & ~support, torch.full_like(out, -_INF), out)
+    if not bool(redo.any()):
+        return out
     batch = out.shape[:-2]
     where = redo.nonzero(as_tuple=True)
     rows = a.expand(*batch, *a.shape[-2:])[where[:-1]]

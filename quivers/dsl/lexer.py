@@ -38,6 +38,7 @@ from pygments.token import (
     Number,
     Operator,
     Punctuation,
+    String,
     Whitespace,
 )
 
@@ -79,9 +80,12 @@ class QVRLexer(RegexLexer):
         "root": [
             (r"[ \t\f]+", Whitespace),
             (r"\r?\n", Whitespace),
+            (r"#\[[^\]\n]*\]", Name.Decorator),
             (r"#[^\n]*", Comment.Single),
+            (r'"[^"\n]*"', String),
             (rf"(object)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
-            (rf"(program|export)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
+            (rf"(program|export|deduction)(\s+)({_NAME})",
+             bygroups(Keyword.Declaration, Whitespace, Name.Function)),
             (rf"({'|'.join(_BINDS)})(\s+)({_NAME})", bygroups(Keyword, Whitespace, Name.Variable)),
             (r"FinSet\b", Keyword.Type),
             (words(_keywords(), suffix=r"\b"), Keyword),
@@ -92,8 +96,8 @@ class QVRLexer(RegexLexer):
             (r"([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)[eE][+-]?[0-9]+", Number.Float),
             (r"[0-9]+\.[0-9]*|\.[0-9]+", Number.Float),
             (r"[0-9]+", Number.Integer),
-            (r"<-|->|>>", Operator),
-            (r"[+\-*/^=@]", Operator),
+            (r"<-|->|>>|\|-", Operator),
+            (r"[+\-*/^=@\\]", Operator),
             (r"[:,()\[\]]", Punctuation),
             (_NAME, Name),
             (r".", Error),

@@ -179,3 +179,14 @@ def test_deduction_words_are_still_names_outside_a_deduction():
     m = parse("object K : FinSet 2\nprogram p : K -> K\n    sample rule : K <- Normal(0.0, 1.0)\n"
               "    let atoms = rule\n    return atoms\n")
     assert [s.name for s in m.items[1].body[:2]] == ["rule", "atoms"]
+
+
+def test_the_pygments_lexer_highlights_deduction_blocks():
+    from pygments.token import Error, Name, String
+
+    from quivers.dsl.lexer import QVRLexer
+
+    tokens = list(QVRLexer().get_tokens(CCG.format(semiring="LogProb", depth=4, learn=" #[learnable]",
+                                                   start="S")))
+    assert (String, '"Kim"') in tokens and (Name.Decorator, "#[learnable]") in tokens
+    assert not [t for t in tokens if t[0] is Error]
