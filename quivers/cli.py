@@ -448,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``qvr`` argument parser, one subcommand per command."""
     parser = _Parser(
         prog="qvr",
-        description="Check, format, draw, fit, sample and emit QVR programs (quivers).",
+        description="Check, format, draw, fit, sample and emit QVR programs, or work with them interactively "
+                    "(repl) and in an editor (lsp) (quivers).",
         epilog="Run `qvr COMMAND --help` for the options of a command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -522,7 +523,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DATA", help="observations; their sample sites become Stan data")
     p.add_argument("--data-out", metavar="JSON", help="write the Stan data dict converted from --data")
     p.set_defaults(run=_emit)
+
+    p = sub.add_parser("repl", help="an interactive QVR session",
+                       description="Enter statements one at a time (a program's body ends with an empty line) "
+                                   "and commands: :type NAME, :graph PROGRAM, :sample PROGRAM [N], :load FILE, "
+                                   ":source, :reset, :help, :quit.")
+    p.set_defaults(run=_repl)
+
+    p = sub.add_parser("lsp", help="the QVR language server (stdio)",
+                       description="Serve the Language Server Protocol over stdin and stdout: diagnostics, hover, "
+                                   "go-to-definition, completion, formatting and symbols. Needs "
+                                   "`pip install \"quivers[editor]\"`.")
+    p.set_defaults(run=_lsp)
     return parser
+
+
+def _repl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from quivers.editor.repl import run
+
+    return run(sys.stdin, out)
+
+
+def _lsp(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from quivers.editor.lsp import main as serve
+
+    return serve()
 
 
 def _positive(text: str) -> int:
