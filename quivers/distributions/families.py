@@ -33,6 +33,7 @@ tensor([0.2500, 0.7500])
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -386,7 +387,18 @@ def _make_lkj(p: dict[str, torch.Tensor]) -> Distribution:
 
 
 def _make_mvn(p: dict[str, torch.Tensor]) -> Distribution:
-    return torch.distributions.MultivariateNormal(**p, validate_args=False)
+    cov = p.get("covariance_matrix")
+    if cov is None:
+        return torch.distributions.MultivariateNormal(**p, validate_args=False)
+    # torch's own factorization raises on a matrix that is not positive
+    # definite (a covariance built from parameters, at an extreme draw); such
+    # a batch element gets a NaN factor instead, so its density is NaN: a
+    # divergence to MCMC, an error naming the site to log_joint.
+    tril, info = torch.linalg.cholesky_ex(cov)
+    if bool((info != 0).any()):
+        bad = (info != 0)[..., None, None]
+        tril = torch.where(bad, torch.full_like(tril, math.nan), tril)
+    return torch.distributions.MultivariateNormal(p["loc"], scale_tril=tril, validate_args=False)
 
 
 class ImproperFlat(Distribution):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import sympy
 import torch
+from torch.distributions import constraints
 
 from quivers.categories import FinFunction, FinSet
 from quivers.distributions import Family
@@ -434,6 +435,14 @@ class Run:
                 for name, v in params.items():
                     spec = fam.spec.param(name)
                     t = v.tensor.detach()
+                    if torch.is_floating_point(t) and spec.constraint is constraints.positive_definite and t.dim() >= 2:
+                        info = torch.linalg.cholesky_ex(t)[1]
+                        if bool((info != 0).any()):
+                            bad = tuple(int(i) for i in torch.nonzero(info != 0)[0])
+                            raise InvalidValueError(
+                                f"parameter `{name}` of `{s.name}` is not positive definite"
+                                + (f" at batch index {bad}" if bad else "") + "; the log density is NaN"
+                            )
                     if not torch.is_floating_point(t) or spec.event_rank:
                         continue
                     ok = spec.constraint.check(t) | ~torch.isfinite(t)

@@ -16,7 +16,7 @@ import torch
 from quivers.categories import FinSet
 from quivers.distributions import Beta, Categorical, HalfNormal, MultivariateNormal, Normal
 from quivers.dsl import dumps, loads, parse
-from quivers.errors import QuiversTypeError, ShapeError
+from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError
 from quivers.programs import Program, marginalize, matrix, observe, sample, stack, var, vector
 from quivers.programs.expr import compile_expr
 from quivers.programs.named import Value
@@ -197,3 +197,22 @@ def test_qvr_fmt_round_trips(source):
     module = parse(source)
     assert parse(dumps(module)) == module
     assert "vector(K, theta, 1 - theta)" in dumps(module) or "matrix(K, s1 ^ 2" in dumps(module)
+
+
+def test_a_built_covariance_that_is_not_positive_definite_is_named_not_a_torch_error():
+    model = loads(COVARIANCE).morphism
+    y = torch.zeros(6, 2, dtype=D)
+    one = torch.tensor(1.0, dtype=D)
+    with pytest.raises(InvalidValueError, match="parameter `covariance_matrix` of `y` is not positive definite"):
+        model.log_joint(None, {"y": y}, {"s1": one, "s2": one, "r": one, "m": torch.zeros(2, dtype=D)})
+    # A batch of draws, as MCMC passes them: the bad draw's density is NaN (a
+    # divergence), the others are exact.
+    batch = {"s1": torch.ones(2, dtype=D), "s2": torch.ones(2, dtype=D), "r": torch.tensor([0.5, 1.0], dtype=D),
+             "m": torch.zeros(2, 2, dtype=D)}
+    lp = model.log_joint(None, {"y": y}, batch, check_latents=False)
+    cov = torch.tensor([[1.0, 0.5], [0.5, 1.0]], dtype=D)
+    want = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=D), cov).log_prob(y).sum()
+    want = want + 2 * torch.distributions.HalfNormal(one).log_prob(one) + math.log(0.5)
+    want = want + torch.distributions.Normal(0.0, one).log_prob(torch.zeros(2, dtype=D)).sum()
+    torch.testing.assert_close(lp[0], want, rtol=0, atol=1e-12)
+    assert torch.isnan(lp[1])
