@@ -20,7 +20,7 @@
 This layer imports only from :mod:`quivers.categories` and below.
 """
 
-from quivers.deduction.agenda import Derivations, Hyperedge, Rule, Var, deduce, depth, show
+from quivers.deduction.agenda import Derivation, Derivations, Hyperedge, Rule, Var, deduce, depth, show
 from quivers.deduction.cky import Chart, inside, root_weights
 from quivers.deduction.grammar import Grammar, Production
 from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
@@ -29,6 +29,7 @@ from quivers.deduction.system import SEMIRING_NAMES, Deduction, Entry
 from quivers.deduction.parses import Parses, Tree, sample, tree_weight, viterbi
 
 __all__ = [
+    "Derivation",
     "Derivations",
     "Hyperedge",
     "Rule",

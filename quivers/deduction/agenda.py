@@ -51,7 +51,7 @@ from torch import Tensor
 from quivers.categories.semiring import Semiring
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
 
-__all__ = ["Var", "Term", "Rule", "Hyperedge", "Derivations", "deduce", "show", "depth"]
+__all__ = ["Var", "Term", "Rule", "Hyperedge", "Derivation", "Derivations", "deduce", "show", "depth"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,21 +241,48 @@ def _head(term: Term) -> tuple:
     return ("a", term)
 
 
+@dataclass(frozen=True)
+class Derivation:
+    """One derivation of ``item``: the ``rule`` that concluded it from the
+    derivations of its premises (``children``), or ``rule=None`` for an axiom.
+
+    Examples
+    --------
+    >>> leaf = Derivation(("edge", "a", "b"), None)
+    >>> print(Derivation(("path", "a", "b"), "step", (leaf,)))
+    path(a, b) <- step(edge(a, b))
+    """
+
+    item: Term
+    rule: str | None
+    children: tuple[Derivation, ...] = ()
+
+    def __str__(self) -> str:
+        if self.rule is None:
+            return show(self.item)
+        return f"{show(self.item)} <- {self.rule}({', '.join(map(str, self.children))})"
+
+
 class Derivations:
     """The result of :func:`deduce`: every derived item, its hyperedges and
     its weight.
 
     ``d[item]`` is the weight of a ground item (``zero`` if it was not
     derived); ``item in d`` says whether it was; ``d.items`` lists them in
-    the order they were derived; ``d.edges[item]`` its hyperedges.
+    the order they were derived; ``d.edges[item]`` its hyperedges;
+    ``d.best(item)`` its best derivation in a semiring whose addition selects.
     """
 
-    def __init__(self, items, edges, weights, semiring: Semiring, like: Tensor) -> None:
+    def __init__(self, items, edges, weights, semiring: Semiring, like: Tensor,
+                 axioms: Mapping[Term, Tensor] | None = None,
+                 rule_weights: Mapping[str, Tensor] | None = None) -> None:
         self.items: list[Term] = items
         self.edges: dict[Term, list[Hyperedge]] = edges
         self.weights: dict[Term, Tensor] = weights
         self.semiring = semiring
         self._like = like
+        self._axioms = dict(axioms or {})
+        self._rule_weights = dict(rule_weights or {})
 
     def __contains__(self, item: object) -> bool:
         return item in self.weights
@@ -267,6 +294,54 @@ class Derivations:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def best(self, item: Term) -> Derivation | None:
+        """The derivation of ``item`` whose weight is the item's, by following
+        at each item the hyperedge (or axiom) that attains it: the Viterbi
+        derivation, in a semiring whose addition selects one of its
+        arguments (``MAX_PLUS``, ``MIN_PLUS``, ``MAX_TIMES``, ``BOOL``, ...).
+        ``None`` when the item has no derivation.
+
+        Examples
+        --------
+        >>> from quivers.categories import MAX_PLUS
+        >>> X, Y, Z = Var("X"), Var("Y"), Var("Z")
+        >>> rules = [Rule("step", (("edge", X, Y),), ("path", X, Y)),
+        ...          Rule("join", (("path", X, Y), ("edge", Y, Z)), ("path", X, Z))]
+        >>> axioms = {("edge", "a", "b"): torch.tensor(-1.0), ("edge", "b", "c"): torch.tensor(-1.0),
+        ...           ("edge", "a", "c"): torch.tensor(-3.0)}
+        >>> print(deduce(rules, axioms, MAX_PLUS).best(("path", "a", "c")))
+        path(a, c) <- join(path(a, b) <- step(edge(a, b)), edge(b, c))
+        """
+        reduce = self.semiring.plus.reduce_nonempty
+        if reduce not in (torch.amax, torch.amin, torch.any):
+            raise UnsupportedError(
+                f"a best derivation needs a semiring whose addition selects an argument; "
+                f"`{self.semiring}` adds", hint="use MAX_PLUS on log weights",
+            )
+        zero = self._like.new_tensor(self.semiring.zero)
+        one = self._like.new_tensor(self.semiring.one)
+
+        def go(item: Term, path: frozenset) -> Derivation | None:
+            target = self[item]
+            if bool(target == zero):
+                return None
+            if item in self._axioms and bool(self._axioms[item] == target):
+                return Derivation(item, None)
+            for edge in self.edges.get(item, ()):
+                if path.intersection(edge.premises):
+                    continue  # a cycle attains no more than the path without it
+                value = self._rule_weights.get(edge.rule, one)
+                for premise in edge.premises:
+                    value = self.semiring.mul(value, self[premise])
+                if bool(value == target):
+                    children = tuple(go(p, path | {item}) for p in edge.premises)
+                    if all(c is not None for c in children):
+                        return Derivation(item, edge.rule, children)  # type: ignore[arg-type]
+            return None
+
+        with torch.no_grad():
+            return go(item, frozenset())
 
 
 def deduce(
@@ -327,7 +402,7 @@ def deduce(
     items, edges = _chain(rules, list(axioms), atoms, max_depth, max_items)
     like = next(iter(axioms.values())) if axioms else torch.zeros(())
     values = _weigh(items, edges, axioms, weights, semiring, like, tolerance)
-    return Derivations(items, edges, values, semiring, like)
+    return Derivations(items, edges, values, semiring, like, axioms, weights)
 
 
 def _chain(rules, axioms, atoms, max_depth, max_items):

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from quivers.categories.semiring import (
     BOOL, LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, SEMIRINGS, Semiring,
 )
-from quivers.deduction.agenda import Derivations, Rule, Term, deduce, show
+from quivers.deduction.agenda import Derivation, Derivations, Rule, Term, deduce, show
 from quivers.deduction.parsing import lexical_axioms
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, UnknownNameError
 
@@ -208,6 +208,11 @@ class Deduction(nn.Module):
     def weight(self, words: Sequence[str]) -> Tensor:
         """The weight of a sentence: of every derivation of its goal item."""
         return self.derive(words)[self.goal(words)]
+
+    def best(self, words: Sequence[str]) -> Derivation | None:
+        """The best derivation of a sentence (in a semiring whose addition
+        selects, such as ``Viterbi``), or ``None`` when it has none."""
+        return self.derive(words).best(self.goal(words))
 
     def forward(self, sentences: Sequence[Sequence[str]]) -> Tensor:
         """The weights of several sentences, stacked."""

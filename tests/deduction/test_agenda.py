@@ -11,7 +11,7 @@ from quivers.categories import BOOL, LOG, MAX_PLUS, PROB
 from quivers.deduction import Rule, Var, deduce, inside, parse
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
 from tests.categories.strategies import assert_tensors_equal
-from tests.deduction.strategies import grammars
+from tests.deduction.strategies import SELECTIVE, grammars
 
 
 def cnf_as_rules(g):
@@ -42,6 +42,30 @@ def test_the_agenda_engine_agrees_with_the_tensorized_inside_pass(g):
             for a in range(g.binary.shape[0]):
                 assert_tensors_equal(g.case, agenda.derivations[("span", s, s + w, a)],
                                      chart.cells[0, s, w - 1, a])
+
+
+@given(grammars(cases=SELECTIVE, max_sentences=1))
+def test_the_best_agenda_derivation_attains_the_total(g):
+    semiring = g.case.semiring
+    rules, weights, lexicon, start = cnf_as_rules(g)
+    (sentence,) = g.sentences
+    result = parse(rules, lexicon, list(sentence), semiring, start=start, weights=weights)
+    d, n = result.derivations, len(sentence)
+
+    def weight(derivation):
+        if derivation.rule is None:
+            return d._axioms[derivation.item]
+        out = weights[derivation.rule]
+        for child in derivation.children:
+            out = semiring.mul(out, weight(child))
+        return out
+
+    ends = [a for a in start if bool(semiring.mul(start[a], d[("span", 0, n, a)]) == result.total)]
+    if bool(result.total == semiring.zero):
+        return  # nothing to attain (in LUKASIEWICZ non-zero weights can multiply to zero)
+    best = d.best(("span", 0, n, ends[0]))
+    assert best.item == ("span", 0, n, ends[0])
+    assert_tensors_equal(g.case, semiring.mul(start[ends[0]], weight(best)), result.total)
 
 
 X, Y, Z = Var("X"), Var("Y"), Var("Z")

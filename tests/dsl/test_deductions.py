@@ -190,3 +190,17 @@ def test_the_pygments_lexer_highlights_deduction_blocks():
                                                    start="S")))
     assert (String, '"Kim"') in tokens and (Name.Decorator, "#[learnable]") in tokens
     assert not [t for t in tokens if t[0] is Error]
+
+
+def test_the_best_derivation_of_a_sentence_names_its_rules():
+    best = ccg(semiring="Viterbi").best(["Kim", "sees", "quickly", "Sandy"])
+    rules = set()
+
+    def walk(d):
+        rules.add(d.rule)
+        for c in d.children:
+            walk(c)
+
+    walk(best)
+    assert best.item == ("span", 0, 4, "S") and "bwd_xcomp" in rules
+    assert ccg(semiring="Viterbi").best(["sees", "Kim"]) is None
