@@ -67,13 +67,13 @@ def pyro_step(y: torch.Tensor, k: int):
     from pyro.infer import SVI, TraceEnum_ELBO, config_enumerate
     from pyro.infer.autoguide import AutoNormal
 
-    n = y.shape[-1]
+    n, dev = y.shape[-1], y.device
 
     @config_enumerate
     def model(y):
-        probs = pyro.sample("probs", dist.HalfNormal(torch.ones(k)).to_event(1))
-        mu = pyro.sample("mu_k", dist.Normal(torch.zeros(k), 5.0).to_event(1))
-        sd = pyro.sample("sd_k", dist.HalfNormal(torch.ones(k)).to_event(1))
+        probs = pyro.sample("probs", dist.HalfNormal(torch.ones(k, device=dev)).to_event(1))
+        mu = pyro.sample("mu_k", dist.Normal(torch.zeros(k, device=dev), 5.0).to_event(1))
+        sd = pyro.sample("sd_k", dist.HalfNormal(torch.ones(k, device=dev)).to_event(1))
         with pyro.plate("Item", n):
             z = pyro.sample("z", dist.Categorical(probs))
             pyro.sample("y", dist.Normal(mu[z], sd[z]), obs=y)
@@ -81,7 +81,12 @@ def pyro_step(y: torch.Tensor, k: int):
     pyro.clear_param_store()
     guide = AutoNormal(poutine.block(model, expose=["probs", "mu_k", "sd_k"]))
     svi = SVI(model, guide, pyro.optim.Adam({"lr": LR}), TraceEnum_ELBO(max_plate_nesting=1))
-    return lambda: svi.step(y)
+
+    def step() -> float:
+        with torch.device(dev):  # the guide's parameters are made on first use, where the data is
+            return svi.step(y)
+
+    return step
 
 
 def run(opts: Options) -> list[Row]:

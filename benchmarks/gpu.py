@@ -45,8 +45,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import models as M  # noqa: E402
+from benchmarks.gmm import pyro_step as pyro_gmm  # noqa: E402
 from benchmarks.gmm import torch_step as gmm_torch_step  # noqa: E402
 from benchmarks.grouped import torch_step as grouped_torch_step  # noqa: E402
+from benchmarks.nuts import min_bulk_ess, quivers_nuts  # noqa: E402
 from benchmarks.report import Row, Target, table, time_row, write_json  # noqa: E402
 from benchmarks.timing import compare, pyro_or_none  # noqa: E402
 
@@ -80,6 +82,13 @@ def _attempt(notes: list[str], what: str, build: Callable[[], object]) -> object
         traceback.print_exc(limit=2)
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
         return None
+
+
+def _required(fn: Callable | None, name: str) -> Callable:
+    """``fn``, or an ImportError when its library is not installed (a builder returned None)."""
+    if fn is None:
+        raise ImportError(f"{name}: its library is not installed")
+    return fn
 
 
 def _jax_array(t: torch.Tensor):
@@ -119,38 +128,6 @@ def quivers_gmm(y: torch.Tensor, k: int):
     return (lambda: svi.step(None, {"y": y})), guide
 
 
-def pyro_gmm(y: torch.Tensor, k: int):
-    pyro = pyro_or_none()
-    if pyro is None:
-        raise ImportError("Pyro is not installed")
-    import pyro.distributions as dist
-    from pyro import poutine
-    from pyro.infer import SVI, TraceEnum_ELBO, config_enumerate
-    from pyro.infer.autoguide import AutoNormal
-
-    dev, n = y.device, y.shape[-1]
-
-    @config_enumerate
-    def model(y):
-        probs = pyro.sample("probs", dist.HalfNormal(torch.ones(k, device=dev)).to_event(1))
-        mu = pyro.sample("mu_k", dist.Normal(torch.zeros(k, device=dev), 5.0).to_event(1))
-        sd = pyro.sample("sd_k", dist.HalfNormal(torch.ones(k, device=dev)).to_event(1))
-        with pyro.plate("Item", n):
-            z = pyro.sample("z", dist.Categorical(probs))
-            pyro.sample("y", dist.Normal(mu[z], sd[z]), obs=y)
-
-    pyro.clear_param_store()
-    guide = AutoNormal(poutine.block(model, expose=["probs", "mu_k", "sd_k"]))
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": LR}), TraceEnum_ELBO(max_plate_nesting=1))
-
-    def step() -> float:
-        with torch.device(dev):  # the guide's parameters are made on first use
-            return svi.step(y)
-
-    step()
-    return step
-
-
 def numpyro_gmm(y: torch.Tensor, k: int):
     if numpyro_or_none() is None:
         raise ImportError("NumPyro is not installed")
@@ -176,7 +153,7 @@ def gmm_rows(quick: bool, device: str, notes: list[str], rounds: int, budget: fl
     q, guide = quivers_gmm(y, k)
     fns = {"quivers": q, "torch by hand": gmm_torch_step(y, k, guide)}
     for name, build in [("Pyro TraceEnum", pyro_gmm), ("NumPyro jit", numpyro_gmm)]:
-        fn = _attempt(notes, f"GMM {name}", lambda build=build: build(y, k))
+        fn = _attempt(notes, f"GMM {name}", lambda build=build: _required(build(y, k), name))
         if fn is not None:
             fns[name] = fn
     stats = compare(fns, rounds=rounds, budget_s=budget)
@@ -350,39 +327,6 @@ def hmm_rows(quick: bool, device: str, notes: list[str], rounds: int, budget: fl
 # ----------------------------------------------------------------- nuts
 
 
-def min_bulk_ess(draws: dict) -> float:
-    """The smallest bulk ESS over every scalar; ``draws`` are ``(chains, draws, ...)`` arrays."""
-    import arviz as az
-    import numpy as np
-
-    ds = az.convert_to_dataset({k: np.asarray(v) for k, v in draws.items()})
-    ess = az.ess(ds, method="bulk")
-    return float(min(ess[k].values.min() for k in ess.data_vars))
-
-
-def quivers_nuts(device: str, chains: int, warmup: int, samples: int) -> tuple[float, float]:
-    from quivers.categories import FinSet
-    from quivers.distributions import HalfCauchy, Normal
-    from quivers.inference.mcmc import MCMC, NUTS
-    from quivers.programs import Program, let, observe, sample, var
-
-    J = FinSet("J", 8)
-    sigma = torch.tensor(SCHOOLS_SIGMA, device=device)
-    prog = Program("eight_schools_noncentered", J, J, [
-        sample("theta_trans", J, Normal(0.0, 1.0)),
-        sample("mu", None, Normal(0.0, 5.0)),
-        sample("tau", None, HalfCauchy(5.0)),
-        let("theta", var("mu") + var("tau") * var("theta_trans")),
-        observe("y", J, Normal(var("theta"), sigma)),
-    ]).to(device)
-    t = time.perf_counter()
-    mcmc = MCMC(NUTS(prog), num_warmup=warmup, num_samples=samples, num_chains=chains, seed=0, progress_bar=False)
-    mcmc.run(None, {"y": torch.tensor(SCHOOLS_Y, device=device)})
-    draws = {k: v.cpu().numpy() for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    seconds = time.perf_counter() - t
-    return seconds, min_bulk_ess(draws)
-
-
 def numpyro_nuts(chains: int, warmup: int, samples: int) -> tuple[float, float]:
     if numpyro_or_none() is None:
         raise ImportError("NumPyro is not installed")
@@ -411,7 +355,8 @@ def numpyro_nuts(chains: int, warmup: int, samples: int) -> tuple[float, float]:
 def nuts_rows(quick: bool, device: str, notes: list[str], rounds: int, budget: float) -> list[Row]:
     chains, warmup, samples = (16, 100, 100) if quick else (1024, 150, 150)
     size = f"{chains:,} chains x {warmup}+{samples}"
-    q_s, q_ess = quivers_nuts(device, chains, warmup, samples)
+    data = {"J": len(SCHOOLS_Y), "y": SCHOOLS_Y, "sigma": SCHOOLS_SIGMA}
+    q_s, q_ess = quivers_nuts(data, chains, warmup, samples, device=device)
     print(f"  quivers NUTS: {q_s:.1f} s, min bulk ESS {q_ess:,.0f}", flush=True)
     q_rate, extra = q_ess / q_s, {"quivers_seconds": q_s, "quivers_min_ess": q_ess}
     got = _attempt(notes, "NUTS NumPyro", lambda: numpyro_nuts(chains, warmup, samples))

@@ -32,32 +32,36 @@ def eight_schools_data() -> dict:
         return json.loads(z.read(z.namelist()[0]))
 
 
-def min_bulk_ess(draws: dict[str, torch.Tensor]) -> float:
-    """The smallest bulk ESS over all scalar components; ``draws`` are ``(chains, draws, ...)``."""
+def min_bulk_ess(draws: dict) -> float:
+    """The smallest bulk ESS over all scalar components; ``draws`` are
+    ``(chains, draws, ...)`` tensors or arrays (NumPyro's)."""
     import arviz as az
+    import numpy as np
 
-    ds = az.convert_to_dataset({k: v.detach().cpu().numpy() for k, v in draws.items()})
+    as_array = lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)  # noqa: E731
+    ds = az.convert_to_dataset({k: as_array(v) for k, v in draws.items()})
     ess = az.ess(ds, method="bulk")
     return float(min(ess[k].values.min() for k in ess.data_vars))
 
 
-def quivers_nuts(data: dict, chains: int, warmup: int, samples: int, seed: int = 0) -> tuple[float, float]:
-    """(seconds, min bulk ESS) of quivers' NUTS."""
+def quivers_nuts(data: dict, chains: int, warmup: int, samples: int, seed: int = 0,
+                 device: str = "cpu") -> tuple[float, float]:
+    """(seconds, min bulk ESS) of quivers' NUTS, its chains on ``device``."""
     from quivers.categories import FinSet
     from quivers.distributions import HalfCauchy, Normal
     from quivers.inference.mcmc import MCMC, NUTS
     from quivers.programs import Program, let, observe, sample, var
 
     J = FinSet("J", data["J"])
-    sigma = torch.tensor(data["sigma"])
+    sigma = torch.tensor(data["sigma"], device=device)
     prog = Program("eight_schools_noncentered", J, J, [
         sample("theta_trans", J, Normal(0.0, 1.0)),
         sample("mu", None, Normal(0.0, 5.0)),
         sample("tau", None, HalfCauchy(5.0)),
         let("theta", var("mu") + var("tau") * var("theta_trans")),
         observe("y", J, Normal(var("theta"), sigma)),
-    ])
-    obs = {"y": torch.tensor(data["y"])}
+    ]).to(device)
+    obs = {"y": torch.tensor(data["y"], device=device)}
     t = time.perf_counter()
     mcmc = MCMC(NUTS(prog), num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed,
                 progress_bar=False)
