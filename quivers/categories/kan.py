@@ -180,10 +180,14 @@ def pullback(table: Tensor, index: Tensor, check: bool = True) -> Tensor:
             raise InvalidValueError(f"index {int(index[where])} at {where} is out of range for an axis of size {size}")
     rank = max(table.dim() - 1, index.dim())
     t = table.reshape((1,) * (rank + 1 - table.dim()) + table.shape).contiguous()
-    offset = index.reshape((1,) * (rank - index.dim()) + index.shape)
+    rows = None  # the offset of each row of the table, on the table's (small) shape
     for d, a in enumerate(t.shape[:-1]):
         if a != 1:
-            offset = offset + (torch.arange(a, device=t.device) * t.stride(d)).view((a,) + (1,) * (rank - 1 - d))
+            r = (torch.arange(a, device=t.device) * t.stride(d)).view((a,) + (1,) * (rank - 1 - d))
+            rows = r if rows is None else rows + r
+    offset = index if rows is None else index + rows  # one pass over the output
+    if offset.dim() < rank:
+        offset = offset.reshape((1,) * (rank - offset.dim()) + offset.shape)
     return t.reshape(-1).index_select(0, offset.reshape(-1)).view(offset.shape)
 
 

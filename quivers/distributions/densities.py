@@ -375,10 +375,17 @@ def dirichlet(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
     """Dirichlet's log density, the Beta's rules at each coordinate: ``-inf``
     off the simplex's closure (a negative coordinate)."""
     a = p["concentration"]
-    inside = (x >= 0).all(-1)
-    y = torch.where(x >= 0, x, 1.0)
-    lp = xlogy(a - 1, y).sum(-1) + torch.lgamma(a.sum(-1)) - torch.lgamma(a).sum(-1)
-    return torch.where(inside, lp, -math.inf)
+    if x.is_cpu and bool((x > 0).all()):
+        # Inside the open simplex (every draw of an inference engine, made by
+        # a bijection): torch's xlogy, one node of autograd instead of the
+        # masks of the edges, each a pass over x (as in _on_half_line, a
+        # check on the CPU; on an accelerator the masks stay).
+        inside, lp = None, torch.xlogy(a - 1, x).sum(-1)
+    else:
+        inside = (x >= 0).all(-1)
+        lp = xlogy(a - 1, torch.where(x >= 0, x, 1.0)).sum(-1)
+    lp = lp + torch.lgamma(a.sum(-1)) - torch.lgamma(a).sum(-1)
+    return lp if inside is None else torch.where(inside, lp, -math.inf)
 
 
 def uniform(p: Mapping[str, Tensor], x: Tensor) -> Tensor:

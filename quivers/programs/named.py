@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -192,9 +193,11 @@ class _SafeLogSumExp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         t, out = ctx.saved_tensors
-        w = torch.exp(t - out.unsqueeze(ctx.dim))
-        w = torch.nan_to_num(w, nan=0.0)
-        return grad.unsqueeze(ctx.dim) * w, None
+        # exp(t - out), with out taken as 0 where it is -inf (every term
+        # -inf: then every weight is exp(-inf) = 0, not exp(-inf + inf) =
+        # NaN); the mask is on the reduced shape, not the terms'.
+        out = out.masked_fill(out == -math.inf, 0.0).unsqueeze(ctx.dim)
+        return torch.exp(t - out).mul_(grad.unsqueeze(ctx.dim)), None
 
 
 def logsumexp(v: Value, dim: str) -> Value:

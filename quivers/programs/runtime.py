@@ -76,6 +76,8 @@ class Compiled:
     # id(block) -> its fusable observe (or None) and the names of its parameters written a[z]
     fusable: dict[int, tuple[ObserveStep | None, dict[str, str]]] = field(default_factory=dict)
     moments: dict[tuple, tuple] = field(default_factory=dict)  # per-group moments of data, per data tensor
+    # id(block) -> the names (w, i) of its weights written w[i], or None
+    indexed: dict[int, tuple[str, str] | None] = field(default_factory=dict)
 
 
 def in_step(err: QuiversError, step: Step) -> QuiversError:
@@ -221,8 +223,32 @@ class Run:
         return key, rename(v, k, axis_name), axis
 
     def _log_weights(self, s: MarginalizeStep, axis_name: str) -> Value:
+        pulled = self._normalized_then_indexed(s, axis_name)
+        if pulled is not None:
+            return pulled
         key, v, axis = self._weights(s, axis_name)
         return Value(densities.log_normalized(v.tensor, key, axis), v.dims)
+
+    def _normalized_then_indexed(self, s: MarginalizeStep, axis_name: str) -> Value | None:
+        """Weights written ``w[i]`` with ``i`` an index into another axis of
+        ``w`` than the latent's (LDA's ``theta[doc]``, a table per document
+        read for every word) normalized before they are indexed: the same
+        numbers, computed on the table rather than on every row. None (the
+        general path) for anything else."""
+        indexed = self.compiled.indexed
+        if id(s) not in indexed:
+            indexed[id(s)] = _indexed_weights(s)
+        names = indexed[id(s)]
+        if names is None:
+            return None
+        w, i = self.env.get(names[0]), self.env.get(names[1])
+        k = s.support.name
+        if (type(w) is not Value or type(i) is not Value or k not in w.dims or i.values_in == k
+                or i.values_in not in w.dims):
+            return None
+        key = next(iter(s.prior.args))
+        lw = densities.log_normalized(w.tensor, key, w.batch_ndim + w.dims.index(k))
+        return rename(gather(Value(lw, w.dims), i, i.values_in), k, axis_name)
 
     def _accumulate(self, s: MarginalizeStep) -> tuple[Value, set]:
         """The ``(rows, z)`` accumulator of a block: log prior weights plus
@@ -598,6 +624,16 @@ def _enumeration(z: str, support: FinSet, device: torch.device) -> Value:
     return v
 
 
+def _indexed_weights(s: MarginalizeStep) -> tuple[str, str] | None:
+    """The names ``(w, i)`` of a block whose weights are written ``w[i]``."""
+    (e,) = s.prior.args.values()
+    e = getattr(e, "sympy", None)
+    if (isinstance(e, sympy.Function) and e.func == INDEX and len(e.args) == 2
+            and all(isinstance(a, sympy.Symbol) for a in e.args)):
+        return e.args[0].name, e.args[1].name
+    return None
+
+
 def _fusable_observe(s: MarginalizeStep, sites: Mapping[str, Site]) -> tuple[ObserveStep | None, dict[str, str]]:
     """The observation of a block that the fused kernels can score (the
     block's whole body, a Normal on one plate, read through an index map
@@ -653,7 +689,9 @@ def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Valu
 
 def _check_dependent_support(site: Site, support, axes, batch: int, x: torch.Tensor) -> None:
     inside = support.check(x.detach())
-    inside = inside.expand(torch.broadcast_shapes(inside.shape, x.shape[: x.dim() - len(site.event_dims)]))
+    shape = x.shape[: x.dim() - len(site.event_dims)]
+    if inside.shape != shape:  # a check that varies with the parameters, or a scalar one
+        inside = inside.expand(torch.broadcast_shapes(inside.shape, shape))
     enumerated = [batch + i for i, d in enumerate(axes) if d not in site.dims]
     if enumerated:
         inside = inside.any(dim=enumerated, keepdim=True)
