@@ -31,6 +31,7 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "InvalidValueError",
+    "GradientError",
     "UnsupportedError",
     "did_you_mean",
 ]

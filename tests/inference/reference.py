@@ -34,7 +34,12 @@ def check_nuts(draws_by_chain: dict[str, np.ndarray], posterior: str) -> list[st
 
     ``draws_by_chain`` maps Stan-style names to arrays (chains, draws).
     """
-    ref = reference(posterior)
+    return check_against(draws_by_chain, reference(posterior))
+
+
+def check_against(draws_by_chain: dict[str, np.ndarray], ref: dict[str, tuple[float, float]]) -> list[str]:
+    """:func:`check_nuts` against the reference means and sds ``ref``
+    (from posteriordb's draws, or from quadrature)."""
     failures = []
     for key, (mean, sd) in ref.items():
         x = np.asarray(draws_by_chain[key], dtype=float)
