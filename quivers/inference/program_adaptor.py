@@ -105,6 +105,13 @@ class ProgramAdaptor:
         values, logdet = self.layout.unpack(z)
         return -(self.program.log_joint(x, observations, values, check_latents=False) + logdet)
 
+    def explain(self, z: Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> Exception | None:
+        """Why the potential's gradient is not finite at the point ``z``
+        (one row): a :class:`~quivers.errors.GradientError` naming the
+        latent and the step, or None when the program's terms do not say."""
+        values, _ = self.layout.unpack(z.detach())
+        return self.program.gradient_error(x, observations, values, " at the initial point of a chain")
+
     def constrain(self, z: Tensor) -> dict[str, Tensor]:
         return self.layout.constrain(z)
 

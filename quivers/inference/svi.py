@@ -89,21 +89,13 @@ class SVI:
             return
         model = self.model.subsample(subsample) if subsample else self.model
         latents = getattr(self.loss, "last_latents", None)
-        found = model.nonfinite_gradient(x, observations, latents) if latents else None
-        if found is None:
+        err = model.gradient_error(x, observations, latents, " at a draw of the guide") if latents else None
+        if err is None:
             raise GradientError(
                 f"the gradient of the ELBO is not finite in the parameters {', '.join(sorted(set(bad)))}",
                 hint="the log density's terms have finite gradients at the draw; look at the guide's parameters",
             )
-        name, step = found
-        kind = type(step).__name__.removesuffix("Step").lower()
-        what = f"`{kind} {step.name}`" if getattr(step, "name", None) else f"`{kind}`"
-        raise GradientError(
-            f"the gradient of the log density in `{name}` is not finite at a draw of the guide: "
-            f"it comes from the term of {what}",
-            hint="the density is finite there but its derivative is not: look for a sqrt, log, power or "
-            "division at 0 among that step's parameters",
-        ).located(getattr(step, "span", None), self.model.source)
+        raise err
 
     def evaluate_loss(self, x: Any = None, observations: Any = None) -> float:
         """``-ELBO`` without a step."""

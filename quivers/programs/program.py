@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from quivers.categories import FinFunction, FinSet
-from quivers.errors import DataError, EffectError, QuiversError, QuiversTypeError, ShapeError, Span
+from quivers.errors import DataError, EffectError, GradientError, QuiversError, QuiversTypeError, ShapeError, Span
 from quivers.programs import data as D
 from quivers.programs.chain import MarkovStep
 from quivers.programs.effects import Effect
@@ -554,6 +554,21 @@ class Program(nn.Module):
                     if g is not None and not bool(torch.isfinite(g).all()):
                         return name, step
         return None
+
+    def gradient_error(self, x: Any = None, observations=None, latents=None, where: str = "") -> QuiversError | None:
+        """A :class:`GradientError` at the step that :meth:`nonfinite_gradient`
+        finds (``where`` says whose point it is), or None."""
+        found = self.nonfinite_gradient(x, observations, latents)
+        if found is None:
+            return None
+        name, step = found
+        kind = type(step).__name__.removesuffix("Step").lower()
+        what = f"`{kind} {step.name}`" if getattr(step, "name", None) else f"`{kind}`"
+        return GradientError(
+            f"the gradient of the log density in `{name}` is not finite{where}: it comes from the term of {what}",
+            hint="the density is finite there but its derivative is not: look for a sqrt, log, power or "
+            "division at 0 among that step's parameters",
+        ).located(getattr(step, "span", None), self.source)
 
     def pointwise_log_likelihood(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
         """Log likelihood of each observed site, per element of its plate

@@ -249,6 +249,9 @@ def test_a_non_finite_gradient_names_the_latent_and_the_step_not_the_data():
     assert not isinstance(info.value, DataError)
     message = str(info.value)
     assert "line 8, column 9" in message and "in `a` is not finite" in message and "`observe y`" in message
+    with pytest.raises(GradientError, match=r"line 8, column 9: .* in `a` is not finite at the initial point of a chain: "
+                                            r"it comes from the term of `observe y`"):
+        fit(prog, {"y": y}, method="nuts", num_warmup=5, num_samples=5, num_chains=2, progress_bar=False)
     # the same program with a finite derivative at 0 fits
     fine = loads(NAN_GRADIENT.replace("sqrt(z * (a + 5))", "z * (a + 5)")).morphism
     assert fine.nonfinite_gradient(None, {"y": y}, {"theta": torch.tensor([0.5, 0.5]), "a": torch.tensor(0.1)}) is None

@@ -16,7 +16,10 @@ unconstrained space. Everything model-specific passes through a
 
 An adaptor may also have ``bind(*args, **kwargs)``, called with the run's
 arguments before the chains start (a program without buffers of its own
-runs its chains on the device of its data).
+runs its chains on the device of its data), and ``explain(z, *args,
+**kwargs)``, which returns the error to raise when the potential is finite
+at the point ``z`` (one row) but its gradient is not (a program's names
+the latent and the step), or None.
 
 Plain potential functions are wrapped in a :class:`PotentialAdaptor`.
 :func:`as_model_adaptor` turns whatever a kernel is given into an adaptor; it

@@ -174,6 +174,12 @@ class HamiltonianKernel:
             bad = ~(torch.isfinite(u) & torch.isfinite(g).all(-1))
         if bool(bad.any()):
             chains = torch.nonzero(bad).flatten().tolist()
+            explain = getattr(adaptor, "explain", None)
+            first = chains[0]
+            if explain is not None and bool(torch.isfinite(u[first])):  # the density is finite, its gradient not
+                err = explain(z[first : first + 1], *args, **kwargs)
+                if err is not None:
+                    raise err
             raise InvalidValueError(
                 f"the potential or its gradient is not finite at the initial point of chains "
                 f"{chains} (potential {u[bad].tolist()}) after {_MAX_INIT_ATTEMPTS} attempts",
