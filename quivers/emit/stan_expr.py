@@ -290,7 +290,7 @@ class Translator:
             raise UnsupportedError(
                 f"`{over.name}`-valued entries `{e}` are used whole; Stan emission writes a vector or "
                 "matrix built from entries only one entry at a time",
-                hint="use it where its axes are looped over (a marginalized latent's weights), or declare it as a site",
+                hint="bind it with `let` first: the let becomes a transformed parameter written entry by entry",
             )
         entries = [self._t(a, bind) for a in e.args[1:]]
         index = [bind[n] for n in names]

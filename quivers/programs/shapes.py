@@ -337,12 +337,28 @@ def index_set_sizes(steps: Sequence[Step]) -> dict[str, int]:
     for top in steps:
         for s in top.walk():
             name = getattr(s, "name", type(s).__name__)
+            for over in _built_sets(s):
+                add(over, f"`{name}`")
             add(getattr(s, "index_set", None), f"`{name}`")
             add(getattr(s, "support", None), f"`{name}`")
             add(getattr(s, "over", None), f"`{name}`")
             add(getattr(s, "dom", None), f"`{name}`")
             add(getattr(s, "cod", None), f"`{name}`")
     return sizes
+
+
+def _built_sets(s: Step) -> list:
+    """The sets of the vectors and matrices built in ``s``'s expressions."""
+    exprs = [getattr(s, "expr", None)]
+    for fam in (getattr(s, "family", None), getattr(s, "prior", None)):
+        if fam is not None:
+            exprs += list(fam.args.values())
+    found = []
+    for e in exprs:
+        tree = getattr(e, "sympy", None)
+        if tree is not None:
+            found += [stack_set(n) for n in tree.find(lambda n: stack_set(n) is not None)]
+    return found
 
 
 def check_shapes(

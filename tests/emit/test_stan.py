@@ -404,6 +404,15 @@ program p : N -> N
 """
     with pytest.raises(UnsupportedError, match="`c`"):
         to_stan(loads(source).morphism)
+    via_let = source.replace(
+        "    observe c : N <- Categorical(vector(K, theta, 1 - theta))",
+        "    let w = vector(K, theta, 1 - theta)\n    observe c : N <- Categorical(w)",
+    )
+    code = blocks(to_stan(loads(via_let).morphism))
+    assert code["transformed parameters"] == [
+        "vector[K] w;", "for (k in 1:K) {", "w[k] = (k == 1 ? theta : 1 - theta);", "}",
+    ]
+    assert code["model"][-1] == "c ~ categorical(w / sum(w));"
 
 
 def test_a_matrix_entry_at_constant_indices_is_the_entry_itself():

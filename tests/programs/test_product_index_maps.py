@@ -191,3 +191,10 @@ def test_an_observation_off_the_maps_domain_is_refused():
     source = SOURCE.replace("observe y : M * T <-", "observe y : M <-").replace("+ b + c", "+ c")
     with pytest.raises(ShapeError, match=r"index map `animal` has domain `M\*T`, but `y` is on `M`"):
         loads(source)
+
+
+def test_subsampling_a_factor_of_the_maps_domain_is_refused():
+    from quivers.programs.subsample import subsample
+
+    with pytest.raises(QuiversTypeError, match="index map `animal` groups rows of the subsampled plate `T`"):
+        subsample(loads(SOURCE).morphism, {"T": 1})

@@ -216,3 +216,22 @@ def test_a_built_covariance_that_is_not_positive_definite_is_named_not_a_torch_e
     want = want + torch.distributions.Normal(0.0, one).log_prob(torch.zeros(2, dtype=D)).sum()
     torch.testing.assert_close(lp[0], want, rtol=0, atol=1e-12)
     assert torch.isnan(lp[1])
+
+
+def test_a_set_named_only_by_a_builder_sizes_the_lets_and_observations_on_it():
+    source = """
+object N : FinSet 4
+object K : FinSet 3
+program p : N -> N
+    sample theta <- Beta(2.0, 2.0)
+    let w = vector(K, theta, 1 - theta, 1.0)
+    observe c : N <- Categorical(w)
+"""
+    model = loads(source).morphism
+    assert (model.sites["w"].dims, model.sites["w"].shape) == (("K",), (3,))
+    c = torch.tensor([0, 2, 1, 2])
+    got = model.log_joint(None, {"c": c}, {"theta": torch.tensor(0.25, dtype=D)})
+    w = torch.tensor([0.25, 0.75, 1.0], dtype=D)
+    want = torch.distributions.Beta(torch.tensor(2.0, dtype=D), 2.0).log_prob(torch.tensor(0.25, dtype=D))
+    want = want + torch.log(w / w.sum())[c].sum()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
