@@ -7,8 +7,9 @@ on stderr (status 2 for flags, 1 for files), never a traceback.
 
 Commands
 --------
-``qvr check FILE...``
-    Parse and check; prints ``FILE: ok`` and each program's signature.
+``qvr check FILE... [--verbose]``
+    Parse and check; prints ``FILE: ok`` and each program's signature
+    (``--verbose``: and its data names with their roles).
 ``qvr fmt FILE... [--check | --write]``
     Print the canonical form (comments kept); ``--check`` exits 1 when a
     file is not canonical; ``--write`` rewrites files in place.
@@ -256,6 +257,11 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             continue
         sigs = "; ".join(p.extra_repr() for p in module.programs.values())
         print(f"{path}: ok" + (f": {sigs}" if sigs else ""), file=out)
+        if args.verbose:
+            for name, roles in module.data.items():
+                print(f"  program {name}: " + (f"{len(roles)} data name(s)" if roles else "no data"), file=out)
+                for role in roles.values():
+                    print(f"    {role.describe()}", file=out)
     return status
 
 
@@ -460,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Parse and check each file; errors are FILE:LINE:COL: message with the "
                                    "offending line. Exit status 1 when any file has an error.")
     p.add_argument("files", nargs="+", metavar="FILE", help="QVR files")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also list each program's data names and their roles (declared or inferred)")
     p.set_defaults(run=_check)
 
     p = sub.add_parser("fmt", help="print QVR in canonical form",

@@ -37,14 +37,14 @@ __all__ = [
     # expressions
     "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Expr", "BINARY_OPS",
     # finite sets
-    "SetName", "SetProduct", "SetSum", "SetExpr",
+    "SetName", "SetUnit", "SetProduct", "SetSum", "SetExpr",
     # options and families
     "OptionName", "OptionNumber", "OptionList", "OptionValue", "Option",
     "Keyword", "FamilyCall",
     # steps
-    "Sample", "Observe", "Marginalize", "Markov", "Let", "Factor", "Return", "IndexMap", "Step",
+    "Sample", "Observe", "Marginalize", "Markov", "Let", "Factor", "Return", "IndexMap", "Data", "Step",
     # declarations
-    "ObjectDecl", "ObjectDef", "ProgramDecl", "Export", "Decl", "Module",
+    "ObjectDecl", "RealObject", "ObjectDef", "Param", "ProgramDecl", "Export", "Decl", "Module",
     # composite programs
     "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
     # deductions
@@ -172,6 +172,17 @@ class SetName(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class SetUnit(Node):
+    """``1``, the one-element set (the empty product), e.g. ``program p : G -> 1``.
+
+    Examples
+    --------
+    >>> SetUnit() == SetUnit(span=Span(1, 1, 1, 2))
+    True
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class SetProduct(Node):
     """The product ``left * right`` of two finite sets.
 
@@ -199,7 +210,7 @@ class SetSum(Node):
     right: SetExpr
 
 
-SetExpr = Union[SetName, SetProduct, SetSum]
+SetExpr = Union[SetName, SetUnit, SetProduct, SetSum]
 
 
 # ---------------------------------------------------------------- options
@@ -424,7 +435,26 @@ class IndexMap(Node):
     cod: SetExpr
 
 
-Step = Union[Sample, Observe, Marginalize, Markov, Let, Factor, Return, IndexMap]
+@dataclass(frozen=True, slots=True)
+class Data(Node):
+    """``data name``, ``data name : I`` or ``data name : A -> B``: values
+    supplied at run time and never scored. Without a codomain, real numbers
+    (one, or one per element of ``I``); with one, an index map ``A -> B``.
+
+    Examples
+    --------
+    >>> Data("sigma_j", SetName("School"))
+    Data(name='sigma_j', index_set=SetName(name='School'), cod=None)
+    >>> Data("idx", SetName("Item"), SetName("G")).cod
+    SetName(name='G')
+    """
+
+    name: str
+    index_set: SetExpr | None = None
+    cod: SetExpr | None = None
+
+
+Step = Union[Sample, Observe, Marginalize, Markov, Let, Factor, Return, IndexMap, Data]
 
 
 # ---------------------------------------------------------------- declarations
@@ -445,6 +475,21 @@ class ObjectDecl(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class RealObject(Node):
+    """``object Name : Real n``: the reals of dimension ``n``, a continuous
+    object (a codomain, or the axis of a vector-valued site).
+
+    Examples
+    --------
+    >>> RealObject("Mix", 3)
+    RealObject(name='Mix', dim=3)
+    """
+
+    name: str
+    dim: int
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectDef(Node):
     """``object Name : FinSet = A * B + C``: a product or coproduct object.
 
@@ -459,9 +504,25 @@ class ObjectDef(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Param(Node):
+    """A typed parameter of a program: ``scale : Real`` or ``G : FinSet``.
+
+    Examples
+    --------
+    >>> Param("G", "FinSet")
+    Param(name='G', type='FinSet')
+    """
+
+    name: str
+    type: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramDecl(Node):
     """``program name : A -> B [options]`` with its indented body;
-    ``program name(a) : A -> B`` binds ``a`` to the input, an element of ``A``.
+    ``program name(a) : A -> B`` binds ``a`` to the input, an element of ``A``;
+    ``program name(G : FinSet, s : Real) : G -> 1`` has typed ``params``:
+    it is a family other programs use (``sample v <- name(Subject, 1.0)``).
 
     Examples
     --------
@@ -476,6 +537,7 @@ class ProgramDecl(Node):
     options: tuple[Option, ...]
     body: tuple[Step, ...]
     input: str | None = None
+    params: tuple[Param, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,7 +743,7 @@ class DeductionDecl(Node):
     lexicon: tuple[LexiconEntry, ...]
 
 
-Decl = Union[ObjectDecl, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl]
+Decl = Union[ObjectDecl, RealObject, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,14 @@ What it checks
   domain (the message names both operands and objects); ``@`` is always
   defined. A program's input (``program q(b) : B -> C``) is in scope in its
   body.
-- Exports: at most one, naming a program.
+- Exports: each names a program once (the first is the module's
+  morphism); a program with set parameters is exported by no one.
+- Parametric programs (``program f(G : FinSet, s : Real) : G -> 1``) are
+  checked with ``G`` standing for any object and ``s`` a number; their uses
+  as families are inlined first (:mod:`quivers.dsl.inline`).
+- Data: a name a program reads but never defines is data; its role is
+  inferred from its use (:class:`DataRole`), and a name too close to one in
+  scope is reported as a likely typo.
 
 Examples
 --------
@@ -51,17 +58,18 @@ quivers.errors.UnknownNameError: line 3, column 17: unknown object `KK` in `samp
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
-from quivers.dsl.printer import dump_program, dump_set
+from quivers.dsl.printer import dump_expr, dump_program, dump_set
 from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
 
-__all__ = ["check", "CheckedModule", "OPTIONS", "STEP_EFFECTS", "MARKOV_KEYWORDS"]
+__all__ = ["check", "CheckedModule", "DataRole", "OPTIONS", "STEP_EFFECTS", "MARKOV_KEYWORDS"]
 
 MARKOV_KEYWORDS = ("init", "init_logits", "first", "first_logits", "trans", "trans_logits")
 """The keywords of ``Markov(...)``: initial law, first step (of a second-order
@@ -98,10 +106,12 @@ class CheckedModule:
     (['K'], None)
     """
 
-    objects: Mapping[str, ast.ObjectDecl | ast.ObjectDef]
+    objects: Mapping[str, ast.ObjectDecl | ast.RealObject | ast.ObjectDef]
     programs: Mapping[str, ast.ProgramDecl | ast.CompositeDecl]
     export: str | None = None
+    exports: tuple[str, ...] = ()
     effects: Mapping[str, frozenset[Effect] | None] = field(default_factory=dict)
+    data: Mapping[str, Mapping[str, DataRole]] = field(default_factory=dict)
 
 
 def check(module: ast.Module, source: str | None = None) -> CheckedModule:
@@ -133,10 +143,62 @@ def check(module: ast.Module, source: str | None = None) -> CheckedModule:
     >>> check(parse(text), text).export
     'p'
     """
-    return _Checker(source).module(module)
+    from quivers.dsl.inline import inline
+
+    return _Checker(source).module(inline(module, source))
 
 
 # ---------------------------------------------------------------- the walk
+
+
+@dataclass(frozen=True)
+class _Use:
+    """One read of a name no step defines: where, in which step, and how
+    (``subscript`` is the base indexed by it and the position; ``via`` the
+    block it groups)."""
+
+    node: ast.Node
+    step: ast.Step | None
+    subscript: tuple[ast.Expr, int, int] | None = None
+    via: ast.Marginalize | None = None
+
+
+@dataclass(frozen=True)
+class DataRole:
+    """What the checker knows of a data name: ``kind`` is ``"real"`` (one
+    number, or one per element of ``index_set``) or ``"index"`` (an index
+    map ``index_set -> cod``); ``inferred`` when no ``data`` step declares
+    it, ``node`` is its declaration or its first use.
+
+    Examples
+    --------
+    >>> DataRole("x", "real", ast.SetName("Item")).describe()
+    'data x : Item (real, one per element of Item; declared)'
+    """
+
+    name: str
+    kind: str
+    index_set: ast.SetExpr | None = None
+    cod: ast.SetExpr | None = None
+    inferred: bool = False
+    node: ast.Node | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        """One line for ``qvr check --verbose``: the declaration it amounts to and why."""
+        decl = f"data {self.name}"
+        if self.index_set is not None:
+            decl += f" : {dump_set(self.index_set)}"
+        if self.cod is not None:
+            decl += f" -> {dump_set(self.cod)}"
+        if self.kind == "index":
+            what = f"an index map into {dump_set(self.cod)}"
+        elif self.index_set is not None:
+            what = f"real, one per element of {dump_set(self.index_set)}" + (" or one for all" if self.inferred else "")
+        else:
+            what = "one real number"
+        span = self.node.span if self.node is not None else None
+        how = "inferred from its use" + (f" on line {span.line}" if span is not None else "") if self.inferred else "declared"
+        return f"{decl} ({what}; {how})"
 
 
 @dataclass
@@ -151,6 +213,9 @@ class _Scope:
     closed: dict[str, ast.Marginalize] = field(default_factory=dict)
     later: dict[str, ast.Node] = field(default_factory=dict)
     blocks: list[ast.Marginalize] = field(default_factory=list)
+    # The step being checked, and the uses of names no step defines (data).
+    current: ast.Step | None = None
+    free: dict[str, list[_Use]] = field(default_factory=dict)
 
     def visible(self) -> list[str]:
         return list(self.defined) + list(self.latents)
@@ -159,13 +224,14 @@ class _Scope:
 class _Checker:
     def __init__(self, source: str | None) -> None:
         self.source = source
-        self.objects: dict[str, ast.ObjectDecl | ast.ObjectDef] = {}
-        self.all_objects: dict[str, ast.ObjectDecl | ast.ObjectDef] = {}
+        self.objects: dict[str, ast.ObjectDecl | ast.RealObject | ast.ObjectDef] = {}
+        self.all_objects: dict[str, ast.ObjectDecl | ast.RealObject | ast.ObjectDef] = {}
         self.programs: dict[str, ast.ProgramDecl | ast.CompositeDecl] = {}
         # The objects and the signatures (dom, cod) of the programs checked so far.
         self.finsets: dict[str, FinSet] = {}
         self.signatures: dict[str, tuple[FinSet, FinSet]] = {}
         self.effects: dict[str, frozenset[Effect] | None] = {}
+        self.data: dict[str, dict[str, DataRole]] = {}
 
     # ------------------------------------------------------------ errors
 
@@ -193,7 +259,7 @@ class _Checker:
     def module(self, module: ast.Module) -> CheckedModule:
         declared: dict[str, ast.Node] = {}
         for d in module.items:
-            if isinstance(d, (ast.ObjectDecl, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl,
+            if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl,
                               ast.DeductionDecl)):
                 previous = declared.get(d.name)
                 if previous is not None:
@@ -205,7 +271,7 @@ class _Checker:
                     )
                 declared[d.name] = d
         self.all_objects = {
-            n: d for n, d in declared.items() if isinstance(d, (ast.ObjectDecl, ast.ObjectDef))
+            n: d for n, d in declared.items() if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef))
         }
         self.programs = {
             n: d for n, d in declared.items() if isinstance(d, (ast.ProgramDecl, ast.CompositeDecl))
@@ -217,13 +283,17 @@ class _Checker:
             if isinstance(d, ast.ObjectDecl):
                 self.objects[d.name] = d
                 self.finsets[d.name] = FinSet(d.name, d.size)
+            elif isinstance(d, ast.RealObject):
+                self.objects[d.name] = d
+                self.finsets[d.name] = FinSet(d.name, d.dim)  # its coordinates, an axis of d.dim reals
             elif isinstance(d, ast.ObjectDef):
                 self._set(d.value, d, whole=True)
                 self.objects[d.name] = d
                 self.finsets[d.name] = self._finset(d.value)
             elif isinstance(d, ast.ProgramDecl):
                 self._program(d)
-                self.signatures[d.name] = (self._finset(d.dom), self._finset(d.cod))
+                if not any(q.type == "FinSet" for q in d.params):
+                    self.signatures[d.name] = (self._finset(d.dom), self._finset(d.cod))
             elif isinstance(d, ast.CompositeDecl):
                 opts = self._options(d.options, "program")
                 self.effects[d.name] = self._effects(opts["effects"].value) if "effects" in opts else None
@@ -242,16 +312,24 @@ class _Checker:
                     + (", ".join(self.programs) or "none"),
                     d.name, self.programs, d,
                 )
-        if len(exports) > 1:
-            raise self._error(
-                QuiversTypeError,
-                f"a module exports one program, but `{exports[0].name}` is already exported"
-                + self._line(exports[0].span),
-                exports[1],
-            )
+        seen: dict[str, ast.Export] = {}
+        for d in exports:
+            if d.name in seen:
+                raise self._error(
+                    QuiversTypeError, f"`{d.name}` is already exported" + self._line(seen[d.name].span), d
+                )
+            seen[d.name] = d
+            target = self.programs[d.name]
+            if isinstance(target, ast.ProgramDecl) and any(q.type == "FinSet" for q in target.params):
+                raise self._error(
+                    QuiversTypeError,
+                    f"cannot export `{d.name}`: it has set parameters, so it is a family other programs use "
+                    f"(`sample v <- {d.name}(...)`), not a program on its own",
+                    d,
+                )
         return CheckedModule(
             dict(self.objects), dict(self.programs), exports[0].name if exports else None,
-            dict(self.effects),
+            tuple(d.name for d in exports), dict(self.effects), dict(self.data),
         )
 
     # ------------------------------------------------------------ finite sets
@@ -263,7 +341,7 @@ class _Checker:
             self._set(s.left, statement, whole)
             self._set(s.right, statement, whole)
             return
-        if s.name in self.objects:
+        if isinstance(s, ast.SetUnit) or s.name in self.objects:
             return
         where = self._text(statement.span, statement.span if whole else s.span)
         inside = f" in `{where}`" if where else ""
@@ -276,12 +354,31 @@ class _Checker:
         message += "; objects in scope: " + (", ".join(self.objects) or "none")
         raise self._unknown(message, s.name, self.objects, s)
 
+    def _finite(self, s: ast.SetExpr | None, node: ast.Node, role: str) -> None:
+        """``s`` names no continuous object (``object X : Real n``): ``role``
+        (a latent's values, a grouping, an index map's codomain, a program's
+        input) needs a finite set."""
+        if s is None:
+            return
+        if isinstance(s, (ast.SetProduct, ast.SetSum)):
+            self._finite(s.left, node, role)
+            self._finite(s.right, node, role)
+        elif isinstance(s, ast.SetName) and isinstance(self.objects.get(s.name), ast.RealObject):
+            raise self._error(
+                QuiversTypeError,
+                f"`{s.name}` is a continuous object (Real {self.objects[s.name].dim}); {role} needs a finite set",
+                s if s.span is not None else node,
+                hint="declare a FinSet, e.g. `object K : FinSet 3`",
+            )
+
     def _finset(self, s: ast.SetExpr) -> FinSet:
         """The finite set a checked set expression denotes."""
         if isinstance(s, ast.SetProduct):
             return self._finset(s.left) * self._finset(s.right)
         if isinstance(s, ast.SetSum):
             return self._finset(s.left) + self._finset(s.right)
+        if isinstance(s, ast.SetUnit):
+            return FinSet.unit()
         return self.finsets[s.name]
 
     # ------------------------------------------------------------ composites
@@ -320,13 +417,36 @@ class _Checker:
     # ------------------------------------------------------------ programs
 
     def _program(self, p: ast.ProgramDecl) -> None:
+        # a set parameter stands for any object while the body is checked
+        sets = [q.name for q in p.params if q.type == "FinSet"]
+        for q in p.params:
+            if q.name in self.all_objects or q.name in self.programs:
+                raise self._error(
+                    QuiversTypeError, f"parameter `{q.name}` of program `{p.name}` is also the name of an "
+                    f"{'object' if q.name in self.all_objects else 'program'}", q,
+                )
+        for name in sets:
+            self.objects[name] = ast.ObjectDecl(name, 1)
+            self.finsets[name] = FinSet(name, 1)
+        try:
+            self._program_body(p)
+        finally:
+            for name in sets:
+                del self.objects[name], self.finsets[name]
+
+    def _program_body(self, p: ast.ProgramDecl) -> None:
         self._set(p.dom, p)
         self._set(p.cod, p)
         opts = self._options(p.options, "program")
         declared = self._effects(opts["effects"].value) if "effects" in opts else None
         self.effects[p.name] = declared
         scope = _Scope(p.name)
+        for q in p.params:
+            if q.type == "Real":
+                self._fresh(q.name, q, scope)
+                scope.defined[q.name] = ast.Data(q.name, span=q.span)
         if p.input is not None:
+            self._finite(p.dom, p, f"the input `{p.input}` of program `{p.name}`")
             self._fresh(p.input, p, scope)
             scope.defined[p.input] = p
         for later in _walk(p.body):
@@ -339,6 +459,127 @@ class _Checker:
                     QuiversTypeError, f"`return` must be the last step of program `{p.name}`", step
                 )
             self._step(step, scope, p, declared)
+        self.data[p.name] = self._data_roles(p, scope)
+
+    # ------------------------------------------------------------ data
+
+    def _data_roles(self, p: ast.ProgramDecl, scope: _Scope) -> dict[str, DataRole]:
+        """Every data name of ``p``: those its ``data`` steps declare, and
+        those it reads but never defines, with the role their use implies.
+
+        A name in ``via=`` is an index map from the observation's plate into
+        the block's ``over`` set; a name used as a subscript of a value on
+        ``G`` is an index map into ``G`` from the plate of the step that
+        reads it; any other is real numbers on that plate (through a ``let``,
+        the plate of the steps that read the let), or one number when some
+        step without a plate reads it.
+        """
+        roles: dict[str, DataRole] = {}
+        for q in p.params:
+            if q.type == "Real":  # a number given at run time (or the argument of a use as a family)
+                roles[q.name] = DataRole(q.name, "real", None, None, False, q)
+        for step in _walk(p.body):
+            if isinstance(step, ast.Data):
+                kind = "index" if step.cod is not None else "real"
+                roles[step.name] = DataRole(step.name, kind, step.index_set, step.cod, False, step)
+        for name, uses in scope.free.items():
+            roles[name] = self._infer(name, uses, p, scope)
+        return roles
+
+    def _infer(self, name: str, uses: list[_Use], p: ast.ProgramDecl, scope: _Scope) -> DataRole:
+        first = uses[0].node
+
+        def ambiguous(why: str, node: ast.Node) -> QuiversError:
+            return self._error(
+                QuiversTypeError,
+                f"cannot infer the role of data `{name}` (a name program `{p.name}` reads but never defines): {why}",
+                node,
+                hint=f"declare it at the top of the program: `data {name} : I` (real numbers on I), "
+                f"`data {name}` (one number) or `data {name} : A -> B` (an index map)",
+            )
+
+        maps: list[tuple[ast.Node, ast.SetExpr | None, ast.SetExpr]] = []
+        reals: list[tuple[ast.Node, ast.SetExpr | None]] = []
+        for u in uses:
+            plates = self._plates(u.step, p, set())
+            if u.via is not None:
+                over = _option(u.via.options, "over")
+                maps.append((u.node, u.step.index_set, ast.SetName(over.name)))
+                continue
+            if u.subscript is not None:
+                base, k, n = u.subscript
+                cod = self._subscript_set(base, k, n, scope)
+                if cod is None:
+                    raise ambiguous(f"it indexes `{dump_expr(base)}`, whose set is not known here", u.node)
+                if len(plates) != 1 or None in plates:
+                    raise ambiguous("the step that reads it has no single plate", u.node)
+                maps.append((u.node, next(iter(plates)), cod))
+                continue
+            for plate in plates:
+                reals.append((u.node, plate))
+        if maps and reals:
+            raise ambiguous("it is used both as an index and as a number", reals[0][0])
+        if maps:
+            node, dom, cod = maps[0]
+            for other, d, c in maps[1:]:
+                if (d, c) != (dom, cod):
+                    raise ambiguous(
+                        f"it maps {_set_text(dom)} -> {dump_set(cod)} here and {_set_text(d)} -> {dump_set(c)}"
+                        + self._line(other.span), node,
+                    )
+            if dom is None:
+                raise ambiguous("the observation it groups has no plate", node)
+            return DataRole(name, "index", dom, cod, True, first)
+        plates = {plate for _, plate in reals}
+        if None in plates or not plates:
+            return DataRole(name, "real", None, None, True, first)
+        if len(plates) > 1:
+            listing = " and ".join(sorted(dump_set(x) for x in plates))
+            raise ambiguous(f"steps on {listing} read it", first)
+        return DataRole(name, "real", next(iter(plates)), None, True, first)
+
+    def _plates(self, step: ast.Step | None, p: ast.ProgramDecl, seen: set[str]) -> set[ast.SetExpr | None]:
+        """The plates a value read by ``step`` lives on: a sample's or an
+        observation's index set, a grouped block's ``over`` set, the plates
+        of the readers of a let; None for a step without a plate."""
+        if isinstance(step, (ast.Sample, ast.Observe)):
+            return {step.index_set}
+        if isinstance(step, ast.Marginalize):
+            over = _option(step.options, "over")
+            return {ast.SetName(over.name)} if isinstance(over, ast.OptionName) else {None}
+        if isinstance(step, ast.Let) and step.name not in seen:
+            seen.add(step.name)
+            out: set[ast.SetExpr | None] = set()
+            for t in _walk(p.body):
+                if step.name in _step_reads(t):
+                    out |= self._plates(t, p, seen)
+            return out or {None}
+        return {None}
+
+    def _value_set(self, name: str, scope: _Scope, seen: set[str]) -> ast.SetExpr | None:
+        """The plate of the value ``name``: a site's index set; for a let,
+        the one plate among the values it reads (None when unknown)."""
+        src = scope.defined.get(name)
+        if isinstance(src, (ast.Sample, ast.Observe)) or (isinstance(src, ast.Data) and src.cod is None):
+            return src.index_set
+        if isinstance(src, ast.Let) and name not in seen:
+            seen.add(name)
+            plates = {self._value_set(n, scope, seen) for n in _expr_names(src.value)} - {None}
+            return next(iter(plates)) if len(plates) == 1 else None
+        return None
+
+    def _subscript_set(self, base: ast.Expr, k: int, n: int, scope: _Scope) -> ast.SetExpr | None:
+        """The set the ``k``-th of ``n`` subscripts of ``base`` ranges over,
+        when ``base`` names a value declared on a plate."""
+        if not isinstance(base, ast.Name):
+            return None
+        plate = self._value_set(base.id, scope, set())
+        if plate is None:
+            return None
+        factors = _factors(plate)
+        if n == 1:
+            return plate if len(factors) != 1 else factors[0]
+        return factors[k] if len(factors) == n else None
 
     def _effects(self, value: ast.OptionValue) -> frozenset[Effect]:
         known = [e.name for e in Effect]
@@ -380,6 +621,7 @@ class _Checker:
     def _step(
         self, step: ast.Step, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
     ) -> None:
+        scope.current = step
         effect = STEP_EFFECTS.get(type(step))
         if declared is not None and effect is not None and effect not in declared:
             listing = ", ".join(sorted(e.name for e in declared)) or "none"
@@ -403,6 +645,7 @@ class _Checker:
             return
         elif isinstance(step, ast.Marginalize):
             self._set(step.support, step)
+            self._finite(step.support, step, f"the values of the marginalized `{step.name}`")
             if step.prior.name == "Markov":
                 raise self._error(
                     QuiversTypeError,
@@ -422,6 +665,7 @@ class _Checker:
             if "over" in opts:
                 over = self._option_name(opts["over"], "over", "the name of an object, e.g. `over=G`")
                 self._set(ast.SetName(over.name, span=over.span), opts["over"])
+                self._finite(ast.SetName(over.name, span=over.span), opts["over"], "a grouping (`over=`)")
             self._block(step, scope, p, declared)
             return
         elif isinstance(step, ast.Let):
@@ -431,6 +675,19 @@ class _Checker:
         elif isinstance(step, ast.IndexMap):
             self._set(step.dom, step)
             self._set(step.cod, step)
+            self._finite(step.cod, step, f"the codomain of index map `{step.name}`")
+        elif isinstance(step, ast.Data):
+            if scope.blocks:
+                raise self._error(
+                    QuiversTypeError,
+                    f"`data {step.name}` is inside the block of `{scope.blocks[-1].name}`; data is declared "
+                    "at the top level of a program",
+                    step,
+                )
+            for s in (step.index_set, step.cod):
+                if s is not None:
+                    self._set(s, step)
+            self._finite(step.cod, step, f"the codomain of index map `{step.name}`")
         name = _defines(step)
         if name is not None:
             self._define(name, step, scope)
@@ -440,6 +697,7 @@ class _Checker:
     ) -> None:
         self._set(step.index_set, step)
         self._set(step.support, step)
+        self._finite(step.support, step, f"the states of the chain `{step.name}`")
         if scope.blocks:
             raise self._error(
                 QuiversTypeError,
@@ -451,9 +709,9 @@ class _Checker:
         opts = self._options(step.options, "markov")
         if "until" in opts:
             value = self._option_name(opts["until"], "until", "the name of an index map, e.g. `until=last`")
-            self._name(value.name, value, scope)
+            self._name(value.name, value, scope, strict=True)
             source = scope.defined.get(value.name)
-            if not isinstance(source, ast.IndexMap):
+            if not isinstance(source, (ast.IndexMap, ast.Data)) or (isinstance(source, ast.Data) and source.cod is None):
                 raise self._error(
                     QuiversTypeError,
                     f"`{value.name}` in `until={value.name}` must be an index map "
@@ -554,15 +812,6 @@ class _Checker:
             raise self._error(
                 QuiversTypeError, "option `via` takes the name of an index map, e.g. `via=group`", value
             )
-        self._name(value.name, value, scope)
-        source = scope.defined.get(value.name)
-        if not isinstance(source, (ast.IndexMap, ast.Sample)):
-            raise self._error(
-                QuiversTypeError,
-                f"`{value.name}` in `via={value.name}` must be an index map "
-                f"(`index {value.name} : A -> B`) or a sampled name, not `{_describe(source)}`",
-                value,
-            )
         grouped = [b for b in scope.blocks if _option(b.options, "over") is not None]
         if not grouped:
             raise self._error(
@@ -571,8 +820,21 @@ class _Checker:
                 value,
                 hint="add [over=G] to the marginalize block, or drop via for per-row marginalization",
             )
+        self._name(value.name, value, scope, _Use(value, step, via=grouped[-1]))
+        if value.name in scope.free:
+            return  # data: an index map into the block's `over` set, inferred at the end
+        source = scope.defined.get(value.name)
+        is_map = isinstance(source, ast.IndexMap) or (isinstance(source, ast.Data) and source.cod is not None)
+        if not (is_map or isinstance(source, ast.Sample)):
+            raise self._error(
+                QuiversTypeError,
+                f"`{value.name}` in `via={value.name}` must be an index map "
+                f"(`index {value.name} : A -> B`, or data the program never defines) or a sampled name, "
+                f"not `{_describe(source)}`",
+                value,
+            )
         over = _option(grouped[-1].options, "over")
-        if isinstance(source, ast.IndexMap) and isinstance(over, ast.OptionName):
+        if is_map and isinstance(over, ast.OptionName):
             if source.cod != ast.SetName(over.name):
                 raise self._error(
                     QuiversTypeError,
@@ -617,8 +879,11 @@ class _Checker:
             self._expr(e.operand, scope)
         elif isinstance(e, ast.Subscript):
             self._expr(e.base, scope)
-            for i in e.indices:
-                self._expr(i, scope)
+            for k, i in enumerate(e.indices):
+                if isinstance(i, ast.Name):
+                    self._name(i.id, i, scope, _Use(i, scope.current, (e.base, k, len(e.indices))))
+                else:
+                    self._expr(i, scope)
         elif isinstance(e, ast.Call) and e.func in BUILDERS:
             self._builder(e, scope)
         elif isinstance(e, ast.Call):
@@ -661,7 +926,9 @@ class _Checker:
         for a in e.args[1:]:
             self._expr(a, scope)
 
-    def _name(self, name: str, node: ast.Node, scope: _Scope) -> None:
+    def _name(self, name: str, node: ast.Node, scope: _Scope, use: _Use | None = None, strict: bool = False) -> None:
+        """``name`` is in scope; a name no step defines is data (recorded
+        with ``use``), unless ``strict`` or it names an object or program."""
         if name in scope.defined or name in scope.latents:
             return
         if name in scope.closed:
@@ -681,6 +948,18 @@ class _Checker:
                 hint="move its definition above this step",
             )
         in_scope = scope.visible()
+        # a near-copy of a name in scope (one letter off) is most likely a typo
+        close = next(iter(difflib.get_close_matches(name, in_scope, n=1, cutoff=0.85)), None)
+        if not strict and close is None and name not in self.all_objects and name not in self.programs:
+            scope.free.setdefault(name, []).append(use or _Use(node, scope.current))
+            return
+        if close is not None and not strict:  # most likely a typo; data that looks like one is declared
+            raise self._error(
+                UnknownNameError,
+                f"unknown name `{name}` in program `{scope.program}`; names in scope: " + ", ".join(in_scope),
+                node, name=name, candidates=in_scope,
+                hint=f"did you mean `{close}`? (if `{name}` is data, declare it: `data {name} : ...`)",
+            )
         raise self._unknown(
             f"unknown name `{name}` in program `{scope.program}`; names in scope: "
             + (", ".join(in_scope) or "none"),
@@ -714,9 +993,52 @@ def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None
 
 
 def _defines(step: ast.Step) -> str | None:
-    if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Marginalize, ast.Markov)):
+    if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Data, ast.Marginalize, ast.Markov)):
         return step.name
     return None
+
+
+def _factors(s: ast.SetExpr) -> list[ast.SetExpr]:
+    """The factors of a product set expression, left to right."""
+    if isinstance(s, ast.SetProduct):
+        return _factors(s.left) + _factors(s.right)
+    return [s]
+
+
+def _set_text(s: ast.SetExpr | None) -> str:
+    return dump_set(s) if s is not None else "nothing"
+
+
+def _expr_names(e: ast.Expr) -> Iterable[str]:
+    if isinstance(e, ast.Name):
+        yield e.id
+    elif isinstance(e, ast.BinOp):
+        yield from _expr_names(e.left)
+        yield from _expr_names(e.right)
+    elif isinstance(e, ast.Neg):
+        yield from _expr_names(e.operand)
+    elif isinstance(e, ast.Subscript):
+        yield from _expr_names(e.base)
+        for i in e.indices:
+            yield from _expr_names(i)
+    elif isinstance(e, ast.Call):
+        for a in e.args:
+            yield from _expr_names(a)
+
+
+def _step_reads(step: ast.Step) -> set[str]:
+    """The names a step's own expressions and options read."""
+    out: set[str] = set()
+    for f in (getattr(step, "family", None), getattr(step, "prior", None)):
+        if f is not None:
+            for e in (*f.args, *(k.value for k in f.kwargs)):
+                out.update(_expr_names(e))
+    if isinstance(step, (ast.Let, ast.Factor, ast.Return)):
+        out.update(_expr_names(step.value))
+    for o in getattr(step, "options", ()):
+        if isinstance(o.value, ast.OptionName) and o.key in ("via", "until"):
+            out.add(o.value.name)
+    return out
 
 
 def _walk(steps: tuple[ast.Step, ...]) -> Iterable[ast.Step]:
@@ -729,7 +1051,7 @@ def _walk(steps: tuple[ast.Step, ...]) -> Iterable[ast.Step]:
 def _describe(step: ast.Node | None) -> str:
     kinds = {
         ast.Sample: "sample", ast.Observe: "observe", ast.Marginalize: "marginalize", ast.Markov: "marginalize",
-        ast.Let: "let", ast.IndexMap: "index", ast.Factor: "factor", ast.Return: "return",
+        ast.Let: "let", ast.IndexMap: "index", ast.Data: "data", ast.Factor: "factor", ast.Return: "return",
     }
     if isinstance(step, ast.ProgramDecl):
         return f"input {step.input} of program {step.name}"

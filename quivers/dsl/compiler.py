@@ -45,7 +45,8 @@ import sympy
 from quivers.categories import FinSet
 from quivers.distributions import Family, family
 from quivers.dsl import ast
-from quivers.dsl.checker import check
+from quivers.dsl.checker import DataRole, check
+from quivers.dsl.inline import inline
 from quivers.dsl.printer import dump_expr
 from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, Span
 from quivers.programs import (
@@ -54,6 +55,7 @@ from quivers.programs import (
     Program,
     call,
     const,
+    data,
     factor,
     index_map,
     let,
@@ -109,16 +111,19 @@ def compile_module(
     >>> objects["P"].shape, programs
     ((2, 2), {})
     """
-    check(module, source)
+    module = inline(module, source)
+    info = check(module, source)
     objects: dict[str, FinSet] = {}
     programs: dict[str, Program] = {}
     for d in module.items:
         if isinstance(d, ast.ObjectDecl):
             objects[d.name] = _located(lambda d=d: FinSet(d.name, d.size), d.span, source)
+        elif isinstance(d, ast.RealObject):  # the reals of dimension n, an axis of n coordinates
+            objects[d.name] = _located(lambda d=d: FinSet(d.name, d.dim), d.span, source)
         elif isinstance(d, ast.ObjectDef):
             objects[d.name] = _located(lambda d=d: compile_set(d.value, objects), d.span, source)
-        elif isinstance(d, ast.ProgramDecl):
-            programs[d.name] = _program(d, objects, source)
+        elif isinstance(d, ast.ProgramDecl) and not any(q.type == "FinSet" for q in d.params):
+            programs[d.name] = _program(d, objects, source, info.data.get(d.name, {}))
         elif isinstance(d, ast.CompositeDecl):
             programs[d.name] = _composite(d, objects, programs, source)
     return objects, programs
@@ -135,6 +140,8 @@ def compile_set(s: ast.SetExpr, objects: dict[str, FinSet]) -> FinSet:
     """
     if isinstance(s, ast.SetName):
         return objects[s.name]
+    if isinstance(s, ast.SetUnit):
+        return FinSet.unit()
     if isinstance(s, ast.SetProduct):
         return compile_set(s.left, objects) * compile_set(s.right, objects)
     if isinstance(s, ast.SetSum):
@@ -338,6 +345,8 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
             s.span,
             source,
         )
+    if isinstance(s, ast.Data):
+        return _data(s.name, s.index_set, s.cod, objects, s.span, source)
     raise TypeError(f"not a step: {s!r}")
 
 
@@ -366,8 +375,27 @@ def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None) -> Ru
     )
 
 
-def _program(p: ast.ProgramDecl, objects: dict[str, FinSet], source: str | None) -> Program:
-    steps = [_step(s, objects, source) for s in p.body]
+def _data(
+    name: str, index_set: ast.SetExpr | None, cod: ast.SetExpr | None, objects: dict[str, FinSet],
+    span: Span | None, source: str | None, inferred: bool = False,
+) -> RuntimeStep:
+    """A data name as an :func:`index_map` (with a codomain) or as :func:`data`;
+    inferred real data on a plate also takes one number for all its elements."""
+    plate = None if index_set is None else compile_set(index_set, objects)
+    if cod is not None:
+        return _located(lambda: index_map(name, plate, compile_set(cod, objects), span=span), span, source)
+    return _located(lambda: data(name, plate, broadcast=inferred, span=span), span, source)
+
+
+def _program(
+    p: ast.ProgramDecl, objects: dict[str, FinSet], source: str | None, roles: Mapping[str, DataRole] | None = None
+) -> Program:
+    # names the program reads but never defines are data, declared first
+    inferred = [
+        _data(r.name, r.index_set, r.cod, objects, r.node.span if r.node is not None else None, source, r.inferred)
+        for r in (roles or {}).values() if r.inferred or isinstance(r.node, ast.Param)
+    ]
+    steps = inferred + [_step(s, objects, source) for s in p.body]
     effects = _option(p.options, "effects")
     names = [v.name for v in effects.items] if isinstance(effects, ast.OptionList) else None
     return _located(

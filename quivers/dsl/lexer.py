@@ -47,7 +47,7 @@ __all__ = ["QVRLexer", "grammar_keywords", "EFFECT_NAMES"]
 EFFECT_NAMES = ("Pure", "Sample", "Score", "Marginal")
 """The effects of :class:`quivers.programs.Effect`, highlighted as constants."""
 
-_BINDS = ("sample", "observe", "marginalize", "let", "index")
+_BINDS = ("sample", "observe", "marginalize", "let", "index", "data")
 _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 
 

@@ -22,6 +22,7 @@ AttributeError: QVR module has no object or program `priors`; did you mean `prio
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from os import PathLike
 from pathlib import Path
 
@@ -53,7 +54,10 @@ class QVRModule:
     deductions
         :class:`~quivers.deduction.Deduction` s (torch modules) by name.
     export
-        The name of the exported program, or None.
+        The name of the first exported program (the morphism), or None.
+    exports
+        The names of every exported program, in order; each is also reachable
+        by name (``m["name"]``, ``m.name``).
 
     Objects and programs are also attributes (``m.K``, ``m.gmm``) and items
     (``m["K"]``).
@@ -75,6 +79,7 @@ class QVRModule:
         programs: dict[str, Program],
         export: str | None,
         deductions: dict[str, Deduction] | None = None,
+        exports: tuple[str, ...] | None = None,
     ) -> None:
         self.ast = tree
         self.source = source
@@ -82,6 +87,7 @@ class QVRModule:
         self.programs = programs
         self.export = export
         self.deductions = deductions or {}
+        self.exports = exports if exports is not None else ((export,) if export is not None else ())
 
     @property
     def morphism(self) -> Program:
@@ -96,11 +102,33 @@ class QVRModule:
             hint="add `export <program>`",
         )
 
+    @property
+    def data(self) -> dict[str, dict[str, Any]]:
+        """Each program's data names and their roles (a
+        :class:`~quivers.dsl.checker.DataRole`: declared with ``data``, or
+        inferred from the use of a name the program never defines).
+
+        Examples
+        --------
+        >>> m = loads("object S : FinSet 2\\nprogram p : S -> S\\n    observe y : S <- Normal(0.0, sigma_j)\\n")
+        >>> m.data["p"]["sigma_j"].describe()
+        'data sigma_j : S (real, one per element of S or one for all; inferred from its use on line 3)'
+        """
+        from quivers.dsl.checker import check
+
+        return {p: dict(roles) for p, roles in check(self.ast, self.source).data.items()}
+
     def _names(self) -> dict[str, FinSet | Program | Deduction]:
         return {**self.objects, **self.programs, **self.deductions}
 
     def __getitem__(self, name: str) -> FinSet | Program:
         names = self._names()
+        family = next((d for d in self.ast.items if isinstance(d, ast.ProgramDecl) and d.name == name), None)
+        if name not in names and family is not None:
+            raise QuiversError(
+                f"`{name}` has set parameters: it is a family that programs use "
+                f"(`sample v <- {name}(...)`), not a program of its own"
+            )
         if name not in names:
             raise UnknownNameError(
                 f"QVR module has no object or program `{name}`", name=name, candidates=names
@@ -108,7 +136,7 @@ class QVRModule:
         return names[name]
 
     def __getattr__(self, name: str) -> FinSet | Program:
-        if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export",
+        if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export", "exports", "data",
                                              "deductions"}:
             raise AttributeError(name)
         names = self._names()
@@ -162,8 +190,10 @@ def loads(text: str) -> QVRModule:
     """
     tree = parse(text)
     objects, programs = compile_module(tree, text)
-    export = next((d.name for d in tree.items if isinstance(d, ast.Export)), None)
-    return QVRModule(tree, text, objects, programs, export, compile_deductions(tree, text))
+    exports = tuple(d.name for d in tree.items if isinstance(d, ast.Export))
+    return QVRModule(
+        tree, text, objects, programs, exports[0] if exports else None, compile_deductions(tree, text), exports
+    )
 
 
 def load(path: str | PathLike[str]) -> QVRModule:

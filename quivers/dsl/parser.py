@@ -54,7 +54,7 @@ from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span,
 
 __all__ = ["parse", "grammar_text"]
 
-_STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "return", "index")
+_STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "return", "index", "data")
 _DECL_KEYWORDS = ("object", "program", "export", "deduction")
 _OPERATORS = frozenset({"+", "-", "*", "/", "^", "["})
 _NAMED = {

@@ -109,12 +109,14 @@ def dump_set(s: ast.SetExpr) -> str:
     """
     if isinstance(s, ast.SetName):
         return s.name
+    if isinstance(s, ast.SetUnit):
+        return "1"
     if isinstance(s, ast.SetProduct):
         left = dump_set(s.left)
         right = dump_set(s.right)
         if isinstance(s.left, ast.SetSum):
             left = f"({left})"
-        if not isinstance(s.right, ast.SetName):
+        if not isinstance(s.right, (ast.SetName, ast.SetUnit)):
             right = f"({right})"
         return f"{left} * {right}"
     if isinstance(s, ast.SetSum):
@@ -210,16 +212,23 @@ def _step(step: ast.Step, depth: int) -> list[str]:
         return [f"{pad}return {dump_expr(step.value)}"]
     if isinstance(step, ast.IndexMap):
         return [f"{pad}index {step.name} : {dump_set(step.dom)} -> {dump_set(step.cod)}"]
+    if isinstance(step, ast.Data):
+        cod = f" -> {dump_set(step.cod)}" if step.cod is not None else ""
+        return [f"{pad}data {step.name}{_index_set(step.index_set)}{cod}"]
     raise TypeError(f"not a step: {step!r}")
 
 
 def _decl(d: ast.Decl) -> list[str]:
     if isinstance(d, ast.ObjectDecl):
         return [f"object {d.name} : FinSet {d.size}"]
+    if isinstance(d, ast.RealObject):
+        return [f"object {d.name} : Real {d.dim}"]
     if isinstance(d, ast.ObjectDef):
         return [f"object {d.name} : FinSet = {dump_set(d.value)}"]
     if isinstance(d, ast.ProgramDecl):
         bound = f"({d.input})" if d.input is not None else ""
+        if d.params:
+            bound = "(" + ", ".join(f"{p.name} : {p.type}" for p in d.params) + ")"
         head = f"program {d.name}{bound} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"
         return [head] + [line for s in d.body for line in _step(s, 1)]
     if isinstance(d, ast.CompositeDecl):

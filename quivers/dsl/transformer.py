@@ -32,8 +32,8 @@ __all__ = ["KEYWORDS", "CONTEXTUAL_KEYWORDS", "ANNOTATIONS", "QVRTransformer"]
 
 KEYWORDS = frozenset(
     {
-        "object", "FinSet", "program", "export",
-        "sample", "observe", "marginalize", "let", "factor", "return", "index",
+        "object", "FinSet", "Real", "program", "export",
+        "sample", "observe", "marginalize", "let", "factor", "return", "index", "data",
         "deduction",
     }
 )
@@ -120,10 +120,20 @@ class QVRTransformer(Transformer):
 
     def start(self, meta: Any, children: list) -> ast.Module:
         span = self._span(meta) if not meta.empty else Span(1, 1, 1, 1)
-        return ast.Module(tuple(children), span=span)
+        items = [d for c in children for d in (c if isinstance(c, tuple) else (c,))]
+        return ast.Module(tuple(items), span=span)
 
-    def object_decl(self, meta: Any, children: list) -> ast.ObjectDecl:
-        name, size = children
+    def object_decl(self, meta: Any, children: list) -> tuple[ast.ObjectDecl, ...]:
+        *names, size = children
+        value = self._size(names[0], size)
+        return tuple(ast.ObjectDecl(str(n), value, span=self._line_span(meta)) for n in names)
+
+    def object_real(self, meta: Any, children: list) -> tuple[ast.RealObject, ...]:
+        *names, dim = children
+        value = self._size(names[0], dim)
+        return tuple(ast.RealObject(str(n), value, span=self._line_span(meta)) for n in names)
+
+    def _size(self, name: Token, size: Token) -> int:
         value = _number(size, self.source)
         if not isinstance(value, int):
             raise QVRSyntaxError(
@@ -137,18 +147,36 @@ class QVRTransformer(Transformer):
                 span=_token_span(size),
                 source=self.source,
             )
-        return ast.ObjectDecl(str(name), value, span=self._line_span(meta))
+        return value
 
     def object_def(self, meta: Any, children: list) -> ast.ObjectDef:
         name, value = children
         return ast.ObjectDef(str(name), value, span=self._line_span(meta))
 
     def program_decl(self, meta: Any, children: list) -> ast.ProgramDecl:
-        name, input_, dom, cod, options, *body = children
+        name, *rest = children
+        params = []
+        while rest and isinstance(rest[0], ast.Param) or (rest and rest[0] is None):
+            head = rest.pop(0)
+            if head is not None:
+                params.append(head)
+        dom, cod, options, *body = rest
+        input_ = None
+        if len(params) == 1 and params[0].type is None:  # `program q(b)`: the input binding
+            input_, params = params[0].name, []
+        for p in params:
+            if p.type is None:
+                raise QVRSyntaxError(
+                    f"parameter `{p.name}` of program `{name}` needs a type: `{p.name} : Real` or `{p.name} : FinSet`",
+                    span=p.span, source=self.source,
+                )
         return ast.ProgramDecl(
-            str(name), dom, cod, options or (), tuple(body),
-            None if input_ is None else str(input_), span=self._line_span(meta),
+            str(name), dom, cod, options or (), tuple(body), input_, tuple(params), span=self._line_span(meta),
         )
+
+    def param(self, meta: Any, children: list) -> ast.Param:
+        name, type_ = children
+        return ast.Param(str(name), None if type_ is None else str(type_), span=self._span(meta))
 
     def composite_decl(self, meta: Any, children: list) -> ast.CompositeDecl:
         name, value, options = children
@@ -183,6 +211,9 @@ class QVRTransformer(Transformer):
         return ast.Export(str(name), span=self._line_span(meta))
 
     # ------------------------------------------------------------ finite sets
+
+    def set_unit(self, meta: Any, children: list) -> ast.SetUnit:
+        return ast.SetUnit(span=self._span(meta))
 
     def set_name(self, meta: Any, children: list) -> ast.SetName:
         return ast.SetName(str(children[0]), span=self._span(meta))
@@ -233,6 +264,10 @@ class QVRTransformer(Transformer):
     def index_step(self, meta: Any, children: list) -> ast.IndexMap:
         name, dom, cod = children
         return ast.IndexMap(str(name), dom, cod, span=self._line_span(meta))
+
+    def data_step(self, meta: Any, children: list) -> ast.Data:
+        name, index_set, cod = children
+        return ast.Data(str(name), index_set, cod, span=self._line_span(meta))
 
     # ------------------------------------------------------------ options
 

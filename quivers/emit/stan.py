@@ -86,10 +86,11 @@ from torch.distributions import constraints as C
 from quivers.errors import DataError, QuiversError, QuiversTypeError, UnsupportedError
 from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
 from quivers.programs import Program
-from quivers.programs.data import check_index_map, check_names, check_value
+from quivers.programs.data import check_data, check_index_map, check_names, check_value
 from quivers.programs.graph import block_order
 from quivers.programs.steps import (
     FactorStep,
+    DataStep,
     IndexMapStep,
     LetStep,
     MarginalizeStep,
@@ -186,7 +187,7 @@ def stan_data(program: Program, observations: Mapping[str, Any], *, given: Itera
         out[stan] = tensor.detach().cpu().tolist()
     for name in emitter.data_sites():
         site = program.sites[name]
-        what = {"index": "index map", "observed": "observation"}.get(site.kind, "given latent")
+        what = {"index": "index map", "observed": "observation", "data": "data"}.get(site.kind, "given latent")
         if name not in observations:
             maps = f" ({program.index_maps[name][0].name} -> {site.values_in})" if site.kind == "index" else ""
             raise DataError(f"{what} `{name}`{maps} is missing from the observations", hint="Stan needs every data value")
@@ -195,6 +196,8 @@ def stan_data(program: Program, observations: Mapping[str, Any], *, given: Itera
         # category of 1.5 into 1 and NaN into garbage, silently.
         if site.kind == "index":
             t = check_index_map(site, observations[name], *program.index_maps[name])[0].tensor
+        elif site.kind == "data":
+            t = check_data(site, observations[name]).tensor
         else:
             t = check_value(site, observations[name], what).tensor
         while t.dim() > len(site.shape) and t.shape[0] == 1:
@@ -246,7 +249,7 @@ class _Emitter:
     def data_sites(self) -> list[str]:
         return [
             n for n, s in self.sites.items()
-            if s.kind in ("index", "observed") or (s.kind == "latent" and n in self.given)
+            if s.kind in ("index", "data", "observed") or (s.kind == "latent" and n in self.given)
         ]
 
     def walk(self, steps: Iterable[Step], depth: int = 0):
@@ -257,7 +260,7 @@ class _Emitter:
 
     def check(self) -> None:
         """Gather sizes and constants; reject what Stan cannot say."""
-        known = (SampleStep, ObserveStep, MarginalizeStep, LetStep, FactorStep, ReturnStep, IndexMapStep)
+        known = (SampleStep, ObserveStep, MarginalizeStep, LetStep, FactorStep, ReturnStep, IndexMapStep, DataStep)
         for site in self.sites.values():
             for d, n in zip(site.dims, site.shape):
                 self.sizes.setdefault(d, n)
@@ -351,6 +354,8 @@ class _Emitter:
             if site.family is not None and site.family.name == "Bernoulli":
                 return "int", "<lower=0, upper=1>"
             return "int", "<lower=0>"
+        if site.family is None:  # real data: no support to bound it
+            return "real", ""
         try:
             fam = site.family
             consts = {k: torch.tensor(float(v.sympy)) for k, v in fam.args.items()

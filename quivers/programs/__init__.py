@@ -14,6 +14,7 @@ from quivers.programs.graph import to_dot
 from quivers.programs.program import Program
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
+    DataStep,
     FactorStep,
     IndexMapStep,
     InputStep,
@@ -23,6 +24,7 @@ from quivers.programs.steps import (
     ReturnStep,
     SampleStep,
     Step,
+    data,
     factor,
     index_map,
     let,
@@ -38,9 +40,9 @@ return_ = ret
 
 __all__ = [
     "Program", "Effect", "Site", "Expr", "var", "const", "call", "FUNCTIONS",
-    "sample", "observe", "marginalize", "markov", "let", "factor", "ret", "return_", "index_map",
+    "sample", "observe", "marginalize", "markov", "let", "factor", "ret", "return_", "index_map", "data",
     "MarkovStep",
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
-    "ReturnStep", "IndexMapStep", "InputStep", "to_dot",
+    "ReturnStep", "IndexMapStep", "DataStep", "InputStep", "to_dot",
     "apply", "pair", "stack", "vector", "matrix", "BUILDERS", "then", "tensor", "identity", "lift", "rename", "program_kernel",
 ]

@@ -19,7 +19,7 @@ from quivers.categories import FinFunction, FinSet
 from quivers.programs.sites import Site
 
 __all__ = [
-    "as_tensor", "check_value", "check_index_map", "check_names", "check_one_data_set", "common_batch", "first_bad",
+    "as_tensor", "check_value", "check_data", "check_index_map", "check_names", "check_one_data_set", "common_batch", "first_bad",
 ]
 
 
@@ -97,6 +97,46 @@ def _integers(t: torch.Tensor, what: str) -> torch.Tensor:
     return t.long()
 
 
+def check_data(site: Site, value: Any) -> Value:
+    """Check real data (a covariate on a plate, a scalar constant) against
+    its site: shape exactly the site's (leading axes of size one, the
+    seed's ``(1, N)``, are dropped; data has no batch; one number stands
+    for every element when the step allows ``broadcast``), numbers
+    (booleans and integers become floats), finite.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.programs import Program, data, observe, var
+    >>> from quivers.distributions import Normal
+    >>> School = FinSet("School", 3)
+    >>> p = Program("p", School, School, [data("sigma", School), observe("y", School, Normal(0.0, var("sigma")))])
+    >>> check_data(p.sites["sigma"], [[1.0, 2.0, 3.0]]).tensor.shape
+    torch.Size([3])
+    >>> check_data(p.sites["sigma"], [1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    quivers.errors.ShapeError: data `sigma` has shape (2,); it is on School, shape (3,)
+    """
+    t = as_tensor(site.name, value)
+    shape = tuple(site.shape)
+    while t.dim() > len(shape) and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() == 0 and getattr(site.step, "broadcast", False):
+        t = t.expand(shape)
+    if tuple(t.shape) != shape:
+        on = f"it is on {' * '.join(site.dims)}, shape {shape}" if shape else "it is one number, shape ()"
+        raise ShapeError(f"data `{site.name}` has shape {tuple(as_tensor(site.name, value).shape)}; {on}")
+    if torch.is_complex(t):
+        raise DataError(f"data `{site.name}` must be real, got dtype {t.dtype}")
+    if not torch.is_floating_point(t):
+        t = t.to(torch.get_default_dtype())
+    bad = ~torch.isfinite(t.detach())
+    if bool(bad.any()):
+        raise DataError(f"data `{site.name}` has a non-finite value at index {first_bad(bad)}")
+    return Value(t, site.dims)
+
+
 def check_index_map(site: Site, value: Any, dom: FinSet, cod: FinSet) -> tuple[Value, FinFunction]:
     """Check an index map ``dom -> cod``: integers in ``[0, |cod|)``, one per
     element of its domain (leading axes of size one are dropped). Returns
@@ -143,7 +183,7 @@ def common_batch(env: Mapping[str, Value], sites: Mapping[str, Site]) -> torch.S
     """The broadcast of the batch shapes of the given values (index maps
     carry none); values whose batches do not broadcast are an error naming
     them."""
-    shapes = {n: v.batch_shape for n, v in env.items() if sites[n].kind != "index"}
+    shapes = {n: v.batch_shape for n, v in env.items() if sites[n].kind not in ("index", "data")}
     try:
         return _broadcast(set(shapes.values()))
     except RuntimeError:
@@ -179,7 +219,7 @@ def check_one_data_set(observations: Mapping[str, Any] | None, sites: Mapping[st
         return
     for name, value in observations.items():
         site = sites.get(name)
-        if site is None or site.kind == "index":
+        if site is None or site.kind in ("index", "data"):
             continue
         shape = tuple(as_tensor(name, value).shape)
         lead = len(shape) - len(site.shape)

@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from quivers.categories import FinFunction, FinSet
-from quivers.errors import DataError, EffectError, GradientError, QuiversError, QuiversTypeError, ShapeError, Span
-from quivers.programs import data as D
+from quivers.errors import did_you_mean, DataError, EffectError, GradientError, QuiversError, QuiversTypeError, ShapeError, Span
+from quivers.programs.data import check_data, check_index_map, check_names, check_value, common_batch
 from quivers.programs.chain import MarkovStep
 from quivers.programs.effects import Effect
 from quivers.programs.expr import REF, Expr, compile_expr, constant_axes, constant_tensors
@@ -397,43 +397,42 @@ class Program(nn.Module):
         conditioned on (the observation wins, as with Pyro's ``condition``)."""
         observations = {} if observations is None else observations
         latents = {} if latents is None else latents
-        D.check_names(observations, self.sites, "observations")
-        D.check_names(latents, self.sites, "latents")
+        check_names(observations, self.sites, "observations")
+        check_names(latents, self.sites, "latents")
         env: dict[str, Value] = {}
         maps: dict[str, FinFunction] = {}
         for name, site in self.sites.items():
             if site.kind == "index":
-                if name not in observations:
-                    where = " (it was given in latents)" if name in latents else ""
-                    raise DataError(
-                        f"index map `{name}` ({self.index_maps[name][0].name} -> {site.values_in}) is missing from the observations{where}",
-                        hint="index maps are data: pass them in the observations dict",
-                    )
                 dom, cod = self.index_maps[name]
+                self._require(name, f"index map `{name}` ({dom.name} -> {site.values_in})", observations, latents)
                 env[name], maps[name] = self._cached(
-                    name, observations[name], lambda v: D.check_index_map(site, v, dom, cod)
+                    name, observations[name], lambda v: self._read_by(name, lambda: check_index_map(site, v, dom, cod))
                 )
+            elif site.kind == "data":
+                on = f" (on {' * '.join(site.dims)})" if site.dims else " (a number)"
+                self._require(name, f"data `{name}`{on}", observations, latents)
+                env[name] = self._cached(name, observations[name], lambda v: self._read_by(name, lambda: check_data(site, v)))
             elif site.kind == "input":
                 if x is None:
                     raise DataError(
                         f"program `{self.name}` takes an input `{name}` in `{self.dom.name}`, but x is None",
                         hint=f"pass an element of `{self.dom.name}` (an integer in [0, {self.dom.size})) as x",
                     )
-                env[name] = D.check_value(site, x, "input")
+                env[name] = check_value(site, x, "input")
             elif name in observations and site.kind in ("observed", "latent", "marginal"):
-                env[name] = self._cached(name, observations[name], lambda v: D.check_value(site, v, "observation"))
+                env[name] = self._cached(name, observations[name], lambda v: check_value(site, v, "observation"))
             elif name in latents and isinstance(latents[name], Relaxed):
                 env[name] = relaxed_value(site, latents[name], check_latents)
             elif name in latents and site.kind in ("latent", "marginal"):
                 if check_latents or site.kind == "marginal":
-                    env[name] = D.check_value(site, latents[name], "latent")
+                    env[name] = check_value(site, latents[name], "latent")
                 else:  # values from an inference engine's own transforms
                     env[name] = Value(latents[name], site.dims, values_in=site.values_in)
             elif site.kind == "observed" and mode == "density":
                 raise DataError(f"observation `{name}` is missing", hint="pass it in the observations dict")
             elif site.kind == "latent" and mode == "density":
                 raise DataError(f"latent `{name}` has no value", hint="pass it in latents or in observations")
-        batch = D.common_batch(env, self.sites)
+        batch = common_batch(env, self.sites)
         ref = next((v.tensor for v in env.values() if torch.is_floating_point(v.tensor)), None)
         if ref is None:
             buf = next(iter(self.buffers()), None)
@@ -451,6 +450,50 @@ class Program(nn.Module):
                 t = t.to(ref.dtype)
             env[sym] = Value(t.to(ref.device), dims)
         return env, maps, batch
+
+    def reader(self, name: str) -> Step | None:
+        """The first step that reads ``name`` (in source order), or None."""
+        return next((t for s in self.steps for t in s.walk() if name in t.reads), None)
+
+    def _at_reader(self, err: QuiversError, name: str) -> QuiversError:
+        """``err`` located at the first step that reads the data ``name``
+        (with the source line, for a program written in QVR), saying so."""
+        t = self.reader(name)
+        if err.span is not None or t is None:
+            return err
+        kind = type(t).__name__.removesuffix("Step").lower()
+        label = f"{kind} {t.defines}" if t.defines else kind
+        out = type(err).__new__(type(err))
+        out.__dict__.update(err.__dict__)
+        span = getattr(t, "span", None)
+        message = err.message + f" (`{name}` is read by `{label}`)"
+        QuiversError.__init__(out, message, span=span, source=self.source if span is not None else None, hint=err.hint)
+        return out
+
+    def _require(self, name: str, what: str, observations: Mapping, latents: Mapping) -> None:
+        """Data (an index map, real numbers) must be among the observations:
+        a missing name is an error naming it and the step that reads it,
+        never a silent latent."""
+        if name in latents:
+            raise self._at_reader(DataError(
+                f"{what} is given in latents; data is no random variable",
+                hint=f"pass `{name}` in the observations dict",
+            ), name)
+        if name in observations:
+            return
+        close = did_you_mean(name, [n for n, s in self.sites.items() if s.kind not in ("data", "index")])
+        err = DataError(
+            f"{what} is missing from the observations" + (f" (did you mean the site `{close}`?)" if close else ""),
+            hint=f"data is given with the observations: pass `{name}` in the observations dict (or the --data file)",
+        )
+        raise self._at_reader(err, name)
+
+    def _read_by(self, name: str, check):
+        """Run ``check``; an error it raises is located at the step that reads ``name``."""
+        try:
+            return check()
+        except QuiversError as err:
+            raise self._at_reader(err, name) from None
 
     def _cached(self, name: str, value: Any, check) -> Any:
         if not isinstance(value, torch.Tensor):
@@ -625,7 +668,7 @@ class Program(nn.Module):
         return {
             k: v.tensor
             for k, v in run.env.items()
-            if k in self.sites and self.sites[k].kind != "index"
+            if k in self.sites and self.sites[k].kind not in ("index", "data")
         } | ({"_return": run.env[RETURN].tensor} if RETURN in run.env else {})
 
     def forward(self, x: Any = None, observations=None, latents=None) -> torch.Tensor:

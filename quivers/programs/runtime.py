@@ -48,6 +48,7 @@ from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep, run_markov
 from quivers.programs.steps import (
     FactorStep,
+    DataStep,
     IndexMapStep,
     LetStep,
     MarginalizeStep,
@@ -197,7 +198,7 @@ class Run:
                 self._block(id(s))
             else:
                 terms.extend(self._marginalize(s))
-        elif isinstance(s, IndexMapStep):
+        elif isinstance(s, (IndexMapStep, DataStep)):
             return
 
     def _pull_back(self, v: Value, via: str) -> Value:

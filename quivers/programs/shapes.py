@@ -37,6 +37,7 @@ from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep
 from quivers.programs.steps import (
     FactorStep,
+    DataStep,
     IndexMapStep,
     InputStep,
     LetStep,
@@ -182,7 +183,7 @@ class _Checker:
             if site.kind != "index":
                 self._family_step(s, site, enumerated)
             self.scope[s.name] = self.categories.get(s.name) or self._site_axes(site)
-        elif isinstance(s, (IndexMapStep, InputStep)):
+        elif isinstance(s, (IndexMapStep, InputStep, DataStep)):
             self.scope[s.name] = self._site_axes(self.sites[s.name])
         elif isinstance(s, MarkovStep):
             self._markov(s, order, enumerated)

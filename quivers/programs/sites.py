@@ -1,7 +1,7 @@
 """Static analysis of a program: its sites, index maps and marginal rows.
 
 A *site* is a named random quantity: a sampled latent, an observation, an
-index map supplied as data, a marginalized latent, or a deterministic
+index map or real numbers supplied as data, a marginalized latent, or a deterministic
 ``let``. Its named axes (``dims``) come from its index set, with two rules:
 
 - **Shape rule.** A sampled site used directly as the weights of a
@@ -32,6 +32,7 @@ from quivers.programs.chain import MarkovStep, markov_rows
 from quivers.programs.expr import Expr, constant_tensors
 from quivers.programs.named import plate_dims
 from quivers.programs.steps import (
+    DataStep,
     FactorStep,
     IndexMapStep,
     InputStep,
@@ -50,6 +51,7 @@ class Site:
     """A named random quantity of a program.
 
     ``kind`` is one of ``"latent"``, ``"observed"``, ``"index"``,
+    ``"data"`` (real numbers supplied at run time, never scored),
     ``"marginal"``, ``"deterministic"``, ``"input"`` (the program's input,
     one element of its domain). ``values_in`` names the finite set
     an integer-valued site takes its values in and ``num_values`` is its
@@ -180,6 +182,9 @@ def analyze(steps: Sequence[Step]) -> Analysis:
         elif isinstance(s, IndexMapStep):
             dims, shape = plate_dims(s.dom)
             sites[s.name] = Site(s.name, "index", dims, shape, s, None, s.cod.name, names, s.cod.size)
+        elif isinstance(s, DataStep):
+            dims, shape = plate_dims(s.index_set)
+            sites[s.name] = Site(s.name, "data", dims, shape, s, None, None, names)
         elif isinstance(s, InputStep):
             sites[s.name] = Site(s.name, "input", (), (), s, None, s.dom.name, names, s.dom.size)
         elif isinstance(s, MarginalizeStep):

@@ -33,8 +33,8 @@ from quivers.programs.expr import Expr, as_expr
 
 __all__ = [
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
-    "ReturnStep", "IndexMapStep", "InputStep",
-    "sample", "observe", "marginalize", "let", "factor", "ret", "index_map",
+    "ReturnStep", "IndexMapStep", "DataStep", "InputStep",
+    "sample", "observe", "marginalize", "let", "factor", "ret", "index_map", "data",
 ]
 
 
@@ -211,6 +211,23 @@ class IndexMapStep(Step):
 
 
 @dataclass(frozen=True)
+class DataStep(Step):
+    """Real numbers supplied at run time, one per element of ``index_set``
+    (a covariate on a plate; a scalar constant when ``None``). Data is read,
+    never scored and never drawn: it has no density. With ``broadcast``, one
+    number stands for the same value on every element of ``index_set``."""
+
+    name: str
+    index_set: FinSet | None
+    broadcast: bool = False
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def defines(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class InputStep(Step):
     """The input of a program ``dom -> cod``: ``name`` is bound to one
     element of ``dom`` (an integer in ``[0, |dom|)``), supplied as ``x``.
@@ -303,6 +320,28 @@ def factor(expr: Any, *, span: Span | None = None) -> FactorStep:
 def ret(expr: Any, *, span: Span | None = None) -> ReturnStep:
     """Return ``expr`` (a name or an expression) as the program's value."""
     return ReturnStep(as_expr(expr), span=span)
+
+
+def data(
+    name: str, index_set: FinSet | None = None, *, broadcast: bool = False, span: Span | None = None
+) -> DataStep:
+    """Declare ``name``, real numbers supplied with the observations: one per
+    element of ``index_set`` (a covariate), or a single number when it is
+    ``None`` (a known constant such as a measurement's scale). With
+    ``broadcast``, a single number is also accepted for a plate (QVR infers
+    data this way, since a use on a plate does not say which is meant).
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> data("x", FinSet("Item", 3))
+    DataStep(name='x', index_set=FinSet('Item', 3), broadcast=False)
+    >>> data("sigma").defines
+    'sigma'
+    """
+    _check_name(name, "a data name")
+    _check_set(f"the index set of `{name}`", index_set)
+    return DataStep(name, index_set, bool(broadcast), span=span)
 
 
 def index_map(name: str, dom: FinSet, cod: FinSet, *, span: Span | None = None) -> IndexMapStep:

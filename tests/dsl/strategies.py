@@ -68,6 +68,8 @@ _simple_steps = st.one_of(
     st.builds(ast.Factor, exprs),
     st.builds(ast.Return, exprs),
     st.builds(ast.IndexMap, names, set_exprs, set_exprs),
+    st.builds(ast.Data, names, st.none(), st.none()),
+    st.builds(ast.Data, names, set_exprs, st.none() | set_exprs),
 )
 
 
@@ -172,6 +174,7 @@ def _scoped_modules() -> st.SearchStrategy[ast.Module]:
         st.builds(ast.Let, values, small_exprs),
         st.builds(ast.Factor, small_exprs),
         st.builds(ast.IndexMap, values, sets, sets),
+        st.builds(ast.Data, values, st.none() | sets),
     )
     body = st.recursive(
         simple,

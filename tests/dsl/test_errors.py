@@ -111,7 +111,7 @@ def test_marginalize_without_an_indented_body() -> None:
 
 def test_unexpected_indentation() -> None:
     _expect(QVRSyntaxError, HEAD + "    let x = 1\n        let y = 2\n", """
-        line 4, column 9: unexpected indentation; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `return`, `index`) or the end of the block after `let x = 1`
+        line 4, column 9: unexpected indentation; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `return`, `index`, `data`) or the end of the block after `let x = 1`
                     let y = 2
                     ^
     """)
@@ -127,7 +127,7 @@ def test_dedent_to_no_enclosing_block() -> None:
 
 def test_misspelled_keyword_suggests_the_keyword() -> None:
     _expect(QVRSyntaxError, HEAD + "    marginalise z : K <- Categorical(w)\n", """
-        line 3, column 5: unexpected name `marginalise`; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `return`, `index`); did you mean `marginalize`?
+        line 3, column 5: unexpected name `marginalise`; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `return`, `index`, `data`); did you mean `marginalize`?
                 marginalise z : K <- Categorical(w)
                 ^^^^^^^^^^^
     """)
@@ -228,7 +228,7 @@ CHECK_ERRORS = [
         prog("sample mu_k : K <- Normal(0.0, 1.0)", "let m = mu_kk[0]"),
         UnknownNameError,
         """
-        line 6, column 13: unknown name `mu_kk` in program `p`; names in scope: mu_k; did you mean `mu_k`?
+        line 6, column 13: unknown name `mu_kk` in program `p`; names in scope: mu_k; did you mean `mu_k`? (if `mu_kk` is data, declare it: `data mu_kk : ...`)
                 let m = mu_kk[0]
                         ^^^^^
         """,
@@ -478,7 +478,7 @@ CHECK_ERRORS = [
         prog("let g = 1", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=g]"),
         QuiversTypeError,
         """
-        line 8, column 49: `g` in `via=g` must be an index map (`index g : A -> B`) or a sampled name, not `let g`
+        line 8, column 49: `g` in `via=g` must be an index map (`index g : A -> B`, or data the program never defines) or a sampled name, not `let g`
                     observe y : Item <- Normal(z, 1.0) [via=g]
                                                             ^
         """,
@@ -498,7 +498,7 @@ CHECK_ERRORS = [
         prog("index group : Item -> G", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=grop]"),
         UnknownNameError,
         """
-        line 8, column 49: unknown name `grop` in program `p`; names in scope: group, w, z; did you mean `group`?
+        line 8, column 49: unknown name `grop` in program `p`; names in scope: group, w, z; did you mean `group`? (if `grop` is data, declare it: `data grop : ...`)
                     observe y : Item <- Normal(z, 1.0) [via=grop]
                                                             ^^^^
         """,

@@ -226,7 +226,7 @@ def test_index_map_of_the_wrong_shape():
 
 
 def test_missing_index_map_even_when_given_as_a_latent():
-    with pytest.raises(DataError, match=r"index map `group` \(Item -> G\) is missing from the observations \(it was given in latents\)"):
+    with pytest.raises(DataError, match=r"index map `group` \(Item -> G\) is given in latents; data is no random variable"):
         grouped().log_joint(None, {"y": GOBS["y"]}, {**GLAT, "group": GOBS["group"]})
 
 
