@@ -213,6 +213,12 @@ class QVRTransformer(Transformer):
     # ------------------------------------------------------------ finite sets
 
     def set_unit(self, meta: Any, children: list) -> ast.SetUnit:
+        (number,) = children
+        if str(number) != "1":
+            raise QVRSyntaxError(
+                f"`{number}` is no set: the only number that names one is `1`, the one-element set",
+                span=_token_span(number), source=self.source, hint="declare an object, e.g. `object K : FinSet 3`",
+            )
         return ast.SetUnit(span=self._span(meta))
 
     def set_name(self, meta: Any, children: list) -> ast.SetName:

@@ -85,7 +85,7 @@ def test_keyword_arguments_are_checked_against_the_family_registry() -> None:
 
 
 def test_checking_without_source_still_names_the_line() -> None:
-    tree = parse("object K : FinSet 2\nprogram p : K -> K\n    sample mu : K <- Normal(0.0, 1.0)\n    let a = mu_\n")
+    tree = parse("object K : FinSet 2\nprogram p : K -> K\n    sample sigma : K <- Normal(0.0, 1.0)\n    let a = sigmaa\n")
     with pytest.raises(QuiversError) as info:
         check(tree)
-    assert str(info.value).startswith("line 4, column 13: unknown name `mu_` in program `p`; names in scope: mu;")
+    assert str(info.value).startswith("line 4, column 13: unknown name `sigmaa` in program `p`; names in scope: sigma;")

@@ -458,7 +458,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0)", tail="export p\nexport p\n"),
         QuiversTypeError,
         """
-        line 7, column 1: a module exports one program, but `p` is already exported on line 6
+        line 7, column 1: `p` is already exported on line 6
             export p
             ^^^^^^^^
         """,
