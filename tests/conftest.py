@@ -1,4 +1,5 @@
-"""Hypothesis profiles, chosen by the HYPOTHESIS_PROFILE environment variable.
+"""Hypothesis profiles, chosen by the HYPOTHESIS_PROFILE environment variable,
+and the fixtures that set the default dtype.
 
 - ``dev`` (default): quick local runs.
 - ``ci``: what ``.ci/run`` uses; derandomized so CI is reproducible.
@@ -7,6 +8,7 @@
 
 import os
 
+import pytest
 import torch
 
 from hypothesis import HealthCheck, settings
@@ -30,3 +32,22 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 # synchronization cost of a thread pool on tiny tensors and keeps runs
 # reproducible across machines.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request):
+    """Build and run everything in this dtype (programs keep their constants
+    in the default dtype they are built in)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(request.param)
+    yield request.param
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def float64():
+    """Build and run everything in float64 (exactness checks)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

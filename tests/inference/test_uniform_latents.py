@@ -17,7 +17,7 @@ from quivers.dsl import loads
 from quivers.errors import QuiversTypeError
 from quivers.inference import fit
 from quivers.inference.layout import Layout
-from quivers.programs import Program, let, observe, sample, var
+from quivers.programs import Program, observe, sample, var
 
 CONSTANT = """
 object Item : FinSet 5
@@ -40,14 +40,6 @@ program p : Item -> Item
     return y
 export p
 """
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def combinator() -> Program:

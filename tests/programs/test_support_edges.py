@@ -18,23 +18,7 @@ from quivers.dsl import loads
 
 from tests.programs.brute import lse
 
-DTYPES = [torch.float32, torch.float64]
-
-
-@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
-def dtype(request):
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(request.param)
-    yield request.param
-    torch.set_default_dtype(previous)
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+# the fixtures `dtype` (float32, then float64) and `float64` are in tests/conftest.py
 
 
 def test_a_success_of_a_zero_probability_is_impossible(dtype):

@@ -22,18 +22,10 @@ from quivers.programs import Program, call, index_map, let, marginalize, observe
 
 from tests.programs.models import gmm
 
-DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float64: dict(rtol=1e-9, atol=1e-9)}
 
 
-@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
-def dtype(request):
-    """Build and run everything in this dtype (programs keep their constants
-    in the default dtype they are built in)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(request.param)
-    yield request.param
-    torch.set_default_dtype(previous)
+# the fixture `dtype` (float32, then float64) is in tests/conftest.py
 
 
 def leaves(**values) -> dict[str, torch.Tensor]:
