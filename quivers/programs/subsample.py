@@ -39,7 +39,7 @@ from quivers.categories import FinSet
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
 from quivers.programs.chain import MarkovStep
 from quivers.programs.named import plate_dims
-from quivers.programs.steps import IndexMapStep, MarginalizeStep, ObserveStep, SampleStep, Step
+from quivers.programs.steps import DataStep, IndexMapStep, MarginalizeStep, ObserveStep, SampleStep, Step
 
 __all__ = ["subsample"]
 
@@ -57,7 +57,7 @@ def _resize(s: FinSet | None, sizes: Mapping[str, int]) -> FinSet | None:
 
 
 def _step(step: Step, sizes: Mapping[str, int]) -> Step:
-    if isinstance(step, (SampleStep, ObserveStep)):
+    if isinstance(step, (SampleStep, ObserveStep, DataStep)):
         return dataclasses.replace(step, index_set=_resize(step.index_set, sizes))
     if isinstance(step, IndexMapStep):
         return dataclasses.replace(step, dom=_resize(step.dom, sizes), cod=_resize(step.cod, sizes))

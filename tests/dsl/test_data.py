@@ -150,3 +150,33 @@ def test_data_given_as_a_latent_or_missing_is_named() -> None:
     with pytest.raises(DataError, match=r"missing from the observations \(did you mean the site `scales`\?\) "
                        r"\(`scale` is read by `observe y`\)"):
         p.log_joint(None, {"y": torch.zeros(2)}, {"scales": torch.ones(2)})
+
+
+def test_data_on_a_subsampled_plate_is_given_per_mini_batch() -> None:
+    prog = loads(REGRESSION.replace("    sample a : G <- Normal(0.0, 1.0)\n", "").replace(" + a[g]", "")).reg
+    mini = prog.subsample({"Item": 2})
+    lat = {"alpha": torch.tensor(0.1), "beta": torch.tensor(0.5), "sigma": torch.tensor(1.0)}
+    obs = {"y": torch.tensor([0.5, -1.0, 0.0, 2.0]), "x": torch.arange(4.0), "shift": torch.tensor(0.2)}
+    full = prog.log_joint(None, obs, lat)
+    halves = [mini.log_joint(None, {"y": obs["y"][i], "x": obs["x"][i], "shift": obs["shift"]}, lat)
+              for i in (slice(0, 2), slice(2, 4))]
+    # each half scaled by N / b = 2; their mean is the full log joint (the factor on `shift` is not per row)
+    torch.testing.assert_close((halves[0] + halves[1]) / 2, full)
+    with pytest.raises(ShapeError, match=r"data `x` has shape \(4,\); it is on Item, shape \(2,\)"):
+        mini.log_joint(None, {"y": obs["y"][:2], "x": obs["x"], "shift": obs["shift"]}, lat)
+
+
+def test_data_is_stan_data() -> None:
+    from quivers.emit import to_stan
+    from quivers.emit.stan import stan_data
+
+    p = loads(REGRESSION).reg
+    text = to_stan(p)
+    data_block = text.split("data {", 1)[1].split("}", 1)[0]
+    for line in ("vector[Item] x;", "real shift;", "array[Item] int<lower=1, upper=G> g;"):
+        assert line in data_block, text
+    obs = {"y": torch.zeros(4), "x": torch.arange(4.0), "g": torch.tensor([0, 1, 1, 0]), "shift": 0.5}
+    d = stan_data(p, obs)
+    assert d["x"] == [0.0, 1.0, 2.0, 3.0] and d["shift"] == 0.5 and d["g"] == [1, 2, 2, 1]
+    with pytest.raises(DataError, match="data `x` is missing from the observations"):
+        stan_data(p, {k: v for k, v in obs.items() if k != "x"})
