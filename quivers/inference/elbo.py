@@ -168,36 +168,11 @@ class ELBO:
         ``b`` rows of the plate ``Item`` and the likelihood is rescaled by
         ``N / b`` (see :meth:`quivers.programs.Program.subsample`).
         """
-        if subsample:
-            model = model.subsample(subsample)
-        check_one_data_set(observations, model.sites, "the particles of SVI")
-        draw = guide(self.num_particles)
-        relaxed = self.discrete == "relaxed" and bool(guide.discrete_sites)
-        if relaxed:
-            draw = _relax(guide, draw, self.num_particles, self._temperature)
-        # The guide's draws come through its own bijections, so they lie in
-        # their supports unless they are not finite; the checks run only
-        # when the ELBO is not finite, to name the culprit.
-        # kept (without their graph) to name the step of a non-finite gradient
-        self.last_latents = {k: v.detach() for k, v in draw.latents.items() if isinstance(v, torch.Tensor)}
-        log_joint = model.log_joint(x, observations, draw.latents, check_latents=False)
-        if log_joint.dim() > 1:
-            log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)
-        neg_elbo = draw.log_q - log_joint  # -ELBO per particle: no negation node
+        draw, neg_elbo, model = self._particles(model, guide, x, observations, subsample)
         loss = neg_elbo.mean()
         value = loss.item()
-        if not math.isfinite(value):
-            with torch.no_grad():
-                model.log_joint(x, observations, draw.latents)
-        if value != value:  # NaN: name the culprit instead of training on it
-            raise DataError(
-                "the ELBO is NaN; check the observations and the model's parameters for invalid values"
-            )
-        if value == math.inf:  # a zero-probability draw: the gradient would be NaN
-            raise DataError(
-                f"the ELBO is -inf: {_zero_probability(model, x, observations, draw.latents)}",
-                hint="check the data against the model's supports, or start the guide elsewhere",
-            )
+        self._check_finite(value, "ELBO", model, x, observations, draw)
+        relaxed = self.discrete == "relaxed" and bool(guide.discrete_sites)
         if not guide.discrete_sites or relaxed:
             return loss, value
         elbo = -neg_elbo
@@ -209,6 +184,45 @@ class ELBO:
             self.baseline_decay * self._baseline + (1 - self.baseline_decay) * mean
         )
         return -surrogate.mean(), value
+
+    def _particles(
+        self, model: Program, guide: Any, x: Any, observations: Any, subsample: Mapping[str, int] | None
+    ) -> tuple[Any, torch.Tensor, Program]:
+        """``num_particles`` draws of the guide and ``log q - log p`` of each
+        (the negated log importance weights), with the model they were
+        scored by (the subsampled one when ``subsample`` is given)."""
+        if subsample:
+            model = model.subsample(subsample)
+        check_one_data_set(observations, model.sites, "the particles of SVI")
+        draw = guide(self.num_particles)
+        if self.discrete == "relaxed" and guide.discrete_sites:
+            draw = _relax(guide, draw, self.num_particles, self._temperature)
+        # The guide's draws come through its own bijections, so they lie in
+        # their supports unless they are not finite; the checks run only
+        # when the objective is not finite, to name the culprit.
+        # kept (without their graph) to name the step of a non-finite gradient
+        self.last_latents = {k: v.detach() for k, v in draw.latents.items() if isinstance(v, torch.Tensor)}
+        log_joint = model.log_joint(x, observations, draw.latents, check_latents=False)
+        if log_joint.dim() > 1:
+            log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)
+        return draw, draw.log_q - log_joint, model  # no negation node
+
+    @staticmethod
+    def _check_finite(value: float, what: str, model: Program, x: Any, observations: Any, draw: Any) -> None:
+        """Name the culprit of a NaN or -inf objective instead of training on it."""
+        if math.isfinite(value):
+            return
+        with torch.no_grad():
+            model.log_joint(x, observations, draw.latents)
+        if value != value:
+            raise DataError(
+                f"the {what} is NaN; check the observations and the model's parameters for invalid values"
+            )
+        if value == math.inf:  # a zero-probability draw: the gradient would be NaN
+            raise DataError(
+                f"the {what} is -inf: {_zero_probability(model, x, observations, draw.latents)}",
+                hint="check the data against the model's supports, or start the guide elsewhere",
+            )
 
     def loss(self, model: Program, guide: Any, x: Any = None, observations=None) -> float:
         """``-ELBO`` estimated without gradients."""
