@@ -68,6 +68,7 @@ from quivers.dsl import ast
 from quivers.dsl.printer import dump_expr, dump_program, dump_set
 from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
+from quivers.programs.graph import recursion_error
 
 __all__ = ["check", "CheckedModule", "DataRole", "OPTIONS", "STEP_EFFECTS", "MARKOV_KEYWORDS"]
 
@@ -939,6 +940,8 @@ class _Checker:
                 + " and is only in scope inside it",
                 node,
             )
+        if name in scope.later and _within(node.span, scope.later[name].span):
+            raise _relocate(recursion_error(name), node.span, self.source)
         if name in scope.later:
             raise self._error(
                 UnknownNameError,
@@ -977,6 +980,14 @@ def _constant(e: ast.Expr) -> object:
     if isinstance(e, ast.Neg) and isinstance(e.operand, ast.Number):
         return -e.operand.value
     return var("__argument")
+
+
+def _within(inner: Span | None, outer: Span | None) -> bool:
+    """Whether the source region ``inner`` lies inside ``outer``."""
+    if inner is None or outer is None:
+        return False
+    return (outer.line, outer.column) <= (inner.line, inner.column) and (inner.end_line, inner.end_column) <= (
+        outer.end_line, outer.end_column)
 
 
 def _relocate(err: QuiversError, span: Span | None, source: str | None) -> QuiversError:

@@ -26,7 +26,7 @@ import networkx as nx
 from quivers.errors import GraphError, QuiversTypeError, UnknownNameError
 from quivers.programs.steps import MarginalizeStep, Step
 
-__all__ = ["node_name", "dependency_graph", "block_order", "scope_defines", "to_dot"]
+__all__ = ["node_name", "dependency_graph", "block_order", "scope_defines", "to_dot", "recursion_error"]
 
 
 def node_name(step: Step, position: int, block: str | None = None) -> str:
@@ -36,6 +36,24 @@ def node_name(step: Step, position: int, block: str | None = None) -> str:
         return step.defines
     kind = type(step).__name__.removesuffix("Step").lower()
     return f"{kind}#{position}" if block is None else f"{kind}#{block}.{position}"
+
+
+def recursion_error(name: str, span=None) -> GraphError:
+    """The error for a step that reads the name it defines (``sample sigma
+    <- HalfNormal(sigma)``, ``let a = a + 1``): a recursion, which the steps
+    of a program, a graph without cycles, cannot express.
+
+    Examples
+    --------
+    >>> print(recursion_error("sigma"))
+    `sigma` is read by its own definition, a recursion; a recursion over a sequence needs `scan`, which quivers does not have yet (a chain of discrete states is a `markov` block)
+    """
+    return GraphError(
+        f"`{name}` is read by its own definition, a recursion",
+        span=span,
+        hint="a recursion over a sequence needs `scan`, which quivers does not have yet "
+        "(a chain of discrete states is a `markov` block)",
+    )
 
 
 def scope_defines(step: Step) -> set[str]:
@@ -98,6 +116,8 @@ def _add_block(g: nx.DiGraph, steps: Sequence[Step], outer: frozenset[str], bloc
     for i, s in enumerate(steps):
         node = node_name(s, i, block)
         for name in sorted(s.reads):
+            if name == s.defines:
+                raise recursion_error(name, getattr(s, "span", None))
             if name not in visible:
                 raise UnknownNameError(
                     f"step `{node}` reads `{name}`, which is not defined",

@@ -18,6 +18,7 @@ from quivers.dsl.parser import parse
 from quivers.errors import (
     DataError,
     EffectError,
+    GraphError,
     InvalidValueError,
     QuiversError,
     QuiversTypeError,
@@ -243,6 +244,37 @@ CHECK_ERRORS = [
                         ^^^^
         """,
         id="before-defined",
+    ),
+    pytest.param(
+        prog("sample sigma : K <- HalfNormal(sigma)"),
+        GraphError,
+        """
+        line 5, column 36: `sigma` is read by its own definition, a recursion; a recursion over a sequence needs `scan`, which quivers does not have yet (a chain of discrete states is a `markov` block)
+                sample sigma : K <- HalfNormal(sigma)
+                                               ^^^^^
+        """,
+        id="self-reference-sample",
+    ),
+    pytest.param(
+        prog("let a = 2 * a", "observe y : Item <- Normal(a, 1.0)"),
+        GraphError,
+        """
+        line 5, column 17: `a` is read by its own definition, a recursion; a recursion over a sequence needs `scan`, which quivers does not have yet (a chain of discrete states is a `markov` block)
+                let a = 2 * a
+                            ^
+        """,
+        id="self-reference-let",
+    ),
+    pytest.param(
+        prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)",
+             "    observe y : Item <- Normal(y, 1.0)"),
+        GraphError,
+        """
+        line 7, column 36: `y` is read by its own definition, a recursion; a recursion over a sequence needs `scan`, which quivers does not have yet (a chain of discrete states is a `markov` block)
+                    observe y : Item <- Normal(y, 1.0)
+                                               ^
+        """,
+        id="self-reference-in-a-block",
     ),
     pytest.param(
         prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0)", "factor z"),

@@ -66,8 +66,22 @@ def test_the_latent_is_not_visible_outside_its_block():
 def test_cycle_names_the_steps():
     with pytest.raises(GraphError, match=r"cycle: `a` -> `b` -> `a`"):
         P([sample("a", None, Normal(var("b"), 1.0)), sample("b", None, Normal(var("a"), 1.0))])
-    with pytest.raises(GraphError, match=r"cycle: `m` -> `m`"):
-        P([let("m", var("m") + 1)])
+
+
+
+@pytest.mark.parametrize("step", [
+    sample("sigma", K, HalfNormal(var("sigma"))),
+    let("sigma", var("sigma") + 1),
+    marginalize("sigma", K, Categorical(var("sigma")), [observe("y", Item, Normal(0.0, 1.0))]),
+], ids=["sample", "let", "marginalize"])
+def test_a_step_that_reads_itself_is_a_recursion_that_needs_scan(step):
+    with pytest.raises(GraphError, match=r"^`sigma` is read by its own definition, a recursion; a recursion over "
+                       r"a sequence needs `scan`, which quivers does not have yet \(a chain of discrete states is "
+                       r"a `markov` block\)$"):
+        P([step, observe("w", Item, Normal(0.0, 1.0))])
+    inner = marginalize("z", K, Categorical([1.0, 1.0]), [observe("sigma", Item, Normal(var("sigma"), 1.0))])
+    with pytest.raises(GraphError, match=r"^`sigma` is read by its own definition, a recursion"):
+        P([inner])
 
 
 def test_declared_effects_missing_one_list_the_offending_steps():
