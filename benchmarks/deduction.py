@@ -24,7 +24,6 @@ Run it with ``python benchmarks/run.py --only deduction``, or alone with
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import Row, Target, table, time_row, write_json  # noqa: E402
+from benchmarks.report import Row, Target, standalone, time_row  # noqa: E402
 from benchmarks.timing import Options, compare, threads  # noqa: E402
 
 __all__ = ["run", "SIZES", "check_same_value"]
@@ -197,16 +196,8 @@ def run(opts: Options) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    parser = argparse.ArgumentParser(description="PCFG inside + gradient: quivers vs hand-written torch")
-    parser.add_argument("--quick", action="store_true", help="the smaller sizes and fewer rounds")
-    parser.add_argument("--budget", type=float, default=20.0, help="seconds one comparison may take at most")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "deduction.json")
-    args = parser.parse_args(argv)
-    print(f"largest log-likelihood difference between implementations: {check_same_value():.3g}")
-    rows = run(Options(quick=args.quick, budget_s=args.budget))
-    print(table(rows))
-    print(f"\nwrote {write_json(rows, args.out)}")
-    return rows
+    return standalone("deduction", "PCFG inside + gradient: quivers vs hand-written torch", run, check_same_value,
+                      "log-likelihood", argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ the table and writes ``benchmarks/results/hmm.json``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import Row, Target, table, time_row, write_json  # noqa: E402
+from benchmarks.report import Row, Target, standalone, time_row  # noqa: E402
 from benchmarks.timing import Options, compare, pyro_or_none, threads  # noqa: E402
 
 __all__ = ["run", "SIZES", "check_same_value"]
@@ -181,16 +180,7 @@ def run(opts: Options) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    parser = argparse.ArgumentParser(description="HMM log likelihood and gradient: quivers vs torch and Pyro")
-    parser.add_argument("--quick", action="store_true", help="the smaller sizes and fewer rounds")
-    parser.add_argument("--budget", type=float, default=20.0, help="seconds one comparison may take at most")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "hmm.json")
-    args = parser.parse_args(argv)
-    print(f"largest log-likelihood difference between implementations: {check_same_value():.3g}")
-    rows = run(Options(quick=args.quick, budget_s=args.budget))
-    print(table(rows))
-    print(f"\nwrote {write_json(rows, args.out)}")
-    return rows
+    return standalone("hmm", "HMM log likelihood and gradient: quivers vs torch and Pyro", run, check_same_value, "log-likelihood", argv)
 
 
 if __name__ == "__main__":

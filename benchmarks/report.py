@@ -19,7 +19,7 @@ import torch
 
 from benchmarks.timing import Stats, judge_clock, ratio
 
-__all__ = ["Row", "Target", "time_row", "table", "write_json"]
+__all__ = ["Row", "Target", "time_row", "table", "write_json", "standalone"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,23 @@ def write_json(rows: Sequence[Row], path: Path, notes: Sequence[str] = (), meta:
     }
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path
+
+
+def standalone(name: str, description: str, run, check, quantity: str, argv: Sequence[str] | None = None) -> list[Row]:
+    """``python -m benchmarks.<name> [--quick]``: print ``check()`` (the
+    largest difference of ``quantity`` between the implementations), run
+    the case, print its table and write ``benchmarks/results/<name>.json``."""
+    import argparse
+
+    from benchmarks.timing import Options
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="the smaller sizes and fewer rounds")
+    parser.add_argument("--budget", type=float, default=20.0, help="seconds one comparison may take at most")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / f"{name}.json")
+    args = parser.parse_args(argv)
+    print(f"largest {quantity} difference between implementations: {check():.3g}")
+    rows = run(Options(quick=args.quick, budget_s=args.budget))
+    print(table(rows))
+    print(f"\nwrote {write_json(rows, args.out)}")
+    return rows
