@@ -41,6 +41,7 @@ _FILL = {
     "latent": "#dbe9f6",
     "observed": "#c7c7c7",
     "index": "#f4f4f4",
+    "data": "#f4f4f4",
     "marginal": "#fde0c5",
     "deterministic": "#ffffff",
     "factor": "#f6d6d6",
@@ -105,6 +106,9 @@ def _label(program: Any, step: Step, node: str) -> str:
     name = getattr(step, "name", None)
     if kind == "indexmap":
         return f"index {step.name} : {step.dom.name} -> {step.cod.name}"
+    if kind == "data":
+        plate = f" : {step.index_set.name}" if step.index_set is not None else ""
+        return f"data {step.name}{plate}\n(data)"
     return f"{kind} {name}" if name else node.split("#")[0]
 
 

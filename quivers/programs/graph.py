@@ -168,6 +168,8 @@ def _label(step: Step, node: str) -> str:
         return f"marginalize {step.name} : {step.support.name}"
     if kind == "let":
         return f"let {step.name}"
+    if kind == "data":
+        return f"data {step.name}{plate}"
     return node.split("#")[0]
 
 

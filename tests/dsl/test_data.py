@@ -180,3 +180,10 @@ def test_data_is_stan_data() -> None:
     assert d["x"] == [0.0, 1.0, 2.0, 3.0] and d["shift"] == 0.5 and d["g"] == [1, 2, 2, 1]
     with pytest.raises(DataError, match="data `x` is missing from the observations"):
         stan_data(p, {k: v for k, v in obs.items() if k != "x"})
+
+
+def test_data_is_drawn_as_data() -> None:
+    from quivers.programs import to_dot
+
+    dot = to_dot(loads(SCHOOLS).es)
+    assert '"sigma_j" [label="data sigma_j : School"];' in dot and '"sigma_j" -> "y";' in dot
