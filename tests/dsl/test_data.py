@@ -61,6 +61,11 @@ def test_roles_are_inferred_from_use() -> None:
         "        observe y : Item <- Normal(z, 1.0) [via=group]\n"
     ))
     assert grouped.p.sites["group"].kind == "index" and grouped.p.index_maps["group"][1].name == "G"
+    declared = loads(grouped.source.replace("    sample w", "    data group : Item -> G\n    sample w"))
+    assert declared.p.index_maps["group"] == grouped.p.index_maps["group"]
+    obs = {"y": torch.tensor([0.5, -1.0, 0.0, 2.0]), "group": torch.tensor([0, 1, 1, 0])}
+    lat = {"w": torch.tensor([[1.0, 2.0], [3.0, 1.0]])}
+    torch.testing.assert_close(declared.p.log_joint(None, obs, lat), grouped.p.log_joint(None, obs, lat))
 
 
 def test_declared_data_and_its_round_trip() -> None:
