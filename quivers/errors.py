@@ -33,6 +33,8 @@ __all__ = [
     "InvalidValueError",
     "GradientError",
     "UnsupportedError",
+    "QuiversWarning",
+    "ConvergenceWarning",
     "did_you_mean",
 ]
 
@@ -213,3 +215,25 @@ class UnsupportedError(QuiversError):
     """A valid program that a backend or an operation cannot carry out: a
     construct that Stan emission (:mod:`quivers.emit`) has no faithful
     translation for, or a draw from an improper prior (``Flat()``)."""
+
+
+class QuiversWarning(UserWarning):
+    """Root of the warnings quivers gives about a result that may be wrong
+    although nothing failed."""
+
+
+class ConvergenceWarning(QuiversWarning):
+    """An inference run whose diagnostics say its draws may not represent
+    the posterior: R-hat above 1.01, too few effective draws, divergences,
+    saturated trees, low E-BFMI, label switching; for SVI a loss still
+    falling or a Pareto k above 0.7.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("r_hat of `mu` is 1.2", ConvergenceWarning)
+    >>> caught[0].category.__name__, issubclass(ConvergenceWarning, UserWarning)
+    ('ConvergenceWarning', True)
+    """

@@ -22,13 +22,15 @@ True
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from quivers.errors import QuiversTypeError, UnknownNameError
+from quivers.errors import ConvergenceWarning, QuiversTypeError, UnknownNameError
+from quivers.inference.convergence import mcmc_warnings, svi_warnings, warn_all
 from quivers.inference.elbo import ELBO
 from quivers.inference.guides import (
     AutoDelta,
@@ -39,9 +41,10 @@ from quivers.inference.guides import (
 )
 from quivers.inference.mcmc import MCMC, NUTS
 from quivers.inference.predictive import DiscretePosterior, infer_discrete
-from quivers.inference.program_adaptor import ProgramAdaptor
+from quivers.inference.program_adaptor import ProgramAdaptor, component_dims
 from quivers.inference.svi import SVI
-from quivers.programs import Program
+from quivers.programs import MarginalizeStep, Program
+from quivers.programs.sites import _bare_name
 
 __all__ = ["fit", "FitResult", "GUIDES"]
 
@@ -58,7 +61,13 @@ class FitResult:
     """What :func:`fit` found.
 
     ``samples`` maps each latent to posterior draws of shape
-    ``(chains, draws, *site)`` (one chain of guide draws for SVI).
+    ``(chains, draws, *site)``: NUTS's chains, or for SVI independent
+    draws from the guide laid out as chains (so that ArviZ's R-hat and ESS
+    apply to them as to any draws). ``diagnostics`` holds the convergence
+    problems that were issued as warnings. ``sample_stats`` are NUTS's
+    per-draw statistics and ``adaptation`` where its chains ended (step
+    sizes, inverse mass matrices, last unconstrained points), which
+    :meth:`resume` continues from.
     """
 
     model: Program
@@ -69,66 +78,200 @@ class FitResult:
     guide: AutoGuide | None = None
     mcmc: MCMC | None = None
     losses: list[float] = field(default_factory=list)
+    diagnostics: list[str] = field(default_factory=list)
+    sample_stats: dict[str, torch.Tensor] | None = None
+    adaptation: dict[str, Any] | None = None
+    seed: int | None = None
+    _latents: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def num_chains(self) -> int:
+        return int(next(iter(self.samples.values())).shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        return int(next(iter(self.samples.values())).shape[1])
 
     def flat_samples(self) -> dict[str, torch.Tensor]:
         return {k: v.reshape((-1,) + tuple(v.shape[2:])) for k, v in self.samples.items()}
 
-    def to_inference_data(self, log_likelihood: bool = True) -> Any:
-        """The posterior as ``arviz.InferenceData``: posterior, sample
-        statistics (NUTS), observed data, and the pointwise log likelihood
-        of each observed site, which ArviZ's ``loo`` and ``waic`` read: per
-        row; for a per-row mixture, each row's mixture density; for a
-        grouped mixture (``marginalize ... [over=G]``), one term per group,
-        the group's mixture density ``log sum_k pi_gk prod_{n in g} p(y_n | k)``
-        (its rows share the latent, so they are left out together)."""
-        from quivers.inference.diagnostics import to_inference_data
+    def _grouped(self, values: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        lead = (self.num_chains, self.num_draws)
+        return {k: v.reshape(lead + tuple(v.shape[1:])) for k, v in values.items()}
 
-        observed = {
-            k: v for k, v in self.observations.items()
-            if k in self.model.sites and self.model.sites[k].kind == "observed"
-        }
-        stats = self.mcmc.get_sample_stats(group_by_chain=True) if self.mcmc is not None else None
-        pointwise = None
+    def latent_draws(self) -> dict[str, torch.Tensor]:
+        """One draw of every marginalized latent from its exact conditional
+        given each posterior draw (and the data), as Stan's generated
+        quantities give them: ``(chains, draws, *rows)``. Drawn once (with
+        the fit's seed) and kept."""
+        if self._latents is None:
+            posts = infer_discrete(self.model, self.flat_samples(), self.x, self.observations, seed=self.seed)
+            self._latents = self._grouped({k: p.draws for k, p in posts.items()})
+        return self._latents
+
+    def predictive(
+        self, num_samples: int | None = None, x: Any = None, observations: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Posterior predictive draws: each observed site drawn afresh from
+        the model under each posterior draw, ``(chains, draws, *site)``.
+
+        ``x`` and ``observations`` replace the fit's input and data (index
+        maps and covariates of new rows); ``num_samples`` keeps the first
+        draws of each chain.
+        """
+        from quivers.inference.predictive import Predictive
+
+        observations = self.observations if observations is None else observations
+        x = self.x if x is None else x
+        samples = self.samples
+        if num_samples is not None:
+            samples = {k: v[:, : int(num_samples)] for k, v in samples.items()}
+        flat = {k: v.reshape((-1,) + tuple(v.shape[2:])) for k, v in samples.items()}
+        observed = [s.name for s in self.model.observed_sites]
+        with torch.random.fork_rng():
+            if seed is not None:
+                torch.manual_seed(seed)
+            draws = Predictive(self.model, posterior_samples=flat, return_sites=observed)(x, observations)
+        lead = tuple(next(iter(samples.values())).shape[:2])
+        return {k: v.reshape(lead + tuple(v.shape[1:])) for k, v in draws.items()}
+
+    def to_inference_data(
+        self, log_likelihood: bool = True, *, posterior_predictive: bool = False, prior: int = 0,
+    ) -> Any:
+        """The fit as ``arviz.InferenceData``, its axes named after the
+        program's FinSets (``K``, ``Item``) with coordinates:
+
+        - ``posterior``: the draws, and beside them one exact draw of each
+          marginalized latent per draw (:meth:`latent_draws`);
+        - ``sample_stats``: NUTS's statistics under ArviZ's names;
+        - ``log_likelihood``: the pointwise log likelihood of each observed
+          site, which ArviZ's ``loo`` and ``waic`` read: per row; for a
+          per-row mixture, each row's mixture density; for a grouped
+          mixture (``marginalize ... [over=G]``), one term per group, the
+          group's mixture density ``log sum_k pi_gk prod_{n in g} p(y_n | k)``
+          (its rows share the latent, so they are left out together);
+        - ``observed_data`` and ``constant_data`` (index maps, covariates);
+        - ``posterior_predictive`` when asked (:meth:`predictive`), and
+          ``prior`` and ``prior_predictive`` with ``prior`` draws from the
+          prior.
+        """
+        from quivers.inference.diagnostics import to_inference_data
+        from quivers.inference.predictive import Predictive
+
+        model = self.model
+        dims = {n: s.dims for n, s in model.sites.items()}
+        observed = {k: v for k, v in self.observations.items() if k in model.sites and model.sites[k].kind == "observed"}
+        constant = {k: v for k, v in self.observations.items() if k not in observed}
+        pointwise, ll_dims = None, {}
         if log_likelihood:
-            lead = tuple(next(iter(self.samples.values())).shape[:2])
             with torch.no_grad():
-                terms = self.model.pointwise_log_likelihood(self.x, self.observations, self.flat_samples())
-            pointwise = {}
+                terms = model.pointwise_log_likelihood(self.x, self.observations, self.flat_samples())
+            pointwise, lead = {}, (self.num_chains, self.num_draws)
             for name, t in terms.items():
-                rows = _likelihood_rows(self.model, name)
+                rows, ll_dims[name] = _likelihood_rows(model, name)
                 t = t.reshape((-1,) + tuple(t.shape[t.dim() - len(rows) :]))
                 t = t.expand((lead[0] * lead[1],) + tuple(t.shape[1:]))  # a term no draw changes
                 pointwise[name] = t.reshape(lead + tuple(t.shape[1:]))
+        predictive = self.predictive() if posterior_predictive else None
+        prior_draws = prior_predictive = None
+        if prior:
+            draws = Predictive(model, num_samples=int(prior))(self.x, constant)
+            draws = {k: v.unsqueeze(0) for k, v in draws.items() if k in model.sites}
+            prior_draws = {k: v for k, v in draws.items() if model.sites[k].kind in ("latent", "marginal")}
+            prior_predictive = {k: v for k, v in draws.items() if model.sites[k].kind == "observed"}
+        stats = self.sample_stats
+        if stats is None and self.mcmc is not None:
+            stats = self.mcmc.get_sample_stats(group_by_chain=True)
         return to_inference_data(
-            self.samples, sample_stats=stats, observed_data=observed, log_likelihood=pointwise
+            {**self.samples, **self.latent_draws()}, sample_stats=stats, observed_data=observed,
+            log_likelihood=pointwise, constant_data=constant, prior=prior_draws, prior_predictive=prior_predictive,
+            posterior_predictive=predictive, dims=dims, log_likelihood_dims=ll_dims,
+            attrs={"inference_method": self.method},
         )
 
-    def summary(self, prob: float = 0.9) -> Any:
-        """ArviZ's summary table (a pandas DataFrame). For SVI the draws are
-        independent guide draws, so R-hat and ESS are left out."""
-        from quivers.inference.diagnostics import summary
+    def summary(self, hdi_prob: float | None = None, var_names: list[str] | None = None) -> Any:
+        """ArviZ's summary table, the same for SVI and NUTS (see
+        :func:`~quivers.inference.diagnostics.summary`): mean, sd, HDI,
+        MCSE, bulk and tail ESS and R-hat of each sampled latent, rows
+        labelled by FinSet coordinate (``mu_k[0]``), ArviZ's rounding. The
+        weights of a Categorical are shown normalized (the model reads them
+        so). For SVI the draws are independent draws from the guide: their
+        R-hat is about 1 and their ESS about their number, so the columns
+        measure the Monte Carlo error of the summary, not the guide's fit
+        (see :attr:`diagnostics` for that)."""
+        from quivers.inference.diagnostics import summary, to_inference_data
 
-        if self.method == "svi":
-            import arviz as az
-
-            return az.summary(self.to_inference_data(), kind="stats", hdi_prob=prob)
-        return summary(self.to_inference_data(), prob=prob)
+        weights = _categorical_weights(self.model)
+        samples = {
+            k: (v / v.sum(-1, keepdim=True) if k in weights else v) for k, v in self.samples.items()
+        }
+        dims = {n: s.dims for n, s in self.model.sites.items()}
+        idata = to_inference_data(samples, dims=dims)
+        return summary(idata, hdi_prob=hdi_prob, var_names=var_names)
 
     def discrete_posterior(self, seed: int | None = None) -> dict[str, DiscretePosterior]:
         """The posterior of each marginalized latent, averaged over draws."""
         return infer_discrete(self.model, self.flat_samples(), self.x, self.observations, seed=seed)
 
+    def resume(
+        self, *, num_samples: int | None = None, steps: int | None = None, seed: int | None = None,
+        progress_bar: bool = True,
+    ) -> FitResult:
+        """Continue the fit, as if it had run longer.
 
-def _likelihood_rows(model: Program, name: str) -> tuple[int, ...]:
-    """The shape of the pointwise terms of observation ``name``: its plate,
-    or the ``over`` plate of a grouped block, whose likelihood factors over
-    groups, not rows (the latent is shared by every row of a group)."""
+        NUTS: ``num_samples`` more draws per chain (default as many as
+        there are), starting where each chain stopped with its adapted step
+        size and mass matrix (no new warmup); the result holds the old
+        draws followed by the new. SVI: ``steps`` more optimizer steps of
+        the guide (default as many as there were), then fresh guide draws.
+        """
+        if self.method == "nuts":
+            return _resume_nuts(self, num_samples or self.num_draws, seed, progress_bar)
+        if self.guide is None:
+            raise QuiversTypeError("this SVI fit holds no guide to continue from")
+        return _fit_svi(
+            self.model, self.observations, self.x, self.guide, steps or max(len(self.losses), 1), self._lr(),
+            ELBO(), self.num_draws, self.num_chains, seed, progress_bar, losses=list(self.losses),
+        )
+
+    def _lr(self) -> float:
+        return float((self.adaptation or {}).get("lr", 1e-2))
+
+    def save(self, path: Any) -> None:
+        """Write the fit to NetCDF (its :meth:`to_inference_data`, with the
+        program's source and the state to continue from); read it back with
+        :func:`quivers.results.load_fit`."""
+        from quivers.results import save_fit
+
+        save_fit(self, path)
+
+
+def _categorical_weights(model: Program) -> set[str]:
+    """Latents read whole as the weights of a Categorical (``Categorical(probs)``
+    with ``probs`` a sampled site), which the family normalizes."""
+    out = set()
+    for site in model.sites.values():
+        family = site.step.prior if isinstance(site.step, MarginalizeStep) else site.family
+        if family is None or family.name != "Categorical":
+            continue
+        name = _bare_name(family.args.get("weights"))
+        if name in model.sites and model.sites[name].kind == "latent":
+            out.add(name)
+    return out
+
+
+def _likelihood_rows(model: Program, name: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The shape and dims of the pointwise terms of observation ``name``:
+    its plate, or the ``over`` plate of a grouped block, whose likelihood
+    factors over groups, not rows (the latent is shared by every row of a
+    group)."""
     site = model.sites[name]
     if site.blocks:
         over = getattr(model.sites[site.blocks[0]].step, "over", None)
         if over is not None:
-            return (over.size,)
-    return tuple(site.shape)
+            return (over.size,), (over.name,)
+    return tuple(site.shape), tuple(site.dims)
 
 
 def fit(
@@ -146,10 +289,19 @@ def fit(
     num_samples: int = 1000,
     num_warmup: int = 1000,
     num_chains: int = 4,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    init: Mapping[str, Any] | None = None,
     seed: int | None = None,
     progress_bar: bool = True,
 ) -> FitResult:
     """Fit ``model`` to ``observations`` by SVI or NUTS.
+
+    After the run its convergence is checked (for NUTS as Stan checks it:
+    R-hat, ESS, divergences, tree depth, E-BFMI, label switching; for SVI
+    the loss trend and the Pareto k of the guide's importance weights) and
+    each problem is issued as a :class:`~quivers.errors.ConvergenceWarning`
+    and kept in ``FitResult.diagnostics``.
 
     Parameters
     ----------
@@ -162,9 +314,15 @@ def fit(
     discrete, temperature
         SVI's estimator for sampled discrete latents: ``"score"`` or
         ``"relaxed"`` with its temperature (see :class:`ELBO`).
-    num_samples, num_warmup, num_chains
-        Posterior draws to keep (per chain for NUTS), warmup iterations,
-        chains.
+    num_samples, num_chains
+        Posterior draws to keep per chain, and chains (for SVI, independent
+        guide draws laid out as chains).
+    num_warmup, target_accept, max_tree_depth
+        NUTS's warmup iterations, the acceptance rate its step size adapts
+        to, and the largest tree depth.
+    init
+        NUTS's starting points: constrained values of every sampled latent
+        with a leading chain axis.
     seed
         Makes the run reproducible.
     """
@@ -175,40 +333,97 @@ def fit(
     observed = {k for k in observations if k in model.sites and model.sites[k].kind in ("observed", "latent")}
     if method == "svi":
         elbo = ELBO(num_particles=num_particles, discrete=discrete, temperature=temperature)
-        return _fit_svi(model, observations, x, guide, observed, steps, lr, elbo, num_samples, seed, progress_bar)
+        if seed is not None:
+            torch.manual_seed(seed)
+        if isinstance(guide, str):
+            if guide not in GUIDES:
+                raise UnknownNameError(f"unknown guide `{guide}`", name=guide, candidates=GUIDES)
+            guide = GUIDES[guide](model, observed_names=observed)
+        return _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_chains, seed, progress_bar)
     if discrete != "score" or temperature is not None:
         raise QuiversTypeError(
             f"`discrete` and `temperature` are options of SVI, not of `{method}`",
             hint="NUTS marginalizes discrete latents; sampled ones need SVI",
         )
     if method == "nuts":
-        kernel = NUTS(ProgramAdaptor(model, observed_names=observed))
-        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                    seed=seed, progress_bar=progress_bar)
-        mcmc.run(x, observations)
-        return FitResult(model, "nuts", mcmc.get_samples(group_by_chain=True), observations, x, mcmc=mcmc)
+        kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init),
+                      target_accept=target_accept, max_tree_depth=max_tree_depth)
+        return _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chains, seed, progress_bar)
     raise QuiversTypeError(f"unknown method `{method}`; methods are `svi` and `nuts`")
 
 
-def _fit_svi(model, observations, x, guide, observed, steps, lr, elbo, num_samples, seed, progress_bar):
+def _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chains, seed, progress_bar,
+              before: FitResult | None = None) -> FitResult:
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                seed=seed, progress_bar=progress_bar)
+    if before is None:
+        mcmc.run(x, observations)  # which checks the draws and warns
+    else:
+        with warnings.catch_warnings():  # the new draws alone; checked below with the old ones
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mcmc.run(x, observations)
+    samples = mcmc.get_samples(group_by_chain=True)
+    stats = mcmc.get_sample_stats(group_by_chain=True)
+    if before is not None:
+        samples = {k: torch.cat([before.samples[k], v], 1) for k, v in samples.items()}
+        stats = {k: torch.cat([before.sample_stats[k], v], 1) for k, v in stats.items()}
+    adaptation = {
+        "step_size": kernel.step_size.clone(),
+        "inverse_mass_matrix": kernel.inverse_mass_matrix.clone(),
+        "z": mcmc.unconstrained_draws[:, -1].clone(),
+        "max_tree_depth": kernel.max_tree_depth,
+        "target_accept": kernel.target_accept,
+    }
+    result = FitResult(model, "nuts", samples, observations, x, mcmc=mcmc, sample_stats=stats,
+                       adaptation=adaptation, seed=seed)
+    if before is None:
+        result.diagnostics = mcmc.diagnostics
+    else:
+        result.diagnostics = mcmc_warnings(
+            result.to_inference_data(log_likelihood=False), var_names=list(samples),
+            max_tree_depth=kernel.max_tree_depth, component_dims=component_dims(model),
+        )
+        warn_all(result.diagnostics)
+    return result
+
+
+def _resume_nuts(before: FitResult, num_samples: int, seed: int | None, progress_bar: bool) -> FitResult:
+    a = before.adaptation
+    if a is None or before.sample_stats is None:
+        raise QuiversTypeError("this NUTS fit holds no adapted state to continue from")
+    observed = {k for k in before.observations if k in before.model.sites
+                and before.model.sites[k].kind in ("observed", "latent")}
+    adaptor = ProgramAdaptor(before.model, observed_names=observed, init=a["z"])
+    kernel = NUTS(adaptor, step_size=a["step_size"], inverse_mass_matrix=a["inverse_mass_matrix"],
+                  adapt_step_size=False, adapt_mass_matrix=False, max_tree_depth=int(a["max_tree_depth"]),
+                  target_accept=float(a["target_accept"]))
+    return _run_nuts(before.model, before.observations, before.x, kernel, 0, int(num_samples),
+                     before.num_chains, seed, progress_bar, before=before)
+
+
+def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_chains, seed, progress_bar,
+             losses: list[float] | None = None) -> FitResult:
     from tqdm.auto import tqdm
 
     if int(steps) <= 0:
         raise QuiversTypeError(f"steps must be positive, got {steps}")
     if seed is not None:
         torch.manual_seed(seed)
-    if isinstance(guide, str):
-        if guide not in GUIDES:
-            raise UnknownNameError(f"unknown guide `{guide}`", name=guide, candidates=GUIDES)
-        guide = GUIDES[guide](model, observed_names=observed)
     optimizer = torch.optim.Adam(list(model.parameters()) + list(guide.parameters()), lr=lr)
     svi = SVI(model, guide, optimizer, elbo)
-    losses = []
+    losses = [] if losses is None else losses
     bar = tqdm(range(int(steps)), desc="svi", disable=None if progress_bar else True, dynamic_ncols=True)
     for i in bar:
         losses.append(svi.step(x, observations))
         if not bar.disable and (i % 50 == 0 or i == steps - 1):
             bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
-    draws = guide.sample_posterior(num_samples)
-    samples = {k: v.unsqueeze(0) for k, v in draws.items()}
-    return FitResult(model, "svi", samples, observations, x, guide=guide, losses=losses)
+    total = int(num_samples) * int(num_chains)
+    with torch.no_grad():
+        draw = guide(total)
+        log_weights = model.log_joint(x, observations, draw.latents) - draw.log_q
+    samples = {k: v.reshape((int(num_chains), int(num_samples)) + tuple(v.shape[1:])) for k, v in draw.latents.items()}
+    result = FitResult(model, "svi", samples, observations, x, guide=guide, losses=losses,
+                       adaptation={"lr": float(lr)}, seed=seed)
+    result.diagnostics = svi_warnings(losses, log_weights)
+    warn_all(result.diagnostics)
+    return result

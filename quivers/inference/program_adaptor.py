@@ -29,13 +29,34 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from quivers.errors import QuiversTypeError
+from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError
 from quivers.inference.layout import Layout
 from quivers.inference.mcmc.adaptor import as_model_adaptor
 from quivers.programs import Program
 from quivers.programs.data import check_one_data_set
 
-__all__ = ["ProgramAdaptor"]
+__all__ = ["ProgramAdaptor", "component_dims"]
+
+
+def component_dims(program: Program) -> tuple[str, ...]:
+    """The FinSets that the discrete latents of ``program`` take values in
+    (marginalized or sampled; index maps excluded): a mixture's components.
+
+    Examples
+    --------
+    >>> from quivers.categories.finset import FinSet
+    >>> from quivers.distributions import Categorical, HalfNormal, Normal
+    >>> from quivers.programs import Program, marginalize, observe, sample, var
+    >>> Item, K = FinSet("Item", 3), FinSet("K", 2)
+    >>> p = Program("m", Item, Item, [sample("w", K, HalfNormal(1.0)),
+    ...     marginalize("z", K, Categorical(var("w")), [observe("y", Item, Normal(var("z") * 1.0, 1.0))])])
+    >>> component_dims(p)
+    ('K',)
+    """
+    return tuple(dict.fromkeys(
+        s.values_in for s in program.sites.values()
+        if s.kind in ("marginal", "latent") and s.discrete and s.values_in is not None
+    ))
 
 
 class ProgramAdaptor:
@@ -52,6 +73,11 @@ class ProgramAdaptor:
         Where the chains run (by default, where the program's buffers are
         or, for a program without buffers, where the data of the run is;
         in the default dtype).
+    init
+        Where the chains start: constrained values of the sampled latents
+        with a leading chain axis (``{"mu_k": tensor of shape (C, K)}``), or
+        unconstrained points ``(C, D)``; by default Stan's uniform draws
+        in ``[-2, 2]`` on the unconstrained space.
     """
 
     def __init__(
@@ -60,6 +86,7 @@ class ProgramAdaptor:
         observed_names: Iterable[str] = (),
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        init: Mapping[str, Any] | Tensor | None = None,
     ) -> None:
         sites = program.latent_sites(observed_names)
         discrete = [s.name for s in sites if s.discrete]
@@ -76,6 +103,38 @@ class ProgramAdaptor:
         self._placed = device is not None
         self.device = torch.device(device if device is not None else "cpu")
         self.dtype = dtype or torch.get_default_dtype()
+        self.init = self._initial_points(init)
+
+    def _initial_points(self, init: Mapping[str, Any] | Tensor | None) -> Tensor | None:
+        if init is None:
+            return None
+        if isinstance(init, Mapping):
+            missing = [n for n in self.layout.names if n not in init]
+            if missing:
+                raise QuiversTypeError(
+                    f"`init` gives no starting values of {missing}", hint="give every sampled latent, or none"
+                )
+            init = self.layout.pack({n: torch.as_tensor(init[n], dtype=self.dtype) for n in self.layout.names})
+        init = torch.as_tensor(init, dtype=self.dtype)
+        if init.dim() != 2 or init.shape[1] != self.layout.dim:
+            raise ShapeError(
+                f"`init` has shape {tuple(init.shape)} on the unconstrained space; expected "
+                f"(chains, {self.layout.dim})"
+            )
+        if not bool(torch.isfinite(init).all()):
+            raise InvalidValueError("`init` lies outside the support of some latent (a non-finite coordinate)")
+        return init.to(self.device)
+
+    @property
+    def dims(self) -> dict[str, tuple[str, ...]]:
+        """The FinSet axes of each sampled latent (ArviZ's ``dims``)."""
+        return {n: self.program.sites[n].dims for n in self.layout.names}
+
+    @property
+    def component_dims(self) -> tuple[str, ...]:
+        """The FinSets that discrete latents take values in: the components
+        of a mixture, whose labels chains can disagree on."""
+        return component_dims(self.program)
 
     def bind(self, x: Any = None, observations: Mapping[str, Any] | None = None) -> None:
         """Called by a kernel with the run's data before the chains start: a
@@ -89,7 +148,12 @@ class ProgramAdaptor:
             self.device = first.device
 
     def init_unconstrained(self, num_chains: int, generator: torch.Generator) -> Tensor:
-        """Stan's default: uniform in ``[-2, 2]`` on the unconstrained space."""
+        """``init`` when given, else Stan's default: uniform in ``[-2, 2]``
+        on the unconstrained space."""
+        if self.init is not None:
+            if self.init.shape[0] != num_chains:
+                raise ShapeError(f"`init` holds {self.init.shape[0]} chains; the run has {num_chains}")
+            return self.init.clone()
         u = torch.rand(num_chains, self.layout.dim, generator=generator, dtype=torch.float64)
         return (4.0 * u - 2.0).to(device=self.device, dtype=self.dtype)
 

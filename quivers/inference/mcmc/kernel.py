@@ -72,7 +72,7 @@ class HamiltonianKernel:
         ``model``; then ``dim`` or ``initial_params`` says where to start.
     step_size
         The initial step size (the search for a reasonable one starts there
-        when ``adapt_step_size``).
+        when ``adapt_step_size``), or one per chain ``(C,)``.
     adapt_step_size, adapt_mass_matrix
         Which parts of Stan's warmup to run.
     target_accept
@@ -106,7 +106,7 @@ class HamiltonianKernel:
         model: Any = None,
         potential_fn: Callable[..., Tensor] | None = None,
         *,
-        step_size: float = 1.0,
+        step_size: float | Tensor = 1.0,
         adapt_step_size: bool = True,
         adapt_mass_matrix: bool = True,
         target_accept: float = 0.8,
@@ -115,7 +115,13 @@ class HamiltonianKernel:
         initial_params: Tensor | None = None,
         dim: int | None = None,
     ) -> None:
-        _positive("step_size", step_size)
+        if isinstance(step_size, Tensor):  # one per chain, as a run's adaptation left them
+            if step_size.dim() != 1 or not bool((step_size > 0).all() & torch.isfinite(step_size).all()):
+                raise InvalidValueError(
+                    f"a tensor `step_size` must hold one positive step size per chain, got {step_size!r}"
+                )
+        else:
+            _positive("step_size", step_size)
         _positive("max_energy_error", max_energy_error)
         if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not (
             0.0 < target_accept < 1.0
@@ -126,7 +132,7 @@ class HamiltonianKernel:
         self.adaptor: ModelAdaptor = resolve_adaptor(
             model, potential_fn, dim=dim, initial_params=initial_params
         )
-        self.initial_step_size = float(step_size)
+        self.initial_step_size = step_size.detach().clone() if isinstance(step_size, Tensor) else float(step_size)
         self.adapt_step_size = bool(adapt_step_size)
         self.adapt_mass_matrix = bool(adapt_mass_matrix)
         self.target_accept = float(target_accept)
@@ -185,7 +191,14 @@ class HamiltonianKernel:
                 f"{chains} (potential {u[bad].tolist()}) after {_MAX_INIT_ATTEMPTS} attempts",
                 hint="start inside the support, e.g. with `initial_params` where the density is positive",
             )
-        self.step_size = torch.full((num_chains,), self.initial_step_size, dtype=z.dtype, device=z.device)
+        if isinstance(self.initial_step_size, Tensor):
+            if self.initial_step_size.shape != (num_chains,):
+                raise ShapeError(
+                    f"`step_size` holds {self.initial_step_size.shape[0]} step sizes; the run has {num_chains} chains"
+                )
+            self.step_size = self.initial_step_size.to(dtype=z.dtype, device=z.device)
+        else:
+            self.step_size = torch.full((num_chains,), self.initial_step_size, dtype=z.dtype, device=z.device)
         self.inverse_mass_matrix = self._initial_inverse_mass(z)
         self._mass_changed()
         state = ChainState(z, u, g)

@@ -8,6 +8,14 @@ the model adaptor on request) and per-draw statistics after it.
 All randomness comes from one ``torch.Generator`` seeded by ``seed``:
 starting points, momenta and uniform draws. The same seed on the same
 machine gives bit-identical draws.
+
+After the run, ArviZ's diagnostics of the draws are checked as Stan
+checks them (R-hat, bulk and tail ESS, divergences after warmup, tree
+depth, E-BFMI, label switching; see :mod:`quivers.inference.convergence`)
+and each problem is issued as a :class:`~quivers.errors.ConvergenceWarning`
+and kept in :attr:`MCMC.diagnostics`. The progress bar counts divergences
+of warmup and of sampling apart: warmup's are expected while the step size
+adapts, and only sampling's are in the draws.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import torch
 from torch import Tensor
 
 from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, ShapeError
+from quivers.inference.convergence import warn_all
 from quivers.inference.mcmc.kernel import HamiltonianKernel
 
 __all__ = ["MCMC"]
@@ -62,7 +71,7 @@ class MCMC:
     (torch.Size([1000, 1]), True)
     >>> table = mcmc.summary(print_table=False)
     >>> list(table.columns)
-    ['mean', 'sd', '5%', '50%', '95%', 'r_hat', 'ess_bulk', 'ess_tail']
+    ['mean', 'sd', 'hdi_3%', 'hdi_97%', 'mcse_mean', 'mcse_sd', 'ess_bulk', 'ess_tail', 'r_hat']
     """
 
     def __init__(
@@ -90,6 +99,8 @@ class MCMC:
         self._draws: Tensor | None = None
         self._stats: dict[str, Tensor] = {}
         self._samples: dict[str, Tensor] | None = None
+        self.warmup_divergences: Tensor | None = None
+        self.diagnostics: list[str] = []
 
     def run(self, *args: Any, **kwargs: Any) -> None:
         """Warm up and sample; ``args`` and ``kwargs`` are passed to the potential."""
@@ -114,10 +125,12 @@ class MCMC:
         with torch.no_grad(), bar:
             state = kernel.setup(self.num_chains, num_warmup, generator, args, kwargs)
             accept_sum = torch.zeros_like(state.potential)
-            divergences = torch.zeros_like(state.potential, dtype=torch.long)
+            # per chain, [warmup, sampling]: warmup's are no fault of the draws
+            divergences = torch.zeros((2,) + state.potential.shape, dtype=torch.long, device=state.potential.device)
             since_refresh = 0
             for i in range(total):
                 state, step_stats = kernel.transition(state)
+                divergences[int(i >= num_warmup)] += step_stats["diverging"]
                 if i < num_warmup:
                     kernel.adapt(i, state, step_stats)
                     if i == num_warmup - 1:
@@ -130,13 +143,14 @@ class MCMC:
                 if bar.disable:
                     continue
                 accept_sum += step_stats["accept_prob"]
-                divergences += step_stats["diverging"]
                 since_refresh += 1
                 if since_refresh == refresh or i == total - 1:
+                    shown = divergences.sum(1).tolist()
                     bar.set_postfix(
                         step_size=f"{float(kernel.step_size.mean()):.3g}",
                         accept=f"{float(accept_sum.mean()) / since_refresh:.2f}",
-                        divergences=int(divergences.sum()),
+                        warmup_divergences=shown[0],
+                        divergences=shown[1],
                         refresh=False,
                     )
                     accept_sum.zero_()
@@ -145,6 +159,22 @@ class MCMC:
         self._draws = torch.stack(draws, dim=1)
         self._stats = {name: torch.stack(values, dim=1) for name, values in stats.items()}
         self._samples = None
+        self.warmup_divergences = divergences[0].cpu()
+        self.diagnostics = self.check_convergence()
+        warn_all(self.diagnostics)
+
+    def check_convergence(self) -> list[str]:
+        """The convergence problems of the run, one message each (see
+        :func:`~quivers.inference.convergence.mcmc_warnings`); the
+        dimensions that index a mixture's components come from the model
+        adaptor's ``component_dims``, where it has them."""
+        from quivers.inference.convergence import mcmc_warnings
+
+        return mcmc_warnings(
+            self.to_inference_data(),
+            max_tree_depth=getattr(self.kernel, "max_tree_depth", None),
+            component_dims=getattr(self.kernel.adaptor, "component_dims", ()),
+        )
 
     # -- results -------------------------------------------------------------------
 
@@ -207,13 +237,15 @@ class MCMC:
             sample_stats=self._stats,
             observed_data=observed_data,
             log_likelihood=log_likelihood,
+            dims=getattr(self.kernel.adaptor, "dims", None),
         )
 
-    def summary(self, prob: float = 0.9, print_table: bool = True) -> Any:
-        """Print (and return) ArviZ's mean, sd, quantiles, R-hat and ESS per site."""
+    def summary(self, hdi_prob: float | None = None, print_table: bool = True) -> Any:
+        """Print (and return) ArviZ's summary table (mean, sd, HDI, MCSE,
+        ESS, R-hat) per site."""
         from quivers.inference.diagnostics import summary
 
-        table = summary(self.to_inference_data(), prob=prob)
+        table = summary(self.to_inference_data(), hdi_prob=hdi_prob)
         if print_table:
             print(table.to_string())
         return table

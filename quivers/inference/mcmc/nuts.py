@@ -105,7 +105,7 @@ class NUTS(HamiltonianKernel):
         potential_fn: Callable[..., Tensor] | None = None,
         *,
         max_tree_depth: int = 10,
-        step_size: float = 1.0,
+        step_size: float | Tensor = 1.0,
         adapt_step_size: bool = True,
         adapt_mass_matrix: bool = True,
         target_accept: float = 0.8,

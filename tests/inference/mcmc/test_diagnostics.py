@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError
+from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, ShapeError
 from quivers.inference.diagnostics import summary, to_inference_data
 from quivers.inference.mcmc import MCMC, NUTS
 from tests.inference.mcmc.targets import GammaAdaptor, standard_normal
@@ -58,27 +58,35 @@ def test_inference_data_rejects_bad_input(args, kwargs, error, match):
         to_inference_data(*args, **kwargs)
 
 
-def test_summary_columns_come_from_arviz():
+def test_summary_is_arviz_table_with_arviz_rounding():
     draws = _draws()
     table = summary(draws)
-    assert list(table.columns) == ["mean", "sd", "5%", "50%", "95%", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(table.columns) == [
+        "mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat",
+    ]
     assert list(table.index) == ["mu", "theta[0]", "theta[1]", "theta[2]"]
     idata = to_inference_data(draws)
-    np.testing.assert_allclose(table.loc["mu", "r_hat"], float(az.rhat(idata)["mu"]))
-    np.testing.assert_allclose(table.loc["mu", "ess_bulk"], float(az.ess(idata)["mu"]))
-    np.testing.assert_allclose(table.loc["mu", "ess_tail"], float(az.ess(idata, method="tail")["mu"]))
+    assert table.equals(az.summary(idata))  # the very table ArviZ prints, rounded as ArviZ rounds
+    np.testing.assert_allclose(table.loc["mu", "r_hat"], round(float(az.rhat(idata)["mu"]), 2))
+    np.testing.assert_allclose(table.loc["mu", "ess_bulk"], round(float(az.ess(idata)["mu"])))
     theta = draws["theta"].numpy().reshape(-1, 3)
-    np.testing.assert_allclose(table.loc["theta[1]", "mean"], theta[:, 1].mean())
-    np.testing.assert_allclose(table.loc["theta[1]", "sd"], theta[:, 1].std(ddof=1), rtol=1e-6)
-    np.testing.assert_allclose(table.loc["theta[1]", ["5%", "50%", "95%"]].to_numpy(dtype=float),
-                               np.quantile(theta[:, 1], [0.05, 0.5, 0.95]), rtol=1e-6)
+    np.testing.assert_allclose(table.loc["theta[1]", "mean"], round(theta[:, 1].mean(), 3))
+    np.testing.assert_allclose(table.loc["theta[1]", "sd"], round(theta[:, 1].std(ddof=1), 3))
+
+
+def test_summary_rows_are_labelled_by_dims_and_coords():
+    idata = to_inference_data(_draws(), dims={"theta": ["K"]}, coords={"K": ["a", "b", "c"]})
+    assert list(summary(idata).index) == ["mu", "theta[a]", "theta[b]", "theta[c]"]
+    assert list(summary(idata, var_names=["theta"]).index) == ["theta[a]", "theta[b]", "theta[c]"]
 
 
 def test_summary_interval_and_errors():
-    table = summary(_draws(), prob=0.95)
-    assert ["2.5%", "50%", "97.5%"] == list(table.columns[2:5])
-    with pytest.raises(InvalidValueError, match="prob"):
-        summary(_draws(), prob=1.5)
+    table = summary(_draws(), hdi_prob=0.9)
+    assert ["hdi_5%", "hdi_95%"] == list(table.columns[2:4])
+    with pytest.raises(InvalidValueError, match="hdi_prob"):
+        summary(_draws(), hdi_prob=1.5)
+    with pytest.raises(QuiversError, match="did you mean `theta`"):
+        summary(_draws(), var_names=["thetaa"])
 
 
 def test_mcmc_to_inference_data_and_summary(capsys):
@@ -120,3 +128,18 @@ def test_progress_bar_reports_step_size_and_acceptance(monkeypatch):
     MCMC(NUTS(potential_fn=standard_normal, dim=2), num_warmup=5, num_samples=5, num_chains=2,
          seed=0, progress_bar=False).run()
     assert quiet.getvalue() == ""
+
+
+def test_progress_bar_counts_warmup_and_sampling_divergences_apart(monkeypatch):
+    # A narrow target: the first step sizes of warmup are far too large and diverge.
+    terminal = _FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    mcmc = MCMC(NUTS(potential_fn=lambda z: 0.5 * ((z / 0.01) ** 2).sum(-1), dim=2, max_energy_error=2.0),
+                num_warmup=30, num_samples=20, num_chains=2, seed=0)
+    with pytest.warns(Warning):
+        mcmc.run()
+    warmup = int(mcmc.warmup_divergences.sum())
+    sampling = int(mcmc.get_sample_stats()["diverging"].sum())
+    assert warmup > 0
+    last = terminal.getvalue().split("\r")[-1]
+    assert f"warmup_divergences={warmup}" in last and f", divergences={sampling}" in last
