@@ -1,4 +1,4 @@
-"""``qvr``: check, format, draw, fit, sample and emit QVR programs.
+"""``qvr``: check, format, draw, fit, predict, sample and emit QVR programs.
 
 Every command reads QVR files; an error in one is printed as
 ``FILE:LINE:COL: message`` with the offending line and a caret under it, and
@@ -17,8 +17,11 @@ Commands
     The dependency graph: DOT text on stdout or to ``OUT.dot``, a drawing
     with plates and marginalize blocks marked to ``OUT.png``/``.svg``/``.pdf``.
 ``qvr fit FILE --data DATA [--method svi|nuts] ...``
-    Fit to data (JSON or CSV), print the summary table, optionally write the
-    ArviZ results (``--out results.nc``) and plots (``--plots DIR``).
+    Fit to data (JSON or CSV), print ArviZ's summary table and the
+    convergence warnings, optionally write the fit (``--out results.nc``,
+    ArviZ's NetCDF) and plots (``--plots DIR``).
+``qvr predict RESULTS.nc [--data DATA] [--num N] [--out draws.nc]``
+    Posterior predictive draws from a saved fit, summarized.
 ``qvr sample FILE [--num N] [--data DATA] [--out draws.json]``
     Prior predictive draws, summarized.
 ``qvr emit --stan FILE [-o model.stan] [--data DATA --data-out DATA.json]``
@@ -318,52 +321,40 @@ def _graph(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    import pandas as pd
+    import warnings
 
-    from quivers.errors import QuiversError
+    from quivers.errors import ConvergenceWarning
     from quivers.inference import fit
 
     program = _program(_load(args.file), args.program)
     observations = _observations(program, read_data(args.data), args.data)
     kwargs: dict[str, Any] = dict(method=args.method, seed=args.seed, progress_bar=not args.no_progress,
-                                  num_samples=args.samples)
+                                  num_samples=args.samples, num_chains=args.chains)
     if args.method == "svi":
         kwargs.update(steps=args.steps, lr=args.lr, guide=args.guide)
     else:
-        kwargs.update(num_warmup=args.warmup, num_chains=args.chains)
-    result = _with_data(args.data, lambda: fit(program, observations, **kwargs))
+        kwargs.update(num_warmup=args.warmup)
+    with warnings.catch_warnings():  # printed below, after the table they speak of
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = _with_data(args.data, lambda: fit(program, observations, **kwargs))
+    draws = f"{result.num_chains} chains x {result.num_draws} draws"
     if args.method == "svi":
-        print(f"{program.name}: {args.steps} SVI steps, final loss (-ELBO) {result.losses[-1]:.4g}", file=out)
-        note = "independent draws from the guide, so no R-hat or ESS"
+        print(f"{program.name}: SVI, {args.steps} steps, final loss (-ELBO) {result.losses[-1]:.4g}; "
+              f"{draws} from the guide", file=out)
     else:
-        chains, draws = next(iter(result.samples.values())).shape[:2]
-        print(f"{program.name}: NUTS, {chains} chains x {draws} draws", file=out)
-        note = None
-    from quivers.inference.diagnostics import summary
-
-    if args.method == "svi":  # one chain of guide draws: ArviZ's chain-count warning does not apply
-        import logging
-
-        logging.getLogger("arviz").setLevel(logging.ERROR)
-    table = summary(result.to_inference_data(log_likelihood=False))
-    if args.method == "svi":
-        table = table.drop(columns=["r_hat", "ess_bulk", "ess_tail"])
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print(table.to_string(float_format=lambda v: f"{v:.3f}"), file=out)
-    if note:
-        print(f"({note})", file=out)
+        print(f"{program.name}: NUTS, {draws} after {args.warmup} warmup", file=out)
+    _print_table(result.summary(), out)
     for name, post in _with_data(args.data, lambda: result.discrete_posterior(seed=args.seed)).items():
         counts = post.map.reshape(-1).bincount(minlength=post.probs.shape[-1]).tolist()
         site = program.sites[name]
         print(f"{name} : {site.values_in}, most probable value per row of {' * '.join(site.dims) or 'the program'}: "
               + ", ".join(f"{k}: {c}" for k, c in enumerate(counts)), file=out)
+    for message in result.diagnostics:
+        print(f"qvr fit: warning: {message}", file=err)
     if args.out is not None:
-        try:
-            idata = result.to_inference_data()
-        except (RuntimeError, QuiversError) as e:  # the pointwise log likelihood is optional
-            print(f"qvr fit: writing {args.out} without the pointwise log likelihood ({e})", file=err)
-            idata = result.to_inference_data(log_likelihood=False)
-        idata.to_netcdf(str(args.out), engine="h5netcdf")
+        if Path(args.out).suffix.lower() != ".nc":
+            raise CLIError(f"cannot write the fit as `{Path(args.out).suffix or args.out}`; use .nc (NetCDF)")
+        result.save(args.out)
         print(f"wrote {args.out}", file=out)
     if args.plots is not None:
         import matplotlib
@@ -374,6 +365,69 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for path in save_plots(result, args.plots):
             print(f"wrote {path}", file=out)
     return 0
+
+
+def _print_table(table: Any, out: TextIO) -> None:
+    """A pandas table in full, as ArviZ rounded it."""
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
+        print(table.to_string(), file=out)
+
+
+def _predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from quivers.errors import CheckpointError
+    from quivers.results import load_fit
+
+    try:
+        result = load_fit(args.fit)
+    except CheckpointError as e:
+        raise CLIError(str(e)) from None
+    program = result.model
+    data = None
+    if args.data is not None:
+        data = _observations(program, read_data(args.data), args.data)
+    draws = _with_data(args.data or args.fit,
+                       lambda: result.predictive(num_samples=args.num, observations=data, seed=args.seed))
+    chains, num = next(iter(draws.values())).shape[:2]
+    print(f"{program.name}: posterior predictive, {chains} chains x {num} draws", file=out)
+    _draws_table(program, {k: v.reshape((-1,) + tuple(v.shape[2:])) for k, v in draws.items()}, out)
+    if args.out is not None:
+        from quivers.inference.diagnostics import to_inference_data
+
+        dims = {n: s.dims for n, s in program.sites.items()}
+        _write_draws(args.out, draws, lambda: to_inference_data(result.samples, posterior_predictive=draws, dims=dims))
+        print(f"wrote {args.out}", file=out)
+    return 0
+
+
+def _write_draws(path: str, draws: dict[str, Any], idata: Any) -> None:
+    """Draws as JSON, or as NetCDF the InferenceData ``idata()``."""
+    target = Path(path)
+    if target.suffix.lower() == ".json":
+        target.write_text(json.dumps({k: v.tolist() for k, v in draws.items()}), encoding="utf-8")
+    elif target.suffix.lower() == ".nc":
+        idata().to_netcdf(str(target), engine="h5netcdf")
+    else:
+        raise CLIError(f"cannot write draws as `{target.suffix or target.name}`; use .json or .nc")
+
+
+def _draws_table(program: Any, draws: dict[str, Any], out: TextIO) -> None:
+    """One row per site of ``draws`` (leading draw axis): its kind, shape,
+    mean, sd and central 90% interval over all draws and rows."""
+    import torch
+
+    rows = []
+    for name, t in draws.items():
+        kind = program.sites[name].kind if name in program.sites else "return"
+        x = t.double()
+        q = torch.quantile(x.reshape(-1)[:100000], torch.tensor([0.05, 0.95], dtype=torch.float64)).tolist()
+        rows.append((name, kind, "x".join(map(str, t.shape[1:])) or "scalar",
+                     f"{x.mean():.3f}", f"{x.std():.3f}" if x.numel() > 1 else "nan", f"{q[0]:.3f}", f"{q[1]:.3f}"))
+    header = ("site", "kind", "shape", "mean", "sd", "5%", "95%")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
 
 
 def _with_data(path: str | Path, run):
@@ -397,29 +451,13 @@ def _sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     torch.manual_seed(args.seed)
     draws = _with_data(args.data or args.file, lambda: Predictive(program, num_samples=args.num)(None, data))
     print(f"{program.name}: {args.num} prior predictive draws", file=out)
-    rows = []
-    for name, t in draws.items():
-        kind = program.sites[name].kind if name in program.sites else "return"
-        x = t.double()
-        q = torch.quantile(x.reshape(-1)[:100000], torch.tensor([0.05, 0.95], dtype=torch.float64)).tolist()
-        rows.append((name, kind, "x".join(map(str, t.shape[1:])) or "scalar",
-                     f"{x.mean():.3f}", f"{x.std():.3f}" if x.numel() > 1 else "nan", f"{q[0]:.3f}", f"{q[1]:.3f}"))
-    header = ("site", "kind", "shape", "mean", "sd", "5%", "95%")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    for r in [header] + rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+    _draws_table(program, draws, out)
     if args.out is not None:
-        target = Path(args.out)
-        if target.suffix.lower() == ".json":
-            target.write_text(json.dumps({k: v.tolist() for k, v in draws.items()}), encoding="utf-8")
-        elif target.suffix.lower() == ".nc":
-            import arviz as az
+        import arviz as az
 
-            prior = {k: v.unsqueeze(0).numpy() for k, v in draws.items() if not k.startswith("_")}
-            az.from_dict(prior=prior).to_netcdf(str(target), engine="h5netcdf")
-        else:
-            raise CLIError(f"cannot write draws as `{target.suffix or target.name}`; use .json or .nc")
-        print(f"wrote {target}", file=out)
+        prior = {k: v.unsqueeze(0).numpy() for k, v in draws.items() if not k.startswith("_")}
+        _write_draws(args.out, draws, lambda: az.from_dict(prior=prior))
+        print(f"wrote {args.out}", file=out)
     return 0
 
 
@@ -454,8 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``qvr`` argument parser, one subcommand per command."""
     parser = _Parser(
         prog="qvr",
-        description="Check, format, draw, fit, sample and emit QVR programs, or work with them interactively "
-                    "(repl) and in an editor (lsp) (quivers).",
+        description="Check, format, draw, fit, predict, sample and emit QVR programs, or work with them "
+                    "interactively (repl) and in an editor (lsp) (quivers).",
         epilog="Run `qvr COMMAND --help` for the options of a command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -490,9 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_graph)
 
     p = sub.add_parser("fit", help="fit a program to data (SVI or NUTS)",
-                       description="Fit the program to data and print the posterior summary (mean, sd, "
-                                   "quantiles; R-hat and ESS for NUTS). DATA is a JSON object of arrays or a "
-                                   "CSV file with one column per site (index maps as integer columns).")
+                       description="Fit the program to data and print ArviZ's summary table (mean, sd, HDI, "
+                                   "MCSE, ESS, R-hat; the same for SVI and NUTS) and any convergence warnings. "
+                                   "DATA is a JSON object of arrays or a CSV file with one column per site "
+                                   "(index maps as integer columns).")
     p.add_argument("file", metavar="FILE", help="a QVR file")
     program_arg(p)
     p.add_argument("--data", required=True, metavar="DATA", help="observations: data.json or data.csv")
@@ -504,12 +543,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive, default=1000, metavar="S",
                    help="posterior draws (per chain for NUTS; default 1000)")
     p.add_argument("--warmup", type=_positive, default=1000, metavar="W", help="NUTS warmup (default 1000)")
-    p.add_argument("--chains", type=_positive, default=4, metavar="C", help="NUTS chains (default 4)")
+    p.add_argument("--chains", type=_positive, default=4, metavar="C",
+                   help="NUTS chains; for SVI, the chains the guide's draws are laid out in (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", metavar="RESULTS.nc", help="write the ArviZ InferenceData (netCDF)")
+    p.add_argument("--out", metavar="RESULTS.nc",
+                   help="write the fit: ArviZ InferenceData (NetCDF) that `qvr predict` and load_fit read")
     p.add_argument("--plots", metavar="DIR", help="write trace, posterior, pair and ppc PNGs to DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_fit)
+
+    p = sub.add_parser("predict", help="posterior predictive draws from a saved fit",
+                       description="Draw every observed site afresh under each posterior draw of a fit saved "
+                                   "by `qvr fit --out RESULTS.nc`, and summarize the draws; --data gives new "
+                                   "index maps and covariates (new rows) in place of the fit's.")
+    p.add_argument("fit", metavar="RESULTS.nc", help="a fit saved by `qvr fit --out`")
+    p.add_argument("--data", metavar="DATA", help="index maps and covariates to predict at (default the fit's)")
+    p.add_argument("--num", type=_positive, metavar="N", help="draws per chain (default all)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", metavar="DRAWS", help="write the draws (.json, or .nc with the posterior)")
+    p.set_defaults(run=_predict)
 
     p = sub.add_parser("sample", help="draw from the prior predictive",
                        description="Prior predictive draws of every site, summarized; index maps come from --data.")

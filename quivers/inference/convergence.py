@@ -14,7 +14,7 @@ and the sampler's statistics:
   the labelling, not the mixing.
 
 After SVI (:func:`svi_warnings`): the relative change of the mean loss
-over the last window of steps, and the Pareto k of the importance weights
+over the last window of steps (beyond its noise), and the Pareto k of the importance weights
 ``p(y, theta) / q(theta)`` of guide draws (PSIS, ArviZ's ``psislw``),
 which says whether the guide covers the posterior: k above 0.7 means the
 guide's estimates are unreliable.
@@ -50,7 +50,7 @@ import numpy as np
 from quivers.errors import ConvergenceWarning
 
 __all__ = [
-    "RHAT_MAX", "ESS_PER_CHAIN_MIN", "EBFMI_MIN", "PARETO_K_MAX", "LOSS_TREND_MAX",
+    "RHAT_MAX", "ESS_PER_CHAIN_MIN", "EBFMI_MIN", "PARETO_K_MAX", "LOSS_TREND_MAX", "LOSS_TREND_SE",
     "mcmc_warnings", "label_switching", "svi_warnings", "loss_trend", "pareto_k", "warn_all",
 ]
 
@@ -59,6 +59,7 @@ ESS_PER_CHAIN_MIN = 100
 EBFMI_MIN = 0.3
 PARETO_K_MAX = 0.7
 LOSS_TREND_MAX = 1e-3  # relative fall of the mean loss over the last window
+LOSS_TREND_SE = 3.0  # ... and in standard errors of the difference of window means
 
 
 def _names(labels: Iterable[str], limit: int = 4) -> str:
@@ -96,11 +97,12 @@ def mcmc_warnings(
     chains, draws = int(idata.posterior.sizes["chain"]), int(idata.posterior.sizes["draw"])
     messages = []
     switched = label_switching(idata, component_dims, var_names=names) if chains > 1 else {}
-    for dim, groups in switched.items():
-        others = ", ".join(str(c) for g in groups[1:] for c in g)
+    for dim, moved in switched.items():
+        others = ", ".join(str(c) for c in moved)
         messages.append(
-            f"label switching: the chains hold the components of `{dim}` in different orders (chains "
-            f"{others} match chain {groups[0][0]} only after permuting `{dim}`), so r_hat and the per-component "
+            f"label switching: the chains hold the components of `{dim}` in different orders "
+            f"({'chains' if len(moved) > 1 else 'chain'} {others} match chain 0 only after permuting `{dim}`), "
+            f"so r_hat and the per-component "
             f"rows of the summary mix components; give the component means an `ordered` constraint, or "
             f"summarize label-invariant quantities (sorted means, the discrete posterior)"
         )
@@ -158,20 +160,20 @@ def mcmc_warnings(
 
 def label_switching(
     idata: Any, component_dims: Sequence[str], *, var_names: Sequence[str] | None = None, tolerance: float = 1.0
-) -> dict[str, list[list[int]]]:
-    """Chains that hold the components of a dimension in different orders.
+) -> dict[str, list[int]]:
+    """Chains that hold the components of a dimension in another order
+    than chain 0.
 
     For each dimension ``K`` of ``component_dims``, the per-chain means of
-    every posterior variable with an axis ``K`` are compared with those of
-    the other chains, in units of the variable's posterior sd within
-    chains. Two chains share a labelling when their means agree within
-    ``tolerance`` sds as they are; a chain is label-switched against
-    another when they do not, but do once ``K`` is permuted (the best
-    permutation, by assignment over the components).
+    every real posterior variable with an axis ``K`` are compared with
+    chain 0's, in units of the variable's posterior sd within chains (per
+    element, pooled over chains and components). A chain is label-switched
+    when its means do not agree with chain 0's within ``tolerance`` sds as
+    they are, but do once ``K`` is permuted (the best permutation, by
+    assignment over the components).
 
-    Returns ``{K: groups}`` for each dimension where some chains are
-    label-switched; ``groups`` lists the chains of each labelling, the
-    first holding chain 0. Dimensions without switching are left out.
+    Returns ``{K: chains}`` for each dimension where some chains are
+    label-switched; dimensions without switching are left out.
 
     Examples
     --------
@@ -181,7 +183,7 @@ def label_switching(
     >>> mu[1], mu[3] = mu[1, :, ::-1], mu[3, :, ::-1]   # chains 1 and 3 swap the labels
     >>> idata = az.from_dict(posterior={"mu": mu}, dims={"mu": ["K"]})
     >>> label_switching(idata, ["K"])
-    {'K': [[0, 2], [1, 3]]}
+    {'K': [1, 3]}
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -200,25 +202,19 @@ def label_switching(
         means = x.mean(1)  # chain, K, F
         scale = np.sqrt(x.var(1, ddof=1).mean((0, 1)))  # F: the within-chain sd, pooled over K
         scale = np.where(scale > 0, scale, 1.0)
-        labelling = [0] * means.shape[0]  # the labelling group of each chain
-        reps = [0]  # one chain of each group
-        switched = False
+        identity = np.arange(means.shape[1])
+        switched = []
         for c in range(1, means.shape[0]):
-            for g, r in enumerate(reps):
-                if _distance(means[c], means[r], scale, np.arange(means.shape[1])) <= tolerance:
-                    labelling[c] = g
-                    break
-            else:
-                cost = (np.abs(means[c][:, None, :] - means[0][None, :, :]) / scale).max(-1)
-                rows, cols = linear_sum_assignment(cost)
-                perm = np.empty_like(cols)
-                perm[cols] = rows
-                if _distance(means[c], means[0], scale, perm) <= tolerance:
-                    switched = True
-                labelling[c] = len(reps)
-                reps.append(c)
+            if _distance(means[c], means[0], scale, identity) <= tolerance:
+                continue
+            cost = (np.abs(means[c][:, None, :] - means[0][None, :, :]) / scale).max(-1)
+            rows, cols = linear_sum_assignment(cost)
+            perm = np.empty_like(cols)
+            perm[cols] = rows
+            if _distance(means[c], means[0], scale, perm) <= tolerance:
+                switched.append(c)
         if switched:
-            out[dim] = [[c for c, g in enumerate(labelling) if g == k] for k in range(len(reps))]
+            out[dim] = switched
     return out
 
 
@@ -228,23 +224,31 @@ def _distance(a: np.ndarray, b: np.ndarray, scale: np.ndarray, perm: np.ndarray)
     return float((np.abs(a[perm] - b) / scale).max())
 
 
-def loss_trend(losses: Sequence[float], window: int | None = None) -> float:
-    """The relative change of the mean loss over the last ``window`` steps:
-    ``(mean(last) - mean(previous)) / |mean(previous)|`` for the last two
-    windows (default a tenth of the run each, at least 10 steps). Negative
-    while the loss still falls.
+def loss_trend(losses: Sequence[float], window: int | None = None) -> tuple[float, float]:
+    """The relative change of the mean loss over the last ``window`` steps,
+    and that change in standard errors.
+
+    The last two windows (default a tenth of the run each, at least 10
+    steps) are compared: ``(mean(last) - mean(previous)) / |mean(previous)|``,
+    negative while the loss still falls, and the same difference over its
+    standard error (the losses of single steps are noisy estimates, so a
+    change within a few standard errors is noise, not a trend). NaNs for a
+    run shorter than two windows.
 
     Examples
     --------
-    >>> round(loss_trend([10.0] * 50 + [9.0] * 50, window=50), 3)
-    -0.1
+    >>> change, z = loss_trend([10.0, 10.2] * 25 + [9.0, 9.2] * 25, window=50)
+    >>> round(change, 3), bool(z < -10)
+    (-0.099, True)
     """
     losses = np.asarray(losses, dtype=float)
     window = window or max(10, len(losses) // 10)
     if len(losses) < 2 * window:
-        return float("nan")
-    last, previous = losses[-window:].mean(), losses[-2 * window : -window].mean()
-    return float((last - previous) / max(abs(previous), 1e-12))
+        return float("nan"), float("nan")
+    last, previous = losses[-window:], losses[-2 * window : -window]
+    diff = last.mean() - previous.mean()
+    se = np.sqrt((last.var(ddof=1) + previous.var(ddof=1)) / window)
+    return float(diff / max(abs(previous.mean()), 1e-12)), float(diff / se) if se > 0 else float(np.sign(diff) * np.inf)
 
 
 def pareto_k(log_weights: Any) -> float:
@@ -270,22 +274,23 @@ def pareto_k(log_weights: Any) -> float:
 
 def svi_warnings(losses: Sequence[float], log_weights: Any = None) -> list[str]:
     """The convergence problems of an SVI run: a loss still falling over
-    the last window (:func:`loss_trend`), and a Pareto k above 0.7 for the
+    the last window (:func:`loss_trend`: by more than 0.1% and more than
+    three standard errors), and a Pareto k above 0.7 for the
     importance weights ``log p(y, theta) - log q(theta)`` of guide draws."""
     messages = []
-    trend = loss_trend(losses)
-    if trend < -LOSS_TREND_MAX:
+    change, z = loss_trend(losses)
+    if change < -LOSS_TREND_MAX and z < -LOSS_TREND_SE:
         messages.append(
-            f"the loss fell by {-trend:.2%} over the last tenth of the steps: SVI has not converged; "
-            f"run more steps, or raise the learning rate"
+            f"the loss fell by {-change:.2%} over the last tenth of the steps ({-z:.1f} standard errors): "
+            f"SVI has not converged; run more steps, or raise the learning rate"
         )
     if log_weights is not None:
         k = pareto_k(log_weights)
         if not k <= PARETO_K_MAX:
             messages.append(
                 f"Pareto k of the guide's importance weights is {k:.2f} (above {PARETO_K_MAX}): the guide "
-                f"misses part of the posterior, and its intervals are not to be trusted; try a richer guide "
-                f"(`mvn`), or NUTS"
+                f"misses part of the posterior (its tails or correlations), and its intervals are not to be "
+                f"trusted; try a richer guide (`mvn`), or NUTS"
             )
     return messages
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,7 +114,7 @@ def test_usage_errors_are_one_line_with_status_2(argv, message):
     assert len(err.splitlines()) == 1 and err.startswith(message)
 
 
-@pytest.mark.parametrize("command", ["check", "fmt", "graph", "fit", "sample", "emit"])
+@pytest.mark.parametrize("command", ["check", "fmt", "graph", "fit", "predict", "sample", "emit"])
 def test_every_command_has_help(command):
     code, out, err = run(command, "--help")
     assert code == 0 and err == ""
@@ -123,7 +124,7 @@ def test_every_command_has_help(command):
 def test_top_level_help_lists_the_commands():
     code, out, _ = run("--help")
     assert code == 0
-    for command in ["check", "fmt", "graph", "fit", "sample", "emit"]:
+    for command in ["check", "fmt", "graph", "fit", "predict", "sample", "emit"]:
         assert f"    {command}" in out
 
 
@@ -214,33 +215,78 @@ def test_a_module_without_export_needs_program(tmp_path):
 # ---------------------------------------------------------------- fit
 
 
-def test_fit_svi_prints_the_summary_and_writes_netcdf(gmm_data, tmp_path):
+COLUMNS = ["mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+
+
+@pytest.fixture(scope="module")
+def svi_fit(gmm_data, tmp_path_factory):
+    out_nc = tmp_path_factory.mktemp("fit") / "results.nc"
+    code, out, err = run("fit", GMM, "--data", str(gmm_data), "--steps", "300", "--lr", "0.05",
+                         "--samples", "50", "--out", str(out_nc), "--no-progress")
+    assert code == 0, err
+    return out_nc, out, err
+
+
+def test_fit_svi_prints_the_summary_and_writes_netcdf(svi_fit):
     import arviz as az
 
-    out_nc = tmp_path / "results.nc"
-    code, out, err = run("fit", GMM, "--data", str(gmm_data), "--steps", "200", "--lr", "0.05",
-                         "--samples", "100", "--out", str(out_nc), "--no-progress")
-    assert code == 0, err
+    from quivers.results import load_fit
+
+    out_nc, out, _ = svi_fit
     lines = out.splitlines()
-    assert lines[0].startswith("gmm: 200 SVI steps, final loss (-ELBO) ")
-    assert lines[1].split() == ["mean", "sd", "5%", "50%", "95%"]
+    assert lines[0].startswith("gmm: SVI, 300 steps, final loss (-ELBO) ")
+    assert lines[0].endswith("; 4 chains x 50 draws from the guide")
+    assert lines[1].split() == COLUMNS
     rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[2:8]}
     assert set(rows) == {"probs[0]", "probs[1]", "mu_k[0]", "mu_k[1]", "sd_k[0]", "sd_k[1]"}
     assert sorted(round(rows[f"mu_k[{k}]"][0]) for k in (0, 1)) == [-2, 2]
-    assert "(independent draws from the guide, so no R-hat or ESS)" in lines
+    assert abs(rows["probs[0]"][0] + rows["probs[1]"][0] - 1.0) < 0.0015  # the weights, normalized
     assert any(line.startswith("z : K, most probable value per row of Item: 0: ") for line in lines)
     idata = az.from_netcdf(out_nc)
     assert {"posterior", "observed_data", "log_likelihood"} <= set(idata.groups())
-    assert dict(idata.posterior["mu_k"].sizes) == {"chain": 1, "draw": 100, "mu_k_dim_0": 2}
+    assert dict(idata.posterior["mu_k"].sizes) == {"chain": 4, "draw": 50, "K": 2}
+    # the table printed is the saved fit's summary, the one Python gives
+    table = load_fit(out_nc).summary()
+    assert lines[1 : 2 + len(table)] == [ln.rstrip() for ln in table.to_string().splitlines()]
 
 
-def test_fit_nuts_has_r_hat_and_ess(gmm_data):
+def test_fit_nuts_prints_the_same_columns_and_its_warnings(gmm_data):
     code, out, err = run("fit", GMM, "--data", str(gmm_data), "--method", "nuts", "--warmup", "20",
                          "--samples", "10", "--chains", "2", "--no-progress")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "gmm: NUTS, 2 chains x 10 draws"
-    assert lines[1].split() == ["mean", "sd", "5%", "50%", "95%", "r_hat", "ess_bulk", "ess_tail"]
+    assert lines[0] == "gmm: NUTS, 2 chains x 10 draws after 20 warmup"
+    assert lines[1].split() == COLUMNS
+    # 20 draws cannot reach 100 effective draws per chain: the warning is printed, not raised
+    assert "qvr fit: warning: bulk ESS under 100 per chain for " in err
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- predict
+
+
+def test_predict_draws_from_a_saved_fit(svi_fit, tmp_path):
+    import arviz as az
+
+    out_nc, _, _ = svi_fit
+    target = tmp_path / "ppc.nc"
+    code, out, err = run("predict", str(out_nc), "--num", "20", "--out", str(target))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "gmm: posterior predictive, 4 chains x 20 draws"
+    assert lines[1].split() == ["site", "kind", "shape", "mean", "sd", "5%", "95%"]
+    assert lines[2].split()[:3] == ["y", "observed", "500"]
+    idata = az.from_netcdf(target)
+    assert dict(idata.posterior_predictive["y"].sizes) == {"chain": 4, "draw": 20, "Item": 500}
+    y = idata.posterior_predictive["y"].values
+    assert -3.5 < float(np.quantile(y, 0.05)) < -1.0 and 1.0 < float(np.quantile(y, 0.95)) < 3.5
+
+
+def test_predict_errors_are_one_line(tmp_path, gmm_data):
+    code, _, err = run("predict", str(tmp_path / "none.nc"))
+    assert code == 1 and err == f"qvr predict: no saved fit at `{tmp_path / 'none.nc'}`\n"
+    code, _, err = run("predict", str(gmm_data))
+    assert code == 1 and err.startswith(f"qvr predict: `{gmm_data}` is not a saved fit")
 
 
 def test_fit_reads_csv_with_an_index_map_and_writes_plots(grouped_csv, tmp_path):
