@@ -83,10 +83,10 @@ def test_fit_exports_one_term_per_group_and_loo_runs():
     y, group = data(40, 8)
     model = models.grouped(40, 8, 2)
     obs = {"y": y, "group": group}
-    result = fit(model, obs, steps=300, lr=0.05, num_samples=100, seed=0, progress_bar=False)
+    result = fit(model, obs, steps=300, lr=0.05, num_samples=100, num_chains=1, seed=0, progress_bar=False)
     idata = result.to_inference_data()
     ll = idata.log_likelihood["y"]
-    assert ll.shape == (1, 100, 8)
+    assert ll.shape == (1, 100, 8) and ll.dims[-1] == "G"
     draws = result.flat_samples()
     for i in (0, 57, 99):
         want = brute_force(y, group, draws["probs"][i], draws["mu_k"][i], draws["sd_k"][i])
@@ -109,7 +109,7 @@ def test_the_seed_grouped_mixture_exports_to_arviz():
     result = fit(model, {"y": y, "group": group}, guide="delta", steps=200, lr=0.05, num_samples=20, seed=0,
                  progress_bar=False)
     idata = result.to_inference_data()
-    assert idata.log_likelihood["y"].shape == (1, 20, 20)
+    assert idata.log_likelihood["y"].shape == (4, 20, 20)
     assert az.waic(idata).n_data_points == 20
 
 
