@@ -47,7 +47,11 @@ def _idata(data: Any) -> Any:
     from quivers.inference.fit import FitResult
 
     if isinstance(data, FitResult):
-        return data.to_inference_data(log_likelihood=False)
+        # the sampled latents only: a marginalized latent's exact draws (one
+        # per row) beside them would be a panel of noise per row
+        idata = data.to_inference_data(log_likelihood=False)
+        keep = list(data.samples)
+        return az.InferenceData(**{g: idata[g][keep] if g == "posterior" else idata[g] for g in idata.groups()})
     if isinstance(data, az.InferenceData):
         return data
     raise QuiversTypeError(f"expected a FitResult or arviz.InferenceData, got {type(data).__name__}")

@@ -3,9 +3,7 @@ on converged runs."""
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -14,15 +12,12 @@ import torch
 
 from quivers.categories.finset import FinSet
 from quivers.distributions import Cauchy, Normal
-from quivers.dsl import loads
 from quivers.errors import ConvergenceWarning
 from quivers.inference import fit
 from quivers.inference.convergence import label_switching, loss_trend, mcmc_warnings, pareto_k
 from quivers.inference.mcmc import MCMC, NUTS
 from quivers.programs import Program, observe, sample, var
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from tests.programs.models import seed_mixture
 
 def normal_model(n: int = 8) -> tuple[Program, dict[str, torch.Tensor]]:
     Item = FinSet("Item", n)
@@ -128,13 +123,6 @@ def test_neals_funnel_diverges_and_has_low_e_bfmi():
 
 
 # ---------------------------------------------------------------- label switching
-
-
-def seed_mixture(n: int = 40) -> tuple[Program, dict[str, torch.Tensor]]:
-    """The seed chapter's mixture (examples/gmm.qvr) on the first ``n`` rows of its data."""
-    src = (ROOT / "examples" / "gmm.qvr").read_text().replace("FinSet 500", f"FinSet {n}")
-    y = json.loads((ROOT / "examples" / "gmm_data.json").read_text())["y"][:n]
-    return loads(src).morphism, {"y": torch.tensor(y)}
 
 
 def labelled_init(orders: list[int]) -> dict[str, torch.Tensor]:

@@ -4,7 +4,6 @@ that round-trip through NetCDF and go on."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -17,15 +16,10 @@ from quivers.dsl import loads
 from quivers.errors import CheckpointError, ConvergenceWarning
 from quivers.inference import fit
 from quivers.results import load_fit
+from tests.programs.models import seed_mixture
 
 ROOT = Path(__file__).resolve().parents[2]
 GMM_SOURCE = (ROOT / "examples" / "gmm.qvr").read_text()
-
-
-def seed_mixture(n: int = 40):
-    """The seed chapter's mixture (examples/gmm.qvr) on the first ``n`` rows of its data."""
-    y = json.loads((ROOT / "examples" / "gmm_data.json").read_text())["y"][:n]
-    return loads(GMM_SOURCE.replace("FinSet 500", f"FinSet {n}")).morphism, {"y": torch.tensor(y)}
 
 
 @pytest.fixture(scope="module")

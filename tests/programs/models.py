@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import torch
+
 from quivers.categories import FinSet
 from quivers.distributions import Categorical, HalfNormal, Normal
 from quivers.programs import Program, index_map, marginalize, observe, ret, sample, var
@@ -34,3 +39,14 @@ def grouped(n: int = 6, g: int = 3, k: int = 2, declared: bool = False, **kw) ->
         marginalize("z", K, Categorical(var("probs")), [observe("y", Item, Normal(mu[z], sd[z]), via="group")], over=G),
         ret("y"),
     ], **kw)
+
+
+def seed_mixture(n: int = 40) -> tuple[Program, dict[str, torch.Tensor]]:
+    """The seed chapter's mixture as QVR (examples/gmm.qvr) with ``Item`` cut
+    to ``n`` rows, and the first ``n`` rows of its data (examples/gmm_data.json)."""
+    from quivers.dsl import loads
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    src = (examples / "gmm.qvr").read_text().replace("FinSet 500", f"FinSet {n}")
+    y = json.loads((examples / "gmm_data.json").read_text())["y"][:n]
+    return loads(src).morphism, {"y": torch.tensor(y)}
