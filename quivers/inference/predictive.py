@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from quivers.errors import QuiversTypeError, ShapeError, UnknownNameError
+from quivers.errors import DataError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs import MarkovStep, Program
 from quivers.programs.data import check_names, check_one_data_set, check_value
 
@@ -99,6 +99,11 @@ class Predictive:
                 if name not in model.sites:
                     raise UnknownNameError(
                         f"posterior sample `{name}` is no site of `{model.name}`", name=name, candidates=model.sites
+                    )
+                if model.sites[name].kind in ("data", "index"):
+                    raise DataError(
+                        f"posterior sample `{name}` is data of `{model.name}`, which has no posterior",
+                        hint="pass it with the observations when calling the Predictive",
                     )
         self.model, self.guide = model, guide
         self.posterior_samples = posterior_samples

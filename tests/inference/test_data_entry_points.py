@@ -100,8 +100,11 @@ def test_fit_and_predictive_with_good_data() -> None:
     assert set(result.samples) == {"alpha", "a"}
     draws = Predictive(p, num_samples=3)(None, {k: v for k, v in data.items() if k != "y"})
     assert draws["y"].shape == (3, 4) and "x" not in draws
+    # data given where latents go is refused, naming it
     with pytest.raises(DataError, match=r"data `x` \(on Item\) is given in latents"):
         p.log_joint(None, data, {"alpha": 0.0, "a": torch.zeros(2), "x": torch.zeros(4)})
+    with pytest.raises(DataError, match="posterior sample `x` is data of `reg`, which has no posterior"):
+        Predictive(p, posterior_samples={"alpha": torch.zeros(3), "a": torch.zeros(3, 2), "x": torch.zeros(3, 4)})
 
 
 @pytest.mark.parametrize("case", CASES)
