@@ -98,6 +98,10 @@ def test_fit_and_predictive_with_good_data() -> None:
     data = {k: torch.as_tensor(v) for k, v in GOOD.items()}
     result = fit(p, data, method="svi", steps=5, num_samples=4, progress_bar=False)
     assert set(result.samples) == {"alpha", "a"}
+    idata = result.to_inference_data(log_likelihood=False)  # data is constant_data, never posterior
+    assert set(idata.constant_data.data_vars) == {"x", "g", "beta_x", "sigma_y"}
+    assert set(idata.posterior.data_vars) == {"alpha", "a"} and set(idata.observed_data.data_vars) == {"y"}
+    assert idata.constant_data["x"].values.tolist() == GOOD["x"]
     draws = Predictive(p, num_samples=3)(None, {k: v for k, v in data.items() if k != "y"})
     assert draws["y"].shape == (3, 4) and "x" not in draws
     # data given where latents go is refused, naming it
