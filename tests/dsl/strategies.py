@@ -41,7 +41,7 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
 exprs = st.recursive(_leaves, _extend, max_leaves=12)
 
 set_exprs = st.recursive(
-    st.builds(ast.SetName, names),
+    st.builds(ast.SetName, names) | st.just(ast.SetUnit()),
     lambda c: st.one_of(st.builds(ast.SetProduct, c, c), st.builds(ast.SetSum, c, c)),
     max_leaves=5,
 )
@@ -101,6 +101,7 @@ program_exprs = st.recursive(
 
 decls = st.one_of(
     st.builds(ast.ObjectDecl, names, st.integers(min_value=0, max_value=10**6)),
+    st.builds(ast.RealObject, names, st.integers(min_value=0, max_value=10**6)),
     st.builds(ast.ObjectDef, names, set_exprs),
     st.builds(
         ast.ProgramDecl,
@@ -110,6 +111,16 @@ decls = st.one_of(
         options,
         st.lists(steps, min_size=1, max_size=4).map(tuple),
         st.none() | names,
+    ),
+    st.builds(  # a parametric program: typed parameters, no input
+        ast.ProgramDecl,
+        names,
+        set_exprs,
+        set_exprs,
+        options,
+        st.lists(steps, min_size=1, max_size=4).map(tuple),
+        st.none(),
+        st.lists(st.builds(ast.Param, names, st.sampled_from(["Real", "FinSet"])), min_size=1, max_size=3).map(tuple),
     ),
     st.builds(ast.CompositeDecl, names, program_exprs, options),
     st.builds(ast.Export, names),

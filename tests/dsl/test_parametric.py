@@ -52,6 +52,9 @@ def test_a_family_use_is_its_body_with_renamed_sites() -> None:
     lat = {"by_subject_z": torch.tensor([0.1, -0.2, 0.3]), "by_doc_z": torch.tensor([0.4, -0.5])}
     torch.testing.assert_close(p.log_joint(None, obs, lat), q.log_joint(None, obs, lat))
     assert p.sites["subj"].values_in == "Subject" and p.sites["doc"].values_in == "Doc"
+    from quivers.emit import to_stan
+
+    assert to_stan(p) == to_stan(q)  # Stan sees the inlined program
 
 
 def test_program_with_number_parameters_runs_on_its_own_with_them_as_data() -> None:
