@@ -4,8 +4,10 @@ with the comments kept.
 The AST holds no comments, so :func:`format_source` puts them back by line:
 a comment on a line of its own goes before the next statement, at that
 statement's indentation (or at the end of the file when none follows); a
-comment after code stays at the end of the statement it follows. QVR has no
-strings, so every ``#`` starts a comment.
+comment after code stays at the end of the statement it follows. A
+``deduction`` block is printed whole, and the comments inside it go before
+it. A ``#`` starts a comment except inside a lexicon word's quotes and in a
+``#[...]`` annotation of a rule or lexicon entry.
 
 Laws
 ----
@@ -64,12 +66,34 @@ def comments(text: str) -> list[Comment]:
     """
     out, depth = [], 0
     for i, line in enumerate(text.splitlines(), start=1):
-        at = line.find("#")
+        at = _comment_start(line)
         code = line if at < 0 else line[:at]
         if at >= 0:
             out.append(Comment(i, line[at:].rstrip(), not code.strip() and depth == 0))
         depth = max(depth + code.count("(") + code.count("[") - code.count(")") - code.count("]"), 0)
     return out
+
+
+def _comment_start(line: str) -> int:
+    """Where the comment of a line starts, or -1. On a deduction rule or
+    lexicon line, a `#` inside a string or starting a `#[...]` annotation
+    is not a comment."""
+    code = line.lstrip()
+    if not (code.startswith('"') or code.startswith("rule ")):
+        return line.find("#")
+    i, quoted = 0, False
+    while i < len(line):
+        ch = line[i]
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "#" and not quoted:
+            close = line.find("]", i)
+            if line.startswith("#[", i) and close > 0:
+                i = close
+            else:
+                return i
+        i += 1
+    return -1
 
 
 @dataclass
@@ -79,6 +103,8 @@ class _Statement:
     line: int
     end_line: int
     is_program: bool = False
+    # a block printed whole (a deduction): comments inside it go before it
+    opaque: bool = False
 
 
 def _statements(module: ast.Module) -> Iterator[_Statement]:
@@ -98,6 +124,8 @@ def _statements(module: ast.Module) -> Iterator[_Statement]:
             end = d.body[0].span.line - 1 if d.body and d.body[0].span else d.span.line
             yield _Statement(head, 0, d.span.line, max(end, d.span.line), is_program=True)
             yield from steps(d.body, 1)
+        elif isinstance(d, ast.DeductionDecl):
+            yield _Statement(dumps(d), 0, d.span.line, d.span.end_line, opaque=True)
         else:
             yield _Statement(dumps(d), 0, d.span.line, d.span.end_line)
 
@@ -107,12 +135,18 @@ def format_source(text: str) -> str:
     on text that does not parse."""
     module = parse(text)
     statements = list(_statements(module))
+    for s, following in zip(statements, statements[1:] + [None]):
+        if s.opaque:  # it runs to the next statement
+            s.end_line = following.line - 1 if following is not None else len(text.splitlines())
     pending = comments(text)
     before: dict[int, list[str]] = {i: [] for i in range(len(statements))}
     after: dict[int, list[str]] = {i: [] for i in range(len(statements))}
     tail: list[str] = []
     for c in pending:
         owner = next((i for i, s in enumerate(statements) if s.line <= c.line <= s.end_line), None)
+        if owner is not None and statements[owner].opaque:
+            before[owner].append(c.text)
+            continue
         if owner is not None and not c.alone:
             after[owner].append(c.text)
             continue

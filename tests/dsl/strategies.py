@@ -99,6 +99,31 @@ program_exprs = st.recursive(
     max_leaves=5,
 )
 
+terms = st.recursive(
+    st.one_of(st.builds(ast.TermName, names), st.builds(ast.TermNumber, st.integers(0, 10**6))),
+    lambda c: st.one_of(
+        st.builds(ast.TermCall, names, st.lists(c, min_size=1, max_size=3).map(tuple)),
+        st.builds(ast.TermSlash, st.sampled_from(["/", "\\"]), c, c),
+    ),
+    max_leaves=6,
+)
+annotations = st.sampled_from([(), ("learnable",)])
+# words may hold spaces and `#`, never a quote or a line break
+words = st.text(alphabet="abcXYZ019 #.,'-", min_size=1, max_size=6).filter(str.strip)
+
+deductions = st.builds(
+    ast.DeductionDecl,
+    names,
+    set_exprs,
+    set_exprs,
+    options,
+    st.lists(names, max_size=3).map(tuple),
+    st.lists(st.builds(ast.DeductionRule, names, st.lists(terms, max_size=2).map(tuple), terms,
+                       annotations), max_size=2).map(tuple),
+    st.lists(st.builds(ast.LexiconEntry, words, terms, st.none() | names, annotations),
+             max_size=2).map(tuple),
+).filter(lambda d: d.atoms or d.rules or d.lexicon)
+
 decls = st.one_of(
     st.builds(ast.ObjectDecl, names, st.integers(min_value=0, max_value=10**6)),
     st.builds(ast.RealObject, names, st.integers(min_value=0, max_value=10**6)),
@@ -124,6 +149,7 @@ decls = st.one_of(
     ),
     st.builds(ast.CompositeDecl, names, program_exprs, options),
     st.builds(ast.Export, names),
+    deductions,
 )
 
 modules = st.builds(ast.Module, st.lists(decls, max_size=5).map(tuple))

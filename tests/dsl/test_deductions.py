@@ -204,3 +204,15 @@ def test_the_best_derivation_of_a_sentence_names_its_rules():
     walk(best)
     assert best.item == ("span", 0, 4, "S") and "bwd_xcomp" in rules
     assert ccg(semiring="Viterbi").best(["sees", "Kim"]) is None
+
+
+def test_formatting_keeps_words_with_hashes_annotations_and_comments():
+    from quivers.dsl.format import format_source
+
+    text = ('object T : FinSet 2\ndeduction D : T -> T [start=S]\n    atoms S\n'
+            '    # the only rule\n    rule r : span(I, K, S), span(K, J, S) |- span(I, J, S) #[learnable]\n'
+            '    lexicon\n        "#1" : S #[learnable]  # a word with a hash\n')
+    out = format_source(text)
+    assert parse(out) == parse(text) and format_source(out) == out
+    assert out.index("# the only rule") < out.index("# a word with a hash") < out.index("deduction")
+    assert '"#1" : S #[learnable]' in out and "|- span(I, J, S) #[learnable]" in out
