@@ -135,9 +135,13 @@ def format_source(text: str) -> str:
     on text that does not parse."""
     module = parse(text)
     statements = list(_statements(module))
+    lines = text.splitlines()
     for s, following in zip(statements, statements[1:] + [None]):
-        if s.opaque:  # it runs to the next statement
-            s.end_line = following.line - 1 if following is not None else len(text.splitlines())
+        if s.opaque:  # it runs to its last line of code before the next statement
+            end = following.line - 1 if following is not None else len(lines)
+            while end > s.line and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+                end -= 1
+            s.end_line = end
     pending = comments(text)
     before: dict[int, list[str]] = {i: [] for i in range(len(statements))}
     after: dict[int, list[str]] = {i: [] for i in range(len(statements))}

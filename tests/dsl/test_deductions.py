@@ -216,3 +216,12 @@ def test_formatting_keeps_words_with_hashes_annotations_and_comments():
     assert parse(out) == parse(text) and format_source(out) == out
     assert out.index("# the only rule") < out.index("# a word with a hash") < out.index("deduction")
     assert '"#1" : S #[learnable]' in out and "|- span(I, J, S) #[learnable]" in out
+
+
+def test_a_comment_between_two_deduction_blocks_stays_between_them():
+    from quivers.dsl.format import format_source
+
+    text = ('deduction A : A -> A\n    lexicon\n        "0" : A\n'
+            'deduction B : A -> A\n    # c0\n    rule A : |- A\n')
+    out = format_source(text)
+    assert format_source(out) == out and out.index("# c0") > out.index('"0"')
