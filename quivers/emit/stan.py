@@ -255,8 +255,7 @@ class _Emitter:
     def walk(self, steps: Iterable[Step], depth: int = 0):
         for s in steps:
             yield s, depth
-            if isinstance(s, MarginalizeStep):
-                yield from self.walk(s.body, depth + 1)
+            yield from self.walk(s.children(), depth + 1)
 
     def check(self) -> None:
         """Gather sizes and constants; reject what Stan cannot say."""

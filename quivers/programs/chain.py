@@ -68,7 +68,7 @@ torch.Size([4, 2])
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -77,24 +77,41 @@ from quivers.categories import FinSet
 from quivers.categories.markov import forward, forward_backward, ffbs, path_score, viterbi
 from quivers.categories.second_order import pair_path, second_order, state_marginals, states
 from quivers.distributions import Family
+from quivers.distributions.densities import log_normalized
 from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, Span
 from quivers.programs.expr import REF
 from quivers.programs.named import Value, align, rename, to_layout
-from quivers.programs.steps import MarginalizeStep, ObserveStep, Step, _check_name, _check_set, _family_reads, _symbolic
+from quivers.programs.effects import Effect
+from quivers.programs.steps import REFERENCE, ObserveStep, Step, _check_name, _check_set, _symbolic
 
-__all__ = ["MarkovStep", "markov", "markov_rows", "run_markov"]
+__all__ = ["MarkovStep", "markov", "run_markov"]
 
 
 @dataclass(frozen=True)
-class MarkovStep(MarginalizeStep):
-    """A ``marginalize`` block whose latent is a path ``index_set -> support``
-    with a Markov prior: ``init`` at the first step, ``prior`` (the
-    transition) after. Built with :func:`markov`."""
+class MarkovStep(Step):
+    """A block that sums out a latent path ``index_set -> support`` with a
+    Markov prior: ``init`` at the first step, ``trans`` (the transition)
+    after, ``first`` the second step of a second-order chain, ``until`` the
+    index map that ends each sequence. A sibling of
+    :class:`~quivers.programs.steps.MarginalizeStep`, not a kind of it: its
+    latent is a path, not one value per row. Built with :func:`markov`."""
 
-    index_set: FinSet | None = None
+    name: str
+    index_set: FinSet
+    support: FinSet
+    trans: Family
+    body: tuple[Step, ...]
     init: Family | None = None
-    until: str | None = None
     first: Family | None = None
+    until: str | None = field(default=None, metadata=REFERENCE)
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def effect(self) -> Effect:
+        return Effect.Marginal
+
+    def label(self) -> str:
+        return f"markov {self.name} : {self.index_set.name} -> {self.support.name}"
 
     @property
     def order(self) -> int:
@@ -105,16 +122,7 @@ class MarkovStep(MarginalizeStep):
     @property
     def time(self) -> FinSet:
         """The time object: the last factor of the path's domain."""
-        assert self.index_set is not None
         return self.index_set.factors[-1]
-
-    @property
-    def reads(self) -> frozenset[str]:
-        out = _family_reads(self.prior)
-        for fam in (self.init, self.first):
-            if fam is not None:
-                out |= _family_reads(fam)
-        return out | ({self.until} if self.until else set())
 
 
 def _categorical(fam: Any, what: str, span: Span | None) -> Family:
@@ -210,50 +218,7 @@ def markov(
                     f"markov `{t.name}` is nested in the body of markov `{name}`; chains do not nest",
                     span=t.span or span,
                 )
-    return MarkovStep(
-        name, support, trans, body, None, span=span, index_set=index_set, init=init, until=until, first=first
-    )
-
-
-def markov_rows(s: MarkovStep, blocks: tuple, index_maps) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """The axes of the latent path of ``s`` (its domain's), after checking
-    where ``s`` stands, where its body observes and what ``until`` names."""
-    from quivers.programs.sites import plate_dims
-
-    if blocks:
-        raise QuiversTypeError(
-            f"markov `{s.name}` is inside the block of `{blocks[-1].name}`; a chain must stand at the "
-            "top level of a program",
-            span=s.span,
-        )
-    assert s.index_set is not None
-    dims = plate_dims(s.index_set)
-    for b in s.body:
-        for t in b.walk():
-            if isinstance(t, ObserveStep) and plate_dims(t.index_set)[0] != dims[0]:
-                on = f"`{t.index_set.name}`" if t.index_set is not None else "no plate"
-                raise ShapeError(
-                    f"observe `{t.name}` in the body of markov `{s.name}` is on {on}, but the path is "
-                    f"over `{s.index_set.name}`",
-                    span=t.span or s.span,
-                    hint=f"observe on `{s.index_set.name}`: each step scores its own state",
-                )
-    if s.until is not None:
-        seq, time = s.index_set.factors
-        if s.until not in index_maps:
-            raise QuiversTypeError(
-                f"until={s.until} of markov `{s.name}` must name an index map `{seq.name} -> {time.name}`",
-                span=s.span,
-                hint=f"declare it with index_map({s.until!r}, {seq.name}, {time.name}) and pass it as data",
-            )
-        dom, cod = index_maps[s.until]
-        if (dom, cod) != (seq, time):
-            raise ShapeError(
-                f"until={s.until} of markov `{s.name}` is an index map `{dom.name} -> {cod.name}`, "
-                f"but the path needs `{seq.name} -> {time.name}` (the last step of each sequence)",
-                span=s.span,
-            )
-    return dims
+    return MarkovStep(name, index_set, support, trans, body, init=init, first=first, until=until, span=span)
 
 
 # ---------------------------------------------------------------- runtime
@@ -269,10 +234,7 @@ def _normalized(v: Value, key: str, layout: tuple[str, ...], nb: int, what: str,
     (negative weights, weights that sum to zero, infinite ones) is named
     rather than let through as NaN."""
     t = to_layout(v, nb, layout)
-    if key == "logits":
-        out = torch.log_softmax(t, -1)
-    else:
-        out = torch.log(t) - torch.log(t.sum(-1, keepdim=True))
+    out = log_normalized(t, key, -1)
     nan = torch.isnan(out.detach())
     if bool(nan.any()):
         where = tuple(int(i) for i in torch.nonzero(nan)[0][:-1])

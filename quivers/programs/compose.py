@@ -57,20 +57,17 @@ quivers.errors.CompositionError: cannot compose `identity(A) >> p : A -> B` with
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping
 
-import sympy
 import torch
 
 from quivers.categories import FinFunction, FinSet
-from quivers.distributions import Family
 from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, UnknownNameError
 from quivers.programs.effects import Effect
-from quivers.programs.expr import Expr, apply, pair, var
+from quivers.programs.expr import apply, pair, var
 from quivers.programs.program import Program
-from quivers.programs.steps import InputStep, MarginalizeStep, ObserveStep, ReturnStep, Step, let, ret
+from quivers.programs.steps import InputStep, ReturnStep, Step, let, ret
 
 __all__ = ["then", "tensor", "identity", "lift", "rename"]
 
@@ -346,29 +343,8 @@ def rename(program: Program, names: Mapping[str, str] | str, *, name: str | None
         raise UnknownNameError(
             f"cannot rename `{unknown[0]}`: it is no site of `{program.name}`", name=unknown[0], candidates=defined
         )
-    symbols = {sympy.Symbol(old, real=True): sympy.Symbol(new, real=True) for old, new in mapping.items()}
-
-    def expr(e: object) -> object:
-        return Expr(e.sympy.xreplace(symbols)) if isinstance(e, Expr) else e
-
-    def step(s: Step) -> Step:
-        changes: dict = {}
-        if getattr(s, "name", None) in mapping:
-            changes["name"] = mapping[s.name]
-        for key in ("family", "prior"):
-            fam = getattr(s, key, None)
-            if isinstance(fam, Family):
-                changes[key] = Family(fam.spec, {k: expr(v) for k, v in fam.args.items()})
-        if isinstance(getattr(s, "expr", None), Expr):
-            changes["expr"] = expr(s.expr)
-        if isinstance(s, ObserveStep) and s.via in mapping:
-            changes["via"] = mapping[s.via]
-        if isinstance(s, MarginalizeStep):
-            changes["body"] = tuple(step(t) for t in s.body)
-        return dataclasses.replace(s, **changes)
-
     out = Program(
-        name or program.name, program.dom, program.cod, [step(s) for s in program.steps], program.effects,
+        name or program.name, program.dom, program.cod, [s.rename(mapping) for s in program.steps], program.effects,
         span=program.span, source=program.source,
     )
     if hasattr(program, "_composite_op"):

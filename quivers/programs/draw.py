@@ -33,7 +33,7 @@ from typing import Any
 import networkx as nx
 
 from quivers.errors import QuiversTypeError
-from quivers.programs.steps import MarginalizeStep, ObserveStep, SampleStep, Step
+from quivers.programs.steps import Step
 
 __all__ = ["draw_program", "layout"]
 
@@ -58,8 +58,7 @@ def _rows(steps, node_of, depth: int = 0, out=None) -> list[tuple[str, Step, int
     out = [] if out is None else out
     for s in steps:
         out.append((node_of[id(s)], s, depth))
-        if isinstance(s, MarginalizeStep):
-            _rows(s.body, node_of, depth + 1, out)
+        _rows(s.children(), node_of, depth + 1, out)
     return out
 
 
@@ -93,23 +92,16 @@ def _graph(program: Any) -> nx.DiGraph:
 
 
 def _label(program: Any, step: Step, node: str) -> str:
-    kind = type(step).__name__.removesuffix("Step").lower()
     site = program.sites.get(node)
     if site is not None and site.kind == "index":
         return f"index {node} : {program.index_maps[node][0].name} -> {site.values_in}\n(data)"
-    if isinstance(step, (SampleStep, ObserveStep)):
-        plate = f" : {step.index_set.name}" if step.index_set is not None else ""
-        via = f" [via={step.via}]" if getattr(step, "via", None) else ""
-        return f"{kind} {step.name}{plate}\n{step.family.name}{via}"
-    if isinstance(step, MarginalizeStep):
-        return f"marginalize {step.name} : {step.support.name}"
-    name = getattr(step, "name", None)
-    if kind == "indexmap":
-        return f"index {step.name} : {step.dom.name} -> {step.cod.name}"
-    if kind == "data":
-        plate = f" : {step.index_set.name}" if step.index_set is not None else ""
-        return f"data {step.name}{plate}\n(data)"
-    return f"{kind} {name}" if name else node.split("#")[0]
+    if step.kind == "data":
+        return f"{step.label()}\n(data)"
+    family = getattr(step, "family", None)
+    if family is not None:  # the family on a line of its own
+        head, _, tail = step.label().partition(" <- ")
+        return f"{head}\n{tail}"
+    return step.label()
 
 
 def _plate(program: Any, node: str) -> str | None:
@@ -148,7 +140,7 @@ def draw_program(program: Any, ax: Any = None, title: str | None = None) -> Any:
     colour = {p: _PLATE_COLOURS[i % len(_PLATE_COLOURS)] for i, p in enumerate(plates)}
 
     for row, (node, step, depth) in enumerate(rows):
-        if not isinstance(step, MarginalizeStep):
+        if not step.children():
             continue
         last = row
         for r in range(row + 1, len(rows)):
@@ -162,7 +154,8 @@ def draw_program(program: Any, ax: Any = None, title: str | None = None) -> Any:
             boxstyle="round,pad=0.02", fill=False, linestyle="--", edgecolor="#d95f02", linewidth=1.2,
         )
         ax.add_patch(box)
-        over = f" [over={step.over.name}]" if step.over is not None else ""
+        over = getattr(step, "over", None)
+        over = f" [over={over.name}]" if over is not None else ""
         ax.text(min(xs) - pad, -row + 0.5 - 0.05 * depth, f"sum over {step.name} : {step.support.name}{over}",
                 ha="left", va="bottom", fontsize=7, color="#d95f02")
 
@@ -175,7 +168,7 @@ def draw_program(program: Any, ax: Any = None, title: str | None = None) -> Any:
     for node, step, _ in rows:
         x, y = pos[node]
         site = program.sites.get(node)
-        kind = site.kind if site is not None else type(step).__name__.removesuffix("Step").lower()
+        kind = site.kind if site is not None else step.kind
         plate = _plate(program, node)
         ax.text(x, y, _label(program, step, node), ha="center", va="center", fontsize=8,
                 bbox=dict(boxstyle="round,pad=0.35", facecolor=_FILL.get(kind, "#ffffff"),

@@ -127,6 +127,11 @@ class Expr:
             s.name for s in self.sympy.free_symbols if not s.name.startswith("__const")
         )
 
+    def rename(self, mapping: Mapping[str, str]) -> Expr:
+        """This expression reading ``mapping[n]`` wherever it read ``n``."""
+        symbols = {sympy.Symbol(old, real=True): sympy.Symbol(new, real=True) for old, new in mapping.items()}
+        return Expr(self.sympy.xreplace(symbols))
+
     def __repr__(self) -> str:
         return f"Expr({self.sympy})"
 

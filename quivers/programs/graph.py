@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import networkx as nx
 
 from quivers.errors import GraphError, QuiversTypeError, UnknownNameError
-from quivers.programs.steps import MarginalizeStep, Step
+from quivers.programs.steps import Step
 
 __all__ = ["node_name", "dependency_graph", "block_order", "scope_defines", "to_dot", "recursion_error"]
 
@@ -34,7 +34,7 @@ def node_name(step: Step, position: int, block: str | None = None) -> str:
     (``block`` names the enclosing marginalized latent, if any)."""
     if step.defines is not None:
         return step.defines
-    kind = type(step).__name__.removesuffix("Step").lower()
+    kind = step.kind
     return f"{kind}#{position}" if block is None else f"{kind}#{block}.{position}"
 
 
@@ -57,22 +57,24 @@ def recursion_error(name: str, span=None) -> GraphError:
 
 
 def scope_defines(step: Step) -> set[str]:
-    """Names a step makes visible to its siblings: a marginalize block
-    exports the sites of its body, never its latent."""
-    if isinstance(step, MarginalizeStep):
+    """Names a step makes visible to its siblings: a block (a step with a
+    body) exports the sites of its body, never its latent."""
+    body = step.children()
+    if body:
         out: set[str] = set()
-        for s in step.body:
+        for s in body:
             out |= scope_defines(s)
         return out
     return {step.defines} if step.defines is not None else set()
 
 
 def _block_reads(step: Step) -> set[str]:
-    if not isinstance(step, MarginalizeStep):
+    body = step.children()
+    if not body:
         return set(step.reads)
     inner = set(step.reads)
-    defined = {step.name}
-    for s in step.body:
+    defined = {step.defines}
+    for s in body:
         inner |= _block_reads(s)
         defined |= scope_defines(s)
     return inner - defined
@@ -98,21 +100,20 @@ def _add_block(g: nx.DiGraph, steps: Sequence[Step], outer: frozenset[str], bloc
     latents: set[str] = set()
     for s in steps:
         own = {s.defines} if s.defines is not None else set()
-        if isinstance(s, MarginalizeStep):
-            latents.add(s.name)
+        if s.children():
+            latents.add(s.defines)
         for name in scope_defines(s) | own:
             if name in defined or name in outer or name in g:
                 raise GraphError(f"`{name}` is defined twice", span=getattr(s, "span", None))
             defined[name] = s
     block = blocks[-1] if blocks else None
     for i, s in enumerate(steps):
-        kind = type(s).__name__.removesuffix("Step").lower()
-        g.add_node(node_name(s, i, block), step=s, blocks=blocks, kind=kind)
+        g.add_node(node_name(s, i, block), step=s, blocks=blocks, kind=s.kind)
     # A marginalized latent is visible in its body only, never to siblings.
     visible = frozenset(set(defined) - latents) | outer
     for s in steps:
-        if isinstance(s, MarginalizeStep):
-            _add_block(g, s.body, (visible - scope_defines(s)) | {s.name}, blocks + (s.name,))
+        if s.children():
+            _add_block(g, s.children(), (visible - scope_defines(s)) | {s.defines}, blocks + (s.defines,))
     for i, s in enumerate(steps):
         node = node_name(s, i, block)
         for name in sorted(s.reads):
@@ -153,24 +154,6 @@ def block_order(steps: Sequence[Step], outer: frozenset[str] = frozenset()) -> l
 
 def _dot_id(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _label(step: Step, node: str) -> str:
-    kind = type(step).__name__.removesuffix("Step").lower()
-    index_set = getattr(step, "index_set", None)
-    plate = f" : {index_set.name}" if index_set is not None else ""
-    if kind in ("sample", "observe"):
-        via = f" [via={step.via}]" if getattr(step, "via", None) else ""
-        return f"{kind} {step.name}{plate} <- {step.family.name}{via}"
-    if kind == "indexmap":
-        return f"index_map {step.name} : {step.dom.name} -> {step.cod.name}"
-    if kind == "marginalize":
-        return f"marginalize {step.name} : {step.support.name}"
-    if kind == "let":
-        return f"let {step.name}"
-    if kind == "data":
-        return f"data {step.name}{plate}"
-    return node.split("#")[0]
 
 
 def to_dot(program: object) -> str:
@@ -217,18 +200,18 @@ def to_dot(program: object) -> str:
         pad = "  " * depth
         for node in children.get(blocks, []):
             step = g.nodes[node]["step"]
-            shape = ", shape=diamond" if isinstance(step, MarginalizeStep) else ""
-            if isinstance(step, MarginalizeStep):
+            if step.children():
                 inner = blocks + (node,)
-                over = f" [over={step.over.name}]" if step.over is not None else ""
+                over = getattr(step, "over", None)
+                over = f" [over={over.name}]" if over is not None else ""
                 lines.append(f"{pad}subgraph {_dot_id('cluster_' + node)} {{")
-                lines.append(f"{pad}  label={_dot_id(f'marginalize {node} : {step.support.name}{over}')};")
+                lines.append(f"{pad}  label={_dot_id(step.label() + over)};")
                 lines.append(f"{pad}  style=rounded;")
-                lines.append(f"{pad}  {_dot_id(node)} [label={_dot_id(_label(step, node))}{shape}];")
+                lines.append(f"{pad}  {_dot_id(node)} [label={_dot_id(step.label())}, shape=diamond];")
                 emit(inner, depth + 1)
                 lines.append(f"{pad}}}")
             else:
-                lines.append(f"{pad}{_dot_id(node)} [label={_dot_id(_label(step, node))}];")
+                lines.append(f"{pad}{_dot_id(node)} [label={_dot_id(step.label())}];")
 
     emit((), 1)
     for a, b in g.edges:

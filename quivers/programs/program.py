@@ -200,15 +200,15 @@ class Program(nn.Module):
                     raise in_step(err, s) from None
 
         def compile_step(s: Step) -> None:
-            if isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
-                fam = s.prior if isinstance(s, MarginalizeStep) else s.family
+            law = _law(s)
+            if law is not None:
                 target = self._param_target(s)
                 params[id(s)] = {}
-                for key, e in fam.args.items():
+                for key, e in law.args.items():
                     params[id(s)][key] = compile_expr(e)
-                    kind = "marginalize" if isinstance(s, MarginalizeStep) else "step"
+                    kind = "step" if isinstance(s, (SampleStep, ObserveStep)) else s.kind
                     where = f"{kind} `{s.name}`, parameter `{key}`"
-                    self._register_constants(e, target, fam.spec.param(key).event_rank, where)
+                    self._register_constants(e, target, law.spec.param(key).event_rank, where)
             if isinstance(s, MarkovStep):
                 site, k = self.sites[s.name], s.support
                 seq = (site.dims[:-1], site.shape[:-1])
@@ -222,11 +222,11 @@ class Program(nn.Module):
                         self._register_constants(e, target, 0, f"markov `{s.name}`, {what} `{key}`")
             if isinstance(s, (LetStep, FactorStep, ReturnStep)):
                 exprs[id(s)] = compile_expr(s.expr)
-                where = f"let `{s.name}`" if isinstance(s, LetStep) else type(s).__name__.removesuffix("Step").lower()
+                where = f"let `{s.name}`" if isinstance(s, LetStep) else s.kind
                 self._register_constants(s.expr, None, 0, where)
-            if isinstance(s, MarginalizeStep):
-                order[id(s)] = block_order(s.body)
-                visit(s.body)
+            if s.children():
+                order[id(s)] = block_order(s.children())
+                visit(s.children())
 
         visit(self.steps)
         lets = check_shapes(
@@ -717,6 +717,18 @@ class Program(nn.Module):
         from quivers.programs.compose import tensor
 
         return tensor(other, self)
+
+
+def _law(s: Step):
+    """The family a step draws, scores or sums out with (a chain's
+    transition), or None."""
+    if isinstance(s, (SampleStep, ObserveStep)):
+        return s.family
+    if isinstance(s, MarginalizeStep):
+        return s.prior
+    if isinstance(s, MarkovStep):
+        return s.trans
+    return None
 
 
 def _with_input(name: str, dom: FinSet, input: str | None, steps: tuple, span: Span | None) -> tuple:

@@ -289,10 +289,10 @@ class _Checker:
             raise ShapeError(f"markov `{s.name}`: the latent has the name of an index set; rename one of them")
         # (family, what, the axes it may vary over, those of which it needs one)
         if s.order == 2:
-            laws = [(s.prior, "transition", {k, k + "'", k + "''"} | set(site.dims), (k + "''",)),
+            laws = [(s.trans, "transition", {k, k + "'", k + "''"} | set(site.dims), (k + "''",)),
                     (s.first, "first step", {k, k + "'"} | set(seq), (k + "'",))]
         else:
-            laws = [(s.prior, "transition", {k, k + "'"} | set(site.dims), (k, k + "'"))]
+            laws = [(s.trans, "transition", {k, k + "'"} | set(site.dims), (k, k + "'"))]
         if s.init is not None:
             laws.append((s.init, "initial law", {k} | set(seq), (k,)))
         for fam, what, allowed, need in laws:

@@ -28,7 +28,7 @@ from torch.distributions import constraints
 from quivers.categories import FinSet
 from quivers.distributions import Family
 from quivers.errors import QuiversTypeError, ShapeError
-from quivers.programs.chain import MarkovStep, markov_rows
+from quivers.programs.chain import MarkovStep
 from quivers.programs.expr import Expr, constant_tensors
 from quivers.programs.named import plate_dims
 from quivers.programs.steps import (
@@ -141,11 +141,11 @@ class Analysis:
     rows: dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
 
 
-def _walk(steps: Sequence[Step], blocks: tuple[MarginalizeStep, ...] = ()) -> Iterator[tuple[Step, tuple[MarginalizeStep, ...]]]:
+def _walk(steps: Sequence[Step], blocks: tuple[Step, ...] = ()) -> Iterator[tuple[Step, tuple[Step, ...]]]:
+    """Every step with the blocks (steps with a body) that enclose it."""
     for s in steps:
         yield s, blocks
-        if isinstance(s, MarginalizeStep):
-            yield from _walk(s.body, blocks + (s,))
+        yield from _walk(s.children(), blocks + (s,))
 
 
 def _bare_name(e: object) -> str | None:
@@ -187,11 +187,10 @@ def analyze(steps: Sequence[Step]) -> Analysis:
             sites[s.name] = Site(s.name, "data", dims, shape, s, None, None, names)
         elif isinstance(s, InputStep):
             sites[s.name] = Site(s.name, "input", (), (), s, None, s.dom.name, names, s.dom.size)
-        elif isinstance(s, MarginalizeStep):
+        elif isinstance(s, (MarginalizeStep, MarkovStep)):
             dims, shape = rows[s.name]
-            sites[s.name] = Site(
-                s.name, "marginal", dims, shape, s, s.prior, s.support.name, names, s.support.size
-            )
+            law = s.prior if isinstance(s, MarginalizeStep) else s.trans
+            sites[s.name] = Site(s.name, "marginal", dims, shape, s, law, s.support.name, names, s.support.size)
         elif isinstance(s, LetStep):
             sites[s.name] = Site(s.name, "deterministic", (), (), s, None, None, names)
     return Analysis(sites, index_maps, rows)
@@ -205,7 +204,7 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
     for s, blocks in walked:
         if not isinstance(s, ObserveStep) or s.via is None:
             continue
-        grouped = [b for b in blocks if b.over is not None]
+        grouped = [b for b in blocks if getattr(b, "over", None) is not None]
         if not grouped:
             raise QuiversTypeError(
                 f"observe `{s.name}` has [via={s.via}] but no enclosing marginalize has [over=...]",
@@ -249,7 +248,7 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
 def _shape_rule(walked, defining) -> dict[str, FinSet]:
     extra: dict[str, FinSet] = {}
     for s, _ in walked:
-        if not isinstance(s, MarginalizeStep) or isinstance(s, MarkovStep):
+        if not isinstance(s, MarginalizeStep):
             continue
         arg = next(iter(s.prior.args.values()))
         name = _bare_name(arg)
@@ -266,10 +265,10 @@ def _shape_rule(walked, defining) -> dict[str, FinSet]:
 def _rows(walked, index_maps) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
     rows = {}
     for s, blocks in walked:
-        if not isinstance(s, MarginalizeStep):
-            continue
         if isinstance(s, MarkovStep):
             rows[s.name] = markov_rows(s, blocks, index_maps)
+            continue
+        if not isinstance(s, MarginalizeStep):
             continue
         if s.over is not None:
             rows[s.name] = plate_dims(s.over)
@@ -296,6 +295,44 @@ def _rows(walked, index_maps) -> dict[str, tuple[tuple[str, ...], tuple[int, ...
             )
         rows[s.name] = next(iter(plates), ((), ()))
     return rows
+
+
+def markov_rows(s: MarkovStep, blocks: tuple, index_maps) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The axes of the latent path of ``s`` (its domain's), after checking
+    where ``s`` stands, where its body observes and what ``until`` names."""
+    if blocks:
+        raise QuiversTypeError(
+            f"markov `{s.name}` is inside the block of `{blocks[-1].name}`; a chain must stand at the "
+            "top level of a program",
+            span=s.span,
+        )
+    dims = plate_dims(s.index_set)
+    for b in s.body:
+        for t in b.walk():
+            if isinstance(t, ObserveStep) and plate_dims(t.index_set)[0] != dims[0]:
+                on = f"`{t.index_set.name}`" if t.index_set is not None else "no plate"
+                raise ShapeError(
+                    f"observe `{t.name}` in the body of markov `{s.name}` is on {on}, but the path is "
+                    f"over `{s.index_set.name}`",
+                    span=t.span or s.span,
+                    hint=f"observe on `{s.index_set.name}`: each step scores its own state",
+                )
+    if s.until is not None:
+        seq, time = s.index_set.factors
+        if s.until not in index_maps:
+            raise QuiversTypeError(
+                f"until={s.until} of markov `{s.name}` must name an index map `{seq.name} -> {time.name}`",
+                span=s.span,
+                hint=f"declare it with index_map({s.until!r}, {seq.name}, {time.name}) and pass it as data",
+            )
+        dom, cod = index_maps[s.until]
+        if (dom, cod) != (seq, time):
+            raise ShapeError(
+                f"until={s.until} of markov `{s.name}` is an index map `{dom.name} -> {cod.name}`, "
+                f"but the path needs `{seq.name} -> {time.name}` (the last step of each sequence)",
+                span=s.span,
+            )
+    return dims
 
 
 def _check_event(s: SampleStep | ObserveStep, dims, shape) -> None:

@@ -21,8 +21,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from quivers.categories import FinSet
@@ -38,33 +38,155 @@ __all__ = [
 ]
 
 
+REFERENCE = {"ref": True}
+"""Metadata of a field that holds the name of another step (``via``,
+``until``): :meth:`Step.reads` reads it and :meth:`Step.rename` renames it."""
+
+
 @dataclass(frozen=True)
 class Step:
-    """Base of all steps; ``span`` locates the step in QVR source."""
+    """Base of all steps; ``span`` locates the step in QVR source.
+
+    The traversal is generic, derived from the dataclass fields as stanc3's
+    middle IR derives ``map`` and ``fold``: an :class:`Expr` field, or a
+    :class:`Family` whose arguments are expressions, holds expressions
+    (:meth:`exprs`, :meth:`map_exprs`); a :class:`FinSet` field is a set
+    (:meth:`sets`, :meth:`map_sets`); a tuple of steps is a body
+    (:meth:`children`, :meth:`map_children`); a field marked :data:`REFERENCE`
+    names another step. A new kind of step declares its fields and is
+    read, renamed, resized and walked without further code.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Categorical, Normal
+    >>> from quivers.programs.expr import var
+    >>> K, I = FinSet("K", 2), FinSet("I", 3)
+    >>> m = marginalize("z", K, Categorical(var("w")), [observe("y", I, Normal(var("mu")[var("z")], 1.0))])
+    >>> [str(e.sympy) for e in m.exprs()], [t.name for t in m.children()]
+    (['w'], ['y'])
+    >>> sorted(m.rename({"w": "v", "y": "x", "mu": "m"}).walk_reads())
+    ['m', 'v', 'z']
+    """
 
     @property
     def defines(self) -> str | None:
-        return None
+        return getattr(self, "name", None) if _defining(self) else None
 
     @property
     def reads(self) -> frozenset[str]:
-        return frozenset()
+        """The names this step's own expressions and references read (a
+        block's body reads for itself: see :func:`quivers.programs.graph`)."""
+        out: set[str] = set()
+        for e in self.exprs():
+            out |= e.names()
+        for f in _fields(self):
+            if f.metadata.get("ref") and getattr(self, f.name) is not None:
+                out.add(getattr(self, f.name))
+        return frozenset(out)
 
     @property
     def effect(self) -> Effect:
         return Effect.Pure
 
-    def walk(self) -> Iterable[Step]:
+    @property
+    def kind(self) -> str:
+        """The step's keyword: ``sample``, ``marginalize``, ``markov``..."""
+        return type(self).__name__.removesuffix("Step").lower()
+
+    def label(self) -> str:
+        """One line that says what the step is, for drawings and messages."""
+        name = self.defines
+        return self.kind if name is None else f"{self.kind} {name}"
+
+    def walk(self) -> Iterator[Step]:
         """This step and, for blocks, every step nested in it."""
         yield self
+        for c in self.children():
+            yield from c.walk()
+
+    def walk_reads(self) -> frozenset[str]:
+        """Every name this step or a step nested in it reads."""
+        return frozenset().union(*(t.reads for t in self.walk()))
+
+    # ------------------------------------------------ the generic traversal
+
+    def exprs(self) -> Iterator[Expr]:
+        """The expressions of this step (not of its body), fields in order."""
+        for f in _fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Expr):
+                yield v
+            elif isinstance(v, Family):
+                yield from (a for a in v.args.values() if isinstance(a, Expr))
+
+    def map_exprs(self, fn: Callable[[Expr], Expr]) -> Step:
+        """This step with ``fn`` applied to each of its own expressions."""
+        changes: dict[str, Any] = {}
+        for f in _fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Expr):
+                changes[f.name] = fn(v)
+            elif isinstance(v, Family):
+                changes[f.name] = Family(v.spec, {k: fn(a) if isinstance(a, Expr) else a for k, a in v.args.items()})
+        return replace(self, **changes) if changes else self
+
+    def sets(self) -> Iterator[FinSet]:
+        """The finite sets this step is declared on (index sets, supports,
+        grouping plates, domains), fields in order."""
+        for f in _fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, FinSet):
+                yield v
+
+    def map_sets(self, fn: Callable[[FinSet], FinSet]) -> Step:
+        """This step with ``fn`` applied to each of its own sets."""
+        changes = {f.name: fn(getattr(self, f.name)) for f in _fields(self) if isinstance(getattr(self, f.name), FinSet)}
+        return replace(self, **changes) if changes else self
+
+    def children(self) -> tuple[Step, ...]:
+        """The steps of this step's body (empty for a step without one)."""
+        out: tuple[Step, ...] = ()
+        for f in _fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, tuple) and v and all(isinstance(t, Step) for t in v):
+                out += v
+        return out
+
+    def map_children(self, fn: Callable[[Step], Step]) -> Step:
+        """This step with ``fn`` applied to each step of its body."""
+        changes = {}
+        for f in _fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, tuple) and v and all(isinstance(t, Step) for t in v):
+                changes[f.name] = tuple(fn(t) for t in v)
+        return replace(self, **changes) if changes else self
+
+    def rename(self, mapping: Mapping[str, str]) -> Step:
+        """This step and its body with every name in ``mapping`` renamed:
+        what it defines, what it references and what its expressions read."""
+        out = self.map_exprs(lambda e: e.rename(mapping)).map_children(lambda t: t.rename(mapping))
+        changes = {}
+        for f in _fields(out):
+            v = getattr(out, f.name)
+            if (f.name == "name" or f.metadata.get("ref")) and isinstance(v, str) and v in mapping:
+                changes[f.name] = mapping[v]
+        return replace(out, **changes) if changes else out
 
 
-def _family_reads(fam: Family) -> frozenset[str]:
-    out: set[str] = set()
-    for v in fam.args.values():
-        if isinstance(v, Expr):
-            out |= v.names()
-    return frozenset(out)
+def _fields(step: Step) -> tuple:
+    return _FIELDS.get(type(step)) or _FIELDS.setdefault(type(step), tuple(
+        f for f in fields(step) if f.name != "span"
+    ))
+
+
+_FIELDS: dict[type, tuple] = {}
+
+
+def _defining(step: Step) -> bool:
+    """Whether the ``name`` field of ``step`` defines a name (a factor or a
+    return has none)."""
+    return any(f.name == "name" for f in _fields(step))
 
 
 def _symbolic(fam: Family) -> Family:
@@ -98,13 +220,10 @@ class SampleStep(Step):
     family: Family
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def defines(self) -> str:
-        return self.name
-
-    @property
-    def reads(self) -> frozenset[str]:
-        return _family_reads(self.family)
+    def label(self) -> str:
+        plate = f" : {self.index_set.name}" if self.index_set is not None else ""
+        via = f" [via={self.via}]" if getattr(self, "via", None) else ""
+        return f"{self.kind} {self.name}{plate} <- {self.family.name}{via}"
 
     @property
     def effect(self) -> Effect:
@@ -116,16 +235,13 @@ class ObserveStep(Step):
     name: str
     index_set: FinSet | None
     family: Family
-    via: str | None = None
+    via: str | None = field(default=None, metadata=REFERENCE)
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def defines(self) -> str:
-        return self.name
-
-    @property
-    def reads(self) -> frozenset[str]:
-        return _family_reads(self.family) | ({self.via} if self.via else set())
+    def label(self) -> str:
+        plate = f" : {self.index_set.name}" if self.index_set is not None else ""
+        via = f" [via={self.via}]" if getattr(self, "via", None) else ""
+        return f"{self.kind} {self.name}{plate} <- {self.family.name}{via}"
 
     @property
     def effect(self) -> Effect:
@@ -141,22 +257,12 @@ class MarginalizeStep(Step):
     over: FinSet | None = None
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def defines(self) -> str:
-        return self.name
-
-    @property
-    def reads(self) -> frozenset[str]:
-        return _family_reads(self.prior)
+    def label(self) -> str:
+        return f"marginalize {self.name} : {self.support.name}"
 
     @property
     def effect(self) -> Effect:
         return Effect.Marginal
-
-    def walk(self) -> Iterable[Step]:
-        yield self
-        for s in self.body:
-            yield from s.walk()
 
 
 @dataclass(frozen=True)
@@ -165,23 +271,11 @@ class LetStep(Step):
     expr: Expr
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def defines(self) -> str:
-        return self.name
-
-    @property
-    def reads(self) -> frozenset[str]:
-        return self.expr.names()
-
 
 @dataclass(frozen=True)
 class FactorStep(Step):
     expr: Expr
     span: Span | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def reads(self) -> frozenset[str]:
-        return self.expr.names()
 
     @property
     def effect(self) -> Effect:
@@ -193,10 +287,6 @@ class ReturnStep(Step):
     expr: Expr
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def reads(self) -> frozenset[str]:
-        return self.expr.names()
-
 
 @dataclass(frozen=True)
 class IndexMapStep(Step):
@@ -205,9 +295,8 @@ class IndexMapStep(Step):
     cod: FinSet
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def defines(self) -> str:
-        return self.name
+    def label(self) -> str:
+        return f"index_map {self.name} : {self.dom.name} -> {self.cod.name}"
 
 
 @dataclass(frozen=True)
@@ -222,9 +311,9 @@ class DataStep(Step):
     broadcast: bool = False
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def defines(self) -> str:
-        return self.name
+    def label(self) -> str:
+        plate = f" : {self.index_set.name}" if self.index_set is not None else ""
+        return f"data {self.name}{plate}"
 
 
 @dataclass(frozen=True)
@@ -237,10 +326,6 @@ class InputStep(Step):
     name: str
     dom: FinSet
     span: Span | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def defines(self) -> str:
-        return self.name
 
 
 def sample(name: str, index_set: FinSet | None, family: Family, *, span: Span | None = None) -> SampleStep:

@@ -32,14 +32,13 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 from quivers.categories import FinSet
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
 from quivers.programs.chain import MarkovStep
 from quivers.programs.named import plate_dims
-from quivers.programs.steps import DataStep, IndexMapStep, MarginalizeStep, ObserveStep, SampleStep, Step
+from quivers.programs.steps import Step
 
 __all__ = ["subsample"]
 
@@ -57,20 +56,7 @@ def _resize(s: FinSet | None, sizes: Mapping[str, int]) -> FinSet | None:
 
 
 def _step(step: Step, sizes: Mapping[str, int]) -> Step:
-    if isinstance(step, (SampleStep, ObserveStep, DataStep)):
-        return dataclasses.replace(step, index_set=_resize(step.index_set, sizes))
-    if isinstance(step, IndexMapStep):
-        return dataclasses.replace(step, dom=_resize(step.dom, sizes), cod=_resize(step.cod, sizes))
-    if isinstance(step, MarginalizeStep):
-        path = {"index_set": _resize(step.index_set, sizes)} if isinstance(step, MarkovStep) else {}
-        return dataclasses.replace(
-            step,
-            support=_resize(step.support, sizes),
-            over=_resize(step.over, sizes),
-            body=tuple(_step(t, sizes) for t in step.body),
-            **path,
-        )
-    return step
+    return step.map_sets(lambda s: _resize(s, sizes)).map_children(lambda t: _step(t, sizes))
 
 
 def subsample(program, sizes: Mapping[str, int]):
