@@ -299,7 +299,7 @@ class _Emitter:
         self._names()
 
     def _constants(self) -> None:
-        dims_of = getattr(self.p, "_constant_dims", {})
+        constants = self.p.constants
         for s, _ in self.walk(self.p.steps):
             if isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
                 fam = s.prior if isinstance(s, MarginalizeStep) else s.family
@@ -313,11 +313,10 @@ class _Emitter:
                 for j, sym in enumerate(syms):
                     if sym in self.constants:
                         continue
-                    buf, dims = dims_of.get(sym, (None, None))
-                    if buf is None or any(d.startswith("__") for d in dims):
+                    tensor, dims = constants.get(sym, (None, None))
+                    if tensor is None or any(d.startswith("__") for d in dims):
                         raise self.fail(f"the tensor constant in `{base}` has no named axes Stan can declare", s)
                     stan = base if len(syms) == 1 else f"{base}_{j + 1}"
-                    tensor = getattr(self.p, buf)
                     for d, n in zip(dims, tensor.shape[tensor.dim() - len(dims):]):
                         self.sizes.setdefault(d, int(n))
                     self.constants[sym] = (stan, tuple(dims), tensor)

@@ -90,7 +90,7 @@ __all__ = ["MarkovStep", "markov", "run_markov"]
 @dataclass(frozen=True)
 class MarkovStep(Step):
     """A block that sums out a latent path ``index_set -> support`` with a
-    Markov prior: ``init`` at the first step, ``trans`` (the transition)
+    Markov prior: ``init`` at the first step, ``prior`` (the transition)
     after, ``first`` the second step of a second-order chain, ``until`` the
     index map that ends each sequence. A sibling of
     :class:`~quivers.programs.steps.MarginalizeStep`, not a kind of it: its
@@ -99,7 +99,7 @@ class MarkovStep(Step):
     name: str
     index_set: FinSet
     support: FinSet
-    trans: Family
+    prior: Family
     body: tuple[Step, ...]
     init: Family | None = None
     first: Family | None = None

@@ -41,7 +41,7 @@ from quivers.programs.relaxed import RelaxedValue, soft_index
 
 __all__ = [
     "Expr", "var", "const", "call", "apply", "pair", "FUNCTIONS", "compile_expr", "as_expr",
-    "constant_tensors", "constant_axes", "index_function", "IndexFunction", "REF",
+    "constant_tensors", "constant_axes", "index_function", "IndexFunction", "Constant", "REF",
     "stack", "vector", "matrix", "stack_set", "STACK", "BUILDERS",
 ]
 
@@ -79,26 +79,56 @@ FUNCTIONS: dict[str, Callable[..., sympy.Basic]] = {
 }
 """Functions an expression may call, by name."""
 
-_CONSTANTS: dict[str, torch.Tensor] = {}
-_CONSTANT_AXES: dict[str, tuple[FinSet, ...]] = {}
 _fresh = itertools.count()
 
 
-def _sym(value: Any) -> sympy.Basic:
+class Constant:
+    """A tensor an expression holds, and the finite sets that name its
+    axes (``over``, from :func:`const`) or None."""
+
+    __slots__ = ("tensor", "over")
+
+    def __init__(self, tensor: torch.Tensor, over: tuple[FinSet, ...] | None = None) -> None:
+        self.tensor, self.over = tensor, over
+
+
+Tables = Mapping[str, Any]
+"""What an expression holds by symbol name: :class:`Constant` s (``__const``
+symbols) and :class:`IndexFunction` s (``__map`` functions)."""
+
+_EMPTY: Tables = {}
+
+
+def _merge(*tables: Tables) -> Tables:
+    """The union of ``tables`` (never mutated: an empty or lone table is shared)."""
+    nonempty = [t for t in tables if t]
+    if len(nonempty) <= 1:
+        return nonempty[0] if nonempty else _EMPTY
+    out: dict[str, Any] = {}
+    for t in nonempty:
+        out.update(t)
+    return out
+
+
+def _lift(value: Any) -> tuple[sympy.Basic, Tables]:
+    """``value`` as a sympy tree and the tables it holds."""
     if isinstance(value, Expr):
-        return value.sympy
+        return value.sympy, value.tables
+    if isinstance(value, torch.Tensor) and not (value.dim() == 0 and not value.requires_grad):
+        name = f"__const{next(_fresh)}"
+        return sympy.Symbol(name, real=True), {name: Constant(value)}
+    return _sym(value), _EMPTY
+
+
+def _sym(value: Any) -> sympy.Basic:
     if isinstance(value, bool):
         return sympy.Integer(int(value))
     if isinstance(value, numbers.Integral):
         return sympy.Integer(int(value))
     if isinstance(value, numbers.Real):
         return sympy.Float(float(value))
-    if isinstance(value, torch.Tensor):
-        if value.dim() == 0 and not value.requires_grad:
-            return _sym(value.item())
-        name = f"__const{next(_fresh)}"
-        _CONSTANTS[name] = value
-        return sympy.Symbol(name, real=True)
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.requires_grad:
+        return _sym(value.item())
     if isinstance(value, str):
         return sympy.Symbol(value, real=True)
     if isinstance(value, sympy.Basic):
@@ -110,16 +140,27 @@ class Expr:
     """A symbolic expression over a program's names.
 
     Supports ``+ - * / **``, unary minus, and indexing ``x[i]``, ``x[i, j]``.
+    It owns its data: the tensors and index tables it holds travel with it
+    (:attr:`tables`), are merged by its operators, and go when it goes.
     """
 
-    __slots__ = ("sympy",)
+    __slots__ = ("sympy", "tables")
 
-    def __init__(self, expr: Any) -> None:
-        self.sympy = _sym(expr)
+    def __init__(self, expr: Any, tables: Tables = _EMPTY) -> None:
+        e, own = _lift(expr)
+        self.sympy = e
+        self.tables = _merge(own, tables)
 
     @classmethod
-    def from_sympy(cls, expr: sympy.Basic) -> Expr:
-        return cls(expr)
+    def from_sympy(cls, expr: sympy.Basic, tables: Tables = _EMPTY) -> Expr:
+        return cls(expr, tables)
+
+    def _with(self, e: sympy.Basic, *others: Any) -> Expr:
+        """A new expression ``e`` holding the tables of ``self`` and ``others``."""
+        out = Expr.__new__(Expr)
+        out.sympy = e
+        out.tables = _merge(self.tables, *(o.tables for o in others if isinstance(o, Expr)))
+        return out
 
     def names(self) -> frozenset[str]:
         """The program names the expression reads."""
@@ -127,10 +168,25 @@ class Expr:
             s.name for s in self.sympy.free_symbols if not s.name.startswith("__const")
         )
 
+    def constants(self) -> dict[str, Constant]:
+        """The tensor constants the expression holds, by symbol name.
+
+        Examples
+        --------
+        >>> e = const(torch.ones(2)) * var("x")
+        >>> [(c.tensor.shape, c.over) for c in e.constants().values()]
+        [(torch.Size([2]), None)]
+        """
+        return {
+            s.name: self.tables[s.name]
+            for s in self.sympy.free_symbols
+            if isinstance(self.tables.get(s.name), Constant)
+        }
+
     def rename(self, mapping: Mapping[str, str]) -> Expr:
         """This expression reading ``mapping[n]`` wherever it read ``n``."""
         symbols = {sympy.Symbol(old, real=True): sympy.Symbol(new, real=True) for old, new in mapping.items()}
-        return Expr(self.sympy.xreplace(symbols))
+        return self._with(self.sympy.xreplace(symbols))
 
     def __repr__(self) -> str:
         return f"Expr({self.sympy})"
@@ -141,42 +197,50 @@ class Expr:
     def __hash__(self) -> int:
         return hash(self.sympy)
 
+    def _op(self, o: Any, fn: Callable[[sympy.Basic, sympy.Basic], sympy.Basic]) -> Expr:
+        e, tables = _lift(o)
+        out = self._with(fn(self.sympy, e))
+        out.tables = _merge(out.tables, tables)
+        return out
+
     def __getitem__(self, key: Any) -> Expr:
-        keys = key if isinstance(key, tuple) else (key,)
-        return Expr(INDEX(self.sympy, *(_sym(k) for k in keys)))
+        keys = [_lift(k) for k in (key if isinstance(key, tuple) else (key,))]
+        out = self._with(INDEX(self.sympy, *(k for k, _ in keys)))
+        out.tables = _merge(out.tables, *(t for _, t in keys))
+        return out
 
     def __add__(self, o: Any) -> Expr:
-        return Expr(self.sympy + _sym(o))
+        return self._op(o, lambda a, b: a + b)
 
     def __radd__(self, o: Any) -> Expr:
-        return Expr(_sym(o) + self.sympy)
+        return self._op(o, lambda a, b: b + a)
 
     def __sub__(self, o: Any) -> Expr:
-        return Expr(self.sympy - _sym(o))
+        return self._op(o, lambda a, b: a - b)
 
     def __rsub__(self, o: Any) -> Expr:
-        return Expr(_sym(o) - self.sympy)
+        return self._op(o, lambda a, b: b - a)
 
     def __mul__(self, o: Any) -> Expr:
-        return Expr(self.sympy * _sym(o))
+        return self._op(o, lambda a, b: a * b)
 
     def __rmul__(self, o: Any) -> Expr:
-        return Expr(_sym(o) * self.sympy)
+        return self._op(o, lambda a, b: b * a)
 
     def __truediv__(self, o: Any) -> Expr:
-        return Expr(self.sympy / _sym(o))
+        return self._op(o, lambda a, b: a / b)
 
     def __rtruediv__(self, o: Any) -> Expr:
-        return Expr(_sym(o) / self.sympy)
+        return self._op(o, lambda a, b: b / a)
 
     def __pow__(self, o: Any) -> Expr:
-        return Expr(self.sympy ** _sym(o))
+        return self._op(o, lambda a, b: a**b)
 
     def __rpow__(self, o: Any) -> Expr:
-        return Expr(_sym(o) ** self.sympy)
+        return self._op(o, lambda a, b: b**a)
 
     def __neg__(self) -> Expr:
-        return Expr(-self.sympy)
+        return self._with(-self.sympy)
 
 
 def var(name: str) -> Expr:
@@ -196,7 +260,7 @@ def const(value: Any, over: FinSet | None = None) -> Expr:
     --------
     >>> A, B = FinSet("A", 2), FinSet("B", 3)
     >>> e = const(torch.ones(2, 3), A * B)[var("a")]
-    >>> sorted(constant_axes(e).values())
+    >>> list(constant_axes(e).values())
     [(FinSet('A', 2), FinSet('B', 3))]
     """
     if over is None:
@@ -210,15 +274,13 @@ def const(value: Any, over: FinSet | None = None) -> Expr:
             f"a constant of shape {tuple(value.shape)} does not fit `{over.name}`, of shape {over.shape}"
         )
     name = f"__const{next(_fresh)}"
-    _CONSTANTS[name] = value
-    _CONSTANT_AXES[name] = over.factors
-    return Expr(sympy.Symbol(name, real=True))
+    return Expr(sympy.Symbol(name, real=True), {name: Constant(value, over.factors)})
 
 
 def constant_axes(expr: Expr) -> dict[str, tuple[FinSet, ...]]:
     """The named axes of the constants built with ``const(value, over)``
     that ``expr`` holds, by their symbol names."""
-    return {s.name: _CONSTANT_AXES[s.name] for s in expr.sympy.free_symbols if s.name in _CONSTANT_AXES}
+    return {name: c.over for name, c in expr.constants().items() if c.over is not None}
 
 
 # ------------------------------------------------------- index functions
@@ -239,19 +301,18 @@ class IndexFunction:
         self.sets, self.cod, self.table = sets, cod, table
 
 
-_INDEX_FUNCTIONS: dict[str, IndexFunction] = {}
-
-
 def _index_call(fn: IndexFunction, *args: Any) -> Expr:
     name = f"__map{next(_fresh)}"
-    _INDEX_FUNCTIONS[name] = fn
-    return Expr(sympy.Function(name)(*(_sym(a) for a in args)))
+    lifted = [_lift(a) for a in args]
+    return Expr(sympy.Function(name)(*(e for e, _ in lifted)), _merge({name: fn}, *(t for _, t in lifted)))
 
 
-def index_function(e: sympy.Basic) -> IndexFunction | None:
-    """The :class:`IndexFunction` a sympy node applies, or None."""
+def index_function(e: sympy.Basic, tables: Tables) -> IndexFunction | None:
+    """The :class:`IndexFunction` a sympy node applies (looked up in the
+    ``tables`` of the expression it belongs to), or None."""
     if isinstance(e, sympy.Function):
-        return _INDEX_FUNCTIONS.get(e.func.__name__)
+        fn = tables.get(e.func.__name__)
+        return fn if isinstance(fn, IndexFunction) else None
     return None
 
 
@@ -323,7 +384,8 @@ def stack(over: FinSet, items: Any) -> Expr:
     if len(items) != over.size or over.size == 0:
         raise ShapeError(f"a value along `{over.name}` (size {over.size}) needs {over.size} entries, got {len(items)}")
     head = sympy.Tuple(*(sympy.Tuple(Str(f.name), sympy.Integer(f.size)) for f in over.factors))
-    return Expr(STACK(head, *(_sym(i) for i in items)))
+    lifted = [_lift(i) for i in items]
+    return Expr(STACK(head, *(e for e, _ in lifted)), _merge(*(t for _, t in lifted)))
 
 
 def vector(over: FinSet, *items: Any) -> Expr:
@@ -392,7 +454,8 @@ def call(name: str, *args: Any) -> Expr:
         raise UnknownNameError(f"unknown function `{name}`", name=name, candidates=FUNCTIONS)
     if len(args) != 1:
         raise QuiversTypeError(f"`{name}` takes one argument, got {len(args)}")
-    return Expr(fn(_sym(args[0])))
+    e, tables = _lift(args[0])
+    return Expr(fn(e), tables)
 
 
 # ---------------------------------------------------------------- compiling
@@ -403,32 +466,33 @@ Evaluator = Callable[[Env], Value]
 def compile_expr(expr: Any) -> Evaluator:
     """Compile an expression into a function from an environment of
     :class:`Value` s to a :class:`Value`."""
-    e = as_expr(expr).sympy
+    expr = as_expr(expr)
+    e = expr.sympy
     if e.has(sympy.zoo, sympy.nan, sympy.I):
         raise InvalidValueError(
             f"expression `{e}` has no finite real value (it folds to a complex number, an "
             "undefined value or a complex infinity, e.g. log(0), 1/0 or sqrt(-1))"
         )
-    return _compile(e)
+    return _compile(e, expr.tables)
 
 
-def _compile(e: sympy.Basic) -> Evaluator:
+def _compile(e: sympy.Basic, tables: Tables) -> Evaluator:
     if isinstance(e, sympy.Symbol):
-        return _lookup(e.name)
+        return _lookup(e.name, tables)
     if e.is_Number:
         c = float(e)
         return lambda env: _scalar(env, c)
     if isinstance(e, sympy.Function) and e.func == INDEX:
-        return _compile_index(e)
+        return _compile_index(e, tables)
     if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS:
-        return _compile_reduction(e.func.__name__, _compile(e.args[0]))
-    fn = index_function(e)
+        return _compile_reduction(e.func.__name__, _compile(e.args[0], tables))
+    fn = index_function(e, tables)
     if fn is not None:
-        return _compile_index_function(fn, [_compile(a) for a in e.args])
+        return _compile_index_function(fn, [_compile(a, tables) for a in e.args])
     over = stack_set(e)
     if over is not None:
-        return _compile_stack(over, [_compile(a) for a in e.args[1:]])
-    return _compile_elementwise(e)
+        return _compile_stack(over, [_compile(a, tables) for a in e.args[1:]])
+    return _compile_elementwise(e, tables)
 
 
 def _compile_stack(over: FinSet, parts: list[Evaluator]) -> Evaluator:
@@ -498,21 +562,24 @@ def _scalar(env: Env, c: float) -> Value:
 
 def constant_tensors(expr: Expr) -> dict[str, torch.Tensor]:
     """The tensor constants an expression holds, by their symbol names."""
-    return {
-        s.name: _CONSTANTS[s.name] for s in expr.sympy.free_symbols if s.name in _CONSTANTS
-    }
+    return {name: c.tensor for name, c in expr.constants().items()}
 
 
-def _lookup(name: str, relaxed: bool = False) -> Evaluator:
+def _lookup(name: str, tables: Tables, relaxed: bool = False) -> Evaluator:
     """Read ``name``; a relaxed value only where ``relaxed`` (as an index,
-    the one use with a convex reading: see :mod:`quivers.programs.relaxed`)."""
+    the one use with a convex reading: see :mod:`quivers.programs.relaxed`).
+    A constant the environment lacks is read from the expression's own
+    ``tables`` (a program puts its constants, as buffers, in the
+    environment)."""
+    own = tables.get(name)
+    fallback = own.tensor if isinstance(own, Constant) else None
 
     def look(env: Env) -> Value:
         try:
             v = env[name]
         except KeyError:
-            if name in _CONSTANTS:
-                return Value(_CONSTANTS[name])
+            if fallback is not None:
+                return Value(fallback)
             raise UnknownNameError(
                 f"name `{name}` is not defined",
                 name=name,
@@ -529,9 +596,12 @@ def _lookup(name: str, relaxed: bool = False) -> Evaluator:
     return look
 
 
-def _compile_index(e: sympy.Basic) -> Evaluator:
-    base = _compile(e.args[0])
-    indices = [_lookup(a.name, relaxed=True) if isinstance(a, sympy.Symbol) else _compile(a) for a in e.args[1:]]
+def _compile_index(e: sympy.Basic, tables: Tables) -> Evaluator:
+    base = _compile(e.args[0], tables)
+    indices = [
+        _lookup(a.name, tables, relaxed=True) if isinstance(a, sympy.Symbol) else _compile(a, tables)
+        for a in e.args[1:]
+    ]
 
     def index(env: Env) -> Value:
         x = base(env)
@@ -582,20 +652,20 @@ def _compile_reduction(name: str, arg: Evaluator) -> Evaluator:
     return reduce
 
 
-def _is_leaf(node: sympy.Basic) -> bool:
+def _is_leaf(node: sympy.Basic, tables: Tables) -> bool:
     """A node an elementwise function takes as an argument: a name, an
     indexing, a reduction or an index function, each compiled on its own."""
     return isinstance(node, sympy.Symbol) or (
         isinstance(node, sympy.Function)
-        and (node.func in (INDEX, STACK) or node.func.__name__ in _REDUCTIONS or index_function(node) is not None)
+        and (node.func in (INDEX, STACK) or node.func.__name__ in _REDUCTIONS or index_function(node, tables) is not None)
     )
 
 
-def _compile_elementwise(e: sympy.Basic) -> Evaluator:
+def _compile_elementwise(e: sympy.Basic, tables: Tables) -> Evaluator:
     leaves: dict[sympy.Basic, None] = {}
 
     def collect(node: sympy.Basic) -> None:
-        if _is_leaf(node):
+        if _is_leaf(node, tables):
             leaves.setdefault(node, None)
         else:
             for a in node.args:
@@ -608,7 +678,7 @@ def _compile_elementwise(e: sympy.Basic) -> Evaluator:
     if fn is None:
         dummies = {leaf: sympy.Dummy(f"a{i}", real=True) for i, leaf in enumerate(leaves)}
         fn = sympy.lambdify(list(dummies.values()), e.xreplace(dummies), modules=[_ELEMENTWISE_TORCH, "math"])
-    parts = [_compile(leaf) for leaf in leaves]
+    parts = [_compile(leaf, tables) for leaf in leaves]
     if not parts:
         c = float(e)
         return lambda env: _scalar(env, c)

@@ -44,7 +44,7 @@ from quivers.errors import did_you_mean, DataError, EffectError, GradientError, 
 from quivers.programs.data import check_data, check_index_map, check_names, check_value, common_batch
 from quivers.programs.chain import MarkovStep
 from quivers.programs.effects import Effect
-from quivers.programs.expr import REF, Expr, compile_expr, constant_axes, constant_tensors
+from quivers.programs.expr import REF, Expr, compile_expr
 from quivers.programs.graph import block_order, dependency_graph
 from quivers.programs.named import Value, to_layout
 from quivers.programs.relaxed import Relaxed, relaxed_value
@@ -263,10 +263,10 @@ class Program(nn.Module):
         sizes must match the trailing axes of ``target`` (the site's axes;
         for a marginalize prior, its rows and support), and a bare matrix
         argument keeps its two matrix axes."""
-        named = constant_axes(e)
-        for sym, tensor in constant_tensors(e).items():
-            if sym in named:  # const(value, over): its axes are named by `over`
-                factors = named[sym]
+        for sym, constant in e.constants().items():
+            tensor = constant.tensor
+            if constant.over is not None:  # const(value, over): its axes are named by `over`
+                factors = constant.over
                 # a repeated factor is primed, as on plates: K * K has axes K, K'
                 dims = tuple(f.name + "'" * [g.name for g in factors[:i]].count(f.name) for i, f in enumerate(factors))
                 for d, f in zip(dims, factors):
@@ -300,6 +300,14 @@ class Program(nn.Module):
             buf = self._constant_dims[sym][0] if sym in self._constant_dims else f"_const{len(self._constant_dims)}"
             self.register_buffer(buf, tensor.detach().clone())
             self._constant_dims[sym] = (buf, dims)
+
+    @property
+    def constants(self) -> dict[str, tuple[torch.Tensor, tuple[str, ...]]]:
+        """The tensor constants of the program's expressions, by the symbol
+        that stands for each in them: the buffer that holds its value (it
+        moves with the module) and the names of its axes (``__r``, ``__c``
+        for the two axes of a bare matrix argument)."""
+        return {sym: (getattr(self, buf), dims) for sym, (buf, dims) in self._constant_dims.items()}
 
     # ------------------------------------------------------------ sites
 
@@ -724,10 +732,8 @@ def _law(s: Step):
     transition), or None."""
     if isinstance(s, (SampleStep, ObserveStep)):
         return s.family
-    if isinstance(s, MarginalizeStep):
+    if isinstance(s, (MarginalizeStep, MarkovStep)):
         return s.prior
-    if isinstance(s, MarkovStep):
-        return s.trans
     return None
 
 

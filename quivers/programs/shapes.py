@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from quivers.errors import QuiversError, QuiversTypeError, ShapeError, UnknownNameError
-from quivers.programs.expr import _REDUCTIONS, INDEX, index_function, stack_set
+from quivers.programs.expr import _REDUCTIONS, INDEX, Expr, Tables, index_function, stack_set
 from quivers.programs.named import plate_dims
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep
@@ -79,11 +79,17 @@ class _Checker:
         self.constant_dims = constant_dims
         self.sizes: dict[str, int] = sizes
         self.scope: dict[str, Axes] = {}
+        self.tables: Tables = {}  # those of the expression being checked
         self.let_axes: dict[str, Axes] = {}
         # Categorical sites whose category set is read off their weights.
         self.categories: dict[str, Axes] = {}
 
     # -------------------------------------------------------- expressions
+
+    def expr_axes(self, e: Expr, where: str) -> Axes:
+        """The axes of ``e``, its index functions read from its own tables."""
+        self.tables = e.tables
+        return self.axes(e.sympy, where)
 
     def axes(self, e: sympy.Basic, where: str) -> Axes:
         if isinstance(e, sympy.Symbol):
@@ -121,7 +127,7 @@ class _Checker:
                         f"{where}: a value along `{f.name}` of size {f.size}, but `{f.name}` has size {self.sizes[f.name]}"
                     )
             return Axes(parts + names)
-        fn = index_function(e)
+        fn = index_function(e, self.tables)
         if fn is not None:
             parts = [self.axes(a, where) for a in e.args]
             for a, p in zip(e.args, parts):
@@ -190,14 +196,14 @@ class _Checker:
         elif isinstance(s, MarginalizeStep):
             self._marginalize(s, order, enumerated)
         elif isinstance(s, LetStep):
-            ax = self.axes(s.expr.sympy, f"let `{s.name}`")
+            ax = self.expr_axes(s.expr, f"let `{s.name}`")
             self.scope[s.name] = ax
             if not enumerated:
                 self.let_axes[s.name] = ax
         elif isinstance(s, FactorStep):
-            self.axes(s.expr.sympy, "factor")
+            self.expr_axes(s.expr, "factor")
         elif isinstance(s, ReturnStep):
-            self.axes(s.expr.sympy, "return")
+            self.expr_axes(s.expr, "return")
 
     def _site_axes(self, site: Site) -> Axes:
         return Axes(site.dims, site.values_in, integer=site.discrete)
@@ -212,7 +218,7 @@ class _Checker:
             allowed.add(self.index_maps[via][1].name)
         for key, arg in s.family.args.items():
             where = f"step `{s.name}`, parameter `{key}`"
-            dims = self.axes(arg.sympy, where).dims
+            dims = self.expr_axes(arg, where).dims
             rank = s.family.spec.param(key).event_rank
             if rank == 2:
                 dims = dims[:-2]
@@ -252,7 +258,7 @@ class _Checker:
             )
         ((key, arg),) = s.prior.args.items()
         where = f"marginalize `{s.name}`, weights `{key}`"
-        dims = self.axes(arg.sympy, where).dims
+        dims = self.expr_axes(arg, where).dims
         if k not in dims:
             raise ShapeError(
                 f"{where}: `{arg.sympy}` has axes {list(dims)}, none of them the support `{k}` of `{s.name}`",
@@ -289,16 +295,16 @@ class _Checker:
             raise ShapeError(f"markov `{s.name}`: the latent has the name of an index set; rename one of them")
         # (family, what, the axes it may vary over, those of which it needs one)
         if s.order == 2:
-            laws = [(s.trans, "transition", {k, k + "'", k + "''"} | set(site.dims), (k + "''",)),
+            laws = [(s.prior, "transition", {k, k + "'", k + "''"} | set(site.dims), (k + "''",)),
                     (s.first, "first step", {k, k + "'"} | set(seq), (k + "'",))]
         else:
-            laws = [(s.trans, "transition", {k, k + "'"} | set(site.dims), (k, k + "'"))]
+            laws = [(s.prior, "transition", {k, k + "'"} | set(site.dims), (k, k + "'"))]
         if s.init is not None:
             laws.append((s.init, "initial law", {k} | set(seq), (k,)))
         for fam, what, allowed, need in laws:
             ((key, arg),) = fam.args.items()
             where = f"markov `{s.name}`, {what} `{key}`"
-            dims = self.axes(arg.sympy, where).dims
+            dims = self.expr_axes(arg, where).dims
             if not set(need) & set(dims):
                 hint = f"a transition lies on `{k} * {k}` (rows: the state before), an initial law on `{k}`"
                 if s.order == 2:

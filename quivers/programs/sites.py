@@ -189,8 +189,7 @@ def analyze(steps: Sequence[Step]) -> Analysis:
             sites[s.name] = Site(s.name, "input", (), (), s, None, s.dom.name, names, s.dom.size)
         elif isinstance(s, (MarginalizeStep, MarkovStep)):
             dims, shape = rows[s.name]
-            law = s.prior if isinstance(s, MarginalizeStep) else s.trans
-            sites[s.name] = Site(s.name, "marginal", dims, shape, s, law, s.support.name, names, s.support.size)
+            sites[s.name] = Site(s.name, "marginal", dims, shape, s, s.prior, s.support.name, names, s.support.size)
         elif isinstance(s, LetStep):
             sites[s.name] = Site(s.name, "deterministic", (), (), s, None, None, names)
     return Analysis(sites, index_maps, rows)

@@ -4,7 +4,9 @@ block, and expressions own their constants (nothing global grows)."""
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 import torch
 
@@ -12,6 +14,8 @@ from quivers.categories import FinSet
 from quivers.distributions import Categorical, HalfNormal, Normal
 from quivers.dsl import loads
 from quivers.programs import Program, marginalize, markov, observe, sample, var
+from quivers.programs import expr as expr_module
+from quivers.programs.compose import identity
 
 F64 = torch.float64
 
@@ -105,3 +109,34 @@ def test_a_zero_weight_has_the_same_gradient_in_a_block_and_a_chain_of_one_step(
         grads.append(torch.autograd.grad(lp, w)[0])
     assert bool(torch.isfinite(grads[0]).all())
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def _module_tables() -> int:
+    """The total size of every module-level dict and list of the
+    expression module (a registry of constants would be one of them)."""
+    return sum(len(v) for k, v in vars(expr_module).items()
+               if isinstance(v, (dict, list)) and not k.startswith("__") and k not in ("FUNCTIONS", "__all__"))
+
+
+def test_composites_leave_nothing_behind():
+    A, B = FinSet("A", 30), FinSet("B", 40)
+    for _ in range(3):  # warm caches that are bounded by design
+        identity(A) @ identity(B)
+    gc.collect()
+    before = _module_tables()
+    for _ in range(200):
+        identity(A) @ identity(B)
+    gc.collect()
+    assert _module_tables() == before
+
+
+def test_a_constant_with_requires_grad_is_freed_with_its_expression():
+    w = torch.tensor([0.2, 0.8], requires_grad=True)
+    scaled = w * 3.0  # a non-leaf: its graph holds w
+    e = expr_module.const(scaled) + var("x")
+    ref = weakref.ref(scaled)
+    del scaled
+    assert ref() is not None  # the expression holds it ...
+    del e
+    gc.collect()
+    assert ref() is None  # ... and nothing else does
