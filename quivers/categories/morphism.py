@@ -81,6 +81,19 @@ class Arrow(ABC):
     def __matmul__(self, other: Arrow) -> Arrow:
         return self.par(other)
 
+    def __rrshift__(self, other: object) -> Arrow:
+        # Reached only when ``other`` is no arrow: an arrow's own >> runs first.
+        raise self._not_an_arrow("compose", other, "left")
+
+    def __rmatmul__(self, other: object) -> Arrow:
+        raise self._not_an_arrow("tensor", other, "left")
+
+    def _not_an_arrow(self, verb: str, other: object, role: str) -> QuiversTypeError:
+        """The error for ``other`` (no arrow) as the ``role`` operand of ``verb``."""
+        return QuiversTypeError(
+            f"cannot {verb} {type(other).__name__} {other!r} ({role} operand) with `{self.dom} -> {self.cod}`"
+        )
+
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         # IPython's protocol, which hypothesis also follows: show the
         # evaluable repr rather than the dataclass fields.

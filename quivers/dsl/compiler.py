@@ -67,7 +67,7 @@ from quivers.programs import (
     var,
 )
 from quivers.programs import Step as RuntimeStep
-from quivers.programs.compose import identity, rename, tensor, then
+from quivers.programs import identity, rename, tensor, then
 
 __all__ = ["compile_module", "compile_expr", "compile_set"]
 

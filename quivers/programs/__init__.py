@@ -11,7 +11,7 @@ from quivers.programs.chain import MarkovStep, markov
 from quivers.programs.effects import Effect
 from quivers.programs.expr import BUILDERS, FUNCTIONS, Expr, apply, call, const, matrix, pair, stack, var, vector
 from quivers.programs.graph import to_dot
-from quivers.programs.program import Program
+from quivers.programs.program import Program, identity, lift, rename
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
     DataStep,
@@ -33,7 +33,7 @@ from quivers.programs.steps import (
     ret,
     sample,
 )
-from quivers.programs.compose import identity, lift, rename, tensor, then
+from quivers.programs.compose import tensor, then
 from quivers.programs.kernels import program_kernel
 
 return_ = ret

@@ -42,7 +42,7 @@ Examples
 >>> import torch
 >>> from quivers.categories import FinSet
 >>> from quivers.distributions import Categorical
->>> from quivers.programs import Program, const, ret, sample, var
+>>> from quivers.programs import Program, const, identity, ret, sample, var
 >>> A, B = FinSet("A", 2), FinSet("B", 3)
 >>> p = Program("p", A, B, [sample("b", None, Categorical(const(torch.ones(2, 3), A * B)[var("a")])),
 ...                         ret("b")], input="a")
@@ -58,18 +58,21 @@ quivers.errors.CompositionError: cannot compose `identity(A) >> p : A -> B` with
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 
-from quivers.categories import FinFunction, FinSet
-from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, UnknownNameError
+from quivers.categories import Arrow, FinFunction, FinSet
+from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError
 from quivers.programs.effects import Effect
 from quivers.programs.expr import apply, pair, var
-from quivers.programs.program import Program
 from quivers.programs.steps import InputStep, ReturnStep, Step, let, ret
 
-__all__ = ["then", "tensor", "identity", "lift", "rename"]
+if TYPE_CHECKING:  # a composite is built as type(p), so this module never imports the class
+    from quivers.programs.program import Program
+
+__all__ = ["then", "tensor"]
 
 _fresh = itertools.count()
 
@@ -84,7 +87,7 @@ def _signature(p: Program) -> str:
 
 
 def _check_program(p: object, role: str, verb: str) -> Program:
-    if not isinstance(p, Program):
+    if not (isinstance(p, Arrow) and hasattr(p, "steps")):  # a Program: this module builds, never imports, it
         raise QuiversTypeError(f"cannot {verb} a program with {type(p).__name__} `{p!r}` ({role} operand)")
     return p
 
@@ -145,9 +148,9 @@ def _effects(p: Program, q: Program, declared, name: str) -> frozenset[Effect]:
     return declared
 
 
-def _build(name: str, dom: FinSet, cod: FinSet, steps: list[Step], effects, parts: str, op: str) -> Program:
+def _build(kind: type, name: str, dom: FinSet, cod: FinSet, steps: list[Step], effects, parts: str, op: str) -> Program:
     try:
-        out = Program(name, dom, cod, steps, effects)
+        out = kind(name, dom, cod, steps, effects)
     except QuiversError as err:
         located = type(err).__new__(type(err))
         located.__dict__.update(err.__dict__)
@@ -193,6 +196,7 @@ def then(p: Program, q: Program, *, name: str | None = None, effects=None) -> Pr
     Examples
     --------
     >>> from quivers.categories import FinSet, FinFunction
+    >>> from quivers.programs import lift
     >>> A = FinSet("A", 3)
     >>> h = lift(FinFunction(A, A, [1, 2, 0])) >> lift(FinFunction(A, A, [1, 2, 0]))
     >>> h.cod, [s.name for s in h.latent_sites()]
@@ -223,7 +227,7 @@ def then(p: Program, q: Program, *, name: str | None = None, effects=None) -> Pr
     if q.returns is not None:
         steps.append(ret(q.returns))
     declared = _effects(p, q, effects, name)
-    h = _build(name, p.dom, q.cod, steps, declared, f"`{p.name}` >> `{q.name}`", "then")
+    h = _build(type(p), name, p.dom, q.cod, steps, declared, f"`{p.name}` >> `{q.name}`", "then")
     if q.input is not None:
         _check_element(h, q.input, p, q)
     return h
@@ -248,6 +252,7 @@ def tensor(p: Program, q: Program, *, name: str | None = None, effects=None) -> 
     Examples
     --------
     >>> from quivers.categories import FinSet, FinFunction
+    >>> from quivers.programs import identity, lift
     >>> A, C = FinSet("A", 2), FinSet("C", 3)
     >>> h = identity(A) @ lift(FinFunction(C, C, [2, 1, 0]))
     >>> h.name, h.dom, h.cod.size
@@ -283,70 +288,4 @@ def tensor(p: Program, q: Program, *, name: str | None = None, effects=None) -> 
     if p.returns is not None:
         steps.append(ret(pair(p.returns, q.returns, p.cod, q.cod)))
     declared = _effects(p, q, effects, name)
-    return _build(name, dom, cod, steps, declared, f"`{p.name}` @ `{q.name}`", "tensor")
-
-
-def identity(obj: FinSet, *, name: str | None = None) -> Program:
-    """The ``Pure`` program ``obj -> obj`` that returns its input.
-
-    Examples
-    --------
-    >>> from quivers.categories import FinSet
-    >>> i = identity(FinSet("A", 3))
-    >>> i.name, sorted(e.name for e in i.effects), int(i.sample(torch.tensor(2))["_return"])
-    ('identity(A)', ['Pure'], 2)
-    """
-    if not isinstance(obj, FinSet):
-        raise QuiversTypeError(f"identity takes a FinSet, got `{obj!r}`")
-    x = _input_name()
-    return Program(name or f"identity({obj.name})", obj, obj, [ret(var(x))], input=x)
-
-
-def lift(f: FinFunction, *, name: str | None = None) -> Program:
-    """The ``Pure`` program ``f.dom -> f.cod`` that returns ``f`` of its
-    input: a deterministic map as a program.
-
-    Examples
-    --------
-    >>> from quivers.categories import FinSet, FinFunction
-    >>> g = lift(FinFunction(FinSet("A", 3), FinSet("B", 2), [1, 1, 0]))
-    >>> g.name, int(g.sample(torch.tensor(2))["_return"])
-    ('lift(A -> B)', 0)
-    """
-    if not isinstance(f, FinFunction):
-        raise QuiversTypeError(f"lift takes a FinFunction, got `{f!r}`")
-    x = _input_name()
-    return Program(name or f"lift({f.dom.name} -> {f.cod.name})", f.dom, f.cod, [ret(apply(f, var(x)))], input=x)
-
-
-def rename(program: Program, names: Mapping[str, str] | str, *, name: str | None = None) -> Program:
-    """``program`` with its sites (and input) renamed: ``names`` maps old
-    names to new ones, or is a prefix put before every name. Use it to
-    compose a program with itself, ``p >> rename(p, "second_")``.
-
-    Examples
-    --------
-    >>> from quivers.categories import FinSet
-    >>> from quivers.distributions import Bernoulli
-    >>> from quivers.programs import sample
-    >>> A = FinSet("A", 2)
-    >>> p = Program("p", A, A, [sample("u", None, Bernoulli(0.5)), ret("u")], input="a")
-    >>> q = rename(p, "q_")
-    >>> q.input, sorted(q.sites), (p >> q).name
-    ('q_a', ['q_a', 'q_u'], 'p >> p')
-    """
-    _check_program(program, "first", "rename")
-    defined = _defined(program)
-    mapping = {n: names + n for n in defined} if isinstance(names, str) else dict(names)
-    unknown = sorted(set(mapping) - defined)
-    if unknown:
-        raise UnknownNameError(
-            f"cannot rename `{unknown[0]}`: it is no site of `{program.name}`", name=unknown[0], candidates=defined
-        )
-    out = Program(
-        name or program.name, program.dom, program.cod, [s.rename(mapping) for s in program.steps], program.effects,
-        span=program.span, source=program.source,
-    )
-    if hasattr(program, "_composite_op"):
-        out._composite_op = program._composite_op
-    return out
+    return _build(type(p), name, dom, cod, steps, declared, f"`{p.name}` @ `{q.name}`", "tensor")

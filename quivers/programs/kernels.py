@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.distributions import constraints
@@ -77,15 +77,18 @@ from quivers.categories import (
     MAX_TIMES,
     MIN_PLUS,
     PROB,
+    Arrow,
     Kernel,
     Morphism,
     Semiring,
 )
 from quivers.errors import DataError, QuiversTypeError
 from quivers.programs.effects import Effect
-from quivers.programs.program import Program
 from quivers.programs.runtime import RETURN
 from quivers.programs.sites import Site
+
+if TYPE_CHECKING:
+    from quivers.programs.program import Program
 
 __all__ = ["program_kernel", "KERNEL_WEIGHTS", "MAX_ASSIGNMENTS"]
 
@@ -217,7 +220,7 @@ def program_kernel(
     DataError
         When the program returns a value outside its codomain.
     """
-    if not isinstance(program, Program):
+    if not (isinstance(program, Arrow) and hasattr(program, "steps")):  # Program's own module calls this one
         raise QuiversTypeError(f"program_kernel takes a Program, got {type(program).__name__}")
     if not isinstance(semiring, Semiring) or semiring.name not in KERNEL_WEIGHTS:
         raise QuiversTypeError(

@@ -8,7 +8,7 @@ its marginalized latents.
 Examples
 --------
 >>> import torch
->>> from quivers.categories import FinFunction, FinSet
+>>> from quivers.categories import LOG, PROB, Arrow, FinFunction, FinSet, Morphism, Semiring
 >>> from quivers.distributions import Normal, HalfNormal, Categorical
 >>> from quivers.programs import sample, observe, marginalize, ret, var
 >>> Item, K = FinSet("Item", 3), FinSet("K", 2)
@@ -39,9 +39,15 @@ import networkx as nx
 import torch
 from torch import nn
 
-from quivers.categories import FinFunction, FinSet
-from quivers.errors import did_you_mean, DataError, EffectError, GradientError, QuiversError, QuiversTypeError, ShapeError, Span
+from quivers.categories import LOG, PROB, Arrow, FinFunction, FinSet, Morphism, Semiring
+from quivers.errors import (
+    did_you_mean, DataError, EffectError, GradientError, QuiversError, QuiversTypeError, ShapeError, Span,
+    UnknownNameError,
+)
+from quivers.programs import compose as C
 from quivers.programs.data import check_data, check_index_map, check_names, check_value, common_batch
+from quivers.programs.expr import apply, var
+from quivers.programs.kernels import program_kernel
 from quivers.programs.chain import MarkovStep
 from quivers.programs.effects import Effect
 from quivers.programs.expr import REF, Expr, compile_expr
@@ -51,6 +57,7 @@ from quivers.programs.relaxed import Relaxed, relaxed_value
 from quivers.programs.runtime import RETURN, Compiled, Run, in_step
 from quivers.programs.shapes import check_shapes, index_set_sizes
 from quivers.programs.sites import Site, analyze
+from quivers.programs.subsample import subsample
 from quivers.programs.steps import (
     FactorStep,
     InputStep,
@@ -61,9 +68,10 @@ from quivers.programs.steps import (
     SampleStep,
     Step,
     _check_name,
+    ret,
 )
 
-__all__ = ["Program"]
+__all__ = ["Program", "identity", "lift", "rename"]
 
 _REFERENCES: dict[tuple[torch.dtype, torch.device], Value] = {}
 
@@ -78,7 +86,7 @@ def _reference(dtype: torch.dtype, device: torch.device) -> Value:
     return v
 
 
-class Program(nn.Module):
+class Program(Arrow, nn.Module):
     """A probabilistic program: a stochastic morphism ``dom -> cod``.
 
     Parameters
@@ -544,8 +552,6 @@ class Program(nn.Module):
         """This program on mini-batches: each plate in ``sizes`` cut to that
         many rows, its terms scaled by ``N / b`` (see
         :func:`quivers.programs.subsample.subsample`). Cached per sizes."""
-        from quivers.programs.subsample import subsample
-
         key = tuple(sorted(sizes.items()))
         if key not in self._subsampled:
             self._subsampled[key] = subsample(self, sizes)
@@ -700,31 +706,44 @@ class Program(nn.Module):
         return next((s.expr for s in self.steps if isinstance(s, ReturnStep)), None)
 
     # ------------------------------------------------------- composition
+    # The operators >>, @ and their reflections are Arrow's, defined once.
 
-    def __rshift__(self, other: Program) -> Program:
+    def then(self, other: Arrow, *, name: str | None = None, effects=None) -> Program:
         """``self >> other``: Kleisli composition (see :func:`quivers.programs.compose.then`)."""
-        from quivers.programs.compose import then
+        return C.then(self, C._check_program(other, "right", "compose"), name=name, effects=effects)
 
-        return then(self, other)
-
-    def __matmul__(self, other: Program) -> Program:
+    def par(self, other: Arrow, *, name: str | None = None, effects=None) -> Program:
         """``self @ other``: side by side (see :func:`quivers.programs.compose.tensor`)."""
-        from quivers.programs.compose import tensor
+        return C.tensor(self, C._check_program(other, "right", "tensor"), name=name, effects=effects)
 
-        return tensor(self, other)
+    def _not_an_arrow(self, verb: str, other: object, role: str) -> QuiversError:
+        return QuiversTypeError(f"cannot {verb} a program with {type(other).__name__} `{other!r}` ({role} operand)")
 
-    def __rrshift__(self, other: Any) -> Program:
-        """``other >> self`` where ``other`` is no program: ``then`` names
-        what it got instead of Python's bare ``TypeError``."""
-        from quivers.programs.compose import then
+    @classmethod
+    def id(cls, obj: FinSet, *, name: str | None = None) -> Program:
+        """The ``Pure`` program ``obj -> obj`` that returns its input."""
+        if not isinstance(obj, FinSet):
+            raise QuiversTypeError(f"identity takes a FinSet, got `{obj!r}`")
+        x = C._input_name()
+        return cls(name or f"identity({obj.name})", obj, obj, [ret(var(x))], input=x)
 
-        return then(other, self)
+    def as_morphism(
+        self, semiring: Semiring = LOG, dtype: torch.dtype | None = None, device: torch.device | None = None
+    ) -> Morphism:
+        """The functor from programs to exact kernels: this program's kernel
+        ``dom -> cod`` in ``semiring`` (:func:`~quivers.programs.kernels.program_kernel`),
+        so that ``(p >> q).as_morphism(S) == p.as_morphism(S) >> q.as_morphism(S)``.
 
-    def __rmatmul__(self, other: Any) -> Program:
-        """``other @ self`` where ``other`` is no program (see :meth:`__rrshift__`)."""
-        from quivers.programs.compose import tensor
-
-        return tensor(other, self)
+        Examples
+        --------
+        >>> from quivers.categories import LOG, PROB, Arrow, FinFunction, FinSet, Morphism, Semiring
+        >>> A = FinSet("A", 2)
+        >>> flip = lift(FinFunction(A, A, [1, 0]))
+        >>> (flip >> flip).as_morphism(PROB).tensor
+        tensor([[1., 0.],
+                [0., 1.]])
+        """
+        return program_kernel(self, semiring).as_morphism(semiring, dtype, device)
 
 
 def _law(s: Step):
@@ -762,3 +781,66 @@ def _with_source(err: QuiversError, source: str | None) -> QuiversError:
         QuiversError.__init__(err2, err.message, span=err.span, source=source, hint=err.hint)
         return err2
     return err
+
+
+def identity(obj: FinSet, *, name: str | None = None) -> Program:
+    """The ``Pure`` program ``obj -> obj`` that returns its input.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> i = identity(FinSet("A", 3))
+    >>> i.name, sorted(e.name for e in i.effects), int(i.sample(torch.tensor(2))["_return"])
+    ('identity(A)', ['Pure'], 2)
+    """
+    return Program.id(obj, name=name)
+
+
+def lift(f: FinFunction, *, name: str | None = None) -> Program:
+    """The ``Pure`` program ``f.dom -> f.cod`` that returns ``f`` of its
+    input: a deterministic map as a program.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet, FinFunction
+    >>> g = lift(FinFunction(FinSet("A", 3), FinSet("B", 2), [1, 1, 0]))
+    >>> g.name, int(g.sample(torch.tensor(2))["_return"])
+    ('lift(A -> B)', 0)
+    """
+    if not isinstance(f, FinFunction):
+        raise QuiversTypeError(f"lift takes a FinFunction, got `{f!r}`")
+    x = C._input_name()
+    return Program(name or f"lift({f.dom.name} -> {f.cod.name})", f.dom, f.cod, [ret(apply(f, var(x)))], input=x)
+
+
+def rename(program: Program, names: Mapping[str, str] | str, *, name: str | None = None) -> Program:
+    """``program`` with its sites (and input) renamed: ``names`` maps old
+    names to new ones, or is a prefix put before every name. Use it to
+    compose a program with itself, ``p >> rename(p, "second_")``.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Bernoulli
+    >>> from quivers.programs import ret, sample
+    >>> A = FinSet("A", 2)
+    >>> p = Program("p", A, A, [sample("u", None, Bernoulli(0.5)), ret("u")], input="a")
+    >>> q = rename(p, "q_")
+    >>> q.input, sorted(q.sites), (p >> q).name
+    ('q_a', ['q_a', 'q_u'], 'p >> p')
+    """
+    C._check_program(program, "first", "rename")
+    defined = C._defined(program)
+    mapping = {n: names + n for n in defined} if isinstance(names, str) else dict(names)
+    unknown = sorted(set(mapping) - defined)
+    if unknown:
+        raise UnknownNameError(
+            f"cannot rename `{unknown[0]}`: it is no site of `{program.name}`", name=unknown[0], candidates=defined
+        )
+    out = Program(
+        name or program.name, program.dom, program.cod, [s.rename(mapping) for s in program.steps], program.effects,
+        span=program.span, source=program.source,
+    )
+    if hasattr(program, "_composite_op"):
+        out._composite_op = program._composite_op
+    return out

@@ -62,8 +62,6 @@ def _step(step: Step, sizes: Mapping[str, int]) -> Step:
 def subsample(program, sizes: Mapping[str, int]):
     """``program`` with each plate named in ``sizes`` cut to that many rows
     and its terms rescaled (see the module docstring)."""
-    from quivers.programs.program import Program
-
     plates = {d: n for site in program.sites.values() for d, n in zip(site.dims, site.shape)}
     scales = {}
     for name, b in sizes.items():
@@ -96,6 +94,6 @@ def subsample(program, sizes: Mapping[str, int]):
     steps = tuple(_step(s, sizes) for s in program.steps)
     cod = _resize(program.cod, sizes)
     dom = _resize(program.dom, sizes)
-    mini = Program(program.name, dom, cod, steps, program.effects, span=program.span, source=program.source)
+    mini = type(program)(program.name, dom, cod, steps, program.effects, span=program.span, source=program.source)
     mini.term_scales = scales
     return mini

@@ -13,9 +13,8 @@ import torch
 from quivers.categories import FinSet
 from quivers.distributions import Categorical, HalfNormal, Normal
 from quivers.dsl import loads
-from quivers.programs import Program, marginalize, markov, observe, sample, var
+from quivers.programs import Program, identity, marginalize, markov, observe, sample, var
 from quivers.programs import expr as expr_module
-from quivers.programs.compose import identity
 
 F64 = torch.float64
 

@@ -163,6 +163,8 @@ def test_kernel_of_then_is_the_composite_of_kernels(semiring, data):
     A, B, C = data.draw(objects("A", "B", "C"))
     p, q = build(data.draw(specs("p_", A, B))), build(data.draw(specs("q_", B, C)))
     assert_same(program_kernel(p >> q, semiring), program_kernel(p, semiring) >> program_kernel(q, semiring))
+    # the functor is the arrow's as_morphism, so a kernel composes with a program
+    assert_same((p >> q).as_morphism(semiring), p.as_morphism(semiring) >> q)
 
 
 @pytest.mark.parametrize("semiring", SEMIRINGS, ids=repr)
