@@ -739,7 +739,7 @@ class Program(Arrow, nn.Module):
         >>> from quivers.categories import LOG, PROB, Arrow, FinFunction, FinSet, Morphism, Semiring
         >>> A = FinSet("A", 2)
         >>> flip = lift(FinFunction(A, A, [1, 0]))
-        >>> (flip >> flip).as_morphism(PROB).tensor
+        >>> (flip >> lift(FinFunction(A, A, [1, 0]))).as_morphism(PROB).tensor
         tensor([[1., 0.],
                 [0., 1.]])
         """
