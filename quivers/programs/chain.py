@@ -79,7 +79,6 @@ from quivers.categories.second_order import pair_path, second_order, state_margi
 from quivers.distributions import Family
 from quivers.distributions.densities import log_normalized
 from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, Span
-from quivers.programs.expr import REF
 from quivers.programs.named import Value, align, rename, to_layout
 from quivers.programs.effects import Effect
 from quivers.programs.steps import REFERENCE, ObserveStep, Step, _check_name, _check_set, _symbolic
@@ -280,8 +279,7 @@ class _Inputs:
         self.seq, self.time = site.dims[:-1], site.dims[-1]
         k = s.support.name
         self.order, self.k = s.order, s.support.size
-        ((tkey, tw),) = run.compiled.params[id(s)].items()
-        trans = tw(run.env)
+        tkey, trans = run.law(s)
         if s.order == 2:  # axes K, K', K'': the states at t - 2, t - 1 and t
             _stray(trans, set(site.dims) | {k, _prime(k), _prime(_prime(k))}, "the transition weights", s)
             trans = rename(rename(rename(trans, k, "__before"), _prime(k), "__row"), _prime(_prime(k)), "__cat")
@@ -294,15 +292,13 @@ class _Inputs:
         values = [trans] + emissions
         first = None
         if s.first is not None:
-            ((fkey, fw),) = run.compiled.params[id(s.first)].items()
-            first = fw(run.env)
+            fkey, first = run.law(s.first)
             _stray(first, set(self.seq) | {k, _prime(k)}, "the first step's weights", s)
             first = rename(rename(first, k, "__row"), _prime(k), "__cat")
             values.append(first)
         init = None
         if s.init is not None:
-            ((ikey, iw),) = run.compiled.params[id(s.init)].items()
-            init = iw(run.env)
+            ikey, init = run.law(s.init)
             _stray(init, set(self.seq) | {k}, "the initial weights", s)
             values.append(init)
         nb = max(v.batch_ndim for v in values)
@@ -357,17 +353,7 @@ class _Inputs:
 def _body(run, s: MarkovStep, partial: bool) -> list:
     """The body's terms with ``s``'s latent enumerated (in density mode;
     with ``partial``, observations not given are left out)."""
-    site = run.compiled.sites[s.name]
-    z = s.name
-    mode, was_partial = run.mode, run._partial
-    run.mode, run._partial = "density", partial or was_partial
-    ref = run.env[REF].tensor
-    run.env[z] = Value(torch.arange(s.support.size, device=ref.device), (z,), values_in=site.values_in, enumerates=True)
-    try:
-        return run._block(id(s))
-    finally:
-        del run.env[z]
-        run.mode, run._partial = mode, was_partial
+    return run.body(s, enumerate=True, density=True, partial=partial)
 
 
 def _split(s: MarkovStep, terms: list, time: str) -> tuple[list[Value], list[Value]]:
@@ -394,7 +380,7 @@ def run_markov(run, s: MarkovStep, terms: list) -> None:
         terms.extend(_conditioned(run, s))
     elif run.mode == "sample":
         _draw(run, s)
-        run._block(id(s))
+        run.body(s)
     else:
         terms.extend(_marginal(run, s))
 
@@ -422,7 +408,7 @@ def _marginal(run, s: MarkovStep) -> list:
 
 def _conditioned(run, s: MarkovStep) -> list:
     """The path given: ``log p(path)`` plus the body's terms at the path."""
-    inner = run._block(id(s))
+    inner = run.body(s)
     if run.mode == "sample":
         return []
     c = _Inputs(run, s, [])
@@ -434,8 +420,7 @@ def _conditioned(run, s: MarkovStep) -> list:
 
 def _draw(run, s: MarkovStep) -> None:
     site = run.compiled.sites[s.name]
-    given = any(isinstance(t, ObserveStep) and t.name in run.env for b in s.body for t in b.walk())
-    emissions = _split(s, _body(run, s, partial=True), site.dims[-1])[0] if given else []
+    emissions = _split(s, _body(run, s, partial=True), site.dims[-1])[0] if run.body_given(s) else []
     c = _Inputs(run, s, emissions)
     batch = tuple(run.batch_shape)
     if c.nb > len(batch):

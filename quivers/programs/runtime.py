@@ -159,8 +159,43 @@ class Run:
                 self.trace.append((s, [v for v, _ in terms[before:]]))
         return terms
 
-    def _params(self, s: Step) -> dict[str, Value]:
-        return {k: f(self.env) for k, f in self.compiled.params[id(s)].items()}
+    # ---------------------------------------- operations blocks are run with
+
+    def params(self, owner: object) -> dict[str, Value]:
+        """The parameters compiled for ``owner`` (a step, or a law of a
+        chain such as its ``init``), evaluated in this run's environment."""
+        return {k: f(self.env) for k, f in self.compiled.params[id(owner)].items()}
+
+    def law(self, owner: object) -> tuple[str, Value]:
+        """The one parameter of the Categorical law of ``owner``: its key
+        (``logits``, or weights under their name) and its value."""
+        ((key, f),) = self.compiled.params[id(owner)].items()
+        return key, f(self.env)
+
+    def body(
+        self, s: Step, *, enumerate: bool = False, density: bool = False, partial: bool = False
+    ) -> list[tuple[Value, str | None]]:
+        """Run the body of the block ``s`` and return its terms. With
+        ``enumerate``, ``s``'s latent is bound to the enumeration of its
+        support (a named axis) meanwhile; with ``density``, the body is
+        scored whatever the run's mode; with ``partial``, observations not
+        given are left out (they integrate to one in a posterior)."""
+        mode, was_partial = self.mode, self._partial
+        if density:
+            self.mode = "density"
+        self._partial = partial or was_partial
+        if enumerate:
+            self.env[s.name] = _enumeration(s.name, s.support, self.env[REF].tensor.device)
+        try:
+            return self._block(id(s))
+        finally:
+            if enumerate:
+                del self.env[s.name]
+            self.mode, self._partial = mode, was_partial
+
+    def body_given(self, s: Step) -> bool:
+        """Whether any observation in the body of ``s`` has a value."""
+        return any(isinstance(t, ObserveStep) and t.name in self.env for t in s.walk())
 
     def _step(self, s: Step, terms: list) -> None:
         env, sites = self.env, self.compiled.sites
@@ -168,7 +203,7 @@ class Run:
             site = sites[s.name]
             if site.kind == "index":
                 return
-            params = self._params(s)
+            params = self.params(s)
             via = getattr(s, "via", None)
             if via is not None:
                 params = {k: self._pull_back(v, via) for k, v in params.items()}
@@ -195,7 +230,7 @@ class Run:
                 terms.extend(self._conditioned(s))
             elif self.mode == "sample":
                 self._draw_marginal(s)
-                self._block(id(s))
+                self.body(s)
             else:
                 terms.extend(self._marginalize(s))
         elif isinstance(s, (IndexMapStep, DataStep)):
@@ -215,8 +250,7 @@ class Run:
         """The prior of a block as given: its parameter's name (``logits``
         or ``probs``), its value with the latent's axis named
         ``axis_name``, and that axis's position."""
-        ((key, w),) = self.compiled.params[id(s)].items()
-        v = w(self.env)
+        key, v = self.law(s)
         k = s.support.name
         if k not in v.dims:  # the shape checker rules this out at build time
             raise ShapeError(f"the weights of `{s.name}` have axes {list(v.dims)}, none of them `{k}`")
@@ -251,16 +285,13 @@ class Run:
         lw = densities.log_normalized(w.tensor, key, w.batch_ndim + w.dims.index(k))
         return rename(gather(Value(lw, w.dims), i, i.values_in), k, axis_name)
 
-    def _accumulate(self, s: MarginalizeStep) -> tuple[Value, set]:
+    def _accumulate(self, s: MarginalizeStep, partial: bool = False) -> tuple[Value, set]:
         """The ``(rows, z)`` accumulator of a block: log prior weights plus
         the body's terms, observe terms of a grouped block carried to the
-        groups by the right Kan extension along their index maps."""
+        groups by the right Kan extension along their index maps (with
+        ``partial``, only the terms of what is given, scored)."""
         z = s.name
-        self.env[z] = _enumeration(z, s.support, self.env[REF].tensor.device)
-        try:
-            inner = self._block(id(s))
-        finally:
-            del self.env[z]
+        inner = self.body(s, enumerate=True, density=partial, partial=partial)
         parts = [self._log_weights(s, z)]
         vias = {via for _, via in inner}
         for v, via in inner:
@@ -318,7 +349,7 @@ class Run:
             if params is None:
                 self.env[z] = _enumeration(z, s.support, y.tensor.device)
                 try:
-                    params = self._params(o)
+                    params = self.params(o)
                 finally:
                     del self.env[z]
             if s.over is None:  # the kernel normalizes and logs the weights itself
@@ -367,7 +398,7 @@ class Run:
 
     def _conditioned(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
         """A marginalized latent with a given value: ``log pi[z] + body(z)``."""
-        inner = self._block(id(s))
+        inner = self.body(s)
         if self.mode == "sample":
             return []
         lw = gather(self._log_weights(s, s.support.name), self.env[s.name], s.support.name)
@@ -396,7 +427,7 @@ class Run:
 
     def _draw_marginal(self, s: MarginalizeStep) -> None:
         site = self.compiled.sites[s.name]
-        if self._body_given(s):
+        if self.body_given(s):
             logits = self._posterior_logits(s)
         else:
             logits = self._log_weights(s, "__k")
@@ -414,31 +445,22 @@ class Run:
             ) from None
         nan = torch.isnan(t)
         if bool(nan.any()):  # torch's sampler would fail with a bare RuntimeError
-            _check_weights(s, self._params(s))
+            _check_weights(s, self.params(s))
             bad = tuple(int(i) for i in torch.nonzero(nan)[0][:-1])
             raise InvalidValueError(f"cannot draw `{s.name}`: its log weights are NaN at index {bad}")
         x = torch.distributions.Categorical(logits=t, validate_args=False).sample()
         self.env[s.name] = Value(x, site.dims, values_in=s.support.name)
 
-    def _body_given(self, s: MarginalizeStep) -> bool:
-        return any(
-            isinstance(t, ObserveStep) and t.name in self.env for b in s.body for t in b.walk()
-        )
-
     def _posterior_logits(self, s: MarginalizeStep) -> Value:
         """The log posterior of ``s``'s latent given what its body observes
         (observes not given integrate to one and are left out)."""
-        mode, partial = self.mode, self._partial
-        self.mode, self._partial = "density", True
         try:
-            acc, _ = self._accumulate(s)
+            acc, _ = self._accumulate(s, partial=True)
         except UnknownNameError as err:
             raise DataError(
                 f"cannot draw `{s.name}` from its posterior: {err.message}",
                 hint="give every value its body's observations depend on, or none of them",
             ) from None
-        finally:
-            self.mode, self._partial = mode, partial
         return Value(acc.tensor, tuple("__k" if d == s.name else d for d in acc.dims))
 
     # ------------------------------------------------------- diagnostics
@@ -454,7 +476,7 @@ class Run:
                     continue
                 fam = s.prior if isinstance(s, MarginalizeStep) else s.family
                 try:
-                    params = self._params(s)
+                    params = self.params(s)
                 except QuiversError:
                     continue  # names bound only inside an enumeration
                 if isinstance(s, MarginalizeStep):
