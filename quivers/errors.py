@@ -124,15 +124,36 @@ class QuiversError(Exception):
                     text = f"{text}\n{caret}"
         return text
 
-    def located(self, span: Span | None, source: str | None) -> QuiversError:
-        """Return a copy of this error that points at ``span`` in ``source``."""
-        if self.span is not None or span is None:
+    def relocated(self, span: Span | None = None, source: str | None = None, *, prefix: str = "") -> QuiversError:
+        """This error placed in QVR source: the one way errors raised deep
+        in the IR reach the line the user wrote.
+
+        It keeps its own span when it has one (the innermost step that has
+        a span is where the user looks) and takes ``span`` otherwise; it
+        gains ``source`` when it has none; ``prefix`` goes before its
+        message. Returns the error itself when nothing changes, else a copy
+        of the same class with the same fields.
+
+        Examples
+        --------
+        >>> err = ShapeError("`mu` has no axis `K`").relocated(Span(1, 5, 1, 7), "let mu = 1")
+        >>> err.span.column, err.source
+        (5, 'let mu = 1')
+        >>> err.relocated(Span(3, 1, 3, 2), prefix="in `p`: ").message, err.span.line
+        ('in `p`: `mu` has no axis `K`', 1)
+        """
+        new_span = self.span if self.span is not None else span
+        new_source = self.source if self.source is not None else source
+        if new_span == self.span and new_source == self.source and not prefix:
             return self
         err = type(self).__new__(type(self))
         err.__dict__.update(self.__dict__)
-        err.span, err.source = span, source
-        QuiversError.__init__(err, self.message, span=span, source=source, hint=self.hint)
+        QuiversError.__init__(err, prefix + self.message, span=new_span, source=new_source, hint=self.hint)
         return err
+
+    def located(self, span: Span | None, source: str | None) -> QuiversError:
+        """The same as :meth:`relocated` (kept for callers of the old name)."""
+        return self.relocated(span, source)
 
 
 class QVRSyntaxError(QuiversError):

@@ -868,7 +868,7 @@ class _Checker:
         try:
             family(f.name, *args, **kwargs)
         except QuiversError as err:
-            raise _relocate(err, f.span, self.source) from None
+            raise err.relocated(f.span, self.source) from None
 
     def _expr(self, e: ast.Expr, scope: _Scope) -> None:
         if isinstance(e, ast.Name):
@@ -988,12 +988,6 @@ def _within(inner: Span | None, outer: Span | None) -> bool:
         return False
     return (outer.line, outer.column) <= (inner.line, inner.column) and (inner.end_line, inner.end_column) <= (
         outer.end_line, outer.end_column)
-
-
-def _relocate(err: QuiversError, span: Span | None, source: str | None) -> QuiversError:
-    if err.span is not None:
-        return err
-    return err.located(span, source)
 
 
 def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None:

@@ -252,18 +252,7 @@ def _located(build: Callable[[], Any], span: Span | None, source: str | None) ->
     try:
         return build()
     except QuiversError as err:
-        raise _in_source(err, span, source) from None
-
-
-def _in_source(err: QuiversError, span: Span | None, source: str | None) -> QuiversError:
-    if err.span is None:
-        return err.located(span, source)
-    if err.source is None and source is not None:
-        located = type(err).__new__(type(err))
-        located.__dict__.update(err.__dict__)
-        QuiversError.__init__(located, err.message, span=err.span, source=source, hint=err.hint)
-        return located
-    return err
+        raise err.relocated(span, source) from None
 
 
 _NOT_FINITE_REAL = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)

@@ -152,10 +152,7 @@ def _build(kind: type, name: str, dom: FinSet, cod: FinSet, steps: list[Step], e
     try:
         out = kind(name, dom, cod, steps, effects)
     except QuiversError as err:
-        located = type(err).__new__(type(err))
-        located.__dict__.update(err.__dict__)
-        QuiversError.__init__(located, f"in the composite {parts}: {err.message}", span=err.span, hint=err.hint)
-        raise located from None
+        raise err.relocated(prefix=f"in the composite {parts}: ") from None
     out._composite_op = op
     return out
 

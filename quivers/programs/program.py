@@ -134,7 +134,7 @@ class Program(Arrow, nn.Module):
         try:
             self._build(_with_input(name, dom, input, tuple(steps), span), effects)
         except QuiversError as err:
-            raise err.located(span, source) if err.span is None else _with_source(err, source) from None
+            raise err.relocated(span, source) from None
 
     # ------------------------------------------------------------ build
 
@@ -544,7 +544,7 @@ class Program(Arrow, nn.Module):
                 run.diagnose = False
             return run.execute()
         except QuiversError as err:
-            raise _with_source(err, self.source) from None
+            raise err.relocated(None, self.source) from None
 
     # -------------------------------------------------------------- API
 
@@ -772,15 +772,6 @@ def _with_input(name: str, dom: FinSet, input: str | None, steps: tuple, span: S
             f"the input `{given[0].name}` of program `{name}` is in `{given[0].dom.name}`, not in its domain `{dom.name}`"
         )
     return steps
-
-
-def _with_source(err: QuiversError, source: str | None) -> QuiversError:
-    if err.span is not None and err.source is None and source is not None:
-        err2 = type(err).__new__(type(err))
-        err2.__dict__.update(err.__dict__)
-        QuiversError.__init__(err2, err.message, span=err.span, source=source, hint=err.hint)
-        return err2
-    return err
 
 
 def identity(obj: FinSet, *, name: str | None = None) -> Program:

@@ -86,14 +86,11 @@ def in_step(err: QuiversError, step: Step) -> QuiversError:
     prefixed to the message (unless the message names it already)."""
     span = getattr(step, "span", None)
     if span is not None:
-        return err.located(span, None)
-    name = getattr(step, "name", None) or type(step).__name__.removesuffix("Step").lower()
+        return err.relocated(span)
+    name = getattr(step, "name", None) or step.kind
     if f"`{name}`" in err.message or err.span is not None:
         return err
-    out = type(err).__new__(type(err))
-    out.__dict__.update(err.__dict__)
-    QuiversError.__init__(out, f"step `{name}`: {err.message}", hint=err.hint)
-    return out
+    return err.relocated(prefix=f"step `{name}`: ")
 
 
 @dataclass

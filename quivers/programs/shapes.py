@@ -181,7 +181,7 @@ class _Checker:
             self._step(s, order, enumerated)
         except QuiversError as err:
             # the innermost step that has a span is where the user looks
-            raise err.located(getattr(s, "span", None), None) from None
+            raise err.relocated(getattr(s, "span", None)) from None
 
     def _step(self, s: Step, order, enumerated: tuple[str, ...]) -> None:
         if isinstance(s, (SampleStep, ObserveStep)):
