@@ -399,10 +399,9 @@ def _marginal(run, s: MarkovStep) -> list:
     log_z = Value(forward(c.init, c.trans, c.emit, c.lengths, check=False), rows)
     # The chain's likelihood does not factor over its steps: its observations
     # have no pointwise terms (the runtime recorded them per state).
-    for b in s.body:
-        for t in b.walk():
-            if isinstance(t, ObserveStep):
-                run.site_terms.pop(t.name, None)
+    for t in s.walk():
+        if isinstance(t, ObserveStep):
+            run.site_terms.pop(t.name, None)
     return [(log_z, None)] + [(c.mask(v), None) for v in rest]
 
 

@@ -321,7 +321,7 @@ class Run:
         value, one per row or group. Observations that share a block with
         others (or sit in a nested one) have no term of their own; the
         per-component terms recorded inside the block are dropped."""
-        observed = [t.name for b in s.body for t in b.walk() if isinstance(t, ObserveStep)]
+        observed = [t.name for t in s.walk() if isinstance(t, ObserveStep)]
         for name in observed:
             self.site_terms.pop(name, None)
         if len(observed) == 1 and all(not isinstance(t, MarginalizeStep) for t in s.body):
