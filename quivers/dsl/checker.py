@@ -941,7 +941,7 @@ class _Checker:
                 node,
             )
         if name in scope.later and _within(node.span, scope.later[name].span):
-            raise _relocate(recursion_error(name), node.span, self.source)
+            raise recursion_error(name).relocated(node.span, self.source)
         if name in scope.later:
             raise self._error(
                 UnknownNameError,
