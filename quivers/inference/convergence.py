@@ -41,6 +41,8 @@ Examples
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -295,7 +297,13 @@ def svi_warnings(losses: Sequence[float], log_weights: Any = None) -> list[str]:
     return messages
 
 
-def warn_all(messages: Iterable[str], stacklevel: int = 3) -> None:
-    """Issue each message as a :class:`~quivers.errors.ConvergenceWarning`."""
+def warn_all(messages: Iterable[str]) -> None:
+    """Issue each message as a :class:`~quivers.errors.ConvergenceWarning`,
+    attributed to the first caller outside quivers (the user's line that
+    ran the fit, not the library's)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(0), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
     for m in messages:
-        warnings.warn(m, ConvergenceWarning, stacklevel=stacklevel)
+        warnings.warn(m, ConvergenceWarning, stacklevel=level)
