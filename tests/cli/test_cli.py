@@ -170,6 +170,11 @@ def test_fmt_of_the_examples_changes_only_layout():
         assert code == 0 and parse(out) == load(path).ast and out == dumps(load(path).ast)
 
 
+def test_the_examples_are_in_canonical_form():
+    code, out, _ = run("fmt", "--check", *map(str, sorted((ROOT / "examples").glob("*.qvr"))))
+    assert code == 0, out
+
+
 def test_fmt_reports_syntax_errors(tmp_path):
     p = tmp_path / "m.qvr"
     p.write_text("object K : FinSet\n")

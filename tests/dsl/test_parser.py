@@ -71,16 +71,16 @@ def test_grouped_mixture_seed_parses_with_over_and_via() -> None:
 
 
 def test_spans_point_at_the_source() -> None:
-    module = parse((EXAMPLES / "gmm.qvr").read_text())
+    module = parse((EXAMPLES / "gmm.qvr").read_text())  # canonical: a blank line after the objects
     program = module.items[2]
-    assert program.span == Span(3, 1, 3, 63)
+    assert program.span == Span(4, 1, 4, 63)
     marg = program.body[3]
-    assert marg.span == Span(7, 5, 7, 44)
+    assert marg.span == Span(8, 5, 8, 44)
     observe = marg.body[0]
-    assert observe.span == Span(8, 9, 8, 53)
+    assert observe.span == Span(9, 9, 9, 53)
     mu = observe.family.args[0]
-    assert mu.span == Span(8, 36, 8, 43)
-    assert mu.indices[0].span == Span(8, 41, 8, 42)
+    assert mu.span == Span(9, 36, 9, 43)
+    assert mu.indices[0].span == Span(9, 41, 9, 42)
 
 
 def test_product_and_coproduct_objects() -> None:

@@ -276,7 +276,8 @@ program p : Item -> Item
 
 
 def test_a_marginalized_latent_given_as_data_is_refused(gmm):
-    with pytest.raises(UnsupportedError, match=r"line 7, column 5: .*the marginalized latent `z` is given as data"):
+    """Line 8 of examples/gmm.qvr, in its canonical form (a blank line after the objects)."""
+    with pytest.raises(UnsupportedError, match=r"line 8, column 5: .*the marginalized latent `z` is given as data"):
         to_stan(gmm, given=["z"])
 
 

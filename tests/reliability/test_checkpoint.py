@@ -188,9 +188,10 @@ def saved(tmp_path, model=None) -> tuple:
 
 def test_a_changed_source_is_refused_with_the_changed_line(tmp_path):
     path, _, _ = saved(tmp_path)
+    # SOURCE is examples/gmm.qvr (canonical: a blank line after the objects), so mu_k is on line 6
     changed = SOURCE.replace("Normal(0.0, 5.0)", "Normal(0.0, 10.0)")
     for target in (changed, loads(changed).morphism):
-        with pytest.raises(CheckpointError, match=r"different QVR source: line 5 was `sample mu_k : K <- Normal\(0.0, 5.0\)` and is now `sample mu_k : K <- Normal\(0.0, 10.0\)`"):
+        with pytest.raises(CheckpointError, match=r"different QVR source: line 6 was `sample mu_k : K <- Normal\(0.0, 5.0\)` and is now `sample mu_k : K <- Normal\(0.0, 10.0\)`"):
             load(path, target)
     with pytest.raises(CheckpointError, match="differ only in line endings or trailing whitespace"):
         load(path, SOURCE.replace("\n", "  \n"))

@@ -1,8 +1,10 @@
 """The seed chapter's two QVR programs as the repository keeps them:
-``examples/gmm.qvr`` and ``examples/grouped_mixture.qvr``. Tests that need
-the seed's programs read them here, so they run on any clone;
+``examples/gmm.qvr`` and ``examples/grouped_mixture.qvr``, in the canonical
+form of ``qvr fmt`` (the chapter's lines, with blank lines between the
+declarations, the program and the export). Tests that need the seed's
+programs read them here, so they run on any clone;
 tests/spec/test_seed_chapter.py checks, where the chapter's text is at hand,
-that these files are the chapter's programs verbatim."""
+that these files hold the chapter's programs line for line."""
 
 from __future__ import annotations
 
