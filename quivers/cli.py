@@ -438,7 +438,8 @@ def _with_data(path: str | Path, run):
     except QuiversError as e:
         if e.span is None:
             raise CLIError(f"{path}: {format_error(e, path).split(': ', 1)[1]}") from None
-        raise
+        # placed on the line that reads the data; say which file the data came from
+        raise e.relocated(prefix=f"in `{path}`: ") from None
 
 
 def _sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
