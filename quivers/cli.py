@@ -431,10 +431,14 @@ def _draws_table(program: Any, draws: dict[str, Any], out: TextIO) -> None:
 
 
 def _with_data(path: str | Path, run):
+    """``run()``, its data errors prefixed by the data file and speaking of
+    ``--data`` where the library speaks of the observations."""
     from quivers.errors import QuiversError
+    from quivers.programs.data import data_named
 
     try:
-        return run()
+        with data_named("--data"):
+            return run()
     except QuiversError as e:
         if e.span is None:
             raise CLIError(f"{path}: {format_error(e, path).split(': ', 1)[1]}") from None

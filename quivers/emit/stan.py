@@ -86,7 +86,7 @@ from torch.distributions import constraints as C
 from quivers.errors import DataError, QuiversError, QuiversTypeError, UnsupportedError
 from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
 from quivers.programs import Program
-from quivers.programs.data import check_data, check_index_map, check_names, check_value
+from quivers.programs.data import check_data, check_index_map, check_names, check_value, data_source
 from quivers.programs.graph import block_order
 from quivers.programs.steps import (
     FactorStep,
@@ -190,7 +190,7 @@ def stan_data(program: Program, observations: Mapping[str, Any], *, given: Itera
         what = {"index": "index map", "observed": "observation", "data": "data"}.get(site.kind, "given latent")
         if name not in observations:
             maps = f" ({program.index_maps[name][0].name} -> {site.values_in})" if site.kind == "index" else ""
-            raise DataError(f"{what} `{name}`{maps} is missing from the observations", hint="Stan needs every data value")
+            raise DataError(f"{what} `{name}`{maps} is missing from {data_source()}", hint="Stan needs every data value")
         # The values are checked as every inference entry point checks them:
         # without it, .long() below would turn a count of 0.5 into 0, a
         # category of 1.5 into 1 and NaN into garbage, silently.

@@ -8,7 +8,9 @@ the first offending index rather than a broadcast error or a NaN loss.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -19,8 +21,38 @@ from quivers.categories import FinFunction, FinSet
 from quivers.programs.sites import Site
 
 __all__ = [
-    "as_tensor", "check_value", "check_data", "check_index_map", "check_names", "check_one_data_set", "common_batch", "first_bad",
+    "data_source", "data_named", "as_tensor", "check_value", "check_data", "check_index_map", "check_names", "check_one_data_set", "common_batch", "first_bad",
 ]
+
+
+_DATA_SOURCE: ContextVar[str] = ContextVar("data_source", default="the observations")
+
+
+def data_source() -> str:
+    """How messages name where the data came from: ``the observations``
+    (the dict given to ``fit``, ``log_joint``, ...), or what a caller set
+    with :func:`data_named`.
+
+    Examples
+    --------
+    >>> data_source()
+    'the observations'
+    >>> with data_named("--data data.json"):
+    ...     data_source()
+    '--data data.json'
+    """
+    return _DATA_SOURCE.get()
+
+
+@contextmanager
+def data_named(name: str) -> Iterator[None]:
+    """Name the data ``name`` in the messages of the checks run inside
+    (the command line says ``--data FILE``, not "the observations")."""
+    token = _DATA_SOURCE.set(name)
+    try:
+        yield
+    finally:
+        _DATA_SOURCE.reset(token)
 
 
 def as_tensor(name: str, value: Any) -> torch.Tensor:
@@ -233,9 +265,26 @@ def check_one_data_set(observations: Mapping[str, Any] | None, sites: Mapping[st
 
 
 def check_names(given: Mapping[str, Any], known: Mapping[str, Site], what: str) -> None:
-    """Unknown keys in a dict of data are errors with a suggestion."""
+    """Unknown keys in a dict of data are errors with a suggestion;
+    ``what`` is ``"observations"`` (named as :func:`data_source` says) or
+    ``"latents"``.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Normal
+    >>> from quivers.programs import Program, observe
+    >>> Item = FinSet("Item", 3)
+    >>> p = Program("p", Item, Item, [observe("y", Item, Normal(0.0, 1.0))])
+    >>> with data_named("--data data.json"):
+    ...     check_names({"yy": [0.0, 1.0, 2.0]}, p.sites, "observations")
+    Traceback (most recent call last):
+    ...
+    quivers.errors.UnknownNameError: `yy` in --data data.json is no site of the program; did you mean `y`?
+    """
+    where = data_source() if what == "observations" else what
     if not isinstance(given, Mapping):
-        raise QuiversTypeError(f"{what} must be a dict from site names to tensors, got {type(given).__name__}")
+        raise QuiversTypeError(f"{where} must be a dict from site names to tensors, got {type(given).__name__}")
     for name in given:
         if name not in known:
-            raise UnknownNameError(f"{what} name `{name}` that is no site of the program", name=name, candidates=known)
+            raise UnknownNameError(f"`{name}` in {where} is no site of the program", name=name, candidates=known)

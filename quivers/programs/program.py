@@ -45,7 +45,7 @@ from quivers.errors import (
     UnknownNameError,
 )
 from quivers.programs import compose as C
-from quivers.programs.data import check_data, check_index_map, check_names, check_value, common_batch
+from quivers.programs.data import check_data, check_index_map, check_names, check_value, common_batch, data_source
 from quivers.programs.expr import apply, var
 from quivers.programs.kernels import program_kernel
 from quivers.programs.chain import MarkovStep
@@ -445,7 +445,7 @@ class Program(Arrow, nn.Module):
                 else:  # values from an inference engine's own transforms
                     env[name] = Value(latents[name], site.dims, values_in=site.values_in)
             elif site.kind == "observed" and mode == "density":
-                raise DataError(f"observation `{name}` is missing", hint="pass it in the observations dict")
+                raise DataError(f"observation `{name}` is missing", hint=f"give `{name}` in {data_source()}")
             elif site.kind == "latent" and mode == "density":
                 raise DataError(f"latent `{name}` has no value", hint="pass it in latents or in observations")
         batch = common_batch(env, self.sites)
@@ -493,14 +493,14 @@ class Program(Arrow, nn.Module):
         if name in latents:
             raise self._at_reader(DataError(
                 f"{what} is given in latents; data is no random variable",
-                hint=f"pass `{name}` in the observations dict",
+                hint=f"give `{name}` in {data_source()}",
             ), name)
         if name in observations:
             return
         close = did_you_mean(name, [n for n, s in self.sites.items() if s.kind not in ("data", "index")])
         err = DataError(
-            f"{what} is missing from the observations" + (f" (did you mean the site `{close}`?)" if close else ""),
-            hint=f"data is given with the observations: pass `{name}` in the observations dict (or the --data file)",
+            f"{what} is missing from {data_source()}" + (f" (did you mean the site `{close}`?)" if close else ""),
+            hint=f"data is given, never sampled: give `{name}` in {data_source()}",
         )
         raise self._at_reader(err, name)
 

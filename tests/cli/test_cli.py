@@ -309,7 +309,7 @@ def test_fit_data_errors_name_the_data_file(tmp_path):
     p.write_text(json.dumps({"yy": [1.0, 2.0]}))
     code, _, err = run("fit", GMM, "--data", str(p), "--steps", "1")
     assert code == 1
-    assert err == f"qvr fit: {p}: observations name `yy` that is no site of the program; did you mean `y`?\n"
+    assert err == f"qvr fit: {p}: `yy` in --data is no site of the program; did you mean `y`?\n"
     p.write_text("{bad json")
     code, _, err = run("fit", GMM, "--data", str(p))
     assert code == 1 and err.startswith(f"qvr fit: {p}:1:2: not JSON: ")
@@ -353,7 +353,8 @@ def test_sample_summarizes_prior_draws(tmp_path):
 
 def test_sample_of_a_grouped_mixture_needs_the_index_map(grouped_csv):
     code, _, err = run("sample", GROUPED)
-    assert code == 1 and "index map `group` (Item -> G) is missing from the observations" in err
+    assert code == 1 and "index map `group` (Item -> G) is missing from --data (" in err
+    assert "data is given, never sampled: give `group` in --data" in err and "observations" not in err
     code, out, err = run("sample", GROUPED, "--data", str(grouped_csv), "--num", "3")
     assert code == 0, err
     assert "group" not in {line.split()[0] for line in out.splitlines()[2:]}

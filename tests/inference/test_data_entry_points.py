@@ -122,7 +122,8 @@ def test_cli_fit(case: str, tmp_path) -> None:
     assert code == 1
     text = err.getvalue()
     assert text.startswith(f"{src}:7:") or f"line 7" in text, text
-    assert _searched(BAD[case][1], text), text
+    assert _searched(BAD[case][1].replace("the observations", "--data"), text), text  # the command line's words
+    assert "the observations" not in text
 
 
 def test_cli_check_verbose_lists_the_data_roles(tmp_path) -> None:

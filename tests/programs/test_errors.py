@@ -284,9 +284,9 @@ def test_values_outside_a_parameter_dependent_support():
 
 
 def test_unknown_observation_or_latent_key_suggests():
-    with pytest.raises(UnknownNameError, match=r"observations name `yy` that is no site of the program; did you mean `y`\?"):
+    with pytest.raises(UnknownNameError, match=r"`yy` in the observations is no site of the program; did you mean `y`\?"):
         gmm().log_joint(None, {"y": Y, "yy": Y}, LAT)
-    with pytest.raises(UnknownNameError, match=r"latents name `mu` that is no site of the program; did you mean `mu_k`\?"):
+    with pytest.raises(UnknownNameError, match=r"`mu` in latents is no site of the program; did you mean `mu_k`\?"):
         gmm().log_joint(None, {"y": Y}, {**LAT, "mu": 1.0})
     with pytest.raises(QuiversTypeError, match=r"observations must be a dict from site names to tensors, got list"):
         gmm().log_joint(None, [Y], LAT)
