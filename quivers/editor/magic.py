@@ -13,7 +13,7 @@ Examples
 --------
 >>> from IPython.core.interactiveshell import InteractiveShell
 >>> shell = InteractiveShell.instance()
->>> shell.run_line_magic("load_ext", "quivers")
+>>> load_ipython_extension(shell)  # what `%load_ext quivers` does, once per shell
 >>> shell.run_cell_magic("qvr", "m", "object K : FinSet 2")
 >>> shell.user_ns["K"], shell.user_ns["m"].objects["K"].size
 (FinSet('K', 2), 2)
