@@ -117,8 +117,7 @@ class Document:
         self._analyse()
 
     def _analyse(self) -> None:
-        from quivers.dsl import parse
-        from quivers.dsl.module import loads
+        from quivers.dsl import compile_module, parse
 
         try:
             self.tree = parse(self.text)
@@ -132,8 +131,8 @@ class Document:
         self._extents = {d.name: (d.span.line, nxt - 1) for d, nxt in zip(self.tree.items, starts[1:])
                          if d.span is not None and isinstance(getattr(d, "name", None), str)
                          and type(d).__name__ not in _REFERENCES}
-        try:
-            loads(self.text)
+        try:  # checked and compiled from the tree just parsed, as `loads` would
+            compile_module(self.tree, self.text)
         except QuiversError as err:
             self.diagnostics = [self._diagnostic(err)]
 

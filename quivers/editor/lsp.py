@@ -89,8 +89,16 @@ def build_server() -> Any:
 
     server = LanguageServer("qvr", __version__)
 
+    analysed: dict[str, tuple[int | None, str, Document]] = {}
+
     def document(uri: str) -> Document:
-        return Document(server.workspace.get_text_document(uri).source)
+        """The analysis of the document's current text, made once per version."""
+        text = server.workspace.get_text_document(uri)
+        version, source = text.version, text.source
+        cached = analysed.get(uri)
+        if cached is None or cached[0] != version or cached[1] != source:
+            cached = analysed[uri] = (version, source, Document(source))
+        return cached[2]
 
     def publish(uri: str) -> None:
         doc = document(uri)
