@@ -11,7 +11,8 @@ from quivers.programs.chain import MarkovStep, markov
 from quivers.programs.effects import Effect
 from quivers.programs.expr import BUILDERS, FUNCTIONS, Expr, apply, call, const, matrix, pair, stack, var, vector
 from quivers.programs.graph import to_dot
-from quivers.programs.program import Program, identity, lift, rename
+from quivers.programs.arrows import identity, lift, rename
+from quivers.programs.program import Program
 from quivers.programs.sites import Site
 from quivers.programs.steps import (
     DataStep,

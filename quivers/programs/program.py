@@ -31,7 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,54 +38,26 @@ import networkx as nx
 import torch
 from torch import nn
 
-from quivers.categories import LOG, PROB, Arrow, FinFunction, FinSet, Morphism, Semiring
-from quivers.errors import (
-    did_you_mean, DataError, EffectError, GradientError, QuiversError, QuiversTypeError, ShapeError, Span,
-    UnknownNameError,
-)
+from quivers.categories import LOG, Arrow, FinSet, Morphism, Semiring
+from quivers.errors import EffectError, GradientError, QuiversError, QuiversTypeError, Span
 from quivers.programs import compose as C
-from quivers.programs.data import check_data, check_index_map, check_names, check_value, common_batch, data_source
-from quivers.programs.expr import apply, var
-from quivers.programs.kernels import program_kernel
+from quivers.programs.binding import Bindings, reference
+from quivers.programs.build import compile_steps
 from quivers.programs.chain import MarkovStep
 from quivers.programs.effects import Effect
-from quivers.programs.expr import REF, Expr, compile_expr
-from quivers.programs.graph import block_order, dependency_graph
+from quivers.programs.expr import REF, Expr, var
+from quivers.programs.graph import dependency_graph
+from quivers.programs.kernels import program_kernel
 from quivers.programs.named import Value, to_layout
-from quivers.programs.relaxed import Relaxed, relaxed_value
-from quivers.programs.runtime import RETURN, Compiled, Run, in_step
-from quivers.programs.shapes import check_shapes, index_set_sizes
+from quivers.programs.runtime import RETURN, Run
 from quivers.programs.sites import Site, analyze
 from quivers.programs.subsample import subsample
-from quivers.programs.steps import (
-    FactorStep,
-    InputStep,
-    LetStep,
-    MarginalizeStep,
-    ObserveStep,
-    ReturnStep,
-    SampleStep,
-    Step,
-    _check_name,
-    ret,
-)
+from quivers.programs.steps import InputStep, LetStep, ReturnStep, SampleStep, Step, _check_name, ret
 
-__all__ = ["Program", "identity", "lift", "rename"]
-
-_REFERENCES: dict[tuple[torch.dtype, torch.device], Value] = {}
+__all__ = ["Program"]
 
 
-def _reference(dtype: torch.dtype, device: torch.device) -> Value:
-    """The run's reference value (a zero of the dtype and device its
-    constants follow; read, never written), made once per pair."""
-    v = _REFERENCES.get((dtype, device))
-    if v is None:
-        with torch.inference_mode(False):
-            v = _REFERENCES[(dtype, device)] = Value(torch.zeros((), dtype=dtype, device=device))
-    return v
-
-
-class Program(Arrow, nn.Module):
+class Program(Bindings, Arrow, nn.Module):
     """A probabilistic program: a stochastic morphism ``dom -> cod``.
 
     Parameters
@@ -192,122 +163,14 @@ class Program(Arrow, nn.Module):
         self.effects = declared
 
     def _compile(self, analysis) -> None:
-        order: dict[int, list[Step]] = {0: block_order(self.steps)}
-        params: dict[int, dict] = {}
-        exprs: dict[int, Any] = {}
-        self._constant_dims: dict[str, tuple[str, ...]] = {}
-        self._constant_sizes: dict[str, int] = {}
-        n_buffers = 0
-
-        def visit(block: Sequence[Step]) -> None:
-            nonlocal n_buffers
-            for s in block:
-                try:
-                    compile_step(s)
-                except QuiversError as err:
-                    raise in_step(err, s) from None
-
-        def compile_step(s: Step) -> None:
-            law = _law(s)
-            if law is not None:
-                target = self._param_target(s)
-                params[id(s)] = {}
-                for key, e in law.args.items():
-                    params[id(s)][key] = compile_expr(e)
-                    kind = "step" if isinstance(s, (SampleStep, ObserveStep)) else s.kind
-                    where = f"{kind} `{s.name}`, parameter `{key}`"
-                    self._register_constants(e, target, law.spec.param(key).event_rank, where)
-            if isinstance(s, MarkovStep):
-                site, k = self.sites[s.name], s.support
-                seq = (site.dims[:-1], site.shape[:-1])
-                laws = [(s.init, "initial law", (k.name,)), (s.first, "first step", (k.name, k.name + "'"))]
-                for law, what, axes in laws:
-                    if law is None:
-                        continue
-                    target = (seq[0] + axes, seq[1] + (k.size,) * len(axes))
-                    params[id(law)] = {key: compile_expr(e) for key, e in law.args.items()}
-                    for key, e in law.args.items():
-                        self._register_constants(e, target, 0, f"markov `{s.name}`, {what} `{key}`")
-            if isinstance(s, (LetStep, FactorStep, ReturnStep)):
-                exprs[id(s)] = compile_expr(s.expr)
-                where = f"let `{s.name}`" if isinstance(s, LetStep) else s.kind
-                self._register_constants(s.expr, None, 0, where)
-            if s.children():
-                order[id(s)] = block_order(s.children())
-                visit(s.children())
-
-        visit(self.steps)
-        lets = check_shapes(
-            self.steps, order, self.sites, self.index_maps, {k: d for k, (_, d) in self._constant_dims.items()},
-            self._constant_sizes,
-        )
-        sizes = {**self._constant_sizes, **index_set_sizes(self.steps)}
-        for name, axes in lets.items():
-            if all(d in sizes for d in axes.dims):
-                shape = tuple(sizes[d] for d in axes.dims)
-                # A let of an element of a finite set (or a Categorical on
-                # weights over a set) takes its values in that set.
-                values_in = axes.values_in if axes.values_in in sizes else None
-                self.sites[name] = dataclasses.replace(
-                    self.sites[name], dims=axes.dims, shape=shape, values_in=values_in,
-                    num_values=sizes.get(values_in) if values_in is not None else None,
-                )
-        self._compiled = Compiled(order, params, exprs, self.sites, self.index_maps, self.steps)
+        built = compile_steps(self.steps, analysis.sites, analysis.index_maps)
+        self.sites = built.sites
+        self._constant_dims = built.constant_dims
+        self._constant_sizes = built.constant_sizes
+        for buf, tensor in built.buffers.items():
+            self.register_buffer(buf, tensor)
+        self._compiled = built.compiled
         self._validated: dict[tuple, bool] = {}
-
-    def _param_target(self, s: Step) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        if isinstance(s, MarkovStep):  # a transition: rows the state(s) before, columns the state after
-            site, k = self.sites[s.name], s.support
-            axes = (k.name, k.name + "'", k.name + "''")[: s.order + 1]
-            return site.dims + axes, site.shape + (k.size,) * len(axes)
-        if isinstance(s, MarginalizeStep):
-            site = self.sites[s.name]
-            return site.dims + (s.support.name,), site.shape + (s.support.size,)
-        site = self.sites[s.name]
-        return site.dims, site.shape
-
-    def _register_constants(self, e: Expr, target, rank: int, where: str) -> None:
-        """Give each tensor constant of ``e`` its named axes: its trailing
-        sizes must match the trailing axes of ``target`` (the site's axes;
-        for a marginalize prior, its rows and support), and a bare matrix
-        argument keeps its two matrix axes."""
-        for sym, constant in e.constants().items():
-            tensor = constant.tensor
-            if constant.over is not None:  # const(value, over): its axes are named by `over`
-                factors = constant.over
-                # a repeated factor is primed, as on plates: K * K has axes K, K'
-                dims = tuple(f.name + "'" * [g.name for g in factors[:i]].count(f.name) for i, f in enumerate(factors))
-                for d, f in zip(dims, factors):
-                    if self._constant_sizes.setdefault(d, f.size) != f.size:
-                        raise ShapeError(f"{where}: two constants lie on sets named `{f.name}` of different sizes")
-                buf = self._constant_dims[sym][0] if sym in self._constant_dims else f"_const{len(self._constant_dims)}"
-                self.register_buffer(buf, tensor.detach().clone())
-                self._constant_dims[sym] = (buf, dims)
-                continue
-            matrix = 2 if rank == 2 and e.sympy.is_Symbol else 0
-            if tensor.dim() < matrix:
-                raise ShapeError(f"{where}: the constant of shape {tuple(tensor.shape)} must be a matrix")
-            nd = tensor.dim() - matrix
-            dims: tuple[str, ...] = ()
-            if nd:
-                if target is None:
-                    raise ShapeError(
-                        f"{where}: the tensor constant of shape {tuple(tensor.shape)} has no named axes",
-                        hint="pass it as a family argument of a site on its plate, or supply it as an observation",
-                    )
-                names, sizes = target
-                if nd > len(names) or tuple(tensor.shape[:nd]) != tuple(sizes[len(sizes) - nd :]):
-                    raise ShapeError(
-                        f"{where}: the constant of shape {tuple(tensor.shape)} does not fit the axes "
-                        f"{list(names)} of sizes {list(sizes)}",
-                        hint="its trailing sizes must match the trailing axes",
-                    )
-                dims = tuple(names[len(names) - nd :])
-            if matrix:
-                dims = dims + ("__r", "__c")
-            buf = self._constant_dims[sym][0] if sym in self._constant_dims else f"_const{len(self._constant_dims)}"
-            self.register_buffer(buf, tensor.detach().clone())
-            self._constant_dims[sym] = (buf, dims)
 
     @property
     def constants(self) -> dict[str, tuple[torch.Tensor, tuple[str, ...]]]:
@@ -387,7 +250,7 @@ class Program(Arrow, nn.Module):
             dtype = ref.dtype if ref is not None else torch.get_default_dtype()
             device = ref.device if ref is not None else None
             env: dict[str, Value] = {n: Value(values[n], self.sites[n].dims) for n in latents}
-            env[REF] = _reference(dtype, device or torch.device("cpu"))
+            env[REF] = reference(dtype, device or torch.device("cpu"))
             for sym, (buf, dims) in self._constant_dims.items():
                 t = getattr(self, buf)
                 env[sym] = Value(t.to(dtype) if torch.is_floating_point(t) else t, dims)
@@ -402,127 +265,6 @@ class Program(Arrow, nn.Module):
     @property
     def observed_sites(self) -> list[Site]:
         return [s for s in self.sites.values() if s.kind == "observed"]
-
-    # ------------------------------------------------------------- data
-
-    def _env(self, observations, latents, mode: str, check_latents: bool = True, x: Any = None):
-        """Validate the data and build the environment of a run; returns
-        ``(env, maps, batch)``: the values, the index maps as
-        :class:`FinFunction` s, and the broadcast batch shape of the given
-        values. A name given both as an observation and as a latent is
-        conditioned on (the observation wins, as with Pyro's ``condition``)."""
-        observations = {} if observations is None else observations
-        latents = {} if latents is None else latents
-        check_names(observations, self.sites, "observations")
-        check_names(latents, self.sites, "latents")
-        env: dict[str, Value] = {}
-        maps: dict[str, FinFunction] = {}
-        for name, site in self.sites.items():
-            if site.kind == "index":
-                dom, cod = self.index_maps[name]
-                self._require(name, f"index map `{name}` ({dom.name} -> {site.values_in})", observations, latents)
-                env[name], maps[name] = self._cached(
-                    name, observations[name], lambda v: self._read_by(name, lambda: check_index_map(site, v, dom, cod))
-                )
-            elif site.kind == "data":
-                on = f" (on {' * '.join(site.dims)})" if site.dims else " (a number)"
-                self._require(name, f"data `{name}`{on}", observations, latents)
-                env[name] = self._cached(name, observations[name], lambda v: self._read_by(name, lambda: check_data(site, v)))
-            elif site.kind == "input":
-                if x is None:
-                    raise DataError(
-                        f"program `{self.name}` takes an input `{name}` in `{self.dom.name}`, but x is None",
-                        hint=f"pass an element of `{self.dom.name}` (an integer in [0, {self.dom.size})) as x",
-                    )
-                env[name] = check_value(site, x, "input")
-            elif name in observations and site.kind in ("observed", "latent", "marginal"):
-                env[name] = self._cached(name, observations[name], lambda v: check_value(site, v, "observation"))
-            elif name in latents and isinstance(latents[name], Relaxed):
-                env[name] = relaxed_value(site, latents[name], check_latents)
-            elif name in latents and site.kind in ("latent", "marginal"):
-                if check_latents or site.kind == "marginal":
-                    env[name] = check_value(site, latents[name], "latent")
-                else:  # values from an inference engine's own transforms
-                    env[name] = Value(latents[name], site.dims, values_in=site.values_in)
-            elif site.kind == "observed" and mode == "density":
-                raise DataError(f"observation `{name}` is missing", hint=f"give `{name}` in {data_source()}")
-            elif site.kind == "latent" and mode == "density":
-                raise DataError(f"latent `{name}` has no value", hint="pass it in latents or in observations")
-        batch = common_batch(env, self.sites)
-        ref = next((v.tensor for v in env.values() if torch.is_floating_point(v.tensor)), None)
-        if ref is None:
-            buf = next(iter(self.buffers()), None)
-            ref = torch.zeros((), device=buf.device if buf is not None else None)
-        for name, v in env.items():
-            if v.tensor.device != ref.device:
-                env[name] = dataclasses.replace(v, tensor=v.tensor.to(ref.device))
-        for name, f in maps.items():
-            if f.mapping.device != ref.device:
-                maps[name] = FinFunction(f.dom, f.cod, f.mapping.to(ref.device))
-        env[REF] = _reference(ref.dtype, ref.device)
-        for sym, (buf, dims) in self._constant_dims.items():
-            t = getattr(self, buf)
-            if torch.is_floating_point(t) and t.dtype != ref.dtype:
-                t = t.to(ref.dtype)
-            env[sym] = Value(t.to(ref.device), dims)
-        return env, maps, batch
-
-    def reader(self, name: str) -> Step | None:
-        """The first step that reads ``name`` (in source order), or None."""
-        return next((t for s in self.steps for t in s.walk() if name in t.reads), None)
-
-    def _at_reader(self, err: QuiversError, name: str) -> QuiversError:
-        """``err`` located at the first step that reads the data ``name``
-        (with the source line, for a program written in QVR), saying so."""
-        t = self.reader(name)
-        if err.span is not None or t is None:
-            return err
-        kind = type(t).__name__.removesuffix("Step").lower()
-        label = f"{kind} {t.defines}" if t.defines else kind
-        out = type(err).__new__(type(err))
-        out.__dict__.update(err.__dict__)
-        span = getattr(t, "span", None)
-        message = err.message + f" (`{name}` is read by `{label}`)"
-        QuiversError.__init__(out, message, span=span, source=self.source if span is not None else None, hint=err.hint)
-        return out
-
-    def _require(self, name: str, what: str, observations: Mapping, latents: Mapping) -> None:
-        """Data (an index map, real numbers) must be among the observations:
-        a missing name is an error naming it and the step that reads it,
-        never a silent latent."""
-        if name in latents:
-            raise self._at_reader(DataError(
-                f"{what} is given in latents; data is no random variable",
-                hint=f"give `{name}` in {data_source()}",
-            ), name)
-        if name in observations:
-            return
-        close = did_you_mean(name, [n for n, s in self.sites.items() if s.kind not in ("data", "index")])
-        err = DataError(
-            f"{what} is missing from {data_source()}" + (f" (did you mean the site `{close}`?)" if close else ""),
-            hint=f"data is given, never sampled: give `{name}` in {data_source()}",
-        )
-        raise self._at_reader(err, name)
-
-    def _read_by(self, name: str, check):
-        """Run ``check``; an error it raises is located at the step that reads ``name``."""
-        try:
-            return check()
-        except QuiversError as err:
-            raise self._at_reader(err, name) from None
-
-    def _cached(self, name: str, value: Any, check) -> Any:
-        if not isinstance(value, torch.Tensor):
-            return check(value)
-        key = (name, id(value), value._version, value.data_ptr(), tuple(value.shape), value.dtype)
-        hit = self._validated.get(key)
-        if hit is not None:
-            return hit
-        out = check(value)
-        if len(self._validated) > 256:
-            self._validated.clear()
-        self._validated[key] = out
-        return out
 
     def _run(
         self,
@@ -737,6 +479,7 @@ class Program(Arrow, nn.Module):
         Examples
         --------
         >>> from quivers.categories import LOG, PROB, Arrow, FinFunction, FinSet, Morphism, Semiring
+        >>> from quivers.programs import lift
         >>> A = FinSet("A", 2)
         >>> flip = lift(FinFunction(A, A, [1, 0]))
         >>> (flip >> lift(FinFunction(A, A, [1, 0]))).as_morphism(PROB).tensor
@@ -744,16 +487,6 @@ class Program(Arrow, nn.Module):
                 [0., 1.]])
         """
         return program_kernel(self, semiring).as_morphism(semiring, dtype, device)
-
-
-def _law(s: Step):
-    """The family a step draws, scores or sums out with (a chain's
-    transition), or None."""
-    if isinstance(s, (SampleStep, ObserveStep)):
-        return s.family
-    if isinstance(s, (MarginalizeStep, MarkovStep)):
-        return s.prior
-    return None
 
 
 def _with_input(name: str, dom: FinSet, input: str | None, steps: tuple, span: Span | None) -> tuple:
@@ -772,66 +505,3 @@ def _with_input(name: str, dom: FinSet, input: str | None, steps: tuple, span: S
             f"the input `{given[0].name}` of program `{name}` is in `{given[0].dom.name}`, not in its domain `{dom.name}`"
         )
     return steps
-
-
-def identity(obj: FinSet, *, name: str | None = None) -> Program:
-    """The ``Pure`` program ``obj -> obj`` that returns its input.
-
-    Examples
-    --------
-    >>> from quivers.categories import FinSet
-    >>> i = identity(FinSet("A", 3))
-    >>> i.name, sorted(e.name for e in i.effects), int(i.sample(torch.tensor(2))["_return"])
-    ('identity(A)', ['Pure'], 2)
-    """
-    return Program.id(obj, name=name)
-
-
-def lift(f: FinFunction, *, name: str | None = None) -> Program:
-    """The ``Pure`` program ``f.dom -> f.cod`` that returns ``f`` of its
-    input: a deterministic map as a program.
-
-    Examples
-    --------
-    >>> from quivers.categories import FinSet, FinFunction
-    >>> g = lift(FinFunction(FinSet("A", 3), FinSet("B", 2), [1, 1, 0]))
-    >>> g.name, int(g.sample(torch.tensor(2))["_return"])
-    ('lift(A -> B)', 0)
-    """
-    if not isinstance(f, FinFunction):
-        raise QuiversTypeError(f"lift takes a FinFunction, got `{f!r}`")
-    x = C._input_name()
-    return Program(name or f"lift({f.dom.name} -> {f.cod.name})", f.dom, f.cod, [ret(apply(f, var(x)))], input=x)
-
-
-def rename(program: Program, names: Mapping[str, str] | str, *, name: str | None = None) -> Program:
-    """``program`` with its sites (and input) renamed: ``names`` maps old
-    names to new ones, or is a prefix put before every name. Use it to
-    compose a program with itself, ``p >> rename(p, "second_")``.
-
-    Examples
-    --------
-    >>> from quivers.categories import FinSet
-    >>> from quivers.distributions import Bernoulli
-    >>> from quivers.programs import ret, sample
-    >>> A = FinSet("A", 2)
-    >>> p = Program("p", A, A, [sample("u", None, Bernoulli(0.5)), ret("u")], input="a")
-    >>> q = rename(p, "q_")
-    >>> q.input, sorted(q.sites), (p >> q).name
-    ('q_a', ['q_a', 'q_u'], 'p >> p')
-    """
-    C._check_program(program, "first", "rename")
-    defined = C._defined(program)
-    mapping = {n: names + n for n in defined} if isinstance(names, str) else dict(names)
-    unknown = sorted(set(mapping) - defined)
-    if unknown:
-        raise UnknownNameError(
-            f"cannot rename `{unknown[0]}`: it is no site of `{program.name}`", name=unknown[0], candidates=defined
-        )
-    out = Program(
-        name or program.name, program.dom, program.cod, [s.rename(mapping) for s in program.steps], program.effects,
-        span=program.span, source=program.source,
-    )
-    if hasattr(program, "_composite_op"):
-        out._composite_op = program._composite_op
-    return out

@@ -61,7 +61,7 @@ def import_graph() -> nx.DiGraph:
 def test_the_graph_sees_the_imports_it_should():
     g = import_graph()
     assert g.has_edge(f"{PACKAGE}.program", f"{PACKAGE}.compose")
-    assert g.has_edge(f"{PACKAGE}.program", f"{PACKAGE}.data")  # `from quivers.programs import data`
+    assert g.has_edge(f"{PACKAGE}.binding", f"{PACKAGE}.data")  # `from quivers.programs.data import ...`
     assert g.has_edge(PACKAGE, f"{PACKAGE}.program")
 
 
