@@ -1,0 +1,73 @@
+"""Morphisms as torch modules: learnable kernels, their algebra, sequence
+combinators and neural conditional kernels.
+
+This layer sits on :mod:`quivers.categories` and
+:mod:`quivers.distributions` and below :mod:`quivers.programs`: a module
+here is an :class:`~quivers.categories.Arrow` (so ``>>``, ``@`` and
+identities are the ones every morphism has) and a
+:class:`torch.nn.Module` (so an optimizer trains a whole composite).
+
+- :mod:`~quivers.nn.arrows`: :class:`MorphismModule`, the learnable
+  :class:`Latent` kernel, :class:`Observed`, :class:`Identity`,
+  :class:`Then`, :class:`Par`, :func:`dagger`, :func:`fan`;
+- :mod:`~quivers.nn.sequence`: :func:`repeat`, :func:`stack`, :func:`scan`.
+
+QVR's ``morphism`` and ``define`` declarations compile into these calls.
+
+Examples
+--------
+>>> import torch
+>>> from quivers.categories import FinSet, LOG
+>>> from quivers.nn import latent, repeat
+>>> S, O = FinSet("S", 2), FinSet("O", 3)
+>>> initial, transition, emission = latent(FinSet.unit(), S), latent(S, S), latent(S, O)
+>>> hmm = initial >> repeat(transition) >> emission
+>>> hmm.as_morphism(n_steps=10).tensor.shape
+torch.Size([1, 3])
+>>> round(float(hmm.as_morphism(LOG, n_steps=10).tensor.exp().sum().detach()), 6)
+1.0
+"""
+
+from quivers.nn.arrows import (
+    Evaluation,
+    Fan,
+    Identity,
+    Latent,
+    MorphismModule,
+    Observed,
+    Par,
+    Then,
+    dagger,
+    fan,
+    identity,
+    latent,
+    lift,
+    observed,
+    one_hot,
+)
+from quivers.nn.sequence import Repeat, Scan, Stack, repeat, scan, split_cell, stack
+
+__all__ = [
+    "Evaluation",
+    "MorphismModule",
+    "Latent",
+    "Observed",
+    "Identity",
+    "Then",
+    "Par",
+    "Fan",
+    "Repeat",
+    "Stack",
+    "Scan",
+    "latent",
+    "observed",
+    "identity",
+    "dagger",
+    "fan",
+    "lift",
+    "one_hot",
+    "repeat",
+    "stack",
+    "scan",
+    "split_cell",
+]
