@@ -90,14 +90,12 @@ from quivers.programs.data import check_data, check_index_map, check_names, chec
 from quivers.programs.graph import block_order
 from quivers.programs.steps import (
     FactorStep,
-    DataStep,
-    IndexMapStep,
     LetStep,
     MarginalizeStep,
     ObserveStep,
-    ReturnStep,
     SampleStep,
     Step,
+    StepVisitor,
 )
 
 __all__ = ["to_stan", "stan_data", "STAN_FAMILIES", "STAN_RESERVED"]
@@ -259,33 +257,12 @@ class _Emitter:
 
     def check(self) -> None:
         """Gather sizes and constants; reject what Stan cannot say."""
-        known = (SampleStep, ObserveStep, MarginalizeStep, LetStep, FactorStep, ReturnStep, IndexMapStep, DataStep)
         for site in self.sites.values():
             for d, n in zip(site.dims, site.shape):
                 self.sizes.setdefault(d, n)
+        admit = _Admit(self)
         for s, depth in self.walk(self.p.steps):
-            if type(s) not in known:  # exact: a subclass (a Markov chain block) means something else
-                raise self.fail(f"the step `{getattr(s, 'name', type(s).__name__)}` ({type(s).__name__}) has no Stan translation", s)
-            if isinstance(s, (SampleStep, ObserveStep)) and self.sites[s.name].kind != "index":
-                fam = s.family
-                if fam.spec.improper and depth:
-                    raise self.fail(f"`{s.name}` has the improper family {fam.name} inside a marginalize block", s)
-                if fam.name not in STAN_FAMILIES and not fam.spec.improper:
-                    raise self.fail(f"`{s.name}` has the family {fam.name}, which Stan emission does not translate", s,
-                                    hint=f"families it translates: {', '.join(STAN_FAMILIES)}")
-                if isinstance(s, SampleStep) and s.name not in self.given and fam.discrete:
-                    raise self.fail(
-                        f"`{s.name}` is a discrete latent ({fam.name}); Stan has no discrete parameters", s,
-                        hint="marginalize it, or supply it as data with `given`",
-                    )
-                if isinstance(s, SampleStep) and depth and s.name not in self.given:
-                    raise self.fail(f"`{s.name}` is sampled inside a marginalize block", s)
-            if isinstance(s, MarginalizeStep):
-                if s.name in self.given:
-                    raise self.fail(f"the marginalized latent `{s.name}` is given as data", s)
-                self.sizes.setdefault(s.support.name, s.support.size)
-                if s.over is not None:
-                    self.sizes.setdefault(s.over.name, s.over.size)
+            admit.visit(s, depth)
         for name in self.given:
             if name not in self.sites or self.sites[name].kind != "latent":
                 raise QuiversTypeError(f"`given` names `{name}`, which is no sampled site of `{self.p.name}`")
@@ -433,8 +410,9 @@ class _Emitter:
         params = [self.declare(s.name, s) for s, _ in self.walk(order)
                   if isinstance(s, SampleStep) and self.sites[s.name].kind == "latent" and s.name not in self.given]
         tdata, tparams, model = self._lets(order)
+        top = _Statements(self)
         for s in order:
-            model += self._top(s)
+            model += top.visit(s)
         out = [f"// Stan program emitted by quivers from `{self.p.name} : {self.p.dom.name} -> {self.p.cod.name}`."]
         for block, lines in (("data", data), ("transformed data", tdata), ("parameters", params),
                              ("transformed parameters", tparams), ("model", model)):
@@ -547,17 +525,6 @@ class _Emitter:
             return f"{code} / sum({code})"
         return code
 
-    def _top(self, s: Step) -> list[str]:
-        if isinstance(s, (SampleStep, ObserveStep)):
-            if self.sites[s.name].kind == "index" or s.family.spec.improper:
-                return []  # Stan's implicit flat prior: the declaration's bounds say it all
-            return self._sampling(s)
-        if isinstance(s, FactorStep):
-            return self._factor(s)
-        if isinstance(s, MarginalizeStep):
-            return self._marginalize(s)
-        return []
-
     def _sampling(self, s: SampleStep | ObserveStep) -> list[str]:
         site = self.sites[s.name]
         t = self.translator()
@@ -615,17 +582,10 @@ class _Emitter:
     def _body(self, s: MarginalizeStep, lets: dict[str, sympy.Basic]) -> tuple[list[Step], list[MarginalizeStep]]:
         """The scored steps and nested blocks of a block body; its lets are
         added to ``lets``, to be inlined where they are read."""
-        terms, nested = [], []
+        part = _BodyPart(self, lets, [], [])
         for b in block_order(s.body):
-            if isinstance(b, LetStep):
-                lets[b.name] = b.expr.sympy
-            elif isinstance(b, (ObserveStep, FactorStep, SampleStep)):
-                terms.append(b)
-            elif isinstance(b, MarginalizeStep):
-                nested.append(b)
-            else:
-                raise self.fail(f"`{type(b).__name__}` inside a marginalize block has no Stan translation", b)
-        return terms, nested
+            part.visit(b)
+        return part.terms, part.nested
 
     def _marginalize(self, s: MarginalizeStep) -> list[str]:
         if s.over is not None:
@@ -734,6 +694,117 @@ class _Emitter:
             if err.message.startswith("cannot emit"):
                 raise
             raise self.fail(err.message, step) from None
+
+
+
+# ---------------------------------------------- the rule of each step kind
+
+
+def _untranslated(e: _Emitter, s: Step) -> UnsupportedError:
+    return e.fail(f"the step `{getattr(s, 'name', type(s).__name__)}` ({type(s).__name__}) has no Stan translation", s)
+
+
+class _Admit(StepVisitor):
+    """What Stan can say, per kind of step (``depth``: how many blocks
+    enclose it); gathers the sizes of blocks' sets."""
+
+    def __init__(self, emitter: _Emitter) -> None:
+        self.e = emitter
+
+    def visit_sample(self, s: SampleStep | ObserveStep, depth: int) -> None:
+        e = self.e
+        if e.sites[s.name].kind == "index":
+            return
+        fam = s.family
+        if fam.spec.improper and depth:
+            raise e.fail(f"`{s.name}` has the improper family {fam.name} inside a marginalize block", s)
+        if fam.name not in STAN_FAMILIES and not fam.spec.improper:
+            raise e.fail(f"`{s.name}` has the family {fam.name}, which Stan emission does not translate", s,
+                         hint=f"families it translates: {', '.join(STAN_FAMILIES)}")
+        if isinstance(s, SampleStep) and s.name not in e.given and fam.discrete:
+            raise e.fail(
+                f"`{s.name}` is a discrete latent ({fam.name}); Stan has no discrete parameters", s,
+                hint="marginalize it, or supply it as data with `given`",
+            )
+        if isinstance(s, SampleStep) and depth and s.name not in e.given:
+            raise e.fail(f"`{s.name}` is sampled inside a marginalize block", s)
+
+    visit_observe = visit_sample
+
+    def visit_marginalize(self, s: MarginalizeStep, depth: int) -> None:
+        e = self.e
+        if s.name in e.given:
+            raise e.fail(f"the marginalized latent `{s.name}` is given as data", s)
+        e.sizes.setdefault(s.support.name, s.support.size)
+        if s.over is not None:
+            e.sizes.setdefault(s.over.name, s.over.size)
+
+    def visit_let(self, s: Step, depth: int) -> None:
+        """Lets, factors, returns, index maps and data: any expression's
+        translation is checked where it is emitted."""
+
+    visit_factor = visit_return = visit_indexmap = visit_data = visit_let
+
+    def visit_markov(self, s: Step, depth: int) -> None:
+        raise _untranslated(self.e, s)
+
+    visit_input = visit_markov
+
+
+class _Statements(StepVisitor):
+    """The model block's statements of a top-level step."""
+
+    def __init__(self, emitter: _Emitter) -> None:
+        self.e = emitter
+
+    def visit_sample(self, s: SampleStep | ObserveStep) -> list[str]:
+        if self.e.sites[s.name].kind == "index" or s.family.spec.improper:
+            return []  # Stan's implicit flat prior: the declaration's bounds say it all
+        return self.e._sampling(s)
+
+    visit_observe = visit_sample
+
+    def visit_factor(self, s: FactorStep) -> list[str]:
+        return self.e._factor(s)
+
+    def visit_marginalize(self, s: MarginalizeStep) -> list[str]:
+        return self.e._marginalize(s)
+
+    def visit_let(self, s: Step) -> list[str]:
+        """Lets go to the transformed blocks; data and maps to the data block."""
+        return []
+
+    visit_return = visit_indexmap = visit_data = visit_let
+
+    def visit_markov(self, s: Step) -> list[str]:
+        raise _untranslated(self.e, s)  # _Admit rejects it first
+
+    visit_input = visit_markov
+
+
+class _BodyPart(StepVisitor):
+    """Sorts the steps of a block's body: its lets into ``lets`` (inlined
+    where they are read), its scored steps into ``terms``, its nested
+    blocks into ``nested``."""
+
+    def __init__(self, emitter: _Emitter, lets: dict, terms: list, nested: list) -> None:
+        self.e, self.lets, self.terms, self.nested = emitter, lets, terms, nested
+
+    def visit_let(self, s: LetStep) -> None:
+        self.lets[s.name] = s.expr.sympy
+
+    def visit_observe(self, s: Step) -> None:
+        self.terms.append(s)
+
+    visit_factor = visit_sample = visit_observe
+
+    def visit_marginalize(self, s: MarginalizeStep) -> None:
+        self.nested.append(s)
+
+    def visit_markov(self, s: Step) -> None:
+        raise self.e.fail(f"`{type(s).__name__}` inside a marginalize block has no Stan translation", s)
+
+    visit_return = visit_indexmap = visit_data = visit_input = visit_markov
 
 
 def _idx(dims: list[str], bind: Mapping[str, str]) -> str:

@@ -53,6 +53,7 @@ from quivers.programs.steps import (
     ReturnStep,
     SampleStep,
     Step,
+    StepVisitor,
 )
 
 __all__ = ["Built", "compile_steps"]
@@ -80,43 +81,19 @@ def compile_steps(steps: tuple[Step, ...], sites: Mapping[str, Site], index_maps
     params: dict[int, dict] = {}
     exprs: dict[int, Any] = {}
 
-    def visit(block: Sequence[Step]) -> None:
+    rule = _Compile(built, params, exprs)
+
+    def compile_block(block: Sequence[Step]) -> None:
         for s in block:
             try:
-                compile_step(s)
+                rule.visit(s)
+                if s.children():
+                    order[id(s)] = block_order(s.children())
+                    compile_block(s.children())
             except QuiversError as err:
                 raise in_step(err, s) from None
 
-    def compile_step(s: Step) -> None:
-        law = _law(s)
-        if law is not None:
-            target = _param_target(built.sites, s)
-            params[id(s)] = {}
-            for key, e in law.args.items():
-                params[id(s)][key] = compile_expr(e)
-                kind = "step" if isinstance(s, (SampleStep, ObserveStep)) else s.kind
-                where = f"{kind} `{s.name}`, parameter `{key}`"
-                _register_constants(built, e, target, law.spec.param(key).event_rank, where)
-        if isinstance(s, MarkovStep):
-            site, k = built.sites[s.name], s.support
-            seq = (site.dims[:-1], site.shape[:-1])
-            laws = [(s.init, "initial law", (k.name,)), (s.first, "first step", (k.name, k.name + "'"))]
-            for law, what, axes in laws:
-                if law is None:
-                    continue
-                target = (seq[0] + axes, seq[1] + (k.size,) * len(axes))
-                params[id(law)] = {key: compile_expr(e) for key, e in law.args.items()}
-                for key, e in law.args.items():
-                    _register_constants(built, e, target, 0, f"markov `{s.name}`, {what} `{key}`")
-        if isinstance(s, (LetStep, FactorStep, ReturnStep)):
-            exprs[id(s)] = compile_expr(s.expr)
-            where = f"let `{s.name}`" if isinstance(s, LetStep) else s.kind
-            _register_constants(built, s.expr, None, 0, where)
-        if s.children():
-            order[id(s)] = block_order(s.children())
-            visit(s.children())
-
-    visit(steps)
+    compile_block(steps)
     lets = check_shapes(
         steps, order, built.sites, index_maps, {k: d for k, (_, d) in built.constant_dims.items()},
         built.constant_sizes,
@@ -136,26 +113,61 @@ def compile_steps(steps: tuple[Step, ...], sites: Mapping[str, Site], index_maps
     return built
 
 
-def _law(s: Step):
-    """The family a step draws, scores or sums out with (a chain's
-    transition), or None."""
-    if isinstance(s, (SampleStep, ObserveStep)):
-        return s.family
-    if isinstance(s, (MarginalizeStep, MarkovStep)):
-        return s.prior
-    return None
+@dataclass
+class _Compile(StepVisitor):
+    """What each kind of step compiles: evaluators of its family's
+    parameters (constants named on the site's axes) or of its expression."""
 
+    built: Built
+    params: dict[int, dict]
+    exprs: dict[int, Any]
 
-def _param_target(sites: Mapping[str, Site], s: Step) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    if isinstance(s, MarkovStep):  # a transition: rows the state(s) before, columns the state after
-        site, k = sites[s.name], s.support
+    def _law(self, s: Step, law, target) -> None:
+        """Evaluators of the parameters of ``law``, the family ``s`` draws,
+        scores or sums out with, whose constants lie on ``target``."""
+        self.params[id(s)] = {}
+        for key, e in law.args.items():
+            self.params[id(s)][key] = compile_expr(e)
+            kind = "step" if isinstance(s, (SampleStep, ObserveStep)) else s.kind
+            where = f"{kind} `{s.name}`, parameter `{key}`"
+            _register_constants(self.built, e, target, law.spec.param(key).event_rank, where)
+
+    def visit_sample(self, s: SampleStep | ObserveStep) -> None:
+        site = self.built.sites[s.name]
+        self._law(s, s.family, (site.dims, site.shape))
+
+    visit_observe = visit_sample
+
+    def visit_marginalize(self, s: MarginalizeStep) -> None:
+        site = self.built.sites[s.name]
+        self._law(s, s.prior, (site.dims + (s.support.name,), site.shape + (s.support.size,)))
+
+    def visit_markov(self, s: MarkovStep) -> None:
+        site, k = self.built.sites[s.name], s.support
+        # a transition: rows the state(s) before, columns the state after
         axes = (k.name, k.name + "'", k.name + "''")[: s.order + 1]
-        return site.dims + axes, site.shape + (k.size,) * len(axes)
-    if isinstance(s, MarginalizeStep):
-        site = sites[s.name]
-        return site.dims + (s.support.name,), site.shape + (s.support.size,)
-    site = sites[s.name]
-    return site.dims, site.shape
+        self._law(s, s.prior, (site.dims + axes, site.shape + (k.size,) * len(axes)))
+        seq = (site.dims[:-1], site.shape[:-1])
+        laws = [(s.init, "initial law", (k.name,)), (s.first, "first step", (k.name, k.name + "'"))]
+        for law, what, axes in laws:
+            if law is None:
+                continue
+            target = (seq[0] + axes, seq[1] + (k.size,) * len(axes))
+            self.params[id(law)] = {key: compile_expr(e) for key, e in law.args.items()}
+            for key, e in law.args.items():
+                _register_constants(self.built, e, target, 0, f"markov `{s.name}`, {what} `{key}`")
+
+    def visit_let(self, s: LetStep | FactorStep | ReturnStep) -> None:
+        self.exprs[id(s)] = compile_expr(s.expr)
+        where = f"let `{s.name}`" if isinstance(s, LetStep) else s.kind
+        _register_constants(self.built, s.expr, None, 0, where)
+
+    visit_factor = visit_return = visit_let
+
+    def visit_indexmap(self, s: Step) -> None:
+        """Index maps, data and the input are bound at run time, as given."""
+
+    visit_data = visit_input = visit_indexmap
 
 
 def _register_constants(built: Built, e: Expr, target, rank: int, where: str) -> None:

@@ -50,12 +50,14 @@ from quivers.programs.steps import (
     FactorStep,
     DataStep,
     IndexMapStep,
+    InputStep,
     LetStep,
     MarginalizeStep,
     ObserveStep,
     ReturnStep,
     SampleStep,
     Step,
+    StepVisitor,
 )
 
 __all__ = ["Compiled", "Run", "RETURN", "place", "site_log_prob", "in_step"]
@@ -94,7 +96,7 @@ def in_step(err: QuiversError, step: Step) -> QuiversError:
 
 
 @dataclass
-class Run:
+class Run(StepVisitor):
     """One execution of a program over an environment.
 
     ``mode`` is ``"density"`` or ``"sample"``. ``maps`` holds the index
@@ -149,7 +151,7 @@ class Run:
         for s in self.compiled.order[key]:
             before = len(terms)
             try:
-                self._step(s, terms)
+                self.visit(s, terms)
             except QuiversError as err:
                 raise in_step(err, s) from None
             if self.trace is not None and len(terms) > before:
@@ -194,44 +196,54 @@ class Run:
         """Whether any observation in the body of ``s`` has a value."""
         return any(isinstance(t, ObserveStep) and t.name in self.env for t in s.walk())
 
-    def _step(self, s: Step, terms: list) -> None:
-        env, sites = self.env, self.compiled.sites
-        if isinstance(s, (SampleStep, ObserveStep)):
-            site = sites[s.name]
-            if site.kind == "index":
-                return
-            params = self.params(s)
-            via = getattr(s, "via", None)
-            if via is not None:
-                params = {k: self._pull_back(v, via) for k, v in params.items()}
-            if self.mode == "sample" and s.name not in env:
-                env[s.name] = self._draw(site, params)
-                return
-            if self._partial and s.name not in env:
-                return  # not given: integrates to one in a posterior draw
-            lp = site_log_prob(site, params, env[s.name])
-            if self.pointwise and site.kind == "observed":
-                self.site_terms[s.name] = lp
-            terms.append((lp, via))
-        elif isinstance(s, LetStep):
-            env[s.name] = self.compiled.exprs[id(s)](env)
-        elif isinstance(s, FactorStep):
-            if self.mode == "density":
-                terms.append((self.compiled.exprs[id(s)](env), None))
-        elif isinstance(s, ReturnStep):
-            env[RETURN] = self.compiled.exprs[id(s)](env)
-        elif isinstance(s, MarkovStep):
-            run_markov(self, s, terms)
-        elif isinstance(s, MarginalizeStep):
-            if s.name in env:
-                terms.extend(self._conditioned(s))
-            elif self.mode == "sample":
-                self._draw_marginal(s)
-                self.body(s)
-            else:
-                terms.extend(self._marginalize(s))
-        elif isinstance(s, (IndexMapStep, DataStep)):
+    # --------------------------------------------- the rule of each step kind
+
+    def visit_sample(self, s: SampleStep | ObserveStep, terms: list) -> None:
+        env, site = self.env, self.compiled.sites[s.name]
+        if site.kind == "index":
             return
+        params = self.params(s)
+        via = getattr(s, "via", None)
+        if via is not None:
+            params = {k: self._pull_back(v, via) for k, v in params.items()}
+        if self.mode == "sample" and s.name not in env:
+            env[s.name] = self._draw(site, params)
+            return
+        if self._partial and s.name not in env:
+            return  # not given: integrates to one in a posterior draw
+        lp = site_log_prob(site, params, env[s.name])
+        if self.pointwise and site.kind == "observed":
+            self.site_terms[s.name] = lp
+        terms.append((lp, via))
+
+    visit_observe = visit_sample
+
+    def visit_let(self, s: LetStep, terms: list) -> None:
+        self.env[s.name] = self.compiled.exprs[id(s)](self.env)
+
+    def visit_factor(self, s: FactorStep, terms: list) -> None:
+        if self.mode == "density":
+            terms.append((self.compiled.exprs[id(s)](self.env), None))
+
+    def visit_return(self, s: ReturnStep, terms: list) -> None:
+        self.env[RETURN] = self.compiled.exprs[id(s)](self.env)
+
+    def visit_markov(self, s: MarkovStep, terms: list) -> None:
+        run_markov(self, s, terms)
+
+    def visit_marginalize(self, s: MarginalizeStep, terms: list) -> None:
+        if s.name in self.env:
+            terms.extend(self._conditioned(s))
+        elif self.mode == "sample":
+            self._draw_marginal(s)
+            self.body(s)
+        else:
+            terms.extend(self._marginalize(s))
+
+    def visit_indexmap(self, s: IndexMapStep | DataStep | InputStep, terms: list) -> None:
+        """Data, index maps and the input are bound before the run."""
+
+    visit_data = visit_input = visit_indexmap
 
     def _pull_back(self, v: Value, via: str) -> Value:
         """A value on the codomain ``G`` of the index map ``via`` seen from

@@ -46,6 +46,7 @@ from quivers.programs.steps import (
     ReturnStep,
     SampleStep,
     Step,
+    StepVisitor,
 )
 
 __all__ = ["Axes", "check_shapes"]
@@ -72,7 +73,7 @@ def _union(*dims: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-class _Checker:
+class _Checker(StepVisitor):
     def __init__(self, sites: Mapping[str, Site], index_maps, constant_dims, sizes) -> None:
         self.sites = sites
         self.index_maps = index_maps
@@ -178,32 +179,42 @@ class _Checker:
 
     def step(self, s: Step, order, enumerated: tuple[str, ...]) -> None:
         try:
-            self._step(s, order, enumerated)
+            self.visit(s, order, enumerated)
         except QuiversError as err:
             # the innermost step that has a span is where the user looks
             raise err.relocated(getattr(s, "span", None)) from None
 
-    def _step(self, s: Step, order, enumerated: tuple[str, ...]) -> None:
-        if isinstance(s, (SampleStep, ObserveStep)):
-            site = self.sites[s.name]
-            if site.kind != "index":
-                self._family_step(s, site, enumerated)
-            self.scope[s.name] = self.categories.get(s.name) or self._site_axes(site)
-        elif isinstance(s, (IndexMapStep, InputStep, DataStep)):
-            self.scope[s.name] = self._site_axes(self.sites[s.name])
-        elif isinstance(s, MarkovStep):
-            self._markov(s, order, enumerated)
-        elif isinstance(s, MarginalizeStep):
-            self._marginalize(s, order, enumerated)
-        elif isinstance(s, LetStep):
-            ax = self.expr_axes(s.expr, f"let `{s.name}`")
-            self.scope[s.name] = ax
-            if not enumerated:
-                self.let_axes[s.name] = ax
-        elif isinstance(s, FactorStep):
-            self.expr_axes(s.expr, "factor")
-        elif isinstance(s, ReturnStep):
-            self.expr_axes(s.expr, "return")
+    # ------------------------------------------- the rule of each step kind
+
+    def visit_sample(self, s: SampleStep | ObserveStep, order, enumerated: tuple[str, ...]) -> None:
+        site = self.sites[s.name]
+        if site.kind != "index":
+            self._family_step(s, site, enumerated)
+        self.scope[s.name] = self.categories.get(s.name) or self._site_axes(site)
+
+    visit_observe = visit_sample
+
+    def visit_indexmap(self, s: IndexMapStep | InputStep | DataStep, order, enumerated: tuple[str, ...]) -> None:
+        self.scope[s.name] = self._site_axes(self.sites[s.name])
+
+    visit_input = visit_data = visit_indexmap
+
+    def visit_markov(self, s: MarkovStep, order, enumerated: tuple[str, ...]) -> None:
+        self._markov(s, order, enumerated)
+
+    def visit_marginalize(self, s: MarginalizeStep, order, enumerated: tuple[str, ...]) -> None:
+        self._marginalize(s, order, enumerated)
+
+    def visit_let(self, s: LetStep, order, enumerated: tuple[str, ...]) -> None:
+        ax = self.expr_axes(s.expr, f"let `{s.name}`")
+        self.scope[s.name] = ax
+        if not enumerated:
+            self.let_axes[s.name] = ax
+
+    def visit_factor(self, s: FactorStep | ReturnStep, order, enumerated: tuple[str, ...]) -> None:
+        self.expr_axes(s.expr, s.kind)
+
+    visit_return = visit_factor
 
     def _site_axes(self, site: Site) -> Axes:
         return Axes(site.dims, site.values_in, integer=site.discrete)

@@ -39,8 +39,10 @@ from quivers.programs.steps import (
     LetStep,
     MarginalizeStep,
     ObserveStep,
+    ReturnStep,
     SampleStep,
     Step,
+    StepVisitor,
 )
 
 __all__ = ["Site", "analyze", "plate_dims"]
@@ -161,38 +163,64 @@ def analyze(steps: Sequence[Step]) -> Analysis:
     walked = list(_walk(steps))
     defining = {s.defines: s for s, _ in walked if s.defines is not None}
     index_maps = _index_maps(walked, defining)
-    extra = _shape_rule(walked, defining)
-    rows = _rows(walked, index_maps)
+    rule = _SiteOf(defining, index_maps, _shape_rule(walked, defining), _rows(walked, index_maps))
     sites: dict[str, Site] = {}
     for s, blocks in walked:
-        names = tuple(b.name for b in blocks)
-        if isinstance(s, (SampleStep, ObserveStep)):
-            if s.name in index_maps:
-                dom, cod = index_maps[s.name]
-                sites[s.name] = Site(s.name, "index", (dom.name,), (dom.size,), s, None, cod.name, names, cod.size)
-                continue
-            dims, shape = plate_dims(s.index_set)
-            if s.name in extra:
-                dims, shape = dims + (extra[s.name].name,), shape + (extra[s.name].size,)
-            _check_event(s, dims, shape)
-            kind = "latent" if isinstance(s, SampleStep) else "observed"
-            axis = _categorical_axis(s, defining)
-            values_in, num = (axis.name, axis.size) if axis is not None else (None, None)
-            sites[s.name] = Site(s.name, kind, dims, shape, s, s.family, values_in, names, num)
-        elif isinstance(s, IndexMapStep):
-            dims, shape = plate_dims(s.dom)
-            sites[s.name] = Site(s.name, "index", dims, shape, s, None, s.cod.name, names, s.cod.size)
-        elif isinstance(s, DataStep):
-            dims, shape = plate_dims(s.index_set)
-            sites[s.name] = Site(s.name, "data", dims, shape, s, None, None, names)
-        elif isinstance(s, InputStep):
-            sites[s.name] = Site(s.name, "input", (), (), s, None, s.dom.name, names, s.dom.size)
-        elif isinstance(s, (MarginalizeStep, MarkovStep)):
-            dims, shape = rows[s.name]
-            sites[s.name] = Site(s.name, "marginal", dims, shape, s, s.prior, s.support.name, names, s.support.size)
-        elif isinstance(s, LetStep):
-            sites[s.name] = Site(s.name, "deterministic", (), (), s, None, None, names)
-    return Analysis(sites, index_maps, rows)
+        site = rule.visit(s, tuple(b.name for b in blocks))
+        if site is not None:
+            sites[s.name] = site
+    return Analysis(sites, index_maps, rule.rows)
+
+
+@dataclass
+class _SiteOf(StepVisitor):
+    """The site a step defines (None for a step that defines none), given
+    the names of the blocks that enclose it."""
+
+    defining: dict[str, Step]
+    index_maps: dict[str, tuple[FinSet, FinSet]]
+    extra: dict[str, FinSet]  # the category axis a sample of a block's weights gains
+    rows: dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
+
+    def visit_sample(self, s: SampleStep | ObserveStep, blocks: tuple[str, ...]) -> Site:
+        if s.name in self.index_maps:
+            dom, cod = self.index_maps[s.name]
+            return Site(s.name, "index", (dom.name,), (dom.size,), s, None, cod.name, blocks, cod.size)
+        dims, shape = plate_dims(s.index_set)
+        if s.name in self.extra:
+            dims, shape = dims + (self.extra[s.name].name,), shape + (self.extra[s.name].size,)
+        _check_event(s, dims, shape)
+        kind = "latent" if isinstance(s, SampleStep) else "observed"
+        axis = _categorical_axis(s, self.defining)
+        values_in, num = (axis.name, axis.size) if axis is not None else (None, None)
+        return Site(s.name, kind, dims, shape, s, s.family, values_in, blocks, num)
+
+    visit_observe = visit_sample
+
+    def visit_indexmap(self, s: IndexMapStep, blocks: tuple[str, ...]) -> Site:
+        dims, shape = plate_dims(s.dom)
+        return Site(s.name, "index", dims, shape, s, None, s.cod.name, blocks, s.cod.size)
+
+    def visit_data(self, s: DataStep, blocks: tuple[str, ...]) -> Site:
+        dims, shape = plate_dims(s.index_set)
+        return Site(s.name, "data", dims, shape, s, None, None, blocks)
+
+    def visit_input(self, s: InputStep, blocks: tuple[str, ...]) -> Site:
+        return Site(s.name, "input", (), (), s, None, s.dom.name, blocks, s.dom.size)
+
+    def visit_marginalize(self, s: MarginalizeStep | MarkovStep, blocks: tuple[str, ...]) -> Site:
+        dims, shape = self.rows[s.name]
+        return Site(s.name, "marginal", dims, shape, s, s.prior, s.support.name, blocks, s.support.size)
+
+    visit_markov = visit_marginalize
+
+    def visit_let(self, s: LetStep, blocks: tuple[str, ...]) -> Site:
+        return Site(s.name, "deterministic", (), (), s, None, None, blocks)
+
+    def visit_factor(self, s: FactorStep | ReturnStep, blocks: tuple[str, ...]) -> None:
+        return None
+
+    visit_return = visit_factor
 
 
 def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:

@@ -27,12 +27,12 @@ from typing import Any
 
 from quivers.categories import FinSet
 from quivers.distributions import Family
-from quivers.errors import InvalidValueError, QuiversTypeError, Span
+from quivers.errors import InvalidValueError, QuiversTypeError, Span, UnsupportedError
 from quivers.programs.effects import Effect
 from quivers.programs.expr import Expr, as_expr
 
 __all__ = [
-    "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
+    "Step", "StepVisitor", "step_kinds", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
     "ReturnStep", "IndexMapStep", "DataStep", "InputStep",
     "sample", "observe", "marginalize", "let", "factor", "ret", "index_map", "data",
 ]
@@ -172,6 +172,69 @@ class Step:
             if (f.name == "name" or f.metadata.get("ref")) and isinstance(v, str) and v in mapping:
                 changes[f.name] = mapping[v]
         return replace(out, **changes) if changes else out
+
+
+class StepVisitor:
+    """A pass over steps with one rule per kind of step, as stanc3's passes
+    match on every statement kind: :meth:`visit` calls the method
+    ``visit_<kind>`` (``visit_sample``, ``visit_markov``...) with the step
+    and the arguments it is given.
+
+    The interpreter, the site analysis, the shape checker, the compiler of
+    parameters and Stan emission are such passes. A new kind of step is
+    taught to each by adding its ``visit_<kind>`` method there;
+    :meth:`missing` lists the kinds a pass has no rule for, and a test
+    holds every pass of the package to every kind of step.
+
+    Examples
+    --------
+    >>> class Kinds(StepVisitor):
+    ...     def visit_let(self, s):
+    ...         return f"let {s.name}"
+    ...     def visit_factor(self, s):
+    ...         return "factor"
+    >>> Kinds().visit(let("a", 1.0))
+    'let a'
+    >>> Kinds.missing(["let", "factor", "return"])
+    ['return']
+    >>> Kinds().visit(ret("a"))
+    Traceback (most recent call last):
+        ...
+    quivers.errors.UnsupportedError: Kinds has no rule for `return` steps
+    """
+
+    def visit(self, step: Step, *args: Any, **kwargs: Any) -> Any:
+        """Apply this pass's rule for the kind of ``step``."""
+        method = getattr(self, "visit_" + step.kind, None)
+        if method is None:
+            raise UnsupportedError(f"{type(self).__name__} has no rule for `{step.kind}` steps", span=step.span)
+        return method(step, *args, **kwargs)
+
+    @classmethod
+    def missing(cls, kinds: Sequence[str] | None = None) -> list[str]:
+        """The kinds among ``kinds`` (every kind of :func:`step_kinds` by
+        default) this pass has no ``visit_<kind>`` method for."""
+        return [k for k in (step_kinds() if kinds is None else kinds) if not hasattr(cls, "visit_" + k)]
+
+
+def step_kinds(package: str = "quivers") -> dict[str, type[Step]]:
+    """The kinds of step declared in ``package``: each subclass of
+    :class:`Step` defined in its modules, by its keyword.
+
+    Examples
+    --------
+    >>> kinds = step_kinds()
+    >>> kinds["sample"] is SampleStep, "markov" in kinds
+    (True, True)
+    """
+    out: dict[str, type[Step]] = {}
+    todo = list(Step.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__ == package or cls.__module__.startswith(package + "."):
+            out[cls.__name__.removesuffix("Step").lower()] = cls
+    return out
 
 
 def _fields(step: Step) -> tuple:
