@@ -67,6 +67,10 @@ class Bindings:
     :class:`~quivers.programs.Program`, whose ``sites``, ``index_maps``,
     ``steps``, ``source`` and constant buffers it reads)."""
 
+    summed: frozenset[str] = frozenset()
+    """Sample sites whose values a run sums out rather than reads (see
+    :mod:`quivers.planning`); none for a program as written."""
+
     def _env(self, observations, latents, mode: str, check_latents: bool = True, x: Any = None):
         """Validate the data and build the environment of a run; returns
         ``(env, maps, batch)``: the values, the index maps as
@@ -108,7 +112,7 @@ class Bindings:
                     env[name] = Value(latents[name], site.dims, values_in=site.values_in)
             elif site.kind == "observed" and mode == "density":
                 raise DataError(f"observation `{name}` is missing", hint=f"give `{name}` in {data_source()}")
-            elif site.kind == "latent" and mode == "density":
+            elif site.kind == "latent" and mode == "density" and name not in self.summed:
                 raise DataError(f"latent `{name}` has no value", hint="pass it in latents or in observations")
         batch = common_batch(env, self.sites)
         ref = next((v.tensor for v in env.values() if torch.is_floating_point(v.tensor)), None)

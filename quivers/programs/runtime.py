@@ -28,7 +28,7 @@ body are given, from its exact posterior given them (Pyro's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import sympy
@@ -125,9 +125,24 @@ class Run(StepVisitor):
     # with ``trace``, the terms each step added, in the order the steps ran
     # (a block's body before the block): to find where a gradient breaks
     trace: list[tuple[Step, list[Value]]] | None = None
+    # sample sites a plan sums out (quivers.planning): each is bound to the
+    # enumeration of its values (named after the site) on its own plate,
+    # and scores its prior there, in density mode
+    enumerated: Mapping[str, FinSet] = field(default_factory=dict)
+    # with ``contract``, the top block's terms and the step of each go to
+    # ``contract(run, terms, steps)`` for the total, instead of a plain sum
+    contract: Callable | None = None
     _partial: bool = False  # scoring only what is given (a posterior draw)
 
     def execute(self) -> Run:
+        if self.contract is not None:
+            if self.trace is None:
+                self.trace = []
+            terms = self._block(0)
+            top = {id(s) for s in self.compiled.order[0]}
+            steps = [s for s, vs in self.trace if id(s) in top for _ in vs]
+            self.log_density = self.contract(self, terms, steps)
+            return self
         terms = self._block(0)
         total = None
         for v, _ in terms:
@@ -208,6 +223,10 @@ class Run(StepVisitor):
             params = {k: self._pull_back(v, via) for k, v in params.items()}
         if self.mode == "sample" and s.name not in env:
             env[s.name] = self._draw(site, params)
+            return
+        if s.name in self.enumerated and s.name not in env:
+            env[s.name], lp = _enumerate_site(site, params, self.enumerated[s.name], env[REF].tensor.device)
+            terms.append((lp, None))
             return
         if self._partial and s.name not in env:
             return  # not given: integrates to one in a posterior draw
@@ -654,6 +673,28 @@ def _enumeration(z: str, support: FinSet, device: torch.device) -> Value:
             _ENUMERATIONS.clear()
         v = _ENUMERATIONS[key] = Value(torch.arange(support.size, device=device), (z,), values_in=support.name, enumerates=True)
     return v
+
+
+def _enumerate_site(site: Site, params: Mapping[str, Value], values: FinSet, device) -> tuple[Value, Value]:
+    """A sample site summed out by a plan: its value, every element of
+    ``values`` on a trailing axis named after the site (on the site's plate,
+    so that ``z[group]`` reads it), and its log prior there, scored by
+    :func:`site_log_prob` as any value of the site is."""
+    k = values.size
+    if not site.dims:
+        return _enumeration(site.name, values, device), _scored(site, params, k, device)
+    grid = torch.arange(k, device=device).expand(*site.shape, k)
+    return Value(grid, site.dims + (site.name,), values_in=values.name), _scored(site, params, k, device)
+
+
+def _scored(site: Site, params: Mapping[str, Value], k: int, device) -> Value:
+    """The log prior of each of the ``k`` values of ``site``: the values
+    are laid on a leading batch axis for the scoring, then moved to the
+    axis named after the site."""
+    batch = max((v.batch_ndim for v in params.values()), default=0)
+    x = torch.arange(k, device=device).reshape((k,) + (1,) * (batch + len(site.shape)))
+    lp = site_log_prob(site, params, Value(x.expand((k,) + (1,) * batch + tuple(site.shape)), site.dims, site.values_in))
+    return Value(lp.tensor.movedim(0, -1), lp.dims + (site.name,))
 
 
 def _indexed_weights(s: MarginalizeStep) -> tuple[str, str] | None:

@@ -173,7 +173,8 @@ class _Checker(StepVisitor):
                 continue
             rest = [d for d in dims if d != axis]
             dims = list(_union(rest, i.dims))
-        return Axes(tuple(dims))
+        # an entry of an integer-valued value (`z[group]`) is an integer in the same set
+        return Axes(tuple(dims), x.values_in if x.integer else None, integer=x.integer)
 
     # --------------------------------------------------------------- steps
 

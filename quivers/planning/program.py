@@ -1,0 +1,351 @@
+"""Programs whose discrete ``sample`` sites are summed out by a plan.
+
+:func:`auto` turns a :class:`~quivers.programs.Program` into a
+:class:`PlannedProgram`: the same steps, with every discrete sample site
+that can be summed (:func:`quivers.planning.sites.choose`) bound, in each
+run, to the enumeration of its values on its own plate, as a
+``marginalize`` block binds its latent. The run's terms are then contracted
+by the plan (:mod:`quivers.planning.plan`) instead of added up: the log
+joint is exact, and the summed sites are no latents for guides or MCMC.
+
+The posterior of a summed site comes from the same contraction: its
+marginals are the derivative of the log normalizer in a zero factor added
+on the site's axis (the sum-product's adjoint), its most probable values
+those of the max-plus contraction, and joint draws clamp one site at a time,
+the outermost first, each from its marginal given those clamped before.
+
+Laws
+----
+- ``auto(p).log_joint(...)`` equals the brute-force sum over every value of
+  the summed sites of ``p.log_joint(...)`` with them given (float64).
+- Where the program can be written with ``marginalize`` blocks, the planned
+  program's log joint and posteriors equal theirs.
+
+Examples
+--------
+>>> import torch
+>>> from quivers.categories import FinSet
+>>> from quivers.distributions import Categorical, HalfNormal, Normal
+>>> from quivers.programs import Program, observe, sample, var
+>>> Item, K = FinSet("Item", 4), FinSet("K", 2)
+>>> p = Program("mix", Item, Item, [
+...     sample("w", K, HalfNormal(1.0)),
+...     sample("z", Item, Categorical(var("w"))),
+...     observe("y", Item, Normal(var("mu")[var("z")], 1.0)),
+...     sample("mu", K, Normal(0.0, 5.0))])
+>>> q = auto(p)
+>>> [s.name for s in q.latent_sites()]
+['w', 'mu']
+>>> given = {"w": torch.tensor([0.3, 0.7]), "mu": torch.tensor([0.0, 0.0])}
+>>> q.log_joint(None, {"y": torch.zeros(4)}, given).shape
+torch.Size([])
+>>> q.posterior_latents(None, {"y": torch.zeros(4)}, given)["z"][0]
+tensor([0.3000, 0.7000])
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+from quivers.categories import LOG, MAX_PLUS, FinSet, Semiring
+from quivers.errors import QuiversTypeError, QuiversWarning
+from quivers.planning.contract import run_plan
+from quivers.planning.plan import Plan, PlanError, Scope, make_plan
+from quivers.planning.sites import choose
+from quivers.programs import Program
+from quivers.programs.chain import MarkovStep
+from quivers.programs.named import Value, to_layout
+from quivers.programs.steps import LetStep, MarginalizeStep, ObserveStep, SampleStep, Step
+
+__all__ = ["PlannedProgram", "auto", "DEFAULT_BUDGET"]
+
+DEFAULT_BUDGET = 2**27
+"""The default memory budget of a plan's largest intermediate, in bytes
+(128 MiB; float32 entries)."""
+
+
+class PlannedProgram(Program):
+    """A program whose discrete sample sites are summed out by a plan.
+
+    Build one with :func:`auto`. It is a :class:`Program` (the same steps,
+    sites, composition and inference), whose :meth:`log_joint` sums the
+    planned sites out, whose :meth:`latent_sites` leaves them out, and whose
+    :meth:`posterior_latents`, :meth:`map_latents` and :meth:`sample` give
+    their exact posterior. :meth:`plan` shows the contraction.
+    """
+
+    def _configure(self, summed: Mapping[str, FinSet], sampled: Mapping[str, str], budget: int) -> None:
+        self.summed = frozenset(summed)
+        self._values = dict(summed)
+        self._sampled = dict(sampled)
+        self.budget = budget
+        self._variables = {n: self.sites[n].dims for n in summed}
+        self._maps = {id(s): _maps_read(s, self) for s in self.steps}
+        self._plans: dict[tuple, Plan] = {}
+
+    # ------------------------------------------------------------ plans
+
+    def plan(self) -> Plan:
+        """The contraction plan, from the program's shapes (no data needed):
+        the summed sites, their order, the largest intermediate tensor and
+        its memory, the sites left to sampling and why.
+
+        Examples
+        --------
+        >>> from quivers.categories import FinSet
+        >>> from quivers.distributions import Bernoulli, Normal
+        >>> from quivers.programs import Program, observe, sample, var
+        >>> I = FinSet("I", 5)
+        >>> p = auto(Program("p", I, I, [sample("b", None, Bernoulli(0.5)),
+        ...                              observe("y", I, Normal(var("b") * 2.0, 1.0))]))
+        >>> print(p.plan())
+        plan: sum b
+          b : 2 values, shared
+          largest intermediate: I(5) * b(2) = 10 entries (40 bytes in float32)
+          treewidth: 0
+        """
+        scopes = [_static_scope(s, self) for s in self.steps]
+        scopes = [sc for sc in scopes if sc is not None]
+        sizes = {d: n for site in self.sites.values() for d, n in zip(site.dims, site.shape)}
+        sizes.update({n: v.size for n, v in self._values.items()})
+        plan = make_plan(scopes, self._variables, sizes)
+        return Plan(
+            plan.variables, plan.order, plan.steps, plan.largest, plan.largest_size, plan.treewidth,
+            plan.sizes, dict(self._sampled),
+        )
+
+    def _contract(self, run, terms, steps, *, semiring: Semiring = LOG, extra=()) -> torch.Tensor:
+        values = [v for v, _ in terms]
+        scopes = [Scope(v.dims, tuple(m for m in self._maps[id(s)] if m[1] in v.dims)) for v, s in zip(values, steps)]
+        if extra:
+            # fixed factors (clamps) first: their batch (draws) is the probes' too
+            made = [make(None, values[0].tensor) for make in extra]
+            batch = torch.broadcast_shapes(*(v.batch_shape for v in values + [v for v in made if v is not None]))
+            for make, v in zip(extra, made):
+                v = make(batch, values[0].tensor) if v is None else v
+                values.append(v)
+                scopes.append(Scope(v.dims))
+        key = tuple(scopes)
+        plan = self._plans.get(key)
+        if plan is None:
+            sizes = {d: n for v in values for d, n in v.sizes().items()}
+            plan = make_plan(scopes, self._variables, sizes)
+            if len(self._plans) > 64:
+                self._plans.clear()
+            self._plans[key] = plan
+        return run_plan(plan, values, semiring, run.maps, run.scales)
+
+    def _run(self, observations, latents, mode: str = "density", *args, **kw):
+        if mode == "density" and self.summed:
+            kw.setdefault("enumerated", self._values)
+            kw.setdefault("contract", self._contract)
+        return super()._run(observations, latents, mode, *args, **kw)
+
+    # ------------------------------------------------------------ sites
+
+    def latent_sites(self, observed_names: Iterable[str] = ()):
+        """The sampled latents a guide or MCMC provides: the summed sites
+        are not among them."""
+        return [s for s in super().latent_sites(observed_names) if s.name not in self.summed]
+
+    def pointwise_log_likelihood(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
+        """Pointwise terms of the observations whose density does not read a
+        summed site (those that do share the sum, as in a ``marginalize``
+        block, and have no term of their own)."""
+        run = self._run(observations, latents, pointwise=True, x=x)
+        return {n: v.tensor for n, v in run.site_terms.items() if not set(v.dims) & self.summed}
+
+    # --------------------------------------------------------- posterior
+
+    def _adjoint(self, x, observations, latents, semiring: Semiring, clamps: Mapping[str, torch.Tensor]):
+        """The derivative of the contraction in ``semiring`` in a zero factor
+        on each summed site's axis, ``clamps`` (site -> values) fixed."""
+        probes: dict[str, torch.Tensor] = {}
+
+        def probe(name: str, batch: torch.Size | None, ref: torch.Tensor) -> Value | None:
+            site = self.sites[name]
+            k = self._values[name].size
+            if name in clamps:
+                c = clamps[name]
+                t = torch.full(tuple(c.shape) + (k,), -torch.inf, dtype=ref.dtype, device=ref.device)
+                t = t.scatter(-1, c.unsqueeze(-1).to(ref.device), 0.0)
+            elif batch is None:
+                return None
+            else:
+                t = torch.zeros(tuple(batch) + tuple(site.shape) + (k,), dtype=ref.dtype, device=ref.device,
+                                requires_grad=True)
+                probes[name] = t
+            return Value(t, site.dims + (name,))
+
+        extra = [functools.partial(probe, n) for n in self._variables]
+        contract = functools.partial(self._contract, semiring=semiring, extra=extra)
+        with torch.enable_grad():
+            run = self._run(observations, latents, x=x, contract=contract)
+            names = list(probes)
+            if not names:
+                return {}
+            grads = torch.autograd.grad(run.log_density.sum(), [probes[n] for n in names])
+        return dict(zip(names, grads))
+
+    def posterior_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
+        """Exact posterior marginals of each summed site (shape ``batch +
+        plate + (values,)``, summing to one over the last axis) and of each
+        ``marginalize`` latent, given the rest."""
+        out = super().posterior_latents(x, observations, latents)
+        out.update({n: g.detach() for n, g in self._adjoint(x, observations, latents, LOG, {}).items()})
+        return out
+
+    def map_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
+        """The most probable joint values of the summed sites (by the
+        max-plus contraction of the same plan), and of each ``marginalize``
+        latent as :meth:`Program.map_latents` gives them."""
+        out = super().map_latents(x, observations, latents)
+        out.update({n: g.argmax(-1) for n, g in self._adjoint(x, observations, latents, MAX_PLUS, {}).items()})
+        return out
+
+    def posterior_draws(self, x: Any = None, observations=None, latents=None, sample_shape=()) -> dict[str, torch.Tensor]:
+        """Joint draws of the summed sites from their exact posterior: one
+        site at a time, outermost plates first (the plan's order reversed),
+        each from its marginal given those drawn before."""
+        clamps: dict[str, torch.Tensor] = {}
+        for name in reversed(self.plan().order):
+            probs = self._adjoint(x, observations, latents, LOG, clamps)[name]
+            probs = probs.clamp_min(0)
+            clamps[name] = torch.distributions.Categorical(probs=probs).sample(torch.Size(sample_shape))
+            sample_shape = ()
+        return clamps
+
+    @torch.no_grad()
+    def sample(self, x: Any = None, sample_shape=(), latents=None, observations=None) -> dict[str, torch.Tensor]:
+        """Ancestral draws, as :meth:`Program.sample`; when observations are
+        given and every other latent is, the summed sites are drawn jointly
+        from their exact posterior (as a ``marginalize`` latent is)."""
+        latents, observations = dict(latents or {}), dict(observations or {})
+        given = set(latents) | set(observations)
+        observed = [s.name for s in self.observed_sites if s.name in observations]
+        need = [s.name for s in self.latent_sites(observations)]
+        if self.summed and observed and all(n in given for n in need) and not (self.summed & given):
+            draws = self.posterior_draws(x, observations, latents, sample_shape)
+            return super().sample(x, (), {**latents, **draws}, observations)
+        return super().sample(x, sample_shape, latents, observations)
+
+
+def auto(program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[str] = ()) -> PlannedProgram:
+    """``program`` with its discrete sample sites summed out by a plan.
+
+    Parameters
+    ----------
+    program
+        A :class:`Program`.
+    budget
+        The most bytes the plan's largest intermediate may take (float32
+        entries). Over it, the sites with the most values in the largest
+        intermediate are left to sampling, one at a time, with a
+        :class:`~quivers.errors.QuiversWarning` naming them and the size.
+    exclude
+        Sites to leave to sampling (``enumerate=False``).
+
+    Sites that cannot be summed (infinite support, inside a block) stay
+    sampled latents: SVI draws them with its discrete estimators; the plan
+    says why (:meth:`PlannedProgram.plan`).
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Bernoulli, Normal
+    >>> from quivers.programs import Program, observe, sample, var
+    >>> I = FinSet("I", 3)
+    >>> p = auto(Program("p", I, I, [sample("b", None, Bernoulli(0.5)),
+    ...                              observe("y", I, Normal(var("b") * 1.0, 1.0))]))
+    >>> sorted(p.summed)
+    ['b']
+    """
+    if not isinstance(program, Program):
+        raise QuiversTypeError(f"auto takes a Program, got {type(program).__name__} `{program!r}`")
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
+        raise QuiversTypeError(f"the memory budget of a plan must be a positive number of bytes, got `{budget!r}`")
+    choice = choose(program, exclude)
+    summed, sampled = dict(choice.summed), dict(choice.sampled)
+    out = _planned(program)
+    while True:
+        out._configure(summed, sampled, budget)
+        try:
+            plan = out.plan()
+        except PlanError as err:
+            raise err.relocated(program.span, program.source) from None
+        if plan.memory(4) <= budget or not summed:
+            return out
+        biggest = max((d for d in plan.largest if d in summed), key=lambda d: (summed[d].size, d))
+        why = (f"the plan's largest intermediate {' * '.join(plan.largest)} takes {plan.memory(4)} bytes, "
+               f"over the budget of {budget}")
+        warnings.warn(f"`{biggest}` is sampled, not summed: {why}", QuiversWarning, stacklevel=2)
+        sampled[biggest] = why
+        del summed[biggest]
+
+
+def _planned(program: Program) -> PlannedProgram:
+    """A :class:`PlannedProgram` with ``program``'s steps and buffers."""
+    out = PlannedProgram(
+        program.name, program.dom, program.cod, program.steps, program.effects,
+        span=program.span, source=program.source,
+    )
+    out.load_state_dict(program.state_dict(), strict=False)
+    return out
+
+
+# ------------------------------------------------------- static analysis
+
+
+def _closure(step: Step, program: Program) -> set[str]:
+    """The names ``step`` (and its body) reads, through ``let`` steps."""
+    lets = {s.name: s for s in program.steps if isinstance(s, LetStep)}
+    seen: set[str] = set()
+    todo = list(step.walk_reads())
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in lets:
+            todo.extend(lets[n].reads)
+    return seen
+
+
+def _maps_read(step: Step, program: Program) -> tuple[tuple[str, str, str], ...]:
+    """The index maps ``dom -> cod`` (single plates) that ``step`` reads."""
+    out = []
+    for n in sorted(_closure(step, program)):
+        if n in program.index_maps and program.sites[n].kind == "index":
+            dom, cod = program.index_maps[n]
+            if len(dom.factors) == 1:
+                out.append((n, dom.name, cod.name))
+    return tuple(out)
+
+
+def _static_scope(step: Step, program: PlannedProgram) -> Scope | None:
+    """The axes of the term ``step`` adds to a run, from the program's
+    shapes: its rows and the summed sites it reads."""
+    sites = program.sites
+    if isinstance(step, (SampleStep, ObserveStep)):
+        if sites[step.name].kind not in ("latent", "observed"):
+            return None
+        rows = sites[step.name].dims
+    elif isinstance(step, (MarginalizeStep, MarkovStep)):
+        rows = sites[step.name].dims if isinstance(step, MarginalizeStep) else sites[step.name].dims[:-1]
+    elif step.kind == "factor":
+        rows = tuple(dict.fromkeys(d for n in _closure(step, program) if n in sites for d in sites[n].dims
+                                   if sites[n].kind not in ("index",)))
+    else:
+        return None
+    read = _closure(step, program)
+    own = {step.name} if getattr(step, "name", None) in program.summed else set()
+    summed = sorted((read & program.summed) | own)
+    maps = tuple(m for m in program._maps[id(step)] if m[1] in rows)
+    rows = tuple(d for d in rows if d not in program.summed)
+    return Scope(rows + tuple(summed), maps)
+
