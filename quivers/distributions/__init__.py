@@ -29,15 +29,39 @@ from quivers.distributions.families import (
     Poisson,
     StudentT,
     Uniform,
+    bind,
     biject,
+    constructor,
     family,
     register,
 )
+from quivers.distributions import catalog as _catalog
+
+LogitNormal = constructor("LogitNormal")
+HalfStudentT = constructor("HalfStudentT")
+Logistic = constructor("Logistic")
+Weibull = constructor("Weibull")
+Kumaraswamy = constructor("Kumaraswamy")
+Gumbel = constructor("Gumbel")
+VonMises = constructor("VonMises")
+Chi2 = constructor("Chi2")
+ContinuousBernoulli = constructor("ContinuousBernoulli")
+BetaBinomial = constructor("BetaBinomial")
+Multinomial = constructor("Multinomial")
+DirichletMultinomial = constructor("DirichletMultinomial")
+OrderedLogistic = constructor("OrderedLogistic")
+ZeroInflatedPoisson = constructor("ZeroInflatedPoisson")
+ZeroInflatedNegativeBinomial = constructor("ZeroInflatedNegativeBinomial")
+HurdlePoisson = constructor("HurdlePoisson")
+HurdleNegativeBinomial = constructor("HurdleNegativeBinomial")
+TruncatedNormal = constructor("TruncatedNormal")
+Truncated = constructor("Truncated")
+Mixture = constructor("Mixture")
 
 __all__ = [
-    "FAMILIES", "Family", "FamilySpec", "ParamSpec", "family", "register", "biject",
+    "FAMILIES", "Family", "FamilySpec", "ParamSpec", "family", "bind", "register", "biject", "constructor",
     "Normal", "HalfNormal", "LogNormal", "Exponential", "Gamma", "InverseGamma", "Beta",
     "Dirichlet", "Categorical", "Bernoulli", "Binomial", "Poisson", "NegativeBinomial", "Geometric",
     "StudentT", "Cauchy", "HalfCauchy", "Uniform", "Laplace", "MultivariateNormal",
-    "LKJCholesky", "Flat", "HalfFlat", "ImproperFlat",
+    "LKJCholesky", "Flat", "HalfFlat", "ImproperFlat", *_catalog.NEW,
 ]

@@ -46,7 +46,7 @@ from torch.distributions import transforms as T
 from quivers.distributions.densities import LOG_PROB, flat, half_flat, log_or_zero
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
 
-__all__ = ["ParamSpec", "FamilySpec", "Family", "FAMILIES", "family", "register", "ImproperFlat"]
+__all__ = ["ParamSpec", "FamilySpec", "Family", "FAMILIES", "family", "bind", "register", "ImproperFlat"]
 
 _real = constraints.real
 _positive = constraints.positive
@@ -95,6 +95,16 @@ class FamilySpec:
     improper
         Whether the density does not integrate to one (Stan's flat priors):
         it scores values but cannot be drawn from.
+    dependent
+        Whether the support moves with the parameters (``TruncatedNormal``'s
+        bounds, ``OrderedLogistic``'s number of cutpoints).
+    support_params
+        The parameters a dependent support reads (None: all of them), so a
+        latent whose other parameters read names still has a fixed support.
+    combine
+        For a family made of families (``Truncated``, ``Mixture``): binds
+        the arguments, families among them, into a :class:`Family` of a
+        derived spec (see :mod:`quivers.distributions.combinators`).
     """
 
     name: str
@@ -106,6 +116,9 @@ class FamilySpec:
     discrete: bool = False
     log_prob: Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor] | None = None
     improper: bool = False
+    dependent: bool = False
+    support_params: tuple[str, ...] | None = None
+    combine: Callable[..., Family] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -127,7 +140,7 @@ class FamilySpec:
     @property
     def static_support(self) -> bool:
         """Whether the support is the same for every parameter value."""
-        return self.name not in {"Uniform", "Binomial", "Categorical"}
+        return not self.dependent and self.name not in {"Uniform", "Binomial", "Categorical"}
 
 
 @dataclass(frozen=True)
@@ -167,12 +180,19 @@ class Family:
         """The support; ``params`` are needed only for dependent supports."""
         if params is None:
             params = {k: _as_tensor(v) for k, v in self.args.items() if _is_constant(v)}
-            if not self.spec.static_support and len(params) < len(self.args):
+            free = sorted(k for k in self.support_reads() if k not in params)
+            if not self.spec.static_support and free:
                 raise QuiversTypeError(
-                    f"the support of `{self.name}` depends on non-constant parameters "
-                    f"{sorted(set(self.args) - set(params))}"
+                    f"the support of `{self.name}` depends on non-constant parameters {free}"
                 )
         return self.spec.support(dict(params))
+
+    def support_reads(self) -> tuple[str, ...]:
+        """The arguments the support depends on (none for a fixed support)."""
+        if self.spec.static_support:
+            return ()
+        reads = self.spec.support_params
+        return tuple(self.args) if reads is None else tuple(k for k in reads if k in self.args)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
@@ -265,19 +285,26 @@ def _check_constant(spec: FamilySpec, p: ParamSpec, value: Any) -> None:
 
 
 def _check_dependent(spec: FamilySpec, bound: Mapping[str, Any]) -> None:
-    """Constraints that tie parameters together (a Uniform needs low < high)."""
-    if spec.name == "Uniform" and _is_constant(bound["low"]) and _is_constant(bound["high"]):
+    """Constraints that tie parameters together (a Uniform, or a truncation
+    to both sides, needs low < high; cutpoints increase)."""
+    if _is_constant(bound.get("low")) and _is_constant(bound.get("high")):
         low, high = _as_tensor(bound["low"]), _as_tensor(bound["high"])
         try:
             ok = bool((low < high).all())
         except RuntimeError:
             raise QuiversTypeError(
-                f"`Uniform` parameters `low` {tuple(low.shape)} and `high` {tuple(high.shape)} do not broadcast"
+                f"`{spec.name}` parameters `low` {tuple(low.shape)} and `high` {tuple(high.shape)} do not broadcast"
             ) from None
         if not ok:
             raise InvalidValueError(
-                f"`Uniform` needs `low` < `high`, got low={_short(bound['low'])}, high={_short(bound['high'])}"
+                f"`{spec.name}` needs `low` < `high`, got low={_short(bound['low'])}, high={_short(bound['high'])}"
             )
+    cuts = bound.get("cutpoints")
+    if _is_constant(cuts) and _as_tensor(cuts).dim() and not bool((_as_tensor(cuts).diff(dim=-1) > 0).all()):
+        raise InvalidValueError(
+            f"`{spec.name}` parameter `cutpoints` = {_short(cuts)} must increase along its last axis",
+            hint="declare the cutpoints `ordered`, or sort them",
+        )
 
 
 FAMILIES: dict[str, FamilySpec] = {}
@@ -310,6 +337,27 @@ def family(name: str, *args: Any, **kwargs: Any) -> Family:
     spec = FAMILIES.get(name)
     if spec is None:
         raise UnknownNameError(f"unknown distribution family `{name}`", name=name, candidates=FAMILIES)
+    if spec.combine is not None:
+        return spec.combine(*args, **kwargs)
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Family):
+            raise QuiversTypeError(
+                f"`{name}` takes numbers or expressions, not the family {value!r}",
+                hint="families take families only in `Truncated(...)` and `Mixture(...)`",
+            )
+    return bind(spec, args, kwargs)
+
+
+def bind(spec: FamilySpec, args: tuple | list, kwargs: Mapping[str, Any]) -> Family:
+    """Bind arguments to ``spec`` (what :func:`family` does once it has
+    found the spec; the combinators call it with their derived specs).
+
+    Examples
+    --------
+    >>> bind(FAMILIES["Normal"], (0.0,), {"scale": 2.0})
+    Normal(loc=0.0, scale=2.0)
+    """
+    name = spec.name
     positional = list(spec.params) + [g[0] for g in spec.alternatives]
     if len(args) > len(positional):
         raise QuiversTypeError(
@@ -550,6 +598,17 @@ MultivariateNormal = _constructor("MultivariateNormal")
 LKJCholesky = _constructor("LKJCholesky")
 Flat = _constructor("Flat")
 HalfFlat = _constructor("HalfFlat")
+
+
+def constructor(name: str) -> Callable[..., Family]:
+    """The Python constructor of the registered family ``name``.
+
+    Examples
+    --------
+    >>> constructor("Normal")(0.0, 1.0)
+    Normal(loc=0.0, scale=1.0)
+    """
+    return _constructor(name)
 
 
 def biject(constraint: constraints.Constraint) -> T.Transform:

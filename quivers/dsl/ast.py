@@ -40,7 +40,7 @@ __all__ = [
     "SetName", "SetUnit", "SetProduct", "SetSum", "SetExpr",
     # options and families
     "OptionName", "OptionNumber", "OptionList", "OptionValue", "Option",
-    "Keyword", "FamilyCall",
+    "Keyword", "FamilyCall", "nested_family",
     # steps
     "Sample", "Observe", "Marginalize", "Markov", "Let", "Factor", "Return", "IndexMap", "Data", "Step",
     # declarations
@@ -302,6 +302,19 @@ class FamilyCall(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[Keyword, ...] = ()
+
+
+def nested_family(call: Call) -> FamilyCall:
+    """A family written as the argument of a family made of families (the
+    ``Normal(mu, s)`` of ``Truncated(Normal(mu, s), low=0.0)``), which the
+    grammar reads as a call.
+
+    Examples
+    --------
+    >>> nested_family(Call("Normal", (Name("mu"), Number(1.0))))
+    FamilyCall(name='Normal', args=(Name(id='mu'), Number(value=1.0)), kwargs=())
+    """
+    return FamilyCall(call.func, call.args, span=call.span)
 
 
 # ---------------------------------------------------------------- steps

@@ -63,7 +63,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from quivers.categories import FinSet
-from quivers.distributions import FAMILIES, family
+from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
 from quivers.dsl.printer import dump_expr, dump_program, dump_set
 from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
@@ -846,7 +846,7 @@ class _Checker:
 
     # ------------------------------------------------------------ families and expressions
 
-    def _family(self, f: ast.FamilyCall, scope: _Scope) -> None:
+    def _family(self, f: ast.FamilyCall, scope: _Scope) -> Family:
         spec = FAMILIES.get(f.name)
         if spec is None:
             raise self._unknown(f"unknown distribution family `{f.name}`", f.name, FAMILIES, f)
@@ -857,16 +857,21 @@ class _Checker:
                     + ", ".join(spec.param_names),
                     k.name, spec.param_names, k,
                 )
+        args = []
         for e in f.args:
+            if spec.combine is not None and isinstance(e, ast.Call) and e.func in FAMILIES:
+                # a family made of families: `Truncated(Normal(mu, s), low=0.0)`
+                args.append(self._family(ast.nested_family(e), scope))
+                continue
             self._expr(e, scope)
+            args.append(_constant(e))
         for k in f.kwargs:
             self._expr(k.value, scope)
         # The registry decides arity, missing parameters and constant
         # constraints; placeholders stand in for non-constant arguments.
-        args = [_constant(e) for e in f.args]
         kwargs = {k.name: _constant(k.value) for k in f.kwargs}
         try:
-            family(f.name, *args, **kwargs)
+            return family(f.name, *args, **kwargs)
         except QuiversError as err:
             raise err.relocated(f.span, self.source) from None
 

@@ -43,7 +43,7 @@ from typing import Any
 import sympy
 
 from quivers.categories import FinSet
-from quivers.distributions import Family, family
+from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
 from quivers.dsl.checker import DataRole, check
 from quivers.dsl.inline import inline
@@ -283,7 +283,12 @@ def _argument(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) ->
 
 
 def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet]) -> Family:
-    args = [_argument(a, source, objects) for a in f.args]
+    combine = getattr(FAMILIES.get(f.name), "combine", None) is not None
+    args = [
+        _family(ast.nested_family(a), source, objects) if combine and isinstance(a, ast.Call) and a.func in FAMILIES
+        else _argument(a, source, objects)
+        for a in f.args
+    ]
     kwargs = {k.name: _argument(k.value, source, objects) for k in f.kwargs}
     return _located(lambda: family(f.name, *args, **kwargs), f.span, source)
 

@@ -112,7 +112,7 @@ class Site:
         fam = self.family
         if fam.spec.static_support:
             return fam.support()
-        values = {k: _constant(v) for k, v in fam.args.items()}
+        values = {k: _constant(v) for k, v in fam.args.items() if k in fam.support_reads()}
         free = sorted(k for k, v in values.items() if v is None)
         if free:
             reads = sorted({n for k in free for n in getattr(fam.args[k], "names", frozenset)()})
