@@ -47,6 +47,9 @@ __all__ = [
     "ObjectDecl", "RealObject", "ObjectDef", "Param", "ProgramDecl", "Export", "Decl", "Module",
     # composite programs
     "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
+    # morphisms
+    "MorphismRef", "MorphismNumber", "MorphismKeyword", "MorphismCall", "MorphismAttr", "MorphismThen",
+    "MorphismTensor", "MorphismExpr", "MorphismDecl", "DefineDecl",
     # deductions
     "TermName", "TermNumber", "TermCall", "TermSlash", "Term", "DeductionRule", "LexiconEntry",
     "DeductionDecl",
@@ -756,7 +759,145 @@ class DeductionDecl(Node):
     lexicon: tuple[LexiconEntry, ...]
 
 
-Decl = Union[ObjectDecl, RealObject, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl]
+# ---------------------------------------------------------------- morphisms
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismRef(Node):
+    """A declared morphism or object (the argument of ``identity(A)``), by name.
+
+    Examples
+    --------
+    >>> MorphismRef("transition")
+    MorphismRef(name='transition')
+    """
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismNumber(Node):
+    """A count in a combinator call: the ``3`` of ``repeat(f, 3)``.
+
+    Examples
+    --------
+    >>> MorphismNumber(3)
+    MorphismNumber(value=3)
+    """
+
+    value: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismKeyword(Node):
+    """``name=value`` in a combinator call: ``scan(cell, init=h0)``.
+
+    Examples
+    --------
+    >>> MorphismKeyword("init", MorphismRef("h0")).name
+    'init'
+    """
+
+    name: str
+    value: MorphismExpr
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismCall(Node):
+    """A combinator: ``repeat(f, 3)``, ``fan(f, g)``, ``identity(A)``, ...
+
+    Examples
+    --------
+    >>> MorphismCall("repeat", (MorphismRef("t"), MorphismNumber(3))).func
+    'repeat'
+    """
+
+    func: str
+    args: tuple[MorphismExpr | MorphismNumber | MorphismKeyword, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismAttr(Node):
+    """A postfix: ``f.dagger``.
+
+    Examples
+    --------
+    >>> MorphismAttr(MorphismRef("f"), "dagger").attr
+    'dagger'
+    """
+
+    base: MorphismExpr
+    attr: str
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismThen(Node):
+    """``left >> right`` on morphisms.
+
+    Examples
+    --------
+    >>> MorphismThen(MorphismRef("f"), MorphismRef("g")).left
+    MorphismRef(name='f')
+    """
+
+    left: MorphismExpr
+    right: MorphismExpr
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismTensor(Node):
+    """``left @ right`` on morphisms.
+
+    Examples
+    --------
+    >>> MorphismTensor(MorphismRef("f"), MorphismRef("g")).right
+    MorphismRef(name='g')
+    """
+
+    left: MorphismExpr
+    right: MorphismExpr
+
+
+MorphismExpr = Union[MorphismRef, MorphismCall, MorphismAttr, MorphismThen, MorphismTensor]
+
+
+@dataclass(frozen=True, slots=True)
+class MorphismDecl(Node):
+    """``morphism f, g : A -> B [options] ~ Family [options]``.
+
+    Examples
+    --------
+    >>> d = MorphismDecl(("f", "g"), SetName("A"), SetName("B"), (Option("role", OptionName("latent")),))
+    >>> d.names, d.family
+    (('f', 'g'), None)
+    """
+
+    names: tuple[str, ...]
+    dom: SetExpr
+    cod: SetExpr
+    options: tuple[Option, ...] = ()
+    family: str | None = None
+    family_options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DefineDecl(Node):
+    """``define h = f >> g`` (or a top-level ``let h = f >> g``).
+
+    Examples
+    --------
+    >>> DefineDecl("h", MorphismThen(MorphismRef("f"), MorphismRef("g"))).keyword
+    'define'
+    """
+
+    name: str
+    value: MorphismExpr
+    keyword: str = "define"
+
+
+Decl = Union[
+    ObjectDecl, RealObject, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl, MorphismDecl, DefineDecl
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ What it checks
   domain (the message names both operands and objects); ``@`` is always
   defined. A program's input (``program q(b) : B -> C``) is in scope in its
   body.
-- Exports: each names a program once (the first is the module's
+- Exports: each names a program (or a morphism) once (the first is the module's
   morphism); a program with set parameters is exported by no one.
 - Parametric programs (``program f(G : FinSet, s : Real) : G -> 1``) are
   checked with ``G`` standing for any object and ``s`` a number; their uses
@@ -259,18 +259,26 @@ class _Checker:
 
     def module(self, module: ast.Module) -> CheckedModule:
         declared: dict[str, ast.Node] = {}
+        morphisms: set[str] = set()
         for d in module.items:
             if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl,
-                              ast.DeductionDecl)):
-                previous = declared.get(d.name)
-                if previous is not None:
-                    raise self._error(
-                        QuiversTypeError,
-                        f"`{d.name}` is declared twice; it is already declared" + self._line(previous.span),
-                        d,
-                        hint="objects and programs share one namespace",
-                    )
-                declared[d.name] = d
+                              ast.DeductionDecl, ast.MorphismDecl, ast.DefineDecl)):
+                names = d.names if isinstance(d, ast.MorphismDecl) else (d.name,)
+                for name in names:
+                    previous = declared.get(name)
+                    if previous is not None:
+                        raise self._error(
+                            QuiversTypeError,
+                            f"`{name}` is declared twice; it is already declared" + self._line(previous.span),
+                            d,
+                            hint="objects, programs and morphisms share one namespace"
+                            if isinstance(d, (ast.MorphismDecl, ast.DefineDecl))
+                            or isinstance(previous, (ast.MorphismDecl, ast.DefineDecl))
+                            else "objects and programs share one namespace",
+                        )
+                    declared[name] = d
+                if isinstance(d, (ast.MorphismDecl, ast.DefineDecl)):
+                    morphisms.update(names)
         self.all_objects = {
             n: d for n, d in declared.items() if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef))
         }
@@ -299,6 +307,12 @@ class _Checker:
                 opts = self._options(d.options, "program")
                 self.effects[d.name] = self._effects(opts["effects"].value) if "effects" in opts else None
                 self.signatures[d.name] = self._composite(d.value, d)
+            elif isinstance(d, ast.MorphismDecl):
+                # roles, options and the algebra of `define` are checked where they compile, in dsl/morphisms.py
+                self._set(d.dom, d, whole=True)
+                self._set(d.cod, d, whole=True)
+            elif isinstance(d, ast.DefineDecl):
+                pass
             elif isinstance(d, ast.DeductionDecl):
                 # the rules and lexicon are checked where they compile, in dsl/deductions.py
                 self._set(d.dom, d, whole=True)
@@ -306,12 +320,13 @@ class _Checker:
             else:
                 exports.append(d)
         for d in exports:
-            if d.name not in self.programs:
+            if d.name not in self.programs and d.name not in morphisms:
                 kind = "an object" if d.name in self.all_objects else "not declared"
                 raise self._unknown(
                     f"cannot export `{d.name}`: it is {kind}; programs: "
-                    + (", ".join(self.programs) or "none"),
-                    d.name, self.programs, d,
+                    + (", ".join(self.programs) or "none")
+                    + (f"; morphisms: {', '.join(sorted(morphisms))}" if morphisms else ""),
+                    d.name, [*self.programs, *morphisms], d,
                 )
         seen: dict[str, ast.Export] = {}
         for d in exports:
@@ -320,7 +335,7 @@ class _Checker:
                     QuiversTypeError, f"`{d.name}` is already exported" + self._line(seen[d.name].span), d
                 )
             seen[d.name] = d
-            target = self.programs[d.name]
+            target = self.programs.get(d.name)
             if isinstance(target, ast.ProgramDecl) and any(q.type == "FinSet" for q in target.params):
                 raise self._error(
                     QuiversTypeError,

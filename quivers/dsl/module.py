@@ -31,8 +31,10 @@ from quivers.dsl import ast
 from quivers.deduction import Deduction
 from quivers.dsl.compiler import compile_module
 from quivers.dsl.deductions import compile_deductions
+from quivers.dsl.morphisms import compile_morphisms
 from quivers.dsl.parser import parse
 from quivers.errors import DataError, QuiversError, UnknownNameError, did_you_mean
+from quivers.nn import MorphismModule
 from quivers.programs import Program
 
 __all__ = ["QVRModule", "loads", "load"]
@@ -53,6 +55,8 @@ class QVRModule:
         Programs (torch modules) by name, in declaration order.
     deductions
         :class:`~quivers.deduction.Deduction` s (torch modules) by name.
+    morphisms
+        Declared and defined morphisms (:mod:`quivers.nn` modules) by name.
     export
         The name of the first exported program (the morphism), or None.
     exports
@@ -80,6 +84,7 @@ class QVRModule:
         export: str | None,
         deductions: dict[str, Deduction] | None = None,
         exports: tuple[str, ...] | None = None,
+        morphisms: dict[str, MorphismModule] | None = None,
     ) -> None:
         self.ast = tree
         self.source = source
@@ -87,13 +92,15 @@ class QVRModule:
         self.programs = programs
         self.export = export
         self.deductions = deductions or {}
+        self.morphisms = morphisms or {}
         self.exports = exports if exports is not None else ((export,) if export is not None else ())
 
     @property
-    def morphism(self) -> Program:
-        """The exported program (the only program, when there is one and no export)."""
+    def morphism(self) -> Program | MorphismModule:
+        """The exported program or morphism (the only program, when there is
+        one and no export)."""
         if self.export is not None:
-            return self.programs[self.export]
+            return self.programs[self.export] if self.export in self.programs else self.morphisms[self.export]
         if len(self.programs) == 1:
             return next(iter(self.programs.values()))
         raise QuiversError(
@@ -118,8 +125,8 @@ class QVRModule:
 
         return {p: dict(roles) for p, roles in check(self.ast, self.source).data.items()}
 
-    def _names(self) -> dict[str, FinSet | Program | Deduction]:
-        return {**self.objects, **self.programs, **self.deductions}
+    def _names(self) -> dict[str, FinSet | Program | Deduction | MorphismModule]:
+        return {**self.objects, **self.programs, **self.deductions, **self.morphisms}
 
     def __getitem__(self, name: str) -> FinSet | Program:
         names = self._names()
@@ -137,7 +144,7 @@ class QVRModule:
 
     def __getattr__(self, name: str) -> FinSet | Program:
         if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export", "exports", "data",
-                                             "deductions"}:
+                                             "deductions", "morphisms"}:
             raise AttributeError(name)
         names = self._names()
         if name in names:
@@ -192,7 +199,8 @@ def loads(text: str) -> QVRModule:
     objects, programs = compile_module(tree, text)
     exports = tuple(d.name for d in tree.items if isinstance(d, ast.Export))
     return QVRModule(
-        tree, text, objects, programs, exports[0] if exports else None, compile_deductions(tree, text), exports
+        tree, text, objects, programs, exports[0] if exports else None, compile_deductions(tree, text), exports,
+        compile_morphisms(tree, objects, text),
     )
 
 

@@ -55,7 +55,7 @@ from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span,
 __all__ = ["parse", "grammar_text"]
 
 _STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "return", "index", "data")
-_DECL_KEYWORDS = ("object", "program", "export", "deduction")
+_DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export")
 _OPERATORS = frozenset({"+", "-", "*", "/", "^", "["})
 _NAMED = {
     "NAME": "a name",
@@ -260,8 +260,11 @@ def _expected_words(expected: Iterable[str], parser: Lark) -> str:
         words.append("a step (" + ", ".join(f"`{k}`" for k in _STEP_KEYWORDS) + ")")
         rest = {t for t in rest if literals[t] not in _STEP_KEYWORDS}
     if set(_DECL_KEYWORDS) <= values:
-        words.append("a declaration (`object`, `program`, `deduction` or `export`)")
-        rest = {t for t in rest if literals[t] not in _DECL_KEYWORDS and t not in {"_NL", "$END"}}
+        words.append(
+            "a declaration (" + ", ".join(f"`{k}`" for k in _DECL_KEYWORDS[:-1]) + f" or `{_DECL_KEYWORDS[-1]}`)"
+        )
+        # a top-level `let` is a `define`
+        rest = {t for t in rest if literals[t] not in (*_DECL_KEYWORDS, "let") and t not in {"_NL", "$END"}}
     if {"NAME", "NUMBER"} <= rest and values >= {"(", "-"}:
         words.append("an expression")
         rest = {t for t in rest if t not in {"NAME", "NUMBER"} and literals[t] not in {"(", "-"}}
@@ -340,6 +343,10 @@ def _syntax_error(err: UnexpectedInput, text: str, parser: Lark) -> QVRSyntaxErr
             f"`{unclosed}` is never closed",
             span=Span(unclosed.line, unclosed.column, unclosed.line, unclosed.column + 1),
             source=text,
+        )
+    if str(token) == "~":  # `~` only follows a morphism's signature; elsewhere it is Stan's draw
+        return QVRSyntaxError(
+            "unexpected character `~`", span=Span(line, column, line, column + 1), source=text, hint=_char_hint("~")
         )
     message = f"unexpected {_got(token, parser)}; expected {_expected_words(expected, parser)}"
     context = _context(text, line, column, previous="_INDENT" in expected or token.type == "_INDENT")

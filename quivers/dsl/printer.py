@@ -29,9 +29,12 @@ program p : K -> K [effects=[Sample]]
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from quivers.dsl import ast
 
-__all__ = ["dumps", "dump_expr", "dump_set", "dump_program"]
+__all__ = ["dumps", "dump_expr", "dump_set", "dump_program", "dump_morphism"]
 
 INDENT = "    "
 
@@ -144,19 +147,59 @@ def dump_program(e: ast.ProgramExpr) -> str:
         return e.name
     if isinstance(e, ast.ProgramIdentity):
         return f"identity({dump_set(e.obj)})"
-    if isinstance(e, ast.ProgramThen):
-        right = dump_program(e.right)
-        if isinstance(e.right, ast.ProgramThen):
+    infix = _infix(e, dump_program, ast.ProgramThen, ast.ProgramTensor)
+    if infix is None:
+        raise TypeError(f"not a program expression: {e!r}")
+    return infix
+
+
+def _infix(e: Any, dump: Callable[[Any], str], then: type, tensor: type) -> str | None:
+    """``>>`` and ``@`` (of programs or of morphisms) with the parentheses
+    their precedence needs: ``@`` binds tighter, both associate to the left."""
+    if isinstance(e, then):
+        right = dump(e.right)
+        if isinstance(e.right, then):
             right = f"({right})"
-        return f"{dump_program(e.left)} >> {right}"
-    if isinstance(e, ast.ProgramTensor):
-        left, right = dump_program(e.left), dump_program(e.right)
-        if isinstance(e.left, ast.ProgramThen):
+        return f"{dump(e.left)} >> {right}"
+    if isinstance(e, tensor):
+        left, right = dump(e.left), dump(e.right)
+        if isinstance(e.left, then):
             left = f"({left})"
-        if isinstance(e.right, (ast.ProgramThen, ast.ProgramTensor)):
+        if isinstance(e.right, (then, tensor)):
             right = f"({right})"
         return f"{left} @ {right}"
-    raise TypeError(f"not a program expression: {e!r}")
+    return None
+
+
+def dump_morphism(e: ast.MorphismExpr | ast.MorphismNumber | ast.MorphismKeyword) -> str:
+    """A morphism expression as QVR source, with the parentheses its
+    operators need (``.dagger`` binds tightest, then ``@``, then ``>>``).
+
+    Examples
+    --------
+    >>> f, g = ast.MorphismRef("f"), ast.MorphismRef("g")
+    >>> dump_morphism(ast.MorphismAttr(ast.MorphismThen(f, g), "dagger"))
+    '(f >> g).dagger'
+    >>> dump_morphism(ast.MorphismCall("repeat", (ast.MorphismTensor(f, g), ast.MorphismNumber(3))))
+    'repeat(f @ g, 3)'
+    """
+    if isinstance(e, ast.MorphismRef):
+        return e.name
+    if isinstance(e, ast.MorphismNumber):
+        return _number(e.value)
+    if isinstance(e, ast.MorphismKeyword):
+        return f"{e.name}={dump_morphism(e.value)}"
+    if isinstance(e, ast.MorphismCall):
+        return f"{e.func}({', '.join(dump_morphism(a) for a in e.args)})"
+    if isinstance(e, ast.MorphismAttr):
+        base = dump_morphism(e.base)
+        if isinstance(e.base, (ast.MorphismThen, ast.MorphismTensor)):
+            base = f"({base})"
+        return f"{base}.{e.attr}"
+    infix = _infix(e, dump_morphism, ast.MorphismThen, ast.MorphismTensor)
+    if infix is None:
+        raise TypeError(f"not a morphism expression: {e!r}")
+    return infix
 
 
 def _option_value(v: ast.OptionValue) -> str:
@@ -235,6 +278,11 @@ def _decl(d: ast.Decl) -> list[str]:
         return [f"program {d.name} = {dump_program(d.value)}{_options(d.options)}"]
     if isinstance(d, ast.Export):
         return [f"export {d.name}"]
+    if isinstance(d, ast.MorphismDecl):
+        family = f" ~ {d.family}{_options(d.family_options)}" if d.family is not None else ""
+        return [f"morphism {', '.join(d.names)} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}{family}"]
+    if isinstance(d, ast.DefineDecl):
+        return [f"{d.keyword} {d.name} = {dump_morphism(d.value)}"]
     if isinstance(d, ast.DeductionDecl):
         return _deduction(d)
     raise TypeError(f"not a declaration: {d!r}")

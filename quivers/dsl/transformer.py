@@ -34,7 +34,7 @@ KEYWORDS = frozenset(
     {
         "object", "FinSet", "Real", "program", "export",
         "sample", "observe", "marginalize", "let", "factor", "return", "index", "data",
-        "deduction",
+        "deduction", "morphism", "define",
     }
 )
 """Reserved words: none of them can name an object, program or value."""
@@ -205,6 +205,52 @@ class QVRTransformer(Transformer):
                 hint="a declared program is named without parentheses",
             )
         return ast.ProgramIdentity(obj, span=self._span(meta))
+
+    # ------------------------------------------------------------ morphisms
+
+    def morphism_decl(self, meta: Any, children: list) -> ast.MorphismDecl:
+        *names, dom, cod, options, family = children
+        fam, fam_options = family if family is not None else (None, ())
+        return ast.MorphismDecl(
+            tuple(str(n) for n in names), dom, cod, options or (), fam, fam_options, span=self._line_span(meta)
+        )
+
+    def morphism_family(self, meta: Any, children: list) -> tuple[str, tuple[ast.Option, ...]]:
+        name, options = children
+        return str(name), options or ()
+
+    def define_keyword(self, meta: Any, children: list) -> str:
+        return str(children[0])
+
+    def define_decl(self, meta: Any, children: list) -> ast.DefineDecl:
+        keyword, name, value = children
+        return ast.DefineDecl(str(name), value, keyword, span=self._line_span(meta))
+
+    def morphism_then(self, meta: Any, children: list) -> ast.MorphismThen:
+        left, right = children
+        return ast.MorphismThen(left, right, span=self._span(meta))
+
+    def morphism_tensor(self, meta: Any, children: list) -> ast.MorphismTensor:
+        left, right = children
+        return ast.MorphismTensor(left, right, span=self._span(meta))
+
+    def morphism_attr(self, meta: Any, children: list) -> ast.MorphismAttr:
+        base, attr = children
+        return ast.MorphismAttr(base, str(attr), span=self._span(meta))
+
+    def morphism_ref(self, meta: Any, children: list) -> ast.MorphismRef:
+        return ast.MorphismRef(str(children[0]), span=self._span(meta))
+
+    def morphism_call(self, meta: Any, children: list) -> ast.MorphismCall:
+        func, *args = children
+        return ast.MorphismCall(str(func), tuple(args), span=self._span(meta))
+
+    def morphism_number(self, meta: Any, children: list) -> ast.MorphismNumber:
+        return ast.MorphismNumber(_number(children[0], self.source), span=self._span(meta))
+
+    def morphism_keyword(self, meta: Any, children: list) -> ast.MorphismKeyword:
+        name, value = children
+        return ast.MorphismKeyword(str(name), value, span=self._span(meta))
 
     def export_decl(self, meta: Any, children: list) -> ast.Export:
         (name,) = children

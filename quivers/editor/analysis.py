@@ -57,6 +57,7 @@ _KINDS = {
     "ObjectDef": "object",
     "ProgramDecl": "program",
     "CompositeDecl": "program",
+    "DefineDecl": "morphism",
     "Sample": "sample",
     "Observe": "observe",
     "Marginalize": "marginalize",

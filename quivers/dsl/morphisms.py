@@ -1,0 +1,282 @@
+"""Compiling QVR ``morphism`` and ``define`` declarations into
+:mod:`quivers.nn`.
+
+``morphism f, g : A -> B [role=latent, scale=0.3]`` declares learnable
+arrows, each its own :func:`quivers.nn.latent`; ``define h = ...`` (or a
+top-level ``let``) names an expression over them, compiled operator by
+operator into the same calls a Python user writes: ``>>`` and ``@`` are
+the arrows' own, ``.dagger`` is :func:`~quivers.nn.dagger`, and the calls
+``identity(A)``, ``copy(A)``, ``delete(A)``, ``repeat(f[, n])``,
+``stack(f, n)``, ``fan(f, g, ...)`` and ``scan(cell[, init=h0])`` are the
+functions of :mod:`quivers.nn` of those names (``copy`` and ``delete``
+are :func:`quivers.categories.copy` and ``delete`` as modules).
+
+Roles: ``latent`` (the default) and ``kernel`` between finite sets are a
+learnable stochastic matrix, :func:`quivers.nn.latent`; ``scale`` sets the
+spread of its initial logits and ``init=uniform`` starts it uniform.
+``observed``, ``embed``, ``discretize`` and kernels with ``~ Family`` are
+recognized and refused with a located :class:`~quivers.errors.UnsupportedError`
+until their runtime exists in QVR.
+
+Checked here, each error located at its line and column: the role and
+every option is known, and their values fit; ``latent`` needs finite sets;
+every name in a ``define`` is a morphism or (inside ``identity`` and the
+like) an object declared earlier; ``>>`` joins equal objects (the message
+names both operands and both types); ``repeat`` and ``stack`` take an
+endomorphism; a scan cell has type ``X * H -> H``.
+
+Examples
+--------
+>>> from quivers.dsl.parser import parse
+>>> tree = parse('''
+... object S : FinSet 2
+... morphism t : S -> S [role=latent]
+... define tt = t >> t
+... ''')
+>>> m = compile_morphisms(tree, {"S": FinSet("S", 2)})
+>>> m["tt"]
+Then(latent(S, S, name='t'), latent(S, S, name='t'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from quivers.categories import FinSet, copy, delete
+from quivers.dsl import ast
+from quivers.dsl.printer import dump_morphism, dump_set
+from quivers.errors import CompositionError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError
+from quivers.nn import MorphismModule, dagger, fan, identity, latent, observed, repeat, scan, stack
+
+__all__ = ["compile_morphisms", "ROLES", "OPTIONS"]
+
+ROLES = ("latent", "kernel", "observed", "embed", "discretize")
+"""The roles a declared morphism may have."""
+
+OPTIONS = ("role", "scale", "init")
+"""The options of a ``morphism`` declaration (before any ``~ Family``)."""
+
+_INITS = ("normal", "uniform")
+_OBJECT_CALLS = {"identity": identity, "copy": lambda A: observed(copy(A)), "delete": lambda A: observed(delete(A))}
+_CALLS = ("identity", "copy", "delete", "repeat", "stack", "fan", "scan")
+
+
+def compile_morphisms(
+    module: ast.Module, objects: Mapping[str, FinSet], source: str | None = None
+) -> dict[str, MorphismModule]:
+    """The declared and defined morphisms of a checked module, by name, in
+    declaration order.
+
+    Parameters
+    ----------
+    module
+        A parsed module that the checker accepted.
+    objects
+        Its compiled objects by name.
+    source
+        Its text, so that errors show the line with a caret.
+    """
+    return _Compiler(module, objects, source).run()
+
+
+class _Compiler:
+    def __init__(self, module: ast.Module, objects: Mapping[str, FinSet], source: str | None) -> None:
+        self.module, self.objects, self.source = module, objects, source
+        self.reals = {d.name for d in module.items if isinstance(d, ast.RealObject)}
+        self.morphisms: dict[str, MorphismModule] = {}
+        self.later = {
+            n for d in module.items if isinstance(d, (ast.MorphismDecl, ast.DefineDecl))
+            for n in (d.names if isinstance(d, ast.MorphismDecl) else (d.name,))
+        }
+
+    def error(self, cls: type[QuiversError], message: str, node: ast.Node, **kw) -> QuiversError:
+        return cls(message, span=node.span, source=self.source, **kw)
+
+    def run(self) -> dict[str, MorphismModule]:
+        for d in self.module.items:
+            if isinstance(d, ast.MorphismDecl):
+                for name in d.names:
+                    self.morphisms[name] = self.declare(d, name)
+            elif isinstance(d, ast.DefineDecl):
+                self.morphisms[d.name] = self.expr(d.value, d)
+        return self.morphisms
+
+    # ------------------------------------------------------------ declarations
+
+    def options(self, d: ast.MorphismDecl) -> dict[str, ast.Option]:
+        out: dict[str, ast.Option] = {}
+        for o in d.options:
+            if o.key not in OPTIONS:
+                raise self.error(
+                    UnknownNameError, f"unknown option `{o.key}` of morphism `{', '.join(d.names)}`; "
+                    f"options: {', '.join(OPTIONS)}", o, name=o.key, candidates=OPTIONS,
+                )
+            if o.key in out:
+                raise self.error(QuiversTypeError, f"option `{o.key}` is given twice", o)
+            out[o.key] = o
+        return out
+
+    def _name_value(self, o: ast.Option, allowed: tuple[str, ...]) -> str:
+        if not isinstance(o.value, ast.OptionName) or o.value.name not in allowed:
+            raise self.error(
+                UnknownNameError if isinstance(o.value, ast.OptionName) else QuiversTypeError,
+                f"`{o.key}` must be one of {', '.join(allowed)}",
+                o.value, **({"name": o.value.name, "candidates": allowed} if isinstance(o.value, ast.OptionName) else {}),
+            )
+        return o.value.name
+
+    def _real(self, s: ast.SetExpr) -> bool:
+        if isinstance(s, (ast.SetProduct, ast.SetSum)):
+            return self._real(s.left) or self._real(s.right)
+        return isinstance(s, ast.SetName) and s.name in self.reals
+
+    def _set(self, s: ast.SetExpr) -> FinSet:
+        from quivers.dsl.compiler import compile_set
+
+        return compile_set(s, dict(self.objects))
+
+    def declare(self, d: ast.MorphismDecl, name: str) -> MorphismModule:
+        opts = self.options(d)
+        role = self._name_value(opts["role"], ROLES) if "role" in opts else "latent"
+        scale = 1.0
+        if "scale" in opts:
+            v = opts["scale"].value
+            if not isinstance(v, ast.OptionNumber):
+                raise self.error(QuiversTypeError, "`scale` must be a non-negative number", v)
+            scale = float(v.value)
+        if "init" in opts and self._name_value(opts["init"], _INITS) == "uniform":
+            scale = 0.0
+        signature = f"{dump_set(d.dom)} -> {dump_set(d.cod)}"
+        if role in ("latent", "kernel") and d.family is None or role == "observed":
+            for side in (d.dom, d.cod):
+                if self._real(side):
+                    raise self.error(
+                        QuiversTypeError,
+                        f"morphism `{name} : {signature}` has role `{role}`, a stochastic matrix between finite "
+                        f"sets, but `{dump_set(side)}` is a Real object",
+                        side if side.span is not None else d,
+                        hint="a conditional distribution into a Real object is `[role=kernel] ~ Normal`",
+                    )
+            if role == "observed":
+                raise self.error(
+                    UnsupportedError,
+                    f"morphism `{name}` has role `observed`, a fixed arrow, but QVR has no way to give its "
+                    "values yet; use `identity`, `copy` or `delete` in a `define`, or a latent kernel",
+                    opts["role"],
+                )
+            return latent(self._set(d.dom), self._set(d.cod), scale, name)
+        if role == "embed" and not self._real(d.cod):
+            raise self.error(
+                QuiversTypeError,
+                f"morphism `{name} : {signature}` has role `embed`, which maps a finite set into a Real "
+                f"object, but `{dump_set(d.cod)}` is a finite set",
+                d.cod if d.cod.span is not None else d,
+                hint="declare the codomain with `object E : Real n`, or use `[role=latent]` between finite sets",
+            )
+        raise self.error(
+            UnsupportedError, f"morphism `{name} : {signature}` with role `{role}`"
+            + (f" and family `{d.family}`" if d.family else "") + " is not supported yet",
+            d,
+        )
+
+    # ------------------------------------------------------------ expressions
+
+    def ref(self, e: ast.MorphismRef, d: ast.DefineDecl) -> MorphismModule:
+        if e.name in self.morphisms:
+            return self.morphisms[e.name]
+        if e.name in self.objects:
+            message = (f"`{e.name}` is an object, not a morphism; use `identity({e.name})` for its identity")
+        elif e.name in self.later:
+            message = f"morphism `{e.name}` is used before it is declared"
+        else:
+            message = f"unknown morphism `{e.name}` in `{d.name}`"
+        known = list(self.morphisms)
+        raise self.error(
+            UnknownNameError, message + "; morphisms: " + (", ".join(known) or "none"), e,
+            name=e.name, candidates=known,
+        )
+
+    def expr(self, e: ast.MorphismExpr, d: ast.DefineDecl) -> MorphismModule:
+        if isinstance(e, ast.MorphismRef):
+            return self.ref(e, d)
+        if isinstance(e, ast.MorphismAttr):
+            if e.attr != "dagger":
+                raise self.error(
+                    UnknownNameError, f"unknown postfix `.{e.attr}`; the postfix is `.dagger`", e,
+                    name=e.attr, candidates=("dagger",),
+                )
+            return dagger(self.expr(e.base, d))
+        if isinstance(e, ast.MorphismCall):
+            return self.call(e, d)
+        left, right = self.expr(e.left, d), self.expr(e.right, d)
+        if isinstance(e, ast.MorphismTensor):
+            return left @ right
+        if left.cod != right.dom:
+            lt, rt = dump_morphism(e.left), dump_morphism(e.right)
+            raise self.error(
+                CompositionError,
+                f"cannot compose `{lt} : {left.dom} -> {left.cod}` with `{rt} : {right.dom} -> {right.cod}`: "
+                f"the codomain `{left.cod}` of `{lt}` is not the domain `{right.dom}` of `{rt}`",
+                e,
+            )
+        return left >> right
+
+    def call(self, e: ast.MorphismCall, d: ast.DefineDecl) -> MorphismModule:
+        if e.func not in _CALLS:
+            raise self.error(
+                UnknownNameError, f"unknown combinator `{e.func}(...)`; combinators: {', '.join(_CALLS)}", e,
+                name=e.func, candidates=_CALLS,
+            )
+        positional = [a for a in e.args if not isinstance(a, ast.MorphismKeyword)]
+        keywords = {a.name: a for a in e.args if isinstance(a, ast.MorphismKeyword)}
+        allowed_keywords = ("init",) if e.func == "scan" else ()
+        for k, a in keywords.items():
+            if k not in allowed_keywords:
+                raise self.error(
+                    UnknownNameError, f"`{e.func}` takes no keyword `{k}`"
+                    + (f"; keywords: {', '.join(allowed_keywords)}" if allowed_keywords else ""),
+                    a, name=k, candidates=allowed_keywords,
+                )
+        if e.func in _OBJECT_CALLS:
+            arg = self._one(e, positional, "an object")
+            if not isinstance(arg, ast.MorphismRef) or arg.name not in self.objects:
+                raise self.error(
+                    QuiversTypeError, f"`{e.func}` takes a declared object: `{e.func}(A)`", arg,
+                )
+            return self._located(lambda: _OBJECT_CALLS[e.func](self.objects[arg.name]), e)
+        if e.func == "fan":
+            if len(positional) < 2 or any(isinstance(a, ast.MorphismNumber) for a in positional):
+                raise self.error(QuiversTypeError, "`fan` takes two or more morphisms: `fan(f, g)`", e)
+            parts = [self.expr(a, d) for a in positional]
+            return self._located(lambda: fan(*parts), e)
+        if e.func == "scan":
+            cell = self.expr(self._one(e, positional, "a cell"), d)
+            init = self.expr(keywords["init"].value, d) if "init" in keywords else None
+            return self._located(lambda: scan(cell, init), e)
+        # repeat(f[, n]) and stack(f, n)
+        if not positional or isinstance(positional[0], ast.MorphismNumber) or len(positional) > 2:
+            usage = "`repeat(f)` or `repeat(f, n)`" if e.func == "repeat" else "`stack(f, n)`"
+            raise self.error(QuiversTypeError, f"`{e.func}` takes a morphism and a count: {usage}", e)
+        inner = self.expr(positional[0], d)
+        n = None
+        if len(positional) == 2:
+            count = positional[1]
+            if not isinstance(count, ast.MorphismNumber) or not isinstance(count.value, int):
+                raise self.error(QuiversTypeError, f"the count of `{e.func}` is a whole number, like `3`", count)
+            n = count.value
+        elif e.func == "stack":
+            raise self.error(QuiversTypeError, "`stack` needs its number of layers: `stack(f, n)`", e)
+        build: Callable[[], MorphismModule] = (lambda: repeat(inner, n)) if e.func == "repeat" else (
+            lambda: stack(inner, n))
+        return self._located(build, e)
+
+    def _one(self, e: ast.MorphismCall, positional: list, what: str) -> ast.MorphismExpr:
+        if len(positional) != 1:
+            raise self.error(QuiversTypeError, f"`{e.func}` takes one argument, {what}; got {len(positional)}", e)
+        return positional[0]
+
+    def _located(self, build: Callable[[], MorphismModule], e: ast.Node) -> MorphismModule:
+        try:
+            return build()
+        except QuiversError as err:
+            raise err.relocated(e.span, self.source) from None

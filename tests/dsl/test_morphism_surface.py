@@ -1,0 +1,173 @@
+"""QVR's `morphism` and `define`: the compiled module is the one the Python
+combinators build, `qvr fmt` round-trips, and bad input is a located error."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quivers.categories import LOG, MAX_PLUS, PROB, FinSet, copy, delete
+from quivers.dsl import ast, loads
+from quivers.dsl.format import format_source
+from quivers.dsl.parser import parse
+from quivers.dsl.printer import dumps
+from quivers.errors import CompositionError, QuiversError, UnknownNameError, UnsupportedError
+from quivers.nn import dagger, fan, identity, latent, observed, repeat, scan, stack
+
+F64 = torch.float64
+
+HMM = """\
+object State : FinSet 3
+object Obs : FinSet 2
+morphism initial : 1 -> State [role=latent]
+morphism transition : State -> State [role=latent, scale=0.5]
+morphism emission : State -> Obs [role=latent]
+define marginal = initial >> repeat(transition) >> emission
+define cell = emission.dagger @ transition >> copy(State).dagger
+define likelihood = scan(cell, init=initial) >> delete(State)
+let layers = stack(transition, 2) >> fan(emission, identity(State))
+export likelihood
+"""
+
+
+def python_hmm():
+    S, O = FinSet("State", 3), FinSet("Obs", 2)
+    initial = latent(FinSet.unit(), S, 1.0, "initial")
+    transition = latent(S, S, 0.5, "transition")
+    emission = latent(S, O, 1.0, "emission")
+    marginal = initial >> repeat(transition) >> emission
+    cell = (dagger(emission) @ transition) >> dagger(observed(copy(S)))
+    likelihood = scan(cell, init=initial) >> observed(delete(S))
+    layers = stack(transition, 2) >> fan(emission, identity(S))
+    return {"initial": initial, "transition": transition, "emission": emission, "marginal": marginal,
+            "cell": cell, "likelihood": likelihood, "layers": layers}
+
+
+def test_the_dsl_builds_what_the_python_api_builds():
+    m = loads(HMM)
+    py = python_hmm()
+    assert list(m.morphisms) == list(py)
+    for name, module in py.items():
+        built = m[name]
+        assert repr(built) == repr(module), name
+        assert built.state_dict().keys() == module.state_dict().keys(), name
+        module.load_state_dict(built.state_dict())
+        for semiring in (PROB, LOG, MAX_PLUS):
+            kw = {"n_steps": 3} if name in ("marginal", "likelihood") else {}
+            a, b = built.as_morphism(semiring, F64, **kw), module.as_morphism(semiring, F64, **kw)
+            assert (a.dom, a.cod) == (b.dom, b.cod)
+            torch.testing.assert_close(a.tensor, b.tensor)
+    # names share parameters: the likelihood's initial law is the declared one
+    assert m.likelihood.parts[0].init is m.initial
+    assert m.morphism is m.likelihood and m.exports == ("likelihood",)
+
+
+def test_the_qvr_hmm_likelihood_is_exact():
+    torch.manual_seed(0)
+    m = loads(HMM)
+    ys = torch.tensor([[0, 1, 1], [1, 1, 0]])
+    got = m.likelihood.run(ys, LOG, dtype=F64)[:, 0]
+    pi = m.initial.as_morphism(PROB, F64).tensor[0]
+    T, E = m.transition.as_morphism(PROB, F64).tensor, m.emission.as_morphism(PROB, F64).tensor
+    for row, y in zip(got, ys.tolist()):
+        total = sum(
+            pi[p[0]] * torch.prod(torch.stack([T[p[t], p[t + 1]] * E[p[t + 1], v] for t, v in enumerate(y)]))
+            for p in itertools.product(range(3), repeat=len(y) + 1)
+        )
+        torch.testing.assert_close(row, total.log())
+
+
+def test_a_module_of_morphisms_trains():
+    torch.manual_seed(1)
+    m = loads(HMM)
+    ys = torch.tensor([[0, 0, 1, 1, 0, 0]] * 3)
+    opt = torch.optim.Adam(m.likelihood.parameters(), lr=0.1)
+    first = None
+    for _ in range(40):
+        opt.zero_grad()
+        loss = -m.likelihood.run(ys, LOG).sum()
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < first - 0.5
+
+
+# ------------------------------------------------------------ printing
+
+names = st.sampled_from(["f", "g", "h"])
+
+
+def _exprs():
+    leaf = names.map(ast.MorphismRef) | st.builds(
+        lambda f, n: ast.MorphismCall("repeat", (ast.MorphismRef(f), ast.MorphismNumber(n))), names,
+        st.integers(0, 5)) | names.map(lambda a: ast.MorphismCall("identity", (ast.MorphismRef(a),)))
+    return st.recursive(leaf, lambda inner: st.one_of(
+        st.builds(ast.MorphismThen, inner, inner),
+        st.builds(ast.MorphismTensor, inner, inner),
+        st.builds(lambda b: ast.MorphismAttr(b, "dagger"), inner),
+        st.builds(lambda a, b: ast.MorphismCall("fan", (a, b)), inner, inner),
+        st.builds(lambda a, b: ast.MorphismCall("scan", (a, ast.MorphismKeyword("init", b))), inner, inner),
+    ), max_leaves=6)
+
+
+@given(_exprs(), st.sampled_from(["define", "let"]))
+def test_define_round_trips(value, keyword):
+    module = ast.Module((
+        ast.MorphismDecl(("f", "g"), ast.SetName("A"), ast.SetProduct(ast.SetName("A"), ast.SetUnit()),
+                         (ast.Option("role", ast.OptionName("latent")), ast.Option("scale", ast.OptionNumber(0.5)))),
+        ast.DefineDecl("h", value, keyword),
+    ))
+    text = dumps(module)
+    assert parse(text) == module
+    assert format_source(text) == text
+
+
+def test_fmt_keeps_comments_and_canonicalizes():
+    text = "object A : FinSet 2\nmorphism  f,g : A->A [role=latent]  # two kernels\ndefine h = (f >> g) >> f\n"
+    assert format_source(text) == (
+        "object A : FinSet 2\nmorphism f, g : A -> A [role=latent]  # two kernels\ndefine h = f >> g >> f\n"
+    )
+
+
+# ------------------------------------------------------------ errors
+
+HEAD = "object S : FinSet 2\nobject O : FinSet 3\nobject E : Real 4\nmorphism t : S -> S\nmorphism e : S -> O\n"
+
+
+@pytest.mark.parametrize("line, cls, message, column", [
+    ("define h = e >> t", CompositionError,
+     "cannot compose `e : S -> O` with `t : S -> S`: the codomain `O` of `e` is not the domain `S` of `t`", 12),
+    ("define h = t >> (e >> t)", CompositionError, "codomain `O` of `e`", 18),
+    ("define h = tt >> t", UnknownNameError, "unknown morphism `tt` in `h`; morphisms: t, e; did you mean `t`?", 12),
+    ("define h = S >> t", UnknownNameError, "`S` is an object, not a morphism; use `identity(S)`", 12),
+    ("define h = repeat(e, 2)", CompositionError, "repeat needs an endomorphism", 12),
+    ("define h = stack(t)", QuiversError, "`stack` needs its number of layers", 12),
+    ("define h = repeat(t, 1.5)", QuiversError, "whole number", 22),
+    ("define h = scan(t)", CompositionError, "a scan cell has type `X * H -> H`", 12),
+    ("define h = fan(t, e.dagger)", CompositionError, "fan needs arrows with one domain", 12),
+    ("define h = t.transpose", UnknownNameError, "unknown postfix `.transpose`", 12),
+    ("define h = frob(t)", UnknownNameError, "unknown combinator `frob(...)`", 12),
+    ("define h = scan(t, start=t)", UnknownNameError, "`scan` takes no keyword `start`; keywords: init", 20),
+    ("define h = identity(t)", QuiversError, "`identity` takes a declared object", 21),
+    ("morphism k : S -> E [role=embed]", UnsupportedError, "role `embed`", 1),
+    ("morphism k : S -> O [role=embed]", QuiversError, "`O` is a finite set", 19),
+    ("morphism k : S -> E [role=latent]", QuiversError, "`E` is a Real object", 19),
+    ("morphism k : S -> O [rol=latent]", UnknownNameError, "unknown option `rol`", 22),
+    ("morphism k : S -> O [role=hidden]", UnknownNameError, "`role` must be one of latent", 27),
+    ("morphism k : S -> O [role=observed]", UnsupportedError, "role `observed`", 22),
+    ("morphism k : S -> O [role=kernel] ~ Normal", UnsupportedError, "family `Normal`", 1),
+    ("morphism t : S -> O", QuiversError, "`t` is declared twice", 1),
+    ("define S = t", QuiversError, "`S` is declared twice", 1),
+    ("export nope", UnknownNameError, "morphisms: e, t", 1),
+])
+def test_bad_input_is_a_located_error(line, cls, message, column):
+    with pytest.raises(cls) as info:
+        loads(HEAD + line + "\n")
+    err = info.value
+    assert message in str(err)
+    assert (err.span.line, err.span.column) == (6, column)
+    assert "^" in str(err)
