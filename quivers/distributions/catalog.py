@@ -216,6 +216,7 @@ def truncated_spec(base: FamilySpec, bounds: tuple[str, ...], name: str = "Trunc
             alternatives=base.alternatives,
             dependent=True,
             support_params=tuple(dict.fromkeys([*bounds, *(n for n in names if not base.static_support)])),
+            parts=(base,),
         )
     return _DERIVED[key]
 
@@ -297,6 +298,7 @@ def mixture_spec(parts: tuple[FamilySpec, ...]) -> FamilySpec:
             alternatives=(own,) + groups,
             discrete=parts[0].discrete,
             dependent=len(static) < len(parts),
+            parts=parts,
             support_params=tuple(f"{q.name}_0" for q in parts[0].params + tuple(x for g in parts[0].alternatives for x in g)),
         )
     return _DERIVED[key]

@@ -105,6 +105,9 @@ class FamilySpec:
         For a family made of families (``Truncated``, ``Mixture``): binds
         the arguments, families among them, into a :class:`Family` of a
         derived spec (see :mod:`quivers.distributions.combinators`).
+    parts
+        The specs a derived spec is made of (the truncated family, the
+        components of a mixture), for emitters that translate them.
     """
 
     name: str
@@ -119,6 +122,7 @@ class FamilySpec:
     dependent: bool = False
     support_params: tuple[str, ...] | None = None
     combine: Callable[..., Family] | None = None
+    parts: tuple[FamilySpec, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -75,6 +75,8 @@ model {
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +143,13 @@ STAN_FAMILIES: dict[str, _Dist] = {
     "NegativeBinomial": _Dist("neg_binomial", ("total_count", "probs"), "neg_binomial"),
     "Categorical": _Dist("categorical", ("weights",), "categorical_logit"),
     "Dirichlet": _Dist("dirichlet", ("concentration",)),
+    "Logistic": _Dist("logistic", ("loc", "scale")),
+    "Gumbel": _Dist("gumbel", ("loc", "scale")),
+    "Weibull": _Dist("weibull", ("concentration", "scale")),
+    "VonMises": _Dist("von_mises", ("loc", "concentration")),
+    "Chi2": _Dist("chi_square", ("df",)),
+    "HalfStudentT": _Dist("student_t", ("df", "=0", "scale"), half=True),
+    "BetaBinomial": _Dist("beta_binomial", ("total_count", "concentration1", "concentration0")),
 }
 """The families Stan emission translates, by quivers name."""
 
@@ -335,7 +344,7 @@ class _Emitter:
             fam = site.family
             consts = {k: torch.tensor(float(v.sympy)) for k, v in fam.args.items()
                       if getattr(getattr(v, "sympy", None), "is_Number", False)}
-            if not fam.spec.static_support and len(consts) < len(fam.args):
+            if not fam.spec.static_support and any(k not in consts for k in fam.support_reads()):
                 raise QuiversTypeError("dependent support")
             support = fam.spec.support(consts) if not fam.spec.static_support else fam.support()
         except QuiversError:
@@ -349,7 +358,8 @@ class _Emitter:
             return "real", ""
         lower = getattr(support, "lower_bound", None)
         upper = getattr(support, "upper_bound", None)
-        if isinstance(support, (type(C.positive), type(C.nonnegative), type(C.unit_interval), type(C.half_open_interval(0.0, 1.0)))):
+        if isinstance(support, (type(C.positive), type(C.nonnegative), type(C.unit_interval),
+                                type(C.half_open_interval(0.0, 1.0)), type(C.less_than(0.0)))):
             parts = []
             if lower is not None:
                 parts.append(f"lower={self._bound(lower, name, step)}")
@@ -363,6 +373,8 @@ class _Emitter:
         if t.numel() != 1 and not bool((t == t.reshape(-1)[0]).all()):
             raise self.fail(f"the bounds of `{name}` vary across its elements", step)
         v = float(t.reshape(-1)[0])
+        if abs(abs(v) - math.pi) < 1e-6:  # an angle's bound (VonMises), stored in float32
+            return "pi()" if v > 0 else "-pi()"
         return number(int(v) if v.is_integer() else v)
 
     def declare(self, name: str, step: Step) -> str:
@@ -477,7 +489,7 @@ class _Emitter:
     # ------------------------------------------------------------ statements
 
     def _args(self, fam, t: Translator, bind: Mapping[str, str], step: Step, site) -> tuple[str, list[str]]:
-        spec = STAN_FAMILIES[fam.name]
+        spec = _stan_family(fam)
         stan = spec.stan
         args = dict(fam.args)
         if "logits" in args:
@@ -530,6 +542,12 @@ class _Emitter:
         t = self.translator()
         plate = [d for d in site.dims if d not in site.event_dims]
         event = site.family.event_rank > 0
+        if _truncated(site.family) is not None:  # Stan truncates one value at a time
+            def truncated(bind):
+                stan, args = self._args(s.family, t, bind, s, site)
+                bounds = ", ".join(t.code(s.family.args[b].sympy, bind) if b in s.family.args else "" for b in ("low", "high"))
+                return [f"{s.name}{_idx(plate, bind)} ~ {stan}({', '.join(args)}) T[{bounds}];"]
+            return self._loops(plate, truncated, s)
         if len(plate) <= 1 and not (event and plate):
             try:
                 stan, args = self._args(s.family, t, {d: VECTOR for d in plate}, s, site)
@@ -572,7 +590,7 @@ class _Emitter:
         suffix = "_lpmf" if site.family.discrete else "_lpdf"
         plate = [d for d in site.dims if d not in site.event_dims]
         term = f"{stan}{suffix}({s.name}{_idx(plate, bind)} | {', '.join(args)})"
-        return f"{term} + log2()" if STAN_FAMILIES[site.family.name].half else term
+        return f"{term} + log2()" if _stan_family(site.family).half else term
 
     def _prior(self, s: MarginalizeStep, t: Translator, bind: Mapping[str, str]) -> str:
         ((key, w),) = s.prior.args.items()
@@ -704,6 +722,20 @@ def _untranslated(e: _Emitter, s: Step) -> UnsupportedError:
     return e.fail(f"the step `{getattr(s, 'name', type(s).__name__)}` ({type(s).__name__}) has no Stan translation", s)
 
 
+def _truncated(fam):
+    """The family a truncation truncates (``Truncated(Normal(...), ...)``,
+    ``TruncatedNormal``), or None."""
+    if fam.name in ("Truncated", "TruncatedNormal") and fam.spec.parts:
+        return fam.spec.parts[0]
+    return None
+
+
+def _stan_family(fam) -> _Dist:
+    """The Stan distribution of ``fam`` (of the family it truncates)."""
+    base = _truncated(fam)
+    return STAN_FAMILIES[(base or fam).name]
+
+
 class _Admit(StepVisitor):
     """What Stan can say, per kind of step (``depth``: how many blocks
     enclose it); gathers the sizes of blocks' sets."""
@@ -718,8 +750,13 @@ class _Admit(StepVisitor):
         fam = s.family
         if fam.spec.improper and depth:
             raise e.fail(f"`{s.name}` has the improper family {fam.name} inside a marginalize block", s)
-        if fam.name not in STAN_FAMILIES and not fam.spec.improper:
-            raise e.fail(f"`{s.name}` has the family {fam.name}, which Stan emission does not translate", s,
+        base = _truncated(fam)
+        if base is not None and depth:
+            raise e.fail(f"`{s.name}` has the truncated family {fam!r} inside a marginalize block", s,
+                         hint="Stan's T[low, high] truncates a sampling statement, not a term of log_sum_exp")
+        if (base or fam).name not in STAN_FAMILIES and not fam.spec.improper:
+            label = fam.name if base is None else f"{fam.name} of {base.name}"
+            raise e.fail(f"`{s.name}` has the family {label}, which Stan emission does not translate", s,
                          hint=f"families it translates: {', '.join(STAN_FAMILIES)}")
         if isinstance(s, SampleStep) and s.name not in e.given and fam.discrete:
             raise e.fail(

@@ -54,7 +54,7 @@ def F(name, *args, **kwargs):
 
 
 def built(fam):
-    return fam.build({k: torch.as_tensor(v, dtype=torch.float32) for k, v in fam.args.items()})
+    return fam.build({k: torch.as_tensor(v, dtype=torch.get_default_dtype()) for k, v in fam.args.items()})
 
 
 # name -> the observation's law at the latents' values, built here in Python
@@ -189,3 +189,37 @@ def test_zero_inflated_poisson_regression_example_fits():
     assert post["beta"] == pytest.approx(0.8, abs=0.2)
     assert post["zero_prob"] == pytest.approx(0.3, abs=0.12)
     assert math.isfinite(float(p.log_joint(None, obs, {k: v.mean((0, 1)) for k, v in result.samples.items()})))
+
+
+def test_finite_count_latents_are_summed_out_exactly():
+    """A BetaBinomial with a constant count and an OrderedLogistic with
+    constant cutpoints have finitely many values: the planner sums them
+    out, and the result is brute-force enumeration in float64."""
+    from quivers.categories import FinSet
+    from quivers.planning import auto
+    from quivers.programs import Program, const, observe, sample, var
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        G = FinSet("G", 3)
+        cuts = torch.tensor([-1.0, 0.5])
+        p = Program("p", G, G, [
+            sample("a", None, family("HalfNormal", 2.0)),
+            sample("n", G, family("BetaBinomial", 4, var("a"), 2.0)),
+            sample("o", None, family("OrderedLogistic", 0.3, const(cuts, FinSet("C", 2)))),
+            observe("y", G, family("Normal", var("n") + var("o"), 1.0)),
+        ])
+        planned = auto(p)
+        assert set(planned.summed) == {"n", "o"}
+        a, y = torch.tensor(1.7), torch.tensor([0.5, 3.0, 5.5])
+        got = planned.log_joint(None, {"y": y}, {"a": a})
+        bb = built(F("BetaBinomial", 4, a, 2.0)).log_prob(torch.arange(5.0))
+        ol = built(F("OrderedLogistic", 0.3, cuts)).log_prob(torch.arange(3.0))
+        want = torch.distributions.HalfNormal(2.0).log_prob(a) + torch.logsumexp(torch.stack([
+            ol[o] + sum(torch.logsumexp(bb + torch.distributions.Normal(torch.arange(5.0) + o, 1.0).log_prob(yg), 0)
+                        for yg in y)
+            for o in range(3)
+        ]), 0)
+        torch.testing.assert_close(got, want.to(got.dtype))
+    finally:
+        torch.set_default_dtype(torch.float32)

@@ -1,0 +1,77 @@
+"""Stan emission of the families of quivers.distributions.catalog: those
+Stan has (with its argument order: `weibull(shape, scale)`), truncation as
+`T[low, high]`, and a located UnsupportedError for the rest. No Stan
+toolchain runs in CI, so the emitted text is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from quivers.dsl import loads
+from quivers.emit import to_stan
+from quivers.errors import UnsupportedError
+
+HEAD = """object Item : FinSet 5
+object K : FinSet 2
+program p : Item -> Item
+    sample mu <- TruncatedNormal(0.0, 5.0, -10.0, 10.0)
+    sample s <- HalfStudentT(3.0, 1.0)
+    sample k <- Truncated(Gamma(2.0, 1.0), high=4.0)
+    sample a <- VonMises(0.0, 2.0)
+    sample b <- Weibull(1.0, 2.0)
+"""
+
+
+def emitted(body: str) -> str:
+    return to_stan(loads(HEAD + body + "    return mu\nexport p\n").p)
+
+
+def test_families_stan_has_are_its_sampling_statements():
+    text = emitted(
+        "    observe z : Item <- Logistic(mu, s)\n"
+        "    observe g : Item <- Gumbel(a, b)\n"
+        "    observe c : Item <- BetaBinomial(10, k, 2.0)\n"
+        "    observe q : Item <- Chi2(k)\n"
+    )
+    for line in [
+        "real<lower=-10, upper=10> mu;", "real<lower=0> s;", "real<lower=0, upper=4> k;",
+        "real<lower=-pi(), upper=pi()> a;", "array[Item] int<lower=0> c;",
+        "mu ~ normal(0.0, 5.0) T[-10.0, 10.0];", "s ~ student_t(3.0, 0, 1.0);", "k ~ gamma(2.0, 1.0) T[, 4.0];",
+        "a ~ von_mises(0.0, 2.0);", "b ~ weibull(2.0, 1.0);", "z ~ logistic(mu, s);", "g ~ gumbel(a, b);",
+        "c ~ beta_binomial(10, k, 2.0);", "q ~ chi_square(k);",
+    ]:
+        assert line in text, line
+
+
+def test_a_truncated_observation_is_truncated_one_value_at_a_time():
+    text = emitted("    observe y : Item <- Truncated(Normal(mu, s), low=0.0)\n")
+    assert "for (i in 1:Item) {\n    y[i] ~ normal(mu, s) T[0.0, ];\n  }" in text
+
+
+def test_a_half_student_t_in_a_block_adds_log_two():
+    text = emitted(
+        "    sample w : K <- Dirichlet(1.0)\n"
+        "    sample m : K <- Normal(0.0, 1.0)\n"
+        "    marginalize z : K <- Categorical(w)\n"
+        "        observe y : Item <- HalfStudentT(3.0, m[z] + s)\n"
+    )
+    assert "student_t_lpdf(y[i] | 3.0, 0, s + m[k1]) + log2();" in text
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("    observe y : Item <- LogitNormal(mu, s)\n", r"`y` has the family LogitNormal, which Stan emission does not translate"),
+        ("    observe y : Item <- Kumaraswamy(s, 2.0)\n", r"family Kumaraswamy"),
+        ("    observe y : Item <- ZeroInflatedPoisson(0.3, s)\n", r"family ZeroInflatedPoisson"),
+        ("    observe y : Item <- Truncated(LogitNormal(mu, s), low=0.2)\n", r"family Truncated of LogitNormal, which"),
+        ("    sample w : K <- Dirichlet(1.0)\n    observe y : Item <- Mixture(w, Normal(mu, s), Normal(0.0, s))\n",
+         r"family Mixture"),
+        ("    sample w : K <- Dirichlet(1.0)\n    marginalize z : K <- Categorical(w)\n"
+         "        observe y : Item <- TruncatedNormal(mu, s, 0.0, 5.0)\n", r"truncated family .* inside a marginalize block"),
+    ],
+)
+def test_families_stan_lacks_are_located_unsupported_errors(body, message):
+    with pytest.raises(UnsupportedError, match=message) as info:
+        emitted(body)
+    assert info.value.span is not None and info.value.span.line >= 9
