@@ -108,6 +108,9 @@ class FamilySpec:
     parts
         The specs a derived spec is made of (the truncated family, the
         components of a mixture), for emitters that translate them.
+    aliases
+        Other names of parameters, as Pyro and NumPyro spell them: a
+        Categorical's ``probs`` is its ``weights``.
     """
 
     name: str
@@ -123,6 +126,7 @@ class FamilySpec:
     support_params: tuple[str, ...] | None = None
     combine: Callable[..., Family] | None = None
     parts: tuple[FamilySpec, ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -331,6 +335,8 @@ def family(name: str, *args: Any, **kwargs: Any) -> Family:
     --------
     >>> family("Categorical", logits=[0.0, 1.0]).args.keys()
     dict_keys(['logits'])
+    >>> family("Categorical", probs=[0.25, 0.75]).args.keys()
+    dict_keys(['weights'])
     >>> family("Normall", 0.0, 1.0)
     Traceback (most recent call last):
     ...
@@ -372,9 +378,11 @@ def bind(spec: FamilySpec, args: tuple | list, kwargs: Mapping[str, Any]) -> Fam
     for p, value in zip(positional, args):
         bound[p.name] = value
     for key, value in kwargs.items():
-        p = spec.param(key)
+        p = spec.param(spec.aliases.get(key, key))
         if p.name in bound:
-            raise QuiversTypeError(f"`{name}` got two values for parameter `{key}`")
+            other = next((a for a, n in spec.aliases.items() if n == p.name and a in kwargs), None)
+            also = f" (`{other}` is another name of `{p.name}`)" if other is not None else ""
+            raise QuiversTypeError(f"`{name}` got two values for parameter `{p.name}`{also}")
         bound[p.name] = value
     for p in spec.params:
         if p.name not in bound:
@@ -522,6 +530,7 @@ register(
         _categorical_support,
         alternatives=((ParamSpec("weights", _weights, event_rank=1), ParamSpec("logits", event_rank=1)),),
         discrete=True,
+        aliases={"probs": "weights"},  # normalized along the category axis either way, as torch does
     )
 )
 _with_probs("Bernoulli", D.Bernoulli, (), lambda p: constraints.boolean)

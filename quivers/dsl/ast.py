@@ -39,12 +39,12 @@ __all__ = [
     # finite sets
     "SetName", "SetUnit", "SetProduct", "SetSum", "SetExpr",
     # options and families
-    "OptionName", "OptionNumber", "OptionList", "OptionValue", "Option",
+    "OptionName", "OptionNumber", "OptionList", "OptionProduct", "OptionValue", "Option",
     "Keyword", "FamilyCall", "nested_family",
     # steps
     "Sample", "Observe", "Marginalize", "Markov", "Let", "Factor", "Return", "IndexMap", "Data", "Step",
     # declarations
-    "ObjectDecl", "RealObject", "ObjectDef", "Param", "ProgramDecl", "Export", "Decl", "Module",
+    "CompositionDecl", "ObjectDecl", "RealObject", "ObjectDef", "Param", "ProgramDecl", "Export", "Decl", "Module",
     # composite programs
     "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
     # morphisms
@@ -258,7 +258,21 @@ class OptionList(Node):
     items: tuple[OptionValue, ...]
 
 
-OptionValue = Union[OptionName, OptionNumber, OptionList]
+@dataclass(frozen=True, slots=True)
+class OptionProduct(Node):
+    """A product of objects as an option value: ``over=G * H``, a
+    grouping by pairs.
+
+    Examples
+    --------
+    >>> OptionProduct(("G", "H")).names
+    ('G', 'H')
+    """
+
+    names: tuple[str, ...]
+
+
+OptionValue = Union[OptionName, OptionNumber, OptionList, OptionProduct]
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +371,9 @@ class Observe(Node):
 
 @dataclass(frozen=True, slots=True)
 class Marginalize(Node):
-    """``marginalize z : K <- Categorical(w) [over=G]`` and its indented body.
+    """``marginalize z : K <- Categorical(w) [over=G]`` and its indented body;
+    ``support`` is None when written ``marginalize z <- Categorical(w)``
+    (the latent then ranges over the category axis of ``w``).
 
     Examples
     --------
@@ -368,7 +384,7 @@ class Marginalize(Node):
     """
 
     name: str
-    support: SetExpr
+    support: SetExpr | None
     prior: FamilyCall
     options: tuple[Option, ...]
     body: tuple[Step, ...]
@@ -474,6 +490,22 @@ Step = Union[Sample, Observe, Marginalize, Markov, Let, Factor, Return, IndexMap
 
 
 # ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True, slots=True)
+class CompositionDecl(Node):
+    """``composition log_prob [level=algebra]``: the module's algebra, the
+    semiring its marginalize blocks reduce in (``composition log_prob as
+    algebra`` parses to the same node, with the option ``level=algebra``).
+
+    Examples
+    --------
+    >>> CompositionDecl("max_plus", (Option("level", OptionName("algebra")),)).name
+    'max_plus'
+    """
+
+    name: str
+    options: tuple[Option, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -896,7 +928,8 @@ class DefineDecl(Node):
 
 
 Decl = Union[
-    ObjectDecl, RealObject, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl, MorphismDecl, DefineDecl
+    CompositionDecl, ObjectDecl, RealObject, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl, MorphismDecl,
+    DefineDecl,
 ]
 
 

@@ -65,6 +65,8 @@ from dataclasses import dataclass, field
 from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
+from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, site_set
+from quivers.dsl.axes import plate as plate_of
 from quivers.dsl.printer import dump_expr, dump_program, dump_set
 from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
@@ -78,10 +80,11 @@ chain) and transition, as weights or logits."""
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "program": ("effects",),
-    "sample": (),
-    "observe": ("via",),
-    "marginalize": ("over",),
-    "markov": ("until",),
+    "sample": AXIS_OPTIONS,
+    "observe": ("via", *AXIS_OPTIONS),
+    "marginalize": ("over", "reduction"),
+    "markov": ("until", "reduction"),
+    "composition": ("level",),
 }
 """The option keys each construct accepts."""
 
@@ -113,6 +116,9 @@ class CheckedModule:
     exports: tuple[str, ...] = ()
     effects: Mapping[str, frozenset[Effect] | None] = field(default_factory=dict)
     data: Mapping[str, Mapping[str, DataRole]] = field(default_factory=dict)
+    algebra: Algebra = DEFAULT
+    # program -> marginalized latent written without `: K` -> the set it ranges over
+    supports: Mapping[str, Mapping[str, ast.SetExpr]] = field(default_factory=dict)
 
 
 def check(module: ast.Module, source: str | None = None) -> CheckedModule:
@@ -233,6 +239,8 @@ class _Checker:
         self.signatures: dict[str, tuple[FinSet, FinSet]] = {}
         self.effects: dict[str, frozenset[Effect] | None] = {}
         self.data: dict[str, dict[str, DataRole]] = {}
+        self.algebra: Algebra = DEFAULT
+        self.supports: dict[str, dict[str, ast.SetExpr]] = {}
 
     # ------------------------------------------------------------ errors
 
@@ -286,9 +294,12 @@ class _Checker:
             n: d for n, d in declared.items() if isinstance(d, (ast.ProgramDecl, ast.CompositeDecl))
         }
         exports: list[ast.Export] = []
+        self._composition([d for d in module.items if isinstance(d, ast.CompositionDecl)])
         # Objects are declared before use, so they are checked in order;
         # an export may name a program declared anywhere.
         for d in module.items:
+            if isinstance(d, ast.CompositionDecl):
+                continue
             if isinstance(d, ast.ObjectDecl):
                 self.objects[d.name] = d
                 self.finsets[d.name] = FinSet(d.name, d.size)
@@ -345,8 +356,36 @@ class _Checker:
                 )
         return CheckedModule(
             dict(self.objects), dict(self.programs), exports[0].name if exports else None,
-            tuple(d.name for d in exports), dict(self.effects), dict(self.data),
+            tuple(d.name for d in exports), dict(self.effects), dict(self.data), self.algebra,
+            {p: dict(s) for p, s in self.supports.items()},
         )
+
+    def _composition(self, decls: list[ast.CompositionDecl]) -> None:
+        """The module's algebra: one ``composition`` naming one of :data:`ALGEBRAS`."""
+        if len(decls) > 1:
+            raise self._error(
+                QuiversTypeError,
+                f"a module has one algebra; it is already `{decls[0].name}`" + self._line(decls[0].span), decls[1],
+            )
+        for d in decls:
+            if d.name not in ALGEBRAS:
+                raise self._unknown(
+                    f"unknown algebra `{d.name}` in `composition {d.name}`; algebras: "
+                    + ", ".join(a for a in ALGEBRAS if a.islower()),
+                    d.name, [a for a in ALGEBRAS if a.islower()], d,
+                )
+            opts = self._options(d.options, "composition")
+            if "level" in opts:
+                level = self._option_name(opts["level"], "level", "`algebra`")
+                if level.name not in LEVELS:
+                    raise self._error(
+                        QuiversTypeError,
+                        f"`{d.name}` is an algebra (a semiring), so `composition {d.name}` has level `algebra`, "
+                        f"not `{level.name}`",
+                        level,
+                        hint="quivers's algebras are semirings; user-defined composition rules are not supported",
+                    )
+            self.algebra = ALGEBRAS[d.name]
 
     # ------------------------------------------------------------ finite sets
 
@@ -520,7 +559,7 @@ class _Checker:
             plates = self._plates(u.step, p, set())
             if u.via is not None:
                 over = _option(u.via.options, "over")
-                maps.append((u.node, u.step.index_set, ast.SetName(over.name)))
+                maps.append((u.node, plate_of(u.step), ast.SetName(over.name)))
                 continue
             if u.subscript is not None:
                 base, k, n = u.subscript
@@ -559,7 +598,7 @@ class _Checker:
         observation's index set, a grouped block's ``over`` set, the plates
         of the readers of a let; None for a step without a plate."""
         if isinstance(step, (ast.Sample, ast.Observe)):
-            return {step.index_set}
+            return {site_set(step)}
         if isinstance(step, ast.Marginalize):
             over = _option(step.options, "over")
             return {ast.SetName(over.name)} if isinstance(over, ast.OptionName) else {None}
@@ -576,7 +615,9 @@ class _Checker:
         """The plate of the value ``name``: a site's index set; for a let,
         the one plate among the values it reads (None when unknown)."""
         src = scope.defined.get(name)
-        if isinstance(src, (ast.Sample, ast.Observe)) or (isinstance(src, ast.Data) and src.cod is None):
+        if isinstance(src, (ast.Sample, ast.Observe)):
+            return site_set(src)
+        if isinstance(src, ast.Data) and src.cod is None:
             return src.index_set
         if isinstance(src, ast.Let) and name not in seen:
             seen.add(name)
@@ -648,27 +689,31 @@ class _Checker:
                 step,
                 hint=f"add `{effect.name}` to its effects",
             )
+        if isinstance(step, (ast.Sample, ast.Observe, ast.Factor, ast.Marginalize, ast.Markov)):
+            self._weighted(step)
         if isinstance(step, (ast.Sample, ast.Observe)):
             if step.index_set is not None:
                 self._set(step.index_set, step)
             self._family(step.family, scope)
             construct = "sample" if isinstance(step, ast.Sample) else "observe"
             opts = self._options(step.options, construct)
+            self._axes(step, opts)
             if "via" in opts:
                 self._via(opts["via"].value, step, scope)
         elif isinstance(step, ast.Markov):
             self._markov(step, scope, p, declared)
             return
         elif isinstance(step, ast.Marginalize):
-            self._set(step.support, step)
-            self._finite(step.support, step, f"the values of the marginalized `{step.name}`")
+            if step.support is not None:
+                self._set(step.support, step)
+                self._finite(step.support, step, f"the values of the marginalized `{step.name}`")
             if step.prior.name == "Markov":
                 raise self._error(
                     QuiversTypeError,
                     f"marginalize `{step.name}` has a Markov prior, but its latent is not a path",
                     step.prior,
                     hint=f"a chain's latent has one state per step: `marginalize {step.name} : T -> "
-                    f"{dump_set(step.support)} <- Markov(...)`",
+                    f"{_set_text(step.support) if step.support is not None else 'K'} <- Markov(...)`",
                 )
             self._family(step.prior, scope)
             if step.prior.name != "Categorical":
@@ -678,6 +723,9 @@ class _Checker:
                     step.prior,
                 )
             opts = self._options(step.options, "marginalize")
+            self._reduction(opts.get("reduction"), step)
+            if step.support is None:
+                self.supports.setdefault(p.name, {})[step.name] = self._support(step, scope)
             if "over" in opts:
                 over = self._option_name(opts["over"], "over", "the name of an object, e.g. `over=G`")
                 self._set(ast.SetName(over.name, span=over.span), opts["over"])
@@ -723,6 +771,7 @@ class _Checker:
             )
         self._markov_prior(step, scope)
         opts = self._options(step.options, "markov")
+        self._reduction(opts.get("reduction"), step)
         if "until" in opts:
             value = self._option_name(opts["until"], "until", "the name of an index map, e.g. `until=last`")
             self._name(value.name, value, scope, strict=True)
@@ -736,6 +785,112 @@ class _Checker:
                     value,
                 )
         self._block(step, scope, p, declared)
+
+    # ------------------------------------------------------------ axes and algebras
+
+    def _axes(self, step: ast.Sample | ast.Observe, opts: dict[str, ast.Option]) -> None:
+        """``over`` names the family's event axes, as many as its event rank;
+        ``iid_over`` the plate of independent draws, the index set when both
+        are written."""
+        kind = "sample" if isinstance(step, ast.Sample) else "observe"
+        for key in AXIS_OPTIONS:
+            if key not in opts:
+                continue
+            value = opts[key].value
+            names = axis_names(value)
+            if not names or isinstance(value, ast.OptionNumber) or (
+                    isinstance(value, ast.OptionList) and not all(isinstance(v, ast.OptionName) for v in value.items)):
+                raise self._error(
+                    QuiversTypeError, f"option `{key}` takes objects: `{key}=K`, `{key}=[A, B]` or `{key}=A * B`", value
+                )
+            for n in names:
+                self._set(ast.SetName(n, span=value.span), opts[key])
+        spec = FAMILIES[step.family.name]
+        over = axis_names(opts["over"].value) if "over" in opts else ()
+        if "over" in opts and len(over) != spec.event_rank:
+            if spec.event_rank == 0:
+                message = (f"`{step.family.name}` draws one number at a time (it has no event axis), so "
+                           f"`over={', '.join(over)}` has no meaning on `{kind} {step.name}`")
+                hint = f"put the axis in the plate: `{kind} {step.name} : ... * {over[-1]} <- ...`"
+            else:
+                message = (f"`{step.family.name}` has {spec.event_rank} event "
+                           f"axis{'es' if spec.event_rank > 1 else ''}, but `over=` names {len(over)}")
+                hint = "name one object per event axis, e.g. `over=K` for a vector, `over=[K, K]` for a matrix"
+            raise self._error(QuiversTypeError, message, opts["over"].value, hint=hint)
+        if "iid_over" in opts and step.index_set is not None:
+            iid = plate_of(ast.Sample(step.name, None, step.family, step.options))
+            if iid != step.index_set:
+                raise self._error(
+                    QuiversTypeError,
+                    f"`{kind} {step.name} : {dump_set(step.index_set)}` draws independently over "
+                    f"`{dump_set(step.index_set)}`, but `iid_over=` says `{dump_set(iid)}`",
+                    opts["iid_over"].value,
+                    hint="the index set and iid_over name the same plate; write one of them",
+                )
+        rows = plate_of(step)
+        twice = sorted(set(over) & {f.name for f in _factors(rows) if isinstance(f, ast.SetName)}) if rows else []
+        if twice:
+            raise self._error(
+                QuiversTypeError,
+                f"`{twice[0]}` is both a plate and an event axis of `{kind} {step.name}`",
+                opts["over"].value,
+                hint="the plate holds independent draws and `over` the axes of one draw; an axis is one or the other",
+            )
+
+    def _reduction(self, option: ast.Option | None, step: ast.Marginalize | ast.Markov) -> None:
+        """A block's ``reduction=`` is a sum of the module's algebra."""
+        algebra = self.algebra
+        if option is None:
+            return
+        value = self._option_name(option, "reduction", "the name of a reduction, e.g. `reduction=logsumexp`")
+        if value.name not in algebra.reductions:
+            known = ", ".join(algebra.reductions) or "none"
+            why = {
+                ("log_prob", "sum"): "adding log weights multiplies the probabilities; logsumexp adds them",
+                ("probability", "logsumexp"): "the weights are probabilities here, so their sum is `sum`",
+            }.get((algebra.name, value.name))
+            raise self._error(
+                QuiversTypeError,
+                f"`reduction={value.name}` has no meaning in the module's algebra `{algebra.name}` "
+                f"({algebra.what}); its reductions are {known}" + (f": {why}" if why else ""),
+                value,
+                hint="change the reduction, or the algebra with `composition NAME [level=algebra]`",
+            )
+
+    def _weighted(self, step: ast.Step) -> None:
+        """A step that multiplies a density into the program's weight has no
+        meaning in an algebra whose product is not that of probabilities."""
+        if self.algebra.scores:
+            return
+        raise self._error(
+            QuiversTypeError,
+            f"`{_describe(step)}` multiplies a probability density into the program's weight, which has no "
+            f"meaning in the module's algebra `{self.algebra.name}` ({self.algebra.what}: its product is not "
+            "the product of probabilities)",
+            step,
+            hint="use `composition log_prob [level=algebra]` (or probability, max_plus, viterbi, tropical, boolean) "
+            "for a probabilistic program",
+        )
+
+    def _support(self, step: ast.Marginalize, scope: _Scope) -> ast.SetExpr:
+        """The set a latent written without ``: K`` ranges over: the last axis
+        (the category axis) of the weights of its Categorical."""
+        f = step.prior
+        weights = f.args[0] if f.args else next((k.value for k in f.kwargs), None)
+        base = weights.base if isinstance(weights, ast.Subscript) else weights
+        plate_ = self._value_set(base.id, scope, set()) if isinstance(base, ast.Name) else None
+        if plate_ is None:
+            shown = f"`{dump_expr(weights)}`" if weights is not None else "no weights"
+            raise self._error(
+                QuiversTypeError,
+                f"cannot tell which set `{step.name}` ranges over from {shown}: write it, "
+                f"`marginalize {step.name} : K <- {f.name}(...)`",
+                step,
+                hint="without `: K`, the weights must be a value declared on a plate whose last factor is K",
+            )
+        support = _factors(plate_)[-1]
+        self._finite(support, step, f"the values of the marginalized `{step.name}`")
+        return support
 
     def _option_name(self, option: ast.Option, key: str, takes: str) -> ast.OptionName:
         """The name an option ``key=name`` gives, or an error saying what it takes."""
@@ -866,7 +1021,7 @@ class _Checker:
         if spec is None:
             raise self._unknown(f"unknown distribution family `{f.name}`", f.name, FAMILIES, f)
         for k in f.kwargs:
-            if k.name not in spec.param_names:
+            if k.name not in spec.param_names and k.name not in spec.aliases:
                 raise self._unknown(
                     f"`{f.name}` has no parameter `{k.name}`; its parameters are "
                     + ", ".join(spec.param_names),

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sympy
@@ -45,6 +46,7 @@ import sympy
 from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
+from quivers.dsl.axes import DEFAULT, Algebra, site_set
 from quivers.dsl.checker import DataRole, check
 from quivers.dsl.inline import inline
 from quivers.dsl.printer import dump_expr
@@ -123,7 +125,8 @@ def compile_module(
         elif isinstance(d, ast.ObjectDef):
             objects[d.name] = _located(lambda d=d: compile_set(d.value, objects), d.span, source)
         elif isinstance(d, ast.ProgramDecl) and not any(q.type == "FinSet" for q in d.params):
-            programs[d.name] = _program(d, objects, source, info.data.get(d.name, {}))
+            how = _How(info.algebra, info.supports.get(d.name, {}))
+            programs[d.name] = _program(d, objects, source, info.data.get(d.name, {}), how)
         elif isinstance(d, ast.CompositeDecl):
             programs[d.name] = _composite(d, objects, programs, source)
     return objects, programs
@@ -297,36 +300,52 @@ def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None
     return next((o.value for o in options if o.key == key), None)
 
 
-def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> RuntimeStep:
+@dataclass(frozen=True)
+class _How:
+    """What the checker elaborated for a program: the module's algebra (the
+    reductions of its blocks) and the sets of latents written without one."""
+
+    algebra: Algebra = DEFAULT
+    supports: Mapping[str, ast.SetExpr] = field(default_factory=dict)
+
+    def reduction(self, options: tuple[ast.Option, ...]) -> str:
+        """The reduction of log weights a block with ``options`` uses."""
+        named = _option(options, "reduction")
+        return self.algebra.runtime(named.name if isinstance(named, ast.OptionName) else self.algebra.default)
+
+
+def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How = _How()) -> RuntimeStep:
     def index_set(x: ast.SetExpr | None) -> FinSet | None:
         return None if x is None else compile_set(x, objects)
 
     if isinstance(s, ast.Sample):
         fam = _family(s.family, source, objects)
-        return _located(lambda: sample(s.name, index_set(s.index_set), fam, span=s.span), s.span, source)
+        return _located(lambda: sample(s.name, index_set(site_set(s)), fam, span=s.span), s.span, source)
     if isinstance(s, ast.Observe):
         fam = _family(s.family, source, objects)
         via = _option(s.options, "via")
         via_name = via.name if isinstance(via, ast.OptionName) else None
         return _located(
-            lambda: observe(s.name, index_set(s.index_set), fam, via=via_name, span=s.span),
+            lambda: observe(s.name, index_set(site_set(s)), fam, via=via_name, span=s.span),
             s.span,
             source,
         )
     if isinstance(s, ast.Marginalize):
         prior = _family(s.prior, source, objects)
-        body = [_step(t, objects, source) for t in s.body]
+        body = [_step(t, objects, source, how) for t in s.body]
         over = _option(s.options, "over")
         over_set = objects[over.name] if isinstance(over, ast.OptionName) else None
+        support = s.support if s.support is not None else how.supports[s.name]
         return _located(
             lambda: marginalize(
-                s.name, compile_set(s.support, objects), prior, body, over=over_set, span=s.span
+                s.name, compile_set(support, objects), prior, body, over=over_set,
+                reduction=how.reduction(s.options), span=s.span,
             ),
             s.span,
             source,
         )
     if isinstance(s, ast.Markov):
-        return _markov(s, objects, source)
+        return _markov(s, objects, source, how)
     if isinstance(s, ast.Let):
         return let(s.name, _expr(s.value, source, objects), span=s.span)
     if isinstance(s, ast.Factor):
@@ -344,7 +363,7 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None) -> Runtim
     raise TypeError(f"not a step: {s!r}")
 
 
-def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None) -> RuntimeStep:
+def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None, how: _How) -> RuntimeStep:
     """``Markov(init=pi, trans=A)`` as ``markov(..., Categorical(A), init=Categorical(pi))``
     (``*_logits`` keywords give ``Categorical(logits=...)``; ``first=B`` gives
     ``first=Categorical(B)``, a second-order chain)."""
@@ -357,12 +376,13 @@ def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None) -> Ru
         return None
 
     trans, init, first = law("trans"), law("init"), law("first")
-    body = [_step(t, objects, source) for t in s.body]
+    body = [_step(t, objects, source, how) for t in s.body]
     until = _option(s.options, "until")
     return _located(
         lambda: markov(
             s.name, compile_set(s.index_set, objects), compile_set(s.support, objects), trans, body,
-            init=init, first=first, until=until.name if isinstance(until, ast.OptionName) else None, span=s.span,
+            init=init, first=first, until=until.name if isinstance(until, ast.OptionName) else None,
+            reduction=how.reduction(s.options), span=s.span,
         ),
         s.span,
         source,
@@ -382,14 +402,15 @@ def _data(
 
 
 def _program(
-    p: ast.ProgramDecl, objects: dict[str, FinSet], source: str | None, roles: Mapping[str, DataRole] | None = None
+    p: ast.ProgramDecl, objects: dict[str, FinSet], source: str | None, roles: Mapping[str, DataRole] | None = None,
+    how: _How = _How(),
 ) -> Program:
     # names the program reads but never defines are data, declared first
     inferred = [
         _data(r.name, r.index_set, r.cod, objects, r.node.span if r.node is not None else None, source, r.inferred)
         for r in (roles or {}).values() if r.inferred or isinstance(r.node, ast.Param)
     ]
-    steps = inferred + [_step(s, objects, source) for s in p.body]
+    steps = inferred + [_step(s, objects, source, how) for s in p.body]
     effects = _option(p.options, "effects")
     names = [v.name for v in effects.items] if isinstance(effects, ast.OptionList) else None
     return _located(

@@ -126,8 +126,8 @@ def _statements(module: ast.Module) -> Iterator[_Statement]:
             yield from steps(d.body, 1)
         elif isinstance(d, ast.DeductionDecl):
             yield _Statement(dumps(d), 0, d.span.line, d.span.end_line, opaque=True)
-        else:
-            yield _Statement(dumps(d), 0, d.span.line, d.span.end_line)
+        else:  # the algebra is set apart like a program
+            yield _Statement(dumps(d), 0, d.span.line, d.span.end_line, is_program=isinstance(d, ast.CompositionDecl))
 
 
 def format_source(text: str) -> str:

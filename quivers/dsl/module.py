@@ -26,8 +26,9 @@ from typing import Any
 from os import PathLike
 from pathlib import Path
 
-from quivers.categories import FinSet
+from quivers.categories import FinSet, Semiring
 from quivers.dsl import ast
+from quivers.dsl.axes import module_algebra
 from quivers.deduction import Deduction
 from quivers.dsl.compiler import compile_module
 from quivers.dsl.deductions import compile_deductions
@@ -110,6 +111,20 @@ class QVRModule:
         )
 
     @property
+    def semiring(self) -> Semiring:
+        """The module's algebra, as a semiring: the one its ``composition``
+        declaration names (``LOG`` without one). Its marginalize blocks
+        reduce in it, and :func:`~quivers.programs.program_kernel` of its
+        programs is meant to be taken in it.
+
+        Examples
+        --------
+        >>> loads("composition max_plus [level=algebra]").semiring
+        MAX_PLUS
+        """
+        return module_algebra(self.ast).semiring
+
+    @property
     def data(self) -> dict[str, dict[str, Any]]:
         """Each program's data names and their roles (a
         :class:`~quivers.dsl.checker.DataRole`: declared with ``data``, or
@@ -144,7 +159,7 @@ class QVRModule:
 
     def __getattr__(self, name: str) -> FinSet | Program:
         if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export", "exports", "data",
-                                             "deductions", "morphisms"}:
+                                             "deductions", "morphisms", "semiring"}:
             raise AttributeError(name)
         names = self._names()
         if name in names:

@@ -209,6 +209,8 @@ def _option_value(v: ast.OptionValue) -> str:
         return _number(v.value)
     if isinstance(v, ast.OptionList):
         return "[" + ", ".join(_option_value(i) for i in v.items) + "]"
+    if isinstance(v, ast.OptionProduct):
+        return " * ".join(v.names)
     raise TypeError(f"not an option value: {v!r}")
 
 
@@ -237,7 +239,7 @@ def _step(step: ast.Step, depth: int) -> list[str]:
         return [pad + head + _options(step.options)]
     if isinstance(step, ast.Marginalize):
         head = (
-            f"marginalize {step.name} : {dump_set(step.support)} <- {_family(step.prior)}"
+            f"marginalize {step.name}{_index_set(step.support)} <- {_family(step.prior)}"
             + _options(step.options)
         )
         return [pad + head] + [line for s in step.body for line in _step(s, depth + 1)]
@@ -262,6 +264,8 @@ def _step(step: ast.Step, depth: int) -> list[str]:
 
 
 def _decl(d: ast.Decl) -> list[str]:
+    if isinstance(d, ast.CompositionDecl):
+        return [f"composition {d.name}{_options(d.options)}"]
     if isinstance(d, ast.ObjectDecl):
         return [f"object {d.name} : FinSet {d.size}"]
     if isinstance(d, ast.RealObject):
@@ -358,7 +362,8 @@ def dumps(node: ast.Module | ast.Decl | ast.Step) -> str:
         out: list[str] = []
         after_program = False
         for d in node.items:
-            is_program = isinstance(d, ast.ProgramDecl)
+            # the algebra is set apart like a program
+            is_program = isinstance(d, (ast.ProgramDecl, ast.CompositionDecl))
             if out and (is_program or after_program):
                 out.append("")
             out.extend(_decl(d))

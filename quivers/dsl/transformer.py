@@ -39,9 +39,10 @@ KEYWORDS = frozenset(
 )
 """Reserved words: none of them can name an object, program or value."""
 
-CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon"})
-"""Words that start a line of a ``deduction`` body and are names anywhere
-else (the parser's lexer only expects them there)."""
+CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon", "composition", "as"})
+"""Words that start a line of a ``deduction`` body, or the module's
+``composition`` declaration (``composition log_prob as algebra``), and are
+names anywhere else (the parser's lexer only expects them there)."""
 
 ANNOTATIONS = frozenset({"learnable"})
 """What ``#[...]`` may say after a deduction rule or lexicon entry."""
@@ -122,6 +123,19 @@ class QVRTransformer(Transformer):
         span = self._span(meta) if not meta.empty else Span(1, 1, 1, 1)
         items = [d for c in children for d in (c if isinstance(c, tuple) else (c,))]
         return ast.Module(tuple(items), span=span)
+
+    def composition_decl(self, meta: Any, children: list) -> ast.CompositionDecl:
+        name, level, options = children
+        options = options or ()
+        if level is not None:  # `as algebra` is `[level=algebra]`
+            if any(o.key == "level" for o in options):
+                raise QVRSyntaxError(
+                    f"`composition {name}` gives its level twice: `as {level}` and `[level=...]`",
+                    span=_token_span(level), source=self.source,
+                )
+            options = (ast.Option("level", ast.OptionName(str(level), span=_token_span(level)),
+                                  span=_token_span(level)),) + tuple(options)
+        return ast.CompositionDecl(str(name), tuple(options), span=self._line_span(meta))
 
     def object_decl(self, meta: Any, children: list) -> tuple[ast.ObjectDecl, ...]:
         *names, size = children
@@ -335,6 +349,9 @@ class QVRTransformer(Transformer):
 
     def option_number(self, meta: Any, children: list) -> ast.OptionNumber:
         return ast.OptionNumber(_number(children[0], self.source), span=self._span(meta))
+
+    def option_product(self, meta: Any, children: list) -> ast.OptionProduct:
+        return ast.OptionProduct(tuple(str(c) for c in children), span=self._span(meta))
 
     def option_list(self, meta: Any, children: list) -> ast.OptionList:
         return ast.OptionList(tuple(children), span=self._span(meta))

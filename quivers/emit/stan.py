@@ -17,7 +17,9 @@ run it with. The translation:
   per row, ``target += log_sum_exp(log_softmax(lw) + ll)`` over the
   latent's values; grouped (``over=G``), the body's terms accumulated into
   a per-group ``ll[group[i], k]`` before the same ``log_sum_exp`` per group
-  (the right Kan extension along the index map, written as a loop).
+  (the right Kan extension along the index map, written as a loop). A
+  block reduced by ``max`` (``reduction=max``, or a ``max_plus`` module)
+  writes ``max`` for ``log_sum_exp``.
 
 Laws
 ----
@@ -111,6 +113,10 @@ STAN_RESERVED = frozenset(
     extern var static profile get_lp lp__ e pi""".split()
 )
 """Words a Stan identifier may not be."""
+
+
+_REDUCE = {"logsumexp": "log_sum_exp", "max": "max"}
+"""The Stan function of each reduction of a marginalize block."""
 
 
 @dataclass(frozen=True)
@@ -650,7 +656,7 @@ class _Emitter:
             body += ["{"] + ["  " + line for line in self._per_row(n, inner_bind, enums, lets, f"{ll}[{k}]")] + ["}"]
         if first:
             body.append(f"{ll}[{k}] = 0;")
-        total = f"log_sum_exp(log_softmax({lw}) + {ll})"
+        total = f"{_REDUCE[s.reduction]}(log_softmax({lw}) + {ll})"
         return [f"vector[{K}] {lw};", f"vector[{K}] {ll};", f"for ({k} in 1:{K}) {{"] + ["  " + b for b in body] + [
             "}", f"{into} += {total};" if into else f"target += {total};"]
 
@@ -699,7 +705,7 @@ class _Emitter:
             inner = self._loops(loop_dims, add, b, names=names, reserved=taken)
             lines += ["  " + line for line in inner]
         lines += [f"  for ({g} in 1:{G}) {{",
-                  f"    target += log_sum_exp(log_softmax({lw}[{g}]) + {ll}[{g}]);",
+                  f"    target += {_REDUCE[s.reduction]}(log_softmax({lw}[{g}]) + {ll}[{g}]);",
                   "  }", "}"]
         return lines
 

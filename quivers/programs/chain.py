@@ -81,7 +81,7 @@ from quivers.distributions.densities import log_normalized
 from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, Span
 from quivers.programs.named import Value, align, rename, to_layout
 from quivers.programs.effects import Effect
-from quivers.programs.steps import REFERENCE, ObserveStep, Step, _check_name, _check_set, _symbolic
+from quivers.programs.steps import REFERENCE, ObserveStep, Step, _check_name, _check_set, _symbolic, check_reduction
 
 __all__ = ["MarkovStep", "markov", "run_markov"]
 
@@ -103,6 +103,7 @@ class MarkovStep(Step):
     init: Family | None = None
     first: Family | None = None
     until: str | None = field(default=None, metadata=REFERENCE)
+    reduction: str = "logsumexp"
     span: Span | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -140,6 +141,7 @@ def markov(
     init: Family | None = None,
     first: Family | None = None,
     until: str | None = None,
+    reduction: str = "logsumexp",
     span: Span | None = None,
 ) -> MarkovStep:
     """Sum the latent path ``name : index_set -> support``, a Markov chain
@@ -170,6 +172,9 @@ def markov(
     until
         An index map ``S -> T`` (declared with ``index_map``) giving the
         last step of each sequence.
+    reduction
+        ``"logsumexp"`` sums the paths out (the forward algorithm);
+        ``"max"`` keeps the best path's log weight (Viterbi).
 
     Examples
     --------
@@ -181,6 +186,7 @@ def markov(
     (FinSet('T', 100), ['A'], Effect.Marginal)
     """
     _check_name(name, "a Markov latent")
+    check_reduction(reduction, name, span)
     _check_set(f"the path domain of `{name}`", index_set, allow_none=False)
     _check_set(f"the states of `{name}`", support, allow_none=False)
     if len(support.factors) != 1:
@@ -217,7 +223,8 @@ def markov(
                     f"markov `{t.name}` is nested in the body of markov `{name}`; chains do not nest",
                     span=t.span or span,
                 )
-    return MarkovStep(name, index_set, support, trans, body, init=init, first=first, until=until, span=span)
+    return MarkovStep(name, index_set, support, trans, body, init=init, first=first, until=until,
+                      reduction=reduction, span=span)
 
 
 # ---------------------------------------------------------------- runtime
@@ -396,7 +403,10 @@ def _marginal(run, s: MarkovStep) -> list:
     if run.record and not run.record_paths:
         fb = forward_backward(c.init, c.trans, c.emit, c.lengths, check=False)
         run.responsibilities[s.name] = Value(c.marginals(fb.marginals), site.dims + (s.name,))
-    log_z = Value(forward(c.init, c.trans, c.emit, c.lengths, check=False), rows)
+    if s.reduction == "max":  # the best path's log weight: the forward messages in MAX_PLUS
+        log_z = Value(viterbi(c.init, c.trans, c.emit, c.lengths, check=False).score, rows)
+    else:
+        log_z = Value(forward(c.init, c.trans, c.emit, c.lengths, check=False), rows)
     # The chain's likelihood does not factor over its steps: its observations
     # have no pointwise terms (the runtime recorded them per state).
     for t in s.walk():

@@ -38,7 +38,8 @@ from quivers.categories import LOG, FinFunction, FinSet, pullback, right_kan
 from quivers.errors import DataError, ShapeError
 
 __all__ = [
-    "Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "scatter_sum", "plate_dims",
+    "Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "reduce_max", "REDUCTIONS",
+    "scatter_sum", "plate_dims",
 ]
 
 
@@ -209,6 +210,25 @@ def logsumexp(v: Value, dim: str) -> Value:
     else:
         out = torch.logsumexp(t, axis)
     return Value(out, tuple(d for d in v.dims if d != dim))
+
+
+def reduce_max(v: Value, dim: str) -> Value:
+    """The maximum over the named axis ``dim``: the sum of ``MAX_PLUS``, a
+    block's reduction when it keeps the best value of its latent.
+
+    Examples
+    --------
+    >>> reduce_max(Value(torch.tensor([[0.0, -1.0], [-3.0, -2.0]]), ("n", "z")), "z").tensor
+    tensor([ 0., -2.])
+    """
+    axis = v.batch_ndim + v.dims.index(dim)
+    return Value(v.tensor.amax(axis), tuple(d for d in v.dims if d != dim))
+
+
+REDUCTIONS = {"logsumexp": logsumexp, "max": reduce_max}
+"""The reductions a block can sum its latent out with, on log weights:
+``logsumexp`` (the sum of ``LOG``: the marginal) and ``max`` (the sum of
+``MAX_PLUS``: the best value, as in a most probable explanation)."""
 
 
 def scatter_sum(v: Value, f: FinFunction) -> Value:

@@ -42,7 +42,7 @@ from quivers.distributions import densities
 from quivers.programs.expr import INDEX, REF, Evaluator
 from quivers.programs import fused
 from quivers.programs.fused import group_moments, grouped_normal_mixture, normal_mixture
-from quivers.programs.named import Value, align, gather, logsumexp, reduce_sum, rename, scatter_sum, to_layout
+from quivers.programs.named import REDUCTIONS, Value, align, gather, reduce_sum, rename, scatter_sum, to_layout
 from quivers.programs.relaxed import RelaxedValue, relaxed_log_prob
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep, run_markov
@@ -330,7 +330,8 @@ class Run(StepVisitor):
         return Value(sum(tensors[1:], tensors[0]), dims), vias
 
     def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
-        if fused.enabled() and not (self.record or self.pointwise or self._partial or self.trace is not None):
+        if s.reduction == "logsumexp" and fused.enabled() and not (
+                self.record or self.pointwise or self._partial or self.trace is not None):
             out = self._fused(s)
             if out is not None:
                 return [(out, None)]
@@ -339,7 +340,7 @@ class Run(StepVisitor):
         if self.record:
             axis = acc.batch_ndim + acc.dims.index(z)
             self.responsibilities[z] = Value(torch.softmax(acc.tensor, axis), acc.dims)
-        out = logsumexp(acc, z)
+        out = REDUCTIONS[s.reduction](acc, z)
         via = next(iter(vias)) if s.over is None and len(vias) == 1 else None
         if self.pointwise and not self.compiled.sites[z].blocks:
             self._block_pointwise(s, out)

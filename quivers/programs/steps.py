@@ -318,6 +318,7 @@ class MarginalizeStep(Step):
     prior: Family
     body: tuple[Step, ...]
     over: FinSet | None = None
+    reduction: str = "logsumexp"
     span: Span | None = field(default=None, compare=False, repr=False)
 
     def label(self) -> str:
@@ -423,11 +424,26 @@ def marginalize(
     body: Sequence[Step],
     over: FinSet | None = None,
     *,
+    reduction: str = "logsumexp",
     span: Span | None = None,
 ) -> MarginalizeStep:
     """Integrate the discrete latent ``name`` (values in ``support``, prior
-    ``prior``) out of ``body``; per row by default, per group with ``over``."""
+    ``prior``) out of ``body``; per row by default, per group with ``over``.
+    ``reduction`` is ``"logsumexp"`` (the marginal, the sum of ``LOG``) or
+    ``"max"`` (the best value of the latent, the sum of ``MAX_PLUS``).
+
+    Examples
+    --------
+    >>> from quivers.distributions import Categorical, Normal
+    >>> from quivers.programs.expr import var
+    >>> K, I = FinSet("K", 2), FinSet("I", 3)
+    >>> m = marginalize("z", K, Categorical(var("w")), [observe("y", I, Normal(var("z") * 1.0, 1.0))],
+    ...                 reduction="max")
+    >>> m.reduction
+    'max'
+    """
     _check_name(name, "a marginalized latent")
+    check_reduction(reduction, name, span)
     _check_set(f"the support of `{name}`", support, allow_none=False)
     _check_set(f"the grouping plate of `{name}`", over)
     if support.size == 0:
@@ -451,7 +467,19 @@ def marginalize(
     for s in body:
         if not isinstance(s, Step):
             raise QuiversTypeError(f"the body of marginalize `{name}` holds `{s!r}`, not a step")
-    return MarginalizeStep(name, support, _symbolic(prior), body, over, span=span)
+    return MarginalizeStep(name, support, _symbolic(prior), body, over, reduction, span=span)
+
+
+REDUCTIONS = ("logsumexp", "max")
+"""The reductions a block sums its latent out with (on log weights)."""
+
+
+def check_reduction(reduction: Any, name: str, span: Span | None = None) -> None:
+    """``reduction`` is one of :data:`REDUCTIONS`, else a QuiversTypeError naming block ``name``."""
+    if reduction not in REDUCTIONS:
+        raise QuiversTypeError(
+            f"the reduction of `{name}` must be one of {', '.join(REDUCTIONS)}, got `{reduction!r}`", span=span
+        )
 
 
 def let(name: str, expr: Any, *, span: Span | None = None) -> LetStep:

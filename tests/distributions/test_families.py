@@ -118,8 +118,19 @@ def test_alternatives_need_exactly_one():
         family("Categorical", weights=[1.0, 1.0], logits=[0.0, 0.0])
     with pytest.raises(QuiversTypeError, match=r"needs exactly one of `probs`, `logits`, got 0"):
         family("Bernoulli")
-    with pytest.raises(UnknownNameError, match=r"`Categorical` has no parameter `probs`; it takes `weights`, `logits`"):
-        family("Categorical", probs=[0.5, 0.5])
+    with pytest.raises(QuiversTypeError, match=r"two values for parameter `weights` \(`probs` is another name of"):
+        family("Categorical", probs=[0.5, 0.5], weights=[1.0, 1.0])
+    with pytest.raises(QuiversTypeError, match=r"needs exactly one of `weights`, `logits`, got 2"):
+        family("Categorical", probs=[0.5, 0.5], logits=[0.0, 0.0])
+
+
+def test_categorical_probs_is_its_weights():
+    """Pyro's and NumPyro's ``Categorical(probs=...)`` is the same law as ``weights``."""
+    probs = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    fam = family("Categorical", probs=probs)
+    assert list(fam.args) == ["weights"]
+    x = torch.arange(3)
+    torch.testing.assert_close(fam.build({"weights": probs}).log_prob(x), probs.log())
 
 
 # (family, positional args with one bad value, the bad parameter)

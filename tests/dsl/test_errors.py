@@ -136,7 +136,7 @@ def test_misspelled_keyword_suggests_the_keyword() -> None:
 
 def test_step_outside_a_program() -> None:
     _expect(QVRSyntaxError, "object K : FinSet 2\nsample x : K <- Normal(0, 1)\n", """
-        line 2, column 1: unexpected `sample`; expected a declaration (`object`, `program`, `morphism`, `define`, `deduction` or `export`); steps belong in the indented body of a `program`
+        line 2, column 1: unexpected `sample`; expected a declaration (`object`, `program`, `morphism`, `define`, `deduction`, `export` or `composition`); steps belong in the indented body of a `program`
             sample x : K <- Normal(0, 1)
             ^^^^^^
     """)
@@ -390,7 +390,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [ovr=G]", "    observe y : Item <- Normal(z, 1.0)"),
         UnknownNameError,
         """
-        line 6, column 42: unknown option `ovr` for `marginalize`; known options: over; did you mean `over`?
+        line 6, column 42: unknown option `ovr` for `marginalize`; known options: over, reduction; did you mean `over`?
                 marginalize z : K <- Categorical(w) [ovr=G]
                                                      ^^^^^
         """,
@@ -400,11 +400,11 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0) [via=g]"),
         UnknownNameError,
         """
-        line 5, column 38: unknown option `via` for `sample`; `sample` takes no options
+        line 5, column 38: unknown option `via` for `sample`; known options: over, iid_over
                 sample w : K <- HalfNormal(1.0) [via=g]
                                                  ^^^^^
         """,
-        id="sample-no-options",
+        id="sample-unknown-option",
     ),
     pytest.param(
         prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G, over=G]", "    observe y : Item <- Normal(z, 1.0)"),

@@ -1,0 +1,318 @@
+"""Event axes (``[over=K]``, ``[iid_over=D]``), ``Categorical(probs=...)``,
+marginalize blocks without a written set, ``reduction=`` and the module's
+algebra (``composition NAME [level=algebra]``): each density is checked
+against brute-force enumeration in float64, each bad input gives a located
+error, and each form round-trips through the printer."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import textwrap
+
+import pytest
+import torch
+from torch.distributions import Dirichlet, HalfNormal, Normal
+
+from quivers.categories import BOOL, LOG, MAX_PLUS, MIN_PLUS, PROB
+from quivers.dsl import dumps, loads
+from quivers.dsl.format import format_source
+from quivers.dsl.parser import parse
+from quivers.emit.stan import to_stan
+from quivers.errors import QuiversTypeError, UnknownNameError
+
+F64 = torch.float64
+
+
+def f64(x: float) -> torch.Tensor:
+    return torch.tensor(x, dtype=F64)
+
+
+def _module(text: str):
+    return loads(textwrap.dedent(text))
+
+
+# ---------------------------------------------------------------- event axes
+
+LDA = """
+composition log_prob [level=algebra]
+
+object Doc : FinSet 3
+object Topic : FinSet 2
+object Vocab : FinSet 4
+object Token : FinSet 7
+
+program lda(alpha : Real, beta : Real) : Token -> Token
+    sample theta : Doc <- Dirichlet(alpha) [over=Topic, iid_over=Doc]
+    sample phi : Topic <- Dirichlet(beta) [over=Vocab, iid_over=Topic]
+    marginalize z <- Categorical(probs=theta) [over=Doc, reduction=logsumexp]
+        observe w : Token <- Categorical(probs=phi[z]) [via=word_idx]
+    return theta
+
+export lda
+"""
+
+W = torch.tensor([0, 1, 2, 3, 0, 1, 2])
+DOC = torch.tensor([0, 0, 1, 1, 2, 2, 2])
+
+
+def lda_brute(theta, phi, alpha, beta, w=W, doc=DOC, reduce=lambda xs: torch.logsumexp(torch.stack(xs), 0)):
+    """log p by loops: a Dirichlet row per document and per topic, one topic
+    per document (the block is grouped over Doc), its words' probabilities."""
+    total = sum(Dirichlet(torch.full((theta.shape[1],), alpha, dtype=F64)).log_prob(r) for r in theta)
+    total = total + sum(Dirichlet(torch.full((phi.shape[1],), beta, dtype=F64)).log_prob(r) for r in phi)
+    for d in range(theta.shape[0]):
+        per_topic = []
+        for k in range(theta.shape[1]):
+            lp = theta[d, k].log()
+            for n in range(len(w)):
+                if doc[n] == d:
+                    lp = lp + phi[k, w[n]].log()
+            per_topic.append(lp)
+        total = total + reduce(per_topic)
+    return total
+
+
+def test_over_and_iid_over_put_one_dirichlet_row_per_document():
+    p = loads(LDA).morphism
+    assert p.sites["theta"].dims == ("Doc", "Topic") and p.sites["theta"].event_dims == ("Topic",)
+    assert p.sites["phi"].dims == ("Topic", "Vocab")
+    assert p.sites["z"].values_in == "Topic" and p.sites["z"].dims == ("Doc",)
+    torch.manual_seed(0)
+    theta = Dirichlet(torch.ones(3, 2, dtype=F64)).sample()
+    phi = Dirichlet(torch.ones(2, 4, dtype=F64)).sample()
+    got = p.log_joint(None, {"w": W, "word_idx": DOC, "alpha": torch.tensor(1.5, dtype=F64), "beta": torch.tensor(0.5, dtype=F64)}, {"theta": theta, "phi": phi})
+    torch.testing.assert_close(got, lda_brute(theta, phi, 1.5, 0.5), rtol=1e-12, atol=1e-12)
+
+
+def test_over_without_a_plate_is_one_draw_and_the_latent_takes_its_axis():
+    """``sample probs <- Dirichlet(1.0) [over=K]`` is one simplex; a block
+    ``marginalize z <- Categorical(probs)`` ranges over its axis ``K``."""
+    p = _module("""
+        object K : FinSet 3
+        object Item : FinSet 5
+        program gmm : Item -> Item
+            sample probs <- Dirichlet(1.0) [over=K]
+            sample mu : K <- Normal(0.0, 5.0)
+            marginalize z <- Categorical(probs)
+                observe y : Item <- Normal(mu[z], 1.0)
+            return y
+        export gmm
+    """).morphism
+    assert p.sites["probs"].dims == ("K",) and p.sites["z"].values_in == "K"
+    probs, mu = torch.tensor([0.2, 0.3, 0.5], dtype=F64), torch.tensor([-1.0, 0.0, 2.0], dtype=F64)
+    y = torch.tensor([-1.2, 0.1, 2.5, 1.0, -0.3], dtype=F64)
+    brute = Dirichlet(torch.ones(3, dtype=F64)).log_prob(probs) + Normal(f64(0.0), f64(5.0)).log_prob(mu).sum()
+    for v in y:
+        brute = brute + torch.logsumexp(probs.log() + Normal(mu, f64(1.0)).log_prob(v), 0)
+    torch.testing.assert_close(p.log_joint(None, {"y": y}, {"probs": probs, "mu": mu}), brute)
+
+
+def test_a_latent_without_its_set_takes_the_last_axis_of_indexed_logits():
+    p = _module("""
+        object K : FinSet 2
+        object G : FinSet 3
+        object Item : FinSet 4
+        program m : Item -> Item
+            data g : Item -> G
+            sample a : G * K <- Normal(0.0, 1.0)
+            marginalize z <- Categorical(logits=a[g])
+                observe y : Item <- Normal(z * 2.0, 1.0)
+            return y
+        export m
+    """).morphism
+    assert p.sites["z"].values_in == "K"
+    a = torch.randn(3, 2, dtype=F64)
+    g, y = torch.tensor([0, 1, 2, 1]), torch.tensor([0.1, 1.9, -0.4, 2.2], dtype=F64)
+    brute = Normal(f64(0.0), f64(1.0)).log_prob(a).sum()
+    for n in range(4):
+        means = torch.tensor([0.0, 2.0], dtype=F64)
+        brute = brute + torch.logsumexp(torch.log_softmax(a[g[n]], 0) + Normal(means, f64(1.0)).log_prob(y[n]), 0)
+    torch.testing.assert_close(p.log_joint(None, {"y": y, "g": g}, {"a": a}), brute)
+
+
+# ---------------------------------------------------------------- algebras and reductions
+
+MIXTURE = """
+{head}
+object K : FinSet 2
+object Item : FinSet 3
+program m : Item -> Item
+    sample w : K <- HalfNormal(1.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    marginalize z <- Categorical(w){options}
+        observe y : Item <- Normal(mu[z], 1.0)
+    return y
+export m
+"""
+Y = torch.tensor([-1.0, 0.5, 2.0], dtype=F64)
+WEIGHTS, MU = torch.tensor([0.4, 1.1], dtype=F64), torch.tensor([-1.0, 1.5], dtype=F64)
+
+
+def mixture_brute(reduce) -> torch.Tensor:
+    total = HalfNormal(f64(1.0)).log_prob(WEIGHTS).sum() + Normal(f64(0.0), f64(3.0)).log_prob(MU).sum()
+    logw = (WEIGHTS / WEIGHTS.sum()).log()
+    for v in Y:
+        total = total + reduce(logw + Normal(MU, f64(1.0)).log_prob(v))
+    return total
+
+
+def lse(t):
+    return torch.logsumexp(t, 0)
+
+
+def best(t):
+    return t.max()
+
+
+@pytest.mark.parametrize("head, options, reduce, semiring", [
+    ("", "", lse, LOG),
+    ("composition log_prob [level=algebra]", " [reduction=logsumexp]", lse, LOG),
+    ("composition log_prob [level=algebra]", " [reduction=max]", best, LOG),
+    ("composition probability [level=algebra]", "", lse, PROB),
+    ("composition probability as algebra", " [reduction=sum]", lse, PROB),
+    ("composition max_plus [level=algebra]", "", best, MAX_PLUS),
+    ("composition max_plus", " [reduction=max]", best, MAX_PLUS),
+    ("composition tropical [level=algebra]", " [reduction=min]", best, MIN_PLUS),
+    ("composition boolean [level=algebra]", " [reduction=or]", best, BOOL),
+])
+def test_a_block_reduces_in_the_modules_algebra(head, options, reduce, semiring):
+    m = loads(MIXTURE.format(head=head, options=options))
+    assert m.semiring is semiring
+    got = m.morphism.log_joint(None, {"y": Y}, {"w": WEIGHTS, "mu": MU})
+    torch.testing.assert_close(got, mixture_brute(reduce), rtol=1e-12, atol=1e-12)
+
+
+def test_max_plus_sums_a_chain_by_its_best_path():
+    """A Markov block in ``max_plus`` keeps the best path's log weight
+    (Viterbi), checked against every path."""
+    m = _module("""
+        composition max_plus [level=algebra]
+        object T : FinSet 3
+        object K : FinSet 2
+        program hmm : T -> T
+            data pi : K
+            data A : K * K
+            data mu : K
+            marginalize z : T -> K <- Markov(init=pi, trans=A)
+                observe y : T <- Normal(mu[z], 1.0)
+            return y
+        export hmm
+    """)
+    pi = torch.tensor([0.6, 0.4], dtype=F64)
+    A = torch.tensor([[0.7, 0.3], [0.2, 0.8]], dtype=F64)
+    mu = torch.tensor([-1.0, 1.0], dtype=F64)
+    y = torch.tensor([-0.5, 0.8, 1.2], dtype=F64)
+    got = m.morphism.log_joint(None, {"y": y, "pi": pi, "A": A, "mu": mu})
+    paths = []
+    for path in itertools.product(range(2), repeat=3):
+        lp = pi[path[0]].log() + sum(A[a, b].log() for a, b in zip(path, path[1:]))
+        paths.append(lp + sum(Normal(mu[k], f64(1.0)).log_prob(v) for k, v in zip(path, y)))
+    torch.testing.assert_close(got, torch.stack(paths).max(), rtol=1e-12, atol=1e-12)
+    lse_module = loads(m.source.replace("composition max_plus [level=algebra]\n", ""))
+    torch.testing.assert_close(lse_module.morphism.log_joint(None, {"y": y, "pi": pi, "A": A, "mu": mu}),
+                               torch.logsumexp(torch.stack(paths), 0), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- located errors
+
+
+def _error(text: str, cls=QuiversTypeError) -> str:
+    with pytest.raises(cls) as info:
+        loads(textwrap.dedent(text).lstrip("\n"))
+    return str(info.value)
+
+
+def test_an_unknown_algebra_is_named_with_the_known_ones():
+    message = _error("composition product_fuzzy [level=algebra]\n", UnknownNameError)
+    assert message.startswith("line 1, column 1: unknown algebra `product_fuzzy`")
+    assert "log_prob" in message and "max_plus" in message
+
+
+def test_an_algebra_is_declared_once_at_level_algebra():
+    assert "line 1, column 29: `log_prob` is an algebra (a semiring)" in _error(
+        "composition log_prob [level=semigroupoid]\n")
+    assert _error("composition log_prob\ncomposition max_plus\n").startswith(
+        "line 2, column 1: a module has one algebra; it is already `log_prob` on line 1")
+
+
+@pytest.mark.parametrize("head, reduction, expected", [
+    ("", "sum", "line 6, column 48: `reduction=sum` has no meaning in the module's algebra `log_prob`"),
+    ("composition max_plus", "logsumexp", "`reduction=logsumexp` has no meaning in the module's algebra `max_plus`"),
+    ("composition probability", "logsumexp", "its reductions are sum, max: the weights are probabilities here"),
+])
+def test_a_reduction_outside_the_algebra_is_located(head, reduction, expected):
+    text = MIXTURE.format(head=head, options=f" [reduction={reduction}]").lstrip("\n")
+    if not head:
+        text = text.lstrip("\n")
+    with pytest.raises(QuiversTypeError) as info:
+        loads(text)
+    assert expected in str(info.value)
+
+
+def test_a_density_in_a_fuzzy_algebra_is_located():
+    message = _error(MIXTURE.format(head="composition godel [level=algebra]", options=""))
+    assert message.startswith("line 5, column 5: `sample w` multiplies a probability density")
+    assert "`godel`" in message
+
+
+PROGRAM = """
+object K : FinSet 3
+object D : FinSet 2
+object Item : FinSet 4
+program p : Item -> Item
+    {step}
+"""
+
+
+@pytest.mark.parametrize("step, expected", [
+    ("sample x : D <- Normal(0.0, 1.0) [over=K]",
+     "line 5, column 44: `Normal` draws one number at a time (it has no event axis), so `over=K` has no meaning"),
+    ("sample x : D <- Dirichlet(1.0) [over=[K, D]]", "`Dirichlet` has 1 event axis, but `over=` names 2"),
+    ("sample x : D <- Dirichlet(1.0) [over=K, iid_over=Item]",
+     "`sample x : D` draws independently over `D`, but `iid_over=` says `Item`"),
+    ("sample x : D * K <- Dirichlet(1.0) [over=K]", "`K` is both a plate and an event axis of `sample x`"),
+    ("sample x : D <- Dirichlet(1.0) [over=KK]", "unknown object `KK`"),
+    ("sample x : D <- Dirichlet(1.0) [over=2]", "option `over` takes objects"),
+    ("marginalize z <- Categorical(weights=vector(K, 1.0, 2.0, 3.0))\n        observe y : Item <- Normal(0.0, 1.0)",
+     "cannot tell which set `z` ranges over from `vector(K, 1.0, 2.0, 3.0)`"),
+])
+def test_bad_axes_are_located(step, expected):
+    message = _error(PROGRAM.format(step=step))
+    assert expected in message, message
+    assert message.startswith("line 5, column")
+
+
+# ---------------------------------------------------------------- printing and Stan
+
+
+@pytest.mark.parametrize("text", [
+    LDA,
+    MIXTURE.format(head="composition tropical [level=algebra]", options=" [reduction=min]"),
+    PROGRAM.format(step="sample x : D <- Dirichlet(1.0) [over=K]"),
+])
+def test_the_new_forms_round_trip(text):
+    tree = parse(text)
+    assert parse(dumps(tree)) == tree
+    assert parse(format_source(text)) == tree
+    assert format_source(format_source(text)) == format_source(text)
+
+
+def test_as_algebra_is_printed_in_the_canonical_form():
+    tree = parse("composition log_prob as algebra\nobject K : FinSet 2\n")
+    assert dumps(tree) == "composition log_prob [level=algebra]\n\nobject K : FinSet 2\n"
+    assert tree == parse(dumps(tree))
+
+
+def test_stan_writes_the_blocks_reduction():
+    lse_stan = to_stan(loads(MIXTURE.format(head="", options="")).morphism)
+    max_stan = to_stan(loads(MIXTURE.format(head="composition max_plus", options="")).morphism)
+    assert "log_sum_exp(log_softmax(" in lse_stan and "max(log_softmax(" not in lse_stan
+    assert "max(log_softmax(" in max_stan and "log_sum_exp(" not in max_stan
+    assert max_stan.replace("max(log_softmax(", "log_sum_exp(log_softmax(") == lse_stan
+
+
+def test_stan_declares_an_iid_over_dirichlet_row_per_document():
+    text = PROGRAM.format(step="sample x : D <- Dirichlet(1.0) [over=K]\n    observe y : Item <- Normal(0.0, 1.0)")
+    stan = to_stan(loads(text).p)
+    assert "array[D] simplex[K] x;" in stan, stan
