@@ -13,10 +13,14 @@ are :func:`quivers.categories.copy` and ``delete`` as modules).
 
 Roles: ``latent`` (the default) and ``kernel`` between finite sets are a
 learnable stochastic matrix, :func:`quivers.nn.latent`; ``scale`` sets the
-spread of its initial logits and ``init=uniform`` starts it uniform.
-``observed``, ``embed``, ``discretize`` and kernels with ``~ Family`` are
-recognized and refused with a located :class:`~quivers.errors.UnsupportedError`
-until their runtime exists in QVR.
+spread of its initial logits and ``init=uniform`` starts it uniform. A
+``kernel`` with ``~ Family [p=v, ...]`` is a
+:class:`~quivers.nn.NeuralKernel`: a network (``param_source=linear``, or
+``mlp`` with ``hidden=[32]``) computes the family's parameters from the
+input, except those the family options fix. ``embed`` is a
+:class:`~quivers.nn.Embed` of a finite set into a ``Real`` object.
+``observed`` and ``discretize`` are recognized and refused with a located
+:class:`~quivers.errors.UnsupportedError`.
 
 Checked here, each error located at its line and column: the role and
 every option is known, and their values fit; ``latent`` needs finite sets;
@@ -46,14 +50,28 @@ from quivers.categories import FinSet, copy, delete
 from quivers.dsl import ast
 from quivers.dsl.printer import dump_morphism, dump_set
 from quivers.errors import CompositionError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError
-from quivers.nn import MorphismModule, dagger, fan, identity, latent, observed, repeat, scan, stack
+from quivers.nn import (
+    PARAM_SOURCES,
+    Embed,
+    MorphismModule,
+    NeuralKernel,
+    Real,
+    dagger,
+    fan,
+    identity,
+    latent,
+    observed,
+    repeat,
+    scan,
+    stack,
+)
 
 __all__ = ["compile_morphisms", "ROLES", "OPTIONS"]
 
 ROLES = ("latent", "kernel", "observed", "embed", "discretize")
 """The roles a declared morphism may have."""
 
-OPTIONS = ("role", "scale", "init")
+OPTIONS = ("role", "scale", "init", "param_source", "hidden")
 """The options of a ``morphism`` declaration (before any ``~ Family``)."""
 
 _INITS = ("normal", "uniform")
@@ -82,7 +100,8 @@ def compile_morphisms(
 class _Compiler:
     def __init__(self, module: ast.Module, objects: Mapping[str, FinSet], source: str | None) -> None:
         self.module, self.objects, self.source = module, objects, source
-        self.reals = {d.name for d in module.items if isinstance(d, ast.RealObject)}
+        self.real_decls = {d.name: d for d in module.items if isinstance(d, ast.RealObject)}
+        self.reals = set(self.real_decls)
         self.morphisms: dict[str, MorphismModule] = {}
         self.later = {
             n for d in module.items if isinstance(d, (ast.MorphismDecl, ast.DefineDecl))
@@ -130,24 +149,48 @@ class _Compiler:
             return self._real(s.left) or self._real(s.right)
         return isinstance(s, ast.SetName) and s.name in self.reals
 
-    def _set(self, s: ast.SetExpr) -> FinSet:
-        from quivers.dsl.compiler import compile_set
+    def _set(self, s: ast.SetExpr) -> FinSet | Real:
+        """The object ``s`` names: a FinSet, or a :class:`~quivers.nn.Real`
+        where a continuous object takes part."""
+        if isinstance(s, ast.SetUnit):
+            return FinSet.unit()
+        if isinstance(s, ast.SetName):
+            d = self.real_decls.get(s.name)
+            return Real(d.name, d.dim) if d is not None else self.objects[s.name]
+        left, right = self._set(s.left), self._set(s.right)
+        if isinstance(s, ast.SetProduct):
+            return left * right
+        if isinstance(left, Real) or isinstance(right, Real):
+            raise self.error(QuiversTypeError, f"`{dump_set(s)}`: a Real object has no coproduct", s)
+        return left + right
 
-        return compile_set(s, dict(self.objects))
+    def _number(self, o: ast.Option, what: str) -> float:
+        if not isinstance(o.value, ast.OptionNumber):
+            raise self.error(QuiversTypeError, f"`{o.key}` must be {what}", o.value)
+        return o.value.value
 
     def declare(self, d: ast.MorphismDecl, name: str) -> MorphismModule:
         opts = self.options(d)
         role = self._name_value(opts["role"], ROLES) if "role" in opts else "latent"
-        scale = 1.0
-        if "scale" in opts:
-            v = opts["scale"].value
-            if not isinstance(v, ast.OptionNumber):
-                raise self.error(QuiversTypeError, "`scale` must be a non-negative number", v)
-            scale = float(v.value)
+        scale = float(self._number(opts["scale"], "a non-negative number")) if "scale" in opts else 1.0
         if "init" in opts and self._name_value(opts["init"], _INITS) == "uniform":
             scale = 0.0
         signature = f"{dump_set(d.dom)} -> {dump_set(d.cod)}"
-        if role in ("latent", "kernel") and d.family is None or role == "observed":
+        neural = role == "kernel" and d.family is not None
+        for key in ("param_source", "hidden"):
+            if key in opts and not neural:
+                raise self.error(
+                    QuiversTypeError, f"`{key}` configures the network of a `[role=kernel] ~ Family` morphism; "
+                    f"`{name}` has role `{role}`" + ("" if d.family else " and no family"), opts[key],
+                )
+        if d.family is not None and role != "kernel":
+            raise self.error(
+                QuiversTypeError, f"`~ {d.family}` gives the family of a neural kernel, so `{name}` needs "
+                f"`role=kernel`, not `{role}`", d,
+            )
+        if neural:
+            return self.kernel(d, name, opts, signature)
+        if role in ("latent", "kernel", "observed"):
             for side in (d.dom, d.cod):
                 if self._real(side):
                     raise self.error(
@@ -165,17 +208,36 @@ class _Compiler:
                     opts["role"],
                 )
             return latent(self._set(d.dom), self._set(d.cod), scale, name)
-        if role == "embed" and not self._real(d.cod):
-            raise self.error(
-                QuiversTypeError,
-                f"morphism `{name} : {signature}` has role `embed`, which maps a finite set into a Real "
-                f"object, but `{dump_set(d.cod)}` is a finite set",
-                d.cod if d.cod.span is not None else d,
-                hint="declare the codomain with `object E : Real n`, or use `[role=latent]` between finite sets",
-            )
+        if role == "embed":
+            if self._real(d.dom) or not self._real(d.cod) or not isinstance(d.cod, ast.SetName):
+                side = d.cod if not self._real(d.dom) else d.dom
+                raise self.error(
+                    QuiversTypeError,
+                    f"morphism `{name} : {signature}` has role `embed`, which maps a finite set into a Real "
+                    f"object, but `{dump_set(side)}` is " + ("a Real object" if side is d.dom else "not a Real object"),
+                    side if side.span is not None else d,
+                    hint="declare the codomain with `object E : Real n`, or use `[role=latent]` between finite sets",
+                )
+            return Embed(self._set(d.dom), self._set(d.cod), scale, name)
         raise self.error(
-            UnsupportedError, f"morphism `{name} : {signature}` with role `{role}`"
-            + (f" and family `{d.family}`" if d.family else "") + " is not supported yet",
+            UnsupportedError, f"morphism `{name} : {signature}` with role `{role}` is not supported yet", d,
+        )
+
+    def kernel(self, d: ast.MorphismDecl, name: str, opts: dict[str, ast.Option], signature: str) -> NeuralKernel:
+        source = self._name_value(opts["param_source"], PARAM_SOURCES) if "param_source" in opts else (
+            "mlp" if "hidden" in opts else "linear")
+        hidden: tuple[int, ...] = (32,)
+        if "hidden" in opts:
+            v = opts["hidden"].value
+            items = v.items if isinstance(v, ast.OptionList) else (v,)
+            if not items or not all(isinstance(i, ast.OptionNumber) and isinstance(i.value, int) and i.value > 0
+                                    for i in items):
+                raise self.error(QuiversTypeError, "`hidden` is a positive width or a list of them, like [32, 32]", v)
+            hidden = tuple(i.value for i in items)
+        fixed = {o.key: self._number(o, "a number (the parameter held fixed)") for o in d.family_options}
+        return self._located(
+            lambda: NeuralKernel(self._set(d.dom), self._set(d.cod), d.family, param_source=source,
+                                 hidden=hidden, fixed=fixed, name=name),
             d,
         )
 
@@ -239,9 +301,9 @@ class _Compiler:
                 )
         if e.func in _OBJECT_CALLS:
             arg = self._one(e, positional, "an object")
-            if not isinstance(arg, ast.MorphismRef) or arg.name not in self.objects:
+            if not isinstance(arg, ast.MorphismRef) or arg.name not in self.objects or arg.name in self.reals:
                 raise self.error(
-                    QuiversTypeError, f"`{e.func}` takes a declared object: `{e.func}(A)`", arg,
+                    QuiversTypeError, f"`{e.func}` takes a declared finite set: `{e.func}(A)`", arg,
                 )
             return self._located(lambda: _OBJECT_CALLS[e.func](self.objects[arg.name]), e)
         if e.func == "fan":

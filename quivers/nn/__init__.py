@@ -10,7 +10,12 @@ identities are the ones every morphism has) and a
 - :mod:`~quivers.nn.arrows`: :class:`MorphismModule`, the learnable
   :class:`Latent` kernel, :class:`Observed`, :class:`Identity`,
   :class:`Then`, :class:`Par`, :func:`dagger`, :func:`fan`;
-- :mod:`~quivers.nn.sequence`: :func:`repeat`, :func:`stack`, :func:`scan`.
+- :mod:`~quivers.nn.sequence`: :func:`repeat`, :func:`stack`, :func:`scan`;
+- :mod:`~quivers.nn.objects`: :class:`Real`, continuous objects;
+- :mod:`~quivers.nn.kernels`: :class:`NeuralKernel` (a family whose
+  parameters a small network computes from the input) and :class:`Embed`;
+- :mod:`~quivers.nn.elbo`: :func:`elbo`, the amortized variational bound
+  of a model made of kernels.
 
 QVR's ``morphism`` and ``define`` declarations compile into these calls.
 
@@ -45,6 +50,9 @@ from quivers.nn.arrows import (
     observed,
     one_hot,
 )
+from quivers.nn.elbo import elbo
+from quivers.nn.kernels import PARAM_SOURCES, Embed, NeuralKernel, encode, encode_parts
+from quivers.nn.objects import Real, is_continuous
 from quivers.nn.sequence import Repeat, Scan, Stack, repeat, scan, split_cell, stack
 
 __all__ = [
@@ -70,4 +78,12 @@ __all__ = [
     "stack",
     "scan",
     "split_cell",
+    "Real",
+    "is_continuous",
+    "NeuralKernel",
+    "Embed",
+    "encode",
+    "encode_parts",
+    "PARAM_SOURCES",
+    "elbo",
 ]

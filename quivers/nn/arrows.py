@@ -71,7 +71,8 @@ from quivers.categories import (
     base_change,
     identity as _identity,
 )
-from quivers.errors import CompositionError, InvalidValueError, QuiversTypeError
+from quivers.errors import CompositionError, InvalidValueError, QuiversTypeError, UnsupportedError
+from quivers.nn.objects import Real
 
 __all__ = [
     "Evaluation",
@@ -118,9 +119,9 @@ class MorphismModule(nn.Module, Arrow):
     def __init__(self, dom: FinSet, cod: FinSet) -> None:
         super().__init__()
         for role, obj in (("domain", dom), ("codomain", cod)):
-            if not isinstance(obj, FinSet):
+            if not isinstance(obj, (FinSet, Real)):
                 raise QuiversTypeError(
-                    f"the {role} of {type(self).__name__} must be a FinSet, got {obj!r}"
+                    f"the {role} of {type(self).__name__} must be a FinSet or a Real object, got {obj!r}"
                 )
         self.dom, self.cod = dom, cod
 
@@ -174,6 +175,20 @@ class MorphismModule(nn.Module, Arrow):
         """Weights ``(..., |dom|)`` pushed through this module: ``(..., |cod|)``."""
         m = self.evaluate(ev).tensor.to(w.dtype)
         return ev.semiring.contract(w[..., None, :], m)[..., 0, :]
+
+    def sample(self, x: Tensor) -> Tensor:
+        """A draw of the output at each input in ``x``: for a module between
+        finite sets, an element of ``cod`` from the row of ``x``.
+
+        Examples
+        --------
+        >>> from quivers.categories import FinSet
+        >>> A = FinSet("A", 3)
+        >>> identity(A).sample(torch.tensor([2, 0]))
+        tensor([2, 0])
+        """
+        probs = self.as_morphism(PROB).tensor
+        return torch.distributions.Categorical(probs=probs[torch.as_tensor(x).long()]).sample()
 
     def then(self, other: Arrow) -> Then:
         """``self >> other``, as a :class:`Then` module."""
@@ -364,6 +379,12 @@ class Then(MorphismModule):
         for p in self.parts:
             w = p.push(w, ev)
         return w
+
+    def sample(self, x: Tensor) -> Tensor:
+        """Draw from each part in turn, feeding each draw to the next."""
+        for p in self.parts:
+            x = p.sample(x)
+        return x
 
     def evaluate(self, ev: Evaluation) -> Morphism:
         from quivers.nn.sequence import Scan  # scan consumes a sequence: what comes before runs per step

@@ -47,6 +47,7 @@ from quivers.categories import KERNEL_SEMIRINGS, PROB, Arrow, FinSet, Kernel, Mo
 from quivers.categories import identity as _identity
 from quivers.errors import CompositionError, QuiversTypeError, ShapeError
 from quivers.nn.arrows import Evaluation, Latent, MorphismModule, _fresh_copy, lift
+from quivers.nn.objects import Real
 
 __all__ = ["Repeat", "Stack", "Scan", "repeat", "stack", "scan", "split_cell"]
 
@@ -195,16 +196,43 @@ class Scan(MorphismModule):
         X, H = split_cell(cell)
         super().__init__(X, H)
         self.cell = cell
-        self.init = lift(init) if init is not None else Latent(FinSet.unit(), H, scale=0.0, name="init")
-        if self.init.dom != FinSet.unit() or self.init.cod != H:
+        self.continuous = isinstance(H, Real)
+        if init is None:
+            # a finite state starts from a learned law (uniform at first); a
+            # continuous one from zeros, as an RNN's does
+            init = None if self.continuous else Latent(FinSet.unit(), H, scale=0.0, name="init")
+        self.init = lift(init) if init is not None else None
+        if self.init is not None and (self.init.dom != FinSet.unit() or self.init.cod != H):
             raise CompositionError(
                 f"the initial state of a scan is an arrow `1 -> {H}`, got "
                 f"`{self.init.dom} -> {self.init.cod}`"
             )
 
+    def _start(self, batch: torch.Size, like: Tensor) -> Tensor:
+        """The initial state of each sequence of a batch, drawn."""
+        if self.init is None:
+            return like.new_zeros(*batch, self.cod.dim)
+        return self.init.sample(torch.zeros(batch, dtype=torch.long, device=like.device))
+
+    def sample(self, xs: Tensor) -> Tensor:
+        """The final state of each sequence, drawn step by step: ``xs`` is
+        ``(..., T)`` elements of a finite input or ``(..., T, n)`` points of a
+        ``Real n`` one."""
+        xs = torch.as_tensor(xs)
+        axis = -2 if isinstance(self.dom, Real) else -1
+        batch = xs.shape[: xs.dim() + axis]
+        h = self._start(batch, xs if xs.is_floating_point() else torch.zeros((), dtype=torch.get_default_dtype()))
+        for t in range(xs.shape[axis]):
+            x = xs[..., t, :] if axis == -2 else xs[..., t]
+            if isinstance(self.cell.dom, Real):
+                h = self.cell.sample(x, h)
+            else:
+                h = self.cell.sample(x * self.cod.size + h)
+        return h
+
     @property
     def is_stochastic(self) -> bool:
-        return self.cell.is_stochastic and self.init.is_stochastic
+        return self.cell.is_stochastic and (self.init is None or self.init.is_stochastic)
 
     def _cell(self, ev: Evaluation) -> Tensor:
         """The cell's weights as ``(|X|, |H|, |H'|)``."""

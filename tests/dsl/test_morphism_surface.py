@@ -96,6 +96,39 @@ def test_a_module_of_morphisms_trains():
     assert loss.item() < first - 0.5
 
 
+RNN = """\
+object Token : FinSet 5
+object Embedded : Real 3
+object Hidden : Real 8
+morphism tok_embed : Token -> Embedded [role=embed]
+morphism cell : Embedded * Hidden -> Hidden [role=kernel, param_source=mlp, hidden=[16]] ~ Normal [scale=0.1]
+morphism output_proj : Hidden -> Token [role=kernel] ~ Categorical
+define rnn = tok_embed >> scan(cell) >> output_proj
+export rnn
+"""
+
+
+def test_a_qvr_rnn_is_the_python_one():
+    from quivers.nn import Embed, NeuralKernel, Real
+
+    m = loads(RNN)
+    Token, E, H = FinSet("Token", 5), Real("Embedded", 3), Real("Hidden", 8)
+    tok_embed = Embed(Token, E, name="tok_embed")
+    cell = NeuralKernel(E * H, H, "Normal", param_source="mlp", hidden=(16,), fixed={"scale": 0.1}, name="cell")
+    output_proj = NeuralKernel(H, Token, "Categorical", name="output_proj")
+    rnn = tok_embed >> scan(cell) >> output_proj
+    assert repr(m.rnn) == repr(rnn)
+    rnn.load_state_dict(m.rnn.state_dict())
+    xs = torch.randint(0, 5, (4, 6))
+    torch.manual_seed(0)
+    a = m.rnn.parts[0].sample(xs)
+    h_a = m.rnn.parts[1].sample(a)
+    torch.manual_seed(0)
+    h_b = (tok_embed >> scan(cell)).sample(xs)
+    torch.testing.assert_close(h_a, h_b)
+    torch.testing.assert_close(m.output_proj.log_prob(xs[:, 0], h_a), output_proj.log_prob(xs[:, 0], h_b))
+
+
 # ------------------------------------------------------------ printing
 
 names = st.sampled_from(["f", "g", "h"])
@@ -119,6 +152,9 @@ def test_define_round_trips(value, keyword):
     module = ast.Module((
         ast.MorphismDecl(("f", "g"), ast.SetName("A"), ast.SetProduct(ast.SetName("A"), ast.SetUnit()),
                          (ast.Option("role", ast.OptionName("latent")), ast.Option("scale", ast.OptionNumber(0.5)))),
+        ast.MorphismDecl(("k",), ast.SetName("A"), ast.SetName("R"),
+                         (ast.Option("hidden", ast.OptionList((ast.OptionNumber(4), ast.OptionNumber(2)))),),
+                         "Normal", (ast.Option("scale", ast.OptionNumber(0.1)),)),
         ast.DefineDecl("h", value, keyword),
     ))
     text = dumps(module)
@@ -152,14 +188,23 @@ HEAD = "object S : FinSet 2\nobject O : FinSet 3\nobject E : Real 4\nmorphism t 
     ("define h = t.transpose", UnknownNameError, "unknown postfix `.transpose`", 12),
     ("define h = frob(t)", UnknownNameError, "unknown combinator `frob(...)`", 12),
     ("define h = scan(t, start=t)", UnknownNameError, "`scan` takes no keyword `start`; keywords: init", 20),
-    ("define h = identity(t)", QuiversError, "`identity` takes a declared object", 21),
-    ("morphism k : S -> E [role=embed]", UnsupportedError, "role `embed`", 1),
-    ("morphism k : S -> O [role=embed]", QuiversError, "`O` is a finite set", 19),
+    ("define h = identity(t)", QuiversError, "`identity` takes a declared finite set", 21),
+    ("morphism k : E -> E [role=embed]", QuiversError, "`E` is a Real object", 14),
+    ("morphism k : S -> O [role=embed]", QuiversError, "`O` is not a Real object", 19),
     ("morphism k : S -> E [role=latent]", QuiversError, "`E` is a Real object", 19),
     ("morphism k : S -> O [rol=latent]", UnknownNameError, "unknown option `rol`", 22),
     ("morphism k : S -> O [role=hidden]", UnknownNameError, "`role` must be one of latent", 27),
     ("morphism k : S -> O [role=observed]", UnsupportedError, "role `observed`", 22),
-    ("morphism k : S -> O [role=kernel] ~ Normal", UnsupportedError, "family `Normal`", 1),
+    ("morphism k : S -> O [role=kernel] ~ Normal", QuiversError, "so its family is `Categorical`", 1),
+    ("morphism k : S -> E [role=kernel] ~ Normal [sd=1.0]", UnknownNameError, "`Normal` has no parameter `sd`", 1),
+    ("morphism k : S -> E [role=kernel] ~ Normall", UnknownNameError, "did you mean `Normal`?", 1),
+    ("morphism k : S -> E [role=kernel]", QuiversError, "`E` is a Real object", 19),
+    ("morphism k : S -> E [role=latent] ~ Normal", QuiversError, "needs `role=kernel`", 1),
+    ("morphism k : S -> O [hidden=[4]]", QuiversError, "`hidden` configures the network", 22),
+    ("morphism k : S -> E [role=kernel, hidden=[0]] ~ Normal", QuiversError, "positive width", 42),
+    ("morphism k : S -> E [role=kernel, param_source=cnn] ~ Normal", UnknownNameError, "`param_source` must be", 48),
+    ("morphism k : S -> S [role=discretize]", UnsupportedError, "role `discretize`", 1),
+    ("define h = identity(E)", QuiversError, "`identity` takes a declared finite set", 21),
     ("morphism t : S -> O", QuiversError, "`t` is declared twice", 1),
     ("define S = t", QuiversError, "`S` is declared twice", 1),
     ("export nope", UnknownNameError, "morphisms: e, t", 1),
