@@ -20,9 +20,11 @@ Semantics
 :mod:`quivers.categories` over ``S``: ``(f >> g).as_morphism(S) ==
 f.as_morphism(S) >> g.as_morphism(S)`` and likewise for ``@``. A latent
 kernel's weights in ``S`` are its probabilities in ``PROB`` and
-``MAX_TIMES`` and its log-probabilities in ``LOG`` and ``MAX_PLUS``, so
-the same composite gives marginals in ``PROB``/``LOG`` and best paths in
-``MAX_PLUS``/``MAX_TIMES``.
+``MAX_TIMES``, its log-probabilities in ``LOG`` and ``MAX_PLUS`` and its
+costs ``-log p`` in ``MIN_PLUS``, so the same composite gives marginals in
+``PROB``/``LOG`` and best paths in ``MAX_PLUS``/``MAX_TIMES``/``MIN_PLUS``
+(the algebra a QVR module's ``composition`` declaration names, its
+``semiring``, is the one to read its morphisms in).
 
 Laws
 ----
@@ -61,6 +63,7 @@ from quivers.categories import (
     LOG,
     MAX_PLUS,
     MAX_TIMES,
+    MIN_PLUS,
     PROB,
     Arrow,
     FinFunction,
@@ -226,8 +229,12 @@ class MorphismModule(nn.Module, Arrow):
 def _weights_of_logits(logits: Tensor, semiring: Semiring) -> Tensor:
     """The stochastic matrix ``softmax(logits)`` as weights in ``semiring``:
     probabilities in the semirings that multiply them, log-probabilities in
-    those that add them."""
-    return logits.softmax(-1) if semiring in (PROB, MAX_TIMES) else logits.log_softmax(-1)
+    those that add them, costs ``-log p`` in ``MIN_PLUS``."""
+    if semiring in (PROB, MAX_TIMES):
+        return logits.softmax(-1)
+    if semiring == MIN_PLUS:
+        return -logits.log_softmax(-1)
+    return logits.log_softmax(-1)
 
 
 class Latent(MorphismModule):
@@ -272,7 +279,7 @@ class Latent(MorphismModule):
 
     def evaluate(self, ev: Evaluation) -> Morphism:
         logits = self.logits.to(ev.device, ev.dtype)
-        if ev.semiring in (PROB, MAX_TIMES, LOG, MAX_PLUS):
+        if ev.semiring in (PROB, MAX_TIMES, LOG, MAX_PLUS, MIN_PLUS):
             kind = Kernel if ev.semiring in KERNEL_SEMIRINGS else Morphism
             return kind._trusted(self.dom, self.cod, _weights_of_logits(logits, ev.semiring), ev.semiring)
         return base_change(Kernel._trusted(self.dom, self.cod, logits.softmax(-1), PROB), ev.semiring)

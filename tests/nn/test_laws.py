@@ -8,11 +8,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quivers.categories import LOG, MAX_PLUS, MAX_TIMES, PROB, FinSet, copy, delete
+from quivers.categories import LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, FinSet, copy, delete
 from quivers.errors import CompositionError, QuiversTypeError
 from quivers.nn import Latent, dagger, fan, identity, latent, observed, repeat, scan, stack
 
-SEMIRINGS = (PROB, LOG, MAX_PLUS, MAX_TIMES)
+SEMIRINGS = (PROB, LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS)
 F64 = torch.float64
 sizes = st.integers(1, 3)
 

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from quivers.categories import LOG, MAX_PLUS, PROB, FinSet, copy, delete
+from quivers.categories import LOG, MAX_PLUS, MIN_PLUS, PROB, FinSet, copy, delete
 from quivers.nn import dagger, latent, observed, repeat, scan
 
 F64 = torch.float64
@@ -69,6 +69,9 @@ def test_viterbi_in_max_plus_is_the_best_path():
         for p in paths
     )
     assert got.item() == pytest.approx(torch.log(torch.tensor(top, dtype=F64)).item(), rel=1e-12)
+    # in MIN_PLUS the same composite is the least cost, -log of the best path
+    cost = best.run(torch.tensor(ys), MIN_PLUS, dtype=F64)[0]
+    assert cost.item() == pytest.approx(-got.item(), rel=1e-12)
 
 
 def test_what_comes_before_a_scan_runs_per_step():
