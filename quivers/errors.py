@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 __all__ = [
     "Span",
@@ -36,6 +36,7 @@ __all__ = [
     "QuiversWarning",
     "ConvergenceWarning",
     "did_you_mean",
+    "span_at",
 ]
 
 
@@ -43,16 +44,38 @@ __all__ = [
 class Span:
     """A region of QVR source: 1-based line and column, end exclusive.
 
+    A step's span may also know where its named parts are (``via``,
+    ``prior``, ``until``: the text of an option or of a family), so that the
+    IR, which checks a rule once, places its error on the part at fault.
+
     Examples
     --------
     >>> Span(3, 5, 3, 9)
     Span(line=3, column=5, end_line=3, end_column=9)
+    >>> step = Span(3, 5, 3, 40).with_parts(via=Span(3, 36, 3, 37))
+    >>> step.at("via").column, step.at("prior").column, step == Span(3, 5, 3, 40)
+    (36, 5, True)
     """
 
     line: int
     column: int
     end_line: int
     end_column: int
+    parts: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+
+    def with_parts(self, **parts: Span | None) -> Span:
+        """This span, knowing where its named ``parts`` are (None: unknown)."""
+        known = tuple((k, v) for k, v in parts.items() if v is not None)
+        return replace(self, parts=self.parts + known) if known else self
+
+    def at(self, part: str) -> Span:
+        """Where the part ``part`` is: its own span when known, else this one."""
+        return next((v for k, v in self.parts if k == part), self)
+
+
+def span_at(span: Span | None, part: str) -> Span | None:
+    """``span.at(part)``, or None without a span (a step built in Python)."""
+    return None if span is None else span.at(part)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

@@ -16,25 +16,19 @@ What it checks
   :data:`quivers.distributions.FAMILIES` and its keyword arguments are
   among its parameters, with the right number of arguments; constant
   arguments satisfy their constraints; a function is one of
-  :data:`quivers.programs.FUNCTIONS`, applied to one argument;
-  ``marginalize`` has a ``Categorical`` prior.
+  :data:`quivers.programs.FUNCTIONS`, applied to one argument.
 - Markov chains (``marginalize z : T -> K <- Markov(init=pi, trans=A)``):
   the prior is ``Markov`` with keywords among ``init``, ``init_logits``,
   ``first``, ``first_logits``, ``trans``, ``trans_logits`` (one transition,
-  at most one initial law and one first step);
-  ``until`` names an index map; a chain stands at the top level.
+  at most one initial law and one first step); ``until`` names a
+  defined name.
 - Options: each key is known where it is used (``effects`` on a program,
   ``over`` on ``marginalize``, ``via`` on ``observe``) and occurs once;
   each value has the right kind; effect names are effects; ``over`` names
-  an object; ``via`` names an index map (or a sampled name, the seed's
-  idiom) inside a block with ``over``.
-- Effects: a program that declares its effects declares every effect its
-  steps have.
+  an object; ``via`` names a name in scope, or data.
 - Composite programs (``program h = p >> q @ identity(A)``): every
-  program named is declared earlier; ``>>`` joins a codomain to an equal
-  domain (the message names both operands and objects); ``@`` is always
-  defined. A program's input (``program q(b) : B -> C``) is in scope in its
-  body.
+  program named is declared earlier. A program's input
+  (``program q(b) : B -> C``) is in scope in its body.
 - Exports: each names a program (or a morphism) once (the first is the module's
   morphism); a program with set parameters is exported by no one.
 - Parametric programs (``program f(G : FinSet, s : Real) : G -> 1``) are
@@ -43,6 +37,15 @@ What it checks
 - Data: a name a program reads but never defines is data; its role is
   inferred from its use (:class:`DataRole`), and a name too close to one in
   scope is reported as a likely typo.
+
+What it leaves to the IR
+------------------------
+Scope, order and syntax are the checker's; every other rule is checked
+once, by the IR, when the compiler builds the program, and its error is
+placed on the QVR text at fault (:meth:`~quivers.errors.Span.with_parts`):
+a ``marginalize`` block's Categorical prior, where a chain and ``return``
+may stand, what ``until`` and ``via`` name and where ``via`` may stand,
+the declared effects of a program, and the domains of a composite.
 
 Examples
 --------
@@ -67,12 +70,12 @@ from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, site_set
 from quivers.dsl.axes import plate as plate_of
-from quivers.dsl.printer import dump_expr, dump_program, dump_set
-from quivers.errors import CompositionError, EffectError, QuiversError, QuiversTypeError, Span, UnknownNameError
+from quivers.dsl.printer import dump_expr, dump_set
+from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
 from quivers.programs.graph import recursion_error
 
-__all__ = ["check", "CheckedModule", "DataRole", "OPTIONS", "STEP_EFFECTS", "MARKOV_KEYWORDS"]
+__all__ = ["check", "CheckedModule", "DataRole", "OPTIONS", "MARKOV_KEYWORDS"]
 
 MARKOV_KEYWORDS = ("init", "init_logits", "first", "first_logits", "trans", "trans_logits")
 """The keywords of ``Markov(...)``: initial law, first step (of a second-order
@@ -87,16 +90,6 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "composition": ("level",),
 }
 """The option keys each construct accepts."""
-
-STEP_EFFECTS: dict[type, Effect] = {
-    ast.Sample: Effect.Sample,
-    ast.Observe: Effect.Score,
-    ast.Factor: Effect.Score,
-    ast.Marginalize: Effect.Marginal,
-    ast.Markov: Effect.Marginal,
-}
-"""The effect of each kind of step; the others are pure."""
-
 
 @dataclass(frozen=True)
 class CheckedModule:
@@ -458,16 +451,7 @@ class _Checker:
         left, right = self._composite(e.left, d), self._composite(e.right, d)
         if isinstance(e, ast.ProgramTensor):
             return left[0] * right[0], left[1] * right[1]
-        if left[1] != right[0]:
-            ltext, rtext = dump_program(e.left), dump_program(e.right)
-            raise self._error(
-                CompositionError,
-                f"cannot compose `{ltext} : {left[0].name} -> {left[1].name}` with "
-                f"`{rtext} : {right[0].name} -> {right[1].name}`: the codomain `{left[1].name}` of "
-                f"`{ltext}` is not the domain `{right[0].name}` of `{rtext}`",
-                e,
-            )
-        return left[0], right[1]
+        return left[0], right[1]  # the domains must agree: composition (the IR) checks it
 
     # ------------------------------------------------------------ programs
 
@@ -679,16 +663,6 @@ class _Checker:
         self, step: ast.Step, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
     ) -> None:
         scope.current = step
-        effect = STEP_EFFECTS.get(type(step))
-        if declared is not None and effect is not None and effect not in declared:
-            listing = ", ".join(sorted(e.name for e in declared)) or "none"
-            raise self._error(
-                EffectError,
-                f"`{_describe(step)}` has effect `{effect.name}`, but program `{p.name}` declares "
-                f"effects [{listing}]",
-                step,
-                hint=f"add `{effect.name}` to its effects",
-            )
         if isinstance(step, (ast.Sample, ast.Observe, ast.Factor, ast.Marginalize, ast.Markov)):
             self._weighted(step)
         if isinstance(step, (ast.Sample, ast.Observe)):
@@ -716,12 +690,6 @@ class _Checker:
                     f"{_set_text(step.support) if step.support is not None else 'K'} <- Markov(...)`",
                 )
             self._family(step.prior, scope)
-            if step.prior.name != "Categorical":
-                raise self._error(
-                    QuiversTypeError,
-                    f"marginalize `{step.name}` needs a Categorical prior, got `{step.prior.name}`",
-                    step.prior,
-                )
             opts = self._options(step.options, "marginalize")
             self._reduction(opts.get("reduction"), step)
             if step.support is None:
@@ -762,28 +730,12 @@ class _Checker:
         self._set(step.index_set, step)
         self._set(step.support, step)
         self._finite(step.support, step, f"the states of the chain `{step.name}`")
-        if scope.blocks:
-            raise self._error(
-                QuiversTypeError,
-                f"the chain `{step.name}` is inside the block of `{scope.blocks[-1].name}`; a chain must "
-                "stand at the top level of a program",
-                step,
-            )
         self._markov_prior(step, scope)
         opts = self._options(step.options, "markov")
         self._reduction(opts.get("reduction"), step)
         if "until" in opts:
             value = self._option_name(opts["until"], "until", "the name of an index map, e.g. `until=last`")
             self._name(value.name, value, scope, strict=True)
-            source = scope.defined.get(value.name)
-            if not isinstance(source, (ast.IndexMap, ast.Data)) or (isinstance(source, ast.Data) and source.cod is None):
-                raise self._error(
-                    QuiversTypeError,
-                    f"`{value.name}` in `until={value.name}` must be an index map "
-                    f"(`index {value.name} : S -> T`, the last step of each sequence), not "
-                    f"`{_describe(source)}`",
-                    value,
-                )
         self._block(step, scope, p, declared)
 
     # ------------------------------------------------------------ axes and algebras
@@ -907,8 +859,6 @@ class _Checker:
         scope.latents[step.name] = step
         scope.blocks.append(step)
         for inner in step.body:
-            if isinstance(inner, ast.Return):
-                raise self._error(QuiversTypeError, "`return` must be at the top level of a program", inner)
             self._step(inner, scope, p, declared)
         scope.blocks.pop()
         del scope.latents[step.name]
@@ -983,36 +933,11 @@ class _Checker:
             raise self._error(
                 QuiversTypeError, "option `via` takes the name of an index map, e.g. `via=group`", value
             )
+        # where `via` may stand and what it may name are the IR's rules
+        # (quivers/programs/sites.py); a name no step defines is data, an
+        # index map into the `over` set of the innermost grouped block
         grouped = [b for b in scope.blocks if _option(b.options, "over") is not None]
-        if not grouped:
-            raise self._error(
-                QuiversTypeError,
-                f"observe `{step.name}` has `via={value.name}` but no enclosing marginalize has `over=...`",
-                value,
-                hint="add [over=G] to the marginalize block, or drop via for per-row marginalization",
-            )
-        self._name(value.name, value, scope, _Use(value, step, via=grouped[-1]))
-        if value.name in scope.free:
-            return  # data: an index map into the block's `over` set, inferred at the end
-        source = scope.defined.get(value.name)
-        is_map = isinstance(source, ast.IndexMap) or (isinstance(source, ast.Data) and source.cod is not None)
-        if not (is_map or isinstance(source, ast.Sample)):
-            raise self._error(
-                QuiversTypeError,
-                f"`{value.name}` in `via={value.name}` must be an index map "
-                f"(`index {value.name} : A -> B`, or data the program never defines) or a sampled name, "
-                f"not `{_describe(source)}`",
-                value,
-            )
-        over = _option(grouped[-1].options, "over")
-        if is_map and isinstance(over, ast.OptionName):
-            if source.cod != ast.SetName(over.name):
-                raise self._error(
-                    QuiversTypeError,
-                    f"index map `{value.name}` maps into `{dump_set(source.cod)}`, but the block of "
-                    f"`{step.name}` groups over `{over.name}`",
-                    value,
-                )
+        self._name(value.name, value, scope, _Use(value, step, via=grouped[-1] if grouped else None))
 
     # ------------------------------------------------------------ families and expressions
 

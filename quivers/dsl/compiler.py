@@ -300,6 +300,14 @@ def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None
     return next((o.value for o in options if o.key == key), None)
 
 
+def _parts(span: Span | None, **parts: ast.Node | None) -> Span | None:
+    """A step's span that knows where the nodes ``parts`` are, so that the
+    IR places an error about one of them (a ``via``, a prior) on its text."""
+    if span is None:
+        return None
+    return span.with_parts(**{k: getattr(n, "span", None) for k, n in parts.items()})
+
+
 @dataclass(frozen=True)
 class _How:
     """What the checker elaborated for a program: the module's algebra (the
@@ -326,7 +334,7 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
         via = _option(s.options, "via")
         via_name = via.name if isinstance(via, ast.OptionName) else None
         return _located(
-            lambda: observe(s.name, index_set(site_set(s)), fam, via=via_name, span=s.span),
+            lambda: observe(s.name, index_set(site_set(s)), fam, via=via_name, span=_parts(s.span, via=via)),
             s.span,
             source,
         )
@@ -339,7 +347,7 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
         return _located(
             lambda: marginalize(
                 s.name, compile_set(support, objects), prior, body, over=over_set,
-                reduction=how.reduction(s.options), span=s.span,
+                reduction=how.reduction(s.options), span=_parts(s.span, prior=s.prior),
             ),
             s.span,
             source,
@@ -382,7 +390,7 @@ def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None, how: 
         lambda: markov(
             s.name, compile_set(s.index_set, objects), compile_set(s.support, objects), trans, body,
             init=init, first=first, until=until.name if isinstance(until, ast.OptionName) else None,
-            reduction=how.reduction(s.options), span=s.span,
+            reduction=how.reduction(s.options), span=_parts(s.span, until=until),
         ),
         s.span,
         source,

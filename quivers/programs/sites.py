@@ -27,7 +27,7 @@ from torch.distributions import constraints
 
 from quivers.categories import FinSet
 from quivers.distributions import Family
-from quivers.errors import QuiversTypeError, ShapeError
+from quivers.errors import QuiversTypeError, ShapeError, span_at
 from quivers.programs.chain import MarkovStep
 from quivers.programs.expr import Expr, constant_tensors
 from quivers.programs.named import plate_dims
@@ -235,7 +235,7 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
         if not grouped:
             raise QuiversTypeError(
                 f"observe `{s.name}` has [via={s.via}] but no enclosing marginalize has [over=...]",
-                span=s.span,
+                span=span_at(s.span, "via"),
                 hint="add [over=G] to the marginalize block, or drop via for per-row marginalization",
             )
         over = grouped[-1].over
@@ -245,7 +245,7 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
             if cod != over:
                 raise ShapeError(
                     f"index map `{s.via}` maps into `{cod.name}`, but the block of `{s.name}` groups over `{over.name}`",
-                    span=s.span,
+                    span=span_at(s.span, "via"),
                 )
         elif isinstance(src, SampleStep):
             if src.index_set is None or len(src.index_set.factors) != 1:
@@ -257,8 +257,10 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
         else:
             raise QuiversTypeError(
                 f"`{s.via}` in [via={s.via}] of `{s.name}` must be an index map or a sampled name, "
-                f"not a {type(src).__name__.removesuffix('Step').lower()}",
-                span=s.span,
+                f"not a {src.kind}",
+                span=span_at(s.span, "via"),
+                hint=f"declare `{s.via}` with index_map(...) (in QVR: `index {s.via} : A -> B`, or leave it "
+                "undefined: a name the program never defines is data)",
             )
         obs_dims, _ = plate_dims(s.index_set)
         if not set(plate_dims(dom)[0]) <= set(obs_dims):
@@ -348,16 +350,18 @@ def markov_rows(s: MarkovStep, blocks: tuple, index_maps) -> tuple[tuple[str, ..
         seq, time = s.index_set.factors
         if s.until not in index_maps:
             raise QuiversTypeError(
-                f"until={s.until} of markov `{s.name}` must name an index map `{seq.name} -> {time.name}`",
-                span=s.span,
-                hint=f"declare it with index_map({s.until!r}, {seq.name}, {time.name}) and pass it as data",
+                f"until={s.until} of markov `{s.name}` must name an index map `{seq.name} -> {time.name}` "
+                "(the last step of each sequence)",
+                span=span_at(s.span, "until"),
+                hint=f"declare it with index_map({s.until!r}, {seq.name}, {time.name}) "
+                f"(in QVR: `index {s.until} : {seq.name} -> {time.name}`) and pass it as data",
             )
         dom, cod = index_maps[s.until]
         if (dom, cod) != (seq, time):
             raise ShapeError(
                 f"until={s.until} of markov `{s.name}` is an index map `{dom.name} -> {cod.name}`, "
                 f"but the path needs `{seq.name} -> {time.name}` (the last step of each sequence)",
-                span=s.span,
+                span=span_at(s.span, "until"),
             )
     return dims
 

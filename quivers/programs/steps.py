@@ -27,7 +27,7 @@ from typing import Any
 
 from quivers.categories import FinSet
 from quivers.distributions import Family
-from quivers.errors import InvalidValueError, QuiversTypeError, Span, UnsupportedError
+from quivers.errors import InvalidValueError, QuiversTypeError, Span, UnsupportedError, span_at
 from quivers.programs.effects import Effect
 from quivers.programs.expr import Expr, as_expr
 
@@ -459,9 +459,10 @@ def marginalize(
             span=span,
         )
     if not isinstance(prior, Family) or prior.name != "Categorical":
+        got = prior.name if isinstance(prior, Family) else repr(prior)
         raise QuiversTypeError(
-            f"marginalize `{name}` needs a Categorical prior, got `{prior!r}`",
-            span=span,
+            f"marginalize `{name}` needs a Categorical prior, got `{got}`",
+            span=span_at(span, "prior"),
         )
     body = tuple(body)
     for s in body:

@@ -123,7 +123,7 @@ def test_an_unknown_builtin_is_a_syntax_error():
         (
             "program h = (flip @ noisy) >> identity(A * B)",
             CompositionError,
-            r"cannot compose `flip @ noisy : A\*B -> B\*A` with `identity\(A \* B\) : A\*B -> A\*B`",
+            r"cannot compose `flip @ noisy : A\*B -> B\*A` with `identity\(A\*B\) : A\*B -> A\*B`",
             13,
         ),
         ("program h = flip >> identity(C)", UnknownNameError, "unknown object `C`", 13),

@@ -460,7 +460,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0)", header="program p : Item -> Item [effects=[Sample, Score]]"),
         EffectError,
         """
-        line 6, column 5: `marginalize z` has effect `Marginal`, but program `p` declares effects [Sample, Score]; add `Marginal` to its effects
+        line 6, column 5: program `p` declares effects [Sample, Score] but has Marginal: `marginalize z` (Marginal); add Marginal to its effects
                 marginalize z : K <- Categorical(w)
                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
         """,
@@ -500,7 +500,7 @@ CHECK_ERRORS = [
         prog("index g : Item -> G", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w)", "    observe y : Item <- Normal(z, 1.0) [via=g]"),
         QuiversTypeError,
         """
-        line 8, column 49: observe `y` has `via=g` but no enclosing marginalize has `over=...`; add [over=G] to the marginalize block, or drop via for per-row marginalization
+        line 8, column 49: observe `y` has [via=g] but no enclosing marginalize has [over=...]; add [over=G] to the marginalize block, or drop via for per-row marginalization
                     observe y : Item <- Normal(z, 1.0) [via=g]
                                                             ^
         """,
@@ -510,7 +510,7 @@ CHECK_ERRORS = [
         prog("let g = 1", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=g]"),
         QuiversTypeError,
         """
-        line 8, column 49: `g` in `via=g` must be an index map (`index g : A -> B`, or data the program never defines) or a sampled name, not `let g`
+        line 8, column 49: `g` in [via=g] of `y` must be an index map or a sampled name, not a let; declare `g` with index_map(...) (in QVR: `index g : A -> B`, or leave it undefined: a name the program never defines is data)
                     observe y : Item <- Normal(z, 1.0) [via=g]
                                                             ^
         """,
@@ -518,7 +518,7 @@ CHECK_ERRORS = [
     ),
     pytest.param(
         prog("index g : Item -> K", "sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=g]"),
-        QuiversTypeError,
+        ShapeError,
         """
         line 8, column 49: index map `g` maps into `K`, but the block of `y` groups over `G`
                     observe y : Item <- Normal(z, 1.0) [via=g]

@@ -114,7 +114,7 @@ def load_error(body: str) -> QuiversError:
     ("""\
      marginalize z : S * T -> K <- Markov(trans=A) [until=mu]
          observe y : S * T <- Normal(mu[z], 1.0)
-     """, QuiversTypeError, "`mu` in `until=mu` must be an index map (`index mu : S -> T`, the last step of each sequence), not `sample mu`"),
+     """, QuiversTypeError, "line 7, column 58: until=mu of markov `z` must name an index map `S -> T` (the last step of each sequence); declare it with index_map('mu', S, T) (in QVR: `index mu : S -> T`)"),
     ("""\
      marginalize z : T -> K <- Markov(trans=A) [over=K]
          observe y : T <- Normal(mu[z], 1.0)
@@ -123,7 +123,7 @@ def load_error(body: str) -> QuiversError:
      marginalize c : K <- Categorical(mu)
          marginalize z : T -> K <- Markov(trans=A)
              observe y : T <- Normal(mu[z], 1.0)
-     """, QuiversTypeError, "line 8, column 9: the chain `z` is inside the block of `c`; a chain must stand at the top level"),
+     """, QuiversTypeError, "line 8, column 9: markov `z` is inside the block of `c`; a chain must stand at the top level"),
     ("""\
      marginalize z : K <- Markov(trans=A)
          observe y : T <- Normal(mu[z], 1.0)
