@@ -60,6 +60,7 @@ from quivers.nn import (
     fan,
     identity,
     latent,
+    matches,
     observed,
     repeat,
     scan,
@@ -71,7 +72,7 @@ __all__ = ["compile_morphisms", "ROLES", "OPTIONS"]
 ROLES = ("latent", "kernel", "observed", "embed", "discretize")
 """The roles a declared morphism may have."""
 
-OPTIONS = ("role", "scale", "init", "param_source", "hidden")
+OPTIONS = ("role", "scale", "init", "param_source", "hidden", "replicate")
 """The options of a ``morphism`` declaration (before any ``~ Family``)."""
 
 _INITS = ("normal", "uniform")
@@ -103,6 +104,7 @@ class _Compiler:
         self.real_decls = {d.name: d for d in module.items if isinstance(d, ast.RealObject)}
         self.reals = set(self.real_decls)
         self.morphisms: dict[str, MorphismModule] = {}
+        self.groups: dict[str, list[str]] = {}
         self.later = {
             n for d in module.items if isinstance(d, (ast.MorphismDecl, ast.DefineDecl))
             for n in (d.names if isinstance(d, ast.MorphismDecl) else (d.name,))
@@ -114,8 +116,14 @@ class _Compiler:
     def run(self) -> dict[str, MorphismModule]:
         for d in self.module.items:
             if isinstance(d, ast.MorphismDecl):
+                copies = self.replicas(d)
                 for name in d.names:
-                    self.morphisms[name] = self.declare(d, name)
+                    if copies is None:
+                        self.morphisms[name] = self.declare(d, name)
+                        continue
+                    self.groups[name] = [f"{name}_{i}" for i in range(copies)]
+                    for replica in self.groups[name]:
+                        self.morphisms[replica] = self.declare(d, replica)
             elif isinstance(d, ast.DefineDecl):
                 self.morphisms[d.name] = self.expr(d.value, d)
         return self.morphisms
@@ -134,6 +142,20 @@ class _Compiler:
                 raise self.error(QuiversTypeError, f"option `{o.key}` is given twice", o)
             out[o.key] = o
         return out
+
+    def replicas(self, d: ast.MorphismDecl) -> int | None:
+        """``replicate=n``: the number of independent copies, named
+        ``f_0, ..., f_{n-1}``, that ``f`` stands for in ``fan(f)``."""
+        o = next((o for o in d.options if o.key == "replicate"), None)
+        if o is None:
+            return None
+        if not isinstance(o.value, ast.OptionNumber) or not isinstance(o.value.value, int) or o.value.value < 1:
+            raise self.error(QuiversTypeError, "`replicate` is a positive whole number of copies", o.value)
+        taken = [f"{n}_{i}" for n in d.names for i in range(o.value.value) if f"{n}_{i}" in self.later]
+        if taken:
+            raise self.error(QuiversTypeError, f"`replicate` names the copies `{taken[0]}`, ..., but "
+                             f"`{taken[0]}` is declared too", o)
+        return o.value.value
 
     def _name_value(self, o: ast.Option, allowed: tuple[str, ...]) -> str:
         if not isinstance(o.value, ast.OptionName) or o.value.name not in allowed:
@@ -171,7 +193,8 @@ class _Compiler:
 
     def declare(self, d: ast.MorphismDecl, name: str) -> MorphismModule:
         opts = self.options(d)
-        role = self._name_value(opts["role"], ROLES) if "role" in opts else "latent"
+        # a family clause makes a kernel; without one a morphism is a latent matrix
+        role = self._name_value(opts["role"], ROLES) if "role" in opts else ("kernel" if d.family else "latent")
         scale = float(self._number(opts["scale"], "a non-negative number")) if "scale" in opts else 1.0
         if "init" in opts and self._name_value(opts["init"], _INITS) == "uniform":
             scale = 0.0
@@ -246,6 +269,12 @@ class _Compiler:
     def ref(self, e: ast.MorphismRef, d: ast.DefineDecl) -> MorphismModule:
         if e.name in self.morphisms:
             return self.morphisms[e.name]
+        if e.name in self.groups:
+            copies = self.groups[e.name]
+            raise self.error(
+                QuiversTypeError, f"`{e.name}` stands for its {len(copies)} replicas `{copies[0]}`, ..., "
+                f"`{copies[-1]}`: use `fan({e.name})` for all of them, or name one", e,
+            )
         if e.name in self.objects:
             message = (f"`{e.name}` is an object, not a morphism; use `identity({e.name})` for its identity")
         elif e.name in self.later:
@@ -273,7 +302,7 @@ class _Compiler:
         left, right = self.expr(e.left, d), self.expr(e.right, d)
         if isinstance(e, ast.MorphismTensor):
             return left @ right
-        if left.cod != right.dom:
+        if not matches(left.cod, right.dom):
             lt, rt = dump_morphism(e.left), dump_morphism(e.right)
             raise self.error(
                 CompositionError,
@@ -307,13 +336,22 @@ class _Compiler:
                 )
             return self._located(lambda: _OBJECT_CALLS[e.func](self.objects[arg.name]), e)
         if e.func == "fan":
+            if len(positional) == 1 and isinstance(positional[0], ast.MorphismRef) and positional[0].name in self.groups:
+                parts = [self.morphisms[n] for n in self.groups[positional[0].name]]
+                return self._located(lambda: fan(*parts), e)
             if len(positional) < 2 or any(isinstance(a, ast.MorphismNumber) for a in positional):
-                raise self.error(QuiversTypeError, "`fan` takes two or more morphisms: `fan(f, g)`", e)
+                raise self.error(
+                    QuiversTypeError, "`fan` takes two or more morphisms, `fan(f, g)`, or a replicated one, `fan(head)`", e,
+                )
             parts = [self.expr(a, d) for a in positional]
             return self._located(lambda: fan(*parts), e)
         if e.func == "scan":
             cell = self.expr(self._one(e, positional, "a cell"), d)
-            init = self.expr(keywords["init"].value, d) if "init" in keywords else None
+            init: MorphismModule | str | None = None
+            if "init" in keywords:
+                v = keywords["init"].value
+                named = isinstance(v, ast.MorphismRef) and v.name in ("zeros", "learned") and v.name not in self.morphisms
+                init = v.name if named else self.expr(v, d)
             return self._located(lambda: scan(cell, init), e)
         # repeat(f[, n]) and stack(f, n)
         if not positional or isinstance(positional[0], ast.MorphismNumber) or len(positional) > 2:

@@ -52,8 +52,8 @@ from quivers.nn.arrows import (
 )
 from quivers.nn.elbo import elbo
 from quivers.nn.kernels import PARAM_SOURCES, Embed, NeuralKernel, encode, encode_parts
-from quivers.nn.objects import Real, is_continuous
-from quivers.nn.sequence import Repeat, Scan, Stack, repeat, scan, split_cell, stack
+from quivers.nn.objects import Real, is_continuous, matches
+from quivers.nn.sequence import LearnedPoint, Repeat, Scan, Stack, repeat, scan, split_cell, stack
 
 __all__ = [
     "Evaluation",
@@ -80,6 +80,8 @@ __all__ = [
     "split_cell",
     "Real",
     "is_continuous",
+    "matches",
+    "LearnedPoint",
     "NeuralKernel",
     "Embed",
     "encode",

@@ -75,7 +75,7 @@ from quivers.categories import (
     identity as _identity,
 )
 from quivers.errors import CompositionError, InvalidValueError, QuiversTypeError, UnsupportedError
-from quivers.nn.objects import Real
+from quivers.nn.objects import Real, matches
 
 __all__ = [
     "Evaluation",
@@ -218,7 +218,7 @@ class MorphismModule(nn.Module, Arrow):
         return self is other
 
     def _check_then(self, left: Arrow, right: Arrow) -> None:
-        if left.cod != right.dom:
+        if not matches(left.cod, right.dom):
             raise CompositionError(
                 f"cannot compose `{left.dom} -> {left.cod}` with `{right.dom} -> {right.cod}`: "
                 f"codomain `{left.cod}` (size {left.cod.size}) is not domain `{right.dom}` "
@@ -346,6 +346,9 @@ class Identity(MorphismModule):
     def evaluate(self, ev: Evaluation) -> Morphism:
         return _identity(self.dom, ev.semiring, ev.dtype, ev.device)
 
+    def sample(self, x: Tensor) -> Tensor:
+        return x
+
     def __repr__(self) -> str:
         return f"identity({self.dom!r})"
 
@@ -433,6 +436,18 @@ class Par(MorphismModule):
     def evaluate(self, ev: Evaluation) -> Morphism:
         return self.left.evaluate(ev).par(self.right.evaluate(ev))
 
+    def sample(self, x: Tensor) -> Tensor:
+        """Draw each side from its part of ``x``: a pair of elements, or the
+        two blocks of coordinates of a point."""
+        l, r = self.left, self.right
+        if isinstance(self.dom, Real):
+            if not (isinstance(l.dom, Real) and isinstance(r.dom, Real)):
+                raise UnsupportedError(f"`{self!r}` mixes finite and continuous inputs; give it a Real product")
+            a, b = x[..., : l.dom.dim], x[..., l.dom.dim :]
+        else:
+            a, b = torch.div(x, r.dom.size, rounding_mode="floor"), x % r.dom.size
+        return _join(l.sample(a), r.sample(b), l.cod, r.cod)
+
     def __repr__(self) -> str:
         return f"Par({self.left!r}, {self.right!r})"
 
@@ -484,7 +499,7 @@ class Fan(MorphismModule):
         if len(parts) < 2:
             raise QuiversTypeError(f"fan needs at least two arrows, got {len(parts)}")
         for p in parts[1:]:
-            if p.dom != parts[0].dom:
+            if not matches(p.dom, parts[0].dom):
                 raise CompositionError(
                     f"fan needs arrows with one domain: `{parts[0].dom} -> {parts[0].cod}` starts at "
                     f"`{parts[0].dom}` but `{p.dom} -> {p.cod}` at `{p.dom}`"
@@ -495,6 +510,13 @@ class Fan(MorphismModule):
     @property
     def is_stochastic(self) -> bool:
         return all(p.is_stochastic for p in self.parts)
+
+    def sample(self, x: Tensor) -> Tensor:
+        """Draw from every part at the same ``x`` and pair the draws."""
+        out, cod = self.parts[0].sample(x), self.parts[0].cod
+        for p in self.parts[1:]:
+            out, cod = _join(out, p.sample(x), cod, p.cod), cod * p.cod
+        return out
 
     def evaluate(self, ev: Evaluation) -> Morphism:
         ms = [p.evaluate(ev) for p in self.parts]
@@ -511,6 +533,17 @@ class Fan(MorphismModule):
 
 
 # ------------------------------------------------------------ constructors
+
+
+def _join(a: Tensor, b: Tensor, left: FinSet | Real, right: FinSet | Real) -> Tensor:
+    """A draw of ``left * right`` from draws of each: the row-major index of a
+    pair of elements, or the concatenation of two points."""
+    if isinstance(left, Real) and isinstance(right, Real):
+        batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+        return torch.cat((a.expand(*batch, a.shape[-1]), b.expand(*batch, b.shape[-1])), -1)
+    if isinstance(left, FinSet) and isinstance(right, FinSet):
+        return a * right.size + b
+    raise UnsupportedError(f"a pair of `{left}` and `{right}` mixes a finite set with a Real object")
 
 
 def one_hot(xs: Tensor, obj: FinSet, semiring: Semiring = PROB, dtype: torch.dtype | None = None) -> Tensor:

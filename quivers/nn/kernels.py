@@ -83,6 +83,8 @@ def encode(value: Tensor, obj: FinSet | Real) -> Tensor:
 def encode_parts(parts: Sequence[Tensor], obj: FinSet | Real) -> Tensor:
     """The encoding of a point of a product given one value per factor."""
     factors = obj.factors if isinstance(obj, Real) else (obj,)
+    if len(parts) == 1 and len(factors) > 1:  # already the concatenation of the factors' encodings
+        return encode(parts[0], Real(obj.name, obj.dim))
     if len(parts) != len(factors):
         raise ShapeError(f"a point of `{obj}` has {len(factors)} parts, one per factor; got {len(parts)}")
     encoded = [encode(p, f) for p, f in zip(parts, factors)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from quivers.categories import FinSet
 from quivers.errors import QuiversTypeError
 
-__all__ = ["Real", "width", "is_continuous"]
+__all__ = ["Real", "width", "is_continuous", "matches"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,19 @@ def is_continuous(obj: object) -> bool:
     (False, True)
     """
     return isinstance(obj, Real)
+
+
+def matches(a: FinSet | Real, b: FinSet | Real) -> bool:
+    """Whether a value of ``a`` can be fed where ``b`` is expected: finite
+    sets must be equal; continuous objects need the same dimension (a point
+    of ``Real 16`` is a point of every ``Real 16``, so four heads into
+    ``Real 4`` feed a map from ``Real 16``).
+
+    Examples
+    --------
+    >>> matches(Real("X", 4) * Real("Y", 4), Real("Z", 8)), matches(FinSet("A", 2), FinSet("B", 2))
+    (True, False)
+    """
+    if isinstance(a, Real) and isinstance(b, Real):
+        return a.dim == b.dim
+    return a == b

@@ -47,9 +47,10 @@ from quivers.categories import KERNEL_SEMIRINGS, PROB, Arrow, FinSet, Kernel, Mo
 from quivers.categories import identity as _identity
 from quivers.errors import CompositionError, QuiversTypeError, ShapeError
 from quivers.nn.arrows import Evaluation, Latent, MorphismModule, _fresh_copy, lift
-from quivers.nn.objects import Real
+from quivers.nn.kernels import encode
+from quivers.nn.objects import Real, matches
 
-__all__ = ["Repeat", "Stack", "Scan", "repeat", "stack", "scan", "split_cell"]
+__all__ = ["Repeat", "Stack", "Scan", "LearnedPoint", "repeat", "stack", "scan", "split_cell"]
 
 
 def _check_endo(f: MorphismModule, what: str) -> None:
@@ -114,6 +115,15 @@ class Repeat(MorphismModule):
                 square = square.then(square)
         return out
 
+    def sample(self, x: Tensor, n_steps: int | None = None) -> Tensor:
+        """Draw through ``f`` ``n`` times (``n_steps`` when written without a count)."""
+        n = self.n if self.n is not None else n_steps
+        if n is None:
+            raise QuiversTypeError("`repeat(f)` has no count: sample it with `n_steps=...`, or write `repeat(f, n)`")
+        for _ in range(n):
+            x = self.inner.sample(x)
+        return x
+
     def __repr__(self) -> str:
         return f"repeat({self.inner!r})" if self.n is None else f"repeat({self.inner!r}, {self.n})"
 
@@ -147,6 +157,12 @@ class Stack(MorphismModule):
     def evaluate(self, ev: Evaluation) -> Morphism:
         return reduce(lambda a, b: a.then(b), (layer.evaluate(ev) for layer in self.layers))
 
+    def sample(self, x: Tensor) -> Tensor:
+        """Draw through each layer in turn."""
+        for layer in self.layers:
+            x = layer.sample(x)
+        return x
+
     def __repr__(self) -> str:
         return f"stack({self.layers[0]!r}, {len(self.layers)})"
 
@@ -168,7 +184,7 @@ def split_cell(cell: Arrow) -> tuple[FinSet, FinSet]:
     """
     H, factors = cell.cod, cell.dom.factors
     state = H.factors
-    if len(factors) <= len(state) or factors[-len(state):] != state:
+    if len(factors) <= len(state) or not all(matches(a, b) for a, b in zip(factors[-len(state):], state)):
         raise CompositionError(
             f"a scan cell has type `X * H -> H`, an input and the state to the state; "
             f"`{cell.dom} -> {cell.cod}` has no input factor before the state `{H}`"
@@ -191,12 +207,22 @@ class Scan(MorphismModule):
     torch.Size([2, 3])
     """
 
-    def __init__(self, cell: Arrow, init: Arrow | None = None) -> None:
+    def __init__(self, cell: Arrow, init: Arrow | str | None = None) -> None:
         cell = lift(cell)
         X, H = split_cell(cell)
         super().__init__(X, H)
         self.cell = cell
         self.continuous = isinstance(H, Real)
+        if isinstance(init, str):
+            if init not in ("zeros", "learned") or not self.continuous:
+                raise QuiversTypeError(
+                    f"`init={init}`: a scan over the continuous state `{H}` starts at `zeros` or a `learned` "
+                    "point; any scan starts from an arrow `1 -> H`"
+                )
+            init = LearnedPoint(H) if init == "learned" else None
+            if init is None:
+                self.init = None
+                return
         if init is None:
             # a finite state starts from a learned law (uniform at first); a
             # continuous one from zeros, as an RNN's does
@@ -225,7 +251,7 @@ class Scan(MorphismModule):
         for t in range(xs.shape[axis]):
             x = xs[..., t, :] if axis == -2 else xs[..., t]
             if isinstance(self.cell.dom, Real):
-                h = self.cell.sample(x, h)
+                h = self.cell.sample(torch.cat((encode(x, self.dom).expand(*h.shape[:-1], -1), h), -1))
             else:
                 h = self.cell.sample(x * self.cod.size + h)
         return h
@@ -287,6 +313,34 @@ class Scan(MorphismModule):
         return f"scan({self.cell!r}, init={self.init!r})"
 
 
+class LearnedPoint(MorphismModule):
+    """A learned point of a continuous object: the deterministic arrow
+    ``1 -> H`` a scan with ``init=learned`` starts from (zeros at first).
+
+    Examples
+    --------
+    >>> LearnedPoint(Real("H", 3)).sample(torch.zeros(2, dtype=torch.long)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, obj: Real) -> None:
+        super().__init__(FinSet.unit(), obj)
+        self.point = nn.Parameter(torch.zeros(obj.dim))
+
+    @property
+    def is_stochastic(self) -> bool:
+        return True
+
+    def evaluate(self, ev: Evaluation) -> Morphism:
+        raise QuiversTypeError(f"a point of the continuous object `{self.cod}` has no matrix")
+
+    def sample(self, x: Tensor) -> Tensor:
+        return self.point.expand(*torch.as_tensor(x).shape, self.cod.dim)
+
+    def __repr__(self) -> str:
+        return f"LearnedPoint({self.cod!r})"
+
+
 def repeat(f: Arrow, n: int | None = None) -> Repeat:
     """``f`` composed with itself ``n`` times (see :class:`Repeat`).
 
@@ -314,9 +368,10 @@ def stack(f: Arrow, n: int) -> Stack:
     return Stack(f, n)
 
 
-def scan(cell: Arrow, init: Arrow | None = None) -> Scan:
+def scan(cell: Arrow, init: Arrow | str | None = None) -> Scan:
     """The recurrence of ``cell : X * H -> H`` from ``init : 1 -> H`` (see
-    :class:`Scan`).
+    :class:`Scan`); over a continuous state ``init`` may also be ``"zeros"``
+    (the default) or ``"learned"`` (a :class:`LearnedPoint`).
 
     Examples
     --------

@@ -227,3 +227,87 @@ def test_the_module_algebra_is_the_one_to_read_its_morphisms_in():
     for o in range(2):
         best = max(float(pi[a] * T[a, b] * T[b, c] * E[c, o]) for a, b, c in itertools.product(range(3), repeat=3))
         assert got[o].item() == pytest.approx(torch.log(torch.tensor(best, dtype=F64)).item(), rel=1e-12)
+
+
+TRANSFORMER = """\
+object Token : FinSet 8
+object Latent : Real 8
+object HeadOut : Real 2
+object FFHidden : Real 12
+morphism tok_embed : Token -> Latent [role=embed]
+morphism head : Latent -> HeadOut [replicate=4, param_source=mlp] ~ Normal
+morphism attn_proj : Latent -> Latent [param_source=mlp] ~ Normal
+morphism ff_up : Latent -> FFHidden [param_source=mlp] ~ Normal
+morphism ff_down : FFHidden -> Latent [param_source=mlp] ~ Normal
+morphism lm_head : Latent -> Token ~ Categorical
+define layer = fan(head) >> attn_proj >> ff_up >> ff_down
+define backbone = tok_embed >> stack(layer, 2)
+"""
+
+
+def test_replicas_fan_out_and_continuous_objects_meet_by_dimension():
+    m = loads(TRANSFORMER)
+    assert [n for n in m.morphisms if n.startswith("head")] == ["head_0", "head_1", "head_2", "head_3"]
+    assert m.head_0 is not m.head_1 and not torch.equal(m.head_0.net[0].weight, m.head_1.net[0].weight)
+    fanned = m.layer.parts[0]
+    assert fanned.cod.dim == 8 and len(fanned.parts) == 4   # four Real 2 heads feed a map from Real 8
+    # stack's copies are fresh: the two layers have their own, different weights
+    first, second = m.backbone.parts[1].layers
+    assert not torch.equal(first.parts[1].net[0].weight, second.parts[1].net[0].weight)
+    tokens = torch.randint(0, 8, (16,))
+    h = m.backbone.sample(tokens)
+    assert h.shape == (16, 8)
+    params = list(m.backbone.parameters()) + list(m.lm_head.parameters())
+    opt = torch.optim.Adam(params, lr=0.01)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = -m.lm_head.log_prob(tokens, m.backbone.sample(tokens)).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) < sum(losses[:5]) - 1.0
+
+
+def test_side_by_side_kernels_split_their_input():
+    m = loads("""\
+object Source, Target : FinSet 4
+object Latent : Real 3
+object Combined : Real 6
+morphism src_embed : Source -> Latent [role=embed]
+morphism tgt_embed : Target -> Latent [role=embed]
+morphism cross : Combined -> Target ~ Categorical
+define both = src_embed @ tgt_embed
+define model = both >> cross
+""")
+    pairs = torch.tensor([0, 5, 15])                       # (source, target) row-major
+    h = m.both.sample(pairs)
+    torch.testing.assert_close(h[:, :3], m.src_embed.sample(pairs // 4))
+    torch.testing.assert_close(h[:, 3:], m.tgt_embed.sample(pairs % 4))
+    assert m.model.sample(pairs).shape == (3,)
+
+
+def test_a_deep_markov_model_scans_from_a_learned_state():
+    m = loads("""\
+object Driver : Real 2
+object State : Real 3
+object Obs : Real 2
+morphism trans : Driver * State -> State ~ Normal [scale=0.1]
+morphism emit : State -> Obs [role=kernel, hidden=[8]] ~ Normal [scale=0.1]
+define generate = scan(trans, init=learned) >> emit
+""")
+    scan_ = m.generate.parts[0]
+    assert type(scan_.init).__name__ == "LearnedPoint"
+    assert m.generate.sample(torch.randn(5, 7, 2)).shape == (5, 2)
+    grads = torch.autograd.grad(m.generate.sample(torch.randn(5, 7, 2)).sum(), scan_.init.point)
+    assert bool(grads[0].abs().sum() > 0)
+
+
+@pytest.mark.parametrize("text, cls, message", [
+    ("define h = fan(head) >> head", QuiversError, "stands for its 4 replicas"),
+    ("morphism k : Latent -> Latent [replicate=0] ~ Normal", QuiversError, "positive whole number"),
+    ("define h = head_0 >> ff_up", CompositionError, "codomain `HeadOut` of `head_0` is not the domain `Latent`"),
+])
+def test_replica_errors(text, cls, message):
+    with pytest.raises(cls, match=message.replace("(", r"\(")):
+        loads(TRANSFORMER + text + "\n")
