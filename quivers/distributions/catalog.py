@@ -89,7 +89,9 @@ _fixed = {
     "count": lambda p: _count,
 }
 
-_spec("LogitNormal", (_loc, _scale), lambda p: continuous.LogitNormal(p["loc"], p["scale"]), _fixed["unit"])
+_PEER = {"mu": "loc", "sigma": "scale"}  # the peer's keywords for the Normal underneath
+_spec("LogitNormal", (_loc, _scale), lambda p: continuous.LogitNormal(p["loc"], p["scale"]), _fixed["unit"],
+      aliases=_PEER)
 _spec("HalfStudentT", (ParamSpec("df", _positive), _scale), lambda p: continuous.HalfStudentT(p["df"], p["scale"]),
       _fixed["positive"])
 _spec("Logistic", (_loc, _scale), lambda p: continuous.Logistic(p["loc"], p["scale"]), _fixed["real"])
@@ -247,7 +249,7 @@ def _truncate(*args: Any, **kwargs: Any) -> Family:
 
 register(FamilySpec("Truncated", (ParamSpec("base"), ParamSpec("low"), ParamSpec("high")), None, None,
                     combine=_truncate))
-register(truncated_spec(FAMILIES["Normal"], ("low", "high"), "TruncatedNormal"))
+register(dataclasses.replace(truncated_spec(FAMILIES["Normal"], ("low", "high"), "TruncatedNormal"), aliases=_PEER))
 
 
 # ---------------------------------------------------------------- mixtures

@@ -110,7 +110,8 @@ class FamilySpec:
         components of a mixture), for emitters that translate them.
     aliases
         Other names of parameters, as Pyro and NumPyro spell them: a
-        Categorical's ``probs`` is its ``weights``.
+        Categorical's ``probs`` is its ``weights``; the peer's QVR
+        writes the Normal under a ``LogitNormal`` with ``mu`` and ``sigma``.
     """
 
     name: str

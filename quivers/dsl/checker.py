@@ -952,19 +952,17 @@ class _Checker:
                     + ", ".join(spec.param_names),
                     k.name, spec.param_names, k,
                 )
-        args = []
-        for e in f.args:
+        def argument(e: ast.Expr) -> object:
             if spec.combine is not None and isinstance(e, ast.Call) and e.func in FAMILIES:
                 # a family made of families: `Truncated(Normal(mu, s), low=0.0)`
-                args.append(self._family(ast.nested_family(e), scope))
-                continue
+                return self._family(ast.nested_family(e), scope)
             self._expr(e, scope)
-            args.append(_constant(e))
-        for k in f.kwargs:
-            self._expr(k.value, scope)
-        # The registry decides arity, missing parameters and constant
-        # constraints; placeholders stand in for non-constant arguments.
-        kwargs = {k.name: _constant(k.value) for k in f.kwargs}
+            # The registry decides arity, missing parameters and constant
+            # constraints; placeholders stand in for non-constant arguments.
+            return _constant(e)
+
+        args = [argument(e) for e in f.args]
+        kwargs = {k.name: argument(k.value) for k in f.kwargs}
         try:
             return family(f.name, *args, **kwargs)
         except QuiversError as err:

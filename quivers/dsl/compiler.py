@@ -287,12 +287,14 @@ def _argument(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) ->
 
 def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet]) -> Family:
     combine = getattr(FAMILIES.get(f.name), "combine", None) is not None
-    args = [
-        _family(ast.nested_family(a), source, objects) if combine and isinstance(a, ast.Call) and a.func in FAMILIES
-        else _argument(a, source, objects)
-        for a in f.args
-    ]
-    kwargs = {k.name: _argument(k.value, source, objects) for k in f.kwargs}
+
+    def argument(a: ast.Expr) -> Any:
+        if combine and isinstance(a, ast.Call) and a.func in FAMILIES:  # `Truncated(Normal(mu, s), ...)`
+            return _family(ast.nested_family(a), source, objects)
+        return _argument(a, source, objects)
+
+    args = [argument(a) for a in f.args]
+    kwargs = {k.name: argument(k.value) for k in f.kwargs}
     return _located(lambda: family(f.name, *args, **kwargs), f.span, source)
 
 

@@ -223,3 +223,26 @@ def test_finite_count_latents_are_summed_out_exactly():
         torch.testing.assert_close(got, want.to(got.dtype))
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize(
+    "written, same_as",
+    [
+        ("LogitNormal(mu=a - 0.5, sigma=1.0)", "LogitNormal(a - 0.5, 1.0)"),
+        ("TruncatedNormal(mu=a, sigma=1.0, low=-1.0, high=2.0)", "TruncatedNormal(a, 1.0, -1.0, 2.0)"),
+        ("Truncated(base=Normal(a, 1.0), low=0.0)", "Truncated(Normal(a, 1.0), 0.0)"),
+        ("Mixture(Normal(a, 1.0), Logistic(0.0, 1.0), Gumbel(0.0, 1.0), weights=w)",
+         "Mixture(w, Normal(a, 1.0), Logistic(0.0, 1.0), Gumbel(0.0, 1.0))"),
+    ],
+)
+def test_the_peers_keywords_mean_the_same(written, same_as):
+    """The peer's QVR writes the Normal under a LogitNormal or a
+    TruncatedNormal with `mu` and `sigma`, and a truncation's family as
+    `base=`: each is the same program as the positional form."""
+    one = loads(program("Logistic").replace("Logistic(a, 1.0)", written)).p
+    two = loads(program("Logistic").replace("Logistic(a, 1.0)", same_as)).p
+    torch.manual_seed(0)
+    draw = two.sample()
+    lat = {"w": draw["w"], "a": draw["a"].clamp(0.1, 0.9)}
+    y = two.sample(latents=lat)["y"]
+    torch.testing.assert_close(one.log_joint(None, {"y": y}, lat), two.log_joint(None, {"y": y}, lat))
