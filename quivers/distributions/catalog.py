@@ -301,6 +301,7 @@ def mixture_spec(parts: tuple[FamilySpec, ...]) -> FamilySpec:
             discrete=parts[0].discrete,
             dependent=len(static) < len(parts),
             parts=parts,
+            aliases={"probs": "weights"},
             support_params=tuple(f"{q.name}_0" for q in parts[0].params + tuple(x for g in parts[0].alternatives for x in g)),
         )
     return _DERIVED[key]
@@ -309,7 +310,7 @@ def mixture_spec(parts: tuple[FamilySpec, ...]) -> FamilySpec:
 def _mix(*args: Any, **kwargs: Any) -> Family:
     spec = FAMILIES["Mixture"]
     for key in kwargs:
-        spec.param(key)
+        spec.param(spec.aliases.get(key, key))
     parts = [a for a in args if isinstance(a, Family)]
     rest = [a for a in args if not isinstance(a, Family)]
     if len(rest) > 1 or (rest and args[0] is not rest[0]):
@@ -321,14 +322,15 @@ def _mix(*args: Any, **kwargs: Any) -> Family:
     derived = mixture_spec(tuple(p.spec for p in parts))
     given = {f"{k}_{i}": v for i, part in enumerate(parts) for k, v in part.args.items()}
     if rest:
-        if "weights" in kwargs:
+        if "weights" in kwargs or "probs" in kwargs:
             raise QuiversTypeError("`Mixture` got two values for parameter `weights`")
         given["weights"] = rest[0]
     return bind(derived, (), {**given, **kwargs})
 
 
 register(FamilySpec("Mixture", (), None, None, alternatives=((ParamSpec("weights", _weights, event_rank=1),
-                                                               ParamSpec("logits", event_rank=1)),), combine=_mix))
+                                                               ParamSpec("logits", event_rank=1)),),
+                    combine=_mix, aliases={"probs": "weights"}))
 
 
 NEW = (

@@ -233,6 +233,8 @@ def test_finite_count_latents_are_summed_out_exactly():
         ("Truncated(base=Normal(a, 1.0), low=0.0)", "Truncated(Normal(a, 1.0), 0.0)"),
         ("Mixture(Normal(a, 1.0), Logistic(0.0, 1.0), Gumbel(0.0, 1.0), weights=w)",
          "Mixture(w, Normal(a, 1.0), Logistic(0.0, 1.0), Gumbel(0.0, 1.0))"),
+        ("Mixture(Normal(a, 1.0), Logistic(0.0, 1.0), Gumbel(0.0, 1.0), probs=w)",
+         "Mixture(w, Normal(a, 1.0), Logistic(0.0, 1.0), Gumbel(0.0, 1.0))"),
     ],
 )
 def test_the_peers_keywords_mean_the_same(written, same_as):
