@@ -13,9 +13,11 @@ Commands
 ``qvr fmt FILE... [--check | --write]``
     Print the canonical form (comments kept); ``--check`` exits 1 when a
     file is not canonical; ``--write`` rewrites files in place.
-``qvr graph FILE [--program NAME] [-o OUT]``
+``qvr graph FILE [--program NAME] [-o OUT] [--plan]``
     The dependency graph: DOT text on stdout or to ``OUT.dot``, a drawing
     with plates and marginalize blocks marked to ``OUT.png``/``.svg``/``.pdf``.
+    With ``--plan``, the sum-product plan of a ``[marginalize=auto]``
+    program instead: its summary, then its factor graph as DOT.
 ``qvr fit FILE --data DATA [--method svi|nuts] ...``
     Fit to data (JSON or CSV), print ArviZ's summary table and the
     convergence warnings, optionally write the fit (``--out results.nc``,
@@ -303,6 +305,8 @@ def _graph(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from quivers.programs import to_dot
 
     program = _program(_load(args.file), args.program)
+    if args.plan:
+        return _plan(program, args, out)
     if args.output is None:
         out.write(to_dot(program) + "\n")
         return 0
@@ -316,6 +320,27 @@ def _graph(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         draw_program(program).savefig(target, dpi=120, bbox_inches="tight")
     else:
         raise CLIError(f"cannot write a graph as `{suffix or target.name}`; use .dot, .png, .svg or .pdf")
+    print(f"wrote {target}", file=out)
+    return 0
+
+
+def _plan(program, args: argparse.Namespace, out: TextIO) -> int:
+    """``qvr graph --plan``: the plan's summary as DOT comments, then its
+    factor graph (to stdout, or to OUT.dot)."""
+    if not hasattr(program, "plan"):
+        raise CLIError(
+            f"program `{program.name}` has no plan: only a program with [marginalize=auto] sums its discrete "
+            "sample sites by one"
+        )
+    plan = program.plan()
+    text = "".join(f"// {line}\n" for line in str(plan).splitlines()) + plan.to_dot() + "\n"
+    if args.output is None:
+        out.write(text)
+        return 0
+    target = Path(args.output)
+    if target.suffix.lower() not in (".dot", ".gv"):
+        raise CLIError(f"a plan is written as DOT text (.dot, .gv), not `{target.suffix or target.name}`")
+    target.write_text(text, encoding="utf-8")
     print(f"wrote {target}", file=out)
     return 0
 
@@ -530,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="a QVR file")
     program_arg(p)
     p.add_argument("-o", "--output", metavar="OUT", help="where to write the graph")
+    p.add_argument("--plan", action="store_true",
+                   help="draw the sum-product plan of a [marginalize=auto] program instead")
     p.set_defaults(run=_graph)
 
     p = sub.add_parser("fit", help="fit a program to data (SVI or NUTS)",

@@ -82,8 +82,8 @@ MARKOV_KEYWORDS = ("init", "init_logits", "first", "first_logits", "trans", "tra
 chain) and transition, as weights or logits."""
 
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "program": ("effects",),
-    "sample": AXIS_OPTIONS,
+    "program": ("effects", "marginalize", "budget"),
+    "sample": (*AXIS_OPTIONS, "enumerate"),
     "observe": ("via", *AXIS_OPTIONS),
     "marginalize": ("over", "reduction"),
     "markov": ("until", "reduction"),
@@ -309,6 +309,12 @@ class _Checker:
                     self.signatures[d.name] = (self._finset(d.dom), self._finset(d.cod))
             elif isinstance(d, ast.CompositeDecl):
                 opts = self._options(d.options, "program")
+                for key in ("marginalize", "budget"):
+                    if key in opts:
+                        raise self._error(
+                            QuiversTypeError, f"option `{key}` applies to a program with steps, not to `{d.name}`",
+                            opts[key], hint="give it to the programs it composes",
+                        )
                 self.effects[d.name] = self._effects(opts["effects"].value) if "effects" in opts else None
                 self.signatures[d.name] = self._composite(d.value, d)
             elif isinstance(d, ast.MorphismDecl):
@@ -479,6 +485,7 @@ class _Checker:
         opts = self._options(p.options, "program")
         declared = self._effects(opts["effects"].value) if "effects" in opts else None
         self.effects[p.name] = declared
+        self._planning(opts, p)
         scope = _Scope(p.name)
         for q in p.params:
             if q.type == "Real":
@@ -674,6 +681,13 @@ class _Checker:
             self._axes(step, opts)
             if "via" in opts:
                 self._via(opts["via"].value, step, scope)
+            if "enumerate" in opts:
+                flag = self._option_name(opts["enumerate"], "enumerate", "`true` or `false`").name
+                if flag not in ("true", "false"):
+                    raise self._unknown(
+                        f"option `enumerate` takes `true` or `false`, not `{flag}`", flag, ("true", "false"),
+                        opts["enumerate"].value,
+                    )
         elif isinstance(step, ast.Markov):
             self._markov(step, scope, p, declared)
             return
@@ -843,6 +857,31 @@ class _Checker:
         support = _factors(plate_)[-1]
         self._finite(support, step, f"the values of the marginalized `{step.name}`")
         return support
+
+    def _planning(self, opts: dict[str, ast.Option], p: ast.ProgramDecl) -> None:
+        """``marginalize=auto`` (sum discrete sample sites by a plan, see
+        :mod:`quivers.planning`) or ``explicit`` (only ``marginalize``
+        blocks), and ``budget``, a positive number of bytes, with ``auto``."""
+        mode = None
+        if "marginalize" in opts:
+            mode = self._option_name(opts["marginalize"], "marginalize", "`auto` or `explicit`").name
+            if mode not in ("auto", "explicit"):
+                raise self._unknown(
+                    f"option `marginalize` takes `auto` or `explicit`, not `{mode}`", mode, ("auto", "explicit"),
+                    opts["marginalize"].value,
+                )
+        if "budget" in opts:
+            value = opts["budget"].value
+            if not isinstance(value, ast.OptionNumber) or value.value != int(value.value) or value.value <= 0:
+                raise self._error(
+                    QuiversTypeError, "option `budget` takes a positive whole number of bytes, e.g. `budget=1000000`",
+                    value,
+                )
+            if mode != "auto":
+                raise self._error(
+                    QuiversTypeError, f"option `budget` of program `{p.name}` bounds a plan, which it has only "
+                    "with `marginalize=auto`", opts["budget"], hint="add `marginalize=auto`",
+                )
 
     def _option_name(self, option: ast.Option, key: str, takes: str) -> ast.OptionName:
         """The name an option ``key=name`` gives, or an error saying what it takes."""

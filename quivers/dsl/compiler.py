@@ -70,6 +70,7 @@ from quivers.programs import (
 )
 from quivers.programs import Step as RuntimeStep
 from quivers.programs import identity, rename, tensor, then
+from quivers.planning import auto
 
 __all__ = ["compile_module", "compile_expr", "compile_set"]
 
@@ -423,7 +424,7 @@ def _program(
     steps = inferred + [_step(s, objects, source, how) for s in p.body]
     effects = _option(p.options, "effects")
     names = [v.name for v in effects.items] if isinstance(effects, ast.OptionList) else None
-    return _located(
+    program = _located(
         lambda: Program(
             p.name,
             compile_set(p.dom, objects),
@@ -437,6 +438,22 @@ def _program(
         p.span,
         source,
     )
+    mode = _option(p.options, "marginalize")
+    if not isinstance(mode, ast.OptionName) or mode.name != "auto":
+        return program
+    budget = _option(p.options, "budget")
+    exclude = [
+        t.name for t in _walk(p.body)
+        if isinstance(t, ast.Sample) and getattr(_option(t.options, "enumerate"), "name", None) == "false"
+    ]
+    kw = {"budget": int(budget.value)} if isinstance(budget, ast.OptionNumber) else {}
+    return _located(lambda: auto(program, exclude=exclude, **kw), p.span, source)
+
+
+def _walk(body):
+    for s in body:
+        yield s
+        yield from _walk(getattr(s, "body", ()))
 
 
 def _composite(

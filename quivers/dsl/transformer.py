@@ -344,6 +344,10 @@ class QVRTransformer(Transformer):
         key, value = children
         return ast.Option(str(key), value, span=self._span(meta))
 
+    def marginalize_option(self, meta: Any, children: list) -> ast.Option:
+        (value,) = children
+        return ast.Option("marginalize", value, span=self._span(meta))
+
     def option_name(self, meta: Any, children: list) -> ast.OptionName:
         return ast.OptionName(str(children[0]), span=self._span(meta))
 

@@ -172,7 +172,8 @@ def infer_discrete(
         # then gives the same draws whichever device the model is on.
         flat = r.reshape(-1, r.shape[-1]).to("cpu", torch.float64)
         draws = torch.multinomial(flat, 1, generator=gen).reshape(r.shape[:-1]).to(r.device)
-        if isinstance(model.sites[name].step, MarkovStep):
+        if isinstance(model.sites[name].step, MarkovStep) or name in model.summed:
+            # a path, or sites summed by a plan: their values are not independent across rows
             draws = _paths(model, name, x, observations, latents, seed)
         out[name] = DiscretePosterior(probs, probs.argmax(-1), draws)
     return out

@@ -50,6 +50,7 @@ import networkx as nx
 from networkx.algorithms.approximation import treewidth_min_fill_in
 
 from quivers.errors import QuiversError
+from quivers.programs.graph import _dot_id
 
 __all__ = ["Scope", "Eliminate", "Carry", "Finish", "Plan", "PlanError", "make_plan"]
 
@@ -116,6 +117,8 @@ class Plan:
     treewidth: int
     sizes: dict[str, int] = field(default_factory=dict)
     sampled: dict[str, str] = field(default_factory=dict)
+    scopes: tuple[Scope, ...] = ()
+    labels: tuple[str, ...] = ()  # what made each factor of ``scopes`` (a step's label)
 
     def memory(self, itemsize: int = 4) -> int:
         """Bytes of the largest intermediate at ``itemsize`` bytes an entry."""
@@ -134,6 +137,58 @@ class Plan:
         for name, why in self.sampled.items():
             lines.append(f"  sampled, not summed: {name} ({why})")
         return "\n".join(lines)
+
+    def to_dot(self) -> str:
+        """DOT text of the plan's factor graph: each summed variable an
+        ellipse numbered by its place in the elimination order, each factor
+        a box labelled by what made it, joined to the variables it holds,
+        inside a cluster per set of plates. Render it with Graphviz.
+
+        Examples
+        --------
+        >>> p = make_plan([Scope(("z",)), Scope(("Item", "z"))], {"z": ()}, {"z": 2, "Item": 3})
+        >>> print(p.to_dot())
+        digraph plan {
+          node [shape=box];
+          "z" [label="1. sum z (2 values)", shape=ellipse];
+          "f0" [label="factor 0"];
+          subgraph "cluster_Item" {
+            label="plate Item (3)";
+            style=rounded;
+            "f1" [label="factor 1"];
+          }
+          "f0" -> "z" [dir=none];
+          "f1" -> "z" [dir=none];
+        }
+        """
+        lines = ["digraph plan {", "  node [shape=box];"]
+        for i, v in enumerate(self.order, 1):
+            label = f"{i}. sum {v} ({self.sizes.get(v, '?')} values)"
+            lines.append(f"  {_dot_id(v)} [label={_dot_id(label)}, shape=ellipse];")
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, sc in enumerate(self.scopes):
+            if not any(d in self.variables for d in sc.dims):
+                continue  # a factor no summed variable is in plays no part in the plan
+            groups.setdefault(tuple(d for d in sc.dims if d not in self.variables), []).append(i)
+        for plates, ids in groups.items():
+            pad = "  "
+            if plates:
+                name = " * ".join(f"{p} ({self.sizes.get(p, '?')})" for p in plates)
+                lines += [f"  subgraph {_dot_id('cluster_' + '_'.join(plates))} {{", f"    label={_dot_id('plate ' + name)};",
+                          "    style=rounded;"]
+                pad = "    "
+            for i in ids:
+                label = self.labels[i] if i < len(self.labels) else f"factor {i}"
+                lines.append(f"{pad}{_dot_id(f'f{i}')} [label={_dot_id(label)}];")
+            if plates:
+                lines.append("  }")
+        for i, sc in enumerate(self.scopes):
+            for d in sc.dims:
+                if d in self.variables:
+                    lines.append(f"  {_dot_id(f'f{i}')} -> {_dot_id(d)} [dir=none];")
+        lines.append("}")
+        return "\n".join(lines)
+
 
 
 def make_plan(
@@ -225,7 +280,7 @@ def make_plan(
             pending.setdefault(target, []).append(out)
     return Plan(
         variables, tuple(order), tuple(steps), largest[0], largest[1], width,
-        sizes={d: sizes[d] for d in sizes},
+        sizes={d: sizes[d] for d in sizes}, scopes=tuple(scopes),
     )
 
 

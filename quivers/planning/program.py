@@ -45,6 +45,7 @@ tensor([0.3000, 0.7000])
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Iterable, Mapping
@@ -109,15 +110,13 @@ class PlannedProgram(Program):
           largest intermediate: I(5) * b(2) = 10 entries (40 bytes in float32)
           treewidth: 0
         """
-        scopes = [_static_scope(s, self) for s in self.steps]
-        scopes = [sc for sc in scopes if sc is not None]
+        made = [(s, _static_scope(s, self)) for s in self.steps]
+        made = [(s, sc) for s, sc in made if sc is not None]
+        scopes = [sc for _, sc in made]
         sizes = {d: n for site in self.sites.values() for d, n in zip(site.dims, site.shape)}
         sizes.update({n: v.size for n, v in self._values.items()})
         plan = make_plan(scopes, self._variables, sizes)
-        return Plan(
-            plan.variables, plan.order, plan.steps, plan.largest, plan.largest_size, plan.treewidth,
-            plan.sizes, dict(self._sampled),
-        )
+        return dataclasses.replace(plan, sampled=dict(self._sampled), labels=tuple(s.label() for s, _ in made))
 
     def _contract(self, run, terms, steps, *, semiring: Semiring = LOG, extra=()) -> torch.Tensor:
         values = [v for v, _ in terms]

@@ -400,7 +400,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0) [via=g]"),
         UnknownNameError,
         """
-        line 5, column 38: unknown option `via` for `sample`; known options: over, iid_over
+        line 5, column 38: unknown option `via` for `sample`; known options: over, iid_over, enumerate
                 sample w : K <- HalfNormal(1.0) [via=g]
                                                  ^^^^^
         """,
