@@ -483,8 +483,7 @@ class _Checker:
         self._set(p.dom, p)
         self._set(p.cod, p)
         opts = self._options(p.options, "program")
-        declared = self._effects(opts["effects"].value) if "effects" in opts else None
-        self.effects[p.name] = declared
+        self.effects[p.name] = self._effects(opts["effects"].value) if "effects" in opts else None
         self._planning(opts, p)
         scope = _Scope(p.name)
         for q in p.params:
@@ -504,7 +503,7 @@ class _Checker:
                 raise self._error(
                     QuiversTypeError, f"`return` must be the last step of program `{p.name}`", step
                 )
-            self._step(step, scope, p, declared)
+            self._step(step, scope, p)
         self.data[p.name] = self._data_roles(p, scope)
 
     # ------------------------------------------------------------ data
@@ -666,9 +665,7 @@ class _Checker:
 
     # ------------------------------------------------------------ steps
 
-    def _step(
-        self, step: ast.Step, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
-    ) -> None:
+    def _step(self, step: ast.Step, scope: _Scope, p: ast.ProgramDecl) -> None:
         scope.current = step
         if isinstance(step, (ast.Sample, ast.Observe, ast.Factor, ast.Marginalize, ast.Markov)):
             self._weighted(step)
@@ -689,7 +686,7 @@ class _Checker:
                         opts["enumerate"].value,
                     )
         elif isinstance(step, ast.Markov):
-            self._markov(step, scope, p, declared)
+            self._markov(step, scope, p)
             return
         elif isinstance(step, ast.Marginalize):
             if step.support is not None:
@@ -712,7 +709,7 @@ class _Checker:
                 over = self._option_name(opts["over"], "over", "the name of an object, e.g. `over=G`")
                 self._set(ast.SetName(over.name, span=over.span), opts["over"])
                 self._finite(ast.SetName(over.name, span=over.span), opts["over"], "a grouping (`over=`)")
-            self._block(step, scope, p, declared)
+            self._block(step, scope, p)
             return
         elif isinstance(step, ast.Let):
             self._expr(step.value, scope)
@@ -738,9 +735,7 @@ class _Checker:
         if name is not None:
             self._define(name, step, scope)
 
-    def _markov(
-        self, step: ast.Markov, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
-    ) -> None:
+    def _markov(self, step: ast.Markov, scope: _Scope, p: ast.ProgramDecl) -> None:
         self._set(step.index_set, step)
         self._set(step.support, step)
         self._finite(step.support, step, f"the states of the chain `{step.name}`")
@@ -750,7 +745,7 @@ class _Checker:
         if "until" in opts:
             value = self._option_name(opts["until"], "until", "the name of an index map, e.g. `until=last`")
             self._name(value.name, value, scope, strict=True)
-        self._block(step, scope, p, declared)
+        self._block(step, scope, p)
 
     # ------------------------------------------------------------ axes and algebras
 
@@ -889,16 +884,14 @@ class _Checker:
             raise self._error(QuiversTypeError, f"option `{key}` takes {takes}", option.value)
         return option.value
 
-    def _block(
-        self, step: ast.Marginalize | ast.Markov, scope: _Scope, p: ast.ProgramDecl, declared: frozenset[Effect] | None
-    ) -> None:
+    def _block(self, step: ast.Marginalize | ast.Markov, scope: _Scope, p: ast.ProgramDecl) -> None:
         """Check the body of a marginalize or markov block: its latent is in
         scope inside it only, and a ``return`` may not stand there."""
         self._fresh(step.name, step, scope)
         scope.latents[step.name] = step
         scope.blocks.append(step)
         for inner in step.body:
-            self._step(inner, scope, p, declared)
+            self._step(inner, scope, p)
         scope.blocks.pop()
         del scope.latents[step.name]
         scope.closed[step.name] = step
