@@ -180,7 +180,8 @@ class QVRModule:
     def __repr__(self) -> str:
         objects = ", ".join(self.objects)
         programs = ", ".join(self.programs)
-        return f"<QVRModule objects=[{objects}] programs=[{programs}] export={self.export!r}>"
+        morphisms = f" morphisms=[{', '.join(self.morphisms)}]" if self.morphisms else ""
+        return f"<QVRModule objects=[{objects}] programs=[{programs}]{morphisms} export={self.export!r}>"
 
 
 def loads(text: str) -> QVRModule:

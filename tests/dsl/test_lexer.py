@@ -68,8 +68,9 @@ def test_a_defined_name_is_a_variable_and_a_read_name_is_a_name():
 
 
 def test_characters_outside_qvr_are_error_tokens():
-    # `@` and `>>` compose programs (program h = p @ q >> r); `$` is nothing
-    assert [v for t, v in lex("sample x ~ Normal(0, 1) $ 2\n") if t is Error] == ["~", "$"]
+    # `@` and `>>` compose programs (program h = p @ q >> r), `~` gives a
+    # morphism's family; `?` and `$` are nothing
+    assert [v for t, v in lex("sample x ? Normal(0, 1) $ 2\n") if t is Error] == ["?", "$"]
 
 
 def test_a_keyword_prefix_does_not_make_a_keyword():
