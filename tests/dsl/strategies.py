@@ -47,7 +47,11 @@ set_exprs = st.recursive(
 )
 
 option_values = st.recursive(
-    st.one_of(st.builds(ast.OptionName, names), st.builds(ast.OptionNumber, numbers)),
+    st.one_of(
+        st.builds(ast.OptionName, names),
+        st.builds(ast.OptionNumber, numbers),
+        st.builds(ast.OptionProduct, st.lists(names, min_size=2, max_size=3).map(tuple)),
+    ),
     lambda c: st.builds(ast.OptionList, st.lists(c, max_size=3).map(tuple)),
     max_leaves=5,
 )
@@ -76,7 +80,7 @@ _simple_steps = st.one_of(
 
 def _marginalize(body: st.SearchStrategy) -> st.SearchStrategy[ast.Marginalize]:
     return st.builds(
-        ast.Marginalize, names, set_exprs, families, options,
+        ast.Marginalize, names, st.none() | set_exprs, families, options,
         st.lists(body, min_size=1, max_size=3).map(tuple),
     )
 
@@ -125,6 +129,7 @@ deductions = st.builds(
 ).filter(lambda d: d.atoms or d.rules or d.lexicon)
 
 decls = st.one_of(
+    st.builds(ast.CompositionDecl, names, options),
     st.builds(ast.ObjectDecl, names, st.integers(min_value=0, max_value=10**6)),
     st.builds(ast.RealObject, names, st.integers(min_value=0, max_value=10**6)),
     st.builds(ast.ObjectDef, names, set_exprs),
