@@ -46,7 +46,9 @@ from dataclasses import dataclass
 from quivers.categories import BOOL, GODEL, LOG, LUKASIEWICZ, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, Semiring
 from quivers.dsl import ast
 
-__all__ = ["Algebra", "ALGEBRAS", "AXIS_OPTIONS", "LEVELS", "axis_names", "plate", "site_set", "module_algebra"]
+__all__ = [
+    "Algebra", "ALGEBRAS", "AXIS_OPTIONS", "LEVELS", "axis_names", "grouping", "plate", "site_set", "module_algebra",
+]
 
 AXIS_OPTIONS = ("over", "iid_over")
 """The options of ``sample`` and ``observe`` that name axes."""
@@ -168,6 +170,12 @@ def plate(step: ast.Sample | ast.Observe) -> ast.SetExpr | None:
     if step.index_set is not None:
         return step.index_set
     return _product(axis_names(_option(step.options, "iid_over")))
+
+
+def grouping(step: ast.Marginalize) -> ast.SetExpr | None:
+    """The grouping plate of a block: ``over=G``, or ``over=G * H`` (one
+    latent per pair)."""
+    return _product(axis_names(_option(step.options, "over")))
 
 
 def site_set(step: ast.Sample | ast.Observe) -> ast.SetExpr | None:

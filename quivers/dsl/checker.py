@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
-from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, site_set
+from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, grouping, site_set
 from quivers.dsl.axes import plate as plate_of
 from quivers.dsl.printer import dump_expr, dump_set
 from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError
@@ -155,12 +155,13 @@ def check(module: ast.Module, source: str | None = None) -> CheckedModule:
 class _Use:
     """One read of a name no step defines: where, in which step, and how
     (``subscript`` is the base indexed by it and the position; ``via`` the
-    block it groups)."""
+    block it groups and ``into`` the set it maps into there)."""
 
     node: ast.Node
     step: ast.Step | None
     subscript: tuple[ast.Expr, int, int] | None = None
     via: ast.Marginalize | None = None
+    into: ast.SetExpr | None = None
 
 
 @dataclass(frozen=True)
@@ -548,8 +549,7 @@ class _Checker:
         for u in uses:
             plates = self._plates(u.step, p, set())
             if u.via is not None:
-                over = _option(u.via.options, "over")
-                maps.append((u.node, plate_of(u.step), ast.SetName(over.name)))
+                maps.append((u.node, plate_of(u.step), u.into))
                 continue
             if u.subscript is not None:
                 base, k, n = u.subscript
@@ -590,8 +590,7 @@ class _Checker:
         if isinstance(step, (ast.Sample, ast.Observe)):
             return {site_set(step)}
         if isinstance(step, ast.Marginalize):
-            over = _option(step.options, "over")
-            return {ast.SetName(over.name)} if isinstance(over, ast.OptionName) else {None}
+            return {grouping(step)}
         if isinstance(step, ast.Let) and step.name not in seen:
             seen.add(step.name)
             out: set[ast.SetExpr | None] = set()
@@ -706,9 +705,20 @@ class _Checker:
             if step.support is None:
                 self.supports.setdefault(p.name, {})[step.name] = self._support(step, scope)
             if "over" in opts:
-                over = self._option_name(opts["over"], "over", "the name of an object, e.g. `over=G`")
-                self._set(ast.SetName(over.name, span=over.span), opts["over"])
-                self._finite(ast.SetName(over.name, span=over.span), opts["over"], "a grouping (`over=`)")
+                over = opts["over"].value
+                if not isinstance(over, (ast.OptionName, ast.OptionProduct)):
+                    raise self._error(
+                        QuiversTypeError,
+                        "option `over` takes an object, e.g. `over=G`, or a product of them, `over=G * H`", over,
+                    )
+                names = axis_names(over)
+                if len(set(names)) != len(names):
+                    raise self._error(
+                        QuiversTypeError, f"`over={' * '.join(names)}` repeats a factor; group over distinct sets", over
+                    )
+                for n in names:
+                    self._set(ast.SetName(n, span=over.span), opts["over"])
+                    self._finite(ast.SetName(n, span=over.span), opts["over"], "a grouping (`over=`)")
             self._block(step, scope, p)
             return
         elif isinstance(step, ast.Let):
@@ -961,15 +971,25 @@ class _Checker:
             )
 
     def _via(self, value: ast.OptionValue, step: ast.Observe, scope: _Scope) -> None:
-        if not isinstance(value, ast.OptionName):
+        names = value.items if isinstance(value, ast.OptionList) else (value,)
+        if not names or not all(isinstance(v, ast.OptionName) for v in names):
             raise self._error(
-                QuiversTypeError, "option `via` takes the name of an index map, e.g. `via=group`", value
+                QuiversTypeError,
+                "option `via` takes the name of an index map, e.g. `via=group`, or one per factor of a "
+                "grouping by pairs, `via=[g, h]`",
+                value,
             )
         # where `via` may stand and what it may name are the IR's rules
         # (quivers/programs/sites.py); a name no step defines is data, an
-        # index map into the `over` set of the innermost grouped block
+        # index map into the `over` set of the innermost grouped block (into
+        # its factor, for one map per factor of a grouping by pairs)
         grouped = [b for b in scope.blocks if _option(b.options, "over") is not None]
-        self._name(value.name, value, scope, _Use(value, step, via=grouped[-1] if grouped else None))
+        block = grouped[-1] if grouped else None
+        over = grouping(block) if block is not None else None
+        targets = [over] if isinstance(value, ast.OptionName) or over is None else _factors(over)
+        for i, v in enumerate(names):
+            into = targets[i] if i < len(targets) else None
+            self._name(v.name, v, scope, _Use(v, step, via=block if into is not None else None, into=into))
 
     # ------------------------------------------------------------ families and expressions
 

@@ -46,7 +46,7 @@ import sympy
 from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
-from quivers.dsl.axes import DEFAULT, Algebra, site_set
+from quivers.dsl.axes import DEFAULT, Algebra, grouping, site_set
 from quivers.dsl.checker import DataRole, check
 from quivers.dsl.inline import inline
 from quivers.dsl.printer import dump_expr
@@ -336,6 +336,8 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
         fam = _family(s.family, source, objects)
         via = _option(s.options, "via")
         via_name = via.name if isinstance(via, ast.OptionName) else None
+        if isinstance(via, ast.OptionList):  # one map per factor of a grouping by pairs
+            via_name = tuple(v.name for v in via.items)
         return _located(
             lambda: observe(s.name, index_set(site_set(s)), fam, via=via_name, span=_parts(s.span, via=via)),
             s.span,
@@ -344,8 +346,8 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
     if isinstance(s, ast.Marginalize):
         prior = _family(s.prior, source, objects)
         body = [_step(t, objects, source, how) for t in s.body]
-        over = _option(s.options, "over")
-        over_set = objects[over.name] if isinstance(over, ast.OptionName) else None
+        over = grouping(s)
+        over_set = compile_set(over, objects) if over is not None else None
         support = s.support if s.support is not None else how.supports[s.name]
         return _located(
             lambda: marginalize(

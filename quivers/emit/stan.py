@@ -779,6 +779,11 @@ class _Admit(StepVisitor):
         if s.name in e.given:
             raise e.fail(f"the marginalized latent `{s.name}` is given as data", s)
         e.sizes.setdefault(s.support.name, s.support.size)
+        if s.over is not None and len(s.over.factors) > 1:
+            raise e.fail(
+                f"the block `{s.name}` groups by pairs of `{s.over.name}`; Stan emission writes blocks grouped "
+                "over one set", s,
+            )
         if s.over is not None:
             e.sizes.setdefault(s.over.name, s.over.size)
 

@@ -38,7 +38,7 @@ from quivers.categories import LOG, FinFunction, FinSet, pullback, right_kan
 from quivers.errors import DataError, ShapeError
 
 __all__ = [
-    "Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "reduce_max", "REDUCTIONS",
+    "Value", "align", "to_layout", "gather", "rename", "reduce_sum", "logsumexp", "reduce_max", "REDUCTIONS", "merge_axes",
     "scatter_sum", "plate_dims",
 ]
 
@@ -237,7 +237,8 @@ def scatter_sum(v: Value, f: FinFunction) -> Value:
     of :mod:`quivers.categories` in ``LOG``; the axis becomes ``B`` and an
     empty fibre gives ``0`` (``log 1``). A product domain ``A = M * T`` is
     read from the axes ``M`` and ``T`` of ``v`` (row-major, as the
-    elements of ``M * T`` are numbered), which become the one axis ``B``.
+    elements of ``M * T`` are numbered), which become the one axis ``B``;
+    a product codomain ``B = G * H`` becomes the axes ``G`` and ``H``.
 
     Examples
     --------
@@ -259,4 +260,31 @@ def scatter_sum(v: Value, f: FinFunction) -> Value:
     rest = [d for d in v.dims if d not in doms]
     out = right_kan(f, t, LOG).movedim(0, first)
     at = first - b
+    cods, sizes = plate_dims(f.cod)
+    if len(cods) > 1:  # one group per pair: the axes of G and H, row-major
+        out = out.reshape(*out.shape[:first], *sizes, *out.shape[first + 1:])
+        return Value(out, tuple(rest[:at]) + cods + tuple(rest[at:]))
     return Value(out, tuple(rest[:at]) + (cod,) + tuple(rest[at:]))
+
+
+def merge_axes(v: Value, dims: Sequence[str], sizes: Sequence[int], name: str) -> Value:
+    """``v`` with its axes ``dims`` (of sizes ``sizes``) made one axis
+    ``name``, row-major as the elements of a product ``G * H`` are numbered:
+    a value on a product grouping read through a product map. A factor
+    ``v`` lacks is broadcast.
+
+    Examples
+    --------
+    >>> v = Value(torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]), ("G", "H"))
+    >>> out = merge_axes(v, ("G", "H"), (2, 3), "G*H")
+    >>> out.dims, out.tensor
+    (('G*H',), tensor([0., 1., 2., 3., 4., 5.]))
+    >>> merge_axes(Value(torch.tensor([1.0, 2.0]), ("G",)), ("G", "H"), (2, 3), "G*H").tensor
+    tensor([1., 1., 1., 2., 2., 2.])
+    """
+    rest = tuple(d for d in v.dims if d not in dims)
+    b = v.batch_ndim
+    t = to_layout(v, b, rest + tuple(dims))
+    t = t.expand(*t.shape[: b + len(rest)], *sizes)
+    t = t.reshape(*t.shape[: b + len(rest)], math.prod(sizes))
+    return Value(t, rest + (name,))

@@ -42,7 +42,9 @@ from quivers.distributions import densities
 from quivers.programs.expr import INDEX, REF, Evaluator
 from quivers.programs import fused
 from quivers.programs.fused import group_moments, grouped_normal_mixture, normal_mixture
-from quivers.programs.named import REDUCTIONS, Value, align, gather, reduce_sum, rename, scatter_sum, to_layout
+from quivers.programs.named import (
+    REDUCTIONS, Value, align, gather, merge_axes, plate_dims, reduce_sum, rename, scatter_sum, to_layout,
+)
 from quivers.programs.relaxed import RelaxedValue, relaxed_log_prob
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep, run_markov
@@ -264,13 +266,30 @@ class Run(StepVisitor):
 
     visit_data = visit_input = visit_indexmap
 
-    def _pull_back(self, v: Value, via: str) -> Value:
+    def _pull_back(self, v: Value, via: str | tuple[str, ...]) -> Value:
         """A value on the codomain ``G`` of the index map ``via`` seen from
         its domain: ``v[via]`` along ``G`` (the pullback ``via*``)."""
-        cod = self.compiled.index_maps[via][1].name
-        if cod not in v.dims:
+        f, index = self._via(via)
+        dims, sizes = plate_dims(f.cod)
+        if not set(dims) & set(v.dims):
             return v
-        return gather(v, self.env[via], cod)
+        if len(dims) > 1:  # a map into pairs reads the pair's entry: G and H made one axis first
+            v = merge_axes(v, dims, sizes, f.cod.name)
+        return gather(v, index, f.cod.name)
+
+    def _via(self, via: str | tuple[str, ...]) -> tuple[FinFunction, Value]:
+        """The index map of ``via`` and its value: one map, or, for one map
+        per factor of a grouping by pairs, their pairing ``n -> (g(n), h(n))``
+        numbered row-major as the elements of ``G * H`` are."""
+        if isinstance(via, str):
+            return self.maps[via], self.env[via]
+        maps = [self.maps[v] for v in via]
+        cod = maps[0].cod
+        flat = maps[0].mapping
+        for f in maps[1:]:
+            cod, flat = cod * f.cod, flat * f.cod.size + f.mapping
+        first = self.env[via[0]]
+        return FinFunction(maps[0].dom, cod, flat), Value(flat.reshape(first.tensor.shape), first.dims, values_in=cod.name)
 
     # ------------------------------------------------------- marginalize
 
@@ -324,13 +343,14 @@ class Run(StepVisitor):
         vias = {via for _, via in inner}
         for v, via in inner:
             if s.over is not None and via is not None:
-                v = scatter_sum(v, self.maps[via])
+                v = scatter_sum(v, self._via(via)[0])
             parts.append(v)
         tensors, dims, _ = align(parts)
         return Value(sum(tensors[1:], tensors[0]), dims), vias
 
     def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
-        if s.reduction == "logsumexp" and fused.enabled() and not (
+        single = s.over is None or len(s.over.factors) == 1  # the fused kernels group by one axis
+        if s.reduction == "logsumexp" and single and fused.enabled() and not (
                 self.record or self.pointwise or self._partial or self.trace is not None):
             out = self._fused(s)
             if out is not None:

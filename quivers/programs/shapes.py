@@ -226,8 +226,8 @@ class _Checker(StepVisitor):
         plate = tuple(d for d in site.dims if d not in event)
         allowed = set(plate) | set(enumerated)
         via = getattr(s, "via", None)
-        if via is not None:
-            allowed.add(self.index_maps[via][1].name)
+        for v in (via,) if isinstance(via, str) else via or ():  # pulled back: the axes of its codomain
+            allowed |= set(plate_dims(self.index_maps[v][1])[0])
         for key, arg in s.family.args.items():
             where = f"step `{s.name}`, parameter `{key}`"
             dims = self.expr_axes(arg, where).dims

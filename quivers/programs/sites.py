@@ -239,39 +239,53 @@ def _index_maps(walked, defining) -> dict[str, tuple[FinSet, FinSet]]:
                 hint="add [over=G] to the marginalize block, or drop via for per-row marginalization",
             )
         over = grouped[-1].over
-        src = defining[s.via]
-        if isinstance(src, IndexMapStep):
-            dom, cod = src.dom, src.cod
-            if cod != over:
+        if isinstance(s.via, tuple):  # one map per factor of a grouping by pairs
+            if len(s.via) != len(over.factors):
                 raise ShapeError(
-                    f"index map `{s.via}` maps into `{cod.name}`, but the block of `{s.name}` groups over `{over.name}`",
+                    f"observe `{s.name}` has {len(s.via)} index maps in [via=...], but its block groups over "
+                    f"`{over.name}`, which has {len(over.factors)} factors: give one map per factor",
                     span=span_at(s.span, "via"),
                 )
-        elif isinstance(src, SampleStep):
-            if src.index_set is None or len(src.index_set.factors) != 1:
-                raise ShapeError(
-                    f"index map `{s.via}` must be declared on one plate (its rows), got `{src.index_set}`",
-                    span=src.span,
-                )
-            dom, cod = src.index_set, over
+            for name, factor in zip(s.via, over.factors):
+                _register(maps, s, name, factor, defining)
         else:
-            raise QuiversTypeError(
-                f"`{s.via}` in [via={s.via}] of `{s.name}` must be an index map or a sampled name, "
-                f"not a {src.kind}",
-                span=span_at(s.span, "via"),
-                hint=f"declare `{s.via}` with index_map(...) (in QVR: `index {s.via} : A -> B`, or leave it "
-                "undefined: a name the program never defines is data)",
-            )
-        obs_dims, _ = plate_dims(s.index_set)
-        if not set(plate_dims(dom)[0]) <= set(obs_dims):
-            raise ShapeError(
-                f"index map `{s.via}` has domain `{dom.name}`, but `{s.name}` is on `{s.index_set}`",
-                span=s.span,
-            )
-        if s.via in maps and maps[s.via] != (dom, cod):
-            raise ShapeError(f"index map `{s.via}` is used with two different shapes", span=s.span)
-        maps[s.via] = (dom, cod)
+            _register(maps, s, s.via, over, defining)
     return maps
+
+
+def _register(maps: dict, s: ObserveStep, via: str, over: FinSet, defining) -> None:
+    """Record the index map ``via`` of the observation ``s`` into ``over``."""
+    src = defining[via]
+    if isinstance(src, IndexMapStep):
+        dom, cod = src.dom, src.cod
+        if cod != over:
+            raise ShapeError(
+                f"index map `{via}` maps into `{cod.name}`, but the block of `{s.name}` groups over `{over.name}`",
+                span=span_at(s.span, "via"),
+            )
+    elif isinstance(src, SampleStep):
+        if src.index_set is None or len(src.index_set.factors) != 1:
+            raise ShapeError(
+                f"index map `{via}` must be declared on one plate (its rows), got `{src.index_set}`",
+                span=src.span,
+            )
+        dom, cod = src.index_set, over
+    else:
+        raise QuiversTypeError(
+            f"`{via}` in [via={via}] of `{s.name}` must be an index map or a sampled name, not a {src.kind}",
+            span=span_at(s.span, "via"),
+            hint=f"declare `{via}` with index_map(...) (in QVR: `index {via} : A -> B`, or leave it "
+            "undefined: a name the program never defines is data)",
+        )
+    obs_dims, _ = plate_dims(s.index_set)
+    if not set(plate_dims(dom)[0]) <= set(obs_dims):
+        raise ShapeError(
+            f"index map `{via}` has domain `{dom.name}`, but `{s.name}` is on `{s.index_set}`",
+            span=s.span,
+        )
+    if via in maps and maps[via] != (dom, cod):
+        raise ShapeError(f"index map `{via}` is used with two different shapes", span=s.span)
+    maps[via] = (dom, cod)
 
 
 def _shape_rule(walked, defining) -> dict[str, FinSet]:
@@ -304,7 +318,7 @@ def _rows(walked, index_maps) -> dict[str, tuple[tuple[str, ...], tuple[int, ...
             for t, blocks in _walk(s.body):
                 if isinstance(t, ObserveStep) and t.via is None:
                     dims, _ = plate_dims(t.index_set)
-                    if not set(dims) <= {s.over.name}:
+                    if not set(dims) <= set(plate_dims(s.over)[0]):
                         raise ShapeError(
                             f"observe `{t.name}` on `{t.index_set}` in a block grouped over `{s.over.name}` "
                             f"needs [via=...] naming an index map into `{s.over.name}`",

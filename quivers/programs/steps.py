@@ -40,7 +40,9 @@ __all__ = [
 
 REFERENCE = {"ref": True}
 """Metadata of a field that holds the name of another step (``via``,
-``until``): :meth:`Step.reads` reads it and :meth:`Step.rename` renames it."""
+``until``), or a tuple of names (``via`` with one index map per factor of
+a product grouping): :meth:`Step.reads` reads them and :meth:`Step.rename`
+renames them."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,9 @@ class Step:
         for e in self.exprs():
             out |= e.names()
         for f in _fields(self):
-            if f.metadata.get("ref") and getattr(self, f.name) is not None:
-                out.add(getattr(self, f.name))
+            v = getattr(self, f.name)
+            if f.metadata.get("ref") and v is not None:
+                out.update(v) if isinstance(v, tuple) else out.add(v)
         return frozenset(out)
 
     @property
@@ -171,6 +174,8 @@ class Step:
             v = getattr(out, f.name)
             if (f.name == "name" or f.metadata.get("ref")) and isinstance(v, str) and v in mapping:
                 changes[f.name] = mapping[v]
+            elif f.metadata.get("ref") and isinstance(v, tuple) and set(v) & set(mapping):
+                changes[f.name] = tuple(mapping.get(n, n) for n in v)
         return replace(out, **changes) if changes else out
 
 
@@ -298,7 +303,7 @@ class ObserveStep(Step):
     name: str
     index_set: FinSet | None
     family: Family
-    via: str | None = field(default=None, metadata=REFERENCE)
+    via: str | tuple[str, ...] | None = field(default=None, metadata=REFERENCE)
     span: Span | None = field(default=None, compare=False, repr=False)
 
     def label(self) -> str:
@@ -404,15 +409,27 @@ def observe(
     name: str,
     index_set: FinSet | None,
     family: Family,
-    via: str | None = None,
+    via: str | Sequence[str] | None = None,
     *,
     span: Span | None = None,
 ) -> ObserveStep:
     """Score the observation ``name`` under ``family``; ``via`` names the
-    index map that fibres its rows over a grouping plate."""
+    index map that fibres its rows over a grouping plate, or, for a block
+    grouped by pairs ``over=G * H``, one map per factor (``("g", "h")``).
+
+    Examples
+    --------
+    >>> from quivers.distributions import Normal
+    >>> sorted(observe("y", FinSet("Item", 4), Normal(0.0, 1.0), via=["g", "h"]).reads)
+    ['g', 'h']
+    """
     _check_name(name, "an observe step")
     _check_set(f"the index set of `{name}`", index_set)
-    if via is not None:
+    if via is not None and not isinstance(via, str):
+        via = tuple(via)
+        for v in via:
+            _check_name(v, f"an index map in [via=...] of `{name}`")
+    elif via is not None:
         _check_name(via, f"the index map in [via=...] of `{name}`")
     return ObserveStep(name, index_set, _symbolic(family), via, span=span)
 
@@ -428,7 +445,8 @@ def marginalize(
     span: Span | None = None,
 ) -> MarginalizeStep:
     """Integrate the discrete latent ``name`` (values in ``support``, prior
-    ``prior``) out of ``body``; per row by default, per group with ``over``.
+    ``prior``) out of ``body``; per row by default, per group with ``over``
+    (a product ``G * H`` groups by pairs: one latent per ``(g, h)``).
     ``reduction`` is ``"logsumexp"`` (the marginal, the sum of ``LOG``) or
     ``"max"`` (the best value of the latent, the sum of ``MAX_PLUS``).
 
@@ -453,9 +471,10 @@ def marginalize(
             f"the support of marginalize `{name}` must be a plain FinSet, not the product `{support.name}`",
             span=span,
         )
-    if over is not None and len(over.factors) != 1:
+    if over is not None and len({f.name for f in over.factors}) != len(over.factors):
         raise QuiversTypeError(
-            f"marginalize `{name}` groups over the product `{over.name}`; group over a plain FinSet",
+            f"marginalize `{name}` groups over `{over.name}`, a product with a repeated factor; "
+            "group over distinct sets (one latent per pair of them)",
             span=span,
         )
     if not isinstance(prior, Family) or prior.name != "Categorical":

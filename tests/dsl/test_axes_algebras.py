@@ -19,7 +19,7 @@ from quivers.dsl import dumps, loads
 from quivers.dsl.format import format_source
 from quivers.dsl.parser import parse
 from quivers.emit.stan import to_stan
-from quivers.errors import QuiversTypeError, UnknownNameError
+from quivers.errors import QuiversTypeError, UnknownNameError, UnsupportedError
 
 F64 = torch.float64
 
@@ -316,3 +316,76 @@ def test_stan_declares_an_iid_over_dirichlet_row_per_document():
     text = PROGRAM.format(step="sample x : D <- Dirichlet(1.0) [over=K]\n    observe y : Item <- Normal(0.0, 1.0)")
     stan = to_stan(loads(text).p)
     assert "array[D] simplex[K] x;" in stan, stan
+
+
+# ---------------------------------------------------------------- product groups
+
+PAIRS = """
+object G : FinSet 2
+object H : FinSet 3
+object K : FinSet 2
+object Item : FinSet 8
+program p : Item -> Item
+    {maps}sample w : G * H <- HalfNormal(1.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    sample b : G * H <- Normal(0.0, 1.0)
+    marginalize z : K <- Categorical(w) [over=G * H]
+        observe y : Item <- Normal(mu[z] + b, 1.0) [via={via}]
+    return y
+export p
+"""
+GH = torch.tensor([0, 0, 1, 5, 5, 3, 2, 0])
+
+
+def pairs_brute(w, mu, b, y) -> torch.Tensor:
+    """One latent per pair (g, h): its rows are those mapped to g * |H| + h."""
+    total = HalfNormal(f64(1.0)).log_prob(w).sum() + Normal(f64(0.0), f64(3.0)).log_prob(mu).sum()
+    total = total + Normal(f64(0.0), f64(1.0)).log_prob(b).sum()
+    for g, h in itertools.product(range(2), range(3)):
+        per = []
+        for k in range(2):
+            lp = (w[g, h, k] / w[g, h].sum()).log()
+            for n in range(8):
+                if GH[n] == g * 3 + h:
+                    lp = lp + Normal(mu[k] + b[g, h], f64(1.0)).log_prob(y[n])
+            per.append(lp)
+        total = total + torch.logsumexp(torch.stack(per), 0)
+    return total
+
+
+@pytest.mark.parametrize("maps, via, given", [
+    ("data gh : Item -> G * H\n    ", "gh", {"gh": GH}),
+    ("", "[g, h]", {"g": GH // 3, "h": GH % 3}),
+])
+def test_a_block_grouped_by_pairs_has_one_latent_per_pair(maps, via, given):
+    """``[over=G * H]`` with a product map or one map per factor: the rows of
+    each pair are summed (the right Kan extension along the map into
+    ``G * H``) before the sum over ``K``; ``b`` on ``G * H`` is read back
+    through the maps."""
+    p = loads(PAIRS.format(maps=maps, via=via)).morphism
+    assert p.sites["z"].dims == ("G", "H") and p.sites["w"].dims == ("G", "H", "K")
+    torch.manual_seed(1)
+    w, mu = torch.rand(2, 3, 2, dtype=F64) + 0.1, torch.randn(2, dtype=F64)
+    b, y = torch.randn(2, 3, dtype=F64), torch.randn(8, dtype=F64)
+    got = p.log_joint(None, {"y": y, **given}, {"w": w, "mu": mu, "b": b})
+    torch.testing.assert_close(got, pairs_brute(w, mu, b, y), rtol=1e-12, atol=1e-12)
+    draws = p.sample(None, (4,), observations=given)
+    assert draws["z"].shape == (4, 2, 3) and draws["y"].shape == (4, 8)
+
+
+@pytest.mark.parametrize("maps, via, expected", [
+    ("", "[g]", "line 11, column 57: observe `y` has 1 index maps in [via=...], but its block groups over `G*H`"),
+    ("index g : Item -> G\n    ", "g", "line 12, column 57: index map `g` maps into `G`, but the block of `y` groups over `G*H`"),
+    ("index g : Item -> H\n    ", "[g, h]", "index map `g` maps into `H`, but the block of `y` groups over `G`"),
+])
+def test_bad_maps_of_a_grouping_by_pairs_are_located(maps, via, expected):
+    with pytest.raises(QuiversTypeError) as info:
+        loads(PAIRS.format(maps=maps, via=via))
+    assert expected in str(info.value) and str(info.value).startswith("line ")
+
+
+def test_a_grouping_by_pairs_round_trips_and_stan_says_it_does_not_write_it():
+    text = PAIRS.format(maps="", via="[g, h]")
+    assert parse(dumps(parse(text))) == parse(text)
+    with pytest.raises(UnsupportedError, match=r"line 10, column 5: .*the block `z` groups by pairs of `G\*H`"):
+        to_stan(loads(text).morphism)

@@ -430,7 +430,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=[G]]", "    observe y : Item <- Normal(z, 1.0)"),
         QuiversTypeError,
         """
-        line 6, column 47: option `over` takes the name of an object, e.g. `over=G`
+        line 6, column 47: option `over` takes an object, e.g. `over=G`, or a product of them, `over=G * H`
                 marginalize z : K <- Categorical(w) [over=[G]]
                                                           ^^^
         """,
@@ -440,7 +440,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0)", "marginalize z : K <- Categorical(w) [over=G]", "    observe y : Item <- Normal(z, 1.0) [via=3]"),
         QuiversTypeError,
         """
-        line 7, column 49: option `via` takes the name of an index map, e.g. `via=group`
+        line 7, column 49: option `via` takes the name of an index map, e.g. `via=group`, or one per factor of a grouping by pairs, `via=[g, h]`
                     observe y : Item <- Normal(z, 1.0) [via=3]
                                                             ^
         """,
