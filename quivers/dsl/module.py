@@ -124,6 +124,32 @@ class QVRModule:
         """
         return module_algebra(self.ast).semiring
 
+    def kernel(self, name: str | None = None, observations: Any = None, latents: Any = None) -> Any:
+        """The exact kernel of a discrete program of this module (the
+        exported one by default) in the module's semiring: its support in
+        ``boolean`` (reachability), the weight of the most probable
+        explanation in ``max_plus``, the probabilities in ``probability``.
+        See :func:`~quivers.programs.program_kernel`.
+
+        Examples
+        --------
+        >>> m = loads('''
+        ... composition boolean [level=algebra]
+        ... object A : FinSet 2
+        ... program step(a) : A -> A
+        ...     sample b <- Bernoulli(0.5 * a)
+        ...     return b
+        ... export step
+        ... ''')
+        >>> m.kernel().tensor
+        tensor([[ True, False],
+                [ True,  True]])
+        """
+        from quivers.programs import program_kernel
+
+        program = self.morphism if name is None else self[name]
+        return program_kernel(program, self.semiring, observations, latents)
+
     @property
     def data(self) -> dict[str, dict[str, Any]]:
         """Each program's data names and their roles (a
@@ -159,7 +185,7 @@ class QVRModule:
 
     def __getattr__(self, name: str) -> FinSet | Program:
         if name.startswith("__") or name in {"ast", "source", "objects", "programs", "export", "exports", "data",
-                                             "deductions", "morphisms", "semiring"}:
+                                             "deductions", "morphisms", "semiring", "kernel"}:
             raise AttributeError(name)
         names = self._names()
         if name in names:

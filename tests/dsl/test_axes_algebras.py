@@ -389,3 +389,39 @@ def test_a_grouping_by_pairs_round_trips_and_stan_says_it_does_not_write_it():
     assert parse(dumps(parse(text))) == parse(text)
     with pytest.raises(UnsupportedError, match=r"line 10, column 5: .*the block `z` groups by pairs of `G\*H`"):
         to_stan(loads(text).morphism)
+
+
+# ---------------------------------------------------------------- the module's kernel
+
+KERNEL = """
+composition {algebra} [level=algebra]
+object A : FinSet 2
+object B : FinSet 2
+program p(a) : A -> B
+    sample b <- Bernoulli(0.5 * a)
+    sample c <- Bernoulli(0.3)
+    return b
+export p
+"""
+
+
+@pytest.mark.parametrize("algebra, semiring, expected", [
+    ("probability", PROB, lambda pb, pc: pb.double()),
+    ("max_plus", MAX_PLUS, lambda pb, pc: pb.log() + pc.log().max()),
+    ("tropical", MIN_PLUS, lambda pb, pc: -(pb.log() + pc.log().max())),
+    ("boolean", BOOL, lambda pb, pc: pb > 0),
+])
+def test_the_module_kernel_is_taken_in_its_algebra(algebra, semiring, expected):
+    """The kernel of a discrete program in the module's semiring equals
+    enumeration of its latents: reachability in boolean, the most probable
+    explanation's weight in max_plus, its cost in tropical."""
+    m = loads(KERNEL.format(algebra=algebra))
+    k = m.kernel()
+    assert k.semiring is semiring
+    pb = torch.tensor([[1.0, 0.0], [0.5, 0.5]], dtype=F64)  # p(b | a)
+    pc = torch.tensor([0.7, 0.3], dtype=F64)
+    want = expected(pb, pc)
+    if semiring is BOOL:
+        assert torch.equal(k.tensor, want)
+    else:
+        torch.testing.assert_close(k.tensor.double(), want, rtol=1e-6, atol=1e-6)
