@@ -50,7 +50,7 @@ from benchmarks.gmm import torch_step as gmm_torch_step  # noqa: E402
 from benchmarks.grouped import torch_step as grouped_torch_step  # noqa: E402
 from benchmarks.nuts import min_bulk_ess, quivers_nuts  # noqa: E402
 from benchmarks.report import Row, Target, table, time_row, write_json  # noqa: E402
-from benchmarks.timing import compare, pyro_or_none  # noqa: E402
+from benchmarks.timing import compare, numpyro_or_none, pyro_or_none  # noqa: E402
 
 __all__ = ["main", "CASES"]
 
@@ -59,16 +59,6 @@ LR = 0.01
 # Eight schools (Rubin 1981), as in posteriordb's eight_schools data.
 SCHOOLS_Y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
 SCHOOLS_SIGMA = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]
-
-
-def numpyro_or_none():
-    """NumPyro and JAX, imported lazily, or None when they are not installed."""
-    try:
-        import jax  # noqa: F401
-        import numpyro
-    except ImportError:
-        return None
-    return numpyro
 
 
 def _attempt(notes: list[str], what: str, build: Callable[[], object]) -> object | None:
@@ -131,19 +121,7 @@ def quivers_gmm(y: torch.Tensor, k: int):
 def numpyro_gmm(y: torch.Tensor, k: int):
     if numpyro_or_none() is None:
         raise ImportError("NumPyro is not installed")
-    import jax.numpy as jnp
-    import numpyro
-    import numpyro.distributions as nd
-
-    def model(y):
-        probs = numpyro.sample("probs", nd.HalfNormal(jnp.ones(k)).to_event(1))
-        mu = numpyro.sample("mu_k", nd.Normal(jnp.zeros(k), 5.0).to_event(1))
-        sd = numpyro.sample("sd_k", nd.HalfNormal(jnp.ones(k)).to_event(1))
-        mix = nd.MixtureSameFamily(nd.Categorical(probs=probs / probs.sum()), nd.Normal(mu, sd))
-        with numpyro.plate("Item", y.shape[0]):
-            numpyro.sample("y", mix, obs=y)
-
-    return _numpyro_svi(model, _jax_array(y))
+    return _numpyro_svi(M.numpyro_gmm_model(k), _jax_array(y))
 
 
 def gmm_rows(quick: bool, device: str, notes: list[str], rounds: int, budget: float) -> list[Row]:

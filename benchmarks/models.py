@@ -16,7 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gmm_source", "grouped_source", "simulate_gmm", "simulate_grouped", "MeanField", "LOG_2PI"]
+__all__ = ["gmm_source", "grouped_source", "simulate_gmm", "simulate_grouped", "MeanField", "LOG_2PI",
+           "numpyro_gmm_model"]
 
 LOG_2PI = math.log(2 * math.pi)
 HALF_LOG_2PI = 0.5 * LOG_2PI
@@ -103,3 +104,22 @@ def half_normal_lp(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 def normal_lp(x: torch.Tensor, loc: float, scale: float) -> torch.Tensor:
     """Summed Normal(loc, scale) log density."""
     return (-HALF_LOG_2PI - math.log(scale) - 0.5 * ((x - loc) / scale) ** 2).sum()
+
+
+def numpyro_gmm_model(k: int):
+    """The seed mixture written in NumPyro (``z`` summed out by
+    ``MixtureSameFamily``); JAX and NumPyro are imported when it runs."""
+
+    def model(y):
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as nd
+
+        probs = numpyro.sample("probs", nd.HalfNormal(jnp.ones(k)).to_event(1))
+        mu = numpyro.sample("mu_k", nd.Normal(jnp.zeros(k), 5.0).to_event(1))
+        sd = numpyro.sample("sd_k", nd.HalfNormal(jnp.ones(k)).to_event(1))
+        mix = nd.MixtureSameFamily(nd.Categorical(probs=probs / probs.sum()), nd.Normal(mu, sd))
+        with numpyro.plate("Item", y.shape[0]):
+            numpyro.sample("y", mix, obs=y)
+
+    return model

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Options", "Stats", "compare", "threads", "DEFAULT_THREADS", "judge_clock", "ratio", "pyro_or_none"]
+__all__ = ["Options", "Stats", "compare", "threads", "DEFAULT_THREADS", "judge_clock", "ratio", "pyro_or_none",
+           "numpyro_or_none"]
 
 DEFAULT_THREADS = torch.get_num_threads()
 """Torch's intra-op threads when the suite started: the default-threaded rows."""
@@ -61,6 +62,16 @@ def pyro_or_none():
     except ImportError:
         return None
     return pyro
+
+
+def numpyro_or_none():
+    """NumPyro (with JAX), imported lazily, or None when it is not installed."""
+    try:
+        import jax  # noqa: F401
+        import numpyro
+    except ImportError:
+        return None
+    return numpyro
 
 
 @dataclass(frozen=True)

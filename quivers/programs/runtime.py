@@ -83,6 +83,9 @@ class Compiled:
     moments: dict[tuple, tuple] = field(default_factory=dict)  # per-group moments of data, per data tensor
     # id(block) -> the names (w, i) of its weights written w[i], or None
     indexed: dict[int, tuple[str, str] | None] = field(default_factory=dict)
+    # data tensors found inside a support with constant integer bounds: the
+    # check of an observation against Categorical(K) is made once per tensor
+    supported: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
 
 def in_step(err: QuiversError, step: Step) -> QuiversError:
@@ -232,7 +235,7 @@ class Run(StepVisitor):
             return
         if self._partial and s.name not in env:
             return  # not given: integrates to one in a posterior draw
-        lp = site_log_prob(site, params, env[s.name])
+        lp = site_log_prob(site, params, env[s.name], self.compiled.supported)
         if self.pointwise and site.kind == "observed":
             self.site_terms[s.name] = lp
         terms.append((lp, via))
@@ -752,7 +755,9 @@ def _fusable_observe(s: MarginalizeStep, sites: Mapping[str, Site]) -> tuple[Obs
     return o, direct
 
 
-def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Value:
+def site_log_prob(
+    site: Site, params: Mapping[str, Value], value: Value, supported: dict[tuple, torch.Tensor] | None = None
+) -> Value:
     """The log density of ``value`` at ``site``, on the site's plate axes
     and any enumerated axes its parameters carry.
 
@@ -762,7 +767,9 @@ def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Valu
     their parameters (Categorical, Binomial) a value outside the support
     of every enumerated component is a :class:`DataError` naming the site
     and the first index: it is a count or an index that no parameter can
-    explain, as Stan raises.
+    explain, as Stan raises. With ``supported`` (a program's cache), a
+    tensor found inside a support whose bounds are constant integers is
+    not checked again against the same bounds.
     """
     if type(value) is RelaxedValue:  # sum_k y_k log pi_k (quivers.programs.relaxed)
         hard = Value(value.tensor.argmax(-1), site.dims, values_in=value.values_in)
@@ -773,15 +780,34 @@ def site_log_prob(site: Site, params: Mapping[str, Value], value: Value) -> Valu
         # The log density written out: no torch distribution to build.
         tensors, axes, batch, x = _lay_out(site, params, value)
         if not spec.static_support and spec.discrete:
-            _check_dependent_support(site, spec.support(tensors), axes, batch, x)
+            _check_dependent_support(site, spec.support(tensors), axes, batch, x, value.tensor, supported)
         return Value(spec.log_prob(tensors, x), axes)
     dist, axes, batch, x = place(site, params, value)
     if not spec.static_support and spec.discrete:
-        _check_dependent_support(site, dist.support, axes, batch, x)
+        _check_dependent_support(site, dist.support, axes, batch, x, value.tensor, supported)
     return Value(dist.log_prob(x), axes)
 
 
-def _check_dependent_support(site: Site, support, axes, batch: int, x: torch.Tensor) -> None:
+def _check_dependent_support(
+    site: Site, support, axes, batch: int, x: torch.Tensor, data: torch.Tensor,
+    supported: dict[tuple, torch.Tensor] | None,
+) -> None:
+    key = None
+    bounds = (getattr(support, "lower_bound", None), getattr(support, "upper_bound", None))
+    if supported is not None and not data.requires_grad and all(type(b) is int for b in bounds):
+        # The check reads only the data and the bounds. The entry holds the
+        # tensor, so its id is not reused while the entry lives.
+        key = (id(data), data._version, tuple(data.shape), type(support), bounds)
+        if supported.get(key) is data:
+            return
+    _check_support(site, support, axes, batch, x)
+    if key is not None:
+        if len(supported) > 64:
+            supported.clear()
+        supported[key] = data
+
+
+def _check_support(site: Site, support, axes, batch: int, x: torch.Tensor) -> None:
     inside = support.check(x.detach())
     shape = x.shape[: x.dim() - len(site.event_dims)]
     if inside.shape != shape:  # a check that varies with the parameters, or a scalar one

@@ -1,0 +1,290 @@
+"""Case: quivers against NumPyro's compiled NUTS and SVI step, on the CPU.
+
+NumPyro (JAX, jitted) is what a user who wants speed picks, so these rows
+compare with it in the same process, one thread each: torch with one
+intra-op thread, XLA with its CPU client single-threaded
+(``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``,
+set before JAX is imported; a JAX imported earlier keeps its threads and
+the run says so). NumPyro is optional: without it the rows are skipped
+with a message, as Pyro's are.
+
+- ``NUTS``: eight schools (non-centered), the seed chapter's mixture
+  (N=1,000, K=2) and posteriordb's ``hmm_example``, the same model, chains,
+  warmup and draws on both sides; quivers runs its chains as one batch and
+  NumPyro vectorized (``chain_method="vectorized"``). The rate is the
+  smallest bulk ESS over every scalar parameter per second of the whole
+  run, NumPyro's compilation included; the compilation is also reported
+  apart (the first run's wall time less that of the same run repeated,
+  which reuses JAX's compiled functions). The mixture's draws are relabeled
+  by sorting the component means in every draw (a label-invariant ESS: the
+  two components are exchangeable, so chains may hold them in either
+  order).
+- ``SVI step``: one step of the seed mixture at N=500 K=2, N=10,000 K=8
+  and N=100,000 K=32 (mean-field normal guide, the exact marginal of
+  ``z``; NumPyro's ``MixtureSameFamily`` with ``AutoNormal``, jitted),
+  timed as the other SVI rows (alternating bursts, medians).
+
+Run ``python benchmarks/run.py --only peers --threads 1`` or ``python -m
+benchmarks.peers [--quick] [--only nuts,svi]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+_XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+if "jax" not in sys.modules:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_ONE_THREAD).strip()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import models as M  # noqa: E402
+from benchmarks.nuts import eight_schools_data, min_bulk_ess  # noqa: E402
+from benchmarks.report import Row, Target, time_row  # noqa: E402
+from benchmarks.timing import Options, compare, numpyro_or_none, threads  # noqa: E402
+
+__all__ = ["run", "NUTS_MODELS", "SVI_SIZES", "xla_single_threaded"]
+
+SVI_SIZES = [(500, 2), (10_000, 8), (100_000, 32)]
+QUICK_SVI_SIZES = [(500, 2), (10_000, 8)]
+SVI_TARGETS = {(500, 2): Target("<=", 3.0, "<= 3x"), (100_000, 32): Target("<=", 0.5, "<= 0.5x")}
+MIXTURE_N, MIXTURE_K = 1000, 2
+
+
+def xla_single_threaded() -> bool:
+    """Whether JAX was imported with the single-threaded XLA flags."""
+    return _XLA_ONE_THREAD in os.environ.get("XLA_FLAGS", "")
+
+
+def _numpy(v):
+    import numpy as np
+
+    return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+
+
+def _sorted_by_means(draws: dict) -> dict:
+    """The mixture's draws with the components of every draw ordered by their means."""
+    import numpy as np
+
+    d = {k: _numpy(v) for k, v in draws.items()}
+    order = np.argsort(d["mu_k"], axis=-1)
+    probs = d["probs"] / d["probs"].sum(-1, keepdims=True)
+    pick = lambda a: np.take_along_axis(a, order, -1)  # noqa: E731
+    return {"weights": pick(probs), "mu_k": pick(d["mu_k"]), "sd_k": pick(d["sd_k"])}
+
+
+# ------------------------------------------------------------------ models
+
+
+def _eight_schools():
+    from quivers.categories import FinSet
+    from quivers.distributions import HalfCauchy, Normal
+    from quivers.programs import Program, let, observe, sample, var
+
+    data = eight_schools_data()
+    J = FinSet("J", data["J"])
+    prog = Program("eight_schools_noncentered", J, J, [
+        sample("theta_trans", J, Normal(0.0, 1.0)),
+        sample("mu", None, Normal(0.0, 5.0)),
+        sample("tau", None, HalfCauchy(5.0)),
+        let("theta", var("mu") + var("tau") * var("theta_trans")),
+        observe("y", J, Normal(var("theta"), torch.tensor(data["sigma"]))),
+    ])
+
+    def numpyro_model(sigma, y):
+        import numpyro
+        import numpyro.distributions as nd
+
+        mu = numpyro.sample("mu", nd.Normal(0.0, 5.0))
+        tau = numpyro.sample("tau", nd.HalfCauchy(5.0))
+        with numpyro.plate("J", len(data["y"])):
+            theta_trans = numpyro.sample("theta_trans", nd.Normal(0.0, 1.0))
+            numpyro.sample("y", nd.Normal(mu + tau * theta_trans, sigma), obs=y)
+
+    return prog, {"y": torch.tensor(data["y"])}, numpyro_model, (data["sigma"], data["y"]), None
+
+
+def _mixture():
+    from quivers.dsl import loads
+
+    y = M.simulate_gmm(MIXTURE_N, MIXTURE_K)
+    prog = loads(M.gmm_source(MIXTURE_N, MIXTURE_K)).morphism
+    numpyro_model = M.numpyro_gmm_model(MIXTURE_K)
+    return prog, {"y": y}, numpyro_model, (y.numpy(),), _sorted_by_means
+
+
+def _hmm_example():
+    from tests.inference.test_hmm_posteriordb import hmm_example
+
+    prog, obs = hmm_example()
+    k = 2
+
+    def numpyro_model(y):
+        import jax
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as nd
+
+        theta = numpyro.sample("theta", nd.Dirichlet(jnp.ones((k, k))).to_event(1))
+        mu1 = numpyro.sample("mu1", nd.Normal(3.0, 1.0))
+        gap = numpyro.sample("gap", nd.HalfNormal(1.0))
+        numpyro.factor("flat_gap", gap**2 / 2)  # the same flat prior on gap > 0 as quivers' model
+        numpyro.factor("mu2", -((mu1 + gap - 10.0) ** 2) / 2)
+        emit = nd.Normal(jnp.stack([mu1, mu1 + gap]), 1.0).log_prob(y[:, None])  # (T, K)
+        log_theta = jnp.log(theta)
+
+        def forward(alpha, e):
+            return jax.nn.logsumexp(alpha[:, None] + log_theta, 0) + e, None
+
+        alpha, _ = jax.lax.scan(forward, emit[0] - jnp.log(k), emit[1:])  # uniform initial law
+        numpyro.factor("y", jax.nn.logsumexp(alpha))
+
+    return prog, obs, numpyro_model, (obs["y"].numpy(),), None
+
+
+NUTS_MODELS = {"eight schools": _eight_schools, "seed mixture N=1,000 K=2": _mixture, "hmm_example": _hmm_example}
+
+
+# -------------------------------------------------------------------- NUTS
+
+
+def quivers_run(prog, obs, chains: int, warmup: int, samples: int, relabel=None, seed: int = 0) -> tuple[float, float]:
+    """(seconds, min bulk ESS) of quivers' NUTS, chains batched."""
+    import warnings
+
+    from quivers.inference.mcmc import MCMC, NUTS
+
+    t = time.perf_counter()
+    mcmc = MCMC(NUTS(prog), num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed, progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short runs' convergence warnings say nothing about speed
+        mcmc.run(None, obs)
+    seconds = time.perf_counter() - t
+    draws = mcmc.get_samples(group_by_chain=True)
+    return seconds, min_bulk_ess(relabel(draws) if relabel else draws)
+
+
+def numpyro_run(model, args, chains: int, warmup: int, samples: int, relabel=None, seed: int = 0) -> tuple[float, float]:
+    """(seconds, min bulk ESS) of NumPyro's NUTS, chains vectorized, compilation included."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer import MCMC, NUTS
+
+    t = time.perf_counter()
+    mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, num_chains=chains,
+                chain_method="vectorized", progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(seed), *(jnp.asarray(a) for a in args))
+    draws = {k: jax.device_get(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    seconds = time.perf_counter() - t
+    return seconds, min_bulk_ess(relabel(draws) if relabel else draws)
+
+
+def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
+    chains, warmup, samples = (4, 100, 200) if opts.quick else (4, 300, 700)
+    have = numpyro_or_none() is not None
+    rows = []
+    for name, build in NUTS_MODELS.items():
+        if only_models and name not in only_models:
+            continue
+        prog, obs, model, args, relabel = build()
+        size = f"{chains} chains x {warmup}+{samples}"
+        with threads(1):
+            q_s, q_ess = quivers_run(prog, obs, chains, warmup, samples, relabel)
+            if have:
+                n_s, n_ess = numpyro_run(model, args, chains, warmup, samples, relabel)
+                # the same run again reuses JAX's compiled functions: the difference is the compilation
+                n_fixed = max(0.0, n_s - numpyro_run(model, args, chains, warmup, samples, relabel)[0])
+        q_rate = q_ess / q_s
+        extra = {"quivers_seconds": q_s, "quivers_min_ess": q_ess}
+        print(f"  NUTS {name}: quivers {q_s:.1f} s, ESS {q_ess:.0f}", flush=True)
+        if not have:
+            rows.append(Row(f"NUTS {name}", size, 1, "quivers", q_rate, None, None, "ESS/s", None, "wall",
+                            None, None, "NumPyro not installed", extra))
+            continue
+        print(f"  NUTS {name}: NumPyro {n_s:.1f} s, ESS {n_ess:.0f} (of which compilation {n_fixed:.1f} s)", flush=True)
+        n_rate = n_ess / n_s
+        r = q_rate / n_rate
+        extra |= {"numpyro_seconds": n_s, "numpyro_min_ess": n_ess, "numpyro_compile_seconds": n_fixed}
+        rows.append(Row(f"NUTS {name}", size, 1, "quivers", q_rate, "NumPyro vectorized", n_rate, "ESS/s", r, "wall",
+                        ">= 1x", r >= 1.0,
+                        f"quivers {q_s:.1f} s, NumPyro {n_s:.1f} s of which compile {n_fixed:.1f} s", extra))
+    return rows
+
+
+# --------------------------------------------------------------------- SVI
+
+
+def numpyro_svi_step(y: torch.Tensor, k: int):
+    """NumPyro's jitted SVI step on the seed mixture (``AutoNormal``,
+    ``MixtureSameFamily``), returning its loss as a float."""
+    from benchmarks.gpu import _jax_array, _numpyro_svi
+
+    return _numpyro_svi(M.numpyro_gmm_model(k), _jax_array(y))
+
+
+def svi_rows(opts: Options) -> list[Row]:
+    from benchmarks.gmm import quivers_step
+
+    rows = []
+    for n, k in QUICK_SVI_SIZES if opts.quick else SVI_SIZES:
+        y = M.simulate_gmm(n, k)
+        with threads(1):
+            torch.manual_seed(0)
+            q, _ = quivers_step(y, k)
+            fns = {"quivers": q, "numpyro": numpyro_svi_step(y, k)}
+            stats = compare(fns, rounds=opts.rounds, warmup=3, budget_s=opts.budget_s)
+        rows.append(time_row("SVI step, seed mixture", f"N={n:,} K={k}", 1, ("quivers", stats["quivers"]),
+                             ("NumPyro jit", stats["numpyro"]), SVI_TARGETS.get((n, k)), opts.clock))
+    return rows
+
+
+def run(opts: Options, only: tuple[str, ...] = ("svi", "nuts"), models: list[str] | None = None) -> list[Row]:
+    """The SVI rows (NumPyro only) and the NUTS rows (quivers alone without NumPyro)."""
+    have = numpyro_or_none() is not None
+    if not have:
+        print("peers: the NumPyro rows are skipped because NumPyro is not installed (pip install numpyro)")
+    elif not xla_single_threaded():
+        print("peers: JAX was imported before this module, so XLA may use more than one thread")
+    rows = svi_rows(opts) if "svi" in only and have else []
+    return rows + (nuts_rows(opts, models) if "nuts" in only else [])
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    import argparse
+
+    from benchmarks.report import table, write_json
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="shorter runs and the smaller sizes")
+    p.add_argument("--only", default="nuts,svi", help="nuts, svi or both")
+    p.add_argument("--models", default=None, help="NUTS models among: " + "; ".join(NUTS_MODELS))
+    p.add_argument("--budget", type=float, default=20.0)
+    args = p.parse_args(argv)
+    opts = Options(quick=args.quick, budget_s=args.budget, thread_counts=(1,))
+    only = tuple(s.strip() for s in args.only.split(","))
+    rows = run(opts, only, args.models.split(";") if args.models else None)
+    print(table(rows))
+    print(f"\nwrote {write_json(rows, ROOT / 'benchmarks' / 'results' / 'peers.json', meta=_versions())}")
+    return rows
+
+
+def _versions() -> dict:
+    out = {"torch": torch.__version__, "xla_single_threaded": xla_single_threaded()}
+    for name in ("numpyro", "jax", "pyro"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            out[name] = None
+    return out
+
+
+if __name__ == "__main__":
+    main()
