@@ -19,6 +19,11 @@ with a message, as Pyro's are.
   by sorting the component means in every draw (a label-invariant ESS: the
   two components are exchangeable, so chains may hold them in either
   order).
+- ``scale``: one call of the potential and its gradient (what NUTS
+  computes per leapfrog step) on the mixture, at N = 1,000, 10,000 and
+  100,000 with 4 chains and at 1, 4, 16 and 64 chains with N = 1,000,
+  against NumPyro's potential jitted and vectorized over chains: how
+  each grows with the data and with the chains.
 - ``SVI step``: one step of the seed mixture at N=500 K=2, N=10,000 K=8
   and N=100,000 K=32 (mean-field normal guide, the exact marginal of
   ``z``; NumPyro's ``MixtureSameFamily`` with ``AutoNormal``, jitted),
@@ -246,14 +251,63 @@ def svi_rows(opts: Options) -> list[Row]:
     return rows
 
 
-def run(opts: Options, only: tuple[str, ...] = ("svi", "nuts"), models: list[str] | None = None) -> list[Row]:
-    """The SVI rows (NumPyro only) and the NUTS rows (quivers alone without NumPyro)."""
+# ------------------------------------------------------------------- scale
+
+SCALE_N = [1_000, 10_000, 100_000]
+SCALE_CHAINS = [1, 4, 16, 64]
+
+
+def quivers_potential_call(y: torch.Tensor, chains: int):
+    """One potential-and-gradient call of quivers' NUTS on the seed mixture, ``chains`` at once."""
+    from quivers.dsl import loads
+    from quivers.inference.mcmc.hamiltonian import potential_and_grad
+    from quivers.inference.program_adaptor import ProgramAdaptor
+
+    adaptor = ProgramAdaptor(loads(M.gmm_source(y.shape[-1], MIXTURE_K)).morphism)
+    z = torch.rand(chains, adaptor.layout.dim, generator=torch.Generator().manual_seed(0)) * 4 - 2
+    obs = {"y": y}
+    return lambda: float(potential_and_grad(lambda u: adaptor.potential(u, None, obs), z)[0].sum())
+
+
+def numpyro_potential_call(y: torch.Tensor, chains: int):
+    """The same for NumPyro: its potential's value and gradient, jitted and vectorized over chains."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.util import initialize_model
+
+    data = jnp.asarray(y.numpy())
+    info = initialize_model(jax.random.PRNGKey(0), M.numpyro_gmm_model(MIXTURE_K), model_args=(data,))
+    params = jax.tree_util.tree_map(
+        lambda v: jax.random.uniform(jax.random.PRNGKey(1), (chains,) + v.shape, minval=-2, maxval=2),
+        info.param_info.z)
+    call = jax.jit(jax.vmap(jax.value_and_grad(info.potential_fn)))
+    return lambda: float(call(params)[0].sum())
+
+
+def scale_rows(opts: Options) -> list[Row]:
+    """How one potential-and-gradient call (a leapfrog step's model cost)
+    grows with the data (4 chains) and with the chains (N=1,000)."""
+    rows = []
+    sizes = [(n, 4) for n in SCALE_N] + [(MIXTURE_N, c) for c in SCALE_CHAINS if c != 4]
+    for n, chains in sizes[:2] + sizes[3:5] if opts.quick else sizes:
+        y = M.simulate_gmm(n, MIXTURE_K)
+        with threads(1):
+            fns = {"quivers": quivers_potential_call(y, chains), "numpyro": numpyro_potential_call(y, chains)}
+            stats = compare(fns, rounds=opts.rounds, warmup=3, budget_s=opts.budget_s)
+        rows.append(time_row("NUTS potential + grad, seed mixture", f"N={n:,} K={MIXTURE_K} chains={chains}", 1,
+                             ("quivers", stats["quivers"]), ("NumPyro jit", stats["numpyro"]), None, opts.clock))
+    return rows
+
+
+def run(opts: Options, only: tuple[str, ...] = ("svi", "scale", "nuts"), models: list[str] | None = None) -> list[Row]:
+    """The SVI and scale rows (NumPyro only) and the NUTS rows (quivers alone without NumPyro)."""
     have = numpyro_or_none() is not None
     if not have:
         print("peers: the NumPyro rows are skipped because NumPyro is not installed (pip install numpyro)")
     elif not xla_single_threaded():
         print("peers: JAX was imported before this module, so XLA may use more than one thread")
     rows = svi_rows(opts) if "svi" in only and have else []
+    rows += scale_rows(opts) if "scale" in only and have else []
     return rows + (nuts_rows(opts, models) if "nuts" in only else [])
 
 
@@ -264,7 +318,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shorter runs and the smaller sizes")
-    p.add_argument("--only", default="nuts,svi", help="nuts, svi or both")
+    p.add_argument("--only", default="svi,scale,nuts", help="some of svi, scale, nuts")
     p.add_argument("--models", default=None, help="NUTS models among: " + "; ".join(NUTS_MODELS))
     p.add_argument("--budget", type=float, default=20.0)
     args = p.parse_args(argv)

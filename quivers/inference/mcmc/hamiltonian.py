@@ -54,7 +54,9 @@ def potential_and_grad(potential: Potential, z: Tensor) -> tuple[Tensor, Tensor]
                 hint="sum over the coordinates (the last axis) but keep the chain axis",
             )
         if u.requires_grad:
-            (g,) = torch.autograd.grad(u.sum(), zg, allow_unused=True)
+            # rows do not interact, so the gradient of each row's potential is
+            # one backward pass seeded with ones (no sum node to build and undo)
+            (g,) = torch.autograd.grad(u, zg, torch.ones_like(u), allow_unused=True)
             if g is None:
                 g = torch.zeros_like(z)
         else:

@@ -154,6 +154,7 @@ class NUTS(HamiltonianKernel):
             torch.zeros_like(active),  # diverged
         )
         depth = torch.zeros_like(u0, dtype=torch.long)
+        every = True  # every chain is building (known on the host)
         for j in range(self.max_tree_depth):
             draws = torch.rand(
                 (2**j + 2, z0.shape[0]), generator=self.generator, dtype=z0.dtype, device=z0.device
@@ -163,7 +164,7 @@ class NUTS(HamiltonianKernel):
             far_p = torch.where(forward, left[:, dim : 2 * dim], right[:, dim : 2 * dim])
             step = torch.where(forward, eps, -eps)
             end, first_p, sub_proposal, sub_log_weight, sub_rho, valid = self._build_subtree(
-                j, start, step, h0, active, torch.log(draws[2:]), tally
+                j, start, step, h0, active, every, torch.log(draws[2:]), tally
             )
             # Biased progressive sampling: a heavier new subtree always wins.
             take = valid & (torch.log(draws[1]) < sub_log_weight - log_weight)
@@ -183,8 +184,10 @@ class NUTS(HamiltonianKernel):
             )
             rho = torch.where(merged, tree_rho, rho)
             active = valid & ~turned
-            if not bool(active.any()):
+            alive = int(active.sum())
+            if alive == 0:
                 break
+            every = alive == active.numel()
         # Copies, not views: the run keeps every draw and statistic, and a
         # view would keep the whole packed row alive with it.
         z, g = proposal[:, :dim].clone(), proposal[:, dim : 2 * dim].clone()
@@ -208,10 +211,12 @@ class NUTS(HamiltonianKernel):
         step: Tensor,
         h0: Tensor,
         building: Tensor,
+        every: bool,
         log_uniform: Tensor,
         tally: tuple[Tensor, Tensor, Tensor],
     ) -> tuple[Tensor, ...]:
-        """Extend each chain in ``building`` by ``2^depth`` leaves from ``start``.
+        """Extend each chain in ``building`` by ``2^depth`` leaves from ``start``;
+        ``every`` says that ``building`` holds every chain.
 
         Returns the last leaf ``[z | p | grad]``, the first leaf's momentum,
         the subtree's proposal ``[z | grad | U | H]``, its log weight, its
@@ -235,8 +240,13 @@ class NUTS(HamiltonianKernel):
         # after the loop rather than leaf by leaf.
         log_ws = torch.empty((2**depth,) + h0.shape, dtype=h0.dtype, device=h0.device)
         counted = torch.empty(log_ws.shape, dtype=torch.bool, device=h0.device)
+        # `every`: whether every chain is still building, known on the host
+        # from the one synchronization per leaf; then no stand-in point is needed.
         for n in range(2**depth):
-            z, p, u, g = leapfrog(z, p, g, half, drift, self._potential, valid=ok, fallback=fallback)
+            if every:
+                z, p, u, g = leapfrog(z, p, g, half, drift, self._potential)
+            else:
+                z, p, u, g = leapfrog(z, p, g, half, drift, self._potential, valid=ok, fallback=fallback)
             sharp = inv_mass * p
             h = finite_or_inf(torch.add(u, torch.linalg.vecdot(p, sharp), alpha=0.5))
             log_w = torch.sub(h0, h, out=log_ws[n])
@@ -276,8 +286,10 @@ class NUTS(HamiltonianKernel):
                 ok = ok & ~turned.any(0)
                 # n ends a left half whose right half closes 2^closing leaves on.
                 m_sharp[closing - 1], m_rho[closing - 1] = sharp, rho_before
-            if not bool(ok.any()):
+            alive = int(ok.sum())
+            if alive == 0:
                 break
+            every = alive == ok.numel()
         log_ws, counted = log_ws[: n + 1], counted[: n + 1]
         n_steps, accept_sum, diverging = tally
         n_steps += counted.sum(0)
