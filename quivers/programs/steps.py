@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -210,10 +211,14 @@ class StepVisitor:
 
     def visit(self, step: Step, *args: Any, **kwargs: Any) -> Any:
         """Apply this pass's rule for the kind of ``step``."""
-        method = getattr(self, "visit_" + step.kind, None)
-        if method is None:
-            raise UnsupportedError(f"{type(self).__name__} has no rule for `{step.kind}` steps", span=step.span)
-        return method(step, *args, **kwargs)
+        key = (type(self), type(step))
+        rule = _RULES.get(key)
+        if rule is None:  # looked up once per pass and kind: the interpreter visits every step of every run
+            rule = getattr(type(self), "visit_" + step.kind, None)
+            if rule is None:
+                raise UnsupportedError(f"{type(self).__name__} has no rule for `{step.kind}` steps", span=step.span)
+            _RULES[key] = rule
+        return rule(self, step, *args, **kwargs)
 
     @classmethod
     def missing(cls, kinds: Sequence[str] | None = None) -> list[str]:
@@ -222,9 +227,12 @@ class StepVisitor:
         return [k for k in (step_kinds() if kinds is None else kinds) if not hasattr(cls, "visit_" + k)]
 
 
+_RULES: dict[tuple[type, type], Callable[..., Any]] = {}
+
+
 def step_kinds(package: str = "quivers") -> dict[str, type[Step]]:
     """The kinds of step declared in ``package``: each subclass of
-    :class:`Step` defined in its modules, by its keyword.
+    :class:`Step` its modules define, by its keyword.
 
     Examples
     --------
@@ -237,7 +245,9 @@ def step_kinds(package: str = "quivers") -> dict[str, type[Step]]:
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
-        if cls.__module__ == package or cls.__module__.startswith(package + "."):
+        module = sys.modules.get(cls.__module__)
+        inside = cls.__module__ == package or cls.__module__.startswith(package + ".")
+        if inside and getattr(module, cls.__name__, None) is cls:  # declared by the module, not by a doctest
             out[cls.__name__.removesuffix("Step").lower()] = cls
     return out
 
