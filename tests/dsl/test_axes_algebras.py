@@ -425,3 +425,63 @@ def test_the_module_kernel_is_taken_in_its_algebra(algebra, semiring, expected):
         assert torch.equal(k.tensor, want)
     else:
         torch.testing.assert_close(k.tensor.double(), want, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the peer's forms
+
+
+def test_the_peers_grouped_mixture_loads_as_written_and_is_exact():
+    """docs/examples/source/mixture_model.qvr of the peer (0.11 to 0.14):
+    ``composition log_prob as algebra``, one simplex ``[over=Component]``,
+    one latent class per Item through ``via=idx``."""
+    m = _module("""
+        composition log_prob as algebra
+
+        object Component : FinSet 3
+        object Item : FinSet 4
+        object Resp : FinSet 10
+
+        program gmm(alpha : Real) : Resp -> Resp
+            sample probs <- Dirichlet(alpha) [over=Component]
+            sample mu : Component <- Normal(0.0, 5.0)
+            sample sigma : Component <- HalfNormal(1.0)
+
+            marginalize cls : Component <- Categorical(probs) [over=Item, reduction=logsumexp]
+                observe r : Resp <- Normal(mu[cls], sigma[cls]) [via=idx]
+
+            return probs
+
+        export gmm
+    """)
+    assert m.data["gmm"]["idx"].kind == "index"
+    torch.manual_seed(2)
+    probs = Dirichlet(torch.ones(3, dtype=F64)).sample()
+    mu, sigma = torch.randn(3, dtype=F64), torch.rand(3, dtype=F64) + 0.5
+    idx, r = torch.arange(10) % 4, torch.randn(10, dtype=F64)
+    got = m.morphism.log_joint(None, {"r": r, "idx": idx, "alpha": f64(2.0)}, {"probs": probs, "mu": mu, "sigma": sigma})
+    brute = Dirichlet(torch.full((3,), 2.0, dtype=F64)).log_prob(probs)
+    brute = brute + Normal(f64(0.0), f64(5.0)).log_prob(mu).sum() + HalfNormal(f64(1.0)).log_prob(sigma).sum()
+    for item in range(4):
+        rows = [n for n in range(10) if idx[n] == item]
+        per = [probs[k].log() + sum(Normal(mu[k], sigma[k]).log_prob(r[n]) for n in rows) for k in range(3)]
+        brute = brute + torch.logsumexp(torch.stack(per), 0)
+    torch.testing.assert_close(got, brute, rtol=1e-12, atol=1e-12)
+
+
+def test_iid_over_alone_is_the_plate_and_over_on_an_observe_is_its_event_axis():
+    p = _module("""
+        object D : FinSet 2
+        object N : FinSet 5
+        program m : N -> N
+            data L : D * D
+            sample mu <- Normal(0.0, 1.0) [iid_over=D]
+            observe y : N <- MultivariateNormal(mu, scale_tril=L) [over=D]
+            return y
+        export m
+    """).morphism
+    assert p.sites["mu"].dims == ("D",) and p.sites["y"].dims == ("N", "D") and p.sites["y"].event_dims == ("D",)
+    L = torch.tensor([[1.0, 0.0], [0.3, 0.8]], dtype=F64)
+    mu, y = torch.tensor([0.2, -0.1], dtype=F64), torch.randn(5, 2, dtype=F64)
+    want = Normal(f64(0.0), f64(1.0)).log_prob(mu).sum()
+    want = want + torch.distributions.MultivariateNormal(mu, scale_tril=L).log_prob(y).sum()
+    torch.testing.assert_close(p.log_joint(None, {"y": y, "L": L}, {"mu": mu}), want, rtol=1e-12, atol=1e-12)
