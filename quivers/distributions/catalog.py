@@ -125,16 +125,16 @@ _spec(
     "Multinomial",
     (ParamSpec("total_count", _count),),
     _multinomial,
-    lambda p: constraints.independent(_count, 1),
+    lambda p: discrete.CountVector(p["total_count"]) if "total_count" in p else constraints.independent(_count, 1),
     alternatives=((ParamSpec("probs", _weights, event_rank=1), ParamSpec("logits", event_rank=1)),),
-    event_rank=1, discrete=True,
+    event_rank=1, discrete=True, dependent=True, support_params=("total_count",),
 )
 _spec(
     "DirichletMultinomial",
     (ParamSpec("total_count", _count), ParamSpec("concentration", constraints.independent(_positive, 1), event_rank=1)),
     lambda p: discrete.DirichletMultinomial(p["total_count"], p["concentration"]),
-    lambda p: constraints.independent(_count, 1),
-    event_rank=1, discrete=True,
+    lambda p: discrete.CountVector(p["total_count"]) if "total_count" in p else constraints.independent(_count, 1),
+    event_rank=1, discrete=True, dependent=True, support_params=("total_count",),
 )
 _spec(
     "OrderedLogistic",

@@ -38,7 +38,7 @@ from torch.distributions.utils import broadcast_all
 
 from quivers.distributions.densities import log_or_zero, xlogy
 
-__all__ = ["BetaBinomial", "Multinomial", "DirichletMultinomial", "OrderedLogistic", "ZeroInflated", "Hurdle"]
+__all__ = ["CountVector", "BetaBinomial", "Multinomial", "DirichletMultinomial", "OrderedLogistic", "ZeroInflated", "Hurdle"]
 
 
 def _lchoose(n: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -116,6 +116,31 @@ def _multinomial_sample(n: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, -1)
 
 
+class CountVector(constraints.Constraint):
+    """Vectors of non-negative integers along the last axis summing to
+    ``total_count``: the support of a Multinomial.
+
+    Examples
+    --------
+    >>> CountVector(torch.tensor(3.0)).check(torch.tensor([[1.0, 2.0], [2.0, 2.0]]))
+    tensor([ True, False])
+    """
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, total_count: torch.Tensor) -> None:
+        self.total_count = total_count
+        super().__init__()
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        whole = (value >= 0) & (value == value.floor())
+        return whole.all(-1) & (value.sum(-1) == self.total_count)
+
+    def __repr__(self) -> str:
+        return f"CountVector(total_count={self.total_count.tolist()})"
+
+
 class _Counts(Distribution):
     """Counts over the last axis of a parameter ``self._param``, summing to
     ``total_count`` (which may differ per row)."""
@@ -130,7 +155,7 @@ class _Counts(Distribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self) -> constraints.Constraint:
-        return constraints.independent(constraints.nonnegative_integer, 1)
+        return CountVector(self.total_count)
 
     def expand(self, batch_shape, _instance=None):
         s = torch.Size(batch_shape)

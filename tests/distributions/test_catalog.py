@@ -303,3 +303,60 @@ def test_a_mixture_with_the_wrong_number_of_weights_is_a_shape_error():
     fam = family("Mixture", [1.0, 1.0, 1.0], family("Normal", 0.0, 1.0), family("Normal", 1.0, 1.0))
     with pytest.raises(ShapeError, match=r"`Mixture` has 2 components but its weights have 3 entries"):
         dist(fam)
+
+
+# ---------------------------------------------------------------- laws, property-tested
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+positive = st.floats(0.05, 20.0)
+real = st.floats(-30.0, 30.0)
+
+
+@given(real, real, st.lists(st.floats(0.01, 10.0), max_size=4))
+def test_ordered_logistic_is_a_distribution_even_far_from_its_cutpoints(eta, first, gaps):
+    cuts = list(np.cumsum([first, *gaps]))
+    lp = dist(family("OrderedLogistic", eta, cuts)).log_prob(t(np.arange(len(cuts) + 1)))
+    assert not bool(torch.isnan(lp).any())
+    torch.testing.assert_close(torch.logsumexp(lp, 0), t(0.0), atol=1e-9, rtol=0)
+
+
+@given(st.floats(-5.0, 5.0), positive, st.floats(-6.0, 6.0), st.floats(0.05, 6.0))
+@settings(max_examples=40)
+def test_truncated_normal_is_scipys_wherever_its_bounds_lie(loc, scale, low, width):
+    """Bounds hundreds of scales into a tail included: the normalizer is
+    computed in the tail the bounds lie in."""
+    low, high = float(np.float32(low)), float(np.float32(low + width))  # as the family stores them
+    loc, scale = float(np.float32(loc)), float(np.float32(scale))
+    d = dist(family("TruncatedNormal", loc, scale, low, high))
+    x = np.linspace(low, high, 7)
+    ref = stats.truncnorm((low - loc) / scale, (high - loc) / scale, loc, scale).logpdf(x)
+    np.testing.assert_allclose(d.log_prob(t(x)).numpy(), ref, rtol=1e-6, atol=1e-6)
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.01, 30.0))
+def test_zero_inflation_and_hurdle_are_distributions_that_agree_with_their_base(gate, rate):
+    k = t(np.arange(0, 200))
+    base = torch.distributions.Poisson(t(rate)).log_prob(k)
+    zi = dist(family("ZeroInflatedPoisson", gate, rate)).log_prob(k)
+    hurdle = dist(family("HurdlePoisson", gate, rate)).log_prob(k)
+    for lp in (zi, hurdle):
+        torch.testing.assert_close(torch.logsumexp(lp, 0), t(0.0), atol=1e-8, rtol=0)
+    # above zero both are the base, scaled: by 1 - gate, and by (1 - gate) / P(k > 0)
+    if gate < 1.0:
+        torch.testing.assert_close(zi[1:] - base[1:], torch.full_like(base[1:], math.log1p(-gate)))
+        torch.testing.assert_close(hurdle[1:] - zi[1:], torch.full_like(base[1:], -math.log(-math.expm1(-rate))))
+
+
+@given(st.lists(st.tuples(real, positive, positive), min_size=1, max_size=4), st.randoms())
+def test_a_mixture_is_unchanged_by_the_order_of_its_components(parts, rnd):
+    comps = [(family("Normal", m, s), w) for m, s, w in parts]
+    order = list(range(len(comps)))
+    rnd.shuffle(order)
+    x = t(np.linspace(-40, 40, 9))
+    one = dist(family("Mixture", [w for _, w in comps], *(c for c, _ in comps))).log_prob(x)
+    two = dist(family("Mixture", [comps[i][1] for i in order], *(comps[i][0] for i in order))).log_prob(x)
+    torch.testing.assert_close(one, two)
+    if len(comps) == 1:
+        torch.testing.assert_close(one, dist(comps[0][0]).log_prob(x))

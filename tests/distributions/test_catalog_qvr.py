@@ -248,3 +248,19 @@ def test_the_peers_keywords_mean_the_same(written, same_as):
     lat = {"w": draw["w"], "a": draw["a"].clamp(0.1, 0.9)}
     y = two.sample(latents=lat)["y"]
     torch.testing.assert_close(one.log_joint(None, {"y": y}, lat), two.log_joint(None, {"y": y}, lat))
+
+
+@pytest.mark.parametrize("name", ["Multinomial", "DirichletMultinomial", "BetaBinomial", "OrderedLogistic"])
+def test_counts_no_parameter_can_explain_are_data_errors_naming_the_observation(name):
+    from quivers.errors import DataError
+
+    p = loads(program(name)).p
+    torch.manual_seed(0)
+    draw = p.sample()
+    y = draw["y"].clone()
+    if name in ("Multinomial", "DirichletMultinomial"):
+        y[2, 0] += 1  # row 2 now counts 6 draws of 5
+    else:
+        y[2] = 11 if name == "BetaBinomial" else 4
+    with pytest.raises(DataError, match=r"observation `y` has a value outside the support .* at index \(2,\)"):
+        p.log_joint(None, {"y": y}, {"w": draw["w"], "a": draw["a"]})
