@@ -293,9 +293,8 @@ class _Emitter:
     def _constants(self) -> None:
         constants = self.p.constants
         for s, _ in self.walk(self.p.steps):
-            if isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
-                fam = s.prior if isinstance(s, MarginalizeStep) else s.family
-                exprs = {f"{s.name}_{k}": v for k, v in fam.args.items()}
+            if s.law is not None:  # a chain never gets here: _Admit refuses it
+                exprs = {f"{s.name}_{k}": v for k, v in s.law.args.items()}
             elif isinstance(s, (LetStep, FactorStep)):
                 exprs = {f"{getattr(s, 'name', 'factor')}_const": s.expr}
             else:

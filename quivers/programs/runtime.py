@@ -524,9 +524,9 @@ class Run(StepVisitor):
         caller (MCMC treats them as divergences)."""
         for key in self.compiled.order:
             for s in self.compiled.order[key]:
-                if not isinstance(s, (SampleStep, ObserveStep, MarginalizeStep)):
+                fam = s.law
+                if fam is None or isinstance(s, MarkovStep):  # a chain checks its weights as it normalizes them
                     continue
-                fam = s.prior if isinstance(s, MarginalizeStep) else s.family
                 try:
                     params = self.params(s)
                 except QuiversError:

@@ -70,6 +70,8 @@ class Step:
     (['w'], ['y'])
     >>> sorted(m.rename({"w": "v", "y": "x", "mu": "m"}).walk_reads())
     ['m', 'v', 'z']
+    >>> m.law.name, let("a", 1.0).law is None
+    ('Categorical', True)
     """
 
     @property
@@ -88,6 +90,13 @@ class Step:
             if f.metadata.get("ref") and v is not None:
                 out.update(v) if isinstance(v, tuple) else out.add(v)
         return frozenset(out)
+
+    @property
+    def law(self) -> Family | None:
+        """The family this step draws, scores or sums out with: its first
+        family field (a sample's or an observe's family, a block's prior, a
+        chain's transition), or None for a step without one."""
+        return next((getattr(self, f.name) for f in _fields(self) if isinstance(getattr(self, f.name), Family)), None)
 
     @property
     def effect(self) -> Effect:
