@@ -29,7 +29,7 @@ import torch
 
 from quivers.categories import LOG, FinFunction, Semiring
 from quivers.planning.plan import Carry, Eliminate, Finish, Plan
-from quivers.programs.named import Value, align, scatter_sum
+from quivers.programs.named import Value, align, logsumexp, scatter_sum
 
 __all__ = ["run_plan"]
 
@@ -49,8 +49,11 @@ def run_plan(
     for op in plan.steps:
         if isinstance(op, Eliminate):
             v = _product([live.pop(i) for i in op.inputs], semiring)
-            axis = v.batch_ndim + v.dims.index(op.var)
-            live[op.output] = Value(semiring.sum(v.tensor, axis), tuple(d for d in v.dims if d != op.var))
+            if semiring is LOG:  # the sum a marginalize block takes, with its zero-safe gradient
+                live[op.output] = logsumexp(v, op.var)
+            else:
+                axis = v.batch_ndim + v.dims.index(op.var)
+                live[op.output] = Value(semiring.sum(v.tensor, axis), tuple(d for d in v.dims if d != op.var))
         elif isinstance(op, Carry):
             v = _out(live.pop(op.input), op.plates, semiring, scales)
             for name, dom, _ in op.along:

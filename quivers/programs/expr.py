@@ -606,6 +606,9 @@ def _compile_index(e: sympy.Basic, tables: Tables) -> Evaluator:
     def index(env: Env) -> Value:
         x = base(env)
         ivals = [i(env) for i in indices]
+        if x.enumerates and not any(iv.values_in in x.dims for iv in ivals):
+            # a latent summed by a plan is its one axis at every element of its plate (`z[group]`)
+            return x
         free = [d for d in x.dims]
         axes = []
         for k, iv in enumerate(ivals):

@@ -700,15 +700,29 @@ def _enumeration(z: str, support: FinSet, device: torch.device) -> Value:
 
 
 def _enumerate_site(site: Site, params: Mapping[str, Value], values: FinSet, device) -> tuple[Value, Value]:
-    """A sample site summed out by a plan: its value, every element of
-    ``values`` on a trailing axis named after the site (on the site's plate,
-    so that ``z[group]`` reads it), and its log prior there, scored by
-    :func:`site_log_prob` as any value of the site is."""
-    k = values.size
-    if not site.dims:
-        return _enumeration(site.name, values, device), _scored(site, params, k, device)
-    grid = torch.arange(k, device=device).expand(*site.shape, k)
-    return Value(grid, site.dims + (site.name,), values_in=values.name), _scored(site, params, k, device)
+    """A sample site summed out by a plan: its value, the enumeration of
+    ``values`` on an axis named after the site (the binding a
+    ``marginalize`` block gives its latent; it stands for the site at every
+    element of its plate, so ``z[group]`` reads it unchanged), and its log
+    prior on the site's plate and that axis. A Categorical's prior is its
+    weights normalized as a block's are; another family's is scored by
+    :func:`site_log_prob` at each value."""
+    value = _enumeration(site.name, values, device)
+    if site.family.name == "Categorical" and site.values_in is not None:
+        ((key, v),) = params.items()
+        prior = rename(v, site.values_in, site.name)
+        prior = Value(densities.log_normalized(prior.tensor, key, prior.batch_ndim + prior.dims.index(site.name)),
+                      prior.dims)
+    else:
+        prior = _scored(site, params, values.size, device)
+    missing = tuple(d for d in site.dims if d not in prior.dims)
+    if missing:  # the same prior at every element of the plate: a view, not a copy
+        b = prior.batch_ndim
+        t = prior.tensor.reshape(prior.batch_shape + (1,) * len(missing) + prior.tensor.shape[b:])
+        sizes = dict(zip(site.dims, site.shape))
+        t = t.expand(*prior.batch_shape, *(sizes[d] for d in missing), *prior.tensor.shape[b:])
+        prior = Value(t, missing + prior.dims)
+    return value, prior
 
 
 def _scored(site: Site, params: Mapping[str, Value], k: int, device) -> Value:
