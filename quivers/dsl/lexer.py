@@ -86,6 +86,7 @@ class QVRLexer(RegexLexer):
             (rf"(object)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
             (rf"(program|export|deduction|morphism|define)(\s+)({_NAME})",
              bygroups(Keyword.Declaration, Whitespace, Name.Function)),
+            (rf"^(composition|algebra)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Constant)),
             (rf"({'|'.join(_BINDS)})(\s+)({_NAME})", bygroups(Keyword, Whitespace, Name.Variable)),
             (r"FinSet\b", Keyword.Type),
             (words(_keywords(), suffix=r"\b"), Keyword),

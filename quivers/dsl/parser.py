@@ -55,7 +55,7 @@ from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span,
 __all__ = ["parse", "grammar_text"]
 
 _STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "return", "index", "data")
-_DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export", "composition")
+_DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export", "composition", "algebra")
 _OPERATORS = frozenset({"+", "-", "*", "/", "^", "["})
 _NAMED = {
     "NAME": "a name",

@@ -39,9 +39,10 @@ KEYWORDS = frozenset(
 )
 """Reserved words: none of them can name an object, program or value."""
 
-CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon", "composition", "as"})
+CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon", "composition", "as", "algebra"})
 """Words that start a line of a ``deduction`` body, or the module's
-``composition`` declaration (``composition log_prob as algebra``), and are
+``composition`` declaration (``composition log_prob as algebra``, or
+``algebra log_prob``), and are
 names anywhere else (the parser's lexer only expects them there)."""
 
 ANNOTATIONS = frozenset({"learnable"})
@@ -136,6 +137,11 @@ class QVRTransformer(Transformer):
             options = (ast.Option("level", ast.OptionName(str(level), span=_token_span(level)),
                                   span=_token_span(level)),) + tuple(options)
         return ast.CompositionDecl(str(name), tuple(options), span=self._line_span(meta))
+
+    def algebra_decl(self, meta: Any, children: list) -> ast.CompositionDecl:
+        (name,) = children
+        level = ast.Option("level", ast.OptionName("algebra", span=_token_span(name)), span=_token_span(name))
+        return ast.CompositionDecl(str(name), (level,), span=self._line_span(meta))
 
     def object_decl(self, meta: Any, children: list) -> tuple[ast.ObjectDecl, ...]:
         *names, size = children

@@ -173,6 +173,7 @@ def best(t):
     ("composition probability as algebra", " [reduction=sum]", lse, PROB),
     ("composition max_plus [level=algebra]", "", best, MAX_PLUS),
     ("composition max_plus", " [reduction=max]", best, MAX_PLUS),
+    ("algebra max_plus", "", best, MAX_PLUS),
     ("composition tropical [level=algebra]", " [reduction=min]", best, MIN_PLUS),
     ("composition boolean [level=algebra]", " [reduction=or]", best, BOOL),
 ])
@@ -298,10 +299,13 @@ def test_the_new_forms_round_trip(text):
     assert format_source(format_source(text)) == format_source(text)
 
 
-def test_as_algebra_is_printed_in_the_canonical_form():
-    tree = parse("composition log_prob as algebra\nobject K : FinSet 2\n")
-    assert dumps(tree) == "composition log_prob [level=algebra]\n\nobject K : FinSet 2\n"
-    assert tree == parse(dumps(tree))
+@pytest.mark.parametrize("spelling", ["composition log_prob as algebra", "algebra log_prob", "composition log_prob"])
+def test_every_spelling_is_printed_in_the_canonical_form(spelling):
+    tree = parse(spelling + "\nobject K : FinSet 2\n")
+    canonical = "composition log_prob [level=algebra]\n\nobject K : FinSet 2\n"
+    assert dumps(tree) == (canonical if "as" in spelling or "algebra " in spelling
+                           else "composition log_prob\n\nobject K : FinSet 2\n")
+    assert tree == parse(dumps(tree)) and loads(dumps(tree)).semiring is LOG
 
 
 def test_stan_writes_the_blocks_reduction():
