@@ -18,9 +18,11 @@ Commands
     with plates and marginalize blocks marked to ``OUT.png``/``.svg``/``.pdf``.
     With ``--plan``, the sum-product plan of a ``[marginalize=auto]``
     program instead: its summary, then its factor graph as DOT.
-``qvr fit FILE --data DATA [--method svi|nuts] ...``
-    Fit to data (JSON or CSV), print ArviZ's summary table and the
-    convergence warnings, optionally write the fit (``--out results.nc``,
+``qvr fit FILE --data DATA [--method auto|nuts|svi] [--device DEVICE] ...``
+    Fit to data (JSON or CSV) by NUTS where the model is small enough to
+    sample (SVI otherwise, or with an SVI option), say which method ran and
+    why, print ArviZ's summary table and the convergence warnings,
+    optionally write the fit (``--out results.nc``,
     ArviZ's NetCDF) and plots (``--plots DIR``).
 ``qvr predict RESULTS.nc [--data DATA] [--num N] [--out draws.nc]``
     Posterior predictive draws from a saved fit, summarized.
@@ -348,26 +350,33 @@ def _plan(program, args: argparse.Namespace, out: TextIO) -> int:
 def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import warnings
 
-    from quivers.errors import ConvergenceWarning
+    from quivers.errors import ConvergenceWarning, QuiversError
     from quivers.inference import fit
+    from quivers.inference.method import NUTS_OPTIONS, SVI_OPTIONS, check_options
 
     program = _program(_load(args.file), args.program)
     observations = _observations(program, read_data(args.data), args.data)
+    device = _device(args.device)
     kwargs: dict[str, Any] = dict(method=args.method, seed=args.seed, progress_bar=not args.no_progress,
-                                  num_samples=args.samples, num_chains=args.chains)
-    if args.method == "svi":
-        kwargs.update(steps=args.steps, lr=args.lr, guide=args.guide)
-    else:
-        kwargs.update(num_warmup=args.warmup)
+                                  num_samples=args.samples, num_chains=args.chains, device=device)
+    options = dict(steps=args.steps, lr=args.lr, guide=args.guide, num_warmup=args.warmup)
+    given = [k for k, v in options.items() if v is not None]
+    try:
+        check_options(args.method, set(given) & set(SVI_OPTIONS), set(given) & set(NUTS_OPTIONS), cli=True)
+    except QuiversError as e:
+        raise CLIError(str(e)) from None
+    kwargs.update({k: options[k] for k in given})
     with warnings.catch_warnings():  # printed below, after the table they speak of
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = _with_data(args.data, lambda: fit(program, observations, **kwargs))
     draws = f"{result.num_chains} chains x {result.num_draws} draws"
-    if args.method == "svi":
-        print(f"{program.name}: SVI, {args.steps} steps, final loss (-ELBO) {result.losses[-1]:.4g}; "
-              f"{draws} from the guide", file=out)
+    why = result.choice.note(cli=True)
+    if result.method == "svi":
+        print(f"{program.name}: SVI, {len(result.losses)} steps, final loss (-ELBO) {result.losses[-1]:.4g}; "
+              f"{draws} from the guide ({why})", file=out)
     else:
-        print(f"{program.name}: NUTS, {draws} after {args.warmup} warmup", file=out)
+        warmup = 1000 if args.warmup is None else args.warmup
+        print(f"{program.name}: NUTS, {draws} after {warmup} warmup ({why})", file=out)
     _print_table(result.summary(), out)
     for name, post in _with_data(args.data, lambda: result.discrete_posterior(seed=args.seed)).items():
         counts = post.map.reshape(-1).bincount(minlength=post.probs.shape[-1]).tolist()
@@ -390,6 +399,17 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for path in save_plots(result, args.plots):
             print(f"wrote {path}", file=out)
     return 0
+
+
+def _device(name: str | None) -> Any:
+    """``--device`` as a torch device, refused by name where torch cannot use it."""
+    from quivers.errors import DeviceError
+    from quivers.inference.devices import as_device
+
+    try:
+        return as_device(name, where="--device")
+    except DeviceError as e:
+        raise CLIError(str(e)) from None
 
 
 def _print_table(table: Any, out: TextIO) -> None:
@@ -567,20 +587,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="a QVR file")
     program_arg(p)
     p.add_argument("--data", required=True, metavar="DATA", help="observations: data.json or data.csv")
-    p.add_argument("--method", choices=("svi", "nuts"), default="svi", help="inference method (default svi)")
-    p.add_argument("--steps", type=_positive, default=3000, metavar="N", help="SVI steps (default 3000)")
-    p.add_argument("--lr", type=float, default=1e-2, help="SVI learning rate (default 0.01)")
-    p.add_argument("--guide", choices=("normal", "delta", "mvn", "lowrank"), default="normal",
+    p.add_argument("--method", choices=("auto", "nuts", "svi"), default="auto",
+                   help="inference method (default auto: NUTS where the model is small enough to sample and no "
+                        "SVI option is given, SVI otherwise)")
+    p.add_argument("--steps", type=_positive, default=None, metavar="N", help="SVI steps (default 3000)")
+    p.add_argument("--lr", type=float, default=None, help="SVI learning rate (default 0.01)")
+    p.add_argument("--guide", choices=("normal", "delta", "mvn", "lowrank"), default=None,
                    help="SVI guide (default normal)")
     p.add_argument("--samples", type=_positive, default=1000, metavar="S",
                    help="posterior draws (per chain for NUTS; default 1000)")
-    p.add_argument("--warmup", type=_positive, default=1000, metavar="W", help="NUTS warmup (default 1000)")
+    p.add_argument("--warmup", type=_positive, default=None, metavar="W", help="NUTS warmup (default 1000)")
     p.add_argument("--chains", type=_positive, default=4, metavar="C",
                    help="NUTS chains; for SVI, the chains the guide's draws are laid out in (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="RESULTS.nc",
                    help="write the fit: ArviZ InferenceData (NetCDF) that `qvr predict` and load_fit read")
     p.add_argument("--plots", metavar="DIR", help="write trace, posterior, pair and ppc PNGs to DIR")
+    p.add_argument("--device", metavar="DEVICE", default=None,
+                   help="where to run: cpu, cuda, cuda:1, ... (default: the CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_fit)
 

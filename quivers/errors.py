@@ -33,6 +33,7 @@ __all__ = [
     "InvalidValueError",
     "GradientError",
     "UnsupportedError",
+    "DeviceError",
     "QuiversWarning",
     "ConvergenceWarning",
     "did_you_mean",
@@ -259,6 +260,11 @@ class UnsupportedError(QuiversError):
     """A valid program that a backend or an operation cannot carry out: a
     construct that Stan emission (:mod:`quivers.emit`) has no faithful
     translation for, or a draw from an improper prior (``Flat()``)."""
+
+
+class DeviceError(QuiversError):
+    """A device torch cannot use here (``"cuda"`` on a machine without a
+    GPU, a misspelled device), named where it was asked for."""
 
 
 class QuiversWarning(UserWarning):

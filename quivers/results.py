@@ -39,10 +39,13 @@ Examples
 >>> again = load_fit(path)
 >>> again.method, torch.equal(again.samples["mu"], result.samples["mu"])
 ('svi', True)
+>>> again.choice == result.choice
+True
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from os import PathLike
 from typing import Any
@@ -55,6 +58,7 @@ from quivers.checkpoint import _model, signature, source_hash
 from quivers.errors import CheckpointError, QuiversError, QuiversTypeError
 from quivers.inference import guides as G
 from quivers.inference.fit import FitResult
+from quivers.inference.method import Choice
 from quivers.programs import Program
 
 __all__ = ["save_fit", "load_fit"]
@@ -91,6 +95,7 @@ def save_fit(result: FitResult, path: str | PathLike[str]) -> None:
         "version": VERSION,
         "quivers": quivers.__version__,
         "method": result.method,
+        "choice": json.dumps(None if result.choice is None else dataclasses.asdict(result.choice)),
         "source": model.source if model.source is not None else "",
         "source_sha256": source_hash(model.source) if model.source is not None else "",
         "signature": json.dumps(signature(model)),
@@ -190,6 +195,8 @@ def load_fit(path: str | PathLike[str], model: Program | str | None = None) -> F
         losses=json.loads(attrs["losses"]), diagnostics=json.loads(attrs["diagnostics"]),
         sample_stats=stats, adaptation=adaptation, seed=None if int(attrs["seed"]) < 0 else int(attrs["seed"]),
     )
+    choice = json.loads(attrs.get("choice", "null"))
+    result.choice = None if choice is None else Choice(**choice)
     result._latents = latents if latents else None
     return result
 

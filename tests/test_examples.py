@@ -1,10 +1,13 @@
 """Every script in examples/ runs as a user would run it, and says what it
 claims to: the README's main job recovers the seed's mixture, the algebra
-tour prints its exact numbers. (QVR files in examples/ are loaded by
-tests/dsl; code blocks of docs/ by tests/docs.)"""
+tour prints its exact numbers. Each runs under ``python -W error``: a
+warning (a library's, or a ConvergenceWarning of a fit that has not
+converged) fails it. (QVR files in examples/ are loaded by tests/dsl; code
+blocks of docs/ by tests/docs.)"""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +21,8 @@ SCRIPTS = sorted((ROOT / "examples").glob("*.py"))
 
 def run(script: Path) -> str:
     proc = subprocess.run(
-        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-W", "error", str(script)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "QUIVERS_QUICK"},
     )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stderr[-3000:]}"
     return proc.stdout
@@ -39,6 +43,7 @@ def test_main_job_recovers_the_seed_mixture():
         assert abs(float(sd) - float(sd_true)) < 0.15
     agree = float(re.search(r"agree with the simulated ones for ([\d.]+)%", out).group(1))
     assert agree > 95
+    assert "SVI, 1000 steps of AutoMultivariateNormal" in out and '(method="svi" given)' in out
 
 
 def test_algebra_tour_prints_the_exact_grouped_likelihood():

@@ -1,9 +1,13 @@
 """``fit``: the common path from a program and data to a posterior.
 
-One call runs SVI (with an automatic guide) or NUTS, shows a tqdm progress
-bar with the loss or the acceptance rate, and returns a :class:`FitResult`
-whose :meth:`FitResult.summary` is ArviZ's table (mean, sd, quantiles,
-R-hat, ESS) and whose :meth:`FitResult.discrete_posterior` recovers the
+One call runs NUTS or SVI (with an automatic guide): NUTS by default where
+the model is small enough to sample, SVI otherwise or when asked
+(:mod:`quivers.inference.method` gives the rule). It shows a tqdm progress
+bar with the acceptance rate or the loss, runs on the device asked for
+(``device="cuda"``: the model and the data move there), and returns a
+:class:`FitResult` that says which method ran and why, whose
+:meth:`FitResult.summary` is ArviZ's table (mean, sd, HDI, MCSE, ESS,
+R-hat) and whose :meth:`FitResult.discrete_posterior` recovers the
 marginalized latents.
 
 Examples
@@ -15,9 +19,14 @@ Examples
 >>> I = FinSet("I", 5)
 >>> prog = Program("p", I, I, [sample("mu", None, Normal(0.0, 1.0)),
 ...                            observe("y", I, Normal(var("mu"), 1.0))])
->>> result = fit(prog, {"y": torch.ones(5)}, steps=600, lr=0.05, seed=0, progress_bar=False)
->>> abs(float(result.samples["mu"].mean()) - 5 / 6) < 0.05  # the conjugate posterior mean
+>>> result = fit(prog, {"y": torch.ones(5)}, num_warmup=200, num_samples=250, seed=0, progress_bar=False)
+>>> result
+<FitResult of `p`: NUTS, 4 chains x 250 draws (chosen by fit: NUTS options given (num_warmup); method="svi" runs SVI)>
+>>> abs(float(result.samples["mu"].mean()) - 5 / 6) < 0.1  # the conjugate posterior mean, sd 0.41
 True
+>>> svi = fit(prog, {"y": torch.ones(5)}, method="svi", steps=600, lr=0.05, seed=0, progress_bar=False)
+>>> svi.method, svi.choice.reason
+('svi', 'method="svi" given')
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import torch
 
 from quivers.errors import ConvergenceWarning, QuiversTypeError, UnknownNameError
 from quivers.inference.convergence import mcmc_warnings, svi_warnings, warn_all
+from quivers.inference.devices import as_device, device_of, to_device
 from quivers.inference.elbo import ELBO
 from quivers.inference.guides import (
     AutoDelta,
@@ -40,6 +50,7 @@ from quivers.inference.guides import (
     AutoNormalGuide,
 )
 from quivers.inference.mcmc import MCMC, NUTS
+from quivers.inference.method import NUTS_OPTIONS, SVI_OPTIONS, Choice, choose_method, titled
 from quivers.inference.predictive import DiscretePosterior, infer_discrete
 from quivers.inference.program_adaptor import ProgramAdaptor, component_dims
 from quivers.inference.svi import SVI
@@ -56,7 +67,7 @@ GUIDES: dict[str, type[AutoGuide]] = {
 }
 
 
-@dataclass
+@dataclass(repr=False)
 class FitResult:
     """What :func:`fit` found.
 
@@ -67,7 +78,10 @@ class FitResult:
     problems that were issued as warnings. ``sample_stats`` are NUTS's
     per-draw statistics and ``adaptation`` where its chains ended (step
     sizes, inverse mass matrices, last unconstrained points), which
-    :meth:`resume` continues from.
+    :meth:`resume` continues from. ``method`` is the method that ran
+    (``"nuts"`` or ``"svi"``) and ``choice`` why: named by the caller, or
+    chosen by :func:`fit` (see :mod:`quivers.inference.method`); the
+    ``repr`` and the printed :meth:`summary` say both.
     """
 
     model: Program
@@ -82,7 +96,21 @@ class FitResult:
     sample_stats: dict[str, torch.Tensor] | None = None
     adaptation: dict[str, Any] | None = None
     seed: int | None = None
+    choice: Choice | None = None
     _latents: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """One line: what ran and why, the title of the printed summary."""
+        draws = f"{self.num_chains} chains x {self.num_draws} draws"
+        if self.method == "nuts":
+            what = f"NUTS, {draws}"
+        else:
+            guide = type(self.guide).__name__ if self.guide is not None else "a guide"
+            what = f"SVI, {len(self.losses)} steps of {guide}, {draws} from the guide"
+        return f"{what} ({self.choice.note()})" if self.choice is not None else what
+
+    def __repr__(self) -> str:
+        return f"<FitResult of `{self.model.name}`: {self.describe()}>"
 
     @property
     def num_chains(self) -> int:
@@ -199,7 +227,8 @@ class FitResult:
         so). For SVI the draws are independent draws from the guide: their
         R-hat is about 1 and their ESS about their number, so the columns
         measure the Monte Carlo error of the summary, not the guide's fit
-        (see :attr:`diagnostics` for that)."""
+        (see :attr:`diagnostics` for that). Printed, the table is titled
+        with what ran and why (:meth:`describe`)."""
         from quivers.inference.diagnostics import summary, to_inference_data
 
         weights = _categorical_weights(self.model)
@@ -208,7 +237,7 @@ class FitResult:
         }
         dims = {n: s.dims for n, s in self.model.sites.items()}
         idata = to_inference_data(samples, dims=dims)
-        return summary(idata, hdi_prob=hdi_prob, var_names=var_names)
+        return titled(summary(idata, hdi_prob=hdi_prob, var_names=var_names), self.describe())
 
     def discrete_posterior(self, seed: int | None = None) -> dict[str, DiscretePosterior]:
         """The posterior of each marginalized latent, averaged over draws."""
@@ -232,7 +261,7 @@ class FitResult:
             raise QuiversTypeError("this SVI fit holds no guide to continue from")
         return _fit_svi(
             self.model, self.observations, self.x, self.guide, steps or max(len(self.losses), 1), self._lr(),
-            ELBO(), self.num_draws, self.num_chains, seed, progress_bar, losses=list(self.losses),
+            ELBO(), self.num_draws, self.num_chains, seed, progress_bar, losses=list(self.losses), choice=self.choice,
         )
 
     def _lr(self) -> float:
@@ -279,23 +308,24 @@ def fit(
     observations: Mapping[str, Any],
     x: Any = None,
     *,
-    method: str = "svi",
-    guide: str | AutoGuide = "normal",
-    steps: int = 3000,
-    lr: float = 1e-2,
-    num_particles: int = 1,
-    discrete: str = "score",
+    method: str = "auto",
+    guide: str | AutoGuide | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    num_particles: int | None = None,
+    discrete: str | None = None,
     temperature: float | None = None,
     num_samples: int = 1000,
-    num_warmup: int = 1000,
+    num_warmup: int | None = None,
     num_chains: int = 4,
-    target_accept: float = 0.8,
-    max_tree_depth: int = 10,
+    target_accept: float | None = None,
+    max_tree_depth: int | None = None,
     init: Mapping[str, Any] | None = None,
     seed: int | None = None,
     progress_bar: bool = True,
+    device: torch.device | str | None = None,
 ) -> FitResult:
-    """Fit ``model`` to ``observations`` by SVI or NUTS.
+    """Fit ``model`` to ``observations`` by NUTS or SVI.
 
     After the run its convergence is checked (for NUTS as Stan checks it:
     R-hat, ESS, divergences, tree depth, E-BFMI, label switching; for SVI
@@ -306,54 +336,85 @@ def fit(
     Parameters
     ----------
     method
-        ``"svi"`` or ``"nuts"``.
+        ``"auto"`` (the default: NUTS where the model is small enough to
+        sample, SVI where it is not or an SVI option is given; see
+        :mod:`quivers.inference.method`), ``"nuts"`` or ``"svi"``. The
+        result's ``method`` and ``choice`` say which ran and why.
     guide
-        For SVI: ``"normal"``, ``"delta"``, ``"mvn"``, ``"lowrank"`` or a guide.
+        For SVI: ``"normal"`` (the default), ``"delta"``, ``"mvn"``,
+        ``"lowrank"`` or a guide.
     steps, lr, num_particles
-        SVI's number of Adam steps, learning rate and particles per step.
+        SVI's number of Adam steps (default 3000), learning rate (0.01) and
+        particles per step (1).
     discrete, temperature
-        SVI's estimator for sampled discrete latents: ``"score"`` or
-        ``"relaxed"`` with its temperature (see :class:`ELBO`).
+        SVI's estimator for sampled discrete latents: ``"score"`` (the
+        default) or ``"relaxed"`` with its temperature (see :class:`ELBO`).
     num_samples, num_chains
         Posterior draws to keep per chain, and chains (for SVI, independent
         guide draws laid out as chains).
     num_warmup, target_accept, max_tree_depth
-        NUTS's warmup iterations, the acceptance rate its step size adapts
-        to, and the largest tree depth.
+        NUTS's warmup iterations (default 1000), the acceptance rate its
+        step size adapts to (0.8), and the largest tree depth (10).
     init
         NUTS's starting points: constrained values of every sampled latent
         with a leading chain axis.
     seed
         Makes the run reproducible.
+    device
+        Where to run: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a
+        ``torch.device``. The model (its parameters and buffers) and the
+        data are moved there and the guide is made there; the draws come
+        back there. By default, where the model's parameters or buffers
+        are, or for a model that holds none where the data is.
+
+    Raises
+    ------
+    DeviceError
+        A device torch cannot use here (``"cuda"`` without a GPU).
+    QuiversTypeError
+        An unknown method, or options of one method given with the other.
     """
     if not isinstance(model, Program):
         raise QuiversTypeError(f"fit needs a quivers Program, got {type(model).__name__}")
     if not isinstance(observations, Mapping):
         raise QuiversTypeError(f"observations must be a dict of site names to data, got {type(observations).__name__}")
+    given = dict(guide=guide, steps=steps, lr=lr, num_particles=num_particles, discrete=discrete,
+                 temperature=temperature, num_warmup=num_warmup, init=init, target_accept=target_accept,
+                 max_tree_depth=max_tree_depth)
+    given = {k for k, v in given.items() if v is not None}
+    device = as_device(device)
+    if device is not None:
+        model.to(device)
+    else:
+        device = device_of(model)
+    observations = to_device(observations, device)
+    if isinstance(x, torch.Tensor) and device is not None:
+        x = x.to(device)
     observed = {k for k in observations if k in model.sites and model.sites[k].kind in ("observed", "latent")}
-    if method == "svi":
-        elbo = ELBO(num_particles=num_particles, discrete=discrete, temperature=temperature)
+    choice = choose_method(model, observations, observed, given & set(SVI_OPTIONS), given & set(NUTS_OPTIONS),
+                           method=method)
+    if choice.method == "svi":
+        elbo = ELBO(num_particles=num_particles or 1, discrete=discrete or "score", temperature=temperature)
         if seed is not None:
             torch.manual_seed(seed)
+        guide = "normal" if guide is None else guide
         if isinstance(guide, str):
             if guide not in GUIDES:
                 raise UnknownNameError(f"unknown guide `{guide}`", name=guide, candidates=GUIDES)
             guide = GUIDES[guide](model, observed_names=observed)
-        return _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_chains, seed, progress_bar)
-    if discrete != "score" or temperature is not None:
-        raise QuiversTypeError(
-            f"`discrete` and `temperature` are options of SVI, not of `{method}`",
-            hint="NUTS marginalizes discrete latents; sampled ones need SVI",
-        )
-    if method == "nuts":
-        kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init),
-                      target_accept=target_accept, max_tree_depth=max_tree_depth)
-        return _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chains, seed, progress_bar)
-    raise QuiversTypeError(f"unknown method `{method}`; methods are `svi` and `nuts`")
+        if device is not None:
+            guide.to(device)
+        return _fit_svi(model, observations, x, guide, 3000 if steps is None else steps, 1e-2 if lr is None else lr,
+                        elbo, num_samples, num_chains, seed, progress_bar, choice=choice)
+    kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init, device=device),
+                  target_accept=0.8 if target_accept is None else target_accept,
+                  max_tree_depth=10 if max_tree_depth is None else max_tree_depth)
+    return _run_nuts(model, observations, x, kernel, 1000 if num_warmup is None else num_warmup, num_samples,
+                     num_chains, seed, progress_bar, choice=choice)
 
 
 def _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chains, seed, progress_bar,
-              before: FitResult | None = None) -> FitResult:
+              before: FitResult | None = None, choice: Choice | None = None) -> FitResult:
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 seed=seed, progress_bar=progress_bar)
     if before is None:
@@ -375,7 +436,7 @@ def _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chain
         "target_accept": kernel.target_accept,
     }
     result = FitResult(model, "nuts", samples, observations, x, mcmc=mcmc, sample_stats=stats,
-                       adaptation=adaptation, seed=seed)
+                       adaptation=adaptation, seed=seed, choice=before.choice if before is not None else choice)
     if before is None:
         result.diagnostics = mcmc.diagnostics
     else:
@@ -393,7 +454,7 @@ def _resume_nuts(before: FitResult, num_samples: int, seed: int | None, progress
         raise QuiversTypeError("this NUTS fit holds no adapted state to continue from")
     observed = {k for k in before.observations if k in before.model.sites
                 and before.model.sites[k].kind in ("observed", "latent")}
-    adaptor = ProgramAdaptor(before.model, observed_names=observed, init=a["z"])
+    adaptor = ProgramAdaptor(before.model, observed_names=observed, init=a["z"], device=a["z"].device)
     kernel = NUTS(adaptor, step_size=a["step_size"], inverse_mass_matrix=a["inverse_mass_matrix"],
                   adapt_step_size=False, adapt_mass_matrix=False, max_tree_depth=int(a["max_tree_depth"]),
                   target_accept=float(a["target_accept"]))
@@ -402,7 +463,7 @@ def _resume_nuts(before: FitResult, num_samples: int, seed: int | None, progress
 
 
 def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_chains, seed, progress_bar,
-             losses: list[float] | None = None) -> FitResult:
+             losses: list[float] | None = None, choice: Choice | None = None) -> FitResult:
     from tqdm.auto import tqdm
 
     if int(steps) <= 0:
@@ -423,7 +484,7 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
         log_weights = model.log_joint(x, observations, draw.latents) - draw.log_q
     samples = {k: v.reshape((int(num_chains), int(num_samples)) + tuple(v.shape[1:])) for k, v in draw.latents.items()}
     result = FitResult(model, "svi", samples, observations, x, guide=guide, losses=losses,
-                       adaptation={"lr": float(lr)}, seed=seed)
+                       adaptation={"lr": float(lr)}, seed=seed, choice=choice)
     result.diagnostics = svi_warnings(losses, log_weights)
     warn_all(result.diagnostics)
     return result

@@ -30,7 +30,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,24 @@ import torch
 from quivers.errors import QuiversTypeError, UnknownNameError
 
 __all__ = ["plot_trace", "plot_posterior", "plot_pair", "plot_ppc", "save_plots", "PLOTS", "predictive_data"]
+
+
+@contextmanager
+def _arviz(panels: int = 0) -> Iterator[Any]:
+    """ArviZ, allowed to draw ``panels`` subplots (it stops at 40 and warns
+    past them: the plots here ask for what they draw), without the
+    deprecation warning its matplotlib backend raises on matplotlib 3.11
+    (a call inside ArviZ that nothing here can change)."""
+    import arviz as az
+
+    with warnings.catch_warnings(), az.rc_context(rc={"plot.max_subplots": max(40, int(panels))}):
+        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping")
+        yield az
+
+
+def _scalars(idata: Any, names: Sequence[str] | None, coords: dict | None = None) -> int:
+    names = list(idata.posterior.data_vars) if names is None else names
+    return sum(int(idata.posterior[n].sel(coords or {})[0, 0].size) for n in names)
 
 
 def _idata(data: Any) -> Any:
@@ -75,28 +95,28 @@ def _var_names(idata: Any, var_names: Sequence[str] | None) -> list[str] | None:
 
 def plot_trace(data: Any, var_names: Sequence[str] | None = None) -> Any:
     """Trace and marginal density of each latent, one row per latent."""
-    import arviz as az
-
     idata = _idata(data)
-    return _figure(az.plot_trace(idata, var_names=_var_names(idata, var_names), compact=True))
+    names = _var_names(idata, var_names)
+    with _arviz(2 * len(names or idata.posterior.data_vars)) as az:
+        return _figure(az.plot_trace(idata, var_names=names, compact=True))
 
 
 def plot_posterior(data: Any, var_names: Sequence[str] | None = None, prob: float = 0.9) -> Any:
-    """The posterior density of each latent with its mean and central interval."""
-    import arviz as az
-
+    """The posterior density of each latent with its mean and central
+    interval, one panel per coordinate."""
     idata = _idata(data)
-    return _figure(az.plot_posterior(idata, var_names=_var_names(idata, var_names), hdi_prob=prob))
+    names = _var_names(idata, var_names)
+    with _arviz(_scalars(idata, names)) as az:
+        return _figure(az.plot_posterior(idata, var_names=names, hdi_prob=prob))
 
 
 def plot_pair(data: Any, var_names: Sequence[str] | None = None, max_variables: int = 6) -> Any:
     """Scatter plots of the latents' draws against each other.
 
     Only the first ``max_variables`` scalar coordinates are drawn unless
-    ``var_names`` says which; a grid of hundreds of panels helps no one.
+    ``var_names`` says which (of a first latent larger than that, its
+    first coordinates); a grid of hundreds of panels helps no one.
     """
-    import arviz as az
-
     idata = _idata(data)
     names = _var_names(idata, var_names)
     coords = None
@@ -108,11 +128,15 @@ def plot_pair(data: Any, var_names: Sequence[str] | None = None, max_variables: 
                 break
             names.append(name)
             count += size
-    total = sum(int(idata.posterior[n][0, 0].size) for n in names)
+            if count > max_variables and array.ndim > 2:
+                dim = array.dims[2]
+                coords = {dim: array[dim].values[:max_variables]}
+    total = _scalars(idata, names, coords)
     if total < 2:
         raise QuiversTypeError("a pair plot needs at least two scalar latents")
-    axes = az.plot_pair(idata, var_names=names, coords=coords, kind="scatter", marginals=True,
-                        scatter_kwargs={"alpha": 0.3})
+    with _arviz(total * total) as az:
+        axes = az.plot_pair(idata, var_names=names, coords=coords, kind="scatter", marginals=True,
+                            scatter_kwargs={"alpha": 0.3})
     return _figure(axes)
 
 
@@ -154,11 +178,10 @@ def predictive_data(result: Any, num_samples: int = 100, seed: int | None = None
 
 def plot_ppc(result: Any, num_samples: int = 100, seed: int | None = None) -> Any:
     """Densities of replicated data over the data's, one panel per observed site."""
-    import arviz as az
-
     idata = predictive_data(result, num_samples, seed)
     drawn = int(next(iter(idata.posterior_predictive.data_vars.values())).shape[1])
-    axes = az.plot_ppc(idata, num_pp_samples=drawn, random_seed=seed)
+    with _arviz(len(idata.posterior_predictive.data_vars)) as az:
+        axes = az.plot_ppc(idata, num_pp_samples=drawn, random_seed=seed)
     return _figure(axes)
 
 

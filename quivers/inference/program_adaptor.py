@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError
+from quivers.inference.devices import DataOnDevice, as_device, device_of
 from quivers.inference.layout import Layout
 from quivers.inference.mcmc.adaptor import as_model_adaptor
 from quivers.programs import Program
@@ -70,9 +71,10 @@ class ProgramAdaptor:
         Sample sites that will be given in the observations (conditioned on)
         and so are not sampled.
     device, dtype
-        Where the chains run (by default, where the program's buffers are
-        or, for a program without buffers, where the data of the run is;
-        in the default dtype).
+        Where the chains run (by default, where the program's parameters
+        or buffers are or, for a program without any, where the data of
+        the run is; in the default dtype). Data given on another device is
+        moved to the chains' once.
     init
         Where the chains start: constrained values of the sampled latents
         with a leading chain axis (``{"mu_k": tensor of shape (C, K)}``), or
@@ -97,11 +99,10 @@ class ProgramAdaptor:
             )
         self.program = program
         self.layout = Layout(sites, program.parameters_of)
-        if device is None:
-            buf = next(iter(program.buffers()), None)
-            device = buf.device if buf is not None else None
+        device = device_of(program) if device is None else as_device(device)
         self._placed = device is not None
         self.device = torch.device(device if device is not None else "cpu")
+        self._data = DataOnDevice()
         self.dtype = dtype or torch.get_default_dtype()
         self.init = self._initial_points(init)
 
@@ -166,6 +167,7 @@ class ProgramAdaptor:
                 hint=f"pass observed_names={clash} to condition on them: NUTS(ProgramAdaptor(model, observed_names=...))",
             )
         check_one_data_set(observations, self.program.sites, "the chains of MCMC")
+        observations = self._data(observations, self.device)
         values, logdet = self.layout.unpack(z)
         return -(self.program.log_joint(x, observations, values, check_latents=False) + logdet)
 
@@ -174,6 +176,7 @@ class ProgramAdaptor:
         (one row): a :class:`~quivers.errors.GradientError` naming the
         latent and the step, or None when the program's terms do not say."""
         values, _ = self.layout.unpack(z.detach())
+        observations = self._data(observations, self.device)
         return self.program.gradient_error(x, observations, values, " at the initial point of a chain")
 
     def constrain(self, z: Tensor) -> dict[str, Tensor]:

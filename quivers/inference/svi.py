@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from quivers.errors import GradientError, QuiversTypeError
+from quivers.inference.devices import DataOnDevice, device_of
 from quivers.inference.elbo import ELBO
 from quivers.programs import Program
 
@@ -58,6 +59,18 @@ class SVI:
         if not hasattr(loss, "differentiable_loss"):
             raise QuiversTypeError(f"loss must be an ELBO, got {type(loss).__name__}")
         self.model, self.guide, self.optimizer, self.loss = model, guide, optimizer, loss
+        self._data = DataOnDevice()
+
+    @property
+    def device(self) -> torch.device | None:
+        """Where the steps run: the device of the guide's parameters (or of
+        the model's, for a guide without any). Data given elsewhere is
+        moved here, once per data set; move the model and the guide with
+        ``.to(device)``, as any ``torch.nn.Module``."""
+        for module in (self.guide, self.model):
+            if isinstance(module, torch.nn.Module) and (device := device_of(module)) is not None:
+                return device
+        return None
 
     def step(self, x: Any = None, observations: Any = None, subsample: Any = None) -> float:
         """One gradient step; returns the estimate of ``-ELBO`` before it.
@@ -67,6 +80,7 @@ class SVI:
         loss stays an unbiased estimate of the full ``-ELBO``.
         """
         self.optimizer.zero_grad(set_to_none=True)
+        observations = self._data(observations, self.device)
         surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, subsample)
         surrogate.backward()
         grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -99,4 +113,4 @@ class SVI:
 
     def evaluate_loss(self, x: Any = None, observations: Any = None) -> float:
         """``-ELBO`` without a step."""
-        return self.loss.loss(self.model, self.guide, x, observations)
+        return self.loss.loss(self.model, self.guide, x, self._data(observations, self.device))

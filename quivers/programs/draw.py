@@ -7,7 +7,10 @@ each name a step reads. Plates are marked by the colour of a node's border
 (the legend gives each plate and its size); each ``marginalize`` block is a
 dashed box around its rows, labelled with its latent, support and grouping
 plate. Because a block's rows are contiguous, its box holds exactly its
-steps. For DOT text (Graphviz) see :func:`quivers.programs.to_dot`.
+steps. Steps and blocks carry the labels of the DOT text
+(:func:`quivers.programs.to_dot`): :func:`~quivers.programs.graph.node_label`
+and :func:`~quivers.programs.graph.block_label` write both, so ``qvr
+graph`` names a site the same way in either.
 
 Examples
 --------
@@ -22,8 +25,8 @@ Examples
 ...         observe("y", Item, Normal(var("mu")[var("z")], 1.0))])])
 >>> fig = draw_program(gmm)
 >>> [t.get_text() for t in fig.axes[0].texts if t.get_text()]  # doctest: +NORMALIZE_WHITESPACE
-['sum over z : K', 'sample probs : K\\nHalfNormal', 'sample mu : K\\nNormal',
- 'marginalize z : K', 'observe y : Item\\nNormal']
+['marginalize z : K', 'sample probs : K <- HalfNormal', 'sample mu : K <- Normal',
+ 'marginalize z : K', 'observe y : Item <- Normal']
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import networkx as nx
 
 from quivers.errors import QuiversTypeError
+from quivers.programs.graph import block_label, node_label
 from quivers.programs.steps import Step
 
 __all__ = ["draw_program", "layout"]
@@ -91,19 +95,6 @@ def _graph(program: Any) -> nx.DiGraph:
     return g
 
 
-def _label(program: Any, step: Step, node: str) -> str:
-    site = program.sites.get(node)
-    if site is not None and site.kind == "index":
-        return f"index {node} : {program.index_maps[node][0].name} -> {site.values_in}\n(data)"
-    if step.kind == "data":
-        return f"{step.label()}\n(data)"
-    family = getattr(step, "family", None)
-    if family is not None:  # the family on a line of its own
-        head, _, tail = step.label().partition(" <- ")
-        return f"{head}\n{tail}"
-    return step.label()
-
-
 def _plate(program: Any, node: str) -> str | None:
     site = program.sites.get(node)
     if site is None or not site.dims:
@@ -154,9 +145,7 @@ def draw_program(program: Any, ax: Any = None, title: str | None = None) -> Any:
             boxstyle="round,pad=0.02", fill=False, linestyle="--", edgecolor="#d95f02", linewidth=1.2,
         )
         ax.add_patch(box)
-        over = getattr(step, "over", None)
-        over = f" [over={over.name}]" if over is not None else ""
-        ax.text(min(xs) - pad, -row + 0.5 - 0.05 * depth, f"sum over {step.name} : {step.support.name}{over}",
+        ax.text(min(xs) - pad, -row + 0.5 - 0.05 * depth, block_label(step),
                 ha="left", va="bottom", fontsize=7, color="#d95f02")
 
     for a, b in g.edges:
@@ -170,7 +159,7 @@ def draw_program(program: Any, ax: Any = None, title: str | None = None) -> Any:
         site = program.sites.get(node)
         kind = site.kind if site is not None else step.kind
         plate = _plate(program, node)
-        ax.text(x, y, _label(program, step, node), ha="center", va="center", fontsize=8,
+        ax.text(x, y, node_label(step, program), ha="center", va="center", fontsize=7,
                 bbox=dict(boxstyle="round,pad=0.35", facecolor=_FILL.get(kind, "#ffffff"),
                           edgecolor=colour.get(plate, "#333333"), linewidth=2.0 if plate else 1.0))
 

@@ -26,7 +26,10 @@ import networkx as nx
 from quivers.errors import GraphError, QuiversTypeError, UnknownNameError
 from quivers.programs.steps import Step
 
-__all__ = ["node_name", "dependency_graph", "block_order", "scope_defines", "to_dot", "recursion_error"]
+__all__ = [
+    "node_name", "dependency_graph", "block_order", "scope_defines", "to_dot", "recursion_error", "node_label",
+    "block_label",
+]
 
 
 def node_name(step: Step, position: int, block: str | None = None) -> str:
@@ -156,6 +159,37 @@ def _dot_id(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def node_label(step: Step, program: object = None) -> str:
+    """How ``qvr graph`` labels a step, in DOT text and drawings alike: its
+    head as QVR writes it (``sample mu : K <- Normal``, ``marginalize z :
+    K``); a site that the program reads as an index map (data, not a
+    random variable) as ``index group : Item -> G``, where ``program`` is
+    given to say so.
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import Normal
+    >>> from quivers.programs.steps import sample
+    >>> node_label(sample("mu", FinSet("K", 2), Normal(0.0, 1.0)))
+    'sample mu : K <- Normal'
+    """
+    name = getattr(step, "name", None)
+    site = getattr(program, "sites", {}).get(name)
+    if site is not None and site.kind == "index":
+        dom, cod = program.index_maps[name]
+        return f"index {name} : {dom.name} -> {cod.name}"
+    return step.label()
+
+
+def block_label(step: Step) -> str:
+    """How ``qvr graph`` labels a ``marginalize`` block (the box or cluster
+    around its body), in DOT text and drawings alike: its latent, support
+    and grouping plate (``marginalize z : K [over=G]``)."""
+    over = getattr(step, "over", None)
+    return step.label() + (f" [over={over.name}]" if over is not None else "")
+
+
 def to_dot(program: object) -> str:
     """DOT text of a program's dependency graph (a :class:`Program` or the
     graph itself): one node per step, labelled with its kind, name, plate and
@@ -200,18 +234,17 @@ def to_dot(program: object) -> str:
         pad = "  " * depth
         for node in children.get(blocks, []):
             step = g.nodes[node]["step"]
+            label = _dot_id(node_label(step, program))
             if step.children():
                 inner = blocks + (node,)
-                over = getattr(step, "over", None)
-                over = f" [over={over.name}]" if over is not None else ""
                 lines.append(f"{pad}subgraph {_dot_id('cluster_' + node)} {{")
-                lines.append(f"{pad}  label={_dot_id(step.label() + over)};")
+                lines.append(f"{pad}  label={_dot_id(block_label(step))};")
                 lines.append(f"{pad}  style=rounded;")
-                lines.append(f"{pad}  {_dot_id(node)} [label={_dot_id(step.label())}, shape=diamond];")
+                lines.append(f"{pad}  {_dot_id(node)} [label={label}, shape=diamond];")
                 emit(inner, depth + 1)
                 lines.append(f"{pad}}}")
             else:
-                lines.append(f"{pad}{_dot_id(node)} [label={_dot_id(step.label())}];")
+                lines.append(f"{pad}{_dot_id(node)} [label={label}];")
 
     emit((), 1)
     for a, b in g.edges:

@@ -201,6 +201,25 @@ def test_graph_writes_files(tmp_path, suffix, magic):
     assert target.read_bytes().startswith(magic)
 
 
+@pytest.mark.parametrize("path", [GMM, GROUPED])
+def test_graph_labels_each_site_the_same_way_in_dot_and_png(tmp_path, monkeypatch, path):
+    import re
+
+    import quivers.programs.draw as draw
+
+    drawn = []
+    real = draw.draw_program
+    monkeypatch.setattr(draw, "draw_program", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+    assert run("graph", path, "-o", str(tmp_path / "g.dot"))[0] == 0
+    assert run("graph", path, "-o", str(tmp_path / "g.png"))[0] == 0
+    dot = re.findall(r'label="([^"]*)"', (tmp_path / "g.dot").read_text())
+    png = [t.get_text() for t in drawn[0].axes[0].texts if t.get_text()]
+    assert sorted(dot) == sorted(png)
+    assert "marginalize z : K" in dot and any(label.startswith("observe y : Item <- Normal") for label in dot)
+    if path == GROUPED:
+        assert "index group : Item -> G" in dot and "marginalize z : K [over=G]" in dot
+
+
 def test_graph_of_an_unknown_format_or_program(tmp_path):
     code, _, err = run("graph", GMM, "-o", str(tmp_path / "g.txt"))
     assert code == 1 and err == "qvr graph: cannot write a graph as `.txt`; use .dot, .png, .svg or .pdf\n"
@@ -240,7 +259,8 @@ def test_fit_svi_prints_the_summary_and_writes_netcdf(svi_fit):
     out_nc, out, _ = svi_fit
     lines = out.splitlines()
     assert lines[0].startswith("gmm: SVI, 300 steps, final loss (-ELBO) ")
-    assert lines[0].endswith("; 4 chains x 50 draws from the guide")
+    assert lines[0].endswith("; 4 chains x 50 draws from the guide "
+                             "(chosen by fit: SVI options given (--lr, --steps); --method nuts runs NUTS)")
     assert lines[1].split() == COLUMNS
     rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[2:8]}
     assert set(rows) == {"probs[0]", "probs[1]", "mu_k[0]", "mu_k[1]", "sd_k[0]", "sd_k[1]"}
@@ -260,11 +280,55 @@ def test_fit_nuts_prints_the_same_columns_and_its_warnings(gmm_data):
                          "--samples", "10", "--chains", "2", "--no-progress")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "gmm: NUTS, 2 chains x 10 draws after 20 warmup"
+    assert lines[0] == "gmm: NUTS, 2 chains x 10 draws after 20 warmup (--method nuts given)"
     assert lines[1].split() == COLUMNS
     # 20 draws cannot reach 100 effective draws per chain: the warning is printed, not raised
     assert "qvr fit: warning: bulk ESS under 100 per chain for " in err
     assert "Traceback" not in err
+
+
+TINY = """object Obs : FinSet 3
+
+program tiny : Obs -> Obs
+    sample mu <- Normal(0.0, 1.0)
+    observe y : Obs <- Normal(mu, 1.0)
+    return y
+
+export tiny
+"""
+
+
+def test_fit_samples_a_small_model_with_nuts_by_default_and_says_why(tmp_path):
+    (tmp_path / "tiny.qvr").write_text(TINY)
+    (tmp_path / "tiny.json").write_text(json.dumps({"y": [0.5, 1.0, 1.5]}))
+    code, out, err = run("fit", str(tmp_path / "tiny.qvr"), "--data", str(tmp_path / "tiny.json"),
+                         "--chains", "1", "--samples", "5", "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        "tiny: NUTS, 1 chains x 5 draws after 1000 warmup (chosen by fit: 1 unconstrained dimension and "
+        "3 observed values are small enough to sample; --method svi runs SVI)"
+    )
+
+
+def test_fit_chooses_by_the_options_given_and_refuses_options_of_both_methods(gmm_data):
+    code, out, err = run("fit", GMM, "--data", str(gmm_data), "--warmup", "5", "--samples", "5", "--chains", "2",
+                         "--no-progress")
+    assert code == 0, err
+    assert out.splitlines()[0].endswith("(chosen by fit: NUTS options given (--warmup); --method svi runs SVI)")
+    code, _, err = run("fit", GMM, "--data", str(gmm_data), "--method", "nuts", "--steps", "5")
+    assert code == 1
+    assert err == "qvr fit: `--steps` of SVI given with --method nuts; drop it, or run --method svi\n"
+    code, _, err = run("fit", GMM, "--data", str(gmm_data), "--steps", "5", "--warmup", "5")
+    assert code == 1 and err.startswith("qvr fit: options of SVI (`--steps`) and of NUTS (`--warmup`) given together")
+
+
+def test_fit_refuses_a_device_torch_cannot_use(gmm_data):
+    code, _, err = run("fit", GMM, "--data", str(gmm_data), "--device", "nodevice", "--steps", "1")
+    assert code == 1 and err == ("qvr fit: --device `nodevice` is no torch device; "
+                                 "a device is `cpu`, `cuda`, `cuda:1`, `mps`, ...\n")
+    if not torch.cuda.is_available():
+        code, _, err = run("fit", GMM, "--data", str(gmm_data), "--device", "cuda", "--steps", "1")
+        assert code == 1 and err.startswith("qvr fit: --device `cuda` asked for, but torch has no CUDA here")
 
 
 # ---------------------------------------------------------------- predict

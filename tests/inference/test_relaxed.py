@@ -248,5 +248,5 @@ def test_fit_takes_the_relaxed_estimator():
     assert float((learned - post.to(learned.dtype)).abs().max()) < 0.15
     with pytest.raises(QuiversTypeError, match="temperature must be a finite positive number"):
         fit(model, {"y": Y}, steps=1, discrete="relaxed", temperature=-1.0, progress_bar=False)
-    with pytest.raises(QuiversTypeError, match="options of SVI"):
+    with pytest.raises(QuiversTypeError, match='`discrete` of SVI given with method="nuts"'):
         fit(marginalized(), {"y": Y}, method="nuts", discrete="relaxed")
