@@ -495,6 +495,7 @@ class _Emitter:
 
     def _args(self, fam, t: Translator, bind: Mapping[str, str], step: Step, site) -> tuple[str, list[str]]:
         spec = _stan_family(fam)
+        name = _stan_name(fam)
         stan = spec.stan
         args = dict(fam.args)
         if "logits" in args:
@@ -506,12 +507,12 @@ class _Emitter:
                 continue
             key = "logits" if a in ("probs", "weights") and "logits" in args else a
             e = args[key].sympy
-            if fam.name in ("Categorical", "Dirichlet"):
+            if name in ("Categorical", "Dirichlet"):
                 out.append(self._event_vector(fam, key, e, t, bind, site, step))
-            elif fam.name == "NegativeBinomial" and key == "probs":
+            elif name == "NegativeBinomial" and key == "probs":
                 p = t.code(e, bind)
                 out.append(f"(1 - {p}) / {p}" if _atomic(p) else f"(1 - ({p})) / ({p})")
-            elif fam.name == "NegativeBinomial" and key == "logits":
+            elif name == "NegativeBinomial" and key == "logits":
                 code = t.code(e, bind)
                 out.append(f"exp(-{code})" if _atomic(code) else f"exp(-({code}))")
             else:
@@ -553,6 +554,8 @@ class _Emitter:
                 bounds = ", ".join(t.code(s.family.args[b].sympy, bind) if b in s.family.args else "" for b in ("low", "high"))
                 return [f"{s.name}{_idx(plate, bind)} ~ {stan}({', '.join(args)}) T[{bounds}];"]
             return self._loops(plate, truncated, s)
+        if site.family.name in _ZEROS:  # Stan has no such family: its log mass, one count at a time
+            return self._loops(plate, lambda bind: [f"target += {self._zeros(s, t, bind)};"], s)
         if len(plate) <= 1 and not (event and plate):
             try:
                 stan, args = self._args(s.family, t, {d: VECTOR for d in plate}, s, site)
@@ -591,11 +594,26 @@ class _Emitter:
         if isinstance(s, FactorStep):
             return t.code(s.expr.sympy, bind)
         site = self.sites[s.name]
+        if site.family.name in _ZEROS:
+            return self._zeros(s, t, bind)
         stan, args = self._args(s.family, t, bind, s, site)
         suffix = "_lpmf" if site.family.discrete else "_lpdf"
         plate = [d for d in site.dims if d not in site.event_dims]
         term = f"{stan}{suffix}({s.name}{_idx(plate, bind)} | {', '.join(args)})"
         return f"{term} + log2()" if _stan_family(site.family).half else term
+
+    def _zeros(self, s: Step, t: Translator, bind: Mapping[str, str]) -> str:
+        """The log mass of one count of a zero-inflated or hurdle family,
+        as Stan users write it: a conditional on the count being 0."""
+        site = self.sites[s.name]
+        stan, args = self._args(s.family, t, bind, s, site)
+        plate = [d for d in site.dims if d not in site.event_dims]
+        y = f"{s.name}{_idx(plate, bind)}"
+        g = t.code(s.family.args["zero_prob"].sympy, bind)
+        base = f"{stan}_lpmf({{}} | {', '.join(args)})"
+        if s.family.name.startswith("Hurdle"):
+            return f"({y} == 0 ? log({g}) : log1m({g}) + {base.format(y)} - log1m_exp({base.format(0)}))"
+        return f"({y} == 0 ? log_sum_exp(log({g}), log1m({g}) + {base.format(0)}) : log1m({g}) + {base.format(y)})"
 
     def _prior(self, s: MarginalizeStep, t: Translator, bind: Mapping[str, str]) -> str:
         ((key, w),) = s.prior.args.items()
@@ -735,10 +753,23 @@ def _truncated(fam):
     return None
 
 
-def _stan_family(fam) -> _Dist:
-    """The Stan distribution of ``fam`` (of the family it truncates)."""
+_ZEROS = {
+    "ZeroInflatedPoisson": "Poisson", "HurdlePoisson": "Poisson",
+    "ZeroInflatedNegativeBinomial": "NegativeBinomial", "HurdleNegativeBinomial": "NegativeBinomial",
+}
+"""The count families with extra zeros, and the family they add them to."""
+
+
+def _stan_name(fam) -> str:
+    """The quivers family whose Stan distribution ``fam`` is written with:
+    the family a truncation truncates, or a zero-inflated or hurdle count's."""
     base = _truncated(fam)
-    return STAN_FAMILIES[(base or fam).name]
+    return base.name if base is not None else _ZEROS.get(fam.name, fam.name)
+
+
+def _stan_family(fam) -> _Dist:
+    """The Stan distribution of ``fam`` (see :func:`_stan_name`)."""
+    return STAN_FAMILIES[_stan_name(fam)]
 
 
 class _Admit(StepVisitor):
@@ -759,7 +790,7 @@ class _Admit(StepVisitor):
         if base is not None and depth:
             raise e.fail(f"`{s.name}` has the truncated family {fam!r} inside a marginalize block", s,
                          hint="Stan's T[low, high] truncates a sampling statement, not a term of log_sum_exp")
-        if (base or fam).name not in STAN_FAMILIES and not fam.spec.improper:
+        if _stan_name(fam) not in STAN_FAMILIES and not fam.spec.improper:
             label = fam.name if base is None else f"{fam.name} of {base.name}"
             raise e.fail(f"`{s.name}` has the family {label}, which Stan emission does not translate", s,
                          hint=f"families it translates: {', '.join(STAN_FAMILIES)}")
