@@ -1,5 +1,6 @@
 """Distribution families, their supports and bijections to unconstrained space."""
 
+from quivers.distributions.bijections import CONSTRAINTS, ConstraintSpec
 from quivers.distributions.families import (
     FAMILIES,
     Bernoulli,
@@ -63,5 +64,5 @@ __all__ = [
     "Normal", "HalfNormal", "LogNormal", "Exponential", "Gamma", "InverseGamma", "Beta",
     "Dirichlet", "Categorical", "Bernoulli", "Binomial", "Poisson", "NegativeBinomial", "Geometric",
     "StudentT", "Cauchy", "HalfCauchy", "Uniform", "Laplace", "MultivariateNormal",
-    "LKJCholesky", "Flat", "HalfFlat", "ImproperFlat", *_catalog.NEW,
+    "LKJCholesky", "Flat", "HalfFlat", "ImproperFlat", "CONSTRAINTS", "ConstraintSpec", *_catalog.NEW,
 ]

@@ -108,16 +108,14 @@ def check_value(site: Site, value: Any, what: str) -> Value:
             )
         return Value(t, site.dims, values_in=site.values_in)
     fam = site.family
-    if fam is not None and fam.spec.static_support:
-        support = fam.support()
+    if fam is not None and (fam.spec.static_support or site.constraint is not None):
+        support = site.support()
         inside = support.check(t.detach())
         if inside.dim() < t.dim():
             inside = inside.reshape(inside.shape + (1,) * (t.dim() - inside.dim())).expand(t.shape)
         if not bool(inside.all()):
-            raise DataError(
-                f"{what} `{site.name}` has a value outside the support of {fam.name} "
-                f"({support}) at index {first_bad(~inside)}"
-            )
+            of = f"[constraint={site.constraint}]" if site.constraint is not None else f"the support of {fam.name}"
+            raise DataError(f"{what} `{site.name}` has a value outside {of} ({support}) at index {first_bad(~inside)}")
     return Value(t, site.dims, values_in=site.values_in)
 
 

@@ -48,6 +48,7 @@ from quivers.programs.named import (
 from quivers.programs.relaxed import RelaxedValue, relaxed_log_prob
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep, run_markov
+from quivers.programs.constrained import draw_constrained
 from quivers.programs.steps import (
     FactorStep,
     DataStep,
@@ -459,6 +460,10 @@ class Run(StepVisitor):
     # ------------------------------------------------------------ draws
 
     def _draw(self, site: Site, params: dict[str, Value]) -> Value:
+        if site.constraint is not None:
+            drawn = draw_constrained(site, params, self.batch_shape, self.env[REF].tensor)
+            if drawn is not None:
+                return drawn
         if site.family.spec.improper:
             raise UnsupportedError(
                 f"cannot draw `{site.name}`: its prior {site.family.name}() is improper, so there is "
@@ -475,6 +480,9 @@ class Run(StepVisitor):
                 f"cannot draw `{site.name}` with batch shape {tuple(self.batch_shape)}: its parameters have "
                 f"batch shape {tuple(dist.batch_shape)} ({err})"
             ) from None
+        if site.constraint in ("ordered", "positive_ordered"):
+            # iid draws, sorted: the family restricted to the increasing vectors
+            x = x.sort(-1).values
         return Value(x, plate + site.event_dims, values_in=site.values_in)
 
     def _draw_marginal(self, s: MarginalizeStep) -> None:

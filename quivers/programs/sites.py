@@ -26,7 +26,7 @@ import torch
 from torch.distributions import constraints
 
 from quivers.categories import FinSet
-from quivers.distributions import Family
+from quivers.distributions import CONSTRAINTS, Family
 from quivers.errors import QuiversTypeError, ShapeError, span_at
 from quivers.programs.chain import MarkovStep
 from quivers.programs.expr import Expr, constant_tensors
@@ -91,6 +91,12 @@ class Site:
         return self.kind in ("index", "marginal", "input") or bool(self.family and self.family.discrete)
 
     @property
+    def constraint(self) -> str | None:
+        """The name of the set a constrained latent's values lie in
+        (``ordered``, ``simplex``, ...: :data:`~quivers.distributions.CONSTRAINTS`), or None."""
+        return getattr(self.step, "constraint", None)
+
+    @property
     def event_dims(self) -> tuple[str, ...]:
         rank = self.family.event_rank if self.family is not None else 0
         return self.dims[len(self.dims) - rank :] if rank else ()
@@ -107,6 +113,8 @@ class Site:
         """
         if self.num_values is not None:
             return constraints.integer_interval(0, self.num_values - 1)
+        if self.constraint is not None:
+            return CONSTRAINTS[self.constraint].constraint
         if self.family is None:
             return constraints.real
         fam = self.family

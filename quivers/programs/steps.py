@@ -26,9 +26,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from torch.distributions import constraints
+
 from quivers.categories import FinSet
 from quivers.distributions import Family
-from quivers.errors import InvalidValueError, QuiversTypeError, Span, UnsupportedError, span_at
+from quivers.distributions.bijections import CONSTRAINTS
+from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, Span, UnknownNameError, UnsupportedError, span_at
 from quivers.programs.effects import Effect
 from quivers.programs.expr import Expr, as_expr
 
@@ -302,15 +305,21 @@ def _check_set(what: str, s: Any, allow_none: bool = True) -> None:
 
 @dataclass(frozen=True)
 class SampleStep(Step):
+    """A latent drawn from ``family``, one per element of ``index_set``;
+    ``constraint`` (a key of :data:`quivers.distributions.bijections.CONSTRAINTS`)
+    restricts its values along the last axis (``ordered`` means, simplexes)."""
+
     name: str
     index_set: FinSet | None
     family: Family
+    constraint: str | None = None
     span: Span | None = field(default=None, compare=False, repr=False)
 
     def label(self) -> str:
         plate = f" : {self.index_set.name}" if self.index_set is not None else ""
         via = f" [via={self.via}]" if getattr(self, "via", None) else ""
-        return f"{self.kind} {self.name}{plate} <- {self.family.name}{via}"
+        constrained = f" [constraint={self.constraint}]" if self.constraint else ""
+        return f"{self.kind} {self.name}{plate} <- {self.family.name}{via}{constrained}"
 
     @property
     def effect(self) -> Effect:
@@ -416,12 +425,73 @@ class InputStep(Step):
     span: Span | None = field(default=None, compare=False, repr=False)
 
 
-def sample(name: str, index_set: FinSet | None, family: Family, *, span: Span | None = None) -> SampleStep:
+def sample(
+    name: str, index_set: FinSet | None, family: Family, *, constraint: str | None = None, span: Span | None = None
+) -> SampleStep:
     """Draw ``name`` from ``family``, one draw per element of ``index_set``
-    (a plate; ``None`` or a unit set for a single draw)."""
+    (a plate; ``None`` or a unit set for a single draw).
+
+    ``constraint`` restricts the values along the last factor of
+    ``index_set`` (the last two for ``cholesky_corr``) to one of the sets of
+    :data:`~quivers.distributions.bijections.CONSTRAINTS`; the density is
+    ``family``'s there (Stan's ``ordered[K] mu; mu ~ normal(0, 5);``, the
+    constant that normalizes it on the smaller set left out, as Stan does).
+
+    Examples
+    --------
+    >>> from quivers.categories import FinSet
+    >>> from quivers.distributions import HalfNormal, Normal
+    >>> K = FinSet("K", 3)
+    >>> sample("mu", K, Normal(0.0, 5.0), constraint="ordered").constraint
+    'ordered'
+    >>> sample("mu", K, HalfNormal(1.0), constraint="ordered")
+    Traceback (most recent call last):
+    ...
+    quivers.errors.QuiversTypeError: `mu` has [constraint=ordered], which takes a continuous family on the real line, or Flat(); HalfNormal has values in positive
+    """
     _check_name(name, "a sample step")
     _check_set(f"the index set of `{name}`", index_set)
-    return SampleStep(name, index_set, _symbolic(family), span=span)
+    fam = _symbolic(family)
+    if constraint is not None:
+        _check_constraint(name, index_set, fam, constraint, span)
+    return SampleStep(name, index_set, fam, constraint, span=span)
+
+
+def _check_constraint(name: str, index_set: FinSet | None, fam: Family, constraint: str, span: Span | None) -> None:
+    """``constraint`` is known, fits the family and the index set of ``name``."""
+    spec = CONSTRAINTS.get(constraint)
+    if spec is None:
+        raise UnknownNameError(
+            f"unknown constraint `{constraint}` on `{name}`; constraints are " + ", ".join(CONSTRAINTS),
+            name=constraint, candidates=CONSTRAINTS, span=span,
+        )
+    support = None
+    if fam.spec.static_support:
+        s = fam.support()
+        support = "real" if s is constraints.real else "positive" if s in (constraints.positive, constraints.nonnegative) else None
+    if not spec.accepts(fam.name, fam.event_rank, fam.discrete, support):
+        if spec.families is not None:
+            takes = " or ".join(f"{f}(...)" for f in spec.families) + ", or Flat()"
+        else:
+            line = "the real line" if spec.supports == ("real",) else "the positive reals"
+            takes = f"a continuous family on {line}, or Flat()"
+        raise QuiversTypeError(
+            f"`{name}` has [constraint={constraint}], which takes {takes}; {fam.name} has values in "
+            + (support or "another set" if not fam.discrete else "the integers"),
+            span=span,
+        )
+    factors = index_set.factors if index_set is not None else ()
+    if len(factors) < spec.event_rank or (spec.event_rank == 2 and factors[-1] != factors[-2]):
+        need = "a plate whose last factor is the vector's axis, e.g. `K`" if spec.event_rank == 1 else (
+            "the square plate `K * K` of the matrix's axes")
+        on = f"`{index_set.name}`" if index_set is not None else "no plate"
+        raise ShapeError(f"`{name}` has [constraint={constraint}], which needs {need}; it is on {on}", span=span)
+    if factors[-1].size < spec.min_size:
+        raise ShapeError(
+            f"`{name}` has [constraint={constraint}] along `{factors[-1].name}` of size {factors[-1].size}; "
+            f"it needs at least {spec.min_size} elements",
+            span=span,
+        )
 
 
 def observe(
