@@ -35,7 +35,7 @@ __all__ = [
     "Span",
     "Node",
     # expressions
-    "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Expr", "BINARY_OPS",
+    "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Vector", "Expr", "BINARY_OPS", "COMPARE_OPS",
     # finite sets
     "SetName", "SetUnit", "SetProduct", "SetSum", "SetExpr",
     # options and families
@@ -67,6 +67,10 @@ class Node:
 
 BINARY_OPS = ("+", "-", "*", "/", "^")
 """The binary operators, loosest binding first within each pair."""
+
+COMPARE_OPS = ("<", "<=", ">", ">=", "==", "!=")
+"""The comparisons: binary operators looser than ``+`` that do not chain;
+each is 1 where it holds and 0 where it does not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,8 @@ class Name(Node):
 
 @dataclass(frozen=True, slots=True)
 class BinOp(Node):
-    """``left op right`` for ``op`` in ``+ - * / ^`` (``^`` is power).
+    """``left op right`` for ``op`` in ``+ - * / ^`` (``^`` is power) or a
+    comparison of :data:`COMPARE_OPS`.
 
     Examples
     --------
@@ -155,7 +160,22 @@ class Call(Node):
     args: tuple[Expr, ...]
 
 
-Expr = Union[Number, Name, BinOp, Neg, Subscript, Call]
+@dataclass(frozen=True, slots=True)
+class Vector(Node):
+    """A vector literal ``[1, 2.5, x]``: its axis is the one its use gives it
+    (the last factor of the plate of the step whose family it is an argument
+    of, or the support of a ``marginalize``).
+
+    Examples
+    --------
+    >>> Vector((Number(1), Number(2.5)))
+    Vector(items=(Number(value=1), Number(value=2.5)))
+    """
+
+    items: tuple[Expr, ...]
+
+
+Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Vector]
 
 
 # ---------------------------------------------------------------- finite sets

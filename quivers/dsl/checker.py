@@ -66,13 +66,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from quivers.categories import FinSet
-from quivers.distributions import FAMILIES, Family, family
+from quivers.distributions import CONSTRAINTS, FAMILIES, Family, family
 from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, grouping, site_set
 from quivers.dsl.axes import plate as plate_of
 from quivers.dsl.printer import dump_expr, dump_set
 from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
+from quivers.programs.expr import ARITY, AXIS_ARGUMENT, arity_text
 from quivers.programs.graph import recursion_error
 
 __all__ = ["check", "CheckedModule", "DataRole", "OPTIONS", "MARKOV_KEYWORDS"]
@@ -83,7 +84,7 @@ chain) and transition, as weights or logits."""
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "program": ("effects", "marginalize", "budget"),
-    "sample": (*AXIS_OPTIONS, "enumerate"),
+    "sample": (*AXIS_OPTIONS, "enumerate", "constraint"),
     "observe": ("via", *AXIS_OPTIONS),
     "marginalize": ("over", "reduction"),
     "markov": ("until", "reduction"),
@@ -217,6 +218,8 @@ class _Scope:
     # The step being checked, and the uses of names no step defines (data).
     current: ast.Step | None = None
     free: dict[str, list[_Use]] = field(default_factory=dict)
+    # The axis a vector literal `[a, b]` runs along in the family being checked.
+    vector_axis: ast.SetName | None = None
 
     def visible(self) -> list[str]:
         return list(self.defined) + list(self.latents)
@@ -671,12 +674,15 @@ class _Checker:
         if isinstance(step, (ast.Sample, ast.Observe)):
             if step.index_set is not None:
                 self._set(step.index_set, step)
-            self._family(step.family, scope)
+            on = site_set(step)
+            self._family(step.family, scope, _factors(on)[-1] if on is not None else None)
             construct = "sample" if isinstance(step, ast.Sample) else "observe"
             opts = self._options(step.options, construct)
             self._axes(step, opts)
             if "via" in opts:
                 self._via(opts["via"].value, step, scope)
+            if "constraint" in opts:  # its value is checked where the latent is built (steps.sample)
+                self._option_name(opts["constraint"], "constraint", "the name of a constraint, e.g. `constraint=ordered`")
             if "enumerate" in opts:
                 flag = self._option_name(opts["enumerate"], "enumerate", "`true` or `false`").name
                 if flag not in ("true", "false"):
@@ -699,7 +705,7 @@ class _Checker:
                     hint=f"a chain's latent has one state per step: `marginalize {step.name} : T -> "
                     f"{_set_text(step.support) if step.support is not None else 'K'} <- Markov(...)`",
                 )
-            self._family(step.prior, scope)
+            self._family(step.prior, scope, step.support)
             opts = self._options(step.options, "marginalize")
             self._reduction(opts.get("reduction"), step)
             if step.support is None:
@@ -993,7 +999,7 @@ class _Checker:
 
     # ------------------------------------------------------------ families and expressions
 
-    def _family(self, f: ast.FamilyCall, scope: _Scope) -> Family:
+    def _family(self, f: ast.FamilyCall, scope: _Scope, axis: ast.SetExpr | None = None) -> Family:
         spec = FAMILIES.get(f.name)
         if spec is None:
             raise self._unknown(f"unknown distribution family `{f.name}`", f.name, FAMILIES, f)
@@ -1004,17 +1010,24 @@ class _Checker:
                     + ", ".join(spec.param_names),
                     k.name, spec.param_names, k,
                 )
+        scope.vector_axis = axis if isinstance(axis, ast.SetName) else None
+
         def argument(e: ast.Expr) -> object:
             if spec.combine is not None and isinstance(e, ast.Call) and e.func in FAMILIES:
                 # a family made of families: `Truncated(Normal(mu, s), low=0.0)`
-                return self._family(ast.nested_family(e), scope)
+                inner = self._family(ast.nested_family(e), scope, axis)
+                scope.vector_axis = axis if isinstance(axis, ast.SetName) else None
+                return inner
             self._expr(e, scope)
             # The registry decides arity, missing parameters and constant
             # constraints; placeholders stand in for non-constant arguments.
             return _constant(e)
 
-        args = [argument(e) for e in f.args]
-        kwargs = {k.name: argument(k.value) for k in f.kwargs}
+        try:
+            args = [argument(e) for e in f.args]
+            kwargs = {k.name: argument(k.value) for k in f.kwargs}
+        finally:
+            scope.vector_axis = None
         try:
             return family(f.name, *args, **kwargs)
         except QuiversError as err:
@@ -1038,19 +1051,67 @@ class _Checker:
         elif isinstance(e, ast.Call) and e.func in BUILDERS:
             self._builder(e, scope)
         elif isinstance(e, ast.Call):
-            if e.func not in FUNCTIONS:
-                hint = " (distribution families go after `<-`)" if e.func in FAMILIES else ""
-                known = [*FUNCTIONS, *BUILDERS]
-                raise self._unknown(
-                    f"unknown function `{e.func}`{hint}; functions are {', '.join(known)}",
-                    e.func, known, e,
-                )
-            if len(e.args) != 1:
+            self._call(e, scope)
+        elif isinstance(e, ast.Vector):
+            self._vector(e, scope)
+
+    def _call(self, e: ast.Call, scope: _Scope) -> None:
+        """A function call: a known function, with as many arguments as it
+        takes; the argument that names an axis (``sum(x, K)``) names an object."""
+        if e.func not in FUNCTIONS:
+            hint = " (distribution families go after `<-`)" if e.func in FAMILIES else ""
+            known = [*FUNCTIONS, *BUILDERS]
+            raise self._unknown(
+                f"unknown function `{e.func}`{hint}; functions are {', '.join(known)}",
+                e.func, known, e,
+            )
+        low, high = ARITY[e.func]
+        if not low <= len(e.args) <= high:
+            usage = {"where": "`where(condition, a, b)`", "dot": "`dot(x, y)` or `dot(x, y, K)`"}.get(
+                e.func, f"`{e.func}(x)` or `{e.func}(x, K)` along the axis `K`" if high == 2 else None)
+            raise self._error(
+                QuiversTypeError,
+                f"`{e.func}` takes {arity_text(e.func)}, got {len(e.args)}" + (f": {usage}" if usage else ""),
+                e,
+            )
+        k = AXIS_ARGUMENT.get(e.func)
+        axis = e.args[k] if k is not None and k < len(e.args) else None
+        if axis is not None:
+            if not isinstance(axis, ast.Name) or axis.id not in self.all_objects:
+                got = f"; `{axis.id}` is not an object" if isinstance(axis, ast.Name) else ""
                 raise self._error(
-                    QuiversTypeError, f"`{e.func}` takes one argument, got {len(e.args)}", e
+                    QuiversTypeError,
+                    f"the last argument of `{dump_expr(e)}` names the axis it runs along, an object, e.g. "
+                    f"`{e.func}(x, K)`{got}",
+                    axis,
                 )
-            for a in e.args:
+            self._set(ast.SetName(axis.id, span=axis.span), e)
+        for a in e.args:
+            if a is not axis:
                 self._expr(a, scope)
+
+    def _vector(self, e: ast.Vector, scope: _Scope) -> None:
+        """``[a, b, c]``: a family argument of a step whose plate ends with
+        an object of as many elements."""
+        axis = scope.vector_axis
+        if axis is None:
+            raise self._error(
+                QuiversTypeError,
+                f"the vector `{dump_expr(e)}` has no object to run along: a vector literal is an argument of "
+                "the family of a step on a plate (or of a marginalize), and runs along its last object",
+                e,
+                hint=f"name the object: `vector(K, {', '.join(dump_expr(i) for i in e.items)})`",
+            )
+        size = self.finsets[axis.name].size
+        if len(e.items) != size:
+            raise self._error(
+                QuiversTypeError,
+                f"the vector `{dump_expr(e)}` runs along `{axis.name}`, which has {size} elements; it has "
+                f"{len(e.items)} entries",
+                e,
+            )
+        for i in e.items:
+            self._expr(i, scope)
 
     def _builder(self, e: ast.Call, scope: _Scope) -> None:
         """``vector(K, a, b)`` and ``matrix(K, ...)``: the set comes first,
@@ -1177,7 +1238,12 @@ def _expr_names(e: ast.Expr) -> Iterable[str]:
         for i in e.indices:
             yield from _expr_names(i)
     elif isinstance(e, ast.Call):
-        for a in e.args:
+        k = AXIS_ARGUMENT.get(e.func)
+        for i, a in enumerate(e.args):
+            if i != k:  # the axis argument names an object
+                yield from _expr_names(a)
+    elif isinstance(e, ast.Vector):
+        for a in e.items:
             yield from _expr_names(a)
 
 

@@ -56,6 +56,7 @@ from quivers.programs import (
     Expr,
     Program,
     call,
+    compare,
     const,
     data,
     factor,
@@ -67,8 +68,10 @@ from quivers.programs import (
     ret,
     sample,
     var,
+    vector,
 )
 from quivers.programs import Step as RuntimeStep
+from quivers.programs.expr import AXIS_ARGUMENT
 from quivers.programs import identity, rename, tensor, then
 from quivers.planning import auto
 
@@ -153,9 +156,13 @@ def compile_set(s: ast.SetExpr, objects: dict[str, FinSet]) -> FinSet:
     raise TypeError(f"not a set expression: {s!r}")
 
 
-def compile_expr(e: ast.Expr, objects: Mapping[str, FinSet] | None = None) -> Expr:
+def compile_expr(
+    e: ast.Expr, objects: Mapping[str, FinSet] | None = None, axis: FinSet | None = None
+) -> Expr:
     """An expression as a symbolic :class:`~quivers.programs.Expr`;
-    ``objects`` resolve the set of ``vector(K, ...)`` and ``matrix(K, ...)``.
+    ``objects`` resolve the set of ``vector(K, ...)`` and ``matrix(K, ...)``
+    and the axis of ``sum(x, K)``; ``axis`` is the set a vector literal
+    ``[a, b]`` runs along.
 
     Examples
     --------
@@ -169,24 +176,41 @@ def compile_expr(e: ast.Expr, objects: Mapping[str, FinSet] | None = None) -> Ex
     if isinstance(e, ast.Name):
         return var(e.id)
     if isinstance(e, ast.BinOp):
-        left, right = compile_expr(e.left, objects), compile_expr(e.right, objects)
+        left, right = compile_expr(e.left, objects, axis), compile_expr(e.right, objects, axis)
+        if e.op in ast.COMPARE_OPS:
+            return compare(e.op, left, right)
         if e.op == "^":
             _check_power(left, right, e)
         return _in_range(_BINARY[e.op](left, right), e)
     if isinstance(e, ast.Neg):
-        return -compile_expr(e.operand, objects)
+        return -compile_expr(e.operand, objects, axis)
     if isinstance(e, ast.Subscript):
-        indices = tuple(compile_expr(i, objects) for i in e.indices)
-        return compile_expr(e.base, objects)[indices if len(indices) > 1 else indices[0]]
+        indices = tuple(compile_expr(i, objects, axis) for i in e.indices)
+        return compile_expr(e.base, objects, axis)[indices if len(indices) > 1 else indices[0]]
     if isinstance(e, ast.Call) and e.func in BUILDERS:
         head = e.args[0].id if e.args and isinstance(e.args[0], ast.Name) else None
         if head is None or objects is None or head not in objects:
             raise QuiversTypeError(f"`{e.func}` needs an object declared in its module as its first argument", span=e.span)
         over = objects[head]
-        return BUILDERS[e.func](over, *(compile_expr(a, objects) for a in e.args[1:]))
+        return BUILDERS[e.func](over, *(compile_expr(a, objects, axis) for a in e.args[1:]))
     if isinstance(e, ast.Call):
-        return _in_range(call(e.func, *(compile_expr(a, objects) for a in e.args)), e)
+        k = AXIS_ARGUMENT.get(e.func)
+        args = [
+            _axis_object(a, objects, e) if i == k else compile_expr(a, objects, axis) for i, a in enumerate(e.args)
+        ]
+        return _in_range(call(e.func, *args), e)
+    if isinstance(e, ast.Vector):
+        if axis is None:
+            raise QuiversTypeError(f"the vector `{dump_expr(e)}` has no object to run along", span=e.span)
+        return vector(axis, *(compile_expr(i, objects, axis) for i in e.items))
     raise TypeError(f"not an expression node: {e!r}")
+
+
+def _axis_object(a: ast.Expr, objects: Mapping[str, FinSet] | None, e: ast.Call) -> FinSet:
+    """The object an axis argument (``K`` in ``sum(x, K)``) names."""
+    if not isinstance(a, ast.Name) or objects is None or a.id not in objects:
+        raise QuiversTypeError(f"the axis of `{dump_expr(e)}` must be a declared object", span=a.span)
+    return objects[a.id]
 
 
 # ------------------------------------------------------------ constant folding
@@ -262,9 +286,9 @@ def _located(build: Callable[[], Any], span: Span | None, source: str | None) ->
 _NOT_FINITE_REAL = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
 
 
-def _expr(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) -> Expr:
+def _expr(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet], axis: FinSet | None = None) -> Expr:
     """Compile ``e``, rejecting constants that fold to no finite real number."""
-    expr = _located(lambda: compile_expr(e, objects), e.span, source)
+    expr = _located(lambda: compile_expr(e, objects, axis), e.span, source)
     bad = next((c for c in _NOT_FINITE_REAL if expr.sympy.has(c)), None)
     if bad is not None:
         raise InvalidValueError(
@@ -275,9 +299,9 @@ def _expr(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) -> Exp
     return expr
 
 
-def _argument(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) -> Any:
+def _argument(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet], axis: FinSet | None = None) -> Any:
     """A family argument: a plain number when it folds to one, else an Expr."""
-    expr = _expr(e, source, objects)
+    expr = _expr(e, source, objects, axis)
     value = expr.sympy
     if isinstance(value, sympy.Integer):
         return int(value)
@@ -286,13 +310,14 @@ def _argument(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet]) ->
     return expr
 
 
-def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet]) -> Family:
+def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet], axis: FinSet | None = None) -> Family:
+    """The family of a step; ``axis`` is the set its vector literals run along."""
     combine = getattr(FAMILIES.get(f.name), "combine", None) is not None
 
     def argument(a: ast.Expr) -> Any:
         if combine and isinstance(a, ast.Call) and a.func in FAMILIES:  # `Truncated(Normal(mu, s), ...)`
-            return _family(ast.nested_family(a), source, objects)
-        return _argument(a, source, objects)
+            return _family(ast.nested_family(a), source, objects, axis)
+        return _argument(a, source, objects, axis)
 
     args = [argument(a) for a in f.args]
     kwargs = {k.name: argument(k.value) for k in f.kwargs}
@@ -329,11 +354,23 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
     def index_set(x: ast.SetExpr | None) -> FinSet | None:
         return None if x is None else compile_set(x, objects)
 
+    def last(x: ast.SetExpr | None) -> FinSet | None:
+        factors = () if x is None else compile_set(x, objects).factors
+        return factors[-1] if factors else None
+
     if isinstance(s, ast.Sample):
-        fam = _family(s.family, source, objects)
-        return _located(lambda: sample(s.name, index_set(site_set(s)), fam, span=s.span), s.span, source)
+        fam = _family(s.family, source, objects, last(site_set(s)))
+        constraint = _option(s.options, "constraint")
+        return _located(
+            lambda: sample(
+                s.name, index_set(site_set(s)), fam, span=s.span,
+                constraint=constraint.name if isinstance(constraint, ast.OptionName) else None,
+            ),
+            s.span,
+            source,
+        )
     if isinstance(s, ast.Observe):
-        fam = _family(s.family, source, objects)
+        fam = _family(s.family, source, objects, last(site_set(s)))
         via = _option(s.options, "via")
         via_name = via.name if isinstance(via, ast.OptionName) else None
         if isinstance(via, ast.OptionList):  # one map per factor of a grouping by pairs
@@ -344,11 +381,11 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
             source,
         )
     if isinstance(s, ast.Marginalize):
-        prior = _family(s.prior, source, objects)
+        support = s.support if s.support is not None else how.supports[s.name]
+        prior = _family(s.prior, source, objects, compile_set(support, objects))
         body = [_step(t, objects, source, how) for t in s.body]
         over = grouping(s)
         over_set = compile_set(over, objects) if over is not None else None
-        support = s.support if s.support is not None else how.supports[s.name]
         return _located(
             lambda: marginalize(
                 s.name, compile_set(support, objects), prior, body, over=over_set,

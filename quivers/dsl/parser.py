@@ -267,8 +267,8 @@ def _expected_words(expected: Iterable[str], parser: Lark) -> str:
         rest = {t for t in rest if literals[t] not in (*_DECL_KEYWORDS, "let") and t not in {"_NL", "$END"}}
     if {"NAME", "NUMBER"} <= rest and values >= {"(", "-"}:
         words.append("an expression")
-        rest = {t for t in rest if t not in {"NAME", "NUMBER"} and literals[t] not in {"(", "-"}}
-    operators = {t for t in rest if literals[t] in _OPERATORS}
+        rest = {t for t in rest if t not in {"NAME", "NUMBER"} and literals[t] not in {"(", "-", "["}}
+    operators = {t for t in rest if literals[t] in _OPERATORS or t == "COMPARE"}
     if len(operators) >= 3:
         rest -= operators
     described = sorted(_describe(t, parser) for t in rest)

@@ -39,8 +39,8 @@ __all__ = ["dumps", "dump_expr", "dump_set", "dump_program", "dump_morphism"]
 INDENT = "    "
 
 # Binding strength: larger binds tighter.
-_SUM, _PRODUCT, _UNARY, _POWER, _POSTFIX = 1, 2, 3, 4, 5
-_BINARY = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "^": _POWER}
+_COMPARE, _SUM, _PRODUCT, _UNARY, _POWER, _POSTFIX = 0, 1, 2, 3, 4, 5
+_BINARY = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "^": _POWER, **{op: _COMPARE for op in ast.COMPARE_OPS}}
 
 
 def _number(value: int | float) -> str:
@@ -85,6 +85,8 @@ def dump_expr(e: ast.Expr) -> str:
         return e.id
     if isinstance(e, ast.BinOp):
         strength = _BINARY[e.op]
+        if strength == _COMPARE:  # comparisons do not chain: both operands are sums
+            return f"{_wrap(e.left, _SUM)} {e.op} {_wrap(e.right, _SUM)}"
         if e.op == "^":
             # The base is a postfix term; the exponent may be any unary term.
             return f"{_wrap(e.left, _POSTFIX)} ^ {_wrap(e.right, _UNARY)}"
@@ -96,6 +98,8 @@ def dump_expr(e: ast.Expr) -> str:
         return f"{_wrap(e.base, _POSTFIX)}[{indices}]"
     if isinstance(e, ast.Call):
         return f"{e.func}({', '.join(dump_expr(a) for a in e.args)})"
+    if isinstance(e, ast.Vector):
+        return f"[{', '.join(dump_expr(a) for a in e.items)}]"
     raise TypeError(f"not an expression node: {e!r}")
 
 

@@ -395,6 +395,13 @@ class QVRTransformer(Transformer):
     def pow(self, meta: Any, children: list) -> ast.BinOp:
         return ast.BinOp("^", *children, span=self._span(meta))
 
+    def compare(self, meta: Any, children: list) -> ast.BinOp:
+        left, op, right = children
+        return ast.BinOp(str(op), left, right, span=self._span(meta))
+
+    def vector_literal(self, meta: Any, children: list) -> ast.Vector:
+        return ast.Vector(tuple(children), span=self._span(meta))
+
     def neg(self, meta: Any, children: list) -> ast.Neg:
         return ast.Neg(children[0], span=self._span(meta))
 

@@ -9,7 +9,7 @@ in any of several semirings (:mod:`~quivers.programs.kernels`).
 
 from quivers.programs.chain import MarkovStep, markov
 from quivers.programs.effects import Effect
-from quivers.programs.expr import BUILDERS, FUNCTIONS, Expr, apply, call, const, matrix, pair, stack, var, vector
+from quivers.programs.expr import BUILDERS, FUNCTIONS, Expr, apply, call, compare, const, matrix, pair, stack, var, vector
 from quivers.programs.graph import to_dot
 from quivers.programs.arrows import identity, lift, rename
 from quivers.programs.program import Program
@@ -40,7 +40,7 @@ from quivers.programs.kernels import program_kernel
 return_ = ret
 
 __all__ = [
-    "Program", "Effect", "Site", "Expr", "var", "const", "call", "FUNCTIONS",
+    "Program", "Effect", "Site", "Expr", "var", "const", "call", "compare", "FUNCTIONS",
     "sample", "observe", "marginalize", "markov", "let", "factor", "ret", "return_", "index_map", "data",
     "MarkovStep",
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",

@@ -24,8 +24,10 @@ tensor([ 1., 31.])
 
 from __future__ import annotations
 
+import collections
 import itertools
 import numbers
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,13 +38,14 @@ from sympy.core.symbol import Str
 from quivers.categories import FinFunction, FinSet
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.lowering import lower
-from quivers.programs.named import Value, align, gather, logsumexp, plate_dims, reduce_sum
+from quivers.programs.named import Value, align, gather, logsumexp, plate_dims, reduce_sum, to_layout
 from quivers.programs.relaxed import RelaxedValue, soft_index
 
 __all__ = [
     "Expr", "var", "const", "call", "apply", "pair", "FUNCTIONS", "compile_expr", "as_expr",
     "constant_tensors", "constant_axes", "index_function", "IndexFunction", "Constant", "REF",
-    "stack", "vector", "matrix", "stack_set", "STACK", "BUILDERS",
+    "stack", "vector", "matrix", "stack_set", "STACK", "BUILDERS", "compare", "COMPARISONS", "ARITY",
+    "AXIS_ARGUMENT", "WHERE", "DOT", "reduction_axis", "arity_text",
 ]
 
 Env = Mapping[str, Value]
@@ -51,6 +54,8 @@ INDEX = sympy.Function("index")
 STACK = sympy.Function("stack")
 """The head of a value built from entries (:func:`stack`); its first
 argument names the set the entries run along, the rest are the entries."""
+_COMPARE_OPS = {"<": ("lt", operator.lt), "<=": ("le", operator.le), ">": ("gt", operator.gt),
+                ">=": ("ge", operator.ge), "==": ("eq", operator.eq), "!=": ("ne", operator.ne)}
 _ELEMENTWISE_TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "exp": torch.exp,
     "log": torch.log,
@@ -64,9 +69,65 @@ _ELEMENTWISE_TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "logit": torch.logit,
     "Max": torch.maximum,
     "Min": torch.minimum,
+    **{name: (lambda fn: lambda a, b: _truth(fn(a, b), a, b))(fn) for name, fn in _COMPARE_OPS.values()},
+    "step": lambda x: _truth(~(x < 0), x),
+    "int_step": lambda x: _truth(x > 0, x),
 }
+
+
+def _truth(held: Any, *operands: Any) -> Any:
+    """A comparison's booleans as 1.0 and 0.0 in the dtype of its operands."""
+    ref = next((o for o in operands if isinstance(o, torch.Tensor) and torch.is_floating_point(o)), None)
+    if not isinstance(held, torch.Tensor):
+        return float(held)
+    return held.to(ref.dtype if ref is not None else torch.get_default_dtype())
 _CUSTOM_ELEMENTWISE = {n: sympy.Function(n) for n in ("sigmoid", "log1p", "expm1", "softplus", "logit")}
-_REDUCTIONS = {n: sympy.Function(n) for n in ("sum", "mean", "softmax", "log_softmax", "sort", "logsumexp")}
+_REDUCTIONS = {n: sympy.Function(n) for n in (
+    "sum", "mean", "prod", "logsumexp", "softmax", "log_softmax", "sort", "cumsum")}
+"""Functions of a value along its axes: ``sum(x)`` over every axis, ``sum(x, K)``
+over the one axis ``K`` (its second argument, a :class:`Str`)."""
+_COLLAPSE = ("sum", "mean", "prod", "logsumexp")
+"""The reductions that remove the axis they run along (the others keep it)."""
+
+
+def _folding(name: str, nargs: int, fold: Callable[..., float]) -> type:
+    """A sympy function ``name`` that folds to ``fold(*args)`` when every
+    argument is a number (comparisons and steps of constants)."""
+
+    def eval(cls, *args):  # noqa: A001 (sympy's hook)
+        if all(a.is_Number for a in args):
+            return sympy.Integer(int(fold(*(float(a) for a in args))))
+        return None
+
+    return type(name, (sympy.Function,), {"nargs": nargs, "eval": classmethod(eval)})
+
+
+COMPARISONS = {op: _folding(name, 2, fn) for op, (name, fn) in _COMPARE_OPS.items()}
+"""The comparison operators, as sympy functions worth 1 where they hold and
+0 where they do not (Stan's comparisons, which give integers)."""
+_STEPS = {
+    "step": _folding("step", 1, lambda x: not x < 0),
+    "int_step": _folding("int_step", 1, lambda x: x > 0),
+}
+
+
+class where(sympy.Function):  # noqa: N801 (the QVR name)
+    """``where(c, a, b)``: ``a`` where ``c`` is not 0, else ``b``."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, c, a, b):
+        if c.is_Number:
+            return a if c != 0 else b
+        if a == b:
+            return a
+        return None
+
+
+WHERE = where
+DOT = sympy.Function("dot")
+"""``dot(x, y)``: the product of ``x`` and ``y`` summed over the one axis they share."""
 
 FUNCTIONS: dict[str, Callable[..., sympy.Basic]] = {
     "exp": sympy.exp,
@@ -75,9 +136,23 @@ FUNCTIONS: dict[str, Callable[..., sympy.Basic]] = {
     "abs": sympy.Abs,
     "tanh": sympy.tanh,
     **_CUSTOM_ELEMENTWISE,
+    **_STEPS,
     **_REDUCTIONS,
+    "where": WHERE,
+    "dot": DOT,
 }
 """Functions an expression may call, by name."""
+
+ARITY: dict[str, tuple[int, int]] = {
+    **{n: (1, 1) for n in ("exp", "log", "sqrt", "abs", "tanh", *_CUSTOM_ELEMENTWISE, *_STEPS)},
+    **{n: (1, 2) for n in _REDUCTIONS},
+    "where": (3, 3),
+    "dot": (2, 3),
+}
+"""The least and the most arguments each function takes."""
+
+AXIS_ARGUMENT: dict[str, int] = {**{n: 1 for n in _REDUCTIONS}, "dot": 2}
+"""The position of the argument that names an axis (a finite set), by function."""
 
 _fresh = itertools.count()
 
@@ -440,10 +515,18 @@ def as_expr(value: Any) -> Expr:
 def call(name: str, *args: Any) -> Expr:
     """Apply the function ``name`` (one of :data:`FUNCTIONS`).
 
+    A reduction takes the axis it runs along as an optional second argument
+    (a :class:`~quivers.categories.FinSet` or its name): ``sum(x, K)`` sums
+    ``x`` over its axis ``K`` only, and ``dot(x, y, K)`` is ``sum(x * y, K)``.
+
     Examples
     --------
     >>> call("exp", var("x"))
     Expr(exp(x))
+    >>> call("sum", var("X") * var("beta"), FinSet("P", 3))
+    Expr(sum(X*beta, P))
+    >>> call("where", var("x") - 1, var("x"), 0)
+    Expr(where(x - 1, x, 0))
     >>> call("expp", var("x"))
     Traceback (most recent call last):
     ...
@@ -452,10 +535,69 @@ def call(name: str, *args: Any) -> Expr:
     fn = FUNCTIONS.get(name)
     if fn is None:
         raise UnknownNameError(f"unknown function `{name}`", name=name, candidates=FUNCTIONS)
-    if len(args) != 1:
-        raise QuiversTypeError(f"`{name}` takes one argument, got {len(args)}")
-    e, tables = _lift(args[0])
-    return Expr(fn(e), tables)
+    low, high = ARITY[name]
+    if not low <= len(args) <= high:
+        raise QuiversTypeError(f"`{name}` takes {arity_text(name)}, got {len(args)}")
+    axis = AXIS_ARGUMENT.get(name)
+    parts: list[sympy.Basic] = []
+    tables: list[Tables] = []
+    for i, a in enumerate(args):
+        if i == axis:
+            parts.append(Str(_axis_name(name, a)))
+        else:
+            e, t = _lift(a)
+            parts.append(e)
+            tables.append(t)
+    if name == "dot" and len(parts) == 3:
+        return Expr(_REDUCTIONS["sum"](parts[0] * parts[1], parts[2]), _merge(*tables))
+    return Expr(fn(*parts), _merge(*tables))
+
+
+def arity_text(name: str) -> str:
+    """How many arguments the function ``name`` takes, in words.
+
+    Examples
+    --------
+    >>> arity_text("exp"), arity_text("sum"), arity_text("where")
+    ('one argument', 'one or two arguments', 'three arguments')
+    """
+    low, high = ARITY[name]
+    words = {1: "one", 2: "two", 3: "three"}
+    count = words[low] if low == high else f"{words[low]} or {words[high]}"
+    return f"{count} argument{'s' if high > 1 else ''}"
+
+
+def _axis_name(name: str, axis: Any) -> str:
+    if isinstance(axis, FinSet) and len(axis.factors) == 1:
+        return axis.name
+    if isinstance(axis, str) and axis.isidentifier():
+        return axis
+    raise QuiversTypeError(f"the axis of `{name}` must be a finite set (not a product) or its name, got `{axis!r}`")
+
+
+def compare(op: str, left: Any, right: Any) -> Expr:
+    """``left op right`` for ``op`` in ``< <= > >= == !=``: 1 where it holds,
+    0 where it does not (so ``(x > 0) * x`` is ``max(x, 0)``).
+
+    Examples
+    --------
+    >>> compare(">", var("x"), 0)
+    Expr(gt(x, 0))
+    >>> compare("<", 1, 2)
+    Expr(1)
+    """
+    if op not in COMPARISONS:
+        raise QuiversTypeError(f"unknown comparison `{op}`; comparisons are {' '.join(COMPARISONS)}")
+    (a, ta), (b, tb) = _lift(left), _lift(right)
+    return Expr(COMPARISONS[op](a, b), _merge(ta, tb))
+
+
+def reduction_axis(e: sympy.Basic) -> str | None:
+    """The axis a reduction node ``f(x, K)`` runs along (``K``), or None
+    for ``f(x)`` and any other node."""
+    if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS and len(e.args) == 2:
+        return str(e.args[1])
+    return None
 
 
 # ---------------------------------------------------------------- compiling
@@ -485,7 +627,11 @@ def _compile(e: sympy.Basic, tables: Tables) -> Evaluator:
     if isinstance(e, sympy.Function) and e.func == INDEX:
         return _compile_index(e, tables)
     if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS:
-        return _compile_reduction(e.func.__name__, _compile(e.args[0], tables))
+        return _compile_reduction(e.func.__name__, _compile(e.args[0], tables), reduction_axis(e))
+    if isinstance(e, WHERE):
+        return _compile_where(e, tables)
+    if isinstance(e, sympy.Function) and e.func == DOT:
+        return _compile_dot(_compile(e.args[0], tables), _compile(e.args[1], tables))
     fn = index_function(e, tables)
     if fn is not None:
         return _compile_index_function(fn, [_compile(a, tables) for a in e.args])
@@ -630,7 +776,10 @@ def _compile_index(e: sympy.Basic, tables: Tables) -> Evaluator:
     return index
 
 
-def _compile_reduction(name: str, arg: Evaluator) -> Evaluator:
+def _compile_reduction(name: str, arg: Evaluator, axis: str | None = None) -> Evaluator:
+    if axis is not None:
+        return _compile_axis_reduction(name, arg, axis)
+
     def reduce(env: Env) -> Value:
         v = arg(env)
         if name == "sum":
@@ -644,15 +793,115 @@ def _compile_reduction(name: str, arg: Evaluator) -> Evaluator:
             for d in v.dims:
                 v = logsumexp(v, d)
             return v
+        if name == "prod":
+            b = v.batch_ndim
+            t = v.tensor.reshape(*v.tensor.shape[:b], -1).prod(-1) if v.dims else v.tensor
+            return Value(t)
         if not v.dims:
             raise ShapeError(f"`{name}` needs a value with at least one axis")
-        if name == "softmax":
-            return Value(torch.softmax(v.tensor, -1), v.dims, v.values_in)
-        if name == "log_softmax":
-            return Value(torch.log_softmax(v.tensor, -1), v.dims, v.values_in)
-        return Value(torch.sort(v.tensor, -1).values, v.dims, v.values_in)
+        return _along(name, v, -1)
 
     return reduce
+
+
+def _along(name: str, v: Value, dim: int) -> Value:
+    """``name`` (softmax, log_softmax, sort, cumsum) of ``v`` along its tensor axis ``dim``."""
+    t = v.tensor
+    if name == "softmax":
+        out = torch.softmax(t, dim)
+    elif name == "log_softmax":
+        out = torch.log_softmax(t, dim)
+    elif name == "cumsum":
+        out = torch.cumsum(t if torch.is_floating_point(t) else t.to(torch.get_default_dtype()), dim)
+    else:
+        out = torch.sort(t, dim).values
+    return Value(out, v.dims, v.values_in if name == "sort" else None)
+
+
+def _compile_axis_reduction(name: str, arg: Evaluator, axis: str) -> Evaluator:
+    """``name(x, axis)``: along the named ``axis`` of ``x`` only."""
+
+    def reduce(env: Env) -> Value:
+        v = arg(env)
+        if axis not in v.dims:
+            raise ShapeError(
+                f"`{name}(..., {axis})` runs along `{axis}`, but its argument has "
+                + (f"the axes {list(v.dims)}" if v.dims else "no axis"),
+                hint=f"declare the value on `{axis}`, or reduce along one of its axes",
+            )
+        dim = v.batch_ndim + v.dims.index(axis)
+        rest = tuple(d for d in v.dims if d != axis)
+        t = v.tensor if torch.is_floating_point(v.tensor) else v.tensor.to(torch.get_default_dtype())
+        if name == "sum":
+            return Value(t.sum(dim), rest)
+        if name == "mean":
+            return Value(t.mean(dim), rest)
+        if name == "prod":
+            return Value(t.prod(dim), rest)
+        if name == "logsumexp":
+            return logsumexp(Value(t, v.dims), axis)
+        return _along(name, v, dim)
+
+    return reduce
+
+
+def _compile_dot(left: Evaluator, right: Evaluator) -> Evaluator:
+    """``dot(x, y)``: ``x * y`` summed over the one named axis they share."""
+
+    def dot(env: Env) -> Value:
+        x, y = left(env), right(env)
+        shared = [d for d in x.dims if d in y.dims]
+        if len(shared) != 1:
+            raise ShapeError(
+                f"`dot(x, y)` sums over the one axis its arguments share; they share "
+                + (", ".join(f"`{d}`" for d in shared) if shared else "none")
+                + f" (axes {list(x.dims)} and {list(y.dims)})",
+                hint="name the axis: `dot(x, y, K)`" if shared else "declare both on the axis to sum over",
+            )
+        tensors, dims, _ = align([x, y])
+        tensors = [t if torch.is_floating_point(t) else t.to(torch.get_default_dtype()) for t in tensors]
+        return reduce_sum(Value(tensors[0] * tensors[1], dims), shared)
+
+    return dot
+
+
+def _compile_where(e: sympy.Basic, tables: Tables) -> Evaluator:
+    """``where(c, a, b)``. Each branch reads the names it uses through a
+    mask: where the branch is not taken, a name's value reaches it detached
+    from autograd, so a branch that is undefined there (``log`` of 0,
+    ``sqrt`` of a negative number) gives a zero gradient, not NaN. A name
+    on fewer axes than the condition is read as it is (its gradient sums
+    over the positions of both branches)."""
+    cond, yes, no = (_compile(a, tables) for a in e.args)
+    reads = [sorted(s.name for s in a.free_symbols if not s.name.startswith("__")) for a in e.args[1:]]
+
+    def evaluate(env: Env) -> Value:
+        c = cond(env)
+        taken = Value(c.tensor != 0, c.dims)
+        a = yes(_masked(env, reads[0], taken, True))
+        b = no(_masked(env, reads[1], taken, False))
+        tensors, dims, _ = align([taken, a, b])
+        values = [t if torch.is_floating_point(t) else t.to(torch.get_default_dtype()) for t in tensors[1:]]
+        return Value(torch.where(tensors[0], *values), dims)
+
+    return evaluate
+
+
+def _masked(env: Env, names: list[str], taken: Value, keep: bool) -> Env:
+    """``env`` with each value of ``names`` that needs a gradient cut from
+    autograd where ``taken`` is not ``keep``."""
+    masked: dict[str, Value] = {}
+    for n in names:
+        v = env.get(n)
+        if (v is None or type(v) is not Value or not v.tensor.requires_grad
+                or not set(taken.dims) <= set(v.dims) or taken.batch_ndim > v.batch_ndim):
+            continue
+        mask = to_layout(taken, v.batch_ndim, v.dims)
+        if not keep:
+            mask = ~mask
+        t = v.tensor
+        masked[n] = Value(torch.where(mask, t, t.detach()), v.dims, v.values_in, v.enumerates)
+    return collections.ChainMap(masked, env) if masked else env
 
 
 def _is_leaf(node: sympy.Basic, tables: Tables) -> bool:
@@ -660,7 +909,8 @@ def _is_leaf(node: sympy.Basic, tables: Tables) -> bool:
     indexing, a reduction or an index function, each compiled on its own."""
     return isinstance(node, sympy.Symbol) or (
         isinstance(node, sympy.Function)
-        and (node.func in (INDEX, STACK) or node.func.__name__ in _REDUCTIONS or index_function(node, tables) is not None)
+        and (node.func in (INDEX, STACK, WHERE, DOT) or node.func.__name__ in _REDUCTIONS
+             or index_function(node, tables) is not None)
     )
 
 

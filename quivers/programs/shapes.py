@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from quivers.errors import QuiversError, QuiversTypeError, ShapeError, UnknownNameError
-from quivers.programs.expr import _REDUCTIONS, INDEX, Expr, Tables, index_function, stack_set
+from quivers.programs.expr import _COLLAPSE, _REDUCTIONS, DOT, INDEX, Expr, Tables, index_function, reduction_axis, stack_set
 from quivers.programs.named import plate_dims
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep
@@ -108,7 +108,15 @@ class _Checker(StepVisitor):
         if isinstance(e, sympy.Function) and e.func.__name__ in _REDUCTIONS:
             arg = self.axes(e.args[0], where)
             name = e.func.__name__
-            if name in ("sum", "mean", "logsumexp"):
+            axis = reduction_axis(e)
+            if axis is not None:
+                if axis not in arg.dims:
+                    on = f"the axes {list(arg.dims)}" if arg.dims else "no axis"
+                    raise ShapeError(f"{where}: `{name}(..., {axis})` runs along `{axis}`, but `{e.args[0]}` has {on}")
+                if name in _COLLAPSE:
+                    return Axes(tuple(d for d in arg.dims if d != axis))
+                return Axes(arg.dims, arg.values_in if name == "sort" else None)
+            if name in _COLLAPSE:
                 return Axes(())
             if not arg.dims:
                 raise ShapeError(f"{where}: `{name}` needs a value with at least one axis, `{e.args[0]}` has none")
@@ -128,6 +136,16 @@ class _Checker(StepVisitor):
                         f"{where}: a value along `{f.name}` of size {f.size}, but `{f.name}` has size {self.sizes[f.name]}"
                     )
             return Axes(parts + names)
+        if isinstance(e, sympy.Function) and e.func == DOT:
+            x, y = (self.axes(a, where) for a in e.args)
+            shared = [d for d in x.dims if d in y.dims]
+            if len(shared) != 1:
+                raise ShapeError(
+                    f"{where}: `dot({e.args[0]}, {e.args[1]})` sums over the one axis its arguments share; they "
+                    f"share {', '.join(f'`{d}`' for d in shared) or 'none'} (axes {list(x.dims)} and {list(y.dims)})",
+                    hint="name the axis: `dot(x, y, K)`" if shared else None,
+                )
+            return Axes(tuple(d for d in _union(x.dims, y.dims) if d not in shared))
         fn = index_function(e, self.tables)
         if fn is not None:
             parts = [self.axes(a, where) for a in e.args]

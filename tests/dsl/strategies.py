@@ -31,10 +31,11 @@ _leaves = st.one_of(st.builds(ast.Number, numbers), st.builds(ast.Name, names))
 def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
     small = st.lists(children, min_size=1, max_size=3).map(tuple)
     return st.one_of(
-        st.builds(ast.BinOp, st.sampled_from(ast.BINARY_OPS), children, children),
+        st.builds(ast.BinOp, st.sampled_from(ast.BINARY_OPS + ast.COMPARE_OPS), children, children),
         st.builds(ast.Neg, children),
         st.builds(ast.Subscript, children, small),
         st.builds(ast.Call, names, st.lists(children, max_size=3).map(tuple)),
+        st.builds(ast.Vector, small),
     )
 
 
