@@ -87,6 +87,7 @@ import sympy
 import torch
 from torch.distributions import constraints as C
 
+from quivers.distributions import CONSTRAINTS
 from quivers.errors import DataError, QuiversError, QuiversTypeError, UnsupportedError
 from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
 from quivers.programs import Program
@@ -384,8 +385,13 @@ class _Emitter:
 
     def declare(self, name: str, step: Step) -> str:
         site = self.sites[name]
-        kind, bounds = self._bounds(name, step)
         dims = list(site.dims)
+        if site.constraint is not None:  # ordered[K], simplex[K], cholesky_factor_corr[K], ...
+            spec = CONSTRAINTS[site.constraint]
+            lead = dims[: len(dims) - spec.event_rank]
+            inner = f"{spec.stan}[{dims[len(dims) - spec.event_rank]}]"
+            return f"array[{', '.join(lead)}] {inner} {name};" if lead else f"{inner} {name};"
+        kind, bounds = self._bounds(name, step)
         if kind == "simplex":
             if not dims:
                 raise self.fail(f"`{name}` is a simplex without an event axis", step)
@@ -564,7 +570,7 @@ class _Emitter:
                 pass
             except UnsupportedError as err:
                 raise self.fail(err.message, s) from None
-        if len(plate) == 2 and not event and not self.integer(s.name):
+        if len(plate) == 2 and not event and not self.integer(s.name) and site.constraint is None:
             try:  # arguments constant across the matrix: one vectorized statement
                 stan, args = self._args(s.family, t, {}, s, site)
                 return [f"to_vector({s.name}) ~ {stan}({', '.join(args)});"]
@@ -784,6 +790,12 @@ class _Admit(StepVisitor):
         if e.sites[s.name].kind == "index":
             return
         fam = s.family
+        if getattr(s, "constraint", None) == "cholesky_corr":
+            raise e.fail(
+                f"`{s.name}` is a Cholesky factor on the square plate `{s.index_set.name}`, whose second axis "
+                "Stan emission has no size for", s,
+                hint="fit it with quivers' own NUTS; Stan's cholesky_factor_corr is not emitted yet",
+            )
         if fam.spec.improper and depth:
             raise e.fail(f"`{s.name}` has the improper family {fam.name} inside a marginalize block", s)
         base = _truncated(fam)

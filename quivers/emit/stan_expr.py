@@ -40,7 +40,7 @@ import itertools
 import sympy
 
 from quivers.errors import UnsupportedError
-from quivers.programs.expr import stack_set
+from quivers.programs.expr import reduction_axis, stack_set
 from quivers.programs.named import plate_dims
 
 __all__ = ["Translator", "VECTOR", "NotVectorizable", "Leaf", "number"]
@@ -63,8 +63,10 @@ _ELEMENTWISE = {
     "logit": "logit",
 }
 _PAIRWISE = {"Max": "fmax", "Min": "fmin"}
-_REDUCE = {"sum": "sum", "mean": "mean", "logsumexp": "log_sum_exp"}
-_ALONG_LAST = {"softmax": "softmax", "log_softmax": "log_softmax", "sort": "sort_asc"}
+_REDUCE = {"sum": "sum", "mean": "mean", "prod": "prod", "logsumexp": "log_sum_exp"}
+_ALONG_LAST = {"softmax": "softmax", "log_softmax": "log_softmax", "sort": "sort_asc", "cumsum": "cumulative_sum"}
+_COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+_STEP = {"step": "step", "int_step": "int_step"}
 
 
 class NotVectorizable(Exception):
@@ -134,6 +136,8 @@ class Translator:
     ) -> None:
         self.leaves = {k: v if isinstance(v, Leaf) else Leaf(v[0], tuple(v[1])) for k, v in leaves.items()}
         self.inline = dict(inline or {})
+        # inside `sum(x, K)`: a value on more axes than `K` is read as its slice along `K`
+        self._slices = False
 
     # ------------------------------------------------------------ axes
 
@@ -161,8 +165,15 @@ class Translator:
                 base.remove(axis)
                 out += [d for d in self.dims(i) if d not in out]
             return tuple(base) + tuple(d for d in out if d not in base)
+        axis = reduction_axis(e)
+        if axis is not None:
+            inner = self.dims(e.args[0])
+            return tuple(d for d in inner if d != axis) if name in _REDUCE else inner
         if name in _REDUCE:
             return ()
+        if name == "dot":
+            x, y = self.dims(e.args[0]), self.dims(e.args[1])
+            return tuple(d for d in x + tuple(d for d in y if d not in x) if not (d in x and d in y))
         over = stack_set(e)
         if over is not None:
             out = []
@@ -221,12 +232,25 @@ class Translator:
         if missing:
             raise UnsupportedError(f"`{name}` varies over `{missing[0]}`, which no loop binds here")
         if vector:
+            if leaf.dims != tuple(vector) and self._slices and len(vector) == 1 and not leaf.integer:
+                return self._slice(leaf, vector[0], bind)
             if leaf.dims != tuple(vector) or (leaf.integer and not leaf.one_based):
                 raise NotVectorizable(name)
             return _Code(leaf.stan, _ATOM, leaf.integer, True)
         if not leaf.dims:
             return _Code(leaf.stan, _ATOM, leaf.integer)
         return _Code(f"{leaf.stan}[{', '.join(bind[d] for d in leaf.dims)}]", _ATOM, leaf.integer)
+
+    @staticmethod
+    def _slice(leaf: Leaf, axis: str, bind: Mapping[str, str]) -> _Code:
+        """The Stan vector of a real ``leaf`` along ``axis``, its other axes
+        bound: a column ``X[:, j]`` of a matrix, or a row ``X[i]'`` turned
+        into a vector (real values on two or more axes are matrices, the
+        leading axes arrays of them)."""
+        parts = [":" if d == axis else bind[d] for d in leaf.dims]
+        row = leaf.dims[-1] == axis
+        text = f"{leaf.stan}[{', '.join(parts)}]" + ("'" if row else "")
+        return _Code(text, _ATOM, False, True)
 
     def _t(self, e: sympy.Basic, bind: dict[str, str]) -> _Code:
         if isinstance(e, sympy.Symbol):
@@ -270,10 +294,35 @@ class Translator:
             for p in parts[1:]:
                 text = f"{_PAIRWISE[name]}({text}, {p.text})"
             return _Code(text, _ATOM)
+        axis = reduction_axis(e)
+        if axis is not None:
+            return self._along_axis(name, e.args[0], axis, bind)
         if name in _REDUCE:
             return self._reduce(_REDUCE[name], e.args[0], bind)
         if name in _ALONG_LAST:
             return self._along_last(_ALONG_LAST[name], e.args[0], bind)
+        if name in _COMPARE:
+            a, b = (self._t(x, bind) for x in e.args)
+            if a.vector or b.vector:
+                raise NotVectorizable(name)
+            return _Code(f"({self._wrap(a, _ADD)} {_COMPARE[name]} {self._wrap(b, _ADD)})", _ATOM, True)
+        if name in _STEP:
+            arg = self._t(e.args[0], bind)
+            if arg.vector:
+                raise NotVectorizable(name)
+            return _Code(f"{_STEP[name]}({arg.text})", _ATOM, True)
+        if name == "where":
+            c, a, b = (self._t(x, bind) for x in e.args)
+            if c.vector or a.vector or b.vector:
+                raise NotVectorizable(name)
+            test = c.text if type(e.args[0]).__name__ in _COMPARE else f"{self._wrap(c, _ADD)} != 0"
+            return _Code(f"({test} ? {a.text} : {b.text})", _ATOM, a.integer and b.integer)
+        if name == "dot":
+            x, y = self.dims(e.args[0]), self.dims(e.args[1])
+            shared = [d for d in x if d in y]
+            if len(shared) != 1:
+                raise UnsupportedError(f"`{e}`: its arguments share the axes {shared}, not one")
+            return self._along_axis("sum", e.args[0] * e.args[1], shared[0], bind)
         if stack_set(e) is not None:
             return self._stack(e, bind)
         raise UnsupportedError(f"`{e}` has no Stan translation")
@@ -422,6 +471,30 @@ class Translator:
         except NotVectorizable:
             raise UnsupportedError(f"`{fn}` of `{arg}`: its argument is not a vector expression") from None
         return _Code(f"{fn}({inner.text})", _ATOM)
+
+    def _along_axis(self, name: str, arg: sympy.Basic, axis: str, bind: dict[str, str]) -> _Code:
+        """``name(arg, axis)``: a Stan vector along ``axis``, every other axis
+        of ``arg`` bound by a loop; a function that keeps the axis is read at
+        the loop's index of it."""
+        if any(v == VECTOR for v in bind.values()) and set(self.dims(arg)) & {
+            d for d, v in bind.items() if v == VECTOR
+        }:
+            raise NotVectorizable(name)
+        if axis not in self.dims(arg):
+            raise UnsupportedError(f"`{name}(..., {axis})` of `{arg}`, which has no axis `{axis}`")
+        keeps = name in _ALONG_LAST
+        if keeps and axis not in bind:
+            raise UnsupportedError(f"`{name}(..., {axis})` varies over `{axis}`, which no loop binds here")
+        slices, self._slices = self._slices, True
+        try:
+            inner = self._t(arg, {**bind, axis: VECTOR})
+        except NotVectorizable:
+            raise UnsupportedError(f"`{name}` of `{arg}`: its argument is not a vector expression") from None
+        finally:
+            self._slices = slices
+        if keeps:
+            return _Code(f"{_ALONG_LAST[name]}({inner.text})[{bind[axis]}]", _ATOM)
+        return _Code(f"{_REDUCE[name]}({inner.text})", _ATOM)
 
     def _along_last(self, fn: str, arg: sympy.Basic, bind: dict[str, str]) -> _Code:
         dims = self.dims(arg)
