@@ -62,7 +62,7 @@ def test_regression_recovers_its_coefficients():
     program, data = _example("regression")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = fit(program, data, steps=600, lr=0.05, seed=0, progress_bar=False)
+        result = fit(program, data, method="svi", steps=600, lr=0.05, seed=0, progress_bar=False)
     beta = result.samples["beta"].reshape(-1, 3).mean(0)
     torch.testing.assert_close(beta, torch.tensor([0.5, -1.0, 2.0]), atol=0.25, rtol=0)
     assert abs(float(result.samples["alpha"].mean()) - 1.0) < 0.25
@@ -72,7 +72,7 @@ def test_mixture_regression_recovers_its_lines():
     program, data = _example("mixture_regression")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = fit(program, data, steps=800, lr=0.05, seed=0, progress_bar=False)
+        result = fit(program, data, method="svi", steps=800, lr=0.05, seed=0, progress_bar=False)
     alpha = result.samples["alpha"].reshape(-1, 2)
     assert bool((alpha[:, 0] < alpha[:, 1]).all())
     torch.testing.assert_close(alpha.mean(0), torch.tensor([-2.0, 2.0]), atol=0.3, rtol=0)
