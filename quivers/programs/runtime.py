@@ -231,7 +231,9 @@ class Run(StepVisitor):
             env[s.name] = self._draw(site, params)
             return
         if s.name in self.enumerated and s.name not in env:
-            env[s.name], lp = _enumerate_site(site, params, self.enumerated[s.name], env[REF].tensor.device)
+            env[s.name], lp = _enumerate_site(
+                site, params, self.enumerated[s.name], env[REF].tensor.device, self.enumerated
+            )
             terms.append((lp, None))
             return
         if self._partial and s.name not in env:
@@ -707,7 +709,9 @@ def _enumeration(z: str, support: FinSet, device: torch.device) -> Value:
     return v
 
 
-def _enumerate_site(site: Site, params: Mapping[str, Value], values: FinSet, device) -> tuple[Value, Value]:
+def _enumerate_site(
+    site: Site, params: Mapping[str, Value], values: FinSet, device, others: Mapping[str, FinSet]
+) -> tuple[Value, Value]:
     """A sample site summed out by a plan: its value, the enumeration of
     ``values`` on an axis named after the site (the binding a
     ``marginalize`` block gives its latent; it stands for the site at every
@@ -718,7 +722,10 @@ def _enumerate_site(site: Site, params: Mapping[str, Value], values: FinSet, dev
     value = _enumeration(site.name, values, device)
     if site.family.name == "Categorical" and site.values_in is not None:
         ((key, v),) = params.items()
-        prior = rename(v, site.values_in, site.name)
+        # the category axis, as the shape checker reads it: the site's set, else the last axis
+        # off its plate that is no other summed site's (the K' of a K * K table read as A[z0])
+        cats = [d for d in v.dims if d not in site.dims and d not in others]
+        prior = rename(v, site.values_in if site.values_in in cats else cats[-1], site.name)
         prior = Value(densities.log_normalized(prior.tensor, key, prior.batch_ndim + prior.dims.index(site.name)),
                       prior.dims)
     else:

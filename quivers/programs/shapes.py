@@ -264,7 +264,7 @@ class _Checker(StepVisitor):
                     )
                 cat = site.values_in if site.values_in in candidates else candidates[-1]
                 dims = tuple(d for d in dims if d != cat)
-                if s.family.name == "Categorical" and site.values_in is None and cat in self.sizes:
+                if s.family.name == "Categorical" and site.values_in is None and cat.rstrip("'") in self.sizes:
                     # a primed axis (the K' of a K * K table) holds elements of K
                     base = cat.rstrip("'") if cat.rstrip("'") in self.sizes and cat.rstrip("'") not in candidates else cat
                     if cat not in enumerated:

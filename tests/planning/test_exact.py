@@ -161,3 +161,40 @@ def test_the_planned_grouped_mixture_equals_its_marginalize_version():
     # a batch of draws (MCMC chains) on the leading axis
     batch = {k: torch.stack([v, v * 1.5]) for k, v in lat.items()}
     torch.testing.assert_close(planned.log_joint(None, obs, batch), hand.log_joint(None, obs, batch))
+
+
+def _chain(n: int) -> tuple:
+    """An HMM written as ``n`` plain sample sites in a chain, and as a
+    ``markov`` block."""
+    from quivers.categories import FinSet
+    from quivers.distributions import Categorical, HalfNormal, Normal
+    from quivers.programs import Program, markov, observe, sample, var
+
+    T, K = FinSet("T", n), FinSet("K", 2)
+    head = [sample("A", K * K, HalfNormal(1.0)), sample("pi", K, HalfNormal(1.0)), sample("mu", K, Normal(0.0, 2.0))]
+    steps = head + [sample("z0", None, Categorical(var("pi")))]
+    steps += [sample(f"z{t}", None, Categorical(var("A")[var(f"z{t - 1}")])) for t in range(1, n)]
+    steps += [observe(f"y{t}", None, Normal(var("mu")[var(f"z{t}")], 1.0)) for t in range(n)]
+    hmm = Program("hmm", T, T, head + [
+        markov("z", T, K, Categorical(var("A")), [observe("y", T, Normal(var("mu")[var("z")], 1.0))],
+               init=Categorical(var("pi")))])
+    return Program("chain", T, T, steps), hmm
+
+
+def test_an_hmm_written_as_a_chain_of_sample_sites_equals_the_markov_block():
+    chain, hmm = _chain(5)
+    planned = auto(chain)
+    plan = planned.plan()
+    assert plan.order == ("z0", "z1", "z2", "z3", "z4") and plan.treewidth == 1  # the forward algorithm
+    y = torch.tensor([-1.0, 0.5, 1.2, 0.9, -0.3], dtype=F64)
+    lat = {"A": torch.tensor([[0.8, 0.2], [0.3, 0.7]], dtype=F64), "pi": torch.tensor([0.4, 1.2], dtype=F64),
+           "mu": torch.tensor([-1.0, 1.0], dtype=F64)}
+    obs = {f"y{t}": y[t] for t in range(5)}
+    torch.testing.assert_close(planned.log_joint(None, obs, lat), hmm.log_joint(None, {"y": y}, lat))
+    marginals = planned.posterior_latents(None, obs, lat)
+    smoothed = hmm.posterior_latents(None, {"y": y}, lat)["z"]
+    for t in range(5):
+        torch.testing.assert_close(marginals[f"z{t}"], smoothed[t])
+    viterbi = hmm.map_latents(None, {"y": y}, lat)["z"]
+    best = planned.map_latents(None, obs, lat)
+    assert [int(best[f"z{t}"]) for t in range(5)] == viterbi.tolist()
