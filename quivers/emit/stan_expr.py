@@ -311,6 +311,12 @@ class Translator:
             if arg.vector:
                 raise NotVectorizable(name)
             return _Code(f"{_STEP[name]}({arg.text})", _ATOM, True)
+        if name in ("relu", "clamp"):
+            parts = [self._t(x, bind) for x in e.args]
+            if any(p.vector for p in parts):
+                raise NotVectorizable(name)
+            text = f"fmax({parts[0].text}, 0)" if name == "relu" else f"fmin(fmax({parts[0].text}, {parts[1].text}), {parts[2].text})"
+            return _Code(text, _ATOM)
         if name == "where":
             c, a, b = (self._t(x, bind) for x in e.args)
             if c.vector or a.vector or b.vector:

@@ -72,6 +72,8 @@ _ELEMENTWISE_TORCH: dict[str, Callable[..., torch.Tensor]] = {
     **{name: (lambda fn: lambda a, b: _truth(fn(a, b), a, b))(fn) for name, fn in _COMPARE_OPS.values()},
     "step": lambda x: _truth(~(x < 0), x),
     "int_step": lambda x: _truth(x > 0, x),
+    "relu": torch.relu,
+    "clamp": lambda x, lo, hi: torch.clamp(x if isinstance(x, torch.Tensor) else torch.tensor(x), lo, hi),
 }
 
 
@@ -111,6 +113,26 @@ _STEPS = {
 }
 
 
+class relu(sympy.Function):  # noqa: N801 (the QVR name)
+    """``relu(x)``: ``x`` where it is positive, else 0."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        return sympy.Max(x, 0) if x.is_Number else None
+
+
+class clamp(sympy.Function):  # noqa: N801 (the QVR name)
+    """``clamp(x, lo, hi)``: ``x`` moved into ``[lo, hi]``."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, x, lo, hi):
+        return sympy.Min(sympy.Max(x, lo), hi) if x.is_Number and lo.is_Number and hi.is_Number else None
+
+
 class where(sympy.Function):  # noqa: N801 (the QVR name)
     """``where(c, a, b)``: ``a`` where ``c`` is not 0, else ``b``."""
 
@@ -137,6 +159,8 @@ FUNCTIONS: dict[str, Callable[..., sympy.Basic]] = {
     "tanh": sympy.tanh,
     **_CUSTOM_ELEMENTWISE,
     **_STEPS,
+    "relu": relu,
+    "clamp": clamp,
     **_REDUCTIONS,
     "where": WHERE,
     "dot": DOT,
@@ -144,7 +168,8 @@ FUNCTIONS: dict[str, Callable[..., sympy.Basic]] = {
 """Functions an expression may call, by name."""
 
 ARITY: dict[str, tuple[int, int]] = {
-    **{n: (1, 1) for n in ("exp", "log", "sqrt", "abs", "tanh", *_CUSTOM_ELEMENTWISE, *_STEPS)},
+    **{n: (1, 1) for n in ("exp", "log", "sqrt", "abs", "tanh", *_CUSTOM_ELEMENTWISE, *_STEPS, "relu")},
+    "clamp": (3, 3),
     **{n: (1, 2) for n in _REDUCTIONS},
     "where": (3, 3),
     "dot": (2, 3),

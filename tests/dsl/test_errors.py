@@ -360,7 +360,7 @@ CHECK_ERRORS = [
         prog("sample mu : K <- Normal(0.0, 1.0)", "let e = exq(mu)"),
         UnknownNameError,
         """
-        line 6, column 13: unknown function `exq`; functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, step, int_step, sum, mean, prod, logsumexp, softmax, log_softmax, sort, cumsum, where, dot, vector, matrix; did you mean `exp`?
+        line 6, column 13: unknown function `exq`; functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, step, int_step, relu, clamp, sum, mean, prod, logsumexp, softmax, log_softmax, sort, cumsum, where, dot, vector, matrix; did you mean `exp`?
                 let e = exq(mu)
                         ^^^^^^^
         """,
@@ -370,7 +370,7 @@ CHECK_ERRORS = [
         prog("sample mu : K <- Normal(0.0, 1.0)", "let e = Normal(mu)"),
         UnknownNameError,
         """
-        line 6, column 13: unknown function `Normal` (distribution families go after `<-`); functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, step, int_step, sum, mean, prod, logsumexp, softmax, log_softmax, sort, cumsum, where, dot, vector, matrix
+        line 6, column 13: unknown function `Normal` (distribution families go after `<-`); functions are exp, log, sqrt, abs, tanh, sigmoid, log1p, expm1, softplus, logit, step, int_step, relu, clamp, sum, mean, prod, logsumexp, softmax, log_softmax, sort, cumsum, where, dot, vector, matrix
                 let e = Normal(mu)
                         ^^^^^^^^^^
         """,

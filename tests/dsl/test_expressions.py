@@ -25,7 +25,7 @@ program reg : Item -> Item
     sample w : K <- Dirichlet([1, 2, 3.5])
     sample sigma <- HalfNormal(1.0)
     let eta = alpha + sum(X * beta, P) - dot(X, beta, P) + dot(X, beta)
-    let m = where(eta > 0, log1p(eta), eta) + step(eta) - int_step(eta) + (eta <= x0) * 2
+    let m = where(eta > 0, log1p(eta), eta) + step(eta) - int_step(eta) + (eta <= x0) * 2 + relu(eta) - clamp(eta, -1, 0.5)
     observe y : Item <- Normal(m + sum(mu * w) + logsumexp(mu, K), sigma)
     return y
 export reg
@@ -34,7 +34,8 @@ export reg
 
 def _hand_written(X, x0, y, alpha, beta, mu, w, sigma):
     eta = alpha + X @ beta
-    m = torch.where(eta > 0, torch.log1p(eta), eta) + (eta >= 0).double() - (eta > 0).double() + (eta <= x0).double() * 2
+    m = (torch.where(eta > 0, torch.log1p(eta), eta) + (eta >= 0).double() - (eta > 0).double() + (eta <= x0).double() * 2
+         + torch.relu(eta) - eta.clamp(-1.0, 0.5))
     loc = m + (mu * w).sum() + torch.logsumexp(mu, 0)
     return (D.Normal(0.0, 5.0).log_prob(alpha) + D.Normal(0.0, 2.0).log_prob(beta).sum()
             + D.Normal(torch.tensor([0.0, 1.0, 2.5]), 5.0).log_prob(mu).sum()

@@ -75,3 +75,25 @@ export c
 """
     with pytest.raises(UnsupportedError, match=r"line 3, .*`L` is a Cholesky factor"):
         to_stan(loads(src).morphism)
+
+
+def test_relu_and_clamp_are_fmax_and_fmin():
+    src = """object K : FinSet 3
+program c : K -> K
+    sample z0 : K <- Normal(0.0, 1.0)
+    sample z : K <- Normal(relu(z0) + clamp(z0, -1.0, 1.0), 1.0)
+    return z
+export c
+"""
+    stan = to_stan(loads(src).morphism)
+    assert "fmin(fmax(z0[k], -1.0), 1.0) + fmax(z0[k], 0)" in stan
+
+
+def test_the_mixture_of_regressions_example_emits_ordered_intercepts():
+    from pathlib import Path
+
+    from quivers.dsl import load
+
+    stan = to_stan(load(Path(__file__).resolve().parents[2] / "examples" / "mixture_regression.qvr").morphism)
+    assert "ordered[K] alpha;" in stan and "simplex[K] w;" in stan
+    assert "normal_lpdf(y[i] | x[i] * beta[k] + alpha[k], sigma)" in stan
