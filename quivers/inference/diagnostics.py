@@ -232,4 +232,7 @@ def summary(data: Any, *, hdi_prob: float | None = None, var_names: Sequence[str
                 f"no posterior draws of {unknown}", name=unknown[0], candidates=names
             )
         names = list(var_names)
-    return az.summary(data, var_names=names, kind="all", hdi_prob=hdi_prob)
+    # draws that do not vary (a MAP fit's point) have no R-hat or ESS:
+    # ArviZ says NaN, which is the answer, and numpy warns of 0/0 on the way
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return az.summary(data, var_names=names, kind="all", hdi_prob=hdi_prob)

@@ -52,3 +52,14 @@ def test_a_normal_run_raises_no_warning(method, options, tmp_path):
     assert draws["y"].shape == (result.num_chains, 20, 8)
     assert {p.stem for p in written} == {"trace", "posterior", "ppc"}  # one latent: no pair plot
     assert abs(float(result.samples["mu"].mean()) - float(Y.mean()) * 400 / 401) < 0.05
+
+
+def test_the_summary_of_a_map_fit_is_quiet():
+    """A delta guide's draws do not vary: their R-hat is NaN, without
+    numpy's warnings of 0/0 on the way."""
+    result = fit(model(), {"y": Y}, method="svi", guide="delta", steps=300, lr=0.05, num_samples=50, seed=0,
+                 progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = result.summary()
+    assert table.loc["mu", "sd"] == 0.0 and bool(table["r_hat"].isna().all())
