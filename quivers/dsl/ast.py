@@ -339,6 +339,7 @@ class FamilyCall(Node):
     name: str
     args: tuple[Expr, ...] = ()
     kwargs: tuple[Keyword, ...] = ()
+    bare: bool = False  # `sample h <- backbone`: a morphism applied to the program's input
 
 
 def nested_family(call: Call) -> FamilyCall:
@@ -349,7 +350,7 @@ def nested_family(call: Call) -> FamilyCall:
     Examples
     --------
     >>> nested_family(Call("Normal", (Name("mu"), Number(1.0))))
-    FamilyCall(name='Normal', args=(Name(id='mu'), Number(value=1.0)), kwargs=())
+    FamilyCall(name='Normal', args=(Name(id='mu'), Number(value=1.0)), kwargs=(), bare=False)
     """
     return FamilyCall(call.func, call.args, span=call.span)
 

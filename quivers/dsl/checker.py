@@ -70,6 +70,7 @@ from quivers.distributions import CONSTRAINTS, FAMILIES, Family, family
 from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, grouping, site_set
 from quivers.dsl.axes import plate as plate_of
+from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr, dump_set
 from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError
 from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
@@ -265,6 +266,7 @@ class _Checker:
     def module(self, module: ast.Module) -> CheckedModule:
         declared: dict[str, ast.Node] = {}
         morphisms: set[str] = set()
+        kernel_programs_ = kernel_programs(module)
         for d in module.items:
             if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl,
                               ast.DeductionDecl, ast.MorphismDecl, ast.DefineDecl)):
@@ -307,6 +309,11 @@ class _Checker:
                 self._set(d.value, d, whole=True)
                 self.objects[d.name] = d
                 self.finsets[d.name] = self._finset(d.value)
+            elif isinstance(d, ast.ProgramDecl) and d.name in kernel_programs_:
+                # a program that draws from morphisms is checked where it compiles, in dsl/morphisms.py
+                self._set(d.dom, d, whole=True)
+                self._set(d.cod, d, whole=True)
+                self.signatures[d.name] = (self._finset(d.dom), self._finset(d.cod))
             elif isinstance(d, ast.ProgramDecl):
                 self._program(d)
                 if not any(q.type == "FinSet" for q in d.params):

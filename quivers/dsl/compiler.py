@@ -49,6 +49,7 @@ from quivers.dsl import ast
 from quivers.dsl.axes import DEFAULT, Algebra, grouping, site_set
 from quivers.dsl.checker import DataRole, check
 from quivers.dsl.inline import inline
+from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr
 from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, Span
 from quivers.programs import (
@@ -119,6 +120,7 @@ def compile_module(
     """
     module = inline(module, source)
     info = check(module, source)
+    drawing = kernel_programs(module)
     objects: dict[str, FinSet] = {}
     programs: dict[str, Program] = {}
     for d in module.items:
@@ -128,6 +130,8 @@ def compile_module(
             objects[d.name] = _located(lambda d=d: FinSet(d.name, d.dim), d.span, source)
         elif isinstance(d, ast.ObjectDef):
             objects[d.name] = _located(lambda d=d: compile_set(d.value, objects), d.span, source)
+        elif isinstance(d, ast.ProgramDecl) and d.name in drawing:
+            continue  # it draws from morphisms: dsl/morphisms.py compiles it
         elif isinstance(d, ast.ProgramDecl) and not any(q.type == "FinSet" for q in d.params):
             how = _How(info.algebra, info.supports.get(d.name, {}))
             programs[d.name] = _program(d, objects, source, info.data.get(d.name, {}), how)

@@ -46,12 +46,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import torch
+
 from quivers.categories import FinSet, copy, delete
+from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
 from quivers.dsl.printer import dump_morphism, dump_set
 from quivers.errors import CompositionError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError
 from quivers.nn import (
     PARAM_SOURCES,
+    KernelProgram,
+    Step,
+    INPUT,
     Embed,
     MorphismModule,
     NeuralKernel,
@@ -67,7 +73,7 @@ from quivers.nn import (
     stack,
 )
 
-__all__ = ["compile_morphisms", "ROLES", "OPTIONS"]
+__all__ = ["compile_morphisms", "kernel_programs", "ROLES", "OPTIONS"]
 
 ROLES = ("latent", "kernel", "observed", "embed", "discretize")
 """The roles a declared morphism may have."""
@@ -78,6 +84,61 @@ OPTIONS = ("role", "scale", "init", "param_source", "hidden", "replicate")
 _INITS = ("normal", "uniform")
 _OBJECT_CALLS = {"identity": identity, "copy": lambda A: observed(copy(A)), "delete": lambda A: observed(delete(A))}
 _CALLS = ("identity", "copy", "delete", "repeat", "stack", "fan", "scan")
+_BINARY = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+    "^": lambda a, b: a**b,
+}
+_FUNCTIONS = {
+    "exp": torch.exp, "log": torch.log, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+    "softplus": torch.nn.functional.softplus, "sqrt": torch.sqrt, "abs": torch.abs,
+}
+
+
+def _replicas(d: ast.MorphismDecl) -> list[str]:
+    o = next((o for o in d.options if o.key == "replicate"), None)
+    n = o.value.value if o is not None and isinstance(o.value, ast.OptionNumber) else None
+    if not isinstance(n, int) or n < 1:
+        return list(d.names)
+    return [f"{name}_{i}" for name in d.names for i in range(n)] + list(d.names)
+
+
+def _families(steps: tuple[ast.Step, ...]) -> list[ast.FamilyCall]:
+    out = []
+    for s in steps:
+        fam = getattr(s, "family", None) or getattr(s, "prior", None)
+        if isinstance(fam, ast.FamilyCall):
+            out.append(fam)
+        out.extend(_families(getattr(s, "body", ())))
+    return out
+
+
+def kernel_programs(module: ast.Module) -> set[str]:
+    """The programs of ``module`` that draw from declared morphisms
+    (``sample h <- backbone``, ``observe y <- head(h)``) or bind several
+    inputs (a scan cell): they compile here, into
+    :class:`~quivers.nn.program.KernelProgram` s, not into the program IR.
+
+    Examples
+    --------
+    >>> from quivers.dsl.parser import parse
+    >>> kernel_programs(parse("object A : FinSet 2\\nmorphism k : A -> A\\n"
+    ...                       "program p : A -> A\\n    sample h <- k\\n    return h\\n"))
+    {'p'}
+    """
+    names: set[str] = set()
+    out: set[str] = set()
+    for d in module.items:
+        if isinstance(d, ast.MorphismDecl):
+            names.update(_replicas(d))
+        elif isinstance(d, ast.DefineDecl):
+            names.add(d.name)
+        elif isinstance(d, ast.ProgramDecl) and not d.params:
+            if (d.input is not None and "," in d.input) or any(
+                f.bare or f.name in names for f in _families(d.body)
+            ):
+                out.add(d.name)
+                names.add(d.name)
+    return out
 
 
 def compile_morphisms(
@@ -105,6 +166,7 @@ class _Compiler:
         self.reals = set(self.real_decls)
         self.morphisms: dict[str, MorphismModule] = {}
         self.groups: dict[str, list[str]] = {}
+        self.drawing = kernel_programs(module)
         self.later = {
             n for d in module.items if isinstance(d, (ast.MorphismDecl, ast.DefineDecl))
             for n in (d.names if isinstance(d, ast.MorphismDecl) else (d.name,))
@@ -126,7 +188,111 @@ class _Compiler:
                         self.morphisms[replica] = self.declare(d, replica)
             elif isinstance(d, ast.DefineDecl):
                 self.morphisms[d.name] = self.expr(d.value, d)
+            elif isinstance(d, ast.ProgramDecl) and d.name in self.drawing:
+                self.morphisms[d.name] = self.program(d)
         return self.morphisms
+
+    # ------------------------------------------------------------ programs over kernels
+
+    def program(self, d: ast.ProgramDecl) -> KernelProgram:
+        inputs = tuple(d.input.split(", ")) if d.input else ()
+        dom, cod = self._set(d.dom), self._set(d.cod)
+        factors = dom.factors if isinstance(dom, Real) else (dom,)
+        if len(inputs) > 1 and len(inputs) != len(factors):
+            raise self.error(
+                QuiversTypeError, f"program `{d.name}` binds {len(inputs)} inputs ({d.input}), but its domain "
+                f"`{dump_set(d.dom)}` has {len(factors)} factors", d,
+            )
+        defined = set(inputs)
+        steps: list[Step] = []
+        used: list[MorphismModule] = []
+        for s in d.body:
+            if isinstance(s, (ast.Sample, ast.Observe)):
+                if s.options:
+                    raise self.error(UnsupportedError, f"options on a step of program `{d.name}`, which draws "
+                                     "from morphisms, are not supported", s.options[0])
+                fn, module = self.draw(s.family, d, defined, inputs)
+                if module is not None:
+                    used.append(module)
+                steps.append(Step("sample" if isinstance(s, ast.Sample) else "observe", s.name, fn))
+                defined.add(s.name)
+            elif isinstance(s, ast.Let):
+                steps.append(Step("let", s.name, self.value(s.value, d, defined)))
+                defined.add(s.name)
+            elif isinstance(s, ast.Return):
+                steps.append(Step("return", None, self.value(s.value, d, defined)))
+            else:
+                raise self.error(
+                    UnsupportedError, f"a `{type(s).__name__.lower()}` step in program `{d.name}`, which draws from "
+                    "morphisms: such a program has `sample`, `observe`, `let` and `return` steps", s,
+                )
+        return self._located(lambda: KernelProgram(dom, cod, inputs, steps, used, d.name), d)
+
+    def draw(self, f: ast.FamilyCall, d: ast.ProgramDecl, defined: set[str], inputs: tuple[str, ...]):
+        """The distribution (or draw) of a step, as a function of the
+        environment, and the module it draws from (None for a family)."""
+        if f.name in self.morphisms:
+            module = self.morphisms[f.name]
+            if f.kwargs:
+                raise self.error(QuiversTypeError, f"morphism `{f.name}` takes no keywords", f.kwargs[0])
+            if f.bare:  # applied to the program's whole input
+                args = [lambda env: env[INPUT]]
+            else:
+                args = [self.value(a, d, defined) for a in f.args]
+            if hasattr(module, "distribution"):
+                return (lambda env: module.distribution(*(a(env) for a in args))), module
+            if len(args) != 1:
+                raise self.error(
+                    QuiversTypeError, f"`{f.name}` is a composite morphism: it takes one argument", f,
+                )
+            return (lambda env: module.sample(args[0](env))), module
+        if f.bare:
+            raise self.error(
+                UnknownNameError, f"unknown morphism `{f.name}` in program `{d.name}`; morphisms: "
+                + (", ".join(self.morphisms) or "none"), f, name=f.name, candidates=list(self.morphisms),
+            )
+        if f.name not in FAMILIES:
+            candidates = [*FAMILIES, *self.morphisms]
+            raise self.error(
+                UnknownNameError, f"unknown family or morphism `{f.name}` in program `{d.name}`", f,
+                name=f.name, candidates=candidates,
+            )
+        args = [self.value(a, d, defined) for a in f.args]
+        kwargs = {k.name: self.value(k.value, d, defined) for k in f.kwargs}
+        name = f.name
+
+        def build(env):
+            fam = family(name, *(torch.as_tensor(a(env)) for a in args),
+                         **{k: torch.as_tensor(v(env)) for k, v in kwargs.items()})
+            return fam.build({k: torch.as_tensor(v) for k, v in fam.args.items()})
+
+        return build, None
+
+    def value(self, e: ast.Expr, d: ast.ProgramDecl, defined: set[str]):
+        """An expression as a function of the environment."""
+        if isinstance(e, ast.Number):
+            v = float(e.value)
+            return lambda env: v
+        if isinstance(e, ast.Name):
+            if e.id not in defined:
+                raise self.error(
+                    UnknownNameError, f"`{e.id}` is not defined in program `{d.name}` before it is used", e,
+                    name=e.id, candidates=sorted(defined),
+                )
+            return lambda env: env[e.id]
+        if isinstance(e, ast.Neg):
+            inner = self.value(e.operand, d, defined)
+            return lambda env: -inner(env)
+        if isinstance(e, ast.BinOp):
+            left, right, op = self.value(e.left, d, defined), self.value(e.right, d, defined), _BINARY[e.op]
+            return lambda env: op(left(env), right(env))
+        if isinstance(e, ast.Call) and e.func in _FUNCTIONS and len(e.args) == 1:
+            inner, fn = self.value(e.args[0], d, defined), _FUNCTIONS[e.func]
+            return lambda env: fn(torch.as_tensor(inner(env)))
+        raise self.error(
+            UnsupportedError, f"in program `{d.name}`, which draws from morphisms, expressions are numbers, names, "
+            f"+ - * / ^ and {', '.join(_FUNCTIONS)}(...)", e,
+        )
 
     # ------------------------------------------------------------ declarations
 

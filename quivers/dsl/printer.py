@@ -225,6 +225,8 @@ def _options(options: tuple[ast.Option, ...]) -> str:
 
 
 def _family(f: ast.FamilyCall) -> str:
+    if f.bare:
+        return f.name
     args = [dump_expr(a) for a in f.args] + [f"{k.name}={dump_expr(k.value)}" for k in f.kwargs]
     return f"{f.name}({', '.join(args)})"
 

@@ -182,8 +182,9 @@ class QVRTransformer(Transformer):
                 params.append(head)
         dom, cod, options, *body = rest
         input_ = None
-        if len(params) == 1 and params[0].type is None:  # `program q(b)`: the input binding
-            input_, params = params[0].name, []
+        if params and all(p.type is None for p in params):
+            # `program q(b)`: the input binding; `program c(x_t, h_prev)`: one per factor (a scan cell)
+            input_, params = ", ".join(p.name for p in params), []
         for p in params:
             if p.type is None:
                 raise QVRSyntaxError(
@@ -373,6 +374,9 @@ class QVRTransformer(Transformer):
         args = tuple(a for a in arguments if not isinstance(a, ast.Keyword))
         kwargs = tuple(a for a in arguments if isinstance(a, ast.Keyword))
         return ast.FamilyCall(str(name), args, kwargs, span=self._span(meta))
+
+    def family_bare(self, meta: Any, children: list) -> ast.FamilyCall:
+        return ast.FamilyCall(str(children[0]), bare=True, span=self._span(meta))
 
     def keyword(self, meta: Any, children: list) -> ast.Keyword:
         name, value = children

@@ -14,6 +14,8 @@ identities are the ones every morphism has) and a
 - :mod:`~quivers.nn.objects`: :class:`Real`, continuous objects;
 - :mod:`~quivers.nn.kernels`: :class:`NeuralKernel` (a family whose
   parameters a small network computes from the input) and :class:`Embed`;
+- :mod:`~quivers.nn.program`: :class:`KernelProgram`, a program whose steps
+  draw from kernels (a scan cell, or a model scored on its observations);
 - :mod:`~quivers.nn.elbo`: :func:`elbo`, the amortized variational bound
   of a model made of kernels.
 
@@ -52,6 +54,7 @@ from quivers.nn.arrows import (
 )
 from quivers.nn.elbo import elbo
 from quivers.nn.kernels import PARAM_SOURCES, Embed, NeuralKernel, encode, encode_parts
+from quivers.nn.program import INPUT, KernelProgram, Step
 from quivers.nn.objects import Real, is_continuous, matches
 from quivers.nn.sequence import LearnedPoint, Repeat, Scan, Stack, repeat, scan, split_cell, stack
 
@@ -88,4 +91,7 @@ __all__ = [
     "encode_parts",
     "PARAM_SOURCES",
     "elbo",
+    "KernelProgram",
+    "INPUT",
+    "Step",
 ]
