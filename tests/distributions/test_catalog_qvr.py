@@ -282,3 +282,22 @@ def test_counts_no_parameter_can_explain_are_data_errors_naming_the_observation(
         y[2] = 11 if name == "BetaBinomial" else 4
     with pytest.raises(DataError, match=r"observation `y` has a value outside the support .* at index \(2,\)"):
         p.log_joint(None, {"y": y}, {"w": draw["w"], "a": draw["a"]})
+
+
+def test_a_beta_binomial_latent_is_summed_out_by_marginalize_auto_in_qvr():
+    p = loads("""object G : FinSet 3
+
+program p : G -> G [marginalize=auto]
+    sample a <- HalfNormal(2.0)
+    sample n : G <- BetaBinomial(4, a, 2.0)
+    observe y : G <- Normal(n, 1.0)
+    return y
+
+export p
+""").p
+    assert sorted(p.summed) == ["n"]
+    a, y = torch.tensor(1.7), torch.tensor([0.5, 3.0, 5.5])
+    bb = built(F("BetaBinomial", 4, a, 2.0)).log_prob(torch.arange(5.0))
+    want = torch.distributions.HalfNormal(2.0).log_prob(a) + sum(
+        torch.logsumexp(bb + torch.distributions.Normal(torch.arange(5.0), 1.0).log_prob(yg), 0) for yg in y)
+    torch.testing.assert_close(p.log_joint(None, {"y": y}, {"a": a}), want)
