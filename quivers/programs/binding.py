@@ -143,8 +143,7 @@ class Bindings:
         t = self.reader(name)
         if err.span is not None or t is None:
             return err
-        kind = type(t).__name__.removesuffix("Step").lower()
-        label = f"{kind} {t.defines}" if t.defines else kind
+        label = f"{t.kind} {t.defines}" if t.defines else t.kind
         out = type(err).__new__(type(err))
         out.__dict__.update(err.__dict__)
         span = getattr(t, "span", None)

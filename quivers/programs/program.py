@@ -148,7 +148,7 @@ class Program(Bindings, Arrow, nn.Module):
         missing = inferred - declared
         if missing:
             offending = [
-                f"`{type(t).__name__.removesuffix('Step').lower()} {t.defines or ''}`".replace(" `", "`")
+                f"`{t.kind} {t.defines or ''}`".replace(" `", "`")
                 + f" ({self.step_effect(t).name})"
                 for t in walked
                 if self.step_effect(t) in missing
@@ -361,8 +361,7 @@ class Program(Bindings, Arrow, nn.Module):
         if found is None:
             return None
         name, step = found
-        kind = type(step).__name__.removesuffix("Step").lower()
-        what = f"`{kind} {step.name}`" if getattr(step, "name", None) else f"`{kind}`"
+        what = f"`{step.kind} {step.name}`" if getattr(step, "name", None) else f"`{step.kind}`"
         return GradientError(
             f"the gradient of the log density in `{name}` is not finite{where}: it comes from the term of {what}",
             hint="the density is finite there but its derivative is not: look for a sqrt, log, power or "
