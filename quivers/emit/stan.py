@@ -157,6 +157,7 @@ STAN_FAMILIES: dict[str, _Dist] = {
     "Chi2": _Dist("chi_square", ("df",)),
     "HalfStudentT": _Dist("student_t", ("df", "=0", "scale"), half=True),
     "BetaBinomial": _Dist("beta_binomial", ("total_count", "concentration1", "concentration0")),
+    "OrderedLogistic": _Dist("ordered_logistic", ("predictor", "cutpoints")),  # Stan counts grades from 1
 }
 """The families Stan emission translates, by quivers name."""
 
@@ -254,7 +255,8 @@ class _Emitter:
 
     def one_based(self, name: str) -> bool:
         site = self.sites[name]
-        return site.kind in ("index", "marginal") or (site.family is not None and site.family.name == "Categorical")
+        return site.kind in ("index", "marginal") or (
+            site.family is not None and site.family.name in ("Categorical", "OrderedLogistic"))
 
     def integer(self, name: str) -> bool:
         site = self.sites[name]
@@ -513,7 +515,7 @@ class _Emitter:
                 continue
             key = "logits" if a in ("probs", "weights") and "logits" in args else a
             e = args[key].sympy
-            if name in ("Categorical", "Dirichlet"):
+            if name in ("Categorical", "Dirichlet") or key == "cutpoints":
                 out.append(self._event_vector(fam, key, e, t, bind, site, step))
             elif name == "NegativeBinomial" and key == "probs":
                 p = t.code(e, bind)

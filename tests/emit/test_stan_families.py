@@ -102,3 +102,24 @@ def test_families_stan_lacks_are_located_unsupported_errors(body, message):
     with pytest.raises(UnsupportedError, match=message) as info:
         emitted(body)
     assert info.value.span is not None and info.value.span.line >= 9
+
+
+def test_an_ordinal_outcome_is_stans_ordered_logistic_counted_from_one():
+    import torch
+
+    from quivers.emit import stan_data
+
+    p = loads("""object Rater : FinSet 5
+object Cut : FinSet 3
+program grades : Rater -> Rater
+    data c : Cut
+    sample effect <- Normal(0.0, 1.0)
+    observe grade : Rater <- OrderedLogistic(effect * x, c)
+    return grade
+export grades
+""").grades
+    text = to_stan(p)
+    assert "array[Rater] int<lower=1> grade;" in text and "vector[Cut] c;" in text
+    assert "grade ~ ordered_logistic(effect * x, c);" in text
+    data = stan_data(p, {"grade": torch.tensor([0.0, 1.0, 3.0, 2.0, 0.0]), "x": torch.zeros(5), "c": torch.tensor([-1.0, 0.0, 1.0])})
+    assert data["grade"] == [1, 2, 4, 3, 1]
