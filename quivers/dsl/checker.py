@@ -29,6 +29,9 @@ What it checks
 - Composite programs (``program h = p >> q @ identity(A)``): every
   program named is declared earlier. A program's input
   (``program q(b) : B -> C``) is in scope in its body.
+- Morphisms: a ``morphism`` declaration's objects are declared earlier;
+  its options, ``define`` expressions and the programs that draw from
+  morphisms are checked where they compile, in :mod:`quivers.dsl.morphisms`.
 - Exports: each names a program (or a morphism) once (the first is the module's
   morphism); a program with set parameters is exported by no one.
 - Parametric programs (``program f(G : FinSet, s : Real) : G -> 1``) are

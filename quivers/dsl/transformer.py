@@ -251,6 +251,11 @@ class QVRTransformer(Transformer):
         left, right = children
         return ast.MorphismThen(left, right, span=self._span(meta))
 
+    def morphism_before(self, meta: Any, children: list) -> ast.MorphismThen:
+        # `g << f` is `f >> g`, written right to left; the printer writes `>>`
+        left, right = children
+        return ast.MorphismThen(right, left, span=self._span(meta))
+
     def morphism_tensor(self, meta: Any, children: list) -> ast.MorphismTensor:
         left, right = children
         return ast.MorphismTensor(left, right, span=self._span(meta))

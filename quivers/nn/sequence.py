@@ -247,7 +247,8 @@ class Scan(MorphismModule):
         xs = torch.as_tensor(xs)
         axis = -2 if isinstance(self.dom, Real) else -1
         batch = xs.shape[: xs.dim() + axis]
-        h = self._start(batch, xs if xs.is_floating_point() else torch.zeros((), dtype=torch.get_default_dtype()))
+        like = xs if xs.is_floating_point() else torch.zeros((), dtype=torch.get_default_dtype(), device=xs.device)
+        h = self._start(batch, like)
         for t in range(xs.shape[axis]):
             x = xs[..., t, :] if axis == -2 else xs[..., t]
             if isinstance(self.cell.dom, Real):

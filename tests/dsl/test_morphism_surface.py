@@ -311,3 +311,12 @@ define generate = scan(trans, init=learned) >> emit
 def test_replica_errors(text, cls, message):
     with pytest.raises(cls, match=message.replace("(", r"\(")):
         loads(TRANSFORMER + text + "\n")
+
+
+def test_backward_composition_is_forward_composition_read_right_to_left():
+    m = loads("object A : FinSet 2\nobject B : FinSet 3\nmorphism f : A -> B\nmorphism g : B -> A\n"
+              "define h = g << f\ndefine k = f >> g\n")
+    assert m.ast.items[4].value == m.ast.items[5].value
+    assert repr(m.h) == repr(m.k)
+    with pytest.raises(CompositionError, match="cannot compose `f : A -> B` with `f : A -> B`"):
+        loads("object A : FinSet 2\nobject B : FinSet 3\nmorphism f : A -> B\ndefine h = f << f\n")
