@@ -9,7 +9,8 @@ Commands
 --------
 ``qvr check FILE... [--verbose]``
     Parse and check; prints ``FILE: ok`` and each program's signature
-    (``--verbose``: and its data names with their roles).
+    (``--verbose``: and its algebra, its data names with their roles and
+    the sets of latents written without one).
 ``qvr fmt FILE... [--check | --write]``
     Print the canonical form (comments kept); ``--check`` exits 1 when a
     file is not canonical; ``--write`` rewrites files in place.
@@ -265,10 +266,20 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         sigs = "; ".join(p.extra_repr() for p in module.programs.values())
         print(f"{path}: ok" + (f": {sigs}" if sigs else ""), file=out)
         if args.verbose:
+            from quivers.dsl.axes import module_algebra
+            from quivers.dsl.checker import check
+            from quivers.dsl.printer import dump_set
+
+            algebra = module_algebra(module.ast)
+            print(f"  algebra {algebra.name} ({algebra.semiring.name}): blocks reduce by "
+                  + (", ".join(algebra.reductions) or "nothing") + " (the first by default)", file=out)
+            supports = check(module.ast, text).supports
             for name, roles in module.data.items():
                 print(f"  program {name}: " + (f"{len(roles)} data name(s)" if roles else "no data"), file=out)
                 for role in roles.values():
                     print(f"    {role.describe()}", file=out)
+                for latent, support in supports.get(name, {}).items():
+                    print(f"    marginalize {latent} : {dump_set(support)} (the last axis of its weights)", file=out)
     return status
 
 
