@@ -489,3 +489,21 @@ def test_iid_over_alone_is_the_plate_and_over_on_an_observe_is_its_event_axis():
     want = Normal(f64(0.0), f64(1.0)).log_prob(mu).sum()
     want = want + torch.distributions.MultivariateNormal(mu, scale_tril=L).log_prob(y).sum()
     torch.testing.assert_close(p.log_joint(None, {"y": y, "L": L}, {"mu": mu}), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_matrix_family_takes_two_event_axes():
+    """``[over=K * K]`` (or ``[over=[K, K]]``) names the two axes of an
+    LKJCholesky draw; one draw per element of the plate ``G``."""
+    for over in ("K * K", "[K, K]"):
+        p = _module(f"""
+            object K : FinSet 3
+            object G : FinSet 2
+            program p : G -> G
+                sample L : G <- LKJCholesky(2.0) [over={over}]
+                return L
+            export p
+        """).morphism
+        assert p.sites["L"].dims == ("G", "K", "K'") and p.sites["L"].event_dims == ("K", "K'")
+        L = torch.distributions.LKJCholesky(3, f64(2.0)).sample((2,))
+        want = torch.distributions.LKJCholesky(3, f64(2.0)).log_prob(L).sum()
+        torch.testing.assert_close(p.log_joint(None, None, {"L": L}), want, rtol=1e-12, atol=1e-12)
