@@ -105,7 +105,8 @@ def mcmc_warnings(
             f"label switching: the chains hold the components of `{dim}` in different orders "
             f"({'chains' if len(moved) > 1 else 'chain'} {others} match chain 0 only after permuting `{dim}`), "
             f"so r_hat and the per-component "
-            f"rows of the summary mix components; give the component means an `ordered` constraint, or "
+            f"rows of the summary mix components; order the component means (`[constraint=ordered]` on their "
+            f"sample), or "
             f"summarize label-invariant quantities (sorted means, the discrete posterior)"
         )
     if names:

@@ -139,7 +139,7 @@ def test_label_switching_names_the_axis_and_points_to_ordered():
                      init=labelled_init([0, 1, 0, 1]), seed=0, progress_bar=False)
     (message,) = starting(result.diagnostics, "label switching")
     assert "components of `K` in different orders (chains 1, 3 match chain 0 only after permuting `K`)" in message
-    assert "`ordered`" in message and "label-invariant" in message
+    assert "`[constraint=ordered]`" in message and "label-invariant" in message
     assert label_switching(result.to_inference_data(log_likelihood=False), ["K"]) == {"K": [1, 3]}
 
     same = fit(prog, data, method="nuts", num_warmup=60, num_samples=40, num_chains=4,
