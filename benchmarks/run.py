@@ -6,8 +6,10 @@ hand), ``hmm`` (HMM log likelihood; ``benchmarks/hmm.py``, pending until it
 exists), ``lda`` (LDA's potential and gradient for a batch of NUTS chains,
 against torch by hand and Pyro), ``compile`` (loading a 1,000-statement QVR program), ``nuts``
 (eight schools, ESS per second against Pyro), ``memory`` (peak memory
-of the largest GMM case) and ``peers`` (NUTS and SVI steps against
-NumPyro's compiled ones, single-threaded).
+of the largest GMM case), ``peers`` (NUTS and SVI steps against
+NumPyro's compiled ones, single-threaded) and ``planning`` (discrete
+latents written as plain sample sites and summed by a plan, against the
+``marginalize`` blocks by hand and Pyro's ``TraceEnum_ELBO``).
 
 Every comparison runs in this process, alternating the implementations,
 once single-threaded and once with torch's default threads. The table
@@ -34,7 +36,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.report import Row, table, write_json  # noqa: E402
 from benchmarks.timing import DEFAULT_THREADS, Options  # noqa: E402
 
-CASES = ["gmm", "grouped", "hmm", "lda", "deduction", "compile", "nuts", "memory", "peers"]
+CASES = ["gmm", "grouped", "hmm", "lda", "deduction", "compile", "nuts", "memory", "peers", "planning"]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -28,8 +28,8 @@ Examples
 ...     sample("w", K, HalfNormal(1.0)),
 ...     sample("z", Item, Categorical(var("w"))),
 ...     observe("y", Item, Normal(var("mu")[var("z")], 1.0))]))
->>> p.plan().order
-('z',)
+>>> p.plan().lowered  # a latent per row that only its row reads: the block a user would write
+{'z': 'a marginalize block, one per element of Item'}
 """
 
 from quivers.planning.contract import run_plan

@@ -106,7 +106,9 @@ class Plan:
     intermediate tensor and ``largest_size`` its number of entries (per
     element of a batch, e.g. per chain); ``treewidth`` is the largest
     width the heuristic found; ``steps`` are the operations, in order.
-    ``sampled`` names the discrete sites left to sampling and says why.
+    ``sampled`` names the discrete sites left to sampling and says why;
+    ``lowered`` the sites summed by a ``marginalize`` block instead (a
+    latent per row read only by that row's observations).
     """
 
     variables: dict[str, tuple[str, ...]]
@@ -117,6 +119,7 @@ class Plan:
     treewidth: int
     sizes: dict[str, int] = field(default_factory=dict)
     sampled: dict[str, str] = field(default_factory=dict)
+    lowered: dict[str, str] = field(default_factory=dict)  # sites summed by a marginalize block: which
     scopes: tuple[Scope, ...] = ()
     labels: tuple[str, ...] = ()  # what made each factor of ``scopes`` (a step's label)
 
@@ -125,7 +128,10 @@ class Plan:
         return self.largest_size * itemsize
 
     def __str__(self) -> str:
-        lines = ["plan: " + (" -> ".join(f"sum {v}" for v in self.order) or "nothing to sum")]
+        parts = [f"block {n}" for n in self.lowered] + [f"sum {v}" for v in self.order]
+        lines = ["plan: " + (" -> ".join(parts) or "nothing to sum")]
+        for name, how in self.lowered.items():
+            lines.append(f"  {name} : summed by {how}")
         for v in self.order:
             plates = self.variables[v]
             where = f"one per element of {' * '.join(plates)}" if plates else "shared"

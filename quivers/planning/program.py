@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -61,7 +62,8 @@ from quivers.planning.sites import choose
 from quivers.programs import Program
 from quivers.programs.chain import MarkovStep
 from quivers.programs.named import Value, to_layout
-from quivers.programs.steps import LetStep, MarginalizeStep, ObserveStep, SampleStep, Step
+from quivers.programs.effects import Effect
+from quivers.programs.steps import LetStep, MarginalizeStep, ObserveStep, SampleStep, Step, marginalize
 
 __all__ = ["PlannedProgram", "auto", "DEFAULT_BUDGET"]
 
@@ -80,10 +82,13 @@ class PlannedProgram(Program):
     their exact posterior. :meth:`plan` shows the contraction.
     """
 
-    def _configure(self, summed: Mapping[str, FinSet], sampled: Mapping[str, str], budget: int) -> None:
-        self.summed = frozenset(summed)
+    def _configure(
+        self, summed: Mapping[str, FinSet], sampled: Mapping[str, str], budget: int, lowered: Mapping[str, str]
+    ) -> None:
+        self.summed = frozenset(summed) | frozenset(lowered)
         self._values = dict(summed)
         self._sampled = dict(sampled)
+        self._lowered = dict(lowered)
         self.budget = budget
         self._variables = {n: self.sites[n].dims for n in summed}
         self._maps = {id(s): _maps_read(s, self) for s in self.steps}
@@ -116,7 +121,17 @@ class PlannedProgram(Program):
         sizes = {d: n for site in self.sites.values() for d, n in zip(site.dims, site.shape)}
         sizes.update({n: v.size for n, v in self._values.items()})
         plan = make_plan(scopes, self._variables, sizes)
-        return dataclasses.replace(plan, sampled=dict(self._sampled), labels=tuple(s.label() for s, _ in made))
+        largest = (plan.largest, plan.largest_size)
+        for name in self._lowered:  # a block's accumulator: its rows by its latent's values
+            site = self.sites[name]
+            n = math.prod(site.shape) * site.num_values
+            if n > largest[1]:
+                largest = (site.dims + (name,), n)
+        sizes = {**plan.sizes, **{n: self.sites[n].num_values for n in self._lowered}}
+        return dataclasses.replace(
+            plan, sampled=dict(self._sampled), lowered=dict(self._lowered), labels=tuple(s.label() for s, _ in made),
+            largest=largest[0], largest_size=largest[1], sizes=sizes,
+        )
 
     def _contract(self, run, terms, steps, *, semiring: Semiring = LOG, extra=()) -> torch.Tensor:
         values = [v for v, _ in terms]
@@ -140,7 +155,7 @@ class PlannedProgram(Program):
         return run_plan(plan, values, semiring, run.maps, run.scales)
 
     def _run(self, observations, latents, mode: str = "density", *args, **kw):
-        if mode == "density" and self.summed:
+        if mode == "density" and self._values:
             kw.setdefault("enumerated", self._values)
             kw.setdefault("contract", self._contract)
         return super()._run(observations, latents, mode, *args, **kw)
@@ -157,7 +172,7 @@ class PlannedProgram(Program):
         summed site (those that do share the sum, as in a ``marginalize``
         block, and have no term of their own)."""
         run = self._run(observations, latents, pointwise=True, x=x)
-        return {n: v.tensor for n, v in run.site_terms.items() if not set(v.dims) & self.summed}
+        return {n: v.tensor for n, v in run.site_terms.items() if not set(v.dims) & set(self._values)}
 
     # --------------------------------------------------------- posterior
 
@@ -210,13 +225,17 @@ class PlannedProgram(Program):
     def posterior_draws(self, x: Any = None, observations=None, latents=None, sample_shape=()) -> dict[str, torch.Tensor]:
         """Joint draws of the summed sites from their exact posterior: one
         site at a time, outermost plates first (the plan's order reversed),
-        each from its marginal given those drawn before."""
+        each from its marginal given those drawn before; then the sites
+        summed by blocks, given those."""
         clamps: dict[str, torch.Tensor] = {}
         for name in reversed(self.plan().order):
             probs = self._adjoint(x, observations, latents, LOG, clamps)[name]
             probs = probs.clamp_min(0)
             clamps[name] = torch.distributions.Categorical(probs=probs).sample(torch.Size(sample_shape))
             sample_shape = ()
+        if self._lowered:  # blocks draw their latent from its posterior given the rest
+            drawn = super().sample(x, sample_shape, {**(latents or {}), **clamps}, observations)
+            clamps.update({n: drawn[n] for n in self._lowered})
         return clamps
 
     @torch.no_grad()
@@ -228,7 +247,7 @@ class PlannedProgram(Program):
         given = set(latents) | set(observations)
         observed = [s.name for s in self.observed_sites if s.name in observations]
         need = [s.name for s in self.latent_sites(observations)]
-        if self.summed and observed and all(n in given for n in need) and not (self.summed & given):
+        if self._values and observed and all(n in given for n in need) and not (self.summed & given):
             draws = self.posterior_draws(x, observations, latents, sample_shape)
             return super().sample(x, (), {**latents, **draws}, observations)
         return super().sample(x, sample_shape, latents, observations)
@@ -270,9 +289,10 @@ def auto(program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[st
         raise QuiversTypeError(f"the memory budget of a plan must be a positive number of bytes, got `{budget!r}`")
     choice = choose(program, exclude)
     summed, sampled = dict(choice.summed), dict(choice.sampled)
-    out = _planned(program)
+    steps, lowered = _lower(program, summed)
+    out = _planned(program, steps, lowered)
     while True:
-        out._configure(summed, sampled, budget)
+        out._configure(summed, sampled, budget, lowered)
         try:
             plan = out.plan()
         except PlanError as err:
@@ -287,14 +307,41 @@ def auto(program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[st
         del summed[biggest]
 
 
-def _planned(program: Program) -> PlannedProgram:
-    """A :class:`PlannedProgram` with ``program``'s steps and buffers."""
-    out = PlannedProgram(
-        program.name, program.dom, program.cod, program.steps, program.effects,
-        span=program.span, source=program.source,
+def _planned(program: Program, steps: tuple[Step, ...], lowered: Mapping[str, str]) -> PlannedProgram:
+    """A :class:`PlannedProgram` with ``steps`` (``program``'s, with the
+    ``lowered`` sites in blocks); a block adds the effect ``Marginal``."""
+    effects = set(program.effects) | ({Effect.Marginal} if lowered else set())
+    return PlannedProgram(
+        program.name, program.dom, program.cod, steps, effects, span=program.span, source=program.source,
     )
-    out.load_state_dict(program.state_dict(), strict=False)
-    return out
+
+
+def _lower(program: Program, summed: dict[str, FinSet]) -> tuple[tuple[Step, ...], dict[str, str]]:
+    """The steps with each summed Categorical site that is a latent per row
+    read only by observations on its row (the seed's mixture) written as
+    the ``marginalize`` block a user would write: the same machinery (its
+    fused kernels included), so the same numbers. Removes those sites from
+    ``summed``; returns the steps and how each lowered site is summed."""
+    steps = list(program.steps)
+    lowered: dict[str, str] = {}
+    for name in list(summed):
+        site = program.sites[name]
+        step = site.step
+        if site.family.name != "Categorical" or site.values_in is None or len(site.dims) != 1:
+            continue
+        readers = [s for s in steps if s is not step and name in s.walk_reads()]
+        others = set(summed) - {name}
+        if not readers or step.reads & others or any(
+            not isinstance(s, ObserveStep) or s.via is not None or s.index_set != step.index_set
+            or s.walk_reads() & others for s in readers
+        ):
+            continue
+        block = marginalize(name, FinSet(site.values_in, site.num_values), step.family, readers, span=step.span)
+        ids = {id(s) for s in readers}
+        steps = [block if s is step else s for s in steps if id(s) not in ids]
+        lowered[name] = f"a marginalize block, one per element of {step.index_set.name}"
+        del summed[name]
+    return tuple(steps), lowered
 
 
 # ------------------------------------------------------- static analysis
@@ -342,9 +389,10 @@ def _static_scope(step: Step, program: PlannedProgram) -> Scope | None:
     else:
         return None
     read = _closure(step, program)
-    own = {step.name} if getattr(step, "name", None) in program.summed else set()
-    summed = sorted((read & program.summed) | own)
+    planned = set(program._values)
+    own = {step.name} if getattr(step, "name", None) in planned else set()
+    summed = sorted((read & planned) | own)
     maps = tuple(m for m in program._maps[id(step)] if m[1] in rows)
-    rows = tuple(d for d in rows if d not in program.summed)
+    rows = tuple(d for d in rows if d not in planned)
     return Scope(rows + tuple(summed), maps)
 

@@ -20,7 +20,7 @@ from quivers.inference import fit
 from quivers.planning import PlanError, PlannedProgram, auto
 from quivers.programs import Program, const, marginalize, observe, sample, var
 from tests.planning.models import F64, brute_force
-from tests.planning.test_exact import MIXTURE, MIXTURE_BY_HAND
+from tests.planning.test_exact import GROUPED, MIXTURE, MIXTURE_BY_HAND
 
 AUTO = MIXTURE.replace("[effects=[Sample, Score]]", "[effects=[Sample, Score], marginalize=auto]")
 
@@ -28,6 +28,9 @@ AUTO = MIXTURE.replace("[effects=[Sample, Score]]", "[effects=[Sample, Score], m
 def test_marginalize_auto_builds_a_planned_program_and_prints_back():
     planned = loads(AUTO).morphism
     assert isinstance(planned, PlannedProgram) and planned.summed == {"z"}
+    # a latent per row read only by its row's observations becomes the block a user would write
+    assert planned.plan().lowered == {"z": "a marginalize block, one per element of Item"}
+    assert planned.steps[3] == loads(MIXTURE_BY_HAND).morphism.steps[3]
     assert not isinstance(loads(MIXTURE).morphism, PlannedProgram)
     assert not isinstance(loads(MIXTURE.replace("[effects=[Sample, Score]]", "[marginalize=explicit]")).morphism,
                           PlannedProgram)
@@ -115,11 +118,11 @@ def test_svi_samples_a_site_left_out_of_the_plan_and_recovers_its_exact_posterio
 
 def test_qvr_graph_plan_prints_the_plan_and_its_factor_graph(tmp_path):
     path = tmp_path / "m.qvr"
-    path.write_text(AUTO)
+    path.write_text(GROUPED.replace("[effects=[Sample, Score]]", "[effects=[Sample, Score], marginalize=auto]"))
     out, err = io.StringIO(), io.StringIO()
     assert main(["graph", str(path), "--plan"], out=out, err=err) == 0
     text = out.getvalue()
-    assert text.startswith("// plan: sum z\n") and '"z" [label="1. sum z (3 values)", shape=ellipse];' in text
+    assert text.startswith("// plan: sum z\n") and '"z" [label="1. sum z (2 values)", shape=ellipse];' in text
     path.write_text(MIXTURE)
     assert main(["graph", str(path), "--plan"], out=io.StringIO(), err=err) != 0
     assert "has no plan" in err.getvalue()
