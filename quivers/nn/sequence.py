@@ -54,7 +54,7 @@ __all__ = ["Repeat", "Stack", "Scan", "LearnedPoint", "repeat", "stack", "scan",
 
 
 def _check_endo(f: MorphismModule, what: str) -> None:
-    if f.dom != f.cod:
+    if not matches(f.cod, f.dom):
         raise CompositionError(
             f"{what} needs an endomorphism, an arrow `A -> A`; `{f.dom} -> {f.cod}` goes from "
             f"`{f.dom}` to `{f.cod}`"

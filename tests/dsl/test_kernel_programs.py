@@ -117,3 +117,97 @@ def test_bad_programs_over_kernels_are_located(text, cls, message, line):
     with pytest.raises(cls, match=message) as info:
         loads(BAD + text)
     assert info.value.span.line == line
+
+
+LSTM_LM = """\
+object Token : FinSet 8
+object Resp : FinSet 16
+object Embedded : Real 4
+object Hidden : Real 8
+
+morphism tok_embed : Token -> Embedded [role=embed]
+morphism gate_i, gate_f, gate_o : Embedded * Hidden -> Hidden ~ LogitNormal
+morphism cell_cand : Embedded * Hidden -> Hidden ~ Normal
+morphism lm_head : Hidden -> Token ~ Categorical
+
+program lstm_cell(x_t, h_prev) : Embedded * Hidden -> Hidden
+    sample i_gate <- gate_i(x_t, h_prev)
+    sample f_gate <- gate_f(x_t, h_prev)
+    sample o_gate <- gate_o(x_t, h_prev)
+    sample g_cand <- cell_cand(x_t, h_prev)
+
+    let c_new = f_gate * h_prev + i_gate * g_cand
+    let two_c = 2.0 * c_new
+    let sig_2c = sigmoid(two_c)
+    let tanh_c = 2.0 * sig_2c - 1.0
+    let h_new = o_gate * tanh_c
+    return h_new
+
+define backbone = tok_embed >> scan(lstm_cell)
+
+program lstm_lm : Token -> Token
+    sample h <- backbone
+
+    observe next_token : Resp <- lm_head(h)
+    return next_token
+
+export lstm_lm
+"""
+
+SEQ2SEQ = """\
+object Source, Target : FinSet 6
+object Resp : FinSet 16
+object Latent : Real 8
+object HeadOut : Real 2
+object Combined : Real 16
+
+morphism src_embed : Source -> Latent [role=embed]
+morphism tgt_embed : Target -> Latent [role=embed]
+morphism enc_head : Latent -> HeadOut [replicate=4, param_source=mlp] ~ Normal
+morphism dec_head : Latent -> HeadOut [replicate=4, param_source=mlp] ~ Normal
+morphism cross : Combined -> Combined [param_source=mlp] ~ Normal
+morphism lm_head : Combined -> Target ~ Categorical
+
+define encoder = src_embed >> stack(fan(enc_head), 2)
+define decoder = tgt_embed >> stack(fan(dec_head), 2)
+define backbone = (encoder @ decoder) >> cross
+
+program seq2seq : Source * Target -> Target
+    sample h <- backbone
+
+    observe next_token : Resp <- lm_head(h)
+    return next_token
+
+export seq2seq
+"""
+
+
+def _trains(model, x, y, steps, lr):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = -model.log_prob({"next_token": y}, x) / len(y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_the_lstm_language_model_learns_the_last_token():
+    torch.manual_seed(3)
+    m = loads(LSTM_LM)
+    xs = torch.randint(0, 8, (32, 5))
+    losses = _trains(m.lstm_lm, xs, xs[:, -1], 80, 0.03)
+    assert losses[-1] < 0.3 * losses[0]
+    assert m.lstm_lm.sample(xs).shape == (32,)
+
+
+def test_the_seq2seq_model_reads_pairs_and_trains():
+    torch.manual_seed(4)
+    m = loads(SEQ2SEQ)
+    pairs = torch.randint(0, 36, (32,))                   # (source, target), row-major
+    losses = _trains(m.seq2seq, pairs, pairs // 6, 60, 0.02)
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.5
+    y = m.seq2seq.sample(pairs)
+    assert y.shape == (32,) and bool(((y >= 0) & (y < 6)).all())
