@@ -57,14 +57,7 @@ def test_the_gru_language_model_loads_as_written_and_trains():
     assert y.shape == (16,) and bool(((y >= 0) & (y < 8)).all())
     names = {n for n, _ in m.gru_lm.named_parameters()}
     assert any("gate_z" in n or "kernels" in n for n in names) and len(names) >= 7
-    opt = torch.optim.Adam(m.gru_lm.parameters(), lr=0.05)
-    losses = []
-    for _ in range(60):
-        opt.zero_grad()
-        loss = -m.gru_lm.log_prob({"next_token": xs[:, -1]}, xs) / len(xs)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = _trains(m.gru_lm, xs, xs[:, -1], 60, 0.05)
     assert sum(losses[-10:]) / 10 < losses[0] - 0.15
 
 
