@@ -63,8 +63,8 @@ __all__ = ["Built", "compile_steps"]
 class Built:
     """The result of :func:`compile_steps`."""
 
-    compiled: Compiled
     sites: dict[str, Site]
+    compiled: Compiled | None = None  # set once every step is compiled
     # symbol -> (buffer name, axis names) of each tensor constant
     constant_dims: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     # axis name -> size, of the sets constants lie on (``const(value, over)``)
@@ -76,7 +76,7 @@ class Built:
 def compile_steps(steps: tuple[Step, ...], sites: Mapping[str, Site], index_maps: Mapping) -> Built:
     """Compile ``steps`` (with their ``sites`` and ``index_maps`` from
     :func:`~quivers.programs.sites.analyze`); see the module docstring."""
-    built = Built(None, dict(sites))  # type: ignore[arg-type]
+    built = Built(dict(sites))
     order: dict[int, list[Step]] = {0: block_order(steps)}
     params: dict[int, dict] = {}
     exprs: dict[int, Any] = {}
