@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.report import Row
 
-__all__ = ["run", "measure"]
+__all__ = ["run", "measure", "measure_peer"]
 
 ROOT = Path(__file__).resolve().parents[1]
 N, K = 100_000, 32
@@ -80,6 +80,55 @@ def measure(impl: str) -> dict:
             "process_peak_mib": max(process_peak, _peak_mib()), "how": how}
 
 
+def _peak_during(fn) -> tuple[float, float]:
+    """Resident set before ``fn()`` and its peak during it, in MiB (the
+    process peak when it cannot be reset)."""
+    if _reset_peak() and _status_mib("VmRSS") is not None:
+        before = _status_mib("VmRSS")
+        fn()
+        return before, _status_mib("VmHWM")
+    before = _peak_mib()
+    fn()
+    return before, _peak_mib()
+
+
+def measure_peer(what: str) -> dict:
+    """Peak memory of quivers against NumPyro (``benchmarks.peers``):
+    ``what`` is ``{quivers,numpyro}-{nuts,svi}``. NUTS: the seed mixture
+    (N=1,000, K=2), 4 chains x (50 + 50); SVI: one step at N=100,000,
+    K=32. Each runs once first (NumPyro compiles, quivers allocates its
+    optimizer state), so the measured run is the steady state."""
+    import os
+
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import torch
+
+    from benchmarks import models as M
+    from benchmarks import peers
+
+    torch.set_num_threads(1)
+    impl, case = what.split("-")
+    if case == "nuts":
+        prog, obs, model, args, _ = peers.NUTS_MODELS["seed mixture N=1,000 K=2"]()
+        if impl == "quivers":
+            fn = lambda: peers.quivers_run(prog, obs, 4, 50, 50)  # noqa: E731
+        else:
+            fn = lambda: peers.numpyro_run(model, args, 4, 50, 50)  # noqa: E731
+    else:
+        torch.manual_seed(0)
+        y = M.simulate_gmm(N, K)
+        if impl == "quivers":
+            from benchmarks.gmm import quivers_step
+
+            fn = quivers_step(y, K)[0]
+        else:
+            fn = peers.numpyro_svi_step(y, K)
+    fn()
+    before, after = _peak_during(fn)
+    return {"impl": what, "rss_before_mib": before, "peak_after_mib": after, "step_mib": after - before}
+
+
 def _in_subprocess(impl: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.memory", impl], cwd=ROOT, capture_output=True, text=True, check=True
@@ -96,4 +145,4 @@ def run(opts) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(sys.argv[1])))
+    print(json.dumps(measure(sys.argv[1]) if sys.argv[1] in ("quivers", "torch") else measure_peer(sys.argv[1])))

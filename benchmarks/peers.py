@@ -24,6 +24,11 @@ with a message, as Pyro's are.
   100,000 with 4 chains and at 1, 4, 16 and 64 chains with N = 1,000,
   against NumPyro's potential jitted and vectorized over chains: how
   each grows with the data and with the chains.
+- ``memory``: the peak resident memory of a process during a NUTS run
+  (the mixture, 4 chains x (50 + 50)) and an SVI step (N=100,000, K=32),
+  each in a fresh process (which imports torch and quivers for the data
+  either way) after a first run of the same (NumPyro's compilation and
+  quivers' first allocations happen there), quivers against NumPyro.
 - ``SVI step``: one step of the seed mixture at N=500 K=2, N=10,000 K=8
   and N=100,000 K=32 (mean-field normal guide, the exact marginal of
   ``z``; NumPyro's ``MixtureSameFamily`` with ``AutoNormal``, jitted),
@@ -299,8 +304,28 @@ def scale_rows(opts: Options) -> list[Row]:
     return rows
 
 
-def run(opts: Options, only: tuple[str, ...] = ("svi", "scale", "nuts"), models: list[str] | None = None) -> list[Row]:
-    """The SVI and scale rows (NumPyro only) and the NUTS rows (quivers alone without NumPyro)."""
+def memory_rows(opts: Options) -> list[Row]:
+    """Peak memory of a NUTS run and of an SVI step, quivers against
+    NumPyro, each in a fresh process (``benchmarks.memory.measure_peer``)."""
+    from benchmarks.memory import _in_subprocess
+
+    rows = []
+    for case, size in (("nuts", "N=1,000 K=2, 4 chains x 50+50"), ("svi", "N=100,000 K=32")):
+        q, n = _in_subprocess(f"quivers-{case}"), _in_subprocess(f"numpyro-{case}")
+        # The process's peak, not its growth: XLA keeps a step's buffers
+        # between calls while torch's allocator returns them, so the growth
+        # during a call reads near 0 for NumPyro whatever it needs.
+        rows.append(Row(f"peak memory, {'NUTS run' if case == 'nuts' else 'SVI step'}", size, 1, "quivers",
+                        q["peak_after_mib"], "NumPyro jit", n["peak_after_mib"], "MiB",
+                        q["peak_after_mib"] / n["peak_after_mib"], "rss", None, None,
+                        f"growth during it: quivers {q['step_mib']:.1f} MiB, NumPyro {n['step_mib']:.1f} MiB",
+                        {"quivers": q, "numpyro": n}))
+    return rows
+
+
+def run(opts: Options, only: tuple[str, ...] = ("svi", "scale", "memory", "nuts"),
+        models: list[str] | None = None) -> list[Row]:
+    """The SVI, scale and memory rows (NumPyro only) and the NUTS rows (quivers alone without NumPyro)."""
     have = numpyro_or_none() is not None
     if not have:
         print("peers: the NumPyro rows are skipped because NumPyro is not installed (pip install numpyro)")
@@ -308,6 +333,7 @@ def run(opts: Options, only: tuple[str, ...] = ("svi", "scale", "nuts"), models:
         print("peers: JAX was imported before this module, so XLA may use more than one thread")
     rows = svi_rows(opts) if "svi" in only and have else []
     rows += scale_rows(opts) if "scale" in only and have else []
+    rows += memory_rows(opts) if "memory" in only and have else []
     return rows + (nuts_rows(opts, models) if "nuts" in only else [])
 
 
@@ -318,7 +344,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shorter runs and the smaller sizes")
-    p.add_argument("--only", default="svi,scale,nuts", help="some of svi, scale, nuts")
+    p.add_argument("--only", default="svi,scale,memory,nuts", help="some of svi, scale, memory, nuts")
     p.add_argument("--models", default=None, help="NUTS models among: " + "; ".join(NUTS_MODELS))
     p.add_argument("--budget", type=float, default=20.0)
     args = p.parse_args(argv)
