@@ -60,6 +60,26 @@ def component_dims(program: Program) -> tuple[str, ...]:
     ))
 
 
+def _discrete_error(program: Program, discrete: list[str]) -> QuiversTypeError:
+    """Discrete latents left to sampling: a planned program says why each
+    was not summed; a program as written is pointed at ``marginalize=auto``."""
+    from quivers.planning import PlannedProgram
+
+    if isinstance(program, PlannedProgram):
+        why = program.plan().sampled
+        reasons = "; ".join(f"`{n}`: {why[n]}" for n in discrete if n in why)
+        return QuiversTypeError(
+            f"HMC and NUTS need continuous latents, but {discrete} of `{program.name}` are discrete and not "
+            f"summed by its plan ({reasons})",
+            hint="fit with SVI, whose score-function or relaxed estimators sample them",
+        )
+    return QuiversTypeError(
+        f"HMC and NUTS need continuous latents, but {discrete} of `{program.name}` are discrete",
+        hint="sum them exactly with [marginalize=auto] (quivers.planning.auto) or a marginalize block, "
+        "or fit with SVI",
+    )
+
+
 class ProgramAdaptor:
     """A program seen by an MCMC kernel.
 
@@ -93,10 +113,7 @@ class ProgramAdaptor:
         sites = program.latent_sites(observed_names)
         discrete = [s.name for s in sites if s.discrete]
         if discrete:
-            raise QuiversTypeError(
-                f"HMC and NUTS need continuous latents, but {discrete} of `{program.name}` are discrete",
-                hint="marginalize them with a marginalize block, or fit with SVI",
-            )
+            raise _discrete_error(program, discrete)
         self.program = program
         self.layout = Layout(sites, program.parameters_of)
         device = device_of(program) if device is None else as_device(device)

@@ -158,3 +158,15 @@ def test_a_latent_the_plan_cannot_reach_is_a_plan_error_naming_it():
     with pytest.raises(PlanError, match=r"cannot sum out `c` \(on \['G'\]\) exactly: no index map carries rows on \['Item'\] to `G`"):
         auto(p)
     assert auto(p, exclude=["c"]).summed == frozenset()
+
+
+def test_nuts_names_the_sites_the_plan_did_not_sum_and_why():
+    from quivers.inference import ProgramAdaptor
+
+    I = FinSet("I", 4)
+    p = Program("p", I, I, [sample("n", None, Poisson(1.5)), observe("y", I, Normal(var("n") * 1.0, 0.5))])
+    with pytest.raises(QuiversTypeError, match=r"\['n'\] of `p` are discrete and not summed by its plan "
+                                               r"\(`n`: Poisson has infinite support\); fit with SVI"):
+        ProgramAdaptor(auto(p))
+    with pytest.raises(QuiversTypeError, match=r"sum them exactly with \[marginalize=auto\]"):
+        ProgramAdaptor(p)
