@@ -82,6 +82,23 @@ class PlannedProgram(Program):
     their exact posterior. :meth:`plan` shows the contraction.
     """
 
+    # a PlannedProgram built by composition or renaming before `auto` configures it plans nothing
+    _values: dict = {}
+    _lowered: dict = {}
+    _sampled: dict = {}
+    _exclude: tuple = ()
+    budget: int = DEFAULT_BUDGET
+
+    def subsample(self, sizes: Mapping[str, int]) -> PlannedProgram:
+        """This program on mini-batches (:meth:`Program.subsample`), planned
+        again: the plan of the cut plates, each term scaled by ``N / b``."""
+        key = tuple(sorted(sizes.items()))
+        if key not in self._subsampled:
+            out = auto(super().subsample(sizes), budget=self.budget, exclude=self._exclude)
+            out._configure(out._values, out._sampled, out.budget, {**self._lowered, **out._lowered})
+            self._subsampled[key] = out
+        return self._subsampled[key]
+
     def _configure(
         self, summed: Mapping[str, FinSet], sampled: Mapping[str, str], budget: int, lowered: Mapping[str, str]
     ) -> None:
@@ -287,10 +304,12 @@ def auto(program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[st
         raise QuiversTypeError(f"auto takes a Program, got {type(program).__name__} `{program!r}`")
     if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
         raise QuiversTypeError(f"the memory budget of a plan must be a positive number of bytes, got `{budget!r}`")
+    exclude = tuple(exclude)
     choice = choose(program, exclude)
     summed, sampled = dict(choice.summed), dict(choice.sampled)
     steps, lowered = _lower(program, summed)
     out = _planned(program, steps, lowered)
+    out._exclude = tuple(exclude)
     while True:
         out._configure(summed, sampled, budget, lowered)
         try:
@@ -311,9 +330,11 @@ def _planned(program: Program, steps: tuple[Step, ...], lowered: Mapping[str, st
     """A :class:`PlannedProgram` with ``steps`` (``program``'s, with the
     ``lowered`` sites in blocks); a block adds the effect ``Marginal``."""
     effects = set(program.effects) | ({Effect.Marginal} if lowered else set())
-    return PlannedProgram(
+    out = PlannedProgram(
         program.name, program.dom, program.cod, steps, effects, span=program.span, source=program.source,
     )
+    out.term_scales = dict(program.term_scales)  # a mini-batch's N / b per plate
+    return out
 
 
 def _lower(program: Program, summed: dict[str, FinSet]) -> tuple[tuple[Step, ...], dict[str, str]]:

@@ -170,3 +170,13 @@ def test_nuts_names_the_sites_the_plan_did_not_sum_and_why():
         ProgramAdaptor(auto(p))
     with pytest.raises(QuiversTypeError, match=r"sum them exactly with \[marginalize=auto\]"):
         ProgramAdaptor(p)
+
+
+def test_a_planned_program_on_mini_batches_is_planned_again_and_scaled():
+    planned, hand = loads(AUTO).morphism, loads(MIXTURE_BY_HAND).morphism
+    mini, hand_mini = planned.subsample({"Item": 2}), hand.subsample({"Item": 2})
+    assert isinstance(mini, PlannedProgram) and mini.summed == {"z"} and mini.term_scales == {"Item": 2.5}
+    y = torch.tensor([-2.1, 0.3], dtype=F64)
+    lat = {"probs": torch.tensor([0.5, 1.0, 2.0], dtype=F64), "mu_k": torch.tensor([-2.0, 0.0, 2.0], dtype=F64),
+           "sd_k": torch.tensor([0.5, 1.0, 0.7], dtype=F64)}
+    torch.testing.assert_close(mini.log_joint(None, {"y": y}, lat), hand_mini.log_joint(None, {"y": y}, lat))
