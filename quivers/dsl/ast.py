@@ -931,6 +931,7 @@ class MorphismDecl(Node):
     options: tuple[Option, ...] = ()
     family: str | None = None
     family_options: tuple[Option, ...] = ()
+    family_args: tuple[int | float, ...] = ()  # `~ Dirichlet(1.0)`: a latent's prior hyperparameters
 
 
 @dataclass(frozen=True, slots=True)

@@ -360,7 +360,8 @@ class _Compiler:
     def declare(self, d: ast.MorphismDecl, name: str) -> MorphismModule:
         opts = self.options(d)
         # a family clause makes a kernel; without one a morphism is a latent matrix
-        role = self._name_value(opts["role"], ROLES) if "role" in opts else ("kernel" if d.family else "latent")
+        role = self._name_value(opts["role"], ROLES) if "role" in opts else (
+            "kernel" if d.family and not d.family_args else "latent")
         scale = float(self._number(opts["scale"], "a non-negative number")) if "scale" in opts else 1.0
         if "init" in opts and self._name_value(opts["init"], _INITS) == "uniform":
             scale = 0.0
@@ -372,10 +373,20 @@ class _Compiler:
                     QuiversTypeError, f"`{key}` configures the network of a `[role=kernel] ~ Family` morphism; "
                     f"`{name}` has role `{role}`" + ("" if d.family else " and no family"), opts[key],
                 )
-        if d.family is not None and role != "kernel":
+        if d.family_args and role == "kernel":
+            raise self.error(
+                QuiversTypeError, f"`{name}` is a kernel: its family's parameters come from its network; "
+                f"fix one with `~ {d.family} [p=v]`, or give a latent matrix a prior with `~ Dirichlet(a)`", d,
+            )
+        if d.family is not None and role not in ("kernel", "latent"):
+            raise self.error(
+                QuiversTypeError, f"`~ {d.family}` gives the family of a neural kernel (or a latent's prior), "
+                f"not of a morphism with role `{role}`", d,
+            )
+        if d.family is not None and role == "latent" and not d.family_args:
             raise self.error(
                 QuiversTypeError, f"`~ {d.family}` gives the family of a neural kernel, so `{name}` needs "
-                f"`role=kernel`, not `{role}`", d,
+                f"`role=kernel`, not `{role}`; a latent's prior takes its hyperparameters: `~ Dirichlet(1.0)`", d,
             )
         if neural:
             return self.kernel(d, name, opts, signature)
@@ -396,7 +407,17 @@ class _Compiler:
                     "values yet; use `identity`, `copy` or `delete` in a `define`, or a latent kernel",
                     opts["role"],
                 )
-            return latent(self._set(d.dom), self._set(d.cod), scale, name)
+            concentration = None
+            if d.family is not None:
+                if d.family != "Dirichlet" or len(d.family_args) != 1 or d.family_options:
+                    raise self.error(
+                        UnsupportedError, f"the prior `~ {d.family}(...)` on `{name}`: a latent matrix takes "
+                        "`~ Dirichlet(a)`, one concentration for every entry of each row", d,
+                    )
+                concentration = d.family_args[0]
+            return self._located(
+                lambda: latent(self._set(d.dom), self._set(d.cod), scale, name, concentration), d
+            )
         if role == "embed":
             if self._real(d.dom) or not self._real(d.cod) or not isinstance(d.cod, ast.SetName):
                 side = d.cod if not self._real(d.dom) else d.dom

@@ -289,7 +289,8 @@ def _decl(d: ast.Decl) -> list[str]:
     if isinstance(d, ast.Export):
         return [f"export {d.name}"]
     if isinstance(d, ast.MorphismDecl):
-        family = f" ~ {d.family}{_options(d.family_options)}" if d.family is not None else ""
+        args = f"({', '.join(_number(a) for a in d.family_args)})" if d.family_args else ""
+        family = f" ~ {d.family}{args}{_options(d.family_options)}" if d.family is not None else ""
         return [f"morphism {', '.join(d.names)} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}{family}"]
     if isinstance(d, ast.DefineDecl):
         return [f"{d.keyword} {d.name} = {dump_morphism(d.value)}"]

@@ -231,14 +231,16 @@ class QVRTransformer(Transformer):
 
     def morphism_decl(self, meta: Any, children: list) -> ast.MorphismDecl:
         *names, dom, cod, options, family = children
-        fam, fam_options = family if family is not None else (None, ())
+        fam, fam_args, fam_options = family if family is not None else (None, (), ())
         return ast.MorphismDecl(
-            tuple(str(n) for n in names), dom, cod, options or (), fam, fam_options, span=self._line_span(meta)
+            tuple(str(n) for n in names), dom, cod, options or (), fam, fam_options, fam_args,
+            span=self._line_span(meta),
         )
 
-    def morphism_family(self, meta: Any, children: list) -> tuple[str, tuple[ast.Option, ...]]:
-        name, options = children
-        return str(name), options or ()
+    def morphism_family(self, meta: Any, children: list) -> tuple[str, tuple, tuple[ast.Option, ...]]:
+        name, *rest, options = children
+        args = tuple(_number(t, self.source) for t in rest if t is not None)
+        return str(name), args, options or ()
 
     def define_keyword(self, meta: Any, children: list) -> str:
         return str(children[0])

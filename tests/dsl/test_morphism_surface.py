@@ -320,3 +320,37 @@ def test_backward_composition_is_forward_composition_read_right_to_left():
     assert repr(m.h) == repr(m.k)
     with pytest.raises(CompositionError, match="cannot compose `f : A -> B` with `f : A -> B`"):
         loads("object A : FinSet 2\nobject B : FinSet 3\nmorphism f : A -> B\ndefine h = f << f\n")
+
+
+def test_a_dirichlet_prior_on_a_latent_matrix():
+    from torch.distributions import Dirichlet
+
+    from quivers.nn import latent as py_latent
+
+    m = loads("object S : FinSet 3\nobject O : FinSet 2\n"
+              "morphism t : S -> S [role=latent] ~ Dirichlet(2.0)\nmorphism e : S -> O ~ Dirichlet(0.5)\n"
+              "define h = t >> e\n")
+    assert repr(m.t) == repr(py_latent(FinSet("S", 3), FinSet("S", 3), name="t", concentration=2.0))
+    rows_t, rows_e = m.t.as_morphism(PROB).tensor, m.e.as_morphism(PROB).tensor
+    expected = Dirichlet(torch.full((3, 3), 2.0)).log_prob(rows_t).sum() + Dirichlet(
+        torch.full((3, 2), 0.5)).log_prob(rows_e).sum()
+    torch.testing.assert_close(m.h.log_prior(), expected)
+    # a MAP fit: the prior pulls an unobserved row toward uniform
+    opt = torch.optim.Adam(m.t.parameters(), lr=0.1)
+    for _ in range(100):
+        opt.zero_grad()
+        (-m.t.log_prior()).backward()
+        opt.step()
+    torch.testing.assert_close(m.t.as_morphism(PROB).tensor.detach(), torch.full((3, 3), 1 / 3), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("decl, message", [
+    ("morphism k : S -> O [role=kernel] ~ Dirichlet(1.0)", "fix one with"),
+    ("morphism k : S -> O ~ Beta(1.0, 2.0)", r"takes `~ Dirichlet\(a\)`"),
+    ("morphism k : S -> O ~ Dirichlet(0.0)", "positive concentration"),
+    ("morphism k : S -> O [role=latent] ~ Normal", "a latent's prior takes its hyperparameters"),
+])
+def test_bad_priors_are_located(decl, message):
+    with pytest.raises(QuiversError, match=message) as info:
+        loads("object S : FinSet 3\nobject O : FinSet 2\n" + decl + "\n")
+    assert info.value.span.line == 3
