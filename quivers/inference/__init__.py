@@ -14,7 +14,7 @@ from quivers.inference.fit import GUIDES, FitResult, fit
 from quivers.inference.layout import Layout
 from quivers.inference.predictive import DiscretePosterior, Predictive, infer_discrete
 from quivers.inference.mcmc import HMC, MCMC, NUTS
-from quivers.inference.objectives import CUBO, IWAE, RenyiELBO
+from quivers.inference.objectives import CUBO, IWAE, RWS, RenyiELBO, ReweightedWakeSleep
 from quivers.inference.program_adaptor import ProgramAdaptor  # also registers NUTS(program)
 from quivers.inference.svi import SVI
 
@@ -22,5 +22,5 @@ __all__ = [
     "ELBO", "Trace_ELBO", "SVI", "Layout", "GuideDraw", "AutoGuide", "AutoNormalGuide", "AutoNormal",
     "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
     "Predictive", "DiscretePosterior", "infer_discrete", "MCMC", "NUTS", "HMC", "ProgramAdaptor",
-    "fit", "FitResult", "GUIDES", "IWAE", "RenyiELBO", "CUBO",
+    "fit", "FitResult", "GUIDES", "IWAE", "RenyiELBO", "CUBO", "RWS", "ReweightedWakeSleep",
 ]

@@ -81,6 +81,14 @@ class ELBO:
         0.5), a finite positive number. Lower is closer to the discrete
         model and noisier; it may be annealed during training by setting
         ``elbo.temperature``.
+    estimator
+        The gradient estimator of the continuous latents: ``"reparam"``
+        (the default), the reparameterized gradient of ``log p - log q``;
+        or ``"stl"``, sticking the landing (Roeder et al., 2017), the path
+        derivative, which holds the guide's parameters fixed inside
+        ``log q`` (it drops the score term ``grad log q``, zero in
+        expectation): still unbiased, and of zero variance when the guide
+        is the posterior, so its noise vanishes near the optimum.
 
     Examples
     --------
@@ -105,6 +113,8 @@ class ELBO:
     quivers.errors.QuiversTypeError: temperature must be a finite positive number, got 0.0
     """
 
+    estimators: tuple[str, ...] = ("reparam", "stl")
+
     def __init__(
         self,
         num_particles: int = 1,
@@ -112,7 +122,15 @@ class ELBO:
         *,
         discrete: str = "score",
         temperature: float | None = None,
+        estimator: str = "reparam",
     ) -> None:
+        if estimator not in self.estimators:
+            names = ", ".join(f"`{e}`" for e in self.estimators)
+            raise QuiversTypeError(
+                f"unknown estimator `{estimator}` for {type(self).__name__}; its estimators are {names}",
+                hint='"stl" suits the ELBO, "dreg" the IWAE bound' if estimator in ("stl", "dreg") else None,
+            )
+        self.estimator = estimator
         if int(num_particles) != num_particles or num_particles < 1:
             raise QuiversTypeError(f"num_particles must be a positive integer, got {num_particles!r}")
         if not 0.0 <= baseline_decay < 1.0:
@@ -194,9 +212,7 @@ class ELBO:
         if subsample:
             model = model.subsample(subsample)
         check_one_data_set(observations, model.sites, "the particles of SVI")
-        draw = guide(self.num_particles)
-        if self.discrete == "relaxed" and guide.discrete_sites:
-            draw = _relax(guide, draw, self.num_particles, self._temperature)
+        draw = self._draw(guide)
         # The guide's draws come through its own bijections, so they lie in
         # their supports unless they are not finite; the checks run only
         # when the objective is not finite, to name the culprit.
@@ -206,6 +222,15 @@ class ELBO:
         if log_joint.dim() > 1:
             log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)
         return draw, draw.log_q - log_joint, model  # no negation node
+
+    def _draw(self, guide: Any) -> Any:
+        """The guide's particles, as this objective's estimator reads them."""
+        draw = guide(self.num_particles)
+        if self.estimator != "reparam":
+            draw = _stop_guide_parameters(guide, draw, self.estimator)
+        if self.discrete == "relaxed" and guide.discrete_sites:
+            draw = _relax(guide, draw, self.num_particles, self._temperature)
+        return draw
 
     @staticmethod
     def _check_finite(value: float, what: str, model: Program, x: Any, observations: Any, draw: Any) -> None:
@@ -231,6 +256,23 @@ class ELBO:
 
     def __call__(self, model, guide, x=None, observations=None) -> torch.Tensor:
         return self.differentiable_loss(model, guide, x, observations)[0]
+
+
+def _stop_guide_parameters(guide: Any, draw: Any, estimator: str) -> Any:
+    """``draw`` with its base log density recomputed with the guide's
+    parameters held fixed, so that gradients reach them only through the
+    draw (the path derivative)."""
+    u = getattr(draw, "u", None)
+    if u is None or getattr(draw, "log_base", None) is None or not hasattr(guide, "stopped_log_prob"):
+        raise QuiversTypeError(
+            f"estimator `{estimator}` needs a guide that draws through a base distribution "
+            f"(an automatic guide); {type(guide).__name__} does not expose its unconstrained draw",
+            hint='use estimator="reparam"',
+        )
+    stopped = guide.stopped_log_prob(u)
+    draw.log_q = draw.log_q - draw.log_base + stopped
+    draw.log_base = stopped
+    return draw
 
 
 def _relax(guide: Any, draw: Any, num: int, temperature: float) -> Any:

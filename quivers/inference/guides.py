@@ -59,11 +59,19 @@ __all__ = [
 class GuideDraw:
     """Draws from a guide: constrained latents with a leading particle axis,
     their log density under the guide, and the part of it that belongs to
-    discrete sites (the score-function term)."""
+    discrete sites (the score-function term).
+
+    ``u`` is the unconstrained draw and ``log_base`` its log density under
+    the guide's base distribution (the part of ``log_q`` that depends on the
+    guide's parameters other than through the draw); the path-derivative
+    estimators recompute it with the parameters held fixed. Guides that do
+    not draw through a base distribution leave them ``None``."""
 
     latents: dict[str, torch.Tensor]
     log_q: torch.Tensor
     log_q_discrete: torch.Tensor
+    u: torch.Tensor | None = None
+    log_base: torch.Tensor | None = None
 
 def _num_values(site: Site) -> int:
     support = site.support()
@@ -148,7 +156,19 @@ class AutoGuide(nn.Module):
             log_q_discrete = log_q_discrete + lp
         if self.discrete_sites:
             log_q = log_q + log_q_discrete
-        return GuideDraw(latents, log_q, log_q_discrete)
+        return GuideDraw(latents, log_q, log_q_discrete, u, log_base)
+
+    def stopped_log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        """The base log density at ``u`` with the guide's parameters held
+        fixed: gradients reach only ``u`` (the path derivative of
+        sticking-the-landing and DReG; Roeder et al., 2017)."""
+        fixed = {name: p.detach() for name, p in self.named_parameters()}
+        return torch.func.functional_call(_BaseLogProb(self), {f"guide.{k}": v for k, v in fixed.items()}, (u,))
+
+    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        """The base log density at a given unconstrained ``u``, differentiable
+        in the guide's parameters (the wake-phi term of reweighted wake-sleep)."""
+        return self.base().log_prob(u)
 
     def forward(self, num_particles: int = 1) -> GuideDraw:
         """``num_particles`` reparameterized draws (one batched call)."""
@@ -191,6 +211,18 @@ class AutoGuide(nn.Module):
     def _marginal_scale(self) -> torch.Tensor:
         return self.base().variance.sqrt()
 
+class _BaseLogProb(nn.Module):
+    """``guide.base().log_prob(u)`` as a module call, so that
+    :func:`torch.func.functional_call` can swap in fixed parameters."""
+
+    def __init__(self, guide: AutoGuide) -> None:
+        super().__init__()
+        self.guide = guide
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.guide.base().log_prob(u)
+
+
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -221,6 +253,11 @@ class AutoNormalGuide(AutoGuide):
         log_q = (-0.5 * (eps * eps).sum(-1) - self.dim * _HALF_LOG_2PI) - scale.log().sum()
         return self._transform_draws(u, log_q, num_particles)
 
+    def stopped_log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        loc, scale = self.loc.detach(), F.softplus(self.raw_scale.detach())
+        eps = (u - loc) / scale
+        return (-0.5 * (eps * eps).sum(-1) - self.dim * _HALF_LOG_2PI) - scale.log().sum()
+
     def _marginal_scale(self) -> torch.Tensor:
         return F.softplus(self.raw_scale)
 
@@ -241,6 +278,15 @@ class AutoDelta(AutoGuide):
         draw.log_q = draw.log_q_discrete  # a point mass contributes no entropy
         draw.latents.update(latents)
         return draw
+
+    def stopped_log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        return u.new_zeros(u.shape[:-1])  # log_base is zero: nothing to stop
+
+    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        raise QuiversTypeError(
+            "a point mass has no density to reweight; reweighted wake-sleep needs a guide with a density",
+            hint="use AutoNormal or AutoMultivariateNormal",
+        )
 
     def _loc(self) -> torch.Tensor:
         return self.loc

@@ -13,8 +13,8 @@ import torch
 from quivers.categories.finset import FinSet
 from quivers.distributions import Categorical, Normal
 from quivers.errors import QuiversTypeError
-from quivers.inference import ELBO, SVI, AutoNormalGuide
-from quivers.inference.objectives import CUBO, IWAE, RenyiELBO
+from quivers.inference import ELBO, SVI, AutoMultivariateNormal, AutoNormalGuide
+from quivers.inference.objectives import CUBO, IWAE, RWS, RenyiELBO
 from quivers.programs import Program, const, observe, sample, var
 
 Y = torch.tensor([0.3, 1.1, -0.4, 2.0], dtype=torch.float64)
@@ -131,3 +131,106 @@ def test_bad_parameters_and_sampled_discrete_latents_are_refused():
     guide = AutoNormalGuide(prog, observed_names={"y"})
     with pytest.raises(QuiversTypeError, match=r"\['z'\] are sampled discrete latents"):
         IWAE(4).loss(prog, guide, None, {"y": torch.tensor([0.2])})
+
+
+def guide_gradients(objective, guide, prog, seeds: int) -> torch.Tensor:
+    """The gradient of ``objective`` in the guide's (loc, raw_scale), one row per seed."""
+    rows = []
+    for seed in range(seeds):
+        guide.zero_grad()
+        torch.manual_seed(seed)
+        objective.differentiable_loss(prog, guide, None, {"y": Y})[0].backward()
+        rows.append(torch.cat([guide.loc.grad.clone(), guide.raw_scale.grad.clone()]))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("plain, path", [(ELBO(4), ELBO(4, estimator="stl")), (IWAE(8), IWAE(8, estimator="dreg"))],
+                         ids=["stl", "dreg"])
+def test_path_derivative_estimators_cut_the_variance_near_the_optimum(plain, path):
+    """Sticking the landing (ELBO) and DReG (IWAE) against the plain
+    reparameterized gradient, on the same draws, with the guide near the
+    posterior: the same mean (both unbiased) and a far smaller variance
+    (the path derivative's vanishes at the posterior, the score term's
+    does not)."""
+    prog = model()
+    m, s = posterior()
+    guide = guide_at(prog, m + 0.05, 1.05 * s)
+    g_plain = guide_gradients(plain, guide, prog, 300)
+    g_path = guide_gradients(path, guide, prog, 300)
+    var_plain, var_path = g_plain.var(0).sum(), g_path.var(0).sum()
+    assert var_path < 0.05 * var_plain
+    se = (g_plain.var(0) / 300).sqrt()
+    assert bool(((g_plain.mean(0) - g_path.mean(0)).abs() < 4 * se).all())
+
+
+def test_path_derivative_is_exactly_zero_at_the_posterior():
+    """For the mean-field guide (its own stopped density) and the full-rank
+    one (the generic stopped density, by functional_call) alike."""
+    prog = model()
+    m, s = posterior()
+    guide = guide_at(prog, m, s)
+    full = AutoMultivariateNormal(prog, observed_names={"y"})
+    with torch.no_grad():
+        full.loc.fill_(m)
+        full.raw_diag.fill_(math.log(math.expm1(s)))
+    for objective in (ELBO(4, estimator="stl"), IWAE(4, estimator="dreg")):
+        assert float(guide_gradients(objective, guide, prog, 3).abs().max()) < 1e-10
+        for seed in range(3):
+            full.zero_grad()
+            torch.manual_seed(seed)
+            objective.differentiable_loss(prog, full, None, {"y": Y})[0].backward()
+            assert max(float(p.grad.abs().max()) for p in (full.loc, full.raw_diag)) < 1e-10
+        torch.manual_seed(0)
+        plain = ELBO(4).differentiable_loss(prog, full, None, {"y": Y})[0]
+        plain.backward()
+        assert float(full.raw_diag.grad.abs().max()) > 1e-3  # the score term the path derivative drops
+
+
+def test_rws_wake_phi_is_the_self_normalized_importance_estimate():
+    """The guide's gradient is ``-sum_k w~_k grad log q(z_k)`` at the
+    guide's draws, written out for the normal guide; the value is -IWAE_K."""
+    prog = model()
+    guide = guide_at(prog, 0.2, 0.6)
+    torch.manual_seed(5)
+    surrogate, value = RWS(6).differentiable_loss(prog, guide, None, {"y": Y})
+    surrogate.backward()
+    torch.manual_seed(5)
+    z = guide(6).u.detach()[:, 0]
+    loc, raw = float(guide.loc.detach()), float(guide.raw_scale.detach())
+    scale = math.log1p(math.exp(raw))
+    log_p = torch.distributions.Normal(0.0, 1.0).log_prob(z) + torch.distributions.Normal(z[:, None], 1.0).log_prob(Y).sum(-1)
+    log_q = torch.distributions.Normal(loc, scale).log_prob(z)
+    w = torch.softmax(log_p - log_q, 0)
+    d_loc = -(w * (z - loc) / scale**2).sum()
+    d_raw = -(w * (-1.0 / scale + (z - loc) ** 2 / scale**3)).sum() / (1.0 + math.exp(-raw))
+    assert abs(float(guide.loc.grad) - float(d_loc)) < 1e-10
+    assert abs(float(guide.raw_scale.grad) - float(d_raw)) < 1e-10
+    assert abs(value + float(torch.logsumexp(log_p - log_q, 0) - math.log(6))) < 1e-10
+
+
+def test_rws_with_one_particle_is_the_elbo_and_trains_discrete_guides():
+    prog = model()
+    guide = guide_at(prog, 0.1, 0.7)
+    torch.manual_seed(3)
+    got = RWS(1).loss(prog, guide, None, {"y": Y})
+    torch.manual_seed(3)
+    assert abs(got - ELBO(1).loss(prog, guide, None, {"y": Y})) < 1e-12
+    # a sampled discrete latent: wake-phi needs neither relaxation nor baseline
+    K, I = FinSet("K", 3), FinSet("I", 1)
+    prog = Program("p", I, I, [sample("z", None, Categorical(const(torch.ones(3), K))),
+                               observe("y", I, Normal(const(torch.tensor([-2.0, 0.0, 2.0]), K)[var("z")], 0.5))])
+    guide = AutoNormalGuide(prog, observed_names={"y"})
+    svi = SVI(prog, guide, torch.optim.Adam(guide.parameters(), lr=0.1), RWS(16))
+    torch.manual_seed(0)
+    for _ in range(150):
+        svi.step(None, {"y": torch.tensor([1.9])})
+    assert int(guide.logits["z"].argmax()) == 2
+
+
+def test_estimators_are_checked_by_name():
+    with pytest.raises(QuiversTypeError, match=r"unknown estimator `dreg` for ELBO; its estimators are `reparam`, `stl`"):
+        ELBO(estimator="dreg")
+    with pytest.raises(QuiversTypeError, match=r"estimators are `reparam`, `dreg`"):
+        IWAE(4, estimator="stl")
+    with pytest.raises(QuiversTypeError, match="unknown estimator"):
+        RenyiELBO(0.5, 4, estimator="dreg")
