@@ -1087,7 +1087,7 @@ class _Checker:
         k = AXIS_ARGUMENT.get(e.func)
         axis = e.args[k] if k is not None and k < len(e.args) else None
         if axis is not None:
-            if not isinstance(axis, ast.Name) or axis.id not in self.all_objects:
+            if not isinstance(axis, ast.Name) or (axis.id not in self.all_objects and axis.id not in self.objects):
                 got = f"; `{axis.id}` is not an object" if isinstance(axis, ast.Name) else ""
                 raise self._error(
                     QuiversTypeError,

@@ -177,6 +177,9 @@ class _Substitution:
         if isinstance(n, ast.Name):
             if n.id in self.renamed:
                 return replace(n, id=self.renamed[n.id])
+            s = self.sets.get(n.id)
+            if isinstance(s, ast.SetName):  # a set parameter named as an axis: `sum(x, G)`
+                return replace(n, id=s.name)
             return self.values.get(n.id, n)
         if isinstance(n, ast.SetName):
             return self.sets.get(n.name, n)

@@ -283,7 +283,7 @@ class _Compiler:
         if isinstance(e, ast.Neg):
             inner = self.value(e.operand, d, defined)
             return lambda env: -inner(env)
-        if isinstance(e, ast.BinOp):
+        if isinstance(e, ast.BinOp) and e.op in _BINARY:
             left, right, op = self.value(e.left, d, defined), self.value(e.right, d, defined), _BINARY[e.op]
             return lambda env: op(left(env), right(env))
         if isinstance(e, ast.Call) and e.func in _FUNCTIONS and len(e.args) == 1:

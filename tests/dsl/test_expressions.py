@@ -113,3 +113,23 @@ program p : K -> K
     assert type(info.value) is error
     assert message in str(info.value)
     assert "line 5" in str(info.value)
+
+
+def test_a_reduction_along_a_set_parameter_follows_the_set_it_is_given():
+    src = """object Subject : FinSet 4
+object Item : FinSet 3
+program pooled(G : FinSet, scale : Real) : G -> 1
+    sample u : G <- Normal(0.0, scale)
+    factor -0.5 * sum(u, G) ^ 2
+    return u
+program main : Item -> Item
+    sample by_subject <- pooled(Subject, 2.0)
+    observe y : Item <- Normal(0.0, 1.0)
+    return y
+export main
+"""
+    p = loads(src).morphism
+    u, y = torch.tensor([0.1, 0.2, -0.3, 0.5]), torch.tensor([0.0, 1.0, -1.0])
+    got = p.log_joint(observations={"y": y}, latents={"by_subject_u": u})
+    want = D.Normal(0.0, 2.0).log_prob(u).sum() - 0.5 * u.sum() ** 2 + D.Normal(0.0, 1.0).log_prob(y).sum()
+    torch.testing.assert_close(got, want)

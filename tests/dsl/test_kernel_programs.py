@@ -105,6 +105,7 @@ BAD = "object A : FinSet 2\nobject R : Real 2\nmorphism k : A -> R ~ Normal\n"
     ("program p : A -> R\n    sample h <- k\n    factor h\n    return h\n", UnsupportedError, "a `factor` step", 6),
     ("program p(a, b) : A -> R\n    sample h <- k\n    return h\n", QuiversError, "binds 2 inputs", 4),
     ("program p : A -> R\n    sample h <- k\n    let v = h[0]\n    return v\n", UnsupportedError, "expressions are", 6),
+    ("program p : A -> R\n    sample h <- k\n    let v = h > 0\n    return v\n", UnsupportedError, "expressions are", 6),
 ])
 def test_bad_programs_over_kernels_are_located(text, cls, message, line):
     with pytest.raises(cls, match=message) as info:
