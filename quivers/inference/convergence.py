@@ -48,6 +48,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from quivers.errors import ConvergenceWarning
 
@@ -267,6 +268,8 @@ def pareto_k(log_weights: Any) -> float:
     """
     import arviz as az
 
+    if isinstance(log_weights, torch.Tensor):  # on any device
+        log_weights = log_weights.detach().cpu().double().numpy()
     lw = np.asarray(log_weights, dtype=float).reshape(-1)
     lw = np.where(np.isfinite(lw), lw, -np.inf)
     with warnings.catch_warnings():  # ArviZ's own k warning; ours says what it means for the fit
