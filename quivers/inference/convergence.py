@@ -200,7 +200,7 @@ def label_switching(
             for n in names
             if dim in post[n].dims and np.issubdtype(post[n].dtype, np.floating)
         ]
-        if not parts or post.sizes[dim] < 2:
+        if not parts or post.sizes[dim] < 2 or post.sizes["draw"] < 2:  # no within-chain spread to judge by
             continue
         x = np.concatenate([p.reshape(p.shape[:3] + (-1,)) for p in parts], axis=-1)  # chain, draw, K, F
         means = x.mean(1)  # chain, K, F
