@@ -14,6 +14,8 @@
 - :mod:`~quivers.deduction.system`: :class:`Deduction`, rules over spans
   with a lexicon and learnable weights: what a QVR ``deduction`` block
   compiles to;
+- :mod:`~quivers.deduction.observe`: :class:`Sentences`, sentences a
+  program observes under a deduction, scored by their log weight;
 - :mod:`~quivers.deduction.parsing`: category rules lifted to spans and a
   lexicon of words: parsing by the agenda engine (:func:`parse`).
 
@@ -26,6 +28,7 @@ from quivers.deduction.grammar import Grammar, Production
 from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
 from quivers.deduction.parsing import Parse, lexical_axioms, parse, span_rules
 from quivers.deduction.system import SEMIRING_NAMES, Deduction, Entry
+from quivers.deduction.observe import Sentences
 from quivers.deduction.parses import Parses, Tree, sample, tree_weight, viterbi
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "Parse",
     "Deduction",
     "Entry",
+    "Sentences",
     "SEMIRING_NAMES",
     "lexical_axioms",
     "parse",

@@ -343,14 +343,16 @@ class _Checker:
                 self._set(d.cod, d, whole=True)
             else:
                 exports.append(d)
+        deductions = [n for n, d in declared.items() if isinstance(d, ast.DeductionDecl)]
         for d in exports:
-            if d.name not in self.programs and d.name not in morphisms:
+            if d.name not in self.programs and d.name not in morphisms and d.name not in deductions:
                 kind = "an object" if d.name in self.all_objects else "not declared"
                 raise self._unknown(
-                    f"cannot export `{d.name}`: it is {kind}; programs: "
-                    + (", ".join(self.programs) or "none")
-                    + (f"; morphisms: {', '.join(sorted(morphisms))}" if morphisms else ""),
-                    d.name, [*self.programs, *morphisms], d,
+                    f"cannot export `{d.name}`: it is {kind}; `export` takes a program, a morphism or a "
+                    "deduction; programs: " + (", ".join(self.programs) or "none")
+                    + (f"; morphisms: {', '.join(sorted(morphisms))}" if morphisms else "")
+                    + (f"; deductions: {', '.join(deductions)}" if deductions else ""),
+                    d.name, [*self.programs, *morphisms, *deductions], d,
                 )
         seen: dict[str, ast.Export] = {}
         for d in exports:

@@ -97,11 +97,11 @@ class QVRModule:
         self.exports = exports if exports is not None else ((export,) if export is not None else ())
 
     @property
-    def morphism(self) -> Program | MorphismModule:
-        """The exported program or morphism (the only program, when there is
-        one and no export)."""
+    def morphism(self) -> Program | MorphismModule | Deduction:
+        """The exported program, morphism or deduction (the only program,
+        when there is one and no export)."""
         if self.export is not None:
-            return self.programs[self.export] if self.export in self.programs else self.morphisms[self.export]
+            return {**self.deductions, **self.morphisms, **self.programs}[self.export]
         if len(self.programs) == 1:
             return next(iter(self.programs.values()))
         raise QuiversError(
@@ -240,9 +240,10 @@ def loads(text: str) -> QVRModule:
     tree = parse(text)
     objects, programs = compile_module(tree, text)
     exports = tuple(d.name for d in tree.items if isinstance(d, ast.Export))
+    deductions = compile_deductions(tree, text)
     return QVRModule(
-        tree, text, objects, programs, exports[0] if exports else None, compile_deductions(tree, text), exports,
-        compile_morphisms(tree, objects, text),
+        tree, text, objects, programs, exports[0] if exports else None, deductions, exports,
+        compile_morphisms(tree, objects, text, deductions),
     )
 
 

@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from quivers.categories import FinSet, copy, delete
+from quivers.deduction import Deduction, Sentences
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
 from quivers.dsl.printer import dump_morphism, dump_set
@@ -130,7 +131,7 @@ def kernel_programs(module: ast.Module) -> set[str]:
     for d in module.items:
         if isinstance(d, ast.MorphismDecl):
             names.update(_replicas(d))
-        elif isinstance(d, ast.DefineDecl):
+        elif isinstance(d, (ast.DefineDecl, ast.DeductionDecl)):
             names.add(d.name)
         elif isinstance(d, ast.ProgramDecl) and not d.params:
             if (d.input is not None and "," in d.input) or any(
@@ -142,7 +143,8 @@ def kernel_programs(module: ast.Module) -> set[str]:
 
 
 def compile_morphisms(
-    module: ast.Module, objects: Mapping[str, FinSet], source: str | None = None
+    module: ast.Module, objects: Mapping[str, FinSet], source: str | None = None,
+    deductions: Mapping[str, Deduction] | None = None,
 ) -> dict[str, MorphismModule]:
     """The declared and defined morphisms of a checked module, by name, in
     declaration order.
@@ -155,13 +157,18 @@ def compile_morphisms(
         Its compiled objects by name.
     source
         Its text, so that errors show the line with a caret.
+    deductions
+        Its compiled deductions, which ``observe s <- D`` scores sentences
+        under.
     """
-    return _Compiler(module, objects, source).run()
+    return _Compiler(module, objects, source, deductions).run()
 
 
 class _Compiler:
-    def __init__(self, module: ast.Module, objects: Mapping[str, FinSet], source: str | None) -> None:
+    def __init__(self, module: ast.Module, objects: Mapping[str, FinSet], source: str | None,
+                 deductions: Mapping[str, Deduction] | None = None) -> None:
         self.module, self.objects, self.source = module, objects, source
+        self.deductions = dict(deductions or {})
         self.real_decls = {d.name: d for d in module.items if isinstance(d, ast.RealObject)}
         self.reals = set(self.real_decls)
         self.morphisms: dict[str, MorphismModule] = {}
@@ -211,7 +218,10 @@ class _Compiler:
                 if s.options:
                     raise self.error(UnsupportedError, f"options on a step of program `{d.name}`, which draws "
                                      "from morphisms, are not supported", s.options[0])
-                fn, module = self.draw(s.family, d, defined, inputs)
+                if s.family.name in self.deductions:
+                    fn, module = self.sentences(s, d)
+                else:
+                    fn, module = self.draw(s.family, d, defined, inputs)
                 if module is not None:
                     used.append(module)
                 steps.append(Step("sample" if isinstance(s, ast.Sample) else "observe", s.name, fn))
@@ -227,6 +237,21 @@ class _Compiler:
                     "morphisms: such a program has `sample`, `observe`, `let` and `return` steps", s,
                 )
         return self._located(lambda: KernelProgram(dom, cod, inputs, steps, used, d.name), d)
+
+    def sentences(self, s: ast.Sample | ast.Observe, d: ast.ProgramDecl):
+        """``observe s [: Sent] <- D``: sentences given as data, scored by
+        their log weight under deduction ``D``."""
+        f = s.family
+        if isinstance(s, ast.Sample):
+            raise self.error(UnsupportedError, f"deduction `{f.name}` parses sentences but does not generate "
+                             f"them: program `{d.name}` can `observe {s.name} <- {f.name}`, not sample it", f)
+        if not f.bare:
+            raise self.error(QuiversTypeError, f"deduction `{f.name}` takes no arguments: write "
+                             f"`observe {s.name} <- {f.name}`", f)
+        count = None if s.index_set is None else self._set(s.index_set).size
+        deduction = self.deductions[f.name]
+        observation = self._located(lambda: Sentences(deduction, count, s.name), f)
+        return (lambda env: observation), deduction
 
     def draw(self, f: ast.FamilyCall, d: ast.ProgramDecl, defined: set[str], inputs: tuple[str, ...]):
         """The distribution (or draw) of a step, as a function of the

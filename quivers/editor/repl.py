@@ -29,7 +29,7 @@ program p : K -> K
 sample mu : K <- Normal(0.0, 1.0)
 (sample site of program `p`, line 3; support: real)
 >>> print(s.submit("export q"))
-line 1, column 1: cannot export `q`: it is not declared; programs: p
+line 1, column 1: cannot export `q`: it is not declared; `export` takes a program, a morphism or a deduction; programs: p
     export q
     ^^^^^^^^
 """

@@ -11,7 +11,9 @@ that reads an environment of named tensors:
   when it is a tensor (a draw a composite of kernels made);
 - ``Step("let", name, value)``: ``name`` is ``value(env)``;
 - ``Step("observe", name, dist)``: ``name`` is data; it scores
-  ``dist(env).log_prob(data)``, and in sampling mode is drawn instead;
+  ``dist(env).log_prob(data)``, and in sampling mode is drawn instead
+  (data that a distribution reads as it is, such as the sentences of
+  :class:`~quivers.deduction.Sentences`, goes through its ``as_value``);
 - ``Step("return", None, value)``: the program's value.
 
 Its inputs are bound to names: one name for the whole input, or one per
@@ -147,7 +149,9 @@ class KernelProgram(MorphismModule):
             elif s.kind == "observe":
                 d = s.fn(env)
                 if s.name in data:
-                    value = torch.as_tensor(data.pop(s.name))
+                    raw = data.pop(s.name)
+                    # sentences observed under a deduction stay words; other data is numbers
+                    value = d.as_value(raw) if hasattr(d, "as_value") else torch.as_tensor(raw)
                     try:
                         score = score + d.log_prob(value).sum()
                     except (RuntimeError, ValueError) as err:

@@ -470,7 +470,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0)", tail="export pp\n"),
         UnknownNameError,
         """
-        line 6, column 1: cannot export `pp`: it is not declared; programs: p; did you mean `p`?
+        line 6, column 1: cannot export `pp`: it is not declared; `export` takes a program, a morphism or a deduction; programs: p; did you mean `p`?
             export pp
             ^^^^^^^^^
         """,
@@ -480,7 +480,7 @@ CHECK_ERRORS = [
         prog("sample w : K <- HalfNormal(1.0)", tail="export K\n"),
         UnknownNameError,
         """
-        line 6, column 1: cannot export `K`: it is an object; programs: p
+        line 6, column 1: cannot export `K`: it is an object; `export` takes a program, a morphism or a deduction; programs: p
             export K
             ^^^^^^^^
         """,

@@ -1,0 +1,121 @@
+"""Sentences observed under a deduction: its ``LOG`` inside weight as the
+score of a program's observation.
+
+A program that writes ``observe s <- D`` for a deduction ``D`` in the
+``LOG`` semiring scores the sentences given as data for ``s`` by their log
+weights under ``D``, the log of the sum over each sentence's derivations.
+:class:`Sentences` is the distribution-like value such a step builds: its
+:meth:`~Sentences.log_prob` is :meth:`Deduction.weight` of each sentence,
+so the gradient of a program's log density reaches every learnable rule and
+lexicon weight of the deduction, and the weights train with the program's
+other parameters.
+
+Laws
+----
+- ``Sentences(d).log_prob(ss)[i] == d.weight(ss[i])`` exactly.
+
+Examples
+--------
+>>> from quivers.deduction.agenda import Rule, Var
+>>> from quivers.deduction.system import Deduction, Entry
+>>> I, J, K = Var("I"), Var("J"), Var("K")
+>>> rules = [Rule("s", (("span", I, K, "NP"), ("span", K, J, "VP")), ("span", I, J, "S"))]
+>>> d = Deduction("D", rules, [Entry("she", "NP"), Entry("runs", "VP")], start="S", learnable=["s"])
+>>> obs = Sentences(d)
+>>> obs.as_value("she runs")
+(('she', 'runs'),)
+>>> obs.log_prob(obs.as_value([["she", "runs"], ["she", "runs"]]))
+tensor([0., 0.], dtype=torch.float64, grad_fn=<StackBackward0>)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from quivers.categories.semiring import LOG
+from quivers.deduction.system import Deduction
+from quivers.errors import DataError, QuiversTypeError, UnsupportedError
+
+__all__ = ["Sentences", "Sentence"]
+
+Sentence = tuple[str, ...]
+
+
+class Sentences:
+    """The observation of sentences under ``deduction`` (in ``LOG``).
+
+    Parameters
+    ----------
+    deduction
+        The grammar that scores them.
+    count
+        How many sentences an observation holds (the size of the plate of
+        ``observe s : Sent <- D``), or ``None`` for any number.
+    name
+        The observed name, for messages.
+
+    Examples
+    --------
+    >>> from quivers.deduction.system import Deduction, Entry
+    >>> d = Deduction("D", [], [Entry("a", "S")], start="S")
+    >>> Sentences(d, count=2, name="s").as_value(["a"])
+    Traceback (most recent call last):
+    ...
+    quivers.errors.DataError: observation `s` holds 2 sentences (one per element of its plate), got 1
+    """
+
+    def __init__(self, deduction: Deduction, count: int | None = None, name: str = "the sentences") -> None:
+        if deduction.semiring is not LOG:
+            raise QuiversTypeError(
+                f"a program observes sentences under deduction `{deduction.name}` by their log probability, "
+                f"but it weighs them in `{deduction.semiring}`", hint="declare it with `semiring=LogProb`",
+            )
+        self.deduction, self.count, self.name = deduction, count, name
+
+    def as_value(self, data: object) -> tuple[Sentence, ...]:
+        """The data of the observation as sentences: a string (one
+        sentence, its words split at white space), a sequence of words (one
+        sentence), or a sequence of sentences (strings, when one holds white
+        space, or sequences of words)."""
+        if isinstance(data, str):
+            sentences = [data]
+        elif isinstance(data, Sequence) and data and all(isinstance(w, str) for w in data):
+            # words, unless the strings hold white space: then one sentence each
+            sentences = list(data) if any(len(w.split()) > 1 for w in data) else [data]
+        elif isinstance(data, Sequence) and data:
+            sentences = list(data)
+        else:
+            raise DataError(f"observation `{self.name}` takes sentences (strings or sequences of words), "
+                            f"got {data!r}")
+        out = []
+        for s in sentences:
+            words = tuple(s.split()) if isinstance(s, str) else tuple(s) if isinstance(s, Sequence) else None
+            if not words or not all(isinstance(w, str) for w in words):
+                raise DataError(f"observation `{self.name}`: a sentence is a non-empty sequence of words, got {s!r}")
+            unknown = [w for w in words if w not in self.deduction.words]
+            if unknown:
+                raise DataError(
+                    f"observation `{self.name}`: the word `{unknown[0]}` is not in the lexicon of deduction "
+                    f"`{self.deduction.name}`",
+                    hint="its words: " + ", ".join(self.deduction.words),
+                )
+            out.append(words)
+        if self.count is not None and len(out) != self.count:
+            raise DataError(f"observation `{self.name}` holds {self.count} sentences (one per element of its "
+                            f"plate), got {len(out)}")
+        return tuple(out)
+
+    def log_prob(self, sentences: Sequence[Sentence]) -> Tensor:
+        """The log weight of each sentence under the deduction."""
+        return self.deduction(sentences)
+
+    def sample(self) -> Tensor:
+        raise UnsupportedError(
+            f"deduction `{self.deduction.name}` parses sentences but does not generate them; give "
+            f"`{self.name}` as data"
+        )
+
+    def __repr__(self) -> str:
+        return f"Sentences({self.deduction.name!r}, count={self.count})"
