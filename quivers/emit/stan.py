@@ -27,8 +27,12 @@ Laws
   a constant (Stan's ``~`` drops normalizing constants), so both have the
   same posterior. A half-normal or half-Cauchy term inside a mixture adds
   its ``log(2)`` explicitly.
+- A ``Uniform`` latent whose bounds read other latents is declared with
+  them (``real<lower=0.1, upper=delta> sigma;``) and keeps its sampling
+  statement, whose ``-log(high - low)`` is not constant.
 - Nothing is emitted silently wrong: discrete parameters, nested grouped
-  blocks, unknown steps or families, data-dependent bounds and anything else
+  blocks, unknown steps or families, bounds of other families that depend
+  on other values, and anything else
   without a faithful translation raise
   :class:`~quivers.errors.UnsupportedError` naming the step.
 
@@ -348,10 +352,12 @@ class _Emitter:
             return "int", "<lower=0>"
         if site.family is None:  # real data: no support to bound it
             return "real", ""
+        fam = site.family
+        consts = {k: torch.tensor(float(v.sympy)) for k, v in fam.args.items()
+                  if getattr(getattr(v, "sympy", None), "is_Number", False)}
+        if fam.name == "Uniform" and len(consts) < 2:
+            return "real", self._uniform_bounds(name, step)
         try:
-            fam = site.family
-            consts = {k: torch.tensor(float(v.sympy)) for k, v in fam.args.items()
-                      if getattr(getattr(v, "sympy", None), "is_Number", False)}
             if not fam.spec.static_support and any(k not in consts for k in fam.support_reads()):
                 raise QuiversTypeError("dependent support")
             support = fam.spec.support(consts) if not fam.spec.static_support else fam.support()
@@ -375,6 +381,41 @@ class _Emitter:
                 parts.append(f"upper={self._bound(upper, name, step)}")
             return "real", f"<{', '.join(parts)}>"
         raise self.fail(f"`{name}` has the support {support}, which Stan emission cannot declare", step)
+
+    def _uniform_bounds(self, name: str, step: Step) -> str:
+        """Stan's ``<lower=low, upper=high>`` of a ``Uniform`` whose bounds
+        are expressions: scalars, or vectors along the site's one axis.
+
+        A parameter's bounds may read the parameters declared before it
+        (the program's order, which Stan keeps) and data; a top-level
+        ``let`` is inlined, since transformed parameters are declared after
+        the parameters. A ``given`` site is data, whose bounds only check
+        the values: it is declared without them, and its sampling statement
+        still scores it."""
+        site = self.sites[name]
+        if site.kind != "latent" or name in self.given:
+            return ""
+        dims = list(site.dims)
+        lets = {s.name: s.expr.sympy for s in self.p.steps if isinstance(s, LetStep)}
+        t = self.translator(inline=lets)
+        parts = []
+        for key, label in (("low", "lower"), ("high", "upper")):
+            e = site.family.args[key].sympy
+            try:
+                along = t.dims(e)
+                if along and (len(dims) != 1 or tuple(along) != tuple(dims)):
+                    raise self.fail(
+                        f"the {key} bound of `{name}` varies over {list(along)}; Stan emission writes bounds "
+                        "that are scalars or vectors along a one-axis site's plate", step)
+                code = t.code(e, {d: VECTOR for d in along})
+            except NotVectorizable as err:
+                raise self.fail(f"the {key} bound of `{name}` reads `{err}`, which cannot be written as a vector", step) from None
+            except UnsupportedError as err:
+                if err.message.startswith("cannot emit"):
+                    raise
+                raise self.fail(f"the {key} bound of `{name}`: {err.message}", step) from None
+            parts.append(f"{label}={code}")
+        return f"<{', '.join(parts)}>"
 
     def _bound(self, value: Any, name: str, step: Step) -> str:
         t = torch.as_tensor(value)

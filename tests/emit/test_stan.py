@@ -11,6 +11,7 @@ assertions pin down that text.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -300,14 +301,103 @@ def test_a_name_shared_by_a_set_and_a_value_is_refused():
         to_stan(prog)
 
 
-def test_bounds_that_depend_on_parameters_are_refused():
-    K = FinSet("K", 2)
+UNIFORM_PLATE = """
+object N : FinSet 4
+program p : N -> N
+    sample a <- Uniform(0.0, 1.0)
+    sample b : N <- Normal(0.0, 1.0)
+    let c = exp(b)
+    sample x : N <- Uniform(a - 1.0, c)
+    observe y : N <- Normal(x, 1.0)
+    return y
+"""
+
+
+def test_a_uniform_whose_bounds_read_a_latent_is_declared_with_them():
+    """As Stan writes it: the bounds in the declaration, after the
+    parameters they read, and the sampling statement kept (with bounds
+    that move, -log(high - low) is not a constant)."""
+    code = to_stan(load(EXAMPLES / "mixture5.qvr").morphism)
+    assert_well_formed(code)
+    b = blocks(code)
+    assert b["parameters"] == ["real mu0;", "real<lower=0.5, upper=6> delta;", "real<lower=0.1, upper=delta> sigma;"]
+    assert "delta ~ uniform(0.5, 6.0);" in b["model"] and "sigma ~ uniform(0.1, delta);" in b["model"]
+
+
+def test_latent_bounds_along_a_plate_are_vectors_and_lets_are_inlined():
+    """``c`` is a transformed parameter, declared after the parameters, so
+    the bound reads its definition; the sampling statement may read it."""
+    code = to_stan(loads(UNIFORM_PLATE).morphism)
+    assert_well_formed(code)
+    b = blocks(code)
+    assert b["parameters"] == ["real<lower=0, upper=1> a;", "vector[N] b;",
+                               "vector<lower=a - 1.0, upper=exp(b)>[N] x;"]
+    assert "x ~ uniform(a - 1.0, c);" in b["model"]
+
+
+def test_a_given_uniform_with_latent_bounds_is_data_without_bounds():
+    """The data block cannot read parameters; the sampling statement still
+    scores the given value (and rejects one outside the bounds)."""
+    code = to_stan(loads(UNIFORM_PLATE).morphism, given=["x"])
+    b = blocks(code)
+    assert "vector[N] x;" in b["data"] and "x ~ uniform(a - 1.0, c);" in b["model"]
+    assert all(" x;" not in line for line in b["parameters"])
+
+
+def test_latent_bounds_on_a_matrix_site_that_vary_are_refused():
+    K, J = FinSet("K", 2), FinSet("J", 3)
+    prog = Program("p", K, K, [
+        sample("b", K, HalfCauchy(1.0)),
+        sample("x", K * J, Uniform(0.0, var("b"))),
+    ])
+    with pytest.raises(UnsupportedError, match=r"the high bound of `x` varies over \['K'\]; Stan emission writes bounds"):
+        to_stan(prog)
+
+
+def test_scalar_latent_bounds_on_a_matrix_site_are_emitted():
+    K, J = FinSet("K", 2), FinSet("J", 3)
     prog = Program("p", K, K, [
         sample("b", None, HalfCauchy(1.0)),
-        sample("x", None, Uniform(0.0, var("b"))),
+        sample("x", K * J, Uniform(0.0, var("b"))),
     ])
-    with pytest.raises(UnsupportedError, match=r"the support of `x` depends on other values; Stan bounds here must be constants"):
-        to_stan(prog)
+    assert "matrix<lower=0.0, upper=b>[K, J] x;" in blocks(to_stan(prog))["parameters"]
+
+
+def test_stans_density_with_latent_bounds_matches_quivers_on_the_unconstrained_space(float64):
+    """Stan's target for the emitted mixture5, written out by hand: the
+    statements (``~`` drops only what reads no parameter, so
+    ``sigma ~ uniform(0.1, delta)`` keeps -log(delta - 0.1)) plus the
+    log Jacobians of its lower/upper transforms, ``log(high - low) +
+    log_inv_logit(u) + log1m_inv_logit(u)``. quivers' log joint plus its
+    layout's log Jacobian differs from it by a constant at every point."""
+    from quivers.inference.layout import Layout
+
+    prog = load(EXAMPLES / "mixture5.qvr").morphism
+    g = torch.Generator().manual_seed(0)
+    y = 6.0 * torch.rand(200, generator=g) - 3.0
+    u = 2.0 * torch.randn(16, 3, generator=g)
+    layout = Layout(prog.latent_sites(), prog.parameters_of)
+    assert layout.names == ["mu0", "delta", "sigma"]
+    values, logdet = layout.unpack(u)
+    got = prog.log_joint(None, {"y": y}, values) + logdet
+
+    lil = torch.nn.functional.logsigmoid
+    mu0 = u[:, 0]
+    delta = 0.5 + 5.5 * torch.sigmoid(u[:, 1])
+    sigma = 0.1 + (delta - 0.1) * torch.sigmoid(u[:, 2])
+    torch.testing.assert_close(values["sigma"], sigma)
+    jacobian = (math.log(5.5) + lil(u[:, 1]) + lil(-u[:, 1])
+                + torch.log(delta - 0.1) + lil(u[:, 2]) + lil(-u[:, 2]))
+    lw = torch.log_softmax(torch.tensor([1.0, 2.0, 3.0, 2.0, 2.0]).log(), 0)  # log_softmax(lw_z)
+    loc = mu0[:, None, None] + delta[:, None, None] * torch.arange(5.0)
+    ll = -0.5 * ((y[:, None] - loc) / sigma[:, None, None]) ** 2 - torch.log(sigma)[:, None, None]
+    statements = (-0.5 * (mu0 / 10.0) ** 2 - torch.log(delta - 0.1)
+                  + torch.logsumexp(lw + ll, -1).sum(-1))
+    want = statements + jacobian
+    diff = got - want
+    torch.testing.assert_close(diff, diff[:1].expand(16), rtol=0, atol=1e-9)
+    # without the sampling statement of sigma the difference would move
+    assert float((torch.log(delta - 0.1) - torch.log(delta[0] - 0.1)).abs().max()) > 0.1
 
 
 def test_non_program_is_a_type_error():
