@@ -52,6 +52,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import sympy
 import torch
 
 from quivers.categories import LOG, MAX_PLUS, FinSet, Semiring
@@ -61,6 +62,7 @@ from quivers.planning.plan import Plan, PlanError, Scope, make_plan
 from quivers.planning.sites import choose
 from quivers.programs import Program
 from quivers.programs.chain import MarkovStep
+from quivers.programs.expr import INDEX
 from quivers.programs.named import Value, to_layout
 from quivers.programs.effects import Effect
 from quivers.programs.steps import LetStep, MarginalizeStep, ObserveStep, SampleStep, Step, marginalize
@@ -270,7 +272,9 @@ class PlannedProgram(Program):
         return super().sample(x, sample_shape, latents, observations)
 
 
-def auto(program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[str] = ()) -> PlannedProgram:
+def auto(
+    program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[str] = (), lower: bool = True
+) -> PlannedProgram:
     """``program`` with its discrete sample sites summed out by a plan.
 
     Parameters
@@ -284,6 +288,11 @@ def auto(program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[st
         :class:`~quivers.errors.QuiversWarning` naming them and the size.
     exclude
         Sites to leave to sampling (``enumerate=False``).
+    lower
+        Write a site that is a latent per row (or per group, read through an
+        index map) read only by observations as the ``marginalize`` block a
+        user would write (the default), or sum every site by the general
+        plan (``False``).
 
     Sites that cannot be summed (infinite support, inside a block) stay
     sampled latents: SVI draws them with its discrete estimators; the plan
@@ -307,7 +316,7 @@ def auto(program: Program, *, budget: int = DEFAULT_BUDGET, exclude: Iterable[st
     exclude = tuple(exclude)
     choice = choose(program, exclude)
     summed, sampled = dict(choice.summed), dict(choice.sampled)
-    steps, lowered = _lower(program, summed)
+    steps, lowered = _lower(program, summed) if lower else (program.steps, {})
     out = _planned(program, steps, lowered)
     out._exclude = tuple(exclude)
     while True:
@@ -353,16 +362,51 @@ def _lower(program: Program, summed: dict[str, FinSet]) -> tuple[tuple[Step, ...
         readers = [s for s in steps if s is not step and name in s.walk_reads()]
         others = set(summed) - {name}
         if not readers or step.reads & others or any(
-            not isinstance(s, ObserveStep) or s.via is not None or s.index_set != step.index_set
-            or s.walk_reads() & others for s in readers
+            not isinstance(s, ObserveStep) or s.via is not None or s.walk_reads() & others for s in readers
         ):
             continue
-        block = marginalize(name, FinSet(site.values_in, site.num_values), step.family, readers, span=step.span)
+        values = FinSet(site.values_in, site.num_values)
+        if all(s.index_set == step.index_set for s in readers):
+            block = marginalize(name, values, step.family, readers, span=step.span)
+            how = f"a marginalize block, one per element of {step.index_set.name}"
+        else:
+            via = _read_through(name, readers, step.index_set, program)
+            if via is None:
+                continue
+            z, g = sympy.Symbol(name, real=True), sympy.Symbol(via, real=True)
+            body = [dataclasses.replace(s.map_exprs(lambda e: e._with(e.sympy.xreplace({INDEX(z, g): z}))), via=via)
+                    for s in readers]
+            block = marginalize(name, values, step.family, body, over=step.index_set, span=step.span)
+            how = f"a marginalize block over {step.index_set.name}, its rows carried along `{via}`"
         ids = {id(s) for s in readers}
         steps = [block if s is step else s for s in steps if id(s) not in ids]
-        lowered[name] = f"a marginalize block, one per element of {step.index_set.name}"
+        lowered[name] = how
         del summed[name]
     return tuple(steps), lowered
+
+
+def _read_through(name: str, readers: list[Step], plate: FinSet, program: Program) -> str | None:
+    """The one index map ``g : P -> plate`` through which every reader (an
+    observation on ``P``) reads ``name``, only as ``name[g]`` (the grouped
+    mixture's ``mu_k[z[group]]``), or None."""
+    z = sympy.Symbol(name, real=True)
+    found: set[str] = set()
+    for s in readers:
+        for e in s.exprs():
+            uses = [a for a in e.sympy.atoms(sympy.Function) if a.func == INDEX and a.args[0] == z]
+            if any(len(a.args) != 2 or not isinstance(a.args[1], sympy.Symbol) for a in uses):
+                return None
+            rest = e.sympy.xreplace({a: sympy.Symbol("__read", real=True) for a in uses})
+            if z in rest.free_symbols:
+                return None  # read otherwise than through a map
+            found |= {a.args[1].name for a in uses}
+    if len(found) != 1:
+        return None
+    (via,) = found
+    dom, cod = program.index_maps.get(via, (None, None))
+    if cod != plate or any(s.index_set != dom for s in readers):
+        return None
+    return via
 
 
 # ------------------------------------------------------- static analysis

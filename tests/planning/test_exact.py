@@ -134,7 +134,8 @@ export grouped
 
 
 def test_the_planned_mixture_equals_its_marginalize_version_and_the_float_loops():
-    planned, hand = auto(loads(MIXTURE).morphism), loads(MIXTURE_BY_HAND).morphism
+    planned, hand = auto(loads(MIXTURE).morphism, lower=False), loads(MIXTURE_BY_HAND).morphism
+    assert planned.plan().variables == {"z": ("Item",)}  # the general plan, not the lowered block
     y = torch.tensor([-2.1, 0.3, 1.9, 2.2, -1.7], dtype=F64)
     lat = {"probs": torch.tensor([0.5, 1.0, 2.0], dtype=F64), "mu_k": torch.tensor([-2.0, 0.0, 2.0], dtype=F64),
            "sd_k": torch.tensor([0.5, 1.0, 0.7], dtype=F64)}
@@ -149,15 +150,17 @@ def test_the_planned_mixture_equals_its_marginalize_version_and_the_float_loops(
 
 
 def test_the_planned_grouped_mixture_equals_its_marginalize_version():
-    planned, hand = auto(loads(GROUPED).morphism), loads(GROUPED_BY_HAND).morphism
-    assert planned.plan().variables == {"z": ("G",)}
+    planned, hand = auto(loads(GROUPED).morphism, lower=False), loads(GROUPED_BY_HAND).morphism
+    assert planned.plan().variables == {"z": ("G",)}  # the general plan: a Kan extension along `group`
+    lowered = auto(loads(GROUPED).morphism)
+    assert lowered.plan().lowered == {"z": "a marginalize block over G, its rows carried along `group`"}
     gen = torch.Generator().manual_seed(1)
     obs = {"y": torch.randn(7, generator=gen, dtype=F64) * 2, "group": torch.tensor([0, 0, 1, 1, 2, 0, 2])}
     lat = {"probs": torch.rand(3, 2, generator=gen, dtype=F64) + 0.1, "mu_k": torch.tensor([-1.0, 1.0], dtype=F64),
            "sd_k": torch.tensor([1.0, 2.0], dtype=F64)}
-    torch.testing.assert_close(planned.log_joint(None, obs, lat), hand.log_joint(None, obs, lat))
-    torch.testing.assert_close(planned.posterior_latents(None, obs, lat)["z"],
-                               hand.posterior_latents(None, obs, lat)["z"])
+    for p in (planned, lowered):
+        torch.testing.assert_close(p.log_joint(None, obs, lat), hand.log_joint(None, obs, lat))
+        torch.testing.assert_close(p.posterior_latents(None, obs, lat)["z"], hand.posterior_latents(None, obs, lat)["z"])
     # a batch of draws (MCMC chains) on the leading axis
     batch = {k: torch.stack([v, v * 1.5]) for k, v in lat.items()}
     torch.testing.assert_close(planned.log_joint(None, obs, batch), hand.log_joint(None, obs, batch))

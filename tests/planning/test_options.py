@@ -121,8 +121,14 @@ def test_qvr_graph_plan_prints_the_plan_and_its_factor_graph(tmp_path):
     path.write_text(GROUPED.replace("[effects=[Sample, Score]]", "[effects=[Sample, Score], marginalize=auto]"))
     out, err = io.StringIO(), io.StringIO()
     assert main(["graph", str(path), "--plan"], out=out, err=err) == 0
+    assert out.getvalue().startswith("// plan: block z\n//   z : summed by a marginalize block over G")
+    path.write_text(GROUPED.replace("[effects=[Sample, Score]]", "[effects=[Sample, Score], marginalize=auto]")
+                    .replace("    observe y : Item <- Normal(mu_k[z[group]], sd_k[z[group]])",
+                             "    sample b <- Bernoulli(0.2)\n    observe y : Item <- Normal(mu_k[z[group]] + b, sd_k[z[group]])"))
+    out = io.StringIO()
+    assert main(["graph", str(path), "--plan"], out=out, err=err) == 0
     text = out.getvalue()
-    assert text.startswith("// plan: sum z\n") and '"z" [label="1. sum z (2 values)", shape=ellipse];' in text
+    assert text.startswith("// plan: sum z -> sum b\n") and '"z" [label="1. sum z (2 values)", shape=ellipse];' in text
     path.write_text(MIXTURE)
     assert main(["graph", str(path), "--plan"], out=io.StringIO(), err=err) != 0
     assert "has no plan" in err.getvalue()
@@ -180,3 +186,24 @@ def test_a_planned_program_on_mini_batches_is_planned_again_and_scaled():
     lat = {"probs": torch.tensor([0.5, 1.0, 2.0], dtype=F64), "mu_k": torch.tensor([-2.0, 0.0, 2.0], dtype=F64),
            "sd_k": torch.tensor([0.5, 1.0, 0.7], dtype=F64)}
     torch.testing.assert_close(mini.log_joint(None, {"y": y}, lat), hand_mini.log_joint(None, {"y": y}, lat))
+
+
+def test_svi_on_the_planned_grouped_mixture_fits_what_the_marginalize_version_fits():
+    from tests.planning.test_exact import GROUPED_BY_HAND
+
+    gen = torch.Generator().manual_seed(2)
+    group = torch.tensor([0, 0, 1, 1, 2, 0, 2])
+    y = torch.tensor([-2.0, 2.0, -2.0])[group] + 0.3 * torch.randn(7, generator=gen)
+    obs = {"y": y, "group": group}
+    auto_src = GROUPED.replace("[effects=[Sample, Score]]", "[effects=[Sample, Score], marginalize=auto]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        planned = fit(loads(auto_src).morphism, obs, steps=150, progress_bar=False, seed=0)
+        hand = fit(loads(GROUPED_BY_HAND).morphism, obs, steps=150, progress_bar=False, seed=0)
+    for name in ("mu_k", "sd_k"):
+        torch.testing.assert_close(planned.samples[name].mean((0, 1)), hand.samples[name].mean((0, 1)),
+                                   rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(planned.samples["probs"].mean((0, 1)), hand.samples["probs"].mean((0, 1)),
+                               rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close((planned.latent_draws()["z"] == 0).double().mean((0, 1)),
+                               (hand.latent_draws()["z"] == 0).double().mean((0, 1)), atol=0.05, rtol=0)
