@@ -174,3 +174,67 @@ def test_nuts_recovers_the_quadrature_posterior(name):
     mcmc.run(None, data)
     draws = {k: v.numpy() for k, v in mcmc.get_samples(group_by_chain=True).items() if k in reference}
     assert check_against(draws, reference) == []
+
+
+# ------------------------------------------------- the full mixture of Stan
+
+
+def normal_mixture_k_log_density(y: torch.Tensor, theta: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Stan's normal_mixture_k by hand: flat on the simplex, mu ~ normal(0,
+    10), sigma ~ uniform(0, 10) (log(1/10) each, -inf outside), and
+    sum_n log sum_k theta_k normal(y_n | mu_k, sigma_k); batched over the
+    leading axis of the parameters."""
+    z = (y[:, None] - mu[:, None, :]) / sigma[:, None, :]
+    comp = -0.5 * z**2 - torch.log(sigma[:, None, :]) - 0.5 * math.log(2 * math.pi) + torch.log(theta[:, None, :])
+    prior = (-0.5 * (mu / 10.0) ** 2 - math.log(10.0) - 0.5 * math.log(2 * math.pi)).sum(-1) - 5 * math.log(10.0)
+    inside = ((sigma > 0) & (sigma < 10)).all(-1)
+    return torch.where(inside, torch.logsumexp(comp, -1).sum(-1) + prior, -math.inf)
+
+
+def test_stans_normal_mixture_k_is_written_whole():
+    """The five-component mixture as Stan writes it (mixture5 is its
+    reduction to three parameters): weights on the simplex, five free
+    locations, five scales in (0, 10); its log density against the
+    hand-written one, on the unconstrained space too (stick breaking and
+    the bounded scales' Jacobians are the layout's)."""
+    from quivers.emit import to_stan
+    from quivers.inference.layout import Layout
+
+    prog = program("normal_mixture_k")
+    g = torch.Generator().manual_seed(5)
+    k = torch.multinomial(torch.tensor([0.1, 0.2, 0.3, 0.2, 0.2], dtype=F64), 200, replacement=True, generator=g)
+    y = torch.tensor([-6.0, -2.0, 1.0, 4.0, 8.0], dtype=F64)[k] + torch.randn(200, generator=g, dtype=F64)
+    theta = torch.distributions.Dirichlet(torch.ones(5, dtype=F64)).sample((8,))
+    mu = 5.0 * torch.randn(8, 5, generator=g, dtype=F64)
+    sigma = 0.2 + 9.7 * torch.rand(8, 5, generator=g, dtype=F64)
+    got = prog.log_joint(None, {"y": y}, {"theta": theta, "mu": mu, "sigma": sigma})
+    torch.testing.assert_close(got, normal_mixture_k_log_density(y, theta, mu, sigma), rtol=1e-11, atol=1e-9)
+
+    layout = Layout(prog.latent_sites(), prog.parameters_of)
+    assert layout.dim == 4 + 5 + 5
+    u = torch.randn(8, layout.dim, generator=g, dtype=F64)
+    values, logdet = layout.unpack(u)
+    assert torch.allclose(values["theta"].sum(-1), torch.ones(8, dtype=F64))
+    assert bool(((values["sigma"] > 0) & (values["sigma"] < 10)).all())
+    torch.testing.assert_close(prog.log_joint(None, {"y": y}, values),
+                               normal_mixture_k_log_density(y, values["theta"], values["mu"], values["sigma"]),
+                               rtol=1e-11, atol=1e-9)
+    lil = torch.nn.functional.logsigmoid
+    us = u[:, 9:]
+    torch.testing.assert_close(values["sigma"], 10.0 * torch.sigmoid(us))
+    simplex = torch.distributions.biject_to(torch.distributions.constraints.simplex)  # stick breaking
+    torch.testing.assert_close(values["theta"], simplex(u[:, :4]))
+    jac = simplex.log_abs_det_jacobian(u[:, :4], values["theta"]) + (math.log(10.0) + lil(us) + lil(-us)).sum(-1)
+    torch.testing.assert_close(logdet, jac, rtol=1e-11, atol=1e-9)
+
+    code = to_stan(prog)
+    assert "simplex[K] theta;" in code and "vector<lower=0, upper=10>[K] sigma;" in code
+    assert "lw_z[k] = log(theta[k]);" in code and "ll_z[k] = normal_lpdf(y[i] | mu[k], sigma[k]);" in code
+
+
+def test_a_scale_outside_stans_bounds_has_log_density_minus_inf():
+    prog = program("normal_mixture_k")
+    theta = torch.full((1, 5), 0.2, dtype=F64)
+    sigma = torch.tensor([[1.0, 1.0, 1.0, 1.0, 10.5]], dtype=F64)
+    got = prog.log_joint(None, {"y": torch.zeros(200, dtype=F64)}, {"theta": theta, "mu": torch.zeros(1, 5, dtype=F64), "sigma": sigma})
+    assert got.item() == -math.inf
