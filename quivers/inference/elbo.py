@@ -49,6 +49,8 @@ from typing import Any
 import torch
 
 from quivers.errors import DataError, QuiversError, QuiversTypeError
+from quivers.inference.morphisms import morphism_loss
+from quivers.nn import MorphismModule
 from quivers.programs import Program
 from quivers.programs.data import check_one_data_set, first_bad
 from quivers.programs.relaxed import Relaxed
@@ -185,7 +187,15 @@ class ELBO:
         With ``subsample={"Item": b}`` the observations hold a mini-batch of
         ``b`` rows of the plate ``Item`` and the likelihood is rescaled by
         ``N / b`` (see :meth:`quivers.programs.Program.subsample`).
+
+        A morphism model (a :class:`~quivers.nn.MorphismModule`, with
+        ``guide=None``) is scored by its log density of the data, as
+        :mod:`quivers.inference.morphisms` says.
         """
+        if isinstance(model, MorphismModule):  # no latent sites: the log density itself, exactly
+            if subsample:
+                raise QuiversTypeError("subsample applies to a program's plates; a morphism model has none")
+            return morphism_loss(model, guide, x, observations, self.num_particles)
         draw, neg_elbo, model = self._particles(model, guide, x, observations, subsample)
         loss = neg_elbo.mean()
         value = loss.item()

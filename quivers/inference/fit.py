@@ -54,6 +54,7 @@ from quivers.inference.method import NUTS_OPTIONS, SVI_OPTIONS, Choice, choose_m
 from quivers.inference.predictive import DiscretePosterior, infer_discrete
 from quivers.inference.program_adaptor import ProgramAdaptor, component_dims
 from quivers.inference.svi import SVI
+from quivers.nn import MorphismModule
 from quivers.programs import MarginalizeStep, Program
 from quivers.programs.sites import _bare_name
 
@@ -101,6 +102,9 @@ class FitResult:
 
     def describe(self) -> str:
         """One line: what ran and why, the title of the printed summary."""
+        if not self.samples:  # a morphism model: point estimates, no draws
+            what = f"SVI, {len(self.losses)} steps of the morphism's parameters (point estimates)"
+            return f"{what} ({self.choice.note()})" if self.choice is not None else what
         draws = f"{self.num_chains} chains x {self.num_draws} draws"
         if self.method == "nuts":
             what = f"NUTS, {draws}"
@@ -110,7 +114,8 @@ class FitResult:
         return f"{what} ({self.choice.note()})" if self.choice is not None else what
 
     def __repr__(self) -> str:
-        return f"<FitResult of `{self.model.name}`: {self.describe()}>"
+        name = getattr(self.model, "name", None) or f"{self.model.dom} -> {self.model.cod}"
+        return f"<FitResult of `{name}`: {self.describe()}>"
 
     @property
     def num_chains(self) -> int:
@@ -367,6 +372,13 @@ def fit(
         back there. By default, where the model's parameters or buffers
         are, or for a model that holds none where the data is.
 
+    A morphism module (a QVR ``morphism`` or ``define``, a kernel
+    program) is fitted by SVI alone, its parameters as point estimates:
+    ``observations`` are its outputs (``None`` for a morphism into ``1``),
+    ``x`` its inputs, and the loss its exact negative log density
+    (:mod:`quivers.inference.morphisms`); the result holds the losses and
+    no draws.
+
     Raises
     ------
     DeviceError
@@ -374,8 +386,13 @@ def fit(
     QuiversTypeError
         An unknown method, or options of one method given with the other.
     """
+    if isinstance(model, MorphismModule):
+        other = dict(guide=guide, num_warmup=num_warmup, init=init, target_accept=target_accept,
+                     max_tree_depth=max_tree_depth, discrete=discrete, temperature=temperature)
+        nuts = sorted(k for k, v in other.items() if v is not None)
+        return _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles, seed, progress_bar, device)
     if not isinstance(model, Program):
-        raise QuiversTypeError(f"fit needs a quivers Program, got {type(model).__name__}")
+        raise QuiversTypeError(f"fit needs a quivers Program or a morphism module, got {type(model).__name__}")
     if not isinstance(observations, Mapping):
         raise QuiversTypeError(f"observations must be a dict of site names to data, got {type(observations).__name__}")
     given = dict(guide=guide, steps=steps, lr=lr, num_particles=num_particles, discrete=discrete,
@@ -488,3 +505,41 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
     result.diagnostics = svi_warnings(losses, log_weights)
     warn_all(result.diagnostics)
     return result
+
+
+def _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles, seed, progress_bar,
+                  device) -> FitResult:
+    """SVI on a morphism module's parameters: Adam on its negative log
+    density (plus the log prior of kernels that declare one)."""
+    from tqdm.auto import tqdm
+
+    if method not in ("auto", "svi"):
+        raise QuiversTypeError(
+            f'a morphism module is fitted by SVI (its parameters are point estimates); got method="{method}"',
+            hint='use method="svi"',
+        )
+    if nuts:
+        raise QuiversTypeError(f"{', '.join(nuts)}: not options of fitting a morphism module (steps, lr, "
+                               "num_particles, seed are)")
+    steps = 3000 if steps is None else int(steps)
+    if steps <= 0:
+        raise QuiversTypeError(f"steps must be positive, got {steps}")
+    device = as_device(device)
+    if device is not None:
+        model.to(device)
+        x = x.to(device) if isinstance(x, torch.Tensor) else x
+        observations = observations.to(device) if isinstance(observations, torch.Tensor) else to_device(
+            observations, device)
+    if seed is not None:
+        torch.manual_seed(seed)
+    lr = 1e-2 if lr is None else float(lr)
+    svi = SVI(model, None, torch.optim.Adam(model.parameters(), lr=lr), ELBO(num_particles=num_particles or 1))
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc="svi", disable=None if progress_bar else True, dynamic_ncols=True)
+    for i in bar:
+        losses.append(svi.step(x, observations))
+        if not bar.disable and (i % 50 == 0 or i == steps - 1):
+            bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
+    reason = 'method="svi" given' if method == "svi" else "a morphism module is fitted by SVI"
+    return FitResult(model, "svi", {}, observations, x, losses=losses, adaptation={"lr": lr}, seed=seed,
+                     choice=Choice("svi", reason))

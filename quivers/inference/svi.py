@@ -32,6 +32,7 @@ import torch
 from quivers.errors import GradientError, QuiversTypeError
 from quivers.inference.devices import DataOnDevice, device_of
 from quivers.inference.elbo import ELBO
+from quivers.nn import MorphismModule
 from quivers.programs import Program
 
 __all__ = ["SVI"]
@@ -44,9 +45,15 @@ class SVI:
     ----------
     model
         The program (its own parameters, if any, are optimized too when
-        the optimizer holds them).
+        the optimizer holds them), or a morphism module (a QVR
+        ``morphism``/``define``, a kernel program) whose parameters the
+        optimizer holds; :meth:`step` then takes its inputs and outputs
+        (``svi.step(xs, ys)``; the inputs alone for a morphism into ``1``)
+        and the loss is its exact negative log density
+        (:mod:`quivers.inference.morphisms`).
     guide
-        An automatic guide.
+        An automatic guide; ``None`` for a morphism module, whose
+        parameters are point estimates.
     optimizer
         A ``torch.optim`` optimizer over the parameters to learn.
     loss
@@ -95,9 +102,14 @@ class SVI:
         whose term has a non-finite gradient at the draw just taken (none
         is raised when every gradient is finite after all: a sum that
         overflowed)."""
-        bad = [
-            f"`{name}`" for name, p in self.guide.named_parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())
-        ]
+        guide = self.guide.named_parameters() if self.guide is not None else ()
+        bad = [f"`{name}`" for name, p in guide if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        if isinstance(self.model, MorphismModule):  # its parameters are the ones fitted: name them
+            bad += [f"`{name}`" for name, p in self.model.named_parameters()
+                    if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+            if bad:
+                raise GradientError(f"the gradient of the loss is not finite in the parameters {', '.join(sorted(bad))}")
+            return
         bad += ["of the model" for p in self.model.parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
         if not bad:
             return

@@ -7,11 +7,14 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from quivers.categories import LOG, PROB
 from quivers.dsl import load
+from quivers.errors import DataError, QuiversTypeError
+from quivers.inference import ELBO, SVI, fit
 from quivers.nn import elbo
 
 ROOT = Path(__file__).resolve().parents[2] / "examples"
@@ -45,11 +48,36 @@ def test_hmm_example_is_exact_and_trains():
         torch.testing.assert_close(row, total.log())
     marginal = m.marginal.as_morphism(PROB, F64, n_steps=4).tensor
     torch.testing.assert_close(marginal, pi[None] @ torch.linalg.matrix_power(T, 4) @ E)
+    # trained through the users' entry point: Pyro-style SVI, the exact forward likelihood as its loss
     data = torch.tensor([[0, 0, 3, 3, 0, 0, 3, 3]] * 8)
-    losses = train(m.likelihood.parameters(), lambda: -m.likelihood.run(data, LOG).sum(), 60, 0.1)
-    assert losses[-1] < losses[0] - 5.0
+    svi = SVI(m.likelihood, None, torch.optim.Adam(m.likelihood.parameters(), lr=0.1), ELBO())
+    first = svi.evaluate_loss(data)
+    torch.testing.assert_close(first, -m.likelihood.run(data, LOG).sum().item())
+    losses = [svi.step(data) for _ in range(60)]
+    assert losses[0] == first and losses[-1] < losses[0] - 5.0
     draws = m.emission.sample(m.transition.sample(torch.zeros(100, dtype=torch.long)))
     assert draws.shape == (100,) and bool(((draws >= 0) & (draws < 4)).all())
+
+
+def test_hmm_example_fits_with_fit_svi():
+    m = load(ROOT / "hmm_morphisms.qvr")
+    data = torch.tensor([[0, 0, 3, 3, 0, 0, 3, 3]] * 8)
+    result = fit(m.likelihood, None, data, method="svi", steps=80, lr=0.1, seed=0, progress_bar=False)
+    assert result.method == "svi" and "point estimates" in repr(result)
+    assert result.losses[-1] < result.losses[0] - 5.0
+    torch.testing.assert_close(result.losses[-1], -m.likelihood.run(data, LOG).sum().item(), rtol=0.05, atol=0.0)
+    # the emission learned: from a state that emits 0, 0 or 3 is nearly all the mass
+    emit = m.emission.as_morphism(PROB).tensor.detach()
+    assert float(emit[:, [0, 3]].sum(-1).min()) > 0.9
+    # a pair-scoring morphism takes its outputs; bad calls say what is expected
+    pairs = fit(m.emission, torch.tensor([0, 3, 3]), torch.tensor([0, 1, 2]), steps=20, lr=0.1, progress_bar=False)
+    assert pairs.losses[-1] < pairs.losses[0]
+    with pytest.raises(DataError, match="give the outputs"):
+        fit(m.emission, None, torch.tensor([0, 1]), steps=1, progress_bar=False)
+    with pytest.raises(QuiversTypeError, match="fitted by SVI"):
+        fit(m.likelihood, None, data, method="nuts", progress_bar=False)
+    with pytest.raises(QuiversTypeError, match="no latent sites"):
+        SVI(m.likelihood, object(), torch.optim.Adam(m.likelihood.parameters()), ELBO()).step(data)
 
 
 def test_rnn_example_learns_to_recall():
