@@ -244,6 +244,8 @@ def loss_trend(losses: Sequence[float], window: int | None = None) -> tuple[floa
     >>> change, z = loss_trend([10.0, 10.2] * 25 + [9.0, 9.2] * 25, window=50)
     >>> round(change, 3), bool(z < -10)
     (-0.099, True)
+    >>> loss_trend([3.0] * 40)
+    (0.0, 0.0)
     """
     losses = np.asarray(losses, dtype=float)
     window = window or max(10, len(losses) // 10)
@@ -252,7 +254,11 @@ def loss_trend(losses: Sequence[float], window: int | None = None) -> tuple[floa
     last, previous = losses[-window:], losses[-2 * window : -window]
     diff = last.mean() - previous.mean()
     se = np.sqrt((last.var(ddof=1) + previous.var(ddof=1)) / window)
-    return float(diff / max(abs(previous.mean()), 1e-12)), float(diff / se) if se > 0 else float(np.sign(diff) * np.inf)
+    if se > 0:
+        z = float(diff / se)
+    else:  # constant windows: no change is no trend, any change is certain
+        z = 0.0 if diff == 0 else float(np.copysign(np.inf, diff))
+    return float(diff / max(abs(previous.mean()), 1e-12)), z
 
 
 def pareto_k(log_weights: Any) -> float:
