@@ -1,0 +1,103 @@
+"""PSIS-LOO, WAIC, compare, LOO-PIT and simulation-based calibration, on a
+conjugate normal model whose leave-one-out predictive densities have a
+closed form: the fit's estimates must match it, a wrong model must rank
+below the right one, and SBC must accept an exact posterior and reject a
+too-narrow one."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from quivers.categories.finset import FinSet
+from quivers.distributions import Normal
+from quivers.errors import QuiversTypeError
+from quivers.inference import compare, fit, loo, loo_pit, sbc, waic
+from quivers.programs import Program, observe, sample, var
+
+Y = torch.tensor([0.3, 1.1, -0.4, 2.0, 0.8, -1.2, 0.5, 1.6])
+N = len(Y)
+
+
+def model(sd: float = 1.0) -> Program:
+    """mu ~ Normal(0, 1), y_i ~ Normal(mu, sd)."""
+    I = FinSet("I", N)
+    return Program("conjugate", I, I, [sample("mu", None, Normal(0.0, 1.0)), observe("y", I, Normal(var("mu"), sd))])
+
+
+def loo_predictive() -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and sd of each y_i's predictive given the others (closed form)."""
+    y = Y.double()
+    precision = 1.0 + (N - 1)
+    mean = (y.sum() - y) / precision
+    return mean, (1.0 / precision + 1.0) ** 0.5
+
+
+@pytest.fixture(scope="module")
+def fits():
+    options = dict(num_warmup=100, num_samples=250, num_chains=2, seed=0, progress_bar=False)
+    return {"right": fit(model(), {"y": Y}, **options), "narrow": fit(model(0.3), {"y": Y}, **options)}
+
+
+def test_loo_and_waic_match_the_closed_form(fits):
+    mean, sd = loo_predictive()
+    exact = float(torch.distributions.Normal(mean, sd).log_prob(Y.double()).sum())
+    got = loo(fits["right"])
+    assert abs(got.elpd_loo - exact) < 0.1
+    assert got.pareto_k.shape == (N,) and float(got.pareto_k.max()) < 0.7
+    assert abs(waic(fits["right"]).elpd_waic - exact) < 0.15
+
+
+def test_compare_ranks_the_right_model_first(fits):
+    table = compare(fits)
+    assert list(table.index) == ["right", "narrow"]
+    assert abs(table.loc["right", "elpd_loo"] - loo(fits["right"]).elpd_loo) < 1e-9
+    assert table.loc["narrow", "elpd_diff"] > 5.0
+
+
+def test_loo_pit_matches_the_closed_form(fits):
+    mean, sd = loo_predictive()
+    exact = torch.distributions.Normal(mean, sd).cdf(Y.double())
+    got = torch.as_tensor(loo_pit(fits["right"], "y"))
+    assert got.shape == (N,)
+    # Monte Carlo error of 500 predictive draws: sd about 0.5 / sqrt(500) = 0.022
+    assert float((got - exact).abs().max()) < 0.1
+    narrow = torch.as_tensor(loo_pit(fits["narrow"], "y"))  # too narrow a model: PIT piled at the ends
+    assert float((narrow - exact).abs().max()) > 0.2
+
+
+def exact_posterior(widen: float = 1.0):
+    def draw(obs):
+        precision = 1.0 + N
+        return {"mu": obs["y"].sum() / precision + widen * torch.randn(99) / precision**0.5}
+
+    return draw
+
+
+def test_sbc_accepts_the_exact_posterior_and_rejects_a_narrow_one():
+    good = sbc(model(), ["y"], num_replications=300, num_draws=99, posterior=exact_posterior())
+    assert good.ranks["mu"].shape == (300,) and int(good.ranks["mu"].min()) >= 0 and int(good.ranks["mu"].max()) <= 99
+    assert good.bins == 20 and good.uniform(0.01)
+    bad = sbc(model(), ["y"], num_replications=300, num_draws=99, posterior=exact_posterior(0.5))
+    assert not bad.uniform(0.01) and float(bad.p_values["mu"]) < 1e-6
+
+
+@pytest.mark.slow
+def test_sbc_of_nuts_on_the_conjugate_model():
+    """NUTS itself, 100 replications: ranks uniform at the 1% level."""
+    result = sbc(model(), ["y"], num_replications=100, num_draws=19, bins=10,
+                 num_warmup=150, num_samples=100, num_chains=2)
+    assert result.uniform(0.01), result.p_values
+
+
+def test_bad_arguments_are_named(fits):
+    with pytest.raises(QuiversTypeError, match="at least two named fits"):
+        compare({"right": fits["right"]})
+    with pytest.raises(QuiversTypeError, match="`z` is no observed site"):
+        loo_pit(fits["right"], "z")
+    with pytest.raises(QuiversTypeError, match="`mu` is no observed site"):
+        sbc(model(), ["mu"], posterior=exact_posterior())
+    with pytest.raises(QuiversTypeError, match="FitResult or an arviz.InferenceData"):
+        loo({"mu": torch.zeros(3)})
