@@ -34,6 +34,7 @@ __all__ = [
     "GradientError",
     "UnsupportedError",
     "DeviceError",
+    "DistributedError",
     "QuiversWarning",
     "ConvergenceWarning",
     "did_you_mean",
@@ -265,6 +266,12 @@ class UnsupportedError(QuiversError):
 class DeviceError(QuiversError):
     """A device torch cannot use here (``"cuda"`` on a machine without a
     GPU, a misspelled device), named where it was asked for."""
+
+
+class DistributedError(QuiversError):
+    """A data-parallel run that cannot go on: a process of the group that
+    died or stopped answering within the timeout, or a group that was
+    never started, named with the collective that failed."""
 
 
 class QuiversWarning(UserWarning):

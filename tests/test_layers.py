@@ -1,7 +1,7 @@
 """The layers of quivers import only from the layers below them, read from
 the source with ``ast`` (every import counts, function-level ones too,
 except under ``if TYPE_CHECKING:``): categories -> distributions ->
-programs -> planning -> inference -> dsl. A lower layer that reaches up
+programs -> planning -> inference -> distributed -> dsl. A lower layer that reaches up
 is how an import cycle starts."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import quivers
 
 ROOT = Path(quivers.__file__).parent
-LAYERS = ["categories", "distributions", "programs", "planning", "inference", "dsl"]
+LAYERS = ["categories", "distributions", "programs", "planning", "inference", "distributed", "dsl"]
 
 
 def _imports(tree: ast.AST):

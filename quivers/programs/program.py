@@ -100,6 +100,7 @@ class Program(Bindings, Arrow, nn.Module):
         super().__init__()
         self.name, self.dom, self.cod = name, dom, cod
         self.term_scales: dict[str, float] = {}  # plate -> N / b, for mini-batches (subsample)
+        self.likelihood_scale: float = 1.0  # all but the priors, on a data-parallel shard
         self._subsampled: dict[tuple, Program] = {}
         self.span, self.source = span, source
         try:
@@ -280,7 +281,7 @@ class Program(Bindings, Arrow, nn.Module):
         try:
             run = Run(
                 self._compiled, env, mode, batch_shape=torch.Size(sample_shape) + batch, maps=maps,
-                scales=self.term_scales, **kw,
+                scales=self.term_scales, likelihood_scale=self.likelihood_scale, **kw,
             )
             if not check_latents:
                 run.diagnose = False

@@ -128,6 +128,10 @@ class Run(StepVisitor):
     site_terms: dict[str, Value] = field(default_factory=dict)
     diagnose: bool = True
     scales: dict[str, float] = field(default_factory=dict)  # plate -> N / b on mini-batches
+    # every top-level term but a latent's prior is multiplied by this: a
+    # data-parallel shard's likelihood weighted by the number of shards
+    likelihood_scale: float = 1.0
+    _priors: set = field(default_factory=set)  # ids of the latents' prior terms
     # with ``trace``, the terms each step added, in the order the steps ran
     # (a block's body before the block): to find where a gradient breaks
     trace: list[tuple[Step, list[Value]]] | None = None
@@ -142,6 +146,11 @@ class Run(StepVisitor):
 
     def execute(self) -> Run:
         if self.contract is not None:
+            if self.likelihood_scale != 1.0:
+                raise UnsupportedError(
+                    "a planned program cannot be sharded across processes",
+                    hint="shard the program before planning it with `auto`",
+                )
             if self.trace is None:
                 self.trace = []
             terms = self._block(0)
@@ -158,6 +167,8 @@ class Run(StepVisitor):
             for d in v.dims:
                 if d in self.scales:
                     t = t * self.scales[d]
+            if self.likelihood_scale != 1.0 and id(v) not in self._priors:
+                t = t * self.likelihood_scale
             total = t if total is None else total + t
         ref = self.env[REF].tensor
         self.log_density = total if total is not None else ref.new_zeros(())
@@ -234,6 +245,7 @@ class Run(StepVisitor):
             env[s.name], lp = _enumerate_site(
                 site, params, self.enumerated[s.name], env[REF].tensor.device, self.enumerated
             )
+            self._priors.add(id(lp))
             terms.append((lp, None))
             return
         if self._partial and s.name not in env:
@@ -241,6 +253,8 @@ class Run(StepVisitor):
         lp = site_log_prob(site, params, env[s.name], self.compiled.supported)
         if self.pointwise and site.kind == "observed":
             self.site_terms[s.name] = lp
+        if site.kind == "latent":
+            self._priors.add(id(lp))
         terms.append((lp, via))
 
     visit_observe = visit_sample

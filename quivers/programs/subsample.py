@@ -40,7 +40,7 @@ from quivers.programs.chain import MarkovStep
 from quivers.programs.named import plate_dims
 from quivers.programs.steps import Step
 
-__all__ = ["subsample"]
+__all__ = ["subsample", "resize"]
 
 
 def _resize(s: FinSet | None, sizes: Mapping[str, int]) -> FinSet | None:
@@ -57,6 +57,16 @@ def _resize(s: FinSet | None, sizes: Mapping[str, int]) -> FinSet | None:
 
 def _step(step: Step, sizes: Mapping[str, int]) -> Step:
     return step.map_sets(lambda s: _resize(s, sizes)).map_children(lambda t: _step(t, sizes))
+
+
+def resize(program, sizes: Mapping[str, int]):
+    """``program`` with each plate named in ``sizes`` cut to that many rows,
+    nothing checked and nothing rescaled (what :func:`subsample` and a
+    data-parallel shard build on)."""
+    steps = tuple(_step(s, sizes) for s in program.steps)
+    cod = _resize(program.cod, sizes)
+    dom = _resize(program.dom, sizes)
+    return type(program)(program.name, dom, cod, steps, program.effects, span=program.span, source=program.source)
 
 
 def subsample(program, sizes: Mapping[str, int]):
@@ -91,9 +101,7 @@ def subsample(program, sizes: Mapping[str, int]):
                 "a group's likelihood needs all of its rows",
                 hint="fit grouped blocks on the full data",
             )
-    steps = tuple(_step(s, sizes) for s in program.steps)
-    cod = _resize(program.cod, sizes)
-    dom = _resize(program.dom, sizes)
-    mini = type(program)(program.name, dom, cod, steps, program.effects, span=program.span, source=program.source)
+    mini = resize(program, sizes)
     mini.term_scales = scales
+    mini.likelihood_scale = program.likelihood_scale  # a shard's mini-batch stays a shard
     return mini
