@@ -201,3 +201,19 @@ def test_an_hmm_written_as_a_chain_of_sample_sites_equals_the_markov_block():
     viterbi = hmm.map_latents(None, {"y": y}, lat)["z"]
     best = planned.map_latents(None, obs, lat)
     assert [int(best[f"z{t}"]) for t in range(5)] == viterbi.tolist()
+
+
+def test_a_binomial_count_with_a_constant_n_is_summed_exactly():
+    from quivers.categories import FinSet
+    from quivers.distributions import Binomial, Normal
+    from quivers.programs import Program, observe, sample, var
+
+    I = FinSet("I", 3)
+    p = Program("p", I, I, [sample("n", None, Binomial(4, 0.3)), sample("s", None, Normal(0.0, 1.0)),
+                            observe("y", I, Normal(var("n") * 1.0 + var("s"), 1.0))])
+    planned = auto(p)
+    assert planned.summed == {"n"} and planned.plan().sizes["n"] == 5
+    obs, lat = {"y": torch.tensor([1.1, 2.3, 0.7], dtype=F64)}, {"s": torch.tensor(0.2, dtype=F64)}
+    given = {"n": torch.arange(5, dtype=F64)}
+    expected = torch.logsumexp(p.log_joint(None, obs, {**lat, **given}), 0)
+    torch.testing.assert_close(planned.log_joint(None, obs, lat), expected)
