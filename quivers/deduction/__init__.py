@@ -9,6 +9,8 @@
   expected rule counts by differentiating the inside pass;
 - :mod:`~quivers.deduction.grammar`: :class:`Grammar`, a weighted grammar
   (a PCFG when normalized) as a torch module with learnable rule weights;
+- :mod:`~quivers.deduction.bayes`: :func:`pcfg_prior`, a Dirichlet prior
+  over each category's rule probabilities, and their posterior by SVI;
 - :mod:`~quivers.deduction.agenda`: an agenda-based forward chainer for
   general weighted rules over terms with variables (:func:`deduce`);
 - :mod:`~quivers.deduction.system`: :class:`Deduction`, rules over spans
@@ -25,6 +27,7 @@ This layer imports only from :mod:`quivers.categories` and below.
 from quivers.deduction.agenda import Derivation, Derivations, Hyperedge, Rule, Var, deduce, depth, show
 from quivers.deduction.cky import Chart, inside, root_weights
 from quivers.deduction.grammar import Grammar, Production
+from quivers.deduction.bayes import PCFGPosterior, PCFGPrior, fit_pcfg_posterior, pcfg_elbo, pcfg_prior
 from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
 from quivers.deduction.parsing import Parse, lexical_axioms, parse, span_rules
 from quivers.deduction.system import SEMIRING_NAMES, Deduction, Entry
@@ -53,6 +56,11 @@ __all__ = [
     "root_weights",
     "Grammar",
     "Production",
+    "PCFGPrior",
+    "PCFGPosterior",
+    "pcfg_prior",
+    "pcfg_elbo",
+    "fit_pcfg_posterior",
     "Counts",
     "expected_counts",
     "outside",

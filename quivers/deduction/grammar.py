@@ -151,12 +151,19 @@ class Grammar(nn.Module):
             out = out - norm[self._lhs]
         return out
 
-    def tensors(self) -> tuple[Tensor, Tensor, Tensor]:
+    def tensors(self, rule_log_weights: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """The dense log weights ``binary (N, N, N)``, ``lexical (N, V)`` and
-        ``root (N,)``, ``-inf`` where there is no rule."""
+        ``root (N,)``, ``-inf`` where there is no rule; the rules weigh
+        :meth:`rule_logits`, or ``rule_log_weights`` (one per production,
+        such as the log of a draw from :class:`~quivers.deduction.PCFGPrior`)
+        when given."""
         n, v = len(self.categories), len(self.words)
-        dense = self.logits.new_full((n ** 3 + n * v,), -math.inf)
-        dense = dense.index_put((self._flat,), self.rule_logits(), accumulate=False)
+        weights = self.rule_logits() if rule_log_weights is None else rule_log_weights
+        if weights.shape != (len(self.productions),):
+            raise InvalidValueError(f"the grammar has {len(self.productions)} productions, so it takes one log "
+                                    f"weight each, got shape {tuple(weights.shape)}")
+        dense = self.logits.new_full((n ** 3 + n * v,), -math.inf).to(weights.dtype)
+        dense = dense.index_put((self._flat,), weights, accumulate=False)
         start = self.start_logits.log_softmax(0) if self.normalize else self.start_logits
         root = self.logits.new_full((n,), -math.inf).index_put((self._start,), start)
         return dense[: n ** 3].reshape(n, n, n), dense[n ** 3 :].reshape(n, v), root
@@ -177,9 +184,11 @@ class Grammar(nn.Module):
         words = torch.tensor([r + [0] * (n - len(r)) for r in rows], dtype=torch.long)
         return words, torch.tensor([len(r) for r in rows])
 
-    def log_prob(self, words: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """The log weight of each sentence (its log probability in a PCFG)."""
-        binary, lexical, root = self.tensors()
+    def log_prob(self, words: Tensor, lengths: Tensor | None = None,
+                 rule_log_weights: Tensor | None = None) -> Tensor:
+        """The log weight of each sentence (its log probability in a PCFG),
+        under the grammar's own weights or ``rule_log_weights``."""
+        binary, lexical, root = self.tensors(rule_log_weights)
         return inside(binary, lexical, words, root=root, lengths=lengths, semiring=LOG).total
 
     def forward(self, words: Tensor, lengths: Tensor | None = None) -> Tensor:
