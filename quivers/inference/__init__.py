@@ -11,7 +11,7 @@ from quivers.inference.guides import (
     GuideDraw,
 )
 from quivers.inference.fit import GUIDES, FitResult, fit
-from quivers.inference.checking import SBCResult, compare, loo, loo_pit, sbc, waic
+from quivers.inference.checking import SBCResult, compare, loo, loo_pit, ppc_pvalue, sbc, waic
 from quivers.inference.layout import Layout
 from quivers.inference.predictive import DiscretePosterior, Predictive, infer_discrete
 from quivers.inference.mcmc import HMC, MCMC, NUTS
@@ -24,5 +24,5 @@ __all__ = [
     "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
     "Predictive", "DiscretePosterior", "infer_discrete", "MCMC", "NUTS", "HMC", "ProgramAdaptor",
     "fit", "FitResult", "GUIDES", "IWAE", "RenyiELBO", "CUBO", "RWS", "ReweightedWakeSleep",
-    "loo", "waic", "compare", "loo_pit", "sbc", "SBCResult",
+    "loo", "waic", "compare", "loo_pit", "ppc_pvalue", "sbc", "SBCResult",
 ]

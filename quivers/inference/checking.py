@@ -9,7 +9,11 @@ for a grouped mixture one term per group, so a group is left out whole):
   density, with Pareto ``k`` per observation for PSIS-LOO;
 - :func:`compare`: several fits of the same data, ranked by it;
 - :func:`loo_pit`: the leave-one-out probability integral transform of
-  each observation, uniform for a calibrated model.
+  each observation, uniform for a calibrated model;
+
+and :func:`ppc_pvalue` is the posterior predictive check of a test
+statistic (Gelman et al., BDA3 ch. 6): how often the statistic of
+replicated data reaches that of the observed data.
 
 :func:`sbc` is simulation-based calibration (Talts et al., 2018): draw
 parameters and data from the prior, fit, and rank each true parameter among
@@ -43,7 +47,7 @@ import torch
 from quivers.errors import QuiversTypeError
 from quivers.programs import Program
 
-__all__ = ["loo", "waic", "compare", "loo_pit", "sbc", "SBCResult"]
+__all__ = ["loo", "waic", "compare", "loo_pit", "ppc_pvalue", "sbc", "SBCResult"]
 
 
 def _idata(result: Any, *, posterior_predictive: bool = False) -> Any:
@@ -105,6 +109,61 @@ def loo_pit(result: Any, y: str) -> Any:
     if y not in idata.observed_data:
         raise QuiversTypeError(f"`{y}` is no observed site; observed: {sorted(idata.observed_data.data_vars)}")
     return az.loo_pit(idata, y=y)
+
+
+_STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "mean": lambda t: t.mean(-1),
+    "sd": lambda t: t.std(-1),
+    "min": lambda t: t.min(-1).values,
+    "max": lambda t: t.max(-1).values,
+    "median": lambda t: t.median(-1).values,
+}
+
+
+def ppc_pvalue(
+    result: Any, y: str, statistic: str | Callable[[torch.Tensor], torch.Tensor] = "mean", *, seed: int | None = 0
+) -> tuple[float, torch.Tensor, float]:
+    """The posterior predictive p-value of a test statistic of site ``y``.
+
+    ``statistic`` is ``"mean"``, ``"sd"``, ``"min"``, ``"max"``,
+    ``"median"`` or a function of a ``(draws, n)`` tensor (each row one data
+    set, flattened) returning ``(draws,)``. Returns ``P(T(y_rep) >= T(y))``
+    over the posterior predictive draws, the statistic of each replicated
+    data set ``(chains, draws)``, and that of the observed data. A p-value
+    near 0 or 1 says the model does not reproduce that feature of the data.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from quivers.categories.finset import FinSet
+    >>> from quivers.distributions import Normal
+    >>> from quivers.inference import fit
+    >>> from quivers.programs import Program, observe, sample, var
+    >>> I = FinSet("I", 8)
+    >>> prog = Program("p", I, I, [sample("mu", None, Normal(0.0, 1.0)),
+    ...                            observe("y", I, Normal(var("mu"), 0.1))])
+    >>> result = fit(prog, {"y": torch.linspace(-2.0, 2.0, 8)}, num_warmup=100, num_samples=100,
+    ...              num_chains=2, seed=0, progress_bar=False)
+    >>> p, replicated, observed = ppc_pvalue(result, "y", "sd")  # sd 0.1 cannot spread the data to 1.4
+    >>> p, tuple(replicated.shape)
+    (0.0, (2, 100))
+    """
+    if isinstance(statistic, str):
+        if statistic not in _STATISTICS:
+            raise QuiversTypeError(f"unknown statistic `{statistic}`; use one of {sorted(_STATISTICS)} or a function")
+        statistic = _STATISTICS[statistic]
+    if not hasattr(result, "predictive") or not hasattr(result, "observations"):
+        raise QuiversTypeError(f"ppc_pvalue needs a FitResult, got {type(result).__name__}")
+    if y not in result.observations or y not in result.model.sites or result.model.sites[y].kind != "observed":
+        observed = sorted(n for n in result.observations if n in result.model.sites and result.model.sites[n].kind == "observed")
+        raise QuiversTypeError(f"`{y}` is no observed site; observed: {observed}")
+    replicated = result.predictive(seed=seed)[y]
+    lead = tuple(replicated.shape[:2])
+    rows = replicated.reshape(lead[0] * lead[1], -1).to(torch.get_default_dtype())
+    data = torch.as_tensor(result.observations[y]).reshape(1, -1).to(rows.dtype)
+    t_rep = statistic(rows).reshape(lead)
+    t_obs = float(statistic(data).reshape(()))
+    return float((t_rep >= t_obs).to(torch.float64).mean()), t_rep, t_obs
 
 
 @dataclass

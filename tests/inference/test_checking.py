@@ -14,7 +14,7 @@ import torch
 from quivers.categories.finset import FinSet
 from quivers.distributions import Normal
 from quivers.errors import QuiversTypeError
-from quivers.inference import compare, fit, loo, loo_pit, sbc, waic
+from quivers.inference import compare, fit, loo, loo_pit, ppc_pvalue, sbc, waic
 from quivers.programs import Program, observe, sample, var
 
 Y = torch.tensor([0.3, 1.1, -0.4, 2.0, 0.8, -1.2, 0.5, 1.6])
@@ -68,6 +68,19 @@ def test_loo_pit_matches_the_closed_form(fits):
     assert float((narrow - exact).abs().max()) > 0.2
 
 
+def test_ppc_pvalue_of_the_mean_matches_the_closed_form(fits):
+    """T = mean: under the posterior predictive, mean(y_rep) ~ Normal(m, sqrt(v + 1 / N))
+    with the posterior's mean m and variance v, so P(T(y_rep) >= mean(y)) has a closed form."""
+    p, t_rep, t_obs = ppc_pvalue(fits["right"], "y", "mean")
+    m, v = float(Y.sum()) / (1.0 + N), 1.0 / (1.0 + N)
+    exact = 1.0 - float(torch.distributions.Normal(m, math.sqrt(v + 1.0 / N)).cdf(Y.mean()))
+    assert t_rep.shape == (2, 250) and abs(t_obs - float(Y.mean())) < 1e-6
+    assert abs(p - exact) < 0.08  # Monte Carlo sd about 0.5 / sqrt(500)
+    # a model too narrow for the data: its replications never spread as far
+    assert ppc_pvalue(fits["narrow"], "y", "sd")[0] < 0.01
+    assert 0.05 < ppc_pvalue(fits["right"], "y", lambda t: t.std(-1))[0] < 0.95
+
+
 def exact_posterior(widen: float = 1.0):
     def draw(obs):
         precision = 1.0 + N
@@ -99,5 +112,9 @@ def test_bad_arguments_are_named(fits):
         loo_pit(fits["right"], "z")
     with pytest.raises(QuiversTypeError, match="`mu` is no observed site"):
         sbc(model(), ["mu"], posterior=exact_posterior())
+    with pytest.raises(QuiversTypeError, match="unknown statistic `var`"):
+        ppc_pvalue(fits["right"], "y", "var")
+    with pytest.raises(QuiversTypeError, match="`mu` is no observed site"):
+        ppc_pvalue(fits["right"], "mu")
     with pytest.raises(QuiversTypeError, match="FitResult or an arviz.InferenceData"):
         loo({"mu": torch.zeros(3)})
