@@ -58,6 +58,7 @@ import torch
 
 from quivers.errors import QuiversTypeError
 from quivers.inference.elbo import ELBO
+from quivers.nn import MorphismModule
 from quivers.programs import Program
 
 __all__ = ["RenyiELBO", "IWAE", "CUBO", "RWS", "ReweightedWakeSleep"]
@@ -84,6 +85,8 @@ class _WeightedBound(ELBO):
         subsample: Mapping[str, int] | None = None,
     ) -> tuple[torch.Tensor, float]:
         """The loss to differentiate, and its value."""
+        if isinstance(model, MorphismModule):  # no latents: every bound is the exact log density
+            return ELBO.differentiable_loss(self, model, guide, x, observations, subsample)
         if guide.discrete_sites:
             names = [s.name for s in guide.discrete_sites]
             raise QuiversTypeError(
@@ -245,6 +248,8 @@ class RWS(ELBO):
         subsample: Mapping[str, int] | None = None,
     ) -> tuple[torch.Tensor, float]:
         """The wake-theta plus wake-phi surrogate, and the value of ``-IWAE_K``."""
+        if isinstance(model, MorphismModule):  # no latents: wake-theta is the exact log density's gradient
+            return ELBO.differentiable_loss(self, model, guide, x, observations, subsample)
         draw, neg_log_w, model = self._particles(model, guide, x, observations, subsample)
         log_w = -neg_log_w
         value = -float(_log_mean_exp(log_w.detach()))

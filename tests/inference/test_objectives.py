@@ -234,3 +234,15 @@ def test_estimators_are_checked_by_name():
         IWAE(4, estimator="stl")
     with pytest.raises(QuiversTypeError, match="unknown estimator"):
         RenyiELBO(0.5, 4, estimator="dreg")
+
+
+def test_a_morphism_model_has_no_latents_so_every_bound_is_its_log_density():
+    from pathlib import Path
+
+    from quivers.dsl import load
+
+    m = load(Path(__file__).resolve().parents[2] / "examples" / "hmm_morphisms.qvr")
+    data = torch.tensor([[0, 0, 3, 3, 0, 0, 3, 3]] * 2)
+    want = ELBO().loss(m.likelihood, None, data)
+    for objective in (IWAE(4), IWAE(4, estimator="dreg"), RenyiELBO(0.5, 4), CUBO(2.0, 4), RWS(4)):
+        assert abs(objective.loss(m.likelihood, None, data) - want) < 1e-9
