@@ -7,7 +7,7 @@ tensor algebra every other layer of quivers is written in.
   semiring, and a ``logsumexp`` with safe gradients;
 - :mod:`~quivers.categories.semiring`: :class:`Semiring` values ``PROB``,
   ``LOG``, ``BOOL``, ``MAX_PLUS``, ``MIN_PLUS``, ``MAX_TIMES``,
-  ``LUKASIEWICZ``, ``GODEL``;
+  ``LUKASIEWICZ``, ``GODEL``, ``PRODUCT_FUZZY``, ``REAL``;
 - :mod:`~quivers.categories.morphism`: :class:`Arrow` (``>>``, ``@``) and
   :class:`Morphism`, a matrix over a semiring;
 - :mod:`~quivers.categories.kernel`: :class:`Kernel`, stochastic morphisms;
@@ -78,6 +78,8 @@ from quivers.categories.semiring import (
     MAX_TIMES,
     MIN_PLUS,
     PROB,
+    PRODUCT_FUZZY,
+    REAL,
     SEMIRINGS,
     Semiring,
 )
@@ -94,6 +96,8 @@ __all__ = [
     "MAX_TIMES",
     "LUKASIEWICZ",
     "GODEL",
+    "PRODUCT_FUZZY",
+    "REAL",
     "SEMIRINGS",
     "logsumexp",
     "Arrow",

@@ -68,6 +68,8 @@ __all__ = [
     "MAX_TIMES",
     "LUKASIEWICZ",
     "GODEL",
+    "PRODUCT_FUZZY",
+    "REAL",
     "SEMIRINGS",
 ]
 
@@ -315,6 +317,18 @@ LUKASIEWICZ = Semiring(
     "LUKASIEWICZ", max_monoid(0.0), LUKASIEWICZ_AND, contains=_between_0_and_1, domain="[0, 1]"
 )
 GODEL = Semiring("GODEL", max_monoid(0.0), min_monoid(1.0), contains=_between_0_and_1, domain="[0, 1]")
+# The product t-norm on [0, 1] with the lattice's join, max: the quantale of
+# product fuzzy logic. (A noisy-OR sum, 1 - (1 - a)(1 - b), is not a semiring
+# addition under the product: 0.5 * (0.5 (+) 0.5) = 0.375 but
+# 0.25 (+) 0.25 = 0.4375, so composition with it would not be associative.)
+PRODUCT_FUZZY = Semiring(
+    "PRODUCT_FUZZY", max_monoid(0.0), PRODUCT, contains=_between_0_and_1, domain="[0, 1]"
+)
+# The ring of real numbers: matrices of any sign under the ordinary product,
+# as in matrix factorization (``U.dagger >> V`` is ``U^T V``).
+REAL = Semiring("REAL", SUM, PRODUCT, contains=torch.isfinite, domain="finite reals", matmul=torch.matmul)
 
-SEMIRINGS: tuple[Semiring, ...] = (PROB, LOG, BOOL, MAX_PLUS, MIN_PLUS, MAX_TIMES, LUKASIEWICZ, GODEL)
+SEMIRINGS: tuple[Semiring, ...] = (
+    PROB, LOG, BOOL, MAX_PLUS, MIN_PLUS, MAX_TIMES, LUKASIEWICZ, GODEL, PRODUCT_FUZZY, REAL,
+)
 """Every semiring constant, in a fixed order (for tests and lookups)."""

@@ -43,7 +43,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quivers.categories import BOOL, GODEL, LOG, LUKASIEWICZ, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, Semiring
+from quivers.categories import (
+    BOOL, GODEL, LOG, LUKASIEWICZ, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, PRODUCT_FUZZY, REAL, Semiring,
+)
 from quivers.dsl import ast
 
 __all__ = [
@@ -103,10 +105,14 @@ def _algebras() -> dict[str, Algebra]:
     tropical = Algebra("tropical", MIN_PLUS, {"min": "max"}, what="costs (negative log weights) under min")
     lukasiewicz = Algebra("lukasiewicz", LUKASIEWICZ, {}, scores=False, what="fuzzy truth values, Lukasiewicz's t-norm")
     godel = Algebra("godel", GODEL, {}, scores=False, what="fuzzy truth values under min and max")
-    out = {a.name: a for a in (log, prob, boolean, max_plus, viterbi, tropical, lukasiewicz, godel)}
+    product_fuzzy = Algebra("product_fuzzy", PRODUCT_FUZZY, {}, scores=False,
+                            what="fuzzy truth values, the product t-norm with max as the join")
+    real = Algebra("real", REAL, {}, scores=False, what="real numbers of any sign: matrix products, as in factorization")
+    every = (log, prob, boolean, max_plus, viterbi, tropical, lukasiewicz, godel, product_fuzzy, real)
+    out = {a.name: a for a in every}
     # other spellings: the semiring constants, and the names the peer's documents use
     out.update({"markov": prob, "min_plus": tropical, "max_times": viterbi, "log": log})
-    for a in (log, prob, boolean, max_plus, viterbi, tropical, lukasiewicz, godel):
+    for a in every:
         out[a.semiring.name] = a
     return out
 

@@ -19,7 +19,7 @@ Semantics
 ``as_morphism(S)`` is a functor from these modules to the matrices of
 :mod:`quivers.categories` over ``S``: ``(f >> g).as_morphism(S) ==
 f.as_morphism(S) >> g.as_morphism(S)`` and likewise for ``@``. A latent
-kernel's weights in ``S`` are its probabilities in ``PROB`` and
+kernel's weights in ``S`` are its probabilities in ``PROB``, ``PRODUCT_FUZZY``, ``REAL`` and
 ``MAX_TIMES``, its log-probabilities in ``LOG`` and ``MAX_PLUS`` and its
 costs ``-log p`` in ``MIN_PLUS``, so the same composite gives marginals in
 ``PROB``/``LOG`` and best paths in ``MAX_PLUS``/``MAX_TIMES``/``MIN_PLUS``
@@ -65,6 +65,8 @@ from quivers.categories import (
     MAX_TIMES,
     MIN_PLUS,
     PROB,
+    PRODUCT_FUZZY,
+    REAL,
     Arrow,
     FinFunction,
     FinSet,
@@ -247,7 +249,7 @@ def _weights_of_logits(logits: Tensor, semiring: Semiring) -> Tensor:
     """The stochastic matrix ``softmax(logits)`` as weights in ``semiring``:
     probabilities in the semirings that multiply them, log-probabilities in
     those that add them, costs ``-log p`` in ``MIN_PLUS``."""
-    if semiring in (PROB, MAX_TIMES):
+    if semiring in (PROB, MAX_TIMES, PRODUCT_FUZZY, REAL):
         return logits.softmax(-1)
     if semiring == MIN_PLUS:
         return -logits.log_softmax(-1)
@@ -314,7 +316,7 @@ class Latent(MorphismModule):
 
     def evaluate(self, ev: Evaluation) -> Morphism:
         logits = self.logits.to(ev.device, ev.dtype)
-        if ev.semiring in (PROB, MAX_TIMES, LOG, MAX_PLUS, MIN_PLUS):
+        if ev.semiring in (PROB, MAX_TIMES, LOG, MAX_PLUS, MIN_PLUS, PRODUCT_FUZZY, REAL):
             kind = Kernel if ev.semiring in KERNEL_SEMIRINGS else Morphism
             return kind._trusted(self.dom, self.cod, _weights_of_logits(logits, ev.semiring), ev.semiring)
         return base_change(Kernel._trusted(self.dom, self.cod, logits.softmax(-1), PROB), ev.semiring)

@@ -26,6 +26,8 @@ from quivers.categories import (
     MAX_TIMES,
     MIN_PLUS,
     PROB,
+    PRODUCT_FUZZY,
+    REAL,
     FinFunction,
     FinSet,
     Kernel,
@@ -73,6 +75,8 @@ CASES: tuple[Case, ...] = (
     Case(MAX_TIMES, _NON_NEGATIVE, exact=False),
     Case(LUKASIEWICZ, _UNIT_INTERVAL, exact=False),
     Case(GODEL, _UNIT_INTERVAL, exact=True),
+    Case(PRODUCT_FUZZY, _UNIT_INTERVAL, exact=False),
+    Case(REAL, st.floats(-4.0, 4.0).map(lambda x: 0.0 if abs(x) < 0.25 else x), exact=False),
 )
 CASE_OF = {case.semiring: case for case in CASES}
 IDEMPOTENT = tuple(c for c in CASES if c.semiring.idempotent)

@@ -21,6 +21,8 @@ from quivers.categories import (
     MAX_TIMES,
     MIN_PLUS,
     PROB,
+    PRODUCT_FUZZY,
+    REAL,
     SEMIRINGS,
 )
 from tests.categories.strategies import (
@@ -118,8 +120,10 @@ def test_lattices_have_multiplication_as_meet(case, data):
 
 # One element per semiring whose square (sum, product) is not itself: the
 # flags must not claim idempotence the operations do not have.
-NOT_IDEMPOTENT_SUM = {PROB: 1.0, LOG: 0.0}
-NOT_IDEMPOTENT_PRODUCT = {PROB: 2.0, LOG: 1.0, MAX_PLUS: 1.0, MIN_PLUS: 1.0, MAX_TIMES: 2.0, LUKASIEWICZ: 0.5}
+NOT_IDEMPOTENT_SUM = {PROB: 1.0, LOG: 0.0, REAL: 1.0}
+NOT_IDEMPOTENT_PRODUCT = {
+    PROB: 2.0, LOG: 1.0, MAX_PLUS: 1.0, MIN_PLUS: 1.0, MAX_TIMES: 2.0, LUKASIEWICZ: 0.5, PRODUCT_FUZZY: 0.5, REAL: 2.0,
+}
 
 
 @pytest.mark.parametrize("S", SEMIRINGS, ids=repr)
@@ -225,3 +229,13 @@ def test_empty_reductions_give_units(S):
     empty = torch.zeros(0, 2, dtype=dtype)
     assert torch.equal(S.sum(empty, 0), torch.full((2,), S.zero, dtype=dtype))
     assert torch.equal(S.prod(empty, 0), torch.full((2,), S.one, dtype=dtype))
+
+
+def test_product_fuzzy_is_the_quantale_join_not_noisy_or():
+    # The peer's pages name noisy-OR as product_fuzzy's sum; under the
+    # product it does not distribute, so the algebra's sum is the join, max.
+    a = b = c = torch.tensor(0.5)
+    noisy_or = lambda x, y: 1 - (1 - x) * (1 - y)  # noqa: E731
+    assert a * noisy_or(b, c) != noisy_or(a * b, a * c)
+    assert PRODUCT_FUZZY.add(b, c) == 0.5 and PRODUCT_FUZZY.mul(a, b) == 0.25
+    assert REAL.contract(torch.tensor([[1.0, -2.0]]), torch.tensor([[3.0], [4.0]])).item() == -5.0

@@ -225,8 +225,8 @@ def _error(text: str, cls=QuiversTypeError) -> str:
 
 
 def test_an_unknown_algebra_is_named_with_the_known_ones():
-    message = _error("composition product_fuzzy [level=algebra]\n", UnknownNameError)
-    assert message.startswith("line 1, column 1: unknown algebra `product_fuzzy`")
+    message = _error("composition noisy_or [level=algebra]\n", UnknownNameError)
+    assert message.startswith("line 1, column 1: unknown algebra `noisy_or`")
     assert "log_prob" in message and "max_plus" in message
 
 

@@ -8,11 +8,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quivers.categories import LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, FinSet, copy, delete
+from quivers.categories import LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PROB, PRODUCT_FUZZY, REAL, FinSet, copy, delete
 from quivers.errors import CompositionError, QuiversTypeError
 from quivers.nn import Latent, dagger, fan, identity, latent, observed, repeat, scan, stack
 
-SEMIRINGS = (PROB, LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS)
+SEMIRINGS = (PROB, LOG, MAX_PLUS, MAX_TIMES, MIN_PLUS, PRODUCT_FUZZY, REAL)
 F64 = torch.float64
 sizes = st.integers(1, 3)
 
@@ -82,7 +82,7 @@ def test_fan_is_copy_then_tensor(semiring, a, b, c):
     A, B, C = sets(a, b, c)
     f, g = latent(A, B), latent(A, C)
     close(fan(f, g), observed(copy(A)) >> (f @ g), semiring)
-    if semiring in (PROB, LOG):  # a kernel is total: deleting its output deletes its input
+    if semiring in (PROB, LOG, REAL):  # a kernel is total: deleting its output deletes its input
         close(fan(f, g) >> observed(delete(B * C)), observed(delete(A)), semiring)
 
 
@@ -137,3 +137,27 @@ def test_bad_compositions_name_both_sides():
         repeat(latent(A, A), -1)
     with pytest.raises(QuiversTypeError, match="FinSet"):
         Latent(A, 3)
+
+
+def test_the_peer_algebras_name_their_semirings_in_qvr():
+    from quivers.dsl import loads
+
+    m = loads("""
+composition product_fuzzy
+object State : FinSet 3
+object Obs : FinSet 2
+morphism initial : 1 -> State [role=latent]
+morphism transition : State -> State [role=latent]
+morphism emission : State -> Obs [role=latent]
+define hmm = initial >> repeat(transition) >> emission
+""")
+    assert m.semiring == PRODUCT_FUZZY
+    pi, t, e = (k.as_morphism(PROB, F64).tensor for k in (m.initial, m.transition, m.emission))
+    got = m.hmm.as_morphism(m.semiring, F64, n_steps=2).tensor
+    # the best path's product: max over s0, s1, s2 of pi[s0] t[s0, s1] t[s1, s2] e[s2, o]
+    paths = pi[0][:, None, None, None] * t[:, :, None, None] * t[None, :, :, None] * e[None, None]
+    torch.testing.assert_close(got[0], paths.amax((0, 1, 2)))
+    real = loads("composition real\nobject A : FinSet 2\nmorphism f : A -> A [role=latent]\ndefine g = f >> f.dagger")
+    assert real.semiring == REAL
+    f = real.f.as_morphism(PROB, F64).tensor
+    torch.testing.assert_close(real.g.as_morphism(real.semiring, F64).tensor, f @ f.T)
