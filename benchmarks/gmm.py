@@ -22,14 +22,16 @@ QUICK_SIZES = [(500, 2), (10_000, 8)]
 LR = 0.01
 
 
-def quivers_step(y: torch.Tensor, k: int, **svi_kw):
-    """quivers' SVI step on the mixture, and its guide."""
+def quivers_step(y: torch.Tensor, k: int, objective=None, **svi_kw):
+    """quivers' SVI step on the mixture, and its guide; ``objective``
+    replaces ``ELBO(**svi_kw)`` (the IWAE row)."""
     from quivers.dsl import loads
     from quivers.inference import ELBO, SVI, AutoNormalGuide
 
     model = loads(M.gmm_source(y.shape[-1], k)).morphism
     guide = AutoNormalGuide(model, observed_names={"y"})
-    svi = SVI(model, guide, torch.optim.Adam(guide.parameters(), lr=LR), ELBO(**svi_kw))
+    svi = SVI(model, guide, torch.optim.Adam(guide.parameters(), lr=LR),
+              objective if objective is not None else ELBO(**svi_kw))
     obs = {"y": y}
     return (lambda: svi.step(None, obs)), guide
 

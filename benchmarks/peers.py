@@ -232,12 +232,34 @@ def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
 # --------------------------------------------------------------------- SVI
 
 
-def numpyro_svi_step(y: torch.Tensor, k: int):
+def numpyro_svi_step(y: torch.Tensor, k: int, loss=None):
     """NumPyro's jitted SVI step on the seed mixture (``AutoNormal``,
     ``MixtureSameFamily``), returning its loss as a float."""
     from benchmarks.gpu import _jax_array, _numpyro_svi
 
-    return _numpyro_svi(M.numpyro_gmm_model(k), _jax_array(y))
+    return _numpyro_svi(M.numpyro_gmm_model(k), _jax_array(y), loss=loss)
+
+
+IWAE_SIZE, IWAE_PARTICLES = (10_000, 8), 8
+
+
+def iwae_row(opts: Options) -> Row:
+    """An SVI step of the IWAE bound with 8 particles on the seed mixture,
+    against NumPyro's ``RenyiELBO(alpha=0)`` (its IWAE), both vectorized."""
+    from numpyro.infer import RenyiELBO
+
+    from benchmarks.gmm import quivers_step
+    from quivers.inference import IWAE
+
+    n, k = IWAE_SIZE
+    y = M.simulate_gmm(n, k)
+    with threads(1):
+        torch.manual_seed(0)
+        q, _ = quivers_step(y, k, objective=IWAE(IWAE_PARTICLES))
+        fns = {"quivers": q, "numpyro": numpyro_svi_step(y, k, RenyiELBO(alpha=0.0, num_particles=IWAE_PARTICLES))}
+        stats = compare(fns, rounds=opts.rounds, warmup=3, budget_s=opts.budget_s)
+    return time_row(f"IWAE step ({IWAE_PARTICLES} particles), mixture", f"N={n:,} K={k}", 1, ("quivers", stats["quivers"]),
+                    ("NumPyro RenyiELBO(0)", stats["numpyro"]), None, opts.clock)
 
 
 def svi_rows(opts: Options) -> list[Row]:
@@ -253,6 +275,7 @@ def svi_rows(opts: Options) -> list[Row]:
             stats = compare(fns, rounds=opts.rounds, warmup=3, budget_s=opts.budget_s)
         rows.append(time_row("SVI step, seed mixture", f"N={n:,} K={k}", 1, ("quivers", stats["quivers"]),
                              ("NumPyro jit", stats["numpyro"]), SVI_TARGETS.get((n, k)), opts.clock))
+    rows.append(iwae_row(opts))
     return rows
 
 
