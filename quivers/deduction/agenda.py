@@ -354,6 +354,7 @@ def deduce(
     max_depth: int | None = None,
     max_items: int = 100_000,
     tolerance: float | None = None,
+    bounded: Iterable[str] | None = None,
 ) -> Derivations:
     """Derive every item from ``axioms`` by ``rules`` and weigh it in ``semiring``.
 
@@ -368,6 +369,11 @@ def deduce(
         What a conclusion's variables range over when no premise binds them.
     max_depth
         Conclusions deeper than this (see :func:`depth`) are not derived.
+    bounded
+        The names of the rules ``max_depth`` bounds (QVR's ``#[bounded]``);
+        ``None``, the default, bounds every rule. A rule that builds larger
+        terms without end (a type-raising tower) is bounded while the others
+        derive freely.
     max_items
         A bound on the number of items, against rules that derive forever.
     tolerance
@@ -399,13 +405,23 @@ def deduce(
         if not _ground(item):
             raise QuiversTypeError(f"the axiom `{show(item)}` has variables; axioms must be ground")
     atoms = list(atoms)
-    items, edges = _chain(rules, list(axioms), atoms, max_depth, max_items)
+    if bounded is not None:
+        bounded = set(bounded)
+        for name in bounded - names:
+            raise UnknownNameError(f"no rule `{name}` to bound", name=name, candidates=sorted(names))
+    try:
+        items, edges = _chain(rules, list(axioms), atoms, max_depth, max_items, bounded)
+    except RecursionError:
+        raise InvalidValueError(
+            "deduction derived terms too deep to follow; a rule builds larger terms without end",
+            hint="bound it with `max_depth` (and, if `bounded` names rules, include that one)",
+        ) from None
     like = next(iter(axioms.values())) if axioms else torch.zeros(())
     values = _weigh(items, edges, axioms, weights, semiring, like, tolerance)
     return Derivations(items, edges, values, semiring, like, axioms, weights)
 
 
-def _chain(rules, axioms, atoms, max_depth, max_items):
+def _chain(rules, axioms, atoms, max_depth, max_items, bounded=None):
     index = _Index()
     seen: set[Term] = set()
     order: list[Term] = []
@@ -425,7 +441,8 @@ def _chain(rules, axioms, atoms, max_depth, max_items):
         for values in product(atoms, repeat=len(free[rule.name])):
             full = {**binding, **dict(zip(free[rule.name], values))}
             conclusion = substitute(rule.conclusion, full)
-            if max_depth is not None and depth(conclusion) > max_depth:
+            if max_depth is not None and (bounded is None or rule.name in bounded) \
+                    and depth(conclusion) > max_depth:
                 continue
             edge = Hyperedge(rule.name, premises, conclusion)
             if edge in found:

@@ -108,6 +108,9 @@ class Deduction(nn.Module):
     max_depth
         Categories deeper than this are not derived (a ``span`` item is one
         deeper than its category).
+    bounded
+        The names of the rules ``max_depth`` bounds (``#[bounded]`` in QVR);
+        ``None`` bounds every rule.
     learnable
         The names of the rules with a log weight.
     tolerance
@@ -136,6 +139,7 @@ class Deduction(nn.Module):
         max_depth: int | None = None,
         learnable: Iterable[str] = (),
         tolerance: float | None = None,
+        bounded: Iterable[str] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(semiring, Semiring):
@@ -164,6 +168,11 @@ class Deduction(nn.Module):
                 hint="use " + ", ".join(map(str, FROM_LOG)),
             )
         self.learnable = learnable
+        self.bounded = None if bounded is None else tuple(bounded)
+        for rule in self.bounded or ():
+            if rule not in names:
+                raise UnknownNameError(f"deduction `{name}` has no rule `{rule}` to bound",
+                                       name=rule, candidates=names)
         self.rule_logits = nn.ParameterDict(
             {r: nn.Parameter(torch.zeros((), dtype=torch.float64)) for r in learnable}
         )
@@ -198,7 +207,7 @@ class Deduction(nn.Module):
         return deduce(
             self.rules, axioms, self.semiring, weights=self.rule_weights(), atoms=self.atoms,
             max_depth=None if self.max_depth is None else self.max_depth + 1,
-            tolerance=self.tolerance,
+            tolerance=self.tolerance, bounded=self.bounded,
         )
 
     def goal(self, words: Sequence[str]) -> Term:

@@ -120,6 +120,8 @@ def compile_deduction(d: ast.DeductionDecl, source: str | None = None) -> Deduct
             check_semiring("LogProb", ""),
             atoms=atoms, max_depth=None if depth is None else depth.value,
             learnable=[r.name for r in d.rules if "learnable" in r.annotations],
+            bounded=[r.name for r in d.rules if "bounded" in r.annotations]
+            if any("bounded" in r.annotations for r in d.rules) else None,
             tolerance=None if tolerance is None else float(tolerance.value),
         )
     except QuiversError as err:

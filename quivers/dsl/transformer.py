@@ -45,8 +45,10 @@ CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon", "composition", "as"
 ``algebra log_prob``), and are
 names anywhere else (the parser's lexer only expects them there)."""
 
-ANNOTATIONS = frozenset({"learnable"})
-"""What ``#[...]`` may say after a deduction rule or lexicon entry."""
+ANNOTATIONS = frozenset({"learnable", "bounded"})
+"""What ``#[...]`` may say after a deduction rule (``learnable``: it has a
+log weight; ``bounded``: the deduction's ``depth`` bounds its conclusions)
+or a lexicon entry (``learnable`` only)."""
 
 
 def _token_span(token: Token) -> Span:
@@ -464,17 +466,20 @@ class QVRTransformer(Transformer):
             raise QVRSyntaxError("a lexicon entry needs a word between its quotes",
                                  span=_token_span(word), source=self.source)
         return ast.LexiconEntry(text, category, None if meaning is None else str(meaning),
-                                self._annotations(annotation), span=self._line_span(meta))
+                                self._annotations(annotation, lexicon=True), span=self._line_span(meta))
 
-    def _annotations(self, token: Token | None) -> tuple[str, ...]:
+    def _annotations(self, token: Token | None, lexicon: bool = False) -> tuple[str, ...]:
         if token is None:
             return ()
         names = tuple(a.strip() for a in str(token)[2:-1].split(",") if a.strip())
+        allowed = {"learnable"} if lexicon else ANNOTATIONS
         for a in names:
-            if a not in ANNOTATIONS:
+            if a not in allowed:
                 raise QVRSyntaxError(
-                    f"unknown annotation `{a}` in `{token}`", span=_token_span(token),
-                    source=self.source, hint="the annotation a rule or entry takes is `#[learnable]`",
+                    f"unknown annotation `{a}` in `{token}`" + (" on a lexicon entry" if a in ANNOTATIONS else ""),
+                    span=_token_span(token), source=self.source,
+                    hint="a lexicon entry takes `#[learnable]`" if lexicon
+                    else "a rule takes `#[learnable]` and `#[bounded]`",
                 )
         return names
 
