@@ -107,7 +107,9 @@ def _algebras() -> dict[str, Algebra]:
     godel = Algebra("godel", GODEL, {}, scores=False, what="fuzzy truth values under min and max")
     product_fuzzy = Algebra("product_fuzzy", PRODUCT_FUZZY, {}, scores=False,
                             what="fuzzy truth values, the product t-norm with max as the join")
-    real = Algebra("real", REAL, {}, scores=False, what="real numbers of any sign: matrix products, as in factorization")
+    # a program's weights (densities) are non-negative reals, which REAL multiplies and sums as PROB does
+    real = Algebra("real", REAL, {"sum": "logsumexp"},
+                   what="real numbers under + and *: matrix products of any sign, densities as in probability")
     every = (log, prob, boolean, max_plus, viterbi, tropical, lukasiewicz, godel, product_fuzzy, real)
     out = {a.name: a for a in every}
     # other spellings: the semiring constants, and the names the peer's documents use

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from quivers.categories import LOG, PROB
+from quivers.categories import LOG, PROB, REAL
 from quivers.dsl import load
 from quivers.errors import DataError, QuiversTypeError
 from quivers.inference import ELBO, SVI, fit
@@ -123,3 +123,28 @@ def test_vae_example_matches_torch_and_trains():
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 3.0
     draws = m.reconstruct.sample(x[:5])
     assert draws.shape == (5, 16) and set(draws.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_pmf_example_has_its_density_and_fits_by_svi():
+    torch.manual_seed(3)
+    m = load(ROOT / "pmf.qvr")
+    assert m.semiring == REAL
+    user, movie = torch.arange(48) // 6, torch.arange(48) % 6  # every (user, movie) pair once
+    u_true, v_true = torch.randn(8, 2), torch.randn(6, 2)
+    truth = (u_true[user] * v_true[movie]).sum(-1)
+    obs = {"user": user, "movie": movie, "r": truth + 0.1 * torch.randn(48)}
+    # the density is PMF's: Normal priors on every factor, Normal ratings around the inner products
+    at = {"sigma": torch.tensor([0.7]), "u": torch.randn(1, 8, 2), "v": torch.randn(1, 6, 2)}
+    normal = torch.distributions.Normal
+    mean = (at["u"][0][user] * at["v"][0][movie]).sum(-1)
+    hand = (torch.distributions.HalfNormal(1.0).log_prob(at["sigma"][0]) + normal(0.0, 1.0).log_prob(at["u"]).sum()
+            + normal(0.0, 1.0).log_prob(at["v"]).sum() + normal(mean, 0.7).log_prob(obs["r"]).sum())
+    torch.testing.assert_close(m.pmf.log_joint(None, obs, at)[0], hand)
+    result = fit(m.pmf, obs, method="svi", steps=400, lr=0.05, num_samples=50, seed=0, progress_bar=False)
+    assert sum(result.losses[-20:]) / 20 < sum(result.losses[:20]) / 20 - 20.0
+    u, v = result.samples["u"], result.samples["v"]
+    assert u.shape == (4, 50, 8, 2) and v.shape == (4, 50, 6, 2)
+    fitted = (u[..., user, :] * v[..., movie, :]).sum(-1).mean((0, 1))
+    assert float(((fitted - truth) ** 2).mean().sqrt()) < 0.5 * float(truth.std())
+    ratings = result.predictive(num_samples=5)["r"]
+    assert ratings.shape == (4, 5, 48) and bool(torch.isfinite(ratings).all())
