@@ -89,7 +89,22 @@ class PlannedProgram(Program):
     _lowered: dict = {}
     _sampled: dict = {}
     _exclude: tuple = ()
+    _variables: dict = {}
+    _maps: dict = {}
     budget: int = DEFAULT_BUDGET
+
+    def then(self, other, *, name: str | None = None, effects=None) -> PlannedProgram:
+        """``self >> other`` (:meth:`Program.then`), planned again: the
+        composite's discrete sample sites are summed by its own plan."""
+        return self._replanned(super().then(other, name=name, effects=effects))
+
+    def par(self, other, *, name: str | None = None, effects=None) -> PlannedProgram:
+        """``self @ other`` (:meth:`Program.par`), planned again."""
+        return self._replanned(super().par(other, name=name, effects=effects))
+
+    def _replanned(self, composite: Program) -> PlannedProgram:
+        exclude = [n for n in self._exclude if n in composite.sites]
+        return auto(composite, budget=self.budget, exclude=exclude)
 
     def subsample(self, sizes: Mapping[str, int]) -> PlannedProgram:
         """This program on mini-batches (:meth:`Program.subsample`), planned
@@ -154,7 +169,7 @@ class PlannedProgram(Program):
 
     def _contract(self, run, terms, steps, *, semiring: Semiring = LOG, extra=()) -> torch.Tensor:
         values = [v for v, _ in terms]
-        scopes = [Scope(v.dims, tuple(m for m in self._maps[id(s)] if m[1] in v.dims)) for v, s in zip(values, steps)]
+        scopes = [Scope(v.dims, tuple(m for m in self._maps.get(id(s), ()) if m[1] in v.dims)) for v, s in zip(values, steps)]
         if extra:
             # fixed factors (clamps) first: their batch (draws) is the probes' too
             made = [make(None, values[0].tensor) for make in extra]
@@ -457,7 +472,7 @@ def _static_scope(step: Step, program: PlannedProgram) -> Scope | None:
     planned = set(program._values)
     own = {step.name} if getattr(step, "name", None) in planned else set()
     summed = sorted((read & planned) | own)
-    maps = tuple(m for m in program._maps[id(step)] if m[1] in rows)
+    maps = tuple(m for m in program._maps.get(id(step), ()) if m[1] in rows)
     rows = tuple(d for d in rows if d not in planned)
     return Scope(rows + tuple(summed), maps)
 

@@ -207,3 +207,19 @@ def test_svi_on_the_planned_grouped_mixture_fits_what_the_marginalize_version_fi
                                rtol=1e-3, atol=1e-3)
     torch.testing.assert_close((planned.latent_draws()["z"] == 0).double().mean((0, 1)),
                                (hand.latent_draws()["z"] == 0).double().mean((0, 1)), atol=0.05, rtol=0)
+
+
+def test_a_composite_of_planned_programs_is_planned_again():
+    from quivers.programs import rename
+
+    first = auto(build_two())
+    both = first >> rename(first, "q_")
+    assert isinstance(both, PlannedProgram) and both.summed == {"b", "q_b"}
+    obs = {"y": torch.tensor([0.3, 1.2], dtype=F64), "q_y": torch.tensor([1.0, -0.4], dtype=F64)}
+    single = first.log_joint(None, {"y": obs["y"]}) + first.log_joint(None, {"y": obs["q_y"]})
+    torch.testing.assert_close(both.log_joint(None, obs), single)
+
+
+def build_two() -> Program:
+    I = FinSet("I", 2)
+    return Program("two", I, I, [sample("b", None, Bernoulli(0.3)), observe("y", I, Normal(2.0 * var("b"), 1.0))])
