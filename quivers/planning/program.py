@@ -61,11 +61,10 @@ from quivers.planning.contract import run_plan
 from quivers.planning.plan import Plan, PlanError, Scope, make_plan
 from quivers.planning.sites import choose
 from quivers.programs import Program
-from quivers.programs.chain import MarkovStep
 from quivers.programs.expr import INDEX
 from quivers.programs.named import Value, to_layout
 from quivers.programs.effects import Effect
-from quivers.programs.steps import LetStep, MarginalizeStep, ObserveStep, SampleStep, Step, marginalize
+from quivers.programs.steps import LetStep, ObserveStep, Step, StepVisitor, marginalize
 
 __all__ = ["PlannedProgram", "auto", "DEFAULT_BUDGET"]
 
@@ -453,20 +452,37 @@ def _maps_read(step: Step, program: Program) -> tuple[tuple[str, str, str], ...]
     return tuple(out)
 
 
+class _TermRows(StepVisitor):
+    """The rows of the term a step adds to a run (None: it adds none)."""
+
+    def visit_sample(self, step: Step, program: PlannedProgram) -> tuple[str, ...] | None:
+        site = program.sites[step.name]
+        return site.dims if site.kind in ("latent", "observed") else None
+
+    visit_observe = visit_sample
+
+    def visit_marginalize(self, step: Step, program: PlannedProgram) -> tuple[str, ...]:
+        return program.sites[step.name].dims
+
+    def visit_markov(self, step: Step, program: PlannedProgram) -> tuple[str, ...]:
+        return program.sites[step.name].dims[:-1]  # the time axis is summed inside the chain
+
+    def visit_factor(self, step: Step, program: PlannedProgram) -> tuple[str, ...]:
+        sites = program.sites
+        read = (n for n in _closure(step, program) if n in sites and sites[n].kind != "index")
+        return tuple(dict.fromkeys(d for n in read for d in sites[n].dims))
+
+    def _none(self, step: Step, program: PlannedProgram) -> None:
+        return None
+
+    visit_let = visit_input = visit_data = visit_indexmap = visit_return = _none
+
+
 def _static_scope(step: Step, program: PlannedProgram) -> Scope | None:
     """The axes of the term ``step`` adds to a run, from the program's
     shapes: its rows and the summed sites it reads."""
-    sites = program.sites
-    if isinstance(step, (SampleStep, ObserveStep)):
-        if sites[step.name].kind not in ("latent", "observed"):
-            return None
-        rows = sites[step.name].dims
-    elif isinstance(step, (MarginalizeStep, MarkovStep)):
-        rows = sites[step.name].dims if isinstance(step, MarginalizeStep) else sites[step.name].dims[:-1]
-    elif step.kind == "factor":
-        rows = tuple(dict.fromkeys(d for n in _closure(step, program) if n in sites for d in sites[n].dims
-                                   if sites[n].kind not in ("index",)))
-    else:
+    rows = _TermRows().visit(step, program)
+    if rows is None:
         return None
     read = _closure(step, program)
     planned = set(program._values)
