@@ -29,7 +29,7 @@ def run(script: Path) -> str:
 
 
 def test_every_example_script_is_checked_here():
-    assert {p.name for p in SCRIPTS} == {"algebra_demo.py", "fit_gmm.py"}, (
+    assert {p.name for p in SCRIPTS} == {"algebra_demo.py", "fit_gmm.py", "fit_distributed.py"}, (
         "a new example script needs a test of what it prints"
     )
 
@@ -53,3 +53,8 @@ def test_algebra_tour_prints_the_exact_grouped_likelihood():
     groups = [float(v) for v in per_group.split(",")]
     assert len(groups) == 3
     assert total == pytest.approx(sum(groups), abs=1e-3)
+
+
+def test_distributed_fit_on_two_processes_recovers_the_components():
+    out = run(ROOT / "examples" / "fit_distributed.py")
+    assert "2 processes, rows per rank ~300" in out and "component means [-4, 4]" in out, out

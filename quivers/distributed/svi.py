@@ -148,7 +148,7 @@ class DistributedSVI:
         surrogate.backward()
         flat = torch.cat(
             [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1).double() for p in self._params]
-            + [torch.tensor([value], dtype=torch.float64)]
+            + [torch.tensor([value], dtype=torch.float64, device=self._params[0].device if self._params else None)]
         )
         collective("all-reduce of the gradients", lambda: dist.all_reduce(flat, group=self.group), self.group)
         flat /= self.world
