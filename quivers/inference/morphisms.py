@@ -10,7 +10,9 @@ the log prior of its kernels that declare one (the objective of a MAP fit):
 - a morphism between finite sets scores ``x -> y`` by its log weight,
   ``log M[x, y]`` read in the ``LOG`` semiring, exactly (a forward
   algorithm when ``M`` is a scan); a morphism into ``1`` reads ``x`` alone;
-- a neural kernel scores ``log p(y | x)`` under its family;
+- a neural kernel scores ``log p(y | x)`` under its family, and a
+  composite that ends in one (``encoder >> head``) scores ``y`` under the
+  head at one draw of the rest (exact when the rest is deterministic);
 - a kernel program scores its observed sites (``observations`` maps their
   names to data), its own draws made by reparameterization: the ELBO whose
   guide is the program's prior, averaged over ``num_particles`` runs.
@@ -37,7 +39,7 @@ from torch import Tensor
 
 from quivers.categories import LOG, FinSet
 from quivers.errors import DataError, QuiversTypeError
-from quivers.nn import KernelProgram, MorphismModule, NeuralKernel
+from quivers.nn import KernelProgram, MorphismModule, NeuralKernel, Then
 
 __all__ = ["log_density", "morphism_loss"]
 
@@ -70,6 +72,11 @@ def log_density(model: MorphismModule, x: Any, observations: Any = None) -> Tens
         )
     if isinstance(model, NeuralKernel):
         return model.log_prob(torch.as_tensor(observations), x).sum()
+    if isinstance(model, Then) and isinstance(model.parts[-1], NeuralKernel):
+        # a network that ends in a family: its head scores y at one draw of the rest
+        # (exact when the rest is deterministic, as an encoder is)
+        *rest, head = model.parts
+        return head.log_prob(torch.as_tensor(observations), Then(*rest).sample(x)).sum()
     weights = model.run(torch.as_tensor(x), LOG)
     if observations is None:
         return weights[..., 0].sum()
