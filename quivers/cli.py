@@ -377,9 +377,20 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except QuiversError as e:
         raise CLIError(str(e)) from None
     kwargs.update({k: options[k] for k in given})
+    if args.distributed is not None:
+        if args.method != "svi":
+            raise CLIError("--distributed runs SVI; add --method svi")
+        kwargs["svi"] = _distributed_svi(args.distributed, args.seed)
     with warnings.catch_warnings():  # printed below, after the table they speak of
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = _with_data(args.data, lambda: fit(program, observations, **kwargs))
+    if args.distributed is not None:
+        import torch.distributed as dist
+
+        rank = dist.get_rank()
+        dist.destroy_process_group()
+        if rank != 0:  # every rank holds the same fit: one report
+            return 0
     draws = f"{result.num_chains} chains x {result.num_draws} draws"
     why = result.choice.note(cli=True)
     if result.method == "svi":
@@ -410,6 +421,28 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for path in save_plots(result, args.plots):
             print(f"wrote {path}", file=out)
     return 0
+
+
+def _distributed_svi(plate: str, seed: int) -> Any:
+    """A ``DistributedSVI`` factory on the process group that torchrun's
+    environment (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) describes."""
+    import functools
+    import os
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+
+    from quivers.distributed import DistributedSVI
+
+    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise CLIError(f"--distributed needs the processes torchrun starts ({', '.join(missing)} not set); "
+                       "run `torchrun --nproc_per_node=2 -m quivers.cli fit ...`")
+    if not dist.is_initialized():
+        timeout = timedelta(seconds=float(os.environ.get("QUIVERS_DIST_TIMEOUT", "300")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timeout)
+    return functools.partial(DistributedSVI, plate=plate, seed=seed)
 
 
 def _device(name: str | None) -> Any:
@@ -616,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", metavar="DIR", help="write trace, posterior, pair and ppc PNGs to DIR")
     p.add_argument("--device", metavar="DEVICE", default=None,
                    help="where to run: cpu, cuda, cuda:1, ... (default: the CPU)")
+    p.add_argument("--distributed", metavar="PLATE", default=None,
+                   help="SVI data-parallel over the processes torchrun started, each scoring its shard of PLATE "
+                        "(whole groups of a grouped block); rank 0 prints and writes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_fit)
 

@@ -329,6 +329,7 @@ def fit(
     seed: int | None = None,
     progress_bar: bool = True,
     device: torch.device | str | None = None,
+    svi: Any = None,
 ) -> FitResult:
     """Fit ``model`` to ``observations`` by NUTS or SVI.
 
@@ -371,6 +372,12 @@ def fit(
         data are moved there and the guide is made there; the draws come
         back there. By default, where the model's parameters or buffers
         are, or for a model that holds none where the data is.
+    svi
+        The SVI driver, called as ``svi(model, guide, optimizer, loss)``
+        (default :class:`~quivers.inference.SVI`); e.g.
+        ``functools.partial(quivers.distributed.DistributedSVI, plate="Item")``
+        fits data-parallel over the processes of a ``torch.distributed``
+        group.
 
     A morphism module (a QVR ``morphism`` or ``define``, a kernel
     program) is fitted by SVI alone, its parameters as point estimates:
@@ -422,7 +429,7 @@ def fit(
         if device is not None:
             guide.to(device)
         return _fit_svi(model, observations, x, guide, 3000 if steps is None else steps, 1e-2 if lr is None else lr,
-                        elbo, num_samples, num_chains, seed, progress_bar, choice=choice)
+                        elbo, num_samples, num_chains, seed, progress_bar, choice=choice, driver=svi)
     kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init, device=device),
                   target_accept=0.8 if target_accept is None else target_accept,
                   max_tree_depth=10 if max_tree_depth is None else max_tree_depth)
@@ -480,7 +487,7 @@ def _resume_nuts(before: FitResult, num_samples: int, seed: int | None, progress
 
 
 def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_chains, seed, progress_bar,
-             losses: list[float] | None = None, choice: Choice | None = None) -> FitResult:
+             losses: list[float] | None = None, choice: Choice | None = None, driver: Any = None) -> FitResult:
     from tqdm.auto import tqdm
 
     if int(steps) <= 0:
@@ -488,7 +495,7 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
     if seed is not None:
         torch.manual_seed(seed)
     optimizer = torch.optim.Adam(list(model.parameters()) + list(guide.parameters()), lr=lr)
-    svi = SVI(model, guide, optimizer, elbo)
+    svi = (SVI if driver is None else driver)(model, guide, optimizer, elbo)
     losses = [] if losses is None else losses
     bar = tqdm(range(int(steps)), desc="svi", disable=None if progress_bar else True, dynamic_ncols=True)
     for i in bar:
