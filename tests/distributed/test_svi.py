@@ -195,3 +195,24 @@ def test_without_a_process_group_the_driver_says_how_to_start_one():
     model, guide, opt, loss = setup()
     with pytest.raises(DistributedError, match="init_process_group"):
         DistributedSVI(model, guide, opt, loss, plate="Item")
+
+
+def test_mini_batches_within_shards_average_to_the_full_log_joint():
+    Item, K = FinSet("Item", 12), FinSet("K", 2)
+    mu, z = var("mu_k"), var("z")
+    model = Program("m", Item, Item, [
+        sample("mu_k", K, Normal(0.0, 5.0)),
+        marginalize("z", K, Categorical(torch.tensor([0.3, 0.7])), [observe("y", Item, Normal(mu[z], 1.0))]),
+    ])
+    y = torch.randn(12, dtype=torch.float64)
+    lat = {"mu_k": torch.tensor([-1.0, 2.0], dtype=torch.float64)}
+    full = model.log_joint(None, {"y": y}, lat)
+    estimates = []
+    for rank in range(2):
+        part = shard(model, {"y": y}, "Item", rank, 2)
+        mini = part.program.subsample({"Item": 3})
+        assert mini.likelihood_scale == 2.0
+        rows = part.observations["y"]
+        estimates += [mini.log_joint(None, {"y": rows[i:i + 3]}, lat) for i in (0, 3)]
+    # over a partition of each shard into batches, the estimates average to the full value exactly
+    torch.testing.assert_close(torch.stack(estimates).mean(), full)
