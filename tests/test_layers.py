@@ -1,8 +1,9 @@
 """The layers of quivers import only from the layers below them, read from
 the source with ``ast`` (every import counts, function-level ones too,
-except under ``if TYPE_CHECKING:``): categories -> distributions ->
-programs -> planning -> inference -> distributed -> dsl. A lower layer that reaches up
-is how an import cycle starts."""
+except under ``if TYPE_CHECKING:``), in the order the README's layout
+lists them: categories -> distributions -> nn -> programs -> planning ->
+deduction -> inference -> distributed -> emit -> dsl -> editor. A lower
+layer that reaches up is how an import cycle starts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 import quivers
 
 ROOT = Path(quivers.__file__).parent
-LAYERS = ["categories", "distributions", "programs", "planning", "inference", "distributed", "dsl"]
+LAYERS = [
+    "categories", "distributions", "nn", "programs", "planning", "deduction", "inference", "distributed", "emit",
+    "dsl", "editor",
+]
 
 
 def _imports(tree: ast.AST):
@@ -46,3 +50,14 @@ def test_each_layer_imports_only_from_the_layers_below():
 def test_the_check_sees_an_import_upward(tmp_path):
     tree = ast.parse("def f():\n    from quivers.planning import auto\n")
     assert list(_imports(tree)) == ["quivers.planning"]
+
+
+def test_every_folder_of_the_package_is_a_layer():
+    folders = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert folders == set(LAYERS)
+
+
+def test_the_readme_lists_the_layers_in_their_order():
+    readme = (ROOT.parent / "README.md").read_text()
+    listed = [line.split("`quivers/")[1].split("/")[0] for line in readme.splitlines() if line.startswith("- `quivers/")]
+    assert listed == LAYERS
