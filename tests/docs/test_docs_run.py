@@ -1,13 +1,14 @@
-"""Every code block of docs/ and every example of examples/ runs, so the
-documentation cannot rot. See tests/docs/blocks.py for what each fence tag
-means; a failure names the page and the line of the block."""
+"""Every code block of docs/ and every QVR file of examples/ runs, so the
+documentation cannot rot (the example scripts run in their own process, as
+a user runs them, in tests/test_examples.py). See tests/docs/blocks.py for
+what each fence tag means; a failure names the page and the line of the
+block."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import runpy
 import shlex
 import traceback
 from pathlib import Path
@@ -117,22 +118,6 @@ def test_example_qvr_files_load(path):
 
     m = load(path)
     assert m.programs or m.morphisms
-
-
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
-def test_example_scripts_run(path, isolated):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            runpy.run_path(str(path), run_name="__main__")
-    except SystemExit as e:
-        assert not e.code, f"{path.name} exited {e.code}"
-    except Exception:
-        pytest.fail(f"examples/{path.name} failed:\n{traceback.format_exc(limit=-3)}", pytrace=False)
-    assert out.getvalue().strip(), f"examples/{path.name} printed nothing"
 
 
 def test_the_collector_reads_tags_lines_and_wildcards(tmp_path):
