@@ -292,7 +292,7 @@ def _read(path: str | PathLike[str]) -> dict[str, Any]:
     return record
 
 
-def _model(record: dict[str, Any], given: Program | str | None) -> Program:
+def _model(record: dict[str, Any], given: Program | str | None, caller: str = "load") -> Program:
     saved_source, saved_hash = record["source"], record["source_sha256"]
     if saved_source is not None and saved_hash is not None and source_hash(saved_source) != saved_hash:
         # Otherwise an edited stored source loads silently into the program
@@ -306,7 +306,7 @@ def _model(record: dict[str, Any], given: Program | str | None) -> Program:
         if saved_source is None:
             raise CheckpointError(
                 "the checkpoint holds no QVR source to build its program from",
-                hint="pass the program: load(path, model)",
+                hint=f"pass the program: {caller}(path, model)",
             )
         given = saved_source
     if isinstance(given, str):
@@ -317,7 +317,7 @@ def _model(record: dict[str, Any], given: Program | str | None) -> Program:
         if model.source is not None and saved_hash is not None:
             _same_source(model.source, saved_source, saved_hash)
     else:
-        raise QuiversTypeError(f"load needs a Program, QVR source or None, got {type(given).__name__}")
+        raise QuiversTypeError(f"{caller} needs a Program, QVR source or None, got {type(given).__name__}")
     _same_structure(signature(model), record["signature"])
     _same_buffers(model, record["model"])
     return model

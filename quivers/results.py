@@ -172,7 +172,7 @@ def load_fit(path: str | PathLike[str], model: Program | str | None = None) -> F
         "signature": json.loads(attrs["signature"]),
         "model": _read_tensors(state, json.loads(attrs["model_state"])),
     }
-    program = _model(record, model)
+    program = _model(record, model, caller="load_fit")
     program.load_state_dict(record["model"])
     sites = program.sites
     posterior = {k: torch.as_tensor(v.values) for k, v in idata.posterior.data_vars.items()}

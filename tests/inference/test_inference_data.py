@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from quivers.dsl import loads
-from quivers.errors import CheckpointError, ConvergenceWarning
+from quivers.errors import CheckpointError, ConvergenceWarning, QuiversTypeError
 from quivers.inference import fit
 from quivers.results import load_fit
 from tests.programs.models import seed_mixture
@@ -171,3 +171,5 @@ def test_loading_into_another_program_is_refused(nuts, tmp_path):
     az.from_dict(posterior={"a": np.zeros((1, 3))}).to_netcdf(str(tmp_path / "plain.nc"), engine="h5netcdf")
     with pytest.raises(CheckpointError, match="not a saved quivers fit"):
         load_fit(tmp_path / "plain.nc")
+    with pytest.raises(QuiversTypeError, match="load_fit needs a Program"):  # named as the user called it
+        load_fit(path, 3)
