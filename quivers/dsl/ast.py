@@ -449,15 +449,19 @@ class Let(Node):
 
 @dataclass(frozen=True, slots=True)
 class Factor(Node):
-    """``factor expr``: add ``expr`` to the log density.
+    """``factor expr``: add ``expr`` to the log density; ``score name =
+    expr`` does the same and also names the value ``name``, as a ``let``.
 
     Examples
     --------
     >>> Factor(Neg(Name("penalty")))
-    Factor(value=Neg(operand=Name(id='penalty')))
+    Factor(value=Neg(operand=Name(id='penalty')), name=None)
+    >>> Factor(Name("x"), "penalty").name
+    'penalty'
     """
 
     value: Expr
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -610,7 +610,8 @@ class _Checker:
             seen.add(step.name)
             out: set[ast.SetExpr | None] = set()
             for t in _walk(p.body):
-                if step.name in _step_reads(t):
+                # returning a value says nothing of the plate it lives on
+                if step.name in _step_reads(t) and not isinstance(t, ast.Return):
                     out |= self._plates(t, p, seen)
             return out or {None}
         return {None}
@@ -1222,6 +1223,8 @@ def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None
 
 def _defines(step: ast.Step) -> str | None:
     if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Data, ast.Marginalize, ast.Markov)):
+        return step.name
+    if isinstance(step, ast.Factor):
         return step.name
     return None
 

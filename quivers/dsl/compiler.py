@@ -354,6 +354,21 @@ class _How:
         return self.algebra.runtime(named.name if isinstance(named, ast.OptionName) else self.algebra.default)
 
 
+def _steps(
+    body: tuple[ast.Step, ...], objects: dict[str, FinSet], source: str | None, how: _How = _How()
+) -> list[RuntimeStep]:
+    """The runtime steps of ``body``; ``score name = e`` is ``let name = e``
+    then ``factor name``."""
+    out: list[RuntimeStep] = []
+    for s in body:
+        if isinstance(s, ast.Factor) and s.name is not None:
+            out.append(let(s.name, _expr(s.value, source, objects), span=s.span))
+            out.append(factor(_expr(ast.Name(s.name, span=s.span), source, objects), span=s.span))
+        else:
+            out.append(_step(s, objects, source, how))
+    return out
+
+
 def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How = _How()) -> RuntimeStep:
     def index_set(x: ast.SetExpr | None) -> FinSet | None:
         return None if x is None else compile_set(x, objects)
@@ -387,7 +402,7 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
     if isinstance(s, ast.Marginalize):
         support = s.support if s.support is not None else how.supports[s.name]
         prior = _family(s.prior, source, objects, compile_set(support, objects))
-        body = [_step(t, objects, source, how) for t in s.body]
+        body = _steps(s.body, objects, source, how)
         over = grouping(s)
         over_set = compile_set(over, objects) if over is not None else None
         return _located(
@@ -430,7 +445,7 @@ def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None, how: 
         return None
 
     trans, init, first = law("trans"), law("init"), law("first")
-    body = [_step(t, objects, source, how) for t in s.body]
+    body = _steps(s.body, objects, source, how)
     until = _option(s.options, "until")
     return _located(
         lambda: markov(
@@ -464,7 +479,7 @@ def _program(
         _data(r.name, r.index_set, r.cod, objects, r.node.span if r.node is not None else None, source, r.inferred)
         for r in (roles or {}).values() if r.inferred or isinstance(r.node, ast.Param)
     ]
-    steps = inferred + [_step(s, objects, source, how) for s in p.body]
+    steps = inferred + _steps(p.body, objects, source, how)
     effects = _option(p.options, "effects")
     names = [v.name for v in effects.items] if isinstance(effects, ast.OptionList) else None
     program = _located(

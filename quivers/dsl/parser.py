@@ -54,7 +54,7 @@ from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span,
 
 __all__ = ["parse", "grammar_text"]
 
-_STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "return", "index", "data")
+_STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "score", "return", "index", "data")
 _DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export", "composition", "algebra")
 _OPERATORS = frozenset({"+", "-", "*", "/", "^", "["})
 _NAMED = {
@@ -257,8 +257,10 @@ def _expected_words(expected: Iterable[str], parser: Lark) -> str:
     values = set(literals.values())
     rest = set(expected)
     if set(_STEP_KEYWORDS) <= values:
-        words.append("a step (" + ", ".join(f"`{k}`" for k in _STEP_KEYWORDS) + ")")
-        rest = {t for t in rest if literals[t] not in _STEP_KEYWORDS}
+        # a step may also start with a name: `theta <- Normal(0.0, 1.0)` is a sample
+        bind = ", `name <- Family(...)`" if "NAME" in rest else ""
+        words.append("a step (" + ", ".join(f"`{k}`" for k in _STEP_KEYWORDS) + bind + ")")
+        rest = {t for t in rest if literals[t] not in _STEP_KEYWORDS and t != "NAME"}
     if set(_DECL_KEYWORDS) <= values:
         words.append(
             "a declaration (" + ", ".join(f"`{k}`" for k in _DECL_KEYWORDS[:-1]) + f" or `{_DECL_KEYWORDS[-1]}`)"
@@ -348,6 +350,9 @@ def _syntax_error(err: UnexpectedInput, text: str, parser: Lark) -> QVRSyntaxErr
         return QVRSyntaxError(
             "unexpected character `~`", span=Span(line, column, line, column + 1), source=text, hint=_char_hint("~")
         )
+    misspelt = _misspelt_step(text, line, column, expected, parser)
+    if misspelt is not None:
+        return misspelt
     message = f"unexpected {_got(token, parser)}; expected {_expected_words(expected, parser)}"
     context = _context(text, line, column, previous="_INDENT" in expected or token.type == "_INDENT")
     if context:
@@ -365,6 +370,25 @@ def _syntax_error(err: UnexpectedInput, text: str, parser: Lark) -> QVRSyntaxErr
             hint = f"did you mean `{close}`?"
     return QVRSyntaxError(
         message, span=Span(line, column, line, column + max(width, 1)), source=text, hint=hint
+    )
+
+
+def _misspelt_step(text: str, line: int, column: int, expected: Iterable[str], parser: Lark) -> QVRSyntaxError | None:
+    """A step keyword misspelt (`marginalise z : K <- ...`) reads as the name
+    of a bind (`z <- ...`) until the next token; report the misspelling."""
+    if {_literal(t, parser) for t in expected} != {":", "<-"}:
+        return None
+    lines = text.splitlines()
+    before = lines[line - 1][: column - 1] if 1 <= line <= len(lines) else ""
+    word = before.strip()
+    close = did_you_mean(word, _STEP_KEYWORDS) if word.isidentifier() else None
+    if close is None:
+        return None
+    start = len(before) - len(before.lstrip()) + 1
+    return QVRSyntaxError(
+        f"unexpected name `{word}`; expected a step (" + ", ".join(f"`{k}`" for k in _STEP_KEYWORDS)
+        + ", `name <- Family(...)`)",
+        span=Span(line, start, line, start + len(word)), source=text, hint=f"did you mean `{close}`?",
     )
 
 

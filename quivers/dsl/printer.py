@@ -258,6 +258,8 @@ def _step(step: ast.Step, depth: int) -> list[str]:
     if isinstance(step, ast.Let):
         return [f"{pad}let {step.name} = {dump_expr(step.value)}"]
     if isinstance(step, ast.Factor):
+        if step.name is not None:
+            return [f"{pad}score {step.name} = {dump_expr(step.value)}"]
         return [f"{pad}factor {dump_expr(step.value)}"]
     if isinstance(step, ast.Return):
         return [f"{pad}return {dump_expr(step.value)}"]

@@ -39,8 +39,8 @@ KEYWORDS = frozenset(
 )
 """Reserved words: none of them can name an object, program or value."""
 
-CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon", "composition", "as", "algebra"})
-"""Words that start a line of a ``deduction`` body, or the module's
+CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon", "composition", "as", "algebra", "score"})
+"""Words that start a line of a ``deduction`` body, a ``score`` step, or the module's
 ``composition`` declaration (``composition log_prob as algebra``, or
 ``algebra log_prob``), and are
 names anywhere else (the parser's lexer only expects them there)."""
@@ -317,6 +317,8 @@ class QVRTransformer(Transformer):
         name, index_set, family, options = children
         return ast.Sample(str(name), index_set, family, options or (), span=self._line_span(meta))
 
+    bind_step = sample_step
+
     def observe_step(self, meta: Any, children: list) -> ast.Observe:
         name, index_set, family, options = children
         return ast.Observe(str(name), index_set, family, options or (), span=self._line_span(meta))
@@ -339,6 +341,10 @@ class QVRTransformer(Transformer):
 
     def factor_step(self, meta: Any, children: list) -> ast.Factor:
         return ast.Factor(children[0], span=self._line_span(meta))
+
+    def score_step(self, meta: Any, children: list) -> ast.Factor:
+        name, value = children
+        return ast.Factor(value, str(name), span=self._line_span(meta))
 
     def return_step(self, meta: Any, children: list) -> ast.Return:
         return ast.Return(children[0], span=self._line_span(meta))

@@ -70,7 +70,7 @@ _simple_steps = st.one_of(
     st.builds(ast.Sample, names, st.none() | set_exprs, families, options),
     st.builds(ast.Observe, names, st.none() | set_exprs, families, options),
     st.builds(ast.Let, names, exprs),
-    st.builds(ast.Factor, exprs),
+    st.builds(ast.Factor, exprs, st.none() | names),
     st.builds(ast.Return, exprs),
     st.builds(ast.IndexMap, names, set_exprs, set_exprs),
     st.builds(ast.Data, names, st.none(), st.none()),

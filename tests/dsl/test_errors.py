@@ -112,7 +112,7 @@ def test_marginalize_without_an_indented_body() -> None:
 
 def test_unexpected_indentation() -> None:
     _expect(QVRSyntaxError, HEAD + "    let x = 1\n        let y = 2\n", """
-        line 4, column 9: unexpected indentation; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `return`, `index`, `data`) or the end of the block after `let x = 1`
+        line 4, column 9: unexpected indentation; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `score`, `return`, `index`, `data`, `name <- Family(...)`) or the end of the block after `let x = 1`
                     let y = 2
                     ^
     """)
@@ -128,7 +128,7 @@ def test_dedent_to_no_enclosing_block() -> None:
 
 def test_misspelled_keyword_suggests_the_keyword() -> None:
     _expect(QVRSyntaxError, HEAD + "    marginalise z : K <- Categorical(w)\n", """
-        line 3, column 5: unexpected name `marginalise`; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `return`, `index`, `data`); did you mean `marginalize`?
+        line 3, column 5: unexpected name `marginalise`; expected a step (`sample`, `observe`, `marginalize`, `let`, `factor`, `score`, `return`, `index`, `data`, `name <- Family(...)`); did you mean `marginalize`?
                 marginalise z : K <- Categorical(w)
                 ^^^^^^^^^^^
     """)

@@ -1,0 +1,99 @@
+"""The forms of programs the peer's documentation writes (issue #16):
+a bind without `sample`, `score name = expr`, a `return` that does not fix
+a covariate's plate. Each program here is written for these tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from quivers.dsl import dumps, loads, parse
+from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError
+
+BARE = """
+object Row : 5
+object Grp : FinSet 2
+program reg : Row -> Row
+    slope <- Normal(0.0, 1.0)
+    offset : Grp <- Normal(0.0, 2.0)
+    noise <- HalfNormal(1.0)
+    observe out : Row <- Normal(offset[grp_of] + slope * cov, noise)
+    return slope
+export reg
+"""
+
+KEYWORD = BARE.replace("    slope <-", "    sample slope <-").replace("    offset :", "    sample offset :").replace(
+    "    noise <-", "    sample noise <-"
+)
+
+
+def test_a_bind_without_sample_is_a_sample() -> None:
+    assert parse(BARE) == parse(KEYWORD)
+    assert "    sample slope <- Normal(0.0, 1.0)" in dumps(parse(BARE)).splitlines()
+
+
+def test_a_bind_without_sample_has_the_same_density() -> None:
+    a, b = loads(BARE).morphism, loads(KEYWORD).morphism
+    obs = {"out": torch.randn(5), "cov": torch.randn(5), "grp_of": torch.tensor([0, 1, 1, 0, 1])}
+    lat = {"slope": torch.tensor(0.3), "offset": torch.tensor([0.1, -0.4]), "noise": torch.tensor(0.8)}
+    torch.testing.assert_close(a.log_joint(None, obs, lat), b.log_joint(None, obs, lat))
+
+
+def test_a_bind_without_a_family_is_a_located_syntax_error() -> None:
+    with pytest.raises(QVRSyntaxError, match="line 5"):
+        parse(BARE.replace("slope <- Normal(0.0, 1.0)", "slope <- "))
+
+
+PENALIZED = """
+object Arm : FinSet 3
+program pen : Arm -> Arm
+    sample eff : Arm <- Normal(0.0, 1.0)
+    score centre = -10.0 * sum(eff) * sum(eff)
+    observe y : Arm <- Normal(eff + 0.0 * centre, 1.0)
+    return eff
+export pen
+"""
+
+
+def test_score_adds_its_value_to_the_log_density_and_names_it() -> None:
+    m = loads(PENALIZED).morphism
+    eff, y = torch.tensor([0.5, -0.2, 0.4]), torch.tensor([0.0, 1.0, -1.0])
+    got = m.log_joint(None, {"y": y}, {"eff": eff})
+    normal = torch.distributions.Normal
+    want = normal(0.0, 1.0).log_prob(eff).sum() - 10.0 * eff.sum() ** 2 + normal(eff, 1.0).log_prob(y).sum()
+    torch.testing.assert_close(got, want)
+
+
+def test_score_round_trips_through_the_printer() -> None:
+    module = parse(PENALIZED)
+    assert "    score centre = -10.0 * sum(eff) * sum(eff)" in dumps(module).splitlines()
+    assert parse(dumps(module)) == module
+
+
+def test_a_score_name_defined_twice_is_a_located_error() -> None:
+    with pytest.raises(QuiversTypeError, match=r"line 5.*`eff` is defined twice"):
+        loads(PENALIZED.replace("score centre", "score eff"))
+
+
+LINK = """
+object Row : FinSet 4
+object Val : Real 1
+program link : Row -> Val
+    sample a <- Normal(0.0, 1.0)
+    let rate = exp(a * cov)
+    observe n : Row <- Poisson(rate)
+    return rate
+export link
+"""
+
+
+def test_returning_a_let_does_not_make_its_covariate_one_number() -> None:
+    role = loads(LINK).data["link"]["cov"]
+    assert role.kind == "real" and role.index_set is not None
+    m = loads(LINK).morphism
+    cov = torch.tensor([0.0, 1.0, -1.0, 2.0])
+    got = m.log_joint(None, {"n": torch.tensor([1.0, 0.0, 2.0, 3.0]), "cov": cov}, {"a": torch.tensor(0.5)})
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(torch.tensor(0.5)) + torch.distributions.Poisson(
+        torch.exp(0.5 * cov)
+    ).log_prob(torch.tensor([1.0, 0.0, 2.0, 3.0])).sum()
+    torch.testing.assert_close(got, want)
