@@ -84,7 +84,6 @@ from __future__ import annotations
 import math
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sympy
@@ -94,6 +93,15 @@ from torch.distributions import constraints as C
 from quivers.distributions import CONSTRAINTS
 from quivers.errors import DataError, QuiversError, QuiversTypeError, UnsupportedError
 from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
+from quivers.emit.stan_families import (
+    STAN_FAMILIES,
+    STAN_FUNCTIONS,
+    ZEROS,
+    components,
+    stan_family,
+    stan_name,
+    truncated_base,
+)
 from quivers.programs import Program
 from quivers.programs.data import check_data, check_index_map, check_names, check_value, data_source
 from quivers.programs.graph import block_order
@@ -109,6 +117,9 @@ from quivers.programs.steps import (
 
 __all__ = ["to_stan", "stan_data", "STAN_FAMILIES", "STAN_RESERVED"]
 
+_EVENT_VECTOR = ("Categorical", "Dirichlet", "Multinomial", "DirichletMultinomial")
+"""Families whose vector argument is read whole along the category axis."""
+
 STAN_RESERVED = frozenset(
     """for in while repeat until if then else true false target functions model data parameters
     quantities transformed generated int real complex vector row_vector matrix simplex ordered
@@ -122,48 +133,6 @@ STAN_RESERVED = frozenset(
 
 _REDUCE = {"logsumexp": "log_sum_exp", "max": "max"}
 """The Stan function of each reduction of a marginalize block."""
-
-
-@dataclass(frozen=True)
-class _Dist:
-    """A quivers family as a Stan distribution: its name (and the name for
-    ``logits``), and its arguments as parameter names or literal code."""
-
-    stan: str
-    args: tuple[str, ...]
-    logit_stan: str | None = None
-    half: bool = False
-
-
-STAN_FAMILIES: dict[str, _Dist] = {
-    "Normal": _Dist("normal", ("loc", "scale")),
-    "HalfNormal": _Dist("normal", ("=0", "scale"), half=True),
-    "LogNormal": _Dist("lognormal", ("loc", "scale")),
-    "Exponential": _Dist("exponential", ("rate",)),
-    "Gamma": _Dist("gamma", ("concentration", "rate")),
-    "InverseGamma": _Dist("inv_gamma", ("concentration", "rate")),
-    "Beta": _Dist("beta", ("concentration1", "concentration0")),
-    "StudentT": _Dist("student_t", ("df", "loc", "scale")),
-    "Cauchy": _Dist("cauchy", ("loc", "scale")),
-    "HalfCauchy": _Dist("cauchy", ("=0", "scale"), half=True),
-    "Laplace": _Dist("double_exponential", ("loc", "scale")),
-    "Uniform": _Dist("uniform", ("low", "high")),
-    "Poisson": _Dist("poisson", ("rate",)),
-    "Bernoulli": _Dist("bernoulli", ("probs",), "bernoulli_logit"),
-    "Binomial": _Dist("binomial", ("total_count", "probs"), "binomial_logit"),
-    "NegativeBinomial": _Dist("neg_binomial", ("total_count", "probs"), "neg_binomial"),
-    "Categorical": _Dist("categorical", ("weights",), "categorical_logit"),
-    "Dirichlet": _Dist("dirichlet", ("concentration",)),
-    "Logistic": _Dist("logistic", ("loc", "scale")),
-    "Gumbel": _Dist("gumbel", ("loc", "scale")),
-    "Weibull": _Dist("weibull", ("concentration", "scale")),
-    "VonMises": _Dist("von_mises", ("loc", "concentration")),
-    "Chi2": _Dist("chi_square", ("df",)),
-    "HalfStudentT": _Dist("student_t", ("df", "=0", "scale"), half=True),
-    "BetaBinomial": _Dist("beta_binomial", ("total_count", "concentration1", "concentration0")),
-    "OrderedLogistic": _Dist("ordered_logistic", ("predictor", "cutpoints")),  # Stan counts grades from 1
-}
-"""The families Stan emission translates, by quivers name."""
 
 
 def to_stan(program: Program, *, given: Iterable[str] = ()) -> str:
@@ -231,8 +200,33 @@ def stan_data(program: Program, observations: Mapping[str, Any], *, given: Itera
             t = t.long() + 1
         elif emitter.integer(name):
             t = t.long()
+        if site.family is not None and site.family.name in ("Multinomial", "DirichletMultinomial"):
+            _check_total(program, name, t, observations)
         out[name] = t.tolist()
     return out
+
+
+def _check_total(program: Program, name: str, counts: torch.Tensor, observations: Mapping[str, Any]) -> None:
+    """Stan's multinomial takes its count from the data, quivers' from
+    ``total_count``: a row whose counts sum to another number has density
+    zero in quivers, and would be scored in Stan."""
+    n = program.sites[name].family.args["total_count"].sympy
+    if n.is_Number:
+        total = torch.tensor(float(n))
+    elif n.name in program.constants:
+        total = program.constants[n.name][0]
+    else:
+        total = torch.as_tensor(observations[n.name])
+    sums = counts.sum(-1)
+    bad = (sums.to(total.dtype) != total).nonzero()
+    if len(bad):
+        row = tuple(int(i) for i in bad[0])
+        raise DataError(
+            f"observation `{name}` at {row} counts {int(sums[row])} draws, but its total_count is "
+            f"{float(total.expand_as(sums.to(total.dtype))[row]):g}: its density is zero, and Stan's multinomial "
+            "would score it with the count it reads from the data",
+            hint="pass counts that sum to the total count",
+        )
 
 
 # ---------------------------------------------------------------- emitter
@@ -246,6 +240,7 @@ class _Emitter:
         self.sizes: dict[str, int] = {}
         self.constants: dict[str, tuple[str, tuple[str, ...], torch.Tensor]] = {}
         self.taken: set[str] = set()
+        self.functions: set[str] = set()
 
     # ------------------------------------------------------------ facts
 
@@ -281,7 +276,7 @@ class _Emitter:
         """Gather sizes and constants; reject what Stan cannot say."""
         for site in self.sites.values():
             for d, n in zip(site.dims, site.shape):
-                self.sizes.setdefault(d, n)
+                self.sizes.setdefault(_set(d), n)
         admit = _Admit(self)
         for s, depth in self.walk(self.p.steps):
             admit.visit(s, depth)
@@ -422,15 +417,20 @@ class _Emitter:
         if t.numel() != 1 and not bool((t == t.reshape(-1)[0]).all()):
             raise self.fail(f"the bounds of `{name}` vary across its elements", step)
         v = float(t.reshape(-1)[0])
+        if t.dtype == torch.float32:  # the shortest decimal of the float32 (0.2, not 0.20000000298023224)
+            v = float(str(t.reshape(-1)[0].numpy()))
         if abs(abs(v) - math.pi) < 1e-6:  # an angle's bound (VonMises), stored in float32
             return "pi()" if v > 0 else "-pi()"
         return number(int(v) if v.is_integer() else v)
 
     def declare(self, name: str, step: Step) -> str:
         site = self.sites[name]
-        dims = list(site.dims)
-        if site.constraint is not None:  # ordered[K], simplex[K], cholesky_factor_corr[K], ...
-            spec = CONSTRAINTS[site.constraint]
+        dims = [_set(d) for d in site.dims]
+        constraint = site.constraint
+        if constraint is None and site.family is not None and site.family.name == "LKJCholesky":
+            constraint = "cholesky_corr"  # the support of LKJCholesky is Stan's type
+        if constraint is not None:  # ordered[K], simplex[K], cholesky_factor_corr[K], ...
+            spec = CONSTRAINTS[constraint]
             lead = dims[: len(dims) - spec.event_rank]
             inner = f"{spec.stan}[{dims[len(dims) - spec.event_rank]}]"
             return f"array[{', '.join(lead)}] {inner} {name};" if lead else f"{inner} {name};"
@@ -444,6 +444,7 @@ class _Emitter:
 
     @staticmethod
     def _container(kind: str, bounds: str, dims: list[str]) -> str:
+        dims = [_set(d) for d in dims]
         if kind == "int":
             return f"array[{', '.join(dims)}] int{bounds}" if dims else f"int{bounds}"
         if not dims:
@@ -480,7 +481,8 @@ class _Emitter:
         for s in order:
             model += top.visit(s)
         out = [f"// Stan program emitted by quivers from `{self.p.name} : {self.p.dom.name} -> {self.p.cod.name}`."]
-        for block, lines in (("data", data), ("transformed data", tdata), ("parameters", params),
+        functions = [line for f in sorted(self.functions) for line in STAN_FUNCTIONS[f].splitlines()]
+        for block, lines in (("functions", functions), ("data", data), ("transformed data", tdata), ("parameters", params),
                              ("transformed parameters", tparams), ("model", model)):
             if lines or block in ("data", "model"):
                 out.append(f"{block} {{")
@@ -532,10 +534,12 @@ class _Emitter:
                 continue
             v = names[d] if d in names else self.fresh(d, used)
             bind[d] = v
-            heads.append("  " * len(heads) + f"for ({v} in 1:{d}) {{")
+            heads.append("  " * len(heads) + f"for ({v} in 1:{_set(d)}) {{")
         try:
             lines = inner(bind)
         except UnsupportedError as err:
+            if err.message.startswith("cannot emit"):
+                raise
             raise self.fail(err.message, step) from None
         pad = "  " * len(heads)
         return heads + [pad + line for line in lines] + ["  " * i + "}" for i in reversed(range(len(heads)))]
@@ -543,12 +547,14 @@ class _Emitter:
     # ------------------------------------------------------------ statements
 
     def _args(self, fam, t: Translator, bind: Mapping[str, str], step: Step, site) -> tuple[str, list[str]]:
-        spec = _stan_family(fam)
-        name = _stan_name(fam)
+        spec = stan_family(fam)
+        name = stan_name(fam)
         stan = spec.stan
         args = dict(fam.args)
         if "logits" in args:
             stan = spec.logit_stan
+        if stan in STAN_FUNCTIONS:
+            self.functions.add(stan)
         out = []
         for a in spec.args:
             if a.startswith("="):
@@ -556,8 +562,14 @@ class _Emitter:
                 continue
             key = "logits" if a in ("probs", "weights") and "logits" in args else a
             e = args[key].sympy
-            if name in ("Categorical", "Dirichlet") or key == "cutpoints":
+            if name in _EVENT_VECTOR or key == "cutpoints":
                 out.append(self._event_vector(fam, key, e, t, bind, site, step))
+            elif name == "Geometric":  # Stan's neg_binomial(1, beta) with beta / (1 + beta) = probs
+                code = t.code(e, bind)
+                out.append(f"exp({code})" if key == "logits" else f"{code} / (1 - {code})" if _atomic(code)
+                           else f"({code}) / (1 - ({code}))")
+            elif name == "ContinuousBernoulli" and key == "logits":
+                out.append(f"inv_logit({t.code(e, bind)})")
             elif name == "NegativeBinomial" and key == "probs":
                 p = t.code(e, bind)
                 out.append(f"(1 - {p}) / {p}" if _atomic(p) else f"(1 - ({p})) / ({p})")
@@ -570,10 +582,12 @@ class _Emitter:
 
     def _event_vector(self, fam, key, e, t: Translator, bind, site, step) -> str:
         """A vector argument along the event or category axis."""
-        axis = site.dims[-1] if fam.name == "Dirichlet" else (site.values_in or None)
+        on_event = fam.event_rank > 0  # Dirichlet, Multinomial: the value's last axis
+        axis = site.dims[-1] if on_event else (site.values_in or None)
         dims = t.dims(e)
-        if fam.name == "Dirichlet" and axis not in dims:
-            return f"rep_vector({t.code(e, {k: v for k, v in bind.items() if k != axis})}, {axis})"
+        if on_event and axis not in dims:
+            code = t.code(e, {k: v for k, v in bind.items() if k != axis})
+            return f"rep_vector({code if key != 'probs' else '1.0 / ' + axis}, {axis})"
         if axis is None:
             axis = next((d for d in dims if d not in bind), None)
         if axis is None or not isinstance(e, sympy.Symbol):
@@ -588,7 +602,7 @@ class _Emitter:
         code = f"{leaf.stan}[{', '.join(idx)}]" if idx else leaf.stan
         if idx and len(leaf.dims) == 2:
             code = f"{code}'"  # a matrix row is a row_vector
-        if key == "weights":
+        if key in ("weights", "probs"):  # normalized along the axis, as quivers normalizes them
             return f"{code} / sum({code})"
         return code
 
@@ -597,15 +611,18 @@ class _Emitter:
         t = self.translator()
         plate = [d for d in site.dims if d not in site.event_dims]
         event = site.family.event_rank > 0
-        if _truncated(site.family) is not None:  # Stan truncates one value at a time
+        if truncated_base(site.family) is not None:  # Stan truncates one value at a time
             def truncated(bind):
                 stan, args = self._args(s.family, t, bind, s, site)
-                bounds = ", ".join(t.code(s.family.args[b].sympy, bind) if b in s.family.args else "" for b in ("low", "high"))
-                return [f"{s.name}{_idx(plate, bind)} ~ {stan}({', '.join(args)}) T[{bounds}];"]
+                low, high = self._truncation(s.family, t, bind)
+                return [f"{s.name}{_idx(plate, bind)} ~ {stan}({', '.join(args)}) T[{low or ''}, {high or ''}];"]
             return self._loops(plate, truncated, s)
-        if site.family.name in _ZEROS:  # Stan has no such family: its log mass, one count at a time
+        if site.family.name in ZEROS:  # Stan has no such family: its log mass, one count at a time
             return self._loops(plate, lambda bind: [f"target += {self._zeros(s, t, bind)};"], s)
-        if len(plate) <= 1 and not (event and plate):
+        if site.family.name == "Mixture":
+            return self._loops(plate, lambda bind: [f"target += {self._mixture(s, t, bind)};"], s)
+        scalar = stan_family(site.family).scalar  # a user-defined _lpdf of one value
+        if len(plate) <= 1 and not (event and plate) and not (scalar and plate):
             try:
                 stan, args = self._args(s.family, t, {d: VECTOR for d in plate}, s, site)
                 return [f"{s.name} ~ {stan}({', '.join(args)});"]
@@ -613,7 +630,7 @@ class _Emitter:
                 pass
             except UnsupportedError as err:
                 raise self.fail(err.message, s) from None
-        if len(plate) == 2 and not event and not self.integer(s.name) and site.constraint is None:
+        if len(plate) == 2 and not event and not scalar and not self.integer(s.name) and site.constraint is None:
             try:  # arguments constant across the matrix: one vectorized statement
                 stan, args = self._args(s.family, t, {}, s, site)
                 return [f"to_vector({s.name}) ~ {stan}({', '.join(args)});"]
@@ -643,13 +660,63 @@ class _Emitter:
         if isinstance(s, FactorStep):
             return t.code(s.expr.sympy, bind)
         site = self.sites[s.name]
-        if site.family.name in _ZEROS:
+        if site.family.name in ZEROS:
             return self._zeros(s, t, bind)
+        if site.family.name == "Mixture":
+            return self._mixture(s, t, bind)
+        if truncated_base(site.family) is not None:
+            return self._truncated_term(s, t, bind)
         stan, args = self._args(s.family, t, bind, s, site)
         suffix = "_lpmf" if site.family.discrete else "_lpdf"
         plate = [d for d in site.dims if d not in site.event_dims]
         term = f"{stan}{suffix}({s.name}{_idx(plate, bind)} | {', '.join(args)})"
-        return f"{term} + log2()" if _stan_family(site.family).half else term
+        return f"{term} + log2()" if stan_family(site.family).half else term
+
+    def _truncation(self, fam, t: Translator, bind: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """The bounds of a truncation in Stan (None: no bound). A family on
+        half the line is written with Stan's distribution on the whole
+        line, so its truncation starts at 0 at the lowest."""
+        low, high = (t.code(fam.args[b].sympy, bind) if b in fam.args else None for b in ("low", "high"))
+        if stan_family(fam).half:
+            e = fam.args["low"].sympy if low is not None else None
+            low = "0" if low is None else low if e.is_Number and e >= 0 else f"fmax({low}, 0)"
+        return low, high
+
+    def _truncated_term(self, s: Step, t: Translator, bind: Mapping[str, str]) -> str:
+        """The log density of one value of a truncated family, as a term
+        of a sum (Stan's T[low, high] is for sampling statements only):
+        the family's, less the log probability of the bounds, and
+        -inf outside them."""
+        site = self.sites[s.name]
+        stan, args = self._args(s.family, t, bind, s, site)
+        plate = [d for d in site.dims if d not in site.event_dims]
+        y, a = f"{s.name}{_idx(plate, bind)}", ", ".join(args)
+        low, high = self._truncation(s.family, t, bind)
+        if low is not None and high is not None:
+            norm = f"log_diff_exp({stan}_lcdf({high} | {a}), {stan}_lcdf({low} | {a}))"
+            out = f"{y} < {low} || {y} > {high}"
+        elif low is not None:
+            norm, out = f"{stan}_lccdf({low} | {a})", f"{y} < {low}"
+        else:
+            norm, out = f"{stan}_lcdf({high} | {a})", f"{y} > {high}"
+        return f"({out} ? negative_infinity() : {stan}_lpdf({y} | {a}) - {norm})"
+
+    def _mixture(self, s: Step, t: Translator, bind: Mapping[str, str]) -> str:
+        """The log density of one value of a ``Mixture``: the log-sum-exp
+        of its components' terms plus their log weights, as Stan users
+        write a mixture (``log_mix`` generalized to K components)."""
+        site, fam = self.sites[s.name], s.family
+        plate = [d for d in site.dims if d not in site.event_dims]
+        y = f"{s.name}{_idx(plate, bind)}"
+        key = "logits" if "logits" in fam.args else "weights"
+        w = self._event_vector(fam, key, fam.args[key].sympy, t, bind, site, s)
+        terms = []
+        for part in components(fam):
+            stan, args = self._args(part, t, bind, s, site)
+            term = f"{stan}{'_lpmf' if part.discrete else '_lpdf'}({y} | {', '.join(args)})"
+            terms.append(f"{term} + log2()" if stan_family(part).half else term)
+        lw = f"log_softmax({w})" if key == "logits" else f"log({w})"
+        return f"log_sum_exp({lw} + [{', '.join(terms)}]')"
 
     def _zeros(self, s: Step, t: Translator, bind: Mapping[str, str]) -> str:
         """The log mass of one count of a zero-inflated or hurdle family,
@@ -794,33 +861,6 @@ def _untranslated(e: _Emitter, s: Step) -> UnsupportedError:
     return e.fail(f"the step `{getattr(s, 'name', type(s).__name__)}` ({type(s).__name__}) has no Stan translation", s)
 
 
-def _truncated(fam):
-    """The family a truncation truncates (``Truncated(Normal(...), ...)``,
-    ``TruncatedNormal``), or None."""
-    if fam.name in ("Truncated", "TruncatedNormal") and fam.spec.parts:
-        return fam.spec.parts[0]
-    return None
-
-
-_ZEROS = {
-    "ZeroInflatedPoisson": "Poisson", "HurdlePoisson": "Poisson",
-    "ZeroInflatedNegativeBinomial": "NegativeBinomial", "HurdleNegativeBinomial": "NegativeBinomial",
-}
-"""The count families with extra zeros, and the family they add them to."""
-
-
-def _stan_name(fam) -> str:
-    """The quivers family whose Stan distribution ``fam`` is written with:
-    the family a truncation truncates, or a zero-inflated or hurdle count's."""
-    base = _truncated(fam)
-    return base.name if base is not None else _ZEROS.get(fam.name, fam.name)
-
-
-def _stan_family(fam) -> _Dist:
-    """The Stan distribution of ``fam`` (see :func:`_stan_name`)."""
-    return STAN_FAMILIES[_stan_name(fam)]
-
-
 class _Admit(StepVisitor):
     """What Stan can say, per kind of step (``depth``: how many blocks
     enclose it); gathers the sizes of blocks' sets."""
@@ -833,22 +873,24 @@ class _Admit(StepVisitor):
         if e.sites[s.name].kind == "index":
             return
         fam = s.family
-        if getattr(s, "constraint", None) == "cholesky_corr":
-            raise e.fail(
-                f"`{s.name}` is a Cholesky factor on the square plate `{s.index_set.name}`, whose second axis "
-                "Stan emission has no size for", s,
-                hint="fit it with quivers' own NUTS; Stan's cholesky_factor_corr is not emitted yet",
-            )
         if fam.spec.improper and depth:
             raise e.fail(f"`{s.name}` has the improper family {fam.name} inside a marginalize block", s)
-        base = _truncated(fam)
-        if base is not None and depth:
-            raise e.fail(f"`{s.name}` has the truncated family {fam!r} inside a marginalize block", s,
-                         hint="Stan's T[low, high] truncates a sampling statement, not a term of log_sum_exp")
-        if _stan_name(fam) not in STAN_FAMILIES and not fam.spec.improper:
-            label = fam.name if base is None else f"{fam.name} of {base.name}"
-            raise e.fail(f"`{s.name}` has the family {label}, which Stan emission does not translate", s,
-                         hint=f"families it translates: {', '.join(STAN_FAMILIES)}")
+        base = truncated_base(fam)
+        parts = components(fam) if fam.name == "Mixture" else [fam]
+        for part in parts:
+            if stan_name(part) not in STAN_FAMILIES and not part.spec.improper:
+                label = part.name if base is None else f"{fam.name} of {base.name}"
+                where = f"a component of the Mixture of `{s.name}`" if part is not fam else f"`{s.name}`"
+                raise e.fail(f"{where} has the family {label}, which Stan emission does not translate", s,
+                             hint=f"families it translates: {', '.join(STAN_FAMILIES)}, and Mixture of them")
+        if fam.name in ("Multinomial", "DirichletMultinomial"):
+            n = fam.args["total_count"].sympy
+            if not (n.is_Number or (isinstance(n, sympy.Symbol) and (
+                    n.name in e.p.constants or getattr(e.sites.get(n.name), "kind", None) in ("data", "observed")))):
+                raise e.fail(
+                    f"the total count of `{s.name}` is `{n}`; Stan's {stan_family(fam).stan} takes its count from the "
+                    "data (the sum of the counts), so quivers emits it for a number or a data name", s,
+                    hint="give the total count as a number or a data name")
         if isinstance(s, SampleStep) and s.name not in e.given and fam.discrete:
             raise e.fail(
                 f"`{s.name}` is a discrete latent ({fam.name}); Stan has no discrete parameters", s,
@@ -938,6 +980,12 @@ class _BodyPart(StepVisitor):
         raise self.e.fail(f"`{type(s).__name__}` inside a marginalize block has no Stan translation", s)
 
     visit_return = visit_indexmap = visit_data = visit_input = visit_markov
+
+
+def _set(axis: str) -> str:
+    """The finite set of a named axis: ``K'``, the second axis of the
+    square plate ``K * K``, has the size of ``K``."""
+    return axis.rstrip("'")
 
 
 def _idx(dims: list[str], bind: Mapping[str, str]) -> str:

@@ -51,7 +51,7 @@ program eight_schools : J -> J
 export eight_schools
 """
 
-BLOCKS = ["data", "transformed data", "parameters", "transformed parameters", "model"]
+BLOCKS = ["functions", "data", "transformed data", "parameters", "transformed parameters", "model"]
 
 
 def blocks(code: str) -> dict[str, list[str]]:
@@ -76,7 +76,7 @@ def assert_well_formed(code: str) -> None:
     assert code.count("(") == code.count(")") and code.count("[") == code.count("]")
     found = list(blocks(code))
     assert found == [b for b in BLOCKS if b in found]
-    assert found[0] == "data" and found[-1] == "model"
+    assert found[found[0] == "functions"] == "data" and found[-1] == "model"
     for line in code.splitlines()[1:]:
         text = line.strip()
         assert (

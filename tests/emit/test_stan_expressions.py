@@ -66,15 +66,25 @@ export c
     assert "(z0[k] != 0 ? 1 : 0)" in stan
 
 
-def test_a_cholesky_factor_is_refused_by_name():
+def test_a_cholesky_factor_is_stans_cholesky_factor_corr():
+    """The square plate ``K * K`` (its second axis ``K'``) is one size
+    ``K``; Flat() is Stan's implicit prior, LKJCholesky its
+    lkj_corr_cholesky (with or without the constraint written)."""
     src = """object K : FinSet 3
+object G : FinSet 2
 program c : K -> K
     sample L : K * K <- Flat() [constraint=cholesky_corr]
+    sample M : G * K * K <- LKJCholesky(2.0) [constraint=cholesky_corr]
+    sample N : K * K <- LKJCholesky(2.0)
     return L
 export c
 """
-    with pytest.raises(UnsupportedError, match=r"line 3, .*`L` is a Cholesky factor"):
-        to_stan(loads(src).morphism)
+    stan = to_stan(loads(src).morphism)
+    assert "data {\n  int<lower=0> K;\n  int<lower=0> G;\n}" in stan
+    for line in ("cholesky_factor_corr[K] L;", "array[G] cholesky_factor_corr[K] M;", "cholesky_factor_corr[K] N;",
+                 "M[g] ~ lkj_corr_cholesky(2.0);", "N ~ lkj_corr_cholesky(2.0);"):
+        assert line in stan
+    assert "L ~" not in stan
 
 
 def test_relu_and_clamp_are_fmax_and_fmin():

@@ -1,0 +1,204 @@
+"""The Stan that quivers emits, run (tests/emit/stan_eval.py) and compared
+with ``Program.log_joint``: the families Stan writes as user-defined
+functions (LogitNormal, Kumaraswamy, ContinuousBernoulli), Stan's
+multinomial, dirichlet_multinomial and lkj_corr_cholesky, mixtures, and a
+Cholesky factor of a correlation matrix.
+
+The interpreter keeps every normalizing constant, so its target and the
+log joint differ by a constant (Stan's ``normal`` on a ``<lower=0>``
+parameter, for a HalfNormal, misses a log 2) at every parameter point.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from quivers.dsl import loads
+from quivers.emit import stan_data, to_stan
+from quivers.errors import DataError, UnsupportedError
+from tests.emit.stan_eval import StanModel
+from tests.emit.test_stan import assert_well_formed, blocks
+
+FAMILIES = """
+object Item : FinSet 4
+object K : FinSet 3
+object C : FinSet 2
+program p : Item -> Item
+    sample mu <- Normal(0.0, 1.0)
+    sample s <- HalfNormal(1.0)
+    sample a <- Kumaraswamy(2.0, 3.0)
+    sample lam <- ContinuousBernoulli(0.3)
+    sample th : K <- Dirichlet(1.0)
+    sample al : K <- HalfNormal(2.0)
+    sample w : C <- Dirichlet(1.0)
+    sample L : K * K <- LKJCholesky(2.0) [constraint=cholesky_corr]
+    observe u : Item <- LogitNormal(mu, s)
+    observe v : Item <- Kumaraswamy(a + 1.0, 2.0)
+    observe cb : Item <- ContinuousBernoulli(logits=mu)
+    observe half : Item <- ContinuousBernoulli(0.5)
+    observe m : Item <- Multinomial(5, th) [over=K]
+    observe dm : Item <- DirichletMultinomial(5, al) [over=K]
+    observe x : Item <- Mixture(w, Normal(mu, s), StudentT(3.0, 0.0, s))
+    observe hx : Item <- Mixture(HalfNormal(s), Exponential(2.0), logits=w)
+    observe k : Item <- Mixture(w, Poisson(s), Poisson(s + 2.0))
+    observe tl : Item <- Truncated(LogitNormal(mu, s), low=0.2, high=0.9)
+    return u
+export p
+"""
+
+LATENTS = ["mu", "s", "a", "lam", "th", "al", "w", "L"]
+
+
+def observations() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return {
+        "u": torch.rand(4, generator=g), "v": torch.rand(4, generator=g), "cb": torch.rand(4, generator=g),
+        "half": torch.rand(4, generator=g),
+        "m": torch.tensor([[1, 2, 2], [5, 0, 0], [0, 0, 5], [1, 1, 3]]),
+        "dm": torch.tensor([[0, 2, 3], [4, 1, 0], [0, 0, 5], [2, 2, 1]]),
+        "x": torch.randn(4, generator=g), "hx": torch.rand(4, generator=g) + 0.1,
+        "k": torch.tensor([0, 3, 1, 7]), "tl": 0.3 + 0.5 * torch.rand(4, generator=g),
+    }
+
+
+def compare(program, obs, latents, points=4, given=None):
+    """The interpreted Stan target minus the log joint at prior draws:
+    the same number at every point."""
+    model = StanModel(to_stan(program, given=given or ()))
+    data = stan_data(program, obs, given=given)
+    diffs = []
+    for seed in range(points):
+        torch.manual_seed(seed)
+        draw = program.sample(None, (), observations=obs)
+        values = {n: draw[n] for n in latents}
+        ours = float(program.log_joint(None, obs, values))
+        theirs = model.log_density({**data, **{n: v.numpy() for n, v in values.items()}})
+        diffs.append(theirs - ours)
+    return diffs
+
+
+def test_the_new_families_emit_their_stan(float64):
+    code = to_stan(loads(FAMILIES).p)
+    assert_well_formed(code)
+    b = blocks(code)
+    assert "real logit_normal_lpdf(real y, real mu, real sigma) {" in b["functions"]
+    assert "real logit_normal_lccdf(real y, real mu, real sigma) {" in b["functions"]
+    assert "real kumaraswamy_lpdf(real y, real a, real b) {" in b["functions"]
+    assert "real continuous_bernoulli_lpdf(real y, real p) {" in b["functions"]
+    assert "cholesky_factor_corr[K] L;" in b["parameters"] and "L ~ lkj_corr_cholesky(2.0);" in b["model"]
+    assert "array[Item, K] int<lower=0> m;" in b["data"]
+    for line in [
+        "u[i] ~ logit_normal(mu, s);", "v[i] ~ kumaraswamy(a + 1.0, 2.0);", "a ~ kumaraswamy(2.0, 3.0);",
+        "cb[i] ~ continuous_bernoulli(inv_logit(mu));", "m[i] ~ multinomial(th / sum(th));",
+        "dm[i] ~ dirichlet_multinomial(al);", "tl[i] ~ logit_normal(mu, s) T[0.2, 0.9];",
+        "target += log_sum_exp(log(w / sum(w)) + [normal_lpdf(x[i] | mu, s), student_t_lpdf(x[i] | 3.0, 0.0, s)]');",
+        "target += log_sum_exp(log_softmax(w) + [normal_lpdf(hx[i] | 0, s) + log2(), exponential_lpdf(hx[i] | 2.0)]');",
+        "target += log_sum_exp(log(w / sum(w)) + [poisson_lpmf(k[i] | s), poisson_lpmf(k[i] | s + 2.0)]');",
+    ]:
+        assert line in b["model"], line
+    assert "vector<lower=0.2, upper=0.9>[Item] tl;" in b["data"]
+
+
+def test_the_new_families_score_as_quivers_does(float64):
+    p = loads(FAMILIES).p
+    diffs = compare(p, observations(), LATENTS)
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+    # the only constant: HalfNormal s and al (4 values) scored by Stan's normal on <lower=0>
+    assert diffs[0] == pytest.approx(-4 * torch.log(torch.tensor(2.0)).item(), abs=1e-9)
+
+
+def test_the_continuous_bernoulli_function_is_right_near_one_half(float64):
+    """Its normalizer is 0 / 0 at p = 1/2: the function takes the series
+    there, and agrees with torch on both sides of the switch."""
+    from quivers.distributions import ContinuousBernoulli
+
+    model = StanModel(to_stan(loads(FAMILIES).p))
+    for p in (0.4985, 0.4995, 0.5, 0.5007, 0.6, 0.02):
+        for y in (0.0, 0.3, 1.0):
+            want = ContinuousBernoulli(p).build({"probs": torch.tensor(p)}).log_prob(torch.tensor(y))
+            got = model._call("continuous_bernoulli_lpdf", [y, p])
+            assert got == pytest.approx(float(want), abs=1e-6), (p, y)
+
+
+def test_a_mixture_in_a_marginalize_block_is_its_term():
+    src = """object Item : FinSet 4
+object K : FinSet 2
+object C : FinSet 2
+program p : Item -> Item
+    sample w : C <- Dirichlet(1.0)
+    sample v : K <- Dirichlet(1.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    marginalize z : K <- Categorical(v)
+        observe y : Item <- Mixture(w, Beta(2.0, 2.0), LogitNormal(mu[z], 1.0))
+    return y
+export p
+"""
+    code = to_stan(loads(src).p)
+    assert ("ll_z[k] = log_sum_exp(log(w / sum(w)) + [beta_lpdf(y[i] | 2.0, 2.0), "
+            "logit_normal_lpdf(y[i] | mu[k], 1.0)]');") in code
+
+
+def test_a_multinomial_whose_counts_miss_the_total_is_a_data_error():
+    p = loads(FAMILIES).p
+    obs = observations()
+    obs["dm"] = obs["dm"].clone()
+    obs["dm"][3, 2] = 4
+    with pytest.raises(DataError, match=r"observation `dm` at \(3,\) counts 8 draws, but its total_count is 5"):
+        stan_data(p, obs)
+
+
+def test_a_multinomial_with_a_latent_total_is_refused():
+    src = """object Item : FinSet 4
+object K : FinSet 3
+program p : Item -> Item
+    sample th : K <- Dirichlet(1.0)
+    sample n <- Poisson(4.0)
+    observe m : Item <- Multinomial(n, th) [over=K]
+    return m
+export p
+"""
+    with pytest.raises(UnsupportedError, match=r"line 6, .*the total count of `m` is `n`; Stan's multinomial takes"):
+        to_stan(loads(src).p, given=["n"])
+
+
+TRUNCATED = """
+object Item : FinSet 5
+object K : FinSet 2
+program p : Item -> Item
+    sample v : K <- Dirichlet(1.0)
+    sample mu : K <- Normal(0.0, 1.0)
+    sample s <- HalfNormal(1.0)
+    sample g <- Beta(2.0, 2.0)
+    observe h : Item <- Truncated(HalfNormal(s), high=2.0)
+    observe c : Item <- Geometric(g)
+    marginalize z : K <- Categorical(v)
+        observe a : Item <- Truncated(Normal(mu[z], s), low=-1.0, high=1.5)
+        observe b : Item <- Truncated(Gamma(2.0, s + mu[z] * mu[z]), low=0.5)
+        observe l : Item <- Truncated(LogitNormal(mu[z], s), high=0.8)
+        observe d : Item <- Geometric(logits=mu[z])
+    return a
+export p
+"""
+
+
+def test_truncations_in_a_block_are_renormalized_terms(float64):
+    """Stan's T[low, high] is for sampling statements; inside a mixture the
+    term is the family's log density less the log probability of the
+    bounds, -inf outside them (as quivers scores it)."""
+    p = loads(TRUNCATED).p
+    code = to_stan(p)
+    assert_well_formed(code)
+    assert ("ll_z[k] = (a[i] < -1.0 || a[i] > 1.5 ? negative_infinity() : normal_lpdf(a[i] | mu[k], s) "
+            "- log_diff_exp(normal_lcdf(1.5 | mu[k], s), normal_lcdf(-1.0 | mu[k], s)));") in code
+    assert "(b[i] < 0.5 ? negative_infinity() : gamma_lpdf(b[i] | 2.0, s + mu[k]^2) - gamma_lccdf(0.5 | 2.0, s + mu[k]^2))" in code
+    assert "(l[i] > 0.8 ? negative_infinity() : logit_normal_lpdf(l[i] | mu[k], s) - logit_normal_lcdf(0.8 | mu[k], s))" in code
+    # a half-normal is Stan's normal on the whole line: truncated at 0 as well
+    assert "h[i] ~ normal(0, s) T[0, 2.0];" in code
+    assert "c ~ neg_binomial(1, g / (1 - g));" in code and "neg_binomial_lpmf(d[i] | 1, exp(mu[k]))" in code
+    g = torch.Generator().manual_seed(5)
+    obs = {"h": 2.0 * torch.rand(5, generator=g), "c": torch.tensor([0, 2, 1, 0, 6]),
+           "a": torch.tensor([-0.5, 0.0, 1.2, 0.3, -0.9]), "b": 0.6 + torch.rand(5, generator=g),
+           "l": 0.7 * torch.rand(5, generator=g) + 0.05, "d": torch.tensor([1, 0, 0, 3, 2])}
+    diffs = compare(p, obs, ["v", "mu", "s", "g"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
