@@ -38,6 +38,8 @@ Examples
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +94,12 @@ def compare(results: Mapping[str, Any], ic: str = "loo", var_name: str | None = 
         raise QuiversTypeError("compare needs a mapping of at least two named fits, e.g. {'a': fit_a, 'b': fit_b}")
     if ic not in ("loo", "waic"):
         raise QuiversTypeError(f"unknown information criterion `{ic}`; use `loo` or `waic`")
-    return az.compare({name: _idata(r) for name, r in results.items()}, ic=ic, var_name=var_name)
+    idatas = {name: _idata(r) for name, r in results.items()}
+    with warnings.catch_warnings():
+        # ArviZ 0.23 sorts its table with pandas' deprecated ``inplace=``:
+        # a warning about ArviZ's code that a user can do nothing about.
+        warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.sort_values")
+        return az.compare(idatas, ic=ic, var_name=var_name)
 
 
 def loo_pit(result: Any, y: str) -> Any:

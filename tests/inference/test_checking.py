@@ -7,6 +7,7 @@ too-narrow one."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -51,7 +52,10 @@ def test_loo_and_waic_match_the_closed_form(fits):
 
 
 def test_compare_ranks_the_right_model_first(fits):
-    table = compare(fits)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = compare(fits)
+    assert not [w for w in caught if "pandas" in w.category.__module__], "ArviZ's pandas deprecations reach the user"
     assert list(table.index) == ["right", "narrow"]
     assert abs(table.loc["right", "elpd_loo"] - loo(fits["right"]).elpd_loo) < 1e-9
     assert table.loc["narrow", "elpd_diff"] > 5.0
