@@ -175,7 +175,22 @@ class Vector(Node):
     items: tuple[Expr, ...]
 
 
-Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Vector]
+@dataclass(frozen=True, slots=True)
+class Record(Node):
+    """A labelled tuple ``(effects: theta, scale: sigma)``, the value of a
+    program whose codomain is a product: its fields broadcast together and
+    stand side by side along a last axis, in the order written.
+
+    Examples
+    --------
+    >>> Record((("lo", Name("a")), ("hi", Number(1))))
+    Record(fields=(('lo', Name(id='a')), ('hi', Number(value=1))))
+    """
+
+    fields: tuple[tuple[str, Expr], ...]
+
+
+Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Vector, Record]
 
 
 # ---------------------------------------------------------------- finite sets

@@ -1067,6 +1067,21 @@ class _Checker:
             self._call(e, scope)
         elif isinstance(e, ast.Vector):
             self._vector(e, scope)
+        elif isinstance(e, ast.Record):
+            self._record(e, scope)
+
+    def _record(self, e: ast.Record, scope: _Scope) -> None:
+        """A labelled tuple is a program's value: its labels are distinct."""
+        if not isinstance(scope.current, ast.Return):
+            raise self._error(
+                QuiversTypeError, f"the labelled tuple `{dump_expr(e)}` is a program's value: write it after `return`", e
+            )
+        seen: set[str] = set()
+        for label, value in e.fields:
+            if label in seen:
+                raise self._error(QuiversTypeError, f"the label `{label}` is given twice in `{dump_expr(e)}`", e)
+            seen.add(label)
+            self._expr(value, scope)
 
     def _call(self, e: ast.Call, scope: _Scope) -> None:
         """A function call: a known function, with as many arguments as it
@@ -1259,6 +1274,9 @@ def _expr_names(e: ast.Expr) -> Iterable[str]:
                 yield from _expr_names(a)
     elif isinstance(e, ast.Vector):
         for a in e.items:
+            yield from _expr_names(a)
+    elif isinstance(e, ast.Record):
+        for _, a in e.fields:
             yield from _expr_names(a)
 
 

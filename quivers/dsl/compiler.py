@@ -69,6 +69,7 @@ from quivers.programs import (
     ret,
     sample,
     var,
+    stack,
     vector,
 )
 from quivers.programs import Step as RuntimeStep
@@ -207,6 +208,9 @@ def compile_expr(
         if axis is None:
             raise QuiversTypeError(f"the vector `{dump_expr(e)}` has no object to run along", span=e.span)
         return vector(axis, *(compile_expr(i, objects, axis) for i in e.items))
+    if isinstance(e, ast.Record):
+        labels = FinSet("(" + ", ".join(label for label, _ in e.fields) + ")", len(e.fields))
+        return stack(labels, [compile_expr(a, objects, axis) for _, a in e.fields])
     raise TypeError(f"not an expression node: {e!r}")
 
 

@@ -100,6 +100,8 @@ def dump_expr(e: ast.Expr) -> str:
         return f"{e.func}({', '.join(dump_expr(a) for a in e.args)})"
     if isinstance(e, ast.Vector):
         return f"[{', '.join(dump_expr(a) for a in e.items)}]"
+    if isinstance(e, ast.Record):
+        return "(" + ", ".join(f"{label}: {dump_expr(a)}" for label, a in e.fields) + ")"
     raise TypeError(f"not an expression node: {e!r}")
 
 

@@ -421,6 +421,13 @@ class QVRTransformer(Transformer):
     def vector_literal(self, meta: Any, children: list) -> ast.Vector:
         return ast.Vector(tuple(children), span=self._span(meta))
 
+    def record(self, meta: Any, children: list) -> ast.Record:
+        return ast.Record(tuple(children), span=self._span(meta))
+
+    def record_field(self, meta: Any, children: list) -> tuple[str, ast.Expr]:
+        label, value = children
+        return (str(label), value)
+
     def neg(self, meta: Any, children: list) -> ast.Neg:
         return ast.Neg(children[0], span=self._span(meta))
 

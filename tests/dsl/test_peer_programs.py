@@ -97,3 +97,51 @@ def test_returning_a_let_does_not_make_its_covariate_one_number() -> None:
         torch.exp(0.5 * cov)
     ).log_prob(torch.tensor([1.0, 0.0, 2.0, 3.0])).sum()
     torch.testing.assert_close(got, want)
+
+
+PAIRED = """
+object Site : FinSet 3
+object Level : Real 1
+object Spread : Real 1
+program paired : Site -> Level * Spread
+    sample lvl : Site <- Normal(0.0, 1.0)
+    sample sd <- HalfNormal(1.0)
+    observe y : Site <- Normal(lvl, sd)
+    return (level: lvl, spread: sd)
+export paired
+"""
+
+
+def test_a_labelled_tuple_returns_its_fields_side_by_side() -> None:
+    m = loads(PAIRED).morphism
+    torch.manual_seed(0)
+    draws = m.sample()
+    value = draws["_return"]
+    assert value.shape == (3, 2)
+    torch.testing.assert_close(value[:, 0], draws["lvl"])
+    torch.testing.assert_close(value[:, 1], draws["sd"].expand(3))
+
+
+def test_a_labelled_tuple_round_trips_through_the_printer() -> None:
+    module = parse(PAIRED)
+    assert "    return (level: lvl, spread: sd)" in dumps(module).splitlines()
+    assert parse(dumps(module)) == module
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("return (level: lvl, level: sd)", r"line 9, column 12: the label `level` is given twice"),
+        ("return lvl", None),
+    ],
+)
+def test_labelled_tuple_errors_are_located(change: str, message: str | None) -> None:
+    text = PAIRED.replace("return (level: lvl, spread: sd)", change)
+    if message is None:
+        loads(text)
+        bad = text.replace("    observe y : Site <- Normal(lvl, sd)", "    let both = (a: lvl, b: sd)\n    observe y : Site <- Normal(lvl, sd)")
+        with pytest.raises(QuiversTypeError, match=r"line 8, column 16: the labelled tuple .* write it after `return`"):
+            loads(bad)
+    else:
+        with pytest.raises(QuiversTypeError, match=message):
+            loads(text)
