@@ -284,9 +284,8 @@ class _Emitter:
             if name not in self.sites or self.sites[name].kind != "latent":
                 raise QuiversTypeError(f"`given` names `{name}`, which is no sampled site of `{self.p.name}`")
         for name, (dom, cod) in self.p.index_maps.items():
-            for f in dom.factors:  # a map on M * T is an array[M, T]
+            for f in dom.factors + cod.factors:  # a map on M * T is an array[M, T]; into G * H, upper=G*H
                 self.sizes.setdefault(f.name, f.size)
-            self.sizes.setdefault(cod.name, cod.size)
         self._constants()
         first = [f.name for s in (self.p.dom, self.p.cod) for f in getattr(s, "factors", ()) if f.name in self.sizes]
         self.sizes = {n: self.sizes[n] for n in dict.fromkeys(first + list(self.sizes))}
@@ -794,9 +793,14 @@ class _Emitter:
             "}", f"{into} += {total};" if into else f"target += {total};"]
 
     def _grouped(self, s: MarginalizeStep) -> list[str]:
-        K, z, G = s.support.name, s.name, s.over.name
+        """A block with one latent per group of ``over`` (per pair of
+        ``over=G * H``): each row's terms are added into its group's cell
+        of ``ll``, then one log-sum-exp per group."""
+        K, z = s.support.name, s.name
+        groups = [f.name for f in s.over.factors]
         used: set[str] = set()
-        g, k = self.fresh(G, used), self.fresh(K, used)
+        gv = {G: self.fresh(G, used) for G in groups}
+        k = self.fresh(K, used)
         enums = {z: Leaf(k, (), K, True, True, loop=k)}
         lets: dict[str, sympy.Basic] = {}
         terms, nested = self._body(s, lets)
@@ -804,43 +808,64 @@ class _Emitter:
         if nested:
             raise self.fail(f"the block `{nested[0].name}` is nested in the grouped block `{z}`", nested[0])
         lw, ll = f"lw_{z}", f"ll_{z}"
-        prior = self._located(lambda: self._prior(s, t, {G: g, K: k}), s)
+        prior = self._located(lambda: self._prior(s, t, {**gv, K: k}), s)
+        cell, sizes = ", ".join(gv.values()), ", ".join(groups)
         lines = [
-            f"// marginalize {z} : {K}, one latent per group of {G}: each row's terms",
+            f"// marginalize {z} : {K}, one latent per group of {' * '.join(groups)}: each row's terms",
             f"// are summed into its group (ll_{z}[group, k]) before the log-sum-exp",
             "{",
-            f"  array[{G}] vector[{K}] {lw};",
-            f"  array[{G}] vector[{K}] {ll} = rep_array(rep_vector(0, {K}), {G});",
-            f"  for ({g} in 1:{G}) {{",
-            f"    for ({k} in 1:{K}) {{",
-            f"      {lw}[{g}, {k}] = {prior};",
-            "    }",
-            "  }",
+            f"  array[{sizes}] vector[{K}] {lw};",
+            f"  array[{sizes}] vector[{K}] {ll} = rep_array(rep_vector(0, {K}), {sizes});",
         ]
+        lines += ["  " + line for line in self._loops(
+            groups, lambda bind: [f"for ({k} in 1:{K}) {{", f"  {lw}[{cell}, {k}] = {prior};", "}"], s, names=gv)]
         for b in terms:
             if isinstance(b, SampleStep):
                 raise self.fail(f"`{b.name}` is sampled inside the marginalize block `{z}`", b)
             dims = list(self.sites[b.name].dims) if isinstance(b, ObserveStep) else [
                 d for d in t.dims(b.expr.sympy) if d != z]
             via = getattr(b, "via", None)
-            if via is None and not set(dims) <= {G}:
-                raise self.fail(f"`{getattr(b, 'name', 'factor')}` in the grouped block `{z}` is not on `{G}`", b)
+            if via is None and not set(dims) <= set(groups):
+                raise self.fail(f"`{getattr(b, 'name', 'factor')}` in the grouped block `{z}` is not on "
+                                f"`{' * '.join(groups)}`", b)
             def add(bind, b=b, via=via):
                 bind = {**bind, z: k}
                 if via is not None:
-                    vleaf = self.leaves[via]
-                    bind[G] = f"{via}[{', '.join(bind[d] for d in vleaf.dims)}]"
+                    bind.update(self._via(via, groups, bind))
                 term = self._located(lambda: self._lpdf(b, t, bind), b)
-                return [f"for ({k} in 1:{K}) {{", f"  {ll}[{bind[G]}, {k}] += {term};", "}"]
-            loop_dims = dims if via is not None else [G] + [d for d in dims if d != G]
-            names = {G: g} if via is None else {}
-            taken = {k} | ({g} if via is not None else set())
+                at = ", ".join(bind[G] for G in groups)
+                return [f"for ({k} in 1:{K}) {{", f"  {ll}[{at}, {k}] += {term};", "}"]
+            loop_dims = dims if via is not None else groups + [d for d in dims if d not in groups]
+            names = gv if via is None else {}
+            taken = {k} | (set(gv.values()) if via is not None else set())
             inner = self._loops(loop_dims, add, b, names=names, reserved=taken)
             lines += ["  " + line for line in inner]
-        lines += [f"  for ({g} in 1:{G}) {{",
-                  f"    target += {_REDUCE[s.reduction]}(log_softmax({lw}[{g}]) + {ll}[{g}]);",
-                  "  }", "}"]
-        return lines
+        lines += ["  " + line for line in self._loops(
+            groups, lambda bind: [f"target += {_REDUCE[s.reduction]}(log_softmax({lw}[{cell}]) + {ll}[{cell}]);"],
+            s, names=gv)]
+        return lines + ["}"]
+
+    def _via(self, via: str | tuple[str, ...], groups: list[str], bind: Mapping[str, str]) -> dict[str, str]:
+        """The Stan index of each group set at a row: read from one map per
+        factor, or decoded from a map into the product (``g * |H| + h``,
+        row-major, 1-based in Stan)."""
+        def read(m: str) -> str:
+            return f"{m}[{', '.join(bind[d] for d in self.leaves[m].dims)}]"
+        if isinstance(via, tuple):
+            return {G: read(m) for G, m in zip(groups, via)}
+        code = read(via)
+        if len(groups) == 1:
+            return {groups[0]: code}
+        out = {}
+        for j, G in enumerate(groups):
+            after = groups[j + 1:]
+            q = f"({code} - 1)"
+            if after:
+                q += f" %/% {after[0]}" if len(after) == 1 else f" %/% ({' * '.join(after)})"
+            if j:
+                q += f" % {G}"
+            out[G] = f"{q} + 1"
+        return out
 
     def _located(self, build, step: Step) -> str:
         try:
@@ -906,13 +931,8 @@ class _Admit(StepVisitor):
         if s.name in e.given:
             raise e.fail(f"the marginalized latent `{s.name}` is given as data", s)
         e.sizes.setdefault(s.support.name, s.support.size)
-        if s.over is not None and len(s.over.factors) > 1:
-            raise e.fail(
-                f"the block `{s.name}` groups by pairs of `{s.over.name}`; Stan emission writes blocks grouped "
-                "over one set", s,
-            )
-        if s.over is not None:
-            e.sizes.setdefault(s.over.name, s.over.size)
+        for f in s.over.factors if s.over is not None else ():
+            e.sizes.setdefault(f.name, f.size)
 
     def visit_let(self, s: Step, depth: int) -> None:
         """Lets, factors, returns, index maps and data: any expression's

@@ -19,7 +19,7 @@ from quivers.dsl import dumps, loads
 from quivers.dsl.format import format_source
 from quivers.dsl.parser import parse
 from quivers.emit.stan import to_stan
-from quivers.errors import QuiversTypeError, UnknownNameError, UnsupportedError
+from quivers.errors import QuiversTypeError, UnknownNameError
 
 F64 = torch.float64
 
@@ -388,11 +388,11 @@ def test_bad_maps_of_a_grouping_by_pairs_are_located(maps, via, expected):
     assert expected in str(info.value) and str(info.value).startswith("line ")
 
 
-def test_a_grouping_by_pairs_round_trips_and_stan_says_it_does_not_write_it():
+def test_a_grouping_by_pairs_round_trips_and_emits_to_stan():
+    """(Its Stan is run against log_joint in tests/emit/test_stan_evaluated.py.)"""
     text = PAIRS.format(maps="", via="[g, h]")
     assert parse(dumps(parse(text))) == parse(text)
-    with pytest.raises(UnsupportedError, match=r"line 10, column 5: .*the block `z` groups by pairs of `G\*H`"):
-        to_stan(loads(text).morphism)
+    assert "ll_z[g[i], h[i], k] +=" in to_stan(loads(text).morphism)
 
 
 # ---------------------------------------------------------------- the module's kernel

@@ -202,3 +202,31 @@ def test_truncations_in_a_block_are_renormalized_terms(float64):
            "l": 0.7 * torch.rand(5, generator=g) + 0.05, "d": torch.tensor([1, 0, 0, 3, 2])}
     diffs = compare(p, obs, ["v", "mu", "s", "g"])
     torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("maps, via, given, reads", [
+    ("data gh : Item -> G * H\n    ", "gh", lambda gh: {"gh": gh},
+     "ll_z[(gh[i] - 1) %/% H + 1, (gh[i] - 1) % H + 1, k] += normal_lpdf(y[i] | b[(gh[i] - 1) %/% H + 1, "
+     "(gh[i] - 1) % H + 1] + mu[k], 1.0);"),
+    ("", "[g, h]", lambda gh: {"g": gh // 3, "h": gh % 3},
+     "ll_z[g[i], h[i], k] += normal_lpdf(y[i] | b[g[i], h[i]] + mu[k], 1.0);"),
+])
+def test_a_block_grouped_by_pairs_sums_each_pairs_rows(float64, maps, via, given, reads):
+    """``[over=G * H]``: one latent per pair, its rows' terms summed into
+    the pair's cell (a map into the product decoded row-major, or one map
+    per factor) before one log-sum-exp per pair."""
+    from tests.dsl.test_axes_algebras import GH, PAIRS
+
+    p = loads(PAIRS.format(maps=maps, via=via)).morphism
+    code = to_stan(p)
+    assert_well_formed(code)
+    b = blocks(code)
+    assert "array[G, H] vector[K] ll_z = rep_array(rep_vector(0, K), G, H);" in b["model"]
+    assert reads in b["model"]
+    assert "target += log_sum_exp(log_softmax(lw_z[g1, h1]) + ll_z[g1, h1]);" in b["model"] or \
+        "target += log_sum_exp(log_softmax(lw_z[g, h]) + ll_z[g, h]);" in b["model"]
+    if via == "gh":
+        assert "array[Item] int<lower=1, upper=G*H> gh;" in b["data"]
+    obs = {"y": torch.randn(8, generator=torch.Generator().manual_seed(2)), **given(GH)}
+    diffs = compare(p, obs, ["w", "mu", "b"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
