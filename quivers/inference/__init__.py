@@ -14,15 +14,17 @@ from quivers.inference.fit import GUIDES, FitResult, fit
 from quivers.inference.checking import SBCResult, compare, loo, loo_pit, ppc_pvalue, sbc, waic
 from quivers.inference.layout import Layout
 from quivers.inference.predictive import DiscretePosterior, Predictive, infer_discrete
-from quivers.inference.mcmc import HMC, MCMC, NUTS
+from quivers.inference.mcmc import HMC, MCMC, NUTS, DiscreteHMCGibbs
 from quivers.inference.objectives import CUBO, IWAE, RWS, RenyiELBO, ReweightedWakeSleep
 from quivers.inference.program_adaptor import ProgramAdaptor  # also registers NUTS(program)
+from quivers.inference.gibbs import GibbsAdaptor  # also registers DiscreteHMCGibbs(program)
 from quivers.inference.svi import SVI
 
 __all__ = [
     "ELBO", "Trace_ELBO", "SVI", "Layout", "GuideDraw", "AutoGuide", "AutoNormalGuide", "AutoNormal",
     "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
     "Predictive", "DiscretePosterior", "infer_discrete", "MCMC", "NUTS", "HMC", "ProgramAdaptor",
+    "DiscreteHMCGibbs", "GibbsAdaptor",
     "fit", "FitResult", "GUIDES", "IWAE", "RenyiELBO", "CUBO", "RWS", "ReweightedWakeSleep",
     "loo", "waic", "compare", "loo_pit", "ppc_pvalue", "sbc", "SBCResult",
 ]

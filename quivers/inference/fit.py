@@ -49,7 +49,8 @@ from quivers.inference.guides import (
     AutoMultivariateNormal,
     AutoNormalGuide,
 )
-from quivers.inference.mcmc import MCMC, NUTS
+from quivers.inference.gibbs import GibbsAdaptor
+from quivers.inference.mcmc import MCMC, NUTS, DiscreteHMCGibbs
 from quivers.inference.method import NUTS_OPTIONS, SVI_OPTIONS, Choice, choose_method, titled
 from quivers.inference.predictive import DiscretePosterior, infer_discrete
 from quivers.inference.program_adaptor import ProgramAdaptor, component_dims
@@ -353,8 +354,14 @@ def fit(
         SVI's number of Adam steps (default 3000), learning rate (0.01) and
         particles per step (1).
     discrete, temperature
-        SVI's estimator for sampled discrete latents: ``"score"`` (the
-        default) or ``"relaxed"`` with its temperature (see :class:`ELBO`).
+        How sampled discrete latents (those no ``marginalize`` block or
+        plan sums) are drawn: ``"gibbs"`` runs NUTS on the continuous
+        latents with Gibbs steps from each discrete site's exact
+        conditional between its transitions
+        (:class:`~quivers.inference.mcmc.gibbs.DiscreteHMCGibbs`; the
+        discrete draws are in ``samples``); ``"score"`` (SVI's default) or
+        ``"relaxed"`` with its temperature are SVI's estimators (see
+        :class:`ELBO`).
     num_samples, num_chains
         Posterior draws to keep per chain, and chains (for SVI, independent
         guide draws laid out as chains).
@@ -406,6 +413,9 @@ def fit(
                  temperature=temperature, num_warmup=num_warmup, init=init, target_accept=target_accept,
                  max_tree_depth=max_tree_depth)
     given = {k for k, v in given.items() if v is not None}
+    gibbs = discrete == "gibbs"
+    if gibbs:  # an option of NUTS, not of SVI
+        given = (given - {"discrete"}) | {"gibbs"}
     device = as_device(device)
     if device is not None:
         model.to(device)
@@ -415,7 +425,8 @@ def fit(
     if isinstance(x, torch.Tensor) and device is not None:
         x = x.to(device)
     observed = {k for k in observations if k in model.sites and model.sites[k].kind in ("observed", "latent")}
-    choice = choose_method(model, observations, observed, given & set(SVI_OPTIONS), given & set(NUTS_OPTIONS),
+    choice = choose_method(model, observations, observed, given & set(SVI_OPTIONS),
+                           {("discrete" if n == "gibbs" else n) for n in given & {*NUTS_OPTIONS, "gibbs"}},
                            method=method)
     if choice.method == "svi":
         elbo = ELBO(num_particles=num_particles or 1, discrete=discrete or "score", temperature=temperature)
@@ -430,9 +441,12 @@ def fit(
             guide.to(device)
         return _fit_svi(model, observations, x, guide, 3000 if steps is None else steps, 1e-2 if lr is None else lr,
                         elbo, num_samples, num_chains, seed, progress_bar, choice=choice, driver=svi)
-    kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init, device=device),
-                  target_accept=0.8 if target_accept is None else target_accept,
-                  max_tree_depth=10 if max_tree_depth is None else max_tree_depth)
+    options = dict(target_accept=0.8 if target_accept is None else target_accept,
+                   max_tree_depth=10 if max_tree_depth is None else max_tree_depth)
+    if gibbs:
+        kernel = DiscreteHMCGibbs(GibbsAdaptor(model, observed_names=observed, init=init, device=device), **options)
+    else:
+        kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init, device=device), **options)
     return _run_nuts(model, observations, x, kernel, 1000 if num_warmup is None else num_warmup, num_samples,
                      num_chains, seed, progress_bar, choice=choice)
 
@@ -459,6 +473,8 @@ def _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chain
         "max_tree_depth": kernel.max_tree_depth,
         "target_accept": kernel.target_accept,
     }
+    if isinstance(kernel, DiscreteHMCGibbs):  # the chains' rows end in their discrete values
+        adaptation["discrete"] = "gibbs"
     result = FitResult(model, "nuts", samples, observations, x, mcmc=mcmc, sample_stats=stats,
                        adaptation=adaptation, seed=seed, choice=before.choice if before is not None else choice)
     if before is None:
@@ -478,10 +494,17 @@ def _resume_nuts(before: FitResult, num_samples: int, seed: int | None, progress
         raise QuiversTypeError("this NUTS fit holds no adapted state to continue from")
     observed = {k for k in before.observations if k in before.model.sites
                 and before.model.sites[k].kind in ("observed", "latent")}
-    adaptor = ProgramAdaptor(before.model, observed_names=observed, init=a["z"], device=a["z"].device)
-    kernel = NUTS(adaptor, step_size=a["step_size"], inverse_mass_matrix=a["inverse_mass_matrix"],
-                  adapt_step_size=False, adapt_mass_matrix=False, max_tree_depth=int(a["max_tree_depth"]),
-                  target_accept=float(a["target_accept"]))
+    options = dict(step_size=a["step_size"], inverse_mass_matrix=a["inverse_mass_matrix"], adapt_step_size=False,
+                   adapt_mass_matrix=False, max_tree_depth=int(a["max_tree_depth"]),
+                   target_accept=float(a["target_accept"]))
+    if a.get("discrete") == "gibbs":
+        dim = a["inverse_mass_matrix"].shape[-1]
+        adaptor = GibbsAdaptor(before.model, observed_names=observed, init=a["z"][:, :dim], device=a["z"].device,
+                               discrete_init=a["z"][:, dim:])
+        kernel = DiscreteHMCGibbs(adaptor, **options)
+    else:
+        adaptor = ProgramAdaptor(before.model, observed_names=observed, init=a["z"], device=a["z"].device)
+        kernel = NUTS(adaptor, **options)
     return _run_nuts(before.model, before.observations, before.x, kernel, 0, int(num_samples),
                      before.num_chains, seed, progress_bar, before=before)
 

@@ -7,7 +7,8 @@ small enough to sample in minutes on a CPU. It runs SVI instead when
 - an SVI option is given (``guide``, ``steps``, ``lr``, ``num_particles``,
   ``discrete``, ``temperature``): the caller asked for SVI;
 - a latent is discrete and sampled (NUTS moves on continuous latents;
-  ``marginalize`` it to sample the rest);
+  ``marginalize`` it to sample the rest, or give ``discrete="gibbs"``
+  for Gibbs steps on it between NUTS transitions);
 - the model holds learnable parameters (SVI fits them, NUTS cannot);
 - the program is a mini-batch (``Program.subsample``): NUTS needs the whole
   likelihood;
@@ -18,7 +19,7 @@ small enough to sample in minutes on a CPU. It runs SVI instead when
   steps.
 
 NUTS options (``num_warmup``, ``init``, ``target_accept``,
-``max_tree_depth``) ask for NUTS whatever the size; SVI and NUTS options
+``max_tree_depth``, ``discrete="gibbs"``) ask for NUTS whatever the size; SVI and NUTS options
 together, or options of the other method than the one named, are an error.
 Either method stays one argument away: ``method="svi"`` or
 ``method="nuts"``. The result says which ran and why
@@ -154,7 +155,7 @@ def choose_method(
     discrete = [s.name for s in sites if s.discrete]
     if discrete:
         return Choice("svi", f"chosen by fit: NUTS cannot sample the discrete latents {discrete}; "
-                             "marginalize them to sample")
+                             'marginalize them to sample, or discrete="gibbs" draws them by Gibbs steps within NUTS')
     if any(True for _ in model.parameters()):
         return Choice("svi", f"chosen by fit: `{model.name}` has learnable parameters, which SVI fits", "nuts")
     if model.term_scales:

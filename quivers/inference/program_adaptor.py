@@ -71,12 +71,13 @@ def _discrete_error(program: Program, discrete: list[str]) -> QuiversTypeError:
         return QuiversTypeError(
             f"HMC and NUTS need continuous latents, but {discrete} of `{program.name}` are discrete and not "
             f"summed by its plan ({reasons})",
-            hint="fit with SVI, whose score-function or relaxed estimators sample them",
+            hint='Gibbs steps sample them within NUTS (`fit(..., discrete="gibbs")`, `DiscreteHMCGibbs`); '
+            "or fit with SVI, whose score-function or relaxed estimators sample them",
         )
     return QuiversTypeError(
         f"HMC and NUTS need continuous latents, but {discrete} of `{program.name}` are discrete",
         hint="sum them exactly with [marginalize=auto] (quivers.planning.auto) or a marginalize block, "
-        "or fit with SVI",
+        'sample them by Gibbs steps within NUTS (`fit(..., discrete="gibbs")`), or fit with SVI',
     )
 
 
@@ -110,10 +111,7 @@ class ProgramAdaptor:
         dtype: torch.dtype | None = None,
         init: Mapping[str, Any] | Tensor | None = None,
     ) -> None:
-        sites = program.latent_sites(observed_names)
-        discrete = [s.name for s in sites if s.discrete]
-        if discrete:
-            raise _discrete_error(program, discrete)
+        sites = self._continuous(program, program.latent_sites(observed_names))
         self.program = program
         self.layout = Layout(sites, program.parameters_of)
         device = device_of(program) if device is None else as_device(device)
@@ -122,6 +120,17 @@ class ProgramAdaptor:
         self._data = DataOnDevice()
         self.dtype = dtype or torch.get_default_dtype()
         self.init = self._initial_points(init)
+
+    def _continuous(self, program: Program, sites: list) -> list:
+        """The latents the kernel moves: all of them, none discrete."""
+        discrete = [s.name for s in sites if s.discrete]
+        if discrete:
+            raise _discrete_error(program, discrete)
+        return sites
+
+    def _unpack(self, z: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """The values the program reads at ``z``, and ``log|J|``."""
+        return self.layout.unpack(z)
 
     def _initial_points(self, init: Mapping[str, Any] | Tensor | None) -> Tensor | None:
         if init is None:
@@ -185,7 +194,7 @@ class ProgramAdaptor:
             )
         check_one_data_set(observations, self.program.sites, "the chains of MCMC")
         observations = self._data(observations, self.device)
-        values, logdet = self.layout.unpack(z)
+        values, logdet = self._unpack(z)
         return -(self.program.log_joint(x, observations, values, check_latents=False) + logdet)
 
     def explain(self, z: Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> Exception | None:

@@ -330,18 +330,21 @@ def auto(
     exclude = tuple(exclude)
     choice = choose(program, exclude)
     summed, sampled = dict(choice.summed), dict(choice.sampled)
-    steps, lowered = _lower(program, summed) if lower else (program.steps, {})
-    out = _planned(program, steps, lowered)
-    out._exclude = tuple(exclude)
     while True:
-        out._configure(summed, sampled, budget, lowered)
+        general = dict(summed)  # less the sites a block sums
+        steps, lowered = _lower(program, general) if lower else (program.steps, {})
+        out = _planned(program, steps, lowered)
+        out._exclude = tuple(exclude)
+        out._configure(general, sampled, budget, lowered)
         try:
             plan = out.plan()
         except PlanError as err:
             raise err.relocated(program.span, program.source) from None
-        if plan.memory(4) <= budget or not summed:
+        # a block's accumulator counts too: a tiny budget leaves a per-row latent to sampling
+        over = [d for d in plan.largest if d in summed]
+        if plan.memory(4) <= budget or not over:
             return out
-        biggest = max((d for d in plan.largest if d in summed), key=lambda d: (summed[d].size, d))
+        biggest = max(over, key=lambda d: (summed[d].size, d))
         why = (f"the plan's largest intermediate {' * '.join(plan.largest)} takes {plan.memory(4)} bytes, "
                f"over the budget of {budget}")
         warnings.warn(f"`{biggest}` is sampled, not summed: {why}", QuiversWarning, stacklevel=2)

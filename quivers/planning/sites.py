@@ -31,7 +31,7 @@ from quivers.categories import FinSet
 from quivers.errors import QuiversError, UnknownNameError
 from quivers.programs.steps import SampleStep
 
-__all__ = ["Choice", "choose"]
+__all__ = ["Choice", "choose", "values_of"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def choose(program, exclude: Iterable[str] = ()) -> Choice:
         elif site.event_dims:
             sampled[name] = f"{site.family.name} values are vectors"
         else:
-            values = _values(site)
+            values = values_of(site)
             if isinstance(values, str):
                 sampled[name] = values
             else:
@@ -81,8 +81,9 @@ def choose(program, exclude: Iterable[str] = ()) -> Choice:
     return Choice(summed, sampled)
 
 
-def _values(site) -> FinSet | str:
-    """The FinSet of the site's values, or why there is none."""
+def values_of(site) -> FinSet | str:
+    """The FinSet of a discrete site's values, or why there is none (its
+    values are infinitely many, or not known before the run)."""
     if site.num_values is not None and site.values_in is not None:
         return FinSet(site.values_in, site.num_values)
     try:

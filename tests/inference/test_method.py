@@ -89,7 +89,8 @@ def test_a_sampled_discrete_latent_learned_parameters_or_a_mini_batch_run_svi():
                                       observe("y", Obs, Normal(var("b"), 1.0))])
     choice = M.choose_method(coin, {"y": torch.zeros(4)})
     assert choice.method == "svi" and choice.other is None
-    assert choice.reason == "chosen by fit: NUTS cannot sample the discrete latents ['b']; marginalize them to sample"
+    assert choice.reason == ("chosen by fit: NUTS cannot sample the discrete latents ['b']; marginalize them to sample, "
+                             'or discrete="gibbs" draws them by Gibbs steps within NUTS')
     learned = normal_mean()
     learned.register_parameter("w", torch.nn.Parameter(torch.zeros(2)))
     assert M.choose_method(learned, {"y": Y}).reason == (

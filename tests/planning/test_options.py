@@ -172,7 +172,7 @@ def test_nuts_names_the_sites_the_plan_did_not_sum_and_why():
     I = FinSet("I", 4)
     p = Program("p", I, I, [sample("n", None, Poisson(1.5)), observe("y", I, Normal(var("n") * 1.0, 0.5))])
     with pytest.raises(QuiversTypeError, match=r"\['n'\] of `p` are discrete and not summed by its plan "
-                                               r"\(`n`: Poisson has infinite support\); fit with SVI"):
+                                               r"\(`n`: Poisson has infinite support\); Gibbs steps sample them within NUTS"):
         ProgramAdaptor(auto(p))
     with pytest.raises(QuiversTypeError, match=r"sum them exactly with \[marginalize=auto\]"):
         ProgramAdaptor(p)
@@ -223,3 +223,19 @@ def test_a_composite_of_planned_programs_is_planned_again():
 def build_two() -> Program:
     I = FinSet("I", 2)
     return Program("two", I, I, [sample("b", None, Bernoulli(0.3)), observe("y", I, Normal(2.0 * var("b"), 1.0))])
+
+
+def test_a_budget_below_a_blocks_accumulator_leaves_the_per_row_latent_to_sampling():
+    """A latent per row is summed by a block whose accumulator (rows by
+    values) counts against the budget like any intermediate."""
+    Item, K = FinSet("Item", 6), FinSet("K", 2)
+    p = Program("p", Item, Item, [
+        sample("w", K, HalfNormal(1.0)), sample("mu", K, Normal(0.0, 1.0)),
+        sample("z", Item, Categorical(var("w"))), observe("y", Item, Normal(var("mu")[var("z")], 1.0)),
+    ])
+    assert auto(p, budget=48).summed == {"z"}
+    with pytest.warns(QuiversWarning, match=r"`z` is sampled, not summed: the plan's largest intermediate Item \* z "
+                                            r"takes 48 bytes, over the budget of 47"):
+        planned = auto(p, budget=47)
+    assert planned.summed == frozenset() and "z" in planned.plan().sampled
+    assert [s.name for s in planned.latent_sites()] == ["w", "mu", "z"]

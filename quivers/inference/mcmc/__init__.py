@@ -3,6 +3,8 @@
 - :class:`NUTS` and :class:`HMC`: Hamiltonian kernels moving a batch of
   chains ``z`` of shape ``(C, D)`` with one batched potential call per
   leapfrog step.
+- :class:`DiscreteHMCGibbs`: Gibbs steps for discrete latents between the
+  transitions of a Hamiltonian kernel on the continuous ones.
 - :class:`MCMC`: the driver (Stan's warmup, draws, sample statistics,
   ArviZ diagnostics).
 - :class:`ModelAdaptor`: what a kernel needs from a model (starting points,
@@ -30,6 +32,7 @@ from quivers.inference.mcmc.adaptation import (
     find_reasonable_step_size,
 )
 from quivers.inference.mcmc.adaptor import ModelAdaptor, PotentialAdaptor, as_model_adaptor
+from quivers.inference.mcmc.gibbs import DiscreteHMCGibbs
 from quivers.inference.mcmc.hmc import HMC
 from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel
 from quivers.inference.mcmc.mcmc import MCMC
@@ -39,6 +42,7 @@ __all__ = [
     "MCMC",
     "NUTS",
     "HMC",
+    "DiscreteHMCGibbs",
     "HamiltonianKernel",
     "ChainState",
     "ModelAdaptor",
