@@ -175,6 +175,8 @@ def _product(names: tuple[str, ...]) -> ast.SetExpr | None:
 def plate(step: ast.Sample | ast.Observe) -> ast.SetExpr | None:
     """The plate of independent draws of ``step``: its index set, else the
     product of its ``iid_over`` objects."""
+    if _square(step):
+        return None
     if step.index_set is not None:
         return step.index_set
     return _product(axis_names(_option(step.options, "iid_over")))
@@ -186,9 +188,24 @@ def grouping(step: ast.Marginalize) -> ast.SetExpr | None:
     return _product(axis_names(_option(step.options, "over")))
 
 
+def _square(step: ast.Sample | ast.Observe) -> bool:
+    """``sample chol : D <- LKJCholesky(eta)``, as the peer writes it: a
+    square-matrix family on one set with no axis options is a matrix on
+    ``D * D`` (a plate of matrices is written ``D * K * K`` or with ``over``)."""
+    from quivers.distributions import FAMILIES
+
+    spec = FAMILIES.get(step.family.name)
+    return (
+        spec is not None and spec.event_rank == 2 and isinstance(step.index_set, ast.SetName)
+        and not any(o.key in AXIS_OPTIONS for o in step.options)
+    )
+
+
 def site_set(step: ast.Sample | ast.Observe) -> ast.SetExpr | None:
     """The set the site of ``step`` lives on: its plate times its ``over``
     (event) axes."""
+    if _square(step):
+        return ast.SetProduct(step.index_set, step.index_set)
     rows = plate(step)
     event = _product(axis_names(_option(step.options, "over")))
     if event is None:

@@ -145,3 +145,30 @@ def test_labelled_tuple_errors_are_located(change: str, message: str | None) -> 
     else:
         with pytest.raises(QuiversTypeError, match=message):
             loads(text)
+
+
+CORR = """
+object Dim : FinSet 3
+program corr : Dim -> Dim
+    sample conc <- HalfNormal(2.0)
+    sample factor_l : Dim <- LKJCholesky(conc)
+    return factor_l
+export corr
+"""
+
+
+def test_a_square_matrix_family_on_one_set_is_a_matrix_on_that_set_twice() -> None:
+    m = loads(CORR).morphism
+    assert m.sites["factor_l"].shape == (3, 3)
+    torch.manual_seed(1)
+    draw = m.sample()
+    lkj = torch.distributions.LKJCholesky(3, draw["conc"])
+    want = torch.distributions.HalfNormal(2.0).log_prob(draw["conc"]) + lkj.log_prob(draw["factor_l"])
+    torch.testing.assert_close(m.log_joint(None, {}, {k: draw[k] for k in ("conc", "factor_l")}), want.reshape(()))
+
+
+def test_a_square_matrix_family_on_a_product_keeps_its_plate() -> None:
+    text = CORR.replace("object Dim : FinSet 3", "object Dim : FinSet 3\nobject Grp : FinSet 2").replace(
+        "factor_l : Dim <-", "factor_l : Grp * Dim * Dim <-"
+    )
+    assert loads(text).morphism.sites["factor_l"].shape == (2, 3, 3)
