@@ -14,8 +14,13 @@ seen before go on the agenda. It records every instantiated rule (a
 hyperedge) and drops conclusions deeper than ``max_depth``. The second
 computes the weight of every item in the semiring: the sum, over its
 hyperedges, of the rule weight times the premises' weights (plus its axiom
-weight), in topological order. Cyclic derivations are summed exactly only in
-idempotent semirings, by relaxing to a fixed point.
+weight), one strongly connected component of items at a time, premises
+first. A cyclic component is relaxed to its fixed point in an idempotent
+semiring; in ``LOG``, ``PROB`` and ``REAL``, when every hyperedge uses at
+most one item of the cycle (unary cycles such as type raising and
+lowering), the infinite sum over its derivations is the solution of a
+linear system, ``x = b + A x``, and a cycle whose weight is not below one
+(spectral radius of ``A``) is refused at once, since that sum is infinite.
 
 Laws
 ----
@@ -377,9 +382,10 @@ def deduce(
     max_items
         A bound on the number of items, against rules that derive forever.
     tolerance
-        Cyclic derivations in a semiring whose addition is not idempotent
-        are summed by iterating the weights until no item changes by more
-        than this (they are refused without it).
+        Cyclic derivations in a semiring whose addition is not idempotent,
+        and that no linear system sums (a rule uses two items of the
+        cycle), are summed by iterating the weights until no item changes
+        by more than this (they are refused without it).
 
     Examples
     --------
@@ -502,7 +508,6 @@ def _weigh(items, edges, axioms, weights, semiring: Semiring, like: Tensor,
            tolerance: float | None) -> dict[Term, Tensor]:
     zero = like.new_tensor(semiring.zero)
     one = like.new_tensor(semiring.one)
-    order = _topological(items, edges)
     values: dict[Term, Tensor] = {}
 
     def relax(item: Term) -> Tensor:
@@ -514,20 +519,104 @@ def _weigh(items, edges, axioms, weights, semiring: Semiring, like: Tensor,
             total = semiring.add(total, term)
         return total
 
-    if order is not None:
-        for item in order:
-            values[item] = relax(item)
-        return values
-    if not semiring.idempotent and tolerance is None:
-        raise UnsupportedError(
-            f"the derivations are cyclic, and `{semiring}` sums over infinitely many of them",
-            hint="give a `tolerance` to sum them to a fixed point, use an idempotent semiring "
-            "(BOOL, MAX_PLUS, ...), or remove the cycle",
+    for component in _components(items, edges):
+        members = set(component)
+        if len(component) == 1 and not any(
+            component[0] in edge.premises for edge in edges.get(component[0], ())
+        ):
+            values[component[0]] = relax(component[0])
+            continue
+        cycle = sorted({e.rule for i in component for e in edges.get(i, ()) if members & set(e.premises)})
+        if not semiring.idempotent and semiring.name in _SERIES and like.dim() == 0 \
+                and _linear(component, edges, members):
+            values.update(_solve(component, members, edges, axioms, weights, semiring, values,
+                                 zero, one, cycle))
+            continue
+        if not semiring.idempotent and tolerance is None:
+            raise UnsupportedError(
+                f"the derivations of `{show(component[0])}` are cyclic (rules "
+                f"{', '.join(f'`{r}`' for r in cycle)}) and a rule uses two items of the cycle, so "
+                f"`{semiring}` sums over infinitely many of them without a closed form",
+                hint="give a `tolerance` to sum them to a fixed point, use an idempotent semiring "
+                "(BOOL, MAX_PLUS, ...), or remove the cycle",
+            )
+        _iterate(component, values, relax, semiring, tolerance, cycle)
+    return values
+
+
+_SERIES = ("LOG", "PROB", "REAL")
+"""The semirings whose cyclic linear systems are solved in closed form: the
+sum ``b + A b + A^2 b + ...`` is ``(I - A)^-1 b`` when it converges."""
+
+_MAX_ROUNDS = 10_000
+
+
+def _linear(component, edges, members) -> bool:
+    """Whether every hyperedge into the component uses at most one of its items."""
+    return all(
+        sum(p in members for p in edge.premises) <= 1 for item in component for edge in edges.get(item, ())
+    )
+
+
+def _solve(component, members, edges, axioms, weights, semiring, values, zero, one, cycle):
+    """The weights of a strongly connected component whose hyperedges are
+    linear in it, as the solution of ``x = b + A x``: ``b`` gathers the
+    axioms and the hyperedges from outside the component, ``A[i, j]`` the
+    hyperedges into item ``i`` that use item ``j`` of the component. The sum
+    over the derivations converges exactly when the spectral radius of
+    ``A`` (as probabilities) is below one; otherwise it is refused at once."""
+    where = {item: k for k, item in enumerate(component)}
+    n = len(component)
+    b = [axioms[item] if item in axioms else zero for item in component]
+    a = [[zero] * n for _ in range(n)]
+    for item in component:
+        i = where[item]
+        for edge in edges.get(item, ()):
+            term = weights.get(edge.rule, one)
+            inner = None
+            for premise in edge.premises:
+                if premise in members:
+                    inner = where[premise]
+                else:
+                    term = semiring.mul(term, values.get(premise, zero))
+            if inner is None:
+                b[i] = semiring.add(b[i], term)
+            else:
+                a[i][inner] = semiring.add(a[i][inner], term)
+    b_t = torch.stack(b)
+    a_t = torch.stack([torch.stack(row) for row in a])
+    if semiring.name == "LOG":
+        finite = b_t.detach()[torch.isfinite(b_t.detach())]
+        shift = finite.max() if finite.numel() else b_t.new_zeros(())
+        b_p, a_p = torch.exp(b_t - shift), torch.exp(a_t)
+    else:
+        b_p, a_p = b_t, a_t
+    radius = float(torch.linalg.eigvals(a_p.detach().double()).abs().max()) \
+        if bool(torch.isfinite(a_p.detach()).all()) else math.inf
+    if not radius < 1 - 1e-9:
+        rules = ", ".join(f"`{r}`" for r in cycle)
+        raise InvalidValueError(
+            f"the derivations of `{show(component[0])}` go round a cycle of rules {rules} whose "
+            f"weight is not below one (spectral radius {radius:.3g}), so their sum in `{semiring}` "
+            "is infinite",
+            hint="give the rules of the cycle weights whose product round the cycle is below one "
+            "(log weights below zero), use an idempotent semiring (Viterbi, Boolean), or remove "
+            "the cycle",
         )
-    rounds = len(items) + 1 if semiring.idempotent else _MAX_ROUNDS
+    x = torch.linalg.solve(torch.eye(n, dtype=a_p.dtype) - a_p, b_p)
+    if semiring.name == "LOG":
+        x = torch.log(x.clamp_min(0.0)) + shift
+    return {item: x[where[item]] for item in component}
+
+
+def _iterate(component, values, relax, semiring, tolerance, cycle) -> None:
+    """Relax the items of a cyclic component until no weight changes by more
+    than ``tolerance``: exact after ``len(component) + 1`` rounds in an
+    idempotent semiring unless a cycle gains weight every time round."""
+    rounds = len(component) + 1 if semiring.idempotent else _MAX_ROUNDS
     for _ in range(rounds):
         change = 0.0
-        for item in items:
+        for item in component:
             new = relax(item)
             if item in values:
                 change = max(change, _distance(new, values[item]))
@@ -535,14 +624,19 @@ def _weigh(items, edges, axioms, weights, semiring: Semiring, like: Tensor,
                 change = math.inf
             values[item] = new
         if change <= (tolerance or 0.0):
-            return values
+            return
+        if any(_unbounded(values[item]) for item in component):
+            break
+    rules = ", ".join(f"`{r}`" for r in cycle)
     raise InvalidValueError(
-        f"the weights of cyclic derivations in `{semiring}` do not converge (a cycle adds "
-        "weight every time round)"
+        f"the weights of the cyclic derivations of `{show(component[0])}` (rules {rules}) do not "
+        f"converge in `{semiring}`: a cycle adds weight every time round",
+        hint="lower the weights of the rules of the cycle, or remove the cycle",
     )
 
 
-_MAX_ROUNDS = 10_000
+def _unbounded(value: Tensor) -> bool:
+    return value.dtype != torch.bool and bool(torch.isinf(value.detach()).any() & (value.detach() > 0).any())
 
 
 def _distance(a: Tensor, b: Tensor) -> float:
@@ -554,29 +648,48 @@ def _distance(a: Tensor, b: Tensor) -> float:
     return float((a - b).abs())
 
 
-def _topological(items, edges) -> list[Term] | None:
-    """Items with premises before conclusions, or ``None`` on a cycle."""
-    state: dict[Term, int] = {}
-    order: list[Term] = []
-    for start in items:
-        if start in state:
+def _components(items, edges) -> list[list[Term]]:
+    """The strongly connected components of the items (an item points at the
+    premises of its hyperedges), premises' components first (Tarjan's
+    algorithm, without recursion)."""
+    index: dict[Term, int] = {}
+    low: dict[Term, int] = {}
+    on_stack: set[Term] = set()
+    stack: list[Term] = []
+    out: list[list[Term]] = []
+    for root in items:
+        if root in index:
             continue
-        stack = [(start, iter(_premises(edges, start)))]
-        state[start] = 1
-        while stack:
-            node, children = stack[-1]
+        work = [(root, iter(_premises(edges, root)))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
             for child in children:
-                if state.get(child) == 1:
-                    return None
-                if child not in state:
-                    state[child] = 1
-                    stack.append((child, iter(_premises(edges, child))))
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(_premises(edges, child))))
                     break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
             else:
-                stack.pop()
-                state[node] = 2
-                order.append(node)
-    return order
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    out.append(component)
+    return out
 
 
 def _premises(edges, item) -> list[Term]:

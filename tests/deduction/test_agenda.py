@@ -3,6 +3,8 @@ grammars in every semiring, cyclic rules, depth bounds and errors."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from hypothesis import given
@@ -75,7 +77,7 @@ PATHS = [
 ]
 
 
-def test_cycles_are_solved_in_idempotent_semirings_and_refused_in_others():
+def test_cycles_are_solved_in_idempotent_semirings_and_by_a_linear_system_in_others():
     edges = {("edge", "a", "b"): torch.tensor(-1.0), ("edge", "b", "a"): torch.tensor(-2.0),
              ("edge", "b", "c"): torch.tensor(-4.0)}
     best = deduce(PATHS, edges, MAX_PLUS)
@@ -86,14 +88,51 @@ def test_cycles_are_solved_in_idempotent_semirings_and_refused_in_others():
     probs = {("edge", "a", "b"): torch.tensor(0.5, dtype=torch.float64),
              ("edge", "b", "a"): torch.tensor(0.5, dtype=torch.float64),
              ("edge", "b", "c"): torch.tensor(0.5, dtype=torch.float64)}
-    with pytest.raises(UnsupportedError, match="cyclic"):
-        deduce(PATHS, probs, PROB)
-    summed = deduce(PATHS, probs, PROB, tolerance=1e-12)
+    # `join` uses one path and one edge: the cycle is linear, its sum a geometric series
     # a -> b, then any number of round trips b -> a -> b: 0.5 / (1 - 0.25)
+    summed = deduce(PATHS, probs, PROB)
     torch.testing.assert_close(summed[("path", "a", "b")], torch.tensor(2 / 3, dtype=torch.float64))
     torch.testing.assert_close(summed[("path", "a", "c")], torch.tensor(1 / 3, dtype=torch.float64))
+    logs = deduce(PATHS, {k: v.log() for k, v in probs.items()}, LOG)
+    torch.testing.assert_close(logs[("path", "a", "c")], torch.tensor(1 / 3, dtype=torch.float64).log())
     with pytest.raises(InvalidValueError, match="converge"):
         deduce(PATHS, {k: -v for k, v in edges.items()}, MAX_PLUS)
+
+
+def test_a_linear_cycle_matches_the_truncated_series_and_passes_gradients():
+    # x -> y -> x with weights p and q: the weight of y is a p sum_k (pq)^k = a p / (1 - pq)
+    p = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    q = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    rules = [Rule("up", (("x", X),), ("y", X)), Rule("down", (("y", X),), ("x", X))]
+    a = torch.tensor(2.0, dtype=torch.float64)
+    y = deduce(rules, {("x", "0"): a}, PROB, weights={"up": p, "down": q})[("y", "0")]
+    series = sum(a * p * (p * q) ** k for k in range(200))
+    torch.testing.assert_close(y, series)
+    (gp, gq) = torch.autograd.grad(y, (p, q))
+    torch.testing.assert_close(gp, a / (1 - p * q) ** 2)
+    torch.testing.assert_close(gq, a * p * p / (1 - p * q) ** 2)
+
+
+def test_a_cycle_of_weight_one_is_refused_at_once_naming_its_rules():
+    rules = [Rule("lift", (("x", X),), ("y", X)), Rule("lower", (("y", X),), ("x", X))]
+    axioms = {("x", str(k)): torch.tensor(0.0) for k in range(30)}
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidValueError, match=r"cycle of rules `lift`, `lower` whose weight is not below one"):
+        deduce(rules, axioms, LOG)
+    assert time.perf_counter() - t0 < 2.0   # it was a 10,000-round relaxation before
+    with pytest.raises(InvalidValueError, match="infinite"):
+        deduce(rules, {("x", "0"): torch.tensor(1.0)}, PROB, weights={"lift": torch.tensor(2.0)})
+
+
+def test_a_cycle_through_two_items_of_itself_needs_a_tolerance():
+    # `meet` uses two paths: no linear system sums it
+    rules = [PATHS[0], Rule("meet", (("path", X, Y), ("path", Y, Z)), ("path", X, Z))]
+    probs = {("edge", "a", "a"): torch.tensor(0.2, dtype=torch.float64)}
+    with pytest.raises(UnsupportedError, match="rules `meet`.*a rule uses two items of the cycle"):
+        deduce(rules, probs, PROB)
+    # x = 0.2 + x^2, the least fixed point (1 - sqrt(1 - 0.8)) / 2
+    x = deduce(rules, probs, PROB, tolerance=1e-13)[("path", "a", "a")]
+    torch.testing.assert_close(x, torch.tensor((1 - 0.2 ** 0.5) / 2, dtype=torch.float64))
 
 
 def test_free_conclusion_variables_range_over_atoms_and_depth_bounds_terms():
