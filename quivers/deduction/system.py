@@ -33,7 +33,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +44,7 @@ from quivers.categories.semiring import (
 )
 from quivers.deduction.agenda import Derivation, Derivations, Rule, Term, deduce, show
 from quivers.deduction.parsing import lexical_axioms
-from quivers.errors import DataError, InvalidValueError, QuiversTypeError, UnknownNameError
+from quivers.errors import DataError, InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
 
 __all__ = ["Entry", "Deduction", "SEMIRING_NAMES", "FROM_LOG"]
 
@@ -73,8 +73,10 @@ weights (``MIN_PLUS`` reads it as a cost, its negation)."""
 
 @dataclass(frozen=True)
 class Entry:
-    """A lexicon entry: ``word`` has ``category`` (and a ``meaning``, an atom
-    kept for the reader); ``learnable`` gives it a log weight.
+    """A lexicon entry: ``word`` has ``category`` and a ``meaning`` (a term:
+    part of the word's items when the rules carry meanings in
+    ``span(i, j, category, meaning)``, kept for the reader otherwise);
+    ``learnable`` gives it a log weight.
 
     Examples
     --------
@@ -84,7 +86,7 @@ class Entry:
 
     word: str
     category: Term
-    meaning: str | None = None
+    meaning: Term | None = None
     learnable: bool = False
 
 
@@ -96,11 +98,16 @@ class Deduction(nn.Module):
     name
         The name, for messages.
     rules
-        Rules over ``span(i, j, category)`` items.
+        Rules over ``span(i, j, category)`` items, or over
+        ``span(i, j, category, meaning)`` items: when a rule names a
+        ``span`` of four arguments, a word's axioms carry its entry's
+        meaning (the word itself when the entry gives none), and a sentence
+        weighs the sum over every meaning of its goal.
     lexicon
         The :class:`Entry` values.
     start
-        The category of a whole sentence.
+        The category of a whole sentence; ``None`` for a deduction that
+        weighs no sentence but closes given axioms (:meth:`close`).
     semiring
         Where the weights live.
     atoms
@@ -133,7 +140,7 @@ class Deduction(nn.Module):
         rules: Sequence[Rule],
         lexicon: Sequence[Entry],
         *,
-        start: Term,
+        start: Term | None,
         semiring: Semiring = LOG,
         atoms: Iterable[Term] = (),
         max_depth: int | None = None,
@@ -179,6 +186,7 @@ class Deduction(nn.Module):
         self.entry_logits = nn.Parameter(torch.zeros(len(self.lexicon), dtype=torch.float64))
         self._entry_learns = [e.learnable for e in self.lexicon]
         self.words = tuple(dict.fromkeys(e.word for e in self.lexicon))
+        self.meanings = any(_spans_with_meaning(t) for r in self.rules for t in (*r.premises, r.conclusion))
 
     def _one(self) -> Tensor:
         dtype = self.semiring.tensor_dtype(torch.float64)
@@ -203,25 +211,101 @@ class Deduction(nn.Module):
         """Every item derivable from a sentence, with its weight."""
         if isinstance(words, str) or not words:
             raise DataError(f"deduction `{self.name}` parses a non-empty sequence of words, got {words!r}")
-        axioms = lexical_axioms(list(words), self.lexicon_weights(), self.semiring)
+        if self.meanings:
+            axioms = self._meaning_axioms(list(words))
+        else:
+            axioms = lexical_axioms(list(words), self.lexicon_weights(), self.semiring)
+        return self._deduce(axioms)
+
+    def _deduce(self, axioms: dict[Term, Tensor]) -> Derivations:
         return deduce(
             self.rules, axioms, self.semiring, weights=self.rule_weights(), atoms=self.atoms,
             max_depth=None if self.max_depth is None else self.max_depth + 1,
             tolerance=self.tolerance, bounded=self.bounded,
         )
 
+    def _meaning_axioms(self, words: list[str]) -> dict[Term, Tensor]:
+        to = FROM_LOG.get(self.semiring)
+        one = self._one()
+        axioms: dict[Term, Tensor] = {}
+        for i, word in enumerate(words):
+            if word not in self.words:
+                raise UnknownNameError(f"the word `{word}` is not in the lexicon of deduction "
+                                       f"`{self.name}`", name=str(word), candidates=self.words)
+            for k, entry in enumerate(self.lexicon):
+                if entry.word != word:
+                    continue
+                weight = to(self.entry_logits[k]) if entry.learnable and to else one
+                meaning = entry.word if entry.meaning is None else entry.meaning
+                item = ("span", i, i + 1, entry.category, meaning)
+                axioms[item] = self.semiring.add(axioms[item], weight) if item in axioms else weight
+        return axioms
+
+    def close(self, axioms: Mapping[Term, float | Tensor]) -> Derivations:
+        """Every item derivable from ground ``axioms`` (their log weights, as
+        learnable weights are), with its weight: a deduction used as a
+        prover rather than a parser.
+
+        Examples
+        --------
+        >>> from quivers.deduction.agenda import Var
+        >>> P, Q, R = Var("P"), Var("Q"), Var("R")
+        >>> chain = Rule("chain", (("Claim", ("Every", P, Q)), ("Claim", ("Every", Q, R))),
+        ...              ("Claim", ("Every", P, R)))
+        >>> d = Deduction("Prover", [chain], [], start=None, semiring=BOOL)
+        >>> d.close({("Claim", ("Every", "dog", "animal")): 0.0,
+        ...          ("Claim", ("Every", "animal", "mortal")): 0.0})[("Claim", ("Every", "dog", "mortal"))]
+        tensor(True)
+        """
+        to = FROM_LOG.get(self.semiring)
+        ground: dict[Term, Tensor] = {}
+        for item, value in axioms.items():
+            weight = torch.as_tensor(value, dtype=torch.float64)
+            ground[item] = to(weight) if to else (
+                self._one() if float(weight) > -math.inf else self._one().new_tensor(self.semiring.zero))
+        return self._deduce(ground)
+
     def goal(self, words: Sequence[str]) -> Term:
         """The item of a whole sentence: ``span(0, n, start)``."""
+        if self.start is None:
+            raise UnsupportedError(
+                f"deduction `{self.name}` has no start category, so it weighs no sentence",
+                hint="give it `start=...`, or close axioms with `.close(axioms)`",
+            )
         return ("span", 0, len(words), self.start)
+
+    def goals(self, words: Sequence[str], derived: Derivations) -> list[Term]:
+        """The derived items of a whole sentence: its goal, or, when the
+        rules carry meanings, ``span(0, n, start, meaning)`` for every
+        meaning derived."""
+        goal = self.goal(words)
+        if not self.meanings:
+            return [goal]
+        return [item for item in derived.items if isinstance(item, tuple) and len(item) == 5
+                and item[:4] == goal]
 
     def weight(self, words: Sequence[str]) -> Tensor:
         """The weight of a sentence: of every derivation of its goal item."""
-        return self.derive(words)[self.goal(words)]
+        self.goal(words)
+        derived = self.derive(words)
+        goals = self.goals(words, derived)
+        if len(goals) == 1:
+            return derived[goals[0]]
+        total = self._one().new_tensor(self.semiring.zero)
+        for goal in goals:
+            total = self.semiring.add(total, derived[goal])
+        return total
 
     def best(self, words: Sequence[str]) -> Derivation | None:
         """The best derivation of a sentence (in a semiring whose addition
         selects, such as ``Viterbi``), or ``None`` when it has none."""
-        return self.derive(words).best(self.goal(words))
+        self.goal(words)
+        derived = self.derive(words)
+        goals = self.goals(words, derived)
+        if not goals:
+            return None
+        weights = torch.stack([derived[g].detach().to(torch.float64) for g in goals])
+        return derived.best(goals[int(torch.argmax(weights))])
 
     def forward(self, sentences: Sequence[Sequence[str]]) -> Tensor:
         """The weights of several sentences, stacked."""
@@ -229,7 +313,14 @@ class Deduction(nn.Module):
 
     def __repr__(self) -> str:
         return (f"Deduction({self.name!r}, rules=[{', '.join(r.name for r in self.rules)}], "
-                f"words={len(self.words)}, start={show(self.start)}, semiring={self.semiring})")
+                f"words={len(self.words)}, start={'None' if self.start is None else show(self.start)}, "
+                f"semiring={self.semiring})")
+
+
+def _spans_with_meaning(term: Term) -> bool:
+    if not isinstance(term, tuple):
+        return False
+    return (term[0] == "span" and len(term) == 5) or any(_spans_with_meaning(a) for a in term[1:])
 
 
 def check_semiring(name: str, where: str) -> Semiring:

@@ -801,19 +801,20 @@ class LexiconEntry(Node):
 
     Examples
     --------
-    >>> LexiconEntry("dog", TermName("N"), "dog").word
+    >>> LexiconEntry("dog", TermName("N"), TermName("dog")).word
     'dog'
     """
 
     word: str
     category: Term
-    meaning: str | None = None
+    meaning: Term | None = None
     annotations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class DeductionDecl(Node):
-    """``deduction name : A -> B [options]`` with its atoms, rules and lexicon.
+    """``deduction name : A -> B [options]`` with its atoms, rules, lexicon and
+    binders (functors whose first argument is a bound variable).
 
     Examples
     --------
@@ -829,6 +830,7 @@ class DeductionDecl(Node):
     atoms: tuple[str, ...]
     rules: tuple[DeductionRule, ...]
     lexicon: tuple[LexiconEntry, ...]
+    binders: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- morphisms

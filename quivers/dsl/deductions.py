@@ -63,9 +63,10 @@ def compile_deduction(d: ast.DeductionDecl, source: str | None = None) -> Deduct
     atoms = tuple(dict.fromkeys(d.atoms))
     options = _options(d, error)
     start = options.get("start")
-    if start is None:
-        raise error(QuiversTypeError, f"deduction `{d.name}` needs a start category, `start=S`", d)
-    if start.name not in atoms:
+    if start is None and d.lexicon:
+        raise error(QuiversTypeError, f"deduction `{d.name}` has a lexicon but no start category: "
+                    "give it `start=S`", d)
+    if start is not None and start.name not in atoms:
         raise error(UnknownNameError, f"the start category `{start.name}` of deduction `{d.name}` "
                     "is not declared in `atoms`", start, name=start.name, candidates=atoms)
 
@@ -80,6 +81,31 @@ def compile_deduction(d: ast.DeductionDecl, source: str | None = None) -> Deduct
             return ("Fwd", term(t.left), term(t.right))
         return ("Bwd", term(t.right), term(t.left))
 
+    for b in d.binders:
+        if b in atoms:
+            raise error(QuiversTypeError, f"`{b}` is declared both in `atoms` and in `binders` of "
+                        f"deduction `{d.name}`; a binder is a functor of its own", d)
+
+    def meaning(t: ast.Term, bound: dict[str, str]) -> Term:
+        """A lexicon meaning: every name a constant, the variable a binder
+        binds renamed by how many binders enclose it, so that terms equal
+        up to the names of bound variables are one term."""
+        if isinstance(t, ast.TermName):
+            return bound.get(t.name, t.name)
+        if isinstance(t, ast.TermNumber):
+            return t.value
+        if isinstance(t, ast.TermCall):
+            if t.functor in d.binders:
+                variable = t.args[0] if t.args else None
+                if not isinstance(variable, ast.TermName) or len(t.args) < 2:
+                    raise error(QuiversTypeError, f"the binder `{t.functor}` takes a variable "
+                                f"name, then its body: `{t.functor}(x, ...)`", t)
+                inner = {**bound, variable.name: f"${len(bound)}"}
+                return (t.functor, inner[variable.name], *(meaning(a, inner) for a in t.args[1:]))
+            return (t.functor, *(meaning(a, bound) for a in t.args))
+        left, right = meaning(t.left, bound), meaning(t.right, bound)
+        return ("Fwd", left, right) if t.op == "/" else ("Bwd", right, left)
+
     lexicon = []
     for e in d.lexicon:
         for leaf in _names(e.category):
@@ -89,14 +115,15 @@ def compile_deduction(d: ast.DeductionDecl, source: str | None = None) -> Deduct
                     f'`{leaf.name}` in the category of "{e.word}" is not an atom; a lexicon '
                     "category is made of declared atoms", leaf, name=leaf.name, candidates=atoms,
                 )
-        lexicon.append(Entry(e.word, term(e.category), e.meaning, "learnable" in e.annotations))
+        lexicon.append(Entry(e.word, term(e.category), None if e.meaning is None else meaning(e.meaning, {}),
+                             "learnable" in e.annotations))
 
     rules = [Rule(r.name, tuple(term(p) for p in r.premises), term(r.conclusion)) for r in d.rules]
-    heads = {_head(r.conclusion) for r in rules} | {("span", 4)}
+    heads = {_head(r.conclusion) for r in rules} | {("span", 4), ("span", 5)}
     anything = any(isinstance(r.conclusion, Var) for r in rules)
     for r, rule in zip(d.rules, rules):
         for p, premise in zip(r.premises, rule.premises):
-            if not (anything or isinstance(premise, Var) or _head(premise) in heads):
+            if start is not None and not (anything or isinstance(premise, Var) or _head(premise) in heads):
                 functor, arity = _head(premise)
                 raise error(
                     QuiversTypeError,
@@ -115,7 +142,7 @@ def compile_deduction(d: ast.DeductionDecl, source: str | None = None) -> Deduct
     tolerance = options.get("tolerance")
     try:
         return Deduction(
-            d.name, rules, lexicon, start=start.name,
+            d.name, rules, lexicon, start=None if start is None else start.name,
             semiring=check_semiring(semiring.name, f"deduction `{d.name}`") if semiring else
             check_semiring("LogProb", ""),
             atoms=atoms, max_depth=None if depth is None else depth.value,

@@ -342,6 +342,8 @@ def _deduction(d: ast.DeductionDecl) -> list[str]:
     out = [f"deduction {d.name} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"]
     if d.atoms:
         out.append(f"{INDENT}atoms {', '.join(d.atoms)}")
+    if d.binders:
+        out.append(f"{INDENT}binders {', '.join(d.binders)}")
     for r in d.rules:
         premises = ", ".join(dump_term(p) for p in r.premises)
         out.append(f"{INDENT}rule {r.name} : {premises}{' ' if premises else ''}|- "
@@ -349,7 +351,7 @@ def _deduction(d: ast.DeductionDecl) -> list[str]:
     if d.lexicon:
         out.append(f"{INDENT}lexicon")
         for e in d.lexicon:
-            meaning = f" = {e.meaning}" if e.meaning is not None else ""
+            meaning = f" = {dump_term(e.meaning)}" if e.meaning is not None else ""
             out.append(f'{INDENT * 2}"{e.word}" : {dump_term(e.category)}{meaning}'
                        f"{_annotations(e.annotations)}")
     return out

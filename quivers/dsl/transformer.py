@@ -449,16 +449,19 @@ class QVRTransformer(Transformer):
 
     def deduction_decl(self, meta: Any, children: list) -> ast.DeductionDecl:
         name, dom, cod, options, *parts = children
-        found: dict[str, list] = {"atoms": [], "rule": [], "lexicon": []}
+        found: dict[str, list] = {"atoms": [], "binders": [], "rule": [], "lexicon": []}
         for kind, items in parts:
             found[kind].extend(items)
         return ast.DeductionDecl(
             str(name), dom, cod, options or (), tuple(found["atoms"]), tuple(found["rule"]),
-            tuple(found["lexicon"]), span=self._line_span(meta),
+            tuple(found["lexicon"]), tuple(dict.fromkeys(found["binders"])), span=self._line_span(meta),
         )
 
     def atoms_decl(self, meta: Any, children: list) -> tuple[str, tuple[str, ...]]:
         return "atoms", tuple(str(c) for c in children)
+
+    def binders_decl(self, meta: Any, children: list) -> tuple[str, tuple[str, ...]]:
+        return "binders", tuple(str(c) for c in children)
 
     def rule_decl(self, meta: Any, children: list) -> tuple[str, tuple[ast.DeductionRule]]:
         name, premises, conclusion, annotation = children
@@ -478,7 +481,7 @@ class QVRTransformer(Transformer):
         if not text.strip():
             raise QVRSyntaxError("a lexicon entry needs a word between its quotes",
                                  span=_token_span(word), source=self.source)
-        return ast.LexiconEntry(text, category, None if meaning is None else str(meaning),
+        return ast.LexiconEntry(text, category, meaning,
                                 self._annotations(annotation, lexicon=True), span=self._line_span(meta))
 
     def _annotations(self, token: Token | None, lexicon: bool = False) -> tuple[str, ...]:

@@ -125,9 +125,10 @@ deductions = st.builds(
     st.lists(names, max_size=3).map(tuple),
     st.lists(st.builds(ast.DeductionRule, names, st.lists(terms, max_size=2).map(tuple), terms,
                        annotations), max_size=2).map(tuple),
-    st.lists(st.builds(ast.LexiconEntry, words, terms, st.none() | names, annotations),
+    st.lists(st.builds(ast.LexiconEntry, words, terms, st.none() | terms, annotations),
              max_size=2).map(tuple),
-).filter(lambda d: d.atoms or d.rules or d.lexicon)
+    st.lists(names, max_size=2).map(lambda b: tuple(dict.fromkeys(b))),
+).filter(lambda d: d.atoms or d.rules or d.lexicon or d.binders)
 
 decls = st.one_of(
     st.builds(ast.CompositionDecl, names, options),
