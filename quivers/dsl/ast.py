@@ -35,7 +35,7 @@ __all__ = [
     "Span",
     "Node",
     # expressions
-    "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Vector", "Expr", "BINARY_OPS", "COMPARE_OPS",
+    "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Vector", "Tuple", "Expr", "BINARY_OPS", "COMPARE_OPS",
     # finite sets
     "SetName", "SetUnit", "SetProduct", "SetSum", "SetExpr",
     # options and families
@@ -190,7 +190,21 @@ class Record(Node):
     fields: tuple[tuple[str, Expr], ...]
 
 
-Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Vector, Record]
+@dataclass(frozen=True, slots=True)
+class Tuple(Node):
+    """A tuple ``(c, h)``: in a program that draws from morphisms, the point
+    of a product whose parts are ``c`` and ``h`` (their concatenation).
+
+    Examples
+    --------
+    >>> Tuple((Name("c"), Name("h")))
+    Tuple(items=(Name(id='c'), Name(id='h')))
+    """
+
+    items: tuple[Expr, ...]
+
+
+Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Vector, Record, Tuple]
 
 
 # ---------------------------------------------------------------- finite sets

@@ -75,7 +75,7 @@ from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, a
 from quivers.dsl.axes import plate as plate_of
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr, dump_set
-from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError
+from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError, UnsupportedError
 from quivers.programs import BUILDERS, FUNCTIONS, Effect, var
 from quivers.programs.expr import ARITY, AXIS_ARGUMENT, arity_text
 from quivers.programs.graph import recursion_error
@@ -1067,6 +1067,13 @@ class _Checker:
             self._call(e, scope)
         elif isinstance(e, ast.Vector):
             self._vector(e, scope)
+        elif isinstance(e, ast.Tuple):
+            raise self._error(
+                UnsupportedError,
+                f"the tuple `{dump_expr(e)}` is a point of a product, which only a program that draws from "
+                "morphisms (a scan cell) returns",
+                e,
+            )
         elif isinstance(e, ast.Record):
             self._record(e, scope)
 
@@ -1272,7 +1279,7 @@ def _expr_names(e: ast.Expr) -> Iterable[str]:
         for i, a in enumerate(e.args):
             if i != k:  # the axis argument names an object
                 yield from _expr_names(a)
-    elif isinstance(e, ast.Vector):
+    elif isinstance(e, (ast.Vector, ast.Tuple)):
         for a in e.items:
             yield from _expr_names(a)
     elif isinstance(e, ast.Record):

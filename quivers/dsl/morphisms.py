@@ -311,12 +311,16 @@ class _Compiler:
         if isinstance(e, ast.BinOp) and e.op in _BINARY:
             left, right, op = self.value(e.left, d, defined), self.value(e.right, d, defined), _BINARY[e.op]
             return lambda env: op(left(env), right(env))
+        if isinstance(e, ast.Tuple):
+            # `(c, h)`: a point of a product of Real objects, its parts side by side
+            parts = [self.value(i, d, defined) for i in e.items]
+            return lambda env: torch.cat([torch.as_tensor(p(env)) for p in parts], -1)
         if isinstance(e, ast.Call) and e.func in _FUNCTIONS and len(e.args) == 1:
             inner, fn = self.value(e.args[0], d, defined), _FUNCTIONS[e.func]
             return lambda env: fn(torch.as_tensor(inner(env)))
         raise self.error(
             UnsupportedError, f"in program `{d.name}`, which draws from morphisms, expressions are numbers, names, "
-            f"+ - * / ^ and {', '.join(_FUNCTIONS)}(...)", e,
+            f"+ - * / ^, tuples `(a, b)` and {', '.join(_FUNCTIONS)}(...)", e,
         )
 
     # ------------------------------------------------------------ declarations
@@ -470,6 +474,12 @@ class _Compiler:
                 raise self.error(QuiversTypeError, "`hidden` is a positive width or a list of them, like [32, 32]", v)
             hidden = tuple(i.value for i in items)
         fixed = {o.key: self._number(o, "a number (the parameter held fixed)") for o in d.family_options}
+        if "scale" in opts:
+            # `[role=kernel, scale=0.1] ~ Normal`: the noise scale of the family, as `~ Normal [scale=0.1]` says
+            if "scale" in fixed:
+                raise self.error(QuiversTypeError, f"`scale` of `{name}` is given twice: before and after "
+                                 f"`~ {d.family}`", opts["scale"])
+            fixed["scale"] = self._number(opts["scale"], "a positive number (the family's fixed scale)")
         return self._located(
             lambda: NeuralKernel(self._set(d.dom), self._set(d.cod), d.family, param_source=source,
                                  hidden=hidden, fixed=fixed, name=name),

@@ -56,6 +56,8 @@ __all__ = ["parse", "grammar_text"]
 
 _STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "score", "return", "index", "data")
 _DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export", "composition", "algebra")
+# the peer's older declaration keywords: read, never suggested
+_LEGACY_KEYWORDS = ("type", "embed", "kernel", "continuous", "latent")
 _OPERATORS = frozenset({"+", "-", "*", "/", "^", "["})
 _NAMED = {
     "NAME": "a name",
@@ -266,7 +268,10 @@ def _expected_words(expected: Iterable[str], parser: Lark) -> str:
             "a declaration (" + ", ".join(f"`{k}`" for k in _DECL_KEYWORDS[:-1]) + f" or `{_DECL_KEYWORDS[-1]}`)"
         )
         # a top-level `let` is a `define`
-        rest = {t for t in rest if literals[t] not in (*_DECL_KEYWORDS, "let") and t not in {"_NL", "$END"}}
+        rest = {
+            t for t in rest
+            if literals[t] not in (*_DECL_KEYWORDS, *_LEGACY_KEYWORDS, "let") and t not in {"_NL", "$END"}
+        }
     if {"NAME", "NUMBER"} <= rest and values >= {"(", "-"}:
         words.append("an expression")
         rest = {t for t in rest if t not in {"NAME", "NUMBER"} and literals[t] not in {"(", "-", "["}}

@@ -102,6 +102,8 @@ def dump_expr(e: ast.Expr) -> str:
         return f"[{', '.join(dump_expr(a) for a in e.items)}]"
     if isinstance(e, ast.Record):
         return "(" + ", ".join(f"{label}: {dump_expr(a)}" for label, a in e.fields) + ")"
+    if isinstance(e, ast.Tuple):
+        return f"({', '.join(dump_expr(a) for a in e.items)})"
     raise TypeError(f"not an expression node: {e!r}")
 
 

@@ -39,10 +39,16 @@ KEYWORDS = frozenset(
 )
 """Reserved words: none of them can name an object, program or value."""
 
-CONTEXTUAL_KEYWORDS = frozenset({"atoms", "rule", "lexicon", "composition", "as", "algebra", "score"})
-"""Words that start a line of a ``deduction`` body, a ``score`` step, or the module's
+CONTEXTUAL_KEYWORDS = frozenset(
+    {
+        "atoms", "rule", "lexicon", "composition", "as", "algebra", "score",
+        "type", "Euclidean", "embed", "kernel", "continuous", "latent",
+    }
+)
+"""Words that start a line of a ``deduction`` body, a ``score`` step, the module's
 ``composition`` declaration (``composition log_prob as algebra``, or
-``algebra log_prob``), and are
+``algebra log_prob``) or one of the peer's older declarations (``type E =
+Euclidean 4``, ``embed``, ``kernel``, ``continuous``, ``latent``), and are
 names anywhere else (the parser's lexer only expects them there)."""
 
 ANNOTATIONS = frozenset({"learnable", "bounded"})
@@ -239,6 +245,23 @@ class QVRTransformer(Transformer):
             span=self._line_span(meta),
         )
 
+    def legacy_object(self, meta: Any, children: list) -> ast.RealObject:
+        name, dim = children
+        return ast.RealObject(str(name), self._size(name, dim), span=self._line_span(meta))
+
+    def legacy_role(self, meta: Any, children: list) -> str:
+        return {"continuous": "kernel"}.get(str(children[0]), str(children[0]))
+
+    def legacy_morphism(self, meta: Any, children: list) -> ast.MorphismDecl:
+        role, name, copies, dom, cod, options, family = children
+        span = self._line_span(meta)
+        implied = [ast.Option("role", ast.OptionName(role, span=span), span=span)]
+        if copies is not None:
+            count = _number(copies, self.source)
+            implied.append(ast.Option("replicate", ast.OptionNumber(count, span=_token_span(copies)),
+                                      span=_token_span(copies)))
+        return self.morphism_decl(meta, [name, dom, cod, (*implied, *(options or ())), family])
+
     def morphism_family(self, meta: Any, children: list) -> tuple[str, tuple, tuple[ast.Option, ...]]:
         name, *rest, options = children
         args = tuple(_number(t, self.source) for t in rest if t is not None)
@@ -427,6 +450,9 @@ class QVRTransformer(Transformer):
     def record_field(self, meta: Any, children: list) -> tuple[str, ast.Expr]:
         label, value = children
         return (str(label), value)
+
+    def tuple_literal(self, meta: Any, children: list) -> ast.Tuple:
+        return ast.Tuple(tuple(children), span=self._span(meta))
 
     def neg(self, meta: Any, children: list) -> ast.Neg:
         return ast.Neg(children[0], span=self._span(meta))

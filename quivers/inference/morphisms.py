@@ -39,7 +39,7 @@ from torch import Tensor
 
 from quivers.categories import LOG, FinSet
 from quivers.errors import DataError, QuiversTypeError
-from quivers.nn import KernelProgram, MorphismModule, NeuralKernel, Then
+from quivers.nn import Embed, KernelProgram, MorphismModule, NeuralKernel, is_continuous
 
 __all__ = ["log_density", "morphism_loss"]
 
@@ -70,13 +70,10 @@ def log_density(model: MorphismModule, x: Any, observations: Any = None) -> Tens
             f"a morphism `{model.dom} -> {model.cod}` scores pairs (x, y): give the outputs as observations "
             "(only a morphism into 1 scores its inputs alone)"
         )
-    if isinstance(model, NeuralKernel):
-        return model.log_prob(torch.as_tensor(observations), x).sum()
-    if isinstance(model, Then) and isinstance(model.parts[-1], NeuralKernel):
-        # a network that ends in a family: its head scores y at one draw of the rest
+    if is_continuous(model.cod) or any(isinstance(m, (NeuralKernel, Embed)) for m in model.modules()):
+        # a network that ends in a family: its last family scores y at one draw of the rest
         # (exact when the rest is deterministic, as an encoder is)
-        *rest, head = model.parts
-        return head.log_prob(torch.as_tensor(observations), Then(*rest).sample(x)).sum()
+        return model.last_log_prob(torch.as_tensor(observations), x).sum()
     weights = model.run(torch.as_tensor(x), LOG)
     if observations is None:
         return weights[..., 0].sum()

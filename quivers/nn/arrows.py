@@ -212,6 +212,25 @@ class MorphismModule(nn.Module, Arrow):
         probs = self.as_morphism(PROB).tensor
         return torch.distributions.Categorical(probs=probs[torch.as_tensor(x).long()]).sample()
 
+    def last_log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        """``log p(y | ...)`` under this module's last family, at one draw of
+        everything before it: how a network that ends in a family (an
+        encoder, a scan of a kernel cell) scores its outputs. Exact when what
+        comes before is deterministic.
+
+        Examples
+        --------
+        >>> from quivers.categories import FinSet
+        >>> identity(FinSet("A", 2)).last_log_prob(torch.tensor([0]), torch.tensor([0]))
+        Traceback (most recent call last):
+        ...
+        quivers.errors.UnsupportedError: `identity(FinSet('A', 2))` does not end in a family that scores its outputs; score a morphism between finite sets by its matrix (`run(xs, LOG)`)
+        """
+        raise UnsupportedError(
+            f"`{self!r}` does not end in a family that scores its outputs; score a morphism between finite "
+            "sets by its matrix (`run(xs, LOG)`)"
+        )
+
     def then(self, other: Arrow) -> Then:
         """``self >> other``, as a :class:`Then` module."""
         return Then(self, lift(other))
@@ -433,6 +452,11 @@ class Then(MorphismModule):
         for p in self.parts:
             x = p.sample(x)
         return x
+
+    def last_log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        for p in self.parts[:-1]:
+            x = p.sample(x)
+        return self.parts[-1].last_log_prob(y, x)
 
     def evaluate(self, ev: Evaluation) -> Morphism:
         from quivers.nn.sequence import Scan  # scan consumes a sequence: what comes before runs per step

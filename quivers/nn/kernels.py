@@ -4,9 +4,9 @@ function of the input.
 A :class:`NeuralKernel` ``A -> B ~ Family`` maps an input ``a`` to the
 distribution ``Family(theta(a))`` over ``B``, where ``theta`` is a small
 torch network (a linear map by default, an MLP with
-``param_source="mlp"``) followed, for each parameter, by the bijection of
-:mod:`torch.distributions` from the reals onto the parameter's constraint
-(``softplus``-like for a scale, the identity for a location). Parameters
+``param_source="mlp"``) followed, for each parameter, by a map from the
+reals onto the parameter's constraint (``softplus`` for a scale, the
+identity for a location, torch's bijections for the rest). Parameters
 given as numbers (``scale=0.1``) are fixed instead of learned. Any family of
 :data:`quivers.distributions.FAMILIES` whose parameters are real numbers
 works: into a continuous object :class:`Real` ``n`` each parameter has
@@ -45,7 +45,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent
+from torch.distributions import Distribution, Independent, constraints
 
 from quivers.categories import FinSet, Morphism
 from quivers.distributions import FAMILIES, biject
@@ -90,6 +90,19 @@ def encode_parts(parts: Sequence[Tensor], obj: FinSet | Real) -> Tensor:
     encoded = [encode(p, f) for p, f in zip(parts, factors)]
     batch = torch.broadcast_shapes(*(e.shape[:-1] for e in encoded))
     return torch.cat([e.expand(*batch, e.shape[-1]) for e in encoded], -1)
+
+
+_GREATER_THAN = type(constraints.greater_than(0.0))
+
+
+def _onto(constraint: constraints.Constraint):
+    """The map from the network's outputs onto a parameter's constraint:
+    ``softplus`` (shifted) onto a lower-bounded one, whose growth is linear
+    where torch's ``exp`` would overflow a deep stack of kernels; torch's
+    bijection elsewhere."""
+    if isinstance(constraint, _GREATER_THAN):
+        return lambda o: nn.functional.softplus(o) + constraint.lower_bound
+    return biject(constraint)
 
 
 class _NoMatrix:
@@ -201,7 +214,7 @@ class NeuralKernel(_NoMatrix, MorphismModule):
     def params(self, x: Tensor) -> dict[str, Tensor]:
         """The family's parameters at the encoded input ``x`` (``(..., dim)``)."""
         out = self.net(x).split(self.width, -1)
-        params = {n: biject(self.constraints[n])(o) for n, o in zip(self.learned, out)}
+        params = {n: _onto(self.constraints[n])(o) for n, o in zip(self.learned, out)}
         for k, v in self.fixed.items():
             params[k] = torch.full_like(out[0], v)
         return params
@@ -221,6 +234,9 @@ class NeuralKernel(_NoMatrix, MorphismModule):
     def log_prob(self, y: Tensor, *parts: Tensor) -> Tensor:
         """``log p(y | x)``, summed over the coordinates of ``cod``."""
         return self.distribution(*parts).log_prob(y)
+
+    def last_log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        return self.log_prob(y, x)
 
     def __repr__(self) -> str:
         name = f", name={self.name!r}" if self.name else ""

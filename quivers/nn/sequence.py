@@ -163,6 +163,11 @@ class Stack(MorphismModule):
             x = layer.sample(x)
         return x
 
+    def last_log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        for layer in self.layers[:-1]:
+            x = layer.sample(x)
+        return self.layers[-1].last_log_prob(y, x)
+
     def __repr__(self) -> str:
         return f"stack({self.layers[0]!r}, {len(self.layers)})"
 
@@ -244,18 +249,34 @@ class Scan(MorphismModule):
         """The final state of each sequence, drawn step by step: ``xs`` is
         ``(..., T)`` elements of a finite input or ``(..., T, n)`` points of a
         ``Real n`` one."""
+        h, last = self._steps(xs)
+        return h if last is None else self.cell.sample(last)
+
+    def last_log_prob(self, y: Tensor, xs: Tensor) -> Tensor:
+        """``log p(h_T = y | x_T, h_{T-1})`` under the cell, at one draw of
+        ``h_{T-1}``: a filter scored on its final state."""
+        _, last = self._steps(xs)
+        if last is None:
+            raise ShapeError("a scan scored on its final state needs sequences of at least one step")
+        return self.cell.last_log_prob(y, last)
+
+    def _steps(self, xs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The state after all steps but the last, and the cell's input at
+        the last step (None for empty sequences)."""
         xs = torch.as_tensor(xs)
         axis = -2 if isinstance(self.dom, Real) else -1
         batch = xs.shape[: xs.dim() + axis]
         like = xs if xs.is_floating_point() else torch.zeros((), dtype=torch.get_default_dtype(), device=xs.device)
-        h = self._start(batch, like)
+        h, last = self._start(batch, like), None
         for t in range(xs.shape[axis]):
+            if last is not None:
+                h = self.cell.sample(last)
             x = xs[..., t, :] if axis == -2 else xs[..., t]
             if isinstance(self.cell.dom, Real):
-                h = self.cell.sample(torch.cat((encode(x, self.dom).expand(*h.shape[:-1], -1), h), -1))
+                last = torch.cat((encode(x, self.dom).expand(*h.shape[:-1], -1), h), -1)
             else:
-                h = self.cell.sample(x * self.cod.size + h)
-        return h
+                last = x * self.cod.size + h
+        return h, last
 
     @property
     def is_stochastic(self) -> bool:

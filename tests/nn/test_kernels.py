@@ -15,7 +15,7 @@ from quivers.nn import Embed, NeuralKernel, Real, elbo, scan
 F64 = torch.float64
 
 
-def test_a_linear_normal_kernel_is_an_affine_map_then_exp():
+def test_a_linear_normal_kernel_is_an_affine_map_then_softplus():
     torch.manual_seed(0)
     X, Y = Real("X", 3), Real("Y", 2)
     k = NeuralKernel(X, Y, "Normal")
@@ -24,9 +24,9 @@ def test_a_linear_normal_kernel_is_an_affine_map_then_exp():
     out = x @ lin.weight.T + lin.bias
     d = k.distribution(x)
     torch.testing.assert_close(d.base_dist.loc, out[:, :2])
-    torch.testing.assert_close(d.base_dist.scale, out[:, 2:].exp())
+    torch.testing.assert_close(d.base_dist.scale, F.softplus(out[:, 2:]))
     y = torch.randn(4, 2)
-    expected = torch.distributions.Normal(out[:, :2], out[:, 2:].exp()).log_prob(y).sum(-1)
+    expected = torch.distributions.Normal(out[:, :2], F.softplus(out[:, 2:])).log_prob(y).sum(-1)
     torch.testing.assert_close(k.log_prob(y, x), expected)
 
 
@@ -44,7 +44,7 @@ def hand_vae_elbo(encoder, decoder, x, seed):
     """The single-draw ELBO of the same VAE, written with torch alone."""
     l1, _, l2 = encoder.net
     h = torch.tanh(x @ l1.weight.T + l1.bias) @ l2.weight.T + l2.bias
-    loc, scale = h[:, :2], h[:, 2:].exp()
+    loc, scale = h[:, :2], F.softplus(h[:, 2:])
     torch.manual_seed(seed)
     z = loc + scale * torch.randn_like(loc)
     (d,) = decoder.net

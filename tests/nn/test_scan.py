@@ -113,3 +113,30 @@ def test_a_scan_fits_by_gradient_descent():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 1.0
+
+
+def test_a_filter_is_scored_on_its_final_state():
+    """A scan of a kernel cell into a Real state scores the final state under
+    the cell at the last step, the state before it drawn by the same steps;
+    SVI's loss for `scan(cell)` is that score."""
+    from quivers.inference.morphisms import log_density
+    from quivers.errors import ShapeError
+    from quivers.nn import NeuralKernel, Real
+
+    X, H = Real("X", 2), Real("H", 3)
+    cell = NeuralKernel(X * H, H, "Normal", fixed={"scale": 0.5})
+    filt = scan(cell)
+    xs, y = torch.randn(5, 4, 2), torch.randn(5, 3)
+    torch.manual_seed(7)
+    got = filt.last_log_prob(y, xs)
+    torch.manual_seed(7)
+    h = torch.zeros(5, 3)
+    for t in range(3):
+        h = cell.sample(torch.cat((xs[:, t], h), -1))
+    (lin,) = cell.net
+    mean = torch.cat((xs[:, 3], h), -1) @ lin.weight.T + lin.bias
+    torch.testing.assert_close(got, torch.distributions.Normal(mean, 0.5).log_prob(y).sum(-1))
+    torch.manual_seed(7)
+    torch.testing.assert_close(log_density(filt, xs, y), got.sum())
+    with pytest.raises(ShapeError, match="at least one step"):
+        filt.last_log_prob(y, torch.randn(5, 0, 2))

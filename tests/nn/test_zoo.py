@@ -97,13 +97,13 @@ def test_rnn_example_learns_to_recall():
 
 
 def hand_elbo(enc, dec, x, seed):
-    """The same VAE's single-draw ELBO with torch alone (tanh MLPs, exp scale)."""
+    """The same VAE's single-draw ELBO with torch alone (tanh MLPs, softplus scale)."""
     def mlp(net, v):
         l1, _, l2 = net
         return torch.tanh(v @ l1.weight.T + l1.bias) @ l2.weight.T + l2.bias
 
     h = mlp(enc.net, x)
-    loc, scale = h[:, :2], h[:, 2:].exp()
+    loc, scale = h[:, :2], F.softplus(h[:, 2:])
     torch.manual_seed(seed)
     z = loc + scale * torch.randn_like(loc)
     log_lik = -F.binary_cross_entropy_with_logits(mlp(dec.net, z), x, reduction="none").sum(-1)
