@@ -36,8 +36,10 @@ import torch
 from torch.distributions import Distribution, Normal, constraints
 from torch.distributions.utils import broadcast_all
 
+from torch.special import log_ndtr, ndtri
+
 from quivers.distributions.densities import log_normalized
-from quivers.errors import ShapeError
+from quivers.errors import ShapeError, UnsupportedError
 
 __all__ = ["Truncated", "Mixture"]
 
@@ -45,6 +47,12 @@ __all__ = ["Truncated", "Mixture"]
 def _log_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``log(exp(a) - exp(b))`` for ``a >= b``."""
     return a + torch.log(-torch.expm1(b - a))
+
+
+def _ndtr(z: torch.Tensor) -> torch.Tensor:
+    """The standard normal cdf, precise in the lower tail (torch's ``ndtr``
+    at -8 is off by 2%; ``exp(log_ndtr)`` is not)."""
+    return log_ndtr(z).exp()
 
 
 class Truncated(Distribution):
@@ -63,8 +71,10 @@ class Truncated(Distribution):
     has_rsample = False
 
     def __init__(self, base: Distribution, low=None, high=None, validate_args=None) -> None:
-        low = torch.tensor(-math.inf) if low is None else torch.as_tensor(low)
-        high = torch.tensor(math.inf) if high is None else torch.as_tensor(high)
+        given = next((torch.as_tensor(b) for b in (low, high) if b is not None), torch.tensor(0.0))
+        dtype = given.dtype if given.is_floating_point() else torch.get_default_dtype()
+        low = torch.tensor(-math.inf, dtype=dtype) if low is None else torch.as_tensor(low)
+        high = torch.tensor(math.inf, dtype=dtype) if high is None else torch.as_tensor(high)
         low, high = broadcast_all(low, high)
         batch = torch.broadcast_shapes(base.batch_shape, low.shape)
         self.base = base.expand(batch)
@@ -119,20 +129,96 @@ class Truncated(Distribution):
         return torch.where(torch.isfinite(lo) | torch.isfinite(hi), mid, torch.zeros_like(mid))
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """Exact draws by inversion, ``F^-1(F(low) + u (F(high) - F(low)))``
+        in float64: with the base's quantile function, or its cdf inverted
+        by bisection where it has none (Gamma). A Normal's bounds above its
+        mean are mirrored below it, where ``ndtr`` keeps its precision, so a
+        far tail (``low=8``) is drawn as exactly as its center. A base
+        without a cdf, or bounds whose probability float64 cannot resolve,
+        is an :class:`~quivers.errors.UnsupportedError`, never a clamped
+        draw; only the rounding of a draw back into ``[low, high]`` is
+        clamped."""
         with torch.no_grad():
             shape = self._extended_shape(sample_shape)
-            lo, hi = self._cdf(self.low, 0.0), self._cdf(self.high, 1.0)
-            u = lo + (hi - lo) * torch.rand(shape, dtype=lo.dtype, device=lo.device)
-            try:
-                x = self.base.icdf(u)
-            except NotImplementedError:  # no quantile function: rejection
-                x = self.base.sample(sample_shape)
-                for _ in range(1000):
-                    out = (x < self.low) | (x > self.high)
-                    if not bool(out.any()):
-                        break
-                    x = torch.where(out, self.base.sample(sample_shape), x)
-            return torch.minimum(torch.maximum(x, self.low), self.high)
+            low, high = self.low.double(), self.high.double()
+            if isinstance(self.base, Normal):
+                loc, scale = self.base.loc.double(), self.base.scale.double()
+                a, b = (low - loc) / scale, (high - loc) / scale
+                upper = a > 0  # both bounds above the mean: draw -z between -high and -low
+                lo = torch.where(upper, _ndtr(-b), _ndtr(a))
+                hi = torch.where(upper, _ndtr(-a), _ndtr(b))
+                def quantile(u: torch.Tensor) -> torch.Tensor:
+                    z = ndtri(u)
+                    return loc + scale * torch.where(upper, -z, z)
+            else:
+                try:
+                    lo, hi = self._cdf(low, 0.0), self._cdf(high, 1.0)
+                except NotImplementedError:
+                    raise UnsupportedError(
+                        f"cannot draw from a truncated {type(self.base).__name__}: it has no cumulative "
+                        "distribution function to invert",
+                        hint="truncate a family with a cdf (see quivers.distributions.catalog.TRUNCATABLE)",
+                    ) from None
+                def quantile(u: torch.Tensor) -> torch.Tensor:
+                    try:
+                        return self.base.icdf(u)
+                    except NotImplementedError:
+                        return self._bisect(u, low, high)
+            self._check_mass(lo, hi)
+            x = self._invert(quantile, lo, hi, shape)
+            return torch.minimum(torch.maximum(x, low), high).to(torch.promote_types(self.low.dtype, self.high.dtype))
+
+    def _check_mass(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """The bounds hold enough probability that inversion in float64
+        draws from a continuum, not from a handful of values."""
+        resolution = torch.finfo(torch.float64).eps * hi.abs().clamp_min(torch.finfo(torch.float64).tiny)
+        if bool(((hi - lo) < resolution * 2.0**20).any()):
+            mass = float((hi - lo).min())
+            raise UnsupportedError(
+                f"cannot draw from a truncated {type(self.base).__name__}: its bounds hold probability {mass:.3g} "
+                "under it, too far in its upper tail for inversion in float64 to resolve",
+                hint="move the bounds toward the bulk of the family, or reparametrize",
+            )
+
+    @staticmethod
+    def _invert(quantile, lo: torch.Tensor, hi: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """``quantile`` at uniform points between ``lo`` and ``hi``; a point
+        that lands on an open end (probability zero, an infinite quantile)
+        is drawn again."""
+        def draw() -> torch.Tensor:
+            return quantile(lo + (hi - lo) * torch.rand(shape, dtype=torch.float64, device=lo.device))
+
+        x = draw()
+        for _ in range(16):
+            bad = ~torch.isfinite(x)
+            if not bool(bad.any()):
+                return x
+            x = torch.where(bad, draw(), x)
+        raise UnsupportedError("cannot draw from the truncation: its quantile function gives non-finite values")
+
+    def _bisect(self, u: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """The base's cdf inverted at ``u`` by bisection, to the precision of
+        float64: bracketed by the bounds (or the base's support), an open
+        side widened until it holds ``u``."""
+        support = self.base.support
+        s_lo, s_hi = getattr(support, "lower_bound", None), getattr(support, "upper_bound", None)
+        a = torch.where(torch.isfinite(low), low, float(s_lo) if s_lo is not None else -1.0).expand(u.shape)
+        b = torch.where(torch.isfinite(high), high, float(s_hi) if s_hi is not None else math.inf).expand(u.shape)
+        b = torch.where(torch.isfinite(b), b, a + 1.0)
+        for _ in range(2100):  # doubling reaches any float64
+            wide_a, wide_b = self._cdf(a, 0.0) > u, self._cdf(b, 1.0) < u
+            if not bool((wide_a | wide_b).any()):
+                break
+            w = b - a
+            a, b = torch.where(wide_a, a - w, a), torch.where(wide_b, b + w, b)
+        for _ in range(2100):
+            m = (a + b) / 2
+            done = (m <= a) | (m >= b)
+            if bool(done.all()):
+                break
+            left = self._cdf(m, 0.0) >= u
+            a, b = torch.where(~left & ~done, m, a), torch.where(left & ~done, m, b)
+        return (a + b) / 2
 
 
 class Mixture(Distribution):
