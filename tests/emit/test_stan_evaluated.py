@@ -230,3 +230,52 @@ def test_a_block_grouped_by_pairs_sums_each_pairs_rows(float64, maps, via, given
     obs = {"y": torch.randn(8, generator=torch.Generator().manual_seed(2)), **given(GH)}
     diffs = compare(p, obs, ["w", "mu", "b"])
     torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+UNIFORM = """
+object N : FinSet 6
+program p : N -> N
+    sample b <- Beta(2.0, 2.0)
+    sample a <- Uniform(0.0, 1.0 - b)
+    sample c : N <- Uniform(a, 1.0)
+    observe y : N <- Normal(c, 0.5)
+    return y
+export p
+"""
+
+
+def test_uniform_bounds_that_read_latents_match_on_the_unconstrained_space(float64):
+    """Issue 25's `Uniform(0.0, 1.0 - b)`: declared after `b` with its
+    bounds, `<lower=0.0, upper=1.0 - b>` (and a vector on a plate). Stan's
+    target (its statements, run, plus the log Jacobians of its lower/upper
+    transforms) and quivers' log joint plus its layout's log Jacobian
+    differ by a constant at every unconstrained point."""
+    from quivers.inference.layout import Layout
+
+    p = loads(UNIFORM).p
+    code = to_stan(p)
+    b = blocks(code)
+    assert b["parameters"] == ["real<lower=0, upper=1> b;", "real<lower=0.0, upper=1.0 - b> a;",
+                               "vector<lower=a, upper=1.0>[N] c;"]
+    assert "a ~ uniform(0.0, 1.0 - b);" in b["model"] and "c ~ uniform(a, 1.0);" in b["model"]
+    model = StanModel(code)
+    y = torch.linspace(0.1, 0.9, 6)
+    layout = Layout(p.latent_sites(), p.parameters_of)
+    assert layout.names == ["b", "a", "c"]
+    u = 1.5 * torch.randn(5, 8, generator=torch.Generator().manual_seed(4))
+    values, logdet = layout.unpack(u)
+    ours = p.log_joint(None, {"y": y}, values) + logdet
+
+    def bounded(x, low, high):  # Stan's lower/upper transform and its log Jacobian
+        lsig = torch.nn.functional.logsigmoid
+        return low + (high - low) * torch.sigmoid(x), torch.log(high - low) + lsig(x) + lsig(-x)
+
+    diffs = []
+    for n in range(5):
+        vb, jb = bounded(u[n, 0], torch.tensor(0.0), torch.tensor(1.0))
+        va, ja = bounded(u[n, 1], torch.tensor(0.0), 1.0 - vb)
+        vc, jc = bounded(u[n, 2:], va, torch.tensor(1.0))
+        torch.testing.assert_close(values["c"][n], vc)
+        target = model.log_density({"N": 6, "y": y.numpy(), "b": float(vb), "a": float(va), "c": vc.numpy()})
+        diffs.append(target + float(jb + ja + jc.sum()) - float(ours[n]))
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((5,), diffs[0]), rtol=0, atol=1e-9)
