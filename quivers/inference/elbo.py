@@ -226,9 +226,9 @@ class ELBO:
         # The guide's draws come through its own bijections, so they lie in
         # their supports unless they are not finite; the checks run only
         # when the objective is not finite, to name the culprit.
-        # kept (without their graph) to name the step of a non-finite gradient
-        self.last_latents = {k: v.detach() for k, v in draw.latents.items() if isinstance(v, torch.Tensor)}
-        log_joint = model.log_joint(x, observations, draw.latents, check_latents=False)
+        # kept to name the step of a non-finite gradient (detached there, not on every step)
+        self.last_latents = draw.latents
+        log_joint = model.planned_log_joint(x, observations)(draw.latents)
         if log_joint.dim() > 1:
             log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)
         return draw, draw.log_q - log_joint, model  # no negation node

@@ -195,7 +195,7 @@ class ProgramAdaptor:
         check_one_data_set(observations, self.program.sites, "the chains of MCMC")
         observations = self._data(observations, self.device)
         values, logdet = self._unpack(z)
-        return -(self.program.log_joint(x, observations, values, check_latents=False) + logdet)
+        return -(self.program.planned_log_joint(x, observations)(values) + logdet)
 
     def explain(self, z: Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> Exception | None:
         """Why the potential's gradient is not finite at the point ``z``

@@ -187,11 +187,11 @@ class PlannedProgram(Program):
             self._plans[key] = plan
         return run_plan(plan, values, semiring, run.maps, run.scales)
 
-    def _run(self, observations, latents, mode: str = "density", *args, **kw):
+    def _execute(self, env, maps, batch_shape, mode: str = "density", *args, **kw):
         if mode == "density" and self._values:
             kw.setdefault("enumerated", self._values)
             kw.setdefault("contract", self._contract)
-        return super()._run(observations, latents, mode, *args, **kw)
+        return super()._execute(env, maps, batch_shape, mode, *args, **kw)
 
     # ------------------------------------------------------------ sites
 

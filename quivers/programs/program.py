@@ -49,6 +49,7 @@ from quivers.programs.expr import REF, Expr, var
 from quivers.programs.graph import dependency_graph
 from quivers.programs.kernels import program_kernel
 from quivers.programs.named import Value, to_layout
+from quivers.programs.plan import LogJointPlan
 from quivers.programs.runtime import RETURN, Run
 from quivers.programs.sites import Site, analyze
 from quivers.programs.subsample import subsample
@@ -172,6 +173,8 @@ class Program(Bindings, Arrow, nn.Module):
             self.register_buffer(buf, tensor)
         self._compiled = built.compiled
         self._validated: dict[tuple, bool] = {}
+        self._plan: LogJointPlan | None = None
+        self._generation = getattr(self, "_generation", 0)
 
     @property
     def constants(self) -> dict[str, tuple[torch.Tensor, tuple[str, ...]]]:
@@ -278,9 +281,13 @@ class Program(Bindings, Arrow, nn.Module):
         **kw,
     ) -> Run:
         env, maps, batch = self._env(observations, latents, mode, check_latents, x)
+        return self._execute(env, maps, torch.Size(sample_shape) + batch, mode, check_latents, **kw)
+
+    def _execute(self, env, maps, batch_shape, mode: str = "density", check_latents: bool = True, **kw) -> Run:
+        """Run the steps on an environment :meth:`_env` made."""
         try:
             run = Run(
-                self._compiled, env, mode, batch_shape=torch.Size(sample_shape) + batch, maps=maps,
+                self._compiled, env, mode, batch_shape=batch_shape, maps=maps,
                 scales=self.term_scales, likelihood_scale=self.likelihood_scale, **kw,
             )
             if not check_latents:
@@ -317,6 +324,42 @@ class Program(Bindings, Arrow, nn.Module):
         divergence instead of raising.
         """
         return self._run(observations, latents, check_latents=check_latents, x=x).log_density
+
+    def compile_log_joint(self, observations: Mapping[str, Any] | None = None, x: Any = None) -> LogJointPlan:
+        """The log joint on the data ``observations`` as a function of the
+        latents, planned once (:mod:`quivers.programs.plan`): the data are
+        validated and bound at the first call, and later calls only bind
+        the latents and run the steps. ``plan(latents)`` equals
+        ``log_joint(x, observations, latents, check_latents=False)``.
+
+        Examples
+        --------
+        >>> from quivers.distributions import Normal
+        >>> from quivers.programs import observe, sample, var
+        >>> I = FinSet("I", 2)
+        >>> p = Program("p", I, I, [sample("mu", None, Normal(0.0, 1.0)),
+        ...                         observe("y", I, Normal(var("mu"), 1.0))])
+        >>> obs, mu = {"y": torch.tensor([0.0, 1.0])}, {"mu": torch.tensor(0.5)}
+        >>> plan = p.compile_log_joint(obs)
+        >>> torch.equal(plan(mu), p.log_joint(None, obs, mu))
+        True
+        """
+        return LogJointPlan(self, observations, x)
+
+    def planned_log_joint(self, x: Any = None, observations: Mapping[str, Any] | None = None) -> LogJointPlan:
+        """The plan of :meth:`compile_log_joint` for this data, kept
+        between calls: a loop that passes the same data tensors every step
+        plans once (data written in place since, or other tensors, are
+        planned afresh)."""
+        plan = self._plan
+        if plan is None or not plan.matches(x, observations):
+            plan = self._plan = LogJointPlan(self, observations, x)
+        return plan
+
+    def _apply(self, fn, *args, **kw):
+        # a move or a cast makes new buffers: plans made before bind afresh
+        self._generation = getattr(self, "_generation", 0) + 1
+        return super()._apply(fn, *args, **kw)
 
     def nonfinite_gradient(self, x: Any = None, observations=None, latents=None) -> tuple[str, Step] | None:
         """Where the gradient of the log density in the ``latents`` is not
