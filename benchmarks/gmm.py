@@ -27,10 +27,11 @@ def quivers_step(y: torch.Tensor, k: int, objective=None, **svi_kw):
     replaces ``ELBO(**svi_kw)`` (the IWAE row)."""
     from quivers.dsl import loads
     from quivers.inference import ELBO, SVI, AutoNormalGuide
+    from quivers.inference.svi import adam
 
     model = loads(M.gmm_source(y.shape[-1], k)).morphism
     guide = AutoNormalGuide(model, observed_names={"y"})
-    svi = SVI(model, guide, torch.optim.Adam(guide.parameters(), lr=LR),
+    svi = SVI(model, guide, adam(guide.parameters(), LR),
               objective if objective is not None else ELBO(**svi_kw))
     obs = {"y": y}
     return (lambda: svi.step(None, obs)), guide
@@ -39,7 +40,7 @@ def quivers_step(y: torch.Tensor, k: int, objective=None, **svi_kw):
 def torch_step(y: torch.Tensor, k: int, guide):
     """The same model and guide by hand; starts from ``guide``'s parameters."""
     q = M.MeanField(guide.loc, guide.raw_scale)
-    opt = torch.optim.Adam(q.params(), lr=LR)
+    opt = torch.optim.Adam(q.params(), lr=LR, fused=True)  # the optimizer fit() gives quivers
     yc = y.unsqueeze(-1)
 
     def step() -> float:

@@ -22,17 +22,18 @@ LR = 0.01
 def quivers_step(y: torch.Tensor, group: torch.Tensor, g: int, k: int):
     from quivers.dsl import loads
     from quivers.inference import ELBO, SVI, AutoNormalGuide
+    from quivers.inference.svi import adam
 
     model = loads(M.grouped_source(y.shape[-1], g, k)).morphism
     guide = AutoNormalGuide(model, observed_names={"y", "group"})
-    svi = SVI(model, guide, torch.optim.Adam(guide.parameters(), lr=LR), ELBO())
+    svi = SVI(model, guide, adam(guide.parameters(), LR), ELBO())
     obs = {"y": y, "group": group}
     return (lambda: svi.step(None, obs)), guide
 
 
 def torch_step(y: torch.Tensor, group: torch.Tensor, g: int, k: int, guide):
     q = M.MeanField(guide.loc, guide.raw_scale)
-    opt = torch.optim.Adam(q.params(), lr=LR)
+    opt = torch.optim.Adam(q.params(), lr=LR, fused=True)  # the optimizer fit() gives quivers
     yc = y.unsqueeze(-1)
     gk = g * k
 

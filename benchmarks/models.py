@@ -4,9 +4,9 @@ hand-written baselines they share.
 The hand-written baselines fit the same model with the same variational
 family as quivers: a mean-field normal on the unconstrained space (each
 positive latent through ``exp``, with its log Jacobian), one reparameterized
-particle, Adam, the loss returned as a float after each step. They start
-from quivers' own initial guide parameters, so both run the same
-arithmetic on the same numbers.
+particle, Adam (torch's fused one, which ``fit()`` gives quivers), the loss
+returned as a float after each step. They start from quivers' own initial
+guide parameters, so both run the same arithmetic on the same numbers.
 """
 
 from __future__ import annotations

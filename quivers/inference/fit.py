@@ -54,7 +54,7 @@ from quivers.inference.mcmc import MCMC, NUTS, DiscreteHMCGibbs
 from quivers.inference.method import NUTS_OPTIONS, SVI_OPTIONS, Choice, choose_method, titled
 from quivers.inference.predictive import DiscretePosterior, infer_discrete
 from quivers.inference.program_adaptor import ProgramAdaptor, component_dims
-from quivers.inference.svi import SVI
+from quivers.inference.svi import SVI, adam
 from quivers.nn import MorphismModule
 from quivers.programs import MarginalizeStep, Program
 from quivers.programs.sites import _bare_name
@@ -517,7 +517,7 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
         raise QuiversTypeError(f"steps must be positive, got {steps}")
     if seed is not None:
         torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(list(model.parameters()) + list(guide.parameters()), lr=lr)
+    optimizer = adam(list(model.parameters()) + list(guide.parameters()), lr=lr)
     svi = (SVI if driver is None else driver)(model, guide, optimizer, elbo)
     losses = [] if losses is None else losses
     bar = tqdm(range(int(steps)), desc="svi", disable=None if progress_bar else True, dynamic_ncols=True)
@@ -563,7 +563,7 @@ def _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles
     if seed is not None:
         torch.manual_seed(seed)
     lr = 1e-2 if lr is None else float(lr)
-    svi = SVI(model, None, torch.optim.Adam(model.parameters(), lr=lr), ELBO(num_particles=num_particles or 1))
+    svi = SVI(model, None, adam(model.parameters(), lr=lr), ELBO(num_particles=num_particles or 1))
     losses: list[float] = []
     bar = tqdm(range(steps), desc="svi", disable=None if progress_bar else True, dynamic_ncols=True)
     for i in bar:

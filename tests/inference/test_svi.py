@@ -165,3 +165,22 @@ def test_bad_inputs_are_quivers_errors():
         svi.step(None, {})
     with pytest.raises(QuiversError, match="non-finite"):
         svi.step(None, {"y": torch.tensor([0.0, float("nan"), 1.0])})
+
+
+def test_adam_is_the_fused_one_and_falls_back_where_torch_has_none(monkeypatch):
+    from quivers.inference import svi as svi_module
+
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    assert svi_module.adam(p, lr=0.1).defaults["fused"] is True
+    made = []
+
+    class NoFused(torch.optim.Adam):
+        def __init__(self, params, lr, fused=None):
+            made.append(fused)
+            if fused:
+                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+            super().__init__(params, lr=lr)
+
+    monkeypatch.setattr(svi_module.torch.optim, "Adam", NoFused)
+    opt = svi_module.adam(p, lr=0.1)
+    assert made == [True, None] and not opt.defaults["fused"]
