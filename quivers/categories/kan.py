@@ -180,15 +180,37 @@ def pullback(table: Tensor, index: Tensor, check: bool = True) -> Tensor:
             raise InvalidValueError(f"index {int(index[where])} at {where} is out of range for an axis of size {size}")
     rank = max(table.dim() - 1, index.dim())
     t = table.reshape((1,) * (rank + 1 - table.dim()) + table.shape).contiguous()
-    rows = None  # the offset of each row of the table, on the table's (small) shape
-    for d, a in enumerate(t.shape[:-1]):
-        if a != 1:
-            r = (torch.arange(a, device=t.device) * t.stride(d)).view((a,) + (1,) * (rank - 1 - d))
-            rows = r if rows is None else rows + r
+    rows = _row_offsets(t.shape, t.stride(), t.device)
     offset = index if rows is None else index + rows  # one pass over the output
     if offset.dim() < rank:
         offset = offset.reshape((1,) * (rank - offset.dim()) + offset.shape)
     return t.reshape(-1).index_select(0, offset.reshape(-1)).view(offset.shape)
+
+
+_ROWS: dict[tuple, Tensor | None] = {}
+
+
+def _row_offsets(shape: torch.Size, stride: tuple[int, ...], device: torch.device) -> Tensor | None:
+    """The linear offset of each row of a table of ``shape`` and
+    ``stride`` (on the table's own small shape: no axis of the index), or
+    None for a single row. A function of the shape alone, made once per
+    shape, stride and device: a pullback repeated on tables of one shape
+    (every call of a potential) spends no operation on it. Values are
+    never written."""
+    key = (shape, stride, device)
+    if key in _ROWS:
+        return _ROWS[key]
+    rows = None
+    rank = len(shape) - 1
+    with torch.inference_mode(False):  # kept for later calls, which may differentiate
+        for d, a in enumerate(shape[:-1]):
+            if a != 1:
+                r = (torch.arange(a, device=device) * stride[d]).view((a,) + (1,) * (rank - 1 - d))
+                rows = r if rows is None else rows + r
+    if len(_ROWS) > 256:
+        _ROWS.clear()
+    _ROWS[key] = rows
+    return rows
 
 
 def _check_weight(f: object, w: object, semiring: object, side: str) -> Tensor:

@@ -215,3 +215,25 @@ def test_pullback_reads_a_permuted_view_and_checks_the_range():
     assert torch.equal(pullback(table[:, None, :], torch.tensor([2, 0])), torch.tensor([[4.0, 0.0], [5.0, 1.0]]))
     with pytest.raises(InvalidValueError, match=r"index -1 at \(1,\) is out of range for an axis of size 3"):
         pullback(table, torch.tensor([0, -1]))
+
+
+@pytest.mark.parametrize("shape", [(4,), (3, 1, 4), (2, 3, 1, 4)])
+def test_pullback_reads_every_table_of_a_shape_at_its_own_entries(shape):
+    # the row offsets are made once per shape and reused: tables of one
+    # shape, made under inference mode first, then differentiated
+    g = torch.Generator().manual_seed(0)
+    index = torch.randint(shape[-1], (5,), generator=g)
+    for call in range(3):
+        table = torch.randn(shape, generator=g, dtype=torch.float64)
+        batch = torch.broadcast_shapes(shape[:-1], index.shape)
+        want = torch.take_along_dim(table.expand(batch + shape[-1:]), index.expand(batch).unsqueeze(-1), -1).squeeze(-1)
+        if call == 0:
+            with torch.inference_mode():
+                assert torch.equal(pullback(table, index), want)
+            continue
+        table.requires_grad_()
+        out = pullback(table, index)
+        assert torch.equal(out, want)
+        (grad,) = torch.autograd.grad(out.sum(), table)
+        counts = torch.bincount(index, minlength=shape[-1]).double()  # each entry read once per time it is indexed
+        assert torch.equal(grad, counts.expand(shape))
