@@ -605,6 +605,9 @@ class _Checker:
         if isinstance(step, (ast.Sample, ast.Observe)):
             return {site_set(step)}
         if isinstance(step, ast.Marginalize):
+            if grouping(step) is None:  # one latent per row of the body's observations
+                rows = {site_set(t) for t in _walk(step.body) if isinstance(t, ast.Observe)}
+                return rows or {None}
             return {grouping(step)}
         if isinstance(step, ast.Let) and step.name not in seen:
             seen.add(step.name)

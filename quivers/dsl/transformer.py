@@ -41,11 +41,11 @@ KEYWORDS = frozenset(
 
 CONTEXTUAL_KEYWORDS = frozenset(
     {
-        "atoms", "rule", "lexicon", "composition", "as", "algebra", "score",
+        "atoms", "rule", "lexicon", "composition", "as", "algebra", "score", "in",
         "type", "Euclidean", "embed", "kernel", "continuous", "latent",
     }
 )
-"""Words that start a line of a ``deduction`` body, a ``score`` step, the module's
+"""Words that start a line of a ``deduction`` body, a ``score`` step, a braced block (``in {``), the module's
 ``composition`` declaration (``composition log_prob as algebra``, or
 ``algebra log_prob``) or one of the peer's older declarations (``type E =
 Euclidean 4``, ``embed``, ``kernel``, ``continuous``, ``latent``), and are

@@ -172,3 +172,37 @@ def test_a_square_matrix_family_on_a_product_keeps_its_plate() -> None:
         "factor_l : Dim <-", "factor_l : Grp * Dim * Dim <-"
     )
     assert loads(text).morphism.sites["factor_l"].shape == (2, 3, 3)
+
+
+INDENTED = """
+object Row : FinSet 4
+object K : FinSet 2
+program mix : Row -> Row
+    sample loc : K <- Normal(0.0, 3.0)
+    sample w : K <- HalfNormal(1.0)
+    marginalize c : K <- Categorical(w)
+        observe y : Row <- Normal(loc[c] + lift, 1.0)
+    return loc
+export mix
+"""
+
+BRACED = INDENTED.replace(
+    "    marginalize c : K <- Categorical(w)\n        observe y : Row <- Normal(loc[c] + lift, 1.0)\n",
+    "    marginalize c : K <- Categorical(w) in {\n        observe y : Row <- Normal(loc[c] + lift, 1.0)\n    }\n",
+)
+
+
+def test_a_braced_block_is_the_indented_block() -> None:
+    assert "in {" in BRACED
+    assert parse(BRACED) == parse(INDENTED)
+
+
+def test_an_unclosed_braced_block_is_a_located_error() -> None:
+    with pytest.raises(QVRSyntaxError, match="line 9, column 5: unexpected `return`; expected `}`"):
+        parse(BRACED.replace("    }\n", ""))
+
+
+def test_data_read_by_a_block_prior_lives_on_the_rows_of_its_body() -> None:
+    text = INDENTED.replace("Categorical(w)", "Categorical(w * shift)")
+    role = loads(text).data["mix"]["shift"]
+    assert role.kind == "real" and role.index_set is not None
