@@ -117,6 +117,9 @@ from quivers.programs.steps import (
 
 __all__ = ["to_stan", "stan_data", "STAN_FAMILIES", "STAN_RESERVED"]
 
+_MVN = {"covariance_matrix": "multi_normal", "scale_tril": "multi_normal_cholesky", "precision_matrix": "multi_normal_prec"}
+"""Stan's multivariate normal for each matrix a MultivariateNormal takes."""
+
 _EVENT_VECTOR = ("Categorical", "Dirichlet", "Multinomial", "DirichletMultinomial")
 """Families whose vector argument is read whole along the category axis."""
 
@@ -550,6 +553,10 @@ class _Emitter:
         name = stan_name(fam)
         stan = spec.stan
         args = dict(fam.args)
+        if name == "MultivariateNormal":
+            (key, stan), = ((k, v) for k, v in _MVN.items() if k in args)
+            loc = self._event_vector(fam, "loc", args["loc"].sympy, t, bind, site, step)
+            return stan, [loc, self._event_matrix(key, args[key].sympy, t, bind, site, step)]
         if "logits" in args:
             stan = spec.logit_stan
         if stan in STAN_FUNCTIONS:
@@ -589,9 +596,19 @@ class _Emitter:
             return f"rep_vector({code if key != 'probs' else '1.0 / ' + axis}, {axis})"
         if axis is None:
             axis = next((d for d in dims if d not in bind), None)
-        if axis is None or not isinstance(e, sympy.Symbol):
+        if axis is None:
             raise self.fail(f"the {key} of `{site.name}` must be a named vector for Stan emission", step)
         inner = {k: v for k, v in bind.items() if k != axis}
+        if not isinstance(e, sympy.Symbol):  # an expression of vectors along the axis, elementwise
+            try:
+                code = t.code(e, {**inner, axis: VECTOR})
+            except (NotVectorizable, UnsupportedError):
+                raise self.fail(f"the {key} of `{site.name}` must be a named vector for Stan emission", step,
+                                hint="define the vector with a `let` and pass its name") from None
+            if key not in ("weights", "probs"):
+                return code
+            code = code if _atomic(code) else f"({code})"
+            return f"{code} / sum({code})"
         leaf = t.leaf(e.name)
         if any(inner.get(d) == VECTOR for d in leaf.dims):
             raise NotVectorizable(e.name)
@@ -604,6 +621,19 @@ class _Emitter:
         if key in ("weights", "probs"):  # normalized along the axis, as quivers normalizes them
             return f"{code} / sum({code})"
         return code
+
+    def _event_matrix(self, key: str, e: sympy.Basic, t: Translator, bind, site, step) -> str:
+        """A matrix argument on the square of the event axis (a covariance,
+        its Cholesky factor): a named value, its other axes bound."""
+        axis = site.dims[-1]
+        leaf = t.leaf(e.name) if isinstance(e, sympy.Symbol) and e.name not in t.inline else None
+        if leaf is None or len(leaf.dims) < 2 or tuple(_set(d) for d in leaf.dims[-2:]) != (axis, axis):
+            raise self.fail(f"the {key} of `{site.name}` must be a named matrix on `{axis} * {axis}` for Stan "
+                            "emission", step, hint="define the matrix with a `let` and pass its name")
+        lead = leaf.dims[:-2]
+        if any(bind.get(d) in (None, VECTOR) for d in lead):
+            raise NotVectorizable(e.name)
+        return f"{leaf.stan}[{', '.join(bind[d] for d in lead)}]" if lead else leaf.stan
 
     def _sampling(self, s: SampleStep | ObserveStep) -> list[str]:
         site = self.sites[s.name]

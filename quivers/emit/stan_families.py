@@ -87,6 +87,8 @@ STAN_FAMILIES: dict[str, StanDist] = {
     "Multinomial": StanDist("multinomial", ("probs",), "multinomial_logit"),
     "DirichletMultinomial": StanDist("dirichlet_multinomial", ("concentration",)),  # Stan 2.34 or later
     "LKJCholesky": StanDist("lkj_corr_cholesky", ("concentration",)),
+    # multi_normal_cholesky or multi_normal_prec by the matrix it is given
+    "MultivariateNormal": StanDist("multi_normal", ("loc", "covariance_matrix")),
     # failures before the first success: neg_binomial(1, p / (1 - p))
     "Geometric": StanDist("neg_binomial", ("=1", "probs"), "neg_binomial"),
     "LogitNormal": StanDist("logit_normal", ("loc", "scale"), scalar=True),

@@ -149,6 +149,9 @@ BUILTINS = {
     "dirichlet_multinomial_lpmf": _dm,
     "dirichlet_lpdf": lambda y, a: stats.dirichlet.logpdf(np.asarray(y), np.asarray(a)),
     "lkj_corr_cholesky_lpdf": _lkj,
+    "multi_normal_lpdf": lambda y, m, S: stats.multivariate_normal.logpdf(y, m, S),
+    "multi_normal_cholesky_lpdf": lambda y, m, L: stats.multivariate_normal.logpdf(y, m, L @ L.T),
+    "multi_normal_prec_lpdf": lambda y, m, P: stats.multivariate_normal.logpdf(y, m, np.linalg.inv(P)),
 }
 
 

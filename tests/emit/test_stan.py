@@ -255,10 +255,13 @@ def test_a_discrete_latent_is_refused():
         to_stan(prog)
 
 
-def test_a_family_without_translation_is_refused():
+def test_a_tensor_constant_without_named_axes_is_refused():
+    """Stan declares a constant by the sets of its axes; a bare tensor has
+    none. (A MultivariateNormal on named values is Stan's multi_normal:
+    tests/emit/test_stan_evaluated.py.)"""
     K = FinSet("K", 2)
     prog = Program("p", K, K, [sample("m", K, MultivariateNormal(torch.zeros(2), scale_tril=torch.eye(2)))])
-    with pytest.raises(UnsupportedError, match=r"`m` has the family MultivariateNormal, which Stan emission does not translate"):
+    with pytest.raises(UnsupportedError, match=r"the tensor constant in `m_scale_tril` has no named axes Stan can declare"):
         to_stan(prog)
 
 

@@ -40,7 +40,7 @@ program p : Item -> Item
     observe m : Item <- Multinomial(5, th) [over=K]
     observe dm : Item <- DirichletMultinomial(5, al) [over=K]
     observe x : Item <- Mixture(w, Normal(mu, s), StudentT(3.0, 0.0, s))
-    observe hx : Item <- Mixture(HalfNormal(s), Exponential(2.0), logits=w)
+    observe hx : Item <- Mixture(HalfNormal(s), Exponential(2.0), logits=mu * w)
     observe k : Item <- Mixture(w, Poisson(s), Poisson(s + 2.0))
     observe tl : Item <- Truncated(LogitNormal(mu, s), low=0.2, high=0.9)
     return u
@@ -93,7 +93,7 @@ def test_the_new_families_emit_their_stan(float64):
         "cb[i] ~ continuous_bernoulli(inv_logit(mu));", "m[i] ~ multinomial(th / sum(th));",
         "dm[i] ~ dirichlet_multinomial(al);", "tl[i] ~ logit_normal(mu, s) T[0.2, 0.9];",
         "target += log_sum_exp(log(w / sum(w)) + [normal_lpdf(x[i] | mu, s), student_t_lpdf(x[i] | 3.0, 0.0, s)]');",
-        "target += log_sum_exp(log_softmax(w) + [normal_lpdf(hx[i] | 0, s) + log2(), exponential_lpdf(hx[i] | 2.0)]');",
+        "target += log_sum_exp(log_softmax(mu * w) + [normal_lpdf(hx[i] | 0, s) + log2(), exponential_lpdf(hx[i] | 2.0)]');",
         "target += log_sum_exp(log(w / sum(w)) + [poisson_lpmf(k[i] | s), poisson_lpmf(k[i] | s + 2.0)]');",
     ]:
         assert line in b["model"], line
@@ -279,3 +279,44 @@ def test_uniform_bounds_that_read_latents_match_on_the_unconstrained_space(float
         target = model.log_density({"N": 6, "y": y.numpy(), "b": float(vb), "a": float(va), "c": vc.numpy()})
         diffs.append(target + float(jb + ja + jc.sum()) - float(ours[n]))
     torch.testing.assert_close(torch.tensor(diffs), torch.full((5,), diffs[0]), rtol=0, atol=1e-9)
+
+
+MVN = """
+object K : FinSet 3
+object N : FinSet 5
+object G : FinSet 2
+program c : N -> N
+    data S : K * K
+    sample L : K * K <- LKJCholesky(2.0) [constraint=cholesky_corr]
+    sample mu : K <- Normal(0.0, 1.0)
+    sample s : K <- HalfNormal(1.0)
+    sample x : G * K <- MultivariateNormal(0.0, scale_tril=L)
+    observe y : N * K <- MultivariateNormal(mu + s, scale_tril=L)
+    observe v : N * K <- MultivariateNormal(mu, covariance_matrix=S)
+    observe w : N * K <- MultivariateNormal(s, precision_matrix=S)
+    return y
+export c
+"""
+
+
+def test_a_multivariate_normal_is_stans_multi_normal_by_its_matrix(float64):
+    p = loads(MVN).c
+    code = to_stan(p)
+    assert_well_formed(code)
+    b = blocks(code)
+    assert "matrix[K, K] S;" in b["data"] and "cholesky_factor_corr[K] L;" in b["parameters"]
+    for line in ("x[g] ~ multi_normal_cholesky(rep_vector(0.0, K), L);", "y[n] ~ multi_normal_cholesky(mu + s, L);",
+                 "v[n] ~ multi_normal(mu, S);", "w[n] ~ multi_normal_prec(s, S);"):
+        assert line in b["model"], line
+    g = torch.Generator().manual_seed(6)
+    a = torch.randn(3, 3, generator=g)
+    obs = {"S": a @ a.T + 3 * torch.eye(3), "y": torch.randn(5, 3, generator=g), "v": torch.randn(5, 3, generator=g),
+           "w": torch.randn(5, 3, generator=g)}
+    diffs = compare(p, obs, ["L", "mu", "s", "x"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+def test_a_multivariate_normal_matrix_must_be_named():
+    src = MVN.replace("covariance_matrix=S", "covariance_matrix=2.0 * S")
+    with pytest.raises(UnsupportedError, match=r"line 12, .*the covariance_matrix of `v` must be a named matrix on `K \* K`"):
+        to_stan(loads(src).c)
