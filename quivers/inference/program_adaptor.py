@@ -23,7 +23,7 @@ torch.Size([3])
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -186,6 +186,29 @@ class ProgramAdaptor:
 
     def potential(self, z: Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> Tensor:
         """``-(log_joint + log|J|)`` for each row of ``z``."""
+        return self.potential_for(x, observations)(z)
+
+    def potential_for(self, x: Any = None, observations: Mapping[str, Any] | None = None) -> Callable[[Tensor], Tensor]:
+        """The potential on one data set as a function of ``z`` alone, its
+        checks made once: the observations checked against the sampled
+        latents and for a single data set, and moved to the chains' device,
+        here rather than at every leapfrog step (a kernel calls this once
+        per run), and the log joint evaluated through a plan made for this
+        data (:meth:`~quivers.programs.Program.compile_log_joint`: the data
+        validated and bound at the first call, only the latents bound at
+        the others).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from quivers.categories.finset import FinSet
+        >>> from quivers.distributions import Normal
+        >>> from quivers.programs import Program, sample
+        >>> one = FinSet("One", 1)
+        >>> potential = ProgramAdaptor(Program("p", one, one, [sample("mu", None, Normal(0.0, 1.0))])).potential_for()
+        >>> potential(torch.zeros(2, 1))  # -log N(0 | 0, 1), for each of two chains
+        tensor([0.9189, 0.9189])
+        """
         clash = [n for n in self.layout.names if observations and n in observations]
         if clash:
             raise QuiversTypeError(
@@ -194,8 +217,35 @@ class ProgramAdaptor:
             )
         check_one_data_set(observations, self.program.sites, "the chains of MCMC")
         observations = self._data(observations, self.device)
-        values, logdet = self._unpack(z)
-        return -(self.program.planned_log_joint(x, observations)(values) + logdet)
+        # this run's own plan (the program's shared one would be rebound
+        # whenever another engine evaluates the program on other data)
+        unpack, log_joint = self._unpack, self.program.compile_log_joint(observations, x)
+
+        def potential(z: Tensor) -> Tensor:
+            values, logdet = unpack(z)
+            return -(log_joint(values) + logdet)
+
+        return potential
+
+    def prior_draws(
+        self,
+        num_samples: int,
+        generator: torch.Generator,
+        x: Any = None,
+        observations: Mapping[str, Any] | None = None,
+    ) -> Tensor:
+        """``num_samples`` draws of the sampled latents from the prior, on
+        the unconstrained space ``(num_samples, D)`` (what
+        :class:`~quivers.inference.mcmc.init.init_to_median` reads). The
+        given observations are kept (data, index maps and latents
+        conditioned on); ``generator`` seeds the draws."""
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+            torch.manual_seed(seed)
+            draws = self.program.sample(x, (num_samples,), observations=self._data(observations, self.device))
+        values = {n: draws[n].to(self.dtype) for n in self.layout.names}
+        return self.layout.pack(values).to(device=self.device, dtype=self.dtype)
 
     def explain(self, z: Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> Exception | None:
         """Why the potential's gradient is not finite at the point ``z``

@@ -11,6 +11,8 @@
   potential, constraining map); :class:`PotentialAdaptor` adapts a plain
   potential function, and :func:`as_model_adaptor` is the hook through which
   other model types are converted.
+- :func:`init_to_median`, :func:`init_to_value`, :func:`init_to_uniform`:
+  where chains start (``NUTS(model, init_strategy=...)``).
 
 Examples
 --------
@@ -28,12 +30,14 @@ from __future__ import annotations
 from quivers.inference.mcmc.adaptation import (
     DualAveraging,
     WarmupSchedule,
+    WelfordCovariance,
     WelfordDiagonal,
     find_reasonable_step_size,
 )
 from quivers.inference.mcmc.adaptor import ModelAdaptor, PotentialAdaptor, as_model_adaptor
 from quivers.inference.mcmc.gibbs import DiscreteHMCGibbs
 from quivers.inference.mcmc.hmc import HMC
+from quivers.inference.mcmc.init import InitStrategy, init_to_median, init_to_uniform, init_to_value
 from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel
 from quivers.inference.mcmc.mcmc import MCMC
 from quivers.inference.mcmc.nuts import NUTS
@@ -50,6 +54,11 @@ __all__ = [
     "as_model_adaptor",
     "DualAveraging",
     "WelfordDiagonal",
+    "WelfordCovariance",
+    "InitStrategy",
+    "init_to_median",
+    "init_to_uniform",
+    "init_to_value",
     "WarmupSchedule",
     "find_reasonable_step_size",
 ]

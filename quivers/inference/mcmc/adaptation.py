@@ -1,4 +1,4 @@
-"""Warmup adaptation of the step size and the diagonal mass matrix, as Stan does it.
+"""Warmup adaptation of the step size and the mass matrix, as Stan does it.
 
 Every quantity is per chain: chains adapt independently, as Stan's do, but
 in one batch.
@@ -7,7 +7,9 @@ in one batch.
   towards a target acceptance statistic (Hoffman & Gelman 2014, Stan's
   constants ``gamma=0.05, t0=10, kappa=0.75, mu=log(10 * eps0)``).
 - :class:`WelfordDiagonal`: running per-coordinate variance of the draws,
-  with Stan's shrinkage towards ``1e-3``.
+  with Stan's shrinkage towards ``1e-3``; :class:`WelfordCovariance`: the
+  running covariance for a dense metric, shrunk as Stan does,
+  ``(n / (n + 5)) cov + 1e-3 (5 / (n + 5)) I``.
 - :class:`WarmupSchedule`: Stan's windows: an initial buffer (75), slow
   windows doubling from 25, a terminal buffer (50), scaled down to 15% /
   75% / 10% of a warmup too short for them.
@@ -34,10 +36,18 @@ from quivers.inference.mcmc.hamiltonian import (
     finite_or_inf,
     kinetic_energy,
     leapfrog,
+    momentum_factor,
     sample_momentum,
+    scaled,
 )
 
-__all__ = ["DualAveraging", "WelfordDiagonal", "WarmupSchedule", "find_reasonable_step_size"]
+__all__ = [
+    "DualAveraging",
+    "WelfordDiagonal",
+    "WelfordCovariance",
+    "WarmupSchedule",
+    "find_reasonable_step_size",
+]
 
 
 class DualAveraging:
@@ -148,6 +158,45 @@ class WelfordDiagonal:
         return var
 
 
+class WelfordCovariance(WelfordDiagonal):
+    """Welford's running mean and covariance, per chain: the estimate of a
+    dense metric (Stan's ``welford_covar_estimator``).
+
+    Examples
+    --------
+    >>> w = WelfordCovariance()
+    >>> for x in ([[0.0, 0.0]], [[1.0, 2.0]], [[2.0, 4.0]]):
+    ...     w.update(torch.tensor(x))
+    >>> w.variance(regularize=False)
+    tensor([[[1., 2.],
+             [2., 4.]]])
+    >>> w.variance()[0, 0]  # Stan: (n / (n + 5)) cov + 1e-3 (5 / (n + 5)) I
+    tensor([0.3756, 0.7500])
+    """
+
+    def update(self, x: Tensor) -> None:
+        """Add one sample per chain, ``x`` of shape ``(C, D)``."""
+        self.count += 1
+        if self.mean is None:
+            self.mean = x.clone()
+            self.m2 = x.new_zeros(x.shape + x.shape[-1:])
+            return
+        delta = x - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta.unsqueeze(-1) * (x - self.mean).unsqueeze(-2)
+
+    def variance(self, regularize: bool = True) -> Tensor:
+        """The sample covariance ``(C, D, D)``, shrunk towards ``1e-3 I`` as
+        Stan does when ``regularize``."""
+        cov = super().variance(regularize=False)
+        cov = 0.5 * (cov + cov.mT)  # exactly symmetric, for the Cholesky factor
+        if regularize:
+            n = self.count
+            eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+            cov = (n / (n + 5.0)) * cov + (1e-3 * (5.0 / (n + 5.0))) * eye
+        return cov
+
+
 @dataclass(frozen=True)
 class WarmupSchedule:
     """Stan's windowed warmup schedule for ``num_warmup`` iterations.
@@ -226,7 +275,8 @@ def find_reasonable_step_size(
 
     From the current point, one leapfrog step with fresh momentum is taken;
     if its acceptance ``exp(-dH)`` exceeds 0.8 the step size doubles until it
-    does not, otherwise it halves until it does.
+    does not, otherwise it halves until it does. ``inv_mass`` is diagonal
+    ``(C, D)`` or dense ``(C, D, D)``.
 
     Examples
     --------
@@ -237,14 +287,14 @@ def find_reasonable_step_size(
     >>> bool((eps < 0.5).all())
     True
     """
-    mass_sqrt = inv_mass.rsqrt()
+    mass_sqrt = momentum_factor(inv_mass)
     log_threshold = math.log(0.8)
 
     def energy_change(eps: Tensor) -> Tensor:
         p = sample_momentum(mass_sqrt, generator)
         h0 = potential_value + kinetic_energy(p, inv_mass)
         step = eps.unsqueeze(-1)
-        _, p1, u1, _ = leapfrog(z, p, grad, 0.5 * step, step * inv_mass, potential)
+        _, p1, u1, _ = leapfrog(z, p, grad, 0.5 * step, scaled(inv_mass, step), potential)
         return h0 - finite_or_inf(u1 + kinetic_energy(p1, inv_mass))
 
     eps = step_size.clone()

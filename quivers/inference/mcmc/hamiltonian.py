@@ -1,10 +1,12 @@
-"""Hamiltonian dynamics for a batch of chains with a diagonal metric.
+"""Hamiltonian dynamics for a batch of chains with a diagonal or dense metric.
 
 A batch of chains is a position ``z`` of shape ``(C, D)``, a momentum ``p``
 of the same shape, a per-chain step size of shape ``(C, 1)`` (its sign is
-the direction of integration) and a per-chain diagonal inverse mass matrix
-``inv_mass`` of shape ``(C, D)``. The Hamiltonian is
-``H(z, p) = U(z) + p^T M^{-1} p / 2``.
+the direction of integration) and a per-chain inverse mass matrix
+``inv_mass``: its diagonal, shape ``(C, D)``, or the whole matrix, shape
+``(C, D, D)`` (Stan's ``dense_e`` metric). The Hamiltonian is
+``H(z, p) = U(z) + p^T M^{-1} p / 2``; every function below takes either
+form and tells them apart by the number of axes.
 
 Laws (up to rounding):
 
@@ -25,7 +27,16 @@ from torch import Tensor
 
 from quivers.errors import QuiversTypeError, ShapeError
 
-__all__ = ["potential_and_grad", "kinetic_energy", "sample_momentum", "leapfrog", "finite_or_inf"]
+__all__ = [
+    "potential_and_grad",
+    "kinetic_energy",
+    "sample_momentum",
+    "leapfrog",
+    "finite_or_inf",
+    "sharp",
+    "scaled",
+    "momentum_factor",
+]
 
 Potential = Callable[[Tensor], Tensor]
 
@@ -77,6 +88,56 @@ def finite_or_inf(h: Tensor) -> Tensor:
     return torch.nan_to_num(h, nan=torch.inf, posinf=torch.inf, neginf=torch.inf)
 
 
+def sharp(p: Tensor, inv_mass: Tensor) -> Tensor:
+    """``M^{-1} p`` per chain (the velocity), for a diagonal ``(C, D)`` or
+    dense ``(C, D, D)`` inverse mass matrix.
+
+    Examples
+    --------
+    >>> p = torch.tensor([[1.0, 2.0]])
+    >>> sharp(p, torch.tensor([[1.0, 0.5]]))
+    tensor([[1., 1.]])
+    >>> sharp(p, torch.tensor([[[1.0, 0.0], [0.0, 0.5]]]))
+    tensor([[1., 1.]])
+    """
+    if inv_mass.dim() == 2:
+        return inv_mass * p
+    return torch.matmul(inv_mass, p.unsqueeze(-1)).squeeze(-1)
+
+
+def scaled(inv_mass: Tensor, step: Tensor) -> Tensor:
+    """The inverse mass matrix of each chain times its step ``(C, 1)``: the
+    ``drift`` of :func:`leapfrog`.
+
+    Examples
+    --------
+    >>> scaled(torch.ones(2, 3, 3), torch.tensor([[0.5], [2.0]]))[:, 0, 0]
+    tensor([0.5000, 2.0000])
+    """
+    return step * inv_mass if inv_mass.dim() == 2 else step.unsqueeze(-1) * inv_mass
+
+
+def momentum_factor(inv_mass: Tensor) -> Tensor:
+    """A factor ``S`` of the mass matrix ``M = S S^T`` for drawing momenta:
+    ``1 / sqrt`` of a diagonal, and for a dense ``A = M^{-1} = L L^T``
+    (Cholesky) ``S = L^{-T}``, so that ``S S^T = (L L^T)^{-1} = M``.
+
+    Examples
+    --------
+    >>> momentum_factor(torch.tensor([[4.0, 0.25]]))
+    tensor([[0.5000, 2.0000]])
+    >>> a = torch.tensor([[[2.0, 0.5], [0.5, 1.0]]], dtype=torch.float64)
+    >>> s = momentum_factor(a)
+    >>> torch.allclose(s @ s.mT, torch.linalg.inv(a))
+    True
+    """
+    if inv_mass.dim() == 2:
+        return inv_mass.rsqrt()
+    chol = torch.linalg.cholesky(inv_mass)
+    eye = torch.eye(inv_mass.shape[-1], dtype=inv_mass.dtype, device=inv_mass.device).expand_as(inv_mass)
+    return torch.linalg.solve_triangular(chol.mT, eye, upper=True)
+
+
 def kinetic_energy(p: Tensor, inv_mass: Tensor) -> Tensor:
     """``p^T M^{-1} p / 2`` per chain.
 
@@ -85,11 +146,13 @@ def kinetic_energy(p: Tensor, inv_mass: Tensor) -> Tensor:
     >>> kinetic_energy(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.5]]))
     tensor([1.5000])
     """
-    return 0.5 * torch.linalg.vecdot(p, p * inv_mass)
+    return 0.5 * torch.linalg.vecdot(p, sharp(p, inv_mass))
 
 
 def sample_momentum(mass_sqrt: Tensor, generator: torch.Generator) -> Tensor:
-    """Draw ``p ~ N(0, M)`` per chain, given ``sqrt(M)`` of shape ``(C, D)``.
+    """Draw ``p ~ N(0, M)`` per chain, given the factor ``S`` of
+    :func:`momentum_factor`: ``(C, D)`` for a diagonal metric, ``(C, D, D)``
+    for a dense one.
 
     Examples
     --------
@@ -98,9 +161,11 @@ def sample_momentum(mass_sqrt: Tensor, generator: torch.Generator) -> Tensor:
     torch.Size([2, 3])
     """
     noise = torch.randn(
-        mass_sqrt.shape, generator=generator, dtype=mass_sqrt.dtype, device=mass_sqrt.device
+        mass_sqrt.shape[:2], generator=generator, dtype=mass_sqrt.dtype, device=mass_sqrt.device
     )
-    return noise * mass_sqrt
+    if mass_sqrt.dim() == 2:
+        return noise * mass_sqrt
+    return torch.matmul(mass_sqrt, noise.unsqueeze(-1)).squeeze(-1)
 
 
 def leapfrog(
@@ -117,7 +182,8 @@ def leapfrog(
     """One leapfrog step of every chain; returns ``(z, p, potential, grad)``.
 
     ``half_step`` is half the signed step size, shape ``(C, 1)``; ``drift``
-    is the signed step size times the inverse mass, shape ``(C, D)``. Both
+    is the signed step size times the inverse mass (:func:`scaled`), shape
+    ``(C, D)`` or, for a dense metric, ``(C, D, D)``. Both
     stay fixed along a trajectory, so callers compute them once. Where
     ``valid`` (shape ``(C,)``) is False the potential is evaluated at
     ``fallback`` instead of the new position: chains already known to have
@@ -136,7 +202,10 @@ def leapfrog(
     (True, True)
     """
     p = torch.addcmul(p, half_step, grad, value=-1.0)
-    z = torch.addcmul(z, drift, p)
+    if drift.dim() == 2:
+        z = torch.addcmul(z, drift, p)
+    else:
+        z = torch.baddbmm(z.unsqueeze(-1), drift, p.unsqueeze(-1)).squeeze(-1)
     if valid is not None:
         z = torch.where(valid.unsqueeze(-1), z, fallback)
     u, grad = potential_and_grad(potential, z)

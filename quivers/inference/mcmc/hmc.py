@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from quivers.errors import InvalidValueError
-from quivers.inference.mcmc.hamiltonian import finite_or_inf, kinetic_energy, leapfrog, sample_momentum
+from quivers.inference.mcmc.hamiltonian import finite_or_inf, kinetic_energy, leapfrog, sample_momentum, scaled
+from quivers.inference.mcmc.init import InitStrategy
 from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel, _positive
 
 __all__ = ["HMC"]
@@ -66,6 +67,8 @@ class HMC(HamiltonianKernel):
         max_energy_error: float = 1000.0,
         initial_params: Tensor | None = None,
         dim: int | None = None,
+        dense_mass: bool = False,
+        init_strategy: InitStrategy | None = None,
     ) -> None:
         _positive("num_steps", num_steps, integer=True)
         if isinstance(step_size_jitter, bool) or not isinstance(step_size_jitter, (int, float)) or not (
@@ -85,6 +88,8 @@ class HMC(HamiltonianKernel):
             max_energy_error=max_energy_error,
             initial_params=initial_params,
             dim=dim,
+            dense_mass=dense_mass,
+            init_strategy=init_strategy,
         )
         self.num_steps = num_steps
         self.step_size_jitter = float(step_size_jitter)
@@ -98,7 +103,7 @@ class HMC(HamiltonianKernel):
             u = torch.rand(u0.shape, generator=self.generator, dtype=u0.dtype, device=u0.device)
             step_size = step_size * (1.0 + self.step_size_jitter * (2.0 * u - 1.0))
         step = step_size.unsqueeze(-1)
-        half, drift = 0.5 * step, step * inv_mass
+        half, drift = 0.5 * step, scaled(inv_mass, step)
         p = sample_momentum(self.mass_sqrt, self.generator)
         h0 = u0 + kinetic_energy(p, inv_mass)
         z, u, g = z0, u0, g0

@@ -2,9 +2,11 @@
 
 :class:`HamiltonianKernel` holds the model adaptor, starts the chains
 (retrying non-finite starting points as Stan does), keeps the per-chain step
-sizes and diagonal inverse mass matrices, and runs Stan's warmup: dual
-averaging of the step size every iteration and, at the end of each slow
-window, a new mass matrix followed by a fresh step-size search. Subclasses
+sizes and inverse mass matrices (diagonal, or dense with ``dense_mass=True``),
+and runs Stan's warmup: dual averaging of the step size every iteration
+and, at the end of each slow window, a new mass matrix (the regularized
+variances or covariance of the window's draws) followed by a fresh
+step-size search. Subclasses
 (:class:`~quivers.inference.mcmc.hmc.HMC`,
 :class:`~quivers.inference.mcmc.nuts.NUTS`) only implement
 :meth:`HamiltonianKernel.transition`.
@@ -26,11 +28,13 @@ from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError
 from quivers.inference.mcmc.adaptation import (
     DualAveraging,
     WarmupSchedule,
+    WelfordCovariance,
     WelfordDiagonal,
     find_reasonable_step_size,
 )
 from quivers.inference.mcmc.adaptor import ModelAdaptor, resolve_adaptor
-from quivers.inference.mcmc.hamiltonian import potential_and_grad
+from quivers.inference.mcmc.hamiltonian import momentum_factor, potential_and_grad
+from quivers.inference.mcmc.init import InitStrategy
 
 __all__ = ["ChainState", "HamiltonianKernel"]
 
@@ -78,10 +82,18 @@ class HamiltonianKernel:
     target_accept
         The mean acceptance statistic dual averaging aims at.
     inverse_mass_matrix
-        The initial diagonal inverse mass matrix, ``(D,)`` or ``(C, D)``;
-        ones by default.
+        The initial inverse mass matrix: its diagonal, ``(D,)`` or
+        ``(C, D)``, or with ``dense_mass`` the matrix ``(D, D)``; a dense
+        one per chain ``(C, D, D)`` either way. The identity by default.
     max_energy_error
         A trajectory whose energy rises by more than this has diverged.
+    dense_mass
+        Adapt a dense inverse mass matrix (the regularized covariance of
+        each slow window's draws, Stan's ``dense_e``) instead of its
+        diagonal: better on correlated posteriors, ``O(D^2)`` per step.
+    init_strategy
+        Where chains start (:mod:`quivers.inference.mcmc.init`): by default
+        the model adaptor's own choice (Stan's uniform in ``(-2, 2)``).
 
     Examples
     --------
@@ -114,7 +126,13 @@ class HamiltonianKernel:
         max_energy_error: float = 1000.0,
         initial_params: Tensor | None = None,
         dim: int | None = None,
+        dense_mass: bool = False,
+        init_strategy: InitStrategy | None = None,
     ) -> None:
+        if init_strategy is not None and not callable(init_strategy):
+            raise QuiversTypeError(
+                f"`init_strategy` must be a strategy such as `init_to_median()`, got {type(init_strategy).__name__}"
+            )
         if isinstance(step_size, Tensor):  # one per chain, as a run's adaptation left them
             if step_size.dim() != 1 or not bool((step_size > 0).all() & torch.isfinite(step_size).all()):
                 raise InvalidValueError(
@@ -138,6 +156,8 @@ class HamiltonianKernel:
         self.target_accept = float(target_accept)
         self.initial_inverse_mass_matrix = inverse_mass_matrix
         self.max_energy_error = float(max_energy_error)
+        self.dense_mass = bool(dense_mass)
+        self.init_strategy = init_strategy
         self.step_size: Tensor | None = None
         self.inverse_mass_matrix: Tensor | None = None
 
@@ -163,7 +183,12 @@ class HamiltonianKernel:
         bind = getattr(adaptor, "bind", None)  # optional: lets an adaptor follow the run's data
         if bind is not None:
             bind(*args, **kwargs)
-        self._potential = lambda z: adaptor.potential(z, *args, **kwargs)
+        plan = getattr(adaptor, "potential_for", None)  # optional: the data checked once per run
+        if plan is not None:
+            self._potential = plan(*args, **kwargs)
+        else:
+            self._potential = lambda z: adaptor.potential(z, *args, **kwargs)
+        self._args = (args, kwargs)
         z = self._initial_points(num_chains, generator)
         # Momenta and uniforms are drawn where the chains live; seeding this
         # generator from the run's keeps a seed reproducible on any device.
@@ -205,12 +230,16 @@ class HamiltonianKernel:
         if self.adapt_step_size:
             self.step_size = self._find_step_size(state)
         self._schedule = WarmupSchedule.stan(num_warmup)
-        self._welford = WelfordDiagonal()
+        self._welford = WelfordCovariance() if self.inverse_mass_matrix.dim() == 3 else WelfordDiagonal()
         self._dual = DualAveraging(self.step_size, self.target_accept)
         return state
 
     def _initial_points(self, num_chains: int, generator: torch.Generator) -> Tensor:
-        z = self.adaptor.init_unconstrained(num_chains, generator)
+        if self.init_strategy is not None:
+            args, kwargs = self._args
+            z = self.init_strategy(self.adaptor, num_chains, generator, args, kwargs)
+        else:
+            z = self.adaptor.init_unconstrained(num_chains, generator)
         if not isinstance(z, Tensor):
             raise QuiversTypeError(
                 f"`init_unconstrained` returned {type(z).__name__}; expected a tensor"
@@ -226,20 +255,32 @@ class HamiltonianKernel:
 
     def _initial_inverse_mass(self, z: Tensor) -> Tensor:
         init = self.initial_inverse_mass_matrix
+        (c, d), dense = z.shape, self.dense_mass
         if init is None:
+            if dense:
+                return torch.eye(d, dtype=z.dtype, device=z.device).expand(c, d, d).clone()
             return torch.ones_like(z)
         init = torch.as_tensor(init, dtype=z.dtype, device=z.device)
-        if init.shape not in (z.shape[1:], z.shape):
+        if init.shape == (c, d, d) or (dense and init.shape == (d, d)):  # a dense matrix
+            if not bool(torch.isfinite(init).all() and torch.equal(init, init.mT)) or bool(
+                torch.linalg.cholesky_ex(init).info.any()
+            ):
+                raise InvalidValueError("a dense `inverse_mass_matrix` must be finite, symmetric and positive definite")
+            return init.expand(c, d, d).clone()
+        diagonal = ((d,), (c, d)) if not dense else ((d,),)
+        if init.shape not in diagonal:
+            expected = f"({d},) or ({c}, {d})" if not dense else f"the diagonal ({d},) or the matrix ({d}, {d})"
             raise ShapeError(
-                f"`inverse_mass_matrix` has shape {tuple(init.shape)}; expected the diagonal, "
-                f"({z.shape[1]},) or ({z.shape[0]}, {z.shape[1]})"
+                f"`inverse_mass_matrix` has shape {tuple(init.shape)}; expected {expected}, "
+                f"or one matrix per chain ({c}, {d}, {d})"
             )
         if not bool((init > 0).all() & torch.isfinite(init).all()):
             raise InvalidValueError("`inverse_mass_matrix` must be finite and positive")
-        return init.expand_as(z).clone()
+        init = init.expand_as(z)
+        return torch.diag_embed(init) if dense else init.clone()
 
     def _mass_changed(self) -> None:
-        self.mass_sqrt = self.inverse_mass_matrix.rsqrt()
+        self.mass_sqrt = momentum_factor(self.inverse_mass_matrix)
 
     def _find_step_size(self, state: ChainState) -> Tensor:
         return find_reasonable_step_size(

@@ -9,6 +9,14 @@ All randomness comes from one ``torch.Generator`` seeded by ``seed``:
 starting points, momenta and uniform draws. The same seed on the same
 machine gives bit-identical draws.
 
+Chains run as one batch (``chain_method="vectorized"``, the default: one
+potential call per leapfrog step for all chains) or each in its own
+process (``chain_method="parallel"``, by ``torch.multiprocessing``: a
+chain stops building its tree without waiting for the others, and the
+processes use the machine's cores). A parallel run seeds chain ``c`` from
+the run's generator, so a seed fixes it too, but its draws differ from a
+vectorized run's; both sample the same distribution.
+
 After the run, ArviZ's diagnostics of the draws are checked as Stan
 checks them (R-hat, bulk and tail ESS, divergences after warmup, tree
 depth, E-BFMI, label switching; see :mod:`quivers.inference.convergence`)
@@ -58,6 +66,11 @@ class MCMC:
         Seed of the run's generator; ``None`` draws a fresh one.
     progress_bar
         Show a tqdm bar (hidden anyway when stderr is not a terminal).
+    chain_method
+        ``"vectorized"`` (one batch) or ``"parallel"`` (a process per
+        chain, each with ``1/C`` of torch's threads; forked where the
+        platform allows it, spawned otherwise, when the kernel and its
+        model must be picklable).
 
     Examples
     --------
@@ -82,6 +95,7 @@ class MCMC:
         num_chains: int = 1,
         seed: int | None = None,
         progress_bar: bool = True,
+        chain_method: str = "vectorized",
     ) -> None:
         if not isinstance(kernel, HamiltonianKernel):
             raise QuiversTypeError(
@@ -96,6 +110,11 @@ class MCMC:
             raise InvalidValueError(f"`seed` must be an integer or None, got {seed!r}")
         self.seed = seed
         self.progress_bar = progress_bar
+        if chain_method not in ("vectorized", "parallel"):
+            raise InvalidValueError(
+                f"`chain_method` must be 'vectorized' or 'parallel', got {chain_method!r}"
+            )
+        self.chain_method = chain_method
         self._draws: Tensor | None = None
         self._stats: dict[str, Tensor] = {}
         self._samples: dict[str, Tensor] | None = None
@@ -104,13 +123,81 @@ class MCMC:
 
     def run(self, *args: Any, **kwargs: Any) -> None:
         """Warm up and sample; ``args`` and ``kwargs`` are passed to the potential."""
-        from tqdm.auto import tqdm
-
         generator = torch.Generator()
         if self.seed is None:
             generator.seed()
         else:
             generator.manual_seed(self.seed)
+        if self.chain_method == "parallel" and self.num_chains > 1:
+            draws, stats, warmup_divergences = self._run_parallel(generator, args, kwargs)
+        else:
+            draws, stats, warmup_divergences = self._run_batch(generator, args, kwargs)
+        self._draws, self._stats = draws, stats
+        self._samples = None
+        self.warmup_divergences = warmup_divergences
+        self.diagnostics = self.check_convergence()
+        warn_all(self.diagnostics)
+
+    def _run_parallel(
+        self, generator: torch.Generator, args: tuple, kwargs: dict
+    ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """Each chain in its own process; the adapted step sizes and mass
+        matrices are gathered onto this kernel, one row per chain."""
+        import io
+        import pickle
+
+        import torch.multiprocessing as mp
+        from tqdm.auto import tqdm
+
+        seeds = torch.randint(2**62, (self.num_chains,), generator=generator).tolist()
+        method = "fork" if "fork" in mp.get_all_start_methods() and not torch.cuda.is_initialized() else "spawn"
+        ctx = mp.get_context(method)
+        queue = ctx.SimpleQueue()
+        threads = max(1, torch.get_num_threads() // self.num_chains)
+        setting = (self.kernel, self.num_warmup, self.num_samples, threads, args, kwargs, queue)
+        procs = [ctx.Process(target=_one_chain, args=(c, seeds[c]) + setting, daemon=True) for c in range(self.num_chains)]
+        for proc in procs:
+            try:
+                proc.start()
+            except (AttributeError, TypeError, pickle.PicklingError) as err:  # spawned: the kernel is pickled
+                for started in procs:
+                    if started.is_alive():
+                        started.kill()
+                raise QuiversTypeError(
+                    f"chain_method='parallel' starts its processes by {method} here, which pickles the kernel "
+                    f"and its model, and that failed: {err}",
+                    hint="define the potential as a module-level function, or use chain_method='vectorized'",
+                ) from None
+        results: dict[int, Any] = {}
+        with tqdm(total=self.num_chains, desc="chains", disable=None if self.progress_bar else True) as bar:
+            while len(results) < self.num_chains:
+                c, result = queue.get()
+                results[c] = result
+                bar.update(1)
+                if isinstance(result, BaseException):
+                    break
+        failed = next((r for r in results.values() if isinstance(r, BaseException)), None)
+        for proc in procs:
+            if failed is not None:
+                proc.kill()  # the run fails: the other chains' work is of no use
+            proc.join()
+        if failed is not None:
+            raise failed
+        parts = [torch.load(io.BytesIO(results[c]), weights_only=True) for c in range(self.num_chains)]
+        kernel = self.kernel
+        kernel.step_size = torch.cat([p["step_size"] for p in parts])
+        kernel.inverse_mass_matrix = torch.cat([p["inverse_mass_matrix"] for p in parts])
+        kernel._mass_changed()
+        draws = torch.cat([p["draws"] for p in parts])
+        stats = {name: torch.cat([p["stats"][name] for p in parts]) for name in parts[0]["stats"]}
+        return draws, stats, torch.cat([p["warmup_divergences"] for p in parts])
+
+    def _run_batch(
+        self, generator: torch.Generator, args: tuple, kwargs: dict
+    ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """Every chain in one batch, in this process."""
+        from tqdm.auto import tqdm
+
         kernel, num_warmup = self.kernel, self.num_warmup
         total = num_warmup + self.num_samples
         draws: list[Tensor] = []
@@ -156,12 +243,8 @@ class MCMC:
                     accept_sum.zero_()
                     since_refresh = 0
                 bar.update(1)
-        self._draws = torch.stack(draws, dim=1)
-        self._stats = {name: torch.stack(values, dim=1) for name, values in stats.items()}
-        self._samples = None
-        self.warmup_divergences = divergences[0].cpu()
-        self.diagnostics = self.check_convergence()
-        warn_all(self.diagnostics)
+        stacked = {name: torch.stack(values, dim=1) for name, values in stats.items()}
+        return torch.stack(draws, dim=1), stacked, divergences[0].cpu()
 
     def check_convergence(self) -> list[str]:
         """The convergence problems of the run, one message each (see
@@ -249,6 +332,42 @@ class MCMC:
         if print_table:
             print(table.to_string())
         return table
+
+
+def _one_chain(
+    chain: int,
+    seed: int,
+    kernel: HamiltonianKernel,
+    num_warmup: int,
+    num_samples: int,
+    threads: int,
+    args: tuple,
+    kwargs: dict,
+    queue: Any,
+) -> None:
+    """One chain of a parallel run, in its own process: its draws,
+    statistics and adapted state, or the error it raised, on ``queue``.
+    Tensors travel serialized, by value: shared memory would vanish with
+    the process, which may end before the parent reads them."""
+    import io
+
+    torch.set_num_threads(threads)
+    try:
+        run = MCMC(kernel, num_warmup, num_samples, num_chains=1, seed=seed, progress_bar=False)
+        generator = torch.Generator().manual_seed(seed)
+        draws, stats, warmup_divergences = run._run_batch(generator, args, kwargs)
+        buffer = io.BytesIO()
+        torch.save({
+            "draws": draws,
+            "stats": stats,
+            "warmup_divergences": warmup_divergences,
+            "step_size": kernel.step_size,
+            "inverse_mass_matrix": kernel.inverse_mass_matrix,
+        }, buffer)
+        result: Any = buffer.getvalue()
+    except BaseException as err:  # noqa: BLE001 - handed to the parent, which raises it
+        result = err
+    queue.put((chain, result))
 
 
 def _layout(values: dict[str, Tensor], group_by_chain: bool) -> dict[str, Tensor]:

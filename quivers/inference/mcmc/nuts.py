@@ -45,7 +45,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from quivers.inference.mcmc.hamiltonian import finite_or_inf, kinetic_energy, leapfrog, sample_momentum
+from quivers.inference.mcmc.hamiltonian import (
+    finite_or_inf,
+    kinetic_energy,
+    leapfrog,
+    sample_momentum,
+    scaled,
+    sharp,
+)
+from quivers.inference.mcmc.init import InitStrategy
 from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel, _positive
 
 __all__ = ["NUTS"]
@@ -113,6 +121,8 @@ class NUTS(HamiltonianKernel):
         max_energy_error: float = 1000.0,
         initial_params: Tensor | None = None,
         dim: int | None = None,
+        dense_mass: bool = False,
+        init_strategy: InitStrategy | None = None,
     ) -> None:
         _positive("max_tree_depth", max_tree_depth, integer=True)
         super().__init__(
@@ -126,6 +136,8 @@ class NUTS(HamiltonianKernel):
             max_energy_error=max_energy_error,
             initial_params=initial_params,
             dim=dim,
+            dense_mass=dense_mass,
+            init_strategy=init_strategy,
         )
         self.max_tree_depth = max_tree_depth
         self._plan = _checkpoint_plan(2 ** (max_tree_depth - 1))
@@ -176,11 +188,11 @@ class NUTS(HamiltonianKernel):
             depth += valid
             start_p, end_p = start[:, dim : 2 * dim], end[:, dim : 2 * dim]
             tree_rho = rho + sub_rho
-            sharp_far, sharp_new = inv_mass * far_p, inv_mass * end_p
+            sharp_far, sharp_new = sharp(far_p, inv_mass), sharp(end_p, inv_mass)
             turned = (
                 _turning(sharp_far, sharp_new, tree_rho)
-                | _turning(sharp_far, inv_mass * first_p, rho + first_p)
-                | _turning(inv_mass * start_p, sharp_new, sub_rho + start_p)
+                | _turning(sharp_far, sharp(first_p, inv_mass), rho + first_p)
+                | _turning(sharp(start_p, inv_mass), sharp_new, sub_rho + start_p)
             )
             rho = torch.where(merged, tree_rho, rho)
             active = valid & ~turned
@@ -226,7 +238,7 @@ class NUTS(HamiltonianKernel):
         """
         dim = start.shape[1] // 3
         inv_mass = self.inverse_mass_matrix
-        half, drift = 0.5 * step, step * inv_mass
+        half, drift = 0.5 * step, scaled(inv_mass, step)
         # Checkpoints: at the first leaf a of every open sub-subtree, M^-1 p,
         # p and the momentum sum before a; at the last leaf m of every left
         # half still waiting for its right half, M^-1 p and the sum before m.
@@ -247,8 +259,8 @@ class NUTS(HamiltonianKernel):
                 z, p, u, g = leapfrog(z, p, g, half, drift, self._potential)
             else:
                 z, p, u, g = leapfrog(z, p, g, half, drift, self._potential, valid=ok, fallback=fallback)
-            sharp = inv_mass * p
-            h = finite_or_inf(torch.add(u, torch.linalg.vecdot(p, sharp), alpha=0.5))
+            v = sharp(p, inv_mass)
+            h = finite_or_inf(torch.add(u, torch.linalg.vecdot(p, v), alpha=0.5))
             log_w = torch.sub(h0, h, out=log_ws[n])
             counted[n] = ok
             ok = ok & (log_w >= min_log_weight)
@@ -264,12 +276,12 @@ class NUTS(HamiltonianKernel):
                 proposal = torch.where(take.unsqueeze(-1), leaf, proposal)
             slot, lo, hi, closing = self._plan[n]
             if slot >= 0:
-                a_sharp[slot], a_rho[slot], a_p[slot] = sharp, rho, p
+                a_sharp[slot], a_rho[slot], a_p[slot] = v, rho, p
                 rho = rho + p
             else:
                 rho_before, rho = rho, rho + p
                 # Every sub-subtree [a, n] closing here, one per stored a.
-                turned = _turning(a_sharp[lo : hi + 1], sharp, rho - a_rho[lo : hi + 1])
+                turned = _turning(a_sharp[lo : hi + 1], v, rho - a_rho[lo : hi + 1])
                 if closing > 1:
                     # Stan's checks across the halves [a, m] + [m + 1, n] of
                     # those of size >= 4, over [a, m + 1] and over [m, n]. The
@@ -280,12 +292,12 @@ class NUTS(HamiltonianKernel):
                         [
                             turned,
                             _turning(a_sharp[lo:hi], a_sharp[lo + 1 : hi + 1], across),
-                            _turning(m_sharp[: closing - 1], sharp, rho - m_rho[: closing - 1]),
+                            _turning(m_sharp[: closing - 1], v, rho - m_rho[: closing - 1]),
                         ]
                     )
                 ok = ok & ~turned.any(0)
                 # n ends a left half whose right half closes 2^closing leaves on.
-                m_sharp[closing - 1], m_rho[closing - 1] = sharp, rho_before
+                m_sharp[closing - 1], m_rho[closing - 1] = v, rho_before
             alive = int(ok.sum())
             if alive == 0:
                 break
