@@ -186,7 +186,20 @@ class ProgramAdaptor:
 
     def potential(self, z: Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> Tensor:
         """``-(log_joint + log|J|)`` for each row of ``z``."""
-        return self.potential_for(x, observations)(z)
+        observations = self._checked(observations)
+        values, logdet = self._unpack(z)
+        return -(self.program.planned_log_joint(x, observations)(values) + logdet)
+
+    def _checked(self, observations: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The observations of a run, checked and on the chains' device."""
+        clash = [n for n in self.layout.names if observations and n in observations]
+        if clash:
+            raise QuiversTypeError(
+                f"{clash} are sampled by the kernel but also given in the observations",
+                hint=f"pass observed_names={clash} to condition on them: NUTS(ProgramAdaptor(model, observed_names=...))",
+            )
+        check_one_data_set(observations, self.program.sites, "the chains of MCMC")
+        return self._data(observations, self.device)
 
     def potential_for(self, x: Any = None, observations: Mapping[str, Any] | None = None) -> Callable[[Tensor], Tensor]:
         """The potential on one data set as a function of ``z`` alone, its
@@ -209,14 +222,7 @@ class ProgramAdaptor:
         >>> potential(torch.zeros(2, 1))  # -log N(0 | 0, 1), for each of two chains
         tensor([0.9189, 0.9189])
         """
-        clash = [n for n in self.layout.names if observations and n in observations]
-        if clash:
-            raise QuiversTypeError(
-                f"{clash} are sampled by the kernel but also given in the observations",
-                hint=f"pass observed_names={clash} to condition on them: NUTS(ProgramAdaptor(model, observed_names=...))",
-            )
-        check_one_data_set(observations, self.program.sites, "the chains of MCMC")
-        observations = self._data(observations, self.device)
+        observations = self._checked(observations)
         # this run's own plan (the program's shared one would be rebound
         # whenever another engine evaluates the program on other data)
         unpack, log_joint = self._unpack, self.program.compile_log_joint(observations, x)
