@@ -13,7 +13,9 @@ are :func:`quivers.categories.copy` and ``delete`` as modules).
 
 Roles: ``latent`` (the default) and ``kernel`` between finite sets are a
 learnable stochastic matrix, :func:`quivers.nn.latent`; ``scale`` sets the
-spread of its initial logits and ``init=uniform`` starts it uniform. A
+spread of its initial logits and ``init=uniform`` starts it uniform (in a
+module whose algebra is ``real``, a latent is a free real matrix instead,
+:func:`quivers.nn.weights`). A
 ``kernel`` with ``~ Family [p=v, ...]`` is a
 :class:`~quivers.nn.NeuralKernel`: a network (``param_source=linear``, or
 ``mlp`` with ``hidden=[32]``) computes the family's parameters from the
@@ -21,6 +23,10 @@ input, except those the family options fix. ``embed`` is a
 :class:`~quivers.nn.Embed` of a finite set into a ``Real`` object.
 ``observed`` and ``discretize`` are recognized and refused with a located
 :class:`~quivers.errors.UnsupportedError`.
+The older declarations (``type E = Euclidean n``, ``embed``, ``kernel``,
+``continuous``, ``latent``) arrive here as ``morphism`` declarations: the
+parser reads them so. A kernel's ``scale`` option is its family's fixed
+``scale``.
 
 Checked here, each error located at its line and column: the role and
 every option is known, and their values fit; ``latent`` needs finite sets;
@@ -48,10 +54,11 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from quivers.categories import FinSet, copy, delete
+from quivers.categories import REAL, FinSet, copy, delete
 from quivers.deduction import Deduction, Sentences
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
+from quivers.dsl.axes import module_algebra
 from quivers.dsl.printer import dump_morphism, dump_set
 from quivers.errors import CompositionError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError
 from quivers.nn import (
@@ -72,6 +79,7 @@ from quivers.nn import (
     repeat,
     scan,
     stack,
+    weights,
 )
 
 __all__ = ["compile_morphisms", "kernel_programs", "ROLES", "OPTIONS"]
@@ -170,6 +178,7 @@ class _Compiler:
         self.module, self.objects, self.source = module, objects, source
         self.deductions = dict(deductions or {})
         self.real_decls = {d.name: d for d in module.items if isinstance(d, ast.RealObject)}
+        self.real_algebra = module_algebra(module).semiring == REAL
         self.reals = set(self.real_decls)
         self.morphisms: dict[str, MorphismModule] = {}
         self.groups: dict[str, list[str]] = {}
@@ -436,6 +445,15 @@ class _Compiler:
                     "values yet; use `identity`, `copy` or `delete` in a `define`, or a latent kernel",
                     opts["role"],
                 )
+            if self.real_algebra:
+                # in the ring of reals a morphism is any matrix (a linear map), as the peer's
+                # `composition real` modules (PCA, a linear network, PMF's `U.dagger >> V`) read it
+                if d.family is not None:
+                    raise self.error(
+                        UnsupportedError, f"the prior `~ {d.family}(...)` on `{name}`: in the `real` algebra a "
+                        "latent is a free real matrix; give its entries a prior in a program", d,
+                    )
+                return self._located(lambda: weights(self._set(d.dom), self._set(d.cod), scale, name), d)
             concentration = None
             if d.family is not None:
                 if d.family != "Dirichlet" or len(d.family_args) != 1 or d.family_options:

@@ -12,6 +12,8 @@ identities are the ones every morphism has) and a
   :class:`Then`, :class:`Par`, :func:`dagger`, :func:`fan`;
 - :mod:`~quivers.nn.sequence`: :func:`repeat`, :func:`stack`, :func:`scan`;
 - :mod:`~quivers.nn.objects`: :class:`Real`, continuous objects;
+- :mod:`~quivers.nn.weights`: :class:`Weights`, a free real-valued matrix
+  (the learnable morphism of the ``real`` algebra);
 - :mod:`~quivers.nn.kernels`: :class:`NeuralKernel` (a family whose
   parameters a small network computes from the input) and :class:`Embed`;
 - :mod:`~quivers.nn.program`: :class:`KernelProgram`, a program whose steps
@@ -57,6 +59,7 @@ from quivers.nn.kernels import PARAM_SOURCES, Embed, NeuralKernel, encode, encod
 from quivers.nn.program import INPUT, KernelProgram, Step
 from quivers.nn.objects import Real, is_continuous, matches
 from quivers.nn.sequence import LearnedPoint, Repeat, Scan, Stack, repeat, scan, split_cell, stack
+from quivers.nn.weights import Weights, weights
 
 __all__ = [
     "Evaluation",
@@ -94,4 +97,6 @@ __all__ = [
     "KernelProgram",
     "INPUT",
     "Step",
+    "Weights",
+    "weights",
 ]
