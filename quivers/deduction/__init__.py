@@ -31,7 +31,7 @@ from quivers.deduction.bayes import PCFGPosterior, PCFGPrior, fit_pcfg_posterior
 from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
 from quivers.deduction.parsing import Parse, lexical_axioms, parse, span_rules
 from quivers.deduction.system import SEMIRING_NAMES, Deduction, Entry
-from quivers.deduction.observe import Sentences
+from quivers.deduction.observe import Chart, Sentences
 from quivers.deduction.parses import Parses, Tree, sample, tree_weight, viterbi
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "Deduction",
     "Entry",
     "Sentences",
+    "Chart",
     "SEMIRING_NAMES",
     "lexical_axioms",
     "parse",

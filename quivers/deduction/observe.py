@@ -10,9 +10,15 @@ so the gradient of a program's log density reaches every learnable rule and
 lexicon weight of the deduction, and the weights train with the program's
 other parameters.
 
+A program that writes ``let chart = parse(D, sentence)`` holds a
+:class:`Chart`: the sentences and the deduction, whose
+:meth:`~Chart.goal_weight` is the log weight of each sentence; ``score
+evidence = chart.goal_weight()`` adds it to the log density.
+
 Laws
 ----
 - ``Sentences(d).log_prob(ss)[i] == d.weight(ss[i])`` exactly.
+- ``Chart(d, ss).goal_weight()[i] == d.weight(ss[i])`` exactly.
 
 Examples
 --------
@@ -34,11 +40,11 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from quivers.categories.semiring import LOG
+from quivers.categories.semiring import LOG, Semiring
 from quivers.deduction.system import Deduction
 from quivers.errors import DataError, QuiversTypeError, UnsupportedError
 
-__all__ = ["Sentences", "Sentence"]
+__all__ = ["Sentences", "Sentence", "Chart"]
 
 Sentence = tuple[str, ...]
 
@@ -55,6 +61,10 @@ class Sentences:
         ``observe s : Sent <- D``), or ``None`` for any number.
     name
         The observed name, for messages.
+    semirings
+        The semirings whose weights are log weights the observation may
+        score (``LOG``; a chart's ``goal_weight`` allows ``MAX_PLUS`` too,
+        the log weight of the best derivation).
 
     Examples
     --------
@@ -66,8 +76,9 @@ class Sentences:
     quivers.errors.DataError: observation `s` holds 2 sentences (one per element of its plate), got 1
     """
 
-    def __init__(self, deduction: Deduction, count: int | None = None, name: str = "the sentences") -> None:
-        if deduction.semiring is not LOG:
+    def __init__(self, deduction: Deduction, count: int | None = None, name: str = "the sentences",
+                 semirings: tuple[Semiring, ...] = (LOG,)) -> None:
+        if deduction.semiring not in semirings:
             raise QuiversTypeError(
                 f"a program observes sentences under deduction `{deduction.name}` by their log probability, "
                 f"but it weighs them in `{deduction.semiring}`", hint="declare it with `semiring=LogProb`",
@@ -119,3 +130,27 @@ class Sentences:
 
     def __repr__(self) -> str:
         return f"Sentences({self.deduction.name!r}, count={self.count})"
+
+
+class Chart:
+    """The parse of ``sentences`` under ``deduction``: the value of
+    ``let chart = parse(D, sentence)`` in a program.
+
+    Examples
+    --------
+    >>> from quivers.deduction.system import Deduction, Entry
+    >>> one_word = Deduction("W", [], [Entry("hi", "S")], start="S")
+    >>> Chart(one_word, (("hi",), ("hi", "hi"))).goal_weight()
+    tensor([0., -inf], dtype=torch.float64)
+    """
+
+    def __init__(self, deduction: Deduction, sentences: Sequence[Sentence]) -> None:
+        self.deduction, self.sentences = deduction, tuple(sentences)
+
+    def goal_weight(self) -> Tensor:
+        """The weight of each sentence's goal item (its log weight in
+        ``LogProb``, of its best derivation in ``Viterbi``)."""
+        return self.deduction(self.sentences)
+
+    def __repr__(self) -> str:
+        return f"Chart({self.deduction.name!r}, {len(self.sentences)} sentences)"

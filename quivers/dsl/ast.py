@@ -161,6 +161,22 @@ class Call(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Method(Node):
+    """A method of a value: ``chart.goal_weight()``, the log weight of the
+    sentences a ``parse(D, s)`` chart holds.
+
+    Examples
+    --------
+    >>> Method(Name("chart"), "goal_weight", ()).method
+    'goal_weight'
+    """
+
+    target: Expr
+    method: str
+    args: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Vector(Node):
     """A vector literal ``[1, 2.5, x]``: its axis is the one its use gives it
     (the last factor of the plate of the step whose family it is an argument
@@ -204,7 +220,7 @@ class Tuple(Node):
     items: tuple[Expr, ...]
 
 
-Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Vector, Record, Tuple]
+Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Method, Vector, Record, Tuple]
 
 
 # ---------------------------------------------------------------- finite sets

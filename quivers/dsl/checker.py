@@ -1079,6 +1079,11 @@ class _Checker:
             )
         elif isinstance(e, ast.Record):
             self._record(e, scope)
+        elif isinstance(e, ast.Method):
+            raise self._error(
+                UnsupportedError, f"`.{e.method}()` is a method of the chart of a deduction, "
+                "`let chart = parse(D, sentence)`; this program parses nothing", e,
+            )
 
     def _record(self, e: ast.Record, scope: _Scope) -> None:
         """A labelled tuple is a program's value: its labels are distinct."""
@@ -1287,6 +1292,10 @@ def _expr_names(e: ast.Expr) -> Iterable[str]:
             yield from _expr_names(a)
     elif isinstance(e, ast.Record):
         for _, a in e.fields:
+            yield from _expr_names(a)
+    elif isinstance(e, ast.Method):
+        yield from _expr_names(e.target)
+        for a in e.args:
             yield from _expr_names(a)
 
 

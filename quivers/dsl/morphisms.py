@@ -55,12 +55,15 @@ from collections.abc import Callable, Mapping
 import torch
 
 from quivers.categories import REAL, FinSet, copy, delete
-from quivers.deduction import Deduction, Sentences
+from quivers.categories.semiring import LOG, MAX_PLUS
+from quivers.deduction import Chart, Deduction, Sentences
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
 from quivers.dsl.axes import module_algebra
-from quivers.dsl.printer import dump_morphism, dump_set
-from quivers.errors import CompositionError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError
+from quivers.dsl.printer import dump_expr, dump_morphism, dump_set
+from quivers.errors import (
+    CompositionError, DataError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError,
+)
 from quivers.nn import (
     PARAM_SOURCES,
     KernelProgram,
@@ -121,9 +124,22 @@ def _families(steps: tuple[ast.Step, ...]) -> list[ast.FamilyCall]:
     return out
 
 
+def _parses(steps: tuple[ast.Step, ...]) -> bool:
+    """Whether a step parses with a deduction: ``let chart = parse(D, s)``
+    (checked where it compiles, in :meth:`_Compiler.parse`)."""
+    for s in steps:
+        value = getattr(s, "value", None)
+        if isinstance(value, ast.Call) and value.func == "parse":
+            return True
+        if _parses(getattr(s, "body", ())):
+            return True
+    return False
+
+
 def kernel_programs(module: ast.Module) -> set[str]:
     """The programs of ``module`` that draw from declared morphisms
-    (``sample h <- backbone``, ``observe y <- head(h)``) or bind several
+    (``sample h <- backbone``, ``observe y <- head(h)``), parse with a
+    deduction (``let chart = parse(D, sentence)``) or bind several
     inputs (a scan cell): they compile here, into
     :class:`~quivers.nn.program.KernelProgram` s, not into the program IR.
 
@@ -144,7 +160,7 @@ def kernel_programs(module: ast.Module) -> set[str]:
         elif isinstance(d, ast.ProgramDecl) and not d.params:
             if (d.input is not None and "," in d.input) or any(
                 f.bare or f.name in names for f in _families(d.body)
-            ):
+            ) or _parses(d.body):
                 out.add(d.name)
                 names.add(d.name)
     return out
@@ -235,17 +251,45 @@ class _Compiler:
                     used.append(module)
                 steps.append(Step("sample" if isinstance(s, ast.Sample) else "observe", s.name, fn))
                 defined.add(s.name)
+            elif isinstance(s, ast.Let) and isinstance(s.value, ast.Call) and s.value.func == "parse":
+                steps.extend(self.parse(s, d, defined, used))
+                defined.add(s.name)
             elif isinstance(s, ast.Let):
                 steps.append(Step("let", s.name, self.value(s.value, d, defined)))
+                defined.add(s.name)
+            elif isinstance(s, ast.Factor) and s.name is not None:
+                steps.append(Step("score", s.name, self.value(s.value, d, defined)))
                 defined.add(s.name)
             elif isinstance(s, ast.Return):
                 steps.append(Step("return", None, self.value(s.value, d, defined)))
             else:
                 raise self.error(
                     UnsupportedError, f"a `{type(s).__name__.lower()}` step in program `{d.name}`, which draws from "
-                    "morphisms: such a program has `sample`, `observe`, `let` and `return` steps", s,
+                    "morphisms: such a program has `sample`, `observe`, `let`, `score` and `return` steps", s,
                 )
         return self._located(lambda: KernelProgram(dom, cod, inputs, steps, used, d.name), d)
+
+    def parse(self, s: ast.Let, d: ast.ProgramDecl, defined: set[str], used: list) -> list[Step]:
+        """``let chart = parse(D, sentence)``: the chart of deduction ``D``
+        over ``sentence``, a name the program defines or, otherwise, data
+        the caller gives (a sentence, or several)."""
+        call = s.value
+        if len(call.args) != 2 or not all(isinstance(a, ast.Name) for a in call.args):
+            raise self.error(QuiversTypeError, "`parse` takes a deduction and the name of the sentences: "
+                             "`parse(D, sentence)`", call)
+        grammar, text = call.args
+        if grammar.id not in self.deductions:
+            raise self.error(UnknownNameError, f"`{grammar.id}` is not a deduction; `parse` takes one first",
+                             grammar, name=grammar.id, candidates=list(self.deductions))
+        deduction = self.deductions[grammar.id]
+        used.append(deduction)
+        reader = self._located(lambda: Sentences(deduction, None, text.id, semirings=(LOG, MAX_PLUS)), call)
+        out = []
+        if text.id not in defined:  # a sentence the caller gives, as an observation's data
+            out.append(Step("data", text.id, lambda env: reader))
+            defined.add(text.id)
+        out.append(Step("let", s.name, lambda env: Chart(deduction, reader.as_value(env[text.id]))))
+        return out
 
     def sentences(self, s: ast.Sample | ast.Observe, d: ast.ProgramDecl):
         """``observe s [: Sent] <- D``: sentences given as data, scored by
@@ -324,6 +368,19 @@ class _Compiler:
             # `(c, h)`: a point of a product of Real objects, its parts side by side
             parts = [self.value(i, d, defined) for i in e.items]
             return lambda env: torch.cat([torch.as_tensor(p(env)) for p in parts], -1)
+        if isinstance(e, ast.Method):
+            target = self.value(e.target, d, defined)
+            if e.method != "goal_weight" or e.args:
+                raise self.error(UnknownNameError, f"a chart has one method, `goal_weight()`, not "
+                                 f"`{e.method}(...)`", e, name=e.method, candidates=["goal_weight"])
+
+            def goal_weight(env):
+                chart = target(env)
+                if not isinstance(chart, Chart):
+                    raise DataError(f"`{dump_expr(e.target)}` is not a chart: `goal_weight()` is a method of "
+                                    "`parse(D, sentence)`")
+                return chart.goal_weight()
+            return goal_weight
         if isinstance(e, ast.Call) and e.func in _FUNCTIONS and len(e.args) == 1:
             inner, fn = self.value(e.args[0], d, defined), _FUNCTIONS[e.func]
             return lambda env: fn(torch.as_tensor(inner(env)))

@@ -58,7 +58,7 @@ _STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "score", 
 _DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export", "composition", "algebra")
 # the peer's older declaration keywords: read, never suggested
 _LEGACY_KEYWORDS = ("type", "embed", "kernel", "continuous", "latent")
-_OPERATORS = frozenset({"+", "-", "*", "/", "^", "["})
+_OPERATORS = frozenset({"+", "-", "*", "/", "^", "[", "."})  # `[` and `.` (a method) are postfix
 _NAMED = {
     "NAME": "a name",
     "NUMBER": "a number",

@@ -98,6 +98,10 @@ def dump_expr(e: ast.Expr) -> str:
         return f"{_wrap(e.base, _POSTFIX)}[{indices}]"
     if isinstance(e, ast.Call):
         return f"{e.func}({', '.join(dump_expr(a) for a in e.args)})"
+    if isinstance(e, ast.Method):
+        # a number before the dot would read as a decimal point: `(0).f()`
+        target = f"({dump_expr(e.target)})" if isinstance(e.target, ast.Number) else _wrap(e.target, _POSTFIX)
+        return f"{target}.{e.method}({', '.join(dump_expr(a) for a in e.args)})"
     if isinstance(e, ast.Vector):
         return f"[{', '.join(dump_expr(a) for a in e.items)}]"
     if isinstance(e, ast.Record):

@@ -461,6 +461,10 @@ class QVRTransformer(Transformer):
         base, *indices = children
         return ast.Subscript(base, tuple(indices), span=self._span(meta))
 
+    def method_call(self, meta: Any, children: list) -> ast.Method:
+        target, name, *args = children
+        return ast.Method(target, str(name), tuple(args), span=self._span(meta))
+
     def call(self, meta: Any, children: list) -> ast.Call:
         func, *args = children
         return ast.Call(str(func), tuple(args), span=self._span(meta))

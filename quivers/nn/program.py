@@ -14,6 +14,11 @@ that reads an environment of named tensors:
   ``dist(env).log_prob(data)``, and in sampling mode is drawn instead
   (data that a distribution reads as it is, such as the sentences of
   :class:`~quivers.deduction.Sentences`, goes through its ``as_value``);
+- ``Step("data", name, reader)``: ``name`` is data the caller must give,
+  read by ``reader(env).as_value`` and scored by nothing (the sentences
+  of ``let chart = parse(D, sentence)``);
+- ``Step("score", name, value)``: ``name`` is ``value(env)``, and its sum
+  is added to the log density (``score evidence = chart.goal_weight()``);
 - ``Step("return", None, value)``: the program's value.
 
 Its inputs are bound to names: one name for the whole input, or one per
@@ -57,7 +62,7 @@ INPUT = "__input__"
 """The name a program's whole input has in its environment, whether or not
 the program binds it (``sample h <- backbone`` reads it)."""
 
-_KINDS = ("sample", "let", "observe", "return")
+_KINDS = ("sample", "let", "observe", "data", "score", "return")
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,13 @@ class KernelProgram(MorphismModule):
             elif s.kind == "sample":
                 d = s.fn(env)  # a distribution, or a draw a composite already made
                 env[s.name] = d if isinstance(d, Tensor) else (d.rsample() if d.has_rsample else d.sample())
+            elif s.kind == "data":
+                if s.name not in data:
+                    raise DataError(f"program `{self.name}` needs `{s.name}` as data (the sentences it parses)")
+                env[s.name] = s.fn(env).as_value(data.pop(s.name))
+            elif s.kind == "score":
+                env[s.name] = s.fn(env)
+                score = score + torch.as_tensor(env[s.name]).sum()
             elif s.kind == "observe":
                 d = s.fn(env)
                 if s.name in data:

@@ -35,6 +35,7 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
         st.builds(ast.Neg, children),
         st.builds(ast.Subscript, children, small),
         st.builds(ast.Call, names, st.lists(children, max_size=3).map(tuple)),
+        st.builds(ast.Method, children, names, st.lists(children, max_size=2).map(tuple)),
         st.builds(ast.Vector, small),
     )
 
