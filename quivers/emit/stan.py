@@ -17,9 +17,13 @@ run it with. The translation:
   per row, ``target += log_sum_exp(log_softmax(lw) + ll)`` over the
   latent's values; grouped (``over=G``), the body's terms accumulated into
   a per-group ``ll[group[i], k]`` before the same ``log_sum_exp`` per group
-  (the right Kan extension along the index map, written as a loop). A
-  block reduced by ``max`` (``reduction=max``, or a ``max_plus`` module)
-  writes ``max`` for ``log_sum_exp``.
+  (the right Kan extension along the index map, written as a loop; per
+  pair, ``ll[g, h, k]``, for ``over=G * H``); a Markov chain block by the
+  forward algorithm (:mod:`quivers.emit.stan_markov`). A block reduced by
+  ``max`` (``reduction=max``, or a ``max_plus`` module) writes ``max`` for
+  ``log_sum_exp``.
+- ``functions``: the distributions Stan lacks, written as user-defined
+  ``_lpdf`` functions (:mod:`quivers.emit.stan_families`).
 
 Laws
 ----
@@ -93,6 +97,7 @@ from torch.distributions import constraints as C
 from quivers.distributions import CONSTRAINTS
 from quivers.errors import DataError, QuiversError, QuiversTypeError, UnsupportedError
 from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
+from quivers.emit.stan_markov import forward
 from quivers.emit.stan_families import (
     STAN_FAMILIES,
     STAN_FUNCTIONS,
@@ -593,7 +598,7 @@ class _Emitter:
         dims = t.dims(e)
         if on_event and axis not in dims:
             code = t.code(e, {k: v for k, v in bind.items() if k != axis})
-            return f"rep_vector({code if key != 'probs' else '1.0 / ' + axis}, {axis})"
+            return f"rep_vector({code if key != 'probs' else '1.0 / ' + _set(axis)}, {_set(axis)})"
         if axis is None:
             axis = next((d for d in dims if d not in bind), None)
         if axis is None:
@@ -760,10 +765,14 @@ class _Emitter:
             return f"({y} == 0 ? log({g}) : log1m({g}) + {base.format(y)} - log1m_exp({base.format(0)}))"
         return f"({y} == 0 ? log_sum_exp(log({g}), log1m({g}) + {base.format(0)}) : log1m({g}) + {base.format(y)})"
 
-    def _prior(self, s: MarginalizeStep, t: Translator, bind: Mapping[str, str]) -> str:
-        ((key, w),) = s.prior.args.items()
+    def _log_weights(self, fam, t: Translator, bind: Mapping[str, str]) -> str:
+        """The unnormalized log weight of a Categorical's entry under ``bind``."""
+        ((key, w),) = fam.args.items()
         code = t.code(w.sympy, bind)
         return code if key == "logits" else f"log({code})"
+
+    def _prior(self, s: MarginalizeStep, t: Translator, bind: Mapping[str, str]) -> str:
+        return self._log_weights(s.prior, t, bind)
 
     def _body(self, s: MarginalizeStep, lets: dict[str, sympy.Basic]) -> tuple[list[Step], list[MarginalizeStep]]:
         """The scored steps and nested blocks of a block body; its lets are
@@ -971,9 +980,13 @@ class _Admit(StepVisitor):
     visit_factor = visit_return = visit_indexmap = visit_data = visit_let
 
     def visit_markov(self, s: Step, depth: int) -> None:
-        raise _untranslated(self.e, s)
+        e = self.e
+        if s.name in e.given:
+            raise e.fail(f"the path `{s.name}` is given as data", s)
+        e.sizes.setdefault(s.support.name, s.support.size)
 
-    visit_input = visit_markov
+    def visit_input(self, s: Step, depth: int) -> None:
+        raise _untranslated(self.e, s)
 
 
 class _Statements(StepVisitor):
@@ -1002,9 +1015,10 @@ class _Statements(StepVisitor):
     visit_return = visit_indexmap = visit_data = visit_let
 
     def visit_markov(self, s: Step) -> list[str]:
-        raise _untranslated(self.e, s)  # _Admit rejects it first
+        return forward(self.e, s, _REDUCE[s.reduction])
 
-    visit_input = visit_markov
+    def visit_input(self, s: Step) -> list[str]:
+        raise _untranslated(self.e, s)  # _Admit rejects it first
 
 
 class _BodyPart(StepVisitor):

@@ -125,6 +125,7 @@ BUILTINS = {
     "sum": np.sum, "mean": np.mean, "log_sum_exp": lambda *x: special.logsumexp(np.asarray(x[0] if len(x) == 1 else x)),
     "log_softmax": _log_softmax, "softmax": special.softmax, "lgamma": special.gammaln, "pi": lambda: math.pi,
     "rep_vector": lambda v, n: np.full(int(n), float(v)),
+    "rep_matrix": lambda v, m, n: np.full((int(m), int(n)), float(v)), "max": np.max,
     "to_vector": lambda x: np.asarray(x, dtype=float).flatten(order="F"),  # column-major, as Stan
     "rep_array": lambda v, *n: np.broadcast_to(np.asarray(v, dtype=float), tuple(int(k) for k in n) + np.shape(v)).copy(),
     "log1m_exp": lambda x: np.log(-np.expm1(x)), "negative_infinity": lambda: -math.inf,

@@ -408,19 +408,14 @@ def test_non_program_is_a_type_error():
         to_stan("model")
 
 
-def test_a_markov_chain_block_is_refused_not_emitted_as_a_mixture():
-    """MarkovStep subclasses MarginalizeStep; emitting it as a per-row
-    mixture would be silently wrong."""
-    from quivers.programs import markov
+def test_a_second_order_chain_is_refused():
+    """A first-order chain is the forward algorithm
+    (tests/emit/test_stan_evaluated.py); a second-order one is refused
+    by name rather than emitted as something else."""
+    from tests.dsl.test_markov_surface import SECOND_ORDER
 
-    T, K = FinSet("T", 5), FinSet("K", 2)
-    prog = Program("hmm", T, T, [
-        sample("A", K * K, HalfCauchy(1.0)),
-        sample("mu", K, Normal(0.0, 1.0)),
-        markov("z", T, K, Categorical(var("A")), [observe("y", T, Normal(var("mu")[var("z")], 1.0))]),
-    ])
-    with pytest.raises(UnsupportedError, match=r"the step `z` \(MarkovStep\) has no Stan translation"):
-        to_stan(prog)
+    with pytest.raises(UnsupportedError, match=r"line 8, .*the chain `z` is of second order"):
+        to_stan(loads(SECOND_ORDER).morphism)
 
 
 FLAT = """

@@ -320,3 +320,63 @@ def test_a_multivariate_normal_matrix_must_be_named():
     src = MVN.replace("covariance_matrix=S", "covariance_matrix=2.0 * S")
     with pytest.raises(UnsupportedError, match=r"line 12, .*the covariance_matrix of `v` must be a named matrix on `K \* K`"):
         to_stan(loads(src).c)
+
+
+HMM = """
+object S : FinSet 2
+object T : FinSet 6
+object K : FinSet 3
+
+program seqs : S * T -> S * T
+    {maps}sample A : K * K <- Dirichlet(1.0)
+    sample p0 : K <- Dirichlet(1.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    marginalize z : S * T -> K <- Markov(init=p0, trans=A){opts}
+        observe y : S * T <- Normal(mu[z], 1.0)
+
+export seqs
+"""
+
+
+@pytest.mark.parametrize("maps, opts, given", [
+    ("", "", {}),
+    ("index last : S -> T\n    ", " [until=last]", {"last": torch.tensor([3, 5])}),
+    ("", " [reduction=max]", {}),
+])
+def test_a_markov_chain_is_the_forward_algorithm(float64, maps, opts, given):
+    """One chain per sequence, its path summed out (or maximized) by the
+    forward algorithm, ending at `last[s]` under until=; run against
+    log_joint, which takes the same sum by its balanced product."""
+    p = loads(HMM.format(maps=maps, opts=opts)).morphism
+    code = to_stan(p)
+    assert_well_formed(code)
+    b = blocks(code)
+    reduce = "max" if "max" in opts else "log_sum_exp"
+    for line in ("matrix[T, K] ll_z = rep_matrix(0, T, K);", "ll_z[t, k] += normal_lpdf(y[s, t] | mu[k], 1.0);",
+                 "lw_z[k] = log(p0[k]);", "alpha_z = log_softmax(lw_z) + ll_z[1]';", "row_z[k] = log(A[j, k]);",
+                 f"next_z[k] = {reduce}(alpha_z + la_z[:, k]) + ll_z[t, k];", f"target += {reduce}(alpha_z);",
+                 "for (t in 2:last[s]) {" if given else "for (t in 2:T) {"):
+        assert line in b["model"], line
+    obs = {"y": torch.randn(2, 6, generator=torch.Generator().manual_seed(7)), **given}
+    diffs = compare(p, obs, ["A", "p0", "mu"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+def test_a_single_chain_with_one_law_for_every_state_and_no_init(float64):
+    """Without init the first state is uniform; weights on K alone are the
+    same law out of every state."""
+    src = """object T : FinSet 5
+object K : FinSet 2
+program h : T -> T
+    sample w : K <- Dirichlet(1.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    marginalize z : T -> K <- Markov(trans=w)
+        observe y : T <- Normal(mu[z], 1.0)
+export h
+"""
+    p = loads(src).h
+    code = to_stan(p)
+    assert "lw_z[k] = 0;" in code and "row_z[k] = log(w[k]);" in code
+    obs = {"y": torch.randn(5, generator=torch.Generator().manual_seed(8))}
+    diffs = compare(p, obs, ["w", "mu"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)

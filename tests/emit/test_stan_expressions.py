@@ -7,7 +7,6 @@ import pytest
 
 from quivers.dsl import loads
 from quivers.emit import to_stan
-from quivers.errors import UnsupportedError
 
 REGRESSION = """
 object Item : FinSet 6
