@@ -375,17 +375,34 @@ def dirichlet(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
     """Dirichlet's log density, the Beta's rules at each coordinate: ``-inf``
     off the simplex's closure (a negative coordinate)."""
     a = p["concentration"]
+    a1, norm = _dirichlet_constants(a)
     if x.is_cpu and bool((x > 0).all()):
         # Inside the open simplex (every draw of an inference engine, made by
         # a bijection): torch's xlogy, one node of autograd instead of the
         # masks of the edges, each a pass over x (as in _on_half_line, a
         # check on the CPU; on an accelerator the masks stay).
-        inside, lp = None, torch.xlogy(a - 1, x).sum(-1)
+        inside, lp = None, torch.xlogy(a1, x).sum(-1)
     else:
         inside = (x >= 0).all(-1)
-        lp = xlogy(a - 1, torch.where(x >= 0, x, 1.0)).sum(-1)
-    lp = lp + torch.lgamma(a.sum(-1)) - torch.lgamma(a).sum(-1)
+        lp = xlogy(a1, torch.where(x >= 0, x, 1.0)).sum(-1)
+    lp = lp + norm
     return lp if inside is None else torch.where(inside, lp, -math.inf)
+
+
+def _dirichlet_constants(a: Tensor) -> tuple[Tensor, Tensor]:
+    """``(a - 1, log Gamma(sum a) - sum log Gamma(a))`` for the
+    concentration ``a``, made once per tensor when it is fixed (a literal
+    such as LDA's ``Dirichlet(0.1)``, laid out on every call as a view of
+    one number: the key is its memory, so each call finds it), else on
+    every call, differentiable."""
+    if a.requires_grad or a.is_inference():
+        return a - 1, torch.lgamma(a.sum(-1)) - torch.lgamma(a).sum(-1)
+    key = (_where(a), 0.0, "dirichlet")
+    hit = _FOLDED.get(key)
+    if hit is None:
+        with torch.inference_mode(False):  # kept for later calls, which may differentiate through a - 1
+            hit = _keep(key, a, a - 1, torch.lgamma(a.sum(-1)) - torch.lgamma(a).sum(-1))
+    return hit[1], hit[2]
 
 
 def uniform(p: Mapping[str, Tensor], x: Tensor) -> Tensor:

@@ -147,5 +147,27 @@ def test_a_learned_scalar_scale_keeps_torchs_bits_and_gradient():
     torch.testing.assert_close(g, h)
 
 
+def test_a_fixed_dirichlet_concentration_is_folded_and_follows_writes_in_place():
+    """Dirichlet's constants (``a - 1`` and its normalizer) are made once
+    for a fixed concentration, laid out as a view of one number as a
+    program does, even when the first call runs under inference mode: a
+    later call still differentiates through them, and a concentration
+    written in place is folded again."""
+    spec = FAMILIES["Dirichlet"]
+    a0 = torch.tensor(0.7, dtype=torch.float64)
+    a = a0.expand(2, 4)
+    x = torch.distributions.Dirichlet(torch.ones(2, 4, dtype=torch.float64)).sample()
+    with torch.inference_mode():
+        spec.log_prob({"concentration": a}, x)
+    xg = x.clone().requires_grad_()
+    got = spec.log_prob({"concentration": a}, xg)
+    want = torch.distributions.Dirichlet(a).log_prob(xg)
+    torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(torch.autograd.grad(got.sum(), xg)[0], torch.autograd.grad(want.sum(), xg)[0])
+    a0.fill_(2.5)
+    torch.testing.assert_close(spec.log_prob({"concentration": a}, x), torch.distributions.Dirichlet(a).log_prob(x),
+                               rtol=1e-13, atol=1e-13)
+
+
 def test_every_closed_form_is_registered():
     assert {n for n, s in FAMILIES.items() if s.log_prob is not None} == set(LOG_PROB)
