@@ -69,8 +69,7 @@ import quivers
 from quivers.dsl import loads
 from quivers.errors import CheckpointError, QuiversTypeError
 from quivers.inference.elbo import ELBO
-from quivers.inference import guides as G
-from quivers.inference.guides import AutoGuide, AutoLowRankMultivariateNormal
+from quivers.inference.guides import AutoGuide
 from quivers.programs import Program
 
 __all__ = ["save", "load", "Checkpoint", "signature", "source_hash"]
@@ -186,9 +185,7 @@ def _guide_record(guide: AutoGuide, model: Program) -> dict[str, Any]:
     # The latents the guide leaves out are those it was told are observed.
     covered = set(guide.layout.names) | {s.name for s in guide.discrete_sites}
     observed = sorted(s.name for s in model.latent_sites() if s.name not in covered)
-    kwargs: dict[str, Any] = {"init_scale": guide.init_scale}
-    if isinstance(guide, AutoLowRankMultivariateNormal):
-        kwargs["rank"] = int(guide.cov_factor.shape[1])
+    kwargs: dict[str, Any] = {"init_scale": guide.init_scale, **guide.options()}
     return {
         "class": type(guide).__name__,
         "observed_names": observed,
@@ -382,9 +379,12 @@ def _same_buffers(model: Program, saved: Mapping[str, torch.Tensor]) -> None:
 
 def _restore_guide(record: dict[str, Any], model: Program, guide: AutoGuide | None) -> AutoGuide:
     if guide is None:
-        cls = getattr(G, record["class"], None)
+        cls = getattr(quivers.inference, record["class"], None)
         if not (isinstance(cls, type) and issubclass(cls, AutoGuide)):
             raise CheckpointError(f"the checkpoint's guide class `{record['class']}` is not a quivers guide")
+        if not cls.rebuildable:
+            raise CheckpointError(f"a {record['class']} is not rebuilt from a checkpoint alone",
+                                  hint="build the same guide and pass it as guide=")
         guide = cls(model, observed_names=record["observed_names"], **record["kwargs"])
     elif type(guide).__name__ != record["class"]:
         raise CheckpointError(f"the checkpoint holds a {record['class']}, not a {type(guide).__name__}")

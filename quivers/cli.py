@@ -53,6 +53,11 @@ from typing import Any, NoReturn, TextIO
 __all__ = ["main", "read_data", "format_error", "build_parser"]
 
 
+# the keys of quivers.inference.GUIDES, written out so that `qvr --help`
+# needs no torch (a test holds the two equal)
+GUIDE_NAMES = ("normal", "delta", "mvn", "lowrank", "iaf", "maf", "nsf", "laplace")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line."""
 
@@ -636,8 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "SVI option is given, SVI otherwise)")
     p.add_argument("--steps", type=_positive, default=None, metavar="N", help="SVI steps (default 3000)")
     p.add_argument("--lr", type=float, default=None, help="SVI learning rate (default 0.01)")
-    p.add_argument("--guide", choices=("normal", "delta", "mvn", "lowrank"), default=None,
-                   help="SVI guide (default normal)")
+    p.add_argument("--guide", choices=GUIDE_NAMES, default=None,
+                   help="SVI guide (default normal): mean-field, point mass, full-rank, low-rank, the flows iaf, "
+                        "maf and nsf, or laplace (the normal at the mode)")
     p.add_argument("--samples", type=_positive, default=1000, metavar="S",
                    help="posterior draws (per chain for NUTS; default 1000)")
     p.add_argument("--warmup", type=_positive, default=None, metavar="W", help="NUTS warmup (default 1000)")

@@ -110,14 +110,14 @@ def save_fit(result: FitResult, path: str | PathLike[str]) -> None:
         attrs["adaptation_numbers"] = json.dumps(
             {k: v for k, v in result.adaptation.items() if not isinstance(v, torch.Tensor)}
         )
-    if result.guide is not None:
+    if result.guide is not None and result.guide.rebuildable:  # a composed guide: its draws are kept, not it
         guide = result.guide
         covered = set(guide.layout.names) | {s.name for s in guide.discrete_sites}
         attrs["guide"] = json.dumps({
             "class": type(guide).__name__,
             "observed_names": sorted(s.name for s in model.latent_sites() if s.name not in covered),
             "init_scale": guide.init_scale,
-            "rank": int(guide.cov_factor.shape[1]) if hasattr(guide, "cov_factor") else None,
+            "options": guide.options(),
             "state": _tensors(state, "guide", guide.state_dict()),
         })
     idata.add_groups({"fit_state": xr.Dataset(state, attrs=attrs)}, warn_on_custom_groups=False)
@@ -206,11 +206,11 @@ def _read_tensors(state: Any, names: dict[str, str]) -> dict[str, torch.Tensor]:
 
 
 def _guide(state: Any, record: dict[str, Any], model: Program) -> G.AutoGuide:
-    cls = getattr(G, record["class"], None)
+    cls = getattr(quivers.inference, record["class"], None)
     if not (isinstance(cls, type) and issubclass(cls, G.AutoGuide)):
         raise CheckpointError(f"the saved guide class `{record['class']}` is not a quivers guide")
-    kwargs: dict[str, Any] = {"init_scale": record["init_scale"]}
-    if record["rank"] is not None:
+    kwargs: dict[str, Any] = {"init_scale": record["init_scale"], **record.get("options", {})}
+    if record.get("rank") is not None:  # written by versions before options were saved
         kwargs["rank"] = record["rank"]
     guide = cls(model, observed_names=record["observed_names"], **kwargs)
     guide.load_state_dict(_read_tensors(state, record["state"]))

@@ -10,6 +10,9 @@ from quivers.inference.guides import (
     AutoNormalGuide,
     GuideDraw,
 )
+from quivers.inference.flows import AutoFlowGuide, AutoIAFNormal, AutoMAFNormal, AutoNSFNormal
+from quivers.inference.laplace import AutoLaplaceApproximation
+from quivers.inference.structured import AutoGuideList, AutoStructuredNormal, compose_guides
 from quivers.inference.fit import GUIDES, FitResult, fit
 from quivers.inference.checking import SBCResult, compare, loo, loo_pit, ppc_pvalue, sbc, waic
 from quivers.inference.layout import Layout
@@ -31,6 +34,8 @@ from quivers.inference.svi import SVI
 __all__ = [
     "ELBO", "Trace_ELBO", "SVI", "Layout", "GuideDraw", "AutoGuide", "AutoNormalGuide", "AutoNormal",
     "AutoDelta", "AutoMultivariateNormal", "AutoLowRankMultivariateNormal",
+    "AutoFlowGuide", "AutoIAFNormal", "AutoMAFNormal", "AutoNSFNormal", "AutoLaplaceApproximation",
+    "AutoStructuredNormal", "AutoGuideList", "compose_guides",
     "Predictive", "DiscretePosterior", "infer_discrete", "MCMC", "NUTS", "HMC", "ProgramAdaptor",
     "DiscreteHMCGibbs", "GibbsAdaptor", "init_to_median", "init_to_uniform", "init_to_value",
     "fit", "FitResult", "GUIDES", "IWAE", "RenyiELBO", "CUBO", "RWS", "ReweightedWakeSleep",

@@ -49,7 +49,9 @@ from quivers.inference.guides import (
     AutoMultivariateNormal,
     AutoNormalGuide,
 )
+from quivers.inference.flows import AutoIAFNormal, AutoMAFNormal, AutoNSFNormal
 from quivers.inference.gibbs import GibbsAdaptor
+from quivers.inference.laplace import AutoLaplaceApproximation
 from quivers.inference.mcmc import MCMC, NUTS, DiscreteHMCGibbs
 from quivers.inference.method import NUTS_OPTIONS, SVI_OPTIONS, Choice, choose_method, titled
 from quivers.inference.predictive import DiscretePosterior, infer_discrete
@@ -66,6 +68,10 @@ GUIDES: dict[str, type[AutoGuide]] = {
     "delta": AutoDelta,
     "mvn": AutoMultivariateNormal,
     "lowrank": AutoLowRankMultivariateNormal,
+    "iaf": AutoIAFNormal,
+    "maf": AutoMAFNormal,
+    "nsf": AutoNSFNormal,
+    "laplace": AutoLaplaceApproximation,
 }
 
 
@@ -349,7 +355,11 @@ def fit(
         result's ``method`` and ``choice`` say which ran and why.
     guide
         For SVI: ``"normal"`` (the default), ``"delta"``, ``"mvn"``,
-        ``"lowrank"`` or a guide.
+        ``"lowrank"``, the flows ``"iaf"``, ``"maf"`` and ``"nsf"``,
+        ``"laplace"`` (SVI finds the mode, then the result's guide is the
+        Laplace approximation there: see
+        :class:`~quivers.inference.AutoLaplaceApproximation`), or a guide
+        (e.g. :func:`~quivers.inference.compose_guides`).
     steps, lr, num_particles
         SVI's number of Adam steps (default 3000), learning rate (0.01) and
         particles per step (1).
@@ -525,6 +535,8 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
         losses.append(svi.step(x, observations))
         if not bar.disable and (i % 50 == 0 or i == steps - 1):
             bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
+    if isinstance(guide, AutoLaplaceApproximation):  # the mode found: the normal at it is the posterior
+        guide = guide.laplace_approximation(x, observations)
     total = int(num_samples) * int(num_chains)
     with torch.no_grad():
         draw = guide(total)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +85,25 @@ def _num_values(site: Site) -> int:
         hint=f"marginalize `{site.name}` or give it a bounded family",
     )
 
+def _covered(model: Program, latents: list[Site], names: Iterable[str] | None) -> list[Site]:
+    """The latents among ``latents`` that ``names`` picks (all by default),
+    in the program's order."""
+    if names is None:
+        return latents
+    names = [names] if isinstance(names, str) else list(names)
+    if not names:
+        raise QuiversTypeError("a guide over no latents: `sites` is empty")
+    known = {s.name for s in latents}
+    for name in names:
+        if name not in known:
+            raise UnknownNameError(
+                f"`{name}` is no latent of `{model.name}` a guide can cover (observed, or not a site)",
+                name=name, candidates=sorted(known),
+            )
+    picked = set(names)
+    return [s for s in latents if s.name in picked]
+
+
 class AutoGuide(nn.Module):
     """Base of the automatic guides.
 
@@ -95,9 +115,26 @@ class AutoGuide(nn.Module):
         Sites observed in the data (never part of the guide).
     init_scale
         Initial scale of the unconstrained posterior.
+    sites
+        The latents this guide covers (default all of them): a guide over
+        some of them is one block of a composed guide
+        (:func:`~quivers.inference.compose_guides`).
     """
 
-    def __init__(self, model: Program, observed_names: Iterable[str] = (), init_scale: float = 0.1) -> None:
+    # whether log q counts the Jacobian of the map to constrained values (a
+    # density on the constrained space); a point mass has none
+    _jacobian = True
+    # whether the class, the observed names, init_scale and options() rebuild it
+    rebuildable = True
+
+    def __init__(
+        self,
+        model: Program,
+        observed_names: Iterable[str] = (),
+        init_scale: float = 0.1,
+        *,
+        sites: Iterable[str] | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(model, Program):
             raise QuiversTypeError(f"a guide needs a quivers Program, got {type(model).__name__}")
@@ -106,7 +143,7 @@ class AutoGuide(nn.Module):
             if name not in model.sites:
                 raise UnknownNameError(f"observed name `{name}` is no site of `{model.name}`", name=name, candidates=model.sites)
         self._model = (model,)  # a tuple keeps the model's parameters out of the guide's
-        sites = model.latent_sites(observed)
+        sites = _covered(model, model.latent_sites(observed), sites)
         self.discrete_sites = [s for s in sites if s.discrete]
         self.layout = Layout([s for s in sites if not s.discrete], model.parameters_of)
         self.init_scale = init_scale
@@ -118,6 +155,12 @@ class AutoGuide(nn.Module):
     @property
     def model(self) -> Program:
         return self._model[0]
+
+    def options(self) -> dict[str, Any]:
+        """The options this guide was built with beyond the model, the
+        observed names and ``init_scale`` (plain values: checkpoints and
+        saved fits rebuild the guide from them)."""
+        return {}
 
     @property
     def dim(self) -> int:
@@ -144,9 +187,16 @@ class AutoGuide(nn.Module):
         """The guide's distribution over the unconstrained vector."""
         raise NotImplementedError
 
+    def _base_draw(self, num: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``num`` reparameterized unconstrained draws ``u`` and their log
+        density under the guide's base distribution."""
+        base = self.base()
+        u = base.rsample((num,))
+        return u, base.log_prob(u)
+
     def _transform_draws(self, u: torch.Tensor, log_base: torch.Tensor, num: int) -> GuideDraw:
         latents, logdet = self.layout.unpack(u)
-        log_q = log_base - logdet
+        log_q = log_base - logdet if self._jacobian else log_base
         log_q_discrete = log_q.new_zeros(log_q.shape)
         for s in self.discrete_sites:
             cat = torch.distributions.Categorical(logits=self.logits[s.name])
@@ -172,9 +222,8 @@ class AutoGuide(nn.Module):
 
     def forward(self, num_particles: int = 1) -> GuideDraw:
         """``num_particles`` reparameterized draws (one batched call)."""
-        base = self.base()
-        u = base.rsample((num_particles,))
-        return self._transform_draws(u, base.log_prob(u), num_particles)
+        u, log_base = self._base_draw(num_particles)
+        return self._transform_draws(u, log_base, num_particles)
 
     # ------------------------------------------------------------ summaries
 
@@ -212,7 +261,7 @@ class AutoGuide(nn.Module):
         return self.base().variance.sqrt()
 
 class _BaseLogProb(nn.Module):
-    """``guide.base().log_prob(u)`` as a module call, so that
+    """``guide.log_prob(u)`` as a module call, so that
     :func:`torch.func.functional_call` can swap in fixed parameters."""
 
     def __init__(self, guide: AutoGuide) -> None:
@@ -220,7 +269,7 @@ class _BaseLogProb(nn.Module):
         self.guide = guide
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return self.guide.base().log_prob(u)
+        return self.guide.log_prob(u)
 
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -232,8 +281,11 @@ def _softplus_inv(x: float) -> float:
 class AutoNormalGuide(AutoGuide):
     """Mean-field normal guide on the unconstrained space."""
 
-    def __init__(self, model: Program, observed_names: Iterable[str] = (), init_scale: float = 0.1) -> None:
-        super().__init__(model, observed_names, init_scale)
+    def __init__(
+        self, model: Program, observed_names: Iterable[str] = (), init_scale: float = 0.1, *,
+        sites: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(model, observed_names, init_scale, sites=sites)
         self.loc = nn.Parameter(self._init_loc.clone())
         self.raw_scale = nn.Parameter(torch.full((self.dim,), _softplus_inv(init_scale)))
 
@@ -241,17 +293,16 @@ class AutoNormalGuide(AutoGuide):
         scale = F.softplus(self.raw_scale)
         return torch.distributions.Independent(torch.distributions.Normal(self.loc, scale), 1)
 
-    def forward(self, num_particles: int = 1) -> GuideDraw:
-        """As :meth:`AutoGuide.forward`, with the normal written out: the
-        draw is ``loc + eps * scale`` (the same draw as ``base().rsample``)
-        and its log density that of ``eps`` less ``sum log scale``."""
+    def _base_draw(self, num: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normal written out: the draw is ``loc + eps * scale`` (the
+        same draw as ``base().rsample``) and its log density that of ``eps``
+        less ``sum log scale``."""
         loc = self.loc
         scale = F.softplus(self.raw_scale)
-        eps = torch.empty((num_particles, self.dim), dtype=loc.dtype, device=loc.device).normal_()
+        eps = torch.empty((num, self.dim), dtype=loc.dtype, device=loc.device).normal_()
         u = loc + eps * scale
         # the part without gradients first: one node of autograd fewer
-        log_q = (-0.5 * (eps * eps).sum(-1) - self.dim * _HALF_LOG_2PI) - scale.log().sum()
-        return self._transform_draws(u, log_q, num_particles)
+        return u, (-0.5 * (eps * eps).sum(-1) - self.dim * _HALF_LOG_2PI) - scale.log().sum()
 
     def stopped_log_prob(self, u: torch.Tensor) -> torch.Tensor:
         loc, scale = self.loc.detach(), F.softplus(self.raw_scale.detach())
@@ -266,18 +317,17 @@ AutoNormal = AutoNormalGuide
 class AutoDelta(AutoGuide):
     """A point mass: SVI with it is MAP estimation (the ELBO's entropy is 0)."""
 
-    def __init__(self, model: Program, observed_names: Iterable[str] = (), init_scale: float = 0.1) -> None:
-        super().__init__(model, observed_names, init_scale)
+    _jacobian = False  # a point mass contributes no entropy: the MAP of the constrained density
+
+    def __init__(
+        self, model: Program, observed_names: Iterable[str] = (), init_scale: float = 0.1, *,
+        sites: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(model, observed_names, init_scale, sites=sites)
         self.loc = nn.Parameter(self._init_loc.clone())
 
-    def forward(self, num_particles: int = 1) -> GuideDraw:
-        u = self.loc.expand(num_particles, self.dim)
-        latents, _ = self.layout.unpack(u)
-        zero = u.new_zeros(num_particles)
-        draw = self._transform_draws(u, zero, num_particles)
-        draw.log_q = draw.log_q_discrete  # a point mass contributes no entropy
-        draw.latents.update(latents)
-        return draw
+    def _base_draw(self, num: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.loc.expand(num, self.dim), self.loc.new_zeros(num)
 
     def stopped_log_prob(self, u: torch.Tensor) -> torch.Tensor:
         return u.new_zeros(u.shape[:-1])  # log_base is zero: nothing to stop
@@ -297,8 +347,11 @@ class AutoDelta(AutoGuide):
 class AutoMultivariateNormal(AutoGuide):
     """Full-rank normal guide: captures posterior correlations."""
 
-    def __init__(self, model: Program, observed_names: Iterable[str] = (), init_scale: float = 0.1) -> None:
-        super().__init__(model, observed_names, init_scale)
+    def __init__(
+        self, model: Program, observed_names: Iterable[str] = (), init_scale: float = 0.1, *,
+        sites: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(model, observed_names, init_scale, sites=sites)
         self.loc = nn.Parameter(self._init_loc.clone())
         self.raw_diag = nn.Parameter(torch.full((self.dim,), _softplus_inv(init_scale)))
         self.offdiag = nn.Parameter(torch.zeros(self.dim, self.dim))
@@ -318,14 +371,19 @@ class AutoLowRankMultivariateNormal(AutoGuide):
         observed_names: Iterable[str] = (),
         init_scale: float = 0.1,
         rank: int | None = None,
+        *,
+        sites: Iterable[str] | None = None,
     ) -> None:
-        super().__init__(model, observed_names, init_scale)
+        super().__init__(model, observed_names, init_scale, sites=sites)
         rank = rank if rank is not None else max(1, int(round(math.sqrt(self.dim))))
         if rank <= 0:
             raise QuiversTypeError(f"rank must be positive, got {rank}")
         self.loc = nn.Parameter(self._init_loc.clone())
         self.cov_factor = nn.Parameter(torch.randn(self.dim, rank) * init_scale / math.sqrt(rank) * 0.5)
         self.raw_diag = nn.Parameter(torch.full((self.dim,), _softplus_inv(init_scale**2 * 0.75)))
+
+    def options(self) -> dict[str, Any]:
+        return {"rank": int(self.cov_factor.shape[1])}
 
     def base(self) -> Distribution:
         return torch.distributions.LowRankMultivariateNormal(

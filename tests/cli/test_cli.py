@@ -477,3 +477,18 @@ def test_the_console_script_is_installed():
     exe = shutil.which("qvr") or str(Path(sys.executable).with_name("qvr"))
     proc = subprocess.run([exe, "check", GMM], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith(f"{GMM}: ok")
+
+
+def test_fit_offers_every_guide_fit_knows():
+    from quivers.cli import GUIDE_NAMES
+    from quivers.inference import GUIDES
+
+    assert GUIDE_NAMES == tuple(GUIDES)
+
+
+@pytest.mark.parametrize("guide", ["laplace", "iaf"])
+def test_fit_runs_the_laplace_and_flow_guides(gmm_data, guide):
+    code, out, err = run("fit", GMM, "--data", str(gmm_data), "--guide", guide, "--steps", "30", "--lr", "0.05",
+                         "--samples", "20", "--chains", "2", "--no-progress")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("gmm: SVI, 30 steps, ")
