@@ -220,7 +220,26 @@ class Tuple(Node):
     items: tuple[Expr, ...]
 
 
-Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Method, Vector, Record, Tuple]
+@dataclass(frozen=True, slots=True)
+class Tabulate(Node):
+    """A value built cell by cell along finite sets: ``factor k : K in {0 ->
+    a, 1 -> b}`` (one case per element of ``K``, in any order) or ``factor v
+    : V, k : K in body`` (``body`` read at every cell, the binders used as
+    subscripts). ``binders`` pairs each binder with its set; exactly one of
+    ``cases`` and ``body`` is given.
+
+    Examples
+    --------
+    >>> Tabulate((("k", SetName("K")),), ((0, Number(1)), (1, Name("a"))), None).cases[1]
+    (1, Name(id='a'))
+    """
+
+    binders: tuple[tuple[str, "SetExpr"], ...]
+    cases: tuple[tuple[int, Expr], ...] | None
+    body: Expr | None
+
+
+Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Method, Vector, Record, Tuple, Tabulate]
 
 
 # ---------------------------------------------------------------- finite sets

@@ -224,6 +224,8 @@ class _Scope:
     free: dict[str, list[_Use]] = field(default_factory=dict)
     # The axis a vector literal `[a, b]` runs along in the family being checked.
     vector_axis: ast.SetName | None = None
+    # The binders of the `factor v : V in ...` being checked, with their sets.
+    binders: dict[str, ast.SetExpr] = field(default_factory=dict)
 
     def visible(self) -> list[str]:
         return list(self.defined) + list(self.latents)
@@ -627,6 +629,8 @@ class _Checker:
             return site_set(src)
         if isinstance(src, ast.Data) and src.cod is None:
             return src.index_set
+        if isinstance(src, ast.Let) and isinstance(src.value, ast.Tabulate):
+            return _binder_set(src.value)
         if isinstance(src, ast.Let) and name not in seen:
             seen.add(name)
             plates = {self._value_set(n, scope, seen) for n in _expr_names(src.value)} - {None}
@@ -1050,7 +1054,13 @@ class _Checker:
             raise err.relocated(f.span, self.source) from None
 
     def _expr(self, e: ast.Expr, scope: _Scope) -> None:
-        if isinstance(e, ast.Name):
+        if isinstance(e, ast.Name) and e.id in scope.binders:
+            return  # the number of its element at each cell
+        if isinstance(e, ast.Subscript) and any(isinstance(i, ast.Name) and i.id in scope.binders for i in e.indices):
+            self._binder_subscript(e, scope)
+        elif isinstance(e, ast.Tabulate):
+            self._tabulate(e, scope)
+        elif isinstance(e, ast.Name):
             self._name(e.id, e, scope)
         elif isinstance(e, ast.BinOp):
             self._expr(e.left, scope)
@@ -1083,6 +1093,60 @@ class _Checker:
             raise self._error(
                 UnsupportedError, f"`.{e.method}()` is a method of the chart of a deduction, "
                 "`let chart = parse(D, sentence)`; this program parses nothing", e,
+            )
+
+    def _tabulate(self, e: ast.Tabulate, scope: _Scope) -> None:
+        """``factor k : K in {...}`` has one case per element of ``K``;
+        ``factor v : V, ... in body`` reads its binders as subscripts."""
+        names = [b for b, _ in e.binders]
+        for b, s in e.binders:
+            self._set(s, e)
+            self._finite(s, e, f"the set of the binder `{b}`")
+            if b in self.all_objects or b in scope.defined or b in scope.latents or b in scope.binders:
+                raise self._error(QuiversTypeError, f"the binder `{b}` of `factor` already names a value or object", e)
+        if len(set(names)) != len(names) or len({dump_set(s) for _, s in e.binders}) != len(names):
+            raise self._error(
+                UnsupportedError, f"`{dump_expr(e)}` repeats a binder or a set; give each binder its own set", e
+            )
+        if e.cases is not None:
+            if len(e.binders) != 1:
+                raise self._error(QuiversTypeError, "a table of cases `{0 -> ..., }` has one binder", e)
+            ((b, s),) = e.binders
+            n = self.finsets[s.name].size
+            labels = [k for k, _ in e.cases]
+            bad = next((k for k in labels if not isinstance(k, int) or not 0 <= k < n or labels.count(k) > 1), None)
+            missing = sorted(set(range(n)) - set(labels))
+            if bad is not None or missing:
+                why = (f"the case `{bad}` is given twice" if bad in range(n) and labels.count(bad) > 1 else
+                       f"the case `{bad}` is not an element of `{s.name}` (0 to {n - 1})" if bad is not None else
+                       "it has no case for " + ", ".join(f"`{k}`" for k in missing))
+                raise self._error(QuiversTypeError, f"`factor {b} : {s.name}` needs one case per element of "
+                                  f"`{s.name}`: {why}", e)
+            for _, v in e.cases:
+                self._expr(v, scope)
+            return
+        scope.binders.update(dict(e.binders))
+        try:
+            self._expr(e.body, scope)
+        finally:
+            for b in names:
+                scope.binders.pop(b, None)
+
+    def _binder_subscript(self, e: ast.Subscript, scope: _Scope) -> None:
+        """``x[v, k]`` with binders: ``x`` lives on the binders' sets, in order."""
+        sets = [scope.binders.get(i.id) if isinstance(i, ast.Name) else None for i in e.indices]
+        if None in sets or not isinstance(e.base, ast.Name):
+            raise self._error(
+                UnsupportedError, f"`{dump_expr(e)}` mixes binders with other subscripts; index a named value by "
+                "binders only", e,
+            )
+        self._expr(e.base, scope)
+        plate = self._value_set(e.base.id, scope, set())
+        want = " * ".join(dump_set(s) for s in sets)
+        if plate is None or dump_set(plate) != want:
+            have = f"on `{dump_set(plate)}`" if plate is not None else "on no set this checker can see"
+            raise self._error(
+                QuiversTypeError, f"`{dump_expr(e)}` reads `{e.base.id}` on `{want}`, but it lives {have}", e,
             )
 
     def _record(self, e: ast.Record, scope: _Scope) -> None:
@@ -1251,6 +1315,15 @@ def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None
     return None
 
 
+def _binder_set(e: ast.Tabulate) -> ast.SetExpr:
+    """The set a ``factor`` value lives on: its binders' sets, in order."""
+    out: ast.SetExpr | None = None
+    for _, s in e.binders:
+        out = s if out is None else ast.SetProduct(out, s)
+    assert out is not None
+    return out
+
+
 def _defines(step: ast.Step) -> str | None:
     if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Data, ast.Marginalize, ast.Markov)):
         return step.name
@@ -1297,6 +1370,10 @@ def _expr_names(e: ast.Expr) -> Iterable[str]:
         yield from _expr_names(e.target)
         for a in e.args:
             yield from _expr_names(a)
+    elif isinstance(e, ast.Tabulate):
+        bound = {b for b, _ in e.binders}
+        for a in ([v for _, v in e.cases] if e.cases is not None else [e.body]):
+            yield from (n for n in _expr_names(a) if n not in bound)
 
 
 def _step_reads(step: ast.Step) -> set[str]:

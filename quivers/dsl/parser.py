@@ -114,15 +114,37 @@ class QVRIndenter(Indenter):
     def _process(self, stream: Iterable[Token]) -> Iterator[Token]:
         self.open_brackets = []
         token = None
+        # A `{` on a `marginalize` line opens a block (its lines keep their
+        # newlines); any other `{` is a bracket. A line ending in `in`
+        # (`factor v : V in`) goes on on the next line.
+        head: Token | None = None
+        blocks: list[bool] = []
+        previous: Token | None = None
         for token in stream:
             if token.type == self.NL_type:
+                if previous is not None and previous.type == "IN" and self.paren_level == 0 and not (
+                        head is not None and head.type == "MARGINALIZE"):
+                    continue
                 yield from self.handle_NL(token)
-            else:
-                yield token
-            if token.type in self.OPEN_PAREN_types:
+                if self.paren_level == 0:
+                    head = None
+                previous = token
+                continue
+            if head is None:
+                head = token
+            previous = token
+            yield token
+            if token.type == "LBRACE":
+                blocks.append(head is not None and head.type == "MARGINALIZE" and self.paren_level == 0)
+                if blocks[-1]:
+                    continue
+            elif token.type == "RBRACE" and blocks:
+                if blocks.pop():
+                    continue
+            if token.type in self.OPEN_PAREN_types + ["LBRACE"]:
                 self.paren_level += 1
                 self.open_brackets.append(token)
-            elif token.type in self.CLOSE_PAREN_types and self.paren_level > 0:
+            elif token.type in self.CLOSE_PAREN_types + ["RBRACE"] and self.paren_level > 0:
                 self.paren_level -= 1
                 self.open_brackets.pop()
         while len(self.indent_level) > 1:

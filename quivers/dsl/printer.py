@@ -54,6 +54,8 @@ def _strength(e: ast.Expr) -> int:
         return _BINARY[e.op]
     if isinstance(e, ast.Neg):
         return _UNARY
+    if isinstance(e, ast.Tabulate):
+        return _COMPARE - 1  # its body runs to the end, so it is an operand only in parentheses
     return _POSTFIX
 
 
@@ -104,6 +106,11 @@ def dump_expr(e: ast.Expr) -> str:
         return f"{target}.{e.method}({', '.join(dump_expr(a) for a in e.args)})"
     if isinstance(e, ast.Vector):
         return f"[{', '.join(dump_expr(a) for a in e.items)}]"
+    if isinstance(e, ast.Tabulate):
+        head = "factor " + ", ".join(f"{b} : {dump_set(s)}" for b, s in e.binders) + " in "
+        if e.cases is not None:
+            return head + "{" + ", ".join(f"{k} -> {dump_expr(v)}" for k, v in e.cases) + "}"
+        return head + dump_expr(e.body)
     if isinstance(e, ast.Record):
         return "(" + ", ".join(f"{label}: {dump_expr(a)}" for label, a in e.fields) + ")"
     if isinstance(e, ast.Tuple):

@@ -454,6 +454,23 @@ class QVRTransformer(Transformer):
     def tuple_literal(self, meta: Any, children: list) -> ast.Tuple:
         return ast.Tuple(tuple(children), span=self._span(meta))
 
+    def tabulate(self, meta: Any, children: list) -> ast.Tabulate:
+        *binders, last = children
+        if isinstance(last, list):
+            return ast.Tabulate(tuple(binders), tuple(last), None, span=self._span(meta))
+        return ast.Tabulate(tuple(binders), None, last, span=self._span(meta))
+
+    def binder(self, meta: Any, children: list) -> tuple[str, ast.SetExpr]:
+        name, over = children
+        return (str(name), ast.SetName(str(over), span=_token_span(over)))
+
+    def cases(self, meta: Any, children: list) -> list:
+        return [c for c in children if c is not None]
+
+    def case(self, meta: Any, children: list) -> tuple[int, ast.Expr]:
+        label, value = children
+        return (_number(label, self.source), value)
+
     def neg(self, meta: Any, children: list) -> ast.Neg:
         return ast.Neg(children[0], span=self._span(meta))
 

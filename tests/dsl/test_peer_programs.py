@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from quivers.dsl import dumps, loads, parse
-from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError
+from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, UnsupportedError
 
 BARE = """
 object Row : 5
@@ -206,3 +206,76 @@ def test_data_read_by_a_block_prior_lives_on_the_rows_of_its_body() -> None:
     text = INDENTED.replace("Categorical(w)", "Categorical(w * shift)")
     role = loads(text).data["mix"]["shift"]
     assert role.kind == "real" and role.index_set is not None
+
+
+TABLE = """
+object Leaf : FinSet 3
+object Row : FinSet 2
+object Obs : FinSet 4
+program tree : Obs -> Obs
+    sample split <- Beta(2.0, 2.0)
+    let leaf = factor c : Leaf in {
+        2 -> log(split),
+        0 -> log(1.0 - split) + log(0.5),
+        1 -> log(1.0 - split) + log(0.5),
+    }
+    sample rowfx : Row <- Normal(0.0, 1.0)
+    let grid = factor r : Row, c : Leaf in
+        rowfx[r] + leaf[c]
+    let corner = grid[1, 2]
+    observe y : Obs <- Normal(corner, 1.0)
+    return grid
+export tree
+"""
+
+
+def test_factor_tables_and_grids_have_the_values_they_name() -> None:
+    m = loads(TABLE).morphism
+    split, rowfx = torch.tensor(0.3), torch.tensor([0.5, -1.0])
+    leaf = torch.stack([torch.log(1 - split) + torch.log(torch.tensor(0.5)), torch.log(1 - split) + torch.log(torch.tensor(0.5)), torch.log(split)])
+    grid = rowfx[:, None] + leaf[None, :]
+    draws = m.sample(latents={"split": split, "rowfx": rowfx})
+    torch.testing.assert_close(draws["_return"], grid)
+    y = torch.tensor([0.0, 1.0, -1.0, 2.0])
+    normal = torch.distributions.Normal
+    want = (torch.distributions.Beta(2.0, 2.0).log_prob(split) + normal(0.0, 1.0).log_prob(rowfx).sum()
+            + normal(grid[1, 2], 1.0).log_prob(y).sum())
+    torch.testing.assert_close(m.log_joint(None, {"y": y}, {"split": split, "rowfx": rowfx}), want)
+
+
+def test_a_bare_binder_is_the_number_of_its_element() -> None:
+    m = loads(TABLE.replace("rowfx[r] + leaf[c]", "rowfx[r] + 10.0 * c")).morphism
+    rowfx = torch.tensor([0.5, -1.0])
+    grid = m.sample(latents={"split": torch.tensor(0.3), "rowfx": rowfx})["_return"]
+    torch.testing.assert_close(grid, rowfx[:, None] + 10.0 * torch.arange(3.0)[None, :])
+
+
+def test_factor_expressions_round_trip_through_the_printer() -> None:
+    module = parse(TABLE)
+    text = dumps(module)
+    assert "    let grid = factor r : Row, c : Leaf in rowfx[r] + leaf[c]" in text.splitlines()
+    assert parse(text) == module
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("        1 -> log(1.0 - split) + log(0.5),\n", "", r"line 7, column 16: .*no case for `1`"),
+        ("        1 -> log(1.0 - split)", "        0 -> log(1.0 - split)", r"line 7, .*the case `0` is given twice"),
+        ("        2 -> log(split)", "        3 -> log(split)", r"line 7, .*the case `3` is not an element of `Leaf`"),
+        ("rowfx[r] + leaf[c]", "rowfx[c] + leaf[c]", r"line 14, column 9: `rowfx\[c\]` reads `rowfx` on `Leaf`, but it lives on `Row`"),
+        ("rowfx[r] + leaf[c]", "rowfx[r, c] + leaf[c]", r"line 14, column 9: `rowfx\[r, c\]` reads `rowfx` on `Row \* Leaf`"),
+    ],
+)
+def test_factor_expression_mistakes_are_located(old: str, new: str, message: str) -> None:
+    assert old in TABLE
+    with pytest.raises(QuiversError, match=message):
+        loads(TABLE.replace(old, new))
+
+
+def test_a_factor_table_too_large_to_write_out_is_a_located_error() -> None:
+    text = TABLE.replace("object Row : FinSet 2", "object Row : FinSet 2000").replace(
+        "object Leaf : FinSet 3", "object Leaf : FinSet 3\nobject Big : FinSet 5"
+    ).replace("factor r : Row, c : Leaf in\n        rowfx[r] + leaf[c]", "factor r : Row, b : Big in rowfx[r]")
+    with pytest.raises(UnsupportedError, match=r"line 14, column 16: .* has 10000 cells"):
+        loads(text)
