@@ -78,6 +78,11 @@ class Sentences:
 
     def __init__(self, deduction: Deduction, count: int | None = None, name: str = "the sentences",
                  semirings: tuple[Semiring, ...] = (LOG,)) -> None:
+        if deduction.start is None:
+            raise UnsupportedError(
+                f"deduction `{deduction.name}` has no start category, so it parses no sentence",
+                hint="give it `start=...`; a deduction without one closes axioms (`.close(axioms)`)",
+            )
         if deduction.semiring not in semirings:
             raise QuiversTypeError(
                 f"a program observes sentences under deduction `{deduction.name}` by their log probability, "

@@ -107,3 +107,11 @@ def test_a_method_outside_a_parsing_program_is_a_located_error():
     with pytest.raises(UnsupportedError, match="a method of the chart of a deduction") as info:
         loads(text)
     assert info.value.span.line == 4
+
+
+def test_parsing_with_a_prover_is_a_located_error():
+    prover = "deduction P : Tok -> Tok [semiring=LogProb]\n    atoms H\n    rule r : H(X) |- H(X)\n"
+    source = SOURCE.replace("program evidence", prover + "\nprogram evidence").replace("parse(Chain,", "parse(P,")
+    with pytest.raises(UnsupportedError, match="deduction `P` has no start category, so it parses no sentence") as info:
+        loads(source.format(semiring="LogProb"))
+    assert info.value.span.line == 19
