@@ -86,6 +86,7 @@ model {
 from __future__ import annotations
 
 import math
+import re
 
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -268,6 +269,16 @@ class _Emitter:
     def integer(self, name: str) -> bool:
         site = self.sites[name]
         return site.kind in ("index", "marginal") or bool(site.family is not None and site.family.discrete)
+
+    def vector_rows(self, name: str) -> bool:
+        """Whether ``name`` is declared as an array of vectors (simplexes,
+        ordered vectors, ...) rather than a matrix (see :meth:`declare`)."""
+        site = self.sites[name]
+        if len(site.dims) < 2:
+            return False
+        if site.constraint is not None:
+            return CONSTRAINTS[site.constraint].event_rank == 1
+        return site.family is not None and site.family.name == "Dirichlet"
 
     def data_sites(self) -> list[str]:
         return [
@@ -473,6 +484,7 @@ class _Emitter:
                 name, tuple(site.dims), site.values_in,
                 self.integer(name) if site.kind != "deterministic" else False,
                 self.one_based(name) if site.kind != "deterministic" else False,
+                rows=self.vector_rows(name),
             )
         for sym, (stan, dims, _) in self.constants.items():
             leaves[sym] = Leaf(stan, dims)
@@ -605,11 +617,14 @@ class _Emitter:
             raise self.fail(f"the {key} of `{site.name}` must be a named vector for Stan emission", step)
         inner = {k: v for k, v in bind.items() if k != axis}
         if not isinstance(e, sympy.Symbol):  # an expression of vectors along the axis, elementwise
+            t._slices = True  # a table read at bound indices is its slice along the axis (`phi[k]'`)
             try:
                 code = t.code(e, {**inner, axis: VECTOR})
             except (NotVectorizable, UnsupportedError):
                 raise self.fail(f"the {key} of `{site.name}` must be a named vector for Stan emission", step,
                                 hint="define the vector with a `let` and pass its name") from None
+            finally:
+                t._slices = False
             if key not in ("weights", "probs"):
                 return code
             code = code if _atomic(code) else f"({code})"
@@ -621,7 +636,7 @@ class _Emitter:
         if any(d not in inner for d in leaf.dims if d != axis) or leaf.dims[-1] != axis:
             raise self.fail(f"the {key} of `{site.name}` must have its category axis last", step)
         code = f"{leaf.stan}[{', '.join(idx)}]" if idx else leaf.stan
-        if idx and len(leaf.dims) == 2:
+        if idx and len(leaf.dims) == 2 and not leaf.rows:
             code = f"{code}'"  # a matrix row is a row_vector
         if key in ("weights", "probs"):  # normalized along the axis, as quivers normalizes them
             return f"{code} / sum({code})"
@@ -1057,4 +1072,6 @@ def _idx(dims: list[str], bind: Mapping[str, str]) -> str:
 
 
 def _atomic(code: str) -> bool:
-    return code.replace("_", "").replace(".", "").isalnum() or (code.endswith("]") and " " not in code)
+    """Whether ``code`` needs no parentheses as an operand: a name or a
+    number, or a name indexed once (``phi[k, :]``), transposed or not."""
+    return code.replace("_", "").replace(".", "").isalnum() or re.fullmatch(r"[A-Za-z_]\w*\[[^\[\]]*\]'?", code) is not None

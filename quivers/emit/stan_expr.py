@@ -80,7 +80,10 @@ class Leaf:
     ``dims`` are its named axes; ``values_in`` the finite set whose axis it
     selects when used as an index; ``integer`` whether Stan holds it as
     ``int``; ``one_based`` whether Stan holds it 1-based; ``loop`` the loop
-    variable of an enumerated latent, which has no Stan variable of its own.
+    variable of an enumerated latent, which has no Stan variable of its own;
+    ``rows`` whether Stan holds it as an array of vectors along its last
+    axis (``array[Doc] simplex[Topic]``), whose rows are vectors already,
+    where a matrix's rows are row vectors.
     """
 
     stan: str
@@ -89,6 +92,7 @@ class Leaf:
     integer: bool = False
     one_based: bool = False
     loop: str | None = None
+    rows: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,7 @@ class Translator:
         into a vector (real values on two or more axes are matrices, the
         leading axes arrays of them)."""
         parts = [":" if d == axis else bind[d] for d in leaf.dims]
-        row = leaf.dims[-1] == axis
+        row = leaf.dims[-1] == axis and not leaf.rows
         text = f"{leaf.stan}[{', '.join(parts)}]" + ("'" if row else "")
         return _Code(text, _ATOM, False, True)
 

@@ -144,7 +144,7 @@ BUILTINS = {
     "gamma_lcdf": lambda y, a, b: stats.gamma.logcdf(y, a, scale=1 / np.asarray(b)),
     "gamma_lccdf": lambda y, a, b: stats.gamma.logsf(y, a, scale=1 / np.asarray(b)),
     "bernoulli_lpmf": lambda y, p: stats.bernoulli.logpmf(y, p),
-    "categorical_lpmf": lambda y, p: np.log(np.asarray(p)[np.asarray(y) - 1]),
+    "categorical_lpmf": lambda y, p: np.log(np.asarray(p)[np.rint(np.asarray(y)).astype(int) - 1]),
     "multinomial_lpmf": _mn,
     "multinomial_logit_lpmf": lambda y, g: _mn(y, special.softmax(g)),
     "dirichlet_multinomial_lpmf": _dm,

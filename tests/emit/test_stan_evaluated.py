@@ -380,3 +380,21 @@ export h
     obs = {"y": torch.randn(5, generator=torch.Generator().manual_seed(8))}
     diffs = compare(p, obs, ["w", "mu"])
     torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+def test_the_lda_example_reads_each_topics_word_simplex_whole(float64):
+    """`Categorical(probs=phi[z])` with `phi` an array of simplexes: the
+    row `phi[k, :]` is a vector already (a matrix row would be transposed)."""
+    from pathlib import Path
+
+    from quivers.dsl import load
+
+    p = load(Path(__file__).resolve().parents[2] / "examples" / "lda.qvr").morphism
+    code = to_stan(p)
+    assert "array[Topic] simplex[Vocab] phi;" in code
+    assert "ll_z[t1] = categorical_lpmf(w[t] | phi[t1, :] / sum(phi[t1, :]));" in code
+    g = torch.Generator().manual_seed(9)
+    obs = {"doc": torch.arange(60) % 4, "w": torch.randint(0, 12, (60,), generator=g),
+           "alpha": torch.tensor(0.8), "beta": torch.tensor(0.5)}
+    diffs = compare(p, obs, ["theta", "phi"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
