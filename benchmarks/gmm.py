@@ -22,15 +22,16 @@ QUICK_SIZES = [(500, 2), (10_000, 8)]
 LR = 0.01
 
 
-def quivers_step(y: torch.Tensor, k: int, objective=None, **svi_kw):
+def quivers_step(y: torch.Tensor, k: int, objective=None, guide=None, **svi_kw):
     """quivers' SVI step on the mixture, and its guide; ``objective``
-    replaces ``ELBO(**svi_kw)`` (the IWAE row)."""
+    replaces ``ELBO(**svi_kw)`` (the IWAE row) and ``guide(model)`` the
+    mean-field guide (the flow row)."""
     from quivers.dsl import loads
     from quivers.inference import ELBO, SVI, AutoNormalGuide
     from quivers.inference.svi import adam
 
     model = loads(M.gmm_source(y.shape[-1], k)).morphism
-    guide = AutoNormalGuide(model, observed_names={"y"})
+    guide = AutoNormalGuide(model, observed_names={"y"}) if guide is None else guide(model)
     svi = SVI(model, guide, adam(guide.parameters(), LR),
               objective if objective is not None else ELBO(**svi_kw))
     obs = {"y": y}

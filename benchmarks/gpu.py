@@ -87,15 +87,17 @@ def _jax_array(t: torch.Tensor):
     return jnp.asarray(t.detach().cpu().numpy())
 
 
-def _numpyro_svi(model, *args, loss=None):
-    """A jitted NumPyro SVI step with an ``AutoNormal`` guide, of the ELBO
-    or of ``loss`` (NumPyro's ``RenyiELBO`` for the IWAE row)."""
+def _numpyro_svi(model, *args, loss=None, guide=None):
+    """A jitted NumPyro SVI step with an ``AutoNormal`` guide (or
+    ``guide(model)``: ``AutoIAFNormal`` for the flow row), of the ELBO or
+    of ``loss`` (NumPyro's ``RenyiELBO`` for the IWAE row)."""
     import jax
     import numpyro
     from numpyro.infer import SVI, Trace_ELBO
     from numpyro.infer.autoguide import AutoNormal
 
-    svi = SVI(model, AutoNormal(model), numpyro.optim.Adam(LR), loss if loss is not None else Trace_ELBO())
+    svi = SVI(model, AutoNormal(model) if guide is None else guide(model), numpyro.optim.Adam(LR),
+              loss if loss is not None else Trace_ELBO())
     state = [svi.init(jax.random.PRNGKey(0), *args)]
     update = jax.jit(svi.update)
 

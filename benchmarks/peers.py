@@ -33,6 +33,11 @@ with a message, as Pyro's are.
   and N=100,000 K=32 (mean-field normal guide, the exact marginal of
   ``z``; NumPyro's ``MixtureSameFamily`` with ``AutoNormal``, jitted),
   timed as the other SVI rows (alternating bursts, medians).
+- ``guides`` (with the SVI rows, or alone): an SVI step of the IWAE bound
+  (8 particles) against NumPyro's ``RenyiELBO(alpha=0)``, and an SVI step
+  with an inverse autoregressive flow guide against NumPyro's
+  ``AutoIAFNormal`` (skipped with a message where NumPyro lacks it), both
+  on the mixture at N=10,000 K=8.
 
 Run ``python benchmarks/run.py --only peers --threads 1`` or ``python -m
 benchmarks.peers [--quick] [--only nuts,svi]``.
@@ -232,12 +237,12 @@ def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
 # --------------------------------------------------------------------- SVI
 
 
-def numpyro_svi_step(y: torch.Tensor, k: int, loss=None):
-    """NumPyro's jitted SVI step on the seed mixture (``AutoNormal``,
-    ``MixtureSameFamily``), returning its loss as a float."""
+def numpyro_svi_step(y: torch.Tensor, k: int, loss=None, guide=None):
+    """NumPyro's jitted SVI step on the seed mixture (``AutoNormal`` or
+    ``guide(model)``, ``MixtureSameFamily``), returning its loss as a float."""
     from benchmarks.gpu import _jax_array, _numpyro_svi
 
-    return _numpyro_svi(M.numpyro_gmm_model(k), _jax_array(y), loss=loss)
+    return _numpyro_svi(M.numpyro_gmm_model(k), _jax_array(y), loss=loss, guide=guide)
 
 
 IWAE_SIZE, IWAE_PARTICLES = (10_000, 8), 8
@@ -262,6 +267,39 @@ def iwae_row(opts: Options) -> Row:
                     ("NumPyro RenyiELBO(0)", stats["numpyro"]), None, opts.clock)
 
 
+FLOW_SIZE, FLOW_FLOWS, FLOW_HIDDEN = (10_000, 8), 2, (32, 32)
+
+
+def flow_row(opts: Options) -> Row:
+    """An SVI step with an inverse autoregressive flow guide on the seed
+    mixture (2 affine autoregressive transforms, hidden layers 32 x 32, on
+    the 24 unconstrained coordinates; the ELBO, one particle), against
+    NumPyro's ``AutoIAFNormal`` with the same sizes (its networks use ELU,
+    zuko's ReLU). NumPyro's block neural flow (``AutoBNAFNormal``) has no
+    quivers counterpart and gets no row."""
+    import numpyro.infer.autoguide as auto
+
+    from benchmarks.gmm import quivers_step
+    from quivers.inference import AutoIAFNormal
+
+    n, k = FLOW_SIZE
+    y = M.simulate_gmm(n, k)
+    case, size = f"SVI step, IAF guide ({FLOW_FLOWS} flows, {FLOW_HIDDEN[0]}x{FLOW_HIDDEN[1]}), mixture", f"N={n:,} K={k}"
+    with threads(1):
+        torch.manual_seed(0)
+        q, _ = quivers_step(y, k, guide=lambda m: AutoIAFNormal(m, {"y"}, num_flows=FLOW_FLOWS, hidden_dims=FLOW_HIDDEN))
+        if not hasattr(auto, "AutoIAFNormal"):
+            print("  flow row: this NumPyro has no AutoIAFNormal; quivers alone", flush=True)
+            stats = compare({"quivers": q}, rounds=opts.rounds, warmup=3, budget_s=opts.budget_s)
+            return Row(case, size, 1, "quivers", stats["quivers"].wall * 1e3, None, None, "ms", None, "wall",
+                       note="NumPyro has no AutoIAFNormal")
+        iaf = lambda m: auto.AutoIAFNormal(m, num_flows=FLOW_FLOWS, hidden_dims=list(FLOW_HIDDEN))  # noqa: E731
+        fns = {"quivers": q, "numpyro": numpyro_svi_step(y, k, guide=iaf)}
+        stats = compare(fns, rounds=opts.rounds, warmup=3, budget_s=opts.budget_s)
+    return time_row(case, size, 1, ("quivers", stats["quivers"]), ("NumPyro AutoIAFNormal", stats["numpyro"]), None,
+                    opts.clock)
+
+
 def svi_rows(opts: Options) -> list[Row]:
     from benchmarks.gmm import quivers_step
 
@@ -275,8 +313,12 @@ def svi_rows(opts: Options) -> list[Row]:
             stats = compare(fns, rounds=opts.rounds, warmup=3, budget_s=opts.budget_s)
         rows.append(time_row("SVI step, seed mixture", f"N={n:,} K={k}", 1, ("quivers", stats["quivers"]),
                              ("NumPyro jit", stats["numpyro"]), SVI_TARGETS.get((n, k)), opts.clock))
-    rows.append(iwae_row(opts))
-    return rows
+    return rows + guide_rows(opts)
+
+
+def guide_rows(opts: Options) -> list[Row]:
+    """The rows of issue 19: the IWAE bound and a flow guide."""
+    return [iwae_row(opts), flow_row(opts)]
 
 
 # ------------------------------------------------------------------- scale
@@ -355,6 +397,7 @@ def run(opts: Options, only: tuple[str, ...] = ("svi", "scale", "memory", "nuts"
     elif not xla_single_threaded():
         print("peers: JAX was imported before this module, so XLA may use more than one thread")
     rows = svi_rows(opts) if "svi" in only and have else []
+    rows += guide_rows(opts) if "guides" in only and "svi" not in only and have else []  # svi holds them
     rows += scale_rows(opts) if "scale" in only and have else []
     rows += memory_rows(opts) if "memory" in only and have else []
     return rows + (nuts_rows(opts, models) if "nuts" in only else [])
@@ -367,7 +410,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shorter runs and the smaller sizes")
-    p.add_argument("--only", default="svi,scale,memory,nuts", help="some of svi, scale, memory, nuts")
+    p.add_argument("--only", default="svi,scale,memory,nuts", help="some of svi, scale, memory, nuts, guides "
+                   "(the IWAE and flow-guide rows alone; svi includes them)")
     p.add_argument("--models", default=None, help="NUTS models among: " + "; ".join(NUTS_MODELS))
     p.add_argument("--budget", type=float, default=20.0)
     args = p.parse_args(argv)
