@@ -49,7 +49,7 @@ __all__ = [
     "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
     # morphisms
     "MorphismRef", "MorphismNumber", "MorphismKeyword", "MorphismCall", "MorphismAttr", "MorphismThen",
-    "MorphismTensor", "MorphismExpr", "MorphismDecl", "DefineDecl",
+    "MorphismTensor", "MorphismExpr", "MorphismDecl", "DefineDecl", "ContractionParam", "ContractionDecl",
     # deductions
     "TermName", "TermNumber", "TermCall", "TermSlash", "Term", "DeductionRule", "LexiconEntry",
     "DeductionDecl",
@@ -985,6 +985,40 @@ MorphismExpr = Union[MorphismRef, MorphismCall, MorphismAttr, MorphismThen, Morp
 
 
 @dataclass(frozen=True, slots=True)
+class ContractionParam(Node):
+    """One typed argument ``p : A -> B`` of a ``contraction``.
+
+    Examples
+    --------
+    >>> ContractionParam("p", SetName("A"), SetName("B")).name
+    'p'
+    """
+
+    name: str
+    dom: SetExpr
+    cod: SetExpr
+
+
+@dataclass(frozen=True, slots=True)
+class ContractionDecl(Node):
+    """``contraction f(p : A -> B, ...) : D -> C [rule=real]``: several
+    morphisms joined along the objects they share.
+
+    Examples
+    --------
+    >>> d = ContractionDecl("f", (ContractionParam("p", SetName("A"), SetName("B")),), SetName("A"), SetName("B"))
+    >>> [p.name for p in d.params]
+    ['p']
+    """
+
+    name: str
+    params: tuple[ContractionParam, ...]
+    dom: SetExpr
+    cod: SetExpr
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MorphismDecl(Node):
     """``morphism f, g : A -> B [options] ~ Family [options]``.
 
@@ -1021,7 +1055,7 @@ class DefineDecl(Node):
 
 Decl = Union[
     CompositionDecl, ObjectDecl, RealObject, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl, MorphismDecl,
-    DefineDecl,
+    DefineDecl, ContractionDecl,
 ]
 
 

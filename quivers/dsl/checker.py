@@ -274,7 +274,7 @@ class _Checker:
         kernel_programs_ = kernel_programs(module)
         for d in module.items:
             if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl,
-                              ast.DeductionDecl, ast.MorphismDecl, ast.DefineDecl)):
+                              ast.DeductionDecl, ast.MorphismDecl, ast.DefineDecl, ast.ContractionDecl)):
                 names = d.names if isinstance(d, ast.MorphismDecl) else (d.name,)
                 for name in names:
                     previous = declared.get(name)
@@ -339,6 +339,10 @@ class _Checker:
                 self._set(d.cod, d, whole=True)
             elif isinstance(d, ast.DefineDecl):
                 pass
+            elif isinstance(d, ast.ContractionDecl):
+                # its rule and its applications are checked where they compile, in dsl/morphisms.py
+                for side in (d.dom, d.cod, *(s for p in d.params for s in (p.dom, p.cod))):
+                    self._set(side, d, whole=True)
             elif isinstance(d, ast.DeductionDecl):
                 # the rules and lexicon are checked where they compile, in dsl/deductions.py
                 self._set(d.dom, d, whole=True)

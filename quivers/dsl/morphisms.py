@@ -54,12 +54,12 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from quivers.categories import REAL, FinSet, copy, delete
+from quivers.categories import REAL, FinSet, Semiring, copy, delete
 from quivers.categories.semiring import LOG, MAX_PLUS
 from quivers.deduction import Chart, Deduction, Sentences
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
-from quivers.dsl.axes import module_algebra
+from quivers.dsl.axes import ALGEBRAS, module_algebra
 from quivers.dsl.printer import dump_expr, dump_morphism, dump_set
 from quivers.errors import (
     CompositionError, DataError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError,
@@ -81,6 +81,7 @@ from quivers.nn import (
     observed,
     repeat,
     scan,
+    contraction,
     stack,
     weights,
 )
@@ -198,6 +199,7 @@ class _Compiler:
         self.reals = set(self.real_decls)
         self.morphisms: dict[str, MorphismModule] = {}
         self.groups: dict[str, list[str]] = {}
+        self.contractions: dict[str, tuple[ast.ContractionDecl, Semiring | None]] = {}
         self.drawing = kernel_programs(module)
         self.later = {
             n for d in module.items if isinstance(d, (ast.MorphismDecl, ast.DefineDecl))
@@ -220,6 +222,8 @@ class _Compiler:
                         self.morphisms[replica] = self.declare(d, replica)
             elif isinstance(d, ast.DefineDecl):
                 self.morphisms[d.name] = self.expr(d.value, d)
+            elif isinstance(d, ast.ContractionDecl):
+                self.contractions[d.name] = (d, self.rule(d))
             elif isinstance(d, ast.ProgramDecl) and d.name in self.drawing:
                 self.morphisms[d.name] = self.program(d)
         return self.morphisms
@@ -609,11 +613,45 @@ class _Compiler:
             )
         return left >> right
 
+    def rule(self, d: ast.ContractionDecl) -> Semiring | None:
+        """The semiring a contraction's ``[rule=...]`` names (None: the one it is read in)."""
+        for o in d.options:
+            if o.key != "rule":
+                raise self.error(UnknownNameError, f"unknown option `{o.key}` of contraction `{d.name}`; "
+                                 "options: rule", o, name=o.key, candidates=("rule",))
+        o = next(iter(d.options), None)
+        return None if o is None else ALGEBRAS[self._name_value(o, tuple(ALGEBRAS))].semiring
+
+    def contract(self, e: ast.MorphismCall, d: ast.DefineDecl) -> MorphismModule:
+        """``score(f, g, h)``: the declared contraction applied to morphisms
+        whose types are its parameters'."""
+        decl, semiring = self.contractions[e.func]
+        if len(e.args) != len(decl.params) or any(
+            isinstance(a, (ast.MorphismNumber, ast.MorphismKeyword)) for a in e.args
+        ):
+            raise self.error(QuiversTypeError, f"contraction `{e.func}` takes {len(decl.params)} morphisms, "
+                             f"one per parameter ({', '.join(p.name for p in decl.params)})", e)
+        parts = []
+        for a, p in zip(e.args, decl.params):
+            f = self.expr(a, d)
+            want = (self._set(p.dom), self._set(p.cod))
+            if (f.dom, f.cod) != want:
+                raise self.error(
+                    CompositionError, f"`{dump_morphism(a)} : {f.dom} -> {f.cod}` is given for parameter "
+                    f"`{p.name} : {want[0]} -> {want[1]}` of contraction `{e.func}`", a,
+                )
+            parts.append(f)
+        dom, cod = self._set(decl.dom), self._set(decl.cod)
+        return self._located(lambda: contraction(parts, dom, cod, semiring, e.func), e)
+
     def call(self, e: ast.MorphismCall, d: ast.DefineDecl) -> MorphismModule:
+        if e.func in self.contractions:
+            return self.contract(e, d)
         if e.func not in _CALLS:
+            known = (*_CALLS, *self.contractions)
             raise self.error(
-                UnknownNameError, f"unknown combinator `{e.func}(...)`; combinators: {', '.join(_CALLS)}", e,
-                name=e.func, candidates=_CALLS,
+                UnknownNameError, f"unknown combinator `{e.func}(...)`; combinators: {', '.join(known)}", e,
+                name=e.func, candidates=known,
             )
         positional = [a for a in e.args if not isinstance(a, ast.MorphismKeyword)]
         keywords = {a.name: a for a in e.args if isinstance(a, ast.MorphismKeyword)}

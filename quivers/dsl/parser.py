@@ -56,8 +56,9 @@ __all__ = ["parse", "grammar_text"]
 
 _STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "score", "return", "index", "data")
 _DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export", "composition", "algebra")
-# the peer's older declaration keywords: read, never suggested
-_LEGACY_KEYWORDS = ("type", "embed", "kernel", "continuous", "latent")
+# declarations read but not listed in "expected a declaration (...)": the
+# peer's older spellings, and the rarer `contraction`
+_LEGACY_KEYWORDS = ("type", "embed", "kernel", "continuous", "latent", "contraction")
 _OPERATORS = frozenset({"+", "-", "*", "/", "^", "[", "."})  # `[` and `.` (a method) are postfix
 _NAMED = {
     "NAME": "a name",

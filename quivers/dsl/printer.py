@@ -313,6 +313,9 @@ def _decl(d: ast.Decl) -> list[str]:
         return [f"{d.keyword} {d.name} = {dump_morphism(d.value)}"]
     if isinstance(d, ast.DeductionDecl):
         return _deduction(d)
+    if isinstance(d, ast.ContractionDecl):
+        params = ", ".join(f"{p.name} : {dump_set(p.dom)} -> {dump_set(p.cod)}" for p in d.params)
+        return [f"contraction {d.name}({params}) : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"]
     raise TypeError(f"not a declaration: {d!r}")
 
 

@@ -42,13 +42,14 @@ KEYWORDS = frozenset(
 CONTEXTUAL_KEYWORDS = frozenset(
     {
         "atoms", "rule", "lexicon", "composition", "as", "algebra", "score", "in",
-        "type", "Euclidean", "embed", "kernel", "continuous", "latent",
+        "type", "Euclidean", "embed", "kernel", "continuous", "latent", "contraction",
     }
 )
 """Words that start a line of a ``deduction`` body, a ``score`` step, a braced block (``in {``), the module's
 ``composition`` declaration (``composition log_prob as algebra``, or
 ``algebra log_prob``) or one of the peer's older declarations (``type E =
-Euclidean 4``, ``embed``, ``kernel``, ``continuous``, ``latent``), and are
+Euclidean 4``, ``embed``, ``kernel``, ``continuous``, ``latent``) or a
+``contraction``, and are
 names anywhere else (the parser's lexer only expects them there)."""
 
 ANNOTATIONS = frozenset({"learnable", "bounded"})
@@ -244,6 +245,16 @@ class QVRTransformer(Transformer):
             tuple(str(n) for n in names), dom, cod, options or (), fam, fam_options, fam_args,
             span=self._line_span(meta),
         )
+
+    def contraction_decl(self, meta: Any, children: list) -> ast.ContractionDecl:
+        name, *rest = children
+        params = tuple(c for c in rest if isinstance(c, ast.ContractionParam))
+        dom, cod, options = [c for c in rest if not isinstance(c, ast.ContractionParam)][-3:]
+        return ast.ContractionDecl(str(name), params, dom, cod, options or (), span=self._line_span(meta))
+
+    def contraction_param(self, meta: Any, children: list) -> ast.ContractionParam:
+        name, dom, cod = children
+        return ast.ContractionParam(str(name), dom, cod, span=self._span(meta))
 
     def legacy_object(self, meta: Any, children: list) -> ast.RealObject:
         name, dim = children

@@ -14,6 +14,8 @@ identities are the ones every morphism has) and a
 - :mod:`~quivers.nn.objects`: :class:`Real`, continuous objects;
 - :mod:`~quivers.nn.weights`: :class:`Weights`, a free real-valued matrix
   (the learnable morphism of the ``real`` algebra);
+- :mod:`~quivers.nn.contraction`: :func:`contraction`, several morphisms
+  joined along the objects they share (an einsum in a semiring);
 - :mod:`~quivers.nn.kernels`: :class:`NeuralKernel` (a family whose
   parameters a small network computes from the input) and :class:`Embed`;
 - :mod:`~quivers.nn.program`: :class:`KernelProgram`, a program whose steps
@@ -60,6 +62,7 @@ from quivers.nn.program import INPUT, KernelProgram, Step
 from quivers.nn.objects import Real, is_continuous, matches
 from quivers.nn.sequence import LearnedPoint, Repeat, Scan, Stack, repeat, scan, split_cell, stack
 from quivers.nn.weights import Weights, weights
+from quivers.nn.contraction import Contraction, contraction
 
 __all__ = [
     "Evaluation",
@@ -99,4 +102,6 @@ __all__ = [
     "Step",
     "Weights",
     "weights",
+    "Contraction",
+    "contraction",
 ]
