@@ -970,6 +970,13 @@ class _Admit(StepVisitor):
                     f"the total count of `{s.name}` is `{n}`; Stan's {stan_family(fam).stan} takes its count from the "
                     "data (the sum of the counts), so quivers emits it for a number or a data name", s,
                     hint="give the total count as a number or a data name")
+        if isinstance(s, SampleStep) and s.name in getattr(e.p, "summed", ()) and s.name not in e.given:
+            raise e.fail(
+                f"`{s.name}` is summed out by quivers' plan (marginalize=auto) jointly with "
+                f"{sorted(set(e.p.summed) - {s.name}) or 'nothing else'}, not as a marginalize block; Stan emission "
+                "writes marginalize blocks", s,
+                hint="write the sum as a `marginalize` block (a latent per row or per group of an index map)",
+            )
         if isinstance(s, SampleStep) and s.name not in e.given and fam.discrete:
             raise e.fail(
                 f"`{s.name}` is a discrete latent ({fam.name}); Stan has no discrete parameters", s,

@@ -514,3 +514,16 @@ def test_a_matrix_entry_at_constant_indices_is_the_entry_itself():
     assert t.dims(cov) == ("K", "K'")
     assert t.code(cov, {"K": "2", "K'": "1"}) == "2 * r"
     assert t.code(cov, {"K": "i", "K'": "j"}) == "(i == 1 && j == 1 ? a : i == 1 && j == 2 ? r : i == 2 && j == 1 ? 2 * r : b)"
+
+
+def test_marginalize_auto_emits_its_lowered_blocks_and_names_a_joint_plan():
+    """`marginalize=auto` writes a latent per group as the block a user
+    would write, which Stan emission writes; sites the plan sums jointly
+    (here with the global `shift`) are refused by that name, not called
+    discrete parameters."""
+    source = (EXAMPLES / "grouped_auto.qvr").read_text()
+    lowered = source.replace("    sample shift <- Bernoulli(0.1)\n", "").replace(" + 3.0 * shift", "")
+    assert "ll_z[group[i], k] += normal_lpdf(y[i] | mu_k[k], sd_k[k]);" in to_stan(loads(lowered).morphism)
+    with pytest.raises(UnsupportedError, match=r"line 10, .*`z` is summed out by quivers' plan \(marginalize=auto\) "
+                                               r"jointly with \['shift'\]"):
+        to_stan(load(EXAMPLES / "grouped_auto.qvr").morphism)
