@@ -153,11 +153,15 @@ class Call(Node):
     Examples
     --------
     >>> Call("sort", (Name("mu_k"),))
-    Call(func='sort', args=(Name(id='mu_k'),))
+    Call(func='sort', args=(Name(id='mu_k'),), kwargs=())
+
+    ``kwargs`` (``Keyword`` s) are written only by a family inside a family,
+    ``Truncated(Normal(loc=mu, scale=s), low=0.0)``.
     """
 
     func: str
     args: tuple[Expr, ...]
+    kwargs: tuple["Keyword", ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +420,7 @@ def nested_family(call: Call) -> FamilyCall:
     >>> nested_family(Call("Normal", (Name("mu"), Number(1.0))))
     FamilyCall(name='Normal', args=(Name(id='mu'), Number(value=1.0)), kwargs=(), bare=False)
     """
-    return FamilyCall(call.func, call.args, span=call.span)
+    return FamilyCall(call.func, call.args, call.kwargs, span=call.span)
 
 
 # ---------------------------------------------------------------- steps

@@ -806,7 +806,7 @@ class _Checker:
                 )
             for n in names:
                 self._set(ast.SetName(n, span=value.span), opts[key])
-        spec = FAMILIES[step.family.name]
+        spec = FAMILIES[canonical_family(step.family).name]
         over = axis_names(opts["over"].value) if "over" in opts else ()
         if "over" in opts and len(over) != spec.event_rank:
             if spec.event_rank == 0:
@@ -1024,6 +1024,7 @@ class _Checker:
     # ------------------------------------------------------------ families and expressions
 
     def _family(self, f: ast.FamilyCall, scope: _Scope, axis: ast.SetExpr | None = None) -> Family:
+        f = canonical_family(f)
         spec = FAMILIES.get(f.name)
         if spec is None:
             raise self._unknown(f"unknown distribution family `{f.name}`", f.name, FAMILIES, f)
@@ -1037,7 +1038,7 @@ class _Checker:
         scope.vector_axis = axis if isinstance(axis, ast.SetName) else None
 
         def argument(e: ast.Expr) -> object:
-            if spec.combine is not None and isinstance(e, ast.Call) and e.func in FAMILIES:
+            if spec.combine is not None and isinstance(e, ast.Call) and SPELLINGS.get(e.func, e.func) in FAMILIES:
                 # a family made of families: `Truncated(Normal(mu, s), low=0.0)`
                 inner = self._family(ast.nested_family(e), scope, axis)
                 scope.vector_axis = axis if isinstance(axis, ast.SetName) else None
@@ -1169,6 +1170,11 @@ class _Checker:
     def _call(self, e: ast.Call, scope: _Scope) -> None:
         """A function call: a known function, with as many arguments as it
         takes; the argument that names an axis (``sum(x, K)``) names an object."""
+        if e.kwargs and e.func in FUNCTIONS:
+            raise self._error(
+                QuiversTypeError, f"`{e.func}` takes no keyword arguments (`{e.kwargs[0].name}=`); keywords name the "
+                "parameters of a distribution family", e.kwargs[0],
+            )
         if e.func not in FUNCTIONS:
             hint = " (distribution families go after `<-`)" if e.func in FAMILIES else ""
             known = [*FUNCTIONS, *BUILDERS]
@@ -1319,6 +1325,39 @@ def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None
     return None
 
 
+SPELLINGS = {"Restrict": "Truncated", "Truncate": "Truncated"}
+"""Other names of families, as the peer's documents write them."""
+
+
+def canonical_family(f: ast.FamilyCall) -> ast.FamilyCall:
+    """``f`` in the form the registry reads, from the peer's spellings:
+    ``Restrict(F, lo, hi)`` and ``Truncate(...)`` are ``Truncated``; the
+    spread ``Dirichlet(1.0, 2.0, 3.0)`` is ``Dirichlet([1.0, 2.0, 3.0])``;
+    ``Mixture(w, [F, G])`` and ``Mixture(w, components=[F, G])`` are
+    ``Mixture(w, F, G)``. The printer keeps the form written.
+
+    Examples
+    --------
+    >>> canonical_family(ast.FamilyCall("Dirichlet", (ast.Number(1), ast.Number(2)))).args
+    (Vector(items=(Number(value=1), Number(value=2))),)
+    >>> canonical_family(ast.FamilyCall("Restrict", (ast.Name("base"), ast.Number(0)))).name
+    'Truncated'
+    """
+    name, args, kwargs = SPELLINGS.get(f.name, f.name), f.args, f.kwargs
+    if name == "Dirichlet" and len(args) > 1:
+        args = (ast.Vector(args, span=args[0].span),)
+    if name == "Mixture":
+        listed = [k for k in kwargs if k.name == "components"]
+        if listed and isinstance(listed[0].value, ast.Vector):
+            args, kwargs = args + listed[0].value.items, tuple(k for k in kwargs if k.name != "components")
+        elif len(args) == 2 and isinstance(args[1], ast.Vector) and all(
+                isinstance(i, ast.Call) and SPELLINGS.get(i.func, i.func) in FAMILIES for i in args[1].items):
+            args = (args[0], *args[1].items)
+    if (name, args, kwargs) == (f.name, f.args, f.kwargs):
+        return f
+    return ast.FamilyCall(name, args, kwargs, f.bare, span=f.span)
+
+
 def _binder_set(e: ast.Tabulate) -> ast.SetExpr:
     """The set a ``factor`` value lives on: its binders' sets, in order."""
     out: ast.SetExpr | None = None
@@ -1364,6 +1403,8 @@ def _expr_names(e: ast.Expr) -> Iterable[str]:
         for i, a in enumerate(e.args):
             if i != k:  # the axis argument names an object
                 yield from _expr_names(a)
+        for kw in e.kwargs:
+            yield from _expr_names(kw.value)
     elif isinstance(e, (ast.Vector, ast.Tuple)):
         for a in e.items:
             yield from _expr_names(a)

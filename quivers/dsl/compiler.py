@@ -48,7 +48,7 @@ from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, Family, family
 from quivers.dsl import ast
 from quivers.dsl.axes import DEFAULT, Algebra, grouping, site_set
-from quivers.dsl.checker import DataRole, check
+from quivers.dsl.checker import SPELLINGS, DataRole, canonical_family, check
 from quivers.dsl.inline import inline
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr
@@ -359,10 +359,11 @@ def _argument(e: ast.Expr, source: str | None, objects: Mapping[str, FinSet], ax
 
 def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet], axis: FinSet | None = None) -> Family:
     """The family of a step; ``axis`` is the set its vector literals run along."""
+    f = canonical_family(f)
     combine = getattr(FAMILIES.get(f.name), "combine", None) is not None
 
     def argument(a: ast.Expr) -> Any:
-        if combine and isinstance(a, ast.Call) and a.func in FAMILIES:  # `Truncated(Normal(mu, s), ...)`
+        if combine and isinstance(a, ast.Call) and SPELLINGS.get(a.func, a.func) in FAMILIES:  # `Truncated(Normal(mu, s), ...)`
             return _family(ast.nested_family(a), source, objects, axis)
         return _argument(a, source, objects, axis)
 

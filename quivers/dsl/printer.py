@@ -99,7 +99,8 @@ def dump_expr(e: ast.Expr) -> str:
         indices = ", ".join(dump_expr(i) for i in e.indices)
         return f"{_wrap(e.base, _POSTFIX)}[{indices}]"
     if isinstance(e, ast.Call):
-        return f"{e.func}({', '.join(dump_expr(a) for a in e.args)})"
+        parts = [dump_expr(a) for a in e.args] + [f"{k.name}={dump_expr(k.value)}" for k in e.kwargs]
+        return f"{e.func}({', '.join(parts)})"
     if isinstance(e, ast.Method):
         # a number before the dot would read as a decimal point: `(0).f()`
         target = f"({dump_expr(e.target)})" if isinstance(e.target, ast.Number) else _wrap(e.target, _POSTFIX)

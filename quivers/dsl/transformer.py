@@ -495,7 +495,9 @@ class QVRTransformer(Transformer):
 
     def call(self, meta: Any, children: list) -> ast.Call:
         func, *args = children
-        return ast.Call(str(func), tuple(args), span=self._span(meta))
+        kwargs = tuple(a for a in args if isinstance(a, ast.Keyword))
+        args = [a for a in args if not isinstance(a, ast.Keyword)]
+        return ast.Call(str(func), tuple(args), kwargs, span=self._span(meta))
 
     def number(self, meta: Any, children: list) -> ast.Number:
         return ast.Number(_number(children[0], self.source), span=self._span(meta))

@@ -279,3 +279,55 @@ def test_a_factor_table_too_large_to_write_out_is_a_located_error() -> None:
     ).replace("factor r : Row, c : Leaf in\n        rowfx[r] + leaf[c]", "factor r : Row, b : Big in rowfx[r]")
     with pytest.raises(UnsupportedError, match=r"line 14, column 16: .* has 10000 cells"):
         loads(text)
+
+
+def _density(family: str, y: torch.Tensor) -> torch.Tensor:
+    text = f"""
+object Row : FinSet 3
+object K : FinSet 2
+program fam : Row -> Row
+    sample w : K <- HalfNormal(1.0)
+    sample s <- HalfNormal(1.0)
+    observe y : Row <- {family}
+    return y
+export fam
+"""
+    return loads(text).morphism.log_joint(None, {"y": y}, {"w": torch.tensor([0.3, 0.7]), "s": torch.tensor(0.8)})
+
+
+@pytest.mark.parametrize(
+    "spelled, canonical",
+    [
+        ("Restrict(Normal(0.2, s), 0.0, 1.0)", "Truncated(Normal(0.2, s), 0.0, 1.0)"),
+        ("Truncate(Normal(0.2, s), 0.0)", "Truncated(Normal(0.2, s), low=0.0)"),
+        ("Truncated(Normal(loc=0.2, scale=s), low=0.0)", "Truncated(Normal(0.2, s), low=0.0)"),
+        ("Mixture(w, [Normal(0.0, s), Logistic(1.0, 2.0)])", "Mixture(w, Normal(0.0, s), Logistic(1.0, 2.0))"),
+        ("Mixture(w, components=[Normal(0.0, s), Logistic(1.0, 2.0)])", "Mixture(w, Normal(0.0, s), Logistic(1.0, 2.0))"),
+    ],
+)
+def test_the_peer_spellings_of_families_mean_ours(spelled: str, canonical: str) -> None:
+    y = torch.tensor([0.1, 0.5, 0.9])
+    torch.testing.assert_close(_density(spelled, y), _density(canonical, y))
+    text = f"object Row : FinSet 1\nprogram p : Row -> Row\n    observe y : Row <- {spelled}\n"
+    assert parse(dumps(parse(text))) == parse(text)
+    assert spelled in dumps(parse(text))
+
+
+def test_a_spread_dirichlet_is_its_vector() -> None:
+    text = """
+object K : FinSet 3
+program d : K -> K
+    sample p <- Dirichlet(1.0, 2.0, 3.0) [over=K]
+    return p
+export d
+"""
+    p = torch.tensor([0.2, 0.3, 0.5])
+    got = loads(text).morphism.log_joint(None, {}, {"p": p})
+    torch.testing.assert_close(got, torch.distributions.Dirichlet(torch.tensor([1.0, 2.0, 3.0])).log_prob(p))
+    with pytest.raises(QuiversError, match=r"line 4, column 27: .*has 3 elements; it has 4 entries"):
+        loads(text.replace("Dirichlet(1.0, 2.0, 3.0)", "Dirichlet(1.0, 2.0, 3.0, 4.0)"))
+
+
+def test_keywords_in_a_function_call_are_a_located_error() -> None:
+    with pytest.raises(QuiversTypeError, match=r"line 3, column 35: `exp` takes no keyword arguments"):
+        loads("object Row : FinSet 1\nprogram p : Row -> Row\n    observe y : Row <- Normal(exp(x=1.0), 1.0)\n")
