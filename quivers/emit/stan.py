@@ -591,8 +591,6 @@ class _Emitter:
                 code = t.code(e, bind)
                 out.append(f"exp({code})" if key == "logits" else f"{code} / (1 - {code})" if _atomic(code)
                            else f"({code}) / (1 - ({code}))")
-            elif name == "ContinuousBernoulli" and key == "logits":
-                out.append(f"inv_logit({t.code(e, bind)})")
             elif name == "NegativeBinomial" and key == "probs":
                 p = t.code(e, bind)
                 out.append(f"(1 - {p}) / {p}" if _atomic(p) else f"(1 - ({p})) / ({p})")

@@ -93,7 +93,7 @@ STAN_FAMILIES: dict[str, StanDist] = {
     "Geometric": StanDist("neg_binomial", ("=1", "probs"), "neg_binomial"),
     "LogitNormal": StanDist("logit_normal", ("loc", "scale"), scalar=True),
     "Kumaraswamy": StanDist("kumaraswamy", ("concentration1", "concentration0"), scalar=True),
-    "ContinuousBernoulli": StanDist("continuous_bernoulli", ("probs",), "continuous_bernoulli", scalar=True),
+    "ContinuousBernoulli": StanDist("continuous_bernoulli", ("probs",), "continuous_bernoulli_logit", scalar=True),
 }
 """The families Stan emission translates, by quivers name (and ``Mixture``,
 ``Truncated``, the zero-inflated and hurdle counts through their parts)."""
@@ -120,6 +120,14 @@ real logit_normal_lccdf(real y, real mu, real sigma) {
     return lp + log(2) + (4.0 / 3.0 + 104.0 / 45.0 * d2) * d2;
   }
   return lp + log(abs(log1m(p) - log(p))) - log(abs(1 - 2 * p));
+}""",
+    # The same law from its logit l = logit(p), finite where inv_logit(l) rounds to 0 or 1.
+    "continuous_bernoulli_logit": """real continuous_bernoulli_logit_lpdf(real y, real l) {
+  if (abs(l) < 0.004) {
+    real d2 = square(inv_logit(l) - 0.5);
+    return y * l - log1p_exp(l) + log(2) + (4.0 / 3.0 + 104.0 / 45.0 * d2) * d2;
+  }
+  return y * l - log1p_exp(l) + log(abs(l)) - log(abs(tanh(l / 2)));
 }""",
 }
 """Stan's source of the user-defined distributions, by Stan name."""

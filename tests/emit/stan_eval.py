@@ -120,7 +120,7 @@ def _log_softmax(x):
 
 BUILTINS = {
     "log": np.log, "exp": np.exp, "log1m": lambda x: np.log1p(-np.asarray(x)), "log1p": np.log1p,
-    "logit": special.logit, "inv_logit": special.expit, "pow": np.power, "square": np.square, "abs": np.abs,
+    "logit": special.logit, "inv_logit": special.expit, "log1p_exp": lambda x: np.logaddexp(0, x), "tanh": np.tanh, "pow": np.power, "square": np.square, "abs": np.abs,
     "sqrt": np.sqrt, "fabs": np.abs, "fmax": np.maximum, "fmin": np.minimum, "log2": lambda *x: math.log(2) if not x else np.log2(x[0]),
     "sum": np.sum, "mean": np.mean, "log_sum_exp": lambda *x: special.logsumexp(np.asarray(x[0] if len(x) == 1 else x)),
     "log_softmax": _log_softmax, "softmax": special.softmax, "lgamma": special.gammaln, "pi": lambda: math.pi,

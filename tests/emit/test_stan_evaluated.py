@@ -90,7 +90,7 @@ def test_the_new_families_emit_their_stan(float64):
     assert "array[Item, K] int<lower=0> m;" in b["data"]
     for line in [
         "u[i] ~ logit_normal(mu, s);", "v[i] ~ kumaraswamy(a + 1.0, 2.0);", "a ~ kumaraswamy(2.0, 3.0);",
-        "cb[i] ~ continuous_bernoulli(inv_logit(mu));", "m[i] ~ multinomial(th / sum(th));",
+        "cb[i] ~ continuous_bernoulli_logit(mu);", "m[i] ~ multinomial(th / sum(th));",
         "dm[i] ~ dirichlet_multinomial(al);", "tl[i] ~ logit_normal(mu, s) T[0.2, 0.9];",
         "target += log_sum_exp(log(w / sum(w)) + [normal_lpdf(x[i] | mu, s), student_t_lpdf(x[i] | 3.0, 0.0, s)]');",
         "target += log_sum_exp(log_softmax(mu * w) + [normal_lpdf(hx[i] | 0, s) + log2(), exponential_lpdf(hx[i] | 2.0)]');",
@@ -110,7 +110,8 @@ def test_the_new_families_score_as_quivers_does(float64):
 
 def test_the_continuous_bernoulli_function_is_right_near_one_half(float64):
     """Its normalizer is 0 / 0 at p = 1/2: the function takes the series
-    there, and agrees with torch on both sides of the switch."""
+    there, and agrees with torch on both sides of the switch; from logits
+    it stays finite where inv_logit rounds to 0 or 1."""
     from quivers.distributions import ContinuousBernoulli
 
     model = StanModel(to_stan(loads(FAMILIES).p))
@@ -119,6 +120,13 @@ def test_the_continuous_bernoulli_function_is_right_near_one_half(float64):
             want = ContinuousBernoulli(p).build({"probs": torch.tensor(p)}).log_prob(torch.tensor(y))
             got = model._call("continuous_bernoulli_lpdf", [y, p])
             assert got == pytest.approx(float(want), abs=1e-6), (p, y)
+    # (torch's normalizer goes through the probability: past |logit| = 10 it
+    # loses digits, 3e-5 at 30, and past 36 it clamps the probability to eps)
+    for logit in (-10.0, -3.0, -0.003, 0.0, 0.002, 0.01, 5.0, 10.0):
+        for y in (0.0, 0.3, 1.0):
+            want = ContinuousBernoulli(logits=logit).build({"logits": torch.tensor(logit)}).log_prob(torch.tensor(y))
+            got = model._call("continuous_bernoulli_logit_lpdf", [y, logit])
+            assert got == pytest.approx(float(want), abs=1e-6), (logit, y)
 
 
 def test_a_mixture_in_a_marginalize_block_is_its_term():
