@@ -98,25 +98,32 @@ class _WeightedBound(ELBO):
         value = loss.item()
         self._check_finite(value if self.sign < 0 else -value, self.name, model, x, observations, draw)
         if self.estimator == "dreg":
-            return _dreg_surrogate(draw, -neg_log_w), value
+            return _dreg_surrogate(draw, -neg_log_w, getattr(self, "alpha", 0.0)), value
         return loss, value
 
 
-def _dreg_surrogate(draw: Any, log_w: torch.Tensor) -> torch.Tensor:
-    """The doubly-reparameterized IWAE surrogate (Tucker et al., 2019).
+def _dreg_surrogate(draw: Any, log_w: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
+    """The doubly-reparameterized surrogate of the Rényi bound (Tucker et
+    al., 2019, for IWAE, ``alpha = 0``).
 
     ``log_w`` holds ``log q`` with the guide's parameters fixed (the path
-    derivative). Differentiating ``-sum_k w~_k log w_k`` with the
-    normalized weights ``w~`` fixed gives the model's parameters the IWAE
-    gradient ``sum_k w~_k grad log p(x, z_k)``; a hook on the
-    unconstrained draw scales what reaches the guide's parameters by
-    ``w~_k`` once more, giving them ``sum_k w~_k^2 grad_z log w_k dz_k``,
-    DReG's estimator, whose signal-to-noise ratio does not vanish as ``K``
-    grows."""
-    weights = torch.softmax(log_w.detach(), 0)
+    derivative), and ``w~`` are the normalized weights ``softmax((1 -
+    alpha) log w)``. Differentiating ``-sum_k w~_k log w_k`` with ``w~``
+    fixed gives the model's parameters the bound's gradient ``sum_k w~_k
+    grad log p(x, z_k)``. The guide's gradient of the bound is ``sum_k
+    w~_k d log w_k``, whose score part ``-sum_k w~_k grad log q(z_k)``
+    becomes, by the reparameterization identity ``E[f(z) grad log q(z)] =
+    E[df/dz dz/dphi]``, a path term with ``d w~_k / d log w_k = (1 - alpha)
+    (w~_k - w~_k^2)``: in all ``sum_k (alpha w~_k + (1 - alpha) w~_k^2)
+    grad_z log w_k dz_k``. A hook on the unconstrained draw scales what
+    reaches the guide's parameters by ``alpha + (1 - alpha) w~_k``: DReG's
+    ``w~_k^2`` at ``alpha = 0``, sticking the landing's ``1 / K`` at
+    ``alpha = 1``."""
+    weights = torch.softmax((1.0 - alpha) * log_w.detach(), 0)
     u = draw.u
     if u.requires_grad:
-        scale = weights.reshape(weights.shape + (1,) * (u.dim() - 1)).to(u.dtype)
+        factor = alpha + (1.0 - alpha) * weights
+        scale = factor.reshape(factor.shape + (1,) * (u.dim() - 1)).to(u.dtype)
         u.register_hook(lambda g: g * scale)
     return -(weights * log_w).sum()
 
@@ -132,10 +139,14 @@ class RenyiELBO(_WeightedBound):
     ELBO (``alpha -> 1``); a negative ``alpha`` gives a looser but still
     lower bound on ``log p(x)`` for one particle and, with many, a
     mass-covering fit. ``alpha = 1`` is the ELBO itself: use
-    :class:`~quivers.inference.ELBO`.
+    :class:`~quivers.inference.ELBO`. ``estimator="dreg"`` is the
+    doubly-reparameterized gradient, generalized from IWAE to every
+    ``alpha`` (see :func:`_dreg_surrogate`).
     """
 
     name = "Rényi bound"
+
+    estimators = ("reparam", "dreg")
 
     def __init__(self, alpha: float = 0.0, num_particles: int = 2, *, estimator: str = "reparam") -> None:
         super().__init__(num_particles, estimator=estimator)

@@ -144,8 +144,12 @@ def guide_gradients(objective, guide, prog, seeds: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("plain, path", [(ELBO(4), ELBO(4, estimator="stl")), (IWAE(8), IWAE(8, estimator="dreg"))],
-                         ids=["stl", "dreg"])
+@pytest.mark.parametrize("plain, path", [
+    (ELBO(4), ELBO(4, estimator="stl")),
+    (IWAE(8), IWAE(8, estimator="dreg")),
+    (RenyiELBO(0.5, 8), RenyiELBO(0.5, 8, estimator="dreg")),
+    (RenyiELBO(-1.0, 8), RenyiELBO(-1.0, 8, estimator="dreg")),
+], ids=["stl", "dreg", "renyi-dreg", "renyi-negative-dreg"])
 def test_path_derivative_estimators_cut_the_variance_near_the_optimum(plain, path):
     """Sticking the landing (ELBO) and DReG (IWAE) against the plain
     reparameterized gradient, on the same draws, with the guide near the
@@ -173,7 +177,7 @@ def test_path_derivative_is_exactly_zero_at_the_posterior():
     with torch.no_grad():
         full.loc.fill_(m)
         full.raw_diag.fill_(math.log(math.expm1(s)))
-    for objective in (ELBO(4, estimator="stl"), IWAE(4, estimator="dreg")):
+    for objective in (ELBO(4, estimator="stl"), IWAE(4, estimator="dreg"), RenyiELBO(0.5, 4, estimator="dreg")):
         assert float(guide_gradients(objective, guide, prog, 3).abs().max()) < 1e-10
         for seed in range(3):
             full.zero_grad()
@@ -233,7 +237,7 @@ def test_estimators_are_checked_by_name():
     with pytest.raises(QuiversTypeError, match=r"estimators are `reparam`, `dreg`"):
         IWAE(4, estimator="stl")
     with pytest.raises(QuiversTypeError, match="unknown estimator"):
-        RenyiELBO(0.5, 4, estimator="dreg")
+        RenyiELBO(0.5, 4, estimator="stl")
 
 
 def test_a_morphism_model_has_no_latents_so_every_bound_is_its_log_density():
