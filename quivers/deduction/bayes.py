@@ -4,7 +4,11 @@ inference.
 
 :class:`PCFGPrior` puts ``Dirichlet(alpha)`` on the probabilities of the
 productions of each category of a :class:`~quivers.deduction.Grammar`
-(a category with one production keeps probability one). The likelihood of
+(a category with one production keeps probability one), or of a
+:class:`~quivers.deduction.Deduction` in ``LOG`` (a QVR ``deduction``
+block) whose learnable rules each conclude one category: there a
+production is a learnable rule or lexicon entry, its category the one it
+concludes, and the rules and entries that are not learnable weigh one. The likelihood of
 sentences given a draw is the inside probability, so the joint log density
 is ``PCFGPrior.log_prob(theta) + Grammar.log_prob(words, rule_log_weights=
 theta.log())``. :class:`PCFGPosterior` is the guide: a Dirichlet per
@@ -38,18 +42,76 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Dirichlet
 
+from quivers.categories.semiring import LOG
+from quivers.deduction.agenda import Var, show
 from quivers.deduction.grammar import Grammar
+from quivers.deduction.system import Deduction
 from quivers.errors import InvalidValueError
 
 __all__ = ["PCFGPrior", "PCFGPosterior", "pcfg_prior", "pcfg_elbo", "fit_pcfg_posterior"]
 
 
-def _groups(grammar: Grammar) -> list[Tensor]:
+def _groups(lhs: Sequence[object]) -> list[Tensor]:
     """The indices of the productions of each category with a choice."""
-    by_lhs: dict[int, list[int]] = {}
-    for i, lhs in enumerate(grammar._lhs.tolist()):
-        by_lhs.setdefault(lhs, []).append(i)
+    by_lhs: dict[object, list[int]] = {}
+    for i, category in enumerate(lhs):
+        by_lhs.setdefault(category, []).append(i)
     return [torch.tensor(ix) for ix in by_lhs.values() if len(ix) > 1]
+
+
+def _productions(model: Grammar | Deduction) -> tuple[list[object], list[str]]:
+    """The category each production concludes and its name, in the order of
+    the rule probabilities."""
+    if isinstance(model, Grammar):
+        if not model.normalize:
+            raise InvalidValueError("a PCFG prior is over a normalized Grammar (a PCFG)")
+        return model._lhs.tolist(), [str(p) for p in model.productions]
+    if not isinstance(model, Deduction):
+        raise InvalidValueError(f"a PCFG prior is over a Grammar or a Deduction, got {type(model).__name__}")
+    if model.semiring is not LOG:
+        raise InvalidValueError(f"a PCFG prior is over probabilities: deduction `{model.name}` weighs in "
+                                f"`{model.semiring}`, not `LOG` (`semiring=LogProb`)")
+    lhs: list[object] = []
+    names: list[str] = []
+    for rule in model.rules:
+        if rule.name not in model.learnable:
+            continue
+        head = rule.conclusion
+        category = head[3] if isinstance(head, tuple) and head[0] == "span" and len(head) >= 4 else None
+        if category is None or _has_variables(category):
+            raise InvalidValueError(
+                f"a PCFG prior groups the rules of deduction `{model.name}` by the category they "
+                f"conclude, but rule `{rule.name}` concludes `{show(head)}`, not one category"
+            )
+        lhs.append(category)
+        names.append(rule.name)
+    for entry in model.lexicon:
+        if entry.learnable:
+            lhs.append(entry.category)
+            names.append(f'"{entry.word}" : {show(entry.category)}')
+    if not lhs:
+        raise InvalidValueError(f"deduction `{model.name}` has no learnable rule or entry to put a prior on")
+    return lhs, names
+
+
+def _has_variables(term: object) -> bool:
+    """Whether a term has a variable."""
+    if isinstance(term, Var):
+        return True
+    return isinstance(term, tuple) and any(_has_variables(a) for a in term[1:])
+
+
+def _deduction_weights(model: Deduction, theta: Tensor) -> dict[str, Tensor]:
+    """The parameters of ``model`` that make its learnable weights the logs
+    of rule probabilities ``theta`` (rules first, then entries)."""
+    log_theta = theta.log()
+    out = {f"rule_logits.{r}": log_theta[k] for k, r in enumerate(model.learnable)}
+    learns = [i for i, e in enumerate(model.lexicon) if e.learnable]
+    entries = model.entry_logits.detach().new_zeros(len(model.lexicon)).to(theta.dtype)
+    if learns:
+        entries = entries.index_copy(0, torch.tensor(learns), log_theta[len(model.learnable):])
+    out["entry_logits"] = entries
+    return out
 
 
 def _assemble(n: int, groups: list[Tensor], parts: list[Tensor], like: Tensor) -> Tensor:
@@ -67,10 +129,13 @@ class PCFGPrior:
     Parameters
     ----------
     grammar
-        The PCFG whose productions it weighs.
+        The PCFG whose productions it weighs: a normalized
+        :class:`~quivers.deduction.Grammar`, or a
+        :class:`~quivers.deduction.Deduction` in ``LOG`` whose productions
+        are its learnable rules (in order), then its learnable entries.
     concentration
         ``alpha``: one positive number for every production, or one per
-        production in the grammar's order.
+        production in that order.
 
     Examples
     --------
@@ -83,10 +148,9 @@ class PCFGPrior:
     (1.0, 1.0)
     """
 
-    def __init__(self, grammar: Grammar, concentration: float | Sequence[float] = 1.0) -> None:
-        if not isinstance(grammar, Grammar) or not grammar.normalize:
-            raise InvalidValueError("a PCFG prior is over a normalized Grammar (a PCFG)")
-        n = len(grammar.productions)
+    def __init__(self, grammar: Grammar | Deduction, concentration: float | Sequence[float] = 1.0) -> None:
+        lhs, self.names = _productions(grammar)
+        n = len(lhs)
         alpha = torch.as_tensor(concentration, dtype=torch.float64)
         if alpha.dim() == 0:
             alpha = alpha.expand(n)
@@ -94,7 +158,16 @@ class PCFGPrior:
             raise InvalidValueError(f"the concentration of a PCFG prior is a positive number or {n} of them "
                                     f"(one per production), got {concentration!r}")
         self.grammar, self.concentration = grammar, alpha.clone()
-        self.groups = _groups(grammar)
+        self.groups = _groups(lhs)
+
+    def log_likelihood(self, theta: Tensor, sentences, lengths: Tensor | None = None) -> Tensor:
+        """The log probability of each sentence given rule probabilities
+        ``theta``: for a grammar, ``sentences`` are its encoded words (and
+        ``lengths``); for a deduction, sequences of words."""
+        if isinstance(self.grammar, Grammar):
+            return self.grammar.log_prob(sentences, lengths, rule_log_weights=theta.log())
+        weights = _deduction_weights(self.grammar, theta)
+        return torch.func.functional_call(self.grammar, weights, (list(sentences),))
 
     def log_prob(self, theta: Tensor) -> Tensor:
         """The log density of rule probabilities ``theta (..., productions)``."""
@@ -117,7 +190,7 @@ class PCFGPrior:
         return f"pcfg_prior({len(self.groups)} Dirichlets over {len(self.concentration)} productions)"
 
 
-def pcfg_prior(grammar: Grammar, concentration: float | Sequence[float] = 1.0) -> PCFGPrior:
+def pcfg_prior(grammar: Grammar | Deduction, concentration: float | Sequence[float] = 1.0) -> PCFGPrior:
     """A Dirichlet prior over the rule probabilities of each left-hand side
     of ``grammar`` (see :class:`PCFGPrior`).
 
@@ -173,20 +246,21 @@ class PCFGPosterior(nn.Module):
             mean = torch.ones_like(alpha)
             for ix in self.groups:
                 mean[ix] = alpha[ix] / alpha[ix].sum()
-        return {str(p): float(m) for p, m in zip(self.prior.grammar.productions, mean)}
+        return {name: float(m) for name, m in zip(self.prior.names, mean)}
 
 
-def pcfg_elbo(guide: PCFGPosterior, words: Tensor, lengths: Tensor | None = None,
+def pcfg_elbo(guide: PCFGPosterior, words, lengths: Tensor | None = None,
               num_particles: int = 1, counts: Tensor | None = None) -> Tensor:
     """A reparameterized estimate of the ELBO of sentences under the prior
     and grammar of ``guide``: the mean over draws ``theta`` of the guide of
     ``log p(sentences | theta) + log prior(theta) - log q(theta)``; each
-    sentence counts ``counts`` times when given (a corpus with repeats)."""
-    grammar = guide.prior.grammar
+    sentence counts ``counts`` times when given (a corpus with repeats).
+    ``words`` are encoded (with ``lengths``) for a grammar, sequences of
+    words for a deduction."""
     theta = guide.rsample(num_particles)
 
     def likelihood(t: Tensor) -> Tensor:
-        log_p = grammar.log_prob(words, lengths, rule_log_weights=t.log())
+        log_p = guide.prior.log_likelihood(t, words, lengths)
         return log_p.sum() if counts is None else (log_p * counts).sum()
 
     terms = [
@@ -204,7 +278,10 @@ def fit_pcfg_posterior(prior: PCFGPrior, sentences: Sequence[Sequence[str]], *, 
     Draws use torch's global generator: seed it for a reproducible fit."""
     # each distinct sentence is parsed once and counted as often as it occurs
     distinct = Counter(tuple(s) for s in sentences)
-    words, lengths = prior.grammar.encode(list(distinct))
+    if isinstance(prior.grammar, Grammar):
+        words, lengths = prior.grammar.encode(list(distinct))
+    else:
+        words, lengths = list(distinct), None
     counts = torch.tensor(list(distinct.values()), dtype=torch.float64)
     guide = PCFGPosterior(prior)
     optim = torch.optim.Adam(guide.parameters(), lr=lr)
