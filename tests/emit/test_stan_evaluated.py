@@ -406,3 +406,20 @@ def test_the_lda_example_reads_each_topics_word_simplex_whole(float64):
            "alpha": torch.tensor(0.8), "beta": torch.tensor(0.5)}
     diffs = compare(p, obs, ["theta", "phi"])
     torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+def test_a_multinomial_total_read_from_data_is_checked_row_by_row():
+    src = """object Item : FinSet 3
+object K : FinSet 2
+program p : Item -> Item
+    data n : Item
+    sample th : K <- Dirichlet(1.0)
+    observe m : Item <- Multinomial(n, th) [over=K]
+    return m
+export p
+"""
+    p = loads(src).p
+    m = torch.tensor([[1, 2], [0, 4], [2, 2]])
+    assert stan_data(p, {"n": torch.tensor([3.0, 4.0, 4.0]), "m": m})["m"] == [[1, 2], [0, 4], [2, 2]]
+    with pytest.raises(DataError, match=r"observation `m` at \(1,\) counts 4 draws, but its total_count is 5"):
+        stan_data(p, {"n": torch.tensor([3.0, 5.0, 4.0]), "m": m})
