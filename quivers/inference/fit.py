@@ -58,7 +58,7 @@ from quivers.inference.predictive import DiscretePosterior, infer_discrete
 from quivers.inference.program_adaptor import ProgramAdaptor, component_dims
 from quivers.inference.svi import SVI, adam
 from quivers.nn import MorphismModule
-from quivers.programs import MarginalizeStep, Program
+from quivers.programs import MarginalizeStep, MarkovStep, Program
 from quivers.programs.sites import _bare_name
 
 __all__ = ["fit", "FitResult", "GUIDES"]
@@ -304,12 +304,16 @@ def _categorical_weights(model: Program) -> set[str]:
 
 def _likelihood_rows(model: Program, name: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """The shape and dims of the pointwise terms of observation ``name``:
-    its plate, or the ``over`` plate of a grouped block, whose likelihood
+    its plate, the ``over`` plate of a grouped block, whose likelihood
     factors over groups, not rows (the latent is shared by every row of a
-    group)."""
+    group), or the sequences of a Markov chain, whose likelihood factors
+    over sequences, not steps."""
     site = model.sites[name]
     if site.blocks:
-        over = getattr(model.sites[site.blocks[0]].step, "over", None)
+        block = model.sites[site.blocks[0]]
+        if isinstance(block.step, MarkovStep):  # one term per sequence: the chain's axes but time
+            return tuple(block.shape[:-1]), tuple(block.dims[:-1])
+        over = getattr(block.step, "over", None)
         if over is not None:
             return (over.size,), (over.name,)
     return tuple(site.shape), tuple(site.dims)

@@ -407,11 +407,15 @@ def _marginal(run, s: MarkovStep) -> list:
         log_z = Value(viterbi(c.init, c.trans, c.emit, c.lengths, check=False).score, rows)
     else:
         log_z = Value(forward(c.init, c.trans, c.emit, c.lengths, check=False), rows)
-    # The chain's likelihood does not factor over its steps: its observations
-    # have no pointwise terms (the runtime recorded them per state).
-    for t in s.walk():
-        if isinstance(t, ObserveStep):
-            run.site_terms.pop(t.name, None)
+    # The chain's likelihood does not factor over its steps: the runtime's
+    # per-state terms are dropped, and a chain's lone observation gets one
+    # term per sequence, the sequence's marginal likelihood (PSIS-LOO then
+    # leaves a whole sequence out).
+    observed = [t.name for t in s.walk() if isinstance(t, ObserveStep)]
+    for name in observed:
+        run.site_terms.pop(name, None)
+    if getattr(run, "pointwise", False) and len(observed) == 1 and not site.blocks and s.reduction != "max":
+        run.site_terms[observed[0]] = log_z
     return [(log_z, None)] + [(c.mask(v), None) for v in rest]
 
 

@@ -79,3 +79,33 @@ def test_svi_and_nuts_fit_a_second_order_chain():
     # the data alternate in pairs, so after (0, 0) comes 1: C[0, 0, 1] is large
     assert float(draws["C"][:, 0, 0, 1].mean()) > 0.6
     assert torch.isfinite(prog.log_joint(None, y, {k: v[-1] for k, v in draws.items()}))
+
+
+def test_loo_leaves_out_whole_sequences_of_a_chain():
+    """A chain's likelihood factors over its sequences, not its steps: the
+    pointwise term of each sequence is its marginal likelihood (checked
+    against the sum over every path, by loops, in float64), and PSIS-LOO
+    has one Pareto k per sequence."""
+    import warnings
+
+    from tests.programs.test_markov import lse, path_weights, sequences
+
+    from quivers.inference import fit, loo
+
+    prog = sequences(4, 3, 2).double()
+    torch.manual_seed(0)
+    y = torch.randn(4, 3, dtype=torch.float64)
+    last = torch.tensor([2, 1, 2, 0])
+    w, mus = [[0.7, 1.3], [0.4, 0.9]], [-1.0, 1.5]
+    lat = {"w": torch.tensor(w, dtype=torch.float64), "mu": torch.tensor(mus, dtype=torch.float64)}
+    terms = prog.pointwise_log_likelihood(None, {"y": y, "last": last}, lat)["y"]
+    assert terms.shape == (4,)
+    for i in range(4):
+        expected = lse(list(path_weights(y[i, : int(last[i]) + 1].tolist(), w, None, mus, [1.0, 1.0]).values()))
+        assert math.isclose(float(terms[i]), expected, rel_tol=1e-9, abs_tol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short run, and PSIS's warning on its few draws
+        result = fit(prog, {"y": y, "last": last}, num_warmup=40, num_samples=40, num_chains=2, seed=0,
+                     progress_bar=False)
+        k = loo(result).pareto_k
+    assert k.dims == ("S",) and k.shape == (4,)
