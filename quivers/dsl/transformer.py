@@ -41,7 +41,7 @@ KEYWORDS = frozenset(
 
 CONTEXTUAL_KEYWORDS = frozenset(
     {
-        "atoms", "rule", "lexicon", "composition", "as", "algebra", "score", "in",
+        "atoms", "binders", "rule", "lexicon", "composition", "as", "algebra", "score", "in",
         "type", "Euclidean", "embed", "kernel", "continuous", "latent", "contraction",
     }
 )
