@@ -102,7 +102,7 @@ def test_laplace_is_exact_on_a_gaussian_posterior():
 
 def test_fit_with_the_laplace_guide_draws_from_the_approximation():
     prog = gaussian()
-    result = fit(prog, DATA, method="svi", guide="laplace", steps=200, lr=0.05, num_samples=1000, num_chains=2,
+    result = fit(prog, DATA, method="svi", guide="laplace", steps=50, lr=0.05, num_samples=1000, num_chains=2,
                  seed=0, progress_bar=False)
     assert isinstance(result.guide, AutoMultivariateNormal)
     post = exact()
@@ -319,3 +319,18 @@ def test_a_saved_flow_fit_and_checkpoint_rebuild_the_guide(tmp_path):
     torch.testing.assert_close(back.guide.log_prob(u), result.guide.log_prob(u))
     checkpoint.save(tmp_path / "c.pt", prog, guide=result.guide)
     assert type(checkpoint.load(tmp_path / "c.pt", prog).guide) is AutoNSFNormal
+
+
+def test_a_composed_guide_is_checkpointed_and_loaded_into_the_same_composition(tmp_path):
+    from quivers import checkpoint
+    from quivers.errors import CheckpointError
+
+    prog = gaussian()
+    blocks = {("a", "b"): AutoMultivariateNormal, "c": AutoNormal}
+    guide = train(compose_guides(prog, blocks, set(DATA)), prog, DATA, 5, 0.05)
+    checkpoint.save(tmp_path / "c.pt", prog, guide=guide)
+    with pytest.raises(CheckpointError, match="AutoGuideList is not rebuilt"):
+        checkpoint.load(tmp_path / "c.pt", prog)
+    back = checkpoint.load(tmp_path / "c.pt", prog, guide=compose_guides(prog, blocks, set(DATA))).guide
+    u = torch.randn(3, 3)
+    torch.testing.assert_close(back.log_prob(u), guide.log_prob(u))
