@@ -91,7 +91,7 @@ __all__ = ["compile_morphisms", "kernel_programs", "ROLES", "OPTIONS"]
 ROLES = ("latent", "kernel", "observed", "embed", "discretize")
 """The roles a declared morphism may have."""
 
-OPTIONS = ("role", "scale", "init", "param_source", "hidden", "replicate")
+OPTIONS = ("role", "scale", "init", "param_source", "hidden", "replicate", "over", "iid_over")
 """The options of a ``morphism`` declaration (before any ``~ Family``)."""
 
 _INITS = ("normal", "uniform")
@@ -506,25 +506,19 @@ class _Compiler:
                     "values yet; use `identity`, `copy` or `delete` in a `define`, or a latent kernel",
                     opts["role"],
                 )
-            if self.real_algebra:
+            kind, prior = self.prior(d, name, opts)
+            if kind == "normal" or self.real_algebra:
                 # in the ring of reals a morphism is any matrix (a linear map), as the peer's
-                # `composition real` modules (PCA, a linear network, PMF's `U.dagger >> V`) read it
-                if d.family is not None:
+                # `composition real` modules (PCA, a linear network, PMF's `U.dagger >> V`) read it,
+                # and a matrix with a Normal prior is a real matrix in any module
+                if kind == "dirichlet":
                     raise self.error(
                         UnsupportedError, f"the prior `~ {d.family}(...)` on `{name}`: in the `real` algebra a "
-                        "latent is a free real matrix; give its entries a prior in a program", d,
+                        "latent is a free real matrix; give it `~ Normal(m, s)` or `~ MatrixNormal(m, u, v)`", d,
                     )
-                return self._located(lambda: weights(self._set(d.dom), self._set(d.cod), scale, name), d)
-            concentration = None
-            if d.family is not None:
-                if d.family != "Dirichlet" or len(d.family_args) != 1 or d.family_options:
-                    raise self.error(
-                        UnsupportedError, f"the prior `~ {d.family}(...)` on `{name}`: a latent matrix takes "
-                        "`~ Dirichlet(a)`, one concentration for every entry of each row", d,
-                    )
-                concentration = d.family_args[0]
+                return self._located(lambda: weights(self._set(d.dom), self._set(d.cod), scale, name, prior), d)
             return self._located(
-                lambda: latent(self._set(d.dom), self._set(d.cod), scale, name, concentration), d
+                lambda: latent(self._set(d.dom), self._set(d.cod), scale, name, prior), d
             )
         if role == "embed":
             if self._real(d.dom) or not self._real(d.cod) or not isinstance(d.cod, ast.SetName):
@@ -540,6 +534,62 @@ class _Compiler:
         raise self.error(
             UnsupportedError, f"morphism `{name} : {signature}` with role `{role}` is not supported yet", d,
         )
+
+    def prior(self, d: ast.MorphismDecl, name: str, opts: dict[str, ast.Option]):
+        """The prior after a latent, as ``(kind, value)``: ``("dirichlet",
+        a)`` on each row, ``("normal", (loc, scale))`` on every entry (a
+        ``MatrixNormal(m, u, v)`` whose covariances are ``u`` and ``v``
+        times the identity is ``Normal(m, sqrt(u v))`` entry by entry), or
+        ``(None, None)``. Its axes (``over=``, ``iid_over=``) must be those
+        its family draws over."""
+        axes = {k: self._axes(opts[k], d) for k in ("over", "iid_over") if k in opts}
+        if d.family is None:
+            if axes:
+                key = next(iter(axes))
+                raise self.error(QuiversTypeError, f"`{key}` places the axes of a prior, and `{name}` has none",
+                                 opts[key])
+            return None, None
+        args, family_name = d.family_args, d.family
+        shapes = {
+            # family: (number of arguments, the axes it may be drawn over, the axes it may be iid over)
+            "Dirichlet": (1, ({"cod"},), ({"dom"},)),
+            "Normal": (2, (), ({"dom", "cod"},)),
+            "MatrixNormal": (3, ({"dom", "cod"},), ()),
+        }
+        if family_name not in shapes or len(args) != shapes[family_name][0] or d.family_options:
+            raise self.error(
+                UnsupportedError, f"the prior `~ {family_name}(...)` on `{name}`: a latent matrix takes "
+                "`~ Dirichlet(a)` (each row), `~ Normal(m, s)` or `~ MatrixNormal(m, u, v) over (dom, cod)` "
+                "(the matrix), with numbers for their parameters", d,
+            )
+        for key, allowed in (("over", shapes[family_name][1]), ("iid_over", shapes[family_name][2])):
+            if key in axes and axes[key] not in allowed:
+                shown = " or ".join("(" + ", ".join(sorted(a)) + ")" for a in allowed) or "nothing"
+                raise self.error(QuiversTypeError, f"`~ {family_name}` on `{name}` is drawn with `{key}` "
+                                 f"{shown}, not ({', '.join(sorted(axes[key]))})", opts[key])
+        if family_name == "Dirichlet":
+            return "dirichlet", args[0]
+        loc, spread = args[0], args[1] if family_name == "Normal" else (args[1] * args[2]) ** 0.5
+        if not all(a > 0 for a in args[1:]):
+            raise self.error(QuiversTypeError, f"the scale (or covariances) of `~ {family_name}` on `{name}` "
+                             "must be positive", d)
+        return "normal", (float(loc), float(spread))
+
+    def _axes(self, o: ast.Option, d: ast.MorphismDecl) -> set[str]:
+        """``dom``/``cod`` named by an axis option: by those words or by the
+        object on that side."""
+        items = o.value.items if isinstance(o.value, ast.OptionList) else (o.value,)
+        sides = {"dom": "dom", "cod": "cod"}
+        for side, expr in (("dom", d.dom), ("cod", d.cod)):
+            if isinstance(expr, ast.SetName):
+                sides.setdefault(expr.name, side)
+        out = set()
+        for i in items:
+            if not isinstance(i, ast.OptionName) or i.name not in sides:
+                raise self.error(QuiversTypeError, f"`{o.key}` names the axes `dom` and `cod` of "
+                                 f"`{', '.join(d.names)}` (or their objects)", i)
+            out.add(sides[i.name])
+        return out
 
     def kernel(self, d: ast.MorphismDecl, name: str, opts: dict[str, ast.Option], signature: str) -> NeuralKernel:
         source = self._name_value(opts["param_source"], PARAM_SOURCES) if "param_source" in opts else (

@@ -42,7 +42,7 @@ KEYWORDS = frozenset(
 CONTEXTUAL_KEYWORDS = frozenset(
     {
         "atoms", "binders", "rule", "lexicon", "composition", "as", "algebra", "score", "in",
-        "type", "Euclidean", "embed", "kernel", "continuous", "latent", "contraction",
+        "type", "Euclidean", "embed", "kernel", "continuous", "latent", "contraction", "over", "iid",
     }
 )
 """Words that start a line of a ``deduction`` body, a ``score`` step, a braced block (``in {``), the module's
@@ -240,11 +240,23 @@ class QVRTransformer(Transformer):
 
     def morphism_decl(self, meta: Any, children: list) -> ast.MorphismDecl:
         *names, dom, cod, options, family = children
-        fam, fam_args, fam_options = family if family is not None else (None, (), ())
+        fam, fam_args, fam_options, axes = family if family is not None else (None, (), (), ())
         return ast.MorphismDecl(
-            tuple(str(n) for n in names), dom, cod, options or (), fam, fam_options, fam_args,
+            tuple(str(n) for n in names), dom, cod, (*(options or ()), *axes), fam, fam_options, fam_args,
             span=self._line_span(meta),
         )
+
+    def axis_over(self, meta: Any, children: list) -> tuple[ast.Option, ...]:
+        over, iid = children
+        span = self._span(meta)
+        return (ast.Option("over", over, span=span),) + (() if iid is None else (ast.Option("iid_over", iid, span=span),))
+
+    def axis_iid(self, meta: Any, children: list) -> tuple[ast.Option, ...]:
+        return (ast.Option("iid_over", children[0], span=self._span(meta)),)
+
+    def axis_list(self, meta: Any, children: list) -> ast.OptionValue:
+        names = [ast.OptionName(str(n), span=_token_span(n)) for n in children]
+        return names[0] if len(names) == 1 else ast.OptionList(tuple(names), span=self._span(meta))
 
     def contraction_decl(self, meta: Any, children: list) -> ast.ContractionDecl:
         name, *rest = children
@@ -273,10 +285,10 @@ class QVRTransformer(Transformer):
                                       span=_token_span(copies)))
         return self.morphism_decl(meta, [name, dom, cod, (*implied, *(options or ())), family])
 
-    def morphism_family(self, meta: Any, children: list) -> tuple[str, tuple, tuple[ast.Option, ...]]:
-        name, *rest, options = children
+    def morphism_family(self, meta: Any, children: list) -> tuple[str, tuple, tuple[ast.Option, ...], tuple]:
+        name, *rest, options, axes = children
         args = tuple(_number(t, self.source) for t in rest if t is not None)
-        return str(name), args, options or ()
+        return str(name), args, options or (), axes or ()
 
     def define_keyword(self, meta: Any, children: list) -> str:
         return str(children[0])

@@ -183,8 +183,9 @@ class MorphismModule(nn.Module, Arrow):
 
     def log_prior(self) -> Tensor:
         """The log prior density of this module's matrices: the sum over its
-        latent kernels with a prior (``~ Dirichlet(a)``: each row
-        ``Dirichlet(a, ..., a)``), each counted once. Added to a log
+        learnable matrices with a prior (``~ Dirichlet(a)`` on a latent
+        kernel: each row ``Dirichlet(a, ..., a)``; ``~ Normal(m, s)`` on a
+        real matrix: each entry), each counted once. Added to a log
         likelihood it makes the objective of a MAP fit.
 
         Examples
@@ -195,7 +196,7 @@ class MorphismModule(nn.Module, Arrow):
         >>> round(float((t >> t).log_prior().detach()), 4)  # two rows at (1/2, 1/2): 2 * log(1.5)
         0.8109
         """
-        terms = [m.own_log_prior() for m in self.modules() if isinstance(m, Latent) and m.concentration is not None]
+        terms = [m.own_log_prior() for m in self.modules() if getattr(m, "has_prior", False)]
         return torch.stack(terms).sum() if terms else torch.zeros(())
 
     def sample(self, x: Tensor) -> Tensor:
@@ -323,6 +324,10 @@ class Latent(MorphismModule):
     @property
     def is_stochastic(self) -> bool:
         return True
+
+    @property
+    def has_prior(self) -> bool:
+        return self.concentration is not None
 
     def own_log_prior(self) -> Tensor:
         """``sum over rows of log Dirichlet(row | concentration)``, or 0

@@ -43,6 +43,9 @@ class Weights(MorphismModule):
         The entries start as ``scale * N(0, 1)`` draws.
     name
         How it is shown (its QVR name).
+    prior
+        ``(loc, scale)``: each entry ``Normal(loc, scale)`` a priori, which
+        :meth:`log_prior` adds up (a MAP fit's penalty).
 
     Examples
     --------
@@ -53,9 +56,15 @@ class Weights(MorphismModule):
     quivers.errors.QuiversTypeError: `W` is a real-valued matrix, a morphism of the `real` algebra; it has no reading in LOG
     """
 
-    def __init__(self, dom: FinSet, cod: FinSet, scale: float = 1.0, name: str | None = None) -> None:
+    def __init__(
+        self, dom: FinSet, cod: FinSet, scale: float = 1.0, name: str | None = None,
+        prior: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__(dom, cod)
         self.scale, self.name = float(scale), name
+        if prior is not None and not float(prior[1]) > 0:
+            raise QuiversTypeError(f"the Normal prior on the entries of `{dom} -> {cod}` needs a positive scale")
+        self.prior = None if prior is None else (float(prior[0]), float(prior[1]))
         self.weight = nn.Parameter(torch.empty(dom.size, cod.size))
         self.reset_parameters()
 
@@ -67,6 +76,17 @@ class Weights(MorphismModule):
     @property
     def is_stochastic(self) -> bool:
         return False
+
+    @property
+    def has_prior(self) -> bool:
+        return self.prior is not None
+
+    def own_log_prior(self) -> Tensor:
+        """``sum of log Normal(entry | loc, scale)`` over the entries, or 0
+        without a prior."""
+        if self.prior is None:
+            return self.weight.new_zeros(())
+        return torch.distributions.Normal(*self.prior).log_prob(self.weight).sum()
 
     def evaluate(self, ev: Evaluation) -> Morphism:
         if ev.semiring != REAL:
@@ -84,7 +104,9 @@ class Weights(MorphismModule):
         return f"weights({self.dom.name}, {self.cod.name}{name})"
 
 
-def weights(dom: FinSet, cod: FinSet, scale: float = 1.0, name: str | None = None) -> Weights:
+def weights(
+    dom: FinSet, cod: FinSet, scale: float = 1.0, name: str | None = None, prior: tuple[float, float] | None = None,
+) -> Weights:
     """A learnable real-valued matrix (see :class:`Weights`).
 
     Examples
@@ -93,4 +115,4 @@ def weights(dom: FinSet, cod: FinSet, scale: float = 1.0, name: str | None = Non
     >>> weights(FinSet("A", 2), FinSet("B", 3)).weight.shape
     torch.Size([2, 3])
     """
-    return Weights(dom, cod, scale, name)
+    return Weights(dom, cod, scale, name, prior)
