@@ -42,11 +42,13 @@ import warnings
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+import warnings
 from typing import Any
 
 import torch
 
 from quivers.errors import QuiversTypeError
+from quivers.inference.program_adaptor import ProgramAdaptor
 from quivers.programs import Program
 
 __all__ = ["loo", "waic", "compare", "loo_pit", "ppc_pvalue", "sbc", "SBCResult"]
@@ -208,6 +210,38 @@ def _chi_square_p(ranks: torch.Tensor, num_draws: int, bins: int) -> torch.Tenso
     return torch.as_tensor(chi2.sf(stat.numpy(), bins - 1))
 
 
+def _batched_nuts(
+    model: Program, x: Any, observations: Mapping[str, Any], seed: int, *, num_warmup: int = 1000,
+    num_samples: int = 1000, target_accept: float = 0.8, max_tree_depth: int = 10,
+) -> dict[str, torch.Tensor]:
+    """NUTS on a batch of data sets (a leading replication axis on the
+    simulated sites), one chain each: draws ``(replications, draws, *site)``."""
+    from quivers.errors import ConvergenceWarning
+    from quivers.inference.mcmc import MCMC, NUTS
+
+    observed = {k for k in observations if k in model.sites and model.sites[k].kind in ("observed", "latent")}
+    chains = next(int(v.shape[0]) for k, v in observations.items() if model.sites[k].kind == "observed")
+    kernel = NUTS(_PerChainData(model, observed_names=observed), target_accept=target_accept,
+                  max_tree_depth=max_tree_depth)
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=chains, seed=seed,
+                progress_bar=False)
+    with warnings.catch_warnings():  # R-hat across chains of different data sets means nothing
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mcmc.run(x, observations)
+    return mcmc.get_samples(group_by_chain=True)
+
+
+class _PerChainData(ProgramAdaptor):
+    """A program whose chain ``r`` conditions on data set ``r`` (the
+    simulated sites carry a leading axis of one data set per chain), which
+    a fit of one data set refuses."""
+
+    def potential(self, z: torch.Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> torch.Tensor:
+        values, logdet = self._unpack(z)
+        observations = self._data(observations, self.device)
+        return -(self.program.log_joint(x, observations, values, check_latents=False) + logdet)
+
+
 def sbc(
     model: Program,
     observed: Mapping[str, Any] | list[str] | tuple[str, ...],
@@ -218,6 +252,8 @@ def sbc(
     x: Any = None,
     seed: int = 0,
     posterior: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
+    batched: bool = False,
+    quantities: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
     **fit_options: Any,
 ) -> SBCResult:
     """Simulation-based calibration of fitting ``model``.
@@ -249,6 +285,22 @@ def sbc(
         test itself); by default :func:`quivers.inference.fit` with
         ``fit_options`` (e.g. ``num_warmup``, ``num_samples``,
         ``num_chains``, ``method``).
+    batched
+        Fit every replication at once with NUTS, one chain each: chain
+        ``r`` conditions on data set ``r``, adapts its own step size and
+        mass matrix, and the chains advance together in one batched run
+        (``fit_options``: ``num_warmup``, ``num_samples``,
+        ``target_accept``, ``max_tree_depth``). The chains are as
+        independent as separate fits, at the cost of one run.
+    quantities
+        Rank functions of the latents instead of the latents themselves: a
+        function of a dict of latents with a leading axis returning a dict
+        of tensors with that axis, applied alike to the true values and to
+        the draws (SBC holds for any function of the parameters). A
+        mixture's components are exchangeable, so a chain that keeps one
+        labelling of them ranks the truth at the ends half of the time:
+        rank label-free quantities such as the parameters sorted by the
+        component means.
 
     Examples
     --------
@@ -283,15 +335,25 @@ def sbc(
         torch.manual_seed(seed)
         prior = model.sample(x, sample_shape=(int(num_replications),), observations=fixed or None)
     ranks: dict[str, list[torch.Tensor]] = {}
+    if quantities is not None:
+        prior = {**prior, **quantities(prior)}
+    if batched:
+        if posterior is not None:
+            raise QuiversTypeError("sbc takes `posterior` or `batched=True`, not both")
+        every = _batched_nuts(model, x, {**fixed, **{n: prior[n] for n in names}}, seed, **fit_options)
     for r in range(int(num_replications)):
         observations = {**fixed, **{n: prior[n][r] for n in names}}
         with torch.random.fork_rng():
             torch.manual_seed(seed + 1 + r)
-            if posterior is not None:
+            if batched:
+                draws = {k: v[r] for k, v in every.items()}
+            elif posterior is not None:
                 draws = dict(posterior(observations))
             else:
                 result = fit(model, observations, x, seed=seed + 1 + r, progress_bar=False, **fit_options)
                 draws = result.flat_samples()
+        if quantities is not None:
+            draws = dict(quantities(draws))
         for name, d in draws.items():
             if name not in prior or name in names:
                 continue
