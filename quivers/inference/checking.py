@@ -227,6 +227,7 @@ def _batched_nuts(
                 progress_bar=False)
     with warnings.catch_warnings():  # R-hat across chains of different data sets means nothing
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", "More chains", UserWarning)  # ArviZ's, on as many chains as draws
         mcmc.run(x, observations)
     return mcmc.get_samples(group_by_chain=True)
 
@@ -236,10 +237,8 @@ class _PerChainData(ProgramAdaptor):
     simulated sites carry a leading axis of one data set per chain), which
     a fit of one data set refuses."""
 
-    def potential(self, z: torch.Tensor, x: Any = None, observations: Mapping[str, Any] | None = None) -> torch.Tensor:
-        values, logdet = self._unpack(z)
-        observations = self._data(observations, self.device)
-        return -(self.program.log_joint(x, observations, values, check_latents=False) + logdet)
+    def _checked(self, observations: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        return self._data(observations, self.device)
 
 
 def sbc(

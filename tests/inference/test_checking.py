@@ -134,6 +134,7 @@ def test_batched_sbc_pairs_chain_r_with_data_set_r():
     one = ProgramAdaptor(prog, observed_names={"y", "group"})
     each = torch.cat([one.potential(z[r : r + 1], None, {**fixed, "y": y[r]}) for r in range(4)])
     torch.testing.assert_close(batch.potential(z, None, {**fixed, "y": y}), each)
+    torch.testing.assert_close(batch.potential_for(None, {**fixed, "y": y})(z), each)  # what a kernel calls
     result = sbc(prog, {"y": None, **fixed}, num_replications=4, num_draws=9, batched=True, num_warmup=5,
                  num_samples=10, quantities=by_mean)
     assert sorted(result.ranks) == ["mu_k", "probs", "sd_k"] and result.ranks["probs"].shape == (4, 3, 2)

@@ -145,10 +145,15 @@ class DiscreteHMCGibbs(HamiltonianKernel):
         self._inner_state: ChainState | None = None
 
     def __getattr__(self, name: str) -> Any:
-        # step size, mass matrix, tree depth, target: the inner kernel's
+        # tree depth, target, generator, ...: the inner kernel's
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+    # read and written by the driver (parallel chains gather them here)
+    step_size = property(lambda self: self.inner.step_size, lambda self, v: setattr(self.inner, "step_size", v))
+    inverse_mass_matrix = property(lambda self: self.inner.inverse_mass_matrix,
+                                   lambda self, v: setattr(self.inner, "inverse_mass_matrix", v))
 
     def setup(
         self,
