@@ -148,9 +148,6 @@ class NUTS(HamiltonianKernel):
         dim = z0.shape[1]
         inv_mass = self.inverse_mass_matrix
         eps = self.step_size.unsqueeze(-1)
-        self._checkpoints = torch.empty(
-            (5, self.max_tree_depth) + z0.shape, dtype=z0.dtype, device=z0.device
-        )
         p0 = sample_momentum(self.mass_sqrt, self.generator)
         h0 = u0 + kinetic_energy(p0, inv_mass)
         # Packed rows, so that choosing per chain is one `where`: the ends of
@@ -242,7 +239,9 @@ class NUTS(HamiltonianKernel):
         # Checkpoints: at the first leaf a of every open sub-subtree, M^-1 p,
         # p and the momentum sum before a; at the last leaf m of every left
         # half still waiting for its right half, M^-1 p and the sum before m.
-        a_sharp, a_rho, a_p, m_sharp, m_rho = self._checkpoints
+        # Lists of the leaves' own tensors (none is written in place): a
+        # store costs no operation, and a check stacks only what it reads.
+        a_sharp, a_rho, a_p, m_sharp, m_rho = ([None] * self.max_tree_depth for _ in range(5))
         min_log_weight = -self.max_energy_error
         z, p, g = start[:, :dim], start[:, dim : 2 * dim], start[:, 2 * dim :]
         fallback = z
@@ -250,8 +249,8 @@ class NUTS(HamiltonianKernel):
         rho = torch.zeros_like(z)
         # Per-leaf log weights and whether the leaf counted, tallied once
         # after the loop rather than leaf by leaf.
-        log_ws = torch.empty((2**depth,) + h0.shape, dtype=h0.dtype, device=h0.device)
-        counted = torch.empty(log_ws.shape, dtype=torch.bool, device=h0.device)
+        log_ws: list[Tensor] = []
+        counted: list[Tensor] = []
         # `every`: whether every chain is still building, known on the host
         # from the one synchronization per leaf; then no stand-in point is needed.
         for n in range(2**depth):
@@ -261,8 +260,9 @@ class NUTS(HamiltonianKernel):
                 z, p, u, g = leapfrog(z, p, g, half, drift, self._potential, valid=ok, fallback=fallback)
             v = sharp(p, inv_mass)
             h = finite_or_inf(torch.add(u, torch.linalg.vecdot(p, v), alpha=0.5))
-            log_w = torch.sub(h0, h, out=log_ws[n])
-            counted[n] = ok
+            log_w = h0 - h
+            log_ws.append(log_w)
+            counted.append(ok)
             ok = ok & (log_w >= min_log_weight)
             leaf = torch.cat([z, g, u.unsqueeze(-1), h.unsqueeze(-1)], -1)
             if n == 0:
@@ -280,29 +280,31 @@ class NUTS(HamiltonianKernel):
                 rho = rho + p
             else:
                 rho_before, rho = rho, rho + p
-                # Every sub-subtree [a, n] closing here, one per stored a.
-                turned = _turning(a_sharp[lo : hi + 1], v, rho - a_rho[lo : hi + 1])
-                if closing > 1:
-                    # Stan's checks across the halves [a, m] + [m + 1, n] of
-                    # those of size >= 4, over [a, m + 1] and over [m, n]. The
-                    # first leaf m + 1 of a right half is the first leaf of
-                    # the next smaller closing sub-subtree: one slot up.
-                    across = a_rho[lo + 1 : hi + 1] + a_p[lo + 1 : hi + 1] - a_rho[lo:hi]
+                if closing == 1:  # half the odd leaves: one sub-subtree [n - 1, n]
+                    turned = _turning(a_sharp[hi], v, rho - a_rho[hi])
+                else:
+                    # Every sub-subtree [a, n] closing here, one per stored a,
+                    # and Stan's checks across the halves [a, m] + [m + 1, n]
+                    # of those of size >= 4, over [a, m + 1] and over [m, n].
+                    # The first leaf m + 1 of a right half is the first leaf
+                    # of the next smaller closing sub-subtree: one slot up.
+                    sharp_a, rho_a = torch.stack(a_sharp[lo : hi + 1]), torch.stack(a_rho[lo : hi + 1])
+                    across = rho_a[1:] + torch.stack(a_p[lo + 1 : hi + 1]) - rho_a[:-1]
                     turned = torch.cat(
                         [
-                            turned,
-                            _turning(a_sharp[lo:hi], a_sharp[lo + 1 : hi + 1], across),
-                            _turning(m_sharp[: closing - 1], v, rho - m_rho[: closing - 1]),
+                            _turning(sharp_a, v, rho - rho_a),
+                            _turning(sharp_a[:-1], sharp_a[1:], across),
+                            _turning(torch.stack(m_sharp[: closing - 1]), v, rho - torch.stack(m_rho[: closing - 1])),
                         ]
-                    )
-                ok = ok & ~turned.any(0)
+                    ).any(0)
+                ok = ok & ~turned
                 # n ends a left half whose right half closes 2^closing leaves on.
                 m_sharp[closing - 1], m_rho[closing - 1] = v, rho_before
             alive = int(ok.sum())
             if alive == 0:
                 break
             every = alive == ok.numel()
-        log_ws, counted = log_ws[: n + 1], counted[: n + 1]
+        log_ws, counted = torch.stack(log_ws), torch.stack(counted)
         n_steps, accept_sum, diverging = tally
         n_steps += counted.sum(0)
         accept_sum += (log_ws.clamp(max=0.0).exp() * counted).sum(0)
