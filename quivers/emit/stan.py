@@ -296,6 +296,8 @@ class _Emitter:
         for site in self.sites.values():
             for d, n in zip(site.dims, site.shape):
                 self.sizes.setdefault(_set(d), n)
+            if site.values_in is not None and site.num_values is not None and "*" not in site.values_in:
+                self.sizes.setdefault(site.values_in, site.num_values)  # the `upper=K` of its declaration
         admit = _Admit(self)
         for s, depth in self.walk(self.p.steps):
             admit.visit(s, depth)

@@ -343,6 +343,12 @@ class Translator:
         conditional operator on the loop variables."""
         over = stack_set(e)
         names, shape = plate_dims(over)
+        if len(names) == 1 and bind.get(names[0]) == VECTOR:
+            # a vector used whole (the loc of a MultivariateNormal): Stan's
+            # row-vector literal, transposed, when its entries are scalars
+            entries = [self._t(a, bind) for a in e.args[1:]]
+            if not any(c.vector for c in entries):
+                return _Code(f"[{', '.join(c.text for c in entries)}]'", _ATOM, False, True)
         if any(bind.get(n) == VECTOR for n in names):
             raise NotVectorizable(str(e))
         if any(n not in bind for n in names):

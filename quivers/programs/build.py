@@ -100,8 +100,10 @@ def compile_steps(steps: tuple[Step, ...], sites: Mapping[str, Site], index_maps
     )
     sizes = {**built.constant_sizes, **index_set_sizes(steps)}
     for name, axes in lets.items():
-        if all(d in sizes for d in axes.dims):
-            shape = tuple(sizes[d] for d in axes.dims)
+        # ``K'``, the second axis of a value on ``K * K`` (``matrix(K, ...)``),
+        # has the size of ``K``.
+        if all(d.rstrip("'") in sizes for d in axes.dims):
+            shape = tuple(sizes[d.rstrip("'")] for d in axes.dims)
             # A let of an element of a finite set (or a Categorical on
             # weights over a set) takes its values in that set.
             values_in = axes.values_in if axes.values_in in sizes else None

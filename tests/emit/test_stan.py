@@ -483,7 +483,7 @@ program mix : N -> N
     assert "lw_z[k] = log((k == 1 ? theta : k == 2 ? 1 - theta : 0.5));" in model
 
 
-def test_a_vector_used_whole_is_refused_by_name():
+def test_a_vector_of_scalars_used_whole_is_a_stan_vector_literal():
     source = """
 object N : FinSet 4
 object K : FinSet 2
@@ -491,16 +491,15 @@ program p : N -> N
     sample theta <- Beta(2.0, 2.0)
     observe c : N <- Categorical(vector(K, theta, 1 - theta))
 """
-    with pytest.raises(UnsupportedError, match="`c`"):
-        to_stan(loads(source).morphism)
+    code = blocks(to_stan(loads(source).morphism))
+    assert "int<lower=0> K;" in code["data"]  # named only by the builder and the values of `c`
+    assert code["model"][-1] == "c ~ categorical(([theta, 1 - theta]') / sum(([theta, 1 - theta]')));"
     via_let = source.replace(
         "    observe c : N <- Categorical(vector(K, theta, 1 - theta))",
         "    let w = vector(K, theta, 1 - theta)\n    observe c : N <- Categorical(w)",
     )
     code = blocks(to_stan(loads(via_let).morphism))
-    assert code["transformed parameters"] == [
-        "vector[K] w;", "for (k in 1:K) {", "w[k] = (k == 1 ? theta : 1 - theta);", "}",
-    ]
+    assert code["transformed parameters"] == ["vector[K] w;", "w = [theta, 1 - theta]';"]
     assert code["model"][-1] == "c ~ categorical(w / sum(w));"
 
 

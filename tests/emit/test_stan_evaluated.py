@@ -423,3 +423,50 @@ export p
     assert stan_data(p, {"n": torch.tensor([3.0, 4.0, 4.0]), "m": m})["m"] == [[1, 2], [0, 4], [2, 2]]
     with pytest.raises(DataError, match=r"observation `m` at \(1,\) counts 4 draws, but its total_count is 5"):
         stan_data(p, {"n": torch.tensor([3.0, 5.0, 4.0]), "m": m})
+
+
+CORRELATED = """
+object N : FinSet 10
+object K : FinSet 2
+program correlated : N -> N [effects=[Sample, Score, Marginal]]
+    sample theta <- Beta(2.0, 2.0)
+    sample s1 <- HalfNormal(1.0)
+    sample s2 <- HalfNormal(1.0)
+    sample u <- Beta(2.0, 2.0)
+    let r = 2 * u - 1
+    let cov = matrix(K, s1 ^ 2, r * s1 * s2, r * s1 * s2, s2 ^ 2)
+    sample m : K <- MultivariateNormal(vector(K, 0.0, 0.0), covariance_matrix=cov)
+    marginalize z : K <- Categorical(vector(K, theta, 1 - theta))
+        observe y : N <- Normal(m[z], 1.0)
+export correlated
+"""
+
+
+def test_the_reference_covariance_built_with_matrix_emits_and_scores_as_quivers_does(float64):
+    """docs/reference.md's MultivariateNormal example: the let of
+    `matrix(K, ...)` is a `matrix[K, K]` transformed parameter and the
+    constant loc `vector(K, 0.0, 0.0)` Stan's vector literal."""
+    p = loads(CORRELATED).correlated
+    code = to_stan(p)
+    assert_well_formed(code)
+    b = blocks(code)
+    assert "matrix[K, K] cov;" in b["transformed parameters"]
+    assert "m ~ multi_normal([0.0, 0.0]', cov);" in b["model"]
+    obs = {"y": torch.randn(10, generator=torch.Generator().manual_seed(2))}
+    diffs = compare(p, obs, ["theta", "s1", "s2", "u", "m"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+def test_mixture_logits_built_from_entries_are_a_vector_literal(float64):
+    p = loads("""
+object Item : FinSet 4
+object K : FinSet 2
+program p : Item -> Item
+    sample mu <- Normal(0.0, 1.0)
+    sample s <- HalfNormal(1.0)
+    observe y : Item <- Mixture(Normal(mu, s), Normal(0.0, s), logits=vector(K, mu, 0.0))
+export p
+""").p
+    assert "log_softmax([mu, 0.0]')" in to_stan(p)
+    diffs = compare(p, {"y": torch.randn(4, generator=torch.Generator().manual_seed(5))}, ["mu", "s"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)

@@ -89,8 +89,6 @@ def test_the_zip_example_emits():
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("    sample w : K <- Dirichlet(1.0)\n    observe y : Item <- Mixture(Normal(mu, s), Normal(0.0, s), logits=vector(K, mu, 0.0))\n",
-         r"the logits of `y` must be a named vector for Stan emission"),
         ("    observe n : Item <- Poisson(3.0)\n    sample t : K <- Dirichlet(1.0)\n"
          "    observe y : Item <- Multinomial(n + 1, t) [over=K]\n",
          r"the total count of `y` is `n \+ 1`; Stan's multinomial takes its count from the data"),

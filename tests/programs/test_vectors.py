@@ -97,6 +97,7 @@ def test_a_mixture_weighted_by_theta_and_one_minus_theta_matches_enumeration(bui
 
 def test_a_covariance_built_with_matrix_matches_torch():
     model = loads(COVARIANCE).morphism
+    assert (model.sites["cov"].dims, model.sites["cov"].shape) == (("K", "K'"), (2, 2))
     g = torch.Generator().manual_seed(0)
     y = torch.randn(6, 2, generator=g, dtype=D)
     s1, s2, r = (torch.tensor(v, dtype=D, requires_grad=True) for v in (1.5, 0.5, 0.3))
@@ -234,4 +235,28 @@ program p : N -> N
     w = torch.tensor([0.25, 0.75, 1.0], dtype=D)
     want = torch.distributions.Beta(torch.tensor(2.0, dtype=D), 2.0).log_prob(torch.tensor(0.25, dtype=D))
     want = want + torch.log(w / w.sum())[c].sum()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_a_let_of_a_matrix_or_a_vector_has_the_sites_dims_of_its_axes():
+    """`matrix(K, ...)` is a K x K value and `vector(K, ...)` a K-vector:
+    their lets are sites on `K * K` and on `K`, not scalars."""
+    source = """
+object N : FinSet 4
+object K : FinSet 3
+program p : N -> N
+    sample a <- HalfNormal(1.0)
+    let v = vector(K, a, 2 * a, 1.0)
+    let m = matrix(K, a, 0.0, 0.0, 0.0, a, 0.0, 0.0, 0.0, a)
+    observe y : N * K <- MultivariateNormal(v, covariance_matrix=m)
+"""
+    model = loads(source).morphism
+    assert (model.sites["v"].dims, model.sites["v"].shape) == (("K",), (3,))
+    assert (model.sites["m"].dims, model.sites["m"].shape) == (("K", "K'"), (3, 3))
+    y = torch.randn(4, 3, generator=torch.Generator().manual_seed(1), dtype=D)
+    a = torch.tensor(0.7, dtype=D)
+    got = model.log_joint(None, {"y": y}, {"a": a})
+    loc = torch.stack([a, 2 * a, torch.tensor(1.0, dtype=D)])
+    want = torch.distributions.MultivariateNormal(loc, covariance_matrix=a * torch.eye(3, dtype=D)).log_prob(y).sum()
+    want = want + torch.distributions.HalfNormal(torch.tensor(1.0, dtype=D)).log_prob(a)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
