@@ -375,10 +375,13 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     device = _device(args.device)
     kwargs: dict[str, Any] = dict(method=args.method, seed=args.seed, progress_bar=not args.no_progress,
                                   num_samples=args.samples, num_chains=args.chains, device=device)
-    options = dict(steps=args.steps, lr=args.lr, guide=args.guide, num_warmup=args.warmup)
+    options = dict(steps=args.steps, lr=args.lr, guide=args.guide, num_warmup=args.warmup, discrete=args.discrete)
     given = [k for k, v in options.items() if v is not None]
+    svi, nuts = set(given) & set(SVI_OPTIONS), set(given) & set(NUTS_OPTIONS)
+    if args.discrete == "gibbs":  # Gibbs steps run inside NUTS
+        svi, nuts = svi - {"discrete"}, nuts | {"discrete"}
     try:
-        check_options(args.method, set(given) & set(SVI_OPTIONS), set(given) & set(NUTS_OPTIONS), cli=True)
+        check_options(args.method, svi, nuts, cli=True)
     except QuiversError as e:
         raise CLIError(str(e)) from None
     kwargs.update({k: options[k] for k in given})
@@ -403,7 +406,8 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
               f"{draws} from the guide ({why})", file=out)
     else:
         warmup = 1000 if args.warmup is None else args.warmup
-        print(f"{program.name}: NUTS, {draws} after {warmup} warmup ({why})", file=out)
+        what = result.describe().split(",")[0]  # NUTS, or NUTS with Gibbs steps on the discrete latents
+        print(f"{program.name}: {what}, {draws} after {warmup} warmup ({why})", file=out)
     _print_table(result.summary(), out)
     for name, post in _with_data(args.data, lambda: result.discrete_posterior(seed=args.seed)).items():
         counts = post.map.reshape(-1).bincount(minlength=post.probs.shape[-1]).tolist()
@@ -644,6 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guide", choices=GUIDE_NAMES, default=None,
                    help="SVI guide (default normal): mean-field, point mass, full-rank, low-rank, the flows iaf, "
                         "maf and nsf, or laplace (the normal at the mode)")
+    p.add_argument("--discrete", choices=("gibbs", "score", "relaxed"), default=None,
+                   help="sampled discrete latents (those no plan or marginalize block sums): gibbs draws them by "
+                        "Gibbs steps between NUTS transitions; score or relaxed are SVI's estimators")
     p.add_argument("--samples", type=_positive, default=1000, metavar="S",
                    help="posterior draws (per chain for NUTS; default 1000)")
     p.add_argument("--warmup", type=_positive, default=None, metavar="W", help="NUTS warmup (default 1000)")

@@ -111,7 +111,8 @@ def mcmc_warnings(
             f"summarize label-invariant quantities (sorted means, the discrete posterior)"
         )
     if names:
-        table = az.summary(idata, var_names=names, kind="diagnostics", round_to="none")
+        with np.errstate(invalid="ignore", divide="ignore"):  # a discrete draw that never moves: NaN, said quietly
+            table = az.summary(idata, var_names=names, kind="diagnostics", round_to="none")
         if chains > 1:
             r_hat = table["r_hat"].dropna()
             high = r_hat[r_hat > RHAT_MAX]

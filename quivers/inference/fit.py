@@ -113,7 +113,10 @@ class FitResult:
             what = f"SVI, {len(self.losses)} steps of the morphism's parameters (point estimates)"
             return f"{what} ({self.choice.note()})" if self.choice is not None else what
         draws = f"{self.num_chains} chains x {self.num_draws} draws"
-        if self.method == "nuts":
+        if self.method == "nuts" and (self.adaptation or {}).get("discrete") == "gibbs":
+            sampled = [n for n in self.samples if self.model.sites[n].discrete]
+            what = f"NUTS with Gibbs steps on {', '.join(f'`{n}`' for n in sampled)}, {draws}"
+        elif self.method == "nuts":
             what = f"NUTS, {draws}"
         else:
             guide = type(self.guide).__name__ if self.guide is not None else "a guide"

@@ -71,7 +71,8 @@ MAX_DATA = 100_000
 SVI_OPTIONS = ("guide", "steps", "lr", "num_particles", "discrete", "temperature")
 NUTS_OPTIONS = ("num_warmup", "init", "target_accept", "max_tree_depth")
 METHODS = ("auto", "nuts", "svi")
-CLI_OPTIONS = {"steps": "--steps", "lr": "--lr", "guide": "--guide", "num_warmup": "--warmup"}
+CLI_OPTIONS = {"steps": "--steps", "lr": "--lr", "guide": "--guide", "num_warmup": "--warmup",
+               "discrete": "--discrete"}
 
 
 @dataclass(frozen=True)

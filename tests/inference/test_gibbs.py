@@ -152,3 +152,43 @@ def test_gibbs_needs_discrete_and_continuous_latents_and_nuts():
         fit(mixture(), {"y": Y.float()}, method="svi", discrete="gibbs")
     with pytest.raises(QuiversTypeError, match="`inner` must be a Hamiltonian kernel class"):
         DiscreteHMCGibbs(mixture(), inner=len)
+
+
+def test_a_gibbs_fit_says_so_and_saves_and_loads(tmp_path):
+    from quivers.results import load_fit
+
+    result = fit(mixture(), {"y": Y.float()}, discrete="gibbs", num_warmup=20, num_samples=10, num_chains=2,
+                 seed=0, progress_bar=False)
+    assert repr(result).startswith("<FitResult of `mix`: NUTS with Gibbs steps on `z`, 2 chains x 10 draws")
+    result.save(tmp_path / "fit.nc")
+    again = load_fit(tmp_path / "fit.nc", model=mixture())
+    assert torch.equal(again.samples["z"].to(result.samples["z"].dtype), result.samples["z"])
+    assert again.resume(num_samples=5, progress_bar=False).samples["z"].shape == (2, 15, 6)
+
+
+def test_qvr_fit_takes_discrete_gibbs(tmp_path):
+    import io
+    import json
+
+    from quivers.cli import main
+
+    (tmp_path / "mix.qvr").write_text(
+        "object Item : FinSet 6\n"
+        "program mix : Item -> Item [effects=[Sample, Score]]\n"
+        "    sample p <- Beta(2.0, 2.0)\n"
+        "    sample mu <- Normal(0.0, 3.0)\n"
+        "    sample z : Item <- Bernoulli(p)\n"
+        "    observe y : Item <- Normal(mu * z, 0.7)\n"
+        "    return y\n"
+        "export mix\n")
+    (tmp_path / "y.json").write_text(json.dumps({"y": Y.tolist()}))
+    base = ["fit", str(tmp_path / "mix.qvr"), "--data", str(tmp_path / "y.json"), "--discrete", "gibbs"]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(base + ["--warmup", "20", "--samples", "10", "--chains", "2", "--no-progress"], out=out, err=err) == 0
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("mix: NUTS with Gibbs steps on `z`, 2 chains x 10 draws after 20 warmup "
+                            "(chosen by fit: NUTS options given (--discrete, --warmup)")
+    assert "z[5]" in out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert main(base + ["--method", "svi"], out=out, err=err) != 0
+    assert "`--discrete` of NUTS given with --method svi" in err.getvalue()
