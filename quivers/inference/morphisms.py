@@ -15,7 +15,10 @@ the log prior of its kernels that declare one (the objective of a MAP fit):
   head at one draw of the rest (exact when the rest is deterministic);
 - a kernel program scores its observed sites (``observations`` maps their
   names to data), its own draws made by reparameterization: the ELBO whose
-  guide is the program's prior, averaged over ``num_particles`` runs.
+  guide is the program's prior, averaged over ``num_particles`` runs. With
+  a guide (kernels by draw, ``{"z": encoder}``, or one kernel for a program
+  with one draw) the named draws come from the guide at the program's
+  input and the loss is ``-(log p(x, z) - log q(z | x))``: a VAE's ELBO.
 
 Examples
 --------
@@ -88,6 +91,40 @@ def log_density(model: MorphismModule, x: Any, observations: Any = None) -> Tens
     return weights.gather(-1, y[..., None])[..., 0].sum()
 
 
+def _sites(model: KernelProgram, guide: Any) -> dict[str, NeuralKernel]:
+    """The guide of a kernel program as kernels by site: a dict, or one
+    kernel for a program with one draw."""
+    draws = [s.name for s in model.steps if s.kind == "sample"]
+    sites = dict(guide) if isinstance(guide, Mapping) else ({draws[0]: guide} if len(draws) == 1 else None)
+    if sites is None:
+        raise QuiversTypeError(
+            f"program `{model.name}` draws {', '.join(f'`{d}`' for d in draws) or 'nothing'}; give its guide as "
+            "a dict of kernels by draw, e.g. {" + (f'"{draws[0]}"' if draws else '"z"') + ": encoder}"
+        )
+    for name, kernel in sites.items():
+        if name not in draws:
+            raise QuiversTypeError(f"the guide covers `{name}`, which program `{model.name}` does not draw; "
+                                   f"it draws {', '.join(f'`{d}`' for d in draws) or 'nothing'}")
+        if not hasattr(kernel, "distribution"):
+            raise QuiversTypeError(f"the guide of `{name}` is a kernel with a family (a neural kernel), "
+                                   f"got {kernel!r}")
+    return sites
+
+
+def _guided(model: KernelProgram, sites: Mapping[str, NeuralKernel], x: Any, observations: Any) -> Tensor:
+    """One draw of the ELBO ``log p(x, z) - log q(z | x)`` with ``z`` from
+    the guide's kernels at the program's input (reparameterized)."""
+    if not isinstance(observations, Mapping):
+        raise DataError(f"program `{model.name}` is scored on a dict of its observed sites, "
+                        f"got {type(observations).__name__}")
+    given, log_q = {}, torch.zeros(())
+    for name, kernel in sites.items():
+        q = kernel.distribution(x)
+        given[name] = q.rsample() if q.has_rsample else q.sample()
+        log_q = log_q + q.log_prob(given[name]).sum()
+    return model.run(x, observations, given)[1] - log_q
+
+
 def morphism_loss(
     model: MorphismModule, guide: Any, x: Any, observations: Any, num_particles: int = 1
 ) -> tuple[Tensor, float]:
@@ -96,17 +133,21 @@ def morphism_loss(
     Raises
     ------
     QuiversTypeError
-        A guide given: a morphism's parameters are point estimates.
+        A guide given to a model that is not a kernel program (its
+        parameters are point estimates), or one that does not fit its draws.
     DataError
         A loss that is not finite (data of weight zero under the model).
     """
-    if guide is not None:
+    if guide is not None and not isinstance(model, KernelProgram):
         raise QuiversTypeError(
             f"a morphism model has no latent sites for a guide; got {type(guide).__name__}",
             hint="pass guide=None: the morphism's parameters are fitted as point estimates",
         )
     runs = num_particles if isinstance(model, KernelProgram) else 1  # the other densities are exact
-    terms = [log_density(model, x, observations) for _ in range(max(int(runs), 1))]
+    if guide is not None:
+        terms = [_guided(model, _sites(model, guide), x, observations) for _ in range(max(int(runs), 1))]
+    else:
+        terms = [log_density(model, x, observations) for _ in range(max(int(runs), 1))]
     loss = -(torch.stack(terms).mean() + model.log_prior())
     value = loss.item()
     if not torch.isfinite(loss):

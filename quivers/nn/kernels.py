@@ -196,9 +196,10 @@ class NeuralKernel(_NoMatrix, MorphismModule):
         self.fixed = {k: float(v) for k, v in fixed.items()}
         sizes = [_width(dom), *(self.hidden if param_source == "mlp" else ())]
         layers: list[nn.Module] = []
-        for a, b in zip(sizes, sizes[1:]):
-            layers += [nn.Linear(a, b), nn.Tanh()]
-        layers.append(nn.Linear(sizes[-1], width * len(self.learned)))
+        if self.learned:  # with every parameter fixed there is nothing to compute
+            for a, b in zip(sizes, sizes[1:]):
+                layers += [nn.Linear(a, b), nn.Tanh()]
+            layers.append(nn.Linear(sizes[-1], width * len(self.learned)))
         self.net = nn.Sequential(*layers)
 
     def reset_parameters(self) -> None:
@@ -213,10 +214,11 @@ class NeuralKernel(_NoMatrix, MorphismModule):
 
     def params(self, x: Tensor) -> dict[str, Tensor]:
         """The family's parameters at the encoded input ``x`` (``(..., dim)``)."""
-        out = self.net(x).split(self.width, -1)
+        out = self.net(x).split(self.width, -1) if self.learned else ()
         params = {n: _onto(self.constraints[n])(o) for n, o in zip(self.learned, out)}
         for k, v in self.fixed.items():
-            params[k] = torch.full_like(out[0], v)
+            # every parameter fixed: the same law at every input (a prior `1 -> Z` read at any input)
+            params[k] = x.new_full((*x.shape[:-1], self.width), v)
         return params
 
     def distribution(self, *parts: Tensor) -> Distribution:

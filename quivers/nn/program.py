@@ -139,15 +139,28 @@ class KernelProgram(MorphismModule):
             start += width
         return out
 
-    def run(self, x: Tensor, data: Mapping[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def run(  # type: ignore[override]
+        self, x: Tensor, data: Mapping[str, Tensor] | None = None, given: Mapping[str, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Run once: the returned value and the log density of the observed
-        ``data`` (observations without data are drawn)."""
+        ``data`` (observations without data are drawn). A draw named in
+        ``given`` takes that value instead, and its log density joins the
+        score: with values a guide drew, the score is ``log p(x, z)``."""
         env: dict[str, Any] = self._bind(x)
         score = torch.zeros(())
-        data = dict(data or {})
+        data, given = dict(data or {}), dict(given or {})
         for s in self.steps:
             if s.kind == "let":
                 env[s.name] = s.fn(env)
+            elif s.kind == "sample" and s.name in given:
+                d = s.fn(env)
+                if isinstance(d, Tensor):
+                    raise UnsupportedError(
+                        f"draw `{s.name}` of program `{self.name}` comes from a composite of kernels, which has "
+                        "no density to score a guide's value under; draw it from one kernel or family"
+                    )
+                env[s.name] = given.pop(s.name)
+                score = score + d.log_prob(env[s.name]).sum()
             elif s.kind == "sample":
                 d = s.fn(env)  # a distribution, or a draw a composite already made
                 env[s.name] = d if isinstance(d, Tensor) else (d.rsample() if d.has_rsample else d.sample())
@@ -172,6 +185,8 @@ class KernelProgram(MorphismModule):
                 else:
                     env[s.name] = d.sample()
             else:
+                if given:
+                    raise DataError(f"program `{self.name}` draws no {', '.join(f'`{k}`' for k in given)}")
                 if data:
                     raise DataError(
                         f"program `{self.name}` observes no {', '.join(f'`{k}`' for k in data)}; it observes "

@@ -21,18 +21,6 @@ ROOT = Path(__file__).resolve().parents[2] / "examples"
 F64 = torch.float64
 
 
-def train(params, loss_fn, steps, lr):
-    opt = torch.optim.Adam(params, lr=lr)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
 def test_hmm_example_is_exact_and_trains():
     torch.manual_seed(0)
     m = load(ROOT / "hmm_morphisms.qvr")
@@ -121,8 +109,12 @@ def test_vae_example_matches_torch_and_trains():
     torch.manual_seed(11)
     ours = elbo(m.encoder, m.decoder, x[:8])
     torch.testing.assert_close(ours, hand_elbo(m.encoder, m.decoder, x[:8], 11))
+    # the model is the QVR program `vae` and the encoder its guide: SVI's loss is -ELBO, the same number
     params = list(m.reconstruct.parameters())
-    losses = train(params, lambda: -elbo(m.encoder, m.decoder, x).mean(), 300, 0.02)
+    svi = SVI(m.vae, {"z": m.encoder}, torch.optim.Adam(params, lr=0.02), ELBO())
+    torch.manual_seed(11)
+    torch.testing.assert_close(svi.evaluate_loss(x[:8], {"x": x[:8]}), -hand_elbo(m.encoder, m.decoder, x[:8], 11).sum().item())
+    losses = [svi.step(x, {"x": x}) / len(x) for _ in range(300)]
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 3.0
     draws = m.reconstruct.sample(x[:5])
     assert draws.shape == (5, 16) and set(draws.unique().tolist()) <= {0.0, 1.0}
