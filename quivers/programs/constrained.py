@@ -11,8 +11,13 @@ where the constraint matters:
   parameters may not vary along that axis: a draw then would not follow
   the restricted density, and is refused.
 - ``simplex``, ``unit_vector``, ``cholesky_corr`` under ``Flat()``: the
-  uniform law of the (compact) set: ``Dirichlet(1, ..., 1)``, a normalized
-  standard normal vector, ``LKJCholesky(K, 1)``.
+  law whose density is constant in the coordinates the site is scored in,
+  the uniform law of the (compact) set: ``Dirichlet(1, ..., 1)``, a
+  normalized standard normal vector, and a Cholesky factor ``L`` whose row
+  ``i`` has its ``i - 1`` free entries uniform in the unit ball (``L_ii``
+  makes the row a unit vector). That last law is not ``LKJCholesky(K, 1)``
+  (uniform correlation matrices) once ``K >= 3``: LKJ's density in ``L``'s
+  entries is ``prod_i L_ii^(K - i)``, not constant.
 - A family restricted to the sphere (``Normal`` under ``unit_vector``) has
   no sampler and is refused.
 
@@ -71,6 +76,21 @@ def draw_constrained(site: Site, params: Mapping[str, Value], batch_shape: torch
         g = torch.randn(shape, **opts)
         x = g / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
     else:  # cholesky_corr
-        lkj = torch.distributions.LKJCholesky(site.shape[-1], torch.ones((), **opts))
-        x = lkj.sample(shape[:-2])
+        x = _flat_cholesky(shape, opts)
     return Value(x, site.dims)
+
+
+def _flat_cholesky(shape: torch.Size, opts: dict) -> torch.Tensor:
+    """Lower Cholesky factors of correlation matrices, of shape ``shape``
+    (``(..., K, K)``), drawn from the density constant in their strictly
+    lower entries (the measure their bijection's log Jacobian refers to):
+    row ``i`` is ``(x, sqrt(1 - |x|^2), 0, ...)`` with ``x`` uniform in the
+    unit ball of dimension ``i`` (a uniform direction, radius ``U^(1/i)``)."""
+    lead, k = shape[:-2], shape[-1]
+    rows = [torch.nn.functional.pad(torch.ones(lead + (1,), **opts), (0, k - 1))]
+    for i in range(1, k):
+        g = torch.randn(lead + (i,), **opts)
+        x = g / torch.linalg.vector_norm(g, dim=-1, keepdim=True) * torch.rand(lead + (1,), **opts) ** (1.0 / i)
+        diag = (1 - (x * x).sum(-1, keepdim=True)).clamp(min=0).sqrt()
+        rows.append(torch.nn.functional.pad(torch.cat([x, diag], -1), (0, k - 1 - i)))
+    return torch.stack(rows, -2)

@@ -3,6 +3,8 @@ their bijection, drawn by their own rules, and refused where they do not fit."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -68,6 +70,32 @@ def test_prior_draws_are_sorted_and_lie_in_the_sets():
     # the sorted draws are the order statistics of Normal(0, 5): the middle one has mean 0
     assert abs(float(d["mu"][..., 1].mean())) < 1.0
     assert float(d["mu"][..., 2].mean()) > 3.0
+
+
+def test_a_flat_cholesky_factor_is_drawn_from_the_law_it_is_scored_by(float64):
+    """Flat() on `cholesky_corr` scores 0 in the strictly lower entries of
+    L (the measure of the bijection's log Jacobian), so its draws must be
+    uniform there: row i's free entries uniform in the unit ball, whose
+    squared radius to the power (i - 1) / 2 is uniform on (0, 1). And, with
+    q the uniform density 1 / volume, E_q[p / q] = 1 for LKJCholesky's
+    density p (torch's, on the same measure). LKJCholesky(K, 1) draws,
+    which these were before, fail both for K = 4."""
+    from scipy import stats
+
+    k, n = 4, 20000
+    G = FinSet("G", 2)
+    p = Program("p", G, G, [sample("L", G * FinSet("K", k) * FinSet("K", k), Flat(), constraint="cholesky_corr")])
+    torch.manual_seed(0)
+    L = p.sample(sample_shape=(n // 2,))["L"]
+    assert L.shape == (n // 2, 2, k, k) and L.dtype == torch.float64
+    assert bool(CONSTRAINTS["cholesky_corr"].constraint.check(L).all())
+    L = L.reshape(n, k, k)
+    for i in range(1, k):
+        r2 = (L[:, i, :i] ** 2).sum(-1)
+        assert stats.kstest((r2 ** (i / 2)).numpy(), "uniform").pvalue > 1e-3, i
+    volume = 1 * 2 * math.pi * (4 * math.pi / 3)  # the unit balls of dimension 0, 1, 2, 3
+    ratio = torch.distributions.LKJCholesky(k, torch.tensor(1.0, dtype=torch.float64)).log_prob(L).exp() * volume
+    assert abs(float(ratio.mean()) - 1) < 4 * float(ratio.std()) / math.sqrt(n)
 
 
 def test_draws_that_would_not_follow_the_restricted_law_are_refused():
