@@ -192,3 +192,31 @@ def test_qvr_fit_takes_discrete_gibbs(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     assert main(base + ["--method", "svi"], out=out, err=err) != 0
     assert "`--discrete` of NUTS given with --method svi" in err.getvalue()
+
+
+def test_the_sweep_keeps_the_sites_the_plan_sums_summed():
+    """A shared switch `b` summed by the plan, `z` left to Gibbs steps
+    (enumerate=False): one block draw of z from 4000 chains has the
+    marginals of z's exact posterior with b summed out (the rows are
+    coupled through b, so this is the joint conditional, not a per-row one)."""
+    Item = FinSet("Item", 6)
+    program = Program("switch", Item, Item, [
+        sample("p", None, Beta(2.0, 2.0)),
+        sample("mu", None, Normal(0.0, 3.0)),
+        sample("b", None, Bernoulli(0.3)),
+        sample("z", Item, Bernoulli(var("p"))),
+        observe("y", Item, Normal(var("mu") * var("z") + 1.5 * var("b"), 0.7)),
+    ])
+    planned = auto(program, exclude=["z"])
+    assert planned.summed == {"b"}
+    adaptor = GibbsAdaptor(planned)
+    assert [s.name for s in adaptor.discrete] == ["z"] and adaptor._conditional("z") is not None
+    chains, gen = 4000, torch.Generator().manual_seed(1)
+    y = Y.float() + 1.5
+    adaptor.init_discrete(chains, gen, None, {"y": y})
+    given = {"p": torch.tensor(0.5), "mu": torch.tensor(2.8)}
+    z = adaptor.layout.pack({k: v.expand(chains) for k, v in given.items()})
+    d = adaptor.gibbs(z, torch.zeros(chains, 6), gen, None, {"y": y})
+    want = auto(program).posterior_latents(None, {"y": y}, given)["z"][..., 1]
+    got = d.mean(0)
+    assert bool(((got - want).abs() <= 4.5 * (want * (1 - want) / chains).sqrt() + 1e-3).all()), (got, want)
