@@ -568,9 +568,13 @@ def marginalize(
         )
     if not isinstance(prior, Family) or prior.name != "Categorical":
         got = prior.name if isinstance(prior, Family) else repr(prior)
+        continuous = isinstance(prior, Family) and not prior.discrete
         raise QuiversTypeError(
-            f"marginalize `{name}` needs a Categorical prior, got `{got}`",
+            f"marginalize `{name}` needs a Categorical prior, got `{got}`"
+            + (", a continuous family: only a latent with finitely many values is summed out" if continuous else ""),
             span=span_at(span, "prior"),
+            hint=("draw it with `sample`; for extra zeros in counts, observe `ZeroInflatedPoisson(zero_prob, rate)`"
+                  if continuous else None),
         )
     body = tuple(body)
     for s in body:

@@ -540,7 +540,7 @@ CHECK_ERRORS = [
         prog("marginalize z : K <- Normal(0.0, 1.0)", "    observe y : Item <- Normal(z, 1.0)"),
         QuiversTypeError,
         """
-        line 5, column 26: marginalize `z` needs a Categorical prior, got `Normal`
+        line 5, column 26: marginalize `z` needs a Categorical prior, got `Normal`, a continuous family: only a latent with finitely many values is summed out; draw it with `sample`; for extra zeros in counts, observe `ZeroInflatedPoisson(zero_prob, rate)`
                 marginalize z : K <- Normal(0.0, 1.0)
                                      ^^^^^^^^^^^^^^^^
         """,

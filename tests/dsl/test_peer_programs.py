@@ -331,3 +331,10 @@ export d
 def test_keywords_in_a_function_call_are_a_located_error() -> None:
     with pytest.raises(QuiversTypeError, match=r"line 3, column 35: `exp` takes no keyword arguments"):
         loads("object Row : FinSet 1\nprogram p : Row -> Row\n    observe y : Row <- Normal(exp(x=1.0), 1.0)\n")
+
+
+def test_a_continuous_prior_on_a_block_is_a_located_error_that_names_the_fix() -> None:
+    text = BRACED.replace("Categorical(w)", "ContinuousBernoulli(0.3)")
+    with pytest.raises(QuiversTypeError, match=r"line 7, column 26: .*`ContinuousBernoulli`, a continuous family") as info:
+        loads(text)
+    assert "ZeroInflatedPoisson" in str(info.value)
