@@ -3,7 +3,8 @@ circular laws, count and ordinal models, zero inflation and hurdles,
 truncation and mixtures.
 
 torch's classes are used where torch has the family (Weibull, Kumaraswamy,
-Gumbel, VonMises, Chi2, ContinuousBernoulli); the rest are written in
+Gumbel, VonMises, Chi2); the rest, and ContinuousBernoulli (whose torch
+normalizer loses digits at large logits), are written in
 :mod:`quivers.distributions.continuous`, :mod:`~quivers.distributions.discrete`
 and :mod:`~quivers.distributions.combinators`. Registering happens on import
 of :mod:`quivers.distributions`.
@@ -105,7 +106,7 @@ _spec("VonMises", (_loc, ParamSpec("concentration", _positive)),
       # an angle: on the real line its density would repeat forever (improper)
       lambda p: constraints.interval(-math.pi, math.pi))
 _spec("Chi2", (ParamSpec("df", _positive),), lambda p: D.Chi2(p["df"], validate_args=False), _fixed["positive"])
-_spec("ContinuousBernoulli", (), lambda p: D.ContinuousBernoulli(**p, validate_args=False), _fixed["unit"],
+_spec("ContinuousBernoulli", (), lambda p: continuous.ContinuousBernoulli(**p), _fixed["unit"],
       alternatives=(_probs,))
 _spec(
     "BetaBinomial",

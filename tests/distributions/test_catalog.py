@@ -150,6 +150,58 @@ def test_continuous_densities_integrate_to_one(case):
     assert mass == pytest.approx(1.0, abs=1e-6)
 
 
+CB_LOGITS = [0.0, 1e-4, -1e-4, 1.0, 10.0, 30.0, -30.0, 100.0, -100.0]
+
+
+def _cb_reference(logit: float, x: float) -> float:
+    """The continuous Bernoulli log density from its logit, in 50 digits:
+    ``e x - log((exp(e) - 1) / e)`` (0 at ``e = 0``)."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        e = mpmath.mpf(logit)
+        return 0.0 if e == 0 else float(e * mpmath.mpf(x) - mpmath.log(mpmath.expm1(e) / e))
+
+
+@pytest.mark.parametrize("logit", CB_LOGITS)
+def test_continuous_bernoulli_is_exact_from_its_logit(logit):
+    """torch's normalizer goes through the probability and is off by 2e-6
+    (relative) at logit 30 and by 1 at 100; ours follows the logit."""
+    d = dist(family("ContinuousBernoulli", logits=logit))
+    for x in (0.0, 0.3, 0.999, 1.0):
+        want = _cb_reference(logit, x)
+        assert float(d.log_prob(t(x))) == pytest.approx(want, rel=1e-13, abs=1e-15), x
+    if abs(logit) <= 10:  # the same law from its probability, while 1 - p keeps its digits
+        p = float(special.expit(logit))
+        q = dist(family("ContinuousBernoulli", p))
+        assert float(q.log_prob(t(0.3))) == pytest.approx(_cb_reference(logit, 0.3), rel=1e-9)
+
+
+@pytest.mark.parametrize("logit", CB_LOGITS)
+def test_continuous_bernoulli_integrates_to_one_and_samples_its_moments(logit):
+    d = dist(family("ContinuousBernoulli", logits=logit))
+    # the mass sits within a few 1 / |logit| of one end: tell quad where
+    edge = [] if abs(logit) < 1 else [1 / abs(logit), 10 / abs(logit)] if logit < 0 else [1 - 10 / abs(logit), 1 - 1 / abs(logit)]
+    mass, _ = integrate.quad(lambda x: math.exp(float(d.log_prob(t(x)))), 0.0, 1.0, points=edge or None, limit=200)
+    assert mass == pytest.approx(1.0, abs=1e-9)
+    m = integrate.quad(lambda x: x * math.exp(float(d.log_prob(t(x)))), 0.0, 1.0, points=edge or None, limit=200)[0]
+    v = integrate.quad(lambda x: (x - m) ** 2 * math.exp(float(d.log_prob(t(x)))), 0.0, 1.0, points=edge or None,
+                       limit=200)[0]
+    assert float(d.mean) == pytest.approx(m, rel=1e-9) and float(d.variance) == pytest.approx(v, rel=1e-7)
+    torch.manual_seed(1)
+    x = d.sample((40_000,))
+    assert bool(((x >= 0) & (x <= 1)).all())
+    assert abs(float(x.mean()) - m) < 5 * math.sqrt(v / 40_000)
+
+
+def test_continuous_bernoulli_has_a_finite_gradient_at_logit_zero():
+    """d/de (e x - A(e)) = x - A'(e), and A'(0) = 1/2 (the series, not 0 / 0)."""
+    e = t(0.0).requires_grad_(True)
+    d = family("ContinuousBernoulli", logits=0.0).build({"logits": e})
+    (g,) = torch.autograd.grad(d.log_prob(t(0.8)), e)
+    assert float(g) == pytest.approx(0.3, abs=1e-15)
+
+
 def _moments(case):
     """(mean, variance) of each family, from scipy or numerical integration."""
     if case == "LogitNormal":

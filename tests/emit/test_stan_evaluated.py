@@ -120,9 +120,9 @@ def test_the_continuous_bernoulli_function_is_right_near_one_half(float64):
             want = ContinuousBernoulli(p).build({"probs": torch.tensor(p)}).log_prob(torch.tensor(y))
             got = model._call("continuous_bernoulli_lpdf", [y, p])
             assert got == pytest.approx(float(want), abs=1e-6), (p, y)
-    # (torch's normalizer goes through the probability: past |logit| = 10 it
-    # loses digits, 3e-5 at 30, and past 36 it clamps the probability to eps)
-    for logit in (-10.0, -3.0, -0.003, 0.0, 0.002, 0.01, 5.0, 10.0):
+    # (quivers' normalizer follows the logit, exact at any logit; torch's,
+    # through the probability, was off by 3e-5 at 30 and clamped past 36)
+    for logit in (-100.0, -30.0, -10.0, -3.0, -0.003, 0.0, 0.002, 0.01, 5.0, 10.0, 30.0, 100.0):
         for y in (0.0, 0.3, 1.0):
             want = ContinuousBernoulli(logits=logit).build({"logits": torch.tensor(logit)}).log_prob(torch.tensor(y))
             got = model._call("continuous_bernoulli_logit_lpdf", [y, logit])
