@@ -49,7 +49,7 @@ __all__ = [
     "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
     # morphisms
     "MorphismRef", "MorphismNumber", "MorphismKeyword", "MorphismCall", "MorphismAttr", "MorphismThen",
-    "MorphismTensor", "MorphismExpr", "MorphismDecl", "DefineDecl", "ContractionParam", "ContractionDecl",
+    "MorphismTensor", "TransformationThen", "MorphismExpr", "MorphismDecl", "DefineDecl", "ContractionParam", "ContractionDecl",
     # deductions
     "TermName", "TermNumber", "TermCall", "TermSlash", "Term", "DeductionRule", "LexiconEntry",
     "DeductionDecl",
@@ -945,7 +945,7 @@ class MorphismCall(Node):
 
 @dataclass(frozen=True, slots=True)
 class MorphismAttr(Node):
-    """A postfix: ``f.dagger``.
+    """A postfix: ``f.dagger``, or a method ``f.change_base(t)``.
 
     Examples
     --------
@@ -955,6 +955,7 @@ class MorphismAttr(Node):
 
     base: MorphismExpr
     attr: str
+    args: tuple[MorphismExpr, ...] = ()  # a method: `f.change_base(t)`
 
 
 @dataclass(frozen=True, slots=True)
@@ -985,7 +986,21 @@ class MorphismTensor(Node):
     right: MorphismExpr
 
 
-MorphismExpr = Union[MorphismRef, MorphismCall, MorphismAttr, MorphismThen, MorphismTensor]
+@dataclass(frozen=True, slots=True)
+class TransformationThen(Node):
+    """``left >>> right``: one change of base, then another.
+
+    Examples
+    --------
+    >>> TransformationThen(MorphismRef("s"), MorphismRef("expectation")).right
+    MorphismRef(name='expectation')
+    """
+
+    left: MorphismExpr
+    right: MorphismExpr
+
+
+MorphismExpr = Union[MorphismRef, MorphismCall, MorphismAttr, MorphismThen, MorphismTensor, TransformationThen]
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,12 @@ from quivers.nn import (
     observed,
     repeat,
     scan,
+    Transformation,
+    change_base,
     contraction,
+    expectation,
+    l1_normalize,
+    softmax,
     stack,
     weights,
 )
@@ -95,6 +100,7 @@ OPTIONS = ("role", "scale", "init", "param_source", "hidden", "replicate", "over
 """The options of a ``morphism`` declaration (before any ``~ Family``)."""
 
 _INITS = ("normal", "uniform")
+_TRANSFORM_CALLS = {"softmax": softmax, "l1_normalize": l1_normalize}
 _OBJECT_CALLS = {"identity": identity, "copy": lambda A: observed(copy(A)), "delete": lambda A: observed(delete(A))}
 _CALLS = ("identity", "copy", "delete", "repeat", "stack", "fan", "scan")
 _BINARY = {
@@ -195,7 +201,9 @@ class _Compiler:
         self.module, self.objects, self.source = module, objects, source
         self.deductions = dict(deductions or {})
         self.real_decls = {d.name: d for d in module.items if isinstance(d, ast.RealObject)}
-        self.real_algebra = module_algebra(module).semiring == REAL
+        self.algebra = module_algebra(module).semiring
+        self.real_algebra = self.algebra == REAL
+        self.transforms: dict[str, Transformation] = {}
         self.reals = set(self.real_decls)
         self.morphisms: dict[str, MorphismModule] = {}
         self.groups: dict[str, list[str]] = {}
@@ -220,6 +228,8 @@ class _Compiler:
                     self.groups[name] = [f"{name}_{i}" for i in range(copies)]
                     for replica in self.groups[name]:
                         self.morphisms[replica] = self.declare(d, replica)
+            elif isinstance(d, ast.DefineDecl) and self.is_transform(d.value):
+                self.transforms[d.name] = self.transform(d.value, d)
             elif isinstance(d, ast.DefineDecl):
                 self.morphisms[d.name] = self.expr(d.value, d)
             elif isinstance(d, ast.ContractionDecl):
@@ -638,14 +648,51 @@ class _Compiler:
             name=e.name, candidates=known,
         )
 
+    # ------------------------------------------------------------ changes of base
+
+    def is_transform(self, e: ast.MorphismExpr) -> bool:
+        """Whether ``e`` denotes a change of base rather than a morphism."""
+        if isinstance(e, ast.TransformationThen):
+            return True
+        if isinstance(e, ast.MorphismCall):
+            return e.func in _TRANSFORM_CALLS
+        return isinstance(e, ast.MorphismRef) and e.name not in self.morphisms and (
+            e.name in self.transforms or e.name == "expectation")
+
+    def transform(self, e: ast.MorphismExpr, d: ast.DefineDecl) -> Transformation:
+        """A change of base: ``softmax(B)``, ``l1_normalize(B)``,
+        ``expectation``, a name bound to one, or ``s >>> t``."""
+        if isinstance(e, ast.TransformationThen):
+            left, right = self.transform(e.left, d), self.transform(e.right, d)
+            return self._located(lambda: left.then(right), e)
+        if isinstance(e, ast.MorphismRef) and e.name in self.transforms:
+            return self.transforms[e.name]
+        if isinstance(e, ast.MorphismRef) and e.name == "expectation":
+            return self._located(lambda: expectation(self.algebra), e)
+        if isinstance(e, ast.MorphismCall) and e.func in _TRANSFORM_CALLS:
+            (arg,) = e.args if len(e.args) == 1 else (None,)
+            if not isinstance(arg, ast.MorphismRef) or arg.name not in self.objects or arg.name in self.reals:
+                raise self.error(QuiversTypeError, f"`{e.func}` takes the finite set it normalizes over: "
+                                 f"`{e.func}(B)`", e)
+            return _TRANSFORM_CALLS[e.func](self.objects[arg.name], self.algebra)
+        known = [*self.transforms, "expectation", "softmax(B)", "l1_normalize(B)"]
+        raise self.error(QuiversTypeError, f"`{dump_morphism(e)}` is not a change of base; changes of base: "
+                         + ", ".join(known), e)
+
     def expr(self, e: ast.MorphismExpr, d: ast.DefineDecl) -> MorphismModule:
+        if self.is_transform(e):
+            raise self.error(QuiversTypeError, f"`{dump_morphism(e)}` is a change of base, not a morphism; "
+                             "apply it to one with `f.change_base(...)`", e)
         if isinstance(e, ast.MorphismRef):
             return self.ref(e, d)
+        if isinstance(e, ast.MorphismAttr) and e.attr == "change_base" and len(e.args) == 1:
+            base, t = self.expr(e.base, d), self.transform(e.args[0], d)
+            return self._located(lambda: change_base(base, t), e)
         if isinstance(e, ast.MorphismAttr):
-            if e.attr != "dagger":
+            if e.attr != "dagger" or e.args:
                 raise self.error(
-                    UnknownNameError, f"unknown postfix `.{e.attr}`; the postfix is `.dagger`", e,
-                    name=e.attr, candidates=("dagger",),
+                    UnknownNameError, f"unknown postfix `.{e.attr}`; the postfixes are `.dagger` and "
+                    "`.change_base(t)`", e, name=e.attr, candidates=("dagger", "change_base"),
                 )
             return dagger(self.expr(e.base, d))
         if isinstance(e, ast.MorphismCall):

@@ -213,13 +213,28 @@ def dump_morphism(e: ast.MorphismExpr | ast.MorphismNumber | ast.MorphismKeyword
         return f"{e.func}({', '.join(dump_morphism(a) for a in e.args)})"
     if isinstance(e, ast.MorphismAttr):
         base = dump_morphism(e.base)
-        if isinstance(e.base, (ast.MorphismThen, ast.MorphismTensor)):
+        if isinstance(e.base, (ast.MorphismThen, ast.MorphismTensor, ast.TransformationThen)):
             base = f"({base})"
-        return f"{base}.{e.attr}"
-    infix = _infix(e, dump_morphism, ast.MorphismThen, ast.MorphismTensor)
+        args = f"({', '.join(dump_morphism(a) for a in e.args)})" if e.args else ""
+        return f"{base}.{e.attr}{args}"
+    if isinstance(e, ast.TransformationThen):
+        right = dump_morphism(e.right)
+        if isinstance(e.right, (ast.MorphismThen, ast.TransformationThen)):
+            right = f"({right})"
+        left = dump_morphism(e.left)
+        if isinstance(e.left, ast.MorphismThen):
+            left = f"({left})"
+        return f"{left} >>> {right}"
+    infix = _infix(e, _morphism_operand, ast.MorphismThen, ast.MorphismTensor)
     if infix is None:
         raise TypeError(f"not a morphism expression: {e!r}")
     return infix
+
+
+def _morphism_operand(e: Any) -> str:
+    """An operand of ``>>`` or ``@``: a ``>>>`` chain in parentheses."""
+    text = dump_morphism(e)
+    return f"({text})" if isinstance(e, ast.TransformationThen) else text
 
 
 def _option_value(v: ast.OptionValue) -> str:

@@ -311,8 +311,12 @@ class QVRTransformer(Transformer):
         return ast.MorphismTensor(left, right, span=self._span(meta))
 
     def morphism_attr(self, meta: Any, children: list) -> ast.MorphismAttr:
-        base, attr = children
-        return ast.MorphismAttr(base, str(attr), span=self._span(meta))
+        base, attr, *args = children
+        return ast.MorphismAttr(base, str(attr), tuple(args), span=self._span(meta))
+
+    def transformation_then(self, meta: Any, children: list) -> ast.TransformationThen:
+        left, right = children
+        return ast.TransformationThen(left, right, span=self._span(meta))
 
     def morphism_ref(self, meta: Any, children: list) -> ast.MorphismRef:
         return ast.MorphismRef(str(children[0]), span=self._span(meta))

@@ -16,6 +16,9 @@ identities are the ones every morphism has) and a
   (the learnable morphism of the ``real`` algebra);
 - :mod:`~quivers.nn.contraction`: :func:`contraction`, several morphisms
   joined along the objects they share (an einsum in a semiring);
+- :mod:`~quivers.nn.change_base`: :func:`change_base` by a
+  :class:`Transformation` (``softmax(B)``, ``l1_normalize(B)``,
+  ``expectation``);
 - :mod:`~quivers.nn.kernels`: :class:`NeuralKernel` (a family whose
   parameters a small network computes from the input) and :class:`Embed`;
 - :mod:`~quivers.nn.program`: :class:`KernelProgram`, a program whose steps
@@ -63,6 +66,7 @@ from quivers.nn.objects import Real, is_continuous, matches
 from quivers.nn.sequence import LearnedPoint, Repeat, Scan, Stack, repeat, scan, split_cell, stack
 from quivers.nn.weights import Weights, weights
 from quivers.nn.contraction import Contraction, contraction
+from quivers.nn.change_base import ChangeBase, Transformation, change_base, expectation, l1_normalize, softmax
 
 __all__ = [
     "Evaluation",
@@ -104,4 +108,10 @@ __all__ = [
     "weights",
     "Contraction",
     "contraction",
+    "ChangeBase",
+    "Transformation",
+    "change_base",
+    "expectation",
+    "l1_normalize",
+    "softmax",
 ]
