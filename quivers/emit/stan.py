@@ -254,8 +254,9 @@ class _Emitter:
     # ------------------------------------------------------------ facts
 
     def fail(self, message: str, step: Step | None = None, hint: str | None = None) -> UnsupportedError:
+        prefix = f"cannot emit Stan for program `{self.p.name}`: "
         return UnsupportedError(
-            f"cannot emit Stan for program `{self.p.name}`: {message}",
+            message if message.startswith(prefix) else prefix + message,  # an error re-raised at its step
             span=getattr(step, "span", None),
             source=self.p.source,
             hint=hint,
@@ -620,7 +621,12 @@ class _Emitter:
             t._slices = True  # a table read at bound indices is its slice along the axis (`phi[k]'`)
             try:
                 code = t.code(e, {**inner, axis: VECTOR})
-            except (NotVectorizable, UnsupportedError):
+            except NotVectorizable:
+                if VECTOR in inner.values():  # entries vectorized over a plate: the caller loops over it
+                    raise
+                raise self.fail(f"the {key} of `{site.name}` must be a named vector for Stan emission", step,
+                                hint="define the vector with a `let` and pass its name") from None
+            except UnsupportedError:
                 raise self.fail(f"the {key} of `{site.name}` must be a named vector for Stan emission", step,
                                 hint="define the vector with a `let` and pass its name") from None
             finally:

@@ -470,3 +470,19 @@ export p
     assert "log_softmax([mu, 0.0]')" in to_stan(p)
     diffs = compare(p, {"y": torch.randn(4, generator=torch.Generator().manual_seed(5))}, ["mu", "s"])
     torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
+
+
+def test_categorical_weights_built_per_row_are_a_literal_in_the_rows_loop(float64):
+    """Entries on the plate `N`: the vectorized statement cannot take the
+    literal, so it is written in the loop over `N`, one literal a row."""
+    p = loads("""
+object N : FinSet 4
+object K : FinSet 2
+program p : N -> N
+    sample theta : N <- Beta(2.0, 2.0)
+    observe c : N <- Categorical(vector(K, theta, 1 - theta))
+export p
+""").p
+    assert "c[n] ~ categorical(([theta[n], 1 - theta[n]]') / sum(([theta[n], 1 - theta[n]]')));" in to_stan(p)
+    diffs = compare(p, {"c": torch.tensor([0, 1, 1, 0])}, ["theta"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-9)
