@@ -375,7 +375,8 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     device = _device(args.device)
     kwargs: dict[str, Any] = dict(method=args.method, seed=args.seed, progress_bar=not args.no_progress,
                                   num_samples=args.samples, num_chains=args.chains, device=device)
-    options = dict(steps=args.steps, lr=args.lr, guide=args.guide, num_warmup=args.warmup, discrete=args.discrete)
+    options = dict(steps=args.steps, lr=args.lr, guide=args.guide, num_warmup=args.warmup, discrete=args.discrete,
+                   dense_mass=args.dense_mass or None, chain_method=args.chain_method)
     given = [k for k, v in options.items() if v is not None]
     svi, nuts = set(given) & set(SVI_OPTIONS), set(given) & set(NUTS_OPTIONS)
     if args.discrete == "gibbs":  # Gibbs steps run inside NUTS
@@ -656,6 +657,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_positive, default=None, metavar="W", help="NUTS warmup (default 1000)")
     p.add_argument("--chains", type=_positive, default=4, metavar="C",
                    help="NUTS chains; for SVI, the chains the guide's draws are laid out in (default 4)")
+    p.add_argument("--dense-mass", action="store_true",
+                   help="NUTS adapts a dense mass matrix (for strongly correlated latents) instead of a diagonal one")
+    p.add_argument("--chain-method", choices=("vectorized", "parallel"), default=None,
+                   help="NUTS chains as one batch (vectorized, the default) or a process each (parallel)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="RESULTS.nc",
                    help="write the fit: ArviZ InferenceData (NetCDF) that `qvr predict` and load_fit read")

@@ -53,6 +53,7 @@ from quivers.inference.flows import AutoIAFNormal, AutoMAFNormal, AutoNSFNormal
 from quivers.inference.gibbs import GibbsAdaptor
 from quivers.inference.laplace import AutoLaplaceApproximation
 from quivers.inference.mcmc import MCMC, NUTS, DiscreteHMCGibbs
+from quivers.inference.mcmc.init import InitStrategy
 from quivers.inference.method import NUTS_OPTIONS, SVI_OPTIONS, Choice, choose_method, titled
 from quivers.inference.predictive import DiscretePosterior, infer_discrete
 from quivers.inference.program_adaptor import ProgramAdaptor, component_dims
@@ -339,7 +340,10 @@ def fit(
     num_chains: int = 4,
     target_accept: float | None = None,
     max_tree_depth: int | None = None,
+    dense_mass: bool | None = None,
     init: Mapping[str, Any] | None = None,
+    init_strategy: InitStrategy | None = None,
+    chain_method: str | None = None,
     seed: int | None = None,
     progress_bar: bool = True,
     device: torch.device | str | None = None,
@@ -385,9 +389,20 @@ def fit(
     num_warmup, target_accept, max_tree_depth
         NUTS's warmup iterations (default 1000), the acceptance rate its
         step size adapts to (0.8), and the largest tree depth (10).
-    init
+    dense_mass
+        NUTS adapts a dense mass matrix (Stan's regularized covariance of
+        each slow window) instead of the diagonal one (the default): for
+        posteriors whose latents are strongly correlated.
+    init, init_strategy
         NUTS's starting points: constrained values of every sampled latent
-        with a leading chain axis.
+        with a leading chain axis; or a strategy
+        (:func:`~quivers.inference.init_to_median`,
+        :func:`~quivers.inference.init_to_value`,
+        :func:`~quivers.inference.init_to_uniform`, the default's radius 2).
+        Not both.
+    chain_method
+        ``"vectorized"`` (the default: the chains as one batch) or
+        ``"parallel"`` (a process per chain).
     seed
         Makes the run reproducible.
     device
@@ -419,7 +434,8 @@ def fit(
     """
     if isinstance(model, MorphismModule):
         other = dict(guide=guide, num_warmup=num_warmup, init=init, target_accept=target_accept,
-                     max_tree_depth=max_tree_depth, discrete=discrete, temperature=temperature)
+                     max_tree_depth=max_tree_depth, dense_mass=dense_mass, init_strategy=init_strategy,
+                     chain_method=chain_method, discrete=discrete, temperature=temperature)
         nuts = sorted(k for k, v in other.items() if v is not None)
         return _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles, seed, progress_bar, device)
     if not isinstance(model, Program):
@@ -428,8 +444,11 @@ def fit(
         raise QuiversTypeError(f"observations must be a dict of site names to data, got {type(observations).__name__}")
     given = dict(guide=guide, steps=steps, lr=lr, num_particles=num_particles, discrete=discrete,
                  temperature=temperature, num_warmup=num_warmup, init=init, target_accept=target_accept,
-                 max_tree_depth=max_tree_depth)
+                 max_tree_depth=max_tree_depth, dense_mass=dense_mass, init_strategy=init_strategy,
+                 chain_method=chain_method)
     given = {k for k, v in given.items() if v is not None}
+    if init is not None and init_strategy is not None:
+        raise QuiversTypeError("give NUTS its starting points by `init` or by `init_strategy`, not both")
     gibbs = discrete == "gibbs"
     if gibbs:  # an option of NUTS, not of SVI
         given = (given - {"discrete"}) | {"gibbs"}
@@ -459,19 +478,21 @@ def fit(
         return _fit_svi(model, observations, x, guide, 3000 if steps is None else steps, 1e-2 if lr is None else lr,
                         elbo, num_samples, num_chains, seed, progress_bar, choice=choice, driver=svi)
     options = dict(target_accept=0.8 if target_accept is None else target_accept,
-                   max_tree_depth=10 if max_tree_depth is None else max_tree_depth)
+                   max_tree_depth=10 if max_tree_depth is None else max_tree_depth,
+                   dense_mass=bool(dense_mass), init_strategy=init_strategy)
     if gibbs:
         kernel = DiscreteHMCGibbs(GibbsAdaptor(model, observed_names=observed, init=init, device=device), **options)
     else:
         kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init, device=device), **options)
     return _run_nuts(model, observations, x, kernel, 1000 if num_warmup is None else num_warmup, num_samples,
-                     num_chains, seed, progress_bar, choice=choice)
+                     num_chains, seed, progress_bar, choice=choice, chain_method=chain_method or "vectorized")
 
 
 def _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chains, seed, progress_bar,
-              before: FitResult | None = None, choice: Choice | None = None) -> FitResult:
+              before: FitResult | None = None, choice: Choice | None = None,
+              chain_method: str = "vectorized") -> FitResult:
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                seed=seed, progress_bar=progress_bar)
+                seed=seed, progress_bar=progress_bar, chain_method=chain_method)
     if before is None:
         mcmc.run(x, observations)  # which checks the draws and warns
     else:

@@ -19,7 +19,8 @@ small enough to sample in minutes on a CPU. It runs SVI instead when
   steps.
 
 NUTS options (``num_warmup``, ``init``, ``target_accept``,
-``max_tree_depth``, ``discrete="gibbs"``) ask for NUTS whatever the size; SVI and NUTS options
+``max_tree_depth``, ``dense_mass``, ``init_strategy``, ``chain_method``,
+``discrete="gibbs"``) ask for NUTS whatever the size; SVI and NUTS options
 together, or options of the other method than the one named, are an error.
 Either method stays one argument away: ``method="svi"`` or
 ``method="nuts"``. The result says which ran and why
@@ -69,10 +70,10 @@ MAX_DATA = 100_000
 """The most observed values ``fit`` samples with NUTS by default."""
 
 SVI_OPTIONS = ("guide", "steps", "lr", "num_particles", "discrete", "temperature")
-NUTS_OPTIONS = ("num_warmup", "init", "target_accept", "max_tree_depth")
+NUTS_OPTIONS = ("num_warmup", "init", "target_accept", "max_tree_depth", "dense_mass", "init_strategy", "chain_method")
 METHODS = ("auto", "nuts", "svi")
 CLI_OPTIONS = {"steps": "--steps", "lr": "--lr", "guide": "--guide", "num_warmup": "--warmup",
-               "discrete": "--discrete"}
+               "discrete": "--discrete", "dense_mass": "--dense-mass", "chain_method": "--chain-method"}
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,19 @@ def test_fit_chooses_by_the_options_given_and_refuses_options_of_both_methods(gm
     assert err == "qvr fit: `--steps` of SVI given with --method nuts; drop it, or run --method svi\n"
     code, _, err = run("fit", GMM, "--data", str(gmm_data), "--steps", "5", "--warmup", "5")
     assert code == 1 and err.startswith("qvr fit: options of SVI (`--steps`) and of NUTS (`--warmup`) given together")
+    code, _, err = run("fit", GMM, "--data", str(gmm_data), "--method", "svi", "--dense-mass")
+    assert code == 1 and err.startswith("qvr fit: `--dense-mass` of NUTS given with --method svi")
+
+
+def test_fit_adapts_a_dense_mass_matrix_when_asked(tmp_path):
+    (tmp_path / "tiny.qvr").write_text(TINY)
+    (tmp_path / "tiny.json").write_text(json.dumps({"y": [0.5, 1.0, 1.5]}))
+    code, out, err = run("fit", str(tmp_path / "tiny.qvr"), "--data", str(tmp_path / "tiny.json"), "--dense-mass",
+                         "--chain-method", "vectorized", "--warmup", "20", "--chains", "1", "--samples", "5",
+                         "--out", str(tmp_path / "fit.nc"), "--no-progress")
+    assert code == 0, err
+    assert out.splitlines()[0].endswith("(chosen by fit: NUTS options given (--chain-method, --dense-mass, --warmup); "
+                                        "--method svi runs SVI)")
 
 
 def test_fit_refuses_a_device_torch_cannot_use(gmm_data):

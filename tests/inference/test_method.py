@@ -19,7 +19,7 @@ import torch
 
 from quivers.categories import FinSet
 from quivers.distributions import Bernoulli, Categorical, HalfNormal, Normal
-from quivers.errors import DeviceError, QuiversTypeError
+from quivers.errors import DeviceError, InvalidValueError, QuiversTypeError
 from quivers.inference import ELBO, MCMC, NUTS, SVI, AutoNormalGuide, ProgramAdaptor, fit
 from quivers.inference import method as M
 from quivers.inference.devices import DataOnDevice, as_device
@@ -208,3 +208,23 @@ def test_data_on_device_moves_a_data_set_once():
     y.add_(1.0)  # written in place: moved afresh
     assert move(obs, "cpu") is not first
     assert move(obs, None) is obs
+
+
+# ---------------------------------------------------------------- NUTS's own options through fit
+
+
+def test_stan_adaptation_options_reach_nuts_through_fit():
+    from quivers.inference import init_to_value
+
+    start = init_to_value({"mu": torch.tensor(5.0), "sigma": torch.tensor(0.5)})
+    result = fit(normal_mean(), {"y": Y}, dense_mass=True, init_strategy=start, **NUTS_SMALL)
+    assert result.choice.reason.startswith("chosen by fit: NUTS options given (dense_mass, init_strategy")
+    assert result.adaptation["inverse_mass_matrix"].shape == (2, 2, 2)  # a dense matrix per chain
+    again = result.resume(num_samples=5, progress_bar=False)  # goes on with the dense matrix it adapted
+    assert torch.equal(again.adaptation["inverse_mass_matrix"], result.adaptation["inverse_mass_matrix"])
+    with pytest.raises(QuiversTypeError, match="by `init` or by `init_strategy`, not both"):
+        fit(normal_mean(), {"y": Y}, init={"mu": torch.zeros(2)}, init_strategy=start, **NUTS_SMALL)
+    with pytest.raises(InvalidValueError, match="`chain_method` must be 'vectorized' or 'parallel'"):
+        fit(normal_mean(), {"y": Y}, chain_method="threads", **NUTS_SMALL)
+    with pytest.raises(QuiversTypeError, match="`dense_mass` of NUTS given with method=\"svi\""):
+        fit(normal_mean(), {"y": Y}, method="svi", dense_mass=True, progress_bar=False)
