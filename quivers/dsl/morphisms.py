@@ -21,8 +21,10 @@ module whose algebra is ``real``, a latent is a free real matrix instead,
 ``mlp`` with ``hidden=[32]``) computes the family's parameters from the
 input, except those the family options fix. ``embed`` is a
 :class:`~quivers.nn.Embed` of a finite set into a ``Real`` object.
-``observed`` and ``discretize`` are recognized and refused with a located
-:class:`~quivers.errors.UnsupportedError`.
+``observed`` is a :class:`~quivers.nn.DataMorphism` between finite sets,
+its matrix given at run time with :func:`quivers.nn.bind`; ``discretize``
+is a :class:`~quivers.nn.Discretize` of a one-dimensional ``Real`` object
+into a finite set (``bins=N`` must be its size, ``scale`` its temperature).
 The older declarations (``type E = Euclidean n``, ``embed``, ``kernel``,
 ``continuous``, ``latent``) arrive here as ``morphism`` declarations: the
 parser reads them so. A kernel's ``scale`` option is its family's fixed
@@ -69,6 +71,8 @@ from quivers.nn import (
     KernelProgram,
     Step,
     INPUT,
+    DataMorphism,
+    Discretize,
     Embed,
     MorphismModule,
     NeuralKernel,
@@ -96,7 +100,7 @@ __all__ = ["compile_morphisms", "kernel_programs", "ROLES", "OPTIONS"]
 ROLES = ("latent", "kernel", "observed", "embed", "discretize")
 """The roles a declared morphism may have."""
 
-OPTIONS = ("role", "scale", "init", "param_source", "hidden", "replicate", "over", "iid_over")
+OPTIONS = ("role", "scale", "init", "param_source", "hidden", "replicate", "over", "iid_over", "bins")
 """The options of a ``morphism`` declaration (before any ``~ Family``)."""
 
 _INITS = ("normal", "uniform")
@@ -510,12 +514,8 @@ class _Compiler:
                         hint="a conditional distribution into a Real object is `[role=kernel] ~ Normal`",
                     )
             if role == "observed":
-                raise self.error(
-                    UnsupportedError,
-                    f"morphism `{name}` has role `observed`, a fixed arrow, but QVR has no way to give its "
-                    "values yet; use `identity`, `copy` or `delete` in a `define`, or a latent kernel",
-                    opts["role"],
-                )
+                # a fixed matrix supplied at run time, like a program's data: `bind(module, data)`
+                return self._located(lambda: DataMorphism(self._set(d.dom), self._set(d.cod), name), d)
             kind, prior = self.prior(d, name, opts)
             if kind == "normal" or self.real_algebra:
                 # in the ring of reals a morphism is any matrix (a linear map), as the peer's
@@ -541,9 +541,34 @@ class _Compiler:
                     hint="declare the codomain with `object E : Real n`, or use `[role=latent]` between finite sets",
                 )
             return Embed(self._set(d.dom), self._set(d.cod), scale, name)
-        raise self.error(
-            UnsupportedError, f"morphism `{name} : {signature}` with role `{role}` is not supported yet", d,
-        )
+        return self.discretize(d, name, opts, signature, scale)
+
+    def discretize(
+        self, d: ast.MorphismDecl, name: str, opts: dict[str, ast.Option], signature: str, scale: float
+    ) -> MorphismModule:
+        """``[role=discretize]``: soft bins of a one-dimensional Real object
+        into a finite set (:class:`~quivers.nn.Discretize`); ``bins=N``, the
+        peer's spelling, must be the size of the codomain."""
+        if not self._real(d.dom) or self._real(d.cod):
+            side = d.dom if not self._real(d.dom) else d.cod
+            raise self.error(
+                QuiversTypeError,
+                f"morphism `{name} : {signature}` has role `discretize`, which bins a Real object into a "
+                f"finite set, but `{dump_set(side)}` is " + ("not a Real object" if side is d.dom else "a Real object"),
+                side if side.span is not None else d,
+                hint="declare the domain with `object X : Real 1`, or use `[role=latent]` between finite sets",
+            )
+        dom, cod = self._set(d.dom), self._set(d.cod)
+        if "bins" in opts:
+            bins = self._number(opts["bins"], "a whole number of bins")
+            if bins != cod.size:
+                raise self.error(
+                    QuiversTypeError, f"`bins={bins}` on `{name}`, but its codomain `{dump_set(d.cod)}` has "
+                    f"{cod.size} elements", opts["bins"],
+                )
+        if "init" in opts:  # `init=uniform` means scale 0 elsewhere; a temperature of 0 has no gradient
+            raise self.error(QuiversTypeError, f"`init` has no meaning for the discretize `{name}`", opts["init"])
+        return self._located(lambda: Discretize(dom, cod, None, scale, name), d)
 
     def prior(self, d: ast.MorphismDecl, name: str, opts: dict[str, ast.Option]):
         """The prior after a latent, as ``(kind, value)``: ``("dirichlet",

@@ -61,6 +61,7 @@ from quivers.nn.arrows import (
 )
 from quivers.nn.elbo import elbo
 from quivers.nn.kernels import PARAM_SOURCES, Embed, NeuralKernel, encode, encode_parts
+from quivers.nn.boundaries import DataMorphism, Discretize, bind, discretize
 from quivers.nn.program import INPUT, KernelProgram, Step
 from quivers.nn.objects import Real, is_continuous, matches
 from quivers.nn.sequence import LearnedPoint, Repeat, Scan, Stack, repeat, scan, split_cell, stack
@@ -97,6 +98,10 @@ __all__ = [
     "LearnedPoint",
     "NeuralKernel",
     "Embed",
+    "DataMorphism",
+    "Discretize",
+    "bind",
+    "discretize",
     "encode",
     "encode_parts",
     "PARAM_SOURCES",

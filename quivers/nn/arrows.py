@@ -174,6 +174,8 @@ class MorphismModule(nn.Module, Arrow):
                 [1., 0., 0., 0.]])
         """
         ev = Evaluation(semiring, dtype, None, n_steps)
+        if isinstance(self.dom, Real):  # points of a Real object enter as they are
+            return self.push(torch.as_tensor(xs, dtype=semiring.tensor_dtype(dtype)), ev)
         return self.push(one_hot(xs, self.dom, semiring, dtype), ev)
 
     def push(self, w: Tensor, ev: Evaluation) -> Tensor:
