@@ -310,15 +310,21 @@ def _plate_depths(scopes: Sequence[Scope]) -> dict[str, int]:
 def _elimination_order(graph: nx.Graph) -> tuple[list[str], int]:
     """An elimination order of ``graph``'s nodes from the min-fill-in tree
     decomposition (a leaf bag's nodes that its neighbour lacks go first),
-    and the decomposition's width."""
+    and the decomposition's width. The next leaf is taken next to the last
+    one where there is one, so a chain is summed from one end to the other
+    (a run :func:`quivers.planning.contract.run_plan` multiplies as one
+    balanced product)."""
     if graph.number_of_nodes() == 0:
         return [], 0
     width, tree = treewidth_min_fill_in(graph)
     tree = nx.Graph(tree)
     order: list[str] = []
     done: set[str] = set()
+    near: set = set()  # the bags next to the last one removed: a path is walked from one end
     while tree.number_of_nodes():
-        leaf = min((b for b in tree if tree.degree(b) <= 1), key=lambda b: sorted(b))
+        leaves = [b for b in tree if tree.degree(b) <= 1]
+        leaf = min([b for b in leaves if b in near] or leaves, key=lambda b: sorted(b))
+        near = set(tree[leaf])
         kept = set().union(*tree[leaf]) if tree.degree(leaf) else set()
         new = sorted(v for v in leaf if v not in done and v not in kept)
         order += new

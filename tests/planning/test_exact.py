@@ -203,6 +203,33 @@ def test_an_hmm_written_as_a_chain_of_sample_sites_equals_the_markov_block():
     assert [int(best[f"z{t}"]) for t in range(5)] == viterbi.tolist()
 
 
+def test_a_chain_of_sample_sites_runs_as_one_balanced_product_equal_to_brute_force(monkeypatch):
+    import quivers.planning.contract as contract
+
+    chain, _ = _chain(6)
+    planned = auto(chain)
+    runs = []
+    real = contract._run_chain
+    monkeypatch.setattr(contract, "_run_chain", lambda ops, live: runs.append(len(ops)) or real(ops, live))
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(6, generator=gen, dtype=F64)
+    obs = {f"y{t}": y[t] for t in range(6)}
+    lat = {"A": torch.rand(2, 2, generator=gen, dtype=F64) + 0.1, "pi": torch.rand(2, generator=gen, dtype=F64) + 0.1,
+           "mu": torch.randn(2, generator=gen, dtype=F64)}
+    lat = {k: v.requires_grad_() for k, v in lat.items()}
+    got = planned.log_joint(None, obs, lat)
+    assert runs == [5]  # z0 ... z4 in one product; z5, the last, summed alone
+    expected = brute_force(chain, [f"z{t}" for t in range(6)], obs, lat)
+    torch.testing.assert_close(got, expected)
+    for g, e in zip(torch.autograd.grad(got, list(lat.values())), torch.autograd.grad(expected, list(lat.values()))):
+        torch.testing.assert_close(g, e)
+    # a batch of draws (MCMC chains) on the leading axis: each as it is alone
+    batch = {k: torch.stack([v.detach(), v.detach() * 1.5]) for k, v in lat.items()}
+    alone = torch.stack([planned.log_joint(None, obs, {k: v[i] for k, v in batch.items()}) for i in range(2)])
+    torch.testing.assert_close(planned.log_joint(None, obs, batch), alone)
+    assert runs == [5, 5, 5, 5]
+
+
 def test_a_binomial_count_with_a_constant_n_is_summed_exactly():
     from quivers.categories import FinSet
     from quivers.distributions import Binomial, Normal
