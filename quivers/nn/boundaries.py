@@ -4,7 +4,8 @@ binning of a real value into a finite set.
 :class:`DataMorphism` ``A -> B`` is a fixed arrow between finite sets whose
 matrix is not known when the model is written: it is supplied at run time,
 like a program's data, with :meth:`DataMorphism.bind` (or :func:`bind` on
-every one inside a composite, by name). It has no parameters. Reading it
+every one inside a composite, by name; a program that uses it takes it in
+its data, under its name). It has no parameters. Reading it
 before its matrix is bound, or binding a matrix of the wrong shape or with
 entries that are not finite and non-negative, is a located
 :class:`~quivers.errors.DataError` that names it.
@@ -117,6 +118,12 @@ class DataMorphism(MorphismModule):
             raise UnsupportedError(f"morphism {self.label} is read in PROB or LOG, not {ev.semiring.name}")
         return Morphism(self.dom, self.cod, m, ev.semiring)
 
+    def distribution(self, x: Tensor) -> torch.distributions.Categorical:
+        """The row at each element ``x`` of ``dom``, as a distribution over
+        ``cod`` (how a program draws from or observes through it)."""
+        dtype = self.matrix.dtype if self.matrix is not None else None  # the data's own precision
+        return torch.distributions.Categorical(probs=self.as_morphism(PROB, dtype).tensor[torch.as_tensor(x).long()])
+
     def __repr__(self) -> str:
         name = f", name={self.name!r}" if self.name else ""
         return f"DataMorphism({self.dom.name}, {self.cod.name}{name})"
@@ -220,9 +227,13 @@ class Discretize(_NoMatrix, MorphismModule):
             raise UnsupportedError(f"discretize weighs its bins in PROB or LOG, not {ev.semiring.name}")
         return p
 
+    def distribution(self, x: Tensor) -> torch.distributions.Categorical:
+        """The row at each point ``x``, as a distribution over the bins."""
+        return torch.distributions.Categorical(probs=self.probs(x))
+
     def sample(self, x: Tensor) -> Tensor:
         """A bin drawn from the row at each point ``x``."""
-        return torch.distributions.Categorical(probs=self.probs(x)).sample()
+        return self.distribution(x).sample()
 
     def log_prob(self, y: Tensor, x: Tensor) -> Tensor:
         """``log p(y | x)`` for bins ``y`` at points ``x``."""

@@ -54,6 +54,7 @@ from torch import Tensor, nn
 from quivers.categories import FinSet, Morphism
 from quivers.errors import DataError, QuiversTypeError, UnsupportedError
 from quivers.nn.arrows import Evaluation, MorphismModule
+from quivers.nn.boundaries import DataMorphism
 from quivers.nn.objects import Real
 
 __all__ = ["Step", "KernelProgram", "INPUT"]
@@ -149,6 +150,9 @@ class KernelProgram(MorphismModule):
         env: dict[str, Any] = self._bind(x)
         score = torch.zeros(())
         data, given = dict(data or {}), dict(given or {})
+        for m in self.kernels.modules():  # an observed morphism's matrix is data the program is given
+            if isinstance(m, DataMorphism) and m.name in data:
+                m.bind(data.pop(m.name))
         for s in self.steps:
             if s.kind == "let":
                 env[s.name] = s.fn(env)

@@ -128,3 +128,32 @@ def test_a_role_that_does_not_fit_its_objects_is_a_located_error(line, message, 
         loads(head + line + "\n")
     assert message in str(info.value)
     assert (info.value.span.line, info.value.span.column) == (5, column)
+
+
+PROGRAMS = """\
+object S : FinSet 2
+object O : FinSet 3
+object X : Real 1
+morphism noise : S -> O [role=observed]
+morphism level : X -> S [role=discretize, scale=0.5]
+program channel(s) : S -> O
+    observe o <- noise(s)
+    return o
+program binned(x) : X -> S
+    observe k <- level(x)
+    return k
+"""
+
+
+def test_a_program_takes_an_observed_matrix_in_its_data_and_observes_through_both_roles():
+    m = loads(PROGRAMS)
+    N = torch.tensor([[0.5, 0.25, 0.25], [0.0, 0.1, 0.9]], dtype=F64)
+    s, o = torch.tensor([0, 1, 1]), torch.tensor([1, 2, 1])
+    got = m.channel.log_prob({"o": o, "noise": N}, s)
+    want = sum(torch.log(N[a, b]).item() for a, b in zip(s.tolist(), o.tolist()))
+    assert got.item() == pytest.approx(want, rel=1e-12)
+    x, k = torch.tensor([[-0.3], [0.4]], dtype=F64), torch.tensor([0, 0])
+    got = m.binned.log_prob({"k": k}, x)
+    want = sum(torch.log(torch.tensor(_rows(float(xi), [0.0], 0.5)[ki], dtype=F64)).item()
+               for xi, ki in zip(x[:, 0], k.tolist()))
+    assert got.item() == pytest.approx(want, rel=1e-12)
