@@ -59,8 +59,8 @@ def run_plan(
         op = steps[i]
         i += 1
         if semiring is LOG and isinstance(op, Eliminate):
-            n = _chain_length(steps, i - 1, live, plan)
-            if n:
+            n = _chains(plan).get(i - 1, 0)
+            if n and _one_batch(steps[i : i - 1 + n], live):
                 live[steps[i - 1 + n - 1].output] = _run_chain(steps[i - 1 : i - 1 + n], live)
                 i += n - 1
                 continue
@@ -87,40 +87,69 @@ def run_plan(
 
 
 _MIN_CHAIN = 3  # shorter runs cost more to stack than to eliminate one by one
+_CHAINS: dict[int, tuple[Plan, dict[int, int]]] = {}  # id(plan) -> (plan, its chain runs): kept alive, so no id reuse
 
 
-def _chain_length(steps, start: int, live: Mapping[int, Value], plan: Plan) -> int:
-    """The number of eliminations from ``steps[start]`` that form a chain
-    (0 if fewer than ``_MIN_CHAIN``): step ``m`` sums a shared variable
-    ``v`` out of the previous step's message on ``v`` (except the first),
-    factors on ``(v, w)`` and factors on ``v``, where ``w`` is the next
-    step's variable; every step has as many factors of each kind, of the
-    same shapes, and ``v`` and ``w`` have as many values."""
-    n, pattern, prev = 0, None, None
-    for op in steps[start:]:
-        if not isinstance(op, Eliminate) or len(op.dims) != 2 or op.var not in op.dims:
-            break
-        (w,) = [d for d in op.dims if d != op.var]
-        if plan.variables.get(op.var, None) != () or plan.variables.get(w, None) != ():
-            break
-        nxt = steps[start + n + 1] if start + n + 1 < len(steps) else None
-        if not isinstance(nxt, Eliminate) or nxt.var != w or op.output not in nxt.inputs:
-            break
-        ins = [i for i in op.inputs if i != prev]
-        if prev is not None and prev not in op.inputs:
-            break
-        vals = [live.get(i) for i in ins]
-        if any(v is None or v.dims not in ((op.var,), (op.var, w), (w, op.var)) for v in vals):
-            break
-        if len({v.tensor.shape[: v.batch_ndim] for v in vals}) != 1:
-            break
-        kinds = tuple(sorted((len(v.dims), tuple(v.tensor.shape[: v.batch_ndim])) for v in vals))
-        if n > 1 and kinds != pattern:  # the first step's factors (the initial law) differ
-            break
-        if not any(len(v.dims) == 2 for v in vals) or vals[0].sizes()[op.var] != plan.sizes.get(w):
-            break
-        pattern, prev, n = kinds, op.output, n + 1
-    return n if n >= _MIN_CHAIN else 0
+def _chains(plan: Plan) -> dict[int, int]:
+    """The runs of eliminations of ``plan`` that form a chain, by the index
+    of their first step: their lengths (at least ``_MIN_CHAIN``).
+
+    Step ``m`` of a run sums a shared variable ``v`` out of the previous
+    step's message on ``v`` (except the first), factors on ``(v, w)`` and
+    factors on ``v``, where ``w`` is the next step's variable, of as many
+    values as ``v``; every step after the first has as many factors of
+    each kind."""
+    hit = _CHAINS.get(id(plan))
+    if hit is not None and hit[0] is plan:
+        return hit[1]
+    dims = {i: sc.dims for i, sc in enumerate(plan.scopes)}
+    for op in plan.steps:
+        if isinstance(op, Eliminate):
+            dims[op.output] = tuple(d for d in op.dims if d != op.var)
+    links = []  # whether steps[j] continues a chain into steps[j + 1], and its pattern
+    for j, op in enumerate(plan.steps):
+        nxt = plan.steps[j + 1] if j + 1 < len(plan.steps) else None
+        links.append(_link(op, nxt, dims, plan))
+    runs: dict[int, int] = {}
+    j = 0
+    while j < len(links):
+        if links[j] is None:
+            j += 1
+            continue
+        n, pattern = 1, None
+        while j + n < len(links) and links[j + n] is not None and plan.steps[j + n - 1].output in plan.steps[j + n].inputs:
+            if pattern is not None and links[j + n] != pattern:
+                break
+            pattern, n = links[j + n], n + 1
+        if n >= _MIN_CHAIN:
+            runs[j] = n
+        j += n
+    if len(_CHAINS) > 256:
+        _CHAINS.clear()
+    _CHAINS[id(plan)] = (plan, runs)
+    return runs
+
+
+def _link(op, nxt, dims: Mapping[int, tuple[str, ...]], plan: Plan) -> tuple | None:
+    """The kinds of factors (how many axes each) of ``op`` if it is a step of
+    a chain that ``nxt`` continues, else None."""
+    if not isinstance(op, Eliminate) or not isinstance(nxt, Eliminate) or len(op.dims) != 2 or op.var not in op.dims:
+        return None
+    (w,) = [d for d in op.dims if d != op.var]
+    if nxt.var != w or op.output not in nxt.inputs or plan.variables.get(op.var) != () or plan.variables.get(w) != ():
+        return None
+    if plan.sizes.get(op.var) != plan.sizes.get(w):
+        return None
+    ins = [dims.get(i) for i in op.inputs]  # a carried factor's axes are not known here: no chain
+    if any(d not in ((op.var,), (op.var, w), (w, op.var)) for d in ins) or not any(len(d) == 2 for d in ins):
+        return None
+    return tuple(sorted(len(d) for d in ins))
+
+
+def _one_batch(ops: Sequence[Eliminate], live: Mapping[int, Value]) -> bool:
+    """Whether the factors of ``ops`` (but the messages) share a batch shape."""
+    shapes = {live[i].tensor.shape[: live[i].batch_ndim] for op in ops for i in op.inputs if i in live}
+    return len(shapes) == 1
 
 
 def _run_chain(ops: Sequence[Eliminate], live: dict[int, Value]) -> Value:
