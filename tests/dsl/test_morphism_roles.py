@@ -157,3 +157,32 @@ def test_a_program_takes_an_observed_matrix_in_its_data_and_observes_through_bot
     want = sum(torch.log(torch.tensor(_rows(float(xi), [0.0], 0.5)[ki], dtype=F64)).item()
                for xi, ki in zip(x[:, 0], k.tolist()))
     assert got.item() == pytest.approx(want, rel=1e-12)
+
+
+LATENT_CHANNEL = """\
+object S : FinSet 3
+object O : FinSet 2
+morphism t : S -> O [role=latent]
+
+program scored(s) : S -> O
+    observe o <- t(s)
+    return o
+
+program drawn(s) : S -> O
+    sample o <- t(s)
+    return o
+
+export scored
+"""
+
+
+def test_a_program_observes_and_draws_through_a_latent_kernel_by_its_rows():
+    # observing through a kernel that has no family of its own scored a
+    # draw as if it were a distribution (a bare AttributeError)
+    m = loads(LATENT_CHANNEL)
+    (t,) = [k for k in m.scored.modules() if type(k).__name__ == "Latent"]
+    P = t.as_morphism(PROB).tensor.detach()
+    s, o = torch.tensor([0, 2, 1]), torch.tensor([1, 0, 0])
+    assert m.scored.log_prob({"o": o}, s).item() == pytest.approx(P[s, o].log().sum().item(), rel=1e-6)
+    draws = m.drawn.sample(s)  # the program's return value, o
+    assert draws.shape == s.shape and bool(((draws >= 0) & (draws < 2)).all())
