@@ -444,7 +444,15 @@ def _with_probs(name: str, cls: type, params: tuple[ParamSpec, ...], support_fn:
 
 def _make_lkj(p: dict[str, torch.Tensor]) -> Distribution:
     dim = int(p["dim"].reshape(-1)[0].item()) if p["dim"].dim() else int(p["dim"].item())
-    return torch.distributions.LKJCholesky(dim, p["concentration"], validate_args=False)
+    # torch's LKJCholesky builds a Beta that validates by default: a sampler's
+    # trajectory that sends the concentration out of range must get a
+    # non-finite density (a divergence), not torch's ValueError
+    previous = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        return torch.distributions.LKJCholesky(dim, p["concentration"], validate_args=False)
+    finally:
+        Distribution.set_default_validate_args(previous)
 
 
 def _make_mvn(p: dict[str, torch.Tensor]) -> Distribution:

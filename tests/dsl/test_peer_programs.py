@@ -338,3 +338,12 @@ def test_a_continuous_prior_on_a_block_is_a_located_error_that_names_the_fix() -
     with pytest.raises(QuiversTypeError, match=r"line 7, column 26: .*`ContinuousBernoulli`, a continuous family") as info:
         loads(text)
     assert "ZeroInflatedPoisson" in str(info.value)
+
+
+def test_an_lkj_concentration_out_of_range_is_a_non_finite_density_not_a_torch_error() -> None:
+    # a NUTS trajectory can make the concentration NaN; the sampler needs a divergence, not a ValueError
+    from quivers.distributions.families import _make_lkj
+
+    d = _make_lkj({"dim": torch.tensor(3), "concentration": torch.tensor(float("nan"))})
+    assert not torch.isfinite(d.log_prob(torch.eye(3))).all()
+    assert torch.distributions.Distribution._validate_args  # the default is left as it was
