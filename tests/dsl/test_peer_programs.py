@@ -344,6 +344,7 @@ def test_an_lkj_concentration_out_of_range_is_a_non_finite_density_not_a_torch_e
     # a NUTS trajectory can make the concentration NaN; the sampler needs a divergence, not a ValueError
     from quivers.distributions.families import _make_lkj
 
+    before = torch.distributions.Distribution._validate_args
     d = _make_lkj({"dim": torch.tensor(3), "concentration": torch.tensor(float("nan"))})
     assert not torch.isfinite(d.log_prob(torch.eye(3))).all()
-    assert torch.distributions.Distribution._validate_args  # the default is left as it was
+    assert torch.distributions.Distribution._validate_args == before  # the default is left as it was
