@@ -57,7 +57,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from quivers.categories import REAL, FinSet, Semiring, copy, delete
-from quivers.categories.semiring import LOG, MAX_PLUS, PROB
+from quivers.categories.semiring import LOG, MAX_PLUS
 from quivers.deduction import Chart, Deduction, Sentences
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
@@ -344,7 +344,7 @@ class _Compiler:
             if isinstance(module.dom, FinSet) and isinstance(module.cod, FinSet):
                 # a kernel between finite sets: the row at each input, to draw
                 # from or to score an observation by (a draw alone has no density)
-                return (lambda env: rows(module, args[0](env))), module
+                return (lambda env: module.rows(args[0](env))), module
             return (lambda env: module.sample(args[0](env))), module
         if f.bare:
             raise self.error(
@@ -841,9 +841,3 @@ class _Compiler:
             return build()
         except QuiversError as err:
             raise err.relocated(e.span, self.source) from None
-
-
-def rows(module: MorphismModule, x: torch.Tensor) -> torch.distributions.Categorical:
-    """The rows of a morphism between finite sets at the inputs ``x``, as
-    one Categorical over its codomain per input."""
-    return torch.distributions.Categorical(probs=module.as_morphism(PROB).tensor[torch.as_tensor(x).long()])

@@ -212,8 +212,14 @@ class MorphismModule(nn.Module, Arrow):
         >>> identity(A).sample(torch.tensor([2, 0]))
         tensor([2, 0])
         """
+        return self.rows(x).sample()
+
+    def rows(self, x: Tensor) -> torch.distributions.Categorical:
+        """The rows at the inputs ``x`` of a module between finite sets, one
+        Categorical over ``cod`` per input: what a program draws from, or
+        scores an observation by."""
         probs = self.as_morphism(PROB).tensor
-        return torch.distributions.Categorical(probs=probs[torch.as_tensor(x).long()]).sample()
+        return torch.distributions.Categorical(probs=probs[torch.as_tensor(x).long()])
 
     def last_log_prob(self, y: Tensor, x: Tensor) -> Tensor:
         """``log p(y | ...)`` under this module's last family, at one draw of
