@@ -220,6 +220,7 @@ def truncated_spec(base: FamilySpec, bounds: tuple[str, ...], name: str = "Trunc
             dependent=True,
             support_params=tuple(dict.fromkeys([*bounds, *(n for n in names if not base.static_support)])),
             parts=(base,),
+            recipe=(truncated_spec, (base, bounds, name)),
         )
     return _DERIVED[key]
 
@@ -304,6 +305,7 @@ def mixture_spec(parts: tuple[FamilySpec, ...]) -> FamilySpec:
             parts=parts,
             aliases={"probs": "weights"},
             support_params=tuple(f"{q.name}_0" for q in parts[0].params + tuple(x for g in parts[0].alternatives for x in g)),
+            recipe=(mixture_spec, (parts,)),
         )
     return _DERIVED[key]
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,9 @@ class FamilySpec:
         Other names of parameters, as Pyro and NumPyro spell them: a
         Categorical's ``probs`` is its ``weights``; the peer's QVR
         writes the Normal under a ``LogitNormal`` with ``mu`` and ``sigma``.
+    recipe
+        For a derived spec: the call (function and arguments) that derives
+        it, so that a pickled program reads it back.
     """
 
     name: str
@@ -128,6 +132,26 @@ class FamilySpec:
     combine: Callable[..., Family] | None = None
     parts: tuple[FamilySpec, ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
+    recipe: tuple[Callable[..., FamilySpec], tuple] | None = field(default=None, compare=False, repr=False)
+
+    # A spec holds functions, which pickle cannot write by value: a
+    # registered spec is written as its name, a derived one as the call that
+    # derives it (its ``recipe``). Specs are immutable, so copies share them.
+    def __reduce__(self) -> tuple:
+        if FAMILIES.get(self.name) is self:
+            return (registered, (self.name,))
+        if self.recipe is not None:
+            return self.recipe
+        raise pickle.PicklingError(
+            f"the family `{self.name}` is neither registered nor derived by a combinator, so it cannot be pickled; "
+            "register it with quivers.distributions.families.register"
+        )
+
+    def __copy__(self) -> FamilySpec:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> FamilySpec:
+        return self
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -323,6 +347,17 @@ def register(spec: FamilySpec) -> FamilySpec:
     """Add a family to :data:`FAMILIES` (later registrations replace earlier)."""
     FAMILIES[spec.name] = spec
     return spec
+
+
+def registered(name: str) -> FamilySpec:
+    """The registered family ``name`` (how a pickled spec is read back).
+
+    Examples
+    --------
+    >>> registered("Normal") is FAMILIES["Normal"]
+    True
+    """
+    return FAMILIES[name]
 
 
 def family(name: str, *args: Any, **kwargs: Any) -> Family:

@@ -127,6 +127,13 @@ class PlannedProgram(Program):
         self._maps = {id(s): _maps_read(s, self) for s in self.steps}
         self._plans: dict[tuple, Plan] = {}
 
+    _derived = (*Program._derived, "_maps", "_plans")
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._maps = {id(s): _maps_read(s, self) for s in self.steps}
+        self._plans = {}
+
     # ------------------------------------------------------------ plans
 
     def plan(self) -> Plan:

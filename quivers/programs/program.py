@@ -356,6 +356,26 @@ class Program(Bindings, Arrow, nn.Module):
             plan = self._plan = LogJointPlan(self, observations, x)
         return plan
 
+    # ------------------------------------------------------------ copies
+
+    # What _compile derives from the steps: closures (which pickle cannot
+    # write) and tables keyed by ``id(step)`` (which a copy's steps do not
+    # share). A copy drops them and derives them again for its own steps.
+    _derived = ("_compiled", "_plan", "_validated", "_subsampled")
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        for name in self._derived:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        buffers = dict(self._buffers)
+        self._subsampled = {}
+        self._compile(analyze(self.steps))
+        self._buffers.update(buffers)  # the copied values, on their device and dtype
+
     def _apply(self, fn, *args, **kw):
         # a move or a cast makes new buffers: plans made before bind afresh
         self._generation = getattr(self, "_generation", 0) + 1
