@@ -599,9 +599,10 @@ def _solve(component, members, edges, axioms, weights, semiring, values, zero, o
             f"the derivations of `{show(component[0])}` go round a cycle of rules {rules} whose "
             f"weight is not below one (spectral radius {radius:.3g}), so their sum in `{semiring}` "
             "is infinite",
-            hint="give the rules of the cycle weights whose product round the cycle is below one "
-            "(log weights below zero), use an idempotent semiring (Viterbi, Boolean), or remove "
-            "the cycle",
+            hint="mark the rules of the cycle `#[learnable, bounded]` (a bounded learnable rule "
+            "weighs below one, so the sum converges; `bounded=` in Python), give them weights whose "
+            "product round the cycle is below one (log weights below zero), use an idempotent "
+            "semiring (Viterbi, Boolean), or remove the cycle",
         )
     x = torch.linalg.solve(torch.eye(n, dtype=a_p.dtype) - a_p, b_p)
     if semiring.name == "LOG":

@@ -71,6 +71,12 @@ def _productions(model: Grammar | Deduction) -> tuple[list[object], list[str]]:
     if model.semiring is not LOG:
         raise InvalidValueError(f"a PCFG prior is over probabilities: deduction `{model.name}` weighs in "
                                 f"`{model.semiring}`, not `LOG` (`semiring=LogProb`)")
+    if model.capped:
+        raise InvalidValueError(
+            f"a PCFG prior sets the rule probabilities of deduction `{model.name}`, but rule "
+            f"`{model.capped[0]}` is `#[bounded]`, whose weight is capped below one instead",
+            hint="drop `bounded` from the rules a PCFG prior weighs",
+        )
     lhs: list[object] = []
     names: list[str] = []
     for rule in model.rules:

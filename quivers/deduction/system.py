@@ -117,7 +117,13 @@ class Deduction(nn.Module):
         deeper than its category).
     bounded
         The names of the rules ``max_depth`` bounds (``#[bounded]`` in QVR);
-        ``None`` bounds every rule.
+        ``None`` bounds every rule. A bounded rule that is also learnable
+        has its weight capped: its log weight is ``-softplus(p) - log(n)``
+        for its parameter ``p`` (starting at ``0``) and ``n`` the number of
+        such rules, so it stays below ``1 / n`` and the weight an item
+        passes on through them is below one. A cycle of unary bounded rules
+        (``A |- Dia(A)``, ``Dia(A) |- A``) then has a finite sum over its
+        derivations in ``LOG`` at every value of the parameters.
     learnable
         The names of the rules with a log weight.
     tolerance
@@ -180,6 +186,7 @@ class Deduction(nn.Module):
             if rule not in names:
                 raise UnknownNameError(f"deduction `{name}` has no rule `{rule}` to bound",
                                        name=rule, candidates=names)
+        self.capped = tuple(r for r in learnable if r in (self.bounded or ()))
         self.rule_logits = nn.ParameterDict(
             {r: nn.Parameter(torch.zeros((), dtype=torch.float64)) for r in learnable}
         )
@@ -192,10 +199,31 @@ class Deduction(nn.Module):
         dtype = self.semiring.tensor_dtype(torch.float64)
         return torch.tensor(self.semiring.one, dtype=dtype)
 
+    def rule_log_weights(self) -> dict[str, Tensor]:
+        """The log weight of each learnable rule: its parameter, or, for a
+        rule both learnable and bounded, ``-softplus(parameter) - log(n)``
+        with ``n`` the number of such rules (see ``bounded``).
+
+        Examples
+        --------
+        >>> from quivers.deduction.agenda import Var
+        >>> X = Var("X")
+        >>> rules = [Rule("up", (X,), ("Dia", X)), Rule("down", (("Dia", X),), X)]
+        >>> d = Deduction("D", rules, [Entry("a", "A")], start="A", learnable=["up", "down"],
+        ...               bounded=["up", "down"], max_depth=2)
+        >>> round(d.rule_log_weights()["up"].exp().item(), 12)   # sigmoid(0) / 2
+        0.25
+        """
+        out = dict(self.rule_logits.items())
+        cap = math.log(len(self.capped)) if self.capped else 0.0
+        for r in self.capped:
+            out[r] = -nn.functional.softplus(out[r]) - cap
+        return out
+
     def rule_weights(self) -> dict[str, Tensor]:
         """The weight of each learnable rule in the semiring."""
         to = FROM_LOG.get(self.semiring)
-        return {r: to(w) for r, w in self.rule_logits.items()} if to else {}
+        return {r: to(w) for r, w in self.rule_log_weights().items()} if to else {}
 
     def lexicon_weights(self) -> dict[str | int, list[tuple[Term, Tensor]]]:
         """Each word's categories and their weights in the semiring."""

@@ -54,8 +54,9 @@ names anywhere else (the parser's lexer only expects them there)."""
 
 ANNOTATIONS = frozenset({"learnable", "bounded"})
 """What ``#[...]`` may say after a deduction rule (``learnable``: it has a
-log weight; ``bounded``: the deduction's ``depth`` bounds its conclusions)
-or a lexicon entry (``learnable`` only)."""
+log weight; ``bounded``: the deduction's ``depth`` bounds its conclusions,
+and a learnable one's weight is capped below one) or a lexicon entry
+(``learnable`` only)."""
 
 
 def _token_span(token: Token) -> Span:

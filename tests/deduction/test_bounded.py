@@ -1,9 +1,12 @@
 """``#[bounded]``: the depth bound of a deduction applies to the rules it
 names, so a rule that builds ever larger terms is cut while the others
 derive freely (the peer's quantifier-scope grammar bounds its
-continuation tower this way)."""
+continuation tower this way); a bounded learnable rule weighs below one
+(tests/deduction/test_bounded_cycles.py)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -67,12 +70,15 @@ def test_the_quantifier_scope_grammar_loads_and_parses():
     assert best is not None
 
 
-def test_in_log_the_cycle_through_cont_sums_when_its_weight_is_below_one():
-    # at the initial weights S -> Cont(S) -> S weighs 1 every time round and the sum diverges
+def test_in_log_the_cycle_through_cont_sums_at_every_weight():
+    # `pure_cont` and `cont_elim` are learnable and bounded: each weighs below 1/2, a quarter at
+    # first. The one parse lifts "dog" (1/4) and lowers Cont(S) (1/4); every further trip
+    # S -> Cont(S) -> S multiplies by 1/16, so the sum is (1/16) / (1 - 1/16) = 1/15
     d = scope("LogProb")
+    assert float(d.weight(["every", "dog", "barks"]).detach()) == pytest.approx(-math.log(15), abs=1e-12)
     with torch.no_grad():
         d.rule_logits["pure_cont"].fill_(-1.0)
-        d.rule_logits["cont_elim"].fill_(-1.0)
+        d.rule_logits["cont_elim"].fill_(3.0)
     log_z = d.weight(["every", "dog", "barks"])
     viterbi = scope("Viterbi")
     viterbi.load_state_dict(d.state_dict())
