@@ -10,6 +10,9 @@ operations) and below :mod:`quivers.inference` and :mod:`quivers.dsl`
   values and says why the others are sampled;
 - :mod:`~quivers.planning.plan` plans plated variable elimination with a
   treewidth-heuristic order, as an inspectable :class:`Plan`;
+- :mod:`~quivers.planning.chains` finds chains of sites (an HMM written
+  site by site) and writes each as the ``markov`` block a user would, summed
+  by the forward algorithm;
 - :mod:`~quivers.planning.contract` runs a plan on named values in a
   semiring (``LOG`` for the density, ``MAX_PLUS`` for the most probable
   values);

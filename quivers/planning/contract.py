@@ -8,8 +8,10 @@ axis (``logsumexp`` in ``LOG``, ``max`` in ``MAX_PLUS``: the semiring's
 ``N / b`` on a mini-batch) and a plate is carried along an index map by
 :func:`quivers.programs.named.scatter_sum`, the right Kan extension.
 
-A run of eliminations along a chain of shared variables (an HMM written
-as ``sample`` sites, ``z[t] ~ Categorical(A[z[t-1]])``) is run in ``LOG``
+A run of eliminations along a chain of shared variables that
+:mod:`quivers.planning.chains` does not write as a ``markov`` block (its
+steps have tables of their own, or the plan is general: ``auto(...,
+lower=False)``) is run in ``LOG``
 as a chain: each step's pairwise and unary factors are stacked into one
 ``(steps, K, K)`` tensor and multiplied by
 :func:`quivers.categories.markov.semiring_product` (a balanced product, the

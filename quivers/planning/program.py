@@ -57,6 +57,7 @@ import torch
 
 from quivers.categories import LOG, MAX_PLUS, FinSet, Semiring
 from quivers.errors import QuiversTypeError, QuiversWarning
+from quivers.planning.chains import Chain, lower_chains, unstacked
 from quivers.planning.contract import run_plan
 from quivers.planning.plan import Plan, PlanError, Scope, make_plan
 from quivers.planning.sites import choose
@@ -86,6 +87,7 @@ class PlannedProgram(Program):
     # a PlannedProgram built by composition or renaming before `auto` configures it plans nothing
     _values: dict = {}
     _lowered: dict = {}
+    _chains: tuple[Chain, ...] = ()
     _sampled: dict = {}
     _exclude: tuple = ()
     _variables: dict = {}
@@ -103,7 +105,16 @@ class PlannedProgram(Program):
 
     def _replanned(self, composite: Program) -> PlannedProgram:
         exclude = [n for n in self._exclude if n in composite.sites]
-        return auto(composite, budget=self.budget, exclude=exclude)
+        out = auto(composite, budget=self.budget, exclude=exclude)
+        return out._carry(self)
+
+    def _carry(self, source: PlannedProgram) -> PlannedProgram:
+        """This program (planned from one of ``source``'s, whose blocks are
+        now its steps) configured with ``source``'s lowered blocks too."""
+        chains = self._chains + tuple(c for c in source._chains if c.name in self.sites)
+        lowered = {**{k: v for k, v in source._lowered.items() if k in self.sites}, **self._lowered}
+        self._configure(self._values, self._sampled, self.budget, lowered, chains)
+        return self
 
     def subsample(self, sizes: Mapping[str, int]) -> PlannedProgram:
         """This program on mini-batches (:meth:`Program.subsample`), planned
@@ -111,14 +122,15 @@ class PlannedProgram(Program):
         key = tuple(sorted(sizes.items()))
         if key not in self._subsampled:
             out = auto(super().subsample(sizes), budget=self.budget, exclude=self._exclude)
-            out._configure(out._values, out._sampled, out.budget, {**self._lowered, **out._lowered})
-            self._subsampled[key] = out
+            self._subsampled[key] = out._carry(self)
         return self._subsampled[key]
 
     def _configure(
-        self, summed: Mapping[str, FinSet], sampled: Mapping[str, str], budget: int, lowered: Mapping[str, str]
+        self, summed: Mapping[str, FinSet], sampled: Mapping[str, str], budget: int, lowered: Mapping[str, str],
+        chains: tuple[Chain, ...] = (),
     ) -> None:
-        self.summed = frozenset(summed) | frozenset(lowered)
+        self._chains = tuple(chains)
+        self.summed = frozenset(summed) | frozenset(lowered) | frozenset(n for c in chains for n in c.latents)
         self._values = dict(summed)
         self._sampled = dict(sampled)
         self._lowered = dict(lowered)
@@ -168,8 +180,17 @@ class PlannedProgram(Program):
             if n > largest[1]:
                 largest = (site.dims + (name,), n)
         sizes = {**plan.sizes, **{n: self.sites[n].num_values for n in self._lowered}}
+        lowered = dict(self._lowered)
+        for c in self._chains:  # the forward algorithm's product of one (T, K, K) tensor
+            step = self.sites[c.name].step
+            axes = (step.time.name, step.support.name, step.support.name + "'")
+            sizes.update(dict(zip(axes, (len(c.latents), c.states, c.states))))
+            n = len(c.latents) * c.states**2
+            if n > largest[1]:
+                largest = (axes, n)
+            lowered[c.name] = str(c)
         return dataclasses.replace(
-            plan, sampled=dict(self._sampled), lowered=dict(self._lowered), labels=tuple(s.label() for s, _ in made),
+            plan, sampled=dict(self._sampled), lowered=lowered, labels=tuple(s.label() for s, _ in made),
             largest=largest[0], largest_size=largest[1], sizes=sizes,
         )
 
@@ -194,6 +215,15 @@ class PlannedProgram(Program):
             self._plans[key] = plan
         return run_plan(plan, values, semiring, run.maps, run.scales)
 
+    def _env(self, observations, latents, mode: str, check_latents: bool = True, x: Any = None):
+        # a lowered chain's block observes (and is given) its sites' values as one tensor each
+        if self._chains:
+            observations, latents = dict(observations or {}), dict(latents or {})
+            for c in self._chains:
+                c.stack(observations, c.observed, c.obs, "observations")
+                c.stack(latents, c.latents, c.name, "values")
+        return super()._env(observations, latents, mode, check_latents, x)
+
     def _execute(self, env, maps, batch_shape, mode: str = "density", *args, **kw):
         if mode == "density" and self._values:
             kw.setdefault("enumerated", self._values)
@@ -212,7 +242,8 @@ class PlannedProgram(Program):
         summed site (those that do share the sum, as in a ``marginalize``
         block, and have no term of their own)."""
         run = self._run(observations, latents, pointwise=True, x=x)
-        return {n: v.tensor for n, v in run.site_terms.items() if not set(v.dims) & set(self._values)}
+        shared = {c.obs for c in self._chains}
+        return {n: v.tensor for n, v in run.site_terms.items() if not set(v.dims) & set(self._values) and n not in shared}
 
     # --------------------------------------------------------- posterior
 
@@ -252,13 +283,13 @@ class PlannedProgram(Program):
         ``marginalize`` latent, given the rest."""
         out = super().posterior_latents(x, observations, latents)
         out.update({n: g.detach() for n, g in self._adjoint(x, observations, latents, LOG, {}).items()})
-        return out
+        return unstacked(out, self._chains, 1)
 
     def map_latents(self, x: Any = None, observations=None, latents=None) -> dict[str, torch.Tensor]:
         """The most probable joint values of the summed sites (by the
         max-plus contraction of the same plan), and of each ``marginalize``
         latent as :meth:`Program.map_latents` gives them."""
-        out = super().map_latents(x, observations, latents)
+        out = unstacked(super().map_latents(x, observations, latents), self._chains, 0)
         out.update({n: g.argmax(-1) for n, g in self._adjoint(x, observations, latents, MAX_PLUS, {}).items()})
         return out
 
@@ -273,9 +304,11 @@ class PlannedProgram(Program):
             probs = probs.clamp_min(0)
             clamps[name] = torch.distributions.Categorical(probs=probs).sample(torch.Size(sample_shape))
             sample_shape = ()
-        if self._lowered:  # blocks draw their latent from its posterior given the rest
-            drawn = super().sample(x, sample_shape, {**(latents or {}), **clamps}, observations)
+        if self._lowered or self._chains:  # blocks draw their latent from its posterior given the rest
+            drawn = unstacked(super().sample(x, sample_shape, {**(latents or {}), **clamps}, observations),
+                              self._chains, 0)
             clamps.update({n: drawn[n] for n in self._lowered})
+            clamps.update({n: drawn[n] for c in self._chains for n in c.latents})
         return clamps
 
     @torch.no_grad()
@@ -289,8 +322,8 @@ class PlannedProgram(Program):
         need = [s.name for s in self.latent_sites(observations)]
         if self._values and observed and all(n in given for n in need) and not (self.summed & given):
             draws = self.posterior_draws(x, observations, latents, sample_shape)
-            return super().sample(x, (), {**latents, **draws}, observations)
-        return super().sample(x, sample_shape, latents, observations)
+            return unstacked(super().sample(x, (), {**latents, **draws}, observations), self._chains, 0)
+        return unstacked(super().sample(x, sample_shape, latents, observations), self._chains, 0)
 
 
 def auto(
@@ -340,9 +373,10 @@ def auto(
     while True:
         general = dict(summed)  # less the sites a block sums
         steps, lowered = _lower(program, general) if lower else (program.steps, {})
-        out = _planned(program, steps, lowered)
+        steps, chains = lower_chains(program, steps, general) if lower else (steps, ())
+        out = _planned(program, steps, bool(lowered or chains))
         out._exclude = tuple(exclude)
-        out._configure(general, sampled, budget, lowered)
+        out._configure(general, sampled, budget, lowered, chains)
         try:
             plan = out.plan()
         except PlanError as err:
@@ -359,10 +393,10 @@ def auto(
         del summed[biggest]
 
 
-def _planned(program: Program, steps: tuple[Step, ...], lowered: Mapping[str, str]) -> PlannedProgram:
-    """A :class:`PlannedProgram` with ``steps`` (``program``'s, with the
-    ``lowered`` sites in blocks); a block adds the effect ``Marginal``."""
-    effects = set(program.effects) | ({Effect.Marginal} if lowered else set())
+def _planned(program: Program, steps: tuple[Step, ...], blocks: bool) -> PlannedProgram:
+    """A :class:`PlannedProgram` with ``steps`` (``program``'s, with some
+    sites in blocks where ``blocks``); a block adds the effect ``Marginal``."""
+    effects = set(program.effects) | ({Effect.Marginal} if blocks else set())
     out = PlannedProgram(
         program.name, program.dom, program.cod, steps, effects, span=program.span, source=program.source,
     )

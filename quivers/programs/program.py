@@ -459,7 +459,8 @@ class Program(Bindings, Arrow, nn.Module):
         """The most probable value of each marginalized latent given the rest;
         for a Markov latent its most probable path (Viterbi), which need not
         be the argmax of each step's marginal."""
-        out = {k: v.argmax(-1) for k, v in self.posterior_latents(x, observations, latents).items()}
+        # this class's marginals: a subclass's may name its latents otherwise (a planned program's chains)
+        out = {k: v.argmax(-1) for k, v in Program.posterior_latents(self, x, observations, latents).items()}
         if any(isinstance(self.sites[k].step, MarkovStep) for k in out):
             run = self._run(observations, latents, record_paths=True, x=x)
             out.update({k: v.tensor for k, v in run.paths.items()})

@@ -102,3 +102,47 @@ def brute_force(program: Program, summed: list[str], obs: dict, lat: dict) -> to
     """log sum over every joint value of the ``summed`` sites of
     ``program.log_joint`` with them given."""
     return torch.logsumexp(program.log_joint(None, obs, {**lat, **assignments(program, summed)}), 0)
+
+
+def hmm_chain(n: int, k: int = 2, miss: str | None = None) -> tuple[Program, Program]:
+    """An HMM written as ``n`` plain sample sites in a chain,
+    ``z{t} ~ Categorical(A[z{t-1}])`` each observed by ``y{t}``, and the
+    same model as a ``markov`` block. ``miss`` breaks the chain pattern at
+    step ``min(2, n - 1)``: ``"table"`` gives that step its own table
+    ``B``, ``"skip"`` makes it read ``z0`` too (through ``B``), ``"emission"``
+    observes it with another scale, ``"unobserved"`` leaves it unobserved
+    (the markov block is then the pattern's model, not this one)."""
+    from quivers.distributions import Categorical
+    from quivers.programs import markov
+
+    T, K = FinSet("T", n), FinSet("K", k)
+    head = [sample("A", K * K, HalfNormal(1.0)), sample("pi", K, HalfNormal(1.0)), sample("mu", K, Normal(0.0, 2.0))]
+    if miss in ("table", "skip"):
+        head.append(sample("B", K * K, HalfNormal(1.0)))
+    odd = min(2, n - 1)
+    steps = head + [sample("z0", None, Categorical(var("pi")))]
+    for t in range(1, n):
+        w = var("A")[var(f"z{t - 1}")]
+        if t == odd and miss == "table":
+            w = var("B")[var(f"z{t - 1}")]
+        elif t == odd and miss == "skip":
+            w = w * var("B")[var("z0")]
+        steps.append(sample(f"z{t}", None, Categorical(w)))
+    for t in range(n):
+        if t == odd and miss == "unobserved":
+            continue
+        scale = 2.0 if t == odd and miss == "emission" else 1.0
+        steps.append(observe(f"y{t}", None, Normal(var("mu")[var(f"z{t}")], scale)))
+    hmm = Program("hmm", T, T, head + [
+        markov("z", T, K, Categorical(var("A")), [observe("y", T, Normal(var("mu")[var("z")], 1.0))],
+               init=Categorical(var("pi")))])
+    return Program("chain", T, T, steps), hmm
+
+
+def hmm_values(program: Program, gen: torch.Generator) -> tuple[dict, dict]:
+    """Random observations ``y{t}`` and tables of :func:`hmm_chain`, float64."""
+    obs = {n: torch.randn((), generator=gen, dtype=F64) for n, s in program.sites.items() if s.kind == "observed"}
+    lat = {n: torch.rand(program.sites[n].shape, generator=gen, dtype=F64) + 0.1 for n in ("A", "B", "pi")
+           if n in program.sites}
+    lat["mu"] = torch.randn(program.sites["mu"].shape, generator=gen, dtype=F64) * 2
+    return obs, lat

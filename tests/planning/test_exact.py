@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 from quivers.dsl import loads
 from quivers.planning import auto
-from tests.planning.models import F64, Shape, assignments, brute_force, build, values
+from tests.planning.models import F64, Shape, assignments, brute_force, build, hmm_chain, values
 from tests.programs import brute
 
 shapes = st.builds(
@@ -166,27 +166,9 @@ def test_the_planned_grouped_mixture_equals_its_marginalize_version():
     torch.testing.assert_close(planned.log_joint(None, obs, batch), hand.log_joint(None, obs, batch))
 
 
-def _chain(n: int) -> tuple:
-    """An HMM written as ``n`` plain sample sites in a chain, and as a
-    ``markov`` block."""
-    from quivers.categories import FinSet
-    from quivers.distributions import Categorical, HalfNormal, Normal
-    from quivers.programs import Program, markov, observe, sample, var
-
-    T, K = FinSet("T", n), FinSet("K", 2)
-    head = [sample("A", K * K, HalfNormal(1.0)), sample("pi", K, HalfNormal(1.0)), sample("mu", K, Normal(0.0, 2.0))]
-    steps = head + [sample("z0", None, Categorical(var("pi")))]
-    steps += [sample(f"z{t}", None, Categorical(var("A")[var(f"z{t - 1}")])) for t in range(1, n)]
-    steps += [observe(f"y{t}", None, Normal(var("mu")[var(f"z{t}")], 1.0)) for t in range(n)]
-    hmm = Program("hmm", T, T, head + [
-        markov("z", T, K, Categorical(var("A")), [observe("y", T, Normal(var("mu")[var("z")], 1.0))],
-               init=Categorical(var("pi")))])
-    return Program("chain", T, T, steps), hmm
-
-
-def test_an_hmm_written_as_a_chain_of_sample_sites_equals_the_markov_block():
-    chain, hmm = _chain(5)
-    planned = auto(chain)
+def test_an_hmm_written_as_a_chain_of_sample_sites_equals_the_markov_block_through_the_general_plan():
+    chain, hmm = hmm_chain(5)
+    planned = auto(chain, lower=False)  # auto(chain) writes the markov block itself: tests/planning/test_chains.py
     plan = planned.plan()
     assert plan.order == ("z0", "z1", "z2", "z3", "z4") and plan.treewidth == 1  # the forward algorithm
     y = torch.tensor([-1.0, 0.5, 1.2, 0.9, -0.3], dtype=F64)
@@ -206,8 +188,8 @@ def test_an_hmm_written_as_a_chain_of_sample_sites_equals_the_markov_block():
 def test_a_chain_of_sample_sites_runs_as_one_balanced_product_equal_to_brute_force(monkeypatch):
     import quivers.planning.contract as contract
 
-    chain, _ = _chain(6)
-    planned = auto(chain)
+    chain, _ = hmm_chain(6)
+    planned = auto(chain, lower=False)
     runs = []
     real = contract._run_chain
     monkeypatch.setattr(contract, "_run_chain", lambda ops, live: runs.append(len(ops)) or real(ops, live))
