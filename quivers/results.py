@@ -176,7 +176,7 @@ def load_fit(path: str | PathLike[str], model: Program | str | None = None) -> F
     program.load_state_dict(record["model"])
     sites = program.sites
     posterior = {k: torch.as_tensor(v.values) for k, v in idata.posterior.data_vars.items()}
-    samples = {k: v for k, v in posterior.items() if sites[k].kind != "marginal"}
+    samples = {k: v for k, v in posterior.items() if sites[k].kind not in ("marginal", "deterministic")}
     latents = {k: v for k, v in posterior.items() if sites[k].kind == "marginal"}
     observations = {}
     for group in ("observed_data", "constant_data"):

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
 import torch
 
 from quivers.errors import ConvergenceWarning, QuiversTypeError, UnknownNameError
@@ -153,6 +154,28 @@ class FitResult:
             self._latents = self._grouped({k: p.draws for k, p in posts.items()})
         return self._latents
 
+    def deterministic_draws(self) -> dict[str, torch.Tensor]:
+        """Each ``let`` of the program at each posterior draw, ``(chains,
+        draws, *rows)``, as Stan's transformed parameters and PyMC's
+        ``Deterministic`` give them. Only lets computed from the sampled
+        latents and the data have one value per draw: a let that reads a
+        summed-out latent or an observation is left out."""
+        model = self.model
+        if not isinstance(model, Program) or not self.samples:
+            return {}
+        summed = {n for n, s in model.sites.items() if s.kind in ("marginal", "observed")}
+        summed |= set(getattr(model, "summed", ()))
+        lets = [
+            n for n, s in model.sites.items()
+            if s.kind == "deterministic" and not (nx.ancestors(model.graph, n) & summed)
+        ]
+        if not lets:
+            return {}
+        constant = {k: v for k, v in self.observations.items() if model.sites[k].kind != "observed"}
+        with torch.no_grad(), torch.random.fork_rng():
+            out = model.sample(self.x, latents=self.flat_samples(), observations=constant)
+        return self._grouped({n: out[n] for n in lets})
+
     def predictive(
         self, num_samples: int | None = None, x: Any = None, observations: Mapping[str, Any] | None = None,
         seed: int | None = None,
@@ -186,7 +209,8 @@ class FitResult:
         """The fit as ``arviz.InferenceData``, its axes named after the
         program's FinSets (``K``, ``Item``) with coordinates:
 
-        - ``posterior``: the draws, and beside them one exact draw of each
+        - ``posterior``: the draws, the lets at each draw
+          (:meth:`deterministic_draws`), and one exact draw of each
           marginalized latent per draw (:meth:`latent_draws`);
         - ``sample_stats``: NUTS's statistics under ArviZ's names;
         - ``log_likelihood``: the pointwise log likelihood of each observed
@@ -228,7 +252,7 @@ class FitResult:
         if stats is None and self.mcmc is not None:
             stats = self.mcmc.get_sample_stats(group_by_chain=True)
         return to_inference_data(
-            {**self.samples, **self.latent_draws()}, sample_stats=stats, observed_data=observed,
+            {**self.samples, **self.deterministic_draws(), **self.latent_draws()}, sample_stats=stats, observed_data=observed,
             log_likelihood=pointwise, constant_data=constant, prior=prior_draws, prior_predictive=prior_predictive,
             posterior_predictive=predictive, dims=dims, log_likelihood_dims=ll_dims,
             attrs={"inference_method": self.method},

@@ -173,3 +173,39 @@ def test_loading_into_another_program_is_refused(nuts, tmp_path):
         load_fit(tmp_path / "plain.nc")
     with pytest.raises(QuiversTypeError, match="load_fit needs a Program"):  # named as the user called it
         load_fit(path, 3)
+
+
+LETS = """
+object School : FinSet 3
+object K : FinSet 2
+
+program lets : School -> School
+    sample mu <- Normal(0.0, 5.0)
+    sample tau <- HalfNormal(2.0)
+    sample eta : School <- Normal(0.0, 1.0)
+    let theta = mu + tau * eta
+    sample w : K <- HalfNormal(1.0)
+    marginalize z : K <- Categorical(w)
+        let shifted = theta + 1.0 * z
+        observe y : School <- Normal(shifted, sigma)
+    return theta
+
+export lets
+"""
+
+
+def test_lets_are_in_the_posterior_at_each_draw_and_not_read_back_as_draws(tmp_path):
+    data = {"y": torch.tensor([1.0, -0.5, 2.0]), "sigma": torch.tensor([1.0, 2.0, 1.5])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = fit(loads(LETS).morphism, data, method="nuts", num_warmup=30, num_samples=20, num_chains=2, seed=0,
+                     progress_bar=False)
+    post = result.to_inference_data().posterior
+    s = result.samples
+    expected = s["mu"][..., None] + s["tau"][..., None] * s["eta"]
+    np.testing.assert_allclose(post["theta"].values, expected.numpy(), rtol=1e-6)
+    assert dict(post["theta"].sizes) == {"chain": 2, "draw": 20, "School": 3}
+    assert "shifted" not in post  # it reads the summed-out z: no one value per draw
+    result.save(tmp_path / "fit.nc")
+    back = load_fit(tmp_path / "fit.nc", model=LETS)
+    assert set(back.samples) == set(s) and "theta" in back.to_inference_data().posterior
