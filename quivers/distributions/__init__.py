@@ -37,6 +37,8 @@ from quivers.distributions.families import (
     register,
 )
 from quivers.distributions import catalog as _catalog
+from quivers.distributions import pushforward as _pushforward
+from quivers.distributions.pushforward import TRANSFORMS, transform
 
 LogitNormal = constructor("LogitNormal")
 HalfStudentT = constructor("HalfStudentT")
@@ -58,6 +60,8 @@ HurdleNegativeBinomial = constructor("HurdleNegativeBinomial")
 TruncatedNormal = constructor("TruncatedNormal")
 Truncated = constructor("Truncated")
 Mixture = constructor("Mixture")
+PointMass = constructor("PointMass")
+Pushforward = constructor("Pushforward")
 
 __all__ = [
     "FAMILIES", "Family", "FamilySpec", "ParamSpec", "family", "bind", "register", "biject", "constructor",
@@ -65,4 +69,5 @@ __all__ = [
     "Dirichlet", "Categorical", "Bernoulli", "Binomial", "Poisson", "NegativeBinomial", "Geometric",
     "StudentT", "Cauchy", "HalfCauchy", "Uniform", "Laplace", "MultivariateNormal",
     "LKJCholesky", "Flat", "HalfFlat", "ImproperFlat", "CONSTRAINTS", "ConstraintSpec", *_catalog.NEW,
+    "PointMass", "Pushforward", "TRANSFORMS", "transform",
 ]

@@ -109,6 +109,9 @@ class FamilySpec:
     parts
         The specs a derived spec is made of (the truncated family, the
         components of a mixture), for emitters that translate them.
+    transform
+        For a ``Pushforward``: the transform the family's draws go through
+        (:mod:`quivers.distributions.pushforward`).
     aliases
         Other names of parameters, as Pyro and NumPyro spell them: a
         Categorical's ``probs`` is its ``weights``; the peer's QVR
@@ -132,6 +135,7 @@ class FamilySpec:
     combine: Callable[..., Family] | None = None
     parts: tuple[FamilySpec, ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
+    transform: Any = None
     recipe: tuple[Callable[..., FamilySpec], tuple] | None = field(default=None, compare=False, repr=False)
 
     # A spec holds functions, which pickle cannot write by value: a
@@ -229,6 +233,8 @@ class Family:
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
+        if self.spec.transform is not None:
+            inner += f", transform={self.spec.transform.name!r}"
         return f"{self.name}({inner})"
 
 

@@ -69,7 +69,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from quivers.categories import FinSet
-from quivers.distributions import CONSTRAINTS, FAMILIES, Family, family
+from quivers.distributions import CONSTRAINTS, FAMILIES, TRANSFORMS, Family, family, transform
+from quivers.distributions.pushforward import transform_name
 from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, grouping, site_set
 from quivers.dsl.axes import plate as plate_of
@@ -1037,7 +1038,15 @@ class _Checker:
                 )
         scope.vector_axis = axis if isinstance(axis, ast.SetName) else None
 
-        def argument(e: ast.Expr) -> object:
+        def argument(e: ast.Expr, slot: object = None) -> object:
+            if f.name == "Pushforward" and slot in (1, "transform", "f"):
+                name, targs = transform_call(e)
+                for a in targs:
+                    self._expr(a, scope)
+                try:
+                    return transform(name, *(_constant(a) for a in targs))
+                except QuiversError as err:
+                    raise err.relocated(e.span, self.source) from None
             if spec.combine is not None and isinstance(e, ast.Call) and SPELLINGS.get(e.func, e.func) in FAMILIES:
                 # a family made of families: `Truncated(Normal(mu, s), low=0.0)`
                 inner = self._family(ast.nested_family(e), scope, axis)
@@ -1049,8 +1058,8 @@ class _Checker:
             return _constant(e)
 
         try:
-            args = [argument(e) for e in f.args]
-            kwargs = {k.name: argument(k.value) for k in f.kwargs}
+            args = [argument(e, i) for i, e in enumerate(f.args)]
+            kwargs = {k.name: argument(k.value, k.name) for k in f.kwargs}
         finally:
             scope.vector_axis = None
         try:
@@ -1356,6 +1365,28 @@ def canonical_family(f: ast.FamilyCall) -> ast.FamilyCall:
     if (name, args, kwargs) == (f.name, f.args, f.kwargs):
         return f
     return ast.FamilyCall(name, args, kwargs, f.bare, span=f.span)
+
+
+def transform_call(e: ast.Expr) -> tuple[str, tuple[ast.Expr, ...]]:
+    """The transform a ``Pushforward`` argument names, and its arguments:
+    ``exp`` (or the peer's ``Exp``), ``affine(1.0, s)``. Anything else is
+    an unknown transform, placed on its text.
+
+    Examples
+    --------
+    >>> transform_call(ast.Name("Exp"))
+    ('exp', ())
+    >>> transform_call(ast.Call("affine", (ast.Number(1.0), ast.Name("s"))))
+    ('affine', (Number(value=1.0), Name(id='s')))
+    """
+    name, args = (e.id, ()) if isinstance(e, ast.Name) else (e.func, e.args) if isinstance(e, ast.Call) else (None, ())
+    canonical = transform_name(name) if name is not None else None
+    if canonical is None:
+        raise UnknownNameError(
+            f"`Pushforward` takes a transform second, one of {', '.join(TRANSFORMS)}; got `{dump_expr(e)}`",
+            name=name or dump_expr(e), candidates=TRANSFORMS, span=e.span,
+        )
+    return canonical, tuple(args)
 
 
 def _binder_set(e: ast.Tabulate) -> ast.SetExpr:

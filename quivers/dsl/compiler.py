@@ -45,10 +45,10 @@ from typing import Any
 import sympy
 
 from quivers.categories import FinSet
-from quivers.distributions import FAMILIES, Family, family
+from quivers.distributions import FAMILIES, Family, family, transform
 from quivers.dsl import ast
 from quivers.dsl.axes import DEFAULT, Algebra, grouping, site_set
-from quivers.dsl.checker import SPELLINGS, DataRole, canonical_family, check
+from quivers.dsl.checker import SPELLINGS, DataRole, canonical_family, check, transform_call
 from quivers.dsl.inline import inline
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr
@@ -362,13 +362,17 @@ def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet]
     f = canonical_family(f)
     combine = getattr(FAMILIES.get(f.name), "combine", None) is not None
 
-    def argument(a: ast.Expr) -> Any:
+    def argument(a: ast.Expr, slot: object = None) -> Any:
+        if f.name == "Pushforward" and slot in (1, "transform", "f"):
+            name, targs = transform_call(a)
+            return _located(lambda: transform(name, *(_argument(t, source, objects, axis) for t in targs)),
+                            a.span, source)
         if combine and isinstance(a, ast.Call) and SPELLINGS.get(a.func, a.func) in FAMILIES:  # `Truncated(Normal(mu, s), ...)`
             return _family(ast.nested_family(a), source, objects, axis)
         return _argument(a, source, objects, axis)
 
-    args = [argument(a) for a in f.args]
-    kwargs = {k.name: argument(k.value) for k in f.kwargs}
+    args = [argument(a, i) for i, a in enumerate(f.args)]
+    kwargs = {k.name: argument(k.value, k.name) for k in f.kwargs}
     return _located(lambda: family(f.name, *args, **kwargs), f.span, source)
 
 

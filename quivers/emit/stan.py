@@ -104,6 +104,7 @@ from quivers.emit.stan_families import (
     STAN_FUNCTIONS,
     ZEROS,
     components,
+    pushed_base,
     stan_family,
     stan_name,
     truncated_base,
@@ -378,6 +379,8 @@ class _Emitter:
                 raise QuiversTypeError("dependent support")
             support = fam.spec.support(consts) if not fam.spec.static_support else fam.support()
         except QuiversError:
+            if fam.spec.transform is not None and (site.kind != "latent" or name in self.given):
+                return "real", ""  # data: bounds would only check it, and its statement scores it
             raise self.fail(f"the support of `{name}` depends on other values", step,
                             hint="Stan bounds here must be constants") from None
         while isinstance(support, C.independent):
@@ -676,6 +679,8 @@ class _Emitter:
             return self._loops(plate, lambda bind: [f"target += {self._zeros(s, t, bind)};"], s)
         if site.family.name == "Mixture":
             return self._loops(plate, lambda bind: [f"target += {self._mixture(s, t, bind)};"], s)
+        if site.family.spec.transform is not None:
+            return self._loops(plate, lambda bind: [f"target += {self._pushed(s, t, bind)};"], s)
         scalar = stan_family(site.family).scalar  # a user-defined _lpdf of one value
         if len(plate) <= 1 and not (event and plate) and not (scalar and plate):
             try:
@@ -719,6 +724,8 @@ class _Emitter:
             return self._zeros(s, t, bind)
         if site.family.name == "Mixture":
             return self._mixture(s, t, bind)
+        if site.family.spec.transform is not None:
+            return self._pushed(s, t, bind)
         if truncated_base(site.family) is not None:
             return self._truncated_term(s, t, bind)
         stan, args = self._args(s.family, t, bind, s, site)
@@ -772,6 +779,20 @@ class _Emitter:
             terms.append(f"{term} + log2()" if stan_family(part).half else term)
         lw = f"log_softmax({w})" if key == "logits" else f"log({w})"
         return f"log_sum_exp({lw} + [{', '.join(terms)}]')"
+
+    def _pushed(self, s: Step, t: Translator, bind: Mapping[str, str]) -> str:
+        """The log density of one value ``y`` of ``Pushforward(F, f)``: F's at
+        ``f^-1(y)`` plus ``log |d f^-1 / dy|``, the change of variables
+        Stan users write by hand."""
+        site, fam = self.sites[s.name], s.family
+        tr, base = fam.spec.transform, pushed_base(fam)
+        stan, args = self._args(base, t, bind, s, site)
+        plate = [d for d in site.dims if d not in site.event_dims]
+        codes = {n: t.code(fam.args[n].sympy, bind) for n in tr.params}
+        where = {"y": f"{s.name}{_idx(plate, bind)}", **{n: c if _atomic(c) else f"({c})" for n, c in codes.items()}}
+        term = f"{stan}_lpdf({tr.stan.format(**where)} | {', '.join(args)})"
+        term = f"{term} + log2()" if stan_family(base).half else term
+        return f"{term} + {tr.stan_log_det.format(**where)}"
 
     def _zeros(self, s: Step, t: Translator, bind: Mapping[str, str]) -> str:
         """The log mass of one count of a zero-inflated or hurdle family,

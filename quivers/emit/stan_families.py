@@ -148,10 +148,21 @@ def truncated_base(fam: Family) -> Family | None:
     return None
 
 
+def pushed_base(fam: Family) -> Family | None:
+    """The family a ``Pushforward`` pushes forward, with its arguments, or None."""
+    t = fam.spec.transform
+    if t is None:
+        return None
+    return Family(fam.spec.parts[0], {k: v for k, v in fam.args.items() if k not in t.params})
+
+
 def stan_name(fam: Family) -> str:
     """The quivers family whose Stan distribution ``fam`` is written with:
-    the family a truncation truncates, or a zero-inflated or hurdle count's."""
+    the family a truncation truncates or a pushforward pushes forward, or
+    a zero-inflated or hurdle count's."""
     base = truncated_base(fam)
+    if base is None and fam.spec.transform is not None:
+        base = fam.spec.parts[0]
     return base.name if base is not None else ZEROS.get(fam.name, fam.name)
 
 

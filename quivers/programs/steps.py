@@ -427,9 +427,13 @@ class InputStep(Step):
 
 def sample(
     name: str, index_set: FinSet | None, family: Family, *, constraint: str | None = None, span: Span | None = None
-) -> SampleStep:
+) -> SampleStep | LetStep:
     """Draw ``name`` from ``family``, one draw per element of ``index_set``
     (a plate; ``None`` or a unit set for a single draw).
+
+    A draw from ``PointMass(v)`` is the value ``v``: the step is
+    ``let name = v`` (a latent of one value has no density for NUTS or SVI
+    to explore), with the axes of ``v``.
 
     ``constraint`` restricts the values along the last factor of
     ``index_set`` (the last two for ``cholesky_corr``) to one of the sets of
@@ -452,6 +456,13 @@ def sample(
     _check_name(name, "a sample step")
     _check_set(f"the index set of `{name}`", index_set)
     fam = _symbolic(family)
+    if fam.name == "PointMass":
+        # a latent with one value has no density to explore: NUTS and SVI
+        # see the value, as of a `let`
+        if constraint is not None:
+            raise QuiversTypeError(f"`{name}` is drawn from a PointMass, which takes no [constraint=...]", span=span)
+        return LetStep(name, fam.args["value"], span=span)
+    _check_scored(name, fam, span)
     if constraint is not None:
         _check_constraint(name, index_set, fam, constraint, span)
     return SampleStep(name, index_set, fam, constraint, span=span)
@@ -520,7 +531,22 @@ def observe(
             _check_name(v, f"an index map in [via=...] of `{name}`")
     elif via is not None:
         _check_name(via, f"the index map in [via=...] of `{name}`")
-    return ObserveStep(name, index_set, _symbolic(family), via, span=span)
+    fam = _symbolic(family)
+    _check_scored(name, fam, span)
+    return ObserveStep(name, index_set, fam, via, span=span)
+
+
+def _check_scored(name: str, fam: Family, span: Span | None) -> None:
+    """A site's value is scored by its family: a ``Pushforward`` (alone or
+    in a mixture) through a transform that has no inverse cannot be."""
+    specs = [fam.spec, *fam.spec.parts]
+    t = next((s.transform for s in specs if s.transform is not None and not s.transform.invertible), None)
+    if t is not None:
+        raise UnsupportedError(
+            f"`{name}` is scored under `Pushforward(..., {t.name})`, but `{t.name}` is not invertible, so its "
+            "values have no density by a change of variables",
+            hint=f"draw `x` from the base family and write `let {name} = {t.name}(x)`", span=span,
+        )
 
 
 def marginalize(

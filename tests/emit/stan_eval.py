@@ -2,7 +2,7 @@
 
 No Stan toolchain runs in CI. To check that an emitted program means what
 the quivers program means, this module runs its ``functions``,
-``transformed parameters`` and ``model`` blocks in float64 numpy: every
+``transformed data``, ``transformed parameters`` and ``model`` blocks in float64 numpy: every
 sampling statement adds its full log density (normalizing constants
 included; Stan's ``~`` drops them, which changes the target by a
 constant), and the built-in distributions are written from the Stan
@@ -129,6 +129,8 @@ BUILTINS = {
     "to_vector": lambda x: np.asarray(x, dtype=float).flatten(order="F"),  # column-major, as Stan
     "rep_array": lambda v, *n: np.broadcast_to(np.asarray(v, dtype=float), tuple(int(k) for k in n) + np.shape(v)).copy(),
     "log1m_exp": lambda x: np.log(-np.expm1(x)), "negative_infinity": lambda: -math.inf,
+    "atanh": np.arctanh, "log_inv_logit": lambda x: -np.logaddexp(0, -np.asarray(x)),
+    "log1m_inv_logit": lambda x: -np.logaddexp(0, np.asarray(x)),
     "log_diff_exp": lambda a, b: a + np.log(-np.expm1(b - a)),
     "normal_lpdf": lambda y, m, s: stats.norm.logpdf(y, m, s),
     "normal_lcdf": lambda y, m, s: stats.norm.logcdf(y, m, s),
@@ -234,10 +236,10 @@ class StanModel:
         return [_stmt(s) for s in tree.children]
 
     def log_density(self, values: dict) -> float:
-        """``target`` after the transformed parameters and the model block."""
+        """``target`` after the transformed data and parameters and the model block."""
         env = {k: (np.asarray(v, dtype=float) if not isinstance(v, int) and np.ndim(v) else v) for k, v in values.items()}
         env["__target"] = 0.0
-        for block in ("transformed parameters", "model"):
+        for block in ("transformed data", "transformed parameters", "model"):
             for s in self._parse(self.blocks.get(block, "")):
                 self._exec(s, env)
         return float(env["__target"])
