@@ -206,3 +206,11 @@ def test_the_printer_and_fmt_keep_the_families():
     text = format_source(PROGRAM)
     assert "Pushforward(Normal(mu, 1.0), affine(c, s))" in text and "PointMass(2.5)" in text
     assert format_source(text) == text
+
+
+def test_a_pushforward_family_pickles_by_its_recipe():
+    import pickle
+
+    fam = Pushforward(family("Normal", 0.0, 1.0), transform("affine", 1.0, 2.0))
+    back = pickle.loads(pickle.dumps(fam))
+    assert back.spec is fam.spec and back.args == fam.args
