@@ -19,7 +19,12 @@
 - :mod:`~quivers.deduction.observe`: :class:`Sentences`, sentences a
   program observes under a deduction, scored by their log weight;
 - :mod:`~quivers.deduction.parsing`: category rules lifted to spans and a
-  lexicon of words: parsing by the agenda engine (:func:`parse`).
+  lexicon of words: parsing by the agenda engine (:func:`parse`);
+- :mod:`~quivers.deduction.schema`: :class:`ChartParser`, rule
+  :class:`Schema` s (and :class:`Bundle` s of them) instantiated over a
+  free residuated universe (:func:`free_residuated`), with learnable
+  lexical and rule weights: what QVR ``schema``, ``bundle`` and
+  ``parser(...)`` compile to.
 
 This layer imports only from :mod:`quivers.categories` and below.
 """
@@ -33,6 +38,7 @@ from quivers.deduction.parsing import Parse, lexical_axioms, parse, span_rules
 from quivers.deduction.system import SEMIRING_NAMES, Deduction, Entry
 from quivers.deduction.observe import Chart, Sentences
 from quivers.deduction.parses import Parses, Tree, sample, tree_weight, viterbi
+from quivers.deduction.schema import Bundle, ChartParser, Schema, free_residuated, splice
 
 __all__ = [
     "Derivation",
@@ -71,4 +77,9 @@ __all__ = [
     "sample",
     "tree_weight",
     "viterbi",
+    "Bundle",
+    "ChartParser",
+    "Schema",
+    "free_residuated",
+    "splice",
 ]

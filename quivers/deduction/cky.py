@@ -20,6 +20,11 @@ every start and every sentence at once::
 product and every other semiring its own). The chart is kept twice, by
 start and by end, so that both operands of a width are plain slices.
 
+Unary rules ``A -> B`` (``unary[A, B]``) apply to every cell after its
+binary rules: the cell is contracted with the closure ``unary*`` (the sum,
+over every chain of unary rules, of its weight; :func:`unary_closure`), so
+a derivation may stack any chain of unary rules on each constituent.
+
 Laws
 ----
 - ``inside(...).total`` is the semiring sum, over every derivation of the
@@ -51,9 +56,9 @@ import torch
 from torch import Tensor
 
 from quivers.categories.semiring import LOG, Semiring
-from quivers.errors import DataError, QuiversTypeError, ShapeError
+from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError
 
-__all__ = ["Chart", "inside", "root_weights", "check_grammar", "check_words"]
+__all__ = ["Chart", "inside", "root_weights", "check_grammar", "check_words", "unary_closure"]
 
 
 class Chart(NamedTuple):
@@ -158,6 +163,7 @@ def inside(
     lengths: Tensor | Sequence[int] | None = None,
     semiring: Semiring = LOG,
     span_weights: Tensor | None = None,
+    unary: Tensor | None = None,
 ) -> Chart:
     """The inside weights of sentences under a grammar in Chomsky normal form.
 
@@ -177,6 +183,10 @@ def inside(
         Optional ``(batch, n, n, N)`` weights multiplied into every cell
         (``[b, s, w - 1, A]``, as ``cells``); with zeros in ``LOG`` the
         gradient with respect to them is the span posterior.
+    unary
+        Optional ``(N, N)`` weights of unary rules ``A -> B``
+        (``unary[A, B]``), closed under chains by :func:`unary_closure`
+        and applied to every cell.
 
     Examples
     --------
@@ -198,14 +208,76 @@ def inside(
                 f"`span_weights` has shape {tuple(span_weights.shape)}; it must be "
                 f"{(batch, n, n, n_cat)}"
             )
-    cells = _cells(binary, lexical, words, semiring, span_weights)
+    closure = None if unary is None else unary_closure(unary, semiring).t()
+    cells = _cells(binary, lexical, words, semiring, span_weights, closure)
     top = cells[torch.arange(batch, device=words.device), 0, lengths - 1]
     total = semiring.sum(semiring.mul(root, top), -1)
     return Chart(total, cells, lengths)
 
 
+def unary_closure(unary: Tensor, semiring: Semiring) -> Tensor:
+    """``unary*``: entry ``[A, B]`` is the sum, over every chain of unary
+    rules ``A -> ... -> B`` (the empty chain when ``A == B``), of the
+    product of their weights.
+
+    Without a cycle among the rules (entries other than ``zero``) the chains
+    are fewer than ``N`` rules long and the sum is exact. A cycle has
+    chains of every length: in a semiring whose addition is idempotent the
+    sum is kept once it stops changing (a cycle weighing at most ``one``),
+    and otherwise it is refused.
+
+    Examples
+    --------
+    >>> import math
+    >>> from quivers.categories import PROB, MAX_PLUS
+    >>> unary_closure(torch.tensor([[0.0, 0.5], [0.0, 0.0]]), PROB)
+    tensor([[1.0000, 0.5000],
+            [0.0000, 1.0000]])
+    >>> unary_closure(torch.tensor([[-math.inf, -1.0], [-1.0, -math.inf]]), MAX_PLUS)
+    tensor([[ 0., -1.],
+            [-1.,  0.]])
+    """
+    unary = semiring.check_dtype(unary, "`unary`")
+    n = unary.shape[0] if unary.dim() == 2 else -1
+    if unary.dim() != 2 or unary.shape[1] != n:
+        raise ShapeError(f"`unary` has shape {tuple(unary.shape)}; it must be (N, N), the weight of "
+                         "each rule A -> B")
+    eye = unary.new_full((n, n), semiring.zero)
+    eye.fill_diagonal_(semiring.one)
+    support = unary != semiring.zero
+    reach = support.clone()
+    for _ in range(n):
+        reach = reach | (reach.float() @ support.float() > 0)
+    cyclic = bool(reach.diagonal().any())
+    if cyclic and not semiring.idempotent:
+        a = int(reach.diagonal().nonzero()[0])
+        raise InvalidValueError(
+            f"the unary rules go round a cycle through category {a}, so in `{semiring}` the sum over "
+            "their chains has no end",
+            hint="use a semiring whose addition is idempotent (MAX_PLUS, BOOL), or break the cycle",
+        )
+    star, power = eye, eye
+    for _ in range(n - 1):
+        power = semiring.contract(power, unary)
+        star = semiring.add(star, power)
+    if cyclic:
+        for _ in range(n + 1):
+            following = semiring.add(eye, semiring.contract(star, unary))
+            if torch.equal(following, star):
+                break
+            star = following
+        else:
+            raise InvalidValueError(
+                f"the unary rules go round a cycle whose weight exceeds one in `{semiring}`, so the "
+                "sum over their chains does not settle",
+                hint="give the rules of the cycle weights whose product is at most one",
+            )
+    return star
+
+
 def _cells(
-    binary: Tensor, lexical: Tensor, words: Tensor, semiring: Semiring, span_weights: Tensor | None
+    binary: Tensor, lexical: Tensor, words: Tensor, semiring: Semiring, span_weights: Tensor | None,
+    closure: Tensor | None = None,
 ) -> Tensor:
     batch, n = words.shape
     n_cat = binary.shape[0]
@@ -215,6 +287,8 @@ def _cells(
     leaves = lexical.t()[words]
     if span_weights is not None:
         leaves = semiring.mul(leaves, span_weights[:, :, 0])
+    if closure is not None:
+        leaves = semiring.contract(leaves, closure)
     by_start[:, :, 0] = leaves
     by_end[:, :, 0] = leaves
     rules = binary.reshape(n_cat, n_cat * n_cat).t()
@@ -233,6 +307,8 @@ def _cells(
         new = semiring.contract(pairs, rules)
         if span_weights is not None:
             new = semiring.mul(new, span_weights[:, :starts, w - 1])
+        if closure is not None:
+            new = semiring.contract(new, closure)
         by_start[:, :starts, w - 1] = new
         by_end[:, w - 1 :, w - 1] = new
     return by_start

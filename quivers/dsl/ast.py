@@ -44,15 +44,17 @@ __all__ = [
     # steps
     "Sample", "Observe", "Marginalize", "Markov", "Let", "Factor", "Return", "IndexMap", "Data", "Step",
     # declarations
-    "CompositionDecl", "ObjectDecl", "RealObject", "ObjectDef", "Param", "ProgramDecl", "Export", "Decl", "Module",
+    "CompositionDecl", "ObjectDecl", "EnumObject", "ResiduatedObject", "RealObject", "ObjectDef", "Param", "ProgramDecl", "Export", "Decl", "Module",
     # composite programs
     "ProgramRef", "ProgramIdentity", "ProgramThen", "ProgramTensor", "ProgramExpr", "CompositeDecl",
     # morphisms
-    "MorphismRef", "MorphismNumber", "MorphismKeyword", "MorphismCall", "MorphismAttr", "MorphismThen",
+    "MorphismRef", "MorphismNumber", "MorphismKeyword", "MorphismList", "MorphismCall", "MorphismAttr", "MorphismThen",
     "MorphismTensor", "TransformationThen", "MorphismExpr", "MorphismDecl", "DefineDecl", "ContractionParam", "ContractionDecl",
     # deductions
     "TermName", "TermNumber", "TermCall", "TermSlash", "Term", "DeductionRule", "LexiconEntry",
     "DeductionDecl",
+    # schemas
+    "SchemaParam", "SchemaDecl", "BundleDecl",
 ]
 
 
@@ -616,6 +618,42 @@ class ObjectDecl(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class EnumObject(Node):
+    """``object Name : {a, b, c}``: a finite set of named elements, element
+    ``i`` the ``i``-th name.
+
+    Examples
+    --------
+    >>> EnumObject("Atoms", ("N", "NP", "S")).size
+    3
+    """
+
+    name: str
+    elements: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.elements)
+
+
+@dataclass(frozen=True, slots=True)
+class ResiduatedObject(Node):
+    """``object Cat : FreeResiduated(Atoms, depth=1)``: the categories built
+    from the elements of ``Atoms`` by the two slashes, the universe that
+    schema variables range over.
+
+    Examples
+    --------
+    >>> ResiduatedObject("Cat", "Atoms").generators
+    'Atoms'
+    """
+
+    name: str
+    generators: str
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RealObject(Node):
     """``object Name : Real n``: the reals of dimension ``n``, a continuous
     object (a codomain, or the axis of a vector-valued site).
@@ -930,6 +968,19 @@ class MorphismKeyword(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class MorphismList(Node):
+    """``[a, b]`` as an argument of a call: ``parser(rules=[app, perm], ...)``.
+
+    Examples
+    --------
+    >>> MorphismList((MorphismRef("a"),)).items
+    (MorphismRef(name='a'),)
+    """
+
+    items: tuple[MorphismExpr | MorphismNumber | MorphismList, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MorphismCall(Node):
     """A combinator: ``repeat(f, 3)``, ``fan(f, g)``, ``identity(A)``, ...
 
@@ -1072,9 +1123,62 @@ class DefineDecl(Node):
     keyword: str = "define"
 
 
+# ---------------------------------------------------------------- schemas
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaParam(Node):
+    """``X, Y : Cat`` in a schema's parameters: variables and the universe
+    they range over (``None`` when the source gives none).
+
+    Examples
+    --------
+    >>> SchemaParam(("X", "Y"), "Cat").names
+    ('X', 'Y')
+    """
+
+    names: tuple[str, ...]
+    type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaDecl(Node):
+    """``schema fwd_app (X, Y : Cat) : (X / Y) * Y -> X``: a family of chart
+    rules. ``domain`` holds the factors of the domain's product: two make a
+    binary rule, one a unary rule.
+
+    Examples
+    --------
+    >>> x, y = TermName("X"), TermName("Y")
+    >>> d = SchemaDecl("fwd", (SchemaParam(("X", "Y"), "Cat"),), (TermSlash("/", x, y), y), x)
+    >>> len(d.domain)
+    2
+    """
+
+    name: str
+    params: tuple[SchemaParam, ...]
+    domain: tuple[Term, ...]
+    codomain: Term
+
+
+@dataclass(frozen=True, slots=True)
+class BundleDecl(Node):
+    """``bundle rules : [fwd_app, bwd_app]``: a named list of schemas (or
+    bundles), spliced where it is used.
+
+    Examples
+    --------
+    >>> BundleDecl("rules", ("fwd_app", "bwd_app")).members
+    ('fwd_app', 'bwd_app')
+    """
+
+    name: str
+    members: tuple[str, ...]
+
+
 Decl = Union[
-    CompositionDecl, ObjectDecl, RealObject, ObjectDef, ProgramDecl, CompositeDecl, Export, DeductionDecl, MorphismDecl,
-    DefineDecl, ContractionDecl,
+    CompositionDecl, ObjectDecl, EnumObject, ResiduatedObject, RealObject, ObjectDef, ProgramDecl, CompositeDecl,
+    Export, DeductionDecl, MorphismDecl, DefineDecl, ContractionDecl, SchemaDecl, BundleDecl,
 ]
 
 

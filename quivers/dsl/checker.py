@@ -109,7 +109,7 @@ class CheckedModule:
     (['K'], None)
     """
 
-    objects: Mapping[str, ast.ObjectDecl | ast.RealObject | ast.ObjectDef]
+    objects: Mapping[str, ast.ObjectDecl | ast.EnumObject | ast.RealObject | ast.ObjectDef]
     programs: Mapping[str, ast.ProgramDecl | ast.CompositeDecl]
     export: str | None = None
     exports: tuple[str, ...] = ()
@@ -235,8 +235,8 @@ class _Scope:
 class _Checker:
     def __init__(self, source: str | None) -> None:
         self.source = source
-        self.objects: dict[str, ast.ObjectDecl | ast.RealObject | ast.ObjectDef] = {}
-        self.all_objects: dict[str, ast.ObjectDecl | ast.RealObject | ast.ObjectDef] = {}
+        self.objects: dict[str, ast.ObjectDecl | ast.EnumObject | ast.RealObject | ast.ObjectDef] = {}
+        self.all_objects: dict[str, ast.ObjectDecl | ast.EnumObject | ast.RealObject | ast.ObjectDef] = {}
         self.programs: dict[str, ast.ProgramDecl | ast.CompositeDecl] = {}
         # The objects and the signatures (dom, cod) of the programs checked so far.
         self.finsets: dict[str, FinSet] = {}
@@ -274,8 +274,9 @@ class _Checker:
         morphisms: set[str] = set()
         kernel_programs_ = kernel_programs(module)
         for d in module.items:
-            if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef, ast.ProgramDecl, ast.CompositeDecl,
-                              ast.DeductionDecl, ast.MorphismDecl, ast.DefineDecl, ast.ContractionDecl)):
+            if isinstance(d, (ast.ObjectDecl, ast.EnumObject, ast.RealObject, ast.ObjectDef, ast.ProgramDecl,
+                              ast.CompositeDecl, ast.DeductionDecl, ast.MorphismDecl, ast.DefineDecl,
+                              ast.ContractionDecl, ast.ResiduatedObject, ast.SchemaDecl, ast.BundleDecl)):
                 names = d.names if isinstance(d, ast.MorphismDecl) else (d.name,)
                 for name in names:
                     previous = declared.get(name)
@@ -293,7 +294,8 @@ class _Checker:
                 if isinstance(d, (ast.MorphismDecl, ast.DefineDecl)):
                     morphisms.update(names)
         self.all_objects = {
-            n: d for n, d in declared.items() if isinstance(d, (ast.ObjectDecl, ast.RealObject, ast.ObjectDef))
+            n: d for n, d in declared.items()
+            if isinstance(d, (ast.ObjectDecl, ast.EnumObject, ast.RealObject, ast.ObjectDef))
         }
         self.programs = {
             n: d for n, d in declared.items() if isinstance(d, (ast.ProgramDecl, ast.CompositeDecl))
@@ -305,9 +307,11 @@ class _Checker:
         for d in module.items:
             if isinstance(d, ast.CompositionDecl):
                 continue
-            if isinstance(d, ast.ObjectDecl):
+            if isinstance(d, (ast.ObjectDecl, ast.EnumObject)):
                 self.objects[d.name] = d
                 self.finsets[d.name] = FinSet(d.name, d.size)
+            elif isinstance(d, (ast.ResiduatedObject, ast.SchemaDecl, ast.BundleDecl)):
+                pass  # checked where they compile, in dsl/schemas.py
             elif isinstance(d, ast.RealObject):
                 self.objects[d.name] = d
                 self.finsets[d.name] = FinSet(d.name, d.dim)  # its coordinates, an axis of d.dim reals

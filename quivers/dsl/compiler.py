@@ -126,7 +126,7 @@ def compile_module(
     objects: dict[str, FinSet] = {}
     programs: dict[str, Program] = {}
     for d in module.items:
-        if isinstance(d, ast.ObjectDecl):
+        if isinstance(d, (ast.ObjectDecl, ast.EnumObject)):
             objects[d.name] = _located(lambda d=d: FinSet(d.name, d.size), d.span, source)
         elif isinstance(d, ast.RealObject):  # the reals of dimension n, an axis of n coordinates
             objects[d.name] = _located(lambda d=d: FinSet(d.name, d.dim), d.span, source)

@@ -58,11 +58,12 @@ import torch
 
 from quivers.categories import REAL, FinSet, Semiring, copy, delete
 from quivers.categories.semiring import LOG, MAX_PLUS
-from quivers.deduction import Chart, Deduction, Sentences
+from quivers.deduction import Chart, ChartParser, Deduction, Sentences
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, module_algebra
 from quivers.dsl.printer import dump_expr, dump_morphism, dump_set
+from quivers.dsl.schemas import SchemaScope
 from quivers.errors import (
     CompositionError, DataError, QuiversError, QuiversTypeError, UnknownNameError, UnsupportedError,
 )
@@ -213,6 +214,7 @@ class _Compiler:
         self.groups: dict[str, list[str]] = {}
         self.contractions: dict[str, tuple[ast.ContractionDecl, Semiring | None]] = {}
         self.drawing = kernel_programs(module)
+        self.schemas = SchemaScope(objects, source)
         self.later = {
             n for d in module.items if isinstance(d, (ast.MorphismDecl, ast.DefineDecl))
             for n in (d.names if isinstance(d, ast.MorphismDecl) else (d.name,))
@@ -232,6 +234,10 @@ class _Compiler:
                     self.groups[name] = [f"{name}_{i}" for i in range(copies)]
                     for replica in self.groups[name]:
                         self.morphisms[replica] = self.declare(d, replica)
+            elif isinstance(d, (ast.EnumObject, ast.ResiduatedObject, ast.SchemaDecl, ast.BundleDecl)):
+                self.schemas.declare(d)
+            elif isinstance(d, ast.DefineDecl) and isinstance(d.value, ast.MorphismCall) and d.value.func == "parser":
+                self.morphisms[d.name] = self.schemas.parser(d.value, d.name)
             elif isinstance(d, ast.DefineDecl) and self.is_transform(d.value):
                 self.transforms[d.name] = self.transform(d.value, d)
             elif isinstance(d, ast.DefineDecl):
@@ -657,6 +663,9 @@ class _Compiler:
     # ------------------------------------------------------------ expressions
 
     def ref(self, e: ast.MorphismRef, d: ast.DefineDecl) -> MorphismModule:
+        if isinstance(self.morphisms.get(e.name), ChartParser):
+            raise self.error(QuiversTypeError, f"`{e.name}` is a parser, which weighs sentences; it is not a "
+                             "morphism to combine", e)
         if e.name in self.morphisms:
             return self.morphisms[e.name]
         if e.name in self.groups:
@@ -726,6 +735,8 @@ class _Compiler:
             return dagger(self.expr(e.base, d))
         if isinstance(e, ast.MorphismCall):
             return self.call(e, d)
+        if isinstance(e, (ast.MorphismNumber, ast.MorphismList)):
+            raise self.error(QuiversTypeError, f"`{dump_morphism(e)}` is not a morphism", e)
         left, right = self.expr(e.left, d), self.expr(e.right, d)
         if isinstance(e, ast.MorphismTensor):
             return left @ right
@@ -773,6 +784,9 @@ class _Compiler:
     def call(self, e: ast.MorphismCall, d: ast.DefineDecl) -> MorphismModule:
         if e.func in self.contractions:
             return self.contract(e, d)
+        if e.func == "parser":
+            raise self.error(QuiversTypeError, "`parser(...)` is a value of its own, not a part of a morphism: "
+                             f"`define p = parser(...)`", e)
         if e.func not in _CALLS:
             known = (*_CALLS, *self.contractions)
             raise self.error(

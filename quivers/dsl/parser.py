@@ -55,7 +55,8 @@ from quivers.errors import QuiversError, QuiversTypeError, QVRSyntaxError, Span,
 __all__ = ["parse", "grammar_text"]
 
 _STEP_KEYWORDS = ("sample", "observe", "marginalize", "let", "factor", "score", "return", "index", "data")
-_DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "export", "composition", "algebra")
+_DECL_KEYWORDS = ("object", "program", "morphism", "define", "deduction", "schema", "bundle", "export", "composition",
+                  "algebra")
 # declarations read but not listed in "expected a declaration (...)": the
 # peer's older spellings, and the rarer `contraction`
 _LEGACY_KEYWORDS = ("type", "embed", "kernel", "continuous", "latent", "contraction")

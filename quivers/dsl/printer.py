@@ -209,6 +209,8 @@ def dump_morphism(e: ast.MorphismExpr | ast.MorphismNumber | ast.MorphismKeyword
         return _number(e.value)
     if isinstance(e, ast.MorphismKeyword):
         return f"{e.name}={dump_morphism(e.value)}"
+    if isinstance(e, ast.MorphismList):
+        return f"[{', '.join(dump_morphism(a) for a in e.items)}]"
     if isinstance(e, ast.MorphismCall):
         return f"{e.func}({', '.join(dump_morphism(a) for a in e.args)})"
     if isinstance(e, ast.MorphismAttr):
@@ -307,6 +309,11 @@ def _decl(d: ast.Decl) -> list[str]:
         return [f"composition {d.name}{_options(d.options)}"]
     if isinstance(d, ast.ObjectDecl):
         return [f"object {d.name} : FinSet {d.size}"]
+    if isinstance(d, ast.EnumObject):
+        return [f"object {d.name} : {{{', '.join(d.elements)}}}"]
+    if isinstance(d, ast.ResiduatedObject):
+        options = "".join(f", {o.key}={_option_value(o.value)}" for o in d.options)
+        return [f"object {d.name} : FreeResiduated({d.generators}{options})"]
     if isinstance(d, ast.RealObject):
         return [f"object {d.name} : Real {d.dim}"]
     if isinstance(d, ast.ObjectDef):
@@ -332,7 +339,20 @@ def _decl(d: ast.Decl) -> list[str]:
     if isinstance(d, ast.ContractionDecl):
         params = ", ".join(f"{p.name} : {dump_set(p.dom)} -> {dump_set(p.cod)}" for p in d.params)
         return [f"contraction {d.name}({params}) : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}"]
+    if isinstance(d, ast.SchemaDecl):
+        params = ", ".join(", ".join(p.names) + ("" if p.type is None else f" : {p.type}") for p in d.params)
+        domain = " * ".join(_schema_factor(t, len(d.domain) > 1) for t in d.domain)
+        return [f"schema {d.name} ({params}) : {domain} -> {_schema_factor(d.codomain, False)}"]
+    if isinstance(d, ast.BundleDecl):
+        return [f"bundle {d.name} : [{', '.join(d.members)}]"]
     raise TypeError(f"not a declaration: {d!r}")
+
+
+def _schema_factor(t: ast.Term, product: bool) -> str:
+    """A category of a schema, in parentheses when it is a slash category
+    that is a factor of a product."""
+    text = dump_term(t)
+    return f"({text})" if product and isinstance(t, ast.TermSlash) else text
 
 
 def dump_term(t: ast.Term) -> str:

@@ -43,13 +43,15 @@ CONTEXTUAL_KEYWORDS = frozenset(
     {
         "atoms", "binders", "rule", "lexicon", "composition", "as", "algebra", "score", "in",
         "type", "Euclidean", "embed", "kernel", "continuous", "latent", "contraction", "over", "iid",
+        "schema", "bundle", "FreeResiduated",
     }
 )
 """Words that start a line of a ``deduction`` body, a ``score`` step, a braced block (``in {``), the module's
 ``composition`` declaration (``composition log_prob as algebra``, or
 ``algebra log_prob``) or one of the peer's older declarations (``type E =
-Euclidean 4``, ``embed``, ``kernel``, ``continuous``, ``latent``) or a
-``contraction``, and are
+Euclidean 4``, ``embed``, ``kernel``, ``continuous``, ``latent``), a
+``contraction``, a ``schema`` or ``bundle``, or a universe of categories
+(``object Cat : FreeResiduated(Atoms)``), and are
 names anywhere else (the parser's lexer only expects them there)."""
 
 ANNOTATIONS = frozenset({"learnable", "bounded"})
@@ -157,6 +159,20 @@ class QVRTransformer(Transformer):
         *names, size = children
         value = self._size(names[0], size)
         return tuple(ast.ObjectDecl(str(n), value, span=self._line_span(meta)) for n in names)
+
+    def object_enum(self, meta: Any, children: list) -> ast.EnumObject:
+        name, *elements = children
+        seen: set[str] = set()
+        for e in elements:
+            if str(e) in seen:
+                raise QVRSyntaxError(f"`{e}` is listed twice in object `{name}`", span=_token_span(e),
+                                     source=self.source)
+            seen.add(str(e))
+        return ast.EnumObject(str(name), tuple(map(str, elements)), span=self._line_span(meta))
+
+    def object_residuated(self, meta: Any, children: list) -> ast.ResiduatedObject:
+        name, generators, *options = children
+        return ast.ResiduatedObject(str(name), str(generators), tuple(options), span=self._line_span(meta))
 
     def object_real(self, meta: Any, children: list) -> tuple[ast.RealObject, ...]:
         *names, dim = children
@@ -332,6 +348,9 @@ class QVRTransformer(Transformer):
     def morphism_keyword(self, meta: Any, children: list) -> ast.MorphismKeyword:
         name, value = children
         return ast.MorphismKeyword(str(name), value, span=self._span(meta))
+
+    def morphism_list(self, meta: Any, children: list) -> ast.MorphismList:
+        return ast.MorphismList(tuple(children), span=self._span(meta))
 
     def export_decl(self, meta: Any, children: list) -> ast.Export:
         (name,) = children
@@ -575,6 +594,35 @@ class QVRTransformer(Transformer):
                     else "a rule takes `#[learnable]` and `#[bounded]`",
                 )
         return names
+
+    # ------------------------------------------------------------ schemas
+
+    def schema_decl(self, meta: Any, children: list) -> ast.SchemaDecl:
+        name, params, domain, codomain = children
+        return ast.SchemaDecl(str(name), params, domain, codomain, span=self._line_span(meta))
+
+    def schema_params(self, meta: Any, children: list) -> tuple[ast.SchemaParam, ...]:
+        # `X, Y : Cat`: the untyped names before a typed one share its type
+        groups, pending = [], []
+        for name, type_, span in children:
+            pending.append((name, span))
+            if type_ is not None:
+                groups.append(ast.SchemaParam(tuple(n for n, _ in pending), type_, span=pending[0][1]))
+                pending = []
+        if pending:
+            groups.append(ast.SchemaParam(tuple(n for n, _ in pending), None, span=pending[0][1]))
+        return tuple(groups)
+
+    def schema_param(self, meta: Any, children: list) -> tuple[str, str | None, Any]:
+        name, type_ = children
+        return str(name), None if type_ is None else str(type_), self._span(meta)
+
+    def schema_domain(self, meta: Any, children: list) -> tuple[ast.Term, ...]:
+        return tuple(children)
+
+    def bundle_decl(self, meta: Any, children: list) -> ast.BundleDecl:
+        name, *members = children
+        return ast.BundleDecl(str(name), tuple(map(str, members)), span=self._line_span(meta))
 
     def term_fwd(self, meta: Any, children: list) -> ast.TermSlash:
         left, right = children

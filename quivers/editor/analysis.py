@@ -55,6 +55,10 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _KINDS = {
     "ObjectDecl": "object",
     "ObjectDef": "object",
+    "EnumObject": "object",
+    "ResiduatedObject": "object",
+    "SchemaDecl": "schema",
+    "BundleDecl": "bundle",
     "ProgramDecl": "program",
     "CompositeDecl": "program",
     "DefineDecl": "morphism",

@@ -136,7 +136,7 @@ def test_misspelled_keyword_suggests_the_keyword() -> None:
 
 def test_step_outside_a_program() -> None:
     _expect(QVRSyntaxError, "object K : FinSet 2\nsample x : K <- Normal(0, 1)\n", """
-        line 2, column 1: unexpected `sample`; expected a declaration (`object`, `program`, `morphism`, `define`, `deduction`, `export`, `composition` or `algebra`); steps belong in the indented body of a `program`
+        line 2, column 1: unexpected `sample`; expected a declaration (`object`, `program`, `morphism`, `define`, `deduction`, `schema`, `bundle`, `export`, `composition` or `algebra`); steps belong in the indented body of a `program`
             sample x : K <- Normal(0, 1)
             ^^^^^^
     """)
