@@ -34,6 +34,7 @@ import torch
 from quivers.errors import GradientError, QuiversTypeError
 from quivers.inference.devices import DataOnDevice, device_of
 from quivers.inference.elbo import ELBO
+from quivers.inference.optim import FusedAdam
 from quivers.nn import MorphismModule
 from quivers.programs import Program
 
@@ -43,10 +44,12 @@ __all__ = ["SVI", "adam"]
 def adam(params: Any, lr: float) -> torch.optim.Adam:
     """Adam as :func:`~quivers.inference.fit` makes it: torch's fused
     implementation (one kernel per step for every parameter, where the
-    default runs about ten operations per parameter tensor) when the
-    parameters' device and dtypes have it, else the default one. The two
-    round differently in the last bits, so a seeded fit moves by an ulp or
-    so per step between them.
+    default runs about ten operations per parameter tensor), as a
+    :class:`~quivers.inference.optim.FusedAdam` that :class:`SVI` steps
+    without the optimizer's per-call bookkeeping, when the parameters'
+    device and dtypes have it, else the default one. The two round
+    differently in the last bits, so a seeded fit moves by an ulp or so per
+    step between them.
 
     Examples
     --------
@@ -57,7 +60,7 @@ def adam(params: Any, lr: float) -> torch.optim.Adam:
     """
     params = list(params)
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return FusedAdam(params, lr=lr)
     except RuntimeError:  # a device or dtype without the fused kernel
         return torch.optim.Adam(params, lr=lr)
 
@@ -110,7 +113,11 @@ class SVI:
         ``b`` rows of the plate ``Item``; the likelihood is rescaled so the
         loss stays an unbiased estimate of the full ``-ELBO``.
         """
-        self.optimizer.zero_grad(set_to_none=True)
+        lean = type(self.optimizer) is FusedAdam  # a subclass may step otherwise
+        if lean:
+            self.optimizer.clear_grads()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
         observations = self._data(observations, self.device)
         surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, subsample)
         surrogate.backward()
@@ -118,7 +125,10 @@ class SVI:
         # one sum, one synchronization: NaN or inf anywhere makes it non-finite
         if grads and not math.isfinite(float(functools.reduce(operator.add, [g.sum() for g in grads]))):
             self._check_gradients(x, observations, subsample)
-        self.optimizer.step()
+        if lean:
+            self.optimizer.fused_step()
+        else:
+            self.optimizer.step()
         return value
 
     def _check_gradients(self, x: Any, observations: Any, subsample: Any) -> None:

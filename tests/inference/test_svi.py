@@ -169,18 +169,18 @@ def test_bad_inputs_are_quivers_errors():
 
 def test_adam_is_the_fused_one_and_falls_back_where_torch_has_none(monkeypatch):
     from quivers.inference import svi as svi_module
+    from quivers.inference.optim import FusedAdam
 
     p = [torch.nn.Parameter(torch.zeros(2))]
-    assert svi_module.adam(p, lr=0.1).defaults["fused"] is True
+    opt = svi_module.adam(p, lr=0.1)
+    assert type(opt) is FusedAdam and opt.defaults["fused"] is True
     made = []
 
-    class NoFused(torch.optim.Adam):
-        def __init__(self, params, lr, fused=None):
-            made.append(fused)
-            if fused:
-                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
-            super().__init__(params, lr=lr)
+    class NoFused(FusedAdam):
+        def __init__(self, params, lr):
+            made.append("fused")
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
 
-    monkeypatch.setattr(svi_module.torch.optim, "Adam", NoFused)
+    monkeypatch.setattr(svi_module, "FusedAdam", NoFused)
     opt = svi_module.adam(p, lr=0.1)
-    assert made == [True, None] and not opt.defaults["fused"]
+    assert made == ["fused"] and type(opt) is torch.optim.Adam and not opt.defaults["fused"]
