@@ -197,7 +197,8 @@ class ELBO:
                 raise QuiversTypeError("subsample applies to a program's plates; a morphism model has none")
             return morphism_loss(model, guide, x, observations, self.num_particles)
         draw, neg_elbo, model = self._particles(model, guide, x, observations, subsample)
-        loss = neg_elbo.mean()
+        # one particle's mean is itself (x / 1 is x): a view, where mean is two operations each way
+        loss = neg_elbo.reshape(()) if neg_elbo.numel() == 1 else neg_elbo.mean()
         value = loss.item()
         self._check_finite(value, "ELBO", model, x, observations, draw)
         relaxed = self.discrete == "relaxed" and bool(guide.discrete_sites)

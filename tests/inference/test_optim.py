@@ -7,9 +7,7 @@ import copy
 import pytest
 import torch
 
-from quivers.inference import ELBO, SVI, AutoNormalGuide
 from quivers.inference.optim import FusedAdam
-from tests.programs.models import seed_mixture
 
 
 def _pair(dtype):
@@ -63,20 +61,3 @@ def test_fused_step_falls_back_to_step_where_the_lean_path_cannot_stand_for_it()
     a[0].grad = None  # a parameter without a gradient: step() skips it, as torch's does
     ours.fused_step()
     assert torch.equal(ours.state[a[0]]["step"], torch.tensor(2.0))
-
-
-
-
-def test_svi_with_fused_adam_takes_torch_fused_adams_steps():
-    runs = []
-    for make in (lambda ps: FusedAdam(ps, lr=0.02), lambda ps: torch.optim.Adam(ps, lr=0.02, fused=True)):
-        model, obs = seed_mixture(50)
-        model, y = model.double(), obs["y"].double()
-        torch.manual_seed(0)
-        guide = AutoNormalGuide(model, observed_names={"y"}).double()
-        svi = SVI(model, guide, make(list(guide.parameters())), ELBO())
-        torch.manual_seed(3)
-        losses = [svi.step(None, {"y": y}) for _ in range(25)]
-        runs.append((losses, guide.loc.detach().clone(), guide.raw_scale.detach().clone()))
-    assert runs[0][0] == runs[1][0]
-    assert torch.equal(runs[0][1], runs[1][1]) and torch.equal(runs[0][2], runs[1][2])
