@@ -140,15 +140,18 @@ def pullback(table: Tensor, index: Tensor, check: bool = True) -> Tensor:
     ``out[b] = table[b, index[b]]`` for every ``b`` of the broadcast of
     ``table.shape[:-1]`` and ``index.shape``.
 
-    Neither operand is expanded to the other's shape: the entries are
-    read from the table's memory at one linear offset per output element,
-    so a forward and backward pass cost ``O(|table| + |out|)``. A gather
-    on the table expanded to the index's shape would cost
-    ``O(|out| * table.shape[-1])`` in its backward (the gradient of a
-    gather is written into a zero tensor of its input's shape): for a
+    Neither operand is expanded to the other's shape: the axes only the
+    index has (the rows of the data) are read as one gathered axis of the
+    table as it is, so a forward and backward pass cost
+    ``O(|table| + |out|)`` and allocate nothing of the output's size but
+    the output. A gather on the table expanded to the index's shape would
+    cost ``O(|out| * table.shape[-1])`` in its backward (the gradient of
+    a gather is written into a zero tensor of its input's shape): for a
     table over a latent's values meeting an index over the rows of the
     data (LDA's ``phi[z]`` and its words), ``O(N K V)`` instead of
-    ``O(N K + K V)``.
+    ``O(N K + K V)``. The result is a view laid out with the table's axes
+    outermost; the gradient of each entry of the table adds its terms in
+    the row-major order of the broadcast shape.
 
     Parameters
     ----------
@@ -179,38 +182,25 @@ def pullback(table: Tensor, index: Tensor, check: bool = True) -> Tensor:
             where = tuple(int(i) for i in torch.nonzero(bad)[0])
             raise InvalidValueError(f"index {int(index[where])} at {where} is out of range for an axis of size {size}")
     rank = max(table.dim() - 1, index.dim())
-    t = table.reshape((1,) * (rank + 1 - table.dim()) + table.shape).contiguous()
-    rows = _row_offsets(t.shape, t.stride(), t.device)
-    offset = index if rows is None else index + rows  # one pass over the output
-    if offset.dim() < rank:
-        offset = offset.reshape((1,) * (rank - offset.dim()) + offset.shape)
-    return t.reshape(-1).index_select(0, offset.reshape(-1)).view(offset.shape)
-
-
-_ROWS: dict[tuple, Tensor | None] = {}
-
-
-def _row_offsets(shape: torch.Size, stride: tuple[int, ...], device: torch.device) -> Tensor | None:
-    """The linear offset of each row of a table of ``shape`` and
-    ``stride`` (on the table's own small shape: no axis of the index), or
-    None for a single row. A function of the shape alone, made once per
-    shape, stride and device: a pullback repeated on tables of one shape
-    (every call of a potential) spends no operation on it. Values are
-    never written."""
-    key = (shape, stride, device)
-    if key in _ROWS:
-        return _ROWS[key]
-    rows = None
-    rank = len(shape) - 1
-    with torch.inference_mode(False):  # kept for later calls, which may differentiate
-        for d, a in enumerate(shape[:-1]):
-            if a != 1:
-                r = (torch.arange(a, device=device) * stride[d]).view((a,) + (1,) * (rank - 1 - d))
-                rows = r if rows is None else rows + r
-    if len(_ROWS) > 256:
-        _ROWS.clear()
-    _ROWS[key] = rows
-    return rows
+    rows = (1,) * (rank + 1 - table.dim()) + tuple(table.shape[:-1])
+    cols = (1,) * (rank - index.dim()) + tuple(index.shape)
+    own = [d for d in range(rank) if rows[d] != 1]  # the table's axes, shared with the index or not
+    only = [d for d in range(rank) if rows[d] == 1 and cols[d] != 1]  # the index's own axes
+    order = own + only  # the axes of size 1 in both go last, and are restored by the last reshape
+    rest = [d for d in range(rank) if d not in order]
+    lead = [rows[d] for d in own]
+    flat = 1
+    for d in only:
+        flat *= cols[d]
+    t, i = table.reshape(rows + (size,)), index.reshape(cols)
+    if order + rest != list(range(rank)):
+        t, i = t.permute(*order, *rest, rank), i.permute(*order, *rest)
+    # the index's own axes made one gathered axis: the table is read as it is, never expanded
+    i = i.reshape(*(cols[d] for d in own), flat).expand(*lead, flat)
+    out = torch.gather(t.reshape(*lead, size), -1, i).view(tuple(lead) + tuple(cols[d] for d in only))
+    if order != sorted(order):
+        out = out.permute(*sorted(range(len(order)), key=order.__getitem__))
+    return out.reshape(torch.broadcast_shapes(rows, cols)) if rest else out
 
 
 def _check_weight(f: object, w: object, semiring: object, side: str) -> Tensor:
