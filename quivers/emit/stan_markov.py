@@ -14,8 +14,20 @@ likelihood at each step and state, then
 
 ``max`` for ``log_sum_exp`` under ``reduction=max``. A path over ``S * T``
 is one chain per element of ``S``; ``until=last`` ends sequence ``s`` at
-``last[s]``, the loop's bound. Second-order chains (``first=``) are an
-:class:`~quivers.errors.UnsupportedError`.
+``last[s]``, the loop's bound.
+
+A second-order chain (``first=B``, ``trans=C`` on ``K * K' * K''``) runs
+the same recursion on pairs of states, as Stan users write one:
+``pair_z[i, j]`` is the log weight of the states ``i`` at ``t - 1`` and
+``j`` at ``t`` with the data up to ``t``;
+
+- ``pair_z[i, k] = alpha_z[i] + lb_z[k] + ll_z[2, k]`` at the second
+  step, ``alpha_z`` the first step's vector above and ``lb_z`` the
+  log-softmax of ``B``'s weights out of ``i``,
+- ``next_z[j, k] = log_sum_exp(pair_z[:, j] + lc_z[:, k]) + ll_z[t, k]``
+  after, ``lc_z[i]`` the log-softmax of ``C``'s weights out of ``(i, j)``,
+- ``target += log_sum_exp(to_vector(pair_z))`` (``alpha_z``'s when a
+  sequence ends at its first step).
 
 Laws
 ----
@@ -40,8 +52,6 @@ __all__ = ["forward"]
 
 def forward(e: _Emitter, s: MarkovStep, reduce: str) -> list[str]:
     """The model block's lines for the chain ``s``."""
-    if s.first is not None:
-        raise e.fail(f"the chain `{s.name}` is of second order; Stan emission writes first-order chains", s)
     K, z, T = s.support.name, s.name, s.time.name
     seqs = [f.name for f in s.index_set.factors[:-1]]
     used: set[str] = set()
@@ -73,11 +83,18 @@ def forward(e: _Emitter, s: MarkovStep, reduce: str) -> list[str]:
     init = "0" if s.init is None else e._located(lambda: e._log_weights(s.init, t, {**at_seq, K: k}), s)
     body += [f"for ({k} in 1:{K}) {{", f"  {lw}[{k}] = {init};", "}",
              f"{alpha} = log_softmax({lw}) + {ll}[1]';"]
+    last = f"{s.until}[{', '.join(sv[d] for d in e.leaves[s.until].dims)}]" if s.until is not None else T
+    if s.first is not None:
+        body += _pairs(e, s, t, reduce, {**at_seq}, tv, last, used)
+        head = [f"// markov {z} : {s.index_set.name} -> {K}, second order: its path summed out by the forward "
+                "algorithm on pairs of states"]
+        if not seqs:
+            return head + ["{"] + ["  " + line for line in body] + ["}"]
+        return head + e._loops(seqs, lambda bind: body, s, names=sv, reserved=set(used))
     wdims = t.dims(next(iter(s.prior.args.values())).sympy)
     # K' is the state at t and K the one before; weights without K' are one law for every previous state
     rows = {**at_seq, T: tv, K: j, f"{K}'": k} if f"{K}'" in wdims else {**at_seq, T: tv, K: k}
     trans = e._located(lambda: e._log_weights(s.prior, t, rows), s)
-    last = f"{s.until}[{', '.join(sv[d] for d in e.leaves[s.until].dims)}]" if s.until is not None else T
     body += [
         f"for ({tv} in 2:{last}) {{",
         f"  matrix[{K}, {K}] {la};",
@@ -101,3 +118,54 @@ def forward(e: _Emitter, s: MarkovStep, reduce: str) -> list[str]:
         return head + ["{"] + ["  " + line for line in body] + ["}"]
     return head + e._loops(seqs, lambda bind: body, s, names=sv, reserved={tv, k, j})
 
+
+
+def _pairs(e: _Emitter, s: MarkovStep, t, reduce: str, at_seq: dict, tv: str, last: str, used: set) -> list[str]:
+    """The recursion of a second-order chain on pairs of states, after the
+    first step's ``alpha`` (see the module's docstring)."""
+    K, z = s.support.name, s.name
+    if s.time.size < 2:
+        raise e.fail(f"the second-order chain `{z}` runs over `{s.time.name}` of one step, which has no second", s)
+    i, j, k = e.fresh("i", used), e.fresh("j", used), e.fresh("k", used)
+    a0, lb, lc, alpha, nxt, row = (f"{p}_{z}" for p in ("alpha", "lb", "lc", "pair", "next", "row"))
+    ll = f"ll_{z}"
+    # the state before is K and the new one K' (first); K, K', K'' are t-2, t-1, t (trans)
+    fdims = t.dims(next(iter(s.first.args.values())).sympy)
+    frows = {**at_seq, K: i, f"{K}'": k} if f"{K}'" in fdims else {**at_seq, K: k}
+    first = e._located(lambda: e._log_weights(s.first, t, frows), s)
+    trans = e._located(lambda: e._log_weights(s.prior, t, {**at_seq, s.time.name: tv, K: i, f"{K}'": j,
+                                                           f"{K}''": k}), s)
+    out = [
+        f"matrix[{K}, {K}] {alpha};",
+        f"for ({i} in 1:{K}) {{",
+        f"  vector[{K}] {row};",
+        f"  vector[{K}] {lb};",
+        f"  for ({k} in 1:{K}) {{",
+        f"    {row}[{k}] = {first};",
+        "  }",
+        f"  {lb} = log_softmax({row});",
+        f"  for ({k} in 1:{K}) {{",
+        f"    {alpha}[{i}, {k}] = {a0}[{i}] + {lb}[{k}] + {ll}[2, {k}];",
+        "  }",
+        "}",
+        f"for ({tv} in 3:{last}) {{",
+        f"  matrix[{K}, {K}] {nxt};",
+        f"  for ({j} in 1:{K}) {{",
+        f"    matrix[{K}, {K}] {lc};",
+        f"    for ({i} in 1:{K}) {{",
+        f"      vector[{K}] {row};",
+        f"      for ({k} in 1:{K}) {{",
+        f"        {row}[{k}] = {trans};",
+        "      }",
+        f"      {lc}[{i}] = log_softmax({row})';",
+        "    }",
+        f"    for ({k} in 1:{K}) {{",
+        f"      {nxt}[{j}, {k}] = {reduce}({alpha}[:, {j}] + {lc}[:, {k}]) + {ll}[{tv}, {k}];",
+        "    }",
+        "  }",
+        f"  {alpha} = {nxt};",
+        "}",
+    ]
+    total = f"{reduce}(to_vector({alpha}))"
+    end = total if s.until is None else f"{last} >= 2 ? {total} : {reduce}({a0})"
+    return out + [f"target += {end};"]

@@ -408,16 +408,6 @@ def test_non_program_is_a_type_error():
         to_stan("model")
 
 
-def test_a_second_order_chain_is_refused():
-    """A first-order chain is the forward algorithm
-    (tests/emit/test_stan_evaluated.py); a second-order one is refused
-    by name rather than emitted as something else."""
-    from tests.dsl.test_markov_surface import SECOND_ORDER
-
-    with pytest.raises(UnsupportedError, match=r"line 8, .*the chain `z` is of second order"):
-        to_stan(loads(SECOND_ORDER).morphism)
-
-
 FLAT = """
 object N : FinSet 5
 object K : FinSet 3
