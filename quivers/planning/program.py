@@ -130,6 +130,7 @@ class PlannedProgram(Program):
         chains: tuple[Chain, ...] = (),
     ) -> None:
         self._chains = tuple(chains)
+        self._stacks: dict = {}  # a chain's observations stacked, for the same data again
         self.summed = frozenset(summed) | frozenset(lowered) | frozenset(n for c in chains for n in c.latents)
         self._values = dict(summed)
         self._sampled = dict(sampled)
@@ -220,7 +221,7 @@ class PlannedProgram(Program):
         if self._chains:
             observations, latents = dict(observations or {}), dict(latents or {})
             for c in self._chains:
-                c.stack(observations, c.observed, c.obs, "observations")
+                c.stack(observations, c.observed, c.obs, "observations", self._stacks)
                 c.stack(latents, c.latents, c.name, "values")
         return super()._env(observations, latents, mode, check_latents, x)
 

@@ -5,12 +5,14 @@ float64 and against the ``markov`` block written by hand."""
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from quivers.cli import main
 from quivers.dsl import loads
 from quivers.errors import DataError
 from quivers.planning import auto
@@ -112,7 +114,7 @@ def test_prior_draws_and_partial_observations_of_a_lowered_chain():
         None, obs, lat) == {}
 
 
-def test_a_qvr_chain_under_marginalize_auto_is_lowered():
+def test_a_qvr_chain_under_marginalize_auto_is_lowered_and_qvr_graph_plan_says_so(tmp_path):
     steps = "\n".join(f"    sample z{t} <- Categorical(A[z{t - 1}])" for t in range(1, 4))
     emits = "\n".join(f"    observe y{t} <- Normal(mu[z{t}], 1.0)" for t in range(4))
     source = f"""object K : FinSet 2
@@ -130,6 +132,10 @@ export hmm
     sites = loads(source.replace(", marginalize=auto]", "]")).morphism  # the same program, nothing summed
     obs, lat = hmm_values(sites, torch.Generator().manual_seed(2))
     torch.testing.assert_close(planned.log_joint(None, obs, lat), brute_force(sites, [f"z{t}" for t in range(4)], obs, lat))
+    path, out = tmp_path / "hmm.qvr", io.StringIO()
+    path.write_text(source)
+    assert main(["graph", str(path), "--plan"], out=out, err=io.StringIO()) == 0
+    assert "// plan: block z0_to_z3\n//   z0_to_z3 : summed by a markov block" in out.getvalue()
 
 
 def test_the_lowered_chain_keeps_exactness_under_every_path_value():
@@ -141,3 +147,16 @@ def test_the_lowered_chain_keeps_exactness_under_every_path_value():
         given_ = {f"z{t}": torch.tensor(v) for t, v in enumerate(path)}
         torch.testing.assert_close(planned.log_joint(None, obs, {**lat, **given_}),
                                    chain.log_joint(None, obs, {**lat, **given_}))
+
+
+def test_the_stacked_observations_follow_the_data_written_in_place_or_replaced():
+    chain, _ = hmm_chain(4, 2)
+    planned, general = auto(chain), auto(chain, lower=False)
+    obs, lat = hmm_values(chain, torch.Generator().manual_seed(4))
+    first = planned.log_joint(None, obs, lat)
+    torch.testing.assert_close(planned.log_joint(None, obs, lat), first)  # stacked once, the same tensor again
+    obs["y1"].add_(3.0)  # written in place: stacked afresh
+    torch.testing.assert_close(planned.log_joint(None, obs, lat), general.log_joint(None, obs, lat))
+    other = {key: v - 1.0 for key, v in obs.items()}  # other tensors
+    torch.testing.assert_close(planned.log_joint(None, other, lat), general.log_joint(None, other, lat))
+    assert not torch.allclose(planned.log_joint(None, other, lat), first)
