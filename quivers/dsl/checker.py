@@ -238,6 +238,7 @@ class _Checker:
         self.objects: dict[str, ast.ObjectDecl | ast.EnumObject | ast.RealObject | ast.ObjectDef] = {}
         self.all_objects: dict[str, ast.ObjectDecl | ast.EnumObject | ast.RealObject | ast.ObjectDef] = {}
         self.programs: dict[str, ast.ProgramDecl | ast.CompositeDecl] = {}
+        self.grammar: dict[str, ast.ResiduatedObject | ast.SchemaDecl | ast.BundleDecl] = {}
         # The objects and the signatures (dom, cod) of the programs checked so far.
         self.finsets: dict[str, FinSet] = {}
         self.signatures: dict[str, tuple[FinSet, FinSet]] = {}
@@ -299,6 +300,9 @@ class _Checker:
         }
         self.programs = {
             n: d for n, d in declared.items() if isinstance(d, (ast.ProgramDecl, ast.CompositeDecl))
+        }
+        self.grammar = {
+            n: d for n, d in declared.items() if isinstance(d, (ast.ResiduatedObject, ast.SchemaDecl, ast.BundleDecl))
         }
         exports: list[ast.Export] = []
         self._composition([d for d in module.items if isinstance(d, ast.CompositionDecl)])
@@ -430,6 +434,10 @@ class _Checker:
             message = f"object `{s.name}` is used before it is declared{inside}"
         elif s.name in self.programs:
             message = f"`{s.name}`{inside} is a program, not an object"
+        elif s.name in self.grammar:
+            kind = {ast.ResiduatedObject: "a universe of categories, which schemas range over",
+                    ast.SchemaDecl: "a schema", ast.BundleDecl: "a bundle of schemas"}[type(self.grammar[s.name])]
+            message = f"`{s.name}`{inside} is {kind}, not a finite set"
         else:
             message = f"unknown object `{s.name}`{inside}"
         message += "; objects in scope: " + (", ".join(self.objects) or "none")

@@ -160,6 +160,21 @@ decls = st.one_of(
     deductions,
 )
 
+# a schema's parameter groups: every group but the last has its universe
+# (names before a typed one join its group, so an untyped group can only end the list)
+schema_params = st.tuples(
+    st.lists(st.builds(ast.SchemaParam, st.lists(names, min_size=1, max_size=2).map(tuple), names), max_size=2),
+    st.none() | st.builds(ast.SchemaParam, st.lists(names, min_size=1, max_size=2).map(tuple), st.none() | names),
+).map(lambda t: tuple(t[0]) + ((t[1],) if t[1] is not None else ())).filter(bool)
+
+schema_decls = st.one_of(
+    st.builds(ast.EnumObject, names, st.lists(names, min_size=1, max_size=4, unique=True).map(tuple)),
+    st.builds(ast.ResiduatedObject, names, names, options),
+    st.builds(ast.SchemaDecl, names, schema_params, st.lists(terms, min_size=1, max_size=3).map(tuple), terms),
+    st.builds(ast.BundleDecl, names, st.lists(names, min_size=1, max_size=3).map(tuple)),
+)
+decls = st.one_of(decls, schema_decls)
+
 modules = st.builds(ast.Module, st.lists(decls, max_size=5).map(tuple))
 
 

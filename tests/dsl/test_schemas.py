@@ -150,6 +150,9 @@ def test_other_bad_declarations():
     err = _error(HEAD + SCHEMA + "define p = parser(rules=[r], terminal=Word, start=S)\ndefine q = p >> p\n",
                  QuiversTypeError)
     assert "is a parser" in err.message and err.span.line == 6
+    err = _error(HEAD + SCHEMA + "morphism f : Cats -> Word\n", UnknownNameError)
+    assert "`Cats` in `morphism f : Cats -> Word` is a universe of categories" in err.message
+    assert (err.span.line, err.span.column) == (5, 14)
     m = loads(HEAD + SCHEMA + "define p = parser(rules=[r], terminal=Word, start=S)\n")
     with pytest.raises(UnknownNameError, match="`walks`"):
         m.p.weight(["she", "walks"])
