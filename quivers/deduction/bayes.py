@@ -14,7 +14,9 @@ is ``PCFGPrior.log_prob(theta) + Grammar.log_prob(words, rule_log_weights=
 theta.log())``. :class:`PCFGPosterior` is the guide: a Dirichlet per
 category with learnable concentrations, fit by maximizing the ELBO with
 reparameterized draws (:func:`pcfg_elbo`, :func:`fit_pcfg_posterior`), as
-Pyro's SVI fits a guide.
+Pyro's SVI fits a guide. In QVR a program draws the rule probabilities with
+``sample g <- pcfg_prior(D, alpha)`` and scores ``observe s <- D`` under
+the draw; :meth:`PCFGPosterior.distribution` is then the guide of ``g``.
 
 Laws
 ----
@@ -182,10 +184,19 @@ class PCFGPrior:
             out = out + Dirichlet(self.concentration[ix].to(theta.dtype)).log_prob(theta[..., ix])
         return out
 
+    has_rsample = True
+    """Its draws are reparameterized (each Dirichlet's are), as a torch
+    distribution says: a program that samples from it (``sample g <-
+    pcfg_prior(G, alpha)``) draws with :meth:`rsample`."""
+
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
         """Rule probabilities drawn from the prior (torch's global generator)."""
         parts = [Dirichlet(self.concentration[ix]).sample(sample_shape) for ix in self.groups]
         return _assemble(len(self.concentration), self.groups, parts, self.concentration)
+
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        """A reparameterized draw (the same law as :meth:`sample`)."""
+        return _Dirichlets(self.concentration, self.groups).rsample(sample_shape)
 
     def conjugate(self, counts: Tensor) -> Tensor:
         """The posterior concentrations ``alpha + counts`` given observed rule
@@ -207,6 +218,31 @@ def pcfg_prior(grammar: Grammar | Deduction, concentration: float | Sequence[flo
     pcfg_prior(1 Dirichlets over 2 productions)
     """
     return PCFGPrior(grammar, concentration)
+
+
+class _Dirichlets:
+    """Independent Dirichlets over groups of the coordinates of one vector
+    (the others one): the law of the rule probabilities a guide draws."""
+
+    has_rsample = True
+
+    def __init__(self, concentration: Tensor, groups: list[Tensor]) -> None:
+        self.concentration, self.groups = concentration, groups
+
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        alpha = self.concentration
+        parts = [Dirichlet(alpha[ix]).rsample(sample_shape) for ix in self.groups]
+        return _assemble(len(alpha), self.groups, parts, alpha)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, theta: Tensor) -> Tensor:
+        out = theta.new_zeros(theta.shape[:-1])
+        for ix in self.groups:
+            out = out + Dirichlet(self.concentration[ix].to(theta.dtype)).log_prob(theta[..., ix])
+        return out
 
 
 class PCFGPosterior(nn.Module):
@@ -234,16 +270,25 @@ class PCFGPosterior(nn.Module):
 
     def rsample(self, num: int = 1) -> Tensor:
         """``num`` reparameterized draws of rule probabilities, ``(num, productions)``."""
-        alpha = self.concentration()
-        parts = [Dirichlet(alpha[ix]).rsample((num,)) for ix in self.groups]
-        return _assemble(len(alpha), self.groups, parts, alpha)
+        return self.distribution().rsample((num,))
 
     def log_prob(self, theta: Tensor) -> Tensor:
-        alpha = self.concentration()
-        out = theta.new_zeros(theta.shape[:-1])
-        for ix in self.groups:
-            out = out + Dirichlet(alpha[ix]).log_prob(theta[..., ix])
-        return out
+        return self.distribution().log_prob(theta)
+
+    def distribution(self, x: object = None) -> _Dirichlets:
+        """Its law, as a guide kernel gives one at a program's input (which
+        it does not read): ``SVI(program, {"g": guide}, ...)`` fits the
+        posterior of the draw ``sample g <- pcfg_prior(G, alpha)``.
+
+        Examples
+        --------
+        >>> from quivers.deduction import Grammar, Production
+        >>> g = Grammar([Production("S", ("a",)), Production("S", ("b",))], start="S")
+        >>> q = PCFGPosterior(pcfg_prior(g, 3.0))
+        >>> q.distribution().rsample().shape
+        torch.Size([2])
+        """
+        return _Dirichlets(self.concentration(), self.groups)
 
     def mean(self) -> dict[str, float]:
         """The posterior mean of each production's probability."""

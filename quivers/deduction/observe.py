@@ -31,13 +31,15 @@ Examples
 >>> obs.as_value("she runs")
 (('she', 'runs'),)
 >>> obs.log_prob(obs.as_value([["she", "runs"], ["she", "runs"]]))
-tensor([0., 0.], dtype=torch.float64, grad_fn=<StackBackward0>)
+tensor([0., 0.], dtype=torch.float64, grad_fn=<IndexBackward0>)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import torch
 from torch import Tensor
 
 from quivers.categories.semiring import LOG, Semiring
@@ -65,6 +67,12 @@ class Sentences:
         The semirings whose weights are log weights the observation may
         score (``LOG``; a chart's ``goal_weight`` allows ``MAX_PLUS`` too,
         the log weight of the best derivation).
+    prior, theta
+        A :class:`~quivers.deduction.PCFGPrior` over ``deduction`` and rule
+        probabilities drawn from it (``sample g <- pcfg_prior(D, alpha)``
+        then ``observe s <- D``): the sentences are scored under ``theta``
+        (:meth:`PCFGPrior.log_likelihood`) rather than the deduction's own
+        weights.
 
     Examples
     --------
@@ -77,7 +85,7 @@ class Sentences:
     """
 
     def __init__(self, deduction: Deduction, count: int | None = None, name: str = "the sentences",
-                 semirings: tuple[Semiring, ...] = (LOG,)) -> None:
+                 semirings: tuple[Semiring, ...] = (LOG,), prior: Any = None, theta: Tensor | None = None) -> None:
         if deduction.start is None:
             raise UnsupportedError(
                 f"deduction `{deduction.name}` has no start category, so it parses no sentence",
@@ -89,6 +97,7 @@ class Sentences:
                 f"but it weighs them in `{deduction.semiring}`", hint="declare it with `semiring=LogProb`",
             )
         self.deduction, self.count, self.name = deduction, count, name
+        self.prior, self.theta = prior, theta
 
     def as_value(self, data: object) -> tuple[Sentence, ...]:
         """The data of the observation as sentences: a string (one
@@ -124,8 +133,18 @@ class Sentences:
         return tuple(out)
 
     def log_prob(self, sentences: Sequence[Sentence]) -> Tensor:
-        """The log weight of each sentence under the deduction."""
-        return self.deduction(sentences)
+        """The log weight of each sentence under the deduction (under the
+        drawn rule probabilities ``theta``, when given)."""
+        # a corpus repeats sentences: each distinct one is parsed once
+        distinct = list(dict.fromkeys(sentences))
+        if self.prior is not None:
+            weights = self.prior.log_likelihood(self.theta, distinct)
+        else:
+            weights = self.deduction(distinct)
+        if len(distinct) == len(sentences):
+            return weights
+        where = {s: i for i, s in enumerate(distinct)}
+        return weights[torch.tensor([where[s] for s in sentences])]
 
     def sample(self) -> Tensor:
         raise UnsupportedError(

@@ -58,7 +58,7 @@ import torch
 
 from quivers.categories import REAL, FinSet, Semiring, copy, delete
 from quivers.categories.semiring import LOG, MAX_PLUS
-from quivers.deduction import Chart, ChartParser, Deduction, Sentences
+from quivers.deduction import Chart, ChartParser, Deduction, PCFGPrior, Sentences
 from quivers.distributions import FAMILIES, family
 from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, module_algebra
@@ -148,6 +148,13 @@ def _parses(steps: tuple[ast.Step, ...]) -> bool:
     return False
 
 
+PCFG_PRIOR = "pcfg_prior"
+"""The family of rule probabilities of a deduction block:
+``sample g <- pcfg_prior(D, alpha)`` draws them from a Dirichlet per
+concluded category (:class:`~quivers.deduction.PCFGPrior`), and the
+program's ``observe s <- D`` then scores sentences under the draw."""
+
+
 def kernel_programs(module: ast.Module) -> set[str]:
     """The programs of ``module`` that draw from declared morphisms
     (``sample h <- backbone``, ``observe y <- head(h)``), parse with a
@@ -171,7 +178,7 @@ def kernel_programs(module: ast.Module) -> set[str]:
             names.add(d.name)
         elif isinstance(d, ast.ProgramDecl) and not d.params:
             if (d.input is not None and "," in d.input) or any(
-                f.bare or f.name in names for f in _families(d.body)
+                f.bare or f.name in names or f.name == PCFG_PRIOR for f in _families(d.body)
             ) or _parses(d.body):
                 out.add(d.name)
                 names.add(d.name)
@@ -262,13 +269,16 @@ class _Compiler:
         defined = set(inputs)
         steps: list[Step] = []
         used: list[MorphismModule] = []
+        drawn: dict[str, tuple[str, PCFGPrior]] = {}   # deduction -> the draw of its rule probabilities
         for s in d.body:
             if isinstance(s, (ast.Sample, ast.Observe)):
                 if s.options:
                     raise self.error(UnsupportedError, f"options on a step of program `{d.name}`, which draws "
                                      "from morphisms, are not supported", s.options[0])
                 if s.family.name in self.deductions:
-                    fn, module = self.sentences(s, d)
+                    fn, module = self.sentences(s, d, drawn.get(s.family.name))
+                elif s.family.name == PCFG_PRIOR and PCFG_PRIOR not in self.morphisms:
+                    fn, module = self.pcfg_prior(s, d, drawn)
                 else:
                     fn, module = self.draw(s.family, d, defined, inputs)
                 if module is not None:
@@ -315,9 +325,43 @@ class _Compiler:
         out.append(Step("let", s.name, lambda env: Chart(deduction, reader.as_value(env[text.id]))))
         return out
 
-    def sentences(self, s: ast.Sample | ast.Observe, d: ast.ProgramDecl):
+    def pcfg_prior(self, s: ast.Sample | ast.Observe, d: ast.ProgramDecl,
+                   drawn: dict[str, tuple[str, PCFGPrior]]):
+        """``sample g <- pcfg_prior(D, alpha)``: rule probabilities of
+        deduction ``D`` drawn from a Dirichlet per concluded category, with
+        concentration ``alpha`` (a number; 1 when not given)."""
+        f = s.family
+        usage = f"`{PCFG_PRIOR}` takes a deduction and a concentration: `sample {s.name} <- {PCFG_PRIOR}(D, 1.0)`"
+        if isinstance(s, ast.Observe):
+            raise self.error(UnsupportedError, f"program `{d.name}` draws rule probabilities from "
+                             f"`{PCFG_PRIOR}`; it does not observe them: write `sample {s.name} <- ...`", f)
+        if f.kwargs or not 1 <= len(f.args) <= 2:
+            raise self.error(QuiversTypeError, usage, f.kwargs[0] if f.kwargs else f)
+        grammar = f.args[0]
+        if not isinstance(grammar, ast.Name) or grammar.id not in self.deductions:
+            name = grammar.id if isinstance(grammar, ast.Name) else dump_expr(grammar)
+            raise self.error(UnknownNameError, f"the first argument of `{PCFG_PRIOR}` is a deduction block; "
+                             f"`{name}` is not one", grammar, name=name, candidates=list(self.deductions))
+        alpha = 1.0
+        if len(f.args) == 2:
+            a = f.args[1]
+            if not (isinstance(a, ast.Number) and a.value > 0):
+                raise self.error(QuiversTypeError, f"the concentration of `{PCFG_PRIOR}` is a positive number, "
+                                 f"got `{dump_expr(a)}`", a)
+            alpha = float(a.value)
+        if grammar.id in drawn:
+            raise self.error(QuiversTypeError, f"program `{d.name}` already draws the rule probabilities of "
+                             f"deduction `{grammar.id}` (as `{drawn[grammar.id][0]}`)", f)
+        deduction = self.deductions[grammar.id]
+        prior = self._located(lambda: PCFGPrior(deduction, alpha), f)
+        drawn[grammar.id] = (s.name, prior)
+        return (lambda env: prior), None
+
+    def sentences(self, s: ast.Sample | ast.Observe, d: ast.ProgramDecl,
+                  draw: tuple[str, PCFGPrior] | None = None):
         """``observe s [: Sent] <- D``: sentences given as data, scored by
-        their log weight under deduction ``D``."""
+        their log weight under deduction ``D`` (under the rule
+        probabilities the program drew for ``D``, if it drew them)."""
         f = s.family
         if isinstance(s, ast.Sample):
             raise self.error(UnsupportedError, f"deduction `{f.name}` parses sentences but does not generate "
@@ -328,6 +372,9 @@ class _Compiler:
         count = None if s.index_set is None else self._set(s.index_set).size
         deduction = self.deductions[f.name]
         observation = self._located(lambda: Sentences(deduction, count, s.name), f)
+        if draw is not None:
+            name, prior = draw
+            return (lambda env: Sentences(deduction, count, s.name, prior=prior, theta=env[name])), deduction
         return (lambda env: observation), deduction
 
     def draw(self, f: ast.FamilyCall, d: ast.ProgramDecl, defined: set[str], inputs: tuple[str, ...]):
