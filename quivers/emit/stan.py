@@ -10,7 +10,9 @@ run it with. The translation:
   (``given``), and every tensor constant of a family argument.
 - ``parameters``: the other ``sample`` sites, with the constraint of their
   family's support (``vector<lower=0>[K] sd_k;``, ``simplex[K]``).
-- ``transformed parameters`` / ``transformed data``: top-level ``let``s.
+- ``transformed parameters`` / ``transformed data``: top-level ``let``s,
+  and the matrix of a ``MultivariateNormal`` given as an expression
+  (``scale_tril=s * L`` is ``matrix[K, K] L_y;`` written entry by entry).
 - ``model``: one sampling statement per ``sample`` and ``observe``
   (vectorized where the expression allows, a loop otherwise), ``target +=``
   for each ``factor``, and each ``marginalize`` block as its exact sum:
@@ -496,6 +498,7 @@ class _Emitter:
             leaves[sym] = Leaf(stan, dims)
         self.leaves = leaves
         order = block_order(self.p.steps)
+        self._hoist_matrices(order)
         data = [f"int<lower=0> {n};" for n in self.sizes]
         data += [f"{self._container('real', '', list(d))} {stan};" for stan, d, _ in self.constants.values()]
         data += [self.declare(n, self.sites[n].step) for n in self.data_sites()]
@@ -531,7 +534,45 @@ class _Emitter:
             dims = list(self.sites[s.name].dims)
             decl[where].append(f"{self._container('real', '', dims)} {s.name};")
             body[where] += self._assign(s, dims)
+        for name, (e, axis, step) in self.matrices.items():
+            where = "tdata" if {n.name for n in e.free_symbols} <= data_names else "tparams"
+            decl[where].append(f"matrix[{axis}, {axis}] {name};")
+            t = self.translator()
+            body[where] += self._loops([axis, f"{axis}'"], lambda bind: [
+                f"{name}[{bind[axis]}, {bind[axis + chr(39)]}] = {t.code(e, bind)};"], step)
         return decl["tdata"] + body["tdata"], decl["tparams"] + body["tparams"], []
+
+    def _hoist_matrices(self, order: list[Step]) -> None:
+        """A ``MultivariateNormal`` whose matrix is an expression on ``K *
+        K'`` alone (``2.0 * S``, the scaled Cholesky factor ``s * L``, an
+        inline ``matrix(K, ...)``) gets a name of its own, ``Sigma_y``
+        (``L_y``, ``Omega_y``): a matrix of transformed data or parameters,
+        written entry by entry, which the sampling statement reads."""
+        self.matrices: dict[str, tuple[sympy.Basic, str, Step]] = {}
+        self.matrix_names: dict[tuple[str, str], str] = {}
+        t = self.translator()
+        stems = {"covariance_matrix": "Sigma", "scale_tril": "L", "precision_matrix": "Omega"}
+        for s, _ in self.walk(order):
+            if not isinstance(s, (SampleStep, ObserveStep)) or s.family.name != "MultivariateNormal":
+                continue
+            key = next(k for k in _MVN if k in s.family.args)
+            e = s.family.args[key].sympy
+            if isinstance(e, sympy.Symbol) and e.name not in t.inline:
+                continue
+            axis = self.sites[s.name].dims[-1]
+            try:
+                dims = set(t.dims(e))
+            except UnsupportedError:
+                continue
+            if dims != {axis, f"{axis}'"}:
+                continue  # refused where it is read, by name
+            name, n = f"{stems[key]}_{s.name}", 1
+            while name in self.taken or name in self.leaves or name in self.matrices or name in STAN_RESERVED:
+                name, n = f"{stems[key]}_{s.name}{n}", n + 1
+            self.matrices[name] = (e, _set(axis), s)
+            self.matrix_names[(s.name, key)] = name
+            self.leaves[name] = Leaf(name, (axis, f"{axis}'"))
+            self.taken.add(name)
 
     def translator(self, extra: Mapping[str, Leaf] = {}, inline: Mapping[str, sympy.Basic] = {}) -> Translator:
         return Translator({**self.leaves, **extra}, inline)
@@ -655,6 +696,9 @@ class _Emitter:
         """A matrix argument on the square of the event axis (a covariance,
         its Cholesky factor): a named value, its other axes bound."""
         axis = site.dims[-1]
+        hoisted = self.matrix_names.get((site.name, key))
+        if hoisted is not None:
+            return hoisted
         leaf = t.leaf(e.name) if isinstance(e, sympy.Symbol) and e.name not in t.inline else None
         if leaf is None or len(leaf.dims) < 2 or tuple(_set(d) for d in leaf.dims[-2:]) != (axis, axis):
             raise self.fail(f"the {key} of `{site.name}` must be a named matrix on `{axis} * {axis}` for Stan "

@@ -324,9 +324,55 @@ def test_a_multivariate_normal_is_stans_multi_normal_by_its_matrix(float64):
     torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-9)
 
 
-def test_a_multivariate_normal_matrix_must_be_named():
-    src = MVN.replace("covariance_matrix=S", "covariance_matrix=2.0 * S")
-    with pytest.raises(UnsupportedError, match=r"line 12, .*the covariance_matrix of `v` must be a named matrix on `K \* K`"):
+MVN_EXPRESSIONS = """
+object K : FinSet 3
+object N : FinSet 5
+program c : N -> N
+    data S : K * K
+    sample L : K * K <- LKJCholesky(2.0) [constraint=cholesky_corr]
+    sample mu : K <- Normal(0.0, 1.0)
+    sample s : K <- HalfNormal(1.0)
+    sample a <- HalfNormal(1.0)
+    sample x : K <- MultivariateNormal(0.0, covariance_matrix=matrix(K, a, 0.0, 0.0, 0.0, a, 0.0, 0.0, 0.0, a))
+    observe y : N * K <- MultivariateNormal(mu, scale_tril=s * L)
+    observe v : N * K <- MultivariateNormal(mu, covariance_matrix=S + a)
+    observe u : N * K <- MultivariateNormal(x, covariance_matrix=2.0 * S)
+    observe w : N * K <- MultivariateNormal(s, precision_matrix=S / a)
+    return y
+export c
+"""
+
+
+def test_a_multivariate_normal_matrix_expression_is_a_named_matrix_in_stan(float64):
+    """An expression on `K * K'` is written entry by entry into a matrix of
+    its own: the scales times a Cholesky factor of a correlation
+    (`s * L`, Stan's `diag_pre_multiply(s, L)`), a covariance built with
+    `matrix(...)` inline, arithmetic of a data matrix (transformed data
+    when it reads only data)."""
+    p = loads(MVN_EXPRESSIONS).c
+    code = to_stan(p)
+    assert_well_formed(code)
+    b = blocks(code)
+    assert "matrix[K, K] Sigma_u;" in b["transformed data"] and "Sigma_u[k, k1] = 2.0 * S[k, k1];" in b["transformed data"]
+    for line in ("matrix[K, K] L_y;", "L_y[k, k1] = L[k, k1] * s[k];", "Sigma_v[k, k1] = S[k, k1] + a;",
+                 "Omega_w[k, k1] = S[k, k1] / a;"):
+        assert line in b["transformed parameters"], line
+    for line in ("x ~ multi_normal(rep_vector(0.0, K), Sigma_x);", "y[n] ~ multi_normal_cholesky(mu, L_y);",
+                 "v[n] ~ multi_normal(mu, Sigma_v);", "u[n] ~ multi_normal(x, Sigma_u);",
+                 "w[n] ~ multi_normal_prec(s, Omega_w);"):
+        assert line in b["model"], line
+    g = torch.Generator().manual_seed(6)
+    m = torch.randn(3, 3, generator=g)
+    obs = {"S": m @ m.T + 3 * torch.eye(3), **{k: torch.randn(5, 3, generator=g) for k in ("y", "v", "u", "w")}}
+    diffs = compare(p, obs, ["L", "mu", "s", "a", "x"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.full((4,), diffs[0]), rtol=0, atol=1e-8)
+    # the only constant: the HalfNormals s (3 values) and a, scored by Stan's normal on <lower=0>
+    assert diffs[0] == pytest.approx(-4 * torch.log(torch.tensor(2.0)).item(), abs=1e-8)
+
+
+def test_a_multivariate_normal_matrix_stan_cannot_write_is_refused_at_its_line():
+    src = MVN.replace("covariance_matrix=S", "covariance_matrix=cumsum(S)")
+    with pytest.raises(UnsupportedError, match=r"line 12, .*`cumulative_sum` of `S`: its argument is not a vector"):
         to_stan(loads(src).c)
 
 
