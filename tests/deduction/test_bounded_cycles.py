@@ -143,7 +143,7 @@ def test_viterbi_and_boolean_parse_the_same_grammar():
     assert best is not None and best.item == ("span", 0, 2, "S")
     assert bool(modal("Boolean").weight(["kim", "runs"]))
     assert not bool(modal("Boolean").weight(["runs", "kim"]))
-    assert float(modal("Viterbi").weight(["kim", "runs"])) <= float(modal().weight(["kim", "runs"]).detach())
+    assert float(modal("Viterbi").weight(["kim", "runs"]).detach()) <= float(modal().weight(["kim", "runs"]).detach())
 
 
 def test_a_cycle_of_rules_not_marked_bounded_is_refused_with_the_remedy():
