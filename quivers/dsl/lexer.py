@@ -99,7 +99,7 @@ class QVRLexer(RegexLexer):
             (r"[0-9]+", Number.Integer),
             (r"<=|>=|==|!=|<-|->|>>|\|-|<|>", Operator),
             (r"[+\-*/^=@\\~.]", Operator),
-            (r"[:,()\[\]]", Punctuation),
+            (r"[:,()\[\]{}]", Punctuation),
             (_NAME, Name),
             (r".", Error),
         ],
