@@ -54,6 +54,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import operator
+
 import sympy
 import torch
 
@@ -106,10 +108,11 @@ class Chain:
                 f"{self.latents[-1]} is summed as one markov block, which takes its {what} all or none",
                 hint=f"give every one of {names[0]} ... {names[-1]}",
             )
-        given = tuple(values.pop(n) for n in names)
-        stamp = tuple(getattr(v, "_version", None) for v in given)
+        # list comprehensions and map, not generators: this runs every call, once per step of the chain
+        given = [values.pop(n) for n in names]
+        stamp = [v._version if isinstance(v, torch.Tensor) else None for v in given]
         hit = cache.get(into) if cache is not None else None
-        if hit is not None and hit[1] == stamp and all(a is b for a, b in zip(hit[0], given)):
+        if hit is not None and hit[1] == stamp and all(map(operator.is_, hit[0], given)):
             values[into] = hit[2]
             return
         parts = [torch.as_tensor(v) for v in given]
