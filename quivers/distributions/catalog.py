@@ -269,14 +269,21 @@ def mixture_spec(parts: tuple[FamilySpec, ...]) -> FamilySpec:
     quivers.errors.QuiversTypeError: the components of `Mixture` must all be discrete or all continuous: Normal, Poisson
     """
     names = ", ".join(p.name for p in parts)
-    if len({p.discrete for p in parts}) > 1:
+    # a PointMass is an atom: a mass where counts have masses, no density beside a continuous law
+    rest = [p for p in parts if p.name != "PointMass"]
+    if not rest or not all(p.discrete for p in rest) and len(rest) < len(parts):
+        raise QuiversTypeError(
+            f"a `PointMass` in `Mixture` is an atom, which has a mass and no density, so it mixes with discrete "
+            f"components only: {names}", hint="a zero-inflated count is `Mixture(w, PointMass(0), Poisson(rate))`")
+    if len({p.discrete for p in rest}) > 1:
         raise QuiversTypeError(f"the components of `Mixture` must all be discrete or all continuous: {names}")
     for p in parts:
         if p.event_rank or p.improper or p.combine is not None:
             raise QuiversTypeError(f"`Mixture` takes proper families of scalars, not `{p.name}`")
-    static = [p for p in parts if p.static_support]
-    if len(static) == len(parts) and len({repr(p.support({})) for p in parts}) > 1:
+    static = [p for p in rest if p.static_support]
+    if len(static) == len(rest) and len({repr(p.support({})) for p in rest}) > 1:
         raise QuiversTypeError(f"the components of `Mixture` must share a support: {names}")
+    first = parts.index(rest[0])  # the component whose support is the mixture's
     key = ("Mixture",) + tuple(id(p) for p in parts)
     if key not in _DERIVED:
         def rename(p: ParamSpec, k: int) -> ParamSpec:
@@ -298,13 +305,14 @@ def mixture_spec(parts: tuple[FamilySpec, ...]) -> FamilySpec:
             "Mixture",
             params,
             make,
-            lambda p: parts[0].support(split(p, 0)),
+            lambda p: parts[first].support(split(p, first)),
             alternatives=(own,) + groups,
-            discrete=parts[0].discrete,
-            dependent=len(static) < len(parts),
+            discrete=parts[first].discrete,
+            dependent=len(static) < len(rest),
             parts=parts,
             aliases={"probs": "weights"},
-            support_params=tuple(f"{q.name}_0" for q in parts[0].params + tuple(x for g in parts[0].alternatives for x in g)),
+            support_params=tuple(f"{q.name}_{first}" for q in parts[first].params
+                                 + tuple(x for g in parts[first].alternatives for x in g)),
             recipe=(mixture_spec, (parts,)),
         )
     return _DERIVED[key]

@@ -818,6 +818,9 @@ class _Emitter:
         w = self._event_vector(fam, key, fam.args[key].sympy, t, bind, site, s)
         terms = []
         for part in components(fam):
+            if part.name == "PointMass":  # an atom: all its mass at its value
+                terms.append(f"({y} == {t.code(part.args['value'].sympy, bind)} ? 0 : negative_infinity())")
+                continue
             stan, args = self._args(part, t, bind, s, site)
             term = f"{stan}{'_lpmf' if part.discrete else '_lpdf'}({y} | {', '.join(args)})"
             terms.append(f"{term} + log2()" if stan_family(part).half else term)
@@ -1028,6 +1031,8 @@ class _Admit(StepVisitor):
         base = truncated_base(fam)
         parts = components(fam) if fam.name == "Mixture" else [fam]
         for part in parts:
+            if part is not fam and part.name == "PointMass":
+                continue  # an atom of a count mixture: a term of its own (_mixture)
             if stan_name(part) not in STAN_FAMILIES and not part.spec.improper:
                 label = part.name if base is None else f"{fam.name} of {base.name}"
                 where = f"a component of the Mixture of `{s.name}`" if part is not fam else f"`{s.name}`"

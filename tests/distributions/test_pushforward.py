@@ -214,3 +214,37 @@ def test_a_pushforward_family_pickles_by_its_recipe():
     fam = Pushforward(family("Normal", 0.0, 1.0), transform("affine", 1.0, 2.0))
     back = pickle.loads(pickle.dumps(fam))
     assert back.spec is fam.spec and back.args == fam.args
+
+
+ZIP = """
+object Item : FinSet 6
+object K : FinSet 2
+program zip : Item -> Item
+    sample w : K <- Dirichlet(1.0)
+    sample rate <- Gamma(2.0, 1.0)
+    observe y : Item <- Mixture(w, PointMass(0), Poisson(rate))
+    return y
+export zip
+"""
+
+
+def test_a_point_mass_mixed_with_counts_is_a_zero_inflated_count(float64):
+    """The peer's zero inflation, `Mixture(w, PointMass(0), Poisson(rate))`,
+    is scipy's zero-inflated Poisson mass, and the registry's
+    ZeroInflatedPoisson's."""
+    p = loads(ZIP).zip
+    y = torch.tensor([0, 0, 3, 1, 0, 5])
+    w, rate = torch.tensor([0.3, 0.7]), torch.tensor(2.0)
+    got = float(p.log_joint(None, {"y": y}, {"w": w, "rate": rate}))
+    mass = np.where(y.numpy() == 0, 0.3, 0.0) + 0.7 * stats.poisson(2.0).pmf(y.numpy())
+    want = np.log(mass).sum() + stats.dirichlet([1.0, 1.0]).logpdf([0.3, 0.7]) + stats.gamma(2.0).logpdf(2.0)
+    assert got == pytest.approx(want, abs=1e-10)
+    zip_ = built(family("ZeroInflatedPoisson", 0.3, 2.0)).log_prob(y.to(torch.float64)).sum()
+    assert got - want == pytest.approx(0.0, abs=1e-10) and float(zip_) == pytest.approx(np.log(mass).sum(), abs=1e-10)
+
+
+def test_a_point_mass_does_not_mix_with_densities():
+    with pytest.raises(QuiversTypeError, match=r"a `PointMass` in `Mixture` is an atom, which has a mass and no density"):
+        family("Mixture", [0.5, 0.5], PointMass(0.0), family("Normal", 0.0, 1.0))
+    with pytest.raises(QuiversTypeError, match=r"line 7, column 25: a `PointMass` in `Mixture` is an atom"):
+        loads(ZIP.replace("Poisson(rate)", "Normal(0.0, rate)"))

@@ -71,3 +71,14 @@ export p
     with pytest.raises(UnsupportedError, match=r"line 3, .*`y` has the family PointMass, which Stan emission does "
                                                 r"not translate"):
         to_stan(loads(src).p)
+
+
+def test_a_point_mass_in_a_count_mixture_is_its_atom_in_stan(float64):
+    from tests.distributions.test_pushforward import ZIP
+
+    p = loads(ZIP).zip
+    code = to_stan(p)
+    assert ("target += log_sum_exp(log(w / sum(w)) + [(y[i] == 0 ? 0 : negative_infinity()), "
+            "poisson_lpmf(y[i] | rate)]');") in blocks(code)["model"]
+    diffs = compare(p, {"y": torch.tensor([0, 0, 3, 1, 0, 5])}, ["w", "rate"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-8)
