@@ -35,14 +35,14 @@ __all__ = [
     "Span",
     "Node",
     # expressions
-    "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Vector", "Tuple", "Expr", "BINARY_OPS", "COMPARE_OPS",
+    "Number", "Name", "BinOp", "Neg", "Subscript", "Call", "Vector", "Tuple", "Lambda", "Expr", "BINARY_OPS", "COMPARE_OPS",
     # finite sets
     "SetName", "SetUnit", "SetProduct", "SetSum", "SetExpr",
     # options and families
     "OptionName", "OptionNumber", "OptionList", "OptionProduct", "OptionValue", "Option",
     "Keyword", "FamilyCall", "nested_family",
     # steps
-    "Sample", "Observe", "Marginalize", "Markov", "Let", "Factor", "Return", "IndexMap", "Data", "Step",
+    "Sample", "Observe", "Marginalize", "Markov", "Let", "Perform", "Factor", "Return", "IndexMap", "Data", "Step",
     # declarations
     "CompositionDecl", "ObjectDecl", "EnumObject", "ResiduatedObject", "RealObject", "ObjectDef", "Param", "ProgramDecl", "Export", "Decl", "Module",
     # composite programs
@@ -50,6 +50,8 @@ __all__ = [
     # morphisms
     "MorphismRef", "MorphismNumber", "MorphismKeyword", "MorphismList", "MorphismCall", "MorphismAttr", "MorphismThen",
     "MorphismTensor", "TransformationThen", "MorphismExpr", "MorphismDecl", "DefineDecl", "ContractionParam", "ContractionDecl",
+    # computations
+    "ScalarType", "TensorType", "TypeExpr", "TypedParam", "ComputationDecl",
     # deductions
     "TermName", "TermNumber", "TermCall", "TermSlash", "Term", "DeductionRule", "LexiconEntry",
     "DeductionDecl",
@@ -245,7 +247,22 @@ class Tabulate(Node):
     body: Expr | None
 
 
-Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Method, Vector, Record, Tuple, Tabulate]
+@dataclass(frozen=True, slots=True)
+class Lambda(Node):
+    """``param -> body``: a function of one argument, given to ``map``,
+    ``traverse`` and ``logsumexp_over``.
+
+    Examples
+    --------
+    >>> Lambda("x", BinOp("+", Name("x"), Number(1))).param
+    'x'
+    """
+
+    param: str
+    body: Expr
+
+
+Expr = Union[Number, Name, BinOp, Neg, Subscript, Call, Method, Vector, Record, Tuple, Tabulate, Lambda]
 
 
 # ---------------------------------------------------------------- finite sets
@@ -581,7 +598,22 @@ class Data(Node):
     cod: SetExpr | None = None
 
 
-Step = Union[Sample, Observe, Marginalize, Markov, Let, Factor, Return, IndexMap, Data]
+@dataclass(frozen=True, slots=True)
+class Perform(Node):
+    """``let name <- f(args)``: run the computation ``f`` (or ``traverse``
+    it over a collection) and bind its result.
+
+    Examples
+    --------
+    >>> Perform("y", Call("f", (Name("x"),))).name
+    'y'
+    """
+
+    name: str
+    value: Expr
+
+
+Step = Union[Sample, Observe, Marginalize, Markov, Let, Perform, Factor, Return, IndexMap, Data]
 
 
 # ---------------------------------------------------------------- declarations
@@ -1176,9 +1208,76 @@ class BundleDecl(Node):
     members: tuple[str, ...]
 
 
+# ---------------------------------------------------------------- computations
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarType(Node):
+    """A scalar type of a computation: ``Real``, ``Int`` or ``Bool``.
+
+    Examples
+    --------
+    >>> ScalarType("Real").name
+    'Real'
+    """
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType(Node):
+    """``Tensor[Real]([4, 2])``: a tensor of ``element`` values of a fixed shape.
+
+    Examples
+    --------
+    >>> TensorType(ScalarType("Real"), (4,)).shape
+    (4,)
+    """
+
+    element: ScalarType
+    shape: tuple[int, ...]
+
+
+TypeExpr = Union[ScalarType, TensorType]
+
+
+@dataclass(frozen=True, slots=True)
+class TypedParam(Node):
+    """``name : type``, a parameter of a computation.
+
+    Examples
+    --------
+    >>> TypedParam("x", ScalarType("Real")).type
+    ScalarType(name='Real')
+    """
+
+    name: str
+    type: TypeExpr
+
+
+@dataclass(frozen=True, slots=True)
+class ComputationDecl(Node):
+    """``define f(x : Real) : Real !{} =`` and its body: a named computation
+    with typed parameters, a result type and an effect row.
+
+    Examples
+    --------
+    >>> c = ComputationDecl("f", (TypedParam("x", ScalarType("Real")),), ScalarType("Real"), (),
+    ...                     (Return(Name("x")),))
+    >>> c.effects, len(c.body)
+    ((), 1)
+    """
+
+    name: str
+    params: tuple[TypedParam, ...]
+    result: TypeExpr
+    effects: tuple[str, ...]
+    body: tuple[Step, ...]
+
+
 Decl = Union[
     CompositionDecl, ObjectDecl, EnumObject, ResiduatedObject, RealObject, ObjectDef, ProgramDecl, CompositeDecl,
-    Export, DeductionDecl, MorphismDecl, DefineDecl, ContractionDecl, SchemaDecl, BundleDecl,
+    Export, DeductionDecl, MorphismDecl, DefineDecl, ContractionDecl, SchemaDecl, BundleDecl, ComputationDecl,
 ]
 
 

@@ -74,6 +74,7 @@ from quivers.distributions.pushforward import transform_name
 from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, grouping, site_set
 from quivers.dsl.axes import plate as plate_of
+from quivers.dsl.computations import check_computations
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr, dump_set
 from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError, UnsupportedError
@@ -168,6 +169,7 @@ class _Use:
     subscript: tuple[ast.Expr, int, int] | None = None
     via: ast.Marginalize | None = None
     into: ast.SetExpr | None = None
+    shape: tuple[int, ...] | None = None  # an argument of a computation: its parameter's shape
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class DataRole:
     cod: ast.SetExpr | None = None
     inferred: bool = False
     node: ast.Node | None = field(default=None, compare=False)
+    shape: tuple[int, ...] = ()  # a tensor given to a computation: its shape (no plate)
 
     def describe(self) -> str:
         """One line for ``qvr check --verbose``: the declaration it amounts to and why."""
@@ -197,7 +200,9 @@ class DataRole:
             decl += f" : {dump_set(self.index_set)}"
         if self.cod is not None:
             decl += f" -> {dump_set(self.cod)}"
-        if self.kind == "index":
+        if self.shape:
+            what = f"a tensor of shape {list(self.shape)}, a computation's argument"
+        elif self.kind == "index":
             what = f"an index map into {dump_set(self.cod)}"
         elif self.index_set is not None:
             what = f"real, one per element of {dump_set(self.index_set)}" + (" or one for all" if self.inferred else "")
@@ -246,6 +251,7 @@ class _Checker:
         self.data: dict[str, dict[str, DataRole]] = {}
         self.algebra: Algebra = DEFAULT
         self.supports: dict[str, dict[str, ast.SetExpr]] = {}
+        self.computations: dict = {}  # name -> Signature (dsl/computations.py)
 
     # ------------------------------------------------------------ errors
 
@@ -277,7 +283,8 @@ class _Checker:
         for d in module.items:
             if isinstance(d, (ast.ObjectDecl, ast.EnumObject, ast.RealObject, ast.ObjectDef, ast.ProgramDecl,
                               ast.CompositeDecl, ast.DeductionDecl, ast.MorphismDecl, ast.DefineDecl,
-                              ast.ContractionDecl, ast.ResiduatedObject, ast.SchemaDecl, ast.BundleDecl)):
+                              ast.ContractionDecl, ast.ResiduatedObject, ast.SchemaDecl, ast.BundleDecl,
+                              ast.ComputationDecl)):
                 names = d.names if isinstance(d, ast.MorphismDecl) else (d.name,)
                 for name in names:
                     previous = declared.get(name)
@@ -305,6 +312,7 @@ class _Checker:
             n: d for n, d in declared.items() if isinstance(d, (ast.ResiduatedObject, ast.SchemaDecl, ast.BundleDecl))
         }
         exports: list[ast.Export] = []
+        self.computations = check_computations(module, self.source)
         self._composition([d for d in module.items if isinstance(d, ast.CompositionDecl)])
         # Objects are declared before use, so they are checked in order;
         # an export may name a program declared anywhere.
@@ -346,8 +354,8 @@ class _Checker:
                 # roles, options and the algebra of `define` are checked where they compile, in dsl/morphisms.py
                 self._set(d.dom, d, whole=True)
                 self._set(d.cod, d, whole=True)
-            elif isinstance(d, ast.DefineDecl):
-                pass
+            elif isinstance(d, (ast.DefineDecl, ast.ComputationDecl)):
+                pass  # a computation is checked by check_computations, above
             elif isinstance(d, ast.ContractionDecl):
                 # its rule and its applications are checked where they compile, in dsl/morphisms.py
                 for side in (d.dom, d.cod, *(s for p in d.params for s in (p.dom, p.cod))):
@@ -578,6 +586,11 @@ class _Checker:
                 f"`data {name}` (one number) or `data {name} : A -> B` (an index map)",
             )
 
+        shapes = {u.shape for u in uses if u.shape is not None}
+        if shapes:
+            if len(shapes) > 1 or len(shapes) != len({u.shape for u in uses}):
+                raise ambiguous("it is given to computations as values of different types", first)
+            return DataRole(name, "real", None, None, True, first, shape=next(iter(shapes)))
         maps: list[tuple[ast.Node, ast.SetExpr | None, ast.SetExpr]] = []
         reals: list[tuple[ast.Node, ast.SetExpr | None]] = []
         for u in uses:
@@ -766,6 +779,8 @@ class _Checker:
             return
         elif isinstance(step, ast.Let):
             self._expr(step.value, scope)
+        elif isinstance(step, ast.Perform):
+            self._perform(step, scope)
         elif isinstance(step, (ast.Factor, ast.Return)):
             self._expr(step.value, scope)
         elif isinstance(step, ast.IndexMap):
@@ -787,6 +802,34 @@ class _Checker:
         name = _defines(step)
         if name is not None:
             self._define(name, step, scope)
+
+    def _perform(self, step: ast.Perform, scope: _Scope) -> None:
+        """``let x <- f(args)`` in a program: ``f`` is a computation, called
+        with as many arguments as it has parameters; a data name given as an
+        argument takes the type of its parameter (a tensor of that shape)."""
+        e = step.value
+        if not (isinstance(e, ast.Call) and e.func in self.computations):
+            what = f"`{e.func}` is not a computation" if isinstance(e, ast.Call) else f"`{dump_expr(e)}` is a value"
+            raise self._error(
+                UnknownNameError if isinstance(e, ast.Call) else QuiversTypeError,
+                f"`let {step.name} <- ...` runs a computation (a `define` with parameters); {what}"
+                + (f"; computations: {', '.join(self.computations)}" if self.computations else "; none is declared"),
+                e, **({"name": e.func, "candidates": sorted(self.computations)} if isinstance(e, ast.Call) else {}),
+                hint="bind a value with `let x = ...`, draw with `sample x <- Family(...)`",
+            )
+        sig = self.computations[e.func]
+        if e.kwargs or len(e.args) != len(sig.params):
+            raise self._error(
+                QuiversTypeError,
+                f"computation `{e.func}` takes {len(sig.params)} argument(s) "
+                f"({', '.join(n for n, _ in sig.params)}), got {len(e.args) + len(e.kwargs)}",
+                e,
+            )
+        for (_, want), a in zip(sig.params, e.args):
+            if isinstance(a, ast.Name):
+                self._name(a.id, a, scope, _Use(a, step, shape=want.shape))
+            else:
+                self._expr(a, scope)
 
     def _markov(self, step: ast.Markov, scope: _Scope, p: ast.ProgramDecl) -> None:
         self._set(step.index_set, step)
@@ -1411,7 +1454,8 @@ def _binder_set(e: ast.Tabulate) -> ast.SetExpr:
 
 
 def _defines(step: ast.Step) -> str | None:
-    if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Data, ast.Marginalize, ast.Markov)):
+    if isinstance(step, (ast.Sample, ast.Observe, ast.Let, ast.Perform, ast.IndexMap, ast.Data, ast.Marginalize,
+                         ast.Markov)):
         return step.name
     if isinstance(step, ast.Factor):
         return step.name
@@ -1471,7 +1515,7 @@ def _step_reads(step: ast.Step) -> set[str]:
         if f is not None:
             for e in (*f.args, *(k.value for k in f.kwargs)):
                 out.update(_expr_names(e))
-    if isinstance(step, (ast.Let, ast.Factor, ast.Return)):
+    if isinstance(step, (ast.Let, ast.Perform, ast.Factor, ast.Return)):
         out.update(_expr_names(step.value))
     for o in getattr(step, "options", ()):
         if isinstance(o.value, ast.OptionName) and o.key in ("via", "until"):

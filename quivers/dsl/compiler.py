@@ -49,6 +49,7 @@ from quivers.distributions import FAMILIES, Family, family, transform
 from quivers.dsl import ast
 from quivers.dsl.axes import DEFAULT, Algebra, grouping, site_set
 from quivers.dsl.checker import SPELLINGS, DataRole, canonical_family, check, transform_call
+from quivers.dsl.computations import compile_computations
 from quivers.dsl.inline import inline
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr
@@ -74,7 +75,8 @@ from quivers.programs import (
     vector,
 )
 from quivers.programs import Step as RuntimeStep
-from quivers.programs.expr import AXIS_ARGUMENT
+from quivers.programs.computations import Computation
+from quivers.programs.expr import AXIS_ARGUMENT, HostFunction, host_call
 from quivers.programs import identity, rename, tensor, then
 from quivers.planning import auto
 
@@ -122,6 +124,7 @@ def compile_module(
     """
     module = inline(module, source)
     info = check(module, source)
+    computations = compile_computations(module, source)
     drawing = kernel_programs(module)
     objects: dict[str, FinSet] = {}
     programs: dict[str, Program] = {}
@@ -135,7 +138,7 @@ def compile_module(
         elif isinstance(d, ast.ProgramDecl) and d.name in drawing:
             continue  # it draws from morphisms: dsl/morphisms.py compiles it
         elif isinstance(d, ast.ProgramDecl) and not any(q.type == "FinSet" for q in d.params):
-            how = _How(info.algebra, info.supports.get(d.name, {}))
+            how = _How(info.algebra, info.supports.get(d.name, {}), computations)
             programs[d.name] = _program(d, objects, source, info.data.get(d.name, {}), how)
         elif isinstance(d, ast.CompositeDecl):
             programs[d.name] = _composite(d, objects, programs, source)
@@ -395,6 +398,7 @@ class _How:
 
     algebra: Algebra = DEFAULT
     supports: Mapping[str, ast.SetExpr] = field(default_factory=dict)
+    computations: Mapping[str, Computation] = field(default_factory=dict)
 
     def reduction(self, options: tuple[ast.Option, ...]) -> str:
         """The reduction of log weights a block with ``options`` uses."""
@@ -409,7 +413,9 @@ def _steps(
     then ``factor name``."""
     out: list[RuntimeStep] = []
     for s in body:
-        if isinstance(s, ast.Factor) and s.name is not None:
+        if isinstance(s, ast.Perform):
+            out.extend(_perform(s, objects, source, how))
+        elif isinstance(s, ast.Factor) and s.name is not None:
             out.append(let(s.name, _expr(s.value, source, objects), span=s.span))
             out.append(factor(_expr(ast.Name(s.name, span=s.span), source, objects), span=s.span))
         else:
@@ -480,6 +486,24 @@ def _step(s: ast.Step, objects: dict[str, FinSet], source: str | None, how: _How
     raise TypeError(f"not a step: {s!r}")
 
 
+def _perform(s: ast.Perform, objects: dict[str, FinSet], source: str | None, how: _How) -> list[RuntimeStep]:
+    """``let x <- f(args)``: a let of the call of the computation ``f``, whose
+    result's axes are named ``x.0``, ``x.1``, ...; a computation that scores
+    also gives a factor (the same deterministic call, for its score)."""
+    call = s.value
+    assert isinstance(call, ast.Call)  # the checker let only computation calls through
+    comp = how.computations[call.func]
+    args = [_expr(a, source, objects) for a in call.args]
+    ranks = tuple(len(t.shape) for _, t in comp.params)
+    axes = tuple(f"{s.name}.{i}" for i in range(len(comp.result.shape)))
+    value = HostFunction(call.func, lambda *xs: comp.run(*xs).value, ranks, axes)
+    steps = [let(s.name, host_call(value, *args), span=s.span)]
+    if comp.effects:
+        scored = HostFunction(call.func, lambda *xs: comp.run(*xs).score, ranks, ())
+        steps.append(factor(host_call(scored, *args), span=s.span))
+    return steps
+
+
 def _markov(s: ast.Markov, objects: dict[str, FinSet], source: str | None, how: _How) -> RuntimeStep:
     """``Markov(init=pi, trans=A)`` as ``markov(..., Categorical(A), init=Categorical(pi))``
     (``*_logits`` keywords give ``Categorical(logits=...)``; ``first=B`` gives
@@ -518,12 +542,23 @@ def _data(
     return _located(lambda: data(name, plate, broadcast=inferred, span=span), span, source)
 
 
+def _tensor_data(r: DataRole, source: str | None) -> RuntimeStep:
+    """Data given to a computation as a tensor: its axes are named ``x.0``, ``x.1``, ..."""
+    plate = None
+    for i, n in enumerate(r.shape):
+        axis = FinSet(f"{r.name}.{i}", n)
+        plate = axis if plate is None else plate * axis
+    span = r.node.span if r.node is not None else None
+    return _located(lambda: data(r.name, plate, span=span), span, source)
+
+
 def _program(
     p: ast.ProgramDecl, objects: dict[str, FinSet], source: str | None, roles: Mapping[str, DataRole] | None = None,
     how: _How = _How(),
 ) -> Program:
     # names the program reads but never defines are data, declared first
     inferred = [
+        _tensor_data(r, source) if r.shape else
         _data(r.name, r.index_set, r.cod, objects, r.node.span if r.node is not None else None, source, r.inferred)
         for r in (roles or {}).values() if r.inferred or isinstance(r.node, ast.Param)
     ]

@@ -124,6 +124,9 @@ def _statements(module: ast.Module) -> Iterator[_Statement]:
             end = d.body[0].span.line - 1 if d.body and d.body[0].span else d.span.line
             yield _Statement(head, 0, d.span.line, max(end, d.span.line), is_program=True)
             yield from steps(d.body, 1)
+        elif isinstance(d, ast.ComputationDecl):
+            yield _Statement(dumps(dataclasses.replace(d, body=())), 0, d.span.line, d.span.line, is_program=True)
+            yield from steps(d.body, 1)
         elif isinstance(d, ast.DeductionDecl):
             yield _Statement(dumps(d), 0, d.span.line, d.span.end_line, opaque=True)
         else:  # the algebra is set apart like a program

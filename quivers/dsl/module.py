@@ -26,17 +26,21 @@ from typing import Any
 from os import PathLike
 from pathlib import Path
 
+import torch
+
 from quivers.categories import FinSet, Semiring
 from quivers.dsl import ast
 from quivers.dsl.axes import module_algebra
 from quivers.deduction import Deduction
 from quivers.dsl.compiler import compile_module
+from quivers.dsl.computations import compile_computations
 from quivers.dsl.deductions import compile_deductions
 from quivers.dsl.morphisms import compile_morphisms
 from quivers.dsl.parser import parse
 from quivers.errors import DataError, QuiversError, UnknownNameError, did_you_mean
 from quivers.nn import MorphismModule
 from quivers.programs import Program
+from quivers.programs.computations import Computation, ComputationRun
 
 __all__ = ["QVRModule", "loads", "load"]
 
@@ -58,6 +62,9 @@ class QVRModule:
         :class:`~quivers.deduction.Deduction` s (torch modules) by name.
     morphisms
         Declared and defined morphisms (:mod:`quivers.nn` modules) by name.
+    computations
+        Computations (``define f(x : Real) : Real !{} = ...``) by name, as
+        :class:`~quivers.programs.computations.Computation` s; :meth:`run_computation` runs one.
     export
         The name of the first exported program (the morphism), or None.
     exports
@@ -86,6 +93,7 @@ class QVRModule:
         deductions: dict[str, Deduction] | None = None,
         exports: tuple[str, ...] | None = None,
         morphisms: dict[str, MorphismModule] | None = None,
+        computations: dict[str, Computation] | None = None,
     ) -> None:
         self.ast = tree
         self.source = source
@@ -94,7 +102,28 @@ class QVRModule:
         self.export = export
         self.deductions = deductions or {}
         self.morphisms = morphisms or {}
+        self.computations = computations or {}
         self.exports = exports if exports is not None else ((export,) if export is not None else ())
+
+    def run_computation(self, name: str, *args: Any) -> ComputationRun:
+        """Run the computation ``name`` on ``args`` (numbers, lists or
+        tensors): its value and the score its body added.
+
+        Examples
+        --------
+        >>> m = loads("define half(x : Tensor[Real]([2])) : Tensor[Real]([2]) !{} =\\n    return map(x, v -> v / 2)\\n")
+        >>> m.run_computation("half", [1.0, 3.0]).value.tolist()
+        [0.5, 1.5]
+        """
+        if name not in self.computations:
+            raise UnknownNameError(
+                f"this module has no computation `{name}`; computations: " + (", ".join(self.computations) or "none"),
+                name=name, candidates=list(self.computations),
+            )
+        comp = self.computations[name]
+        values = [a if isinstance(a, torch.Tensor) else torch.as_tensor(
+            a, dtype=torch.float64 if t.element == "Real" else None) for a, (_, t) in zip(args, comp.params)]
+        return comp.run(*values, *args[len(values):])
 
     @property
     def morphism(self) -> Program | MorphismModule | Deduction:
@@ -239,11 +268,12 @@ def loads(text: str) -> QVRModule:
     """
     tree = parse(text)
     objects, programs = compile_module(tree, text)
+    computations = compile_computations(tree, text)
     exports = tuple(d.name for d in tree.items if isinstance(d, ast.Export))
     deductions = compile_deductions(tree, text)
     return QVRModule(
         tree, text, objects, programs, exports[0] if exports else None, deductions, exports,
-        compile_morphisms(tree, objects, text, deductions),
+        compile_morphisms(tree, objects, text, deductions), computations,
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from quivers.dsl import ast
 
-__all__ = ["dumps", "dump_expr", "dump_set", "dump_program", "dump_morphism"]
+__all__ = ["dumps", "dump_expr", "dump_set", "dump_program", "dump_morphism", "dump_type"]
 
 INDENT = "    "
 
@@ -54,7 +54,7 @@ def _strength(e: ast.Expr) -> int:
         return _BINARY[e.op]
     if isinstance(e, ast.Neg):
         return _UNARY
-    if isinstance(e, ast.Tabulate):
+    if isinstance(e, (ast.Tabulate, ast.Lambda)):
         return _COMPARE - 1  # its body runs to the end, so it is an operand only in parentheses
     return _POSTFIX
 
@@ -116,7 +116,22 @@ def dump_expr(e: ast.Expr) -> str:
         return "(" + ", ".join(f"{label}: {dump_expr(a)}" for label, a in e.fields) + ")"
     if isinstance(e, ast.Tuple):
         return f"({', '.join(dump_expr(a) for a in e.items)})"
+    if isinstance(e, ast.Lambda):
+        return f"{e.param} -> {dump_expr(e.body)}"
     raise TypeError(f"not an expression node: {e!r}")
+
+
+def dump_type(t: ast.TypeExpr) -> str:
+    """A computation's type as QVR source.
+
+    Examples
+    --------
+    >>> dump_type(ast.TensorType(ast.ScalarType("Real"), (4, 2)))
+    'Tensor[Real]([4, 2])'
+    """
+    if isinstance(t, ast.TensorType):
+        return f"Tensor[{dump_type(t.element)}]([{', '.join(str(n) for n in t.shape)}])"
+    return t.name
 
 
 def dump_set(s: ast.SetExpr) -> str:
@@ -290,6 +305,8 @@ def _step(step: ast.Step, depth: int) -> list[str]:
         return [pad + head] + [line for s in step.body for line in _step(s, depth + 1)]
     if isinstance(step, ast.Let):
         return [f"{pad}let {step.name} = {dump_expr(step.value)}"]
+    if isinstance(step, ast.Perform):
+        return [f"{pad}let {step.name} <- {dump_expr(step.value)}"]
     if isinstance(step, ast.Factor):
         if step.name is not None:
             return [f"{pad}score {step.name} = {dump_expr(step.value)}"]
@@ -334,6 +351,10 @@ def _decl(d: ast.Decl) -> list[str]:
         return [f"morphism {', '.join(d.names)} : {dump_set(d.dom)} -> {dump_set(d.cod)}{_options(d.options)}{family}"]
     if isinstance(d, ast.DefineDecl):
         return [f"{d.keyword} {d.name} = {dump_morphism(d.value)}"]
+    if isinstance(d, ast.ComputationDecl):
+        params = ", ".join(f"{p.name} : {dump_type(p.type)}" for p in d.params)
+        head = f"define {d.name}({params}) : {dump_type(d.result)} !{{{', '.join(d.effects)}}} ="
+        return [head] + [line for s in d.body for line in _step(s, 1)]
     if isinstance(d, ast.DeductionDecl):
         return _deduction(d)
     if isinstance(d, ast.ContractionDecl):

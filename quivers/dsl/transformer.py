@@ -314,6 +314,58 @@ class QVRTransformer(Transformer):
         keyword, name, value = children
         return ast.DefineDecl(str(name), value, keyword, span=self._line_span(meta))
 
+    def computation_decl(self, meta: Any, children: list) -> ast.ComputationDecl:
+        keyword, name, *rest = children
+        if keyword != "define":
+            raise QVRSyntaxError(
+                f"a computation with parameters is declared with `define`, not `{keyword}`",
+                span=self._line_span(meta), source=self.source, hint=f"write `define {name}(...)`",
+            )
+        params = [c for c in rest if isinstance(c, ast.TypedParam)]
+        rest = [c for c in rest if c is not None and not isinstance(c, ast.TypedParam)]
+        result, effects, *body = rest
+        return ast.ComputationDecl(str(name), tuple(params), result, effects, tuple(body), span=self._line_span(meta))
+
+    def typed_param(self, meta: Any, children: list) -> ast.TypedParam:
+        name, type_ = children
+        return ast.TypedParam(str(name), type_, span=self._span(meta))
+
+    def type_real(self, meta: Any, children: list) -> ast.ScalarType:
+        return ast.ScalarType("Real", span=self._span(meta))
+
+    def type_name(self, meta: Any, children: list) -> ast.ScalarType:
+        return ast.ScalarType(str(children[0]), span=self._span(meta))
+
+    def type_tensor(self, meta: Any, children: list) -> ast.TensorType:
+        head, element, *sizes = children
+        if head != "Tensor" or not isinstance(element, ast.ScalarType):
+            raise QVRSyntaxError(
+                f"unknown type `{head}[...]`; a collection type is `Tensor[Real]([n, ...])`",
+                span=self._span(meta), source=self.source,
+            )
+        shape = []
+        for t in sizes:
+            if t is None:
+                continue
+            n = _number(t, self.source)
+            if not isinstance(n, int) or n < 1:
+                raise QVRSyntaxError(
+                    f"a tensor extent is a positive whole number, not `{t}`", span=_token_span(t), source=self.source
+                )
+            shape.append(n)
+        return ast.TensorType(element, tuple(shape), span=self._span(meta))
+
+    def effect_row(self, meta: Any, children: list) -> tuple[str, ...]:
+        return tuple(str(c) for c in children if c is not None)
+
+    def perform_step(self, meta: Any, children: list) -> ast.Perform:
+        name, value = children
+        return ast.Perform(str(name), value, span=self._line_span(meta))
+
+    def lambda_expr(self, meta: Any, children: list) -> ast.Lambda:
+        param, body = children
+        return ast.Lambda(str(param), body, span=self._span(meta))
+
     def morphism_then(self, meta: Any, children: list) -> ast.MorphismThen:
         left, right = children
         return ast.MorphismThen(left, right, span=self._span(meta))

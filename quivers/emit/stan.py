@@ -99,6 +99,7 @@ from torch.distributions import constraints as C
 
 from quivers.distributions import CONSTRAINTS
 from quivers.errors import DataError, QuiversError, QuiversTypeError, UnsupportedError
+from quivers.programs.expr import HostFunction
 from quivers.emit.stan_expr import VECTOR, Leaf, NotVectorizable, Translator, number
 from quivers.emit.stan_markov import forward
 from quivers.emit.stan_families import (
@@ -297,6 +298,14 @@ class _Emitter:
 
     def check(self) -> None:
         """Gather sizes and constants; reject what Stan cannot say."""
+        for step in (t for s in self.p.steps for t in s.walk()):
+            host = next((f for e in step.exprs() for f in e.tables.values() if isinstance(f, HostFunction)), None)
+            if host is not None:
+                raise self.fail(
+                    f"`{step.label()}` runs the computation `{host.name}` (a `define` with parameters), which is "
+                    "not translated to a Stan function",
+                    step, hint="fit it here (NUTS or SVI); Stan emission covers programs without computations",
+                )
         for site in self.sites.values():
             for d, n in zip(site.dims, site.shape):
                 self.sizes.setdefault(_set(d), n)

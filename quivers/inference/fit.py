@@ -39,7 +39,7 @@ from typing import Any
 import networkx as nx
 import torch
 
-from quivers.errors import ConvergenceWarning, QuiversTypeError, UnknownNameError
+from quivers.errors import ConvergenceWarning, InvalidValueError, QuiversTypeError, UnknownNameError
 from quivers.inference.convergence import mcmc_warnings, svi_warnings, warn_all
 from quivers.inference.devices import as_device, device_of, to_device
 from quivers.inference.elbo import ELBO
@@ -111,6 +111,9 @@ class FitResult:
 
     def describe(self) -> str:
         """One line: what ran and why, the title of the printed summary."""
+        if self.method == "fixed_param":
+            what = "no latent to sample (Stan's fixed_param): the program's values are exact"
+            return f"{what} ({self.choice.note()})" if self.choice is not None else what
         if not self.samples:  # a morphism model: point estimates, no draws
             what = f"SVI, {len(self.losses)} steps of the morphism's parameters (point estimates)"
             return f"{what} ({self.choice.note()})" if self.choice is not None else what
@@ -488,6 +491,8 @@ def fit(
     choice = choose_method(model, observations, observed, given & set(SVI_OPTIONS),
                            {("discrete" if n == "gibbs" else n) for n in given & {*NUTS_OPTIONS, "gibbs"}},
                            method=method)
+    if choice.method == "nuts" and not model.latent_sites(observed):
+        return _fixed_param(model, observations, x, seed, choice)
     if choice.method == "svi":
         elbo = ELBO(num_particles=num_particles or 1, discrete=discrete or "score", temperature=temperature)
         if seed is not None:
@@ -510,6 +515,20 @@ def fit(
         kernel = NUTS(ProgramAdaptor(model, observed_names=observed, init=init, device=device), **options)
     return _run_nuts(model, observations, x, kernel, 1000 if num_warmup is None else num_warmup, num_samples,
                      num_chains, seed, progress_bar, choice=choice, chain_method=chain_method or "vectorized")
+
+
+def _fixed_param(model, observations, x, seed, choice) -> FitResult:
+    """NUTS on a program with nothing to sample (every site observed, or
+    none drawn): as Stan's ``fixed_param`` sampler, no Markov chain runs.
+    The log density is evaluated once (which checks the data), and the
+    result holds no draws; the program's values are exact
+    (``model.sample(observations=...)``)."""
+    lp = model.log_joint(x, observations)
+    if not bool(torch.isfinite(torch.as_tensor(lp)).all()):
+        raise InvalidValueError(
+            f"program `{model.name}` has no latent to sample and its log density at the data is {float(lp)}"
+        )
+    return FitResult(model, "fixed_param", {}, observations, x, seed=seed, choice=choice)
 
 
 def _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chains, seed, progress_bar,

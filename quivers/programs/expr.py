@@ -45,7 +45,7 @@ __all__ = [
     "Expr", "var", "const", "call", "apply", "pair", "FUNCTIONS", "compile_expr", "as_expr",
     "constant_tensors", "constant_axes", "index_function", "IndexFunction", "Constant", "REF",
     "stack", "vector", "matrix", "stack_set", "STACK", "BUILDERS", "compare", "COMPARISONS", "ARITY",
-    "AXIS_ARGUMENT", "WHERE", "DOT", "reduction_axis", "arity_text",
+    "AXIS_ARGUMENT", "WHERE", "DOT", "reduction_axis", "arity_text", "HostFunction", "host_call", "host_function",
 ]
 
 Env = Mapping[str, Value]
@@ -416,6 +416,48 @@ def index_function(e: sympy.Basic, tables: Tables) -> IndexFunction | None:
     return None
 
 
+class HostFunction:
+    """A function of tensors (a QVR computation) applied to values.
+
+    Argument ``i`` must have exactly ``ranks[i]`` named axes, which the
+    function sees positionally; leading batch axes (particles, chains) are
+    broadcast and the function runs once per batch element. Its result's
+    axes are named ``axes``.
+    """
+
+    __slots__ = ("name", "fn", "ranks", "axes")
+
+    def __init__(self, name: str, fn: Callable[..., torch.Tensor], ranks: tuple[int, ...], axes: tuple[str, ...]) -> None:
+        self.name, self.fn, self.ranks, self.axes = name, fn, ranks, axes
+
+
+def host_call(fn: HostFunction, *args: Any) -> Expr:
+    """The expression ``fn(*args)``, a call of a function of tensors.
+
+    Examples
+    --------
+    >>> from quivers.programs.named import Value
+    >>> total = HostFunction("total", lambda x: x.sum(), (1,), ())
+    >>> f = compile_expr(host_call(total, var("x")))
+    >>> float(f({"x": Value(torch.tensor([1.0, 2.0]), ("I",))}).tensor)
+    3.0
+    >>> batch = f({"x": Value(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), ("I",))})
+    >>> batch.tensor.tolist(), batch.dims
+    ([3.0, 7.0], ())
+    """
+    name = f"__host{next(_fresh)}"
+    lifted = [_lift(a) for a in args]
+    return Expr(sympy.Function(name)(*(e for e, _ in lifted)), _merge({name: fn}, *(t for _, t in lifted)))
+
+
+def host_function(e: sympy.Basic, tables: Tables) -> HostFunction | None:
+    """The :class:`HostFunction` a sympy node applies, or None."""
+    if isinstance(e, sympy.Function):
+        fn = tables.get(e.func.__name__)
+        return fn if isinstance(fn, HostFunction) else None
+    return None
+
+
 def apply(f: FinFunction, x: Any) -> Expr:
     """The image ``f(x)`` of an element ``x`` of ``f.dom``: an element of
     ``f.cod``. An argument not known to lie in ``f.dom`` is range-checked
@@ -660,6 +702,9 @@ def _compile(e: sympy.Basic, tables: Tables) -> Evaluator:
     fn = index_function(e, tables)
     if fn is not None:
         return _compile_index_function(fn, [_compile(a, tables) for a in e.args])
+    host = host_function(e, tables)
+    if host is not None:
+        return _compile_host(host, [_compile(a, tables) for a in e.args])
     over = stack_set(e)
     if over is not None:
         return _compile_stack(over, [_compile(a, tables) for a in e.args[1:]])
@@ -706,6 +751,27 @@ def _compile_index_function(fn: IndexFunction, parts: list[Evaluator]) -> Evalua
             t = _elements(v, t, s)
             flat = t if flat is None else flat * s.size + t
         return Value(fn.table.to(flat.device)[flat], dims, values_in=fn.cod.name)
+
+    return evaluate
+
+
+def _compile_host(fn: HostFunction, parts: list[Evaluator]) -> Evaluator:
+    def evaluate(env: Env) -> Value:
+        values = [p(env) for p in parts]
+        for k, (v, rank) in enumerate(zip(values, fn.ranks)):
+            if len(v.dims) != rank:
+                what = f"the axes {', '.join(v.dims)}" if v.dims else "no axes"
+                raise ShapeError(
+                    f"argument {k + 1} of `{fn.name}` is a tensor with {rank} axes; the value given has {what}"
+                )
+        batch = torch.broadcast_shapes(*(v.batch_shape for v in values))
+        tensors = [v.tensor.expand((*batch, *v.tensor.shape[v.batch_ndim:])) for v in values]
+        if not batch:
+            return Value(fn.fn(*tensors), fn.axes)
+        flat = [t.reshape(-1, *t.shape[len(batch):]) for t in tensors]
+        outs = [fn.fn(*(t[i] for t in flat)) for i in range(flat[0].shape[0] if flat else 1)]
+        out = torch.stack(outs)
+        return Value(out.reshape(*batch, *out.shape[1:]), fn.axes)
 
     return evaluate
 
