@@ -98,7 +98,7 @@ class QVRLexer(RegexLexer):
             (r"[0-9]+\.[0-9]*|\.[0-9]+", Number.Float),
             (r"[0-9]+", Number.Integer),
             (r"<=|>=|==|!=|<-|->|>>|\|-|<|>", Operator),
-            (r"[+\-*/^=@\\~.]", Operator),
+            (r"[+\-*/^=@\\~.!]", Operator),  # `!` opens an effect row, `!{Score}`
             (r"[:,()\[\]{}]", Punctuation),
             (_NAME, Name),
             (r".", Error),

@@ -259,3 +259,11 @@ def test_python_computations_check_arity_types_and_effects():
     with pytest.raises(QuiversTypeError, match="unknown effect `IO`"):
         Computation("io", [], REAL, ["IO"], lambda: 0.0)
     assert float(noisy.run(torch.tensor(1.5)).score) == 1.5
+
+
+def test_the_highlighter_reads_computations():
+    from pygments.token import Error
+
+    from quivers.dsl.lexer import QVRLexer
+
+    assert [v for t, v in QVRLexer().get_tokens(GRID + SCORED) if t is Error] == []
