@@ -267,3 +267,17 @@ def test_the_highlighter_reads_computations():
     from quivers.dsl.lexer import QVRLexer
 
     assert [v for t, v in QVRLexer().get_tokens(GRID + SCORED) if t is Error] == []
+
+
+def test_the_example_grid_is_exact_against_enumeration():
+    from pathlib import Path
+
+    from quivers.dsl import load
+
+    m = load(Path(__file__).resolve().parents[2] / "examples" / "grid_posterior.qvr")
+    counts = [1.0, 2.0, 2.0, 3.0, 1.0]
+    joint = [sum(stats.poisson.logpmf(k, rate) for k in counts) for rate in (1.0, 2.0, 4.0)]
+    top = max(joint)
+    want = torch.tensor([math.exp(j - top) for j in joint], dtype=torch.float64)
+    got = m.run_computation("rate_posterior", torch.tensor(counts, dtype=torch.float64)).value
+    assert torch.allclose(got, want / want.sum(), rtol=1e-12, atol=1e-15)
