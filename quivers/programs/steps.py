@@ -33,7 +33,7 @@ from quivers.distributions import Family
 from quivers.distributions.bijections import CONSTRAINTS
 from quivers.errors import InvalidValueError, QuiversTypeError, ShapeError, Span, UnknownNameError, UnsupportedError, span_at
 from quivers.programs.effects import Effect
-from quivers.programs.expr import Expr, as_expr
+from quivers.programs.expr import Expr, as_expr, stack
 
 __all__ = [
     "Step", "StepVisitor", "step_kinds", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
@@ -433,7 +433,8 @@ def sample(
 
     A draw from ``PointMass(v)`` is the value ``v``: the step is
     ``let name = v`` (a latent of one value has no density for NUTS or SVI
-    to explore), with the axes of ``v``.
+    to explore), with the axes of ``v``; a number is repeated along
+    ``index_set``.
 
     ``constraint`` restricts the values along the last factor of
     ``index_set`` (the last two for ``cholesky_corr``) to one of the sets of
@@ -461,7 +462,10 @@ def sample(
         # see the value, as of a `let`
         if constraint is not None:
             raise QuiversTypeError(f"`{name}` is drawn from a PointMass, which takes no [constraint=...]", span=span)
-        return LetStep(name, fam.args["value"], span=span)
+        value = fam.args["value"]
+        if index_set is not None and value.sympy.is_Number and 1 < index_set.size <= 4096:
+            value = stack(index_set, [value] * index_set.size)  # a number, one per element of the plate
+        return LetStep(name, value, span=span)
     _check_scored(name, fam, span)
     if constraint is not None:
         _check_constraint(name, index_set, fam, constraint, span)

@@ -250,3 +250,27 @@ def test_a_point_mass_does_not_mix_with_densities():
         family("Mixture", [0.5, 0.5], PointMass(0.0), family("Normal", 0.0, 1.0))
     with pytest.raises(QuiversTypeError, match=r"line 7, column 25: a `PointMass` in `Mixture` is an atom"):
         loads(ZIP.replace("Poisson(rate)", "Normal(0.0, rate)"))
+
+
+def test_a_point_mass_on_a_plate_is_a_value_per_element(float64):
+    """`sample c : K <- PointMass(0.5)` is on `K`, so `c[z]` reads it in a
+    marginalize block (one `z` per row of `Item`); the sum over `z` is the
+    enumeration's."""
+    p = loads("""object K : FinSet 3
+object Item : FinSet 4
+program p : Item -> Item
+    data m : K
+    sample c : K <- PointMass(0.5)
+    sample w : K <- Dirichlet(1.0)
+    marginalize z : K <- Categorical(w)
+        observe y : Item <- Normal(c[z] + m[z], 1.0)
+    return y
+export p
+""").p
+    assert p.sites["c"].dims == ("K",)
+    y, w, m = torch.tensor([0.1, 1.2, -0.3, 0.8]), torch.tensor([0.2, 0.5, 0.3]), torch.tensor([-1.0, 0.0, 2.0])
+    got = float(p.log_joint(None, {"y": y, "m": m}, {"w": w}))
+    rows = [special.logsumexp([math.log(float(w[k])) + stats.norm(0.5 + float(m[k]), 1.0).logpdf(float(yi))
+                               for k in range(3)]) for yi in y]
+    want = sum(rows) + stats.dirichlet([1.0] * 3).logpdf(w.numpy())
+    assert got == pytest.approx(want, abs=1e-10)
