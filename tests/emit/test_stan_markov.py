@@ -85,3 +85,25 @@ export h2
         total += float(w * torch.exp(sum(normal.log_prob(y[t])[z[t]] for t in range(4))))
     assert target == pytest.approx(torch.tensor(total).log().item(), abs=1e-10)
     assert target == pytest.approx(float(p.log_joint(None, data, {})), abs=1e-10)
+
+
+def test_a_second_order_chain_whose_transition_moves_with_a_covariate(float64):
+    """Logits `beta * x` on `T * K * K' * K''`: one kernel per step, read at
+    the step `t` of the loop."""
+    p = loads("""
+object T : FinSet 5
+object K : FinSet 2
+program h : T -> T
+    data x : T
+    sample beta : K * K * K <- Normal(0.0, 1.0)
+    sample B : K * K <- Normal(0.0, 1.0)
+    sample mu : K <- Normal(0.0, 3.0)
+    marginalize z : T -> K <- Markov(first_logits=B, trans_logits=beta * x)
+        observe y : T <- Normal(mu[z], 1.0)
+export h
+""").h
+    model = blocks(to_stan(p))["model"]
+    assert "row_z[k1] = beta[i, j1, k1] * x[t];" in model and "row_z[k1] = B[i, k1];" in model
+    g = torch.Generator().manual_seed(1)
+    diffs = compare(p, {"x": torch.randn(5, generator=g), "y": torch.randn(5, generator=g)}, ["beta", "B", "mu"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-8)
