@@ -113,7 +113,8 @@ def compare(
     """Time each function of ``fns`` alternately and return their medians.
 
     Each round runs every function once in a burst of consecutive calls
-    (the order rotates every round) and records the burst's time per
+    (the order rotates every round, and is reversed every other cycle of
+    rotations, so that each function runs after each other as often) and records the burst's time per
     call; ``rounds`` bursts of each are timed after ``warmup`` untimed
     calls. A burst lasts about ``burst_s`` (one call for functions slower
     than that): a training loop calls its step again and again, and a
@@ -137,7 +138,10 @@ def compare(
     cpu: dict[str, list[float]] = {n: [] for n in names}
     start = time.perf_counter()
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        # rotations of the order and, every other cycle, of its reverse: each function follows each other
+        # as often (with one order only, of three, one follows the slowest two times in three)
+        ring = names if (r // len(names)) % 2 == 0 else names[::-1]
+        order = ring[r % len(names):] + ring[: r % len(names)]
         for name in order:
             fn, b = fns[name], burst[name]
             c0, w0 = time.process_time(), time.perf_counter()
