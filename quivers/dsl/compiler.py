@@ -35,7 +35,6 @@ Normal(loc=Expr(0.0), scale=Expr(1.00000000000000))
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -53,7 +52,7 @@ from quivers.dsl.computations import compile_computations
 from quivers.dsl.inline import inline
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr
-from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, Span, UnsupportedError
+from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, Span
 from quivers.programs import (
     BUILDERS,
     Expr,
@@ -72,6 +71,7 @@ from quivers.programs import (
     sample,
     var,
     stack,
+    table,
     vector,
 )
 from quivers.programs import Step as RuntimeStep
@@ -216,44 +216,12 @@ def compile_expr(
         sets = [objects[s.name] for _, s in e.binders] if objects is not None else []
         if e.cases is not None:
             return stack(sets[0], [compile_expr(v, objects, axis) for _, v in sorted(e.cases, key=lambda c: c[0])])
-        over = sets[0]
-        for s in sets[1:]:
-            over = over * s
-        if over.size > _MAX_CELLS:
-            raise UnsupportedError(
-                f"`{dump_expr(e)}` has {over.size} cells; a `factor` table is written out cell by cell, "
-                f"up to {_MAX_CELLS}", span=e.span,
-            )
-        names = [b for b, _ in e.binders]
-        cells = [
-            compile_expr(_at_cell(e.body, dict(zip(names, cell))), objects, axis)
-            for cell in itertools.product(*(range(s.size) for s in sets))
-        ]
-        return stack(over, cells)
+        # one vectorized expression over the binders' sets, not one per cell
+        return table(list(zip((b for b, _ in e.binders), sets)), compile_expr(e.body, objects, axis))
     if isinstance(e, ast.Record):
         labels = FinSet("(" + ", ".join(label for label, _ in e.fields) + ")", len(e.fields))
         return stack(labels, [compile_expr(a, objects, axis) for _, a in e.fields])
     raise TypeError(f"not an expression node: {e!r}")
-
-
-_MAX_CELLS = 4096
-"""The most cells a ``factor v : V, ... in body`` table is written out into."""
-
-
-def _at_cell(e: ast.Expr, cell: Mapping[str, int]) -> ast.Expr:
-    """``e`` at one cell of a ``factor`` table: each binder is its element's
-    number there (so ``x[v]`` reads ``x`` at that element)."""
-    if isinstance(e, ast.Name) and e.id in cell:
-        return ast.Number(cell[e.id], span=e.span)
-    if isinstance(e, ast.BinOp):
-        return ast.BinOp(e.op, _at_cell(e.left, cell), _at_cell(e.right, cell), span=e.span)
-    if isinstance(e, ast.Neg):
-        return ast.Neg(_at_cell(e.operand, cell), span=e.span)
-    if isinstance(e, ast.Call):
-        return ast.Call(e.func, tuple(_at_cell(a, cell) for a in e.args), span=e.span)
-    if isinstance(e, ast.Subscript):
-        return ast.Subscript(_at_cell(e.base, cell), tuple(_at_cell(i, cell) for i in e.indices), span=e.span)
-    return e
 
 
 def _axis_object(a: ast.Expr, objects: Mapping[str, FinSet] | None, e: ast.Call) -> FinSet:

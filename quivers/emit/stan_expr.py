@@ -40,7 +40,7 @@ import itertools
 import sympy
 
 from quivers.errors import UnsupportedError
-from quivers.programs.expr import reduction_axis, stack_set
+from quivers.programs.expr import reduction_axis, stack_set, table_cells, table_sets
 from quivers.programs.named import plate_dims
 
 __all__ = ["Translator", "VECTOR", "NotVectorizable", "Leaf", "number"]
@@ -153,6 +153,8 @@ class Translator:
 
     def dims(self, e: sympy.Basic) -> tuple[str, ...]:
         """The named axes of ``e``, in the runtime's order."""
+        if table_sets(e) is not None:  # Stan reads a table entry by entry, as its cells written out
+            return self.dims(table_cells(e))
         if isinstance(e, sympy.Symbol):
             if e.name in self.inline:
                 return self.dims(self.inline[e.name])
@@ -257,6 +259,8 @@ class Translator:
         return _Code(text, _ATOM, False, True)
 
     def _t(self, e: sympy.Basic, bind: dict[str, str]) -> _Code:
+        if table_sets(e) is not None:
+            return self._t(table_cells(e), bind)
         if isinstance(e, sympy.Symbol):
             if e.name in self.inline:
                 return self._t(self.inline[e.name], bind)

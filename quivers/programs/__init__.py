@@ -9,7 +9,9 @@ in any of several semirings (:mod:`~quivers.programs.kernels`).
 
 from quivers.programs.chain import MarkovStep, markov
 from quivers.programs.effects import Effect
-from quivers.programs.expr import BUILDERS, FUNCTIONS, Expr, apply, call, compare, const, matrix, pair, stack, var, vector
+from quivers.programs.expr import (
+    BUILDERS, FUNCTIONS, Expr, apply, call, compare, const, matrix, pair, stack, table, var, vector,
+)
 from quivers.programs.graph import to_dot
 from quivers.programs.arrows import identity, lift, rename
 from quivers.programs.program import Program
@@ -45,5 +47,6 @@ __all__ = [
     "MarkovStep",
     "Step", "SampleStep", "ObserveStep", "MarginalizeStep", "LetStep", "FactorStep",
     "ReturnStep", "IndexMapStep", "DataStep", "InputStep", "to_dot",
-    "apply", "pair", "stack", "vector", "matrix", "BUILDERS", "then", "tensor", "identity", "lift", "rename", "program_kernel",
+    "apply", "pair", "stack", "table", "vector", "matrix", "BUILDERS", "then", "tensor", "identity", "lift", "rename",
+    "program_kernel",
 ]

@@ -44,7 +44,8 @@ from quivers.programs.relaxed import RelaxedValue, soft_index
 __all__ = [
     "Expr", "var", "const", "call", "apply", "pair", "FUNCTIONS", "compile_expr", "as_expr",
     "constant_tensors", "constant_axes", "index_function", "IndexFunction", "Constant", "REF",
-    "stack", "vector", "matrix", "stack_set", "STACK", "BUILDERS", "compare", "COMPARISONS", "ARITY",
+    "stack", "vector", "matrix", "stack_set", "STACK", "table", "table_sets", "table_cells", "TABLE", "BUILDERS",
+    "compare", "COMPARISONS", "ARITY",
     "AXIS_ARGUMENT", "WHERE", "DOT", "reduction_axis", "arity_text", "HostFunction", "host_call", "host_function",
 ]
 
@@ -574,6 +575,75 @@ def stack_set(e: sympy.Basic) -> FinSet | None:
     return out
 
 
+TABLE = sympy.Function("table")
+"""The head of a value defined by one expression at every cell of a product
+of finite sets (:func:`table`); its arguments are the sets, as ``(name,
+size)`` pairs, and a :class:`sympy.Lambda` of one binder per set."""
+
+
+def table(binders: Any, body: Any) -> Expr:
+    """The value on ``A * B * ...`` whose cell ``(a, b, ...)`` is ``body``
+    with each binder standing for the number of its element: ``binders``
+    pairs each binder's name with its set (one declared, not a product;
+    distinct sets), ``body`` reads a binder as a subscript (``x[a]`` reads
+    ``x`` on ``A`` at ``a``) or as a number. The result has the axes of
+    the sets after those ``body`` broadcasts to, as :func:`stack` of the
+    cells written out would, but it runs as one vectorized expression: each
+    binder is the whole of its set along an axis of its own, so ``x[a]``
+    is ``x`` with its ``A`` axis renamed, not one gather per cell.
+
+    Examples
+    --------
+    >>> from quivers.programs.named import Value
+    >>> A, B = FinSet("A", 2), FinSet("B", 3)
+    >>> t = table([("a", A), ("b", B)], var("x")[var("a")] + 10 * var("b"))
+    >>> v = compile_expr(t)({"x": Value(torch.tensor([0.0, 1.0]), ("A",))})
+    >>> v.dims, v.tensor
+    (('A', 'B'), tensor([[ 0., 10., 20.],
+            [ 1., 11., 21.]]))
+    >>> table([("a", A * B)], var("a"))
+    Traceback (most recent call last):
+    ...
+    quivers.errors.QuiversTypeError: the binder `a` ranges over the product `A*B`; give one binder per factor
+    """
+    pairs = [(str(b), s) for b, s in binders]
+    for b, s in pairs:
+        if not isinstance(s, FinSet):
+            raise QuiversTypeError(f"the binder `{b}` of a table ranges over a FinSet, got `{s!r}`")
+        if len(s.factors) != 1:
+            raise QuiversTypeError(f"the binder `{b}` ranges over the product `{s.name}`; give one binder per factor")
+    if not pairs or len({b for b, _ in pairs}) != len(pairs) or len({s.name for _, s in pairs}) != len(pairs):
+        raise QuiversTypeError("a table has one or more binders, each with its own name and its own set")
+    head = sympy.Tuple(*(sympy.Tuple(Str(s.name), sympy.Integer(s.size)) for _, s in pairs))
+    e, tables = _lift(body)
+    lam = sympy.Lambda(tuple(sympy.Symbol(b, real=True) for b, _ in pairs), e)
+    return Expr(TABLE(head, lam), tables)
+
+
+def table_sets(e: sympy.Basic) -> tuple[FinSet, ...] | None:
+    """The sets a :func:`table` node runs along, in order, or None for another node."""
+    if not (isinstance(e, sympy.Function) and e.func == TABLE):
+        return None
+    return tuple(FinSet(str(name), int(size)) for name, size in e.args[0].args)
+
+
+def table_cells(e: sympy.Basic) -> sympy.Basic:
+    """A :func:`table` node written out as the :func:`stack` of its cells,
+    row-major (what a backend without vectorized tables, such as Stan
+    emission, reads).
+
+    Examples
+    --------
+    >>> e = table([("k", FinSet("K", 2))], var("x")[var("k")]).sympy
+    >>> table_cells(e)
+    stack(((K, 2),), index(x, 0), index(x, 1))
+    """
+    lam = e.args[1]
+    sets = table_sets(e)
+    cells = [lam(*(sympy.Integer(i) for i in cell)) for cell in itertools.product(*(range(s.size) for s in sets))]
+    return STACK(e.args[0], *cells)
+
+
 def as_expr(value: Any) -> Expr:
     """``value`` as an :class:`Expr` (strings are names)."""
     return value if isinstance(value, Expr) else Expr(value)
@@ -708,6 +778,9 @@ def _compile(e: sympy.Basic, tables: Tables) -> Evaluator:
     over = stack_set(e)
     if over is not None:
         return _compile_stack(over, [_compile(a, tables) for a in e.args[1:]])
+    sets = table_sets(e)
+    if sets is not None:
+        return _compile_table(sets, e.args[1], tables)
     return _compile_elementwise(e, tables)
 
 
@@ -723,6 +796,44 @@ def _compile_stack(over: FinSet, parts: list[Evaluator]) -> Evaluator:
         tensors = [t if torch.is_floating_point(t) else t.to(torch.get_default_dtype()) for t in tensors]
         out = torch.stack(torch.broadcast_tensors(*tensors), -1)
         return Value(out.reshape(*out.shape[:-1], *shape), dims + names)
+
+    return evaluate
+
+
+def _compile_table(sets: tuple[FinSet, ...], lam: sympy.Lambda, tables: Tables) -> Evaluator:
+    """A :func:`table`: its body evaluated once, each binder bound to
+    ``arange`` of its set along an axis of its own (named apart from every
+    plate, so a body that already has the set's axis is caught as
+    :func:`stack` would catch it), those axes then named by the sets."""
+    body = _compile(lam.expr, tables)
+    binders = [v.name for v in lam.variables]
+    names = tuple(s.name for s in sets)
+    own = tuple(f"{s.name}@{b}" for b, s in zip(binders, sets))
+    shape = tuple(s.size for s in sets)
+    elements: dict[Any, dict[str, Value]] = {}
+
+    def evaluate(env: Env) -> Value:
+        ref = env.get(REF) if env else None
+        device = ref.tensor.device if ref is not None else None
+        bound = elements.get(device)
+        if bound is None:
+            bound = elements[device] = {
+                b: Value(torch.arange(s.size, device=device), (d,), values_in=s.name, enumerates=True)
+                for b, d, s in zip(binders, own, sets)
+            }
+        v = body(collections.ChainMap(bound, env))
+        clash = [d for d in names if d in v.dims]
+        if clash:
+            over = " * ".join(names)
+            raise ShapeError(f"the entries of a value along `{over}` already have the axis `{clash[0]}`")
+        rest = tuple(d for d in v.dims if d not in own)
+        b = v.batch_ndim
+        t = to_layout(v, b, rest + own)
+        if not torch.is_floating_point(t):
+            t = t.to(torch.get_default_dtype())
+        sizes = v.sizes()
+        t = t.expand(*t.shape[:b], *(sizes[d] for d in rest), *shape)
+        return Value(t, rest + names)
 
     return evaluate
 
@@ -853,6 +964,8 @@ def _compile_index(e: sympy.Basic, tables: Tables) -> Evaluator:
                 axis = iv.values_in
             elif iv.values_in is None and free:
                 axis = free[0]
+            elif iv.values_in is not None and _copy_of(iv.values_in, free) is not None:
+                axis = _copy_of(iv.values_in, free)  # `t[k, k]` on `K * K`: the second reads `K'`
             else:
                 raise ShapeError(
                     f"cannot index `{e.args[0]}` (axes {list(x.dims)}) by `{e.args[k + 1]}`"
@@ -865,6 +978,12 @@ def _compile_index(e: sympy.Basic, tables: Tables) -> Evaluator:
         return x
 
     return index
+
+
+def _copy_of(s: str, free: list[str]) -> str | None:
+    """The first axis of ``free`` that is a later copy of the set ``s``
+    (``K'`` of ``K * K``: :func:`~quivers.programs.named.plate_dims`), or None."""
+    return next((d for d in free if d.rstrip("'") == s), None)
 
 
 def _compile_reduction(name: str, arg: Evaluator, axis: str | None = None) -> Evaluator:
@@ -1000,7 +1119,7 @@ def _is_leaf(node: sympy.Basic, tables: Tables) -> bool:
     indexing, a reduction or an index function, each compiled on its own."""
     return isinstance(node, sympy.Symbol) or (
         isinstance(node, sympy.Function)
-        and (node.func in (INDEX, STACK, WHERE, DOT) or node.func.__name__ in _REDUCTIONS
+        and (node.func in (INDEX, STACK, TABLE, WHERE, DOT) or node.func.__name__ in _REDUCTIONS
              or index_function(node, tables) is not None)
     )
 

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 import sympy
 
 from quivers.errors import QuiversError, QuiversTypeError, ShapeError, UnknownNameError
-from quivers.programs.expr import _COLLAPSE, _REDUCTIONS, DOT, INDEX, Expr, Tables, index_function, reduction_axis, stack_set
+from quivers.programs.expr import (
+    _COLLAPSE, _REDUCTIONS, DOT, _copy_of, INDEX, Expr, Tables, index_function, reduction_axis, stack_set, table_sets,
+)
 from quivers.programs.named import plate_dims
 from quivers.programs.sites import Site
 from quivers.programs.chain import MarkovStep
@@ -136,6 +138,9 @@ class _Checker(StepVisitor):
                         f"{where}: a value along `{f.name}` of size {f.size}, but `{f.name}` has size {self.sizes[f.name]}"
                     )
             return Axes(parts + names)
+        sets = table_sets(e)
+        if sets is not None:
+            return self._table(sets, e.args[1], where)
         if isinstance(e, sympy.Function) and e.func == DOT:
             x, y = (self.axes(a, where) for a in e.args)
             shared = [d for d in x.dims if d in y.dims]
@@ -159,6 +164,33 @@ class _Checker(StepVisitor):
         parts = [self.axes(a, where) for a in e.args]
         return Axes(_union(*(p.dims for p in parts)))
 
+    def _table(self, sets: tuple, lam: sympy.Lambda, where: str) -> Axes:
+        """A table's body with each binder on an axis of its own (the
+        runtime's rule, :func:`quivers.programs.expr.table`)."""
+        own = {v.name: Axes((f"{s.name}@{v.name}",), s.name, enumerates=True, integer=True)
+               for v, s in zip(lam.variables, sets)}
+        saved = {b: self.scope[b] for b in own if b in self.scope}
+        self.scope.update(own)
+        try:
+            body = self.axes(lam.expr, where)
+        finally:
+            for b in own:
+                self.scope.pop(b)
+            self.scope.update(saved)
+        names = tuple(s.name for s in sets)
+        clash = [d for d in names if d in body.dims]
+        if clash:
+            raise ShapeError(
+                f"{where}: the entries of a value along `{' * '.join(names)}` already have the axis `{clash[0]}`"
+            )
+        for s in sets:
+            if self.sizes.setdefault(s.name, s.size) != s.size:
+                raise ShapeError(
+                    f"{where}: a value along `{s.name}` of size {s.size}, but `{s.name}` has size {self.sizes[s.name]}"
+                )
+        binder_axes = {a.dims[0] for a in own.values()}
+        return Axes(tuple(d for d in body.dims if d not in binder_axes) + names)
+
     def _index(self, e: sympy.Basic, where: str) -> Axes:
         x = self.axes(e.args[0], where)
         dims, free = list(x.dims), list(x.dims)
@@ -173,6 +205,8 @@ class _Checker(StepVisitor):
                 axis = i.values_in
             elif i.values_in is None and free:
                 axis = free[0]
+            elif i.values_in is not None and _copy_of(i.values_in, free) is not None:
+                axis = _copy_of(i.values_in, free)
             else:
                 took = f" (values in `{i.values_in}`)" if i.values_in else ""
                 raise ShapeError(
@@ -395,6 +429,8 @@ def _built_sets(s: Step) -> list:
         tree = getattr(e, "sympy", None)
         if tree is not None:
             found += [stack_set(n) for n in tree.find(lambda n: stack_set(n) is not None)]
+            for n in tree.find(lambda n: table_sets(n) is not None):
+                found += table_sets(n)
     return found
 
 

@@ -273,12 +273,16 @@ def test_factor_expression_mistakes_are_located(old: str, new: str, message: str
         loads(TABLE.replace(old, new))
 
 
-def test_a_factor_table_too_large_to_write_out_is_a_located_error() -> None:
+def test_a_factor_table_of_many_cells_is_one_vectorized_value() -> None:
+    # 10000 cells: once refused as too many to write out cell by cell
     text = TABLE.replace("object Row : FinSet 2", "object Row : FinSet 2000").replace(
         "object Leaf : FinSet 3", "object Leaf : FinSet 3\nobject Big : FinSet 5"
-    ).replace("factor r : Row, c : Leaf in\n        rowfx[r] + leaf[c]", "factor r : Row, b : Big in rowfx[r]")
-    with pytest.raises(UnsupportedError, match=r"line 14, column 16: .* has 10000 cells"):
-        loads(text)
+    ).replace("factor r : Row, c : Leaf in\n        rowfx[r] + leaf[c]", "factor r : Row, b : Big in rowfx[r] * b")
+    text = text.replace("grid[1, 2]", "grid[1999, 4]")
+    m = loads(text).morphism
+    rowfx = torch.randn(2000)
+    draws = m.sample(latents={"split": torch.tensor(0.3), "rowfx": rowfx})
+    torch.testing.assert_close(draws["_return"], rowfx[:, None] * torch.arange(5.0)[None, :])
 
 
 def _density(family: str, y: torch.Tensor) -> torch.Tensor:

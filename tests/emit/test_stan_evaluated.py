@@ -532,3 +532,16 @@ export p
     assert "c[n] ~ categorical(([theta[n], 1 - theta[n]]') / sum(([theta[n], 1 - theta[n]]')));" in to_stan(p)
     diffs = compare(p, {"c": torch.tensor([0, 1, 1, 0])}, ["theta"])
     torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-9)
+
+
+def test_a_factor_table_emits_cell_by_cell_and_scores_as_quivers_does(float64):
+    """`factor r : Row, c : Leaf in body` runs vectorized in quivers; Stan
+    reads it as its cells written out, one transformed parameter."""
+    from tests.dsl.test_peer_programs import TABLE
+
+    p = loads(TABLE).tree
+    code = to_stan(p)
+    assert_well_formed(code)
+    assert "matrix[Row, Leaf] grid;" in blocks(code)["transformed parameters"]
+    diffs = compare(p, {"y": torch.randn(4, generator=torch.Generator().manual_seed(3))}, ["split", "rowfx"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-9)

@@ -21,6 +21,7 @@ from quivers.programs import Program, let, marginalize, observe, sample, var
 from quivers.programs.fused import _NormalMixture, group_moments, grouped_normal_mixture, normal_mixture, use_fused
 
 from tests.programs import models
+from tests.programs.autograd import autograd_nodes
 
 F64 = torch.float64
 
@@ -39,16 +40,7 @@ def _both(prog, obs, latents):
 
 
 def _graph_has(t: torch.Tensor, name: str) -> bool:
-    seen, stack = set(), [t.grad_fn]
-    while stack:
-        f = stack.pop()
-        if f is None or f in seen:
-            continue
-        seen.add(f)
-        if type(f).__name__ == name:
-            return True
-        stack.extend(n for n, _ in f.next_functions)
-    return False
+    return any(type(f).__name__ == name for f in autograd_nodes(t))
 
 
 def _close(a, b):
