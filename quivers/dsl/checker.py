@@ -75,6 +75,7 @@ from quivers.dsl import ast
 from quivers.dsl.axes import ALGEBRAS, AXIS_OPTIONS, DEFAULT, LEVELS, Algebra, axis_names, grouping, site_set
 from quivers.dsl.axes import plate as plate_of
 from quivers.dsl.computations import check_computations
+from quivers.dsl.mixtures import check_literal_weights, literal_weights
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr, dump_set
 from quivers.errors import QuiversError, QuiversTypeError, Span, UnknownNameError, UnsupportedError
@@ -1092,8 +1093,15 @@ class _Checker:
                     k.name, spec.param_names, k,
                 )
         scope.vector_axis = axis if isinstance(axis, ast.SetName) else None
+        lit = literal_weights(f)
+        if lit is not None:
+            check_literal_weights(lit, self.source)
 
         def argument(e: ast.Expr, slot: object = None) -> object:
+            if lit is not None and e is lit.vector:  # runs along the components, not the plate
+                for i in e.items:
+                    self._expr(i, scope)
+                return var("__argument")
             if f.name == "Pushforward" and slot in (1, "transform", "f"):
                 name, targs = transform_call(e)
                 for a in targs:

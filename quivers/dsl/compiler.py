@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sympy
+import torch
 
 from quivers.categories import FinSet
 from quivers.distributions import FAMILIES, Family, family, transform
@@ -49,6 +50,7 @@ from quivers.dsl import ast
 from quivers.dsl.axes import DEFAULT, Algebra, grouping, site_set
 from quivers.dsl.checker import SPELLINGS, DataRole, canonical_family, check, transform_call
 from quivers.dsl.computations import compile_computations
+from quivers.dsl.mixtures import LiteralWeights, check_literal_weights, components_set, literal_weights
 from quivers.dsl.inline import inline
 from quivers.dsl.morphisms import kernel_programs
 from quivers.dsl.printer import dump_expr
@@ -332,8 +334,11 @@ def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet]
     """The family of a step; ``axis`` is the set its vector literals run along."""
     f = canonical_family(f)
     combine = getattr(FAMILIES.get(f.name), "combine", None) is not None
+    lit = literal_weights(f)
 
     def argument(a: ast.Expr, slot: object = None) -> Any:
+        if lit is not None and a is lit.vector:
+            return _component_weights(lit, source, objects)
         if f.name == "Pushforward" and slot in (1, "transform", "f"):
             name, targs = transform_call(a)
             return _located(lambda: transform(name, *(_argument(t, source, objects, axis) for t in targs)),
@@ -345,6 +350,16 @@ def _family(f: ast.FamilyCall, source: str | None, objects: Mapping[str, FinSet]
     args = [argument(a, i) for i, a in enumerate(f.args)]
     kwargs = {k.name: argument(k.value, k.name) for k in f.kwargs}
     return _located(lambda: family(f.name, *args, **kwargs), f.span, source)
+
+
+def _component_weights(lit: LiteralWeights, source: str | None, objects: Mapping[str, FinSet]) -> Expr:
+    """The list of a ``Mixture``'s weights along an axis of its components
+    (:mod:`quivers.dsl.mixtures`): a constant when its entries are numbers."""
+    over = components_set(lit.components, objects)
+    numbers = check_literal_weights(lit, source)
+    if numbers is not None:
+        return const(torch.tensor(numbers, dtype=torch.get_default_dtype()), over)
+    return stack(over, [_expr(i, source, objects) for i in lit.vector.items])
 
 
 def _option(options: tuple[ast.Option, ...], key: str) -> ast.OptionValue | None:
