@@ -508,7 +508,11 @@ class _Checker:
     def _program(self, p: ast.ProgramDecl) -> None:
         # a set parameter stands for any object while the body is checked
         sets = [q.name for q in p.params if q.type == "FinSet"]
+        seen: set[str] = set()
         for q in p.params:
+            if q.name in seen:
+                raise self._error(QuiversTypeError, f"parameter `{q.name}` of program `{p.name}` is declared twice", q)
+            seen.add(q.name)
             if q.name in self.all_objects or q.name in self.programs:
                 raise self._error(
                     QuiversTypeError, f"parameter `{q.name}` of program `{p.name}` is also the name of an "

@@ -110,3 +110,10 @@ def test_untyped_parameters_and_self_use_are_refused() -> None:
         parse("object K : FinSet 2\nprogram f(a : Real, b) : K -> K\n    return a\n")
     with pytest.raises(QuiversTypeError, match="program `f` uses itself as a family"):
         loads("object K : FinSet 2\nprogram f(s : Real) : K -> K\n    sample v <- f(1.0)\n    return v\n")
+
+
+def test_a_parameter_declared_twice_is_a_located_error() -> None:
+    with pytest.raises(QuiversTypeError, match="parameter `A` of program `B` is declared twice") as info:
+        loads("object K : FinSet 2\nprogram B(A : FinSet, A : FinSet) : A -> A\n"
+              "    sample x : A <- Normal(0.0, 1.0)\n    return x\n")
+    assert (info.value.span.line, info.value.span.column) == (2, 23)
