@@ -181,26 +181,65 @@ def pullback(table: Tensor, index: Tensor, check: bool = True) -> Tensor:
         if bool(bad.any()):
             where = tuple(int(i) for i in torch.nonzero(bad)[0])
             raise InvalidValueError(f"index {int(index[where])} at {where} is out of range for an axis of size {size}")
-    rank = max(table.dim() - 1, index.dim())
-    rows = (1,) * (rank + 1 - table.dim()) + tuple(table.shape[:-1])
-    cols = (1,) * (rank - index.dim()) + tuple(index.shape)
+    how = _PULLBACKS.get((table.shape, index.shape))
+    if how is None:
+        how = _pullback_of(table.shape, index.shape)
+    squeezed, i_shape, perm, lead, flat, gathered, back, shape = how
+    # each view of the table only where it changes the shape: each is a
+    # node of autograd that every call would run again
+    t = table if squeezed is None else table.reshape(squeezed)
+    i = index if i_shape is None else index.reshape(i_shape)
+    if perm is not None:
+        i = i.permute(perm)
+    # the index's own axes made one gathered axis: the table is read as it is, never expanded
+    out = torch.gather(t, -1, i.reshape(*i.shape[: len(lead)], flat).expand(*lead, flat))
+    if gathered is not None:
+        out = out.view(gathered)
+    if back is not None:
+        out = out.permute(back)
+    return out if shape is None else out.reshape(shape)
+
+
+_PULLBACKS: dict[tuple, tuple] = {}
+
+
+def _pullback_of(table: torch.Size, index: torch.Size) -> tuple:
+    """How :func:`pullback` reads a table of shape ``table`` at an index of
+    shape ``index``, made once for each pair of shapes: the table without
+    its axes of size 1 (None when it has none), the index at the common
+    rank (None when it has it), the permutation that puts the index's
+    axes shared with the table first and its own axes after them (None
+    when they are in order), the table's axes, the number of entries
+    gathered per row, the gathered result's shape (None when it is
+    already that), the permutation back and the final shape (None where
+    not needed)."""
+    size = table[-1]
+    rank = max(len(table) - 1, len(index))
+    rows = (1,) * (rank + 1 - len(table)) + tuple(table[:-1])
+    cols = (1,) * (rank - len(index)) + tuple(index)
     own = [d for d in range(rank) if rows[d] != 1]  # the table's axes, shared with the index or not
     only = [d for d in range(rank) if rows[d] == 1 and cols[d] != 1]  # the index's own axes
     order = own + only  # the axes of size 1 in both go last, and are restored by the last reshape
     rest = [d for d in range(rank) if d not in order]
-    lead = [rows[d] for d in own]
     flat = 1
     for d in only:
         flat *= cols[d]
-    t, i = table.reshape(rows + (size,)), index.reshape(cols)
-    if order + rest != list(range(rank)):
-        t, i = t.permute(*order, *rest, rank), i.permute(*order, *rest)
-    # the index's own axes made one gathered axis: the table is read as it is, never expanded
-    i = i.reshape(*(cols[d] for d in own), flat).expand(*lead, flat)
-    out = torch.gather(t.reshape(*lead, size), -1, i).view(tuple(lead) + tuple(cols[d] for d in only))
-    if order != sorted(order):
-        out = out.permute(*sorted(range(len(order)), key=order.__getitem__))
-    return out.reshape(torch.broadcast_shapes(rows, cols)) if rest else out
+    lead = tuple(rows[d] for d in own)
+    how = (
+        # the table's own axes keep their order: it only loses its axes of size 1
+        None if len(table) == len(lead) + 1 else lead + (size,),
+        None if len(index) == rank else cols,
+        None if order + rest == list(range(rank)) else (*order, *rest),
+        lead,
+        flat,
+        None if len(only) == 1 else lead + tuple(cols[d] for d in only),
+        None if order == sorted(order) else tuple(sorted(range(len(order)), key=order.__getitem__)),
+        torch.broadcast_shapes(rows, cols) if rest else None,
+    )
+    if len(_PULLBACKS) > 4096:
+        _PULLBACKS.clear()
+    _PULLBACKS[(table, index)] = how
+    return how
 
 
 def _check_weight(f: object, w: object, semiring: object, side: str) -> Tensor:

@@ -112,13 +112,37 @@ def to_layout(v: Value, batch_ndim: int, dims: Sequence[str]) -> torch.Tensor:
         return t
     if b > batch_ndim:
         raise ShapeError(f"value with batch shape {tuple(v.batch_shape)} has more batch axes than {batch_ndim}")
+    key = (v.dims, b, batch_ndim, tuple(dims))
+    how = _LAYOUTS.get(key)
+    if how is None:
+        how = _LAYOUTS[key] = _layout_of(*key)
+    perm, take = how
+    if perm is not None:
+        t = t.permute(perm)
+    shape = t.shape
+    # the new shape from the axes it takes (-1: a new axis of size 1); a
+    # reshape to the same shape would still be a node of autograd
+    shape = tuple(1 if i < 0 else shape[i] for i in take)
+    return t if t.shape == shape else t.reshape(shape)
+
+
+_LAYOUTS: dict[tuple, tuple] = {}
+
+
+def _layout_of(names: tuple[str, ...], b: int, batch_ndim: int, dims: tuple[str, ...]) -> tuple:
+    """How :func:`to_layout` moves a tensor with ``b`` batch axes and the
+    named axes ``names``: the permutation of its axes (None when they are
+    in order), and for each axis of the result the axis of the permuted
+    tensor it is (-1 for a new axis of size 1). A function of the names
+    alone, made once for each."""
     pos = {d: i for i, d in enumerate(dims)}
-    order = sorted(range(len(v.dims)), key=lambda i: pos[v.dims[i]])
-    if order != list(range(len(v.dims))):
-        t = t.permute(*range(b), *(b + i for i in order))
-    present = {v.dims[i]: t.shape[b + k] for k, i in enumerate(order)}
-    shape = [1] * (batch_ndim - b) + list(t.shape[:b]) + [present.get(d, 1) for d in dims]
-    return t.reshape(shape)
+    order = sorted(range(len(names)), key=lambda i: pos[names[i]])
+    perm = None if order == list(range(len(names))) else (*range(b), *(b + i for i in order))
+    where = {names[i]: b + k for k, i in enumerate(order)}
+    take = (-1,) * (batch_ndim - b) + tuple(range(b)) + tuple(where.get(d, -1) for d in dims)
+    if len(_LAYOUTS) > 4096:
+        _LAYOUTS.clear()
+    return perm, take
 
 
 def align(values: Sequence[Value]) -> tuple[list[torch.Tensor], tuple[str, ...], int]:
@@ -205,10 +229,18 @@ def logsumexp(v: Value, dim: str) -> Value:
     """Log-sum-exp over the named axis ``dim``, safe for all ``-inf`` slices."""
     axis = v.batch_ndim + v.dims.index(dim)
     t = v.tensor
-    if t.requires_grad:
-        out = _SafeLogSumExp.apply(t, axis)
-    else:
+    if not t.requires_grad:
         out = torch.logsumexp(t, axis)
+    elif t.is_cpu:
+        # torch's own node, whose gradient exp(t - out) * grad is the safe
+        # one's wherever a slice has a finite term; the check of the
+        # reduced shape costs less on the CPU than the Python node's
+        # forward and backward
+        out = torch.logsumexp(t, axis)
+        if bool((out == -math.inf).any()):
+            out = _SafeLogSumExp.apply(t, axis)
+    else:  # on an accelerator the check would wait for the values
+        out = _SafeLogSumExp.apply(t, axis)
     return Value(out, tuple(d for d in v.dims if d != dim))
 
 
