@@ -82,3 +82,23 @@ def test_a_point_mass_in_a_count_mixture_is_its_atom_in_stan(float64):
             "poisson_lpmf(y[i] | rate)]');") in blocks(code)["model"]
     diffs = compare(p, {"y": torch.tensor([0, 0, 3, 1, 0, 5])}, ["w", "rate"])
     torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-8)
+
+
+def test_a_pushforward_latent_is_declared_on_the_image_of_its_support(float64):
+    """Affine maps move and flip the bounds of the base's support; log of a
+    Gamma is on the whole line."""
+    p = loads("""
+object Item : FinSet 3
+program p : Item -> Item
+    sample a <- Pushforward(Exponential(2.0), affine(1.0, 2.0))
+    sample b <- Pushforward(Gamma(2.0, 1.0), log)
+    sample c <- Pushforward(Beta(2.0, 2.0), affine(-1.0, 2.0))
+    sample d <- Pushforward(Exponential(1.0), affine(0.0, -1.0))
+    observe y : Item <- Normal(a + b + c + d, 1.0)
+    return y
+export p
+""").p
+    params = blocks(to_stan(p))["parameters"]
+    assert params == ["real<lower=1> a;", "real b;", "real<lower=-1, upper=1> c;", "real<upper=0> d;"]
+    diffs = compare(p, {"y": torch.tensor([0.3, -1.0, 2.0])}, ["a", "b", "c", "d"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-8)
