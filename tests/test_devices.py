@@ -249,3 +249,15 @@ def test_chains_of_a_program_without_buffers_follow_the_data():
     placed = ProgramAdaptor(hmm_program(), device="cpu")
     placed.bind(None, {"y": torch.zeros(12, device="meta")})
     assert placed.device.type == "cpu"
+
+
+def test_device_of_is_the_first_parameter_then_buffer_of_the_module_tree():
+    from quivers.inference.devices import device_of
+
+    own = torch.nn.Linear(2, 2)
+    nested = torch.nn.Sequential(torch.nn.Sequential(), torch.nn.Linear(2, 2))  # parameters only in a child
+    buffers = torch.nn.BatchNorm1d(2, affine=False)  # buffers, no parameters
+    for m in (own, nested, buffers):
+        first = next(iter(list(m.parameters()) + list(m.buffers())))
+        assert device_of(m) == first.device
+    assert device_of(torch.nn.Sequential()) is None

@@ -82,6 +82,9 @@ def as_device(device: torch.device | str | None, where: str = "device") -> torch
 def device_of(module: torch.nn.Module) -> torch.device | None:
     """The device of ``module``'s first parameter or buffer; ``None`` when
     it holds no tensor (its computations then run where their inputs are)."""
+    for t in module._parameters.values():  # parameters() yields its own first; without walking the tree
+        if t is not None:
+            return t.device
     for t in module.parameters():
         return t.device
     for t in module.buffers():
