@@ -187,6 +187,40 @@ def test_kernel_passes_gradcheck():
     assert torch.autograd.gradcheck(lambda a, b, c: normal_mixture(a, b, c, y), args)
 
 
+@pytest.mark.parametrize("weights", [False, True])
+def test_rows_in_blocks_give_the_same_values_and_gradients(monkeypatch, weights):
+    # Blocks of 16 entries (4 rows of 4 components, batches of 2 counted):
+    # every row's value is the one of the whole table to the bit, and the
+    # gradients (the blocks' sums added) agree with the whole table's and
+    # with autograd's through torch's own densities; one row of zero weight.
+    from quivers.programs import fused
+
+    torch.manual_seed(4)
+    first = torch.rand(2, 4, dtype=F64) + 0.1 if weights else torch.log_softmax(torch.randn(2, 4, dtype=F64), -1)
+    if not weights:
+        first[1, :] = -math.inf
+    args = (first.requires_grad_(), torch.randn(4, dtype=F64, requires_grad=True),
+            (torch.rand(2, 4, dtype=F64) + 0.5).requires_grad_())
+    y = torch.randn(2, 23, dtype=F64)
+
+    def run():
+        out = normal_mixture(*args, y, weights=weights)
+        return out.detach(), torch.autograd.grad(out[torch.isfinite(out)].sum(), list(args))
+
+    whole = run()
+    monkeypatch.setattr(fused, "_BLOCK_ELEMENTS", 16)
+    blocks = run()
+    assert torch.equal(whole[0], blocks[0])
+    for a, b in zip(whole[1], blocks[1]):
+        torch.testing.assert_close(a, b)
+    logw = torch.log(first / first.sum(-1, keepdim=True)) if weights else first
+    table = logw.unsqueeze(-2) + torch.distributions.Normal(args[1], args[2].unsqueeze(-2)).log_prob(y.unsqueeze(-1))
+    torch.testing.assert_close(blocks[0], table.logsumexp(-1).detach())
+    if weights:
+        gradcheck_args = tuple(a.detach().clone().requires_grad_() for a in args)
+        assert torch.autograd.gradcheck(lambda a, b, c: normal_mixture(a, b, c, y, weights=True), gradcheck_args)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_terms_that_underflow_change_neither_value_nor_gradients(dtype):
     # Components so far apart that most terms of the table lie below the
