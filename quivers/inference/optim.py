@@ -16,7 +16,7 @@ Laws
 ----
 - ``fused_step()`` moves the parameters and the optimizer's state exactly
   as ``step()`` does, bit for bit (the same kernel on the same tensors).
-- Whenever the lean path cannot stand for ``step()`` (a closure, hooks of
+- Whenever the lean path cannot stand for ``step()`` (hooks of
   the optimizer or global ones, a learning-rate scheduler's wrapper on
   the instance, several groups, parameters of several devices or dtypes,
   a parameter without a gradient, amsgrad, a gradient scaler's

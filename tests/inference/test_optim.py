@@ -61,3 +61,15 @@ def test_fused_step_falls_back_to_step_where_the_lean_path_cannot_stand_for_it()
     a[0].grad = None  # a parameter without a gradient: step() skips it, as torch's does
     ours.fused_step()
     assert torch.equal(ours.state[a[0]]["step"], torch.tensor(2.0))
+
+
+def test_a_learning_rate_scheduler_sees_the_steps(recwarn):
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = FusedAdam([w], lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(2):
+        w.grad = torch.ones(2)
+        opt.fused_step()  # through the scheduler's wrapper of step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 0.025
+    assert not [w for w in recwarn if "lr_scheduler.step()" in str(w.message)]
