@@ -813,6 +813,12 @@ class _Checker:
         with as many arguments as it has parameters; a data name given as an
         argument takes the type of its parameter (a tensor of that shape)."""
         e = step.value
+        if isinstance(e, ast.Call) and e.func == "traverse":
+            raise self._error(
+                QuiversTypeError,
+                f"`traverse` runs inside a computation, not in program `{scope.program}`",
+                e, hint="put it in a `define` (`let xs <- traverse(...)`, then `return xs`) and run that here",
+            )
         if not (isinstance(e, ast.Call) and e.func in self.computations):
             what = f"`{e.func}` is not a computation" if isinstance(e, ast.Call) else f"`{dump_expr(e)}` is a value"
             raise self._error(

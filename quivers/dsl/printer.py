@@ -448,8 +448,8 @@ def dumps(node: ast.Module | ast.Decl | ast.Step) -> str:
         out: list[str] = []
         after_program = False
         for d in node.items:
-            # the algebra is set apart like a program
-            is_program = isinstance(d, (ast.ProgramDecl, ast.CompositionDecl))
+            # the algebra and computations are set apart like a program
+            is_program = isinstance(d, (ast.ProgramDecl, ast.CompositionDecl, ast.ComputationDecl))
             if out and (is_program or after_program):
                 out.append("")
             out.extend(_decl(d))

@@ -37,6 +37,7 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
         st.builds(ast.Call, names, st.lists(children, max_size=3).map(tuple)),
         st.builds(ast.Method, children, names, st.lists(children, max_size=2).map(tuple)),
         st.builds(ast.Vector, small),
+        st.builds(ast.Lambda, names, children),
     )
 
 
@@ -71,6 +72,7 @@ _simple_steps = st.one_of(
     st.builds(ast.Sample, names, st.none() | set_exprs, families, options),
     st.builds(ast.Observe, names, st.none() | set_exprs, families, options),
     st.builds(ast.Let, names, exprs),
+    st.builds(ast.Perform, names, exprs),
     st.builds(ast.Factor, exprs, st.none() | names),
     st.builds(ast.Return, exprs),
     st.builds(ast.IndexMap, names, set_exprs, set_exprs),
@@ -174,6 +176,28 @@ schema_decls = st.one_of(
     st.builds(ast.BundleDecl, names, st.lists(names, min_size=1, max_size=3).map(tuple)),
 )
 decls = st.one_of(decls, schema_decls)
+
+# computations: typed parameters, a result type, an effect row and a body
+scalar_types = st.builds(ast.ScalarType, st.sampled_from(["Real", "Int", "Bool"]))
+value_types = st.one_of(
+    scalar_types,
+    st.builds(ast.TensorType, scalar_types, st.lists(st.integers(min_value=1, max_value=10**6), max_size=3).map(tuple)),
+)
+computation_steps = st.one_of(
+    st.builds(ast.Let, names, exprs),
+    st.builds(ast.Perform, names, exprs),
+    st.builds(ast.Factor, exprs),
+    st.builds(ast.Return, exprs),
+)
+computations = st.builds(
+    ast.ComputationDecl,
+    names,
+    st.lists(st.builds(ast.TypedParam, names, value_types), max_size=3).map(tuple),
+    value_types,
+    st.lists(names, max_size=2).map(tuple),
+    st.lists(computation_steps, min_size=1, max_size=4).map(tuple),
+)
+decls = st.one_of(decls, computations)
 
 modules = st.builds(ast.Module, st.lists(decls, max_size=5).map(tuple))
 

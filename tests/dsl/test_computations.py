@@ -209,6 +209,9 @@ HEAD = "define f(x : Real, y : Real) : Real !{} =\n    return x + y\n"
     # a program's `<-` runs a computation, not a value
     ("object A : FinSet 1\nprogram p : A -> A\n    let z <- nothing(1.0)\n    return z\n",
      UnknownNameError, "`nothing` is not a computation", 3, None),
+    (HEAD + "object A : FinSet 2\nprogram p : A -> A\n    sample m : A <- Normal(0.0, 1.0)\n"
+     "    let z <- traverse(m, v -> f(v, v))\n    return z\n",
+     QuiversTypeError, "`traverse` runs inside a computation", 6, 14),
 ])
 def test_bad_computations_are_located_errors(text, cls, match, line, column):
     _error(text, cls, match, line, column)
