@@ -30,7 +30,7 @@ This layer imports only from :mod:`quivers.categories` and below.
 """
 
 from quivers.deduction.agenda import Derivation, Derivations, Hyperedge, Rule, Var, deduce, depth, show
-from quivers.deduction.cky import Chart, inside, root_weights
+from quivers.deduction.cky import Chart, inside, root_weights, sparse_inside, unary_closure
 from quivers.deduction.grammar import Grammar, Production
 from quivers.deduction.bayes import PCFGPosterior, PCFGPrior, fit_pcfg_posterior, pcfg_elbo, pcfg_prior
 from quivers.deduction.outside import Counts, expected_counts, outside, span_posteriors
@@ -61,6 +61,8 @@ __all__ = [
     "Chart",
     "inside",
     "root_weights",
+    "sparse_inside",
+    "unary_closure",
     "Grammar",
     "Production",
     "PCFGPrior",

@@ -58,7 +58,7 @@ from torch import Tensor
 from quivers.categories.semiring import LOG, Semiring
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError
 
-__all__ = ["Chart", "inside", "root_weights", "check_grammar", "check_words", "unary_closure"]
+__all__ = ["Chart", "inside", "sparse_inside", "root_weights", "check_grammar", "check_words", "unary_closure"]
 
 
 class Chart(NamedTuple):
@@ -215,6 +215,74 @@ def inside(
     return Chart(total, cells, lengths)
 
 
+def sparse_inside(
+    rules: Tensor,
+    weights: Tensor,
+    lexical: Tensor,
+    words: Tensor,
+    *,
+    root: Tensor | int = 0,
+    lengths: Tensor | Sequence[int] | None = None,
+    semiring: Semiring = LOG,
+    unary: Tensor | None = None,
+) -> Chart:
+    """:func:`inside` with the binary rules as a list: ``rules[r] = (A, B,
+    C)`` is the rule ``A -> B C`` of weight ``weights[r]`` (rules that
+    repeat add). Each width gathers the two children of every rule and
+    scatters the products to their parents: memory and time in the number
+    of rules rather than ``N ** 3``, for a grammar over many categories and
+    few rules.
+
+    Examples
+    --------
+    >>> import math
+    >>> rules = torch.tensor([[0, 1, 1]])              # S -> X X
+    >>> lexical = torch.tensor([[-math.inf, -math.inf], [0.0, math.log(0.5)]])
+    >>> sparse_inside(rules, torch.zeros(1), lexical, torch.tensor([[0, 1]])).total.exp()
+    tensor([0.5000])
+    """
+    if not isinstance(semiring, Semiring):
+        raise QuiversTypeError(f"`semiring` must be a Semiring, got {semiring!r}")
+    lexical = semiring.check_dtype(lexical, "`lexical`")
+    weights = semiring.check_dtype(weights, "`weights`")
+    n_cat = lexical.shape[0] if lexical.dim() == 2 else 0
+    if lexical.dim() != 2:
+        raise ShapeError(f"`lexical` has shape {tuple(lexical.shape)}; it must be (N, V)")
+    if not isinstance(rules, Tensor) or rules.dim() != 2 or rules.shape[1] != 3 or rules.is_floating_point():
+        raise ShapeError("`rules` must be an (R, 3) integer tensor of rules (A, B, C)")
+    if weights.shape != (rules.shape[0],):
+        raise ShapeError(f"`weights` has shape {tuple(weights.shape)}; it must be ({rules.shape[0]},), one per rule")
+    if rules.numel() and (bool((rules < 0).any()) or bool((rules >= n_cat).any())):
+        raise DataError(f"`rules` name a category outside [0, {n_cat})")
+    words, lengths = check_words(words, lengths, lexical.shape[1])
+    root = root_weights(root, n_cat, semiring, lexical)
+    closure = None if unary is None else unary_closure(unary, semiring).t()
+    batch, n = words.shape
+    by_start = lexical.new_full((batch, n, n, n_cat), semiring.zero, dtype=torch.promote_types(
+        lexical.dtype, weights.dtype))
+    by_end = by_start.clone()
+    leaves = lexical.t()[words]
+    if closure is not None:
+        leaves = semiring.contract(leaves, closure)
+    by_start[:, :, 0] = leaves
+    by_end[:, :, 0] = leaves
+    parent, left_child, right_child = rules.long().unbind(-1)
+    for w in range(2, n + 1):
+        starts = n - w + 1
+        # the gathers copy, so the in-place writes below leave the products' operands alone
+        left = by_start[:, :starts, : w - 1][..., left_child]
+        right = by_end[:, w - 1 :, : w - 1].flip(2)[..., right_child]
+        pairs = semiring.mul(semiring.sum(semiring.mul(left, right), 2), weights)
+        new = semiring.fibre_sum(parent, pairs.movedim(-1, 0), n_cat).movedim(0, -1)
+        if closure is not None:
+            new = semiring.contract(new, closure)
+        by_start[:, :starts, w - 1] = new
+        by_end[:, w - 1 :, w - 1] = new
+    top = by_start[torch.arange(batch, device=words.device), 0, lengths - 1]
+    total = semiring.sum(semiring.mul(root, top), -1)
+    return Chart(total, by_start, lengths)
+
+
 def unary_closure(unary: Tensor, semiring: Semiring) -> Tensor:
     """``unary*``: entry ``[A, B]`` is the sum, over every chain of unary
     rules ``A -> ... -> B`` (the empty chain when ``A == B``), of the
@@ -246,8 +314,8 @@ def unary_closure(unary: Tensor, semiring: Semiring) -> Tensor:
     eye.fill_diagonal_(semiring.one)
     support = unary != semiring.zero
     reach = support.clone()
-    for _ in range(n):
-        reach = reach | (reach.float() @ support.float() > 0)
+    for _ in range(max(n, 1).bit_length()):  # squaring: paths of every length up to n
+        reach = reach | (reach.float() @ reach.float() > 0)
     cyclic = bool(reach.diagonal().any())
     if cyclic and not semiring.idempotent:
         a = int(reach.diagonal().nonzero()[0])
@@ -256,23 +324,25 @@ def unary_closure(unary: Tensor, semiring: Semiring) -> Tensor:
             "their chains has no end",
             hint="use a semiring whose addition is idempotent (MAX_PLUS, BOOL), or break the cycle",
         )
-    star, power = eye, eye
-    for _ in range(n - 1):
-        power = semiring.contract(power, unary)
-        star = semiring.add(star, power)
-    if cyclic:
-        for _ in range(n + 1):
-            following = semiring.add(eye, semiring.contract(star, unary))
-            if torch.equal(following, star):
-                break
-            star = following
-        else:
-            raise InvalidValueError(
-                f"the unary rules go round a cycle whose weight exceeds one in `{semiring}`, so the "
-                "sum over their chains does not settle",
-                hint="give the rules of the cycle weights whose product is at most one",
-            )
-    return star
+    star = eye
+    if not cyclic:
+        # chains end: one more rule per round, until no chain is left
+        power, chains = eye, support
+        while bool(chains.any()):
+            power = semiring.contract(power, unary)
+            star = semiring.add(star, power)
+            chains = chains.float() @ support.float() > 0
+        return star
+    for _ in range(n + 1):
+        following = semiring.add(eye, semiring.contract(star, unary))
+        if torch.equal(following, star):
+            return star
+        star = following
+    raise InvalidValueError(
+        f"the unary rules go round a cycle whose weight exceeds one in `{semiring}`, so the "
+        "sum over their chains does not settle",
+        hint="give the rules of the cycle weights whose product is at most one",
+    )
 
 
 def _cells(

@@ -55,14 +55,19 @@ from torch import Tensor, nn
 
 from quivers.categories.semiring import LOG, Semiring
 from quivers.deduction.agenda import Term, Var, _check_term, _variables, match, show, substitute
-from quivers.deduction.cky import inside
+from quivers.deduction.cky import inside, sparse_inside
 from quivers.deduction.system import FROM_LOG
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
 
-__all__ = ["Schema", "Bundle", "ChartParser", "free_residuated", "splice"]
+__all__ = ["Schema", "Bundle", "ChartParser", "free_residuated", "splice", "DENSE_LIMIT"]
 
 SLASHES = ("Fwd", "Bwd")
 """The functors of the two slash categories."""
+
+DENSE_LIMIT = 2 ** 21
+"""The most entries of a dense ``(N, N, N)`` rule tensor a parser builds by
+default (16 MiB in float64: about 128 categories); past it the rules are
+gathered one by one."""
 
 
 def free_residuated(atoms: Iterable[Term], depth: int = 1) -> tuple[Term, ...]:
@@ -229,6 +234,12 @@ class ChartParser(nn.Module):
         (:data:`~quivers.deduction.system.FROM_LOG`).
     name
         For messages.
+    dense
+        Whether the inside pass contracts a dense ``(N, N, N)`` rule tensor
+        (:func:`~quivers.deduction.inside`) or gathers the rules one by one
+        (:func:`~quivers.deduction.cky.sparse_inside`); by default dense
+        while ``N ** 3`` is at most :data:`DENSE_LIMIT`. Both give the same
+        weights.
 
     Attributes
     ----------
@@ -260,6 +271,7 @@ class ChartParser(nn.Module):
         depth: int = 1,
         semiring: Semiring = LOG,
         name: str = "parser",
+        dense: bool | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -317,6 +329,7 @@ class ChartParser(nn.Module):
         self.register_buffer("_unary_index", torch.tensor(
             [[index[c], index[p[0]]] for _, p, c in unary], dtype=torch.long).reshape(-1, 2))
         n = len(self.categories)
+        self.dense = n ** 3 <= DENSE_LIMIT if dense is None else bool(dense)
         self.lexical = nn.Parameter(torch.zeros(len(self.terminals), n, dtype=torch.float64))
         self.binary_logits = nn.Parameter(torch.zeros(len(binary), dtype=torch.float64))
         self.unary_logits = nn.Parameter(torch.zeros(len(unary), dtype=torch.float64))
@@ -331,26 +344,34 @@ class ChartParser(nn.Module):
         """The number of ground unary rules."""
         return len(self.unary_rules)
 
-    def tensors(self) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``binary`` ``(N, N, N)``, ``lexical`` ``(N, V)`` and ``unary``
-        ``(N, N)`` (``None`` without unary rules) in the semiring, as
-        :func:`~quivers.deduction.inside` takes them; instances of several
-        schemas with the same premises and conclusion add."""
+    def tensors(self, binary: bool = True) -> tuple[Tensor | None, Tensor, Tensor | None]:
+        """``binary`` ``(N, N, N)`` (``None`` when not asked for),
+        ``lexical`` ``(N, V)`` and ``unary`` ``(N, N)`` (``None`` without
+        unary rules) in the semiring, as :func:`~quivers.deduction.inside`
+        takes them; instances of several schemas with the same premises and
+        conclusion add."""
         s, to, n = self.semiring, FROM_LOG[self.semiring], len(self.categories)
         a, b, c = self._binary_index.unbind(-1)
-        binary = s.fibre_sum((a * n + b) * n + c, to(self.binary_logits), n ** 3).reshape(n, n, n)
+        dense = s.fibre_sum((a * n + b) * n + c, to(self.binary_logits), n ** 3).reshape(n, n, n) if binary else None
         unary = None
         if self.unary_rules:
             a, b = self._unary_index.unbind(-1)
             unary = s.fibre_sum(a * n + b, to(self.unary_logits), n * n).reshape(n, n)
-        return binary, to(self.lexical).t(), unary
+        return dense, to(self.lexical).t(), unary
 
     def forward(self, tokens: Tensor, lengths: Tensor | Sequence[int] | None = None) -> Tensor:
         """The weight of each sentence: ``tokens`` is ``(batch, n)`` token
         indices (a weight per sentence) or ``(n,)`` (one weight)."""
-        binary, lexical, unary = self.tensors()
-        total = inside(binary, lexical, tokens, root=self.categories.index(self.start), lengths=lengths,
-                       semiring=self.semiring, unary=unary).total
+        root = self.categories.index(self.start)
+        if self.dense:
+            binary, lexical, unary = self.tensors()
+            total = inside(binary, lexical, tokens, root=root, lengths=lengths, semiring=self.semiring,
+                           unary=unary).total
+        else:
+            to = FROM_LOG[self.semiring]
+            unary = self.tensors(binary=False)[2]
+            total = sparse_inside(self._binary_index, to(self.binary_logits), to(self.lexical).t(), tokens,
+                                  root=root, lengths=lengths, semiring=self.semiring, unary=unary).total
         return total[0] if isinstance(tokens, Tensor) and tokens.dim() == 1 else total
 
     def encode(self, words: Sequence[str | int]) -> Tensor:

@@ -17,6 +17,7 @@ from quivers.deduction import (
     outside,
     sample,
     span_posteriors,
+    sparse_inside,
     tree_weight,
     viterbi,
 )
@@ -37,6 +38,17 @@ from tests.deduction.strategies import (
 def test_inside_equals_the_sum_over_every_derivation(g):
     words, lengths = g.padded()
     chart = inside(g.binary, g.lexical, words, root=g.root, lengths=lengths, semiring=g.case.semiring)
+    expected = torch.stack([enumerate_total(g, s) for s in g.sentences])
+    assert_tensors_equal(g.case, chart.total, expected)
+
+
+@given(grammars())
+def test_the_rule_list_pass_equals_the_sum_over_every_derivation(g):
+    words, lengths = g.padded()
+    n = g.binary.shape[0]
+    rules = torch.cartesian_prod(torch.arange(n), torch.arange(n), torch.arange(n))
+    weights = g.binary.reshape(-1)
+    chart = sparse_inside(rules, weights, g.lexical, words, root=g.root, lengths=lengths, semiring=g.case.semiring)
     expected = torch.stack([enumerate_total(g, s) for s in g.sentences])
     assert_tensors_equal(g.case, chart.total, expected)
 

@@ -111,9 +111,10 @@ def _fold(semiring, derivations):
     return torch.tensor(bool((logs > -math.inf).any()))
 
 
-def _random_parser(seed: int, semiring) -> ChartParser:
+def _random_parser(seed: int, semiring, dense: bool | None = None) -> ChartParser:
     g = torch.Generator().manual_seed(seed)
-    p = ChartParser([FWD, BWD, PERM], ["a", "b", "c"], "S", atoms=["S", "NP"], depth=1, semiring=semiring)
+    p = ChartParser([FWD, BWD, PERM], ["a", "b", "c"], "S", atoms=["S", "NP"], depth=1, semiring=semiring,
+                    dense=dense)
     with torch.no_grad():
         for t in (p.lexical, p.binary_logits, p.unary_logits):
             t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64))
@@ -121,11 +122,11 @@ def _random_parser(seed: int, semiring) -> ChartParser:
     return p
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=16, deadline=None)
 @given(seed=st.integers(0, 10_000), sentence=st.lists(st.integers(0, 2), min_size=1, max_size=4),
-       semiring=st.sampled_from([LOG, PROB, MAX_PLUS, BOOL]))
-def test_inside_weight_is_the_sum_over_enumerated_derivations(seed, sentence, semiring):
-    p = _random_parser(seed, semiring)
+       semiring=st.sampled_from([LOG, PROB, MAX_PLUS, BOOL]), dense=st.booleans())
+def test_inside_weight_is_the_sum_over_enumerated_derivations(seed, sentence, semiring, dense):
+    p = _random_parser(seed, semiring, dense)
     got = p(torch.tensor(sentence))
     want = _fold(semiring, _enumerate(p, sentence))
     if semiring is BOOL:
@@ -134,12 +135,25 @@ def test_inside_weight_is_the_sum_over_enumerated_derivations(seed, sentence, se
         torch.testing.assert_close(got.detach(), want.detach().to(got.dtype), rtol=1e-9, atol=1e-12)
 
 
-def test_viterbi_is_the_best_enumerated_derivation():
-    p = _random_parser(7, MAX_PLUS)
+@pytest.mark.parametrize("dense", [True, False])
+def test_viterbi_is_the_best_enumerated_derivation(dense):
+    p = _random_parser(7, MAX_PLUS, dense)
     for sentence in ([0, 1], [2, 0, 1], [1, 1, 0, 2]):
         found = _enumerate(p, sentence)
         best = max(float(torch.stack(w).sum().detach()) for w, _ in found)
-        assert float(p(torch.tensor(sentence))) == pytest.approx(best, rel=1e-12)
+        assert float(p(torch.tensor(sentence)).detach()) == pytest.approx(best, rel=1e-12)
+
+
+def test_the_sparse_pass_equals_the_dense_one_with_gradients():
+    dense, sparse = _random_parser(5, LOG, True), _random_parser(5, LOG, False)
+    words = torch.tensor([[0, 1, 2, 1, 0], [2, 2, 1, 0, 0]])
+    a, b = dense(words, lengths=[5, 4]), sparse(words, lengths=[5, 4])
+    torch.testing.assert_close(a, b)
+    a.sum().backward()
+    b.sum().backward()
+    for x, y in ((dense.lexical, sparse.lexical), (dense.binary_logits, sparse.binary_logits),
+                 (dense.unary_logits, sparse.unary_logits)):
+        torch.testing.assert_close(x.grad, y.grad)
 
 
 def test_gradient_of_the_log_weight_is_the_expected_rule_count():
