@@ -114,8 +114,9 @@ class FitResult:
         if self.method == "fixed_param":
             what = "no latent to sample (Stan's fixed_param): the program's values are exact"
             return f"{what} ({self.choice.note()})" if self.choice is not None else what
-        if not self.samples:  # a morphism model: point estimates, no draws
-            what = f"SVI, {len(self.losses)} steps of the morphism's parameters (point estimates)"
+        if not self.samples:  # a morphism model, or a program with no latent: point estimates, no draws
+            whose = "the program's parameters; it has no latent" if isinstance(self.model, Program) else "the morphism's parameters"
+            what = f"SVI, {len(self.losses)} steps of {whose} (point estimates)"
             return f"{what} ({self.choice.note()})" if self.choice is not None else what
         draws = f"{self.num_chains} chains x {self.num_draws} draws"
         if self.method == "nuts" and (self.adaptation or {}).get("discrete") == "gibbs":
@@ -615,7 +616,8 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
     samples = {k: v.reshape((int(num_chains), int(num_samples)) + tuple(v.shape[1:])) for k, v in draw.latents.items()}
     result = FitResult(model, "svi", samples, observations, x, guide=guide, losses=losses,
                        adaptation={"lr": float(lr)}, seed=seed, choice=choice)
-    result.diagnostics = svi_warnings(losses, log_weights)
+    # with no latent the guide is exact (equal weights), and there is no Pareto k to estimate
+    result.diagnostics = svi_warnings(losses, log_weights if draw.latents else None)
     warn_all(result.diagnostics)
     return result
 
