@@ -54,9 +54,10 @@ import torch
 from torch import Tensor, nn
 
 from quivers.categories.semiring import LOG, Semiring
-from quivers.deduction.agenda import Term, Var, _check_term, _variables, match, show, substitute
+from quivers.deduction.agenda import Rule, Term, Var, _check_term, _variables, match, show, substitute
 from quivers.deduction.cky import inside, sparse_inside
-from quivers.deduction.system import FROM_LOG
+from quivers.deduction.parsing import span_rules
+from quivers.deduction.system import FROM_LOG, Deduction, Entry
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError
 
 __all__ = ["Schema", "Bundle", "ChartParser", "free_residuated", "splice", "DENSE_LIMIT"]
@@ -388,6 +389,43 @@ class ChartParser(nn.Module):
         if isinstance(words, str) or not words:
             raise InvalidValueError(f"parser `{self.name}` weighs a non-empty sequence of words, got {words!r}")
         return self(self.encode(words))
+
+    def to_deduction(self) -> Deduction:
+        """The same grammar, at the current weights, as a
+        :class:`~quivers.deduction.Deduction` over ``span`` items: a rule
+        ``{schema}_{k}`` per instance and a learnable lexicon entry per
+        terminal and category. The agenda engine then gives what the chart
+        does not keep, such as the best derivation itself
+        (:meth:`Deduction.best`, in ``MAX_PLUS``).
+
+        Examples
+        --------
+        >>> from quivers.categories import MAX_PLUS
+        >>> X, Y = Var("X"), Var("Y")
+        >>> p = ChartParser([Schema("bwd", (Y, ("Bwd", X, Y)), X)], ["she", "runs"], "S",
+        ...                 atoms=["NP", "S"], semiring=MAX_PLUS)
+        >>> with torch.no_grad():
+        ...     p.lexical[1, p.categories.index(("Bwd", "S", "NP"))] = 1.0
+        >>> print(p.to_deduction().best(["she", "runs"]))
+        span(0, 2, S) <- bwd_1(span(0, 1, NP), span(1, 2, NP\\S))
+        """
+        counter: dict[str, int] = {}
+        rules, logits = [], []
+        for (schema, premises, conclusion), logit in zip(
+            self.binary_rules + self.unary_rules, torch.cat([self.binary_logits, self.unary_logits]).detach()
+        ):
+            k = counter.get(schema, 0)
+            counter[schema] = k + 1
+            rules.append(Rule(f"{schema}_{k}", premises, conclusion))
+            logits.append(logit)
+        lexicon = [Entry(w, c, learnable=True) for w in self.terminals for c in self.categories]
+        d = Deduction(f"{self.name}_deduction", span_rules(rules), lexicon, start=self.start,
+                      semiring=self.semiring, learnable=[r.name for r in rules])
+        with torch.no_grad():
+            for r, logit in zip(rules, logits):
+                d.rule_logits[r.name].copy_(logit)
+            d.entry_logits.copy_(self.lexical.detach().reshape(-1))
+        return d
 
     def __repr__(self) -> str:
         return (f"ChartParser({self.name!r}, schemas=[{', '.join(s.name for s in self.schemas)}], "

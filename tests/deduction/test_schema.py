@@ -220,3 +220,39 @@ def test_bad_input_is_a_quivers_error():
     p = ChartParser([FWD], ["a"], "S", atoms=["S"])
     with pytest.raises(UnknownNameError, match="`zebra`"):
         p.weight(["a", "zebra"])
+
+
+@pytest.mark.parametrize("semiring", [LOG, MAX_PLUS, BOOL])
+def test_the_agenda_engine_agrees_with_the_chart(semiring):
+    p = _random_parser(13, semiring)
+    d = p.to_deduction()
+    for sentence in (["a", "b"], ["c", "a", "b"], ["b", "b", "a", "c"]):
+        got, want = d.weight(sentence), p.weight(sentence)
+        if semiring is BOOL:
+            assert bool(got) == bool(want)
+        else:
+            torch.testing.assert_close(got.detach(), want.detach())
+
+
+def test_the_best_derivation_weighs_the_viterbi_score():
+    p = _random_parser(17, MAX_PLUS)
+    d = p.to_deduction()
+    weights = {name: float(w) for name, w in d.rule_logits.items()}
+    index = {t: i for i, t in enumerate(p.terminals)}
+    parsed = 0
+    for sentence in (["a", "c"], ["c", "a", "b"], ["b", "b", "a", "c"], ["a", "b"], ["c", "c"]):
+        best, score = d.best(sentence), float(p.weight(sentence).detach())
+        if score == -math.inf:
+            assert best is None
+            continue
+        parsed += 1
+
+        def weight(node):
+            if node.rule is None:
+                _, i, _, category = node.item
+                return float(p.lexical[index[sentence[i]], p.categories.index(category)])
+            return weights[node.rule] + sum(weight(c) for c in node.children)
+
+        assert best.item == ("span", 0, len(sentence), "S")
+        assert weight(best) == pytest.approx(score, rel=1e-12)
+    assert parsed >= 2
