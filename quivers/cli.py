@@ -565,6 +565,25 @@ def _sample(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    module = _load(args.file)
+    values = []
+    for text in args.args:
+        try:
+            values.append(json.loads(text))
+        except json.JSONDecodeError:
+            raise CLIError(f"argument `{text}` is not a number or a JSON list of numbers") from None
+    run = module.run_computation(args.name, *values)
+    value = run.value.tolist()
+    if args.json:
+        out.write(json.dumps({"computation": args.name, "value": value, "score": float(run.score)}) + "\n")
+        return 0
+    print(f"{args.name}: {value}", file=out)
+    if float(run.score) != 0.0:
+        print(f"score: {float(run.score)}", file=out)
+    return 0
+
+
 def _emit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from quivers.emit import stan_data, to_stan
 
@@ -596,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``qvr`` argument parser, one subcommand per command."""
     parser = _Parser(
         prog="qvr",
-        description="Check, format, draw, fit, predict, sample and emit QVR programs, or work with them "
+        description="Check, format, draw, fit, predict, sample, run and emit QVR programs, or work with them "
                     "interactively (repl) and in an editor (lsp) (quivers).",
         epilog="Run `qvr COMMAND --help` for the options of a command.",
     )
@@ -693,6 +712,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="DRAWS", help="write the draws (.json or .nc)")
     p.set_defaults(run=_sample)
+
+    p = sub.add_parser("run", help="run a computation (a define with parameters)",
+                       description="Run the computation NAME of FILE on its arguments, each a number or a JSON "
+                                   "list (a tensor); print its value, and its score when it scores.")
+    p.add_argument("file", metavar="FILE", help="a QVR file")
+    p.add_argument("name", metavar="NAME", help="the computation")
+    p.add_argument("args", nargs="*", metavar="ARG", help="its arguments, in order")
+    p.add_argument("--json", action="store_true", help="print {computation, value, score} as JSON")
+    p.set_defaults(run=_run)
 
     p = sub.add_parser("emit", help="write an equivalent program in another language",
                        description="Write a Stan program with the same posterior, to cross-check in Stan.")

@@ -284,3 +284,20 @@ def test_the_example_grid_is_exact_against_enumeration():
     want = torch.tensor([math.exp(j - top) for j in joint], dtype=torch.float64)
     got = m.run_computation("rate_posterior", torch.tensor(counts, dtype=torch.float64)).value
     assert torch.allclose(got, want / want.sum(), rtol=1e-12, atol=1e-15)
+
+
+def test_qvr_run_prints_a_computation_value(tmp_path):
+    import io
+    import json
+
+    from quivers.cli import main
+
+    path = tmp_path / "grid.qvr"
+    path.write_text(GRID)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", str(path), "location_posterior", json.dumps(READINGS.tolist()), "0.7", "--json"], out=out, err=err)
+    assert code == 0, err.getvalue()
+    got = json.loads(out.getvalue())
+    assert got["score"] == 0.0 and got["value"] == pytest.approx(brute_force_posterior(), abs=1e-12)
+    code = main(["run", str(path), "location_posterior", "[1, 2]", "0.7"], out=io.StringIO(), err=err)
+    assert code == 1 and "argument `readings` is Tensor[Real]([5])" in err.getvalue()
