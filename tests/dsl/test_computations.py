@@ -301,3 +301,46 @@ def test_qvr_run_prints_a_computation_value(tmp_path):
     assert got["score"] == 0.0 and got["value"] == pytest.approx(brute_force_posterior(), abs=1e-12)
     code = main(["run", str(path), "location_posterior", "[1, 2]", "0.7"], out=io.StringIO(), err=err)
     assert code == 1 and "argument `readings` is Tensor[Real]([5])" in err.getvalue()
+
+
+# A latent through a computation: a conjugate normal mean, its likelihood
+# computed by a `define` and added by `factor`.
+CONJUGATE = """\
+define log_lik(mu : Real, ys : Tensor[Real]([4])) : Real !{} =
+    let each = map(ys, y -> weight_value(log_prob(Normal(mu, 1.0), y)))
+    return sum(each)
+
+object One : FinSet 1
+
+program p : One -> One
+    sample mu <- Normal(0.0, 1.0)
+    let ll <- log_lik(mu, ys)
+    factor ll
+    return mu
+
+export p
+"""
+YS = torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=torch.float64)
+
+
+def test_a_latent_through_a_computation_has_the_exact_density_and_gradient():
+    p = loads(CONJUGATE).morphism
+    mu = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    lp = p.log_joint(None, {"ys": YS}, {"mu": mu})
+    lp.backward()
+    want = stats.norm.logpdf(0.3, 0, 1) + stats.norm.logpdf(YS.numpy(), 0.3, 1).sum()
+    assert float(lp.detach()) == pytest.approx(want, abs=1e-12)
+    assert float(mu.grad) == pytest.approx(-0.3 + float((YS - 0.3).sum()), abs=1e-12)
+
+
+@pytest.mark.slow
+def test_nuts_through_a_computation_recovers_the_conjugate_posterior():
+    p = loads(CONJUGATE).morphism
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(p, {"ys": YS.float()}, method="nuts", num_samples=400, num_warmup=300, num_chains=2, seed=1,
+                progress_bar=False)
+    draws = r.flat_samples()["mu"].double()
+    mean, sd = float(YS.sum()) / 5, 1 / math.sqrt(5)  # the posterior N(sum y / (n + 1), 1 / (n + 1))
+    assert abs(float(draws.mean()) - mean) < 4 * sd / math.sqrt(200)
+    assert abs(float(draws.std()) - sd) < 0.15 * sd
