@@ -51,7 +51,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import operator
@@ -77,13 +77,16 @@ class Chain:
     """A chain of sample sites summed by the ``markov`` block ``name``:
     ``latents[t]`` is its state at step ``t``, observed by
     ``observed[t]``; the block observes ``obs`` on the time object, the
-    ``observed`` values stacked along its last axis."""
+    ``observed`` values stacked along its last axis. ``sites`` are the
+    sites of ``latents`` and ``observed`` in the program it was found in:
+    the planned program's public sites (its runs bind the block's)."""
 
     name: str
     obs: str
     latents: tuple[str, ...]
     observed: tuple[str, ...]
     states: int
+    sites: tuple = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
         return (f"a markov block (the forward algorithm on one {len(self.latents)} x {self.states} x {self.states} "
@@ -245,7 +248,7 @@ def _block(program: Program, latents: tuple[str, ...], observed: tuple[str, ...]
     body = [observe(obs, time, emit.family, span=first.span)]
     block = markov(name, time, states, Family(step.family.spec, {key: var(w.args[0].name)}), body,
                    init=Family(init.spec, {ikey: var(start.name)}), span=step.span)
-    return block, Chain(name, obs, latents, observed, k)
+    return block, Chain(name, obs, latents, observed, k, tuple(sites[n] for n in latents + observed))
 
 
 def _fresh(name: str, taken: set[str]) -> str:

@@ -111,7 +111,7 @@ class PlannedProgram(Program):
     def _carry(self, source: PlannedProgram) -> PlannedProgram:
         """This program (planned from one of ``source``'s, whose blocks are
         now its steps) configured with ``source``'s lowered blocks too."""
-        chains = self._chains + tuple(c for c in source._chains if c.name in self.sites)
+        chains = self._chains + tuple(c for c in source._chains if c.name in self._run_sites())
         lowered = {**{k: v for k, v in source._lowered.items() if k in self.sites}, **self._lowered}
         self._configure(self._values, self._sampled, self.budget, lowered, chains)
         return self
@@ -130,7 +130,7 @@ class PlannedProgram(Program):
         chains: tuple[Chain, ...] = (),
     ) -> None:
         self._chains = tuple(chains)
-        self._stacks: dict = {}  # a chain's observations stacked, for the same data again
+        self._publish()
         self.summed = frozenset(summed) | frozenset(lowered) | frozenset(n for c in chains for n in c.latents)
         self._values = dict(summed)
         self._sampled = dict(sampled)
@@ -140,12 +140,22 @@ class PlannedProgram(Program):
         self._maps = {id(s): _maps_read(s, self) for s in self.steps}
         self._plans: dict[tuple, Plan] = {}
 
-    _derived = (*Program._derived, "_maps", "_plans")
+    _derived = (*Program._derived, "_maps", "_plans", "_steps_sites", "_stacks")
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
+        self._publish()
         self._maps = {id(s): _maps_read(s, self) for s in self.steps}
         self._plans = {}
+
+    def _publish(self) -> None:
+        """The public sites: a chain's sites, not its block's latent and
+        observation, which only runs bind (:meth:`_run_sites`)."""
+        own = self.__dict__.setdefault("_steps_sites", self.sites)
+        hidden = {n for c in self._chains for n in (c.name, c.obs)}
+        self.sites = {**{n: s for n, s in own.items() if n not in hidden},
+                      **{s.name: s for c in self._chains for s in c.sites}}
+        self._stacks: dict = {}  # a chain's observations stacked, for the same data again
 
     # ------------------------------------------------------------ plans
 
@@ -183,7 +193,7 @@ class PlannedProgram(Program):
         sizes = {**plan.sizes, **{n: self.sites[n].num_values for n in self._lowered}}
         lowered = dict(self._lowered)
         for c in self._chains:  # the forward algorithm's product of one (T, K, K) tensor
-            step = self.sites[c.name].step
+            step = self._run_sites()[c.name].step
             axes = (step.time.name, step.support.name, step.support.name + "'")
             sizes.update(dict(zip(axes, (len(c.latents), c.states, c.states))))
             n = len(c.latents) * c.states**2
@@ -215,6 +225,9 @@ class PlannedProgram(Program):
                 self._plans.clear()
             self._plans[key] = plan
         return run_plan(plan, values, semiring, run.maps, run.scales)
+
+    def _run_sites(self):
+        return self.__dict__.get("_steps_sites", self.sites)
 
     def _env(self, observations, latents, mode: str, check_latents: bool = True, x: Any = None):
         # a lowered chain's block observes (and is given) its sites' values as one tensor each
@@ -501,19 +514,19 @@ class _TermRows(StepVisitor):
     """The rows of the term a step adds to a run (None: it adds none)."""
 
     def visit_sample(self, step: Step, program: PlannedProgram) -> tuple[str, ...] | None:
-        site = program.sites[step.name]
+        site = program._run_sites()[step.name]
         return site.dims if site.kind in ("latent", "observed") else None
 
     visit_observe = visit_sample
 
     def visit_marginalize(self, step: Step, program: PlannedProgram) -> tuple[str, ...]:
-        return program.sites[step.name].dims
+        return program._run_sites()[step.name].dims
 
     def visit_markov(self, step: Step, program: PlannedProgram) -> tuple[str, ...]:
-        return program.sites[step.name].dims[:-1]  # the time axis is summed inside the chain
+        return program._run_sites()[step.name].dims[:-1]  # the time axis is summed inside the chain
 
     def visit_factor(self, step: Step, program: PlannedProgram) -> tuple[str, ...]:
-        sites = program.sites
+        sites = program._run_sites()
         read = (n for n in _closure(step, program) if n in sites and sites[n].kind != "index")
         return tuple(dict.fromkeys(d for n in read for d in sites[n].dims))
 

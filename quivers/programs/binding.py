@@ -79,11 +79,12 @@ class Bindings:
         conditioned on (the observation wins, as with Pyro's ``condition``)."""
         observations = {} if observations is None else observations
         latents = {} if latents is None else latents
-        check_names(observations, self.sites, "observations")
-        check_names(latents, self.sites, "latents")
+        sites = self._run_sites()
+        check_names(observations, sites, "observations")
+        check_names(latents, sites, "latents")
         env: dict[str, Value] = {}
         maps: dict[str, FinFunction] = {}
-        for name, site in self.sites.items():
+        for name, site in sites.items():
             if site.kind == "index":
                 dom, cod = self.index_maps[name]
                 self._require(name, f"index map `{name}` ({dom.name} -> {site.values_in})", observations, latents)
@@ -114,7 +115,7 @@ class Bindings:
                 raise DataError(f"observation `{name}` is missing", hint=f"give `{name}` in {data_source()}")
             elif site.kind == "latent" and mode == "density" and name not in self.summed:
                 raise DataError(f"latent `{name}` has no value", hint="pass it in latents or in observations")
-        batch = common_batch(env, self.sites)
+        batch = common_batch(env, sites)
         ref = next((v.tensor for v in env.values() if torch.is_floating_point(v.tensor)), None)
         if ref is None:
             buf = next(iter(self.buffers()), None)

@@ -266,6 +266,12 @@ class Program(Bindings, Arrow, nn.Module):
 
         return tuple(n for n in order if n in latents), evaluate
 
+    def _run_sites(self) -> dict[str, Site]:
+        """The sites a run binds and returns: :attr:`sites`, but for a
+        program whose public sites are not its steps' (a planned program
+        names the sites of a chain its block sums)."""
+        return self.sites
+
     @property
     def observed_sites(self) -> list[Site]:
         return [s for s in self.sites.values() if s.kind == "observed"]
@@ -461,7 +467,7 @@ class Program(Bindings, Arrow, nn.Module):
         be the argmax of each step's marginal."""
         # this class's marginals: a subclass's may name its latents otherwise (a planned program's chains)
         out = {k: v.argmax(-1) for k, v in Program.posterior_latents(self, x, observations, latents).items()}
-        if any(isinstance(self.sites[k].step, MarkovStep) for k in out):
+        if any(isinstance(self._run_sites()[k].step, MarkovStep) for k in out):
             run = self._run(observations, latents, record_paths=True, x=x)
             out.update({k: v.tensor for k, v in run.paths.items()})
         return out
@@ -485,10 +491,11 @@ class Program(Bindings, Arrow, nn.Module):
         Index maps must be given in ``observations``.
         """
         run = self._run(observations, latents, "sample", sample_shape=torch.Size(sample_shape), x=x)
+        sites = self._run_sites()
         return {
             k: v.tensor
             for k, v in run.env.items()
-            if k in self.sites and self.sites[k].kind not in ("index", "data")
+            if k in sites and sites[k].kind not in ("index", "data")
         } | ({"_return": run.env[RETURN].tensor} if RETURN in run.env else {})
 
     def forward(self, x: Any = None, observations=None, latents=None) -> torch.Tensor:

@@ -160,3 +160,25 @@ def test_the_stacked_observations_follow_the_data_written_in_place_or_replaced()
     other = {key: v - 1.0 for key, v in obs.items()}  # other tensors
     torch.testing.assert_close(planned.log_joint(None, other, lat), general.log_joint(None, other, lat))
     assert not torch.allclose(planned.log_joint(None, other, lat), first)
+
+
+def test_a_lowered_chain_keeps_its_sites_names_for_guides_copies_and_fits():
+    import copy
+    import pickle
+
+    from quivers.inference import fit
+
+    chain, _ = hmm_chain(4, 2)
+    planned = auto(chain)
+    assert set(planned.sites) == set(chain.sites)  # the block's path and stacked observation are the runs' own
+    assert [s.name for s in planned.observed_sites] == [f"y{t}" for t in range(4)]
+    assert [s.name for s in planned.latent_sites()] == ["A", "pi", "mu"]
+    obs, lat = hmm_values(chain, torch.Generator().manual_seed(5))
+    expected = planned.log_joint(None, obs, lat)
+    for other in (copy.deepcopy(planned), pickle.loads(pickle.dumps(planned))):
+        assert set(other.sites) == set(chain.sites)
+        torch.testing.assert_close(other.log_joint(None, obs, lat), expected)
+    result = fit(planned, {k: v.float() for k, v in obs.items()}, method="svi", steps=5, num_samples=4, seed=0)
+    data = result.to_inference_data()
+    assert {f"z{t}" for t in range(4)} <= set(data.posterior.data_vars)
+    assert set(data.observed_data.data_vars) == {f"y{t}" for t in range(4)}
