@@ -1141,6 +1141,13 @@ class _Checker:
             raise err.relocated(f.span, self.source) from None
 
     def _expr(self, e: ast.Expr, scope: _Scope) -> None:
+        if isinstance(e, ast.Lambda):
+            raise self._error(
+                QuiversTypeError,
+                f"a function `{dump_expr(e)}` is an argument of `map`, `traverse`, `logsumexp_over` or `fold`, "
+                f"which run inside a computation, not in program `{scope.program}`",
+                e, hint="put it in a `define` and run that here with `let x <- f(...)`",
+            )
         if isinstance(e, ast.Name) and e.id in scope.binders:
             return  # the number of its element at each cell
         if isinstance(e, ast.Subscript) and any(isinstance(i, ast.Name) and i.id in scope.binders for i in e.indices):
@@ -1520,6 +1527,8 @@ def _expr_names(e: ast.Expr) -> Iterable[str]:
         yield from _expr_names(e.target)
         for a in e.args:
             yield from _expr_names(a)
+    elif isinstance(e, ast.Lambda):
+        yield from (n for n in _expr_names(e.body) if n != e.param)
     elif isinstance(e, ast.Tabulate):
         bound = {b for b, _ in e.binders}
         for a in ([v for _, v in e.cases] if e.cases is not None else [e.body]):

@@ -47,7 +47,7 @@ from quivers.errors import QuiversTypeError, UnknownNameError
 
 __all__ = ["inline", "templates"]
 
-_DEFINING = (ast.Sample, ast.Observe, ast.Let, ast.IndexMap, ast.Data, ast.Marginalize, ast.Markov)
+_DEFINING = (ast.Sample, ast.Observe, ast.Let, ast.Perform, ast.IndexMap, ast.Data, ast.Marginalize, ast.Markov)
 
 
 def templates(module: ast.Module) -> dict[str, ast.ProgramDecl]:

@@ -212,6 +212,9 @@ HEAD = "define f(x : Real, y : Real) : Real !{} =\n    return x + y\n"
     (HEAD + "object A : FinSet 2\nprogram p : A -> A\n    sample m : A <- Normal(0.0, 1.0)\n"
      "    let z <- traverse(m, v -> f(v, v))\n    return z\n",
      QuiversTypeError, "`traverse` runs inside a computation", 6, 14),
+    # a function is an argument of a combinator, inside a computation
+    ("object A : FinSet 2\nprogram p : A -> A\n    sample m : A <- Normal(x -> x, 1.0)\n    return m\n",
+     QuiversTypeError, "a function `x -> x` is an argument of `map`", 3, 28),
 ])
 def test_bad_computations_are_located_errors(text, cls, match, line, column):
     _error(text, cls, match, line, column)
@@ -344,3 +347,18 @@ def test_nuts_through_a_computation_recovers_the_conjugate_posterior():
     mean, sd = float(YS.sum()) / 5, 1 / math.sqrt(5)  # the posterior N(sum y / (n + 1), 1 / (n + 1))
     assert abs(float(draws.mean()) - mean) < 4 * sd / math.sqrt(200)
     assert abs(float(draws.std()) - sd) < 0.15 * sd
+
+
+def test_a_parametric_program_that_runs_a_computation_is_inlined_with_renamed_sites():
+    text = (
+        "define twice(x : Real) : Real !{} =\n    return 2.0 * x\n\n"
+        "object Item : FinSet 4\n"
+        "program shift(scale : Real) : 1 -> 1\n    sample z <- Normal(0.0, 1.0)\n    let d <- twice(z)\n"
+        "    return scale * d\n"
+        "program m : Item -> Item\n    sample a <- shift(1.5)\n    sample b <- shift(0.5)\n"
+        "    observe y : Item <- Normal(a + b, 1.0)\nexport m\n"
+    )
+    p = loads(text).morphism
+    assert {"a_z", "a_d", "b_z", "b_d"} <= set(p.sites)
+    d = p.sample()
+    assert torch.allclose(d["a"], 3.0 * d["a_z"]) and torch.allclose(d["b"], d["b_z"])
