@@ -208,6 +208,21 @@ def test_pullback_is_a_gather_on_the_broadcast_table_gradient_included(shapes, s
     (want,) = torch.autograd.grad(expected, table, upstream)
     (have,) = torch.autograd.grad(got, table, upstream)
     torch.testing.assert_close(have, want, rtol=1e-12, atol=1e-12)
+    # each entry's gradient adds its terms in the row-major order of the
+    # broadcast shape, as a scatter at the entries' linear offsets does:
+    # the same numbers, bit for bit, as before pullback gathered
+    rank = len(full)
+    padded = (1,) * (rank - len(rows)) + tuple(rows)
+    offset = index.expand(full).clone()
+    stride = size
+    for d in reversed(range(rank)):
+        if padded[d] != 1:
+            shape = [1] * rank
+            shape[d] = padded[d]
+            offset = offset + (torch.arange(padded[d]) * stride).view(shape)
+            stride *= padded[d]
+    flat = torch.zeros(table.numel(), dtype=torch.float64).index_add_(0, offset.reshape(-1), upstream.reshape(-1))
+    assert torch.equal(have, flat.view(table.shape))
 
 
 def test_pullback_reads_a_permuted_view_and_checks_the_range():
