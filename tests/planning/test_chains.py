@@ -182,3 +182,14 @@ def test_a_lowered_chain_keeps_its_sites_names_for_guides_copies_and_fits():
     data = result.to_inference_data()
     assert {f"z{t}" for t in range(4)} <= set(data.posterior.data_vars)
     assert set(data.observed_data.data_vars) == {f"y{t}" for t in range(4)}
+
+
+def test_a_chain_with_a_site_left_to_sampling_falls_back_and_stays_exact():
+    chain, _ = hmm_chain(5, 2)
+    planned = auto(chain, exclude=["z2"])  # enumerate=false in the middle: two pieces, neither the pattern
+    assert not [s for s in planned.steps if isinstance(s, MarkovStep)] and "z2" not in planned.summed
+    obs, lat = hmm_values(chain, torch.Generator().manual_seed(6))
+    for v in range(2):
+        given_ = {**lat, "z2": torch.tensor(v)}
+        expected = brute_force(chain, ["z0", "z1", "z3", "z4"], obs, given_)
+        torch.testing.assert_close(planned.log_joint(None, obs, given_), expected)
