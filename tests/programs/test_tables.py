@@ -150,3 +150,20 @@ def test_table_mistakes() -> None:
         table([("a", K), ("b", K)], var("a"))
     with pytest.raises(QuiversTypeError, match="product"):
         table([("a", K * K)], var("a"))
+
+
+def test_a_qvr_table_reads_the_diagonal_of_a_square_site() -> None:
+    # the second `k` of `t[k, k]` reads the copy `K'` of `t : K * K`, as the
+    # cells written out (`t[0, 0]`, `t[1, 1]`, ...) did
+    m = loads("""
+object K : FinSet 3
+object Obs : FinSet 2
+program p : Obs -> Obs
+    sample t : K * K <- Normal(0.0, 1.0)
+    let d = factor k : K in t[k, k]
+    observe y : Obs <- Normal(d[2], 1.0)
+    return d
+export p
+""").morphism
+    t = torch.randn(3, 3)
+    torch.testing.assert_close(m.sample(latents={"t": t})["_return"], torch.diagonal(t))
