@@ -119,11 +119,12 @@ class LogJointPlan:
         )
         shapes = {latents[n].shape[: latents[n].dim() - len(s[3])] for n, s in zip(self.latent_names, specs)}
         device = env[REF].tensor.device
-        if len(shapes) != 1 or any(s[5] != device for s in specs):
+        if len(shapes) > 1 or any(s[5] != device for s in specs):
             return out  # latents moved to the run's device, or batches broadcast: the unplanned path
         data = tuple(v for v in self.observations.values() if isinstance(v, torch.Tensor))
         versions = tuple(t._version for t in data)
-        self._bound = (program._generation, base, maps, specs, data, versions, shapes.pop(), batch)
+        latent_batch = shapes.pop() if shapes else torch.Size()  # no latent (a grid posterior): no batch of them
+        self._bound = (program._generation, base, maps, specs, data, versions, latent_batch, batch)
         return out
 
     def __call__(self, latents: Mapping[str, Any]) -> torch.Tensor:

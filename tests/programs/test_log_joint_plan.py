@@ -60,6 +60,8 @@ def _value_and_grad(f, adaptor, z):
     z = z.clone().requires_grad_()
     values, _ = adaptor.layout.unpack(z)
     out = f(values)
+    if not out.requires_grad:  # a program with no latent (examples/grid_posterior.qvr): its value alone
+        return out.detach(), torch.zeros_like(z)
     (g,) = torch.autograd.grad(out.sum(), z)
     return out.detach(), g
 
