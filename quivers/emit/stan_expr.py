@@ -32,15 +32,15 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import itertools
 
 import sympy
 
 from quivers.errors import UnsupportedError
-from quivers.programs.expr import reduction_axis, stack_set, table_cells, table_sets
+from quivers.programs.expr import _copy_of, reduction_axis, stack_set, table_cells, table_sets
 from quivers.programs.named import plate_dims
 
 __all__ = ["Translator", "VECTOR", "NotVectorizable", "Leaf", "number"]
@@ -153,8 +153,11 @@ class Translator:
 
     def dims(self, e: sympy.Basic) -> tuple[str, ...]:
         """The named axes of ``e``, in the runtime's order."""
-        if table_sets(e) is not None:  # Stan reads a table entry by entry, as its cells written out
-            return self.dims(table_cells(e))
+        if table_sets(e) is not None:
+            names = tuple(f.name for f in table_sets(e))
+            with self._binders(e) as (body, own):
+                inner = self.dims(body)
+            return tuple(d for d in inner if d not in own) + names
         if isinstance(e, sympy.Symbol):
             if e.name in self.inline:
                 return self.dims(self.inline[e.name])
@@ -203,6 +206,8 @@ class Translator:
             return vin
         if vin is None and free:
             return free[0]
+        if vin is not None and _copy_of(vin, free) is not None:
+            return _copy_of(vin, free)
         raise UnsupportedError(f"cannot index `{base}` (axes {free}) by `{index}`")
 
     # ------------------------------------------------------------ code
@@ -260,7 +265,7 @@ class Translator:
 
     def _t(self, e: sympy.Basic, bind: dict[str, str]) -> _Code:
         if table_sets(e) is not None:
-            return self._t(table_cells(e), bind)
+            return self._table(e, bind)
         if isinstance(e, sympy.Symbol):
             if e.name in self.inline:
                 return self._t(self.inline[e.name], bind)
@@ -374,6 +379,35 @@ class Translator:
             test = " && ".join(f"{i} == {c}" for i, c in zip(index, cell))
             text = f"{test} ? {code.text} : {text}"
         return _Code(f"({text})", _ATOM, all(c.integer for c in entries), any(c.vector for c in entries))
+
+    @contextlib.contextmanager
+    def _binders(self, e: sympy.Basic, bind: Mapping[str, str] | None = None):
+        """The body of the table ``e`` with each binder a name of its own
+        that reads as the loop over its set (``bind``'s index of the set):
+        ``x[v]`` is ``x[v_loop]`` and a bare ``v`` is ``(v_loop - 1)``. Yields
+        the body and those names, which are leaves only meanwhile."""
+        lam, sets = e.args[1], table_sets(e)
+        own = {v: sympy.Symbol(f"__table_{f.name}_{v.name}", real=True) for v, f in zip(lam.variables, sets)}
+        for v, f in zip(lam.variables, sets):
+            loop = (bind or {}).get(f.name, f.name)
+            self.leaves[own[v].name] = Leaf(loop, values_in=f.name, integer=True, loop=loop)
+        try:
+            yield lam.expr.xreplace(own), {o.name for o in own.values()}
+        finally:
+            for o in own.values():
+                self.leaves.pop(o.name, None)
+
+    def _table(self, e: sympy.Basic, bind: dict[str, str]) -> _Code:
+        """One entry of a table, the one its bound indices select: its body
+        read at them (``grid[r, l] = rowfx[r] + leaf[l]``), not its cells
+        written out."""
+        names = [f.name for f in table_sets(e)]
+        if any(bind.get(n) == VECTOR for n in names):
+            raise NotVectorizable(str(e))
+        if any(n not in bind for n in names):
+            return self._t(table_cells(e), bind)  # its entries used whole: the stack's rule and error
+        with self._binders(e, bind) as (body, _):
+            return self._t(body, bind)
 
     def _index(self, e: sympy.Basic, bind: dict[str, str]) -> _Code:
         base = e.args[0]

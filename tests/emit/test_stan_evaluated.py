@@ -534,14 +534,34 @@ export p
     torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-9)
 
 
-def test_a_factor_table_emits_cell_by_cell_and_scores_as_quivers_does(float64):
-    """`factor r : Row, c : Leaf in body` runs vectorized in quivers; Stan
-    reads it as its cells written out, one transformed parameter."""
+def test_a_factor_table_emits_its_body_in_loops_and_scores_as_quivers_does(float64):
+    """`factor r : Row, c : Leaf in body` is a transformed parameter whose
+    entry is the body read at the loops' indices, not its cells written out."""
     from tests.dsl.test_peer_programs import TABLE
 
     p = loads(TABLE).tree
     code = to_stan(p)
     assert_well_formed(code)
-    assert "matrix[Row, Leaf] grid;" in blocks(code)["transformed parameters"]
+    tp = blocks(code)["transformed parameters"]
+    assert "matrix[Row, Leaf] grid;" in tp and "grid[r, l] = leaf[l] + rowfx[r];" in tp
     diffs = compare(p, {"y": torch.randn(4, generator=torch.Generator().manual_seed(3))}, ["split", "rowfx"])
+    torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-9)
+
+
+def test_a_table_of_a_diagonal_and_bare_binders_emits_and_scores_as_quivers_does(float64):
+    p = loads("""
+object K : FinSet 3
+object R : FinSet 2
+object Obs : FinSet 4
+program p : Obs -> Obs
+    sample t : K * K <- Normal(0.0, 1.0)
+    sample fx : R <- Normal(0.0, 1.0)
+    let d = factor k : K in t[k, k] + 0.5 * k
+    let g = factor r : R, k : K in fx[r] * d[k] - r
+    observe y : Obs <- Normal(g[1, 2] + d[0], 1.0)
+export p
+""").p
+    tp = blocks(to_stan(p))["transformed parameters"]
+    assert "d[k] = 0.5 * (k - 1) + t[k, k];" in tp and "g[r, k] = -(r - 1) + d[k] * fx[r];" in tp
+    diffs = compare(p, {"y": torch.randn(4, generator=torch.Generator().manual_seed(4))}, ["t", "fx"])
     torch.testing.assert_close(torch.tensor(diffs), torch.zeros(4), rtol=0, atol=1e-9)
