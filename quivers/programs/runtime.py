@@ -158,7 +158,15 @@ class Run(StepVisitor):
             steps = [s for s, vs in self.trace if id(s) in top for _ in vs]
             self.log_density = self.contract(self, terms, steps)
             return self
-        terms = self._block(0)
+        self.log_density = self.total(self._block(0))
+        if self.diagnose and self.mode == "density" and bool(torch.isnan(self.log_density.detach()).any()):
+            self._diagnose_nan()
+        return self
+
+    def total(self, terms: list[tuple[Value, str | None]]) -> torch.Tensor:
+        """The log density of the top block's ``terms``: each summed over
+        its axes and scaled (mini-batch plates, a shard's likelihood), in
+        the order the steps made them."""
         total = None
         for v, _ in terms:
             t = v.tensor
@@ -170,11 +178,7 @@ class Run(StepVisitor):
             if self.likelihood_scale != 1.0 and id(v) not in self._priors:
                 t = t * self.likelihood_scale
             total = t if total is None else total + t
-        ref = self.env[REF].tensor
-        self.log_density = total if total is not None else ref.new_zeros(())
-        if self.diagnose and self.mode == "density" and bool(torch.isnan(self.log_density.detach()).any()):
-            self._diagnose_nan()
-        return self
+        return total if total is not None else self.env[REF].tensor.new_zeros(())
 
     # ------------------------------------------------------------ blocks
 
@@ -369,12 +373,10 @@ class Run(StepVisitor):
         return Value(sum(tensors[1:], tensors[0]), dims), vias
 
     def _marginalize(self, s: MarginalizeStep) -> list[tuple[Value, str | None]]:
-        single = s.over is None or len(s.over.factors) == 1  # the fused kernels group by one axis
-        if s.reduction == "logsumexp" and single and fused.enabled() and not (
-                self.record or self.pointwise or self._partial or self.trace is not None):
-            out = self._fused(s)
-            if out is not None:
-                return [(out, None)]
+        call = self.fused_call(s)
+        if call is not None:
+            kernel, args, kw, dims = call
+            return [(Value(kernel(*args, **kw), dims), None)]
         acc, vias = self._accumulate(s)
         z = s.name
         if self.record:
@@ -399,12 +401,18 @@ class Run(StepVisitor):
         if len(observed) == 1 and all(not isinstance(t, MarginalizeStep) for t in s.body):
             self.site_terms[observed[0]] = out
 
-    def _fused(self, s: MarginalizeStep) -> Value | None:
-        """The block's value from the kernels of :mod:`quivers.programs.fused`
-        when its body is one Normal observation of data whose parameters lie
-        on the latent's axis alone; None (the general path) otherwise,
+    def fused_call(self, s: MarginalizeStep) -> tuple[Callable, tuple, dict, tuple[str, ...]] | None:
+        """The call of a kernel of :mod:`quivers.programs.fused` that gives
+        the value of the block ``s`` (summed out by logsumexp) when its body
+        is one Normal observation of data whose parameters lie on the
+        latent's axis alone: the kernel, its arguments and keywords, and
+        the axes of its result. None (the general path) otherwise,
         including whenever anything would raise, so that errors keep their
         place."""
+        single = s.over is None or len(s.over.factors) == 1  # the fused kernels group by one axis
+        if s.reduction != "logsumexp" or not single or not fused.enabled() or (
+                self.record or self.pointwise or self._partial or self.trace is not None):
+            return None
         fusable = self.compiled.fusable
         if id(s) not in fusable:
             fusable[id(s)] = _fusable_observe(s, self.compiled.sites)
@@ -437,8 +445,7 @@ class Run(StepVisitor):
             w = to_layout(lw, b, (z,))
             if key == "logits":
                 w = torch.log_softmax(w, -1)
-            out = normal_mixture(w, loc_t, scale_t, to_layout(y, b, rows), weights=key != "logits")
-            return Value(out, rows)
+            return normal_mixture, (w, loc_t, scale_t, to_layout(y, b, rows)), {"weights": key != "logits"}, rows
         g = self.env[o.via].tensor
         key = (id(y.tensor), y.tensor._version, id(g), g._version, s.over.size)
         hit = self.compiled.moments.get(key)
@@ -447,8 +454,7 @@ class Run(StepVisitor):
                 self.compiled.moments.clear()
             hit = (y.tensor, g, group_moments(to_layout(y, b, rows), g, s.over.size))
             self.compiled.moments[key] = hit
-        out = grouped_normal_mixture(to_layout(lw, b, group + (z,)), loc_t, scale_t, hit[2])
-        return Value(out, group)
+        return grouped_normal_mixture, (to_layout(lw, b, group + (z,)), loc_t, scale_t, hit[2]), {}, group
 
     def _direct_params(self, s: MarginalizeStep, direct: Mapping[str, str]) -> dict[str, Value] | None:
         """The parameters ``a[z]`` of a fused block's observation read

@@ -223,14 +223,23 @@ class StepVisitor:
 
     def visit(self, step: Step, *args: Any, **kwargs: Any) -> Any:
         """Apply this pass's rule for the kind of ``step``."""
-        key = (type(self), type(step))
+        rule = _RULES.get((type(self), type(step)))
+        if rule is None:
+            rule = type(self).rule(step)
+        return rule(self, step, *args, **kwargs)
+
+    @classmethod
+    def rule(cls, step: Step) -> Callable[..., Any]:
+        """This pass's rule for the kind of ``step``, a function of the
+        pass, the step and the pass's arguments."""
+        key = (cls, type(step))
         rule = _RULES.get(key)
         if rule is None:  # looked up once per pass and kind: the interpreter visits every step of every run
-            rule = getattr(type(self), "visit_" + step.kind, None)
+            rule = getattr(cls, "visit_" + step.kind, None)
             if rule is None:
-                raise UnsupportedError(f"{type(self).__name__} has no rule for `{step.kind}` steps", span=step.span)
+                raise UnsupportedError(f"{cls.__name__} has no rule for `{step.kind}` steps", span=step.span)
             _RULES[key] = rule
-        return rule(self, step, *args, **kwargs)
+        return rule
 
     @classmethod
     def missing(cls, kinds: Sequence[str] | None = None) -> list[str]:

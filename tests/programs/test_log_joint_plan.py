@@ -12,6 +12,8 @@ import torch
 from quivers.dsl import load, loads
 from quivers.errors import DataError, ShapeError
 from quivers.inference.program_adaptor import ProgramAdaptor
+from quivers.planning import PlannedProgram
+from quivers.programs.fused import use_fused
 from quivers.programs import Program
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -79,6 +81,9 @@ def test_a_planned_log_joint_is_the_log_joint_bit_for_bit(name):
             ref, ref_grad = _value_and_grad(lambda v: p.log_joint(None, obs, v, check_latents=False), adaptor, z + call)
             assert torch.equal(got, ref) and torch.equal(grad, ref_grad)
         assert plan._bound is not None  # planned, not the unplanned fallback
+    # replayed straight through after the first call, but for a planned
+    # program's contraction (quivers.planning), which the interpreter runs
+    assert (plan._bound[-1] is not None) != isinstance(p, PlannedProgram)
 
 
 SOURCE = """
@@ -155,3 +160,57 @@ def test_the_kept_plan_follows_the_data():
     other = {"y": obs["y"] + 1.0}
     assert p.planned_log_joint(None, other) is not first
     assert torch.equal(p.planned_log_joint(None, other)(latents), p.log_joint(None, other, latents))
+
+
+def test_the_replay_records_the_priors_and_the_fused_block():
+    p, adaptor, obs, z = _problem("gmm.qvr")
+    plan = p.compile_log_joint(obs)
+    plan(adaptor.layout.unpack(z)[0])
+    assert plan._bound[-1].recorded == ("probs", "mu_k", "sd_k", "z")  # each by its torch call
+    p, obs, latents = _mixture()  # a fixed scale, the data laid out anew each call: views of the same memory
+    plan = p.compile_log_joint(obs)
+    plan(latents)
+    assert plan._bound[-1].recorded == ("probs", "mu_k", "z")
+
+
+def _same(plan, p, obs, latents):
+    want = p.log_joint(None, obs, latents, check_latents=False)
+    for _ in range(2):  # binding, then replaying
+        assert torch.equal(plan(latents), want)
+
+
+def test_the_replay_follows_writes_moves_batches_and_the_switch():
+    p, obs, latents = _mixture()
+    plan = p.compile_log_joint(obs)
+    _same(plan, p, obs, latents)
+    obs["y"][0] = 3.0  # written in place after replaying: bound afresh
+    _same(plan, p, obs, latents)
+    _same(plan, p, obs, {k: v.expand(4, 2).contiguous() for k, v in latents.items()})
+    _same(plan, p, obs, {k: v.double() for k, v in latents.items()})
+    _same(plan, p, obs, latents)
+    with use_fused(False):  # switched off after recording: the general path, as unplanned
+        _same(plan, p, obs, latents)
+    p.double()
+    obs64 = {"y": obs["y"].double()}
+    _same(p.compile_log_joint(obs64), p, obs64, {k: v.double() for k, v in latents.items()})
+
+
+HALF = """
+object I : FinSet 4
+program q : I -> I [effects=[Sample, Score]]
+    sample s : I <- HalfNormal(1.0)
+    observe y : I <- Normal(0.0, 2.0)
+    return y
+export q
+"""
+
+
+def test_the_replay_keeps_the_checks_that_read_values():
+    p = loads(HALF).morphism
+    obs = {"y": torch.tensor([-1.0, 0.5, 1.0, 2.0])}
+    plan = p.compile_log_joint(obs)
+    _same(plan, p, obs, {"s": torch.tensor([0.5, 1.0, 2.0, 3.0])})
+    assert plan._bound[-1].recorded == ("s", "y")
+    off = {"s": torch.tensor([0.5, -1.0, 2.0, 3.0])}  # off HalfNormal's support: -inf, as unplanned
+    _same(plan, p, obs, off)
+    assert plan(off).item() == float("-inf")
