@@ -7,15 +7,17 @@ NUTS. :meth:`Program.compile_log_joint(observations)
 :class:`LogJointPlan` that does the work that depends only on the data
 once, at its first call: the data and index maps validated, the constants
 cast to the dtype and device of the run, every name bound. Each later call
-binds the latents to their sites' axes and runs the steps; nothing is
-checked but that the latents have the names, trailing shapes, dtype and
-device the plan was made for.
+binds the latents to their sites' axes and replays the steps as the first
+call ran them (:class:`_Replay`: the torch call each step ends in where
+what leads to it is fixed by the binding, else the interpreter's rule
+for the step); nothing is checked but that the latents have the names,
+trailing shapes, dtype and device the plan was made for.
 
 Laws
 ----
 - ``plan(latents)`` equals ``program.log_joint(x, observations, latents,
   check_latents=False)`` bit for bit, and so does its gradient: the plan
-  runs the same steps on the same environment.
+  makes the same torch calls on the same environment.
 - A plan never answers for other data: data written in place since, a
   program moved (``.to``, ``.double``), or latents of another trailing
   shape, dtype or device make it bind afresh (validating again); latents
