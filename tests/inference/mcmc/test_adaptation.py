@@ -29,6 +29,15 @@ def test_stan_default_windows():
     assert s.window_ends == (99, 149, 249, 449, 949)
 
 
+def test_stan_windows_for_the_peer_benchmarks_warmup():
+    # 300 warmup iterations (the NumPyro comparison's, docs/performance.md):
+    # Stan's look-ahead makes the third window, which would end at 249 + 100,
+    # absorb the rest up to the terminal buffer, as NumPyro's schedule does.
+    s = WarmupSchedule.stan(300)
+    assert s.window_ends == (99, 149, 249)
+    assert [i for i in range(300) if s.in_window(i)] == list(range(75, 250))
+
+
 @given(st.integers(min_value=20, max_value=20_000))
 def test_windows_tile_the_slow_phase_and_double(num_warmup):
     s = WarmupSchedule.stan(num_warmup)
