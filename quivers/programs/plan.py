@@ -248,11 +248,14 @@ def _scored(run: Run, s: SampleStep | ObserveStep, data: Collection[str]) -> Cal
     if site.kind not in ("latent", "observed"):
         return None
     spec, value = site.family.spec, run.env.get(s.name)
+    # the parameters are kept from this run: they read no latent, hold no
+    # tensor or function of their own (a learned constant, a network), and
+    # carry no gradient
     if (getattr(s, "via", None) is not None or spec.log_prob is None or (spec.discrete and not spec.static_support)
-            or type(value) is not Value or not s.reads <= data):
+            or type(value) is not Value or not s.reads <= data or any(e.tables for e in s.exprs())):
         return None
     tensors, axes, _, x = _lay_out(site, run.params(s), value)
-    if x is not value.tensor:
+    if x is not value.tensor or any(t.requires_grad for t in tensors.values() if isinstance(t, torch.Tensor)):
         return None
     name, log_prob = s.name, spec.log_prob
     return lambda r, terms: terms.append((Value(log_prob(tensors, r.env[name].tensor), axes), None))

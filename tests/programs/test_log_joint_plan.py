@@ -214,3 +214,25 @@ def test_the_replay_keeps_the_checks_that_read_values():
     off = {"s": torch.tensor([0.5, -1.0, 2.0, 3.0])}  # off HalfNormal's support: -inf, as unplanned
     _same(plan, p, obs, off)
     assert plan(off).item() == float("-inf")
+
+
+def test_parameters_computed_by_a_host_function_are_computed_on_every_call():
+    # a function of the data with state of its own (a network's weights) is
+    # not kept from the binding run, although it reads only data
+    from quivers.categories import FinSet
+    from quivers.distributions import Normal
+    from quivers.programs import data, observe, sample, var
+    from quivers.programs.expr import HostFunction, host_call
+
+    weight = torch.tensor(1.0)
+    net = HostFunction("net", lambda c: c.sum() * weight, (1,), ())
+    I = FinSet("I", 2)
+    p = Program("p", I, I, [data("c", I), sample("mu", I, Normal(host_call(net, var("c")), 1.0)),
+                            observe("y", I, Normal(var("mu"), 1.0))])
+    obs = {"y": torch.zeros(2), "c": torch.tensor([0.5, 1.0])}
+    latents = {"mu": torch.tensor([0.3, 0.1])}
+    plan = p.compile_log_joint(obs)
+    _same(plan, p, obs, latents)
+    assert plan._bound[-1].recorded == ()  # mu by its rule, its parameter computed again
+    weight.fill_(3.0)
+    _same(plan, p, obs, latents)
