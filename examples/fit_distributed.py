@@ -75,6 +75,7 @@ def _spawned(rank: int, world: int, init: str, out: str) -> None:
         if found is not None:
             with open(out, "w") as f:
                 f.write(found)
+        dist.barrier()  # no rank tears the group down while another is still in it (gloo aborts)
     finally:
         dist.destroy_process_group()
 
@@ -86,6 +87,7 @@ if __name__ == "__main__":
             found = fit()
             if found is not None:
                 print(found)
+            dist.barrier()
         finally:
             dist.destroy_process_group()
     else:

@@ -397,6 +397,7 @@ def _fit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         import torch.distributed as dist
 
         rank = dist.get_rank()
+        dist.barrier()  # no rank tears the group down while another is still in it (gloo aborts)
         dist.destroy_process_group()
         if rank != 0:  # every rank holds the same fit: one report
             return 0

@@ -29,6 +29,7 @@ def _chains(rank: int, init: str, out: str) -> None:
     torch.save({"draws": mcmc.unconstrained_draws, "diagnostics": mcmc.diagnostics,
                 "stats": mcmc.get_sample_stats(group_by_chain=True)["accept_prob"],
                 "r_hat": "r_hat" in mcmc.summary(print_table=False).columns}, out)
+    dist.barrier()  # no rank tears the group down while another is still in it
     dist.destroy_process_group()
 
 

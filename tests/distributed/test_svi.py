@@ -75,6 +75,7 @@ def _fit(rank: int, init: str, out: str) -> None:
             first = grads(guide)
     torch.save({"losses": losses, "grads": first, "params": snapshot(guide),
                 "rows": svi.shard_of(obs).rows}, out)
+    dist.barrier()  # no rank tears the group down while another is still in it
     dist.destroy_process_group()
 
 
