@@ -238,7 +238,7 @@ def test_the_agenda_engine_agrees_with_the_chart(semiring):
 def test_the_best_derivation_weighs_the_viterbi_score():
     p = _random_parser(17, MAX_PLUS)
     d = p.to_deduction()
-    weights = {name: float(w) for name, w in d.rule_logits.items()}
+    weights = {name: float(w.detach()) for name, w in d.rule_logits.items()}
     index = {t: i for i, t in enumerate(p.terminals)}
     parsed = 0
     for sentence in (["a", "c"], ["c", "a", "b"], ["b", "b", "a", "c"], ["a", "b"], ["c", "c"]):
