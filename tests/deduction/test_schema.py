@@ -251,7 +251,7 @@ def test_the_best_derivation_weighs_the_viterbi_score():
         def weight(node):
             if node.rule is None:
                 _, i, _, category = node.item
-                return float(p.lexical[index[sentence[i]], p.categories.index(category)])
+                return float(p.lexical[index[sentence[i]], p.categories.index(category)].detach())
             return weights[node.rule] + sum(weight(c) for c in node.children)
 
         assert best.item == ("span", 0, len(sentence), "S")
