@@ -113,7 +113,8 @@ class FusedAdam(torch.optim.Adam):
                 or getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None):
             return None
         group = self.param_groups[0]
-        if group["amsgrad"] or group["decoupled_weight_decay"] or group["differentiable"] or not group["fused"]:
+        # (torch before 2.7 has no decoupled_weight_decay option)
+        if group["amsgrad"] or group.get("decoupled_weight_decay") or group["differentiable"] or not group["fused"]:
             return None
         params = group["params"]
         lists = self._lists
