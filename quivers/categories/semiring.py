@@ -54,9 +54,12 @@ from quivers.categories.monoid import (
     max_monoid,
     min_monoid,
 )
+from quivers.capture import may_read
 from quivers.errors import InvalidValueError, QuiversTypeError
 
 _INF = math.inf
+# Up to this inner size a log-space product is one broadcast logsumexp.
+_BROADCAST_INNER = 4
 
 __all__ = [
     "Semiring",
@@ -246,6 +249,11 @@ class Semiring:
 
 
 def _log_matmul(a: Tensor, b: Tensor) -> Tensor:
+    if not may_read(a) or a.shape[-1] <= _BROADCAST_INNER:
+        # every entry its own logsumexp: exact without a branch on the values
+        # (what a captured graph needs), and for a small inner axis fewer
+        # operations than the shifted product below
+        return logsumexp(a.unsqueeze(-1) + b.unsqueeze(-3), -2)
     # shifts by the row and column maxima; an infinite maximum shifts by 0
     shift_a = a.detach().amax(-1, keepdim=True).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     shift_b = b.detach().amax(-2, keepdim=True).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)

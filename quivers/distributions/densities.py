@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from quivers.capture import may_read
 from quivers.categories.kan import pullback
 
 __all__ = ["LOG_PROB", "log_or_zero", "log_normalized", "xlogy"]
@@ -153,7 +154,7 @@ def _on_half_line(x: Tensor, lp: Tensor) -> Tensor:
     inference engines, whose draws come through ``exp``, never take it. On
     an accelerator the check would wait for the device; the mask does not."""
     inside = x >= 0
-    if x.is_cpu and bool(inside.all()):
+    if may_read(x) and bool(inside.all()):
         return lp
     return torch.where(inside, lp, -math.inf)
 
@@ -241,7 +242,7 @@ def log_or_zero(t: Tensor) -> Tensor:
     if not t.requires_grad:
         return torch.log(t)
     zero = t == 0
-    if not bool(zero.any()):
+    if may_read(t) and not bool(zero.any()):
         return torch.log(t)
     return torch.where(zero, -math.inf, torch.log(torch.where(zero, torch.ones_like(t), t)))
 
@@ -376,7 +377,7 @@ def dirichlet(p: Mapping[str, Tensor], x: Tensor) -> Tensor:
     off the simplex's closure (a negative coordinate)."""
     a = p["concentration"]
     a1, norm = _dirichlet_constants(a)
-    if x.is_cpu and bool((x > 0).all()):
+    if may_read(x) and bool((x > 0).all()):
         # Inside the open simplex (every draw of an inference engine, made by
         # a bijection): torch's xlogy, one node of autograd instead of the
         # masks of the edges, each a pass over x (as in _on_half_line, a

@@ -73,6 +73,7 @@ from typing import Any
 
 import torch
 
+from quivers.capture import may_read
 from quivers.categories import FinSet
 from quivers.categories.markov import forward, forward_backward, ffbs, path_score, viterbi
 from quivers.categories.second_order import pair_path, second_order, state_marginals, states
@@ -241,6 +242,8 @@ def _normalized(v: Value, key: str, layout: tuple[str, ...], nb: int, what: str,
     rather than let through as NaN."""
     t = to_layout(v, nb, layout)
     out = log_normalized(t, key, -1)
+    if not may_read(out):  # captured: a row with no law reads as NaN, a divergence
+        return out
     nan = torch.isnan(out.detach())
     if bool(nan.any()):
         where = tuple(int(i) for i in torch.nonzero(nan)[0][:-1])

@@ -14,7 +14,7 @@ def test_logsumexp_of_all_minus_inf_is_minus_inf_with_zero_gradient_and_torchs_e
                      dtype=torch.float64, requires_grad=True)
     out = logsumexp(Value(t, ("N", "z")), "z")
     assert out.dims == ("N",)
-    assert float(out.tensor[1]) == -math.inf
+    assert float(out.tensor.detach()[1]) == -math.inf
     upstream = torch.tensor([1.5, 2.0, -0.5], dtype=torch.float64)
     (grad,) = torch.autograd.grad(out.tensor, t, upstream)
     assert torch.equal(grad[1], torch.zeros(3, dtype=torch.float64))

@@ -49,7 +49,14 @@ def potential_and_grad(potential: Potential, z: Tensor) -> tuple[Tensor, Tensor]
     >>> u, g = potential_and_grad(lambda z: 0.5 * (z**2).sum(-1), torch.tensor([[1.0, 2.0]]))
     >>> u, g
     (tensor([2.5000]), tensor([[1., 2.]]))
+
+    A potential that carries its own ``value_and_grad`` (a
+    :class:`~quivers.inference.mcmc.compiled.CompiledPotential`) is called
+    through it.
     """
+    value_and_grad = getattr(potential, "value_and_grad", None)
+    if value_and_grad is not None:
+        return value_and_grad(z)
     with torch.enable_grad():
         zg = z.detach().requires_grad_(True)
         u = potential(zg)

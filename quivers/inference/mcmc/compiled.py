@@ -1,0 +1,162 @@
+"""A potential and its gradient captured once per run and compiled.
+
+An eager potential-and-gradient call dispatches every tensor operation of
+the model's forward and backward pass from Python: a hundred to several
+hundred operations of a few microseconds each, whatever the data size, on
+every leapfrog step. NumPyro's step is one call of compiled code. Here the
+call is made once, at the run's first point, with every operation recorded
+(``torch.fx``'s ``make_fx``: forward and backward, the data as constants,
+inside :func:`quivers.capture.capture` so that no shortcut chosen by
+reading a value is frozen into the graph), and the recorded graph is
+compiled by ``torch.compile`` (inductor: fused loops in C++ on the CPU,
+Triton on a GPU) for that batch shape, dtype and device.
+
+Before it is used the compiled call is checked against the eager one at
+the run's starting points. Where the potential cannot be recorded (it
+reads a value on the host to choose what to compute), where compilation
+fails (no C++ compiler), or where the check disagrees, the run goes on
+with the eager call and :class:`CompileWarning` says why.
+
+Examples
+--------
+>>> U = lambda z: 0.5 * (z**2).sum(-1)
+>>> vg = compile_potential(U, torch.ones(2, 3), backend="eager")
+>>> u, g = vg.value_and_grad(torch.tensor([[1.0, 2.0, 2.0], [0.0, 0.0, 1.0]]))
+>>> u, g
+(tensor([4.5000, 0.5000]), tensor([[1., 2., 2.],
+        [0., 0., 1.]]))
+>>> vg.compiled
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from quivers.capture import capture
+from quivers.errors import QuiversWarning
+from quivers.inference.mcmc.hamiltonian import potential_and_grad
+
+__all__ = ["CompileWarning", "CompiledPotential", "compile_potential"]
+
+Potential = Callable[[Tensor], Tensor]
+
+
+class CompileWarning(QuiversWarning):
+    """The potential could not be compiled, or its compiled call disagreed
+    with the eager one; the run uses the eager call."""
+
+
+class CompiledPotential:
+    """``z -> (potential, gradient)`` for one batch shape, dtype and device.
+
+    A batch of another shape, dtype or device is evaluated eagerly.
+    ``compiled`` says whether the compiled call is in use.
+    """
+
+    def __init__(self, potential: Potential, fn: Callable[[Tensor], tuple[Tensor, Tensor]] | None, like: Tensor):
+        self.potential = potential
+        self._fn = fn
+        self._key = (like.shape, like.dtype, like.device)
+
+    @property
+    def compiled(self) -> bool:
+        return self._fn is not None
+
+    def __call__(self, z: Tensor) -> Tensor:
+        """The potential alone, eagerly."""
+        return self.potential(z)
+
+    def value_and_grad(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The potential and its gradient, detached: what
+        :func:`~quivers.inference.mcmc.hamiltonian.potential_and_grad` returns."""
+        if self._fn is not None and (z.shape, z.dtype, z.device) == self._key:
+            return self._fn(z)
+        return potential_and_grad(self.potential, z)
+
+    def __repr__(self) -> str:
+        shape, dtype, device = self._key
+        state = "compiled" if self.compiled else "eager"
+        return f"CompiledPotential({state}, batch {tuple(shape)}, {dtype}, {device})"
+
+
+def _value_and_grad(potential: Potential) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    def recorded(z: Tensor) -> tuple[Tensor, Tensor]:
+        return potential_and_grad(potential, z)
+
+    return recorded
+
+
+def _agree(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> bool:
+    """The compiled call's value and gradient equal the eager one's up to
+    the reassociation of sums that fused loops make: relative to the
+    largest magnitude of each, a few hundred ulps of the dtype."""
+    for x, y in zip(a, b):
+        if x.shape != y.shape or not bool((torch.isfinite(x) == torch.isfinite(y)).all()):
+            return False
+        finite = torch.isfinite(y)
+        if not bool((x[~finite] == y[~finite]).all()):  # the same infinities, NaN never equal
+            return False
+        if bool(finite.any()):
+            scale = float(y[finite].abs().max().clamp(min=1.0))
+            tol = 512 * torch.finfo(y.dtype).eps * scale
+            if float((x[finite] - y[finite]).abs().max()) > tol:
+                return False
+    return True
+
+
+def compile_potential(potential: Potential, z: Tensor, *, backend: str = "inductor") -> CompiledPotential:
+    """Record ``potential`` and its gradient at the batch ``z`` ``(C, D)``
+    and compile them; see the module's docstring.
+
+    ``backend`` is ``torch.compile``'s: ``"inductor"`` generates fused code,
+    ``"eager"`` only replays the recorded graph (what tests use to check the
+    recording without a compiler). Never raises for a potential that runs
+    eagerly: what cannot be compiled is warned of and evaluated eagerly.
+
+    Examples
+    --------
+    A potential that reads a value to decide what to compute cannot be
+    recorded, and stays eager:
+
+    >>> def U(z):
+    ...     return (z**2).sum(-1) if bool((z > 0).all()) else z.abs().sum(-1)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     vg = compile_potential(U, torch.ones(1, 2), backend="eager")
+    >>> vg.compiled, caught[0].category.__name__
+    (False, 'CompileWarning')
+    >>> vg.value_and_grad(torch.tensor([[-1.0, 2.0]]))[0]
+    tensor([3.])
+    """
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    z = z.detach()
+    eager = potential_and_grad(potential, z)
+    try:
+        with capture():
+            graph = make_fx(_value_and_grad(potential), tracing_mode="real")(z)
+    except Exception as err:  # noqa: BLE001 - any failure to record means: stay eager
+        return _eager(potential, z, f"it could not be recorded as a graph ({type(err).__name__}: {_first_line(err)})")
+    try:
+        fn = graph if backend == "eager" else torch.compile(graph, backend=backend, fullgraph=True, dynamic=False)
+        got = fn(z)
+    except Exception as err:  # noqa: BLE001 - a compiler that fails means: stay eager
+        return _eager(potential, z, f"torch.compile failed ({type(err).__name__}: {_first_line(err)})")
+    if not _agree(got, eager):
+        return _eager(potential, z, "its compiled value or gradient differs from the eager one at the first point")
+    return CompiledPotential(potential, fn, z)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else "no message"
+
+
+def _eager(potential: Potential, z: Tensor, why: str) -> CompiledPotential:
+    warnings.warn(f"the potential is evaluated eagerly: {why}", CompileWarning, stacklevel=3)
+    return CompiledPotential(potential, None, z)
