@@ -4,7 +4,11 @@ Eager code on the CPU may read a tensor on the host to choose the cheaper
 of two equal computations (skip a mask that changes nothing, take a fast
 path when no value is zero). A captured graph is replayed for other values
 and cannot keep such a choice, so while :func:`capture` is active those
-sites take the branch that is right for every value.
+sites take the branch that is right for every value, and torch's
+validation of distribution arguments and values is off: it raises on a
+parameter outside its constraint, which a graph cannot record; captured,
+such a parameter gives a NaN log density instead, which a Hamiltonian
+sampler treats as a divergence (as Stan rejects the proposal).
 
 Examples
 --------
@@ -22,6 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+from torch.distributions import Distribution
 
 __all__ = ["capture", "capturing", "may_read"]
 
@@ -35,11 +40,15 @@ def capturing() -> bool:
 
 @contextmanager
 def capture() -> Iterator[None]:
-    """Mark the block as captured: host reads that only choose a shortcut are off."""
+    """Mark the block as captured: host reads that only choose a shortcut,
+    and torch's argument validation, are off."""
     token = _CAPTURING.set(True)
+    validate = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
     try:
         yield
     finally:
+        Distribution.set_default_validate_args(validate)
         _CAPTURING.reset(token)
 
 

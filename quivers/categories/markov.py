@@ -67,6 +67,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from quivers.capture import capturing
 from quivers.categories.monoid import logsumexp
 from quivers.categories.morphism import Morphism
 from quivers.categories.semiring import LOG, MAX_PLUS, PROB, Semiring
@@ -325,14 +326,17 @@ def _check_law(lw: Tensor, what: str, first_step: int | None) -> None:
 
 def _lengths(lengths: object, batch: tuple[int, ...], steps: int, device) -> Tensor:
     t = torch.as_tensor(lengths, device=device)
+    # the values are data: a graph being captured cannot read them, and the
+    # potential's eager first call checked the same ones
+    read = not capturing()
     if t.is_floating_point():
-        if not bool((t == t.round()).all()):
+        if read and not bool((t == t.round()).all()):
             raise DataError(f"`lengths` must hold whole numbers, got {t.tolist()!r}")
         t = t.long()
     if t.dtype == torch.bool or t.is_complex():
         raise QuiversTypeError(f"`lengths` must hold integers, got dtype {t.dtype}")
     bad = (t < 0) | (t > steps)
-    if bool(bad.any()):
+    if read and bool(bad.any()):
         where = _where(bad)
         raise DataError(
             f"`lengths` has {int(t[where])} at {where}, beyond the {steps} steps of the emissions",
@@ -646,7 +650,9 @@ def path_score(
     if path.shape[-1] != steps:
         raise ShapeError(f"`path` has {path.shape[-1]} steps, the chain {steps}")
     bad = (path < 0) | (path >= k)
-    if bool(bad.any()):
+    # not while capturing: a graph cannot read the path, which in a
+    # potential is data, checked by the potential's eager first call
+    if not capturing() and bool(bad.any()):
         raise DataError(f"`path` has state {int(path[_where(bad)])} at {_where(bad)}, outside [0, {k})")
     path = path.to(c.start.device)
     batch = torch.broadcast_shapes(tuple(path.shape[:-1]), tuple(c.start.shape[:-1]))

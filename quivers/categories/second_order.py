@@ -56,6 +56,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from quivers.capture import capturing
 from quivers.categories.markov import _check_law, _emissions, _log_weights, _where
 from quivers.categories.monoid import logsumexp
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError
@@ -213,7 +214,9 @@ def pair_path(path: Tensor, k: int) -> Tensor:
     if path.dim() < 1 or path.is_floating_point() or path.dtype == torch.bool:
         raise QuiversTypeError(f"`path` must be an integer tensor (..., T), got dtype {path.dtype}, shape {tuple(path.shape)}")
     bad = (path < 0) | (path >= k)
-    if bool(bad.any()):
+    # not while capturing: a graph cannot read the path, which in a
+    # potential is data, checked by the potential's eager first call
+    if not capturing() and bool(bad.any()):
         raise DataError(f"`path` has state {int(path[_where(bad)])} at {_where(bad)}, outside [0, {k})")
     before = torch.cat([torch.zeros_like(path[..., :1]), path[..., :-1]], -1)
     return before * k + path

@@ -44,6 +44,7 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions import transforms as T
 
+from quivers.capture import may_read
 from quivers.distributions.densities import LOG_PROB, flat, half_flat, log_or_zero
 from quivers.errors import InvalidValueError, QuiversTypeError, UnknownNameError, UnsupportedError
 
@@ -505,7 +506,7 @@ def _make_mvn(p: dict[str, torch.Tensor]) -> Distribution:
     # a batch element gets a NaN factor instead, so its density is NaN: a
     # divergence to MCMC, an error naming the site to log_joint.
     tril, info = torch.linalg.cholesky_ex(cov)
-    if bool((info != 0).any()):
+    if not may_read(info) or bool((info != 0).any()):
         bad = (info != 0)[..., None, None]
         tril = torch.where(bad, torch.full_like(tril, math.nan), tril)
     return torch.distributions.MultivariateNormal(p["loc"], scale_tril=tril, validate_args=False)

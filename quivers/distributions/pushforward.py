@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Distribution, constraints
 
+from quivers.capture import capturing
 from quivers.distributions.families import FAMILIES, Family, FamilySpec, ParamSpec, bind, register
 from quivers.errors import QuiversTypeError, UnknownNameError, UnsupportedError
 
@@ -218,8 +219,28 @@ def _bounds(c: constraints.Constraint) -> tuple[Any, Any]:
     return lo, hi
 
 
+class _Image(constraints.Constraint):
+    """The interval from ``lo`` to ``hi`` with the ends of :func:`_interval`
+    (an infinite end open, a finite one open when the other is infinite),
+    chosen per element: no branch on the ends' values, which a captured
+    graph cannot keep (the ends move with an affine transform's latents)."""
+
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        self.lo, self.hi = lo, hi
+        super().__init__()
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.lo, self.hi
+        low, high = torch.isinf(lo), torch.isinf(hi)
+        closed = (lo <= value) & (value <= hi)
+        return torch.where(low & high, value == value,
+                           torch.where(high, value > lo, torch.where(low, value < hi, closed)))
+
+
 def _interval(lo: torch.Tensor, hi: torch.Tensor) -> constraints.Constraint:
     """The constraint of the interval from ``lo`` to ``hi`` (either may be infinite)."""
+    if capturing():
+        return _Image(lo, hi)
     low, high = bool(torch.isinf(lo).all()), bool(torch.isinf(hi).all())
     if low and high:
         return constraints.real

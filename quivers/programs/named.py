@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from quivers.capture import capturing, may_read
 from quivers.categories import LOG, FinFunction, FinSet, pullback, right_kan
 from quivers.errors import DataError, ShapeError
 
@@ -183,9 +184,11 @@ def gather(x: Value, index: Value, axis: str) -> Value:
     b = max(x.batch_ndim, index.batch_ndim)
     xt = to_layout(x, b, dims + (axis,))
     it = to_layout(index, b, dims).long()
-    if index.values_in != axis.rstrip("'"):
+    if index.values_in != axis.rstrip("'") and not capturing():
         # Integers of unchecked provenance (a Poisson draw, a let): a torch
-        # gather out of range would be an opaque RuntimeError.
+        # gather out of range would be an opaque RuntimeError. Not while
+        # capturing: the graph cannot read them, and in a potential they are
+        # data or constants, checked by its eager first call.
         bad = (it < 0) | (it >= size)
         if bool(bad.any()):
             where = tuple(int(i) for i in torch.nonzero(bad)[0])
@@ -231,7 +234,7 @@ def logsumexp(v: Value, dim: str) -> Value:
     t = v.tensor
     if not t.requires_grad:
         out = torch.logsumexp(t, axis)
-    elif t.is_cpu:
+    elif may_read(t):
         # torch's own node, whose gradient exp(t - out) * grad is the safe
         # one's wherever a slice has a finite term; the check of the
         # reduced shape costs less on the CPU than the Python node's
@@ -239,7 +242,7 @@ def logsumexp(v: Value, dim: str) -> Value:
         out = torch.logsumexp(t, axis)
         if bool((out == -math.inf).any()):
             out = _SafeLogSumExp.apply(t, axis)
-    else:  # on an accelerator the check would wait for the values
+    else:  # on an accelerator the check would wait for the values; a captured graph cannot branch
         out = _SafeLogSumExp.apply(t, axis)
     return Value(out, tuple(d for d in v.dims if d != dim))
 

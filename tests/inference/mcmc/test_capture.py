@@ -1,0 +1,398 @@
+"""Every program potential NUTS runs is recorded whole under capture, and
+the recorded graph is the eager potential.
+
+:func:`~quivers.inference.mcmc.compiled.compile_potential` records a
+program's potential and its gradient once, inside
+:func:`quivers.capture.capture`, and replays the graph at every later
+point. Eager code on the CPU reads values on the host to choose a
+shortcut; a recorded graph keeps the branch of the point it was recorded
+at. So for each program below (the ones the repository builds in its tests
+and examples that NUTS can run: continuous latents, the discrete ones
+summed) the recording must succeed (no
+:class:`~quivers.inference.mcmc.compiled.CompileWarning`), and its value
+and gradient must be the eager ones at other points, among them points
+that send a shortcut down its other branch (a log-space product whose rows
+underflow, weights next to zero).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quivers.capture import capture
+from quivers.categories import FinSet
+from quivers.categories.semiring import _log_matmul
+from quivers.distributions import Categorical, Dirichlet, HalfNormal, Normal
+from quivers.dsl import load, loads
+from quivers.inference.mcmc import NUTS
+from quivers.inference.mcmc.compiled import CompileWarning, compile_potential
+from quivers.inference.mcmc.hamiltonian import potential_and_grad
+from quivers.programs import Program, index_map, markov, observe, sample, var
+
+from tests.distributions.test_pushforward import PROGRAM as PUSHFORWARD
+from tests.distributions.test_pushforward import ZIP
+from tests.inference import reference as R
+from tests.inference.test_hmm_posteriordb import hmm_example
+from tests.inference.test_stan_models import capture_data, mixture_data, occupancy_data
+from tests.programs.models import gmm, grouped
+from tests.programs.test_markov_second_order import covariate_hmm, second_order_hmm
+from tests.programs.test_tables import _tree
+from tests.programs.test_vectors import COVARIANCE
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples"
+F64 = torch.float64
+
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
+
+
+def example(name: str) -> Program:
+    return load(EXAMPLES / f"{name}.qvr").morphism
+
+
+def example_data(file: str) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor(v) for k, v in json.loads((EXAMPLES / file).read_text()).items()}
+
+
+def simulated(program: Program, given: dict | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Observations drawn from the program's prior (``given`` kept)."""
+    torch.manual_seed(seed)
+    draw = program.sample(None, (), observations=given or {})
+    observed = {s.name for s in program.observed_sites}
+    return dict(given or {}) | {k: v for k, v in draw.items() if k in observed}
+
+
+# ------------------------------------------------------------- the corpus
+
+
+def _eight_schools():
+    return example("eight_schools"), example_data("eight_schools.json")
+
+
+def _seed_mixture():
+    from benchmarks.models import gmm_source, simulate_gmm
+
+    return loads(gmm_source(200, 3)).morphism, {"y": simulate_gmm(200, 3).to(F64)}
+
+
+def _gmm_example():
+    return example("gmm"), {"y": torch.tensor(json.loads((EXAMPLES / "gmm_data.json").read_text())["y"])}
+
+
+def _kidiq():
+    data = R.load("kidiq.data.json.zip")
+    return example("kidiq"), {k: torch.tensor(data[k], dtype=F64) for k in ("kid_score", "mom_iq")}
+
+
+def _lda():
+    data = example_data("lda.json")
+    return example("lda"), data
+
+
+def _grouped_mixture():
+    prog = example("grouped_mixture")
+    n = prog.sites["y"].shape[0]
+    return prog, simulated(prog, {"group": torch.arange(n) % 20})
+
+
+def _grouped_auto():
+    prog = example("grouped_auto")
+    n = prog.sites["y"].shape[0]
+    return prog, simulated(prog, {"group": torch.arange(n) % 20})
+
+
+def _python_grouped():
+    prog = grouped(12, 3, 2, declared=True)
+    return prog, simulated(prog, {"group": torch.arange(12) % 3})
+
+
+def _normal_mixture_k():
+    prog = example("normal_mixture_k")
+    return prog, {"y": mixture_data(n=200)["y"]}
+
+
+def _pmf():
+    prog = example("pmf")
+    return prog, simulated(prog, {"user": torch.arange(48) % 8, "movie": torch.arange(48) % 6})
+
+
+def _covariate_hmm():
+    prog = covariate_hmm(12, 3)
+    return prog, simulated(prog)
+
+
+def _second_order_hmm():
+    prog = second_order_hmm(9, 3, varying=False, init=True)
+    return prog, simulated(prog)
+
+
+def _second_order_observed_path():
+    prog, _ = _second_order_hmm()
+    torch.manual_seed(2)
+    draw = prog.sample(None, ())
+    return prog, {"y": draw["y"], "z": draw["z"]}
+
+
+def _tree_table():
+    """A factor table of latents (tests/programs/test_tables.py's tree)."""
+    prog = _tree(3)
+    return prog, simulated(prog)
+
+
+def _qvr_factor_table():
+    prog = loads("""
+object Row : FinSet 20
+object Leaf : FinSet 5
+object Obs : FinSet 2
+program p : Obs -> Obs
+    sample fx : Row <- Normal(0.0, 1.0)
+    sample lf : Leaf <- Normal(0.0, 1.0)
+    let grid = factor r : Row, c : Leaf in fx[r] * lf[c] + 0.5 * c
+    observe y : Obs <- Normal(grid[19, 4], 1.0)
+export p
+""").morphism
+    return prog, {"y": torch.tensor([0.1, -0.2], dtype=F64)}
+
+
+def _computation():
+    """A scoring computation (``!{Score}``) applied to a latent."""
+    prog = loads("""\
+define shrink(x : Real) : Real !{Score} =
+    factor -0.5 * x * x
+    return 2.0 * x
+
+object Item : FinSet 5
+program p : Item -> Item
+    sample mu <- Normal(0.0, 1.0)
+    let m <- shrink(mu)
+    observe y : Item <- Normal(m, 1.0)
+    return y
+export p
+""").morphism
+    return prog, {"y": torch.tensor([0.3, -1.0, 0.8, 2.0, 1.1], dtype=F64)}
+
+
+def _pushforward():
+    prog = loads(PUSHFORWARD).p
+    g = torch.Generator().manual_seed(3)
+    return prog, {"y": torch.rand(6, generator=g, dtype=F64) * 3 + 0.05, "z": torch.randn(6, generator=g, dtype=F64)}
+
+
+def _point_mass_mixture():
+    prog = loads(ZIP).zip
+    return prog, {"y": torch.tensor([0, 0, 3, 1, 0, 5])}
+
+
+def _point_mass_on_a_plate():
+    """A point mass per component, read by the component a row is summed over."""
+    prog = loads("""object K : FinSet 2
+object Item : FinSet 5
+program p : Item -> Item
+    sample offset : K <- PointMass(1.5)
+    sample mu : K <- Normal(0.0, 2.0)
+    sample w : K <- Dirichlet(2.0)
+    marginalize z : K <- Categorical(w)
+        observe y : Item <- Normal(mu[z] - offset[z], 0.5)
+    return y
+export p
+""").p
+    return prog, {"y": torch.tensor([0.4, -1.6, 1.2, 0.3, -0.2], dtype=F64)}
+
+
+def _mvn_covariance():
+    """A covariance built from latents: at the far points ``r`` is +-1 in
+    float64, the factorization fails, and the density is NaN there."""
+    prog = loads(COVARIANCE).morphism
+    return prog, {"y": torch.randn(6, 2, generator=torch.Generator().manual_seed(5), dtype=F64)}
+
+
+def _lkj():
+    prog = loads("""
+object Dim : FinSet 3
+object Item : FinSet 5
+program corr : Item -> Item
+    sample conc <- HalfNormal(2.0)
+    sample factor_l : Dim <- LKJCholesky(conc)
+    sample sd <- HalfNormal(1.0)
+    observe y : Item * Dim <- MultivariateNormal(vector(Dim, 0.0, 0.0, 0.0), scale_tril=sd * factor_l)
+    return y
+export corr
+""").morphism
+    return prog, {"y": torch.randn(5, 3, generator=torch.Generator().manual_seed(6), dtype=F64)}
+
+
+def _wide_hmm():
+    """Six states: the log-space products of the forward pass have an inner
+    axis wider than the broadcast one, so eager takes the shifted matmul
+    (and its redo where rows underflow) and the capture the broadcast."""
+    T, K = FinSet("T", 15), FinSet("K", 6)
+    mu, z = var("mu"), var("z")
+    prog = Program("wide", T, T, [
+        sample("theta", K * K, Dirichlet(0.5)),
+        sample("mu", K, Normal(0.0, 3.0)),
+        sample("sd", None, HalfNormal(1.0)),
+        markov("z", T, K, Categorical(var("theta")), [observe("y", T, Normal(mu[z], var("sd")))]),
+    ])
+    return prog, simulated(prog)
+
+
+def _observed_path_hmm():
+    """A markov block whose path is given: its prior is the path's score."""
+    prog, _ = _covariate_hmm()
+    draw = simulated(prog)
+    torch.manual_seed(1)
+    draw["z"] = prog.sample(None, (), observations={"x": draw["x"]})["z"]
+    return prog, draw
+
+
+def _sequences_of_different_lengths():
+    """First-order chains, from a learned initial law, over sequences that
+    end at ``last`` (data): each chain's forward pass stops there."""
+    S, T, K = FinSet("S", 4), FinSet("T", 6), FinSet("K", 3)
+    z = var("z")
+    prog = Program("seqs", S * T, S * T, [
+        index_map("last", S, T),
+        sample("trans", K * K, Dirichlet(1.0)),
+        sample("start", K, Dirichlet(1.0)),
+        sample("loc", K, Normal(0.0, 3.0)),
+        markov("z", S * T, K, Categorical(var("trans")), [observe("y", S * T, Normal(var("loc")[z], 1.0))],
+               init=Categorical(var("start")), until="last"),
+    ])
+    y = torch.randn(4, 6, generator=torch.Generator().manual_seed(7), dtype=F64)
+    return prog, {"y": y, "last": torch.tensor([5, 1, 0, 3])}
+
+
+CORPUS: dict[str, Callable[[], tuple[Program, dict]]] = {
+    "eight_schools": _eight_schools,
+    "seed_mixture": _seed_mixture,
+    "gmm_example": _gmm_example,
+    "python_gmm": lambda: (gmm(30, 3), simulated(gmm(30, 3))),
+    "hmm_example": hmm_example,
+    "lda": _lda,
+    "regression": lambda: (example("regression"), example_data("regression_data.json")),
+    "mixture_regression": lambda: (example("mixture_regression"), example_data("mixture_regression_data.json")),
+    "zip_regression": lambda: (example("zip_regression"), example_data("zip_data.json")),
+    "kidiq": _kidiq,
+    "capture_recapture": lambda: (example("capture_recapture"), capture_data()),
+    "occupancy": lambda: (example("occupancy"), occupancy_data()),
+    "mixture5": lambda: (example("mixture5"), mixture_data()),
+    "normal_mixture_k": _normal_mixture_k,
+    "grouped_mixture": _grouped_mixture,
+    "grouped_auto": _grouped_auto,
+    "python_grouped": _python_grouped,
+    "pmf": _pmf,
+    "covariate_hmm": _covariate_hmm,
+    "second_order_hmm": _second_order_hmm,
+    "second_order_observed_path": _second_order_observed_path,
+    "tree_table": _tree_table,
+    "qvr_factor_table": _qvr_factor_table,
+    "computation": _computation,
+    "pushforward": _pushforward,
+    "point_mass_mixture": _point_mass_mixture,
+    "point_mass_on_a_plate": _point_mass_on_a_plate,
+    "mvn_covariance": _mvn_covariance,
+    "lkj": _lkj,
+    "wide_hmm": _wide_hmm,
+    "observed_path_hmm": _observed_path_hmm,
+    "sequences_of_different_lengths": _sequences_of_different_lengths,
+}
+
+
+def nuts_potential(program: Program, observations: dict):
+    """The potential as a NUTS run builds it (kernel.setup): the adaptor
+    bound to the data, then its plan for this data."""
+    adaptor = NUTS(program).adaptor
+    adaptor.bind(None, observations)
+    return adaptor.potential_for(None, observations), adaptor.layout.dim
+
+
+def points(dim: int, seed: int) -> list[torch.Tensor]:
+    """Batches of 3 chains, from Stan's starting box out to far tails (where
+    weights underflow and log-space rows are all -inf)."""
+    g = torch.Generator().manual_seed(seed)
+    return [(2 * torch.rand(3, dim, generator=g, dtype=F64) - 1) * r for r in (2.0, 0.5, 6.0, 15.0, 40.0)]
+
+
+def assert_same(got: tuple[torch.Tensor, torch.Tensor], want: tuple[torch.Tensor, torch.Tensor]) -> None:
+    for x, y in zip(got, want):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_the_potential_records_and_replays_the_eager_one(name):
+    program, observations = CORPUS[name]()
+    potential, dim = nuts_potential(program, observations)
+    start, *others = points(dim, seed=len(name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compiled = compile_potential(potential, start, backend="eager")
+    assert compiled.compiled
+    finite = 0
+    for z in others:
+        got, want = compiled.value_and_grad(z), potential_and_grad(potential, z)
+        assert_same(got, want)
+        finite += int(torch.isfinite(want[0]).sum())
+    assert finite > 0
+
+
+# ------------------------------------------------- the log-space product
+
+
+def brute_log_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``log sum_j exp(a[i, j] + b[j, k])`` entry by entry, in Python floats."""
+    out = torch.empty(a.shape[0], b.shape[1], dtype=F64)
+    for i in range(a.shape[0]):
+        for k in range(b.shape[1]):
+            terms = [float(a[i, j]) + float(b[j, k]) for j in range(a.shape[1])]
+            top = max(terms)
+            out[i, k] = top if top == -math.inf else top + math.log(math.fsum(math.exp(t - top) for t in terms))
+    return out
+
+
+# entries far apart (rows whose products underflow a shifted matmul) and -inf
+_entry = st.one_of(st.floats(-800.0, 800.0), st.floats(-3.0, 3.0), st.just(-math.inf))
+
+
+@st.composite
+def log_matrices(draw):
+    m, n, p = draw(st.integers(1, 4)), draw(st.integers(1, 8)), draw(st.integers(1, 4))
+    a = torch.tensor([[draw(_entry) for _ in range(n)] for _ in range(m)], dtype=F64)
+    b = torch.tensor([[draw(_entry) for _ in range(p)] for _ in range(n)], dtype=F64)
+    return a, b
+
+
+def _value_and_grads(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor):
+    a, b = a.clone().requires_grad_(), b.clone().requires_grad_()
+    out = _log_matmul(a, b)
+    finite = torch.isfinite(out)
+    torch.where(finite, out * w, 0.0).sum().backward()
+    return out.detach(), a.grad, b.grad
+
+
+@given(log_matrices())
+def test_the_captured_log_matmul_is_the_enumeration(ab):
+    """Under capture the product is one broadcast logsumexp whatever the
+    inner size: exact at every entry, -inf where every product is, and its
+    gradient finite wherever the eager (shifted, redone) one's is."""
+    a, b = ab
+    w = torch.linspace(0.5, 1.5, a.shape[0] * b.shape[1], dtype=F64).reshape(a.shape[0], b.shape[1])
+    with capture():
+        out, ga, gb = _value_and_grads(a, b, w)
+    want = brute_log_matmul(a, b)
+    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    assert torch.equal(out == -math.inf, want == -math.inf)
+    eager, ea, eb = _value_and_grads(a, b, w)
+    torch.testing.assert_close(eager, want, rtol=1e-12, atol=1e-12)
+    for got, ref in ((ga, ea), (gb, eb)):
+        seen = torch.isfinite(ref)
+        assert bool(torch.isfinite(got)[seen].all())
+        torch.testing.assert_close(got[seen], ref[seen], rtol=1e-10, atol=1e-12)
