@@ -35,6 +35,7 @@ import sympy
 import torch
 from sympy.core.symbol import Str
 
+from quivers.capture import capturing
 from quivers.categories import FinFunction, FinSet
 from quivers.errors import DataError, InvalidValueError, QuiversTypeError, ShapeError, UnknownNameError
 from quivers.programs.lowering import lower
@@ -840,13 +841,16 @@ def _compile_table(sets: tuple[FinSet, ...], lam: sympy.Lambda, tables: Tables) 
 
 def _elements(v: Value, t: torch.Tensor, s: FinSet) -> torch.Tensor:
     """``t`` (laid out from ``v``) as elements of ``s``: integers, checked
-    to lie in ``s`` unless ``v`` is known to take values in it."""
-    if torch.is_floating_point(t):
+    to lie in ``s`` unless ``v`` is known to take values in it. Not
+    checked while a graph is captured: it cannot read them, and in a
+    potential they are data, checked by its eager first call."""
+    read = not capturing()
+    if read and torch.is_floating_point(t):
         frac = t != torch.round(t)
         if bool(frac.any()):
             raise DataError(f"value {float(t[frac][0])} is not an element of `{s.name}`: it is not an integer")
     t = t.long()
-    if v.values_in != s.name:
+    if read and v.values_in != s.name:
         bad = (t < 0) | (t >= s.size)
         if bool(bad.any()):
             raise DataError(f"value {int(t[bad][0])} is not an element of `{s.name}` (size {s.size})")
@@ -861,7 +865,8 @@ def _compile_index_function(fn: IndexFunction, parts: list[Evaluator]) -> Evalua
         for v, t, s in zip(values, tensors, fn.sets):
             t = _elements(v, t, s)
             flat = t if flat is None else flat * s.size + t
-        return Value(fn.table.to(flat.device)[flat], dims, values_in=fn.cod.name)
+        # take, not [flat]: a 0-dim index would be read on the host as an int
+        return Value(torch.take(fn.table.to(flat.device), flat), dims, values_in=fn.cod.name)
 
     return evaluate
 

@@ -35,6 +35,7 @@ import sympy
 import torch
 from torch.distributions import constraints
 
+from quivers.capture import capturing
 from quivers.categories import FinFunction, FinSet
 from quivers.distributions import Family
 from quivers.errors import DataError, InvalidValueError, QuiversError, ShapeError, UnknownNameError, UnsupportedError
@@ -818,7 +819,9 @@ def site_log_prob(
     and the first index: it is a count or an index that no parameter can
     explain, as Stan raises. With ``supported`` (a program's cache), a
     tensor found inside a support whose bounds are constant integers is
-    not checked again against the same bounds.
+    not checked again against the same bounds. Nor is any while a graph is
+    captured: the graph cannot read values, and a potential's data was
+    checked by its eager first call.
     """
     if type(value) is RelaxedValue:  # sum_k y_k log pi_k (quivers.programs.relaxed)
         hard = Value(value.tensor.argmax(-1), site.dims, values_in=value.values_in)
@@ -828,11 +831,11 @@ def site_log_prob(
     if spec.log_prob is not None:
         # The log density written out: no torch distribution to build.
         tensors, axes, batch, x = _lay_out(site, params, value)
-        if not spec.static_support and spec.discrete:
+        if not spec.static_support and spec.discrete and not capturing():
             _check_dependent_support(site, spec.support(tensors), axes, batch, x, value.tensor, supported)
         return Value(spec.log_prob(tensors, x), axes)
     dist, axes, batch, x = place(site, params, value)
-    if not spec.static_support and spec.discrete:
+    if not spec.static_support and spec.discrete and not capturing():
         _check_dependent_support(site, dist.support, axes, batch, x, value.tensor, supported)
     return Value(dist.log_prob(x), axes)
 

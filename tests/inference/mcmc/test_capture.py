@@ -29,20 +29,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quivers.capture import capture
-from quivers.categories import FinSet
+from quivers.categories import FinFunction, FinSet
 from quivers.categories.semiring import _log_matmul
-from quivers.distributions import Categorical, Dirichlet, HalfNormal, Normal
+from quivers.distributions import Categorical, Dirichlet, HalfNormal, Normal, Poisson
 from quivers.dsl import load, loads
 from quivers.inference.mcmc import NUTS
 from quivers.inference.mcmc.compiled import CompileWarning, compile_potential
 from quivers.inference.mcmc.hamiltonian import potential_and_grad
-from quivers.programs import Program, index_map, markov, observe, sample, var
+from quivers.planning import auto
+from quivers.programs import Program, apply, index_map, marginalize, markov, observe, ret, sample, var
 
 from tests.distributions.test_pushforward import PROGRAM as PUSHFORWARD
 from tests.distributions.test_pushforward import ZIP
 from tests.inference import reference as R
 from tests.inference.test_hmm_posteriordb import hmm_example
 from tests.inference.test_stan_models import capture_data, mixture_data, occupancy_data
+from tests.planning.models import Shape, build, hmm_chain
 from tests.programs.models import gmm, grouped
 from tests.programs.test_markov_second_order import covariate_hmm, second_order_hmm
 from tests.programs.test_tables import _tree
@@ -271,7 +273,102 @@ def _sequences_of_different_lengths():
     return prog, {"y": y, "last": torch.tensor([5, 1, 0, 3])}
 
 
-CORPUS: dict[str, Callable[[], tuple[Program, dict]]] = {
+def _planned_chain():
+    """An HMM written as plain discrete sample sites, summed by the planner
+    (``auto``) as one chain."""
+    chain, _ = hmm_chain(6, 3)
+    prog = auto(chain)
+    return prog, simulated(prog)
+
+
+def _planned_random():
+    """Every kind of discrete site of tests/planning's random programs,
+    summed by the planner: shared, per group through an index map, per row."""
+    prog = auto(build(Shape(a=True, b=True, c=True, d=True, x=True, c_reads_a=True, d_reads_c=True, n=5, g=2)))
+    return prog, simulated(prog, {"group": torch.tensor([0, 1, 1, 0, 1])})
+
+
+def _function_of_counts():
+    """A FinFunction applied to observed counts (integers of no known set,
+    range-checked eagerly), inside a marginalized block."""
+    Item, G, K = FinSet("Item", 6), FinSet("G", 3), FinSet("K", 2)
+    f = FinFunction(G, K, [1, 0, 1])
+    prog = Program("counts", Item, Item, [
+        observe("c", Item, Poisson(1.0)),
+        sample("mu", K, Normal(0.0, 2.0)),
+        sample("w", K, HalfNormal(1.0)),
+        marginalize("z", K, Categorical(var("w")), [
+            observe("y", Item, Normal(var("mu")[apply(f, var("c"))] + var("mu")[var("z")], 1.0))]),
+    ])
+    return prog, {"c": torch.tensor([0.0, 1, 2, 2, 1, 0]), "y": torch.tensor([0.3, -1.2, 2.2, 0.8, -0.1, 1.0], dtype=F64)}
+
+
+def _composites():
+    """Two programs with continuous latents, each passing its input on."""
+    A, I = FinSet("A", 3), FinSet("I", 4)
+    p = Program("p", A, A, [sample("mu", None, Normal(0.0, 1.0)), observe("y", I, Normal(var("mu"), 1.0)),
+                            ret("a")], input="a")
+    q = Program("q", A, A, [sample("s", None, HalfNormal(1.0)), observe("w", I, Normal(0.0, var("s"))),
+                            ret("b")], input="b")
+    return p, q, {"y": torch.tensor([0.2, -0.4, 1.1, 0.0], dtype=F64), "w": torch.tensor([1.5, -0.3, 0.2, -2.0], dtype=F64)}
+
+
+def _then():
+    p, q, obs = _composites()
+    return p >> q, obs, torch.tensor(1)
+
+
+def _tensor():
+    p, q, obs = _composites()
+    return p @ q, obs, torch.tensor(4)
+
+
+# Families whose support depends on their parameters (a count's bounds, a
+# latent upper bound), and families written out by densities.py.
+FAMILIES = """
+object Item : FinSet 8
+object C : FinSet 3
+program families : Item -> Item
+    data n : Item
+    data x : Item
+    sample p <- Beta(2.0, 2.0)
+    sample a <- HalfNormal(2.0)
+    sample beta <- Normal(0.0, 1.0)
+    sample cut : C <- Normal(0.0, 3.0) [constraint=ordered]
+    sample theta <- HalfNormal(5.0)
+    sample g <- Beta(1.0, 1.0)
+    sample rate <- HalfNormal(3.0)
+    sample mu <- Normal(0.0, 3.0)
+    sample s <- HalfCauchy(1.0)
+    sample nu <- Gamma(2.0, 0.1)
+    observe k : Item <- Binomial(n, p)
+    observe bb : Item <- BetaBinomial(10, a, a + 1.0)
+    observe o : Item <- OrderedLogistic(beta * x, cut)
+    observe u : Item <- Uniform(0.0, theta)
+    observe h : Item <- HurdlePoisson(g, rate)
+    observe zi : Item <- ZeroInflatedNegativeBinomial(g, rate, logits=mu)
+    observe t : Item <- Truncated(Normal(mu, s), 0.0, 5.0)
+    observe st : Item <- StudentT(nu, mu, s)
+    observe ln : Item <- LogNormal(mu, s)
+    observe c : Item <- Poisson(exp(mu))
+    observe b : Item <- Bernoulli(logits=mu)
+    return k
+export families
+"""
+
+
+def _families():
+    counts = torch.tensor([1.0, 2, 3, 4, 5, 6, 0, 4])
+    positive = torch.tensor([0.5, 1.0, 2.0, 0.1, 0.3, 4.0, 1.5, 0.2], dtype=F64)
+    return loads(FAMILIES).morphism, {
+        "n": torch.tensor([5.0, 6, 7, 8, 9, 10, 3, 4]), "x": torch.linspace(-2, 2, 8, dtype=F64),
+        "k": counts, "bb": torch.tensor([1.0, 2, 3, 4, 5, 6, 0, 10]), "o": torch.tensor([0.0, 1, 2, 3, 1, 2, 0, 3]),
+        "u": positive, "h": counts, "zi": counts, "t": positive, "st": positive - 1.0, "ln": positive,
+        "c": counts, "b": (counts > 2).to(F64),
+    }
+
+
+CORPUS: dict[str, Callable[[], tuple]] = {  # (program, observations[, input])
     "eight_schools": _eight_schools,
     "seed_mixture": _seed_mixture,
     "gmm_example": _gmm_example,
@@ -304,15 +401,21 @@ CORPUS: dict[str, Callable[[], tuple[Program, dict]]] = {
     "wide_hmm": _wide_hmm,
     "observed_path_hmm": _observed_path_hmm,
     "sequences_of_different_lengths": _sequences_of_different_lengths,
+    "planned_chain": _planned_chain,
+    "planned_random": _planned_random,
+    "families": _families,
+    "function_of_counts": _function_of_counts,
+    "then": _then,
+    "tensor": _tensor,
 }
 
 
-def nuts_potential(program: Program, observations: dict):
+def nuts_potential(program: Program, observations: dict, x=None):
     """The potential as a NUTS run builds it (kernel.setup): the adaptor
     bound to the data, then its plan for this data."""
     adaptor = NUTS(program).adaptor
-    adaptor.bind(None, observations)
-    return adaptor.potential_for(None, observations), adaptor.layout.dim
+    adaptor.bind(x, observations)
+    return adaptor.potential_for(x, observations), adaptor.layout.dim
 
 
 def points(dim: int, seed: int) -> list[torch.Tensor]:
@@ -329,8 +432,7 @@ def assert_same(got: tuple[torch.Tensor, torch.Tensor], want: tuple[torch.Tensor
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_the_potential_records_and_replays_the_eager_one(name):
-    program, observations = CORPUS[name]()
-    potential, dim = nuts_potential(program, observations)
+    potential, dim = nuts_potential(*CORPUS[name]())
     start, *others = points(dim, seed=len(name))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CompileWarning)
