@@ -49,6 +49,7 @@ from typing import Any
 import torch
 
 from quivers.errors import DataError, QuiversError, QuiversTypeError
+from quivers.inference.jit import CompiledELBO
 from quivers.inference.morphisms import morphism_loss
 from quivers.nn import MorphismModule
 from quivers.programs import Program
@@ -91,6 +92,24 @@ class ELBO:
         ``log q`` (it drops the score term ``grad log q``, zero in
         expectation): still unbiased, and of zero variance when the guide
         is the posterior, so its noise vanishes near the optimum.
+    jit_compile
+        Record the step (the guide's draw, the log joint, the loss and
+        their gradients) once per model, guide, data set and parameter
+        layout, compile it with ``torch.compile`` and run each later
+        :meth:`SVI.step <quivers.inference.SVI.step>` as one call of it,
+        as Pyro's ``JitTrace_ELBO`` does (:mod:`quivers.inference.jit`).
+        The draws are the eager step's, from torch's generator, so a seeded
+        run draws the same numbers; the first step is eager and checks
+        the compiled one. What cannot be recorded (sampled discrete
+        latents, ``subsample``, a morphism model, a host read in the
+        model) runs eagerly with a :class:`~quivers.capture.CompileWarning`
+        saying why. Compiling takes seconds (inductor, once); it pays
+        for small models run for many steps.
+    jit_backend
+        ``torch.compile``'s backend for ``jit_compile``: ``"inductor"``
+        (the default, :data:`quivers.inference.jit.BACKEND`: fused
+        generated code) or ``"eager"`` (the recorded graph replayed
+        without a compiler).
 
     Examples
     --------
@@ -125,7 +144,13 @@ class ELBO:
         discrete: str = "score",
         temperature: float | None = None,
         estimator: str = "reparam",
+        jit_compile: bool = False,
+        jit_backend: str | None = None,
     ) -> None:
+        if not isinstance(jit_compile, bool):
+            raise QuiversTypeError(f"jit_compile must be True or False, got {jit_compile!r}")
+        if jit_backend is not None and (not isinstance(jit_backend, str) or not jit_backend):
+            raise QuiversTypeError(f"jit_backend must name a torch.compile backend, got {jit_backend!r}")
         if estimator not in self.estimators:
             names = ", ".join(f"`{e}`" for e in self.estimators)
             raise QuiversTypeError(
@@ -153,6 +178,59 @@ class ELBO:
         if discrete == "relaxed":
             self.temperature = 0.5 if temperature is None else temperature
         self._baseline: float | None = None
+        self.jit_compile = jit_compile
+        self._jit = CompiledELBO(self, jit_backend) if jit_compile else None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether steps run as one call of a compiled graph: with
+        ``jit_compile``, from the second step on a data set the step
+        could be recorded for."""
+        return self._jit is not None and self._jit.step is not None
+
+    def loss_and_grads(
+        self,
+        model: Program,
+        guide: Any,
+        x: Any = None,
+        observations: Mapping[str, Any] | None = None,
+        subsample: Mapping[str, int] | None = None,
+    ) -> float:
+        """``-ELBO`` at a fresh draw, with the gradients of the loss added
+        to the ``.grad`` of the guide's and the model's parameters (as
+        Pyro's ``loss_and_grads``): by ``backward`` of
+        :meth:`differentiable_loss`, or with ``jit_compile`` by the
+        compiled step.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from quivers.categories.finset import FinSet
+        >>> from quivers.distributions import Normal
+        >>> from quivers.programs import Program, observe, sample, var
+        >>> from quivers.inference.guides import AutoNormalGuide
+        >>> I = FinSet("I", 1)
+        >>> prog = Program("p", I, I, [sample("mu", None, Normal(0.0, 1.0)),
+        ...                            observe("y", I, Normal(var("mu"), 1.0))])
+        >>> guide = AutoNormalGuide(prog, observed_names={"y"})
+        >>> value = ELBO().loss_and_grads(prog, guide, None, {"y": torch.tensor([0.5])})
+        >>> guide.loc.grad.shape
+        torch.Size([1])
+        """
+        if self._jit is not None:
+            return self._jit.loss_and_grads(model, guide, x, observations, subsample)
+        surrogate, value = self.differentiable_loss(model, guide, x, observations, subsample)
+        surrogate.backward()
+        return value
+
+    def retake_eagerly(self, model: Program, guide: Any, x: Any = None, observations: Any = None,
+                       subsample: Any = None) -> None:
+        """Take the last step again eagerly at the same draws if it was
+        compiled, its gradients replacing the compiled ones and its
+        latents in ``last_latents``: what SVI names a non-finite gradient
+        from. Nothing for an eager step."""
+        if self._jit is not None:
+            self._jit.again(model, guide, x, observations, subsample)
 
     @property
     def temperature(self) -> float | None:
@@ -197,8 +275,7 @@ class ELBO:
                 raise QuiversTypeError("subsample applies to a program's plates; a morphism model has none")
             return morphism_loss(model, guide, x, observations, self.num_particles)
         draw, neg_elbo, model = self._particles(model, guide, x, observations, subsample)
-        # one particle's mean is itself (x / 1 is x): a view, where mean is two operations each way
-        loss = neg_elbo.reshape(()) if neg_elbo.numel() == 1 else neg_elbo.mean()
+        loss = self._mean(neg_elbo)
         value = loss.item()
         self._check_finite(value, "ELBO", model, x, observations, draw)
         relaxed = self.discrete == "relaxed" and bool(guide.discrete_sites)
@@ -223,16 +300,28 @@ class ELBO:
         if subsample:
             model = model.subsample(subsample)
         check_one_data_set(observations, model.sites, "the particles of SVI")
+        draw, neg_elbo = self._neg_elbo(guide, model.planned_log_joint(x, observations))
+        # kept to name the step of a non-finite gradient (detached there, not on every step)
+        self.last_latents = draw.latents
+        return draw, neg_elbo, model
+
+    def _neg_elbo(self, guide: Any, log_joint: Any) -> tuple[Any, torch.Tensor]:
+        """The guide's particles and ``log q - log p`` of each, ``log p``
+        by the plan ``log_joint`` (what a compiled step records)."""
         draw = self._draw(guide)
         # The guide's draws come through its own bijections, so they lie in
         # their supports unless they are not finite; the checks run only
         # when the objective is not finite, to name the culprit.
-        # kept to name the step of a non-finite gradient (detached there, not on every step)
-        self.last_latents = draw.latents
-        log_joint = model.planned_log_joint(x, observations)(draw.latents)
+        log_joint = log_joint(draw.latents)
         if log_joint.dim() > 1:
             log_joint = log_joint.reshape(self.num_particles, -1).sum(-1)
-        return draw, draw.log_q - log_joint, model  # no negation node
+        return draw, draw.log_q - log_joint  # no negation node
+
+    @staticmethod
+    def _mean(neg_elbo: torch.Tensor) -> torch.Tensor:
+        """The loss: the particles' mean (one particle's mean is itself,
+        ``x / 1`` is ``x``: a view, where mean is two operations each way)."""
+        return neg_elbo.reshape(()) if neg_elbo.numel() == 1 else neg_elbo.mean()
 
     def _draw(self, guide: Any) -> Any:
         """The guide's particles, as this objective's estimator reads them."""

@@ -305,7 +305,8 @@ class FitResult:
             raise QuiversTypeError("this SVI fit holds no guide to continue from")
         return _fit_svi(
             self.model, self.observations, self.x, self.guide, steps or max(len(self.losses), 1), self._lr(),
-            ELBO(), self.num_draws, self.num_chains, seed, progress_bar, losses=list(self.losses), choice=self.choice,
+            ELBO(jit_compile=bool((self.adaptation or {}).get("jit_compile", False))), self.num_draws,
+            self.num_chains, seed, progress_bar, losses=list(self.losses), choice=self.choice,
         )
 
     def _lr(self) -> float:
@@ -376,6 +377,7 @@ def fit(
     progress_bar: bool = True,
     device: torch.device | str | None = None,
     svi: Any = None,
+    jit_compile: bool = False,
 ) -> FitResult:
     """Fit ``model`` to ``observations`` by NUTS or SVI.
 
@@ -445,6 +447,12 @@ def fit(
         ``functools.partial(quivers.distributed.DistributedSVI, plate="Item")``
         fits data-parallel over the processes of a ``torch.distributed``
         group.
+    jit_compile
+        SVI: each step after the first is one call of a graph recorded
+        and compiled once (``ELBO(jit_compile=True)``, see
+        :class:`ELBO`): the same draws, several times faster on a small
+        model, after seconds of compilation. What cannot be compiled
+        runs eagerly with a :class:`~quivers.capture.CompileWarning`.
 
     A morphism module (a QVR ``morphism`` or ``define``, a kernel
     program) is fitted by SVI alone, its parameters as point estimates:
@@ -460,12 +468,15 @@ def fit(
     QuiversTypeError
         An unknown method, or options of one method given with the other.
     """
+    if not isinstance(jit_compile, bool):
+        raise QuiversTypeError(f"jit_compile must be True or False, got {jit_compile!r}")
     if isinstance(model, MorphismModule):
         other = dict(guide=guide, num_warmup=num_warmup, init=init, target_accept=target_accept,
                      max_tree_depth=max_tree_depth, dense_mass=dense_mass, init_strategy=init_strategy,
                      chain_method=chain_method, discrete=discrete, temperature=temperature)
         nuts = sorted(k for k, v in other.items() if v is not None)
-        return _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles, seed, progress_bar, device)
+        return _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles, seed, progress_bar, device,
+                             jit_compile)
     if not isinstance(model, Program):
         raise QuiversTypeError(f"fit needs a quivers Program or a morphism module, got {type(model).__name__}")
     if not isinstance(observations, Mapping):
@@ -495,7 +506,8 @@ def fit(
     if choice.method == "nuts" and not model.latent_sites(observed):
         return _fixed_param(model, observations, x, seed, choice)
     if choice.method == "svi":
-        elbo = ELBO(num_particles=num_particles or 1, discrete=discrete or "score", temperature=temperature)
+        elbo = ELBO(num_particles=num_particles or 1, discrete=discrete or "score", temperature=temperature,
+                    jit_compile=jit_compile)
         if seed is not None:
             torch.manual_seed(seed)
         guide = "normal" if guide is None else guide
@@ -615,7 +627,8 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
         log_weights = model.log_joint(x, observations, draw.latents) - draw.log_q
     samples = {k: v.reshape((int(num_chains), int(num_samples)) + tuple(v.shape[1:])) for k, v in draw.latents.items()}
     result = FitResult(model, "svi", samples, observations, x, guide=guide, losses=losses,
-                       adaptation={"lr": float(lr)}, seed=seed, choice=choice)
+                       adaptation={"lr": float(lr), **({"jit_compile": True} if getattr(elbo, "jit_compile", False) else {})},
+                       seed=seed, choice=choice)
     # with no latent the guide is exact (equal weights), and there is no Pareto k to estimate
     result.diagnostics = svi_warnings(losses, log_weights if draw.latents else None)
     warn_all(result.diagnostics)
@@ -623,7 +636,7 @@ def _fit_svi(model, observations, x, guide, steps, lr, elbo, num_samples, num_ch
 
 
 def _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles, seed, progress_bar,
-                  device) -> FitResult:
+                  device, jit_compile=False) -> FitResult:
     """SVI on a morphism module's parameters: Adam on its negative log
     density (plus the log prior of kernels that declare one)."""
     from tqdm.auto import tqdm
@@ -648,7 +661,7 @@ def _fit_morphism(model, observations, x, method, nuts, steps, lr, num_particles
     if seed is not None:
         torch.manual_seed(seed)
     lr = 1e-2 if lr is None else float(lr)
-    svi = SVI(model, None, adam(model.parameters(), lr=lr), ELBO(num_particles=num_particles or 1))
+    svi = SVI(model, None, adam(model.parameters(), lr=lr), ELBO(num_particles=num_particles or 1, jit_compile=jit_compile))
     losses: list[float] = []
     bar = tqdm(range(steps), desc="svi", disable=None if progress_bar else True, dynamic_ncols=True)
     for i in bar:

@@ -119,11 +119,17 @@ class SVI:
         else:
             self.optimizer.zero_grad(set_to_none=True)
         observations = self._data(observations, self.device)
-        surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, subsample)
-        surrogate.backward()
+        jit = getattr(self.loss, "jit_compile", False)
+        if jit:  # the compiled step writes the gradients itself
+            value = self.loss.loss_and_grads(self.model, self.guide, x, observations, subsample)
+        else:
+            surrogate, value = self.loss.differentiable_loss(self.model, self.guide, x, observations, subsample)
+            surrogate.backward()
         grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
         # one sum, one synchronization: NaN or inf anywhere makes it non-finite
         if grads and not math.isfinite(float(functools.reduce(operator.add, [g.sum() for g in grads]))):
+            if jit:  # the eager step at the same draws, to name the culprit
+                self.loss.retake_eagerly(self.model, self.guide, x, observations, subsample)
             self._check_gradients(x, observations, subsample)
         if lean:
             self.optimizer.fused_step()

@@ -37,18 +37,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from quivers.capture import capture
-from quivers.errors import QuiversWarning
+from quivers.capture import CompileWarning, agree, compile_graph, first_line, record
 from quivers.inference.mcmc.hamiltonian import potential_and_grad
 
 __all__ = ["CompileWarning", "CompiledPotential", "compile_potential"]
 
 Potential = Callable[[Tensor], Tensor]
-
-
-class CompileWarning(QuiversWarning):
-    """The potential could not be compiled, or its compiled call disagreed
-    with the eager one; the run uses the eager call."""
 
 
 class CompiledPotential:
@@ -91,24 +85,6 @@ def _value_and_grad(potential: Potential) -> Callable[[Tensor], tuple[Tensor, Te
     return recorded
 
 
-def _agree(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> bool:
-    """The compiled call's value and gradient equal the eager one's up to
-    the reassociation of sums that fused loops make: relative to the
-    largest magnitude of each, a few hundred ulps of the dtype."""
-    for x, y in zip(a, b):
-        if x.shape != y.shape or not bool((torch.isfinite(x) == torch.isfinite(y)).all()):
-            return False
-        finite = torch.isfinite(y)
-        if not bool((x[~finite] == y[~finite]).all()):  # the same infinities, NaN never equal
-            return False
-        if bool(finite.any()):
-            scale = float(y[finite].abs().max().clamp(min=1.0))
-            tol = 512 * torch.finfo(y.dtype).eps * scale
-            if float((x[finite] - y[finite]).abs().max()) > tol:
-                return False
-    return True
-
-
 def compile_potential(potential: Potential, z: Tensor, *, backend: str = "inductor") -> CompiledPotential:
     """Record ``potential`` and its gradient at the batch ``z`` ``(C, D)``
     and compile them; see the module's docstring.
@@ -133,28 +109,20 @@ def compile_potential(potential: Potential, z: Tensor, *, backend: str = "induct
     >>> vg.value_and_grad(torch.tensor([[-1.0, 2.0]]))[0]
     tensor([3.])
     """
-    from torch.fx.experimental.proxy_tensor import make_fx
-
     z = z.detach()
     eager = potential_and_grad(potential, z)
     try:
-        with capture():
-            graph = make_fx(_value_and_grad(potential), tracing_mode="real")(z)
+        graph = record(_value_and_grad(potential), z)
     except Exception as err:  # noqa: BLE001 - any failure to record means: stay eager
-        return _eager(potential, z, f"it could not be recorded as a graph ({type(err).__name__}: {_first_line(err)})")
+        return _eager(potential, z, f"it could not be recorded as a graph ({type(err).__name__}: {first_line(err)})")
     try:
-        fn = graph if backend == "eager" else torch.compile(graph, backend=backend, fullgraph=True, dynamic=False)
+        fn = compile_graph(graph, backend)
         got = fn(z)
     except Exception as err:  # noqa: BLE001 - a compiler that fails means: stay eager
-        return _eager(potential, z, f"torch.compile failed ({type(err).__name__}: {_first_line(err)})")
-    if not _agree(got, eager):
+        return _eager(potential, z, f"torch.compile failed ({type(err).__name__}: {first_line(err)})")
+    if not agree(got, eager):
         return _eager(potential, z, "its compiled value or gradient differs from the eager one at the first point")
     return CompiledPotential(potential, fn, z)
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else "no message"
 
 
 def _eager(potential: Potential, z: Tensor, why: str) -> CompiledPotential:
