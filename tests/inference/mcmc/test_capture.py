@@ -42,6 +42,7 @@ from quivers.programs import Program, apply, index_map, marginalize, markov, obs
 
 from tests.distributions.test_pushforward import PROGRAM as PUSHFORWARD
 from tests.distributions.test_pushforward import ZIP
+from tests.dsl.test_computations import SCORED
 from tests.inference import reference as R
 from tests.inference.test_hmm_posteriordb import hmm_example
 from tests.inference.test_stan_models import capture_data, mixture_data, occupancy_data
@@ -166,14 +167,13 @@ export p
     return prog, {"y": torch.tensor([0.1, -0.2], dtype=F64)}
 
 
+# tests/dsl/test_computations.py's scoring computations, without its program
+DEFINES = SCORED[: SCORED.index("object One")]
+
+
 def _computation():
     """A scoring computation (``!{Score}``) applied to a latent."""
-    prog = loads("""\
-define shrink(x : Real) : Real !{Score} =
-    factor -0.5 * x * x
-    return 2.0 * x
-
-object Item : FinSet 5
+    prog = loads(DEFINES + """object Item : FinSet 5
 program p : Item -> Item
     sample mu <- Normal(0.0, 1.0)
     let m <- shrink(mu)
@@ -182,6 +182,20 @@ program p : Item -> Item
 export p
 """).morphism
     return prog, {"y": torch.tensor([0.3, -1.0, 0.8, 2.0, 1.1], dtype=F64)}
+
+
+def _traversed_computation():
+    """A scoring computation traversed over a latent vector."""
+    prog = loads(DEFINES + """object V : FinSet 3
+object Item : FinSet 4
+program p : Item -> Item
+    sample theta : V <- Normal(0.0, 1.0)
+    let ys <- shrink_all(theta)
+    observe y : Item <- Normal(sum(ys), 1.0)
+    return y
+export p
+""").morphism
+    return prog, {"y": torch.tensor([0.3, -1.0, 0.8, 2.0], dtype=F64)}
 
 
 def _pushforward():
@@ -394,6 +408,7 @@ CORPUS: dict[str, Callable[[], tuple]] = {  # (program, observations[, input])
     "tree_table": _tree_table,
     "qvr_factor_table": _qvr_factor_table,
     "computation": _computation,
+    "traversed_computation": _traversed_computation,
     "pushforward": _pushforward,
     "point_mass_mixture": _point_mass_mixture,
     "point_mass_on_a_plate": _point_mass_on_a_plate,
