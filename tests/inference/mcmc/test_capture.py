@@ -318,6 +318,26 @@ def _function_of_counts():
     return prog, {"c": torch.tensor([0.0, 1, 2, 2, 1, 0]), "y": torch.tensor([0.3, -1.2, 2.2, 0.8, -0.1, 1.0], dtype=F64)}
 
 
+def _expression_functions():
+    """The expression language's functions and reductions of latents."""
+    prog = loads("""
+object K : FinSet 4
+object Item : FinSet 5
+program p : Item -> Item
+    sample a : K <- Normal(0.0, 1.0)
+    sample s <- HalfNormal(1.0)
+    let b = sort(a, K)
+    let c = cumsum(exp(a), K)
+    let m = where(s > 1.0, log(s), s - 1.0)
+    let q = clamp(a, -1.0, 1.0)
+    let t = softmax(a, K)[1] + logsumexp(a, K) + sum(softplus(q), K) + mean(relu(a) + step(a), K)
+    observe y : Item <- Normal(b[0] + c[3] + m + t + prod(sqrt(abs(a) + 1.0), K), s)
+    return y
+export p
+""").morphism
+    return prog, {"y": torch.tensor([0.3, -1.0, 0.8, 2.0, 1.0], dtype=F64)}
+
+
 def _composites():
     """Two programs with continuous latents, each passing its input on."""
     A, I = FinSet("A", 3), FinSet("I", 4)
@@ -421,6 +441,7 @@ CORPUS: dict[str, Callable[[], tuple]] = {  # (program, observations[, input])
     "planned_random": _planned_random,
     "families": _families,
     "function_of_counts": _function_of_counts,
+    "expression_functions": _expression_functions,
     "then": _then,
     "tensor": _tensor,
 }
