@@ -865,8 +865,9 @@ def _compile_index_function(fn: IndexFunction, parts: list[Evaluator]) -> Evalua
         for v, t, s in zip(values, tensors, fn.sets):
             t = _elements(v, t, s)
             flat = t if flat is None else flat * s.size + t
-        # take, not [flat]: a 0-dim index would be read on the host as an int
-        return Value(torch.take(fn.table.to(flat.device), flat), dims, values_in=fn.cod.name)
+        # indexed by a 1-dim tensor: a 0-dim one would be read on the host as an int
+        image = fn.table.to(flat.device)[flat.reshape(-1)].reshape(flat.shape)
+        return Value(image, dims, values_in=fn.cod.name)
 
     return evaluate
 
