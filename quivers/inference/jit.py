@@ -135,14 +135,14 @@ class _Step:
     def __init__(self, key: tuple, params: list[Tensor], grad_params: list[Tensor],
                  noise: list[Tensor], fn: Callable[..., Any]) -> None:
         self.key, self.params, self.grad_params, self.fn = key, params, grad_params, fn
-        self.layout = [(p.shape, p.dtype, p.device) for p in params]
+        self.layout = [(p.shape, p.dtype, p.device, p.requires_grad) for p in params]
         self.noise = [(tuple(t.shape), t.stride(), t.dtype, t.device) for t in noise]
 
     def fits(self, params: list[Tensor]) -> bool:
         """Whether ``params`` are the tensors recorded, as they were."""
         return len(params) == len(self.params) and all(
-            p is q and p.shape == s and p.dtype == d and p.device == v
-            for p, q, (s, d, v) in zip(params, self.params, self.layout)
+            p is q and p.shape == s and p.dtype == d and p.device == v and p.requires_grad == r
+            for p, q, (s, d, v, r) in zip(params, self.params, self.layout)
         )
 
     def draw(self) -> list[Tensor]:
@@ -232,10 +232,12 @@ class CompiledELBO:
         draws, compiled and checked against it."""
         elbo, model, guide = self.elbo, pair.model, pair.guide
         self.step = None
+        want = [p for p in params if p.requires_grad]
+        if not want:  # nothing to learn: the eager step says what it says
+            return self._eager(model, guide, x, observations, None)
         self.recordings += 1
         with _Noise() as kept:
             surrogate, value = elbo.differentiable_loss(model, guide, x, observations)
-        want = [p for p in params if p.requires_grad]
         grads = torch.autograd.grad(surrogate, want, allow_unused=True)
         _write([p for p, g in zip(want, grads) if g is not None], [g for g in grads if g is not None])
         latents = {k: v.detach() for k, v in elbo.last_latents.items()}

@@ -340,3 +340,24 @@ def test_inductor_compiles_the_mixture_step_and_agrees_with_eager():
     assert max(abs(a - b) / abs(a) for a, b in zip(eager[0], compiled[0])) < 1e-4
     for x, y in zip(eager[1], compiled[1]):
         torch.testing.assert_close(x, y, atol=1e-3, rtol=0)
+
+
+def test_a_parameter_frozen_after_recording_is_recorded_again(float64):
+    """Freezing a parameter changes what the step differentiates: it gets
+    no gradient, as in the eager step."""
+    runs = []
+    for jit_compile in (False, True):
+        model, obs = seed_mixture(60)
+        torch.manual_seed(0)
+        guide = AutoNormalGuide(model, observed_names={"y"})
+        elbo = ELBO(jit_compile=jit_compile, jit_backend="eager")
+        svi = SVI(model, guide, adam(guide.parameters(), lr=0.02), elbo)
+        torch.manual_seed(3)
+        losses = [svi.step(None, obs) for _ in range(3)]
+        guide.raw_scale.requires_grad_(False)
+        losses += [svi.step(None, obs) for _ in range(3)]
+        assert guide.raw_scale.grad is None
+        runs.append((losses, [p.detach().clone() for p in guide.parameters()]))
+        if jit_compile:
+            assert elbo._jit.recordings == 2 and elbo.compiled
+    _assert_same(runs[0], runs[1], 1e-10)
