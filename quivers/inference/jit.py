@@ -31,8 +31,9 @@ Laws
   :class:`~quivers.capture.CompileWarning` says why, once: sampled
   discrete latents (their estimators read the draws on the host, or draw
   other noise), a ``subsample`` step, a morphism model, a guide that is
-  not a torch module, a graph that reads a value on the host or draws
-  other random numbers, a compiler that fails, a compiled step that
+  not a torch module, a graph that reads a value on the host, draws
+  other random numbers or reads a tensor that requires gradients but is
+  no parameter of the model or the guide, a compiler that fails, a compiled step that
   disagrees with the eager one, and data that keep changing (more than
   :data:`MAX_RECORDINGS` recordings).
 - A step whose loss is not finite is taken again eagerly at the same
@@ -236,10 +237,11 @@ class CompiledELBO:
         if not want:  # nothing to learn: the eager step says what it says
             return self._eager(model, guide, x, observations, None)
         self.recordings += 1
+        before = [None if p.grad is None else p.grad.clone() for p in want]  # backward adds to them
         with _Noise() as kept:
             surrogate, value = elbo.differentiable_loss(model, guide, x, observations)
-        grads = torch.autograd.grad(surrogate, want, allow_unused=True)
-        _write([p for p, g in zip(want, grads) if g is not None], [g for g in grads if g is not None])
+        surrogate.backward()  # the eager step, exactly: every leaf it reaches gets its gradient
+        grads = [p.grad if b is None or p.grad is None else p.grad - b for p, b in zip(want, before)]
         latents = {k: v.detach() for k, v in elbo.last_latents.items()}
         noise = kept.drawn
         cuda = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
@@ -282,6 +284,10 @@ class CompiledELBO:
         drawn = _random_ops(graph)
         if drawn:
             return f"it draws random numbers other than the guide's standard normal noise ({', '.join(drawn)})", None
+        held = _learnable_constants(graph)
+        if held:
+            return (f"it reads {held} tensor(s) that require gradients but are no parameters of the model or "
+                    "the guide (the graph would hold them fixed; register them on a module to learn them)"), None
         try:
             fn = compile_graph(graph, self.backend, [p.detach() for p in params] + noise)
             with torch.no_grad():  # as the steps call it, so that torch.compile's guards hold for them
@@ -322,6 +328,16 @@ def _unsupported(elbo: Any, model: Any, guide: Any, subsample: Any) -> str | Non
                else "their relaxed draws take uniform noise")
         return f"the guide samples discrete latents ({names}), and {how}"
     return None
+
+
+def _learnable_constants(graph: torch.fx.GraphModule) -> int:
+    """How many tensors the recorded graph holds as constants although
+    they require gradients: tensors the step reads besides the model's and
+    the guide's parameters (a ``const`` of a learnable tensor), which the
+    eager step differentiates and the graph would hold fixed."""
+    held = {id(t) for n in graph.graph.nodes if n.op == "get_attr"
+            for t in [getattr(graph, n.target, None)] if isinstance(t, Tensor) and t.requires_grad}
+    return len(held)
 
 
 def _random_ops(graph: torch.fx.GraphModule) -> list[str]:

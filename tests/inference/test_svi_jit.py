@@ -228,6 +228,35 @@ def test_other_random_draws_fall_back_to_the_eager_step():
     _falls_back(_mixture_svi(_UniformGuide), obs, r"random numbers other than .*(uniform|rand)")
 
 
+class _ShiftedGuide(AutoNormalGuide):
+    """A guide that shifts its draw by a learnable tensor it does not
+    register (the optimizer is given it by hand)."""
+
+    shift = torch.zeros(6, requires_grad=True)
+
+    def _base_draw(self, num):
+        u, log_base = super()._base_draw(num)
+        return u + self.shift, log_base
+
+
+def test_a_learnable_tensor_that_is_no_parameter_falls_back_to_the_eager_step():
+    """The eager step differentiates a tensor that requires gradients
+    wherever the step reads it; a graph would hold it fixed."""
+    model, obs = seed_mixture(60)
+    shift = _ShiftedGuide.shift
+
+    def make(jit_compile):
+        with torch.no_grad():
+            shift.zero_()
+        torch.manual_seed(0)
+        guide = _ShiftedGuide(model, observed_names={"y"})
+        return SVI(model, guide, adam([*guide.parameters(), shift], lr=0.05),
+                   ELBO(jit_compile=jit_compile, jit_backend="eager"))
+
+    _falls_back(make, obs, r"reads 1 tensor\(s\) that require gradients")
+    assert bool((shift != 0).any())  # learned, as eagerly
+
+
 def test_a_compiler_that_fails_falls_back_to_the_eager_step():
     model, obs = seed_mixture(60)
     _falls_back(_mixture_svi(backend="no_such_backend"), obs, "torch.compile failed")
