@@ -91,6 +91,7 @@ class _Noise(TorchFunctionMode):
         super().__init__()
         self.given = None if noise is None else list(noise)
         self.drawn: list[Tensor] = []
+        self.into_views = False  # a draw into a view, whose layout a fresh tensor would not repeat
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -98,6 +99,7 @@ class _Noise(TorchFunctionMode):
             return func(*args, **kwargs)
         target = args[0]
         if self.given is None:
+            self.into_views |= not target.is_contiguous()
             out = func(*args, **kwargs)
             self.drawn.append(out.detach().clone())
             return out
@@ -244,6 +246,10 @@ class CompiledELBO:
         grads = [p.grad if b is None or p.grad is None else p.grad - b for p, b in zip(want, before)]
         latents = {k: v.detach() for k, v in elbo.last_latents.items()}
         noise = kept.drawn
+        if kept.into_views:
+            self._failed.add((key, tuple(id(p) for p in params)))
+            self._warn("the guide draws its noise into views of other tensors")
+            return value
         cuda = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
         # a recording runs the step, and a step that draws other noise would
         # move the generator: the run goes on as if no recording were made

@@ -32,6 +32,7 @@ from quivers.inference import (
     fit,
 )
 from quivers.inference import jit
+from quivers.inference.structured import AutoStructuredNormal, compose_guides
 from quivers.inference.svi import adam
 from quivers.programs import Program, const, observe, sample, var
 from tests.inference.test_fit import data, gmm
@@ -58,6 +59,15 @@ def _assert_same(a, b, tol):
         torch.testing.assert_close(x, y, atol=tol, rtol=0)
 
 
+def _structured(model, observed_names):
+    return AutoStructuredNormal(model, observed_names=observed_names)
+
+
+def _composed(model, observed_names):
+    return compose_guides(model, {"mu_k": AutoMultivariateNormal, ("probs", "sd_k"): AutoNormalGuide},
+                          observed_names=observed_names)
+
+
 CASES = [
     (AutoNormalGuide, {}),
     (AutoNormalGuide, {"num_particles": 3}),
@@ -66,6 +76,8 @@ CASES = [
     (AutoMultivariateNormal, {}),
     (AutoLowRankMultivariateNormal, {}),
     (AutoIAFNormal, {}),
+    (_structured, {}),
+    (_composed, {}),
 ]
 
 
@@ -216,6 +228,20 @@ class _UniformGuide(AutoNormalGuide):
     def _base_draw(self, num):
         u, log_base = super()._base_draw(num)
         return u + 1e-6 * torch.rand_like(u), log_base
+
+
+class _ViewNoiseGuide(AutoNormalGuide):
+    """A guide that draws its noise into every other column of a buffer."""
+
+    def _base_draw(self, num):
+        eps = torch.zeros(num, 2 * self.dim)[:, ::2].normal_()
+        scale = torch.nn.functional.softplus(self.raw_scale)
+        return self.loc + eps * scale, -0.5 * (eps * eps).sum(-1) - scale.log().sum()
+
+
+def test_noise_drawn_into_a_view_falls_back_to_the_eager_step():
+    model, obs = seed_mixture(60)
+    _falls_back(_mixture_svi(_ViewNoiseGuide), obs, "noise into views")
 
 
 def test_a_host_read_falls_back_to_the_eager_step():
