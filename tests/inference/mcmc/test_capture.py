@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -472,14 +473,21 @@ def assert_same(got: tuple[torch.Tensor, torch.Tensor], want: tuple[torch.Tensor
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", sorted(CORPUS))
-def test_the_potential_records_and_replays_the_eager_one(name):
+def compiled_corpus_potential(name: str, backend: str):
+    """The NUTS potential of ``CORPUS[name]``, compiled at the first batch
+    of points (no CompileWarning allowed), and the other batches."""
     potential, dim = nuts_potential(*CORPUS[name]())
     start, *others = points(dim, seed=len(name))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CompileWarning)
-        compiled = compile_potential(potential, start, backend="eager")
+        compiled = compile_potential(potential, start, backend=backend)
     assert compiled.compiled
+    return potential, compiled, others
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_the_potential_records_and_replays_the_eager_one(name):
+    potential, compiled, others = compiled_corpus_potential(name, "eager")
     finite = 0
     for z in others:
         got = compiled.value_and_grad(z)
@@ -495,6 +503,25 @@ def test_the_potential_records_and_replays_the_eager_one(name):
             assert_same((got[0][c : c + 1], got[1][c : c + 1]), want)
             finite += int(torch.isfinite(want[0]).sum())
     assert finite > 0
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inductor's own import
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
+@pytest.mark.parametrize("name", ["families", "hmm_example", "tensor", "lkj"])
+def test_inductor_compiles_the_recorded_potential(name):
+    """The graphs inductor is given compile (a 0-dim index once made it
+    refuse the potential of a tensor of programs) and agree with eager up
+    to the rounding of reassociated sums, relative to each output's largest
+    entry (as compile_potential's own check measures it)."""
+    potential, compiled, others = compiled_corpus_potential(name, "inductor")
+    for z in others[:3]:
+        for got, want in zip(compiled.value_and_grad(z), potential_and_grad(potential, z)):
+            finite = torch.isfinite(want)
+            assert torch.equal(finite, torch.isfinite(got))
+            if bool(finite.any()):
+                scale = float(want[finite].abs().max().clamp(min=1.0))
+                assert float((got - want)[finite].abs().max()) <= 1e-10 * scale
 
 
 # ------------------------------------------------- the log-space product
