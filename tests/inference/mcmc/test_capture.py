@@ -576,3 +576,22 @@ def test_the_captured_log_matmul_is_the_enumeration(ab):
         seen = torch.isfinite(ref)
         assert bool(torch.isfinite(got)[seen].all())
         torch.testing.assert_close(got[seen], ref[seen], rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------- a Pushforward's image
+
+
+@pytest.mark.parametrize("lo, hi", [(-math.inf, math.inf), (0.0, math.inf), (1.5, math.inf), (-math.inf, 2.0),
+                                    (0.0, 1.0), (-1.0, 3.0)])
+def test_the_captured_image_of_a_pushforward_has_the_eager_ends(lo, hi):
+    """Under capture the image's ends are chosen per element, open or
+    closed as eager's constraint has them (its ends included)."""
+    from quivers.distributions.pushforward import _interval
+
+    ends = torch.tensor([lo, hi], dtype=F64)
+    values = torch.tensor([-math.inf, -5.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 7.0, math.inf, math.nan], dtype=F64)
+    values = torch.cat([values, ends])
+    eager = _interval(ends[0], ends[1]).check(values)
+    with capture():
+        captured = _interval(ends[0], ends[1]).check(values)
+    assert torch.equal(captured, eager)
