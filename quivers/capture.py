@@ -98,8 +98,17 @@ def record(fn: Callable[..., Any], *args: Tensor) -> torch.fx.GraphModule:
     """
     from torch.fx.experimental.proxy_tensor import make_fx
 
+    # make_fx follows tensors by identity: one tensor given for two inputs
+    # would be recorded as the same input in both places
+    seen: set[int] = set()
+    fresh = []
+    for a in args:
+        if id(a) in seen:
+            a = a.detach().clone().requires_grad_(a.requires_grad)
+        seen.add(id(a))
+        fresh.append(a)
     with capture():
-        return make_fx(fn, tracing_mode="real")(*args)
+        return make_fx(fn, tracing_mode="real")(*fresh)
 
 
 def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
@@ -127,14 +136,16 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
         from torch._inductor.compile_fx import compile_fx
 
         return compile_fx(graph, list(inputs))
-    return torch.compile(graph, backend=backend, fullgraph=True, dynamic=False)
+    # the bound forward, not the module: a call skips nn.Module's hooks
+    return torch.compile(graph.forward, backend=backend, fullgraph=True, dynamic=False)
 
 
 def agree(a: Sequence[Tensor], b: Sequence[Tensor]) -> bool:
     """Whether the compiled results ``a`` equal the eager ones ``b`` up to
-    the reassociation of sums that fused loops make: relative to the
-    largest magnitude of each, a few hundred ulps of the dtype, with the
-    same infinities at the same places (NaN never agrees).
+    the reassociation of sums that fused loops make: booleans, integers,
+    infinities and NaN exactly where ``b`` has them, and finite values
+    relative to the largest magnitude of each result, to a few hundred ulps
+    of its dtype.
 
     Examples
     --------
@@ -142,19 +153,25 @@ def agree(a: Sequence[Tensor], b: Sequence[Tensor]) -> bool:
     True
     >>> agree([torch.tensor([1.0, 2.0])], [torch.tensor([1.0, 2.1])])
     False
+    >>> agree([torch.tensor([float("nan"), True])], [torch.tensor([float("nan"), True])])
+    True
     """
     if len(a) != len(b):
         return False
     for x, y in zip(a, b):
-        if x.shape != y.shape or not bool((torch.isfinite(x) == torch.isfinite(y)).all()):
+        if x.shape != y.shape or x.dtype != y.dtype:
             return False
+        if not y.is_floating_point():
+            if not bool((x == y).all()):
+                return False
+            continue
         finite = torch.isfinite(y)
-        if not bool((x[~finite] == y[~finite]).all()):  # the same infinities, NaN never equal
+        same = (x == y) | (torch.isnan(x) & torch.isnan(y))
+        if not bool((torch.isfinite(x) == finite).all()) or not bool(same[~finite].all()):
             return False
         if bool(finite.any()):
             scale = float(y[finite].abs().max().clamp(min=1.0))
-            tol = 512 * torch.finfo(y.dtype).eps * scale
-            if float((x[finite] - y[finite]).abs().max()) > tol:
+            if float((x[finite] - y[finite]).abs().max()) > 512 * torch.finfo(y.dtype).eps * scale:
                 return False
     return True
 

@@ -40,7 +40,7 @@ from torch import Tensor
 from quivers.capture import CompileWarning, agree, compile_graph, first_line, record
 from quivers.inference.mcmc.hamiltonian import potential_and_grad
 
-__all__ = ["CompileWarning", "CompiledPotential", "compile_potential"]
+__all__ = ["CompileWarning", "CompiledPotential", "compile_potential", "compile_recorded", "warn_eager"]
 
 Potential = Callable[[Tensor], Tensor]
 
@@ -78,21 +78,48 @@ class CompiledPotential:
         return f"CompiledPotential({state}, batch {tuple(shape)}, {dtype}, {device})"
 
 
-def _value_and_grad(potential: Potential) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
-    def recorded(z: Tensor) -> tuple[Tensor, Tensor]:
-        return potential_and_grad(potential, z)
+def compile_recorded(
+    fn: Callable[..., tuple[Tensor, ...]], args: tuple[Tensor, ...], *, backend: str = "inductor", what: str
+) -> tuple[Callable[..., tuple[Tensor, ...]] | None, str]:
+    """Record ``fn`` at ``args`` as one graph of tensor operations and
+    compile it for their shapes; return ``(compiled, "")``, or ``(None,
+    why)`` where it cannot be recorded, compiled, or does not reproduce
+    ``fn(*args)``. ``what`` names ``fn`` in ``why``.
 
-    return recorded
+    ``fn`` takes and returns tensors only; it may call
+    ``torch.autograd.grad`` (the backward pass is recorded too). Its
+    outputs are checked against an eager call on the same ``args``
+    (:func:`quivers.capture.agree`). ``backend`` is ``torch.compile``'s: ``"inductor"``
+    generates fused code, ``"eager"`` only replays the recorded graph (what
+    tests use to check a recording without a compiler).
+
+    Examples
+    --------
+    >>> double, why = compile_recorded(lambda x: (2 * x,), (torch.ones(3),), backend="eager", what="x -> 2x")
+    >>> double(torch.arange(3.0)), why
+    ((tensor([0., 2., 4.]),), '')
+    """
+    # fresh tensors: the eager call is made on the same ones as the recording
+    args = tuple(a.detach().clone() for a in args)
+    eager = fn(*args)
+    try:
+        graph = record(fn, *args)
+    except Exception as err:  # noqa: BLE001 - any failure to record means: stay eager
+        return None, f"{what} could not be recorded as a graph ({type(err).__name__}: {first_line(err)})"
+    try:
+        compiled = compile_graph(graph, backend)
+        got = compiled(*args)
+    except Exception as err:  # noqa: BLE001 - a compiler that fails means: stay eager
+        return None, f"torch.compile failed on {what} ({type(err).__name__}: {first_line(err)})"
+    if not agree(tuple(got), tuple(eager)):
+        return None, f"the compiled {what} differs from the eager one at the first point"
+    return compiled, ""
 
 
 def compile_potential(potential: Potential, z: Tensor, *, backend: str = "inductor") -> CompiledPotential:
     """Record ``potential`` and its gradient at the batch ``z`` ``(C, D)``
-    and compile them; see the module's docstring.
-
-    ``backend`` is ``torch.compile``'s: ``"inductor"`` generates fused code,
-    ``"eager"`` only replays the recorded graph (what tests use to check the
-    recording without a compiler). Never raises for a potential that runs
-    eagerly: what cannot be compiled is warned of and evaluated eagerly.
+    and compile them (:func:`compile_recorded`); what cannot be compiled is
+    warned of (:class:`CompileWarning`) and evaluated eagerly.
 
     Examples
     --------
@@ -109,22 +136,17 @@ def compile_potential(potential: Potential, z: Tensor, *, backend: str = "induct
     >>> vg.value_and_grad(torch.tensor([[-1.0, 2.0]]))[0]
     tensor([3.])
     """
+
+    def value_and_grad(z: Tensor) -> tuple[Tensor, Tensor]:
+        return potential_and_grad(potential, z)
+
     z = z.detach()
-    eager = potential_and_grad(potential, z)
-    try:
-        graph = record(_value_and_grad(potential), z)
-    except Exception as err:  # noqa: BLE001 - any failure to record means: stay eager
-        return _eager(potential, z, f"it could not be recorded as a graph ({type(err).__name__}: {first_line(err)})")
-    try:
-        fn = compile_graph(graph, backend)
-        got = fn(z)
-    except Exception as err:  # noqa: BLE001 - a compiler that fails means: stay eager
-        return _eager(potential, z, f"torch.compile failed ({type(err).__name__}: {first_line(err)})")
-    if not agree(got, eager):
-        return _eager(potential, z, "its compiled value or gradient differs from the eager one at the first point")
+    fn, why = compile_recorded(value_and_grad, (z,), backend=backend, what="potential")
+    if fn is None:
+        warn_eager(why)
     return CompiledPotential(potential, fn, z)
 
 
-def _eager(potential: Potential, z: Tensor, why: str) -> CompiledPotential:
-    warnings.warn(f"the potential is evaluated eagerly: {why}", CompileWarning, stacklevel=3)
-    return CompiledPotential(potential, None, z)
+def warn_eager(why: str) -> None:
+    """Say that the run evaluates eagerly, and why."""
+    warnings.warn(f"the run evaluates eagerly: {why}", CompileWarning, stacklevel=3)

@@ -139,6 +139,12 @@ class DiscreteHMCGibbs(HamiltonianKernel):
     def __init__(self, model: Any, inner: type[HamiltonianKernel] = NUTS, **options: Any) -> None:
         if not (isinstance(inner, type) and issubclass(inner, HamiltonianKernel)):
             raise QuiversTypeError(f"`inner` must be a Hamiltonian kernel class such as NUTS, got {inner!r}")
+        if options.get("jit_compile"):
+            # the potential reads the discrete values of the last sweep: a
+            # recorded graph would keep those of the first as constants
+            raise QuiversTypeError(
+                "`jit_compile` is not available with Gibbs steps: the potential changes with the discrete values"
+            )
         self.adaptor = as_gibbs_model(model)
         self.inner = inner(self.adaptor, **options)
         self.stat_names = self.inner.stat_names

@@ -69,6 +69,7 @@ class HMC(HamiltonianKernel):
         dim: int | None = None,
         dense_mass: bool = False,
         init_strategy: InitStrategy | None = None,
+        jit_compile: bool = False,
     ) -> None:
         _positive("num_steps", num_steps, integer=True)
         if isinstance(step_size_jitter, bool) or not isinstance(step_size_jitter, (int, float)) or not (
@@ -90,6 +91,7 @@ class HMC(HamiltonianKernel):
             dim=dim,
             dense_mass=dense_mass,
             init_strategy=init_strategy,
+            jit_compile=jit_compile,
         )
         self.num_steps = num_steps
         self.step_size_jitter = float(step_size_jitter)

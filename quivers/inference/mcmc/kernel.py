@@ -33,6 +33,7 @@ from quivers.inference.mcmc.adaptation import (
     find_reasonable_step_size,
 )
 from quivers.inference.mcmc.adaptor import ModelAdaptor, resolve_adaptor
+from quivers.inference.mcmc.compiled import compile_potential
 from quivers.inference.mcmc.hamiltonian import momentum_factor, potential_and_grad
 from quivers.inference.mcmc.init import InitStrategy
 
@@ -94,6 +95,15 @@ class HamiltonianKernel:
     init_strategy
         Where chains start (:mod:`quivers.inference.mcmc.init`): by default
         the model adaptor's own choice (Stan's uniform in ``(-2, 2)``).
+    jit_compile
+        Record the potential and its gradient once, at the run's first
+        point, and compile them with ``torch.compile``
+        (:mod:`quivers.inference.mcmc.compiled`): each leapfrog step is then
+        one call of fused code instead of every operation of the model
+        dispatched from Python. Compiling takes seconds, so it pays on long
+        runs; the draws agree with the eager run's up to rounding, not bit
+        for bit. A potential that cannot be compiled runs eagerly, with a
+        :class:`~quivers.inference.mcmc.compiled.CompileWarning`.
 
     Examples
     --------
@@ -112,6 +122,9 @@ class HamiltonianKernel:
     """
 
     stat_names: tuple[str, ...] = ()
+    #: the ``torch.compile`` backend of ``jit_compile``; ``"eager"`` replays
+    #: the recorded graph without generating code (how tests check a recording)
+    jit_backend: str = "inductor"
 
     def __init__(
         self,
@@ -128,7 +141,10 @@ class HamiltonianKernel:
         dim: int | None = None,
         dense_mass: bool = False,
         init_strategy: InitStrategy | None = None,
+        jit_compile: bool = False,
     ) -> None:
+        if not isinstance(jit_compile, bool):
+            raise QuiversTypeError(f"`jit_compile` must be True or False, got {jit_compile!r}")
         if init_strategy is not None and not callable(init_strategy):
             raise QuiversTypeError(
                 f"`init_strategy` must be a strategy such as `init_to_median()`, got {type(init_strategy).__name__}"
@@ -158,6 +174,7 @@ class HamiltonianKernel:
         self.max_energy_error = float(max_energy_error)
         self.dense_mass = bool(dense_mass)
         self.init_strategy = init_strategy
+        self.jit_compile = jit_compile
         self.step_size: Tensor | None = None
         self.inverse_mass_matrix: Tensor | None = None
 
@@ -227,6 +244,8 @@ class HamiltonianKernel:
         self.inverse_mass_matrix = self._initial_inverse_mass(z)
         self._mass_changed()
         state = ChainState(z, u, g)
+        if self.jit_compile:
+            self._compile(state)
         if self.adapt_step_size:
             self.step_size = self._find_step_size(state)
         self._schedule = WarmupSchedule.stan(num_warmup)
@@ -278,6 +297,12 @@ class HamiltonianKernel:
             raise InvalidValueError("`inverse_mass_matrix` must be finite and positive")
         init = init.expand_as(z)
         return torch.diag_embed(init) if dense else init.clone()
+
+    def _compile(self, state: ChainState) -> None:
+        """With ``jit_compile``: compile what a transition calls most, here
+        the potential and its gradient (a kernel may compile more of its
+        step)."""
+        self._potential = compile_potential(self._potential, state.z, backend=self.jit_backend)
 
     def _mass_changed(self) -> None:
         self.mass_sqrt = momentum_factor(self.inverse_mass_matrix)

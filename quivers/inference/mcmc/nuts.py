@@ -45,6 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from quivers.inference.mcmc.compiled import compile_recorded, warn_eager
 from quivers.inference.mcmc.hamiltonian import (
     finite_or_inf,
     kinetic_energy,
@@ -74,6 +75,52 @@ def _checkpoint_plan(num_leaves: int) -> list[tuple[int, int, int, int]]:
             closing = (~n & (n + 1)).bit_length() - 1
             plan.append((-1, hi - closing + 1, hi, closing))
     return plan
+
+
+def _leaf(
+    potential: Callable[[Tensor], Tensor],
+    min_log_weight: float,
+    z: Tensor,
+    p: Tensor,
+    g: Tensor,
+    half: Tensor,
+    drift: Tensor,
+    inv_mass: Tensor,
+    h0: Tensor,
+    building: Tensor,
+    fallback: Tensor,
+    log_weight: Tensor,
+    proposal: Tensor,
+    log_u: Tensor,
+    *,
+    first: bool = False,
+    every: bool = False,
+) -> tuple[Tensor, ...]:
+    """One leaf of a subtree: a leapfrog step of every chain, its energy,
+    and the progressive multinomial choice of the subtree's proposal.
+
+    Returns the leaf's ``z``, ``p``, gradient and ``M^{-1} p``, its log
+    weight, which chains still build (``building`` without those whose
+    energy error passed ``-min_log_weight``), and the subtree's log weight
+    and proposal ``[z | grad | U | H]`` after it. ``first`` (the subtree's
+    first leaf: ``log_weight`` is ``-inf``) and ``every`` (every chain
+    builds) only skip operations whose result they know; the values are
+    the same without them, which is how the compiled leaf is recorded."""
+    if every:
+        z, p, u, g = leapfrog(z, p, g, half, drift, potential)
+    else:
+        z, p, u, g = leapfrog(z, p, g, half, drift, potential, valid=building, fallback=fallback)
+    v = sharp(p, inv_mass)
+    h = finite_or_inf(torch.add(u, torch.linalg.vecdot(p, v), alpha=0.5))
+    log_w = h0 - h
+    ok = building & (log_w >= min_log_weight)
+    leaf = torch.cat([z, g, u.unsqueeze(-1), h.unsqueeze(-1)], -1)
+    if first:  # logaddexp(-inf, log_w) is log_w, and the one leaf is the proposal
+        return z, p, g, v, log_w, ok, torch.where(ok, log_w, -torch.inf), leaf
+    new_weight = torch.logaddexp(log_weight, log_w)
+    take = ok & (log_u < log_w - new_weight)
+    log_weight = torch.where(ok, new_weight, log_weight)
+    return z, p, g, v, log_w, ok, log_weight, torch.where(take.unsqueeze(-1), leaf, proposal)
 
 
 def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
@@ -123,6 +170,7 @@ class NUTS(HamiltonianKernel):
         dim: int | None = None,
         dense_mass: bool = False,
         init_strategy: InitStrategy | None = None,
+        jit_compile: bool = False,
     ) -> None:
         _positive("max_tree_depth", max_tree_depth, integer=True)
         super().__init__(
@@ -138,9 +186,35 @@ class NUTS(HamiltonianKernel):
             dim=dim,
             dense_mass=dense_mass,
             init_strategy=init_strategy,
+            jit_compile=jit_compile,
         )
         self.max_tree_depth = max_tree_depth
         self._plan = _checkpoint_plan(2 ** (max_tree_depth - 1))
+        self._compiled_leaf: Callable[..., tuple[Tensor, ...]] | None = None
+
+    def _compile(self, state: ChainState) -> None:
+        """With ``jit_compile``: record and compile one leaf of a subtree
+        (:func:`_leaf`: the leapfrog step with the potential's forward and
+        backward, the energy and the proposal's choice) as one graph, checked
+        against the eager leaf at the first point with unit momenta."""
+        self._compiled_leaf = None
+        z, u, g = state
+        potential, min_log_weight = self._potential, -self.max_energy_error
+
+        def leaf(*args: Tensor) -> tuple[Tensor, ...]:
+            return _leaf(potential, min_log_weight, *args)
+
+        step = self.step_size.unsqueeze(-1)
+        p = torch.ones_like(z)
+        inv_mass = self.inverse_mass_matrix
+        args = (
+            z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, u + kinetic_energy(p, inv_mass),
+            torch.ones_like(u, dtype=torch.bool), z, torch.full_like(u, -torch.inf),
+            torch.cat([z, g, u.unsqueeze(-1), u.unsqueeze(-1)], -1), torch.full_like(u, -0.5),
+        )
+        self._compiled_leaf, why = compile_recorded(leaf, args, backend=self.jit_backend, what="leapfrog step")
+        if self._compiled_leaf is None:
+            warn_eager(why)
 
     def transition(self, state: ChainState) -> tuple[ChainState, dict[str, Tensor]]:
         """One NUTS trajectory per chain, all chains in lockstep."""
@@ -251,29 +325,31 @@ class NUTS(HamiltonianKernel):
         # after the loop rather than leaf by leaf.
         log_ws: list[Tensor] = []
         counted: list[Tensor] = []
-        # `every`: whether every chain is still building, known on the host
-        # from the one synchronization per leaf; then no stand-in point is needed.
+        compiled = self._compiled_leaf
+        # the compiled leaf starts from weight -inf (any proposal: the first
+        # leaf replaces it in every chain that keeps the subtree); the eager
+        # one knows its first leaf
+        log_weight = proposal = None
+        if compiled is not None:
+            # compiled code is specialized to its inputs' strides: give it the
+            # layout of its own outputs (contiguous rows), never a slice of `start`
+            # (and two tensors where it was recorded with two: z and its stand-in)
+            z, p, g, fallback = z.contiguous(), p.contiguous(), g.contiguous(), z.clone()
+            log_weight, proposal = torch.full_like(h0, -torch.inf), start.new_zeros(start.shape[0], 2 * dim + 2)
         for n in range(2**depth):
-            if every:
-                z, p, u, g = leapfrog(z, p, g, half, drift, self._potential)
-            else:
-                z, p, u, g = leapfrog(z, p, g, half, drift, self._potential, valid=ok, fallback=fallback)
-            v = sharp(p, inv_mass)
-            h = finite_or_inf(torch.add(u, torch.linalg.vecdot(p, v), alpha=0.5))
-            log_w = h0 - h
-            log_ws.append(log_w)
             counted.append(ok)
-            ok = ok & (log_w >= min_log_weight)
-            leaf = torch.cat([z, g, u.unsqueeze(-1), h.unsqueeze(-1)], -1)
-            if n == 0:
-                log_weight = torch.where(ok, log_w, -torch.inf)
-                proposal = leaf
-                first_p = p
+            args = (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n])
+            if compiled is not None:
+                z, p, g, v, log_w, ok, log_weight, proposal = compiled(*args)
             else:
-                new_weight = torch.logaddexp(log_weight, log_w)
-                take = ok & (log_uniform[n] < log_w - new_weight)
-                log_weight = torch.where(ok, new_weight, log_weight)
-                proposal = torch.where(take.unsqueeze(-1), leaf, proposal)
+                # `every`: whether every chain is still building, known on the host
+                # from the one synchronization per leaf; then no stand-in point is needed.
+                z, p, g, v, log_w, ok, log_weight, proposal = _leaf(
+                    self._potential, min_log_weight, *args, first=n == 0, every=every
+                )
+            log_ws.append(log_w)
+            if n == 0:
+                first_p = p
             slot, lo, hi, closing = self._plan[n]
             if slot >= 0:
                 a_sharp[slot], a_rho[slot], a_p[slot] = v, rho, p

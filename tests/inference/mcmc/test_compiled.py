@@ -1,0 +1,174 @@
+"""``jit_compile``: the leapfrog step (NUTS) or the potential (HMC) recorded
+once and compiled, checked against the eager code and against closed forms.
+
+Most tests use the ``"eager"`` backend, which replays the recorded graph
+without generating code: what they check is the recording. One test per
+kernel runs inductor itself (a few seconds of compilation)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from quivers.errors import QuiversTypeError
+from quivers.inference.mcmc import HMC, MCMC, NUTS, DiscreteHMCGibbs
+from quivers.inference.mcmc.compiled import CompiledPotential, CompileWarning, compile_potential, compile_recorded
+from quivers.inference.mcmc.nuts import _leaf
+from tests.inference.mcmc.targets import check_moments, normal_normal_posterior, normal_normal_potential
+
+Y = torch.tensor([1.2, 0.4, 2.1, 1.7, 0.9, 1.1], dtype=torch.float64)
+
+
+def _normal_normal(z):
+    return normal_normal_potential(z, Y)
+
+
+def _run(kernel, *, seed=0, num_warmup=300, num_samples=600):
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=4, seed=seed,
+                progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)  # a fallback would hide what is tested
+        mcmc.run()
+    return mcmc
+
+
+def test_one_tensor_given_for_two_inputs_is_recorded_as_two():
+    # make_fx follows tensors by identity: recording f(x, x) naively makes
+    # both inputs the same placeholder, and f(a, b) then computes f(b, b)
+    x = torch.ones(3)
+    f, why = compile_recorded(lambda a, b: (a - 2 * b,), (x, x), backend="eager", what="a - 2b")
+    assert why == ""
+    (out,) = f(torch.full((3,), 5.0), torch.ones(3))
+    assert torch.equal(out, torch.full((3,), 3.0))
+
+
+def test_a_recording_that_differs_from_eager_is_refused():
+    calls = []
+
+    def f(x):  # the recording sees a different function than the check
+        calls.append(1)
+        return (x * len(calls),)
+
+    fn, why = compile_recorded(f, (torch.ones(2),), backend="eager", what="f")
+    assert fn is None and "differs from the eager one" in why
+
+
+def test_a_potential_of_another_shape_is_evaluated_eagerly():
+    vg = compile_potential(_normal_normal, torch.zeros(4, 1, dtype=torch.float64), backend="eager")
+    assert vg.compiled and isinstance(vg, CompiledPotential)
+    z = torch.tensor([[0.3], [1.0]], dtype=torch.float64)  # 2 chains, not 4
+    u, g = vg.value_and_grad(z)
+    assert torch.allclose(u, _normal_normal(z)) and g.shape == (2, 1)
+
+
+def test_the_recorded_leaf_equals_the_eager_leaf_with_chains_masked():
+    gen = torch.Generator().manual_seed(3)
+    z, p = torch.randn(4, 1, generator=gen, dtype=torch.float64), torch.randn(4, 1, generator=gen, dtype=torch.float64)
+    zg = z.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(_normal_normal(zg).sum(), zg)
+    inv_mass, step = torch.full((4, 1), 0.5, dtype=torch.float64), torch.full((4, 1), 0.1, dtype=torch.float64)
+    args = (z, p, g, 0.5 * step, step * inv_mass, inv_mass, _normal_normal(z) + 0.25 * (p * p).sum(-1),
+            torch.tensor([True, False, True, True]), z + 1.0, torch.tensor([-0.5, -1.0, -torch.inf, 0.2],
+                                                                             dtype=torch.float64),
+            torch.zeros(4, 4, dtype=torch.float64), torch.full((4,), -0.7, dtype=torch.float64))
+
+    def leaf(*a):
+        return _leaf(_normal_normal, -1000.0, *a)
+
+    fn, why = compile_recorded(leaf, args, backend="eager", what="leaf")
+    assert why == ""
+    for got, want in zip(fn(*args), leaf(*args), strict=True):
+        assert torch.allclose(got, want, rtol=1e-12, atol=0) if got.is_floating_point() else torch.equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_nuts_with_a_compiled_leaf_recovers_the_normal_normal_posterior(backend):
+    kernel = NUTS(potential_fn=_normal_normal, dim=1, jit_compile=True)
+    kernel.jit_backend = backend
+    mcmc = _run(kernel, seed=4)
+    assert kernel._compiled_leaf is not None
+    mean, sd = normal_normal_posterior(Y)
+    check_moments(mcmc.get_samples(group_by_chain=True)["z"], mean, sd)
+
+
+def test_hmc_with_a_compiled_potential_recovers_the_normal_normal_posterior():
+    kernel = HMC(potential_fn=_normal_normal, dim=1, num_steps=8, step_size_jitter=0.3, jit_compile=True)
+    mcmc = _run(kernel, seed=5)
+    assert isinstance(kernel._potential, CompiledPotential) and kernel._potential.compiled
+    mean, sd = normal_normal_posterior(Y)
+    check_moments(mcmc.get_samples(group_by_chain=True)["z"], mean, sd)
+
+
+def test_a_program_runs_compiled_and_agrees_with_the_eager_run():
+    from quivers.categories import FinSet
+    from quivers.distributions import HalfNormal, Normal
+    from quivers.programs import Program, observe, sample, var
+
+    item = FinSet("Item", 40)
+    y = torch.linspace(-1.0, 3.0, 40, dtype=torch.float64)
+    prog = Program("normal", item, item, [
+        sample("mu", None, Normal(0.0, 5.0)),
+        sample("sigma", None, HalfNormal(2.0)),
+        observe("y", item, Normal(var("mu"), var("sigma"))),
+    ])
+    means = {}
+    for jit in (False, True):
+        kernel = NUTS(prog, jit_compile=jit)
+        kernel.jit_backend = "eager"
+        mcmc = MCMC(kernel, num_warmup=200, num_samples=400, num_chains=4, seed=6, progress_bar=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            mcmc.run(None, {"y": y})
+        means[jit] = {k: float(v.mean()) for k, v in mcmc.get_samples().items()}
+        assert (kernel._compiled_leaf is not None) == jit
+    # independent chains of the same posterior: means within Monte Carlo error
+    assert abs(means[True]["mu"] - means[False]["mu"]) < 0.1
+    assert abs(means[True]["sigma"] - means[False]["sigma"]) < 0.1
+    assert abs(means[True]["mu"] - float(y.mean())) < 0.15
+
+
+def test_a_potential_that_reads_its_values_runs_eagerly_with_a_warning():
+    def branching(z):  # chooses its formula by reading z on the host
+        return 0.5 * (z**2).sum(-1) if bool((z.abs() < 100).all()) else z.abs().sum(-1)
+
+    kernel = NUTS(potential_fn=branching, dim=2, jit_compile=True)
+    mcmc = MCMC(kernel, num_warmup=100, num_samples=200, num_chains=2, seed=7, progress_bar=False)
+    with pytest.warns(CompileWarning, match="could not be recorded"):
+        mcmc.run()
+    assert kernel._compiled_leaf is None
+    check_moments(mcmc.get_samples(group_by_chain=True)["z"], 0.0, 1.0)
+
+
+def test_bad_jit_compile_options_are_refused():
+    with pytest.raises(QuiversTypeError, match="`jit_compile` must be True or False"):
+        NUTS(potential_fn=_normal_normal, dim=1, jit_compile="yes")
+    with pytest.raises(QuiversTypeError, match="not available with Gibbs steps"):
+        DiscreteHMCGibbs(object(), jit_compile=True)
+
+
+def test_fit_passes_jit_compile_to_nuts_and_refuses_it_with_gibbs():
+    from quivers.categories import FinSet
+    from quivers.distributions import Bernoulli, Normal
+    from quivers.inference import fit
+    from quivers.programs import Program, observe, sample, var
+
+    item = FinSet("Item", 20)
+    prog = Program("mean", item, item, [
+        sample("mu", None, Normal(0.0, 5.0)),
+        observe("y", item, Normal(var("mu"), 1.0)),
+    ])
+    y = torch.linspace(0.0, 2.0, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        result = fit(prog, {"y": y}, method="nuts", num_warmup=200, num_samples=200, jit_compile=True, seed=0,
+                     progress_bar=False)
+    assert abs(float(result.samples["mu"].mean()) - 1.0) < 0.15
+    switch = Program("switch", item, item, [
+        sample("d", None, Bernoulli(0.5)),
+        sample("mu", None, Normal(0.0, 5.0)),
+        observe("y", item, Normal(var("mu") + var("d"), 1.0)),
+    ])
+    with pytest.raises(QuiversTypeError, match="not available with Gibbs steps"):
+        fit(switch, {"y": y}, discrete="gibbs", jit_compile=True, progress_bar=False)
