@@ -373,7 +373,6 @@ def fit(
     init: Mapping[str, Any] | None = None,
     init_strategy: InitStrategy | None = None,
     chain_method: str | None = None,
-    jit_compile: bool | None = None,
     seed: int | None = None,
     progress_bar: bool = True,
     device: torch.device | str | None = None,
@@ -434,11 +433,6 @@ def fit(
     chain_method
         ``"vectorized"`` (the default: the chains as one batch) or
         ``"parallel"`` (a process per chain).
-    jit_compile
-        NUTS compiles the potential and its gradient once and calls the
-        compiled code at every leapfrog step (``torch.compile``; see
-        :class:`~quivers.inference.mcmc.kernel.HamiltonianKernel`): seconds
-        to compile, then several times faster per step. Off by default.
     seed
         Makes the run reproducible.
     device
@@ -457,8 +451,13 @@ def fit(
         SVI: each step after the first is one call of a graph recorded
         and compiled once (``ELBO(jit_compile=True)``, see
         :class:`ELBO`): the same draws, several times faster on a small
-        model, after seconds of compilation. What cannot be compiled
-        runs eagerly with a :class:`~quivers.capture.CompileWarning`.
+        model, after seconds of compilation. NUTS: each leapfrog step
+        (the potential's forward and backward included) is one call of
+        code compiled once per run (see
+        :class:`~quivers.inference.mcmc.kernel.HamiltonianKernel`); the
+        draws agree with the eager run's up to rounding. Not with
+        ``discrete="gibbs"``. What cannot be compiled runs eagerly with a
+        :class:`~quivers.capture.CompileWarning`. Off by default.
 
     A morphism module (a QVR ``morphism`` or ``define``, a kernel
     program) is fitted by SVI alone, its parameters as point estimates:
@@ -528,8 +527,8 @@ def fit(
     options = dict(target_accept=0.8 if target_accept is None else target_accept,
                    max_tree_depth=10 if max_tree_depth is None else max_tree_depth,
                    dense_mass=bool(dense_mass), init_strategy=init_strategy)
-    if jit_compile is not None:  # the kernel checks it (and refuses it with Gibbs steps)
-        options["jit_compile"] = jit_compile
+    if jit_compile:  # the kernel refuses it with Gibbs steps
+        options["jit_compile"] = True
     if gibbs:
         kernel = DiscreteHMCGibbs(GibbsAdaptor(model, observed_names=observed, init=init, device=device), **options)
     else:
