@@ -123,6 +123,22 @@ def _leaf(
     return z, p, g, v, log_w, ok, log_weight, torch.where(take.unsqueeze(-1), leaf, proposal)
 
 
+def _leaf_and_pair(
+    potential: Callable[[Tensor], Tensor], min_log_weight: float, *args: Tensor
+) -> tuple[Tensor, ...]:
+    """:func:`_leaf` (its twelve arguments first), then the momentum sum
+    ``rho`` before this leaf, and the previous leaf's ``M^{-1} p`` and the
+    sum before it: also returns the sum after this leaf and which chains
+    still build if this leaf closes a sub-subtree of two leaves with the
+    previous one (the U-turn check of half the odd leaves), so that the
+    compiled leaf does that bookkeeping too."""
+    *leaf_args, rho, prev_sharp, prev_rho = args
+    z, p, g, v, log_w, ok, log_weight, proposal = _leaf(potential, min_log_weight, *leaf_args)
+    rho = rho + p
+    ok_pair = ok & ~_turning(prev_sharp, v, rho - prev_rho)
+    return z, p, g, v, log_w, ok, log_weight, proposal, rho, ok_pair
+
+
 def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
     """Stan's generalized no-U-turn criterion fails for the span ``rho``
     between ends with ``M^{-1} p`` equal to ``sharp_a`` and ``sharp_b``."""
@@ -194,15 +210,16 @@ class NUTS(HamiltonianKernel):
 
     def _compile(self, state: ChainState) -> None:
         """With ``jit_compile``: record and compile one leaf of a subtree
-        (:func:`_leaf`: the leapfrog step with the potential's forward and
-        backward, the energy and the proposal's choice) as one graph, checked
+        (:func:`_leaf_and_pair`: the leapfrog step with the potential's forward
+        and backward, the energy, the proposal's choice and the U-turn check
+        of a pair of leaves) as one graph, checked
         against the eager leaf at the first point with unit momenta."""
         self._compiled_leaf = None
         z, u, g = state
         potential, min_log_weight = self._potential, -self.max_energy_error
 
         def leaf(*args: Tensor) -> tuple[Tensor, ...]:
-            return _leaf(potential, min_log_weight, *args)
+            return _leaf_and_pair(potential, min_log_weight, *args)
 
         step = self.step_size.unsqueeze(-1)
         p = torch.ones_like(z)
@@ -211,6 +228,7 @@ class NUTS(HamiltonianKernel):
             z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, u + kinetic_energy(p, inv_mass),
             torch.ones_like(u, dtype=torch.bool), z, torch.full_like(u, -torch.inf),
             torch.cat([z, g, u.unsqueeze(-1), u.unsqueeze(-1)], -1), torch.full_like(u, -0.5),
+            torch.zeros_like(z), sharp(-p, inv_mass), -p,
         )
         self._compiled_leaf, why = compile_recorded(leaf, args, backend=self.jit_backend, what="leapfrog step")
         if self._compiled_leaf is None:
@@ -336,11 +354,18 @@ class NUTS(HamiltonianKernel):
             # (and two tensors where it was recorded with two: z and its stand-in)
             z, p, g, fallback = z.contiguous(), p.contiguous(), g.contiguous(), z.clone()
             log_weight, proposal = torch.full_like(h0, -torch.inf), start.new_zeros(start.shape[0], 2 * dim + 2)
+        prev_sharp = prev_rho = rho_next = ok_pair = None
         for n in range(2**depth):
             counted.append(ok)
             args = (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n])
             if compiled is not None:
-                z, p, g, v, log_w, ok, log_weight, proposal = compiled(*args)
+                if prev_sharp is None:  # the first leaf is even: nothing to check (but
+                    # three distinct tensors, as recorded, or dynamo compiles again)
+                    prev_sharp, prev_rho = torch.zeros_like(rho), torch.zeros_like(rho)
+                z, p, g, v, log_w, ok, log_weight, proposal, rho_next, ok_pair = compiled(
+                    *args, rho, prev_sharp, prev_rho
+                )
+                prev_sharp, prev_rho = v, rho
             else:
                 # `every`: whether every chain is still building, known on the host
                 # from the one synchronization per leaf; then no stand-in point is needed.
@@ -353,10 +378,13 @@ class NUTS(HamiltonianKernel):
             slot, lo, hi, closing = self._plan[n]
             if slot >= 0:
                 a_sharp[slot], a_rho[slot], a_p[slot] = v, rho, p
-                rho = rho + p
+                rho = rho + p if rho_next is None else rho_next
             else:
-                rho_before, rho = rho, rho + p
-                if closing == 1:  # half the odd leaves: one sub-subtree [n - 1, n]
+                rho_before, rho = rho, rho + p if rho_next is None else rho_next
+                if closing == 1 and ok_pair is not None:  # checked by the compiled leaf
+                    turned = None
+                    ok = ok_pair
+                elif closing == 1:  # half the odd leaves: one sub-subtree [n - 1, n]
                     turned = _turning(a_sharp[hi], v, rho - a_rho[hi])
                 else:
                     # Every sub-subtree [a, n] closing here, one per stored a,
@@ -373,7 +401,8 @@ class NUTS(HamiltonianKernel):
                             _turning(torch.stack(m_sharp[: closing - 1]), v, rho - torch.stack(m_rho[: closing - 1])),
                         ]
                     ).any(0)
-                ok = ok & ~turned
+                if turned is not None:
+                    ok = ok & ~turned
                 # n ends a left half whose right half closes 2^closing leaves on.
                 m_sharp[closing - 1], m_rho[closing - 1] = v, rho_before
             alive = int(ok.sum())
