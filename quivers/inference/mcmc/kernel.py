@@ -298,6 +298,12 @@ class HamiltonianKernel:
         init = init.expand_as(z)
         return torch.diag_embed(init) if dense else init.clone()
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the run set up last calls compiled code (``jit_compile``
+        and nothing made it fall back to the eager code)."""
+        return bool(getattr(getattr(self, "_potential", None), "compiled", False))
+
     def _compile(self, state: ChainState) -> None:
         """With ``jit_compile``: compile what a transition calls most, here
         the potential and its gradient (a kernel may compile more of its

@@ -208,6 +208,11 @@ class NUTS(HamiltonianKernel):
         self._plan = _checkpoint_plan(2 ** (max_tree_depth - 1))
         self._compiled_leaf: Callable[..., tuple[Tensor, ...]] | None = None
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the run set up last calls a compiled leapfrog step."""
+        return self._compiled_leaf is not None
+
     def _compile(self, state: ChainState) -> None:
         """With ``jit_compile``: record and compile one leaf of a subtree
         (:func:`_leaf_and_pair`: the leapfrog step with the potential's forward

@@ -88,7 +88,7 @@ def test_nuts_with_a_compiled_leaf_recovers_the_normal_normal_posterior(backend)
     kernel = NUTS(potential_fn=_normal_normal, dim=1, jit_compile=True)
     kernel.jit_backend = backend
     mcmc = _run(kernel, seed=4)
-    assert kernel._compiled_leaf is not None
+    assert kernel.compiled
     mean, sd = normal_normal_posterior(Y)
     check_moments(mcmc.get_samples(group_by_chain=True)["z"], mean, sd)
 
@@ -96,7 +96,7 @@ def test_nuts_with_a_compiled_leaf_recovers_the_normal_normal_posterior(backend)
 def test_hmc_with_a_compiled_potential_recovers_the_normal_normal_posterior():
     kernel = HMC(potential_fn=_normal_normal, dim=1, num_steps=8, step_size_jitter=0.3, jit_compile=True)
     mcmc = _run(kernel, seed=5)
-    assert isinstance(kernel._potential, CompiledPotential) and kernel._potential.compiled
+    assert isinstance(kernel._potential, CompiledPotential) and kernel.compiled
     mean, sd = normal_normal_posterior(Y)
     check_moments(mcmc.get_samples(group_by_chain=True)["z"], mean, sd)
 
@@ -122,7 +122,7 @@ def test_a_program_runs_compiled_and_agrees_with_the_eager_run():
             warnings.simplefilter("error", CompileWarning)
             mcmc.run(None, {"y": y})
         means[jit] = {k: float(v.mean()) for k, v in mcmc.get_samples().items()}
-        assert (kernel._compiled_leaf is not None) == jit
+        assert kernel.compiled == jit
     # independent chains of the same posterior: means within Monte Carlo error
     assert abs(means[True]["mu"] - means[False]["mu"]) < 0.1
     assert abs(means[True]["sigma"] - means[False]["sigma"]) < 0.1
@@ -137,7 +137,7 @@ def test_a_potential_that_reads_its_values_runs_eagerly_with_a_warning():
     mcmc = MCMC(kernel, num_warmup=100, num_samples=200, num_chains=2, seed=7, progress_bar=False)
     with pytest.warns(CompileWarning, match="could not be recorded"):
         mcmc.run()
-    assert kernel._compiled_leaf is None
+    assert not kernel.compiled
     check_moments(mcmc.get_samples(group_by_chain=True)["z"], 0.0, 1.0)
 
 
