@@ -120,9 +120,11 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
     By ``torch.compile`` (``fullgraph=True, dynamic=False``; the compiler
     runs at the first call, and every call passes dynamo's guards), or,
     given example ``inputs`` and ``backend="inductor"``, by inductor
-    directly, now: a call is then the generated code alone, some 15 us
-    less on the CPU, and nothing checks that later calls' inputs have the
-    example's shapes, dtypes and devices: the caller does.
+    directly, now: a call is then the generated code alone, some 15 to
+    25 us less on the CPU, which asserts its inputs' sizes and strides but
+    not their dtypes or devices: the caller gives it inputs laid out as
+    the examples were (contiguous, for one). The graph is compiled once
+    per machine: inductor's on-disk cache serves it to later runs.
 
     Examples
     --------
@@ -134,8 +136,13 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
         return graph
     if inputs is not None and backend == "inductor":
         from torch._inductor.compile_fx import compile_fx
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
-        return compile_fx(graph, list(inputs))
+        # fake examples with a shape environment: without one inductor skips
+        # its on-disk cache of compiled graphs, and every run compiles afresh
+        fake = FakeTensorMode(shape_env=ShapeEnv())
+        return compile_fx(graph, [fake.from_tensor(t) for t in inputs])
     # the bound forward, not the module: a call skips nn.Module's hooks
     return torch.compile(graph.forward, backend=backend, fullgraph=True, dynamic=False)
 

@@ -68,7 +68,7 @@ class CompiledPotential:
     def value_and_grad(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """The potential and its gradient, detached: what
         :func:`~quivers.inference.mcmc.hamiltonian.potential_and_grad` returns."""
-        if self._fn is not None and (z.shape, z.dtype, z.device) == self._key:
+        if self._fn is not None and (z.shape, z.dtype, z.device) == self._key and z.is_contiguous():
             return self._fn(z)
         return potential_and_grad(self.potential, z)
 
@@ -107,7 +107,7 @@ def compile_recorded(
     except Exception as err:  # noqa: BLE001 - any failure to record means: stay eager
         return None, f"{what} could not be recorded as a graph ({type(err).__name__}: {first_line(err)})"
     try:
-        compiled = compile_graph(graph, backend)
+        compiled = compile_graph(graph, backend, inputs=args)
         got = compiled(*args)
     except Exception as err:  # noqa: BLE001 - a compiler that fails means: stay eager
         return None, f"torch.compile failed on {what} ({type(err).__name__}: {first_line(err)})"
