@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import warnings
 
 import pytest
@@ -385,6 +386,7 @@ def test_the_default_is_the_eager_step():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
 def test_inductor_compiles_the_mixture_step_and_agrees_with_eager():
     eager = _run(AutoNormalGuide, False, steps=20)
     with warnings.catch_warnings():

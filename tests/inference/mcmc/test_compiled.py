@@ -7,6 +7,7 @@ kernel runs inductor itself (a few seconds of compilation)."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
 
 import pytest
@@ -25,11 +26,35 @@ def _normal_normal(z):
     return normal_normal_potential(z, Y)
 
 
+# inductor generates C++; on a machine without a compiler jit_compile must
+# fall back to the eager code with a CompileWarning, which is what is checked there
+HAVE_CXX = any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+
+
+def _compiles(kernel):
+    """A block in which ``kernel`` must compile (no CompileWarning), or, with
+    inductor and no C++ compiler here, must warn and fall back."""
+    if HAVE_CXX or kernel.jit_backend == "eager":
+        catcher = warnings.catch_warnings()
+
+        class _Strict:
+            def __enter__(self):
+                catcher.__enter__()
+                warnings.simplefilter("error", CompileWarning)  # a fallback would hide what is tested
+
+            def __exit__(self, *exc):
+                catcher.__exit__(*exc)
+                if exc[0] is None:
+                    assert kernel.compiled
+
+        return _Strict()
+    return pytest.warns(CompileWarning, match="torch.compile failed")
+
+
 def _run(kernel, *, seed=0, num_warmup=300, num_samples=600):
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=4, seed=seed,
                 progress_bar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", CompileWarning)  # a fallback would hide what is tested
+    with _compiles(kernel):
         mcmc.run()
     return mcmc
 
@@ -88,7 +113,6 @@ def test_nuts_with_a_compiled_leaf_recovers_the_normal_normal_posterior(backend)
     kernel = NUTS(potential_fn=_normal_normal, dim=1, jit_compile=True)
     kernel.jit_backend = backend
     mcmc = _run(kernel, seed=4)
-    assert kernel.compiled
     mean, sd = normal_normal_posterior(Y)
     check_moments(mcmc.get_samples(group_by_chain=True)["z"], mean, sd)
 
@@ -96,7 +120,7 @@ def test_nuts_with_a_compiled_leaf_recovers_the_normal_normal_posterior(backend)
 def test_hmc_with_a_compiled_potential_recovers_the_normal_normal_posterior():
     kernel = HMC(potential_fn=_normal_normal, dim=1, num_steps=8, step_size_jitter=0.3, jit_compile=True)
     mcmc = _run(kernel, seed=5)
-    assert isinstance(kernel._potential, CompiledPotential) and kernel.compiled
+    assert isinstance(kernel._potential, CompiledPotential)
     mean, sd = normal_normal_posterior(Y)
     check_moments(mcmc.get_samples(group_by_chain=True)["z"], mean, sd)
 
@@ -160,8 +184,9 @@ def test_fit_passes_jit_compile_to_nuts_and_refuses_it_with_gibbs():
         observe("y", item, Normal(var("mu"), 1.0)),
     ])
     y = torch.linspace(0.0, 2.0, 20)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", CompileWarning)
+    with warnings.catch_warnings() if HAVE_CXX else pytest.warns(CompileWarning):
+        if HAVE_CXX:
+            warnings.simplefilter("error", CompileWarning)
         result = fit(prog, {"y": y}, method="nuts", num_warmup=200, num_samples=200, jit_compile=True, seed=0,
                      progress_bar=False)
     assert abs(float(result.samples["mu"].mean()) - 1.0) < 0.15
