@@ -224,8 +224,8 @@ def test_the_module_algebra_is_the_one_to_read_its_morphisms_in():
     m = loads("composition max_plus [level=algebra]\n" + HMM)
     assert m.semiring == MAX_PLUS
     got = m.marginal.as_morphism(m.semiring, F64, n_steps=2).tensor[0]
-    pi = m.initial.as_morphism(PROB, F64).tensor[0]
-    T, E = m.transition.as_morphism(PROB, F64).tensor, m.emission.as_morphism(PROB, F64).tensor
+    pi = m.initial.as_morphism(PROB, F64).tensor[0].detach()  # the learned weights, read as numbers
+    T, E = m.transition.as_morphism(PROB, F64).tensor.detach(), m.emission.as_morphism(PROB, F64).tensor.detach()
     for o in range(2):
         best = max(float(pi[a] * T[a, b] * T[b, c] * E[c, o]) for a, b, c in itertools.product(range(3), repeat=3))
         assert got[o].item() == pytest.approx(torch.log(torch.tensor(best, dtype=F64)).item(), rel=1e-12)

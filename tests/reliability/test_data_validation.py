@@ -109,7 +109,7 @@ def run_svi_step(p: Program, kind: str, obs) -> None:
 
 
 def run_mcmc(p: Program, kind: str, obs) -> None:
-    mcmc = MCMC(NUTS(ProgramAdaptor(p)), num_warmup=1, num_samples=1, num_chains=2, seed=0, progress_bar=False)
+    mcmc = MCMC(NUTS(ProgramAdaptor(p)), num_warmup=1, num_samples=2, num_chains=2, seed=0, progress_bar=False)
     mcmc.run(None, obs)
 
 
@@ -118,7 +118,7 @@ def run_fit_svi(p: Program, kind: str, obs) -> None:
 
 
 def run_fit_nuts(p: Program, kind: str, obs) -> None:
-    fit(p, obs, method="nuts", num_warmup=1, num_samples=1, num_chains=2, seed=0, progress_bar=False)
+    fit(p, obs, method="nuts", num_warmup=1, num_samples=2, num_chains=2, seed=0, progress_bar=False)
 
 
 def run_predictive(p: Program, kind: str, obs) -> None:
