@@ -576,6 +576,8 @@ def _run_nuts(model, observations, x, kernel, num_warmup, num_samples, num_chain
     }
     if isinstance(kernel, DiscreteHMCGibbs):  # the chains' rows end in their discrete values
         adaptation["discrete"] = "gibbs"
+    elif kernel.jit_compile:  # resumed compiled too
+        adaptation["jit_compile"] = True
     result = FitResult(model, "nuts", samples, observations, x, mcmc=mcmc, sample_stats=stats,
                        adaptation=adaptation, seed=seed, choice=before.choice if before is not None else choice)
     if before is None:
@@ -605,7 +607,7 @@ def _resume_nuts(before: FitResult, num_samples: int, seed: int | None, progress
         kernel = DiscreteHMCGibbs(adaptor, **options)
     else:
         adaptor = ProgramAdaptor(before.model, observed_names=observed, init=a["z"], device=a["z"].device)
-        kernel = NUTS(adaptor, **options)
+        kernel = NUTS(adaptor, jit_compile=bool(a.get("jit_compile", False)), **options)
     return _run_nuts(before.model, before.observations, before.x, kernel, 0, int(num_samples),
                      before.num_chains, seed, progress_bar, before=before)
 

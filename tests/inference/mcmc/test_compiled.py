@@ -190,6 +190,11 @@ def test_fit_passes_jit_compile_to_nuts_and_refuses_it_with_gibbs():
         result = fit(prog, {"y": y}, method="nuts", num_warmup=200, num_samples=200, jit_compile=True, seed=0,
                      progress_bar=False)
     assert abs(float(result.samples["mu"].mean()) - 1.0) < 0.15
+    assert result.adaptation["jit_compile"] is True
+    with warnings.catch_warnings() if HAVE_CXX else pytest.warns(CompileWarning):
+        more = result.resume(num_samples=100, seed=1, progress_bar=False)
+    assert more.adaptation["jit_compile"] is True and more.mcmc.kernel.jit_compile
+    assert more.samples["mu"].shape == (4, 300)
     switch = Program("switch", item, item, [
         sample("d", None, Bernoulli(0.5)),
         sample("mu", None, Normal(0.0, 5.0)),
