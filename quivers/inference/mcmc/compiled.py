@@ -1,4 +1,5 @@
-"""A potential and its gradient captured once per run and compiled.
+"""A potential and its gradient, or a whole leapfrog step, captured once
+per run and compiled.
 
 An eager potential-and-gradient call dispatches every tensor operation of
 the model's forward and backward pass from Python: a hundred to several
@@ -8,8 +9,11 @@ call is made once, at the run's first point, with every operation recorded
 (``torch.fx``'s ``make_fx``: forward and backward, the data as constants,
 inside :func:`quivers.capture.capture` so that no shortcut chosen by
 reading a value is frozen into the graph), and the recorded graph is
-compiled by ``torch.compile`` (inductor: fused loops in C++ on the CPU,
-Triton on a GPU) for that batch shape, dtype and device.
+compiled by inductor, ``torch.compile``'s code generator (fused loops in
+C++ on the CPU, Triton on a GPU), for that batch shape, dtype and device
+(:func:`quivers.capture.compile_graph`). NUTS records a whole leaf of its
+subtree this way, potential included (:class:`~quivers.inference.mcmc.nuts.NUTS`);
+HMC records the potential and its gradient (:func:`compile_potential`).
 
 Before it is used the compiled call is checked against the eager one at
 the run's starting points. Where the potential cannot be recorded (it
@@ -89,9 +93,11 @@ def compile_recorded(
     ``fn`` takes and returns tensors only; it may call
     ``torch.autograd.grad`` (the backward pass is recorded too). Its
     outputs are checked against an eager call on the same ``args``
-    (:func:`quivers.capture.agree`). ``backend`` is ``torch.compile``'s: ``"inductor"``
-    generates fused code, ``"eager"`` only replays the recorded graph (what
-    tests use to check a recording without a compiler).
+    (:func:`quivers.capture.agree`). ``backend``: ``"inductor"`` generates
+    fused code, called directly (its inputs must be laid out as ``args``
+    are: contiguous, for one); ``"eager"`` only replays the recorded graph
+    (what tests use to check a recording without a compiler); another
+    name is given to ``torch.compile``.
 
     Examples
     --------

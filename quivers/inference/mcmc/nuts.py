@@ -354,9 +354,8 @@ class NUTS(HamiltonianKernel):
         # one knows its first leaf
         log_weight = proposal = None
         if compiled is not None:
-            # compiled code is specialized to its inputs' strides: give it the
-            # layout of its own outputs (contiguous rows), never a slice of `start`
-            # (and two tensors where it was recorded with two: z and its stand-in)
+            # compiled code asserts its inputs' strides: give it the layout of
+            # its own outputs (contiguous rows), never a slice of `start`
             z, p, g, fallback = z.contiguous(), p.contiguous(), g.contiguous(), z.clone()
             log_weight, proposal = torch.full_like(h0, -torch.inf), start.new_zeros(start.shape[0], 2 * dim + 2)
         prev_sharp = prev_rho = rho_next = ok_pair = None
@@ -364,8 +363,7 @@ class NUTS(HamiltonianKernel):
             counted.append(ok)
             args = (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n])
             if compiled is not None:
-                if prev_sharp is None:  # the first leaf is even: nothing to check (but
-                    # three distinct tensors, as recorded, or dynamo compiles again)
+                if prev_sharp is None:  # the first leaf is even: its pair check is unused
                     prev_sharp, prev_rho = torch.zeros_like(rho), torch.zeros_like(rho)
                 z, p, g, v, log_w, ok, log_weight, proposal, rho_next, ok_pair = compiled(
                     *args, rho, prev_sharp, prev_rho
