@@ -16,8 +16,8 @@ computation calls autograd, as one graph of aten operations), compiled by
 :func:`compile_graph`, and checked against its eager result by
 :func:`agree`. Whoever compiles so falls back to the eager computation
 where any of the three fails, and says why with a :class:`CompileWarning`
-(:func:`~quivers.inference.mcmc.compiled.compile_potential` for NUTS, the
-ELBO's ``jit_compile`` for SVI).
+(:func:`~quivers.inference.mcmc.compiled.compile_recorded` for NUTS's
+leapfrog step and HMC's potential, the ELBO's ``jit_compile`` for SVI).
 
 Examples
 --------

@@ -95,7 +95,8 @@ class ELBO:
     jit_compile
         Record the step (the guide's draw, the log joint, the loss and
         their gradients) once per model, guide, data set and parameter
-        layout, compile it with ``torch.compile`` and run each later
+        layout, compile it (inductor, ``torch.compile``'s code generator)
+        and run each later
         :meth:`SVI.step <quivers.inference.SVI.step>` as one call of it,
         as Pyro's ``JitTrace_ELBO`` does (:mod:`quivers.inference.jit`).
         The draws are the eager step's, from torch's generator, so a seeded
@@ -106,10 +107,10 @@ class ELBO:
         saying why. Compiling takes seconds (inductor, once); it pays
         for small models run for many steps.
     jit_backend
-        ``torch.compile``'s backend for ``jit_compile``: ``"inductor"``
-        (the default, :data:`quivers.inference.jit.BACKEND`: fused
-        generated code) or ``"eager"`` (the recorded graph replayed
-        without a compiler).
+        The compiler of ``jit_compile``: ``"inductor"`` (the default,
+        :data:`quivers.inference.jit.BACKEND`: fused generated code, called
+        directly), ``"eager"`` (the recorded graph replayed without a
+        compiler), or another ``torch.compile`` backend.
 
     Examples
     --------
