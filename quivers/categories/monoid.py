@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from quivers.capture import may_read
+
 __all__ = [
     "Monoid",
     "SUM",
@@ -41,11 +43,14 @@ _INF = math.inf
 
 
 def logsumexp(t: Tensor, dim: int) -> Tensor:
-    """``log(sum(exp(t), dim))``, shifted by the maximum, with zero (not NaN)
-    gradient where every entry along ``dim`` is ``-inf``.
+    """``log(sum(exp(t), dim))`` with zero (not NaN) gradient where every
+    entry along ``dim`` is ``-inf``.
 
     ``torch.logsumexp`` returns ``-inf`` there too, but its gradient is
-    ``exp(-inf - -inf) = NaN``.
+    ``exp(-inf - -inf) = NaN``. Its node is taken wherever every slice has a
+    finite term (the same value and gradient, without a Python backward);
+    a tensor that may not be read on the host (on an accelerator, or while
+    a graph is captured) always takes the safe node.
 
     Examples
     --------
@@ -59,10 +64,36 @@ def logsumexp(t: Tensor, dim: int) -> Tensor:
     """
     if t.shape[dim] == 0:
         return t.new_full(_drop(t.shape, dim), -_INF)
-    shift = t.detach().amax(dim, keepdim=True)
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-    total = (t - shift).exp().sum(dim)
-    return _log_or_neg_inf(total) + shift.squeeze(dim)
+    if not t.requires_grad:
+        return torch.logsumexp(t, dim)
+    if may_read(t):
+        out = torch.logsumexp(t, dim)
+        if not bool((out == -_INF).any()):
+            return out
+    return _SafeLogSumExp.apply(t, dim)
+
+
+class _SafeLogSumExp(torch.autograd.Function):
+    """``torch.logsumexp`` whose gradient is zero, not NaN, where every term
+    is ``-inf``. Recorded in a graph, it is a sixth of the operations that
+    autograd of a shifted sum with masks for that case would be."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor, dim: int) -> Tensor:
+        out = torch.logsumexp(t, dim)
+        ctx.save_for_backward(t, out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        t, out = ctx.saved_tensors
+        # exp(t - out), with out taken as 0 where it is -inf (every term
+        # -inf: then every weight is exp(-inf) = 0, not exp(-inf + inf) =
+        # NaN); the mask is on the reduced shape, not the terms'. Out of
+        # place, so that a second derivative (create_graph) can be taken.
+        out = out.masked_fill(out == -_INF, 0.0).unsqueeze(ctx.dim)
+        return torch.exp(t - out) * grad.unsqueeze(ctx.dim), None
 
 
 def _log_or_neg_inf(total: Tensor) -> Tensor:

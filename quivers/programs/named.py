@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 import torch
 
-from quivers.capture import capturing, may_read
+from quivers.capture import capturing
 from quivers.categories import LOG, FinFunction, FinSet, pullback, right_kan
+from quivers.categories import monoid
 from quivers.errors import DataError, ShapeError
 
 __all__ = [
@@ -208,42 +209,10 @@ def reduce_sum(v: Value, dims: Sequence[str] | None = None) -> Value:
     return Value(v.tensor.sum(dim=axes), tuple(d for d in v.dims if d not in dims))
 
 
-class _SafeLogSumExp(torch.autograd.Function):
-    """logsumexp whose gradient is zero, not NaN, where every term is -inf."""
-
-    @staticmethod
-    def forward(ctx, t: torch.Tensor, dim: int) -> torch.Tensor:  # type: ignore[override]
-        out = torch.logsumexp(t, dim)
-        ctx.save_for_backward(t, out)
-        ctx.dim = dim
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        t, out = ctx.saved_tensors
-        # exp(t - out), with out taken as 0 where it is -inf (every term
-        # -inf: then every weight is exp(-inf) = 0, not exp(-inf + inf) =
-        # NaN); the mask is on the reduced shape, not the terms'.
-        out = out.masked_fill(out == -math.inf, 0.0).unsqueeze(ctx.dim)
-        return torch.exp(t - out).mul_(grad.unsqueeze(ctx.dim)), None
-
-
 def logsumexp(v: Value, dim: str) -> Value:
-    """Log-sum-exp over the named axis ``dim``, safe for all ``-inf`` slices."""
-    axis = v.batch_ndim + v.dims.index(dim)
-    t = v.tensor
-    if not t.requires_grad:
-        out = torch.logsumexp(t, axis)
-    elif may_read(t):
-        # torch's own node, whose gradient exp(t - out) * grad is the safe
-        # one's wherever a slice has a finite term; the check of the
-        # reduced shape costs less on the CPU than the Python node's
-        # forward and backward
-        out = torch.logsumexp(t, axis)
-        if bool((out == -math.inf).any()):
-            out = _SafeLogSumExp.apply(t, axis)
-    else:  # on an accelerator the check would wait for the values; a captured graph cannot branch
-        out = _SafeLogSumExp.apply(t, axis)
+    """Log-sum-exp over the named axis ``dim``, safe for all ``-inf`` slices
+    (:func:`quivers.categories.logsumexp`)."""
+    out = monoid.logsumexp(v.tensor, v.batch_ndim + v.dims.index(dim))
     return Value(out, tuple(d for d in v.dims if d != dim))
 
 

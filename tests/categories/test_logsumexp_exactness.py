@@ -139,3 +139,69 @@ def test_rows_of_negative_infinity_have_zero_gradient():
     ga, gb = torch.autograd.grad(out[1, 0] + out[0].clamp(min=-1e300).sum(), (a, b))
     assert torch.isfinite(ga).all() and torch.isfinite(gb).all()
     assert ga[0].tolist() == [0.0, 0.0] and gb[:, 1].tolist() == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------- logsumexp's own node
+#
+# `logsumexp` takes torch's node where every slice has a finite term and a
+# node of its own (with its gradient written out) where one does not, on an
+# accelerator, and while a graph is captured. Both must give the value and
+# the gradient (the softmax, zero on a slice of -inf) of the enumeration.
+
+
+def brute_logsumexp_and_softmax(t: torch.Tensor) -> tuple[list[float], list[list[float]]]:
+    values, weights = [], []
+    for row in t.tolist():
+        finite = [x for x in row if x != -INF]
+        top = max(finite, default=-INF)
+        total = sum(math.exp(x - top) for x in finite)
+        values.append(top + math.log(total) if finite else -INF)
+        weights.append([math.exp(x - top) / total if x != -INF else 0.0 for x in row])
+    return values, weights
+
+
+@pytest.mark.parametrize("captured", [False, True], ids=["eager", "captured"])
+@given(t=st.integers(1, 4).flatmap(lambda cols: st.lists(
+    st.lists(st.one_of(st.just(-INF), st.floats(-30.0, 30.0)), min_size=cols, max_size=cols), min_size=1, max_size=4)))
+def test_logsumexp_value_and_gradient_are_the_enumerations(captured, t):
+    from quivers.capture import capture
+    from quivers.categories.monoid import logsumexp
+
+    x = torch.tensor(t, dtype=torch.float64, requires_grad=True)
+    upstream = torch.arange(1.0, x.shape[0] + 1, dtype=torch.float64)
+    if captured:
+        with capture():
+            out = logsumexp(x, 1)
+    else:
+        out = logsumexp(x, 1)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    values, weights = brute_logsumexp_and_softmax(x.detach())
+    assert out.detach().tolist() == pytest.approx(values, rel=1e-12, abs=1e-12)
+    expected = torch.tensor(weights, dtype=torch.float64) * upstream[:, None]
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("captured", [False, True], ids=["eager", "captured"])
+def test_logsumexps_second_derivative_is_the_softmaxs_jacobian(captured):
+    # Laplace's approximation differentiates twice: diag(p) - p p^T on each
+    # row, and zero on a row of -inf (which also routes the eager call
+    # through the safe node)
+    from quivers.capture import capture
+    from quivers.categories.monoid import logsumexp
+
+    x = torch.tensor([[0.3, -1.2, 2.0], [-INF, -INF, -INF]], dtype=torch.float64)
+    mask = torch.isfinite(x)
+
+    def total(u: torch.Tensor) -> torch.Tensor:
+        out = logsumexp(torch.where(mask, u, x), 1)
+        return out[0] + out[1].clamp(min=-1e300)
+
+    if captured:
+        with capture():
+            hessian = torch.autograd.functional.hessian(total, x.nan_to_num(neginf=0.0))
+    else:
+        hessian = torch.autograd.functional.hessian(total, x.nan_to_num(neginf=0.0))
+    p = torch.softmax(x[0], 0)
+    expected = torch.zeros(2, 3, 2, 3, dtype=torch.float64)
+    expected[0, :, 0, :] = torch.diag(p) - torch.outer(p, p)
+    torch.testing.assert_close(hessian, expected, rtol=1e-12, atol=1e-12)

@@ -26,7 +26,7 @@ def test_logsumexp_of_all_minus_inf_is_minus_inf_with_zero_gradient_and_torchs_e
 def test_logsumexp_on_the_cpu_takes_torchs_node_where_every_slice_has_a_finite_term_bit_for_bit():
     # the safe node is what a slice of -inf needs; elsewhere torch's own
     # node gives the same value and gradient, without a Python backward
-    from quivers.programs.named import _SafeLogSumExp
+    from quivers.categories.monoid import _SafeLogSumExp
 
     g = torch.Generator().manual_seed(0)
     t = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
