@@ -595,3 +595,28 @@ def test_the_captured_image_of_a_pushforward_has_the_eager_ends(lo, hi):
     with capture():
         captured = _interval(ends[0], ends[1]).check(values)
     assert torch.equal(captured, eager)
+
+
+# ---------------------------------------------------------------- how inductor is called
+
+
+def test_inductor_writes_simd_loops_only_for_a_graph_with_a_large_tensor(monkeypatch):
+    # scalar loops compile in about half the time and ran as fast on every
+    # NUTS leaf of the benchmarks (at most 8,000 elements); the switch is
+    # read while inductor compiles
+    import torch._inductor.compile_fx as inductor
+    from torch._inductor import config
+
+    from quivers.capture import compile_graph, record
+
+    seen = []
+
+    def spy(graph, examples):
+        seen.append(config.cpp.vec_isa_ok)
+        return graph
+
+    monkeypatch.setattr(inductor, "compile_fx", spy)
+    for n in (8, 1 << 16):
+        x = torch.ones(n)
+        compile_graph(record(lambda z: (z.exp().sum(),), x), inputs=[x])
+    assert seen == [False, True]
