@@ -41,6 +41,7 @@ quivers.errors.DistributedError: DistributedSVI needs an initialized torch.distr
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from quivers.capture import CompileWarning
 from quivers.distributed.shard import Shard, shard
 from quivers.errors import DistributedError, GradientError, QuiversTypeError
 from quivers.inference.elbo import ELBO
@@ -113,6 +115,12 @@ class DistributedSVI:
             raise QuiversTypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if not hasattr(loss, "differentiable_loss"):
             raise QuiversTypeError(f"loss must be an ELBO, got {type(loss).__name__}")
+        if getattr(loss, "jit_compile", False):
+            warnings.warn(
+                "DistributedSVI steps eagerly: the ELBO's jit_compile compiles SVI.step and fit(method='svi'), "
+                "not the data-parallel step, which differentiates each rank's shard itself",
+                CompileWarning, stacklevel=2,
+            )
         self.model, self.guide, self.optimizer, self.loss = model, guide, optimizer, loss
         self.plate, self.group = plate, group
         self.rank, self.world = dist.get_rank(group), dist.get_world_size(group)

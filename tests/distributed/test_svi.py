@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from datetime import timedelta
 
 import pytest
@@ -217,3 +218,21 @@ def test_mini_batches_within_shards_average_to_the_full_log_joint():
         estimates += [mini.log_joint(None, {"y": rows[i:i + 3]}, lat) for i in (0, 3)]
     # over a partition of each shard into batches, the estimates average to the full value exactly
     torch.testing.assert_close(torch.stack(estimates).mean(), full)
+
+
+def test_a_compiled_elbo_is_said_to_step_eagerly_under_the_data_parallel_driver(tmp_path):
+    # one rank is enough to construct the driver; the warning names what
+    # jit_compile does compile
+    from quivers.capture import CompileWarning
+
+    model, guide, opt, _ = setup()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1,
+                            timeout=timedelta(seconds=30))
+    try:
+        with pytest.warns(CompileWarning, match="steps eagerly.*SVI.step"):
+            DistributedSVI(model, guide, opt, ELBO(num_particles=4, jit_compile=True), plate="Item", seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            DistributedSVI(model, guide, opt, ELBO(num_particles=4), plate="Item", seed=0)
+    finally:
+        dist.destroy_process_group()
