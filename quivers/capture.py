@@ -84,11 +84,16 @@ def may_read(t: torch.Tensor) -> bool:
     return t.is_cpu and not _CAPTURING.get()
 
 
-def record(fn: Callable[..., Any], *args: Tensor) -> torch.fx.GraphModule:
+def record(fn: Callable[..., Any], *args: Tensor, decompose: bool = False) -> torch.fx.GraphModule:
     """``fn`` at ``args`` recorded as one graph of aten operations, inside
     :func:`capture` (the tensors ``fn`` reads besides ``args`` are
     constants of the graph). Raises what the recording raises: a value
     read on the host that depends on ``args``, for one.
+
+    With ``decompose``, each operation is recorded as inductor's
+    decomposition of it, the form inductor lowers: :func:`compile_graph`
+    hands such a graph to inductor without the second recording that
+    ``compile_fx`` would make of it (a seventh of a first compile).
 
     Examples
     --------
@@ -107,8 +112,15 @@ def record(fn: Callable[..., Any], *args: Tensor) -> torch.fx.GraphModule:
             a = a.detach().clone().requires_grad_(a.requires_grad)
         seen.add(id(a))
         fresh.append(a)
+    decompositions = None
+    if decompose:
+        from torch._inductor.decomposition import select_decomp_table
+
+        decompositions = select_decomp_table()
     with capture():
-        return make_fx(fn, tracing_mode="real")(*fresh)
+        graph = make_fx(fn, decomposition_table=decompositions, tracing_mode="real")(*fresh)
+    graph.meta["decomposed"] = decompose
+    return graph
 
 
 _VECTORIZE_FROM = 1 << 16
@@ -119,6 +131,74 @@ fast or faster (22 against 21 us a leaf on eight schools, 82 against 86
 on the mixture at N=1,000, 89 against 109 on hmm_example) and compiled in
 about half the time; at 160,000 elements SIMD saved a tenth, at 800,000 a
 quarter."""
+
+
+def _make_functional(graph: torch.fx.GraphModule) -> bool:
+    """Make each write of ``graph`` into a fresh result that nothing reads
+    afterwards (decompositions make them: clamp's backward ands two masks
+    in place) out of place, and say whether that leaves no write at all; a
+    graph with any other write is left as it was. Inductor lowers the graph
+    it is given as it stands; compile_fx's second recording makes any graph
+    functional."""
+    order = {node: i for i, node in enumerate(graph.graph.nodes)}
+    rewrites = []
+    for node in graph.graph.nodes:
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+            continue
+        schema = node.target._schema
+        if not schema.is_mutable:
+            continue
+        written = [a for a, spec in zip(node.args, schema.arguments) if spec.alias_info and spec.alias_info.is_write]
+        packet = getattr(torch.ops.aten, schema.name.split("::")[-1].rstrip("_"), None)
+        pure = getattr(packet, node.target._overloadname, None)
+        if len(written) != 1 or pure is None or pure._schema.is_mutable:
+            return False
+        (arg,) = written
+        fresh = (isinstance(arg, torch.fx.Node) and arg.op == "call_function"
+                 and isinstance(arg.target, torch._ops.OpOverload)
+                 and not any(r.alias_info for r in arg.target._schema.returns)
+                 and all(order[user] <= order[node] for user in arg.users))
+        if not fresh:
+            return False
+        rewrites.append((node, pure))
+    for node, pure in rewrites:
+        node.target = pure
+    graph.recompile()
+    return True
+
+
+def _fold_constants(graph: torch.fx.GraphModule) -> None:
+    """Compute once each operation of ``graph`` whose inputs are all its
+    constants (the data's transforms, broadcasts of fixed parameters), and
+    keep the results as constants. Handed such a subgraph directly,
+    inductor's lowering gave a comparison of a broadcast 0-dim constant with
+    a reshaped one the wrong shape (the same graph through compile_fx came
+    out right); folded, there is nothing of it left to lower."""
+    from torch.fx.node import map_arg
+
+    values: dict[torch.fx.Node, Tensor] = {}
+    for node in graph.graph.nodes:
+        if node.op == "get_attr" and isinstance(getattr(graph, node.target, None), Tensor):
+            values[node] = getattr(graph, node.target)
+        elif (node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
+              and node.all_input_nodes and all(a in values for a in node.all_input_nodes)
+              and not node.target._schema.is_mutable
+              and torch.Tag.nondeterministic_seeded not in node.target.tags):
+            out = node.target(*map_arg(node.args, values.__getitem__), **map_arg(node.kwargs, values.__getitem__))
+            if isinstance(out, Tensor):
+                values[node] = out
+    kept = 0
+    for node in list(graph.graph.nodes):
+        if node.op == "call_function" and node in values and not all(u in values for u in node.users):
+            name = f"_folded_constant{kept}"
+            setattr(graph, name, values[node].clone())
+            with graph.graph.inserting_before(node):
+                constant = graph.graph.create_node("get_attr", name)
+            constant.meta = dict(node.meta)
+            node.replace_all_uses_with(constant)
+            kept += 1
+    graph.graph.eliminate_dead_code()
+    graph.recompile()
 
 
 def _largest(graph: torch.fx.GraphModule) -> int:
@@ -141,7 +221,12 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
     25 us less on the CPU, which asserts its inputs' sizes and strides but
     not their dtypes or devices: the caller gives it inputs laid out as
     the examples were (contiguous, for one). The graph is compiled once
-    per machine: inductor's on-disk cache serves it to later runs.
+    per machine: inductor's on-disk cache serves it to later runs. A graph
+    recorded with ``decompose`` and writing into no input goes to
+    inductor's ``compile_fx_inner`` with its constant subexpressions
+    computed; any other goes through ``compile_fx``, which records it again
+    to make it functional. Loops are scalar below 65,536 elements in the
+    largest tensor (:data:`_VECTORIZE_FROM`).
 
     Examples
     --------
@@ -152,15 +237,22 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
     if backend == "eager":
         return graph
     if inputs is not None and backend == "inductor":
-        from torch._inductor.compile_fx import compile_fx
+        from torch._inductor.compile_fx import compile_fx, compile_fx_inner
         from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
         # fake examples with a shape environment: without one inductor skips
         # its on-disk cache of compiled graphs, and every run compiles afresh
-        fake = FakeTensorMode(shape_env=ShapeEnv())
+        fake = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
+        examples = [fake.from_tensor(t) for t in inputs]
         with torch._inductor.config.patch({"cpp.vec_isa_ok": _largest(graph) >= _VECTORIZE_FROM}):
-            return compile_fx(graph, [fake.from_tensor(t) for t in inputs])
+            if graph.meta.get("decomposed") and _make_functional(graph):
+                _fold_constants(graph)
+                # the tracing context carries the shape environment to the cache
+                with torch._guards.tracing(torch._guards.TracingContext(fake)):
+                    boxed = compile_fx_inner(graph, examples)
+                return lambda *args: boxed(list(args))
+            return compile_fx(graph, examples)
     # the bound forward, not the module: a call skips nn.Module's hooks
     return torch.compile(graph.forward, backend=backend, fullgraph=True, dynamic=False)
 

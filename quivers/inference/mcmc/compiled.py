@@ -109,7 +109,7 @@ def compile_recorded(
     args = tuple(a.detach().clone() for a in args)
     eager = fn(*args)
     try:
-        graph = record(fn, *args)
+        graph = record(fn, *args, decompose=backend == "inductor")
     except Exception as err:  # noqa: BLE001 - any failure to record means: stay eager
         return None, f"{what} could not be recorded as a graph ({type(err).__name__}: {first_line(err)})"
     try:

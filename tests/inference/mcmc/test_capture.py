@@ -508,7 +508,7 @@ def test_the_potential_records_and_replays_the_eager_one(name):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inductor's own import
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
-@pytest.mark.parametrize("name", ["families", "hmm_example", "tensor", "lkj"])
+@pytest.mark.parametrize("name", ["families", "hmm_example", "tensor", "lkj", "lda", "capture_recapture"])
 def test_inductor_compiles_the_recorded_potential(name):
     """The graphs inductor is given compile (a 0-dim index once made it
     refuse the potential of a tensor of programs) and agree with eager up
@@ -620,3 +620,56 @@ def test_inductor_writes_simd_loops_only_for_a_graph_with_a_large_tensor(monkeyp
         x = torch.ones(n)
         compile_graph(record(lambda z: (z.exp().sum(),), x), inputs=[x])
     assert seen == [False, True]
+
+
+def test_writes_into_fresh_results_are_made_out_of_place_and_other_writes_refused():
+    # inductor is handed a graph as it stands: a decomposition's write into
+    # a mask it just made is rewritten; a write into an input or a view
+    # sends the graph through compile_fx, which makes it functional
+    from quivers.capture import _make_functional, record
+
+    def writes_fresh(x):
+        y = x * 2
+        y.add_(1)
+        return (y,)
+
+    def writes_input(x):
+        x.add_(1)
+        return (x,)
+
+    def writes_view(x):
+        x.view(3).add_(1)
+        return (x * 2,)
+
+    x = torch.ones(3)
+    graph = record(writes_fresh, x.clone())
+    assert _make_functional(graph)
+    assert not any(n.target._schema.is_mutable for n in graph.graph.nodes if isinstance(n.target, torch._ops.OpOverload))
+    assert torch.equal(graph(torch.arange(3.0))[0], torch.tensor([1.0, 3.0, 5.0]))
+    for fn in (writes_input, writes_view):
+        graph = record(fn, x.clone())
+        assert not _make_functional(graph)
+        assert any(n.target._schema.is_mutable for n in graph.graph.nodes if isinstance(n.target, torch._ops.OpOverload))
+
+
+def test_operations_on_constants_alone_are_computed_once_before_inductor_sees_them():
+    # inductor's lowering once broadcast a comparison of two constants to
+    # the wrong shape (the families program's gradient came out 0.64 off)
+    from quivers.capture import _fold_constants, record
+
+    data = torch.tensor([1.0, 2.0, 0.0, 10.0])
+    bound = torch.tensor(10.0)
+
+    def fn(z):
+        inside = (data.reshape(1, 4) <= bound.expand(3, 1)).to(z.dtype)  # (3, 4), from constants alone
+        return ((z.unsqueeze(-1) * inside * data.exp()).sum(-1),)
+
+    z = torch.tensor([0.5, -1.0, 2.0])
+    graph = record(fn, z, decompose=True)
+    assert graph.meta["decomposed"]
+    before = graph(z)[0]
+    _fold_constants(graph)
+    ops = {str(n.target) for n in graph.graph.nodes if n.op == "call_function"}
+    assert not ops & {"aten.le.Tensor", "aten.exp.default", "aten.expand.default"}, ops
+    torch.testing.assert_close(graph(z)[0], before, rtol=0, atol=0)
+    torch.testing.assert_close(graph(-z)[0], fn(-z)[0], rtol=0, atol=0)
