@@ -154,10 +154,10 @@ def _make_functional(graph: torch.fx.GraphModule) -> bool:
         if len(written) != 1 or pure is None or pure._schema.is_mutable:
             return False
         (arg,) = written
-        fresh = (isinstance(arg, torch.fx.Node) and arg.op == "call_function"
-                 and isinstance(arg.target, torch._ops.OpOverload)
-                 and not any(r.alias_info for r in arg.target._schema.returns)
-                 and all(order[user] <= order[node] for user in arg.users))
+        # a result of its own, read by nothing after the write and seen
+        # through no view
+        fresh = (isinstance(arg, torch.fx.Node) and _owns_result(arg)
+                 and all(user is node or (order[user] < order[node] and _owns_result(user)) for user in arg.users))
         if not fresh:
             return False
         rewrites.append((node, pure))
@@ -165,6 +165,12 @@ def _make_functional(graph: torch.fx.GraphModule) -> bool:
         node.target = pure
     graph.recompile()
     return True
+
+
+def _owns_result(node: torch.fx.Node) -> bool:
+    # an operation whose result shares no storage with its inputs
+    return (node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
+            and not any(r.alias_info for r in node.target._schema.returns))
 
 
 def _fold_constants(graph: torch.fx.GraphModule) -> None:

@@ -673,3 +673,17 @@ def test_operations_on_constants_alone_are_computed_once_before_inductor_sees_th
     assert not ops & {"aten.le.Tensor", "aten.exp.default", "aten.expand.default"}, ops
     torch.testing.assert_close(graph(z)[0], before, rtol=0, atol=0)
     torch.testing.assert_close(graph(-z)[0], fn(-z)[0], rtol=0, atol=0)
+
+
+def test_a_write_into_a_result_seen_through_an_earlier_view_is_refused():
+    from quivers.capture import _make_functional, record
+
+    def writes_under_a_view(x):
+        y = x * 2
+        v = y.view(3)  # made before the write, read after it
+        y.add_(1)
+        return (v * 1,)
+
+    graph = record(writes_under_a_view, torch.ones(3))
+    assert not _make_functional(graph)
+    assert torch.equal(graph(torch.zeros(3))[0], torch.ones(3))
