@@ -119,6 +119,13 @@ def record(fn: Callable[..., Any], *args: Tensor, decompose: bool = False) -> to
         decompositions = select_decomp_table()
     with capture():
         graph = make_fx(fn, decomposition_table=decompositions, tracing_mode="real")(*fresh)
+    # the recording keeps fn's annotations as types of its inputs and
+    # output; postponed (strings), they end up in the graph's code as
+    # string globals, which AOT autograd's cache cannot key, so that a
+    # graph compiled through compile_fx was never served from it
+    for node in graph.graph.nodes:
+        node.type = None
+    graph.recompile()
     graph.meta["decomposed"] = decompose
     return graph
 

@@ -675,6 +675,20 @@ def test_operations_on_constants_alone_are_computed_once_before_inductor_sees_th
     torch.testing.assert_close(graph(-z)[0], fn(-z)[0], rtol=0, atol=0)
 
 
+def test_a_recording_keeps_no_annotation_of_the_function_recorded():
+    # postponed annotations (this module's, the samplers') were kept as
+    # string globals of the graph's code, which AOT autograd's cache cannot
+    # key: AOT autograd redid its part of a compile_fx compile on every run
+    from quivers.capture import record
+
+    def fn(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return z.exp(), z.sum()
+
+    graph = record(fn, torch.ones(3))
+    assert all(node.type is None for node in graph.graph.nodes)
+    assert not [name for name, value in graph.recompile().globals.items() if isinstance(value, str)]
+
+
 def test_a_write_into_a_result_seen_through_an_earlier_view_is_refused():
     from quivers.capture import _make_functional, record
 
