@@ -180,10 +180,19 @@ def _owns_result(node: torch.fx.Node) -> bool:
             and not any(r.alias_info for r in node.target._schema.returns))
 
 
+# tensors made from their arguments alone, which folding may compute
+_FILLS = frozenset({
+    torch.ops.aten.full.default, torch.ops.aten.scalar_tensor.default, torch.ops.prims.iota.default,
+    torch.ops.aten.arange.default, torch.ops.aten.arange.start, torch.ops.aten.arange.start_step,
+    torch.ops.aten.zeros.default, torch.ops.aten.ones.default,
+})
+
+
 def _fold_constants(graph: torch.fx.GraphModule) -> None:
     """Compute once each operation of ``graph`` whose inputs are all its
-    constants (the data's transforms, broadcasts of fixed parameters), and
-    keep the results as constants. Handed such a subgraph directly,
+    constants or fills (the data's transforms, broadcasts of fixed
+    parameters, offsets made from an ``arange``), and keep the results as
+    constants. Handed such a subgraph directly,
     inductor's lowering gave a comparison of a broadcast 0-dim constant with
     a reshaped one the wrong shape (the same graph through compile_fx came
     out right); folded, there is nothing of it left to lower."""
@@ -193,6 +202,8 @@ def _fold_constants(graph: torch.fx.GraphModule) -> None:
     for node in graph.graph.nodes:
         if node.op == "get_attr" and isinstance(getattr(graph, node.target, None), Tensor):
             values[node] = getattr(graph, node.target)
+        elif node.op == "call_function" and node.target in _FILLS and not node.all_input_nodes:
+            values[node] = node.target(*node.args, **node.kwargs)
         elif (node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
               and node.all_input_nodes and all(a in values for a in node.all_input_nodes)
               and not node.target._schema.is_mutable
@@ -202,7 +213,10 @@ def _fold_constants(graph: torch.fx.GraphModule) -> None:
                 values[node] = out
     kept = 0
     for node in list(graph.graph.nodes):
-        if node.op == "call_function" and node in values and not all(u in values for u in node.users):
+        # a fill read only by what is not folded stays a fill: inductor
+        # writes it into the loop that reads it, where a constant is a load
+        if (node.op == "call_function" and node in values and node.target not in _FILLS
+                and not all(u in values for u in node.users)):
             name = f"_folded_constant{kept}"
             setattr(graph, name, values[node].clone())
             with graph.graph.inserting_before(node):

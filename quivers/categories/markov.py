@@ -211,6 +211,12 @@ def semiring_product(mats: Tensor, semiring: Semiring = LOG) -> Tensor:
     if x.shape[0] == 0:
         eye = _identity(semiring, mats.shape[-1], mats)
         return eye.expand(*mats.shape[:-3], *eye.shape).clone()
+    n = x.shape[0]
+    if capturing() and n & (n - 1):
+        # recorded, identities pad the stack to a power of two: one join
+        # instead of a split and a join at each level with an odd count
+        eye = _identity(semiring, x.shape[-1], x)
+        x = torch.cat([x, eye.expand((1 << (n - 1).bit_length()) - n, *x.shape[1:])])
     while x.shape[0] > 1:
         n = x.shape[0]
         # pairs by a reshape and an unbind, the odd last matrix by a split:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from quivers.capture import may_read
+from quivers.capture import capturing, may_read
 
 __all__ = [
     "Monoid",
@@ -80,7 +80,16 @@ class _SafeLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t: Tensor, dim: int) -> Tensor:
-        out = torch.logsumexp(t, dim)
+        if capturing():
+            # written out, the shift clamped into the finite range instead of
+            # torch's test for an infinite one (eight recorded operations,
+            # not eleven): a shift of -max (every term -inf) leaves the
+            # terms -inf, one of +max keeps +inf, and a finite one is exact
+            big = torch.finfo(t.dtype).max
+            shift = t.amax(dim, keepdim=True).clamp(-big, big)
+            out = (t - shift).exp().sum(dim).log() + shift.squeeze(dim)
+        else:
+            out = torch.logsumexp(t, dim)
         ctx.save_for_backward(t, out)
         ctx.dim = dim
         return out
@@ -88,11 +97,12 @@ class _SafeLogSumExp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         t, out = ctx.saved_tensors
-        # exp(t - out), with out taken as 0 where it is -inf (every term
-        # -inf: then every weight is exp(-inf) = 0, not exp(-inf + inf) =
-        # NaN); the mask is on the reduced shape, not the terms'. Out of
-        # place, so that a second derivative (create_graph) can be taken.
-        out = out.masked_fill(out == -_INF, 0.0).unsqueeze(ctx.dim)
+        # exp(t - out), with out clamped to the most negative finite value
+        # where it is -inf (every term -inf: then every weight is exp(-inf)
+        # = 0, not exp(-inf + inf) = NaN); one operation on the reduced
+        # shape. Out of place, so that a second derivative (create_graph)
+        # can be taken.
+        out = out.clamp(min=-torch.finfo(out.dtype).max).unsqueeze(ctx.dim)
         return torch.exp(t - out) * grad.unsqueeze(ctx.dim), None
 
 

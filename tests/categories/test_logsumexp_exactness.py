@@ -205,3 +205,19 @@ def test_logsumexps_second_derivative_is_the_softmaxs_jacobian(captured):
     expected = torch.zeros(2, 3, 2, 3, dtype=torch.float64)
     expected[0, :, 0, :] = torch.diag(p) - torch.outer(p, p)
     torch.testing.assert_close(hessian, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_captured_logsumexp_keeps_torchs_infinities_and_nan(dtype):
+    # captured, the shift is clamped into the finite range rather than
+    # tested for infinity: a +inf term, a NaN, a row of -inf and terms at
+    # the dtype's largest magnitude come out as torch.logsumexp's
+    from quivers.capture import capture
+    from quivers.categories.monoid import logsumexp
+
+    big = torch.finfo(dtype).max
+    x = torch.tensor([[INF, 1.0, -INF], [math.nan, 0.0, 1.0], [-INF, -INF, -INF], [big, big / 2, -INF],
+                      [-big, -big, 0.0], [INF, INF, 0.0]], dtype=dtype, requires_grad=True)
+    with capture():
+        out = logsumexp(x, 1)
+    torch.testing.assert_close(out.detach(), torch.logsumexp(x.detach(), 1), equal_nan=True, rtol=0, atol=0)

@@ -81,6 +81,30 @@ def test_product_of_a_concatenation_composes(case, data):
 
 
 @every_semiring
+@given(data=st.data())
+def test_captured_product_pads_to_a_power_of_two_and_is_the_fold(case, data):
+    # while a graph is recorded the stack is padded with identities, so
+    # that no level of the tree splits off an odd matrix
+    from quivers.capture import capture
+
+    steps, k = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 3))
+    mats = data.draw(tensors(case, (steps, k, k)))
+    with capture():
+        product = semiring_product(mats, case.semiring)
+    assert_tensors_equal(case, product, fold(case, mats)[-1])
+
+
+def test_recorded_product_joins_once_and_splits_never():
+    from quivers.capture import record
+
+    graph = record(lambda m: (semiring_product(m, LOG),), torch.zeros(5, 2, 2, dtype=DTYPE))
+    ops = [str(n.target) for n in graph.graph.nodes if n.op == "call_function"]
+    assert ops.count("aten.cat.default") == 1 and "aten.split_with_sizes.default" not in ops, ops
+    mats = torch.randn(5, 2, 2, dtype=DTYPE)
+    torch.testing.assert_close(graph(mats)[0], semiring_product(mats, LOG), rtol=1e-12, atol=1e-12)
+
+
+@every_semiring
 def test_product_of_no_matrices_is_the_identity(case):
     dtype = case.semiring.tensor_dtype(DTYPE)
     empty = torch.zeros(0, 3, 3, dtype=dtype)

@@ -675,6 +675,27 @@ def test_operations_on_constants_alone_are_computed_once_before_inductor_sees_th
     torch.testing.assert_close(graph(-z)[0], fn(-z)[0], rtol=0, atol=0)
 
 
+def test_fills_are_folded_into_the_constants_they_make_and_kept_where_computed_values_read_them():
+    # arange(2) + 1, its log and a broadcast are constants (a Dirichlet's
+    # stick-breaking offsets); a fill added to what depends on z stays a
+    # fill, which inductor writes into the loop instead of loading
+    from quivers.capture import _fold_constants, record
+
+    def fn(z):
+        offset = (torch.arange(2, dtype=z.dtype) + 1).log()
+        return ((z - offset).sigmoid().sum() + torch.zeros(2, dtype=z.dtype).add(z).sum(),)
+
+    z = torch.tensor([0.5, -1.0])
+    graph = record(fn, z, decompose=True)
+    before = graph(z)[0]
+    _fold_constants(graph)
+    ops = [str(n.target) for n in graph.graph.nodes if n.op == "call_function"]
+    assert not {"prims.iota.default", "aten.log.default"} & set(ops), ops
+    assert ops.count("aten.full.default") == 1, ops
+    torch.testing.assert_close(graph(z)[0], before, rtol=0, atol=0)
+    torch.testing.assert_close(graph(-z)[0], fn(-z)[0], rtol=0, atol=0)
+
+
 def test_a_recording_keeps_no_annotation_of_the_function_recorded():
     # postponed annotations (this module's, the samplers') were kept as
     # string globals of the graph's code, which AOT autograd's cache cannot
