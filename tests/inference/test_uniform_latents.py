@@ -73,6 +73,25 @@ def test_fit_a_uniform_latent(build, method):
     assert abs(float(a.double().mean()) - mean) < 0.06
 
 
+def test_constant_bounds_made_at_float32_keep_a_float64_runs_precision():
+    # the support's bounds are made at the default dtype (float32 here);
+    # a float64 run's log |J| has log(5.5) to float64's precision, not
+    # float32's (6e-8 off), and packing inverts unpacking to float64's too
+    Item = FinSet("Item", 3)
+    prog = Program("p", Item, Item, [sample("d", None, Uniform(0.5, 6.0)), observe("y", Item, Normal(var("d"), 1.0))])
+    layout = Layout(prog.latent_sites({"y"}), prog.parameters_of)
+    u = torch.tensor([[-3.0], [0.1], [2.5]], dtype=torch.float64)
+    values, logdet = layout.unpack(u)
+    assert values["d"].dtype == logdet.dtype == torch.float64
+    want = math.log(5.5) + torch.nn.functional.logsigmoid(u[:, 0]) + torch.nn.functional.logsigmoid(-u[:, 0])
+    torch.testing.assert_close(logdet, want, rtol=1e-15, atol=1e-15)
+    torch.testing.assert_close(values["d"], 0.5 + 5.5 * torch.sigmoid(u[:, 0]), rtol=1e-15, atol=1e-15)
+    torch.testing.assert_close(layout.pack(values), u, rtol=1e-13, atol=1e-13)
+    # float32 runs are served at float32
+    values32, logdet32 = layout.unpack(u.float())
+    assert values32["d"].dtype == logdet32.dtype == torch.float32
+
+
 def test_bounds_read_from_other_latents_have_the_jacobian_of_autograd(float64):
     prog = loads(DEPENDENT).morphism
     layout = Layout(prog.latent_sites({"y"}), prog.parameters_of)
