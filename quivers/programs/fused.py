@@ -52,6 +52,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from quivers.capture import capturing
 from quivers.programs.named import Value, logsumexp
 
 __all__ = ["normal_mixture", "grouped_normal_mixture", "group_moments", "enabled", "use_fused"]
@@ -109,21 +110,27 @@ def _rows(base: Tensor, loc: Tensor, scale: Tensor, y: Tensor) -> tuple[Tensor, 
     """One block of rows ``y``: the standardized residuals ``d``, the
     shifted exponentials ``e``, the row totals for the backward (``inf``
     for a row of zero density) and the log density of each row."""
-    d = (y.unsqueeze(-1) - loc.unsqueeze(-2)).div_(scale.unsqueeze(-2))
-    t = torch.addcmul(base.unsqueeze(-2), d, d, value=-0.5)
     # Shift by the row maximum; a row whose every component has log
     # density -inf (weights of zero) stays -inf with zero gradients.
-    top = t.amax(-1, keepdim=True)
     # Terms below the smallest normal number are raised to it before
     # exp: torch's vectorized exp takes a path ten times slower for
     # arguments that underflow, which well-separated components produce
     # on most of the table; each such term is then below the rounding
     # of a total of at least 1 (the largest term is exp(0)).
-    t.sub_(top.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).clamp_(min=_log_tiny(t.dtype)).exp_()
+    # Recorded, out of place: a graph that writes nothing goes to inductor
+    # without a second recording.
+    fresh = capturing()
+    d = y.unsqueeze(-1) - loc.unsqueeze(-2)
+    d = d / scale.unsqueeze(-2) if fresh else d.div_(scale.unsqueeze(-2))
+    t = torch.addcmul(base.unsqueeze(-2), d, d, value=-0.5)
+    top = t.amax(-1, keepdim=True)
+    shift = top.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+    low = _log_tiny(t.dtype)
+    t = (t - shift).clamp(min=low).exp() if fresh else t.sub_(shift).clamp_(min=low).exp_()
     total = t.sum(-1)
     # A total below 1 is a row whose every term is -inf: dividing by
     # inf gives it gradients of exactly zero.
-    return d, t, total.where(total >= 1.0, math.inf), total.log().add_(top.squeeze(-1))
+    return d, t, total.where(total >= 1.0, math.inf), total.log() + top.squeeze(-1)
 
 
 class _NormalMixture(torch.autograd.Function):
