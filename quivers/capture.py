@@ -192,10 +192,10 @@ def _fold_constants(graph: torch.fx.GraphModule) -> None:
     """Compute once each operation of ``graph`` whose inputs are all its
     constants or fills (the data's transforms, broadcasts of fixed
     parameters, offsets made from an ``arange``), and keep the results as
-    constants. Handed such a subgraph directly,
-    inductor's lowering gave a comparison of a broadcast 0-dim constant with
-    a reshaped one the wrong shape (the same graph through compile_fx came
-    out right); folded, there is nothing of it left to lower."""
+    constants. Handed such a subgraph directly, inductor's lowering gave a
+    comparison of a broadcast 0-dim constant with a reshaped one the wrong
+    shape (the same graph through compile_fx came out right); folded,
+    there is nothing of it left to lower."""
     from torch.fx.node import map_arg
 
     values: dict[torch.fx.Node, Tensor] = {}
