@@ -23,6 +23,10 @@ the odd leaf ``m`` is kept in a second set of slots indexed by its number
 of trailing ones. Within a subtree the proposal is drawn by progressive
 multinomial sampling, leaf by leaf, which selects each leaf with
 probability proportional to ``exp(-H)`` as Stan's recursive merge does.
+With ``jit_compile`` the leaf is one compiled graph; for up to
+:data:`_CHECKS_IN_LEAF` checkpoint elements it carries the checkpoints as
+``(5, S, C, D)`` arrays and makes every U-turn check itself, reading the
+slots through masks precomputed per leaf, so that a leaf costs one call.
 
 Per-chain masks carry what recursion would: a chain whose subtree turned or
 diverged stops contributing, its leapfrogs still run in the batch but their
@@ -58,6 +62,13 @@ from quivers.inference.mcmc.init import InitStrategy
 from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel, _positive
 
 __all__ = ["NUTS"]
+
+_CHECKS_IN_LEAF = 1 << 14
+"""The compiled leaf makes every U-turn check of its subtree, reading the
+checkpoints through masks, when a set of checkpoints (slots x chains x
+coordinates) has at most this many elements; a larger one would cost a
+copy a leaf, and the checks that close more than two leaves are made
+outside the leaf, on the slots they read."""
 
 
 def _checkpoint_plan(num_leaves: int) -> list[tuple[int, int, int, int]]:
@@ -139,6 +150,57 @@ def _leaf_and_pair(
     return z, p, g, v, log_w, ok, log_weight, proposal, rho, ok_pair
 
 
+def _leaf_and_checks(
+    potential: Callable[[Tensor], Tensor], min_log_weight: float, *args: Tensor
+) -> tuple[Tensor, ...]:
+    """:func:`_leaf` (its twelve arguments first), then the momentum sum
+    ``rho`` before this leaf, the subtree's checkpoints ``(5, S, C, D)``
+    (``M^{-1} p``, the sum before and ``p`` of each slot's first leaf;
+    ``M^{-1} p`` and the sum before of each slot's left-half end) and this
+    leaf's masks over the slots ``(5, S)`` (:func:`_leaf_masks`). Returns
+    the leaf's values with the chains that turned at it dropped from
+    ``ok``, the sum after it, and the checkpoints with this leaf stored:
+    every U-turn check of the subtree in the compiled leaf, the stored
+    slots read through masks instead of stacked."""
+    *leaf_args, rho, checkpoints, masks = args
+    z, p, g, v, log_w, ok, log_weight, proposal = _leaf(potential, min_log_weight, *leaf_args)
+    a_sharp, a_rho, a_p, m_sharp, m_rho = checkpoints.unbind(0)
+    store_a, check_a, check_across, check_m, store_m = masks.unsqueeze(-1).unbind(0)
+    after = rho + p
+    across = _turning(a_sharp[:-1], a_sharp[1:], a_rho[1:] + a_p[1:] - a_rho[:-1])
+    turned = (
+        (check_a & _turning(a_sharp, v, after - a_rho)).any(0)
+        | (check_across[:-1] & across).any(0)
+        | (check_m & _turning(m_sharp, v, after - m_rho)).any(0)
+    )
+    store_a, store_m = store_a.unsqueeze(-1), store_m.unsqueeze(-1)
+    stored = torch.stack([
+        torch.where(store_a, v, a_sharp), torch.where(store_a, rho, a_rho), torch.where(store_a, p, a_p),
+        torch.where(store_m, v, m_sharp), torch.where(store_m, rho, m_rho),
+    ])
+    return z, p, g, v, log_w, ok & ~turned, log_weight, proposal, after, stored
+
+
+def _leaf_masks(plan: list[tuple[int, int, int, int]], slots: int, device: torch.device) -> list[Tensor]:
+    """For each leaf of ``plan`` (:func:`_checkpoint_plan`), the masks
+    ``(5, slots)`` :func:`_leaf_and_checks` reads: the slot an even leaf
+    stores, the slots whose sub-subtrees close at an odd leaf, the first
+    of each pair of them checked across their halves, the left-half ends
+    checked, and the slot the odd leaf stores as a left-half end."""
+    masks = []
+    index = torch.arange(slots)
+    for slot, lo, hi, closing in plan:
+        odd = slot < 0
+        masks.append(torch.stack([
+            index == slot,
+            odd & (index >= lo) & (index <= hi),
+            odd & (index >= lo) & (index < hi),
+            odd & (index < closing - 1),
+            odd & (index == closing - 1),
+        ]).to(device))
+    return masks
+
+
 def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
     """Stan's generalized no-U-turn criterion fails for the span ``rho``
     between ends with ``M^{-1} p`` equal to ``sharp_a`` and ``sharp_b``."""
@@ -207,6 +269,7 @@ class NUTS(HamiltonianKernel):
         self.max_tree_depth = max_tree_depth
         self._plan = _checkpoint_plan(2 ** (max_tree_depth - 1))
         self._compiled_leaf: Callable[..., tuple[Tensor, ...]] | None = None
+        self._leaf_masks: list[Tensor] | None = None  # set when the compiled leaf checks
 
     @property
     def compiled(self) -> bool:
@@ -215,16 +278,20 @@ class NUTS(HamiltonianKernel):
 
     def _compile(self, state: ChainState) -> None:
         """With ``jit_compile``: record and compile one leaf of a subtree
-        (:func:`_leaf_and_pair`: the leapfrog step with the potential's forward
-        and backward, the energy, the proposal's choice and the U-turn check
-        of a pair of leaves) as one graph, checked
-        against the eager leaf at the first point with unit momenta."""
-        self._compiled_leaf = None
+        (the leapfrog step with the potential's forward and backward, the
+        energy, the proposal's choice, and every U-turn check of the subtree
+        through :func:`_leaf_and_checks`, or above :data:`_CHECKS_IN_LEAF`
+        the check of a pair of leaves through :func:`_leaf_and_pair`) as one
+        graph, checked against the eager leaf at the first point with unit
+        momenta."""
+        self._compiled_leaf = self._leaf_masks = None
         z, u, g = state
         potential, min_log_weight = self._potential, -self.max_energy_error
+        slots = self.max_tree_depth
+        checks = slots * z.numel() <= _CHECKS_IN_LEAF
 
         def leaf(*args: Tensor) -> tuple[Tensor, ...]:
-            return _leaf_and_pair(potential, min_log_weight, *args)
+            return (_leaf_and_checks if checks else _leaf_and_pair)(potential, min_log_weight, *args)
 
         step = self.step_size.unsqueeze(-1)
         p = torch.ones_like(z)
@@ -233,11 +300,20 @@ class NUTS(HamiltonianKernel):
             z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, u + kinetic_energy(p, inv_mass),
             torch.ones_like(u, dtype=torch.bool), z, torch.full_like(u, -torch.inf),
             torch.cat([z, g, u.unsqueeze(-1), u.unsqueeze(-1)], -1), torch.full_like(u, -0.5),
-            torch.zeros_like(z), sharp(-p, inv_mass), -p,
+            torch.zeros_like(z),
         )
+        if checks:
+            masks = _leaf_masks(self._plan, slots, z.device)
+            # empty checkpoints, and the masks of the second leaf (which checks
+            # and stores), or of the only one
+            args += (z.new_zeros(5, slots, *z.shape), masks[min(1, len(masks) - 1)])
+        else:
+            args += (sharp(-p, inv_mass), -p)
         self._compiled_leaf, why = compile_recorded(leaf, args, backend=self.jit_backend, what="leapfrog step")
         if self._compiled_leaf is None:
             warn_eager(why)
+        elif checks:
+            self._leaf_masks = masks
 
     def transition(self, state: ChainState) -> tuple[ChainState, dict[str, Tensor]]:
         """One NUTS trajectory per chain, all chains in lockstep."""
@@ -358,6 +434,10 @@ class NUTS(HamiltonianKernel):
             # its own outputs (contiguous rows), never a slice of `start`
             z, p, g, fallback = z.contiguous(), p.contiguous(), g.contiguous(), z.clone()
             log_weight, proposal = torch.full_like(h0, -torch.inf), start.new_zeros(start.shape[0], 2 * dim + 2)
+        if self._leaf_masks is not None:
+            return self._build_checked_subtree(
+                depth, (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal), rho, log_uniform, tally
+            )
         prev_sharp = prev_rho = rho_next = ok_pair = None
         for n in range(2**depth):
             counted.append(ok)
@@ -412,9 +492,39 @@ class NUTS(HamiltonianKernel):
             if alive == 0:
                 break
             every = alive == ok.numel()
-        log_ws, counted = torch.stack(log_ws), torch.stack(counted)
-        n_steps, accept_sum, diverging = tally
-        n_steps += counted.sum(0)
-        accept_sum += (log_ws.clamp(max=0.0).exp() * counted).sum(0)
-        diverging |= (counted & (log_ws < min_log_weight)).any(0)
+        self._tally(tally, log_ws, counted)
         return torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok
+
+    def _build_checked_subtree(
+        self, depth: int, state: tuple[Tensor, ...], rho: Tensor, log_uniform: Tensor,
+        tally: tuple[Tensor, Tensor, Tensor],
+    ) -> tuple[Tensor, ...]:
+        """:meth:`_build_subtree` with a compiled leaf that makes every U-turn
+        check itself (:func:`_leaf_and_checks`): what is left here is to pass
+        the checkpoints on and stop when no chain builds. ``state`` is the
+        first leaf's arguments but its uniform draw."""
+        z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal = state
+        checkpoints = z.new_zeros(5, self.max_tree_depth, *z.shape)
+        log_ws: list[Tensor] = []
+        counted: list[Tensor] = []
+        for n in range(2**depth):
+            counted.append(ok)
+            z, p, g, _, log_w, ok, log_weight, proposal, rho, checkpoints = self._compiled_leaf(
+                z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n], rho,
+                checkpoints, self._leaf_masks[n],
+            )
+            log_ws.append(log_w)
+            if n == 0:
+                first_p = p
+            if not bool(ok.any()):
+                break
+        self._tally(tally, log_ws, counted)
+        return torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok
+
+    def _tally(self, tally: tuple[Tensor, Tensor, Tensor], log_ws: list[Tensor], counted: list[Tensor]) -> None:
+        # steps, acceptance sum and divergences of a subtree's leaves, in place
+        log_ws_, counted_ = torch.stack(log_ws), torch.stack(counted)
+        n_steps, accept_sum, diverging = tally
+        n_steps += counted_.sum(0)
+        accept_sum += (log_ws_.clamp(max=0.0).exp() * counted_).sum(0)
+        diverging |= (counted_ & (log_ws_ < -self.max_energy_error)).any(0)

@@ -125,7 +125,12 @@ def test_hmc_with_a_compiled_potential_recovers_the_normal_normal_posterior():
     check_moments(mcmc.get_samples(group_by_chain=True)["z"], mean, sd)
 
 
-def test_a_program_runs_compiled_and_agrees_with_the_eager_run():
+@pytest.mark.parametrize("checks", [True, False], ids=["checks-in-leaf", "pairs-in-leaf"])
+def test_a_program_runs_compiled_and_agrees_with_the_eager_run(checks, monkeypatch):
+    import quivers.inference.mcmc.nuts as nuts
+
+    if not checks:
+        monkeypatch.setattr(nuts, "_CHECKS_IN_LEAF", 0)
     from quivers.categories import FinSet
     from quivers.distributions import HalfNormal, Normal
     from quivers.programs import Program, observe, sample, var
@@ -146,7 +151,7 @@ def test_a_program_runs_compiled_and_agrees_with_the_eager_run():
             warnings.simplefilter("error", CompileWarning)
             mcmc.run(None, {"y": y})
         runs[jit] = mcmc.get_samples(), mcmc.get_sample_stats()
-        assert kernel.compiled == jit
+        assert kernel.compiled == jit and (kernel._leaf_masks is not None) == (jit and checks)
     # the replayed recording computes what the eager leaf computes, and
     # the compiled path's bookkeeping (its pair check, its start from
     # weight -inf) is the eager path's: the same seed gives the same draws

@@ -102,14 +102,23 @@ CASES = {
     # name: (potential, dim, step size, max tree depth)
     "normal-small-steps": (_gaussian([1.0, 1.0, 1.0]), 3, 0.15, 7),
     "capped": (_gaussian([1.0, 1.0, 1.0]), 3, 0.03, 4),
+    "one-level": (_gaussian([1.0, 1.0, 1.0]), 3, 0.15, 1),
     "normal-anisotropic": (_gaussian([1.0, 3.0, 0.5, 2.0]), 4, 0.4, 6),
     "ridge": (_ridge, 3, 0.3, 6),
     "divergent": (_gaussian([1.0, 0.01]), 2, 0.35, 5),
 }
 
 
+@pytest.mark.parametrize("leaf", ["eager", "compiled-checks", "compiled-pairs"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_vectorized_tree_matches_stan_recursion(case):
+def test_vectorized_tree_matches_stan_recursion(case, leaf, monkeypatch):
+    # the compiled leaf (its recording replayed) makes every U-turn check
+    # through masks over its checkpoints, or, above a size, only the pair
+    # checks, the rest made outside it
+    import quivers.inference.mcmc.nuts as nuts
+
+    if leaf == "compiled-pairs":
+        monkeypatch.setattr(nuts, "_CHECKS_IN_LEAF", 0)
     potential, dim, eps, max_depth = CASES[case]
     num_chains = 8
     gen = torch.Generator().manual_seed(7)
@@ -122,8 +131,12 @@ def test_vectorized_tree_matches_stan_recursion(case):
         adapt_step_size=False,
         adapt_mass_matrix=False,
         inverse_mass_matrix=inv_mass,
+        jit_compile=leaf != "eager",
     )
+    kernel.jit_backend = "eager"
     state = kernel.setup(num_chains, 0, torch.Generator().manual_seed(0))
+    assert kernel.compiled == (leaf != "eager")
+    assert (kernel._leaf_masks is not None) == (leaf == "compiled-checks")
     seen_divergence = seen_max_depth = False
     for _ in range(15):
         # Replay the kernel's draws (momentum, then one block per depth with
