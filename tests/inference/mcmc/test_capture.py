@@ -710,6 +710,38 @@ def test_a_recording_keeps_no_annotation_of_the_function_recorded():
     assert not [name for name, value in graph.recompile().globals.items() if isinstance(value, str)]
 
 
+def test_recording_pauses_the_cyclic_collector_and_restores_it(monkeypatch):
+    # a collection walks the whole heap; while a graph is recorded or
+    # compiled none runs, and the collector is left as it was found
+    import gc
+
+    import torch._inductor.compile_fx as inductor
+
+    from quivers.capture import compile_graph, record
+
+    seen = []
+
+    def fn(z):
+        seen.append(gc.isenabled())
+        return (z * 2,)
+
+    def spy(graph, examples):
+        seen.append(gc.isenabled())
+        return graph
+
+    monkeypatch.setattr(inductor, "compile_fx", spy)
+    x = torch.ones(3)
+    assert gc.isenabled()
+    compile_graph(record(fn, x), inputs=[x])
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        record(fn, x)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_a_write_into_a_result_seen_through_an_earlier_view_is_refused():
     from quivers.capture import _make_functional, record
 
