@@ -523,8 +523,8 @@ class NUTS(HamiltonianKernel):
 
     def _tally(self, tally: tuple[Tensor, Tensor, Tensor], log_ws: list[Tensor], counted: list[Tensor]) -> None:
         # steps, acceptance sum and divergences of a subtree's leaves, in place
-        log_ws_, counted_ = torch.stack(log_ws), torch.stack(counted)
+        log_w, count = torch.stack(log_ws), torch.stack(counted)
         n_steps, accept_sum, diverging = tally
-        n_steps += counted_.sum(0)
-        accept_sum += (log_ws_.clamp(max=0.0).exp() * counted_).sum(0)
-        diverging |= (counted_ & (log_ws_ < -self.max_energy_error)).any(0)
+        n_steps += count.sum(0)
+        accept_sum += (log_w.clamp(max=0.0).exp() * count).sum(0)
+        diverging |= (count & (log_w < -self.max_energy_error)).any(0)
