@@ -600,26 +600,39 @@ def test_the_captured_image_of_a_pushforward_has_the_eager_ends(lo, hi):
 # ---------------------------------------------------------------- how inductor is called
 
 
-def test_inductor_writes_simd_loops_only_for_a_graph_with_a_large_tensor(monkeypatch):
+def test_inductor_writes_simd_loops_at_O3_only_for_a_graph_with_a_large_tensor(monkeypatch):
     # scalar loops compile in about half the time and ran as fast on every
-    # NUTS leaf of the benchmarks (at most 8,000 elements); the switch is
-    # read while inductor compiles
+    # NUTS leaf of the benchmarks (at most 8,000 elements), and built at -O1
+    # they ran as fast again; both switches are read while inductor compiles
     import torch._inductor.compile_fx as inductor
-    from torch._inductor import config
+    from torch._inductor import config, cpp_builder
 
     from quivers.capture import compile_graph, record
 
     seen = []
 
     def spy(graph, examples):
-        seen.append(config.cpp.vec_isa_ok)
+        seen.append((config.cpp.vec_isa_ok, "O1" in cpp_builder._get_optimization_cflags("g++")[0]))
         return graph
 
     monkeypatch.setattr(inductor, "compile_fx", spy)
     for n in (8, 1 << 16):
         x = torch.ones(n)
         compile_graph(record(lambda z: (z.exp().sum(),), x), inputs=[x])
-    assert seen == [False, True]
+    assert seen == [(False, True), (True, False)]
+    assert "O3" in cpp_builder._get_optimization_cflags("g++")[0]
+
+
+def test_quick_kernels_restores_the_flags_when_the_compile_raises():
+    from torch._inductor import cpp_builder
+
+    from quivers.capture import _quick_kernels
+
+    before = cpp_builder._get_optimization_cflags
+    with pytest.raises(RuntimeError), _quick_kernels():
+        assert cpp_builder._get_optimization_cflags("g++")[0][0] == "O1"
+        raise RuntimeError("inductor failed")
+    assert cpp_builder._get_optimization_cflags is before
 
 
 def test_writes_into_fresh_results_are_made_out_of_place_and_other_writes_refused():
