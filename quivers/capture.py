@@ -92,14 +92,15 @@ def _gc_paused() -> Iterator[None]:
 def _quick_kernels() -> Iterator[None]:
     """Inductor's C++ kernels built at ``-O1`` rather than ``-O3`` inside
     the block. On a graph of scalar loops (below :data:`_VECTORIZE_FROM`)
-    gcc is a third of a first compile; at ``-O1`` hmm_example's leaf builds
-    in 0.78 s against 1.16 (its first compile 3.2 s against 3.6, three runs
-    each way), and a leaf of each NUTS model of ``benchmarks/peers.py`` runs
-    as fast (26 against 27 us on eight schools, 90 and 85 us on the mixture
-    and hmm_example either way). The loops are the same IEEE operations
-    (inductor passes ``-ffp-contract=off`` and no fast math), so the results
-    are too. Inductor has no setting for the level, so its flag function is
-    wrapped for the block; a torch without it is left as it is."""
+    gcc is a third of a first compile. At ``-O1`` hmm_example's leaf builds
+    in 0.78 s against 1.16, and its first compile takes 3.2 s against 3.5
+    (the mean of three runs each way). A leaf of each NUTS model of
+    ``benchmarks/peers.py`` runs as fast: 27 us at ``-O1`` against 26 on
+    eight schools, 89 against 90 on the mixture, 84 against 85 on
+    hmm_example. The loops are the same IEEE operations (inductor passes
+    ``-ffp-contract=off`` and no fast math), so the results are too.
+    Inductor has no setting for the level, so its flag function is wrapped
+    for the block; a torch without it is left as it is."""
     from torch._inductor import cpp_builder
 
     flags = getattr(cpp_builder, "_get_optimization_cflags", None)

@@ -623,6 +623,32 @@ def test_inductor_writes_simd_loops_at_O3_only_for_a_graph_with_a_large_tensor(m
     assert "O3" in cpp_builder._get_optimization_cflags("g++")[0]
 
 
+def test_kernels_built_at_O1_give_the_results_of_O3_bit_for_bit(monkeypatch):
+    # inductor passes -ffp-contract=off and no fast math: the optimization
+    # level changes how fast the scalar loops run, not what they compute
+    from contextlib import nullcontext
+
+    from torch._inductor import config
+
+    import quivers.capture as capture
+
+    def leaf(z, w):
+        u = torch.log1p(torch.exp(-z.abs())) + torch.tanh(w * z) - torch.lgamma(z.abs() + 1.5)
+        return (u.sum(-1), torch.sigmoid(u) * w, torch.logsumexp(u, -1))
+
+    gen = torch.Generator().manual_seed(0)
+    z, w = torch.randn(4, 250, generator=gen, dtype=torch.float64), torch.rand(4, 250, generator=gen, dtype=torch.float64)
+    results = []
+    for quick in (True, False):
+        if not quick:
+            monkeypatch.setattr(capture, "_quick_kernels", nullcontext)
+        with config.patch(force_disable_caches=True):
+            fn = capture.compile_graph(capture.record(leaf, z, w, decompose=True), inputs=[z, w])
+        results.append(fn(z, w))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
 def test_quick_kernels_restores_the_flags_when_the_compile_raises():
     from torch._inductor import cpp_builder
 
