@@ -149,6 +149,7 @@ def record(fn: Callable[..., Any], *args: Tensor, decompose: bool = False) -> to
     >>> g(torch.tensor([1.0, 2.0, 2.0]))
     tensor(9.)
     """
+    from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.proxy_tensor import make_fx
 
     # make_fx follows tensors by identity: one tensor given for two inputs
@@ -165,7 +166,12 @@ def record(fn: Callable[..., Any], *args: Tensor, decompose: bool = False) -> to
         from torch._inductor.decomposition import select_decomp_table
 
         decompositions = select_decomp_table()
-    with capture(), _gc_paused():
+    # one fake mode for the values the recording keeps of each operation:
+    # without a tracing context that holds one, make_fx makes a mode per
+    # operation, and each takes a stack trace (hmm_example's leaf records
+    # in 0.16 s against 0.26, the mixture's in 0.06 s against 0.10)
+    values = torch._guards.TracingContext(FakeTensorMode(allow_fallback_kernels=True))
+    with capture(), _gc_paused(), torch._guards.tracing(values):
         graph = make_fx(fn, decomposition_table=decompositions, tracing_mode="real")(*fresh)
     # the recording keeps fn's annotations as types of its inputs and
     # output; postponed (strings), they end up in the graph's code as

@@ -749,6 +749,29 @@ def test_a_recording_keeps_no_annotation_of_the_function_recorded():
     assert not [name for name, value in graph.recompile().globals.items() if isinstance(value, str)]
 
 
+def test_a_recording_makes_one_fake_mode_not_one_per_operation(monkeypatch):
+    # make_fx keeps a fake value of each operation's result; without a
+    # tracing context holding a fake mode it made a new mode for each, and
+    # each mode takes a stack trace (a third of hmm_example's recording)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from quivers.capture import record
+
+    made = []
+    init = FakeTensorMode.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeTensorMode, "__init__", counted)
+    graph = record(lambda z: (z.exp().log1p().sin().cos().tanh().sum(),), torch.ones(3), decompose=True)
+    assert sum(1 for node in graph.graph.nodes if node.op == "call_function") >= 6
+    assert len(made) == 1
+    vals = [node.meta["val"] for node in graph.graph.nodes if node.op == "call_function"]
+    assert all(v.fake_mode is made[0] for v in vals)
+
+
 def test_recording_pauses_the_cyclic_collector_and_restores_it(monkeypatch):
     # a collection walks the whole heap; while a graph is recorded or
     # compiled none runs, and the collector is left as it was found
