@@ -163,6 +163,30 @@ def test_a_program_runs_compiled_and_agrees_with_the_eager_run(checks, monkeypat
     assert abs(float(runs[True][0]["mu"].mean()) - float(y.mean())) < 0.15
 
 
+@pytest.mark.parametrize("kind", [NUTS, HMC])
+def test_setup_reports_the_seconds_it_spent_compiling(kind):
+    # what the benchmark reports apart from the wall time, as it does
+    # NumPyro's compilation; a rerun is 0 without jit_compile
+    import time
+
+    kernel = kind(potential_fn=_normal_normal, dim=1, jit_compile=True)
+    kernel.jit_backend = "eager"
+    compile_ = kernel._compile
+
+    def slow(state):
+        time.sleep(0.05)
+        compile_(state)
+
+    kernel._compile = slow
+    start = time.perf_counter()
+    with _compiles(kernel):
+        kernel.setup(2, 10, torch.Generator().manual_seed(0))
+    assert 0.05 <= kernel.compile_seconds <= time.perf_counter() - start
+    kernel.jit_compile = False
+    kernel.setup(2, 10, torch.Generator().manual_seed(0))
+    assert kernel.compile_seconds == 0.0
+
+
 def test_a_potential_that_reads_its_values_runs_eagerly_with_a_warning():
     def branching(z):  # chooses its formula by reading z on the host
         return 0.5 * (z**2).sum(-1) if bool((z.abs() < 100).all()) else z.abs().sum(-1)
