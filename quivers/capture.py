@@ -282,6 +282,37 @@ def _fold_constants(graph: torch.fx.GraphModule) -> None:
     graph.recompile()
 
 
+def _keyed_by_layout(graph: torch.fx.GraphModule) -> None:
+    """Mark the tensor constants of ``graph`` (the data, and what was folded
+    from it) as inductor's frozen parameters. Its on-disk cache then keys
+    them by shape, dtype and layout, and on a hit takes their values from
+    the graph being compiled: inductor's own scheme for caching graphs with
+    frozen weights. A model refitted to other data of the same shapes is
+    then served from the cache (hmm_example's leaf: 0.3 s, against 2.0 s
+    with its values in the key). Constants inductor writes into the
+    generated code (0-dim, and 1-D of at most 8 elements) keep their values
+    in the key.
+    Each constant is replaced by an alias before it is marked, so that no
+    tensor of the caller's carries the mark. Constants no node reads any
+    more (folding leaves the ones it read behind) are dropped: the key
+    holds every tensor of the module."""
+    read = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
+    for name in [n for n, v in vars(graph).items() if isinstance(v, Tensor)] + list(graph._buffers):
+        if name not in read:
+            delattr(graph, name)
+    from torch._inductor.graph import GraphLowering
+
+    for node in graph.graph.nodes:
+        value = getattr(graph, node.target, None) if node.op == "get_attr" else None
+        # a 0-dim constant is written into the code as a number, whatever
+        # the key says: its value must stay in the key
+        if isinstance(value, Tensor) and value.dim() > 0 and not GraphLowering.can_inline_constant(value):
+            alias = value.detach()
+            alias._is_frozen_param = True
+            setattr(graph, node.target, alias)
+    graph._has_frozen_params = True
+
+
 def _largest(graph: torch.fx.GraphModule) -> int:
     # the most elements of any tensor the recording computed
     vals = (node.meta.get("val") for node in graph.graph.nodes)
@@ -305,8 +336,9 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
     per machine: inductor's on-disk cache serves it to later runs. A graph
     recorded with ``decompose`` and writing into no input goes to
     inductor's ``compile_fx_inner`` with its constant subexpressions
-    computed; any other goes through ``compile_fx``, which records it again
-    to make it functional. Loops are scalar below 65,536 elements in the
+    computed and its constants keyed in the cache by their layout, not
+    their values (:func:`_keyed_by_layout`); any other goes through
+    ``compile_fx``, which records it again to make it functional. Loops are scalar below 65,536 elements in the
     largest tensor (:data:`_VECTORIZE_FROM`), and then built at ``-O1``
     (:func:`_quick_kernels`).
 
@@ -332,6 +364,7 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
               nullcontext() if vectorize else _quick_kernels()):
             if graph.meta.get("decomposed") and _make_functional(graph):
                 _fold_constants(graph)
+                _keyed_by_layout(graph)
                 # the tracing context carries the shape environment to the cache
                 with torch._guards.tracing(torch._guards.TracingContext(fake)):
                     boxed = compile_fx_inner(graph, examples)

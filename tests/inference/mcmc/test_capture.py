@@ -649,6 +649,60 @@ def test_kernels_built_at_O1_give_the_results_of_O3_bit_for_bit(monkeypatch):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("scale_from_data", [False, True], ids=["data-tensor", "data-number"])
+def test_a_graph_compiled_for_other_data_of_the_same_shapes_is_served_from_the_cache(
+        scale_from_data, monkeypatch, tmp_path):
+    # the data are constants of the graph; keyed by their layout, a refit
+    # to other data reuses the compiled code and reads the new data. A
+    # 0-dim constant is written into the code as a number: one made from
+    # the data keeps its value in the key, and other data compile afresh.
+    # (The first-point check would catch stale data; this checks without it.)
+    from torch._dynamo.utils import counters
+
+    from quivers.capture import compile_graph, record
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    z = torch.linspace(-1.0, 1.0, 40, dtype=torch.float64)
+
+    def compiled_for(y):
+        scale = y.std() if scale_from_data else torch.tensor(1.5, dtype=torch.float64)
+
+        def fn(z):
+            return (((z - y) / scale).pow(2).sum(), (z * y).exp().mean())
+
+        return compile_graph(record(fn, z, decompose=True), inputs=[z]), fn
+
+    gen = torch.Generator().manual_seed(0)
+    first, second = torch.randn(40, generator=gen, dtype=torch.float64), torch.randn(40, generator=gen, dtype=torch.float64)
+    hits = counters["inductor"]["fxgraph_cache_hit"]
+    results = []
+    for y in (first, second):
+        compiled, fn = compiled_for(y)
+        results.append((compiled(z), fn(z)))
+    assert counters["inductor"]["fxgraph_cache_hit"] == hits + (0 if scale_from_data else 1)
+    for got, want in results:
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    assert not torch.allclose(results[0][1][0], results[1][1][0])  # the data differ, and so do the results
+    assert not any(hasattr(y, "_is_frozen_param") for y in (first, second))  # the caller's tensors are not marked
+
+
+def test_constants_that_folding_leaves_unread_are_dropped_before_the_cache_key():
+    # the cache key holds every tensor of the module: an unread copy of the
+    # data would put its values back into the key
+    from quivers.capture import _fold_constants, _keyed_by_layout, record
+
+    y = torch.arange(20.0)
+    graph = record(lambda z: ((z - y.exp()).sum(),), torch.ones(20), decompose=True)
+    _fold_constants(graph)
+    _keyed_by_layout(graph)
+    read = {n.target for n in graph.graph.nodes if n.op == "get_attr"}
+    held = {n for n, v in vars(graph).items() if isinstance(v, torch.Tensor)} | set(graph._buffers)
+    assert held == read and read
+    assert all(getattr(graph, name)._is_frozen_param for name in read)
+    assert graph(torch.zeros(20))[0] == -y.exp().sum()
+
+
 def test_quick_kernels_restores_the_flags_when_the_compile_raises():
     from torch._inductor import cpp_builder
 
