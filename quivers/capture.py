@@ -292,16 +292,17 @@ def _keyed_by_layout(graph: torch.fx.GraphModule) -> None:
     with its values in the key). Constants inductor writes into the
     generated code (0-dim, and 1-D of at most 8 elements) keep their values
     in the key.
+
     Each constant is replaced by an alias before it is marked, so that no
     tensor of the caller's carries the mark. Constants no node reads any
     more (folding leaves the ones it read behind) are dropped: the key
     holds every tensor of the module."""
+    from torch._inductor.graph import GraphLowering
+
     read = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
     for name in [n for n, v in vars(graph).items() if isinstance(v, Tensor)] + list(graph._buffers):
         if name not in read:
             delattr(graph, name)
-    from torch._inductor.graph import GraphLowering
-
     for node in graph.graph.nodes:
         value = getattr(graph, node.target, None) if node.op == "get_attr" else None
         # a 0-dim constant is written into the code as a number, whatever
@@ -338,8 +339,9 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
     inductor's ``compile_fx_inner`` with its constant subexpressions
     computed and its constants keyed in the cache by their layout, not
     their values (:func:`_keyed_by_layout`); any other goes through
-    ``compile_fx``, which records it again to make it functional. Loops are scalar below 65,536 elements in the
-    largest tensor (:data:`_VECTORIZE_FROM`), and then built at ``-O1``
+    ``compile_fx``, which records it again to make it functional. Loops are
+    scalar below 65,536 elements in the largest tensor
+    (:data:`_VECTORIZE_FROM`), and then built at ``-O1``
     (:func:`_quick_kernels`).
 
     Examples
