@@ -279,6 +279,12 @@ def _fold_constants(graph: torch.fx.GraphModule) -> None:
             node.replace_all_uses_with(constant)
             kept += 1
     graph.graph.eliminate_dead_code()
+    # the constants the folded operations read stay behind as attributes
+    # (make_fx's as buffers) unless dropped with their last reader
+    read = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
+    for name in [n for n, v in vars(graph).items() if isinstance(v, Tensor)] + list(graph._buffers):
+        if name not in read:
+            delattr(graph, name)
     graph.recompile()
 
 
@@ -291,18 +297,14 @@ def _keyed_by_layout(graph: torch.fx.GraphModule) -> None:
     then served from the cache (hmm_example's leaf: 0.3 s, against 2.0 s
     with its values in the key). Constants inductor writes into the
     generated code (0-dim, and 1-D of at most 8 elements) keep their values
-    in the key.
+    in the key. The key holds every tensor of the module, so the graph must
+    hold no constant it does not read (:func:`_fold_constants` drops the
+    ones it leaves behind).
 
     Each constant is replaced by an alias before it is marked, so that no
-    tensor of the caller's carries the mark. Constants no node reads any
-    more (folding leaves the ones it read behind) are dropped: the key
-    holds every tensor of the module."""
+    tensor of the caller's carries the mark."""
     from torch._inductor.graph import GraphLowering
 
-    read = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
-    for name in [n for n, v in vars(graph).items() if isinstance(v, Tensor)] + list(graph._buffers):
-        if name not in read:
-            delattr(graph, name)
     for node in graph.graph.nodes:
         value = getattr(graph, node.target, None) if node.op == "get_attr" else None
         # a 0-dim constant is written into the code as a number, whatever
