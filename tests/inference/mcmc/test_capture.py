@@ -703,6 +703,85 @@ def test_constants_that_folding_leaves_unread_are_dropped_before_the_cache_key()
     assert graph(torch.zeros(20))[0] == -y.exp().sum()
 
 
+def _cholesky_leaf(z):
+    # a leaf with an operation that has no C shim (the C++ wrapper calls
+    # it through the dispatcher) beside fused loops
+    a = torch.eye(3, dtype=z.dtype) * (1.0 + z.exp().sum()) + z.unsqueeze(-1) * z
+    return (torch.linalg.cholesky(a).diagonal().log().sum(), z.tanh() * 2.0)
+
+
+def test_the_direct_route_compiles_with_the_cpp_wrapper_and_keeps_no_shim_notice(monkeypatch):
+    # the C++ wrapper allocates and calls from C++ (a NUTS leaf 71 us
+    # against 100 on hmm_example); its notice that an operation has no C
+    # shim says nothing a user can act on, and is dropped
+    import logging
+
+    import torch._inductor.compile_fx as inductor
+    from torch._inductor import config
+
+    from quivers.capture import compile_graph, record
+
+    wrappers = []
+    real = inductor.compile_fx_inner
+
+    def spy(graph, examples, **kwargs):
+        wrappers.append(kwargs.get("cpp_wrapper", False))
+        return real(graph, examples, **kwargs)
+
+    class Notices(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    notices = Notices()
+    ir = logging.getLogger("torch._inductor.ir")
+    monkeypatch.setattr(inductor, "compile_fx_inner", spy)
+    level = ir.level
+    ir.setLevel(logging.WARNING)
+    ir.addHandler(notices)
+    try:
+        z = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+        with config.patch(force_disable_caches=True):  # a cache hit would generate no code, and no notice
+            fn = compile_graph(record(_cholesky_leaf, z, decompose=True), inputs=[z])
+        ir.warning("aten.example.default is missing a c-shim implementation, using proxy executor as fallback")
+    finally:
+        ir.removeHandler(notices)
+        ir.setLevel(level)
+    assert wrappers == [True]
+    # the compile's own notice was dropped; the filter is gone after it
+    assert [m for m in notices.messages if "c-shim" in m] == [
+        "aten.example.default is missing a c-shim implementation, using proxy executor as fallback"]
+    other = torch.tensor([0.5, 0.0, -1.0], dtype=torch.float64)
+    for a, b in zip(fn(other), _cholesky_leaf(other)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_graph_the_cpp_wrapper_refuses_is_compiled_with_the_python_wrapper(monkeypatch):
+    import torch._inductor.compile_fx as inductor
+
+    from quivers.capture import compile_graph, record
+
+    wrappers = []
+    real = inductor.compile_fx_inner
+
+    def refusing(graph, examples, **kwargs):
+        wrappers.append(kwargs.get("cpp_wrapper", False))
+        if kwargs.get("cpp_wrapper"):
+            raise RuntimeError("no C++ wrapper for this graph")
+        return real(graph, examples, **kwargs)
+
+    monkeypatch.setattr(inductor, "compile_fx_inner", refusing)
+    z = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    fn = compile_graph(record(_cholesky_leaf, z, decompose=True), inputs=[z])
+    assert wrappers == [True, False]
+    other = torch.tensor([0.5, 0.0, -1.0], dtype=torch.float64)
+    for a, b in zip(fn(other), _cholesky_leaf(other)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_quick_kernels_restores_the_flags_when_the_compile_raises():
     from torch._inductor import cpp_builder
 
