@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -100,6 +101,13 @@ def _quick_kernels() -> Iterator[None]:
     eight schools, 89 against 90 on the mixture, 84 against 85 on
     hmm_example. The loops are the same IEEE operations (inductor passes
     ``-ffp-contract=off`` and no fast math), so the results are too.
+
+    Two more flags shorten each build by a tenth or more (gcc took 1.05
+    to 1.56 s against 1.28 to 2.1 on the three models' leaves, two runs
+    each way): no line tables (``-g1``, which only a profiler of the
+    generated code reads), and gold for the link where the machine has it
+    (linking against libtorch took 0.11 s against 0.29 with ld's default).
+
     Inductor has no setting for the level, so its flag function is wrapped
     for the block; a torch without it is left as it is."""
     from torch._inductor import cpp_builder
@@ -108,10 +116,11 @@ def _quick_kernels() -> Iterator[None]:
     if flags is None:
         yield
         return
+    gold = ["fuse-ld=gold"] if shutil.which("ld.gold") else []
 
     def lighter(*args: Any, **kwargs: Any) -> Any:
         cflags, ldflags = flags(*args, **kwargs)
-        return ["O1" if f == "O3" else f for f in cflags], ldflags
+        return ["O1" if f == "O3" else f for f in cflags if f != "g1"], ldflags + gold
 
     cpp_builder._get_optimization_cflags = lighter
     try:

@@ -610,9 +610,12 @@ def test_inductor_writes_simd_loops_at_O3_only_for_a_graph_with_a_large_tensor(m
     from quivers.capture import compile_graph, record
 
     seen = []
+    flags = []
 
     def spy(graph, examples):
-        seen.append((config.cpp.vec_isa_ok, "O1" in cpp_builder._get_optimization_cflags("g++")[0]))
+        cflags, ldflags = cpp_builder._get_optimization_cflags("g++")
+        seen.append((config.cpp.vec_isa_ok, "O1" in cflags))
+        flags.append((cflags, ldflags))
         return graph
 
     monkeypatch.setattr(inductor, "compile_fx", spy)
@@ -621,6 +624,11 @@ def test_inductor_writes_simd_loops_at_O3_only_for_a_graph_with_a_large_tensor(m
         compile_graph(record(lambda z: (z.exp().sum(),), x), inputs=[x])
     assert seen == [(False, True), (True, False)]
     assert "O3" in cpp_builder._get_optimization_cflags("g++")[0]
+    # the quick build has no line tables, and links with gold where the machine has it
+    (quick_c, quick_ld), (full_c, full_ld) = flags
+    assert "g1" not in quick_c and "g1" in full_c
+    assert ("fuse-ld=gold" in quick_ld) == (shutil.which("ld.gold") is not None)
+    assert "fuse-ld=gold" not in full_ld
 
 
 def test_kernels_built_at_O1_give_the_results_of_O3_bit_for_bit(monkeypatch):
