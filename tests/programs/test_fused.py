@@ -8,6 +8,7 @@ respect to every latent.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -277,6 +278,39 @@ def test_the_captured_kernel_is_the_eager_one_at_every_extreme(loc, scale, logw,
 
     for a, b in zip(run(False), run(True)):
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("rows, transposed", [(1_000, True), (20_000, False)])
+def test_a_recorded_table_is_transposed_where_scalar_loops_take_it(rows, transposed, monkeypatch):
+    # (K, rows) lets inductor's scalar loops run along the rows; a table of
+    # SIMD size (65,536 entries and up) keeps the components inner. Either
+    # way the values and gradients are the eager ones.
+    from quivers.capture import capture
+    from quivers.programs import fused
+
+    layouts = []
+    real = fused._rows
+
+    def spy(*args):
+        layouts.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(fused, "_rows", spy)
+    gen = torch.Generator().manual_seed(rows)
+    y = torch.randn(rows, generator=gen, dtype=F64)
+    values = (torch.log_softmax(torch.randn(4, generator=gen, dtype=F64), -1), torch.randn(4, generator=gen, dtype=F64),
+              torch.rand(4, generator=gen, dtype=F64) + 0.5)
+
+    def run(captured):
+        params = [v.clone().requires_grad_() for v in values]
+        with capture() if captured else contextlib.nullcontext():
+            out = normal_mixture(*params, y)
+        return (out, *torch.autograd.grad(out.sum(), params))
+
+    eager, recorded = run(False), run(True)
+    assert layouts == [False, transposed]
+    for a, b in zip(eager, recorded):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_the_recorded_kernel_leaves_no_write_that_keeps_it_from_inductor():
