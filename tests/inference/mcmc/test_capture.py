@@ -718,6 +718,7 @@ def _cholesky_leaf(z):
     return (torch.linalg.cholesky(a).diagonal().log().sum(), z.tanh() * 2.0)
 
 
+@pytest.mark.filterwarnings("ignore:`torch._prims_common.check` is deprecated:FutureWarning")  # inductor's own lowering
 def test_the_direct_route_compiles_with_the_cpp_wrapper_and_keeps_no_shim_notice(monkeypatch):
     # the C++ wrapper allocates and calls from C++ (a NUTS leaf 71 us
     # against 100 on hmm_example); its notice that an operation has no C
