@@ -718,6 +718,13 @@ def _cholesky_leaf(z):
     return (torch.linalg.cholesky(a).diagonal().log().sum(), z.tanh() * 2.0)
 
 
+def assert_computes_the_cholesky_leaf(fn):
+    # at a point other than the one compiled at
+    other = torch.tensor([0.5, 0.0, -1.0], dtype=torch.float64)
+    for a, b in zip(fn(other), _cholesky_leaf(other)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.filterwarnings("ignore:`torch._prims_common.check` is deprecated:FutureWarning")  # inductor's own lowering
 def test_the_direct_route_compiles_with_the_cpp_wrapper_and_keeps_no_shim_notice(monkeypatch):
     # the C++ wrapper allocates and calls from C++ (a NUTS leaf 71 us
@@ -763,9 +770,7 @@ def test_the_direct_route_compiles_with_the_cpp_wrapper_and_keeps_no_shim_notice
     # the compile's own notice was dropped; the filter is gone after it
     assert [m for m in notices.messages if "c-shim" in m] == [
         "aten.example.default is missing a c-shim implementation, using proxy executor as fallback"]
-    other = torch.tensor([0.5, 0.0, -1.0], dtype=torch.float64)
-    for a, b in zip(fn(other), _cholesky_leaf(other)):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert_computes_the_cholesky_leaf(fn)
 
 
 def test_a_graph_the_cpp_wrapper_refuses_is_compiled_with_the_python_wrapper(monkeypatch):
@@ -786,9 +791,7 @@ def test_a_graph_the_cpp_wrapper_refuses_is_compiled_with_the_python_wrapper(mon
     z = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
     fn = compile_graph(record(_cholesky_leaf, z, decompose=True), inputs=[z])
     assert wrappers == [True, False]
-    other = torch.tensor([0.5, 0.0, -1.0], dtype=torch.float64)
-    for a, b in zip(fn(other), _cholesky_leaf(other)):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert_computes_the_cholesky_leaf(fn)
 
 
 def test_quick_kernels_restores_the_flags_when_the_compile_raises():
