@@ -335,7 +335,9 @@ class _NoShimNotice(logging.Filter):
         return "missing a c-shim implementation" not in record.getMessage()
 
 
-_WRAPPED_HEADERS = ("torch/csrc/inductor/cpp_prefix.h", "Python.h", "sstream", "torch/csrc/inductor/aoti_torch/c/shim.h")
+_WRAPPED_HEADERS = (
+    "torch/csrc/inductor/cpp_prefix.h", "Python.h", "sstream", "torch/csrc/inductor/aoti_torch/c/shim.h",
+)
 """What the C++ wrapper's source includes besides its own header: the
 kernels' prefix and the Python binding's headers."""
 
@@ -447,9 +449,12 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
         # fake examples with a shape environment: without one inductor skips
-        # its on-disk cache of compiled graphs, and every run compiles afresh
+        # its on-disk cache of compiled graphs, and every run compiles afresh.
+        # Their sizes are static, as the graph is: with symbolic ones (the
+        # environment's default) inductor's fake propagation did every size
+        # computation symbolically (the mixture's leaf: 0.42 s against 0.10)
         fake = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
-        examples = [fake.from_tensor(t) for t in inputs]
+        examples = [fake.from_tensor(t, static_shapes=True) for t in inputs]
         vectorize = _largest(graph) >= _VECTORIZE_FROM
         with (torch._inductor.config.patch({"cpp.vec_isa_ok": vectorize}), _gc_paused(),
               nullcontext() if vectorize else _quick_kernels()):
