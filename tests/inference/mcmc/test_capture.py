@@ -725,7 +725,6 @@ def assert_computes_the_cholesky_leaf(fn):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.filterwarnings("ignore:`torch._prims_common.check` is deprecated:FutureWarning")  # inductor's own lowering
 def test_the_direct_route_compiles_with_the_cpp_wrapper_and_keeps_no_shim_notice(monkeypatch):
     # the C++ wrapper allocates and calls from C++ (a NUTS leaf 71 us
     # against 100 on hmm_example); its notice that an operation has no C
@@ -794,7 +793,6 @@ def test_a_graph_the_cpp_wrapper_refuses_is_compiled_with_the_python_wrapper(mon
     assert_computes_the_cholesky_leaf(fn)
 
 
-@pytest.mark.filterwarnings("ignore:`torch._prims_common.check` is deprecated:FutureWarning")  # inductor's own lowering
 def test_the_cpp_wrapper_precompiles_every_header_its_source_includes(monkeypatch):
     # gcc parsed the kernels' prefix and the Python binding's headers at
     # every build (hmm_example's leaf: 1.55 s of gcc against 1.28)
