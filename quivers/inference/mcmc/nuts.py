@@ -26,7 +26,10 @@ probability proportional to ``exp(-H)`` as Stan's recursive merge does.
 With ``jit_compile`` the leaf is one compiled graph; for up to
 :data:`_CHECKS_IN_LEAF` checkpoint elements it carries the checkpoints as
 ``(5, S, C, D)`` arrays and makes every U-turn check itself, reading the
-slots through masks precomputed per leaf, so that a leaf costs one call.
+slots through masks precomputed per leaf, counts itself in the
+transition's tally, and merges the subtree into the trajectory as if it
+ended there (the last leaf's merge is the subtree's), so that a leaf costs
+one call and a doubling some twenty operations besides its leaves.
 
 Per-chain masks carry what recursion would: a chain whose subtree turned or
 diverged stops contributing, its leapfrogs still run in the batch but their
@@ -138,16 +141,18 @@ def _leaf_and_pair(
     potential: Callable[[Tensor], Tensor], min_log_weight: float, *args: Tensor
 ) -> tuple[Tensor, ...]:
     """:func:`_leaf` (its twelve arguments first), then the momentum sum
-    ``rho`` before this leaf, and the previous leaf's ``M^{-1} p`` and the
-    sum before it: also returns the sum after this leaf and which chains
-    still build if this leaf closes a sub-subtree of two leaves with the
-    previous one (the U-turn check of half the odd leaves), so that the
+    ``rho`` before this leaf, the previous leaf's ``M^{-1} p`` and the sum
+    before it, and the transition's tally (:func:`_count`): also returns
+    the sum after this leaf, which chains still build if this leaf closes a
+    sub-subtree of two leaves with the previous one (the U-turn check of
+    half the odd leaves), and the tally with this leaf counted, so that the
     compiled leaf does that bookkeeping too."""
-    *leaf_args, rho, prev_sharp, prev_rho = args
+    *leaf_args, rho, prev_sharp, prev_rho, tally = args
     z, p, g, v, log_w, ok, log_weight, proposal = _leaf(potential, min_log_weight, *leaf_args)
     rho = rho + p
     ok_pair = ok & ~_turning(prev_sharp, v, rho - prev_rho)
-    return z, p, g, v, log_w, ok, log_weight, proposal, rho, ok_pair
+    tally = _count(tally, log_w, leaf_args[7], -min_log_weight)
+    return z, p, g, v, log_w, ok, log_weight, proposal, rho, ok_pair, tally
 
 
 def _leaf_and_checks(
@@ -156,13 +161,21 @@ def _leaf_and_checks(
     """:func:`_leaf` (its twelve arguments first), then the momentum sum
     ``rho`` before this leaf, the subtree's checkpoints ``(5, S, C, D)``
     (``M^{-1} p``, the sum before and ``p`` of each slot's first leaf;
-    ``M^{-1} p`` and the sum before of each slot's left-half end) and this
-    leaf's masks over the slots ``(5, S)`` (:func:`_leaf_masks`). Returns
-    the leaf's values with the chains that turned at it dropped from
-    ``ok``, the sum after it, and the checkpoints with this leaf stored:
-    every U-turn check of the subtree in the compiled leaf, the stored
-    slots read through masks instead of stacked."""
-    *leaf_args, rho, checkpoints, masks = args
+    ``M^{-1} p`` and the sum before of each slot's left-half end), this
+    leaf's masks over the slots ``(5, S)`` (:func:`_leaf_masks`), the
+    transition's tally (:func:`_count`), its trajectory before the subtree
+    (packed, :func:`_tree_parts`), the subtree's direction and the log of
+    its uniform draw for the merge.
+
+    Returns the leaf's ``z``, ``p`` and gradient, which chains still build
+    (those that turned at it dropped), the subtree's log weight, proposal
+    and momentum sum after it, the checkpoints with this leaf stored, the
+    tally with this leaf counted, and the trajectory and its active chains
+    as they would be if the subtree ended at this leaf
+    (:func:`_merge`): every U-turn check of the subtree, the stored slots
+    read through masks instead of stacked, and the doubling's bookkeeping,
+    in the compiled leaf."""
+    *leaf_args, rho, checkpoints, masks, tally, tree, forward, log_draw = args
     z, p, g, v, log_w, ok, log_weight, proposal = _leaf(potential, min_log_weight, *leaf_args)
     a_sharp, a_rho, a_p, m_sharp, m_rho = checkpoints.unbind(0)
     store_a, check_a, check_across, check_m, store_m = masks.unsqueeze(-1).unbind(0)
@@ -178,7 +191,69 @@ def _leaf_and_checks(
         torch.where(store_a, v, a_sharp), torch.where(store_a, rho, a_rho), torch.where(store_a, p, a_p),
         torch.where(store_m, v, m_sharp), torch.where(store_m, rho, m_rho),
     ])
-    return z, p, g, v, log_w, ok & ~turned, log_weight, proposal, after, stored
+    ok = ok & ~turned
+    tally = _count(tally, log_w, leaf_args[7], -min_log_weight)
+    # slot 0 holds the subtree's first leaf (the only one of popcount 0)
+    merged, active = _merge(tree, forward, log_draw, torch.cat([z, p, g], -1), stored[2, 0], proposal, log_weight,
+                            after, ok, leaf_args[5])
+    return z, p, g, ok, log_weight, proposal, after, stored, tally, merged, active
+
+
+def _count(tally: Tensor, log_w: Tensor, counted: Tensor, max_energy_error: float) -> Tensor:
+    """The transition's tally ``(C, 3)`` (leapfrog steps, sum of acceptance
+    probabilities, divergences) with a leaf of log weight ``log_w``
+    counted in the chains ``counted``."""
+    c = counted.to(log_w.dtype)
+    diverged = (counted & (log_w < -max_energy_error)).to(log_w.dtype)
+    return tally + torch.stack([c, log_w.clamp(max=0.0).exp() * c, diverged], -1)
+
+
+def _tree_parts(tree: Tensor, dim: int) -> tuple[Tensor, ...]:
+    """A transition's trajectory, packed one row per chain so that merging
+    a subtree into it is one graph: its left and right ends ``[z | p |
+    grad]``, its proposal ``[z | grad | U | H]``, its log weight (of
+    ``sum exp(h0 - H)``), its momentum sum and its depth, the last two
+    ``(C, 1)``."""
+    return tree.split([3 * dim, 3 * dim, 2 * dim + 2, 1, dim, 1], -1)
+
+
+def _merge(
+    tree: Tensor, forward: Tensor, log_draw: Tensor, end: Tensor, first_p: Tensor, proposal: Tensor,
+    log_weight: Tensor, rho: Tensor, valid: Tensor, inv_mass: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """The trajectory ``tree`` (:func:`_tree_parts`) after the subtree built
+    in the direction ``forward`` from one of its ends, and which chains go
+    on doubling. The subtree ends at ``end``, began with momentum
+    ``first_p``, and has the proposal, log weight and momentum sum given;
+    ``valid`` chains built it without a U-turn or a divergence, and only
+    they take it. The new subtree's proposal replaces the trajectory's with
+    probability ``min(1, w_new / w_old)`` (``log_draw``: Stan's biased
+    progressive sampling, a heavier new subtree always wins), and the
+    merged trajectory is checked for a U-turn between its ends and across
+    the two halves (Stan's extra checks)."""
+    dim = end.shape[-1] // 3
+    left, right, tree_proposal, tree_log_weight, tree_rho, depth = _tree_parts(tree, dim)
+    fwd, merged = forward.unsqueeze(-1), valid.unsqueeze(-1)
+    start_p = torch.where(fwd, right[:, dim : 2 * dim], left[:, dim : 2 * dim])
+    far_p = torch.where(fwd, left[:, dim : 2 * dim], right[:, dim : 2 * dim])
+    log_weight = log_weight.unsqueeze(-1)
+    take = merged & (log_draw.unsqueeze(-1) < log_weight - tree_log_weight)
+    span = tree_rho + rho
+    sharp_far, sharp_new = sharp(far_p, inv_mass), sharp(end[:, dim : 2 * dim], inv_mass)
+    turned = (
+        _turning(sharp_far, sharp_new, span)
+        | _turning(sharp_far, sharp(first_p, inv_mass), tree_rho + first_p)
+        | _turning(sharp(start_p, inv_mass), sharp_new, rho + start_p)
+    )
+    tree = torch.cat([
+        torch.where(merged & ~fwd, end, left),
+        torch.where(merged & fwd, end, right),
+        torch.where(take, proposal, tree_proposal),
+        torch.where(merged, torch.logaddexp(tree_log_weight, log_weight), tree_log_weight),
+        torch.where(merged, span, tree_rho),
+        depth + merged.to(depth.dtype),
+    ], -1)
+    return tree, valid & ~turned
 
 
 def _leaf_masks(plan: list[tuple[int, int, int, int]], slots: int, device: torch.device) -> list[Tensor]:
@@ -199,6 +274,15 @@ def _leaf_masks(plan: list[tuple[int, int, int, int]], slots: int, device: torch
             odd & (index == closing - 1),
         ]).to(device))
     return masks
+
+
+def _one_point(z: Tensor, p: Tensor, g: Tensor, u: Tensor, h: Tensor) -> Tensor:
+    """The trajectory of the one point ``z`` with momentum ``p``, gradient
+    ``g``, potential ``u`` and energy ``h`` (packed, :func:`_tree_parts`):
+    both ends and the proposal, weight ``exp(0)``, momentum sum ``p``,
+    depth 0."""
+    end, zero = torch.cat([z, p, g], -1), torch.zeros_like(u).unsqueeze(-1)
+    return torch.cat([end, end, z, g, u.unsqueeze(-1), h.unsqueeze(-1), zero, p, zero], -1)
 
 
 def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
@@ -279,10 +363,11 @@ class NUTS(HamiltonianKernel):
     def _compile(self, state: ChainState) -> None:
         """With ``jit_compile``: record and compile one leaf of a subtree
         (the leapfrog step with the potential's forward and backward, the
-        energy, the proposal's choice, and every U-turn check of the subtree
-        through :func:`_leaf_and_checks`, or above :data:`_CHECKS_IN_LEAF`
-        the check of a pair of leaves through :func:`_leaf_and_pair`) as one
-        graph, checked against the eager leaf at the first point with unit
+        energy, the proposal's choice, the tally, and every U-turn check of
+        the subtree and the merge into the trajectory through
+        :func:`_leaf_and_checks`, or above :data:`_CHECKS_IN_LEAF` the check
+        of a pair of leaves through :func:`_leaf_and_pair`) as one graph,
+        checked against the eager leaf at the first point with unit
         momenta."""
         self._compiled_leaf = self._leaf_masks = None
         z, u, g = state
@@ -296,19 +381,22 @@ class NUTS(HamiltonianKernel):
         step = self.step_size.unsqueeze(-1)
         p = torch.ones_like(z)
         inv_mass = self.inverse_mass_matrix
+        h0 = u + kinetic_energy(p, inv_mass)
         args = (
-            z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, u + kinetic_energy(p, inv_mass),
+            z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, h0,
             torch.ones_like(u, dtype=torch.bool), z, torch.full_like(u, -torch.inf),
             torch.cat([z, g, u.unsqueeze(-1), u.unsqueeze(-1)], -1), torch.full_like(u, -0.5),
             torch.zeros_like(z),
         )
+        tally = z.new_zeros(z.shape[0], 3)
         if checks:
             masks = _leaf_masks(self._plan, slots, z.device)
-            # empty checkpoints, and the masks of the second leaf (which checks
-            # and stores), or of the only one
-            args += (z.new_zeros(5, slots, *z.shape), masks[min(1, len(masks) - 1)])
+            # empty checkpoints, the masks of the second leaf (which checks
+            # and stores), or of the only one, and a trajectory of one point
+            args += (z.new_zeros(5, slots, *z.shape), masks[min(1, len(masks) - 1)], tally,
+                     _one_point(z, p, g, u, h0), torch.ones_like(u, dtype=torch.bool), torch.full_like(u, -0.5))
         else:
-            args += (sharp(-p, inv_mass), -p)
+            args += (sharp(-p, inv_mass), -p, tally)
         self._compiled_leaf, why = compile_recorded(leaf, args, backend=self.jit_backend, what="leapfrog step")
         if self._compiled_leaf is None:
             warn_eager(why)
@@ -323,92 +411,72 @@ class NUTS(HamiltonianKernel):
         eps = self.step_size.unsqueeze(-1)
         p0 = sample_momentum(self.mass_sqrt, self.generator)
         h0 = u0 + kinetic_energy(p0, inv_mass)
-        # Packed rows, so that choosing per chain is one `where`: the ends of
-        # the trajectory are [z | p | grad], proposals [z | grad | U | H].
-        left = right = torch.cat([z0, p0, g0], -1)
-        proposal = torch.cat([z0, g0, u0.unsqueeze(-1), h0.unsqueeze(-1)], -1)
-        rho = p0
-        log_weight = torch.zeros_like(u0)  # log of sum exp(h0 - H) over the tree
+        tree = _one_point(z0, p0, g0, u0, h0)
+        tally = z0.new_zeros(z0.shape[0], 3)  # leapfrog steps, acceptance sum, divergences
         active = torch.ones_like(u0, dtype=torch.bool)
-        tally = (
-            torch.zeros_like(u0, dtype=torch.long),  # leapfrog steps
-            torch.zeros_like(u0),  # sum of acceptance probabilities
-            torch.zeros_like(active),  # diverged
-        )
-        depth = torch.zeros_like(u0, dtype=torch.long)
         every = True  # every chain is building (known on the host)
         for j in range(self.max_tree_depth):
+            # the direction, the merge's draw, one draw per leaf
             draws = torch.rand(
                 (2**j + 2, z0.shape[0]), generator=self.generator, dtype=z0.dtype, device=z0.device
             )
-            forward = (draws[0] < 0.5).unsqueeze(-1)
-            start = torch.where(forward, right, left)
-            far_p = torch.where(forward, left[:, dim : 2 * dim], right[:, dim : 2 * dim])
-            step = torch.where(forward, eps, -eps)
-            end, first_p, sub_proposal, sub_log_weight, sub_rho, valid = self._build_subtree(
-                j, start, step, h0, active, every, torch.log(draws[2:]), tally
+            tree, active, tally = self._build_subtree(
+                j, tree, draws[0] < 0.5, torch.log(draws[1:]), eps, h0, active, every, tally
             )
-            # Biased progressive sampling: a heavier new subtree always wins.
-            take = valid & (torch.log(draws[1]) < sub_log_weight - log_weight)
-            proposal = torch.where(take.unsqueeze(-1), sub_proposal, proposal)
-            log_weight = torch.where(valid, torch.logaddexp(log_weight, sub_log_weight), log_weight)
-            merged = valid.unsqueeze(-1)
-            right = torch.where(merged & forward, end, right)
-            left = torch.where(merged & ~forward, end, left)
-            depth += valid
-            start_p, end_p = start[:, dim : 2 * dim], end[:, dim : 2 * dim]
-            tree_rho = rho + sub_rho
-            sharp_far, sharp_new = sharp(far_p, inv_mass), sharp(end_p, inv_mass)
-            turned = (
-                _turning(sharp_far, sharp_new, tree_rho)
-                | _turning(sharp_far, sharp(first_p, inv_mass), rho + first_p)
-                | _turning(sharp(start_p, inv_mass), sharp_new, sub_rho + start_p)
-            )
-            rho = torch.where(merged, tree_rho, rho)
-            active = valid & ~turned
             alive = int(active.sum())
             if alive == 0:
                 break
             every = alive == active.numel()
         # Copies, not views: the run keeps every draw and statistic, and a
         # view would keep the whole packed row alive with it.
+        _, _, proposal, _, _, depth = _tree_parts(tree, dim)
         z, g = proposal[:, :dim].clone(), proposal[:, dim : 2 * dim].clone()
         u, h = proposal[:, 2 * dim].clone(), proposal[:, 2 * dim + 1].clone()
-        n_steps, accept_sum, diverging = tally
+        n_steps, accept_sum, diverged = tally.unbind(-1)
         stats = {
             "accept_prob": accept_sum / n_steps,
-            "diverging": diverging,
+            "diverging": diverged > 0,
             "energy": h,
             "lp": -u,
-            "n_steps": n_steps,
+            "n_steps": n_steps.long(),
             "step_size": self.step_size,
-            "tree_depth": depth,
+            "tree_depth": depth.squeeze(-1).long(),
         }
         return ChainState(z, u, g), stats
 
     def _build_subtree(
         self,
         depth: int,
-        start: Tensor,
-        step: Tensor,
+        tree: Tensor,
+        forward: Tensor,
+        log_draws: Tensor,
+        eps: Tensor,
         h0: Tensor,
         building: Tensor,
         every: bool,
-        log_uniform: Tensor,
-        tally: tuple[Tensor, Tensor, Tensor],
-    ) -> tuple[Tensor, ...]:
-        """Extend each chain in ``building`` by ``2^depth`` leaves from ``start``;
-        ``every`` says that ``building`` holds every chain.
+        tally: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Extend each chain in ``building`` by ``2^depth`` leaves from the end
+        of its trajectory ``tree`` (:func:`_tree_parts`) that ``forward``
+        names, and merge the subtree into it (:func:`_merge`); ``every``
+        says that ``building`` holds every chain. ``log_draws`` are the
+        logs of the merge's uniform draw and of one per leaf.
 
-        Returns the last leaf ``[z | p | grad]``, the first leaf's momentum,
-        the subtree's proposal ``[z | grad | U | H]``, its log weight, its
-        momentum sum and which chains built it without a U-turn or a
-        divergence. ``tally`` (steps, acceptance sum, divergences) is updated
-        in place.
+        Returns the trajectory, which chains go on doubling (built the
+        subtree without a U-turn or a divergence, and no U-turn across the
+        merged trajectory), and the tally (:func:`_count`) with the
+        subtree's leaves counted.
         """
-        dim = start.shape[1] // 3
         inv_mass = self.inverse_mass_matrix
+        dim = inv_mass.shape[-1]
+        left, right, *_ = _tree_parts(tree, dim)
+        fwd = forward.unsqueeze(-1)
+        step = torch.where(fwd, eps, -eps)
         half, drift = 0.5 * step, scaled(inv_mass, step)
+        log_draw, log_uniform = log_draws[0], log_draws[1:]
+        # the start: the chosen end's [z | p | grad], each part contiguous
+        # (compiled code asserts its inputs' strides)
+        z, p, g = (torch.where(fwd, r, l) for r, l in zip(right.split(dim, -1), left.split(dim, -1)))
         # Checkpoints: at the first leaf a of every open sub-subtree, M^-1 p,
         # p and the momentum sum before a; at the last leaf m of every left
         # half still waiting for its right half, M^-1 p and the sum before m.
@@ -416,46 +484,40 @@ class NUTS(HamiltonianKernel):
         # store costs no operation, and a check stacks only what it reads.
         a_sharp, a_rho, a_p, m_sharp, m_rho = ([None] * self.max_tree_depth for _ in range(5))
         min_log_weight = -self.max_energy_error
-        z, p, g = start[:, :dim], start[:, dim : 2 * dim], start[:, 2 * dim :]
         fallback = z
         ok = building
         rho = torch.zeros_like(z)
-        # Per-leaf log weights and whether the leaf counted, tallied once
-        # after the loop rather than leaf by leaf.
-        log_ws: list[Tensor] = []
-        counted: list[Tensor] = []
         compiled = self._compiled_leaf
         # the compiled leaf starts from weight -inf (any proposal: the first
         # leaf replaces it in every chain that keeps the subtree); the eager
         # one knows its first leaf
         log_weight = proposal = None
         if compiled is not None:
-            # compiled code asserts its inputs' strides: give it the layout of
-            # its own outputs (contiguous rows), never a slice of `start`
-            z, p, g, fallback = z.contiguous(), p.contiguous(), g.contiguous(), z.clone()
-            log_weight, proposal = torch.full_like(h0, -torch.inf), start.new_zeros(start.shape[0], 2 * dim + 2)
+            fallback = z.clone()
+            log_weight, proposal = torch.full_like(h0, -torch.inf), h0.new_zeros(h0.shape[0], 2 * dim + 2)
         if self._leaf_masks is not None:
             return self._build_checked_subtree(
-                depth, (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal), rho, log_uniform, tally
+                depth, (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal), rho, log_uniform,
+                tally, (tree, forward, log_draw),
             )
         prev_sharp = prev_rho = rho_next = ok_pair = None
         for n in range(2**depth):
-            counted.append(ok)
             args = (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n])
             if compiled is not None:
                 if prev_sharp is None:  # the first leaf is even: its pair check is unused
                     prev_sharp, prev_rho = torch.zeros_like(rho), torch.zeros_like(rho)
-                z, p, g, v, log_w, ok, log_weight, proposal, rho_next, ok_pair = compiled(
-                    *args, rho, prev_sharp, prev_rho
+                z, p, g, v, log_w, ok, log_weight, proposal, rho_next, ok_pair, tally = compiled(
+                    *args, rho, prev_sharp, prev_rho, tally
                 )
                 prev_sharp, prev_rho = v, rho
             else:
                 # `every`: whether every chain is still building, known on the host
                 # from the one synchronization per leaf; then no stand-in point is needed.
+                counted = ok
                 z, p, g, v, log_w, ok, log_weight, proposal = _leaf(
                     self._potential, min_log_weight, *args, first=n == 0, every=every
                 )
-            log_ws.append(log_w)
+                tally = _count(tally, log_w, counted, self.max_energy_error)
             if n == 0:
                 first_p = p
             slot, lo, hi, closing = self._plan[n]
@@ -492,39 +554,28 @@ class NUTS(HamiltonianKernel):
             if alive == 0:
                 break
             every = alive == ok.numel()
-        self._tally(tally, log_ws, counted)
-        return torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok
+        return (*_merge(tree, forward, log_draw, torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok,
+                        inv_mass), tally)
 
     def _build_checked_subtree(
-        self, depth: int, state: tuple[Tensor, ...], rho: Tensor, log_uniform: Tensor,
-        tally: tuple[Tensor, Tensor, Tensor],
-    ) -> tuple[Tensor, ...]:
+        self, depth: int, state: tuple[Tensor, ...], rho: Tensor, log_uniform: Tensor, tally: Tensor,
+        merge: tuple[Tensor, Tensor, Tensor],
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`_build_subtree` with a compiled leaf that makes every U-turn
-        check itself (:func:`_leaf_and_checks`): what is left here is to pass
-        the checkpoints on and stop when no chain builds. ``state`` is the
-        first leaf's arguments but its uniform draw."""
+        check, counts itself in the tally and merges the subtree into the
+        trajectory as if it were the last leaf (:func:`_leaf_and_checks`):
+        what is left here is to pass the checkpoints on and stop when no
+        chain builds. The last leaf's merge is the subtree's: at an early
+        stop no chain kept it, and the merge leaves the trajectory as it
+        was. ``state`` is the first leaf's arguments but its uniform draw;
+        ``merge`` the trajectory, the direction and the merge's log draw."""
         z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal = state
         checkpoints = z.new_zeros(5, self.max_tree_depth, *z.shape)
-        log_ws: list[Tensor] = []
-        counted: list[Tensor] = []
         for n in range(2**depth):
-            counted.append(ok)
-            z, p, g, _, log_w, ok, log_weight, proposal, rho, checkpoints = self._compiled_leaf(
+            z, p, g, ok, log_weight, proposal, rho, checkpoints, tally, tree, active = self._compiled_leaf(
                 z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n], rho,
-                checkpoints, self._leaf_masks[n],
+                checkpoints, self._leaf_masks[n], tally, *merge,
             )
-            log_ws.append(log_w)
-            if n == 0:
-                first_p = p
             if not bool(ok.any()):
                 break
-        self._tally(tally, log_ws, counted)
-        return torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok
-
-    def _tally(self, tally: tuple[Tensor, Tensor, Tensor], log_ws: list[Tensor], counted: list[Tensor]) -> None:
-        # steps, acceptance sum and divergences of a subtree's leaves, in place
-        log_w, count = torch.stack(log_ws), torch.stack(counted)
-        n_steps, accept_sum, diverging = tally
-        n_steps += count.sum(0)
-        accept_sum += (log_w.clamp(max=0.0).exp() * count).sum(0)
-        diverging |= (count & (log_w < -self.max_energy_error)).any(0)
+        return tree, active, tally

@@ -205,3 +205,43 @@ def test_checkpoint_plan_finds_the_first_leaf_of_every_closing_subtree(depth):
             n - 2 ** (k - 1) for k in range(2, closing + 1)
         ]
         m_slots[closing - 1] = n
+
+
+@given(st.integers(min_value=0, max_value=2**16 - 1))
+def test_a_merge_takes_the_subtree_only_in_the_chains_that_built_it(seed):
+    """Law of the merge: a chain that did not build the subtree keeps its
+    trajectory bit for bit and stops (so the compiled leaf's merge at an
+    early stop is the subtree's); a chain that built it gains a level, the
+    subtree's end on the side it grew, the summed momentum and the summed
+    weight, and takes the subtree's proposal exactly when the draw falls
+    below the weights' ratio (Stan's biased progressive sampling)."""
+    from quivers.inference.mcmc.nuts import _merge, _one_point, _tree_parts
+
+    gen = torch.Generator().manual_seed(seed)
+    chains, dim = 6, 3
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    z, p, g, u = randn(chains, dim), randn(chains, dim), randn(chains, dim), randn(chains)
+    tree = _one_point(z, p, g, u, u + 0.5 * (p * p).sum(-1))
+    forward = torch.rand(chains, generator=gen) < 0.5
+    valid = torch.rand(chains, generator=gen) < 0.7
+    end, first_p, rho = randn(chains, 3 * dim), randn(chains, dim), randn(chains, dim)
+    proposal, log_weight = randn(chains, 2 * dim + 2), randn(chains)
+    log_draw = torch.rand(chains, generator=gen, dtype=torch.float64).log()
+    merged, active = _merge(tree, forward, log_draw, end, first_p, proposal, log_weight, rho, valid,
+                            torch.ones(chains, dim, dtype=torch.float64))
+    assert torch.equal(merged[~valid], tree[~valid]) and not bool(active[~valid].any())
+    before, after = _tree_parts(tree, dim), _tree_parts(merged, dim)
+    left, right, tree_proposal, tree_log_weight, tree_rho, depth = before
+    new_left, new_right, new_proposal, new_log_weight, new_rho, new_depth = after
+    for c in valid.nonzero().flatten().tolist():
+        grown, kept = (new_right, new_left) if forward[c] else (new_left, new_right)
+        assert torch.equal(grown[c], end[c]) and torch.equal(kept[c], (left if forward[c] else right)[c])
+        assert float(new_depth[c]) == float(depth[c]) + 1
+        assert torch.equal(new_rho[c], tree_rho[c] + rho[c])
+        summed = math.log(math.exp(float(tree_log_weight[c])) + math.exp(float(log_weight[c])))
+        assert math.isclose(float(new_log_weight[c]), summed, rel_tol=1e-12, abs_tol=1e-12)
+        takes = float(log_draw[c]) < float(log_weight[c]) - float(tree_log_weight[c])
+        assert torch.equal(new_proposal[c], proposal[c] if takes else tree_proposal[c])
