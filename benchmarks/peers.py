@@ -12,8 +12,10 @@ with a message, as Pyro's are.
   (N=1,000, K=2) and posteriordb's ``hmm_example``, the same model, chains,
   warmup and draws on both sides; quivers runs its chains as one batch and
   NumPyro vectorized (``chain_method="vectorized"``). The rate is the
-  smallest bulk ESS over every scalar parameter per second of the whole
-  run, compilation included on both sides. Each side's compilation is
+  smallest bulk ESS over every scalar parameter, averaged over five
+  seeds (two with ``--quick``), per second of a first run: the first
+  run's compilation plus the mean sampling time over the seeds, on both
+  sides; the eager row's is seed 0's whole run. Each side's compilation is
   also reported apart: NumPyro's as the first run's wall time less that
   of the same run repeated, which reuses JAX's compiled functions;
   quivers' as its kernel's ``compile_seconds`` (recording, compiling and
@@ -211,10 +213,33 @@ def numpyro_run(model, args, chains: int, warmup: int, samples: int, relabel=Non
     return seconds, min_bulk_ess(relabel(draws) if relabel else draws)
 
 
+NUTS_SEEDS, QUICK_NUTS_SEEDS = 5, 2
+
+
 def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
+    """The NUTS rows: per model, quivers eager and compiled against NumPyro.
+
+    A compiled row's rate is, on each side, the mean of the smallest bulk
+    ESS over ``NUTS_SEEDS`` seeds per second of a first run: the first
+    run's compilation plus the mean sampling time over the seeds (a run's
+    wall time less its compilation; the later seeds' runs reuse what the
+    first compiled). One seed's ESS spreads by a quarter or more around
+    its mean (NumPyro's on hmm_example: 934 to 1,544 over five seeds), and
+    its sampling time with the trajectories its adaptation settles on, so
+    a ratio of one seed's rates measures the seed as much as the sampler.
+    The eager row's rate is seed 0's whole run on both sides: an eager run
+    takes up to a minute, and the row has no target."""
     chains, warmup, samples = (4, 100, 200) if opts.quick else (4, 300, 700)
+    seeds = QUICK_NUTS_SEEDS if opts.quick else NUTS_SEEDS
     have = numpyro_or_none() is not None
     rows = []
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    def listed(xs: list[float], digits: int = 0) -> str:
+        return ", ".join(f"{x:.{digits}f}" for x in xs)
+
     for name, build in NUTS_MODELS.items():
         if only_models and name not in only_models:
             continue
@@ -223,33 +248,58 @@ def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
         with threads(1):
             # eager, then compiled: the compiled run's wall time includes its
             # compilation, which the compiler's on-disk cache shortens on a rerun
-            runs = {jit: quivers_run(prog, obs, chains, warmup, samples, relabel, jit_compile=jit) for jit in (False, True)}
+            eager = quivers_run(prog, obs, chains, warmup, samples, relabel)
+            compiled = [quivers_run(prog, obs, chains, warmup, samples, relabel, seed=s, jit_compile=True)
+                        for s in range(seeds)]
             if have:
-                n_s, n_ess = numpyro_run(model, args, chains, warmup, samples, relabel)
+                n_s, n_first = numpyro_run(model, args, chains, warmup, samples, relabel)
                 # the same run again reuses JAX's compiled functions: the difference is the compilation
-                n_fixed = max(0.0, n_s - numpyro_run(model, args, chains, warmup, samples, relabel)[0])
-        for jit, (q_s, q_ess, q_fixed) in runs.items():
+                n_again = numpyro_run(model, args, chains, warmup, samples, relabel)[0]
+                n_fixed = max(0.0, n_s - n_again)
+                later = [numpyro_run(model, args, chains, warmup, samples, relabel, seed=s) for s in range(1, seeds)]
+                n_ess = [n_first] + [e for _, e in later]
+                n_sampling = [n_again] + [t for t, _ in later]
+        q_s, q_first, _ = eager
+        print(f"  NUTS {name}, eager: quivers {q_s:.1f} s, ESS {q_first:.0f}", flush=True)
+        q_fixed = compiled[0][2]
+        q_ess = [e for _, e, _ in compiled]
+        q_sampling = [t - c for t, _, c in compiled]
+        q_wall = q_fixed + mean(q_sampling)
+        print(f"  NUTS {name}, jit_compile: quivers {compiled[0][0]:.1f} s (of which compilation {q_fixed:.1f} s); "
+              f"ESS by seed {listed(q_ess)}, mean {mean(q_ess):.0f}; sampling by seed {listed(q_sampling, 1)} s",
+              flush=True)
+        if have:
+            print(f"  NUTS {name}: NumPyro {n_s:.1f} s (of which compilation {n_fixed:.1f} s); "
+                  f"ESS by seed {listed(n_ess)}, mean {mean(n_ess):.0f}; sampling by seed {listed(n_sampling, 1)} s",
+                  flush=True)
+        for jit in (False, True):
             label = f"NUTS {name}" + (", jit_compile" if jit else ", eager")
-            q_rate = q_ess / q_s
-            extra = {"quivers_seconds": q_s, "quivers_min_ess": q_ess, "jit_compile": jit}
-            compiled = f" (of which compilation {q_fixed:.1f} s)" if jit else ""
             if jit:
-                extra["quivers_compile_seconds"] = q_fixed
-            print(f"  {label}: quivers {q_s:.1f} s, ESS {q_ess:.0f}{compiled}", flush=True)
+                q_rate = mean(q_ess) / q_wall
+                extra = {"quivers_seconds": compiled[0][0], "quivers_compile_seconds": q_fixed, "jit_compile": True,
+                         "quivers_min_ess_by_seed": q_ess, "quivers_sampling_seconds_by_seed": q_sampling}
+            else:
+                q_rate = q_first / q_s
+                extra = {"quivers_seconds": q_s, "quivers_min_ess": q_first, "jit_compile": False}
             if not have:
                 rows.append(Row(label, size, 1, "quivers", q_rate, None, None, "ESS/s", None, "wall",
                                 None, None, "NumPyro not installed", extra))
                 continue
-            n_rate = n_ess / n_s
+            if jit:
+                n_wall = n_fixed + mean(n_sampling)
+                n_rate = mean(n_ess) / n_wall
+                note = (f"{seeds} seeds: quivers {q_fixed:.1f} s compiling + {mean(q_sampling):.1f} s sampling, "
+                        f"mean ESS {mean(q_ess):.0f}; NumPyro {n_fixed:.1f} s + {mean(n_sampling):.1f} s, "
+                        f"mean ESS {mean(n_ess):.0f}")
+                extra |= {"numpyro_compile_seconds": n_fixed, "numpyro_min_ess_by_seed": n_ess,
+                          "numpyro_sampling_seconds_by_seed": n_sampling}
+            else:
+                n_rate = n_first / n_s
+                note = f"seed 0: quivers {q_s:.1f} s, NumPyro {n_s:.1f} s of which compile {n_fixed:.1f} s"
+                extra |= {"numpyro_seconds": n_s, "numpyro_min_ess": n_first}
             r = q_rate / n_rate
-            extra |= {"numpyro_seconds": n_s, "numpyro_min_ess": n_ess, "numpyro_compile_seconds": n_fixed}
             rows.append(Row(label, size, 1, "quivers", q_rate, "NumPyro vectorized", n_rate, "ESS/s", r, "wall",
-                            ">= 1x" if jit else None, r >= 1.0 if jit else None,
-                            f"quivers {q_s:.1f} s" + (f" of which compile {q_fixed:.1f} s" if jit else "")
-                            + f", NumPyro {n_s:.1f} s of which compile {n_fixed:.1f} s", extra))
-        if have:
-            print(f"  NUTS {name}: NumPyro {n_s:.1f} s, ESS {n_ess:.0f} (of which compilation {n_fixed:.1f} s)",
-                  flush=True)
+                            ">= 1x" if jit else None, r >= 1.0 if jit else None, note, extra))
     return rows
 
 
