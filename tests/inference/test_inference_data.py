@@ -66,10 +66,27 @@ def test_predictive_and_prior_groups_where_asked(nuts):
     assert set(idata.prior.data_vars) == {"probs", "mu_k", "sd_k", "z"}
 
 
-def test_marginalized_latent_draws_follow_the_exact_responsibilities(nuts):
+@pytest.fixture(scope="module")
+def overlapping():
+    # the seed mixture fitted to points between its two components, whose
+    # memberships are uncertain: on the seed's well-separated data nearly
+    # every responsibility is 0 or 1, and the draws of the rarer component
+    # are too few (about 0.1 expected over all rows and draws) for the
+    # normal approximation below
+    model, _ = seed_mixture()
+    init = {"probs": torch.tensor([[0.4, 0.6]] * 4), "mu_k": torch.tensor([[-1.0, 1.0]] * 4),
+            "sd_k": torch.tensor([[0.7, 0.7]] * 4)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fit(model, {"y": torch.linspace(-1.5, 1.5, 40)}, method="nuts", num_warmup=60, num_samples=50,
+                   num_chains=4, init=init, seed=0, progress_bar=False)
+
+
+def test_marginalized_latent_draws_follow_the_exact_responsibilities(overlapping):
     # Each draw of z comes from the exact conditional given its draw of the
     # continuous latents: its frequencies match the responsibilities
     # averaged over the same draws, up to Monte Carlo error.
+    nuts = overlapping
     z = nuts.latent_draws()["z"]
     assert z.shape == (4, 50, 40) and z.dtype == torch.int64
     resp = nuts.model.posterior_latents(None, nuts.observations, nuts.flat_samples())["z"].double()
@@ -82,7 +99,7 @@ def test_marginalized_latent_draws_follow_the_exact_responsibilities(nuts):
     # pooled over rows, the deviations standardized by their exact sd are N(0, 1)
     unsure = se[:, 1] > 1e-3
     stat = ((freq - probs)[unsure, 1]).sum() / se[unsure, 1].pow(2).sum().sqrt()
-    assert unsure.sum() >= 3 and abs(float(stat)) < 4
+    assert unsure.sum() >= 20 and abs(float(stat)) < 4
 
 
 def test_grouped_mixture_has_constant_data_and_per_group_terms():
