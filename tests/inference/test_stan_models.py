@@ -168,7 +168,10 @@ BOXES = {
 def test_nuts_recovers_the_quadrature_posterior(name):
     simulate, log_density, params = MODELS[name]
     data = simulate()
-    ref = quadrature_moments(lambda *xs: log_density(data, *xs), BOXES[name], n=70 if len(params) == 2 else 50)
+    # 80 points a side in three dimensions: at 50 the grid's sds were 1.3% to
+    # 2.1% low on mixture5 (80 and 110 agree to four digits), a fifth of the
+    # 10% the check allows
+    ref = quadrature_moments(lambda *xs: log_density(data, *xs), BOXES[name], n=70 if len(params) == 2 else 80)
     reference = {p: ref[i] for i, p in enumerate(params)}
     mcmc = MCMC(NUTS(program(name)), num_warmup=500, num_samples=1000, num_chains=4, seed=0, progress_bar=False)
     mcmc.run(None, data)
