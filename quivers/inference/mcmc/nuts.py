@@ -511,9 +511,9 @@ class NUTS(HamiltonianKernel):
                 )
                 prev_sharp, prev_rho = v, rho
             else:
+                counted = ok
                 # `every`: whether every chain is still building, known on the host
                 # from the one synchronization per leaf; then no stand-in point is needed.
-                counted = ok
                 z, p, g, v, log_w, ok, log_weight, proposal = _leaf(
                     self._potential, min_log_weight, *args, first=n == 0, every=every
                 )
