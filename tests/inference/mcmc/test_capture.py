@@ -798,8 +798,7 @@ def test_the_cpp_wrapper_precompiles_every_header_its_source_includes(monkeypatc
     # every build (hmm_example's leaf: 1.55 s of gcc against 1.28)
     from pathlib import Path
 
-    from torch._inductor import codecache
-    from torch._inductor import config
+    from torch._inductor import codecache, config
 
     from quivers.capture import compile_graph, record
 
