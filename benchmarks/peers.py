@@ -55,6 +55,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from statistics import fmean
 
 _XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 if "jax" not in sys.modules:
@@ -234,9 +235,6 @@ def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
     have = numpyro_or_none() is not None
     rows = []
 
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs)
-
     def listed(xs: list[float], digits: int = 0) -> str:
         return ", ".join(f"{x:.{digits}f}" for x in xs)
 
@@ -264,18 +262,18 @@ def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
         q_fixed = compiled[0][2]
         q_ess = [e for _, e, _ in compiled]
         q_sampling = [t - c for t, _, c in compiled]
-        q_wall = q_fixed + mean(q_sampling)
+        q_wall = q_fixed + fmean(q_sampling)
         print(f"  NUTS {name}, jit_compile: quivers {compiled[0][0]:.1f} s (of which compilation {q_fixed:.1f} s); "
-              f"ESS by seed {listed(q_ess)}, mean {mean(q_ess):.0f}; sampling by seed {listed(q_sampling, 1)} s",
+              f"ESS by seed {listed(q_ess)}, mean {fmean(q_ess):.0f}; sampling by seed {listed(q_sampling, 1)} s",
               flush=True)
         if have:
             print(f"  NUTS {name}: NumPyro {n_s:.1f} s (of which compilation {n_fixed:.1f} s); "
-                  f"ESS by seed {listed(n_ess)}, mean {mean(n_ess):.0f}; sampling by seed {listed(n_sampling, 1)} s",
+                  f"ESS by seed {listed(n_ess)}, mean {fmean(n_ess):.0f}; sampling by seed {listed(n_sampling, 1)} s",
                   flush=True)
         for jit in (False, True):
             label = f"NUTS {name}" + (", jit_compile" if jit else ", eager")
             if jit:
-                q_rate = mean(q_ess) / q_wall
+                q_rate = fmean(q_ess) / q_wall
                 extra = {"quivers_seconds": compiled[0][0], "quivers_compile_seconds": q_fixed, "jit_compile": True,
                          "quivers_min_ess_by_seed": q_ess, "quivers_sampling_seconds_by_seed": q_sampling}
             else:
@@ -286,11 +284,11 @@ def nuts_rows(opts: Options, only_models: list[str] | None = None) -> list[Row]:
                                 None, None, "NumPyro not installed", extra))
                 continue
             if jit:
-                n_wall = n_fixed + mean(n_sampling)
-                n_rate = mean(n_ess) / n_wall
-                note = (f"{seeds} seeds: quivers {q_fixed:.1f} s compiling + {mean(q_sampling):.1f} s sampling, "
-                        f"mean ESS {mean(q_ess):.0f}; NumPyro {n_fixed:.1f} s + {mean(n_sampling):.1f} s, "
-                        f"mean ESS {mean(n_ess):.0f}")
+                n_wall = n_fixed + fmean(n_sampling)
+                n_rate = fmean(n_ess) / n_wall
+                note = (f"{seeds} seeds: quivers {q_fixed:.1f} s compiling + {fmean(q_sampling):.1f} s sampling, "
+                        f"mean ESS {fmean(q_ess):.0f}; NumPyro {n_fixed:.1f} s + {fmean(n_sampling):.1f} s, "
+                        f"mean ESS {fmean(n_ess):.0f}")
                 extra |= {"numpyro_compile_seconds": n_fixed, "numpyro_min_ess_by_seed": n_ess,
                           "numpyro_sampling_seconds_by_seed": n_sampling}
             else:
