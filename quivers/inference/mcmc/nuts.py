@@ -27,9 +27,10 @@ With ``jit_compile`` the leaf is one compiled graph; for up to
 :data:`_CHECKS_IN_LEAF` checkpoint elements it carries the checkpoints as
 ``(5, S, C, D)`` arrays and makes every U-turn check itself, reading the
 slots through masks precomputed per leaf, counts itself in the
-transition's tally, and merges the subtree into the trajectory as if it
-ended there (the last leaf's merge is the subtree's), so that a leaf costs
-one call and a doubling some twenty operations besides its leaves.
+transition's tally, merges the subtree into the trajectory as if it ended
+there (the last leaf's merge is the subtree's), and, as the first leaf of
+a subtree, starts it from the trajectory's end, so that a leaf costs one
+call and a doubling one draw besides its leaves.
 
 Per-chain masks carry what recursion would: a chain whose subtree turned or
 diverged stops contributing, its leapfrogs still run in the batch but their
@@ -158,27 +159,53 @@ def _leaf_and_pair(
 def _leaf_and_checks(
     potential: Callable[[Tensor], Tensor], min_log_weight: float, *args: Tensor
 ) -> tuple[Tensor, ...]:
-    """:func:`_leaf` (its twelve arguments first), then the momentum sum
-    ``rho`` before this leaf, the subtree's checkpoints ``(5, S, C, D)``
-    (``M^{-1} p``, the sum before and ``p`` of each slot's first leaf;
-    ``M^{-1} p`` and the sum before of each slot's left-half end), this
-    leaf's masks over the slots ``(5, S)`` (:func:`_leaf_masks`), the
-    transition's tally (:func:`_count`), its trajectory before the subtree
-    (packed, :func:`_tree_parts`), the subtree's direction and the log of
-    its uniform draw for the merge.
+    """One leaf of a subtree with all of its bookkeeping, the subtree's
+    start included, as one graph for the compiled leaf.
 
-    Returns the leaf's ``z``, ``p`` and gradient, which chains still build
-    (those that turned at it dropped), the subtree's log weight, proposal
-    and momentum sum after it, the checkpoints with this leaf stored, the
-    tally with this leaf counted, and the trajectory and its active chains
-    as they would be if the subtree ended at this leaf
-    (:func:`_merge`): every U-turn check of the subtree, the stored slots
-    read through masks instead of stacked, and the doubling's bookkeeping,
-    in the compiled leaf."""
-    *leaf_args, rho, checkpoints, masks, tally, tree, forward, log_draw = args
-    z, p, g, v, log_w, ok, log_weight, proposal = _leaf(potential, min_log_weight, *leaf_args)
+    ``args``: the previous leaf's ``z``, ``p``, gradient, which chains
+    still build, the subtree's log weight, proposal and momentum sum
+    ``rho`` so far and its checkpoints ``(5, S, C, D)`` (``M^{-1} p``, the
+    sum before and ``p`` of each slot's first leaf; ``M^{-1} p`` and the
+    sum before of each slot's left-half end); then the chains' step sizes ``(C, 1)``, inverse mass
+    matrices and initial energies, the trajectory before the subtree
+    (packed, :func:`_tree_parts`) and its active chains, the subtree's
+    direction, the log of its uniform draw for the merge, this leaf's
+    uniform draw, its masks ``(6, S)`` (:func:`_leaf_masks`) and the
+    transition's tally (:func:`_count`).
+
+    The first leaf of a subtree (the masks' last row) starts it from the
+    end of the trajectory its direction names, with every chain that is
+    still active building, from log weight ``-inf`` and a zero sum; the
+    previous leaf's values are then not read. The subtree's start is the
+    stand-in point of the chains that no longer build (:func:`leapfrog`'s
+    ``fallback``).
+
+    Returns the first eight arguments after this leaf (those that turned
+    at it dropped from the builders; this leaf stored in the
+    checkpoints), the tally with this leaf counted, the trajectory and its
+    active chains as they would be if the subtree ended at this leaf
+    (:func:`_merge`), and two flags: whether any chain still builds, and
+    whether any is active after that merge. Every U-turn check of the
+    subtree is made here, the stored slots read through masks instead of
+    stacked, so that a leaf costs one call and a subtree one draw."""
+    (z, p, g, ok, log_weight, proposal, rho, checkpoints,
+     eps, inv_mass, h0, tree, active, forward, log_draw, log_u, masks, tally) = args
+    start = masks[5, 0]
+    fwd = forward.unsqueeze(-1)
+    dim = z.shape[-1]
+    left, right, *_ = _tree_parts(tree, dim)
+    first_z, first_p, first_g = (torch.where(fwd, r, l) for r, l in zip(right.split(dim, -1), left.split(dim, -1)))
+    z, p, g = torch.where(start, first_z, z), torch.where(start, first_p, p), torch.where(start, first_g, g)
+    building = torch.where(start, active, ok)
+    log_weight = torch.where(start, -torch.inf, log_weight)
+    rho = torch.where(start, 0.0, rho)
+    step = torch.where(fwd, eps, -eps)
+    z, p, g, v, log_w, ok, log_weight, proposal = _leaf(
+        potential, min_log_weight, z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, h0, building, first_z,
+        log_weight, proposal, log_u,
+    )
     a_sharp, a_rho, a_p, m_sharp, m_rho = checkpoints.unbind(0)
-    store_a, check_a, check_across, check_m, store_m = masks.unsqueeze(-1).unbind(0)
+    store_a, check_a, check_across, check_m, store_m = masks[:5].unsqueeze(-1).unbind(0)
     after = rho + p
     across = _turning(a_sharp[:-1], a_sharp[1:], a_rho[1:] + a_p[1:] - a_rho[:-1])
     turned = (
@@ -192,11 +219,12 @@ def _leaf_and_checks(
         torch.where(store_m, v, m_sharp), torch.where(store_m, rho, m_rho),
     ])
     ok = ok & ~turned
-    tally = _count(tally, log_w, leaf_args[7], -min_log_weight)
+    tally = _count(tally, log_w, building, -min_log_weight)
     # slot 0 holds the subtree's first leaf (the only one of popcount 0)
-    merged, active = _merge(tree, forward, log_draw, torch.cat([z, p, g], -1), stored[2, 0], proposal, log_weight,
-                            after, ok, leaf_args[5])
-    return z, p, g, ok, log_weight, proposal, after, stored, tally, merged, active
+    merged, merged_active = _merge(tree, forward, log_draw, torch.cat([z, p, g], -1), stored[2, 0], proposal,
+                                   log_weight, after, ok, inv_mass)
+    flags = torch.stack([ok.any(), merged_active.any()])
+    return z, p, g, ok, log_weight, proposal, after, stored, tally, merged, merged_active, flags
 
 
 def _count(tally: Tensor, log_w: Tensor, counted: Tensor, max_energy_error: float) -> Tensor:
@@ -258,13 +286,14 @@ def _merge(
 
 def _leaf_masks(plan: list[tuple[int, int, int, int]], slots: int, device: torch.device) -> list[Tensor]:
     """For each leaf of ``plan`` (:func:`_checkpoint_plan`), the masks
-    ``(5, slots)`` :func:`_leaf_and_checks` reads: the slot an even leaf
+    ``(6, slots)`` :func:`_leaf_and_checks` reads: the slot an even leaf
     stores, the slots whose sub-subtrees close at an odd leaf, the first
     of each pair of them checked across their halves, the left-half ends
-    checked, and the slot the odd leaf stores as a left-half end."""
+    checked, the slot the odd leaf stores as a left-half end, and whether
+    it is the subtree's first leaf (every slot alike)."""
     masks = []
     index = torch.arange(slots)
-    for slot, lo, hi, closing in plan:
+    for n, (slot, lo, hi, closing) in enumerate(plan):
         odd = slot < 0
         masks.append(torch.stack([
             index == slot,
@@ -272,6 +301,7 @@ def _leaf_masks(plan: list[tuple[int, int, int, int]], slots: int, device: torch
             odd & (index >= lo) & (index < hi),
             odd & (index < closing - 1),
             odd & (index == closing - 1),
+            torch.full_like(index, n == 0, dtype=torch.bool),
         ]).to(device))
     return masks
 
@@ -354,6 +384,7 @@ class NUTS(HamiltonianKernel):
         self._plan = _checkpoint_plan(2 ** (max_tree_depth - 1))
         self._compiled_leaf: Callable[..., tuple[Tensor, ...]] | None = None
         self._leaf_masks: list[Tensor] | None = None  # set when the compiled leaf checks
+        self._blank: tuple[Tensor, ...] = ()  # what the first leaf of a transition is handed to carry
 
     @property
     def compiled(self) -> bool:
@@ -382,26 +413,26 @@ class NUTS(HamiltonianKernel):
         p = torch.ones_like(z)
         inv_mass = self.inverse_mass_matrix
         h0 = u + kinetic_energy(p, inv_mass)
-        args = (
-            z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, h0,
-            torch.ones_like(u, dtype=torch.bool), z, torch.full_like(u, -torch.inf),
-            torch.cat([z, g, u.unsqueeze(-1), u.unsqueeze(-1)], -1), torch.full_like(u, -0.5),
-            torch.zeros_like(z),
-        )
+        building = torch.ones_like(u, dtype=torch.bool)
+        log_weight, log_u = torch.full_like(u, -torch.inf), torch.full_like(u, -0.5)
+        proposal = torch.cat([z, g, u.unsqueeze(-1), u.unsqueeze(-1)], -1)
         tally = z.new_zeros(z.shape[0], 3)
         if checks:
             masks = _leaf_masks(self._plan, slots, z.device)
-            # empty checkpoints, the masks of the second leaf (which checks
-            # and stores), or of the only one, and a trajectory of one point
-            args += (z.new_zeros(5, slots, *z.shape), masks[min(1, len(masks) - 1)], tally,
-                     _one_point(z, p, g, u, h0), torch.ones_like(u, dtype=torch.bool), torch.full_like(u, -0.5))
+            # what a leaf carries to the next, a trajectory of one point, and
+            # the masks of the second leaf (which checks and stores), or of
+            # the only one
+            carry = (z, p, g, building, log_weight, proposal, torch.zeros_like(z), z.new_zeros(5, slots, *z.shape))
+            args = (*carry, step, inv_mass, h0, _one_point(z, p, g, u, h0), building, building, log_u, log_u,
+                    masks[min(1, len(masks) - 1)], tally)
         else:
-            args += (sharp(-p, inv_mass), -p, tally)
+            args = (z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, h0, building, z, log_weight, proposal,
+                    log_u, torch.zeros_like(z), sharp(-p, inv_mass), -p, tally)
         self._compiled_leaf, why = compile_recorded(leaf, args, backend=self.jit_backend, what="leapfrog step")
         if self._compiled_leaf is None:
             warn_eager(why)
         elif checks:
-            self._leaf_masks = masks
+            self._leaf_masks, self._blank = masks, tuple(t.clone() for t in carry)
 
     def transition(self, state: ChainState) -> tuple[ChainState, dict[str, Tensor]]:
         """One NUTS trajectory per chain, all chains in lockstep."""
@@ -413,20 +444,8 @@ class NUTS(HamiltonianKernel):
         h0 = u0 + kinetic_energy(p0, inv_mass)
         tree = _one_point(z0, p0, g0, u0, h0)
         tally = z0.new_zeros(z0.shape[0], 3)  # leapfrog steps, acceptance sum, divergences
-        active = torch.ones_like(u0, dtype=torch.bool)
-        every = True  # every chain is building (known on the host)
-        for j in range(self.max_tree_depth):
-            # the direction, the merge's draw, one draw per leaf
-            draws = torch.rand(
-                (2**j + 2, z0.shape[0]), generator=self.generator, dtype=z0.dtype, device=z0.device
-            )
-            tree, active, tally = self._build_subtree(
-                j, tree, draws[0] < 0.5, torch.log(draws[1:]), eps, h0, active, every, tally
-            )
-            alive = int(active.sum())
-            if alive == 0:
-                break
-            every = alive == active.numel()
+        grow = self._grow if self._leaf_masks is None else self._grow_checked
+        tree, tally = grow(tree, tally, eps, h0)
         # Copies, not views: the run keeps every draw and statistic, and a
         # view would keep the whole packed row alive with it.
         _, _, proposal, _, _, depth = _tree_parts(tree, dim)
@@ -443,6 +462,26 @@ class NUTS(HamiltonianKernel):
             "tree_depth": depth.squeeze(-1).long(),
         }
         return ChainState(z, u, g), stats
+
+    def _grow(self, tree: Tensor, tally: Tensor, eps: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """Double the trajectory ``tree`` (:func:`_tree_parts`) of every
+        chain until a U-turn, a divergence or the maximum depth, a subtree
+        at a time (:meth:`_build_subtree`); returns the trajectory and the
+        tally (:func:`_count`) with its leaves counted."""
+        active = torch.ones_like(h0, dtype=torch.bool)
+        every = True  # every chain is building (known on the host)
+        for j in range(self.max_tree_depth):
+            # the direction, the merge's draw, one draw per leaf
+            draws = torch.rand((2**j + 2, tree.shape[0]), generator=self.generator, dtype=tree.dtype,
+                               device=tree.device)
+            tree, active, tally = self._build_subtree(
+                j, tree, draws[0] < 0.5, torch.log(draws[1:]), eps, h0, active, every, tally
+            )
+            alive = int(active.sum())
+            if alive == 0:
+                break
+            every = alive == active.numel()
+        return tree, tally
 
     def _build_subtree(
         self,
@@ -495,11 +534,6 @@ class NUTS(HamiltonianKernel):
         if compiled is not None:
             fallback = z.clone()
             log_weight, proposal = torch.full_like(h0, -torch.inf), h0.new_zeros(h0.shape[0], 2 * dim + 2)
-        if self._leaf_masks is not None:
-            return self._build_checked_subtree(
-                depth, (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal), rho, log_uniform,
-                tally, (tree, forward, log_draw),
-            )
         prev_sharp = prev_rho = rho_next = ok_pair = None
         for n in range(2**depth):
             args = (z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n])
@@ -557,25 +591,35 @@ class NUTS(HamiltonianKernel):
         return (*_merge(tree, forward, log_draw, torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok,
                         inv_mass), tally)
 
-    def _build_checked_subtree(
-        self, depth: int, state: tuple[Tensor, ...], rho: Tensor, log_uniform: Tensor, tally: Tensor,
-        merge: tuple[Tensor, Tensor, Tensor],
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`_build_subtree` with a compiled leaf that makes every U-turn
-        check, counts itself in the tally and merges the subtree into the
-        trajectory as if it were the last leaf (:func:`_leaf_and_checks`):
-        what is left here is to pass the checkpoints on and stop when no
-        chain builds. The last leaf's merge is the subtree's: at an early
-        stop no chain kept it, and the merge leaves the trajectory as it
-        was. ``state`` is the first leaf's arguments but its uniform draw;
-        ``merge`` the trajectory, the direction and the merge's log draw."""
-        z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal = state
-        checkpoints = z.new_zeros(5, self.max_tree_depth, *z.shape)
-        for n in range(2**depth):
-            z, p, g, ok, log_weight, proposal, rho, checkpoints, tally, tree, active = self._compiled_leaf(
-                z, p, g, half, drift, inv_mass, h0, ok, fallback, log_weight, proposal, log_uniform[n], rho,
-                checkpoints, self._leaf_masks[n], tally, *merge,
-            )
-            if not bool(ok.any()):
+    def _grow_checked(self, tree: Tensor, tally: Tensor, eps: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """The doublings of a transition with a compiled leaf that starts
+        its subtree, makes every U-turn check, counts itself in the tally
+        and merges the subtree into the trajectory as if it were the last
+        leaf (:func:`_leaf_and_checks`): what is left here is one draw per
+        subtree, passing each leaf's outputs to the next, and reading the
+        two flags that stop a subtree (no chain builds) and the transition
+        (no chain is active). The last leaf's merge is the subtree's: at an
+        early stop no chain kept it, and the merge leaves the trajectory as
+        it was. Returns the trajectory (:func:`_tree_parts`) and the tally.
+
+        The draws are those of :meth:`_build_subtree`'s callers, one block
+        ``(2^j + 2, C)`` per depth ``j``: the direction, the merge's draw,
+        one per leaf (:meth:`_grow`)."""
+        carry, leaf, masks = self._blank, self._compiled_leaf, self._leaf_masks
+        inv_mass = self.inverse_mass_matrix
+        active = torch.ones_like(h0, dtype=torch.bool)
+        for j in range(self.max_tree_depth):
+            draws = torch.rand((2**j + 2, tree.shape[0]), generator=self.generator, dtype=tree.dtype,
+                               device=tree.device)
+            forward, (log_draw, *log_uniform) = draws[0] < 0.5, torch.log(draws[1:]).unbind(0)
+            for n in range(2**j):
+                *carry, tally, merged, merged_active, flags = leaf(
+                    *carry, eps, inv_mass, h0, tree, active, forward, log_draw, log_uniform[n], masks[n], tally
+                )
+                building, going_on = flags.tolist()
+                if not building:
+                    break
+            tree, active = merged, merged_active
+            if not going_on:
                 break
-        return tree, active, tally
+        return tree, tally
