@@ -158,41 +158,40 @@ def _leaf_and_pair(
 
 def _leaf_and_checks(
     potential: Callable[[Tensor], Tensor], min_log_weight: float, *args: Tensor
-) -> tuple[Tensor, ...]:
+) -> tuple[Tensor, Tensor, Tensor]:
     """One leaf of a subtree with all of its bookkeeping, the subtree's
     start included, as one graph for the compiled leaf.
 
-    ``args``: the previous leaf's ``z``, ``p``, gradient, which chains
-    still build, the subtree's log weight, proposal and momentum sum
-    ``rho`` so far and its checkpoints ``(5, S, C, D)`` (``M^{-1} p``, the
-    sum before and ``p`` of each slot's first leaf; ``M^{-1} p`` and the
-    sum before of each slot's left-half end); then the chains' step sizes ``(C, 1)``, inverse mass
-    matrices and initial energies, the trajectory before the subtree
-    (packed, :func:`_tree_parts`) and its active chains, the subtree's
+    ``args``: what the previous leaf carries (packed, :func:`_carry_parts`),
+    the chains' step sizes ``(C, 1)``, inverse mass matrices and initial
+    energies, the trajectory before the subtree with its active chains
+    (packed, :func:`_tree_parts` and one more column), the subtree's
     direction, the log of its uniform draw for the merge, this leaf's
-    uniform draw, its masks ``(6, S)`` (:func:`_leaf_masks`) and the
-    transition's tally (:func:`_count`).
+    uniform draw and its masks ``(6, S)`` (:func:`_leaf_masks`).
 
     The first leaf of a subtree (the masks' last row) starts it from the
     end of the trajectory its direction names, with every chain that is
     still active building, from log weight ``-inf`` and a zero sum; the
-    previous leaf's values are then not read. The subtree's start is the
-    stand-in point of the chains that no longer build (:func:`leapfrog`'s
+    previous leaf's values are then not read, but for the tally, which
+    goes on over the transition. The subtree's start is the stand-in
+    point of the chains that no longer build (:func:`leapfrog`'s
     ``fallback``).
 
-    Returns the first eight arguments after this leaf (those that turned
-    at it dropped from the builders; this leaf stored in the
-    checkpoints), the tally with this leaf counted, the trajectory and its
-    active chains as they would be if the subtree ended at this leaf
-    (:func:`_merge`), and two flags: whether any chain still builds, and
-    whether any is active after that merge. Every U-turn check of the
-    subtree is made here, the stored slots read through masks instead of
-    stacked, so that a leaf costs one call and a subtree one draw."""
-    (z, p, g, ok, log_weight, proposal, rho, checkpoints,
-     eps, inv_mass, h0, tree, active, forward, log_draw, log_u, masks, tally) = args
+    Returns what this leaf carries to the next (those that turned at it
+    dropped from the builders, this leaf stored in the checkpoints and
+    counted in the tally), the trajectory and its active chains as they
+    would be if the subtree ended at this leaf (:func:`_merge`), and two
+    flags: whether any chain still builds, and whether any is active after
+    that merge. Every U-turn check of the subtree is made here, the stored
+    slots read through masks instead of stacked, so that a leaf costs one
+    call and a subtree one draw; a leaf's state travels as two tensors,
+    so that the compiled call allocates, takes and returns few."""
+    carry, eps, inv_mass, h0, trajectory, forward, log_draw, log_u, masks = args
+    dim, slots = inv_mass.shape[-1], masks.shape[-1]
+    z, p, g, ok, log_weight, proposal, rho, checkpoints, tally = _carry_parts(carry, dim, slots)
+    tree, active = trajectory[:, :-1], trajectory[:, -1] > 0.5
     start = masks[5, 0]
     fwd = forward.unsqueeze(-1)
-    dim = z.shape[-1]
     left, right, *_ = _tree_parts(tree, dim)
     first_z, first_p, first_g = (torch.where(fwd, r, l) for r, l in zip(right.split(dim, -1), left.split(dim, -1)))
     z, p, g = torch.where(start, first_z, z), torch.where(start, first_p, p), torch.where(start, first_g, g)
@@ -224,7 +223,27 @@ def _leaf_and_checks(
     merged, merged_active = _merge(tree, forward, log_draw, torch.cat([z, p, g], -1), stored[2, 0], proposal,
                                    log_weight, after, ok, inv_mass)
     flags = torch.stack([ok.any(), merged_active.any()])
-    return z, p, g, ok, log_weight, proposal, after, stored, tally, merged, merged_active, flags
+    carry = _pack_carry(z, p, g, ok, log_weight, proposal, after, stored, tally)
+    return carry, torch.cat([merged, merged_active.to(merged.dtype).unsqueeze(-1)], -1), flags
+
+
+def _carry_parts(carry: Tensor, dim: int, slots: int) -> tuple[Tensor, ...]:
+    """What a compiled leaf carries to the next, packed one row per chain
+    (:func:`_pack_carry`): ``z``, ``p`` and the gradient, which chains
+    still build, the subtree's log weight, proposal and momentum sum, its
+    checkpoints ``(5, slots, C, dim)`` and the transition's tally ``(C, 3)``."""
+    z, p, g, ok, log_weight, proposal, rho, checkpoints, tally = carry.split(
+        [dim, dim, dim, 1, 1, 2 * dim + 2, dim, 5 * slots * dim, 3], -1
+    )
+    checkpoints = checkpoints.unflatten(-1, (5, slots, dim)).permute(1, 2, 0, 3)
+    return z, p, g, ok.squeeze(-1) > 0.5, log_weight.squeeze(-1), proposal, rho, checkpoints, tally
+
+
+def _pack_carry(z: Tensor, p: Tensor, g: Tensor, ok: Tensor, log_weight: Tensor, proposal: Tensor, rho: Tensor,
+                checkpoints: Tensor, tally: Tensor) -> Tensor:
+    """The parts of :func:`_carry_parts` packed into one ``(C, W)`` tensor."""
+    flat = checkpoints.permute(2, 0, 1, 3).flatten(1)
+    return torch.cat([z, p, g, ok.to(z.dtype).unsqueeze(-1), log_weight.unsqueeze(-1), proposal, rho, flat, tally], -1)
 
 
 def _count(tally: Tensor, log_w: Tensor, counted: Tensor, max_energy_error: float) -> Tensor:
@@ -306,13 +325,15 @@ def _leaf_masks(plan: list[tuple[int, int, int, int]], slots: int, device: torch
     return masks
 
 
-def _one_point(z: Tensor, p: Tensor, g: Tensor, u: Tensor, h: Tensor) -> Tensor:
+def _one_point(z: Tensor, p: Tensor, g: Tensor, u: Tensor, h: Tensor, *, active: bool = False) -> Tensor:
     """The trajectory of the one point ``z`` with momentum ``p``, gradient
     ``g``, potential ``u`` and energy ``h`` (packed, :func:`_tree_parts`):
     both ends and the proposal, weight ``exp(0)``, momentum sum ``p``,
-    depth 0."""
+    depth 0; with ``active``, one more column of ones (every chain is
+    active), as the compiled leaf takes it (:func:`_leaf_and_checks`)."""
     end, zero = torch.cat([z, p, g], -1), torch.zeros_like(u).unsqueeze(-1)
-    return torch.cat([end, end, z, g, u.unsqueeze(-1), h.unsqueeze(-1), zero, p, zero], -1)
+    parts = [end, end, z, g, u.unsqueeze(-1), h.unsqueeze(-1), zero, p, zero]
+    return torch.cat([*parts, torch.ones_like(zero)] if active else parts, -1)
 
 
 def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
@@ -384,7 +405,7 @@ class NUTS(HamiltonianKernel):
         self._plan = _checkpoint_plan(2 ** (max_tree_depth - 1))
         self._compiled_leaf: Callable[..., tuple[Tensor, ...]] | None = None
         self._leaf_masks: list[Tensor] | None = None  # set when the compiled leaf checks
-        self._blank: tuple[Tensor, ...] = ()  # what the first leaf of a transition is handed to carry
+        self._blank: Tensor | None = None  # what the first leaf of a transition is handed to carry
 
     @property
     def compiled(self) -> bool:
@@ -419,12 +440,13 @@ class NUTS(HamiltonianKernel):
         tally = z.new_zeros(z.shape[0], 3)
         if checks:
             masks = _leaf_masks(self._plan, slots, z.device)
-            # what a leaf carries to the next, a trajectory of one point, and
-            # the masks of the second leaf (which checks and stores), or of
-            # the only one
-            carry = (z, p, g, building, log_weight, proposal, torch.zeros_like(z), z.new_zeros(5, slots, *z.shape))
-            args = (*carry, step, inv_mass, h0, _one_point(z, p, g, u, h0), building, building, log_u, log_u,
-                    masks[min(1, len(masks) - 1)], tally)
+            # what a leaf carries to the next (a zero tally), a trajectory of
+            # one point, and the masks of the second leaf (which checks and
+            # stores), or of the only one
+            carry = _pack_carry(z, p, g, building, log_weight, proposal, torch.zeros_like(z),
+                                z.new_zeros(5, slots, *z.shape), tally)
+            args = (carry, step, inv_mass, h0, _one_point(z, p, g, u, h0, active=True), building, log_u, log_u,
+                    masks[min(1, len(masks) - 1)])
         else:
             args = (z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, h0, building, z, log_weight, proposal,
                     log_u, torch.zeros_like(z), sharp(-p, inv_mass), -p, tally)
@@ -432,7 +454,7 @@ class NUTS(HamiltonianKernel):
         if self._compiled_leaf is None:
             warn_eager(why)
         elif checks:
-            self._leaf_masks, self._blank = masks, tuple(t.clone() for t in carry)
+            self._leaf_masks, self._blank = masks, carry.clone()
 
     def transition(self, state: ChainState) -> tuple[ChainState, dict[str, Tensor]]:
         """One NUTS trajectory per chain, all chains in lockstep."""
@@ -442,10 +464,10 @@ class NUTS(HamiltonianKernel):
         eps = self.step_size.unsqueeze(-1)
         p0 = sample_momentum(self.mass_sqrt, self.generator)
         h0 = u0 + kinetic_energy(p0, inv_mass)
-        tree = _one_point(z0, p0, g0, u0, h0)
-        tally = z0.new_zeros(z0.shape[0], 3)  # leapfrog steps, acceptance sum, divergences
-        grow = self._grow if self._leaf_masks is None else self._grow_checked
-        tree, tally = grow(tree, tally, eps, h0)
+        checked = self._leaf_masks is not None
+        tree = _one_point(z0, p0, g0, u0, h0, active=checked)
+        # tally: leapfrog steps, acceptance sum, divergences
+        tree, tally = (self._grow_checked if checked else self._grow)(tree, eps, h0)
         # Copies, not views: the run keeps every draw and statistic, and a
         # view would keep the whole packed row alive with it.
         _, _, proposal, _, _, depth = _tree_parts(tree, dim)
@@ -463,12 +485,13 @@ class NUTS(HamiltonianKernel):
         }
         return ChainState(z, u, g), stats
 
-    def _grow(self, tree: Tensor, tally: Tensor, eps: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    def _grow(self, tree: Tensor, eps: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
         """Double the trajectory ``tree`` (:func:`_tree_parts`) of every
         chain until a U-turn, a divergence or the maximum depth, a subtree
         at a time (:meth:`_build_subtree`); returns the trajectory and the
-        tally (:func:`_count`) with its leaves counted."""
+        tally (:func:`_count`) of its leaves."""
         active = torch.ones_like(h0, dtype=torch.bool)
+        tally = tree.new_zeros(tree.shape[0], 3)
         every = True  # every chain is building (known on the host)
         for j in range(self.max_tree_depth):
             # the direction, the merge's draw, one draw per leaf
@@ -591,7 +614,7 @@ class NUTS(HamiltonianKernel):
         return (*_merge(tree, forward, log_draw, torch.cat([z, p, g], -1), first_p, proposal, log_weight, rho, ok,
                         inv_mass), tally)
 
-    def _grow_checked(self, tree: Tensor, tally: Tensor, eps: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    def _grow_checked(self, tree: Tensor, eps: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
         """The doublings of a transition with a compiled leaf that starts
         its subtree, makes every U-turn check, counts itself in the tally
         and merges the subtree into the trajectory as if it were the last
@@ -600,26 +623,26 @@ class NUTS(HamiltonianKernel):
         two flags that stop a subtree (no chain builds) and the transition
         (no chain is active). The last leaf's merge is the subtree's: at an
         early stop no chain kept it, and the merge leaves the trajectory as
-        it was. Returns the trajectory (:func:`_tree_parts`) and the tally.
+        it was. ``tree`` has its column of active chains
+        (:func:`_one_point`); returns the trajectory (:func:`_tree_parts`)
+        and the tally, the last three columns of what the last leaf
+        carries (a transition starts from the blank's zeros).
 
         The draws are those of :meth:`_build_subtree`'s callers, one block
         ``(2^j + 2, C)`` per depth ``j``: the direction, the merge's draw,
         one per leaf (:meth:`_grow`)."""
         carry, leaf, masks = self._blank, self._compiled_leaf, self._leaf_masks
         inv_mass = self.inverse_mass_matrix
-        active = torch.ones_like(h0, dtype=torch.bool)
         for j in range(self.max_tree_depth):
             draws = torch.rand((2**j + 2, tree.shape[0]), generator=self.generator, dtype=tree.dtype,
                                device=tree.device)
             forward, (log_draw, *log_uniform) = draws[0] < 0.5, torch.log(draws[1:]).unbind(0)
             for n in range(2**j):
-                *carry, tally, merged, merged_active, flags = leaf(
-                    *carry, eps, inv_mass, h0, tree, active, forward, log_draw, log_uniform[n], masks[n], tally
-                )
+                carry, merged, flags = leaf(carry, eps, inv_mass, h0, tree, forward, log_draw, log_uniform[n], masks[n])
                 building, going_on = flags.tolist()
                 if not building:
                     break
-            tree, active = merged, merged_active
+            tree = merged
             if not going_on:
                 break
-        return tree, tally
+        return tree[:, :-1], carry[:, -3:]
