@@ -44,7 +44,10 @@ from torch.distributions import Distribution
 
 from quivers.errors import QuiversWarning
 
-__all__ = ["CompileWarning", "agree", "capture", "capturing", "compile_graph", "first_line", "may_read", "record"]
+__all__ = [
+    "CompileWarning", "agree", "capture", "capturing", "compile_graph", "first_line", "frozen_heap", "may_read",
+    "record",
+]
 
 
 class CompileWarning(QuiversWarning):
@@ -88,6 +91,39 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """The objects alive on entry are left out of the cyclic collector's
+    walks inside the block (``gc.freeze``), and handed back to it after.
+
+    A first compile leaves a few hundred thousand new objects, and the
+    collections a sampling loop then triggers walk them: after a fresh
+    compile in the same process, eight schools' NUTS leaf took 51 to 52 us
+    against 36 to 37 (4 chains x 1,000 iterations), about one full
+    collection of the heap (0.24 s) spread over the run. Inside the block
+    only what the loop itself makes is walked, and garbage it makes in
+    cycles is still collected. Where objects are already frozen (a caller
+    of ``gc.freeze``), the block leaves the collector as it is, so as not
+    to unfreeze them.
+
+    Examples
+    --------
+    >>> with frozen_heap():
+    ...     gc.get_freeze_count() > 0
+    True
+    >>> gc.get_freeze_count()
+    0
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from quivers.capture import frozen_heap
 from quivers.errors import InvalidValueError, QuiversError, QuiversTypeError, ShapeError
 from quivers.inference.convergence import warn_all
 from quivers.inference.mcmc.kernel import HamiltonianKernel
@@ -215,34 +216,36 @@ class MCMC:
             # per chain, [warmup, sampling]: warmup's are no fault of the draws
             divergences = torch.zeros((2,) + state.potential.shape, dtype=torch.long, device=state.potential.device)
             since_refresh = 0
-            for i in range(total):
-                state, step_stats = kernel.transition(state)
-                divergences[int(i >= num_warmup)] += step_stats["diverging"]
-                if i < num_warmup:
-                    kernel.adapt(i, state, step_stats)
-                    if i == num_warmup - 1:
-                        kernel.end_warmup()
-                        bar.set_description("sample")
-                else:
-                    draws.append(state.z)
-                    for name in stats:
-                        stats[name].append(step_stats[name])
-                if bar.disable:
-                    continue
-                accept_sum += step_stats["accept_prob"]
-                since_refresh += 1
-                if since_refresh == refresh or i == total - 1:
-                    shown = divergences.sum(1).tolist()
-                    bar.set_postfix(
-                        step_size=f"{float(kernel.step_size.mean()):.3g}",
-                        accept=f"{float(accept_sum.mean()) / since_refresh:.2f}",
-                        warmup_divergences=shown[0],
-                        divergences=shown[1],
-                        refresh=False,
-                    )
-                    accept_sum.zero_()
-                    since_refresh = 0
-                bar.update(1)
+            # the heap as it is after setup (a first compile's objects) is not walked by the loop's collections
+            with frozen_heap():
+                for i in range(total):
+                    state, step_stats = kernel.transition(state)
+                    divergences[int(i >= num_warmup)] += step_stats["diverging"]
+                    if i < num_warmup:
+                        kernel.adapt(i, state, step_stats)
+                        if i == num_warmup - 1:
+                            kernel.end_warmup()
+                            bar.set_description("sample")
+                    else:
+                        draws.append(state.z)
+                        for name in stats:
+                            stats[name].append(step_stats[name])
+                    if bar.disable:
+                        continue
+                    accept_sum += step_stats["accept_prob"]
+                    since_refresh += 1
+                    if since_refresh == refresh or i == total - 1:
+                        shown = divergences.sum(1).tolist()
+                        bar.set_postfix(
+                            step_size=f"{float(kernel.step_size.mean()):.3g}",
+                            accept=f"{float(accept_sum.mean()) / since_refresh:.2f}",
+                            warmup_divergences=shown[0],
+                            divergences=shown[1],
+                            refresh=False,
+                        )
+                        accept_sum.zero_()
+                        since_refresh = 0
+                    bar.update(1)
         stacked = {name: torch.stack(values, dim=1) for name, values in stats.items()}
         return torch.stack(draws, dim=1), stacked, divergences[0].cpu()
 

@@ -236,3 +236,29 @@ def test_fit_passes_jit_compile_to_nuts_and_refuses_it_with_gibbs():
     ])
     with pytest.raises(QuiversTypeError, match="not available with Gibbs steps"):
         fit(switch, {"y": y}, discrete="gibbs", jit_compile=True, progress_bar=False)
+
+
+def test_the_sampling_loop_leaves_the_heap_of_setup_out_of_collections():
+    # a first compile leaves many objects that every collection of the
+    # loop would walk; the loop freezes what setup left, hands it back to
+    # the collector after the run, and leaves a caller's own freeze alone
+    import gc
+
+    counts = []
+
+    def potential(z):
+        counts.append(gc.get_freeze_count())
+        return _normal_normal(z)
+
+    kernel = NUTS(potential_fn=potential, dim=1)
+    MCMC(kernel, num_warmup=5, num_samples=5, num_chains=2, seed=0, progress_bar=False).run()
+    looping = next(i for i, c in enumerate(counts) if c)  # setup's calls see nothing frozen
+    assert looping > 0 and min(counts[looping:]) > 0 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()  # frozen objects that die leave the count
+        counts.clear()
+        MCMC(kernel, num_warmup=5, num_samples=5, num_chains=2, seed=0, progress_bar=False).run()
+        assert 0 < min(counts) and max(counts) <= frozen and 0 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()
