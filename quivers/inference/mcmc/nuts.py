@@ -165,9 +165,9 @@ def _leaf_and_checks(
     ``args``: what the previous leaf carries (packed, :func:`_carry_parts`),
     the chains' step sizes ``(C, 1)``, inverse mass matrices and initial
     energies, the trajectory before the subtree with its active chains
-    (packed, :func:`_tree_parts` and one more column), the subtree's
-    direction, the log of its uniform draw for the merge, this leaf's
-    uniform draw and its masks ``(6, S)`` (:func:`_leaf_masks`).
+    (packed, :func:`_tree_parts` and one more column), three uniform
+    draws (the subtree's direction, forward below one half; the merge's;
+    this leaf's), and the leaf's masks ``(6, S)`` (:func:`_leaf_masks`).
 
     The first leaf of a subtree (the masks' last row) starts it from the
     end of the trajectory its direction names, with every chain that is
@@ -186,7 +186,8 @@ def _leaf_and_checks(
     slots read through masks instead of stacked, so that a leaf costs one
     call and a subtree one draw; a leaf's state travels as two tensors,
     so that the compiled call allocates, takes and returns few."""
-    carry, eps, inv_mass, h0, trajectory, forward, log_draw, log_u, masks = args
+    carry, eps, inv_mass, h0, trajectory, direction, merge_draw, leaf_draw, masks = args
+    forward, log_draw, log_u = direction < 0.5, torch.log(merge_draw), torch.log(leaf_draw)
     dim, slots = inv_mass.shape[-1], masks.shape[-1]
     z, p, g, ok, log_weight, proposal, rho, checkpoints, tally = _carry_parts(carry, dim, slots)
     tree, active = trajectory[:, :-1], trajectory[:, -1] > 0.5
@@ -331,9 +332,10 @@ def _one_point(z: Tensor, p: Tensor, g: Tensor, u: Tensor, h: Tensor, *, active:
     both ends and the proposal, weight ``exp(0)``, momentum sum ``p``,
     depth 0; with ``active``, one more column of ones (every chain is
     active), as the compiled leaf takes it (:func:`_leaf_and_checks`)."""
-    end, zero = torch.cat([z, p, g], -1), torch.zeros_like(u).unsqueeze(-1)
-    parts = [end, end, z, g, u.unsqueeze(-1), h.unsqueeze(-1), zero, p, zero]
-    return torch.cat([*parts, torch.ones_like(zero)] if active else parts, -1)
+    u, h = u.unsqueeze(-1), h.unsqueeze(-1)
+    zero = torch.zeros_like(u)
+    parts = [z, p, g, z, p, g, z, g, u, h, zero, p, zero]
+    return torch.cat([*parts, torch.ones_like(u)] if active else parts, -1)
 
 
 def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
@@ -445,7 +447,8 @@ class NUTS(HamiltonianKernel):
             # stores), or of the only one
             carry = _pack_carry(z, p, g, building, log_weight, proposal, torch.zeros_like(z),
                                 z.new_zeros(5, slots, *z.shape), tally)
-            args = (carry, step, inv_mass, h0, _one_point(z, p, g, u, h0, active=True), building, log_u, log_u,
+            draw = torch.full_like(u, 0.25)
+            args = (carry, step, inv_mass, h0, _one_point(z, p, g, u, h0, active=True), draw, draw, draw,
                     masks[min(1, len(masks) - 1)])
         else:
             args = (z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, h0, building, z, log_weight, proposal,
@@ -468,11 +471,11 @@ class NUTS(HamiltonianKernel):
         tree = _one_point(z0, p0, g0, u0, h0, active=checked)
         # tally: leapfrog steps, acceptance sum, divergences
         tree, tally = (self._grow_checked if checked else self._grow)(tree, eps, h0)
-        # Copies, not views: the run keeps every draw and statistic, and a
-        # view would keep the whole packed row alive with it.
+        # Copies of what the run keeps (the draw and the energy): a view
+        # would keep the whole packed row alive with it.
         _, _, proposal, _, _, depth = _tree_parts(tree, dim)
-        z, g = proposal[:, :dim].clone(), proposal[:, dim : 2 * dim].clone()
-        u, h = proposal[:, 2 * dim].clone(), proposal[:, 2 * dim + 1].clone()
+        z, g, u = proposal[:, :dim].clone(), proposal[:, dim : 2 * dim], proposal[:, 2 * dim]
+        h = proposal[:, 2 * dim + 1].clone()
         n_steps, accept_sum, diverged = tally.unbind(-1)
         stats = {
             "accept_prob": accept_sum / n_steps,
@@ -618,10 +621,10 @@ class NUTS(HamiltonianKernel):
         """The doublings of a transition with a compiled leaf that starts
         its subtree, makes every U-turn check, counts itself in the tally
         and merges the subtree into the trajectory as if it were the last
-        leaf (:func:`_leaf_and_checks`): what is left here is one draw per
-        subtree, passing each leaf's outputs to the next, and reading the
-        two flags that stop a subtree (no chain builds) and the transition
-        (no chain is active). The last leaf's merge is the subtree's: at an
+        leaf (:func:`_leaf_and_checks`), the draws' logs included: what is
+        left here is one draw per subtree, passing each leaf's outputs to
+        the next, and reading the two flags that stop a subtree (no chain
+        builds) and the transition (no chain is active). The last leaf's merge is the subtree's: at an
         early stop no chain kept it, and the merge leaves the trajectory as
         it was. ``tree`` has its column of active chains
         (:func:`_one_point`); returns the trajectory (:func:`_tree_parts`)
@@ -636,9 +639,10 @@ class NUTS(HamiltonianKernel):
         for j in range(self.max_tree_depth):
             draws = torch.rand((2**j + 2, tree.shape[0]), generator=self.generator, dtype=tree.dtype,
                                device=tree.device)
-            forward, (log_draw, *log_uniform) = draws[0] < 0.5, torch.log(draws[1:]).unbind(0)
+            direction, merge_draw, *leaf_draws = draws.unbind(0)
             for n in range(2**j):
-                carry, merged, flags = leaf(carry, eps, inv_mass, h0, tree, forward, log_draw, log_uniform[n], masks[n])
+                carry, merged, flags = leaf(carry, eps, inv_mass, h0, tree, direction, merge_draw, leaf_draws[n],
+                                            masks[n])
                 building, going_on = flags.tolist()
                 if not building:
                     break
