@@ -500,10 +500,12 @@ def compile_graph(graph: torch.fx.GraphModule, backend: str = "inductor",
                 # the tracing context carries the shape environment to the cache
                 with torch._guards.tracing(torch._guards.TracingContext(fake)):
                     boxed = _inductor(graph, examples)
-                # the generated code itself: the compiled graph's own call
-                # adds its autotuning, profiler and metrics hooks, a
-                # microsecond and a half a call that CPU code never uses
-                call = getattr(boxed, "current_callable", None) or boxed
+                # on the CPU, the generated code itself: the compiled graph's
+                # own call adds its hooks for autotuning caches (of GPU
+                # kernels), the profiler and metrics, a microsecond and a
+                # half a call that CPU code never uses
+                cpu = all(t.device.type == "cpu" for t in inputs)
+                call = (getattr(boxed, "current_callable", None) if cpu else None) or boxed
                 return lambda *args: call(list(args))
             return compile_fx(graph, examples)
     # the bound forward, not the module: a call skips nn.Module's hooks

@@ -659,8 +659,9 @@ def test_kernels_built_at_O1_give_the_results_of_O3_bit_for_bit(monkeypatch):
 
 def test_an_inductor_graph_is_called_through_its_generated_code_alone(monkeypatch):
     # the compiled graph's own call wraps the generated code in hooks
-    # (autotuning, profiler, metrics) that cost each NUTS leaf about 1.5 us;
-    # the function compile_graph returns calls the generated code directly
+    # (autotuning caches of GPU kernels, profiler, metrics) that cost each
+    # NUTS leaf about 1.5 us; for CPU inputs the function compile_graph
+    # returns calls the generated code directly
     from torch._inductor.output_code import CompiledFxGraph
 
     import quivers.capture as capture
