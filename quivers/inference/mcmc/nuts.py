@@ -417,12 +417,13 @@ class NUTS(HamiltonianKernel):
     def _compile(self, state: ChainState) -> None:
         """With ``jit_compile``: record and compile one leaf of a subtree
         (the leapfrog step with the potential's forward and backward, the
-        energy, the proposal's choice, the tally, and every U-turn check of
-        the subtree and the merge into the trajectory through
+        energy, the proposal's choice, the tally, and the subtree's start,
+        every U-turn check and the merge into the trajectory through
         :func:`_leaf_and_checks`, or above :data:`_CHECKS_IN_LEAF` the check
         of a pair of leaves through :func:`_leaf_and_pair`) as one graph,
         checked against the eager leaf at the first point with unit
-        momenta."""
+        momenta. With the checks, the blank a transition's first leaf is
+        handed to carry is made here too."""
         self._compiled_leaf = self._leaf_masks = None
         z, u, g = state
         potential, min_log_weight = self._potential, -self.max_energy_error
@@ -624,16 +625,15 @@ class NUTS(HamiltonianKernel):
         leaf (:func:`_leaf_and_checks`), the draws' logs included: what is
         left here is one draw per subtree, passing each leaf's outputs to
         the next, and reading the two flags that stop a subtree (no chain
-        builds) and the transition (no chain is active). The last leaf's merge is the subtree's: at an
-        early stop no chain kept it, and the merge leaves the trajectory as
-        it was. ``tree`` has its column of active chains
-        (:func:`_one_point`); returns the trajectory (:func:`_tree_parts`)
-        and the tally, the last three columns of what the last leaf
-        carries (a transition starts from the blank's zeros).
+        builds) and the transition (no chain is active). The last leaf's
+        merge is the subtree's: at an early stop no chain kept it, and the
+        merge leaves the trajectory as it was. ``tree`` has its column of
+        active chains (:func:`_one_point`); returns the trajectory
+        (:func:`_tree_parts`) and the tally, the last three columns of what
+        the last leaf carries (a transition starts from the blank's zeros).
 
-        The draws are those of :meth:`_build_subtree`'s callers, one block
-        ``(2^j + 2, C)`` per depth ``j``: the direction, the merge's draw,
-        one per leaf (:meth:`_grow`)."""
+        The draws are those of :meth:`_grow`, one block ``(2^j + 2, C)``
+        per depth ``j``: the direction, the merge's draw, one per leaf."""
         carry, leaf, masks = self._blank, self._compiled_leaf, self._leaf_masks
         inv_mass = self.inverse_mass_matrix
         for j in range(self.max_tree_depth):
