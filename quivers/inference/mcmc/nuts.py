@@ -192,17 +192,14 @@ def _leaf_and_checks(
     z, p, g, ok, log_weight, proposal, rho, checkpoints, tally = _carry_parts(carry, dim, slots)
     tree, active = trajectory[:, :-1], trajectory[:, -1] > 0.5
     start = masks[5, 0]
-    fwd = forward.unsqueeze(-1)
-    left, right, *_ = _tree_parts(tree, dim)
-    first_z, first_p, first_g = (torch.where(fwd, r, l) for r, l in zip(right.split(dim, -1), left.split(dim, -1)))
+    first_z, first_p, first_g, half, drift = _subtree_start(tree, forward, eps, inv_mass)
     z, p, g = torch.where(start, first_z, z), torch.where(start, first_p, p), torch.where(start, first_g, g)
     building = torch.where(start, active, ok)
     log_weight = torch.where(start, -torch.inf, log_weight)
     rho = torch.where(start, 0.0, rho)
-    step = torch.where(fwd, eps, -eps)
     z, p, g, v, log_w, ok, log_weight, proposal = _leaf(
-        potential, min_log_weight, z, p, g, 0.5 * step, scaled(inv_mass, step), inv_mass, h0, building, first_z,
-        log_weight, proposal, log_u,
+        potential, min_log_weight, z, p, g, half, drift, inv_mass, h0, building, first_z, log_weight, proposal,
+        log_u,
     )
     a_sharp, a_rho, a_p, m_sharp, m_rho = checkpoints.unbind(0)
     store_a, check_a, check_across, check_m, store_m = masks[:5].unsqueeze(-1).unbind(0)
@@ -336,6 +333,20 @@ def _one_point(z: Tensor, p: Tensor, g: Tensor, u: Tensor, h: Tensor, *, active:
     zero = torch.zeros_like(u)
     parts = [z, p, g, z, p, g, z, g, u, h, zero, p, zero]
     return torch.cat([*parts, torch.ones_like(u)] if active else parts, -1)
+
+
+def _subtree_start(tree: Tensor, forward: Tensor, eps: Tensor, inv_mass: Tensor) -> tuple[Tensor, ...]:
+    """Where a subtree grown in the direction ``forward`` from the
+    trajectory ``tree`` (:func:`_tree_parts`) starts: the chosen end's
+    ``z``, ``p`` and gradient, each part contiguous (compiled code asserts
+    its inputs' strides), and :func:`leapfrog`'s ``half_step`` and
+    ``drift`` for the signed step ``eps``."""
+    dim = inv_mass.shape[-1]
+    left, right, *_ = _tree_parts(tree, dim)
+    fwd = forward.unsqueeze(-1)
+    step = torch.where(fwd, eps, -eps)
+    z, p, g = (torch.where(fwd, r, l) for r, l in zip(right.split(dim, -1), left.split(dim, -1)))
+    return z, p, g, 0.5 * step, scaled(inv_mass, step)
 
 
 def _turning(sharp_a: Tensor, sharp_b: Tensor, rho: Tensor) -> Tensor:
@@ -498,9 +509,7 @@ class NUTS(HamiltonianKernel):
         tally = tree.new_zeros(tree.shape[0], 3)
         every = True  # every chain is building (known on the host)
         for j in range(self.max_tree_depth):
-            # the direction, the merge's draw, one draw per leaf
-            draws = torch.rand((2**j + 2, tree.shape[0]), generator=self.generator, dtype=tree.dtype,
-                               device=tree.device)
+            draws = self._draws(j, tree)
             tree, active, tally = self._build_subtree(
                 j, tree, draws[0] < 0.5, torch.log(draws[1:]), eps, h0, active, every, tally
             )
@@ -509,6 +518,14 @@ class NUTS(HamiltonianKernel):
                 break
             every = alive == active.numel()
         return tree, tally
+
+    def _draws(self, depth: int, tree: Tensor) -> Tensor:
+        """The uniform draws of the subtree at ``depth``, one block ``(2^depth
+        + 2, C)``: the direction (forward below one half), the merge's draw,
+        one per leaf. Both paths draw them alike, so that a seed gives the
+        same trajectories eagerly and compiled."""
+        return torch.rand((2**depth + 2, tree.shape[0]), generator=self.generator, dtype=tree.dtype,
+                          device=tree.device)
 
     def _build_subtree(
         self,
@@ -535,14 +552,8 @@ class NUTS(HamiltonianKernel):
         """
         inv_mass = self.inverse_mass_matrix
         dim = inv_mass.shape[-1]
-        left, right, *_ = _tree_parts(tree, dim)
-        fwd = forward.unsqueeze(-1)
-        step = torch.where(fwd, eps, -eps)
-        half, drift = 0.5 * step, scaled(inv_mass, step)
         log_draw, log_uniform = log_draws[0], log_draws[1:]
-        # the start: the chosen end's [z | p | grad], each part contiguous
-        # (compiled code asserts its inputs' strides)
-        z, p, g = (torch.where(fwd, r, l) for r, l in zip(right.split(dim, -1), left.split(dim, -1)))
+        z, p, g, half, drift = _subtree_start(tree, forward, eps, inv_mass)
         # Checkpoints: at the first leaf a of every open sub-subtree, M^-1 p,
         # p and the momentum sum before a; at the last leaf m of every left
         # half still waiting for its right half, M^-1 p and the sum before m.
@@ -632,14 +643,11 @@ class NUTS(HamiltonianKernel):
         (:func:`_tree_parts`) and the tally, the last three columns of what
         the last leaf carries (a transition starts from the blank's zeros).
 
-        The draws are those of :meth:`_grow`, one block ``(2^j + 2, C)``
-        per depth ``j``: the direction, the merge's draw, one per leaf."""
+        The draws are those of :meth:`_grow` (:meth:`_draws`)."""
         carry, leaf, masks = self._blank, self._compiled_leaf, self._leaf_masks
         inv_mass = self.inverse_mass_matrix
         for j in range(self.max_tree_depth):
-            draws = torch.rand((2**j + 2, tree.shape[0]), generator=self.generator, dtype=tree.dtype,
-                               device=tree.device)
-            direction, merge_draw, *leaf_draws = draws.unbind(0)
+            direction, merge_draw, *leaf_draws = self._draws(j, tree).unbind(0)
             for n in range(2**j):
                 carry, merged, flags = leaf(carry, eps, inv_mass, h0, tree, direction, merge_draw, leaf_draws[n],
                                             masks[n])
