@@ -102,6 +102,8 @@ CASES = {
     # name: (potential, dim, step size, max tree depth)
     "normal-small-steps": (_gaussian([1.0, 1.0, 1.0]), 3, 0.15, 7),
     "capped": (_gaussian([1.0, 1.0, 1.0]), 3, 0.03, 4),
+    # subtrees deeper than those a transition draws for at its start
+    "long": (_gaussian([1.0, 1.0, 1.0]), 3, 0.04, 9),
     "one-level": (_gaussian([1.0, 1.0, 1.0]), 3, 0.15, 1),
     "normal-anisotropic": (_gaussian([1.0, 3.0, 0.5, 2.0]), 4, 0.4, 6),
     "ridge": (_ridge, 3, 0.3, 6),
@@ -137,20 +139,23 @@ def test_vectorized_tree_matches_stan_recursion(case, leaf, monkeypatch):
     state = kernel.setup(num_chains, 0, torch.Generator().manual_seed(0))
     assert kernel.compiled == (leaf != "eager")
     assert (kernel._leaf_masks is not None) == (leaf == "compiled-checks")
-    seen_divergence = seen_max_depth = False
+    seen_divergence = seen_max_depth = seen_deep = False
     for _ in range(15):
-        # Replay the kernel's draws (momentum, then one block per depth with
-        # the direction in row 0) to hand the oracle the same directions.
+        # Replay the kernel's draws (momentum, then one block for the first
+        # depths and one for each deeper one, each depth's rows starting
+        # with its direction) to hand the oracle the same directions.
         replay = torch.Generator()
         replay.set_state(kernel.generator.get_state())
         new_state, stats = kernel.transition(state)
         p0 = torch.randn(num_chains, dim, generator=replay, dtype=torch.float64) * kernel.mass_sqrt
-        blocks = [
-            torch.rand((2**j + 2, num_chains), generator=replay, dtype=torch.float64)
-            for j in range(max_depth)
+        ahead = min(max_depth, nuts._DRAWN_AHEAD)
+        first = torch.rand((2**ahead - 1 + 2 * ahead, num_chains), generator=replay, dtype=torch.float64)
+        directions = [first[2**j - 1 + 2 * j] for j in range(ahead)] + [
+            torch.rand((2**j + 2, num_chains), generator=replay, dtype=torch.float64)[0]
+            for j in range(ahead, max_depth)
         ]
         for c in range(num_chains):
-            forward = [bool(block[0, c] < 0.5) for block in blocks]
+            forward = [bool(d[c] < 0.5) for d in directions]
             expected = _stan_tree(
                 potential, state.z[c], p0[c], eps, inv_mass[c], forward, max_depth
             )
@@ -162,11 +167,14 @@ def test_vectorized_tree_matches_stan_recursion(case, leaf, monkeypatch):
             assert got == expected, (c, got, expected)
             seen_divergence |= expected[2]
             seen_max_depth |= expected[0] == max_depth
+            seen_deep |= expected[0] > nuts._DRAWN_AHEAD
         state = new_state
     if case == "divergent":
         assert seen_divergence
     if case == "capped":
         assert seen_max_depth
+    if case == "long":
+        assert seen_deep
 
 
 def test_tree_statistics_are_consistent():
