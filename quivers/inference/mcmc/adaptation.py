@@ -25,6 +25,7 @@ averaging fed an acceptance equal to its target leaves ``log(eps)`` at
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -270,13 +271,17 @@ def find_reasonable_step_size(
     generator: torch.Generator,
     *,
     max_halvings: int = 100,
+    acceptance: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Stan's ``init_stepsize``, for each chain at once.
 
     From the current point, one leapfrog step with fresh momentum is taken;
-    if its acceptance ``exp(-dH)`` exceeds 0.8 the step size doubles until it
-    does not, otherwise it halves until it does. ``inv_mass`` is diagonal
-    ``(C, D)`` or dense ``(C, D, D)``.
+    if its acceptance ``min(1, exp(-dH))`` exceeds 0.8 the step size
+    doubles until it does not, otherwise it halves until it does.
+    ``inv_mass`` is diagonal ``(C, D)`` or dense ``(C, D, D)``.
+    ``acceptance``, where given, takes that step instead of the eager
+    leapfrog here (a sampler's compiled step, say): it maps the momenta
+    ``(C, D)`` and step sizes ``(C,)`` to each chain's acceptance.
 
     Examples
     --------
@@ -288,21 +293,25 @@ def find_reasonable_step_size(
     True
     """
     mass_sqrt = momentum_factor(inv_mass)
-    log_threshold = math.log(0.8)
+    threshold = 0.8
 
-    def energy_change(eps: Tensor) -> Tensor:
-        p = sample_momentum(mass_sqrt, generator)
+    def one_step(p: Tensor, eps: Tensor) -> Tensor:
         h0 = potential_value + kinetic_energy(p, inv_mass)
         step = eps.unsqueeze(-1)
         _, p1, u1, _ = leapfrog(z, p, grad, 0.5 * step, scaled(inv_mass, step), potential)
-        return h0 - finite_or_inf(u1 + kinetic_energy(p1, inv_mass))
+        return (h0 - finite_or_inf(u1 + kinetic_energy(p1, inv_mass))).clamp(max=0.0).exp()
+
+    step_acceptance = one_step if acceptance is None else acceptance
+
+    def accept(eps: Tensor) -> Tensor:
+        return step_acceptance(sample_momentum(mass_sqrt, generator), eps)
 
     eps = step_size.clone()
-    grow = energy_change(eps) > log_threshold
+    grow = accept(eps) > threshold
     done = torch.zeros_like(grow)
     for _ in range(max_halvings):
-        delta = energy_change(eps)
-        done = done | torch.where(grow, delta <= log_threshold, delta >= log_threshold)
+        a = accept(eps)
+        done = done | torch.where(grow, a <= threshold, a >= threshold)
         if bool(done.all()):
             return eps
         eps = torch.where(done, eps, torch.where(grow, 2.0 * eps, 0.5 * eps))

@@ -163,6 +163,32 @@ def test_a_program_runs_compiled_and_agrees_with_the_eager_run(checks, monkeypat
     assert abs(float(runs[True][0]["mu"].mean()) - float(y.mean())) < 0.15
 
 
+
+def test_the_step_size_search_steps_with_the_compiled_leaf():
+    # each trial step of Stan's search is one call of the compiled leaf,
+    # the first of a forward subtree, whose tally holds the acceptance: the
+    # search finds the step sizes the eager leapfrog finds, from the same
+    # momenta, without calling the potential
+    from quivers.inference.mcmc.kernel import HamiltonianKernel
+
+    scales = torch.tensor([1.0, 0.05, 3.0], dtype=torch.float64)
+    kernel = NUTS(potential_fn=lambda z: 0.5 * ((z / scales) ** 2).sum(-1),
+                  initial_params=torch.randn(6, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64),
+                  jit_compile=True)
+    kernel.jit_backend = "eager"
+    state = kernel.setup(6, 0, torch.Generator().manual_seed(2))
+    assert kernel._leaf_masks is not None
+    calls = []
+    potential = kernel._potential
+    kernel._potential = lambda z: (calls.append(z.shape), potential(z))[1]
+    before = kernel.generator.get_state()
+    compiled = kernel._find_step_size(state)
+    assert not calls
+    kernel.generator.set_state(before)
+    eager = HamiltonianKernel._find_step_size(kernel, state)
+    assert calls and torch.equal(compiled, eager)
+    assert bool((compiled < 0.5).all())  # halved from 1, as the scale 0.05 needs
+
 @pytest.mark.parametrize("kind", [NUTS, HMC])
 def test_setup_reports_the_seconds_it_spent_compiling(kind):
     # what the benchmark reports apart from the wall time, as it does
