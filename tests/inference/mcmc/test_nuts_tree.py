@@ -253,3 +253,37 @@ def test_a_merge_takes_the_subtree_only_in_the_chains_that_built_it(seed):
         assert math.isclose(float(new_log_weight[c]), summed, rel_tol=1e-12, abs_tol=1e-12)
         takes = float(log_draw[c]) < float(log_weight[c]) - float(tree_log_weight[c])
         assert torch.equal(new_proposal[c], proposal[c] if takes else tree_proposal[c])
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_a_trajectorys_outcome_is_its_proposal_and_depth(active):
+    """The views a transition reads its draw, energy and depth from are the
+    parts :func:`_tree_parts` names, with or without the compiled leaf's
+    column of active chains."""
+    from quivers.inference.mcmc.nuts import _one_point, _outcome, _tree_parts
+
+    gen = torch.Generator().manual_seed(2)
+    chains, dim = 3, 4
+    tree = _one_point(*(torch.randn(chains, dim, generator=gen) for _ in range(3)), torch.randn(chains, generator=gen),
+                      torch.randn(chains, generator=gen), active=active)
+    tree = tree + torch.randn(tree.shape, generator=gen)  # every entry its own
+    z, g, u, h, depth = _outcome(tree, dim)
+    _, _, proposal, _, _, want_depth = _tree_parts(tree[:, : 9 * dim + 4], dim)
+    assert torch.equal(z, proposal[:, :dim]) and torch.equal(g, proposal[:, dim : 2 * dim])
+    assert torch.equal(u, proposal[:, 2 * dim]) and torch.equal(h, proposal[:, 2 * dim + 1])
+    assert torch.equal(depth, want_depth.squeeze(-1))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_transitions_state_and_kept_statistics_are_not_views(jit):
+    """What a run keeps (the draw, the energy) and what the next transition
+    packs (the state) own their memory: a view would keep the packed
+    trajectory alive, and a strided part costs the next one point its own
+    copy."""
+    kernel = NUTS(potential_fn=_gaussian([1.0, 2.0]), dim=2, jit_compile=jit)
+    kernel.jit_backend = "eager"
+    state = kernel.setup(4, 0, torch.Generator().manual_seed(3))
+    for _ in range(3):
+        state, stats = kernel.transition(state)
+        for t in (*state, stats["energy"]):
+            assert t._base is None and t.is_contiguous()
