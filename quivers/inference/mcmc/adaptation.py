@@ -34,8 +34,8 @@ from torch import Tensor
 from quivers.errors import InvalidValueError
 from quivers.inference.mcmc.hamiltonian import (
     Potential,
+    energy,
     finite_or_inf,
-    kinetic_energy,
     leapfrog,
     momentum_factor,
     sample_momentum,
@@ -296,10 +296,10 @@ def find_reasonable_step_size(
     threshold = 0.8
 
     def one_step(p: Tensor, eps: Tensor) -> Tensor:
-        h0 = potential_value + kinetic_energy(p, inv_mass)
+        h0 = energy(potential_value, p, inv_mass)
         step = eps.unsqueeze(-1)
         _, p1, u1, _ = leapfrog(z, p, grad, 0.5 * step, scaled(inv_mass, step), potential)
-        return (h0 - finite_or_inf(u1 + kinetic_energy(p1, inv_mass))).clamp(max=0.0).exp()
+        return (h0 - finite_or_inf(energy(u1, p1, inv_mass))).clamp(max=0.0).exp()
 
     step_acceptance = one_step if acceptance is None else acceptance
 

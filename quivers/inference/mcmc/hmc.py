@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from quivers.errors import InvalidValueError
-from quivers.inference.mcmc.hamiltonian import finite_or_inf, kinetic_energy, leapfrog, sample_momentum, scaled
+from quivers.inference.mcmc.hamiltonian import energy, finite_or_inf, leapfrog, sample_momentum, scaled
 from quivers.inference.mcmc.init import InitStrategy
 from quivers.inference.mcmc.kernel import ChainState, HamiltonianKernel, _positive
 
@@ -107,7 +107,7 @@ class HMC(HamiltonianKernel):
         step = step_size.unsqueeze(-1)
         half, drift = 0.5 * step, scaled(inv_mass, step)
         p = sample_momentum(self.mass_sqrt, self.generator)
-        h0 = u0 + kinetic_energy(p, inv_mass)
+        h0 = energy(u0, p, inv_mass)
         z, u, g = z0, u0, g0
         finite = torch.ones_like(u0, dtype=torch.bool)
         for _ in range(self.num_steps):
@@ -115,7 +115,7 @@ class HMC(HamiltonianKernel):
             # Once a chain leaves the finite region its momenta are garbage:
             # it has diverged, and the potential must not see its positions.
             finite = finite & torch.isfinite(u) & torch.isfinite(g).all(-1)
-        h = finite_or_inf(torch.where(finite, u + kinetic_energy(p, inv_mass), torch.inf))
+        h = finite_or_inf(torch.where(finite, energy(u, p, inv_mass), torch.inf))
         log_accept = (h0 - h).clamp(max=0.0)
         accept_prob = torch.exp(log_accept)
         uniform = torch.rand(u0.shape, generator=self.generator, dtype=u0.dtype, device=u0.device)

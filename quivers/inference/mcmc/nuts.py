@@ -57,8 +57,8 @@ from torch import Tensor
 from quivers.inference.mcmc.adaptation import find_reasonable_step_size
 from quivers.inference.mcmc.compiled import compile_recorded, warn_eager
 from quivers.inference.mcmc.hamiltonian import (
+    energy,
     finite_or_inf,
-    kinetic_energy,
     leapfrog,
     sample_momentum,
     scaled,
@@ -468,7 +468,7 @@ class NUTS(HamiltonianKernel):
         step = self.step_size.unsqueeze(-1)
         p = torch.ones_like(z)
         inv_mass = self.inverse_mass_matrix
-        h0 = u + kinetic_energy(p, inv_mass)
+        h0 = energy(u, p, inv_mass)
         building = torch.ones_like(u, dtype=torch.bool)
         log_weight, log_u = torch.full_like(u, -torch.inf), torch.full_like(u, -0.5)
         proposal = torch.cat([z, g, u.unsqueeze(-1), u.unsqueeze(-1)], -1)
@@ -505,7 +505,7 @@ class NUTS(HamiltonianKernel):
         forward, draw = torch.zeros_like(u), torch.full_like(u, 0.5)
 
         def acceptance(p: Tensor, eps: Tensor) -> Tensor:
-            h0 = u + kinetic_energy(p, inv_mass)
+            h0 = energy(u, p, inv_mass)
             carry, _, _ = leaf(self._blank, eps.unsqueeze(-1), inv_mass, h0, _one_point(z, p, g, u, h0, active=True),
                                forward, draw, draw, self._leaf_masks[0])
             return carry[:, -2]  # the tally's sum of acceptances, of one step
@@ -520,7 +520,7 @@ class NUTS(HamiltonianKernel):
         inv_mass = self.inverse_mass_matrix
         eps = self.step_size.unsqueeze(-1)
         p0 = sample_momentum(self.mass_sqrt, self.generator)
-        h0 = u0 + kinetic_energy(p0, inv_mass)
+        h0 = energy(u0, p0, inv_mass)
         checked = self._leaf_masks is not None
         tree = _one_point(z0, p0, g0, u0, h0, active=checked)
         # tally: leapfrog steps, acceptance sum, divergences

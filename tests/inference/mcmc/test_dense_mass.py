@@ -10,10 +10,12 @@ import arviz as az
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quivers.errors import InvalidValueError, ShapeError
 from quivers.inference.mcmc import HMC, MCMC, NUTS, WelfordCovariance
-from quivers.inference.mcmc.hamiltonian import kinetic_energy, momentum_factor, sample_momentum
+from quivers.inference.mcmc.hamiltonian import energy, kinetic_energy, momentum_factor, sample_momentum
 from tests.inference.mcmc.targets import check_moments
 
 
@@ -57,6 +59,20 @@ def test_dense_momenta_have_the_mass_matrix_as_covariance():
     # and the kinetic energy reads the same matrix: E[p^T M^-1 p / 2] = D / 2
     assert abs(float(kinetic_energy(p, a.expand(20_000, 2, 2)).mean()) - 1.0) < 0.03
 
+
+
+@given(st.integers(min_value=0, max_value=2**16 - 1), st.booleans())
+def test_the_energy_is_the_potential_plus_the_kinetic_energy_bit_for_bit(seed, dense):
+    """``energy`` adds half the dot product in one operation: halving is
+    exact, so it rounds as adding the kinetic energy does, for a diagonal
+    and a dense metric."""
+    gen = torch.Generator().manual_seed(seed)
+    u, p = torch.randn(5, generator=gen, dtype=torch.float64), torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    inv_mass = torch.rand(5, 3, generator=gen, dtype=torch.float64) + 0.1
+    if dense:
+        a = torch.randn(5, 3, 3, generator=gen, dtype=torch.float64)
+        inv_mass = a @ a.mT + 0.1 * torch.eye(3, dtype=torch.float64)
+    assert torch.equal(energy(u, p, inv_mass), u + kinetic_energy(p, inv_mass))
 
 @pytest.mark.slow
 def test_dense_adaptation_learns_the_covariance_and_samples_the_target():
