@@ -78,10 +78,9 @@ outside the leaf, on the slots they read."""
 
 _DRAWN_AHEAD = 5
 """A transition draws the uniforms of its subtrees of depth below this in
-one call, into a buffer whose rows were made views once a run: a deeper
-subtree (rare) draws its own block. Drawing the first subtrees' at once
-costs, on 4 chains, one call of 2.6 us where each subtree's own block and
-its views cost 5 to 11 us."""
+one call, into a buffer whose row views are made once a run; a deeper
+subtree (rare) draws its own block. On 4 chains the one call costs 2.6 us,
+where each subtree's own block and its views cost 5 to 11 us."""
 
 
 def _checkpoint_plan(num_leaves: int) -> list[tuple[int, int, int, int]]:
@@ -565,13 +564,13 @@ class NUTS(HamiltonianKernel):
         """The uniform draws of a transition's subtrees, depth by depth, for
         the trajectory ``tree``: ``2^depth + 2`` rows ``(C,)``, the direction
         (forward below one half), the merge's draw and one per leaf. The
-        first :data:`_DRAWN_AHEAD` depths' rows are drawn together at the
-        first step, into a buffer whose row views were made with it: they
-        hold the next transition's draws after it. The buffer is the run's,
-        made anew with its generator (a run's chains and dtype are its own,
-        and an unpickled kernel's rows would not view its buffer). Both
-        paths draw alike, so that a seed gives the same trajectories eagerly
-        and compiled."""
+        first :data:`_DRAWN_AHEAD` depths' rows are drawn together when the
+        first depth's are asked for, into a buffer whose row views were made
+        with it: they hold the next transition's draws after it. The buffer
+        is the run's, made anew with its generator (a run's chains and
+        dtype are its own, and an unpickled kernel's rows would not view its
+        buffer). Both paths draw alike, so that a seed gives the same
+        trajectories eagerly and compiled."""
         chains, generator = tree.shape[0], self.generator
         ahead = min(self.max_tree_depth, _DRAWN_AHEAD)
         if self._uniforms is None or self._uniforms[0] is not generator:
