@@ -331,7 +331,15 @@ class HamiltonianKernel:
             self.inverse_mass_matrix,
             self._potential,
             self.generator,
+            acceptance=self._trial_step(state),
         )
+
+    def _trial_step(self, state: ChainState) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """How the step size search takes its trial steps from ``state``
+        (:func:`find_reasonable_step_size`'s ``acceptance``): ``None``, the
+        eager leapfrog through the potential, unless a kernel has a step
+        of its own."""
+        return None
 
     # -- one iteration -------------------------------------------------------------
 

@@ -54,7 +54,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from quivers.inference.mcmc.adaptation import find_reasonable_step_size
 from quivers.inference.mcmc.compiled import compile_recorded, warn_eager
 from quivers.inference.mcmc.hamiltonian import (
     energy,
@@ -491,14 +490,13 @@ class NUTS(HamiltonianKernel):
         elif checks:
             self._leaf_masks, self._blank = masks, carry.clone()
 
-    def _find_step_size(self, state: ChainState) -> Tensor:
-        """Stan's search for a first step size (:func:`find_reasonable_step_size`),
-        each trial step, with a compiled leaf that checks, one call of it:
-        the first leaf of a subtree grown forward from ``state``, whose
-        tally holds the step's acceptance. Eager and the compiled pair leaf
-        step through the potential."""
+    def _trial_step(self, state: ChainState) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """With a compiled leaf that checks, each trial step of the step
+        size search is one call of it: the first leaf of a subtree grown
+        forward from ``state``, whose tally holds the step's acceptance.
+        Eager and the compiled pair leaf step through the potential."""
         if self._leaf_masks is None:
-            return super()._find_step_size(state)
+            return None
         z, u, g = state
         inv_mass, leaf = self.inverse_mass_matrix, self._compiled_leaf
         forward, draw = torch.zeros_like(u), torch.full_like(u, 0.5)
@@ -509,8 +507,7 @@ class NUTS(HamiltonianKernel):
                                forward, draw, draw, self._leaf_masks[0])
             return carry[:, -2]  # the tally's sum of acceptances, of one step
 
-        return find_reasonable_step_size(z, u, g, self.step_size, inv_mass, self._potential, self.generator,
-                                         acceptance=acceptance)
+        return acceptance
 
     def transition(self, state: ChainState) -> tuple[ChainState, dict[str, Tensor]]:
         """One NUTS trajectory per chain, all chains in lockstep."""
